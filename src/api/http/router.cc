@@ -1,0 +1,143 @@
+#include "api/http/router.h"
+
+#include <array>
+#include <boost/url/pct_string_view.hpp>
+
+#include "core/check.h"
+
+namespace orderflow::http {
+
+// A trie of path segments; a node with routes ends a pattern.
+struct Router::Node {
+  std::string literal;  // of a literal child
+  std::vector<std::unique_ptr<Node>> literals;
+  std::unique_ptr<Node> param;
+  std::array<std::unique_ptr<Route>, kMethodCount> routes;
+  std::string allow;  // the methods with a route, for 405
+};
+
+namespace {
+
+constexpr std::size_t kMaxSegments = 32;
+using Segments = std::array<std::string_view, kMaxSegments>;
+using Captures = std::array<std::string_view, Router::kMaxParams>;
+
+std::size_t index_of(Method m) { return static_cast<std::size_t>(m); }
+
+// Splits "/a/b" into {"a", "b"}; false if not absolute or too deep to be one of ours.
+bool split(std::string_view path, Segments& out, std::size_t& count) {
+  if (path.empty() || path[0] != '/') return false;
+  count = 0;
+  std::size_t start = 1;
+  for (;;) {
+    if (count == kMaxSegments) return false;
+    const auto slash = path.find('/', start);
+    out[count++] = path.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    if (slash == std::string_view::npos) return true;
+    start = slash + 1;
+  }
+}
+
+}  // namespace
+
+Router::Router() : root_(std::make_unique<Node>()) {}
+Router::Router(Router&&) noexcept = default;
+Router& Router::operator=(Router&&) noexcept = default;
+Router::~Router() = default;
+
+Router& Router::add(Method method, std::string_view pattern, Handler handler, RouteOptions options) {
+  OF_CHECK(method != Method::other, "routes need a known method");
+  Segments segs;
+  std::size_t count = 0;
+  OF_CHECK(split(pattern, segs, count), "a route pattern starts with '/'");
+  auto route = std::make_unique<Route>(Route{std::move(handler), options, {}});
+  Node* node = root_.get();
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string_view seg = segs[i];
+    if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
+      route->param_names.emplace_back(seg.substr(1, seg.size() - 2));
+      if (!node->param) node->param = std::make_unique<Node>();
+      node = node->param.get();
+      continue;
+    }
+    Node* next = nullptr;
+    for (auto& child : node->literals)
+      if (child->literal == seg) next = child.get();
+    if (!next) {
+      node->literals.push_back(std::make_unique<Node>());
+      next = node->literals.back().get();
+      next->literal = seg;
+    }
+    node = next;
+  }
+  OF_CHECK(route->param_names.size() <= kMaxParams, "too many parameters in a route pattern");
+  OF_CHECK(!node->routes[index_of(method)], "route added twice");
+  node->routes[index_of(method)] = std::move(route);
+  node->allow.clear();
+  for (std::size_t m = 0; m < kMethodCount; ++m) {
+    if (!node->routes[m]) continue;
+    if (!node->allow.empty()) node->allow += ", ";
+    node->allow += method_name(static_cast<Method>(m));
+  }
+  return *this;
+}
+
+namespace {
+
+struct Search {
+  Method method;
+  const Segments* segs;
+  std::size_t count;
+  Captures caps;
+  const Router::Route* found = nullptr;
+  std::string_view fallback_allow;  // of the first node with the right shape
+};
+
+}  // namespace
+
+Router::Match Router::match(Method method, std::string_view path, Params& params) const {
+  Segments segs;
+  std::size_t count = 0;
+  if (!split(path, segs, count)) return {};
+
+  // Depth-first, literals before parameters, stopping at the first route for `method`.
+  struct Walk {
+    static bool run(const Node& n, std::size_t i, std::size_t ncaps, Search& s,
+                    const Route*& found, std::string_view& allow) {
+      if (i == s.count) {
+        if (const auto& r = n.routes[index_of(s.method)]) {
+          found = r.get();
+          return true;
+        }
+        if (allow.empty()) allow = n.allow;
+        return false;
+      }
+      const std::string_view seg = (*s.segs)[i];
+      for (const auto& child : n.literals) {
+        if (child->literal != seg) continue;
+        if (run(*child, i + 1, ncaps, s, found, allow)) return true;
+        break;
+      }
+      if (n.param && !seg.empty() && ncaps < kMaxParams) {
+        s.caps[ncaps] = seg;
+        if (run(*n.param, i + 1, ncaps + 1, s, found, allow)) return true;
+      }
+      return false;
+    }
+  };
+
+  Search s{method, &segs, count, {}};
+  const Route* found = nullptr;
+  std::string_view allow;
+  if (!Walk::run(*root_, 0, 0, s, found, allow)) {
+    if (allow.empty()) return {};
+    return Match{Outcome::method_not_allowed, nullptr, allow};
+  }
+  for (std::size_t i = 0; i < found->param_names.size(); ++i)
+    if (!boost::urls::make_pct_string_view(s.caps[i])) return {};
+  for (std::size_t i = 0; i < found->param_names.size(); ++i)
+    params.add_encoded(found->param_names[i], s.caps[i], false);
+  return Match{Outcome::found, found, {}};
+}
+
+}  // namespace orderflow::http

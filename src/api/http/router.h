@@ -1,0 +1,67 @@
+// Routes (method, path pattern) to asynchronous handlers.
+//
+// Patterns are '/'-separated segments, each a literal or a "{name}" that matches one
+// non-empty segment: "/api/v1/orders/{id}/cancel". A literal segment wins over a
+// parameter at the same place, whatever the order of registration.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/http/message.h"
+
+namespace orderflow::http {
+
+// Runs on the connection's io thread; may co_await anything (see await.h for callback
+// style back ends). The Request stays valid until the returned awaitable completes.
+// Handlers of one router run concurrently on every io thread: they must be thread-safe.
+// An exception escaping a handler answers 500 `internal`.
+using Handler = std::function<boost::asio::awaitable<Response>(Request&)>;
+
+struct RouteOptions {
+  // Accept a body of any Content-Type (otherwise POST/PUT/PATCH bodies must be JSON or
+  // the server answers 415 `unsupported_media_type` without calling the handler).
+  bool any_content_type = false;
+};
+
+struct Route {
+  Handler handler;
+  RouteOptions options;
+  std::vector<std::string> param_names;  // in pattern order
+};
+
+class Router {
+ public:
+  Router();
+  Router(Router&&) noexcept;
+  Router& operator=(Router&&) noexcept;
+  ~Router();
+
+  // REQUIRES: method != Method::other; `pattern` starts with '/', has at most
+  // kMaxParams parameters, and (method, pattern) was not added before.
+  Router& add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
+
+  enum class Outcome { found, not_found, method_not_allowed };
+  struct Match {
+    Outcome outcome = Outcome::not_found;
+    const Route* route = nullptr;  // when found
+    std::string_view allow;        // when method_not_allowed: "GET, POST"
+  };
+
+  // Matches a percent-encoded path, preferring a route for `method` to a route with
+  // the same shape for other methods. On success appends the decoded parameters to
+  // `params`. A parameter with malformed percent-encoding does not match.
+  Match match(Method method, std::string_view path, Params& params) const;
+
+  static constexpr std::size_t kMaxParams = 8;
+
+ private:
+  struct Node;
+  std::unique_ptr<Node> root_;
+};
+
+}  // namespace orderflow::http

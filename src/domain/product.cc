@@ -1,0 +1,107 @@
+#include "domain/product.h"
+
+#include <limits>
+
+#include "domain/validation.h"
+
+namespace orderflow::domain::product {
+namespace {
+
+using Events = std::vector<Event>;
+
+std::int64_t held_by(const State& s, const std::string& order_id) {
+  auto it = s.reserved_by_order.find(order_id);
+  return it == s.reserved_by_order.end() ? 0 : it->second;
+}
+
+std::optional<Error> check_held(const State& s, const std::string& order_id, std::int64_t quantity) {
+  std::int64_t held = held_by(s, order_id);
+  if (quantity <= held) return std::nullopt;
+  return make_error(Errc::invalid_state, "order " + order_id + " holds only " + std::to_string(held) +
+                                             " units of product " + s.product_id);
+}
+
+void unhold(State& s, const std::string& order_id, std::int64_t quantity) {
+  s.reserved -= quantity;
+  auto it = s.reserved_by_order.find(order_id);
+  if (it == s.reserved_by_order.end()) return;
+  it->second -= quantity;
+  if (it->second <= 0) s.reserved_by_order.erase(it);
+}
+
+}  // namespace
+
+State initial_state() { return State{}; }
+
+Result<Events> decide(const State& s, const Command& command) {
+  if (!s.exists && !std::holds_alternative<RegisterProduct>(command)) {
+    return fail(Errc::not_found, "product does not exist");
+  }
+  return std::visit(
+      overloaded{
+          [&](const RegisterProduct& c) -> Result<Events> {
+            if (auto e = check_id("product_id", c.product_id)) return fail(*e);
+            if (auto e = check_not_empty("name", c.name)) return fail(*e);
+            if (auto e = check_at_least("unit_price_cents", c.unit_price_cents, 0)) return fail(*e);
+            if (auto e = check_at_least("initial_stock", c.initial_stock, 0)) return fail(*e);
+            if (s.exists) return fail(Errc::already_exists, "product " + c.product_id + " already exists");
+            return Events{ProductRegistered{c.product_id, c.name, c.unit_price_cents, c.initial_stock}};
+          },
+          [&](const AddStock& c) -> Result<Events> {
+            if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
+            if (c.quantity > std::numeric_limits<std::int64_t>::max() - s.on_hand) {
+              return fail(Errc::validation_failed, "quantity is too large for the stock on hand");
+            }
+            return Events{StockAdded{c.quantity}};
+          },
+          [&](const ReserveStock& c) -> Result<Events> {
+            if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
+            if (c.quantity > s.available()) {
+              return Events{StockReservationFailed{c.order_id, c.quantity, s.available()}};
+            }
+            return Events{StockReserved{c.order_id, c.quantity}};
+          },
+          [&](const ReleaseStock& c) -> Result<Events> {
+            if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
+            if (auto e = check_held(s, c.order_id, c.quantity)) return fail(*e);
+            return Events{StockReleased{c.order_id, c.quantity}};
+          },
+          [&](const CommitStock& c) -> Result<Events> {
+            if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
+            if (auto e = check_held(s, c.order_id, c.quantity)) return fail(*e);
+            return Events{StockCommitted{c.order_id, c.quantity}};
+          },
+      },
+      command);
+}
+
+State evolve(State s, const Event& event) {
+  std::visit(overloaded{
+                 [&](const ProductRegistered& e) {
+                   s.exists = true;
+                   s.product_id = e.product_id;
+                   s.name = e.name;
+                   s.unit_price_cents = e.unit_price_cents;
+                   s.on_hand = e.initial_stock;
+                 },
+                 [&](const StockAdded& e) { s.on_hand += e.quantity; },
+                 [&](const StockReserved& e) {
+                   s.reserved += e.quantity;
+                   s.reserved_by_order[e.order_id] += e.quantity;
+                 },
+                 [&](const StockReservationFailed&) {},
+                 [&](const StockReleased& e) { unhold(s, e.order_id, e.quantity); },
+                 [&](const StockCommitted& e) {
+                   s.on_hand -= e.quantity;
+                   unhold(s, e.order_id, e.quantity);
+                 },
+             },
+             event);
+  return s;
+}
+
+const char* event_type_name(const Event& event) {
+  return std::visit([](const auto& e) { return e.kType; }, event);
+}
+
+}  // namespace orderflow::domain::product

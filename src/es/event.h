@@ -1,0 +1,109 @@
+// The kernel's vocabulary: events to append, events as recorded, expected versions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orderflow::es {
+
+// A stream's version: 0 for its first event. kNoStream means the stream has no events.
+using StreamVersion = std::int64_t;
+// A global position: 1 for the first event ever appended, strictly increasing.
+using Position = std::int64_t;
+
+inline constexpr StreamVersion kNoStream = -1;
+
+// An event as a client hands it to append(). event_id is a client-chosen UUID: it makes
+// a retried append idempotent.
+struct NewEvent {
+  std::string event_id;
+  std::string type;
+  std::int32_t schema_version = 1;
+  std::string data;      // JSON object text
+  std::string metadata;  // JSON object text (correlation_id, causation_id, command_id, actor, ...)
+};
+
+struct RecordedEvent {
+  std::string event_id;
+  std::string stream_id;
+  std::string type;
+  StreamVersion version = 0;
+  Position position = 0;
+  std::int32_t schema_version = 1;
+  std::string data;
+  std::string metadata;
+  std::int64_t recorded_at_ms = 0;  // unix epoch milliseconds
+};
+
+// The category of "order-123" is "order": everything before the first '-'.
+inline std::string_view category_of(std::string_view stream_id) {
+  auto dash = stream_id.find('-');
+  return dash == std::string_view::npos ? stream_id : stream_id.substr(0, dash);
+}
+
+class ExpectedVersion {
+ public:
+  enum class Kind { any, no_stream, stream_exists, exact };
+
+  static ExpectedVersion any() { return ExpectedVersion(Kind::any, 0); }
+  static ExpectedVersion no_stream() { return ExpectedVersion(Kind::no_stream, kNoStream); }
+  static ExpectedVersion stream_exists() { return ExpectedVersion(Kind::stream_exists, 0); }
+  static ExpectedVersion exact(StreamVersion v) { return ExpectedVersion(Kind::exact, v); }
+
+  Kind kind() const { return kind_; }
+  StreamVersion version() const { return version_; }
+  // Does a stream currently at `current` (kNoStream if absent) satisfy this expectation?
+  bool matches(StreamVersion current) const {
+    switch (kind_) {
+      case Kind::any: return true;
+      case Kind::no_stream: return current == kNoStream;
+      case Kind::stream_exists: return current != kNoStream;
+      case Kind::exact: return current == version_;
+    }
+    return false;
+  }
+  std::string describe() const;
+
+ private:
+  ExpectedVersion(Kind k, StreamVersion v) : kind_(k), version_(v) {}
+  Kind kind_;
+  StreamVersion version_;
+};
+
+// A command's idempotency record, stored in the same transaction as the events it produced.
+struct IdempotencyRecord {
+  std::string key;
+  std::string request_fingerprint;  // method + path + canonical body; a different one is a reuse
+  int status = 0;
+  std::string response;             // the first answer's body, returned byte for byte
+  std::int64_t created_at_ms = 0;
+};
+
+struct AppendRequest {
+  std::string stream_id;
+  ExpectedVersion expected = ExpectedVersion::any();
+  std::vector<NewEvent> events;  // at least one
+  std::optional<IdempotencyRecord> idempotency;
+};
+
+struct AppendResult {
+  StreamVersion version = kNoStream;  // the stream's version after the append
+  Position position = 0;              // the global position of the last event appended
+};
+
+enum class Direction { forward, backward };
+
+// Filter for the global log. Empty lists match everything.
+struct EventFilter {
+  std::vector<std::string> categories;
+  std::vector<std::string> types;
+  std::string stream_id;  // empty: any stream
+
+  bool empty() const { return categories.empty() && types.empty() && stream_id.empty(); }
+  bool matches(const RecordedEvent& e) const;
+};
+
+}  // namespace orderflow::es

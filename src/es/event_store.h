@@ -1,0 +1,102 @@
+// The event store: the single source of truth. Interfaces only; adapters in store/.
+//
+// Thread safety: every method of every interface here may be called from any thread
+// at once.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "es/event.h"
+
+namespace orderflow::es {
+
+using AppendCallback = std::function<void(Result<AppendResult>)>;
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Appends req.events atomically to req.stream_id if its current version satisfies
+  // req.expected; otherwise answers Errc::version_conflict with the current version in
+  // Error::current_version and writes nothing.
+  //
+  // Re-appending the same event ids at the same place (a retry after a lost reply)
+  // answers the original AppendResult and writes nothing. Event ids already stored
+  // elsewhere answer Errc::duplicate_event.
+  //
+  // Promise: `done` is called exactly once. A success is called only after the events
+  // (and req.idempotency, if any) are durable. A rejection that needs no disk may be
+  // answered inline, before append_async returns; a success is answered from another
+  // thread. After a failed write every later append fails (fail-stop).
+  // REQUIRES: !req.events.empty(); every event has a non-empty event_id and type.
+  virtual void append_async(AppendRequest req, AppendCallback done) = 0;
+
+  // Blocking form of append_async.
+  Result<AppendResult> append(AppendRequest req);
+
+  // Up to `max` events of one stream starting at from_version, in the given direction
+  // (backward: from_version down to 0; from_version < 0 means "from the end").
+  // Upcasters have been applied. An absent stream reads as empty.
+  virtual Result<std::vector<RecordedEvent>> read_stream(const std::string& stream_id,
+                                                         StreamVersion from_version,
+                                                         std::size_t max,
+                                                         Direction direction) = 0;
+
+  // Calls `fn` for each of up to `max` events of the global log with position >=
+  // from_position that match `filter`, in position order; the event passed is valid
+  // only during the call (no copies: the hot path of subscriptions and replays).
+  // Never passes an event while one with a lower position may still become visible.
+  // Returns the position to continue from: one past the last event examined, which
+  // with a filter may be beyond the last event passed to fn.
+  virtual Result<Position> scan_all(Position from_position, std::size_t max,
+                                    const EventFilter& filter,
+                                    const std::function<void(const RecordedEvent&)>& fn) = 0;
+
+  // scan_all, collected.
+  Result<std::vector<RecordedEvent>> read_all(Position from_position, std::size_t max,
+                                              const EventFilter& filter = {});
+
+  // The highest position readers can see (0 for an empty store).
+  virtual Result<Position> last_position() = 0;
+
+  // The current version of a stream, kNoStream if it has no events.
+  virtual Result<StreamVersion> stream_version(const std::string& stream_id) = 0;
+
+  virtual Result<std::optional<IdempotencyRecord>> find_idempotency(const std::string& key) = 0;
+
+  // Blocks until last_position() > after, the timeout passes, or the store closes.
+  // Returns whether new events are visible. Live subscriptions sleep here.
+  virtual bool wait_for_events(Position after, std::chrono::milliseconds timeout) = 0;
+};
+
+struct Snapshot {
+  std::string stream_id;
+  StreamVersion version = kNoStream;  // the state includes every event up to this version
+  std::int32_t schema_version = 1;    // of the state's encoding
+  std::string state;
+};
+
+class SnapshotStore {
+ public:
+  virtual ~SnapshotStore() = default;
+  // Replaces the stream's snapshot. A snapshot is only a baseline: readers still read
+  // the events after it.
+  virtual Result<void> save_snapshot(const Snapshot& snapshot) = 0;
+  // The latest snapshot, or nullopt if there is none or it cannot be read (never fatal).
+  virtual std::optional<Snapshot> load_snapshot(const std::string& stream_id) = 0;
+};
+
+class CheckpointStore {
+ public:
+  virtual ~CheckpointStore() = default;
+  // The position up to which `name` has processed the log (0 if never saved).
+  virtual Result<Position> load_checkpoint(const std::string& name) = 0;
+  virtual Result<void> save_checkpoint(const std::string& name, Position position) = 0;
+};
+
+}  // namespace orderflow::es

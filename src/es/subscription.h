@@ -1,0 +1,69 @@
+// A subscription: catch-up from a position, then live; at-least-once, in position
+// order, never skipping. Runs on its own thread and hands events to its handler in
+// batches. With a CheckpointStore it saves its position after each handled batch and
+// resumes from there (handlers that keep their own checkpoint, in the same transaction
+// as their writes, pass none and start from their own position).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "es/event_store.h"
+
+namespace orderflow::es {
+
+struct SubscriptionOptions {
+  std::string name;        // the checkpoint's name
+  Position from = 1;       // where to start when there is no checkpoint
+  EventFilter filter;
+  std::size_t batch_size = 1000;
+  // Longest sleep between looks at the log when caught up (the store wakes it sooner).
+  std::chrono::milliseconds idle_wait{500};
+};
+
+// Handles a batch in position order. `next` is the position to continue from. An error
+// stops the subscription with the error visible in last_error(); start() resumes it.
+using BatchHandler = std::function<Result<void>(std::span<const RecordedEvent> events, Position next)>;
+
+class Subscription {
+ public:
+  // `checkpoints` may be null. Both references must outlive the subscription.
+  Subscription(EventStore& store, CheckpointStore* checkpoints, SubscriptionOptions options,
+               BatchHandler handler);
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  // Loads the checkpoint (if any) and starts the thread.
+  Result<void> start();
+  // Stops after the batch in hand. Idempotent.
+  void stop();
+
+  Position position() const { return position_.load(); }
+  bool running() const { return running_.load(); }
+  std::optional<Error> last_error() const;
+
+ private:
+  void run();
+
+  EventStore& store_;
+  CheckpointStore* checkpoints_;
+  SubscriptionOptions options_;
+  BatchHandler handler_;
+
+  std::atomic<Position> position_{1};
+  std::atomic<bool> running_{false};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::optional<Error> last_error_;
+  std::thread thread_;
+};
+
+}  // namespace orderflow::es

@@ -1,0 +1,79 @@
+#include "store/sqlite/sqlite.h"
+
+namespace orderflow::sqlite {
+
+Error to_error(sqlite3* db, int rc, std::string_view what) {
+  std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+      return Error{Errc::unavailable, std::move(message)};
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Error{Errc::corrupt, std::move(message)};
+    default:
+      return Error{Errc::internal, std::move(message)};
+  }
+}
+
+Result<bool> Statement::step() {
+  int rc = sqlite3_step(stmt_.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return to_error(db_, rc, "sqlite step");
+}
+
+Result<void> Statement::run() {
+  auto r = step();
+  reset();
+  if (!r) return r.error();
+  return {};
+}
+
+Result<Database> Database::open(const std::string& path, bool read_only) {
+  Database d;
+  sqlite3* raw = nullptr;
+  int flags = SQLITE_OPEN_NOMUTEX | (read_only ? SQLITE_OPEN_READONLY
+                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  d.db_.reset(raw);
+  if (rc != SQLITE_OK) return to_error(raw, rc, "cannot open " + path);
+  sqlite3_busy_timeout(raw, 10000);
+  sqlite3_extended_result_codes(raw, 1);
+  auto setup = d.exec(read_only ? "PRAGMA synchronous=FULL"
+                                : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
+  if (!setup) {
+    auto e = setup.error();
+    e.message = "cannot open " + path + ": " + e.message;
+    return e;
+  }
+  return d;
+}
+
+Result<void> Database::exec(const std::string& sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    auto e = to_error(nullptr, rc, "sqlite exec");
+    e.message = "sqlite: " + msg;
+    return e;
+  }
+  return {};
+}
+
+Result<Statement> Database::prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) return to_error(db_.get(), rc, "sqlite prepare");
+  return Statement(db_.get(), stmt);
+}
+
+}  // namespace orderflow::sqlite

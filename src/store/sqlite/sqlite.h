@@ -1,0 +1,78 @@
+// A thin RAII layer over the SQLite C API. SQLite error codes become Errc here and
+// nowhere else: I/O and full-disk errors are `unavailable`, corruption is `corrupt`.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace orderflow::sqlite {
+
+Error to_error(sqlite3* db, int rc, std::string_view what);
+
+class Statement {
+ public:
+  Statement() = default;
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt, &sqlite3_finalize) {}
+
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_.get(), i, v);
+    return *this;
+  }
+  Statement& bind(int i, std::string_view v) {
+    sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
+  // SQLITE_ROW: true; SQLITE_DONE: false; otherwise an error.
+  Result<bool> step();
+  // Runs a statement that returns no rows, then resets it.
+  Result<void> run();
+  void reset() {
+    sqlite3_reset(stmt_.get());
+    sqlite3_clear_bindings(stmt_.get());
+  }
+
+  std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
+  std::string_view text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col)))
+             : std::string_view();
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt_{nullptr, &sqlite3_finalize};
+};
+
+// Resets a statement when it goes out of scope, so a read never holds a snapshot open.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(Statement& s) : s_(s) {}
+  ~ResetOnExit() { s_.reset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  Statement& s_;
+};
+
+class Database {
+ public:
+  // Opens (creating if needed) in WAL mode with synchronous=FULL and a busy timeout.
+  static Result<Database> open(const std::string& path, bool read_only = false);
+
+  sqlite3* handle() const { return db_.get(); }
+  Result<void> exec(const std::string& sql);
+  Result<Statement> prepare(std::string_view sql);
+
+ private:
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_{nullptr, &sqlite3_close_v2};
+};
+
+}  // namespace orderflow::sqlite

@@ -1,0 +1,104 @@
+// The embedded event store: one SQLite file in WAL mode, synchronous=FULL, written by
+// the kernel's AppendPipeline (group commit) and read through a pool of connections.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "es/append_pipeline.h"
+#include "es/event_store.h"
+#include "es/upcaster.h"
+#include "store/sqlite/sqlite.h"
+
+namespace orderflow::sqlite {
+
+struct SqliteEventStoreOptions {
+  std::string path;  // the database file; created if missing
+  es::AppendPipelineOptions pipeline;
+  // Upcasters applied on every read; may be null. Must outlive the store.
+  const es::UpcasterRegistry* upcasters = nullptr;
+  // WAL pages after which the background checkpointer copies the WAL into the database.
+  int checkpoint_pages = 4000;
+};
+
+class SqliteEventStore final : public es::EventStore,
+                               public es::SnapshotStore,
+                               public es::CheckpointStore,
+                               private es::AppendBackend {
+ public:
+  // Opens or creates the store and starts its writer. Fails with a clear error if the
+  // file is not a readable event store.
+  static Result<std::unique_ptr<SqliteEventStore>> open(SqliteEventStoreOptions options);
+  ~SqliteEventStore() override;
+
+  // EventStore
+  void append_async(es::AppendRequest req, es::AppendCallback done) override;
+  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id,
+                                                     es::StreamVersion from_version,
+                                                     std::size_t max,
+                                                     es::Direction direction) override;
+  Result<es::Position> scan_all(es::Position from_position, std::size_t max,
+                                const es::EventFilter& filter,
+                                const std::function<void(const es::RecordedEvent&)>& fn) override;
+  Result<es::Position> last_position() override;
+  Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
+  bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
+
+  // SnapshotStore
+  Result<void> save_snapshot(const es::Snapshot& snapshot) override;
+  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override;
+
+  // CheckpointStore
+  Result<es::Position> load_checkpoint(const std::string& name) override;
+  Result<void> save_checkpoint(const std::string& name, es::Position position) override;
+
+  // Finishes accepted appends and stops the writer; later appends answer unavailable.
+  void close();
+
+ private:
+  struct Reader;
+  class ReaderLease;
+
+  explicit SqliteEventStore(SqliteEventStoreOptions options);
+  Result<void> init();
+  Result<ReaderLease> lease_reader();
+  void checkpoint_loop();
+
+  // AppendBackend
+  Result<es::StreamVersion> committed_version(const std::string& stream_id) override;
+  Result<es::Position> committed_last_position() override;
+  Result<std::optional<es::StoredEventRef>> find_event(const std::string& event_id) override;
+  Result<std::vector<std::string>> stream_event_ids(const std::string& stream_id,
+                                                    es::StreamVersion from, std::size_t n) override;
+  Result<bool> idempotency_key_exists(const std::string& key) override;
+  Result<void> write_batch(const std::vector<es::StagedAppend>& batch) override;
+
+  SqliteEventStoreOptions options_;
+
+  // The writer thread's connection.
+  Database writer_db_;
+  Statement insert_event_, insert_idempotency_, begin_, commit_, rollback_;
+
+  // Used by the pipeline under its lock.
+  std::unique_ptr<Reader> probe_;
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+
+  std::mutex aux_mu_;  // snapshots and checkpoints
+  Database aux_db_;
+  Statement save_snapshot_, save_checkpoint_;
+
+  std::mutex checkpointer_mu_;
+  std::condition_variable checkpointer_cv_;
+  bool closing_ = false;
+  std::thread checkpointer_;
+
+  es::AppendPipeline pipeline_;
+};
+
+}  // namespace orderflow::sqlite

@@ -1,0 +1,472 @@
+#include "es/event_store_contract.h"
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "es/subscription.h"
+
+namespace orderflow::testing {
+
+using es::AppendRequest;
+using es::Direction;
+using es::ExpectedVersion;
+using es::kNoStream;
+
+std::string test_uuid() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string s(36, '-');
+  for (int i = 0; i < 36; ++i)
+    if (i != 8 && i != 13 && i != 18 && i != 23) s[static_cast<std::size_t>(i)] = hex[rng() & 15];
+  s[14] = '4';
+  return s;
+}
+
+es::AppendRequest make_append(const std::string& stream, es::ExpectedVersion expected, int n,
+                              const std::string& type) {
+  AppendRequest req{stream, expected, {}, std::nullopt};
+  for (int i = 0; i < n; ++i)
+    req.events.push_back({test_uuid(), type, 1, R"({"i":)" + std::to_string(i) + "}",
+                          R"({"correlation_id":"c"})"});
+  return req;
+}
+
+namespace {
+
+// ---- append and expected versions ----
+
+TEST_P(EventStoreContract, FirstAppendCreatesStreamAtVersionZeroAndPositionOne) {
+  auto r = store().append(make_append("order-1", ExpectedVersion::no_stream()));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->version, 0);
+  EXPECT_EQ(r->position, 1);
+  EXPECT_EQ(*store().stream_version("order-1"), 0);
+  EXPECT_EQ(*store().last_position(), 1);
+}
+
+TEST_P(EventStoreContract, MultiEventAppendGetsContiguousVersionsAndPositions) {
+  ASSERT_TRUE(store().append(make_append("a-1", ExpectedVersion::any())));
+  auto r = store().append(make_append("b-1", ExpectedVersion::no_stream(), 3));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->version, 2);
+  EXPECT_EQ(r->position, 4);
+  auto events = *store().read_stream("b-1", 0, 10, Direction::forward);
+  ASSERT_EQ(events.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(events[static_cast<std::size_t>(i)].version, i);
+    EXPECT_EQ(events[static_cast<std::size_t>(i)].position, 2 + i);
+  }
+}
+
+TEST_P(EventStoreContract, ExactExpectedVersionMismatchIsTypedConflictAndWritesNothing) {
+  ASSERT_TRUE(store().append(make_append("s-1", ExpectedVersion::no_stream(), 2)));
+  auto r = store().append(make_append("s-1", ExpectedVersion::exact(0), 3));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::version_conflict);
+  EXPECT_EQ(r.error().current_version, 1);
+  EXPECT_EQ(*store().stream_version("s-1"), 1);
+  EXPECT_EQ(*store().last_position(), 2);
+  auto ok = store().append(make_append("s-1", ExpectedVersion::exact(1)));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->version, 2);
+}
+
+TEST_P(EventStoreContract, NoStreamAndStreamExistsExpectations) {
+  auto missing = store().append(make_append("s-2", ExpectedVersion::stream_exists()));
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Errc::version_conflict);
+  EXPECT_EQ(missing.error().current_version, kNoStream);
+  ASSERT_TRUE(store().append(make_append("s-2", ExpectedVersion::no_stream())));
+  auto again = store().append(make_append("s-2", ExpectedVersion::no_stream()));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::version_conflict);
+  EXPECT_TRUE(store().append(make_append("s-2", ExpectedVersion::stream_exists())));
+  EXPECT_TRUE(store().append(make_append("s-2", ExpectedVersion::any())));
+  EXPECT_EQ(*store().stream_version("s-2"), 2);
+}
+
+TEST_P(EventStoreContract, MalformedAppendsAreRejected) {
+  AppendRequest empty{"s-3", ExpectedVersion::any(), {}, std::nullopt};
+  auto r = store().append(empty);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  auto no_id = make_append("s-3", ExpectedVersion::any());
+  no_id.events[0].event_id.clear();
+  EXPECT_EQ(store().append(no_id).error().code, Errc::invalid_argument);
+  auto twice = make_append("s-3", ExpectedVersion::any(), 2);
+  twice.events[1].event_id = twice.events[0].event_id;
+  EXPECT_EQ(store().append(twice).error().code, Errc::invalid_argument);
+  EXPECT_EQ(*store().last_position(), 0);
+}
+
+// ---- idempotent re-append ----
+
+TEST_P(EventStoreContract, ReappendingSameEventIdsAtSamePlaceReturnsOriginalResult) {
+  auto req = make_append("s-4", ExpectedVersion::no_stream(), 2);
+  auto first = store().append(req);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(store().append(make_append("other-1", ExpectedVersion::any())));
+  // The retry after a lost reply: same ids, same (now stale) expectation.
+  auto retry = store().append(req);
+  ASSERT_TRUE(retry) << retry.error().message;
+  EXPECT_EQ(retry->version, first->version);
+  EXPECT_EQ(retry->position, first->position);
+  auto with_any = req;
+  with_any.expected = ExpectedVersion::any();
+  auto retry_any = store().append(with_any);
+  ASSERT_TRUE(retry_any);
+  EXPECT_EQ(retry_any->position, first->position);
+  EXPECT_EQ(*store().last_position(), 3);
+  EXPECT_EQ(store().read_stream("s-4", 0, 10, Direction::forward)->size(), 2u);
+}
+
+TEST_P(EventStoreContract, EventIdsStoredElsewhereAreDuplicates) {
+  auto req = make_append("s-5", ExpectedVersion::any(), 2);
+  ASSERT_TRUE(store().append(req));
+  auto elsewhere = req;
+  elsewhere.stream_id = "s-6";
+  EXPECT_EQ(store().append(elsewhere).error().code, Errc::duplicate_event);
+  auto overlapping = make_append("s-5", ExpectedVersion::any(), 2);
+  overlapping.events[1].event_id = req.events[0].event_id;
+  EXPECT_EQ(store().append(overlapping).error().code, Errc::duplicate_event);
+  auto partial = req;
+  partial.events.pop_back();
+  partial.events.push_back(make_append("x", ExpectedVersion::any()).events[0]);
+  EXPECT_EQ(store().append(partial).error().code, Errc::duplicate_event);
+  EXPECT_EQ(*store().last_position(), 2);
+}
+
+TEST_P(EventStoreContract, ConcurrentRetriesOfOneAppendWriteItOnce) {
+  auto req = make_append("s-7", ExpectedVersion::any(), 2);
+  std::vector<std::thread> threads;
+  std::vector<Result<es::AppendResult>> results(8, Result<es::AppendResult>(es::AppendResult{}));
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] { results[static_cast<std::size_t>(i)] = store().append(req); });
+  for (auto& t : threads) t.join();
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->version, 1);
+    EXPECT_EQ(r->position, 2);
+  }
+  EXPECT_EQ(*store().last_position(), 2);
+}
+
+// ---- idempotency records ----
+
+TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
+  auto req = make_append("s-8", ExpectedVersion::any());
+  req.idempotency = es::IdempotencyRecord{"key-1", "POST /x {}", 201, R"({"ok":true})", 0};
+  ASSERT_TRUE(store().append(req));
+  auto found = store().find_idempotency("key-1");
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->request_fingerprint, "POST /x {}");
+  EXPECT_EQ((*found)->status, 201);
+  EXPECT_EQ((*found)->response, R"({"ok":true})");
+  EXPECT_FALSE(store().find_idempotency("key-2")->has_value());
+
+  auto reuse = make_append("s-8", ExpectedVersion::any());
+  reuse.idempotency = es::IdempotencyRecord{"key-1", "POST /y {}", 200, "{}", 0};
+  auto r = store().append(reuse);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::idempotency_key_reused);
+  EXPECT_EQ(*store().stream_version("s-8"), 0);
+}
+
+// ---- reads ----
+
+TEST_P(EventStoreContract, ReadStreamForwardAndBackwardFromAVersion) {
+  ASSERT_TRUE(store().append(make_append("r-1", ExpectedVersion::no_stream(), 5)));
+  auto fwd = *store().read_stream("r-1", 2, 2, Direction::forward);
+  ASSERT_EQ(fwd.size(), 2u);
+  EXPECT_EQ(fwd[0].version, 2);
+  EXPECT_EQ(fwd[1].version, 3);
+  auto back = *store().read_stream("r-1", -1, 3, Direction::backward);
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].version, 4);
+  EXPECT_EQ(back[2].version, 2);
+  auto back_from = *store().read_stream("r-1", 1, 10, Direction::backward);
+  ASSERT_EQ(back_from.size(), 2u);
+  EXPECT_EQ(back_from[0].version, 1);
+  EXPECT_TRUE(store().read_stream("r-missing", 0, 10, Direction::forward)->empty());
+  EXPECT_EQ(*store().stream_version("r-missing"), kNoStream);
+}
+
+TEST_P(EventStoreContract, RecordedEventCarriesEverything) {
+  auto req = make_append("order-9", ExpectedVersion::any());
+  req.events[0].schema_version = 3;
+  ASSERT_TRUE(store().append(req));
+  auto e = store().read_stream("order-9", 0, 1, Direction::forward)->at(0);
+  EXPECT_EQ(e.event_id, req.events[0].event_id);
+  EXPECT_EQ(e.stream_id, "order-9");
+  EXPECT_EQ(e.type, "Tested");
+  EXPECT_EQ(e.version, 0);
+  EXPECT_EQ(e.position, 1);
+  EXPECT_EQ(e.schema_version, 3);
+  EXPECT_EQ(e.data, req.events[0].data);
+  EXPECT_EQ(e.metadata, req.events[0].metadata);
+  EXPECT_GT(e.recorded_at_ms, 1'700'000'000'000);
+}
+
+TEST_P(EventStoreContract, ReadAllInPositionOrderWithFilters) {
+  ASSERT_TRUE(store().append(make_append("order-1", ExpectedVersion::any(), 2, "OrderPlaced")));
+  ASSERT_TRUE(store().append(make_append("product-1", ExpectedVersion::any(), 1, "StockAdded")));
+  ASSERT_TRUE(store().append(make_append("orderx-1", ExpectedVersion::any(), 1, "OrderPlaced")));
+  ASSERT_TRUE(store().append(make_append("order-2", ExpectedVersion::any(), 1, "OrderShipped")));
+
+  auto all = *store().read_all(1, 100);
+  ASSERT_EQ(all.size(), 5u);
+  for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, static_cast<es::Position>(i + 1));
+  EXPECT_EQ(store().read_all(4, 100)->size(), 2u);
+  EXPECT_EQ(store().read_all(2, 2)->size(), 2u);
+
+  es::EventFilter orders{{"order"}, {}, ""};
+  auto o = *store().read_all(1, 100, orders);
+  ASSERT_EQ(o.size(), 3u);  // not "orderx-1"
+  EXPECT_EQ(o[2].stream_id, "order-2");
+
+  es::EventFilter placed{{}, {"OrderPlaced"}, ""};
+  EXPECT_EQ(store().read_all(1, 100, placed)->size(), 3u);
+  es::EventFilter both{{"order"}, {"OrderPlaced"}, ""};
+  EXPECT_EQ(store().read_all(1, 100, both)->size(), 2u);
+  es::EventFilter one{{}, {}, "product-1"};
+  EXPECT_EQ(store().read_all(1, 100, one)->size(), 1u);
+
+  // A filtered scan reports where to continue even when nothing matched.
+  es::EventFilter none{{}, {"Nothing"}, ""};
+  int seen = 0;
+  auto next = store().scan_all(1, 100, none, [&](const es::RecordedEvent&) { ++seen; });
+  ASSERT_TRUE(next);
+  EXPECT_EQ(seen, 0);
+  EXPECT_EQ(*next, 6);
+  auto unfiltered_next = store().scan_all(5, 100, {}, [](const es::RecordedEvent&) {});
+  EXPECT_EQ(*unfiltered_next, 6);
+  EXPECT_EQ(*store().scan_all(6, 100, {}, [](const es::RecordedEvent&) {}), 6);
+}
+
+// ---- snapshots, checkpoints, upcasters, reopen ----
+
+TEST_P(EventStoreContract, SnapshotsAreSavedReplacedAndMissingOnesAreAbsent) {
+  auto& snaps = harness_->snapshots();
+  EXPECT_FALSE(snaps.load_snapshot("order-1").has_value());
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", 4, 1, R"({"s":4})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", 9, 2, R"({"s":9})"}));
+  auto s = snaps.load_snapshot("order-1");
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->version, 9);
+  EXPECT_EQ(s->schema_version, 2);
+  EXPECT_EQ(s->state, R"({"s":9})");
+}
+
+TEST_P(EventStoreContract, CheckpointsStartAtZeroAndPersist) {
+  auto& cps = harness_->checkpoints();
+  EXPECT_EQ(*cps.load_checkpoint("p"), 0);
+  ASSERT_TRUE(cps.save_checkpoint("p", 41));
+  ASSERT_TRUE(cps.save_checkpoint("p", 42));
+  harness_->reopen();
+  EXPECT_EQ(*harness_->checkpoints().load_checkpoint("p"), 42);
+}
+
+TEST_P(EventStoreContract, EverythingSurvivesReopen) {
+  auto req = make_append("k-1", ExpectedVersion::no_stream(), 3);
+  req.idempotency = es::IdempotencyRecord{"key-9", "f", 200, "{}", 0};
+  ASSERT_TRUE(store().append(req));
+  harness_->reopen();
+  EXPECT_EQ(*store().stream_version("k-1"), 2);
+  EXPECT_EQ(*store().last_position(), 3);
+  EXPECT_TRUE(store().find_idempotency("key-9")->has_value());
+  auto next = store().append(make_append("k-1", ExpectedVersion::exact(2)));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->position, 4);
+  auto retry = store().append(req);  // still idempotent after reopen
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->position, 3);
+}
+
+TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
+  auto req = make_append("u-1", ExpectedVersion::any(), 1, "Renamed");
+  req.events[0].data = R"({"old":1})";
+  ASSERT_TRUE(store().append(req));
+  es::UpcasterRegistry upcasters;
+  upcasters.add("Renamed", 1, [](std::string_view) -> Result<std::string> { return std::string(R"({"mid":1})"); });
+  upcasters.add("Renamed", 2, [](std::string_view d) -> Result<std::string> {
+    return std::string(d == R"({"mid":1})" ? R"({"new":1})" : "bad");
+  });
+  harness_->reopen(&upcasters);
+  auto e = store().read_stream("u-1", 0, 1, Direction::forward)->at(0);
+  EXPECT_EQ(e.schema_version, 3);
+  EXPECT_EQ(e.data, R"({"new":1})");
+  EXPECT_EQ(store().read_all(1, 1)->at(0).data, R"({"new":1})");
+  harness_->reopen(nullptr);
+  EXPECT_EQ(store().read_stream("u-1", 0, 1, Direction::forward)->at(0).data, R"({"old":1})");
+}
+
+TEST_P(EventStoreContract, WaitForEventsWakesOnAppend) {
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    (void)store().append(make_append("w-1", ExpectedVersion::any()));
+  });
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(store().wait_for_events(0, std::chrono::seconds(10)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  writer.join();
+  EXPECT_FALSE(store().wait_for_events(1, std::chrono::milliseconds(20)));
+}
+
+// ---- concurrency ----
+
+TEST_P(EventStoreContract, OneStreamManyWritersExactlyOneWinnerPerVersion) {
+  constexpr int kThreads = 16, kAttempts = 40;
+  std::map<es::StreamVersion, int> winners;
+  std::mutex mu;
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      es::StreamVersion expected = kNoStream;
+      for (int i = 0; i < kAttempts; ++i) {
+        auto req = make_append("hot-1", expected == kNoStream ? ExpectedVersion::no_stream()
+                                                              : ExpectedVersion::exact(expected));
+        auto r = store().append(req);
+        if (r) {
+          std::lock_guard lk(mu);
+          ++winners[r->version];
+          expected = r->version;
+        } else {
+          ASSERT_EQ(r.error().code, Errc::version_conflict);
+          ASSERT_TRUE(r.error().current_version.has_value());
+          ++conflicts;
+          expected = *r.error().current_version;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto events = *store().read_stream("hot-1", 0, 100000, Direction::forward);
+  ASSERT_EQ(events.size(), winners.size());
+  for (std::size_t v = 0; v < events.size(); ++v) {
+    EXPECT_EQ(events[v].version, static_cast<es::StreamVersion>(v));
+    EXPECT_EQ(winners[static_cast<es::StreamVersion>(v)], 1) << "version " << v;
+  }
+  EXPECT_EQ(static_cast<int>(winners.size()) + conflicts.load(), kThreads * kAttempts);
+}
+
+TEST_P(EventStoreContract, SixtyFourWritersOnDistinctStreamsLoseNothing) {
+  constexpr int kThreads = 64, kAppends = 30;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<es::Position>> positions(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kAppends; ++i) {
+        auto r = store().append(make_append("w-" + std::to_string(t), ExpectedVersion::exact(i - 1)));
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_EQ(r->version, i);
+        positions[static_cast<std::size_t>(t)].push_back(r->position);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<es::Position> acknowledged;
+  for (auto& p : positions) {
+    EXPECT_TRUE(std::is_sorted(p.begin(), p.end()));
+    acknowledged.insert(p.begin(), p.end());
+  }
+  ASSERT_EQ(acknowledged.size(), std::size_t{kThreads * kAppends});
+  auto all = *store().read_all(1, 100000);
+  ASSERT_EQ(all.size(), std::size_t{kThreads * kAppends});
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].position, static_cast<es::Position>(i + 1));
+    EXPECT_TRUE(acknowledged.count(all[i].position));
+  }
+}
+
+// ---- subscriptions ----
+
+TEST_P(EventStoreContract, SubscriberSeesEveryEventOnceInOrderWhileWritersRun) {
+  constexpr int kWriters = 4, kAppends = 150;
+  std::vector<es::Position> seen;
+  std::mutex mu;
+  es::Subscription sub(store(), nullptr, {"sub", 1, {}, 64, std::chrono::milliseconds(50)},
+                       [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
+                         std::lock_guard lk(mu);
+                         for (const auto& e : batch) seen.push_back(e.position);
+                         return {};
+                       });
+  ASSERT_TRUE(sub.start());
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kAppends; ++i)
+        ASSERT_TRUE(store().append(make_append("sub-" + std::to_string(w), ExpectedVersion::any())));
+    });
+  for (auto& t : writers) t.join();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sub.position() <= kWriters * kAppends && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  sub.stop();
+  std::lock_guard lk(mu);
+  ASSERT_EQ(seen.size(), std::size_t{kWriters * kAppends});
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<es::Position>(i + 1));
+}
+
+TEST_P(EventStoreContract, SubscriberResumesFromItsCheckpointAfterRestart) {
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(store().append(make_append("c-1", ExpectedVersion::any())));
+  std::vector<es::Position> seen;
+  std::mutex mu;
+  auto handler = [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
+    std::lock_guard lk(mu);
+    for (const auto& e : batch) seen.push_back(e.position);
+    return {};
+  };
+  auto wait_until = [&](es::Subscription& s, es::Position p) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (s.position() < p && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  };
+  {
+    es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", 1, {}, 4}, handler);
+    ASSERT_TRUE(sub.start());
+    wait_until(sub, 11);
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store().append(make_append("c-1", ExpectedVersion::any())));
+  harness_->reopen();
+  es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", 1, {}, 4}, handler);
+  ASSERT_TRUE(sub.start());
+  wait_until(sub, 16);
+  sub.stop();
+  std::lock_guard lk(mu);
+  ASSERT_EQ(seen.size(), 15u);  // the checkpoint follows each handled batch: nothing seen twice
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], static_cast<es::Position>(i + 1));
+}
+
+TEST_P(EventStoreContract, FailingHandlerStopsWithVisibleErrorAndResumesAtTheFailedEvent) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store().append(make_append("f-1", ExpectedVersion::any())));
+  std::atomic<bool> broken{true};
+  std::vector<es::Position> seen;
+  es::Subscription sub(store(), &harness_->checkpoints(), {"fragile", 1, {}, 1},
+                       [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
+                         if (batch[0].position == 3 && broken) return fail(Errc::internal, "cannot apply 3");
+                         seen.push_back(batch[0].position);
+                         return {};
+                       });
+  ASSERT_TRUE(sub.start());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sub.running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_FALSE(sub.running());
+  ASSERT_TRUE(sub.last_error().has_value());
+  EXPECT_EQ(sub.last_error()->message, "cannot apply 3");
+  EXPECT_EQ(sub.position(), 3);
+  broken = false;
+  ASSERT_TRUE(sub.start());
+  while (sub.position() < 6 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  sub.stop();
+  EXPECT_EQ(seen, (std::vector<es::Position>{1, 2, 3, 4, 5}));
+}
+
+}  // namespace
+}  // namespace orderflow::testing

@@ -1,0 +1,52 @@
+// The EventStore contract suite: one set of cases, run unchanged against every adapter
+// (leveldb's table_test harness idea). An adapter's test file instantiates it with a
+// factory for its harness:
+//
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, EventStoreContract,
+//                            testing::Values(EventStoreContractParam{"sqlite", make_harness}));
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "es/event_store.h"
+#include "es/upcaster.h"
+
+namespace orderflow::testing {
+
+// One backend's store over fresh, private data that survives reopen().
+class StoreHarness {
+ public:
+  virtual ~StoreHarness() = default;
+  virtual es::EventStore& store() = 0;
+  virtual es::SnapshotStore& snapshots() = 0;
+  virtual es::CheckpointStore& checkpoints() = 0;
+  // Closes the store and opens the same data again, with these upcasters (may be null).
+  virtual void reopen(const es::UpcasterRegistry* upcasters = nullptr) = 0;
+};
+
+struct EventStoreContractParam {
+  std::string name;
+  std::function<std::unique_ptr<StoreHarness>()> make;
+};
+
+inline std::string PrintToString(const EventStoreContractParam& p) { return p.name; }
+
+class EventStoreContract : public ::testing::TestWithParam<EventStoreContractParam> {
+ protected:
+  void SetUp() override { harness_ = GetParam().make(); }
+  es::EventStore& store() { return harness_->store(); }
+  std::unique_ptr<StoreHarness> harness_;
+};
+
+// A fresh random UUID string (v4 layout), for event ids in tests.
+std::string test_uuid();
+
+// An append of `n` events of type `type` with fresh ids.
+es::AppendRequest make_append(const std::string& stream, es::ExpectedVersion expected, int n = 1,
+                              const std::string& type = "Tested");
+
+}  // namespace orderflow::testing

@@ -1,0 +1,166 @@
+#include "store/sqlite/sqlite_event_store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "es/event_store_contract.h"
+#include "support/temp_dir.h"
+
+namespace orderflow::testing {
+namespace {
+
+std::unique_ptr<sqlite::SqliteEventStore> open_store(const std::string& path,
+                                                     const es::UpcasterRegistry* upcasters = nullptr) {
+  sqlite::SqliteEventStoreOptions options;
+  options.path = path;
+  options.upcasters = upcasters;
+  auto store = sqlite::SqliteEventStore::open(options);
+  if (!store) throw std::runtime_error(store.error().message);
+  return std::move(*store);
+}
+
+class SqliteHarness : public StoreHarness {
+ public:
+  SqliteHarness() : store_(open_store(dir_.file("events.db"))) {}
+  es::EventStore& store() override { return *store_; }
+  es::SnapshotStore& snapshots() override { return *store_; }
+  es::CheckpointStore& checkpoints() override { return *store_; }
+  void reopen(const es::UpcasterRegistry* upcasters) override {
+    store_.reset();
+    store_ = open_store(dir_.file("events.db"), upcasters);
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<sqlite::SqliteEventStore> store_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, EventStoreContract,
+                         ::testing::Values(EventStoreContractParam{
+                             "sqlite", [] { return std::make_unique<SqliteHarness>(); }}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(SqliteEventStore, OpeningAFileThatIsNotAStoreFailsClearly) {
+  TempDir dir;
+  std::ofstream(dir.file("junk.db")) << std::string(8192, 'x');
+  sqlite::SqliteEventStoreOptions options;
+  options.path = dir.file("junk.db");
+  auto store = sqlite::SqliteEventStore::open(options);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::corrupt);
+  EXPECT_NE(store.error().message.find("junk.db"), std::string::npos);
+}
+
+TEST(SqliteEventStore, AnUnreadableSnapshotIsIgnored) {
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"));
+  ASSERT_TRUE(store->save_snapshot({"order-1", 3, 1, "{}"}));
+  ASSERT_TRUE(store->load_snapshot("order-1").has_value());
+  auto db = sqlite::Database::open(dir.file("events.db"));
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("DROP TABLE snapshots"));
+  EXPECT_FALSE(store->load_snapshot("order-1").has_value());
+}
+
+// A child process appends under load and reports each acknowledged append on a pipe;
+// it is killed with SIGKILL at a random moment. After reopening, every acknowledged
+// append must be there, no stream may have a gap, and positions must be contiguous.
+TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  constexpr int kStreams = 32;
+  std::map<int, es::StreamVersion> acked;  // stream -> highest acknowledged version
+  std::mt19937 rng(12345);
+
+  for (int round = 0; round < 5; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto store = open_store(path);
+      std::vector<std::thread> writers;
+      for (int s = 0; s < kStreams; ++s) {
+        writers.emplace_back([&, s] {
+          auto stream = "crash-" + std::to_string(s);
+          auto version = *store->stream_version(stream);
+          for (;;) {
+            auto r = store->append(make_append(stream, es::ExpectedVersion::exact(version), 1 + s % 3));
+            if (!r) ::_exit(3);
+            version = r->version;
+            auto line = std::to_string(s) + " " + std::to_string(version) + "\n";
+            if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
+          }
+        });
+      }
+      for (auto& w : writers) w.join();
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 400));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer died by itself with status " << status;
+    std::string reported;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) reported.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    std::istringstream lines(reported);
+    int acks = 0;
+    for (int s; lines >> s;) {
+      es::StreamVersion v;
+      lines >> v;
+      acked[s] = std::max(acked.count(s) ? acked[s] : es::kNoStream, v);
+      ++acks;
+    }
+    EXPECT_GT(acks, 0) << "round " << round << " acknowledged nothing";
+
+    auto store = open_store(path);
+    for (int s = 0; s < kStreams; ++s) {
+      auto stream = "crash-" + std::to_string(s);
+      auto events = *store->read_stream(stream, 0, 1'000'000, es::Direction::forward);
+      for (std::size_t v = 0; v < events.size(); ++v)
+        ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v)) << stream << " has a gap";
+      if (acked.count(s)) {
+        ASSERT_GE(static_cast<es::StreamVersion>(events.size()) - 1, acked[s])
+            << stream << " lost an acknowledged append in round " << round;
+      }
+    }
+    auto last = *store->last_position();
+    es::Position expected = 1;
+    auto scanned = store->scan_all(1, 10'000'000, {}, [&](const es::RecordedEvent& e) {
+      EXPECT_EQ(e.position, expected);
+      ++expected;
+    });
+    ASSERT_TRUE(scanned);
+    EXPECT_EQ(expected - 1, last);
+  }
+}
+
+TEST(SqliteEventStore, GroupCommitBatchesConcurrentAppends) {
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"));
+  constexpr int kInFlight = 256;
+  std::atomic<int> done{0};
+  for (int i = 0; i < kInFlight; ++i)
+    store->append_async(make_append("g-" + std::to_string(i), es::ExpectedVersion::no_stream()),
+                        [&](Result<es::AppendResult> r) {
+                          EXPECT_TRUE(r);
+                          ++done;
+                        });
+  while (done < kInFlight) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(*store->last_position(), kInFlight);
+}
+
+}  // namespace
+}  // namespace orderflow::testing
