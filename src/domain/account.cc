@@ -59,7 +59,8 @@ Result<Events> decide(const State& s, const Command& command) {
           [&](const Charge& c) -> Result<Events> {
             if (auto e = check_at_least("amount_cents", c.amount_cents, 0)) return fail(*e);
             if (s.charges.contains(c.order_id)) {
-              return fail(Errc::invalid_state, "order " + c.order_id + " was already charged to this account");
+              return fail(Errc::invalid_state,
+                          "order " + c.order_id + " was already charged to this account");
             }
             if (c.amount_cents > s.balance_cents) {
               return Events{ChargeDeclined{c.order_id, c.amount_cents, kDeclinedInsufficientFunds}};

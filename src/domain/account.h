@@ -83,8 +83,8 @@ struct AccountRefunded {
   bool operator==(const AccountRefunded&) const = default;
 };
 
-using Event = std::variant<AccountOpened, FundsDeposited, FundsWithdrawn, AccountCharged,
-                           ChargeDeclined, AccountRefunded>;
+using Event = std::variant<AccountOpened, FundsDeposited, FundsWithdrawn, AccountCharged, ChargeDeclined,
+                           AccountRefunded>;
 
 // ---- state
 

@@ -17,6 +17,8 @@ template <class... Fs>
 struct overloaded : Fs... {
   using Fs::operator()...;
 };
+template <class... Fs>
+overloaded(Fs...) -> overloaded<Fs...>;  // clang 14 lacks C++20 aggregate deduction
 
 template <class Command, class State, class Event>
 struct Decider {
@@ -27,8 +29,7 @@ struct Decider {
 
 // The state after `events`, starting from `state`.
 template <class Command, class State, class Event>
-State fold(const Decider<Command, State, Event>& decider, State state,
-           const std::vector<Event>& events) {
+State fold(const Decider<Command, State, Event>& decider, State state, const std::vector<Event>& events) {
   for (const Event& e : events) state = decider.evolve(std::move(state), e);
   return state;
 }

@@ -1,5 +1,7 @@
 #include "domain/order.h"
 
+#include <initializer_list>
+
 #include "domain/validation.h"
 
 namespace orderflow::domain::order {
@@ -7,8 +9,8 @@ namespace {
 
 using Events = std::vector<Event>;
 
-template <class Enum, std::size_t N>
-std::optional<Enum> parse_enum(std::string_view s, const Enum (&all)[N]) {
+template <class Enum>
+std::optional<Enum> parse_enum(std::string_view s, std::initializer_list<Enum> all) {
   for (Enum value : all) {
     if (s == to_string(value)) return value;
   }
@@ -48,8 +50,9 @@ Result<Events> cancel_order(const State& s, const CancelOrder& c) {
   if (s.status == OrderStatus::confirmed) {
     return Events{OrderCancelled{c.reason, PaymentStatus::refunded, c.at_ms}};
   }
-  return fail(Errc::invalid_state, std::string("only a PENDING or CONFIRMED order can be cancelled; this one is ") +
-                                       to_string(s.status));
+  return fail(
+      Errc::invalid_state,
+      std::string("only a PENDING or CONFIRMED order can be cancelled; this one is ") + to_string(s.status));
 }
 
 Result<Events> set_shipping_status(const State& s, const SetShippingStatus& c) {
@@ -57,8 +60,8 @@ Result<Events> set_shipping_status(const State& s, const SetShippingStatus& c) {
   if (target != ShippingStatus::in_transit && target != ShippingStatus::delivered) {
     return fail(Errc::validation_failed, "status must be IN_TRANSIT or DELIVERED");
   }
-  ShippingStatus from =
-      target == ShippingStatus::in_transit ? ShippingStatus::waiting_for_shipment : ShippingStatus::in_transit;
+  ShippingStatus from = target == ShippingStatus::in_transit ? ShippingStatus::waiting_for_shipment
+                                                             : ShippingStatus::in_transit;
   if (s.shipping_status != from) {
     return fail(Errc::invalid_state, std::string("shipping status can move to ") + to_string(*target) +
                                          " only from " + to_string(from) + "; it is " +

@@ -60,11 +60,11 @@ struct PlaceOrder {
 struct ConfirmOrder {
   std::int64_t at_ms = 0;
 };
-// A PENDING order can be cancelled by its customer or by the saga; payment_status says
-// what became of its payment: pending (never charged), declined (the saga's
-// "payment_declined" cancel) or refunded (charged, then refunded). A CONFIRMED order was
-// paid, so its cancel always records refunded (the saga refunds on seeing it) and this
-// field is not read.
+// Cancels a PENDING or CONFIRMED order (by its customer or by the saga). For a PENDING
+// order, payment_status says what became of its payment: pending (never charged),
+// declined (the saga's "payment_declined" cancel) or refunded (the saga charged, then
+// refunded). A CONFIRMED order was paid, so its OrderCancelled always records refunded and
+// this field is not read: the saga refunds the charge when it sees that event.
 struct CancelOrder {
   std::string reason;
   PaymentStatus payment_status = PaymentStatus::pending;

@@ -32,7 +32,9 @@ TEST(Account, OpenRejectsIdOutsideCharset) {
 
 // ---- Deposit
 
-TEST(Account, DepositDecidesFundsDeposited) { given({kOpened}).when(Deposit{500}).then({FundsDeposited{500}}); }
+TEST(Account, DepositDecidesFundsDeposited) {
+  given({kOpened}).when(Deposit{500}).then({FundsDeposited{500}});
+}
 
 TEST(Account, DepositToMissingAccountIsNotFound) {
   given({}).when(Deposit{500}).then_error(Errc::not_found, "account");
@@ -78,10 +80,14 @@ TEST(Account, ChargeOverBalanceDecidesChargeDeclined) {
       .then({ChargeDeclined{kOrder, 501, "insufficient_funds"}});
 }
 
-TEST(Account, ChargeOfZeroIsAllowed) { given({kOpened}).when(Charge{kOrder, 0}).then({AccountCharged{kOrder, 0}}); }
+TEST(Account, ChargeOfZeroIsAllowed) {
+  given({kOpened}).when(Charge{kOrder, 0}).then({AccountCharged{kOrder, 0}});
+}
 
 TEST(Account, ChargeRejectsNegativeAmount) {
-  given({kOpened}).when(Charge{kOrder, -1}).then_error(Errc::validation_failed, "amount_cents must not be negative");
+  given({kOpened})
+      .when(Charge{kOrder, -1})
+      .then_error(Errc::validation_failed, "amount_cents must not be negative");
 }
 
 TEST(Account, ChargeOnMissingAccountIsNotFound) {
@@ -115,7 +121,9 @@ TEST(Account, RefundOfAChargeDecidesAccountRefunded) {
 }
 
 TEST(Account, RefundOfAnOrderNeverChargedIsInvalidState) {
-  given({kOpened, FundsDeposited{500}}).when(Refund{kOrder, 100}).then_error(Errc::invalid_state, "was not charged");
+  given({kOpened, FundsDeposited{500}})
+      .when(Refund{kOrder, 100})
+      .then_error(Errc::invalid_state, "was not charged");
 }
 
 TEST(Account, RefundOfADeclinedChargeIsInvalidState) {

@@ -17,8 +17,8 @@ PlaceOrder place(std::vector<PlaceOrderItem> items) {
   return PlaceOrder{kOrder, "alice", std::move(items), "1 Main St", 1000};
 }
 
-const OrderPlaced kPlaced{kOrder, "alice", {{"widget", 2, 250, 500}, {"gadget", 1, 1000, 1000}}, 1500, "1 Main St",
-                          1000};
+const OrderPlaced kPlaced{kOrder, "alice",     {{"widget", 2, 250, 500}, {"gadget", 1, 1000, 1000}},
+                          1500,   "1 Main St", 1000};
 const OrderConfirmed kConfirmed{2000};
 const OrderShipped kShipped{3000};
 const OrderDelivered kDelivered{4000};
@@ -39,7 +39,8 @@ TEST(Order, PlaceWithoutShippingAddressIsAllowed) {
 TEST(Order, PlaceKeepsTwoLinesOfOneProduct) {
   given({})
       .when(place({{"widget", 1, 250}, {"widget", 2, 250}}))
-      .then({OrderPlaced{kOrder, "alice", {{"widget", 1, 250, 250}, {"widget", 2, 250, 500}}, 750, "1 Main St", 1000}});
+      .then({OrderPlaced{
+          kOrder, "alice", {{"widget", 1, 250, 250}, {"widget", 2, 250, 500}}, 750, "1 Main St", 1000}});
 }
 
 TEST(Order, PlaceAcceptsHundredLines) {
@@ -74,7 +75,9 @@ TEST(Order, PlaceRejectsMoreThanHundredLines) {
 }
 
 TEST(Order, PlaceRejectsProductIdOutsideCharset) {
-  given({}).when(place({{"widget", 1, 250}, {"", 1, 250}})).then_error(Errc::validation_failed, "items[1].product_id");
+  given({})
+      .when(place({{"widget", 1, 250}, {"", 1, 250}}))
+      .then_error(Errc::validation_failed, "items[1].product_id");
 }
 
 TEST(Order, PlaceRejectsZeroQuantity) {
@@ -84,7 +87,9 @@ TEST(Order, PlaceRejectsZeroQuantity) {
 }
 
 TEST(Order, PlaceRejectsNegativeUnitPrice) {
-  given({}).when(place({{"widget", 1, -250}})).then_error(Errc::validation_failed, "items[0].unit_price_cents");
+  given({})
+      .when(place({{"widget", 1, -250}}))
+      .then_error(Errc::validation_failed, "items[0].unit_price_cents");
 }
 
 TEST(Order, PlaceRejectsLineTotalThatOverflows) {
@@ -95,12 +100,16 @@ TEST(Order, PlaceRejectsLineTotalThatOverflows) {
 
 TEST(Order, PlaceRejectsTotalThatOverflows) {
   const std::int64_t half = std::numeric_limits<std::int64_t>::max() / 2 + 1;
-  given({}).when(place({{"widget", half, 1}, {"gadget", half, 1}})).then_error(Errc::validation_failed, "total_cents");
+  given({})
+      .when(place({{"widget", half, 1}, {"gadget", half, 1}}))
+      .then_error(Errc::validation_failed, "total_cents");
 }
 
 // ---- ConfirmOrder
 
-TEST(Order, ConfirmPendingDecidesOrderConfirmed) { given({kPlaced}).when(ConfirmOrder{2000}).then({kConfirmed}); }
+TEST(Order, ConfirmPendingDecidesOrderConfirmed) {
+  given({kPlaced}).when(ConfirmOrder{2000}).then({kConfirmed});
+}
 
 TEST(Order, ConfirmMissingOrderIsNotFound) {
   given({}).when(ConfirmOrder{2000}).then_error(Errc::not_found, "order");
@@ -159,7 +168,9 @@ TEST(Order, CancelCancelledIsInvalidState) {
 }
 
 TEST(Order, CancelRejectsEmptyReason) {
-  given({kPlaced}).when(CancelOrder{"", PaymentStatus::pending, 2000}).then_error(Errc::validation_failed, "reason");
+  given({kPlaced})
+      .when(CancelOrder{"", PaymentStatus::pending, 2000})
+      .then_error(Errc::validation_failed, "reason");
 }
 
 TEST(Order, CancelRejectsPaymentStatusPaid) {
@@ -183,11 +194,15 @@ TEST(Order, DeliveredOfShippedDecidesOrderDelivered) {
 }
 
 TEST(Order, ShippingPendingOrderIsInvalidState) {
-  given({kPlaced}).when(SetShippingStatus{"IN_TRANSIT", 3000}).then_error(Errc::invalid_state, "WAITING_FOR_PAYMENT");
+  given({kPlaced})
+      .when(SetShippingStatus{"IN_TRANSIT", 3000})
+      .then_error(Errc::invalid_state, "WAITING_FOR_PAYMENT");
 }
 
 TEST(Order, ShippingCancelledOrderIsInvalidState) {
-  given({kPlaced, kCancelled}).when(SetShippingStatus{"IN_TRANSIT", 3000}).then_error(Errc::invalid_state, "CANCELLED");
+  given({kPlaced, kCancelled})
+      .when(SetShippingStatus{"IN_TRANSIT", 3000})
+      .then_error(Errc::invalid_state, "CANCELLED");
 }
 
 TEST(Order, DeliveredBeforeInTransitIsInvalidState) {
@@ -209,11 +224,15 @@ TEST(Order, InTransitAfterDeliveredIsInvalidState) {
 }
 
 TEST(Order, UnknownShippingStatusIsValidationFailed) {
-  given({kPlaced, kConfirmed}).when(SetShippingStatus{"LOST", 3000}).then_error(Errc::validation_failed, "status");
+  given({kPlaced, kConfirmed})
+      .when(SetShippingStatus{"LOST", 3000})
+      .then_error(Errc::validation_failed, "status");
 }
 
 TEST(Order, ShippingStatusIsCaseSensitive) {
-  given({kPlaced, kConfirmed}).when(SetShippingStatus{"in_transit", 3000}).then_error(Errc::validation_failed, "status");
+  given({kPlaced, kConfirmed})
+      .when(SetShippingStatus{"in_transit", 3000})
+      .then_error(Errc::validation_failed, "status");
 }
 
 TEST(Order, ShippingStatusThatCannotBeSetIsValidationFailed) {
@@ -266,7 +285,8 @@ TEST(Order, ShippedAndDeliveredOrdersFollowShippingStatus) {
 }
 
 TEST(Order, CancelledOrderTakesPaymentStatusFromTheEvent) {
-  State s = fold(decider, initial_state(), {kPlaced, OrderCancelled{"payment_declined", PaymentStatus::declined, 2000}});
+  State s = fold(decider, initial_state(),
+                 {kPlaced, OrderCancelled{"payment_declined", PaymentStatus::declined, 2000}});
   EXPECT_EQ(s.status, OrderStatus::cancelled);
   EXPECT_EQ(s.payment_status, PaymentStatus::declined);
   EXPECT_EQ(s.shipping_status, ShippingStatus::cancelled);
@@ -289,11 +309,12 @@ TEST(Order, StatusesRoundTripThroughTheirApiNames) {
                  OrderStatus::cancelled}) {
     EXPECT_EQ(parse_order_status(to_string(s)), s);
   }
-  for (auto s : {PaymentStatus::pending, PaymentStatus::paid, PaymentStatus::declined, PaymentStatus::refunded}) {
+  for (auto s :
+       {PaymentStatus::pending, PaymentStatus::paid, PaymentStatus::declined, PaymentStatus::refunded}) {
     EXPECT_EQ(parse_payment_status(to_string(s)), s);
   }
-  for (auto s : {ShippingStatus::waiting_for_payment, ShippingStatus::waiting_for_shipment, ShippingStatus::in_transit,
-                 ShippingStatus::delivered, ShippingStatus::cancelled}) {
+  for (auto s : {ShippingStatus::waiting_for_payment, ShippingStatus::waiting_for_shipment,
+                 ShippingStatus::in_transit, ShippingStatus::delivered, ShippingStatus::cancelled}) {
     EXPECT_EQ(parse_shipping_status(to_string(s)), s);
   }
   EXPECT_STREQ(to_string(ShippingStatus::waiting_for_shipment), "WAITING_FOR_SHIPMENT");

@@ -22,15 +22,21 @@ TEST(Product, RegisterDecidesProductRegistered) {
 }
 
 TEST(Product, RegisterWithZeroPriceAndStockIsAllowed) {
-  given({}).when(RegisterProduct{"free", "Free sample", 0, 0}).then({ProductRegistered{"free", "Free sample", 0, 0}});
+  given({})
+      .when(RegisterProduct{"free", "Free sample", 0, 0})
+      .then({ProductRegistered{"free", "Free sample", 0, 0}});
 }
 
 TEST(Product, RegisterExistingIsAlreadyExists) {
-  given({kWidget}).when(RegisterProduct{"widget", "Widget", 250, 10}).then_error(Errc::already_exists, "widget");
+  given({kWidget})
+      .when(RegisterProduct{"widget", "Widget", 250, 10})
+      .then_error(Errc::already_exists, "widget");
 }
 
 TEST(Product, RegisterRejectsIdOutsideCharset) {
-  given({}).when(RegisterProduct{"wid get", "Widget", 250, 10}).then_error(Errc::validation_failed, "product_id");
+  given({})
+      .when(RegisterProduct{"wid get", "Widget", 250, 10})
+      .then_error(Errc::validation_failed, "product_id");
 }
 
 TEST(Product, RegisterRejectsEmptyName) {
@@ -38,11 +44,15 @@ TEST(Product, RegisterRejectsEmptyName) {
 }
 
 TEST(Product, RegisterRejectsNegativePrice) {
-  given({}).when(RegisterProduct{"widget", "Widget", -1, 10}).then_error(Errc::validation_failed, "unit_price_cents");
+  given({})
+      .when(RegisterProduct{"widget", "Widget", -1, 10})
+      .then_error(Errc::validation_failed, "unit_price_cents");
 }
 
 TEST(Product, RegisterRejectsNegativeInitialStock) {
-  given({}).when(RegisterProduct{"widget", "Widget", 250, -1}).then_error(Errc::validation_failed, "initial_stock");
+  given({})
+      .when(RegisterProduct{"widget", "Widget", 250, -1})
+      .then_error(Errc::validation_failed, "initial_stock");
 }
 
 // ---- AddStock
@@ -58,7 +68,9 @@ TEST(Product, AddStockRejectsZeroQuantity) {
 }
 
 TEST(Product, AddStockRejectsOverflowingQuantity) {
-  given({kWidget}).when(AddStock{std::numeric_limits<std::int64_t>::max()}).then_error(Errc::validation_failed, "quantity");
+  given({kWidget})
+      .when(AddStock{std::numeric_limits<std::int64_t>::max()})
+      .then_error(Errc::validation_failed, "quantity");
 }
 
 // ---- ReserveStock
@@ -82,9 +94,7 @@ TEST(Product, ReserveRejectsZeroQuantity) {
 }
 
 TEST(Product, ReservationsOfOneOrderAccumulate) {
-  given({kWidget, StockReserved{kOrder, 2}})
-      .when(ReserveStock{kOrder, 3})
-      .then({StockReserved{kOrder, 3}});
+  given({kWidget, StockReserved{kOrder, 2}}).when(ReserveStock{kOrder, 3}).then({StockReserved{kOrder, 3}});
 }
 
 // ---- ReleaseStock
@@ -100,7 +110,9 @@ TEST(Product, ReleaseMoreThanTheOrderHoldsIsInvalidState) {
 }
 
 TEST(Product, ReleaseForAnOrderWithoutReservationIsInvalidState) {
-  given({kWidget, StockReserved{kOther, 4}}).when(ReleaseStock{kOrder, 1}).then_error(Errc::invalid_state, kOrder);
+  given({kWidget, StockReserved{kOther, 4}})
+      .when(ReleaseStock{kOrder, 1})
+      .then_error(Errc::invalid_state, kOrder);
 }
 
 TEST(Product, ReleaseTwiceIsInvalidState) {
@@ -110,7 +122,9 @@ TEST(Product, ReleaseTwiceIsInvalidState) {
 }
 
 TEST(Product, ReleaseRejectsZeroQuantity) {
-  given({kWidget, StockReserved{kOrder, 4}}).when(ReleaseStock{kOrder, 0}).then_error(Errc::validation_failed, "quantity");
+  given({kWidget, StockReserved{kOrder, 4}})
+      .when(ReleaseStock{kOrder, 0})
+      .then_error(Errc::validation_failed, "quantity");
 }
 
 TEST(Product, ReleaseOnMissingProductIsNotFound) {
@@ -124,7 +138,9 @@ TEST(Product, CommitWhatTheOrderHoldsDecidesStockCommitted) {
 }
 
 TEST(Product, CommitMoreThanTheOrderHoldsIsInvalidState) {
-  given({kWidget, StockReserved{kOrder, 4}}).when(CommitStock{kOrder, 5}).then_error(Errc::invalid_state, "holds only 4 units");
+  given({kWidget, StockReserved{kOrder, 4}})
+      .when(CommitStock{kOrder, 5})
+      .then_error(Errc::invalid_state, "holds only 4 units");
 }
 
 TEST(Product, CommitAfterReleaseIsInvalidState) {
@@ -134,7 +150,9 @@ TEST(Product, CommitAfterReleaseIsInvalidState) {
 }
 
 TEST(Product, CommitRejectsZeroQuantity) {
-  given({kWidget, StockReserved{kOrder, 4}}).when(CommitStock{kOrder, 0}).then_error(Errc::validation_failed, "quantity");
+  given({kWidget, StockReserved{kOrder, 4}})
+      .when(CommitStock{kOrder, 0})
+      .then_error(Errc::validation_failed, "quantity");
 }
 
 TEST(Product, CommitOnMissingProductIsNotFound) {
@@ -144,9 +162,10 @@ TEST(Product, CommitOnMissingProductIsNotFound) {
 // ---- evolve
 
 TEST(Product, EvolveKeepsStockCounts) {
-  State s = fold(decider, initial_state(),
-                 {kWidget, StockAdded{5}, StockReserved{kOrder, 6}, StockReserved{kOther, 3},
-                  StockReservationFailed{kOrder, 100, 6}, StockCommitted{kOrder, 2}, StockReleased{kOther, 3}});
+  State s =
+      fold(decider, initial_state(),
+           {kWidget, StockAdded{5}, StockReserved{kOrder, 6}, StockReserved{kOther, 3},
+            StockReservationFailed{kOrder, 100, 6}, StockCommitted{kOrder, 2}, StockReleased{kOther, 3}});
   EXPECT_TRUE(s.exists);
   EXPECT_EQ(s.product_id, "widget");
   EXPECT_EQ(s.name, "Widget");

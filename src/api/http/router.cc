@@ -82,62 +82,47 @@ Router& Router::add(Method method, std::string_view pattern, Handler handler, Ro
   return *this;
 }
 
-namespace {
-
-struct Search {
-  Method method;
-  const Segments* segs;
-  std::size_t count;
-  Captures caps;
-  const Router::Route* found = nullptr;
-  std::string_view fallback_allow;  // of the first node with the right shape
-};
-
-}  // namespace
-
 Router::Match Router::match(Method method, std::string_view path, Params& params) const {
-  Segments segs;
-  std::size_t count = 0;
-  if (!split(path, segs, count)) return {};
-
   // Depth-first, literals before parameters, stopping at the first route for `method`.
-  struct Walk {
-    static bool run(const Node& n, std::size_t i, std::size_t ncaps, Search& s,
-                    const Route*& found, std::string_view& allow) {
-      if (i == s.count) {
-        if (const auto& r = n.routes[index_of(s.method)]) {
-          found = r.get();
-          return true;
-        }
-        if (allow.empty()) allow = n.allow;
-        return false;
+  struct Search {
+    Method method;
+    Segments segs;
+    std::size_t count = 0;
+    Captures caps;
+    const Route* found = nullptr;
+    std::string_view allow;  // of the first node of the right shape, for 405
+
+    bool walk(const Node& n, std::size_t i, std::size_t ncaps) {
+      if (i == count) {
+        found = n.routes[index_of(method)].get();
+        if (!found && allow.empty()) allow = n.allow;
+        return found != nullptr;
       }
-      const std::string_view seg = (*s.segs)[i];
+      const std::string_view seg = segs[i];
       for (const auto& child : n.literals) {
         if (child->literal != seg) continue;
-        if (run(*child, i + 1, ncaps, s, found, allow)) return true;
+        if (walk(*child, i + 1, ncaps)) return true;
         break;
       }
       if (n.param && !seg.empty() && ncaps < kMaxParams) {
-        s.caps[ncaps] = seg;
-        if (run(*n.param, i + 1, ncaps + 1, s, found, allow)) return true;
+        caps[ncaps] = seg;
+        if (walk(*n.param, i + 1, ncaps + 1)) return true;
       }
       return false;
     }
   };
 
-  Search s{method, &segs, count, {}};
-  const Route* found = nullptr;
-  std::string_view allow;
-  if (!Walk::run(*root_, 0, 0, s, found, allow)) {
-    if (allow.empty()) return {};
-    return Match{Outcome::method_not_allowed, nullptr, allow};
+  Search s{method};
+  if (!split(path, s.segs, s.count)) return {};
+  if (!s.walk(*root_, 0, 0)) {
+    if (s.allow.empty()) return {};
+    return Match{Outcome::method_not_allowed, nullptr, s.allow};
   }
-  for (std::size_t i = 0; i < found->param_names.size(); ++i)
+  const auto& names = s.found->param_names;
+  for (std::size_t i = 0; i < names.size(); ++i)
     if (!boost::urls::make_pct_string_view(s.caps[i])) return {};
-  for (std::size_t i = 0; i < found->param_names.size(); ++i)
-    params.add_encoded(found->param_names[i], s.caps[i], false);
-  return Match{Outcome::found, found, {}};
+  for (std::size_t i = 0; i < names.size(); ++i) params.add_encoded(names[i], s.caps[i], false);
+  return Match{Outcome::found, s.found, {}};
 }
 
 }  // namespace orderflow::http

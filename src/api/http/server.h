@@ -1,0 +1,78 @@
+// An HTTP/1.1 server (Boost.Beast parser, Asio coroutines) in front of a Router.
+//
+// Each io thread runs its own io_context; a connection lives on one of them, so its
+// handler calls, reads and writes never need a lock. Requests on one connection are
+// answered one at a time, in order (keep-alive and pipelining).
+//
+//   http::Router router;
+//   router.add(http::Method::get, "/healthz", [](http::Request&) -> asio::awaitable<http::Response> {
+//     co_return http::json_response(200, R"({"status":"ok"})");
+//   });
+//   auto server = http::HttpServer::listen(std::move(router), {.port = 8080});
+//   if (!server) …;
+//   server->stop_on_signals({SIGINT, SIGTERM});
+//   server->run();  // until stop() or a signal, then drained
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+
+#include "api/http/router.h"
+#include "core/result.h"
+
+namespace orderflow::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";  // an address or a name to resolve
+  std::uint16_t port = 0;          // 0: the system picks a free one, see HttpServer::port()
+  int io_threads = 2;
+  std::size_t body_limit = 1 << 20;    // larger bodies: 413 `payload_too_large`, then close
+  std::size_t header_limit = 16 << 10;  // larger heads: 400 `invalid_request`, then close
+  // A connection is closed when a deadline passes (checked a few times per timeout):
+  std::chrono::milliseconds idle_timeout{60'000};    // waiting for a request's first byte
+  std::chrono::milliseconds header_timeout{10'000};  // first byte to the end of the head
+  std::chrono::milliseconds body_timeout{30'000};    // end of the head to the end of the body
+  std::chrono::milliseconds write_timeout{30'000};   // each response (or streamed chunk batch)
+  // stop(): how long in-flight requests and streams get to finish before connections are
+  // cut and the io threads stop.
+  std::chrono::milliseconds shutdown_timeout{10'000};
+};
+
+class HttpServer {
+ public:
+  // Binds and listens (so port() is known at once); serves nothing until start()/run().
+  static Result<HttpServer> listen(Router router, ServerOptions options);
+
+  HttpServer(HttpServer&&) noexcept;
+  HttpServer& operator=(HttpServer&&) noexcept;
+  // Stops and joins if still running. REQUIRES: no back end will still call a pending
+  // await_callback `done` or a StreamWriter after this.
+  ~HttpServer();
+
+  std::uint16_t port() const;
+
+  // Starts the io threads and returns.
+  void start();
+  // Blocks until the server has stopped and every io thread has returned.
+  void join();
+  // start() then join().
+  void run();
+
+  // Thread-safe, idempotent, returns at once. Stops accepting, closes idle keep-alive
+  // connections, lets requests in progress finish (their answers say Connection: close),
+  // ends streams after what is queued, all within shutdown_timeout; then join() returns.
+  void stop();
+
+  // stop() when one of these signals arrives. Call before start().
+  void stop_on_signals(std::initializer_list<int> signals);
+
+ private:
+  struct Impl;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orderflow::http

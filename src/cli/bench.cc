@@ -1,0 +1,31 @@
+#include "cli/bench.h"
+
+#include <memory>
+
+namespace orderflow::cli {
+
+void add_bench(CLI::App& root, Action& action) {
+  auto* bench = root.add_subcommand("bench", "Run a benchmark; prints a table, then one JSON line");
+  bench->require_subcommand(1);
+
+  auto append = std::make_shared<AppendBenchOptions>();
+  auto* a = bench->add_subcommand("append", "Durable appends with N in flight (group commit)");
+  a->add_option("--writers", append->writers, "Appends in flight at once")->capture_default_str();
+  a->add_option("--streams", append->streams, "Streams appended to (1: exact versions, retry on conflict)")
+      ->capture_default_str();
+  a->add_option("--events", append->events, "Appends of one event each")->capture_default_str();
+  a->add_option("--payload-bytes", append->payload_bytes, "Bytes of event data")->capture_default_str();
+  a->add_flag("--no-group-commit", append->no_group_commit, "One transaction and sync per append");
+  a->add_option("--data", append->data, "Scratch directory on the disk to measure")->capture_default_str();
+  a->callback([append, &action] { action = [append] { return bench_append(*append); }; });
+
+  auto read = std::make_shared<ReadBenchOptions>();
+  auto* r = bench->add_subcommand("read", "Read the whole log");
+  r->add_option("--data", read->data, "Directory of the store to read (bench-read.db)")->capture_default_str();
+  r->add_option("--events", read->events, "Events to fill the store with first if it has fewer")
+      ->capture_default_str();
+  r->add_option("--batch", read->batch, "Events per read")->capture_default_str();
+  r->callback([read, &action] { action = [read] { return bench_read(*read); }; });
+}
+
+}  // namespace orderflow::cli

@@ -1,0 +1,29 @@
+// orderflow bench: each hot path's benchmark. Each prints a readable table and, last,
+// one JSON line with at least bench, events_per_s (or requests_per_s), p50_us, p99_us.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cli/commands.h"
+
+namespace orderflow::cli {
+
+struct AppendBenchOptions {
+  int writers = 256;  // appends in flight at once
+  int streams = 1000;
+  std::int64_t events = 200000;
+  int payload_bytes = 100;
+  bool no_group_commit = false;
+  std::string data = "./orderflow-bench";
+};
+int bench_append(const AppendBenchOptions& options);
+
+struct ReadBenchOptions {
+  std::string data = "./orderflow-bench";
+  std::int64_t events = 1000000;  // filled in first if the store holds fewer
+  int batch = 10000;
+};
+int bench_read(const ReadBenchOptions& options);
+
+}  // namespace orderflow::cli

@@ -1,0 +1,32 @@
+#include "cli/cli.h"
+
+#include <cstdio>
+
+#include "cli/commands.h"
+
+namespace orderflow::cli {
+
+int runtime_failure(const std::string& message) {
+  std::fprintf(stderr, "orderflow: %s\n", message.c_str());
+  return 1;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"orderflow: an event-sourced order-processing system"};
+  app.require_subcommand(1);
+  Action action;
+  // add_serve(app, action);
+  add_events(app, action);
+  add_bench(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return action ? action() : 2;
+}
+
+}  // namespace orderflow::cli

@@ -1,0 +1,57 @@
+#include "core/uuid.h"
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <chrono>
+#include <random>
+
+namespace orderflow {
+
+namespace {
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 engine = [] {
+    std::array<unsigned char, 8> seed{};
+    if (RAND_bytes(seed.data(), seed.size()) != 1) {
+      std::random_device rd;
+      for (auto& b : seed) b = static_cast<unsigned char>(rd());
+    }
+    std::uint64_t s = 0;
+    for (auto b : seed) s = (s << 8) | b;
+    return std::mt19937_64(s);
+  }();
+  return engine;
+}
+
+}  // namespace
+
+std::string uuid_v7(std::int64_t unix_ms) {
+  std::array<std::uint8_t, 16> b{};
+  auto ms = static_cast<std::uint64_t>(unix_ms);
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+  std::uint64_t r1 = rng()(), r2 = rng()();
+  for (int i = 6; i < 16; ++i) {
+    auto& r = i < 14 ? r1 : r2;
+    b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(r);
+    r >>= 8;
+  }
+  b[6] = static_cast<std::uint8_t>(0x70 | (b[6] & 0x0f));  // version 7
+  b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3f));  // variant 10
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(hex[b[i] >> 4]);
+    s.push_back(hex[b[i] & 15]);
+  }
+  return s;
+}
+
+std::string uuid_v7() {
+  using namespace std::chrono;
+  return uuid_v7(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace orderflow
