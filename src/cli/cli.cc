@@ -15,7 +15,7 @@ int run(int argc, char** argv) {
   CLI::App app{"orderflow: an event-sourced order-processing system"};
   app.require_subcommand(1);
   Action action;
-  // add_serve(app, action);
+  add_serve(app, action);
   add_events(app, action);
   add_bench(app, action);
   try {

@@ -14,6 +14,7 @@ void check_failed(const char* expr, const char* msg, const char* file, int line)
 
 const char* errc_name(Errc code) {
   switch (code) {
+    case Errc::invalid_json: return "invalid_json";
     case Errc::invalid_argument: return "invalid_argument";
     case Errc::validation_failed: return "validation_failed";
     case Errc::not_found: return "not_found";

@@ -18,6 +18,7 @@ namespace orderflow {
 // version_conflict is retried by command handlers; corrupt is never retried.
 // The HTTP edge maps each code to a status in one switch without default.
 enum class Errc {
+  invalid_json,            // a body that is not JSON
   invalid_argument,        // malformed input (shape, type, range)
   validation_failed,       // well-formed input with invalid values
   not_found,

@@ -173,6 +173,8 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
         if (req.idempotency) in_flight_keys_.emplace(req.idempotency->key, std::vector<AppendCallback>{});
 
         staged.request = std::move(req);
+        auto& key = staged.request.idempotency;
+        if (key && staged.request.render_response) key->response = staged.request.render_response(staged.result());
         staged.done = std::move(done);
         open_.push_back(std::move(staged));
         writer_cv_.notify_one();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,16 +83,19 @@ struct IdempotencyRecord {
   std::int64_t created_at_ms = 0;
 };
 
+struct AppendResult {
+  StreamVersion version = kNoStream;  // the stream's version after the append
+  Position position = 0;              // the global position of the last event appended
+};
+
 struct AppendRequest {
   std::string stream_id;
   ExpectedVersion expected = ExpectedVersion::any();
   std::vector<NewEvent> events;  // at least one
   std::optional<IdempotencyRecord> idempotency;
-};
-
-struct AppendResult {
-  StreamVersion version = kNoStream;  // the stream's version after the append
-  Position position = 0;              // the global position of the last event appended
+  // Makes idempotency->response once the append's version and position are known
+  // (before it is written), so the stored answer is the one the client gets. Optional.
+  std::function<std::string(const AppendResult&)> render_response;
 };
 
 enum class Direction { forward, backward };

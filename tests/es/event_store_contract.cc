@@ -168,12 +168,20 @@ TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
   EXPECT_EQ((*found)->response, R"({"ok":true})");
   EXPECT_FALSE(store().find_idempotency("key-2")->has_value());
 
+  auto rendered = make_append("s-8", ExpectedVersion::exact(0));
+  rendered.idempotency = es::IdempotencyRecord{"key-3", "f", 200, "", 0};
+  rendered.render_response = [](const es::AppendResult& r) {
+    return "v" + std::to_string(r.version) + "p" + std::to_string(r.position);
+  };
+  ASSERT_TRUE(store().append(rendered));
+  EXPECT_EQ((*store().find_idempotency("key-3"))->response, "v1p2");
+
   auto reuse = make_append("s-8", ExpectedVersion::any());
   reuse.idempotency = es::IdempotencyRecord{"key-1", "POST /y {}", 200, "{}", 0};
   auto r = store().append(reuse);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::idempotency_key_reused);
-  EXPECT_EQ(*store().stream_version("s-8"), 0);
+  EXPECT_EQ(*store().stream_version("s-8"), 1);
 }
 
 // ---- reads ----

@@ -40,7 +40,8 @@ boost::asio::awaitable<T> await_callback(Start start) {
           {
             std::lock_guard lock(state->mu);
             OF_CHECK(state->handler.has_value(), "await_callback: done called twice");
-            taken.swap(state->handler);
+            taken.emplace(std::move(*state->handler));
+            state->handler.reset();
           }
           auto ex = asio::get_associated_executor(*taken);
           asio::post(ex, [h = std::move(*taken), v = std::move(value)]() mutable {

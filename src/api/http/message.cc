@@ -1,10 +1,10 @@
 #include "api/http/message.h"
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/decode_view.hpp>
-#include <boost/url/parse_query.hpp>
 #include <boost/url/pct_string_view.hpp>
 
 namespace orderflow::http {
@@ -81,12 +81,18 @@ bool Params::add_encoded(std::string_view key, std::string_view value, bool plus
   return true;
 }
 
+// Split by hand: Boost.URL 1.81's parse_query reads the last value past the end of a
+// view that is not the end of its string (as a request target inside a buffer is).
 bool parse_query(std::string_view query, Params& out) {
-  auto params = boost::urls::parse_query(query);
-  if (!params) return false;
-  for (auto p : *params) {
-    if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2"
-    if (!out.add_encoded(p.key, p.value, true)) return false;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+    if (pair.empty()) continue;  // "a=1&&b=2"
+    const auto eq = pair.find('=');
+    const std::string_view key = pair.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (!out.add_encoded(key, value, true)) return false;
   }
   return true;
 }
@@ -104,7 +110,11 @@ Response json_response(int status, std::string body) {
   return r;
 }
 
-Response json_response(int status, const boost::json::value& body) {
+Response json_response(int status, const boost::json::object& body) {
+  return json_response(status, boost::json::serialize(body));
+}
+
+Response json_response(int status, const boost::json::array& body) {
   return json_response(status, boost::json::serialize(body));
 }
 

@@ -129,8 +129,9 @@ struct Response {
   }
 };
 
-Response json_response(int status, std::string body);
-Response json_response(int status, const boost::json::value& body);
+Response json_response(int status, std::string body);  // body: JSON text
+Response json_response(int status, const boost::json::object& body);
+Response json_response(int status, const boost::json::array& body);
 
 // API.md §3: {"error": {"code": …, "message": …, "details": {…}}}.
 Response error_response(int status, std::string_view code, std::string_view message);

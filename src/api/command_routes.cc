@@ -1,0 +1,256 @@
+// The write side (API.md §4): every command endpoint, If-Match and Idempotency-Key.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+#include <cctype>
+
+#include "api/api.h"
+#include "api/errors.h"
+#include "api/http/await.h"
+#include "api/json_body.h"
+#include "app/place_order.h"
+#include "core/time.h"
+
+namespace orderflow::api {
+
+namespace {
+
+namespace asio = boost::asio;
+using http::Method;
+using http::Request;
+using http::Response;
+
+// The parts of an accepted write's answer besides version and position.
+struct Answer {
+  int status = 200;
+  std::string id_field;  // "order_id"
+  std::string id;
+  std::string extra;  // more fields, e.g. R"(,"status":"PENDING")"
+};
+
+std::string render(const Answer& a, const es::AppendResult& r) {
+  return "{" + quoted(a.id_field) + ":" + quoted(a.id) + a.extra + ",\"version\":" + std::to_string(r.version) +
+         ",\"position\":" + std::to_string(r.position) + "}";
+}
+
+Response accepted(int status, std::string body, es::StreamVersion version) {
+  auto r = http::json_response(status, std::move(body));
+  r.set_header("ETag", "\"" + std::to_string(version) + "\"");
+  return r;
+}
+
+// The first answer to an idempotency key, again. Its ETag comes from its body.
+Response replay(const es::IdempotencyRecord& record) {
+  es::StreamVersion version = 0;
+  boost::system::error_code ec;
+  auto v = boost::json::parse(record.response, ec);
+  if (!ec && v.is_object())
+    if (auto* ver = v.as_object().if_contains("version"); ver && ver->is_int64()) version = ver->as_int64();
+  auto r = accepted(record.status, record.response, version);
+  r.set_header("Idempotent-Replayed", "true");
+  return r;
+}
+
+Result<std::optional<es::StreamVersion>> parse_if_match(const Request& req) {
+  auto h = req.header("If-Match");
+  if (!h) return std::optional<es::StreamVersion>();
+  std::string_view v = *h;
+  if (v.starts_with("W/")) v.remove_prefix(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  es::StreamVersion version = 0;
+  if (v.empty() || v.size() > 18) return fail(Errc::invalid_argument, "If-Match must be a version like \"3\"");
+  for (char c : v) {
+    if (c < '0' || c > '9') return fail(Errc::invalid_argument, "If-Match must be a version like \"3\"");
+    version = version * 10 + (c - '0');
+  }
+  return std::optional<es::StreamVersion>(version);
+}
+
+Result<std::optional<std::string>> parse_idempotency_key(const Request& req) {
+  auto h = req.header("Idempotency-Key");
+  if (!h) return std::optional<std::string>();
+  if (h->empty() || h->size() > 255)
+    return fail(Errc::invalid_argument, "Idempotency-Key must be 1-255 printable characters");
+  for (unsigned char c : *h)
+    if (c < 0x20 || c > 0x7e) return fail(Errc::invalid_argument, "Idempotency-Key must be 1-255 printable characters");
+  return std::optional<std::string>(std::string(*h));
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A command ready to run: parsed and validated in shape, not yet decided.
+template <class A>
+struct Prepared {
+  boost::json::value body;  // as parsed, for the idempotency fingerprint
+  std::string id;
+  typename A::Command command;
+  Answer answer;
+};
+
+// Runs a prepared command with the request's If-Match, Idempotency-Key and correlation
+// id, and answers as API.md §2 says. (Coroutine parameters are passed as named values:
+// g++ 12 destroys a braced temporary bound to a coroutine's by-value parameter twice.)
+template <class A>
+asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
+  auto if_match = parse_if_match(req);
+  if (!if_match) co_return error_for(if_match.error());
+  auto key = parse_idempotency_key(req);
+  if (!key) co_return error_for(key.error());
+
+  app::CommandMeta meta;
+  meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
+  meta.actor = std::string(req.header("X-Actor").value_or("api"));
+  meta.if_match = *if_match;
+  std::string fingerprint;
+  if (*key) {
+    fingerprint =
+        std::string(http::method_name(req.method)) + " " + std::string(req.path) + " " + canonical_json(p.body);
+    auto stored = ctx.store.find_idempotency(**key);
+    if (!stored) co_return error_for(stored.error());
+    if (*stored) {
+      if ((*stored)->request_fingerprint != fingerprint)
+        co_return error_for(make_error(Errc::idempotency_key_reused,
+                                       "Idempotency-Key was already used for another request"));
+      co_return replay(**stored);
+    }
+    meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
+    meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
+  }
+
+  auto handled = co_await http::await_callback<Result<app::Handled<A>>>([&](auto done) {
+    ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));
+  });
+  if (!handled) {
+    if (handled.error().code == Errc::idempotency_key_reused && *key) {
+      // A concurrent request with the same key won; answer as it did, or refuse.
+      auto stored = ctx.store.find_idempotency(**key);
+      if (stored && *stored && (*stored)->request_fingerprint == fingerprint) co_return replay(**stored);
+      co_return error_for(make_error(Errc::idempotency_key_reused,
+                                     "Idempotency-Key was already used for another request"));
+    }
+    co_return error_for(handled.error());
+  }
+  co_return accepted(p.answer.status, render(p.answer, handled->result), handled->result.version);
+}
+
+// Parses the body and builds the command: build(object) -> Result<Command>.
+template <class A, class Build>
+Result<Prepared<A>> prepare(const Request& req, std::string id, Answer answer, Build build) {
+  auto body = parse_object(req.body);
+  if (!body) return fail(body.error());
+  auto cmd = build(*body);
+  if (!cmd) return fail(cmd.error());
+  return Prepared<A>{boost::json::value(std::move(*body)), std::move(id), std::move(*cmd), std::move(answer)};
+}
+
+// A route for a command on the entity named by the path's {id}.
+template <class A, class Build>
+http::Handler entity_command(ApiContext& ctx, int status, std::string id_field, std::string extra, bool lower_id,
+                             Build build) {
+  return [&ctx, status, id_field, extra, lower_id, build](Request& req) -> asio::awaitable<Response> {
+    std::string id(req.param("id"));
+    if (lower_id) id = lower(std::move(id));
+    auto prepared = prepare<A>(req, id, Answer{status, id_field, id, extra}, build);
+    if (!prepared) co_return error_for(prepared.error());
+    co_return co_await run<A>(ctx, req, std::move(*prepared));
+  };
+}
+
+// A route that creates an entity whose id is the body's `id_field`.
+template <class A, class Build>
+http::Handler create_command(ApiContext& ctx, std::string id_field, Build build) {
+  return [&ctx, id_field, build](Request& req) -> asio::awaitable<Response> {
+    auto prepared = [&]() -> Result<Prepared<A>> {
+      auto body = parse_object(req.body);
+      if (!body) return fail(body.error());
+      auto id = string_field(*body, id_field);
+      if (!id) return fail(id.error());
+      auto cmd = build(*id, *body);
+      if (!cmd) return fail(cmd.error());
+      return Prepared<A>{boost::json::value(std::move(*body)), *id, std::move(*cmd), Answer{201, id_field, *id, ""}};
+    }();
+    if (!prepared) co_return error_for(prepared.error());
+    co_return co_await run<A>(ctx, req, std::move(*prepared));
+  };
+}
+
+}  // namespace
+
+void add_command_routes(http::Router& router, ApiContext& ctx) {
+  using namespace domain;
+  using json = boost::json::object;
+
+  router.add(Method::post, "/api/v1/products",
+             create_command<app::Product>(ctx, "product_id", [](const std::string& id, const json& o) -> Result<product::Command> {
+               auto name = string_field(o, "name");
+               if (!name) return fail(name.error());
+               auto price = int_field(o, "unit_price_cents");
+               if (!price) return fail(price.error());
+               auto stock = int_field(o, "initial_stock");
+               if (!stock) return fail(stock.error());
+               return product::Command(product::RegisterProduct{id, *name, *price, *stock});
+             }));
+
+  router.add(Method::post, "/api/v1/products/{id}/restock",
+             entity_command<app::Product>(ctx, 200, "product_id", "", false, [](const json& o) -> Result<product::Command> {
+               auto q = int_field(o, "quantity");
+               if (!q) return fail(q.error());
+               return product::Command(product::AddStock{*q});
+             }));
+
+  router.add(Method::post, "/api/v1/accounts",
+             create_command<app::Account>(ctx, "account_id", [](const std::string& id, const json& o) -> Result<account::Command> {
+               auto owner = optional_string_field(o, "owner");
+               if (!owner) return fail(owner.error());
+               return account::Command(account::OpenAccount{id, owner->value_or("")});
+             }));
+
+  auto money = [&ctx](auto make) {
+    return entity_command<app::Account>(ctx, 200, "account_id", "", false, [make](const json& o) -> Result<account::Command> {
+      auto amount = int_field(o, "amount_cents");
+      if (!amount) return fail(amount.error());
+      return make(*amount);
+    });
+  };
+  router.add(Method::post, "/api/v1/accounts/{id}/deposit",
+             money([](std::int64_t a) { return account::Command(account::Deposit{a}); }));
+  router.add(Method::post, "/api/v1/accounts/{id}/withdraw",
+             money([](std::int64_t a) { return account::Command(account::Withdraw{a}); }));
+
+  router.add(Method::post, "/api/v1/orders", [&ctx](Request& req) -> asio::awaitable<Response> {
+    auto prepared = [&]() -> Result<Prepared<app::Order>> {
+      auto body = parse_object(req.body);
+      if (!body) return fail(body.error());
+      auto requested = app::parse_place_order(*body);
+      if (!requested) return fail(requested.error());
+      // Prices come from the products, never from the client.
+      auto priced = app::price_order(ctx.commands, std::move(*requested));
+      if (!priced) return fail(priced.error());
+      std::string id = priced->order_id;
+      return Prepared<app::Order>{boost::json::value(std::move(*body)), id, order::Command(std::move(*priced)),
+                                  Answer{202, "order_id", id, R"(,"status":"PENDING")"}};
+    }();
+    if (!prepared) co_return error_for(prepared.error());
+    co_return co_await run<app::Order>(ctx, req, std::move(*prepared));
+  });
+
+  router.add(Method::post, "/api/v1/orders/{id}/cancel",
+             entity_command<app::Order>(ctx, 200, "order_id", R"(,"status":"CANCELLED")", true,
+                                        [](const json& o) -> Result<order::Command> {
+                                          auto reason = string_field(o, "reason");
+                                          if (!reason) return fail(reason.error());
+                                          return order::Command(
+                                              order::CancelOrder{*reason, order::PaymentStatus::pending, now_unix_ms()});
+                                        }));
+
+  router.add(Method::put, "/api/v1/orders/{id}/shipping-status",
+             entity_command<app::Order>(ctx, 200, "order_id", "", true, [](const json& o) -> Result<order::Command> {
+               auto status = string_field(o, "status");
+               if (!status) return fail(status.error());
+               return order::Command(order::SetShippingStatus{*status, now_unix_ms()});
+             }));
+}
+
+}  // namespace orderflow::api

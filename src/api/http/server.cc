@@ -1,0 +1,700 @@
+// The only translation unit of the server that sees Beast (its parser) and the sockets.
+#include "api/http/server.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <charconv>
+#include <deque>
+#include <iostream>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "core/check.h"
+
+namespace orderflow::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadSize = 16 * 1024;
+// How long a closing connection drains what the client still sends (see close_gracefully).
+constexpr auto kLinger = std::chrono::seconds(1);
+
+Method to_method(bhttp::verb v) {
+  switch (v) {
+    case bhttp::verb::get: return Method::get;
+    case bhttp::verb::head: return Method::head;
+    case bhttp::verb::post: return Method::post;
+    case bhttp::verb::put: return Method::put;
+    case bhttp::verb::patch: return Method::patch;
+    case bhttp::verb::delete_: return Method::delete_;
+    case bhttp::verb::options: return Method::options;
+    default: return Method::other;
+  }
+}
+
+// application/json, or any type with a +json suffix, parameters ignored.
+bool is_json(std::optional<std::string_view> content_type) {
+  if (!content_type) return false;
+  std::string_view t = content_type->substr(0, content_type->find(';'));
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+  if (iequals(t, "application/json")) return true;
+  return t.size() > 5 && iequals(t.substr(t.size() - 5), "+json");
+}
+
+bool valid_field(std::string_view name, std::string_view value) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (c <= ' ' || c == ':' || c == 0x7f) return false;
+  for (char c : value)
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  return true;
+}
+
+bool valid_response(const Response& res) {
+  if (res.status < 200 || res.status > 999) return false;
+  return std::all_of(res.headers.begin(), res.headers.end(),
+                     [](const auto& h) { return valid_field(h.first, h.second); });
+}
+
+void append_number(std::string& out, std::size_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out.append(buf, r.ptr);
+}
+
+bool is_parse_error(const error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
+}
+
+// The server's side of a StreamWriter. App threads queue; the connection's io thread
+// sends. The io objects (the wake timer) are touched on the io thread only, and are gone
+// once the stream has ended, so a writer outliving its connection holds nothing of it.
+class Stream final : public StreamWriter, public std::enable_shared_from_this<Stream> {
+ public:
+  explicit Stream(asio::io_context& ioc) : ex_(ioc.get_executor()) { wake_.emplace(ioc); }
+
+  bool write(std::string data) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!open_) return false;
+      queued_ += data.size();
+      queue_.push_back(std::move(data));
+      if (wake_posted_) return true;
+      wake_posted_ = true;
+    }
+    asio::post(ex_, [self = shared_from_this()] { self->wake(); });
+    return true;
+  }
+
+  std::size_t queued_bytes() const override {
+    std::lock_guard lock(mu_);
+    return queued_;
+  }
+
+  bool is_open() const override {
+    std::lock_guard lock(mu_);
+    return open_;
+  }
+
+  void close() override {
+    {
+      std::lock_guard lock(mu_);
+      if (!open_) return;
+      open_ = false;
+    }
+    asio::post(ex_, [self = shared_from_this()] { self->wake(); });
+  }
+
+  void on_close(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!ended_) {
+        on_close_ = std::move(fn);
+        return;
+      }
+    }
+    if (fn) fn();
+  }
+
+  // --- io thread only ---
+
+  enum class Next { send, wait, end };
+  // Moves everything queued into `out` (send), or says to wait for more, or that the
+  // stream is over: closed with nothing left to send, or the peer is gone.
+  Next take(std::vector<std::string>& out) {
+    std::lock_guard lock(mu_);
+    if (peer_gone_) return Next::end;
+    if (!queue_.empty()) {
+      for (auto& s : queue_) out.push_back(std::move(s));
+      queue_.clear();
+      return Next::send;
+    }
+    if (!open_) return Next::end;
+    wake_posted_ = false;
+    return Next::wait;
+  }
+
+  void sent(std::size_t bytes) {
+    std::lock_guard lock(mu_);
+    queued_ -= bytes;
+  }
+
+  void peer_gone() {
+    std::lock_guard lock(mu_);
+    peer_gone_ = true;
+    open_ = false;
+  }
+
+  // Until wake() (or a write()/close() from any thread) is called.
+  asio::awaitable<void> wait() {
+    wake_->expires_at(Clock::time_point::max());
+    co_await wake_->async_wait(nothrow);
+  }
+
+  void wake() {
+    if (wake_) wake_->cancel();
+  }
+
+  // The stream has ended: drop what is queued and run the on_close callback.
+  void finish() {
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(mu_);
+      open_ = false;
+      ended_ = true;
+      queue_.clear();
+      queued_ = 0;
+      fn = std::move(on_close_);
+    }
+    wake_.reset();
+    if (fn) fn();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<std::string> queue_;
+  std::size_t queued_ = 0;
+  bool open_ = true;          // write() still accepts
+  bool peer_gone_ = false;    // the client closed or the socket failed
+  bool ended_ = false;        // finish() ran
+  bool wake_posted_ = false;  // a wake() is on its way; later writes need not post
+  std::function<void()> on_close_;
+  asio::io_context::executor_type ex_;
+  std::optional<asio::steady_timer> wake_;
+};
+
+class Session;
+
+// One io thread: its io_context and the connections living on it. Everything here is
+// touched on that thread only.
+struct Worker {
+  Worker(const Router& r, const ServerOptions& o, Clock::duration t)
+      : router(r), opts(o), tick(t) {}
+  // Destroying ioc below destroys the frames of connections still open (after a forced
+  // stop); their sessions must not touch the sweeper, already gone by then.
+  ~Worker() { destroying = true; }
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  asio::awaitable<void> serve(tcp::socket socket);
+  void arm_sweep();
+  void sweep_once();
+  void begin_stop(Clock::time_point deadline);
+
+  const Router& router;
+  const ServerOptions& opts;
+  const Clock::duration tick;     // how often deadlines are checked
+  std::list<Session*> sessions;   // declared before ioc: outlives the frames it destroys
+  asio::io_context ioc{1};
+  asio::steady_timer sweeper{ioc};
+  bool stopping = false;
+  bool cut = false;  // the stop deadline passed and every connection was closed
+  bool destroying = false;
+  Clock::time_point stop_deadline;
+};
+
+// One connection. Lives in the frame of Worker::serve.
+class Session {
+ public:
+  Session(Worker& w, tcp::socket socket) : w_(w), socket_(std::move(socket)) {
+    pos_ = w_.sessions.insert(w_.sessions.end(), this);
+  }
+  ~Session() {
+    w_.sessions.erase(pos_);
+    if (w_.stopping && w_.sessions.empty() && !w_.destroying) w_.sweeper.cancel();
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  asio::awaitable<void> run();
+
+  Clock::time_point deadline() const { return deadline_; }
+
+  void close_now() {
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+  // The server is stopping: close now if nothing is in progress.
+  void on_stop() {
+    switch (state_) {
+      case State::idle:
+      case State::closing: close_now(); break;
+      case State::streaming: stream_->close(); break;
+      case State::reading:
+      case State::busy: break;
+    }
+  }
+
+ private:
+  enum class State { idle, reading, busy, streaming, closing };
+
+  void set_deadline(std::chrono::milliseconds timeout) { deadline_ = Clock::now() + timeout; }
+  void clear_deadline() { deadline_ = Clock::time_point::max(); }
+
+  asio::awaitable<error_code> read(bool whole_message);
+  asio::awaitable<Response> dispatch();
+  asio::awaitable<bool> write(const Response& res, bool keep_alive);
+  asio::awaitable<void> reject(const error_code& ec);
+  asio::awaitable<void> close_gracefully(bool client_may_send);
+  asio::awaitable<void> stream(Response& res);
+  asio::awaitable<void> watch_peer(Stream& st);
+
+  Worker& w_;
+  tcp::socket socket_;
+  std::list<Session*>::iterator pos_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request req_;
+  std::string head_;  // the response head, reused
+  State state_ = State::idle;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Stream* stream_ = nullptr;  // while streaming
+  bool watcher_done_ = false;
+};
+
+asio::awaitable<void> Session::run() {
+  for (;;) {
+    req_.path_params.clear();
+    req_.query.clear();
+    req_.headers.clear();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(w_.opts.header_limit));
+    parser_->body_limit(w_.opts.body_limit);
+    parser_->eager(true);
+
+    state_ = buffer_.size() == 0 ? State::idle : State::reading;
+    set_deadline(state_ == State::idle ? w_.opts.idle_timeout : w_.opts.header_timeout);
+    if (auto ec = co_await read(false)) co_return co_await reject(ec);
+
+    state_ = State::reading;
+    if (!parser_->is_done()) {
+      const auto expect = parser_->get()[bhttp::field::expect];
+      if (iequals(std::string_view(expect.data(), expect.size()), "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        set_deadline(w_.opts.write_timeout);
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), nothrow);
+        if (ec) co_return;
+      }
+      set_deadline(w_.opts.body_timeout);
+      if (auto ec = co_await read(true)) co_return co_await reject(ec);
+    }
+
+    state_ = State::busy;
+    clear_deadline();
+    Response res = co_await dispatch();
+    if (res.stream) co_return co_await stream(res);
+    const bool keep_alive = parser_->get().keep_alive() && !w_.stopping;
+    if (!co_await write(res, keep_alive)) co_return;
+    if (!keep_alive) co_return co_await close_gracefully(false);
+  }
+}
+
+// Feeds the parser from the buffer, reading more as needed, until the head (or the
+// whole message) is parsed. Moves from idle to reading at the first byte.
+asio::awaitable<error_code> Session::read(bool whole_message) {
+  auto done = [&] { return whole_message ? parser_->is_done() : parser_->is_header_done(); };
+  for (;;) {
+    if (buffer_.size() > 0) {
+      error_code ec;
+      const std::size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec && ec != bhttp::error::need_more) co_return ec;
+      if (done()) co_return error_code{};
+      if (!ec && n > 0 && buffer_.size() > 0) continue;
+    }
+    auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadSize), nothrow);
+    buffer_.commit(n);
+    if (ec == asio::error::eof) {
+      if (!parser_->got_some() && buffer_.size() == 0) co_return bhttp::error::end_of_stream;
+      co_return bhttp::error::partial_message;
+    }
+    if (ec) co_return ec;
+    if (state_ == State::idle) {
+      state_ = State::reading;
+      set_deadline(w_.opts.header_timeout);
+    }
+  }
+}
+
+// Answers a request that could not be read: 413 or 400 if the client can still hear
+// it, then closes.
+asio::awaitable<void> Session::reject(const error_code& ec) {
+  Response res;
+  if (ec == bhttp::error::body_limit) {
+    res = error_response(413, "payload_too_large", "the request body is larger than the limit");
+  } else if (ec == bhttp::error::header_limit) {
+    res = error_response(400, "invalid_request", "the request head is larger than the limit");
+  } else if (is_parse_error(ec)) {
+    res = error_response(400, "invalid_request", "malformed HTTP request");
+  } else {
+    co_return;  // the client left or timed out
+  }
+  state_ = State::busy;
+  if (co_await write(res, false)) co_await close_gracefully(true);
+}
+
+asio::awaitable<Response> Session::dispatch() {
+  auto& msg = parser_->get();
+  Request& r = req_;
+  r.method = to_method(msg.method());
+  r.method_name = msg.method_string();
+  r.target = msg.target();
+  const auto q = r.target.find('?');
+  r.path = r.target.substr(0, q);
+  for (const auto& field : msg) r.headers.add(field.name_string(), field.value());
+  r.body = std::move(msg.body());
+
+  if (q != std::string_view::npos && !parse_query(r.target.substr(q + 1), r.query))
+    co_return error_response(400, "invalid_request", "malformed query string");
+  const auto m = w_.router.match(r.method, r.path, r.path_params);
+  switch (m.outcome) {
+    case Router::Outcome::not_found:
+      co_return error_response(404, "not_found", "no such route");
+    case Router::Outcome::method_not_allowed: {
+      Response res = error_response(405, "method_not_allowed", "the route does not allow this method");
+      res.set_header("Allow", std::string(m.allow));
+      co_return res;
+    }
+    case Router::Outcome::found: break;
+  }
+  const bool has_body = r.method == Method::post || r.method == Method::put || r.method == Method::patch;
+  if (has_body && !r.body.empty() && !m.route->options.any_content_type &&
+      !is_json(r.header("content-type")))
+    co_return error_response(415, "unsupported_media_type", "the request body must be application/json");
+
+  std::string failure;
+  try {
+    Response res = co_await m.route->handler(r);
+    if (valid_response(res)) co_return res;
+    failure = "invalid status or header field";
+  } catch (const std::exception& e) {
+    failure = e.what();
+  } catch (...) {
+    failure = "unknown exception";
+  }
+  std::cerr << "http: " << r.method_name << ' ' << r.path << ": handler failed: " << failure << '\n';
+  co_return error_response(500, "internal", "internal error");
+}
+
+asio::awaitable<bool> Session::write(const Response& res, bool keep_alive) {
+  const auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(res.status)));
+  head_.assign("HTTP/1.1 ");
+  append_number(head_, static_cast<std::size_t>(res.status));
+  head_.append(" ").append(reason.data(), reason.size()).append("\r\n");
+  bool typed = false;
+  for (const auto& [name, value] : res.headers) {
+    if (iequals(name, "content-length") || iequals(name, "connection") ||
+        iequals(name, "transfer-encoding"))
+      continue;
+    typed = typed || iequals(name, "content-type");
+    head_.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!typed) head_.append("Content-Type: application/json\r\n");
+  const bool bodiless = res.status == 204 || res.status == 304;
+  if (!res.stream && !bodiless) {
+    head_.append("Content-Length: ");
+    append_number(head_, res.body.size());
+    head_.append("\r\n");
+  }
+  if (res.stream || !keep_alive) {
+    head_.append("Connection: close\r\n");
+  } else if (parser_->get().version() < 11) {
+    head_.append("Connection: keep-alive\r\n");
+  }
+  head_.append("\r\n");
+
+  const bool send_body = !res.stream && !bodiless && req_.method != Method::head;
+  const std::array<asio::const_buffer, 2> buffers{
+      asio::buffer(head_), send_body ? asio::buffer(res.body) : asio::const_buffer()};
+  set_deadline(w_.opts.write_timeout);
+  auto [ec, n] = co_await asio::async_write(socket_, buffers, nothrow);
+  clear_deadline();
+  co_return !ec;
+}
+
+// Half-closes, then closes. If the client may still be sending (a rejected request, or
+// bytes beyond the last answered request), drains them for a moment first: closing
+// with unread bytes resets the connection and can destroy the answer in flight.
+asio::awaitable<void> Session::close_gracefully(bool client_may_send) {
+  state_ = State::closing;
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  if (client_may_send || buffer_.size() > 0 || socket_.available(ignored) > 0) {
+    deadline_ = Clock::now() + kLinger;
+    for (;;) {
+      buffer_.clear();
+      auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadSize), nothrow);
+      if (ec) break;
+    }
+  }
+  close_now();
+}
+
+asio::awaitable<void> Session::stream(Response& res) {
+  auto st = std::make_shared<Stream>(w_.ioc);
+  stream_ = st.get();
+  state_ = State::streaming;
+  try {
+    res.stream(st);
+  } catch (const std::exception& e) {
+    std::cerr << "http: " << req_.method_name << ' ' << req_.path << ": stream start failed: " << e.what() << '\n';
+    st->close();
+  }
+
+  bool watching = false;
+  if (co_await write(res, false)) {
+    asio::co_spawn(w_.ioc, watch_peer(*st), asio::detached);
+    watching = true;
+    std::vector<std::string> batch;
+    std::vector<asio::const_buffer> buffers;
+    for (;;) {
+      const auto next = st->take(batch);
+      if (next == Stream::Next::end) break;
+      if (next == Stream::Next::wait) {
+        co_await st->wait();
+        continue;
+      }
+      std::size_t bytes = 0;
+      buffers.clear();
+      for (const auto& s : batch) {
+        buffers.push_back(asio::buffer(s));
+        bytes += s.size();
+      }
+      set_deadline(w_.opts.write_timeout);
+      auto [ec, n] = co_await asio::async_write(socket_, buffers, nothrow);
+      clear_deadline();
+      st->sent(bytes);
+      batch.clear();
+      if (ec) break;
+    }
+  }
+  close_now();
+  while (watching && !watcher_done_) co_await st->wait();  // the watcher refers to us
+  stream_ = nullptr;
+  st->finish();
+}
+
+// Reads (and drops) whatever the client sends while streaming, to notice it leaving.
+asio::awaitable<void> Session::watch_peer(Stream& st) {
+  std::array<char, 512> scratch;
+  for (;;) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(scratch), nothrow);
+    if (ec) break;
+  }
+  st.peer_gone();
+  watcher_done_ = true;
+  st.wake();
+}
+
+asio::awaitable<void> Worker::serve(tcp::socket socket) {
+  if (stopping) co_return;
+  Session session(*this, std::move(socket));
+  co_await session.run();
+}
+
+// Deadlines are checked by one timer per io thread rather than one per connection:
+// setting a deadline is then a store, not a timer operation.
+void Worker::arm_sweep() {
+  sweeper.expires_after(tick);
+  sweeper.async_wait([this](error_code) { sweep_once(); });
+}
+
+void Worker::sweep_once() {
+  if (stopping && sessions.empty()) return;  // nothing left: let run() return
+  const auto now = Clock::now();
+  if (stopping && now >= stop_deadline) {
+    if (cut) {
+      ioc.stop();  // connections stuck in handlers: give up on them
+      return;
+    }
+    cut = true;
+    for (Session* s : sessions) s->close_now();
+  } else {
+    for (Session* s : sessions)
+      if (s->deadline() <= now) s->close_now();
+  }
+  arm_sweep();
+}
+
+void Worker::begin_stop(Clock::time_point deadline) {
+  stopping = true;
+  stop_deadline = deadline;
+  for (Session* s : sessions) s->on_stop();
+  if (sessions.empty()) sweeper.cancel();
+}
+
+Clock::duration sweep_tick(const ServerOptions& o) {
+  const auto shortest = std::min({o.idle_timeout, o.header_timeout, o.body_timeout,
+                                  o.write_timeout, o.shutdown_timeout});
+  return std::clamp<Clock::duration>(shortest / 8, std::chrono::milliseconds(5),
+                                     std::chrono::milliseconds(500));
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(Router r, ServerOptions o)
+      : router(std::move(r)), opts(std::move(o)), workers(make_workers(router, opts)) {}
+
+  static std::vector<std::unique_ptr<Worker>> make_workers(const Router& r, const ServerOptions& o) {
+    OF_CHECK(o.io_threads >= 1, "an HttpServer needs an io thread");
+    std::vector<std::unique_ptr<Worker>> out;
+    for (int i = 0; i < o.io_threads; ++i) out.push_back(std::make_unique<Worker>(r, o, sweep_tick(o)));
+    return out;
+  }
+
+  asio::awaitable<void> accept_loop();
+  void stop();
+
+  Router router;
+  ServerOptions opts;
+  std::vector<std::unique_ptr<Worker>> workers;  // before the io objects living on them
+  tcp::acceptor acceptor{workers.front()->ioc};
+  std::optional<asio::signal_set> signals;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stop_requested{false};
+  bool started = false;
+  std::uint16_t port = 0;
+};
+
+void HttpServer::Impl::stop() {
+  if (stop_requested.exchange(true)) return;
+  const auto deadline = Clock::now() + opts.shutdown_timeout;
+  asio::post(workers.front()->ioc, [this] {
+    error_code ignored;
+    acceptor.close(ignored);
+    if (signals) signals->cancel(ignored);
+  });
+  for (auto& w : workers) asio::post(w->ioc, [w = w.get(), deadline] { w->begin_stop(deadline); });
+}
+
+asio::awaitable<void> HttpServer::Impl::accept_loop() {
+  asio::steady_timer pause(workers.front()->ioc);
+  for (std::size_t next = 0;; ++next) {
+    Worker& w = *workers[next % workers.size()];
+    auto [ec, socket] = co_await acceptor.async_accept(w.ioc, nothrow);
+    if (!acceptor.is_open()) co_return;
+    if (ec) {  // out of descriptors, or a connection reset before it was taken
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    asio::co_spawn(w.ioc, w.serve(std::move(socket)), asio::detached);
+  }
+}
+
+Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(router), std::move(options));
+  const auto& o = impl->opts;
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  error_code ec;
+  tcp::endpoint endpoint(asio::ip::make_address(o.host, ec), o.port);
+  if (ec) {
+    tcp::resolver resolver(impl->workers.front()->ioc);
+    auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
+    if (ec || results.empty())
+      return fail(Errc::invalid_argument, "cannot resolve " + where + ": " + ec.message());
+    endpoint = results.begin()->endpoint();
+  }
+  auto& a = impl->acceptor;
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) impl->port = a.local_endpoint(ec).port();
+  if (ec) return fail(Errc::unavailable, "cannot listen on " + where + ": " + ec.message());
+  return HttpServer(std::move(impl));
+}
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::HttpServer(HttpServer&&) noexcept = default;
+HttpServer& HttpServer::operator=(HttpServer&&) noexcept = default;
+
+HttpServer::~HttpServer() {
+  if (!impl_) return;
+  stop();
+  join();
+}
+
+std::uint16_t HttpServer::port() const { return impl_->port; }
+
+void HttpServer::start() {
+  OF_CHECK(!impl_->started, "HttpServer::start called twice");
+  impl_->started = true;
+  for (auto& w : impl_->workers) w->arm_sweep();
+  asio::co_spawn(impl_->workers.front()->ioc, impl_->accept_loop(), asio::detached);
+  if (impl_->signals)
+    impl_->signals->async_wait([impl = impl_.get()](const error_code& ec, int) {
+      if (!ec) impl->stop();
+    });
+  for (auto& w : impl_->workers) impl_->threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
+}
+
+void HttpServer::join() {
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+}
+
+void HttpServer::run() {
+  start();
+  join();
+}
+
+void HttpServer::stop() { impl_->stop(); }
+
+void HttpServer::stop_on_signals(std::initializer_list<int> signals) {
+  auto& set = impl_->signals.emplace(impl_->workers.front()->ioc);
+  for (int s : signals) set.add(s);
+}
+
+}  // namespace orderflow::http

@@ -1,0 +1,81 @@
+#include "api/json_body.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace orderflow::api {
+
+Result<boost::json::object> parse_object(std::string_view body) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(body, ec);
+  if (ec) return fail(Errc::invalid_json, "body is not valid JSON: " + ec.message());
+  if (!v.is_object()) return fail(Errc::invalid_argument, "body must be a JSON object");
+  return std::move(v.as_object());
+}
+
+namespace {
+Unexpected wrong(std::string_view name, const char* kind) {
+  return fail(Errc::invalid_argument, std::string(name) + " must be " + kind);
+}
+}  // namespace
+
+Result<std::string> string_field(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v) return fail(Errc::invalid_argument, std::string(name) + " is required");
+  if (!v->is_string()) return wrong(name, "a string");
+  return std::string(v->as_string());
+}
+
+Result<std::int64_t> int_field(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v) return fail(Errc::invalid_argument, std::string(name) + " is required");
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return wrong(name, "an integer within 64-bit range");
+  if (v->is_double()) {
+    double d = v->as_double();
+    if (d == static_cast<double>(static_cast<std::int64_t>(d)) && d > -9e15 && d < 9e15)
+      return static_cast<std::int64_t>(d);
+  }
+  return wrong(name, "an integer");
+}
+
+Result<std::optional<std::string>> optional_string_field(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v || v->is_null()) return std::optional<std::string>();
+  if (!v->is_string()) return wrong(name, "a string");
+  return std::optional<std::string>(std::string(v->as_string()));
+}
+
+std::string canonical_json(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::object: {
+      std::vector<const boost::json::key_value_pair*> fields;
+      for (const auto& kv : v.as_object()) fields.push_back(&kv);
+      std::sort(fields.begin(), fields.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+      std::string out = "{";
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (i) out += ',';
+        out += quoted(fields[i]->key());
+        out += ':';
+        out += canonical_json(fields[i]->value());
+      }
+      return out + "}";
+    }
+    case boost::json::kind::array: {
+      std::string out = "[";
+      bool first = true;
+      for (const auto& e : v.as_array()) {
+        if (!first) out += ',';
+        first = false;
+        out += canonical_json(e);
+      }
+      return out + "]";
+    }
+    default:
+      return boost::json::serialize(v);
+  }
+}
+
+std::string quoted(std::string_view s) { return boost::json::serialize(boost::json::string_view(s.data(), s.size())); }
+
+}  // namespace orderflow::api

@@ -1,0 +1,187 @@
+#include "app/command_handler.h"
+
+#include <boost/json.hpp>
+#include <chrono>
+
+#include "core/uuid.h"
+
+namespace orderflow::app {
+
+namespace {
+
+std::int64_t wall_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string metadata_json(const CommandMeta& m) {
+  boost::json::object o;
+  o["correlation_id"] = m.correlation_id;
+  o["causation_id"] = m.causation_id;
+  o["command_id"] = m.command_id;
+  if (!m.actor.empty()) o["actor"] = m.actor;
+  return boost::json::serialize(o);
+}
+
+constexpr std::size_t kPage = 1000;
+
+}  // namespace
+
+CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapshots, CommandHandlerOptions options)
+    : store_(store), snapshots_(snapshots), options_(options) {
+  if (snapshots_ && options_.snapshot_every > 0) snap_thread_ = std::thread([this] { snapshot_loop(); });
+}
+
+CommandHandler::~CommandHandler() {
+  {
+    std::lock_guard lk(snap_mu_);
+    stopping_ = true;
+  }
+  snap_cv_.notify_all();
+  if (snap_thread_.joinable()) snap_thread_.join();
+}
+
+void CommandHandler::queue_snapshot(es::Snapshot snapshot) {
+  {
+    std::lock_guard lk(snap_mu_);
+    snap_queue_.insert_or_assign(snapshot.stream_id, std::move(snapshot));
+  }
+  snap_cv_.notify_one();
+}
+
+void CommandHandler::snapshot_loop() {
+  std::unique_lock lk(snap_mu_);
+  for (;;) {
+    snap_cv_.wait(lk, [&] { return stopping_ || !snap_queue_.empty(); });
+    if (snap_queue_.empty()) return;  // stopping with nothing left
+    auto batch = std::move(snap_queue_);
+    snap_queue_.clear();
+    lk.unlock();
+    // A failed snapshot costs only a longer load later; the events are the truth.
+    for (auto& [stream, snap] : batch) (void)snapshots_->save_snapshot(snap);
+    lk.lock();
+  }
+}
+
+template <class A>
+Result<Loaded<A>> CommandHandler::fold_from(const std::string& id, Loaded<A> loaded, es::StreamVersion until) {
+  auto stream = stream_of<A>(id);
+  for (;;) {
+    auto from = loaded.version + 1;
+    if (until >= 0 && from > until) return loaded;
+    auto page = store_.read_stream(stream, from, kPage, es::Direction::forward);
+    if (!page) return fail(page.error());
+    for (const auto& e : *page) {
+      if (until >= 0 && e.version > until) return loaded;
+      auto decoded = codec::decode_event<typename A::Event>(e.type, e.data);
+      if (!decoded) return fail(Errc::corrupt, stream + " version " + std::to_string(e.version) + ": " +
+                                                    decoded.error().message);
+      loaded.state = A::decider.evolve(std::move(loaded.state), *decoded);
+      loaded.version = e.version;
+    }
+    if (page->size() < kPage) return loaded;
+  }
+}
+
+template <class A>
+Result<Loaded<A>> CommandHandler::load(const std::string& id) {
+  Loaded<A> loaded{A::decider.initial_state(), es::kNoStream};
+  if (snapshots_) {
+    // A snapshot is only a baseline, and one that can't be read is ignored.
+    if (auto snap = snapshots_->load_snapshot(stream_of<A>(id));
+        snap && snap->schema_version == codec::kStateSchemaVersion) {
+      if (auto state = codec::decode_state<typename A::State>(snap->state)) {
+        loaded.state = std::move(*state);
+        loaded.version = snap->version;
+      }
+    }
+  }
+  return fold_from<A>(id, std::move(loaded), -1);
+}
+
+template <class A>
+Result<Loaded<A>> CommandHandler::load_until(const std::string& id, es::StreamVersion version) {
+  return fold_from<A>(id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
+}
+
+template <class A>
+struct CommandHandler::Attempt {
+  std::string id;
+  typename A::Command command;
+  CommandMeta meta;
+  HandledCallback<A> done;
+  int conflicts = 0;
+};
+
+template <class A>
+void CommandHandler::handle(const std::string& id, typename A::Command command, CommandMeta meta,
+                            HandledCallback<A> done) {
+  if (meta.command_id.empty()) meta.command_id = uuid_v7();
+  if (meta.correlation_id.empty()) meta.correlation_id = meta.command_id;
+  if (meta.causation_id.empty()) meta.causation_id = meta.command_id;
+  if (meta.now_ms == 0) meta.now_ms = wall_ms();
+  attempt(std::make_shared<Attempt<A>>(Attempt<A>{id, std::move(command), std::move(meta), std::move(done)}));
+}
+
+template <class A>
+void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
+  auto loaded = load<A>(a->id);
+  if (!loaded) return a->done(fail(loaded.error()));
+  if (a->meta.if_match && *a->meta.if_match != loaded->version) {
+    Error conflict{Errc::version_conflict,
+                   "If-Match expects version " + std::to_string(*a->meta.if_match) + " but it is at version " +
+                       std::to_string(loaded->version),
+                   loaded->version};
+    return a->done(fail(std::move(conflict)));
+  }
+  auto decided = A::decider.decide(loaded->state, a->command);
+  if (!decided) return a->done(fail(decided.error()));
+  if (decided->empty()) {
+    auto last = store_.last_position();
+    if (!last) return a->done(fail(last.error()));
+    return a->done(Handled<A>{std::move(loaded->state), {loaded->version, *last}, {}});
+  }
+
+  es::AppendRequest req;
+  req.stream_id = stream_of<A>(a->id);
+  req.expected = loaded->version == es::kNoStream ? es::ExpectedVersion::no_stream()
+                                                  : es::ExpectedVersion::exact(loaded->version);
+  auto metadata = metadata_json(a->meta);
+  req.events.reserve(decided->size());
+  for (std::size_t i = 0; i < decided->size(); ++i) {
+    const auto& e = (*decided)[i];
+    req.events.push_back({a->meta.event_id ? a->meta.event_id(i) : uuid_v7(a->meta.now_ms), A::type_name(e),
+                          codec::kEventSchemaVersion, codec::encode_event(e), metadata});
+  }
+  req.idempotency = a->meta.idempotency;
+  req.render_response = a->meta.render_response;
+
+  auto state = std::move(loaded->state);
+  for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);
+  auto before = loaded->version;
+  store_.append_async(std::move(req), [this, a, before, state = std::move(state),
+                                       events = std::move(*decided)](Result<es::AppendResult> r) mutable {
+    if (!r) {
+      // Only a conflict we were not pinned to is retried: someone else appended first.
+      if (r.error().code == Errc::version_conflict && !a->meta.if_match &&
+          a->conflicts++ < options_.max_conflict_retries)
+        return attempt(a);
+      return a->done(fail(r.error()));
+    }
+    auto every = options_.snapshot_every;
+    if (snapshots_ && every > 0 && r->version / every != before / every)
+      queue_snapshot({stream_of<A>(a->id), r->version, codec::kStateSchemaVersion, codec::encode_state(state)});
+    a->done(Handled<A>{std::move(state), *r, std::move(events)});
+  });
+}
+
+#define ORDERFLOW_INSTANTIATE(A)                                                                         \
+  template Result<Loaded<A>> CommandHandler::load<A>(const std::string&);                                \
+  template Result<Loaded<A>> CommandHandler::load_until<A>(const std::string&, es::StreamVersion);       \
+  template void CommandHandler::handle<A>(const std::string&, A::Command, CommandMeta, HandledCallback<A>);
+ORDERFLOW_INSTANTIATE(Product)
+ORDERFLOW_INSTANTIATE(Account)
+ORDERFLOW_INSTANTIATE(Order)
+#undef ORDERFLOW_INSTANTIATE
+
+}  // namespace orderflow::app

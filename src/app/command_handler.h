@@ -1,0 +1,104 @@
+// Command handling: load (snapshot + events) -> decide -> append with the version read.
+// A version conflict is retried (reload, decide again) a bounded number of times unless
+// the client pinned a version with If-Match; nothing else is retried.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "app/aggregates.h"
+#include "es/event_store.h"
+
+namespace orderflow::app {
+
+struct CommandMeta {
+  std::string correlation_id;  // empty: the command id
+  std::string causation_id;    // empty: the command id
+  std::string command_id;      // empty: a new UUIDv7
+  std::string actor;
+  std::int64_t now_ms = 0;     // 0: the wall clock
+  // If set, the stream must be at exactly this version (If-Match); no automatic retry.
+  std::optional<es::StreamVersion> if_match;
+  // Stored with the events, its response rendered from the append's result.
+  std::optional<es::IdempotencyRecord> idempotency;
+  std::function<std::string(const es::AppendResult&)> render_response;
+  // Event ids for the decided events by index; empty: new UUIDv7s. The saga derives
+  // them from (order, step) so a redelivered step appends nothing new.
+  std::function<std::string(std::size_t index)> event_id;
+};
+
+template <class A>
+struct Loaded {
+  typename A::State state;
+  es::StreamVersion version = es::kNoStream;
+};
+
+template <class A>
+struct Handled {
+  typename A::State state;      // after the command
+  es::AppendResult result;      // version after, position of the last event
+  std::vector<typename A::Event> events;  // what was appended (empty: nothing to do)
+};
+
+template <class A>
+using HandledCallback = std::function<void(Result<Handled<A>>)>;
+
+struct CommandHandlerOptions {
+  int max_conflict_retries = 10;
+  // Save a snapshot when a stream's version crosses a multiple of this (0: never).
+  es::StreamVersion snapshot_every = 100;
+};
+
+class CommandHandler {
+ public:
+  // `snapshots` may be null. Both must outlive the handler.
+  CommandHandler(es::EventStore& store, es::SnapshotStore* snapshots, CommandHandlerOptions options = {});
+  ~CommandHandler();
+  CommandHandler(const CommandHandler&) = delete;
+  CommandHandler& operator=(const CommandHandler&) = delete;
+
+  // The aggregate now: from its snapshot, if readable, then every event after it.
+  template <class A>
+  Result<Loaded<A>> load(const std::string& id);
+
+  // The aggregate as it was at `version` (inclusive), folded from the events alone.
+  template <class A>
+  Result<Loaded<A>> load_until(const std::string& id, es::StreamVersion version);
+
+  // Runs one command. `done` is called exactly once, possibly before handle() returns
+  // (a rejection), possibly on the store's writer thread (a success): it must not block.
+  template <class A>
+  void handle(const std::string& id, typename A::Command command, CommandMeta meta, HandledCallback<A> done);
+
+  es::EventStore& store() { return store_; }
+
+ private:
+  template <class A>
+  struct Attempt;
+  template <class A>
+  void attempt(std::shared_ptr<Attempt<A>> a);
+  template <class A>
+  Result<Loaded<A>> fold_from(const std::string& id, Loaded<A> loaded, es::StreamVersion until);
+
+  void queue_snapshot(es::Snapshot snapshot);
+  void snapshot_loop();
+
+  es::EventStore& store_;
+  es::SnapshotStore* snapshots_;
+  CommandHandlerOptions options_;
+
+  // Snapshots are written off the command path by one thread, latest per stream.
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  std::map<std::string, es::Snapshot> snap_queue_;
+  bool stopping_ = false;
+  std::thread snap_thread_;
+};
+
+}  // namespace orderflow::app

@@ -1,0 +1,83 @@
+#include "app/place_order.h"
+
+#include <boost/json.hpp>
+#include <cctype>
+#include <map>
+
+#include "core/time.h"
+#include "core/uuid.h"
+#include "domain/validation.h"
+
+namespace orderflow::app {
+
+namespace {
+
+Result<std::string> string_at(const boost::json::object& o, std::string_view name, const std::string& where) {
+  auto* v = o.if_contains(name);
+  if (!v) return fail(Errc::invalid_argument, where + std::string(name) + " is required");
+  if (!v->is_string()) return fail(Errc::invalid_argument, where + std::string(name) + " must be a string");
+  return std::string(v->as_string());
+}
+
+}  // namespace
+
+Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
+  PlaceOrderRequest r;
+  auto customer = string_at(body, "customer_id", "");
+  if (!customer) return fail(customer.error());
+  r.customer_id = std::move(*customer);
+  if (auto* id = body.if_contains("order_id"); id && !id->is_null()) {
+    if (!id->is_string()) return fail(Errc::invalid_argument, "order_id must be a string");
+    r.order_id = std::string(id->as_string());
+    for (auto& c : r.order_id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (auto* addr = body.if_contains("shipping_address"); addr && !addr->is_null()) {
+    if (!addr->is_string()) return fail(Errc::invalid_argument, "shipping_address must be a string");
+    r.shipping_address = std::string(addr->as_string());
+  }
+  auto* items = body.if_contains("items");
+  if (!items) return fail(Errc::invalid_argument, "items is required");
+  if (!items->is_array()) return fail(Errc::invalid_argument, "items must be an array");
+  const auto& arr = items->as_array();
+  if (arr.size() > domain::order::kMaxItems || arr.empty())
+    return fail(Errc::validation_failed, "items must have 1-100 lines");
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    auto where = "items[" + std::to_string(i) + "].";
+    if (!arr[i].is_object()) return fail(Errc::invalid_argument, "items[" + std::to_string(i) + "] must be an object");
+    const auto& item = arr[i].as_object();
+    auto product = string_at(item, "product_id", where);
+    if (!product) return fail(product.error());
+    auto* q = item.if_contains("quantity");
+    if (!q) return fail(Errc::invalid_argument, where + "quantity is required");
+    if (!q->is_int64()) return fail(Errc::invalid_argument, where + "quantity must be an integer");
+    r.items.push_back({std::move(*product), q->as_int64()});
+  }
+  return r;
+}
+
+Result<domain::order::PlaceOrder> price_order(CommandHandler& commands, PlaceOrderRequest request) {
+  domain::order::PlaceOrder cmd;
+  cmd.order_id = request.order_id.empty() ? uuid_v7() : std::move(request.order_id);
+  cmd.customer_id = std::move(request.customer_id);
+  cmd.shipping_address = std::move(request.shipping_address);
+  cmd.at_ms = request.at_ms ? request.at_ms : now_unix_ms();
+  std::map<std::string, std::int64_t> prices;
+  for (std::size_t i = 0; i < request.items.size(); ++i) {
+    auto& item = request.items[i];
+    if (auto bad = domain::check_id("items[" + std::to_string(i) + "].product_id", item.product_id))
+      return fail(*bad);
+    auto known = prices.find(item.product_id);
+    if (known == prices.end()) {
+      auto product = commands.load<Product>(item.product_id);
+      if (!product) return fail(product.error());
+      if (!product->state.exists)
+        return fail(Errc::unknown_product, "items[" + std::to_string(i) + "].product_id " + item.product_id +
+                                               " is not a known product");
+      known = prices.emplace(item.product_id, product->state.unit_price_cents).first;
+    }
+    cmd.items.push_back({std::move(item.product_id), item.quantity, known->second});
+  }
+  return cmd;
+}
+
+}  // namespace orderflow::app

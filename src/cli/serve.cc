@@ -1,0 +1,82 @@
+// orderflow serve: the HTTP API on the chosen store, until SIGTERM/SIGINT.
+#include <fmt/core.h>
+
+#include <csignal>
+#include <memory>
+
+#include "api/api.h"
+#include "api/http/server.h"
+#include "app/command_handler.h"
+#include "cli/commands.h"
+#include "cli/store_factory.h"
+
+namespace orderflow::cli {
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8080";
+  StoreSpec store;
+  std::string bus, cache, config, roles;
+  int io_threads = 2;
+};
+
+int serve(const ServeOptions& o) {
+  auto colon = o.listen.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos) {
+    try {
+      port = std::stoi(o.listen.substr(colon + 1));
+    } catch (const std::exception&) {
+      port = -1;
+    }
+  }
+  if (port < 0 || port > 65535) {
+    std::fprintf(stderr, "orderflow: --listen must be HOST:PORT, not %s\n", o.listen.c_str());
+    return 2;
+  }
+  for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
+    if (!unsupported->empty()) {
+      std::fprintf(stderr, "orderflow: --bus, --cache and --config are not supported by this build yet\n");
+      return 2;
+    }
+
+  auto store = open_store(o.store);
+  if (!store) return runtime_failure(store.error().message);
+  app::CommandHandler commands(store->events(), &store->snapshots());
+  api::ApiContext ctx{commands, store->events()};
+
+  http::ServerOptions options;
+  options.host = o.listen.substr(0, colon);
+  options.port = static_cast<std::uint16_t>(port);
+  options.io_threads = o.io_threads;
+  auto server = http::HttpServer::listen(api::make_router(ctx), options);
+  if (!server) return runtime_failure(server.error().message);
+  server->stop_on_signals({SIGINT, SIGTERM});
+  fmt::print("orderflow: serving http://{}:{} (embedded store in {})\n", options.host, server->port(),
+             o.store.data_dir);
+  std::fflush(stdout);
+  server->run();
+  // Every in-flight request has been answered; finish accepted appends and close.
+  store->sqlite->close();
+  fmt::print("orderflow: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve(CLI::App& root, Action& action) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = root.add_subcommand("serve", "Serve the HTTP API");
+  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
+  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
+  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
+  cmd->add_option("--bus", o->bus, "Message bus URL (nats://, kafka://)");
+  cmd->add_option("--cache", o->cache, "Read-model cache URL (redis://)");
+  cmd->add_option("--config", o->config, "Configuration file");
+  cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga (default: all)");
+  cmd->add_option("--io-threads", o->io_threads, "HTTP io threads")->capture_default_str();
+  cmd->callback([o, &action] { action = [o] { return serve(*o); }; });
+}
+
+}  // namespace orderflow::cli

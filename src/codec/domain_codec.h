@@ -1,0 +1,35 @@
+// The one place domain types meet JSON: event data as stored, and aggregate state as
+// snapshotted. Field names are the structs' member names (snake_case, as API.md §8).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+#include "domain/account.h"
+#include "domain/order.h"
+#include "domain/product.h"
+
+namespace orderflow::codec {
+
+// The schema_version events are written with, and snapshots' state encoding version.
+inline constexpr std::int32_t kEventSchemaVersion = 1;
+inline constexpr std::int32_t kStateSchemaVersion = 1;
+
+// The `data` JSON of an event; its type string is event_type_name(e).
+std::string encode_event(const domain::product::Event& e);
+std::string encode_event(const domain::account::Event& e);
+std::string encode_event(const domain::order::Event& e);
+
+// Decodes a stored event's data by its type. Errc::corrupt names the type on failure.
+template <class Event>
+Result<Event> decode_event(std::string_view type, std::string_view data);
+
+std::string encode_state(const domain::product::State& s);
+std::string encode_state(const domain::account::State& s);
+std::string encode_state(const domain::order::State& s);
+
+template <class State>
+Result<State> decode_state(std::string_view json);
+
+}  // namespace orderflow::codec

@@ -1,0 +1,485 @@
+#include "api/http/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "api/http/await.h"
+#include "api/http/raw_client.h"
+
+namespace orderflow::http {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing::RawClient;
+
+// Completes after `d` on the handler's own executor.
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// Echoes what the handler saw: params, query and a header.
+asio::awaitable<Response> echo(Request& req) {
+  boost::json::object o;
+  o["method"] = std::string(req.method_name);
+  o["path"] = std::string(req.path);
+  boost::json::object params, query;
+  for (std::size_t i = 0; i < req.path_params.size(); ++i)
+    params[req.path_params[i].first] = req.path_params[i].second;
+  for (std::size_t i = 0; i < req.query.size(); ++i) query[req.query[i].first] = req.query[i].second;
+  o["params"] = params;
+  o["query"] = query;
+  o["x_test"] = std::string(req.header("x-test").value_or(""));
+  o["body"] = req.body;
+  Response res = json_response(200, o);
+  res.set_header("X-Echo", "1");
+  co_return res;
+}
+
+std::string get(std::string_view target, std::string_view extra = "") {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n" + std::string(extra) + "\r\n";
+}
+
+std::string post(std::string_view target, std::string_view content_type, std::string_view body) {
+  std::string s = "POST " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n";
+  if (!content_type.empty()) s += "Content-Type: " + std::string(content_type) + "\r\n";
+  s += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+  return s;
+}
+
+boost::json::value json_of(const testing::RawResponse& r) { return boost::json::parse(r.body); }
+
+std::string str(const boost::json::value& v) { return std::string(v.as_string()); }
+
+std::string error_code_of(const testing::RawResponse& r) {
+  return std::string(json_of(r).at("error").at("code").as_string());
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.add(Method::get, "/api/v1/orders/{id}", echo);
+    router_.add(Method::post, "/api/v1/orders/{id}/cancel", echo);
+    router_.add(Method::post, "/raw", echo, {.any_content_type = true});
+    router_.add(Method::get, "/slow", [this](Request& req) -> asio::awaitable<Response> {
+      ++slow_started_;
+      const auto ms = std::stoi(std::string(req.query_param("ms").value_or("300")));
+      co_await sleep_for(std::chrono::milliseconds(ms));
+      co_return json_response(200, R"({"slept":true})");
+    });
+    router_.add(Method::get, "/throw", [](Request&) -> asio::awaitable<Response> {
+      throw std::runtime_error("boom");
+      co_return Response{};
+    });
+  }
+
+  void start(ServerOptions options = {}) {
+    auto s = HttpServer::listen(std::move(router_), std::move(options));
+    ASSERT_TRUE(s) << s.error().message;
+    server_.emplace(std::move(*s));
+    server_->start();
+  }
+
+  std::uint16_t port() const { return server_->port(); }
+
+  Router router_;
+  std::optional<HttpServer> server_;
+  std::atomic<int> slow_started_{0};
+};
+
+TEST_F(ServerTest, RoutesWithParamsQueryAndHeaders) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/api/v1/orders/ab%20c?limit=5&status=NEW+X", "X-Test: yes\r\n")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("content-type"), "application/json");
+  EXPECT_EQ(r->header("x-echo"), "1");
+  const auto j = json_of(*r);
+  EXPECT_EQ(j.at("params").at("id"), "ab c");
+  EXPECT_EQ(j.at("query").at("limit"), "5");
+  EXPECT_EQ(j.at("query").at("status"), "NEW X");
+  EXPECT_EQ(j.at("x_test"), "yes");
+
+  ASSERT_TRUE(c.send(post("/api/v1/orders/o1/cancel", "application/json; charset=utf-8", R"({"reason":"x"})")));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json_of(*r).at("body"), R"({"reason":"x"})");
+}
+
+TEST_F(ServerTest, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/nope")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(error_code_of(*r), "not_found");
+
+  ASSERT_TRUE(c.send("DELETE /api/v1/orders/1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(error_code_of(*r), "method_not_allowed");
+  EXPECT_EQ(r->header("allow"), "GET");
+  EXPECT_TRUE(json_of(*r).at("error").at("details").is_object());
+}
+
+TEST_F(ServerTest, OversizedBodyIs413WithoutReadingIt) {
+  start({.body_limit = 1 << 20});
+  RawClient c(port());
+  ASSERT_TRUE(c.send("POST /api/v1/orders/1/cancel HTTP/1.1\r\nHost: t\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n"));
+  auto r = c.read_response(2s);  // answered although not one body byte was sent
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(error_code_of(*r), "payload_too_large");
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
+TEST_F(ServerTest, ChunkedBodyOverTheLimitIs413) {
+  start({.body_limit = 1000});
+  RawClient c(port());
+  std::string req = "POST /raw HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(512, 'x') + "\r\n";
+  ASSERT_TRUE(c.send(req));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST_F(ServerTest, NonJsonBodyIs415UnlessTheRouteOptsOut) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "text/plain", "hello")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+  EXPECT_EQ(error_code_of(*r), "unsupported_media_type");
+
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "", "{}")));  // no Content-Type at all
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "application/merge-patch+json", "{}")));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  ASSERT_TRUE(c.send(post("/raw", "text/plain", "hello")));  // still on the same connection
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json_of(*r).at("body"), "hello");
+}
+
+TEST_F(ServerTest, MalformedRequestIs400AndClose) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /x HTTP/1.1\r\nBad Header Line\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(error_code_of(*r), "invalid_request");
+  EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
+TEST_F(ServerTest, HandlerExceptionIs500) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/throw")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(error_code_of(*r), "internal");
+}
+
+TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  start();
+  RawClient c(port());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(c.send(get("/api/v1/orders/" + std::to_string(i))));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(str(json_of(*r).at("params").at("id")), std::to_string(i));
+    EXPECT_EQ(r->header("connection"), "");
+  }
+  ASSERT_TRUE(c.send(get("/api/v1/orders/last", "Connection: close\r\n")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("connection"), "close");
+  EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  start();
+  RawClient c(port());
+  // The first is slow, the others fast: answers must still come in request order.
+  ASSERT_TRUE(c.send(get("/slow?ms=100") + get("/api/v1/orders/2") + get("/nope") + get("/api/v1/orders/4")));
+  auto r1 = c.read_response();
+  auto r2 = c.read_response();
+  auto r3 = c.read_response();
+  auto r4 = c.read_response();
+  ASSERT_TRUE(r1 && r2 && r3 && r4);
+  EXPECT_EQ(json_of(*r1).at("slept"), true);
+  EXPECT_EQ(json_of(*r2).at("params").at("id"), "2");
+  EXPECT_EQ(r3->status, 404);
+  EXPECT_EQ(json_of(*r4).at("params").at("id"), "4");
+}
+
+TEST_F(ServerTest, SlowClientDoesNotBlockOthers) {
+  start({.io_threads = 1});  // one io thread: a blocked thread would show
+  RawClient slow(port());
+  ASSERT_TRUE(slow.send("GET /api/v1/orders/1 HTTP/1.1\r\nHost: t\r\nX-Te"));
+  RawClient other(port());
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(other.send(get("/api/v1/orders/2")));
+  auto r = other.read_response(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  ASSERT_TRUE(slow.send("st: late\r\n\r\n"));  // the slow one still gets its answer
+  r = slow.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json_of(*r).at("x_test"), "late");
+}
+
+TEST_F(ServerTest, HeaderAndIdleTimeoutsCloseConnections) {
+  start({.idle_timeout = 300ms, .header_timeout = 200ms});
+  RawClient half(port());
+  ASSERT_TRUE(half.send("GET /api/v1/orders/1 HTTP/1.1\r\n"));
+  RawClient idle(port());
+  ASSERT_TRUE(idle.send(get("/api/v1/orders/1")));
+  ASSERT_TRUE(idle.read_response());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(half.closed_by_peer(2s));
+  EXPECT_TRUE(idle.closed_by_peer(2s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+TEST_F(ServerTest, ExpectContinueGetsContinueBeforeTheBody) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send("POST /raw HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = c.read_response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c.send("hello"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json_of(*r).at("body"), "hello");
+}
+
+TEST_F(ServerTest, HeadSendsNoBody) {
+  router_.add(Method::head, "/h", [](Request&) -> asio::awaitable<Response> {
+    co_return json_response(200, "{\"x\":1}");
+  });
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const std::string got =
+      c.read_until([](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; }, 2s);
+  EXPECT_NE(got.find("Content-Length: 7\r\n"), std::string::npos);
+  EXPECT_EQ(c.read_some(200ms), got);  // nothing after the head
+}
+
+TEST_F(ServerTest, ManyConcurrentConnections) {
+  start();
+  constexpr int kClients = 2000;
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<RawClient>(port()));
+    ASSERT_TRUE(clients.back()->connected()) << i;
+  }
+  for (int i = 0; i < kClients; ++i) ASSERT_TRUE(clients[i]->send(get("/api/v1/orders/" + std::to_string(i))));
+  for (int i = 0; i < kClients; ++i) {
+    auto r = clients[i]->read_response();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(str(json_of(*r).at("params").at("id")), std::to_string(i));
+  }
+}
+
+TEST_F(ServerTest, AwaitsCallbackBackendAndResumesOnTheIoThread) {
+  std::mutex mu;
+  std::vector<std::thread> backend;  // a back end answering from its own threads
+  router_.add(Method::get, "/backend/{mode}", [&](Request& req) -> asio::awaitable<Response> {
+    const auto io_thread = std::this_thread::get_id();
+    const bool inline_answer = req.param("mode") == "inline";
+    auto start_call = [&](std::function<void(Result<int>)> done) {
+      if (inline_answer) return done(Result<int>(7));  // answered before returning, like a rejection
+      std::lock_guard lock(mu);
+      backend.emplace_back([done] {
+        std::this_thread::sleep_for(20ms);
+        done(Result<int>(42));
+      });
+    };
+    Result<int> r = co_await await_callback<Result<int>>(start_call);
+    boost::json::object o;
+    o["value"] = *r;
+    o["same_thread"] = std::this_thread::get_id() == io_thread;
+    co_return json_response(200, o);
+  });
+  start();
+  RawClient c(port());
+  for (const char* mode : {"thread", "inline"}) {
+    ASSERT_TRUE(c.send(get(std::string("/backend/") + mode)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(json_of(*r).at("value"), std::string(mode) == "inline" ? 7 : 42);
+    EXPECT_EQ(json_of(*r).at("same_thread"), true);
+  }
+  server_->stop();
+  server_->join();
+  for (auto& t : backend) t.join();
+}
+
+TEST_F(ServerTest, StopFinishesInFlightRequestClosesIdleAndJoins) {
+  start({.shutdown_timeout = 5s});
+  RawClient idle(port());
+  ASSERT_TRUE(idle.send(get("/api/v1/orders/1")));
+  ASSERT_TRUE(idle.read_response());
+  RawClient busy(port());
+  ASSERT_TRUE(busy.send(get("/slow?ms=400")));
+  while (slow_started_ == 0) std::this_thread::sleep_for(1ms);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->stop();
+  EXPECT_TRUE(idle.closed_by_peer(1s));  // idle keep-alive connections go at once
+  auto r = busy.read_response(3s);       // the in-flight request still gets its answer
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("connection"), "close");
+  server_->join();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 3s);
+  RawClient late(port());
+  EXPECT_FALSE(late.connected());
+}
+
+TEST_F(ServerTest, StopGivesUpOnHandlersPastTheShutdownTimeout) {
+  start({.shutdown_timeout = 200ms});
+  RawClient busy(port());
+  ASSERT_TRUE(busy.send(get("/slow?ms=10000")));
+  while (slow_started_ == 0) std::this_thread::sleep_for(1ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->stop();
+  server_->join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_TRUE(busy.closed_by_peer(1s));
+}
+
+TEST_F(ServerTest, StopsOnSignal) {
+  auto s = HttpServer::listen(std::move(router_), {});
+  ASSERT_TRUE(s);
+  s->stop_on_signals({SIGUSR2});
+  auto done = std::async(std::launch::async, [&] { s->run(); });
+  std::this_thread::sleep_for(50ms);
+  ::raise(SIGUSR2);
+  EXPECT_EQ(done.wait_for(3s), std::future_status::ready);
+}
+
+// An SSE feed: the handler hands the writer to "app code" (the test), which writes from
+// its own thread.
+class SseTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    router_.add(Method::get, "/events", [this](Request& req) -> asio::awaitable<Response> {
+      const std::string last_id(req.header("last-event-id").value_or(""));
+      co_return sse_response([this, last_id](std::shared_ptr<StreamWriter> w) {
+        w->write(": resuming after " + last_id + "\n\n");
+        w->on_close([this] { closed_.set_value(); });
+        writer_.set_value(std::move(w));
+      });
+    });
+  }
+  std::promise<std::shared_ptr<StreamWriter>> writer_;
+  std::promise<void> closed_;
+};
+
+TEST_F(SseTest, StreamsEventsUntilTheServerCloses) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/events", "Last-Event-ID: 41\r\n")));
+  auto w = writer_.get_future().get();
+  std::thread app([w] {
+    for (int i = 42; i < 45; ++i) w->write(sse_event(std::to_string(i), "OrderPlaced", "{\"n\":" + std::to_string(i) + "}"));
+    w->close();
+    EXPECT_FALSE(w->write("dropped"));
+  });
+  app.join();
+  auto r = c.read_response(3s);  // no length: the body runs to the close
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->header("content-type"), "text/event-stream");
+  EXPECT_EQ(r->header("cache-control"), "no-cache");
+  EXPECT_EQ(r->body,
+            ": resuming after 41\n\n"
+            "id: 42\nevent: OrderPlaced\ndata: {\"n\":42}\n\n"
+            "id: 43\nevent: OrderPlaced\ndata: {\"n\":43}\n\n"
+            "id: 44\nevent: OrderPlaced\ndata: {\"n\":44}\n\n");
+  EXPECT_EQ(closed_.get_future().wait_for(2s), std::future_status::ready);
+  EXPECT_FALSE(w->is_open());
+}
+
+TEST_F(SseTest, ClientLeavingEndsTheStream) {
+  start();
+  auto c = std::make_unique<RawClient>(port());
+  ASSERT_TRUE(c->send(get("/events")));
+  auto w = writer_.get_future().get();
+  ASSERT_TRUE(w->write(sse_event("1", "x", "{}")));
+  c->read_until([](const std::string& s) { return s.find("id: 1") != std::string::npos; }, 2s);
+  c.reset();
+  EXPECT_EQ(closed_.get_future().wait_for(2s), std::future_status::ready);
+  EXPECT_FALSE(w->is_open());
+  EXPECT_FALSE(w->write("late"));
+}
+
+TEST_F(SseTest, SlowConsumerShowsUpInQueuedBytes) {
+  start({.write_timeout = 1s});
+  RawClient c(port());  // never reads
+  ASSERT_TRUE(c.send(get("/events")));
+  auto w = writer_.get_future().get();
+  const std::string chunk = sse_event("", "", std::string(64 * 1024, 'x'));
+  // The socket buffers fill up, then the queue grows: app code disconnects at a bound.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (w->queued_bytes() < 4u << 20 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(w->write(chunk));
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_GE(w->queued_bytes(), 4u << 20);
+  w->close();
+  server_->stop();  // the write timeout ends the stuck stream
+  server_->join();
+  EXPECT_EQ(closed_.get_future().wait_for(0s), std::future_status::ready);
+}
+
+TEST_F(SseTest, StopEndsStreams) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(get("/events")));
+  auto w = writer_.get_future().get();
+  server_->stop();
+  server_->join();
+  EXPECT_EQ(closed_.get_future().wait_for(0s), std::future_status::ready);
+  EXPECT_TRUE(c.closed_by_peer(1s));
+}
+
+}  // namespace
+}  // namespace orderflow::http

@@ -1,0 +1,79 @@
+#include "codec/domain_codec.h"
+
+#include <gtest/gtest.h>
+
+namespace orderflow::codec {
+namespace {
+
+using namespace domain;
+
+template <class Event>
+void expect_round_trip(const Event& e) {
+  auto data = encode_event(e);
+  auto back = decode_event<Event>(std::visit([](const auto& x) { return x.kType; }, e), data);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, e) << data;
+}
+
+TEST(DomainCodec, EveryEventRoundTrips) {
+  expect_round_trip<product::Event>(product::ProductRegistered{"p-1", "Mug", 1299, 10});
+  expect_round_trip<product::Event>(product::StockAdded{5});
+  expect_round_trip<product::Event>(product::StockReserved{"o", 2});
+  expect_round_trip<product::Event>(product::StockReservationFailed{"o", 2, 1});
+  expect_round_trip<product::Event>(product::StockReleased{"o", 2});
+  expect_round_trip<product::Event>(product::StockCommitted{"o", 2});
+  expect_round_trip<account::Event>(account::AccountOpened{"a", "Ann"});
+  expect_round_trip<account::Event>(account::FundsDeposited{100});
+  expect_round_trip<account::Event>(account::FundsWithdrawn{100});
+  expect_round_trip<account::Event>(account::AccountCharged{"o", 100});
+  expect_round_trip<account::Event>(account::ChargeDeclined{"o", 100, "insufficient_funds"});
+  expect_round_trip<account::Event>(account::AccountRefunded{"o", 100});
+  expect_round_trip<order::Event>(
+      order::OrderPlaced{"o", "c", {{"p", 2, 100, 200}, {"q", 1, 5, 5}}, 205, std::nullopt, 17});
+  expect_round_trip<order::Event>(order::OrderPlaced{"o", "c", {{"p", 1, 1, 1}}, 1, "1 Main St", 17});
+  expect_round_trip<order::Event>(order::OrderConfirmed{3});
+  expect_round_trip<order::Event>(order::OrderCancelled{"payment_declined", order::PaymentStatus::declined, 4});
+  expect_round_trip<order::Event>(order::OrderShipped{5});
+  expect_round_trip<order::Event>(order::OrderDelivered{6});
+}
+
+TEST(DomainCodec, EnumsUseTheApiSpelling) {
+  auto data = encode_event(order::Event(order::OrderCancelled{"r", order::PaymentStatus::refunded, 1}));
+  EXPECT_NE(data.find(R"("payment_status":"REFUNDED")"), std::string::npos) << data;
+}
+
+TEST(DomainCodec, BadDataIsCorruptNamingTheType) {
+  auto unknown = decode_event<order::Event>("Nope", "{}");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::corrupt);
+  auto bad = decode_event<order::Event>("OrderShipped", R"({"at_ms":"x"})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("OrderShipped"), std::string::npos);
+  EXPECT_FALSE(decode_event<order::Event>("OrderShipped", "{not json"));
+}
+
+TEST(DomainCodec, StatesRoundTripForSnapshots) {
+  product::State p{true, "p", "Mug", 5, 10, 3, {{"o1", 2}, {"o2", 1}}};
+  auto p2 = decode_state<product::State>(encode_state(p));
+  ASSERT_TRUE(p2);
+  EXPECT_EQ(p2->reserved_by_order, p.reserved_by_order);
+  EXPECT_EQ(p2->on_hand, 10);
+  account::State a{true, "a", "Ann", 50, {{"o1", {100, account::ChargeOutcome::refunded}}}};
+  auto a2 = decode_state<account::State>(encode_state(a));
+  ASSERT_TRUE(a2);
+  EXPECT_EQ(a2->charges.at("o1").outcome, account::ChargeOutcome::refunded);
+  order::State o = order::initial_state();
+  o.exists = true;
+  o.items = {{"p", 1, 2, 2}};
+  o.status = order::OrderStatus::confirmed;
+  o.cancellation_reason = "x";
+  auto o2 = decode_state<order::State>(encode_state(o));
+  ASSERT_TRUE(o2);
+  EXPECT_EQ(o2->status, order::OrderStatus::confirmed);
+  EXPECT_EQ(o2->items, o.items);
+  EXPECT_EQ(o2->cancellation_reason, "x");
+  EXPECT_FALSE(decode_state<order::State>(R"({"exists":true})"));
+}
+
+}  // namespace
+}  // namespace orderflow::codec
