@@ -28,7 +28,12 @@ constexpr std::size_t kPage = 1000;
 }  // namespace
 
 CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapshots, CommandHandlerOptions options)
-    : store_(store), snapshots_(snapshots), options_(options) {
+    : store_(store),
+      snapshots_(snapshots),
+      options_(options),
+      products_(options.cache_limit),
+      accounts_(options.cache_limit),
+      orders_(options.cache_limit) {
   if (snapshots_ && options_.snapshot_every > 0) snap_thread_ = std::thread([this] { snapshot_loop(); });
 }
 
@@ -84,7 +89,14 @@ Result<Loaded<A>> CommandHandler::fold_from(const std::string& id, Loaded<A> loa
 }
 
 template <class A>
-Result<Loaded<A>> CommandHandler::load(const std::string& id) {
+AggregateCache<typename A::State>& CommandHandler::cache() {
+  if constexpr (std::is_same_v<A, Product>) return products_;
+  else if constexpr (std::is_same_v<A, Account>) return accounts_;
+  else return orders_;
+}
+
+template <class A>
+Result<Loaded<A>> CommandHandler::read_store(const std::string& id) {
   Loaded<A> loaded{A::decider.initial_state(), es::kNoStream};
   if (snapshots_) {
     // A snapshot is only a baseline, and one that can't be read is ignored.
@@ -96,7 +108,15 @@ Result<Loaded<A>> CommandHandler::load(const std::string& id) {
       }
     }
   }
-  return fold_from<A>(id, std::move(loaded), -1);
+  auto folded = fold_from<A>(id, std::move(loaded), -1);
+  if (folded) cache<A>().put(stream_of<A>(id), folded->state, folded->version, true);
+  return folded;
+}
+
+template <class A>
+Result<Loaded<A>> CommandHandler::load(const std::string& id) {
+  if (auto hit = cache<A>().get(stream_of<A>(id), true)) return Loaded<A>{std::move(hit->state), hit->version};
+  return read_store<A>(id);
 }
 
 template <class A>
@@ -125,7 +145,13 @@ void CommandHandler::handle(const std::string& id, typename A::Command command, 
 
 template <class A>
 void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
-  auto loaded = load<A>(a->id);
+  const auto stream = stream_of<A>(a->id);
+  // The latest state this process knows, pending appends included (see AggregateCache).
+  Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
+  if (auto hit = cache<A>().get(stream, false))
+    loaded = Loaded<A>{std::move(hit->state), hit->version};
+  else
+    loaded = read_store<A>(a->id);
   if (!loaded) return a->done(fail(loaded.error()));
   if (a->meta.if_match && *a->meta.if_match != loaded->version) {
     Error conflict{Errc::version_conflict,
@@ -143,7 +169,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   }
 
   es::AppendRequest req;
-  req.stream_id = stream_of<A>(a->id);
+  req.stream_id = stream;
   req.expected = loaded->version == es::kNoStream ? es::ExpectedVersion::no_stream()
                                                   : es::ExpectedVersion::exact(loaded->version);
   auto metadata = metadata_json(a->meta);
@@ -158,21 +184,38 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
 
   auto state = std::move(loaded->state);
   for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);
-  auto before = loaded->version;
-  store_.append_async(std::move(req), [this, a, before, state = std::move(state),
+  const auto before = loaded->version;
+  const auto after = before + static_cast<es::StreamVersion>(decided->size());
+  auto speculative = std::make_shared<typename A::State>(state);
+  auto answered_inline = std::make_shared<bool>(false);
+  const auto caller = std::this_thread::get_id();
+  store_.append_async(std::move(req), [this, a, stream, before, caller, answered_inline, state = std::move(state),
                                        events = std::move(*decided)](Result<es::AppendResult> r) mutable {
+    if (std::this_thread::get_id() == caller) *answered_inline = true;
     if (!r) {
-      // Only a conflict we were not pinned to is retried: someone else appended first.
-      if (r.error().code == Errc::version_conflict && !a->meta.if_match &&
-          a->conflicts++ < options_.max_conflict_retries)
-        return attempt(a);
+      if (r.error().code == Errc::version_conflict) {
+        // What we decided on was stale. Forget it; the appender that won has put (or
+        // is about to put) its state in the cache. Only a conflict we were not pinned
+        // to is retried.
+        cache<A>().forget(stream, before);
+        if (!a->meta.if_match && a->conflicts++ < options_.max_conflict_retries) {
+          if (a->conflicts > 2) std::this_thread::yield();
+          return attempt(a);
+        }
+      } else {
+        cache<A>().clear();  // the store failed: nothing pending will land
+      }
       return a->done(fail(r.error()));
     }
+    cache<A>().put(stream, state, r->version, true);
     auto every = options_.snapshot_every;
     if (snapshots_ && every > 0 && r->version / every != before / every)
-      queue_snapshot({stream_of<A>(a->id), r->version, codec::kStateSchemaVersion, codec::encode_state(state)});
+      queue_snapshot({stream, r->version, codec::kStateSchemaVersion, codec::encode_state(state)});
     a->done(Handled<A>{std::move(state), *r, std::move(events)});
   });
+  // Accepted into the store's open batch (not answered here): later commands on this
+  // stream may decide on this state and append behind it.
+  if (!*answered_inline) cache<A>().put(stream, *speculative, after, false);
 }
 
 #define ORDERFLOW_INSTANTIATE(A)                                                                         \

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "app/aggregate_cache.h"
 #include "app/aggregates.h"
 #include "es/event_store.h"
 
@@ -53,6 +54,8 @@ struct CommandHandlerOptions {
   int max_conflict_retries = 10;
   // Save a snapshot when a stream's version crosses a multiple of this (0: never).
   es::StreamVersion snapshot_every = 100;
+  // Aggregates kept in memory per type (see AggregateCache).
+  std::size_t cache_limit = 20000;
 };
 
 class CommandHandler {
@@ -63,7 +66,8 @@ class CommandHandler {
   CommandHandler(const CommandHandler&) = delete;
   CommandHandler& operator=(const CommandHandler&) = delete;
 
-  // The aggregate now: from its snapshot, if readable, then every event after it.
+  // The aggregate as the store holds it now (durable state only): from memory, or from
+  // its snapshot, if readable, and every event after it.
   template <class A>
   Result<Loaded<A>> load(const std::string& id);
 
@@ -85,6 +89,10 @@ class CommandHandler {
   void attempt(std::shared_ptr<Attempt<A>> a);
   template <class A>
   Result<Loaded<A>> fold_from(const std::string& id, Loaded<A> loaded, es::StreamVersion until);
+  template <class A>
+  Result<Loaded<A>> read_store(const std::string& id);
+  template <class A>
+  AggregateCache<typename A::State>& cache();
 
   void queue_snapshot(es::Snapshot snapshot);
   void snapshot_loop();
@@ -92,6 +100,9 @@ class CommandHandler {
   es::EventStore& store_;
   es::SnapshotStore* snapshots_;
   CommandHandlerOptions options_;
+  AggregateCache<domain::product::State> products_;
+  AggregateCache<domain::account::State> accounts_;
+  AggregateCache<domain::order::State> orders_;
 
   // Snapshots are written off the command path by one thread, latest per stream.
   std::mutex snap_mu_;

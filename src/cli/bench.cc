@@ -26,6 +26,17 @@ void add_bench(CLI::App& root, Action& action) {
       ->capture_default_str();
   r->add_option("--batch", read->batch, "Events per read")->capture_default_str();
   r->callback([read, &action] { action = [read] { return bench_read(*read); }; });
+
+  auto http = std::make_shared<HttpBenchOptions>();
+  auto* h = bench->add_subcommand("http", "HTTP load against a running server (own load generator)");
+  h->add_option("--target", http->target, "Server base URL, http://HOST:PORT")->capture_default_str();
+  h->add_option("--scenario", http->scenario, "place-order, deposit or get-product")->capture_default_str();
+  h->add_option("--connections", http->connections, "Keep-alive connections, one request in flight each")
+      ->capture_default_str();
+  h->add_option("--duration", http->duration_s, "Seconds measured")->capture_default_str();
+  h->add_option("--warmup", http->warmup_s, "Seconds of load before measuring")->capture_default_str();
+  h->add_option("--io-threads", http->io_threads, "Load generator threads")->capture_default_str();
+  h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 }
 
 }  // namespace orderflow::cli

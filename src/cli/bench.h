@@ -26,4 +26,14 @@ struct ReadBenchOptions {
 };
 int bench_read(const ReadBenchOptions& options);
 
+struct HttpBenchOptions {
+  std::string target = "http://127.0.0.1:8080";
+  std::string scenario = "place-order";  // place-order, deposit, get-product
+  int connections = 64;
+  double duration_s = 10;
+  double warmup_s = 2;
+  int io_threads = 1;
+};
+int bench_http(const HttpBenchOptions& options);
+
 }  // namespace orderflow::cli

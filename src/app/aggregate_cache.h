@@ -1,0 +1,80 @@
+// The latest known state of recently used aggregates, so a command decides without
+// reading its stream. An entry is either committed (what the store holds) or pending
+// (an append of this process that the store accepted into its open batch but has not
+// yet made durable): a command may decide on a pending state and append right behind
+// it, which the store's pipeline validates and batches, so a hot stream takes many
+// appends per sync instead of one. A stale entry (another process appended) only
+// costs a version conflict, after which the handler forgets it and reads the store.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "es/event.h"
+
+namespace orderflow::app {
+
+template <class State>
+class AggregateCache {
+ public:
+  explicit AggregateCache(std::size_t limit) : limit_(limit) {}
+
+  struct Entry {
+    State state;
+    es::StreamVersion version = es::kNoStream;
+    bool committed = false;
+  };
+
+  // The entry for `stream`; with committed_only, a pending one reads as absent.
+  std::optional<Entry> get(const std::string& stream, bool committed_only) const {
+    std::lock_guard lk(mu_);
+    auto it = entries_.find(stream);
+    if (it == entries_.end() || (committed_only && !it->second.committed)) return std::nullopt;
+    return it->second;
+  }
+
+  // Entries only move forward: an older version is ignored; the same version may be
+  // marked committed.
+  void put(const std::string& stream, const State& state, es::StreamVersion version, bool committed) {
+    std::lock_guard lk(mu_);
+    auto it = entries_.find(stream);
+    if (it != entries_.end()) {
+      if (version < it->second.version) return;
+      if (version == it->second.version) {
+        it->second.committed = it->second.committed || committed;
+        return;
+      }
+      it->second = Entry{state, version, committed};
+      return;
+    }
+    if (entries_.size() >= limit_) evict();
+    entries_.emplace(stream, Entry{state, version, committed});
+  }
+
+  // Drops the entry if it is not newer than `version` (it is known to be stale).
+  void forget(const std::string& stream, es::StreamVersion version) {
+    std::lock_guard lk(mu_);
+    if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
+  }
+
+  void clear() {
+    std::lock_guard lk(mu_);
+    entries_.clear();
+  }
+
+ private:
+  // Drops committed entries until half the limit is free; pending ones must stay, or a
+  // command could read an older committed state and conflict with its own process.
+  void evict() {
+    for (auto it = entries_.begin(); it != entries_.end() && entries_.size() > limit_ / 2;)
+      it = it->second.committed ? entries_.erase(it) : std::next(it);
+  }
+
+  const std::size_t limit_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace orderflow::app

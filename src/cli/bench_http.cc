@@ -1,0 +1,147 @@
+// orderflow bench http: load against a running server with our own closed-loop load
+// generator (api/http/load_generator), after seeding what the scenario needs.
+#include <arpa/inet.h>
+#include <fmt/core.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <iostream>
+#include <memory>
+
+#include "api/http/load_generator.h"
+#include "cli/bench.h"
+#include "core/uuid.h"
+
+namespace orderflow::cli {
+
+namespace {
+
+struct Target {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+Result<Target> parse_target(const std::string& url) {
+  std::string rest = url;
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  while (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return fail(Errc::invalid_argument, "--target must be http://HOST:PORT");
+  int port = 0;
+  try {
+    port = std::stoi(rest.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) return fail(Errc::invalid_argument, "--target must be http://HOST:PORT");
+  return Target{rest.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+// One blocking POST on a fresh connection, for seeding. Returns the status code.
+Result<int> post(const Target& t, const std::string& path, const std::string& body) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return fail(Errc::unavailable, "socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(t.port);
+  if (::inet_pton(AF_INET, t.host == "localhost" ? "127.0.0.1" : t.host.c_str(), &addr.sin_addr) != 1 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return fail(Errc::unavailable, "cannot connect to " + t.host + ":" + std::to_string(t.port));
+  }
+  auto request = fmt::format(
+      "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+      "Connection: close\r\n\r\n{}",
+      path, t.host, body.size(), body);
+  for (std::size_t sent = 0; sent < request.size();) {
+    auto n = ::send(fd, request.data() + sent, request.size() - sent, 0);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (answer.size() < 12) return fail(Errc::unavailable, "no answer to POST " + path);
+  return std::stoi(answer.substr(9, 3));
+}
+
+Result<void> seed(const Target& t, const std::string& path, const std::string& body) {
+  auto status = post(t, path, body);
+  if (!status) return fail(status.error());
+  if (*status / 100 != 2) return fail(Errc::internal, fmt::format("seeding: POST {} answered {}", path, *status));
+  return {};
+}
+
+constexpr int kProducts = 200;
+constexpr int kCustomers = 1000;
+
+}  // namespace
+
+int bench_http(const HttpBenchOptions& o) {
+  auto target = parse_target(o.target);
+  if (!target) return runtime_failure(target.error().message);
+  const auto run = uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8);
+  auto product = [&](std::uint64_t i) { return fmt::format("bench-{}-p{}", run, i % kProducts); };
+  auto customer = [&](std::uint64_t i) { return fmt::format("bench-{}-c{}", run, i % kCustomers); };
+
+  const bool orders = o.scenario == "place-order";
+  const bool deposits = o.scenario == "deposit";
+  const bool products = o.scenario == "get-product";
+  if (!orders && !deposits && !products)
+    return runtime_failure("--scenario must be place-order, deposit or get-product");
+
+  fmt::print("seeding {} products and {} accounts...\n", kProducts, kCustomers);
+  for (int i = 0; i < kProducts; ++i)
+    if (auto r = seed(*target, "/api/v1/products",
+                      fmt::format(R"({{"product_id":"{}","name":"Bench {}","unit_price_cents":{},"initial_stock":1000000000}})",
+                                  product(static_cast<std::uint64_t>(i)), i, 100 + i));
+        !r)
+      return runtime_failure(r.error().message);
+  if (orders || deposits)
+    for (int i = 0; i < kCustomers; ++i) {
+      auto id = customer(static_cast<std::uint64_t>(i));
+      if (auto r = seed(*target, "/api/v1/accounts", fmt::format(R"({{"account_id":"{}"}})", id)); !r)
+        return runtime_failure(r.error().message);
+      if (auto r = seed(*target, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
+        return runtime_failure(r.error().message);
+    }
+
+  http::LoadOptions options;
+  options.host = target->host;
+  options.port = target->port;
+  options.scenario = o.scenario;
+  options.connections = o.connections;
+  options.duration = std::chrono::milliseconds(static_cast<std::int64_t>(o.duration_s * 1000));
+  options.warmup = std::chrono::milliseconds(static_cast<std::int64_t>(o.warmup_s * 1000));
+  options.io_threads = o.io_threads;
+
+  auto report = http::run_load(options, [&](std::uint64_t, std::mt19937_64& rng) {
+    http::LoadRequest req;
+    if (orders) {
+      req.method = http::Method::post;
+      req.target = "/api/v1/orders";
+      auto lines = 1 + rng() % 3;
+      std::string items;
+      for (std::uint64_t l = 0; l < lines; ++l)
+        items += fmt::format(R"({}{{"product_id":"{}","quantity":{}}})", l ? "," : "", product(rng()), 1 + rng() % 3);
+      req.body = fmt::format(R"({{"customer_id":"{}","items":[{}]}})", customer(rng()), items);
+    } else if (deposits) {
+      req.method = http::Method::post;
+      req.target = "/api/v1/accounts/" + customer(rng()) + "/deposit";
+      req.body = fmt::format(R"({{"amount_cents":{}}})", 1 + rng() % 100);
+    } else {
+      req.target = "/api/v1/products/" + product(rng());
+    }
+    return req;
+  });
+  if (!report) return runtime_failure(report.error().message);
+  http::print_report(std::cout, *report);
+  auto json = http::to_json(*report);
+  std::cout << boost::json::serialize(json) << std::endl;
+  return report->non_2xx() + report->transport_errors == 0 ? 0 : 1;
+}
+
+}  // namespace orderflow::cli

@@ -1,0 +1,446 @@
+"""End-to-end harness: runs the real `orderflow serve` binary and speaks HTTP to it.
+
+Stdlib only. The binary is $ORDERFLOW_BIN, else build/orderflow under the repository root.
+
+    with Server() as srv:            # fresh temp data dir, port 0
+        c = srv.client()             # one keep-alive connection
+        r = c.post("/api/v1/accounts", {"account_id": "a1"})
+        assert r.status == 201 and r.json["version"] == 0
+"""
+
+import http.client
+import itertools
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+API = "/api/v1"
+
+RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+UUID_V7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+SERVING_LINE = re.compile(r"^orderflow: serving http://127\.0\.0\.1:(\d+) \(.*\)$")
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 30.0
+
+
+def binary():
+    path = os.environ.get("ORDERFLOW_BIN") or os.path.join(REPO_ROOT, "build", "orderflow")
+    if not os.path.isabs(path):
+        path = os.path.abspath(path)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"orderflow binary not found at {path} (set ORDERFLOW_BIN)")
+    return path
+
+
+_ids = itertools.count(1)
+
+
+def new_id(prefix="id"):
+    """A fresh entity id within the 1-64 [A-Za-z0-9_.:-] charset, unique per process and run."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}-{next(_ids)}"
+
+
+class Server:
+    """One `orderflow serve --listen 127.0.0.1:0 --data DIR` process."""
+
+    def __init__(self, data_dir=None, extra_args=()):
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="orderflow-e2e-")
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self.stdout_lines = []
+        self._stderr_file = None
+        self._stdout_thread = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self):
+        self._stderr_file = tempfile.TemporaryFile(prefix="orderflow-e2e-stderr-")
+        args = [binary(), "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.extra_args]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._stderr_file, cwd=self.data_dir)
+        first = self._read_first_line(START_TIMEOUT)
+        m = SERVING_LINE.match(first)
+        if not m:
+            self.kill()
+            raise RuntimeError(f"unexpected first stdout line {first!r}; stderr: {self.stderr()}")
+        self.port = int(m.group(1))
+        self.stdout_lines.append(first)
+        self._stdout_thread = threading.Thread(target=self._drain_stdout, daemon=True)
+        self._stdout_thread.start()
+        return self
+
+    def _read_first_line(self, timeout):
+        fd = self.proc.stdout.fileno()
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise RuntimeError(f"server printed no serving line within {timeout}s; stderr: {self.stderr()}")
+            ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    rc = self.proc.wait(timeout=5)
+                    raise RuntimeError(f"server exited ({rc}) before serving; stderr: {self.stderr()}")
+                buf += chunk
+        line, _, rest = buf.partition(b"\n")
+        if rest:
+            self.stdout_lines.extend(rest.decode(errors="replace").splitlines())
+        return line.decode(errors="replace").rstrip("\r")
+
+    def _drain_stdout(self):
+        for raw in self.proc.stdout:
+            self.stdout_lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def signal(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"server did not exit within {timeout}s; stderr: {self.stderr()}")
+        if self._stdout_thread:
+            self._stdout_thread.join(timeout=5)
+        return rc
+
+    def stop(self, expect_rc=0):
+        """SIGTERM and wait; the exit code must be `expect_rc` (0 per API.md §1)."""
+        if self.proc is None or self.proc.poll() is not None:
+            rc = None if self.proc is None else self.proc.returncode
+        else:
+            self.signal(signal.SIGTERM)
+            rc = self.wait()
+        if expect_rc is not None and rc != expect_rc:
+            raise AssertionError(f"server exit code {rc}, expected {expect_rc}; stderr: {self.stderr()}")
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        self.kill()
+        if self._stdout_thread:
+            self._stdout_thread.join(timeout=5)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        if self._stderr_file:
+            self._stderr_file.close()
+            self._stderr_file = None
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def stderr(self):
+        if not self._stderr_file:
+            return ""
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode(errors="replace")[-4000:]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.stop()
+        finally:
+            self.cleanup()
+
+    # -- clients --------------------------------------------------------------------------------------
+    def client(self):
+        return Client(self.port)
+
+    def raw_socket(self, timeout=REQUEST_TIMEOUT):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # case-insensitive mapping (http.client.HTTPMessage or CIDict)
+        self.body = body  # bytes
+        self._json = None
+
+    @property
+    def json(self):
+        if self._json is None:
+            self._json = json.loads(self.body.decode("utf-8"))
+        return self._json
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:400]!r}>"
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (re-opened transparently if the server closed it)."""
+
+    def __init__(self, port, timeout=REQUEST_TIMEOUT):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def close(self):
+        self.conn.close()
+
+    def request(self, method, path, body=None, headers=None, raw=None, content_type="application/json"):
+        """body: a JSON-able value; raw: bytes/str sent as they are. content_type None: no header."""
+        hdrs = {}
+        data = None
+        if raw is not None:
+            data = raw.encode() if isinstance(raw, str) else raw
+        elif body is not None:
+            data = json.dumps(body).encode()
+        if data is not None and content_type is not None:
+            hdrs["Content-Type"] = content_type
+        if headers:
+            hdrs.update(headers)
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""
+        self.conn.request(method, path, body=data, headers=hdrs)
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        return Response(resp.status, resp.headers, payload)
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path, body=None, headers=None, **kw):
+        return self.request("POST", path, body=body, headers=headers, **kw)
+
+    def put(self, path, body=None, headers=None, **kw):
+        return self.request("PUT", path, body=body, headers=headers, **kw)
+
+
+# -- raw HTTP over a socket (pipelining) ------------------------------------------------------------------
+def raw_request(method, path, body=None, headers=None, content_type="application/json"):
+    data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if body is not None and content_type:
+        lines.append(f"Content-Type: {content_type}")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(data)}")
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+class CIDict(dict):
+    def get(self, key, default=None):
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key):
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key):
+        return super().__contains__(key.lower())
+
+
+class ResponseReader:
+    """Reads HTTP/1.1 responses one after another from a socket (Content-Length or chunked)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read(self):
+        """The next response; EOFError if the connection closed before its first byte."""
+        status_line = self._line().decode()
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise ValueError(f"bad status line {status_line!r}")
+        status = int(parts[1])
+        headers = CIDict()
+        while True:
+            line = self._line()
+            if not line:
+                break
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._exact(size)
+                self._exact(2)
+        else:
+            body = self._exact(int(headers.get("content-length", "0")))
+        return Response(status, headers, body)
+
+    def at_eof(self, timeout=5.0):
+        """True if the peer closes the connection (without sending more) within `timeout`."""
+        if self.buf:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+# -- domain helpers -----------------------------------------------------------------------------------------
+def create_product(c, product_id=None, price=250, stock=10, name=None):
+    product_id = product_id or new_id("p")
+    r = c.post(f"{API}/products", {"product_id": product_id, "name": name or f"Product {product_id}",
+                                   "unit_price_cents": price, "initial_stock": stock})
+    if r.status != 201:
+        raise AssertionError(f"create product {product_id}: {r}")
+    return product_id
+
+
+def create_account(c, account_id=None, balance=0, owner="E2E Owner"):
+    account_id = account_id or new_id("a")
+    body = {"account_id": account_id}
+    if owner is not None:
+        body["owner"] = owner
+    r = c.post(f"{API}/accounts", body)
+    if r.status != 201:
+        raise AssertionError(f"create account {account_id}: {r}")
+    if balance:
+        r = c.post(f"{API}/accounts/{account_id}/deposit", {"amount_cents": balance})
+        if r.status != 200:
+            raise AssertionError(f"deposit to {account_id}: {r}")
+    return account_id
+
+
+def place_order(c, customer_id, items, headers=None, **extra):
+    body = {"customer_id": customer_id, "items": [{"product_id": p, "quantity": q} for p, q in items]}
+    body.update(extra)
+    r = c.post(f"{API}/orders", body, headers=headers)
+    if r.status != 202:
+        raise AssertionError(f"place order: {r}")
+    return r.json["order_id"]
+
+
+def scan_events(c, from_position=1, limit=1000, max_pages=1000, **filters):
+    """Every event of the global log from `from_position`, following next_from."""
+    events = []
+    pos = from_position
+    for _ in range(max_pages):
+        q = f"from_position={pos}&limit={limit}" + "".join(f"&{k}={v}" for k, v in filters.items())
+        r = c.get(f"{API}/admin/events?{q}")
+        if r.status != 200:
+            raise AssertionError(f"GET /admin/events?{q}: {r}")
+        page = r.json["events"]
+        if not page:
+            return events
+        events.extend(page)
+        nxt = r.json["next_from"]
+        if nxt <= pos:
+            raise AssertionError(f"next_from {nxt} does not advance past {pos}")
+        pos = nxt
+    raise AssertionError("admin/events paging did not end")
+
+
+def last_position(c):
+    """The global position of the newest event (0 if the log is empty)."""
+    events = scan_events(c)
+    return events[-1]["position"] if events else 0
+
+
+def stream_events(c, stream_id):
+    r = c.get(f"{API}/admin/streams/{stream_id}/events?limit=1000")
+    if r.status != 200:
+        raise AssertionError(f"GET stream {stream_id}: {r}")
+    return r.json["events"]
+
+
+class ErrorAsserts:
+    """Mixin for unittest.TestCase: checks the API.md §3 error shape."""
+
+    def assertError(self, r, status, code):
+        self.assertEqual(r.status, status, f"expected {status} {code}, got {r}")
+        ctype = r.header("Content-Type") or ""
+        self.assertTrue(ctype.startswith("application/json"), f"error Content-Type {ctype!r}")
+        body = r.json
+        self.assertIsInstance(body, dict, r)
+        self.assertIn("error", body, r)
+        err = body["error"]
+        self.assertEqual(err.get("code"), code, r)
+        self.assertIsInstance(err.get("message"), str, r)
+        self.assertTrue(err["message"], f"empty error message: {r}")
+        self.assertIn("details", err, r)
+        self.assertIsInstance(err["details"], dict, r)
+
+    def assertAccepted(self, r, status, id_field, id_value=None):
+        """An accepted write: {<entity>_id, version, position} and ETag "V"."""
+        self.assertEqual(r.status, status, r)
+        body = r.json
+        self.assertIn(id_field, body, r)
+        if id_value is not None:
+            self.assertEqual(body[id_field], id_value, r)
+        self.assertIsInstance(body.get("version"), int, r)
+        self.assertIsInstance(body.get("position"), int, r)
+        self.assertGreaterEqual(body["version"], 0, r)
+        self.assertGreaterEqual(body["position"], 1, r)
+        self.assertEqual(r.header("ETag"), f'"{body["version"]}"', r)
+        return body
+
+
+class ServerTestCase(ErrorAsserts):
+    """Mixin: one fresh server per test class (tests use fresh ids); stopped with SIGTERM -> exit 0."""
+
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = Server().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.server.stop()
+        finally:
+            cls.server.cleanup()
+            super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.c = self.server.client()
+        self.addCleanup(self.c.close)
