@@ -1,10 +1,6 @@
 // orderflow bench http: load against a running server with our own closed-loop load
 // generator (api/http/load_generator), after seeding what the scenario needs.
-#include <arpa/inet.h>
 #include <fmt/core.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <iostream>
@@ -12,66 +8,18 @@
 
 #include "api/http/load_generator.h"
 #include "cli/bench.h"
+#include "cli/http_client.h"
 #include "core/uuid.h"
 
 namespace orderflow::cli {
 
 namespace {
 
-struct Target {
-  std::string host;
-  std::uint16_t port = 0;
-};
-
-Result<Target> parse_target(const std::string& url) {
-  std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos) return fail(Errc::invalid_argument, "--target must be http://HOST:PORT");
-  int port = 0;
-  try {
-    port = std::stoi(rest.substr(colon + 1));
-  } catch (const std::exception&) {
-    port = -1;
-  }
-  if (port <= 0 || port > 65535) return fail(Errc::invalid_argument, "--target must be http://HOST:PORT");
-  return Target{rest.substr(0, colon), static_cast<std::uint16_t>(port)};
-}
-
-// One blocking POST on a fresh connection, for seeding. Returns the status code.
-Result<int> post(const Target& t, const std::string& path, const std::string& body) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return fail(Errc::unavailable, "socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(t.port);
-  if (::inet_pton(AF_INET, t.host == "localhost" ? "127.0.0.1" : t.host.c_str(), &addr.sin_addr) != 1 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return fail(Errc::unavailable, "cannot connect to " + t.host + ":" + std::to_string(t.port));
-  }
-  auto request = fmt::format(
-      "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
-      "Connection: close\r\n\r\n{}",
-      path, t.host, body.size(), body);
-  for (std::size_t sent = 0; sent < request.size();) {
-    auto n = ::send(fd, request.data() + sent, request.size() - sent, 0);
-    if (n <= 0) break;
-    sent += static_cast<std::size_t>(n);
-  }
-  std::string answer;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (answer.size() < 12) return fail(Errc::unavailable, "no answer to POST " + path);
-  return std::stoi(answer.substr(9, 3));
-}
-
-Result<void> seed(const Target& t, const std::string& path, const std::string& body) {
-  auto status = post(t, path, body);
-  if (!status) return fail(status.error());
-  if (*status / 100 != 2) return fail(Errc::internal, fmt::format("seeding: POST {} answered {}", path, *status));
+Result<void> seed(const HttpTarget& t, const std::string& path, const std::string& body) {
+  auto answer = http_request(t, "POST", path, body);
+  if (!answer) return fail(answer.error());
+  if (answer->status / 100 != 2)
+    return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer->status, answer->body));
   return {};
 }
 
@@ -81,7 +29,7 @@ constexpr int kCustomers = 1000;
 }  // namespace
 
 int bench_http(const HttpBenchOptions& o) {
-  auto target = parse_target(o.target);
+  auto target = parse_http_target(o.target);
   if (!target) return runtime_failure(target.error().message);
   const auto run = uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8);
   auto product = [&](std::uint64_t i) { return fmt::format("bench-{}-p{}", run, i % kProducts); };

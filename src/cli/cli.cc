@@ -17,6 +17,7 @@ int run(int argc, char** argv) {
   Action action;
   add_serve(app, action);
   add_events(app, action);
+  add_demo(app, action);
   add_bench(app, action);
   try {
     app.parse(argc, argv);

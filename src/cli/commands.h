@@ -13,6 +13,7 @@ using Action = std::function<int()>;
 void add_serve(CLI::App& root, Action& action);
 void add_events(CLI::App& root, Action& action);
 void add_bench(CLI::App& root, Action& action);
+void add_demo(CLI::App& root, Action& action);
 
 // "orderflow: <message>" on stderr; returns the exit code for runtime failures (1).
 int runtime_failure(const std::string& message);

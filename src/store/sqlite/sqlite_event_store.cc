@@ -1,6 +1,12 @@
 #include "store/sqlite/sqlite_event_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <limits>
 
 namespace orderflow::sqlite {
@@ -148,7 +154,10 @@ class SqliteEventStore::ReaderLease {
 SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
     : options_(std::move(options)), pipeline_(*this, options_.pipeline, &now_ms) {}
 
-SqliteEventStore::~SqliteEventStore() { close(); }
+SqliteEventStore::~SqliteEventStore() {
+  close();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
 
 Result<std::unique_ptr<SqliteEventStore>> SqliteEventStore::open(SqliteEventStoreOptions options) {
   std::unique_ptr<SqliteEventStore> store(new SqliteEventStore(std::move(options)));
@@ -157,6 +166,11 @@ Result<std::unique_ptr<SqliteEventStore>> SqliteEventStore::open(SqliteEventStor
 }
 
 Result<void> SqliteEventStore::init() {
+  // One writing process per file: the pipeline assigns positions in memory.
+  lock_fd_ = ::open((options_.path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) return fail(Errc::unavailable, "cannot open " + options_.path + ".lock: " + std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return fail(Errc::unavailable, options_.path + " is in use by another orderflow process");
   auto db = Database::open(options_.path);
   if (!db) return db.error();
   writer_db_ = std::move(*db);

@@ -78,6 +78,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<void> write_batch(const std::vector<es::StagedAppend>& batch) override;
 
   SqliteEventStoreOptions options_;
+  int lock_fd_ = -1;  // flock held while open
 
   // The writer thread's connection.
   Database writer_db_;

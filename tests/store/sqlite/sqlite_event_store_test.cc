@@ -59,6 +59,19 @@ TEST(SqliteEventStore, OpeningAFileThatIsNotAStoreFailsClearly) {
   EXPECT_NE(store.error().message.find("junk.db"), std::string::npos);
 }
 
+TEST(SqliteEventStore, ASecondOpenOfTheSameFileIsRefused) {
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"));
+  sqlite::SqliteEventStoreOptions options;
+  options.path = dir.file("events.db");
+  auto second = sqlite::SqliteEventStore::open(options);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Errc::unavailable);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos);
+  store.reset();
+  EXPECT_TRUE(sqlite::SqliteEventStore::open(options));
+}
+
 TEST(SqliteEventStore, AnUnreadableSnapshotIsIgnored) {
   TempDir dir;
   auto store = open_store(dir.file("events.db"));

@@ -1,0 +1,280 @@
+"""API.md §1: restart on the same data dir keeps everything; SIGTERM finishes in-flight requests and exits 0."""
+
+import concurrent.futures
+import http.client
+import json
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+from harness import (API, ErrorAsserts, ResponseReader, Server, create_account, create_product, new_id,
+                     place_order, raw_request, scan_events)
+
+
+class Lifecycle(ErrorAsserts, unittest.TestCase):
+    def setUp(self):
+        self.data_dir = tempfile.mkdtemp(prefix="orderflow-e2e-life-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.cleanup()
+
+    def start(self):
+        s = Server(data_dir=self.data_dir).start()
+        self.servers.append(s)
+        return s
+
+    def test_sigterm_on_idle_server_exits_0(self):
+        s = self.start()
+        c = s.client()
+        self.assertEqual(c.get("/healthz").status, 200)  # an idle keep-alive connection stays open
+        self.assertEqual(s.stop(), 0)
+        c.close()
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+
+    def test_restart_keeps_entities_events_and_idempotency_keys(self):
+        s = self.start()
+        c = s.client()
+        pid = create_product(c, price=450, stock=9)
+        c.post(f"{API}/products/{pid}/restock", {"quantity": 1})
+        aid = create_account(c, balance=5000, owner="Restart")
+        c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 1000})
+        o1 = place_order(c, aid, [(pid, 2)])
+        o2 = place_order(c, aid, [(pid, 1)], order_id=str(uuid.uuid4()))
+        c.post(f"{API}/orders/{o2}/cancel", {"reason": "restart test"})
+        k = "restart-" + uuid.uuid4().hex
+        keyed = c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 3}, headers={"Idempotency-Key": k})
+        self.assertEqual(keyed.status, 200, keyed)
+
+        paths = [f"{API}/products/{pid}", f"{API}/accounts/{aid}", f"{API}/orders/{o1}", f"{API}/orders/{o2}",
+                 f"{API}/orders/{o2}?version=0", f"{API}/orders/{o1}/events", f"{API}/orders/{o2}/events"]
+        before = {p: c.get(p) for p in paths}
+        for p, r in before.items():
+            self.assertEqual(r.status, 200, (p, r))
+        log = scan_events(c)
+        c.close()
+        self.assertEqual(s.stop(), 0)
+
+        s2 = self.start()
+        self.assertNotEqual(s2.proc.pid, s.proc.pid)
+        c2 = s2.client()
+        for p, r in before.items():
+            after = c2.get(p)
+            self.assertEqual(after.status, 200, (p, after))
+            self.assertEqual(after.json, r.json, p)
+            self.assertEqual(after.header("ETag"), r.header("ETag"), p)
+        self.assertEqual(scan_events(c2), log)
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}").json["balance_cents"], 4003)
+
+        # The idempotency key survived: a replay writes nothing.
+        again = c2.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 3}, headers={"Idempotency-Key": k})
+        self.assertEqual((again.status, again.body), (keyed.status, keyed.body))
+        self.assertEqual(scan_events(c2), log)
+
+        # Versions and positions continue.
+        r = c2.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 1})
+        b = self.assertAccepted(r, 200, "account_id", aid)
+        self.assertEqual(b["version"], before[f"{API}/accounts/{aid}"].json["version"] + 1)
+        self.assertGreater(b["position"], log[-1]["position"])
+        self.assertError(c2.post(f"{API}/products", {"product_id": pid, "name": "x", "unit_price_cents": 1,
+                                                     "initial_stock": 1}), 409, "already_exists")
+        o3 = place_order(c2, aid, [(pid, 1)])
+        self.assertGreater(o3.replace("-", "")[:12], o1.replace("-", "")[:12])
+        c2.close()
+        self.assertEqual(s2.stop(), 0)
+
+        # A third start sees the writes of the second.
+        s3 = self.start()
+        c3 = s3.client()
+        self.assertEqual(c3.get(f"{API}/accounts/{aid}").json["balance_cents"], 4004)
+        self.assertEqual(c3.get(f"{API}/orders/{o3}").status, 200)
+        c3.close()
+        self.assertEqual(s3.stop(), 0)
+
+    def test_sigterm_with_requests_in_flight(self):
+        """Requests hammer the server while it gets SIGTERM. Every answer that arrives is complete, the process
+        exits 0, and after a restart the balance equals the sum of the 200 answers: nothing written unanswered
+        and nothing answered unwritten."""
+        s = self.start()
+        c = s.client()
+        aid = create_account(c)
+        c.close()
+        n_threads = 24
+        answered = []  # (amount, version)
+        failures = []  # (kind, detail)
+        lock = threading.Lock()
+        stop_at = time.monotonic() + 20
+        started = threading.Event()
+        count = [0]
+
+        def worker(t):
+            cl = http.client.HTTPConnection("127.0.0.1", s.port, timeout=15)
+            amount = t + 1
+            try:
+                while time.monotonic() < stop_at:
+                    try:
+                        cl.request("POST", f"{API}/accounts/{aid}/deposit", body=f'{{"amount_cents": {amount}}}',
+                                   headers={"Content-Type": "application/json"})
+                        resp = cl.getresponse()
+                        body = resp.read()
+                    except (ConnectionRefusedError, http.client.RemoteDisconnected, ConnectionResetError,
+                            BrokenPipeError) as e:
+                        # Closed before any byte of an answer: the request was not taken (checked below).
+                        with lock:
+                            failures.append(("closed", repr(e)))
+                        return
+                    except (http.client.IncompleteRead, http.client.BadStatusLine, socket.timeout) as e:
+                        with lock:
+                            failures.append(("broken", repr(e)))
+                        return
+                    if resp.status != 200:
+                        with lock:
+                            failures.append(("status", f"{resp.status} {body[:200]!r}"))
+                        return
+                    with lock:
+                        answered.append((amount, json.loads(body)["version"]))
+                        count[0] += 1
+                        if count[0] >= 150:
+                            started.set()
+                    if resp.getheader("Connection", "").lower() == "close":
+                        return
+            finally:
+                cl.close()
+
+        with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+            futures = [pool.submit(worker, t) for t in range(n_threads)]
+            self.assertTrue(started.wait(15), "load did not get going")
+            s.signal(signal.SIGTERM)
+            rc = s.wait()
+            for f in futures:
+                f.result(timeout=30)
+        self.assertEqual(rc, 0, s.stderr())
+        self.assertEqual([f for f in failures if f[0] != "closed"], [], "answers cut short or refused")
+        self.assertGreaterEqual(len(answered), 150)
+
+        s2 = self.start()
+        c2 = s2.client()
+        acct = c2.get(f"{API}/accounts/{aid}").json
+        self.assertEqual(acct["balance_cents"], sum(a for a, _ in answered),
+                         f"balance != sum of answered deposits ({len(answered)} answers, failures {failures[:3]})")
+        self.assertEqual(acct["version"], len(answered))
+        self.assertEqual(sorted(v for _, v in answered), list(range(1, len(answered) + 1)))
+        c2.close()
+        self.assertEqual(s2.stop(), 0)
+
+    def test_sigterm_answers_requests_already_received(self):
+        """Pipelined requests already sent on open connections when SIGTERM arrives: each connection gets only
+        complete answers, then a clean close; what was answered is exactly what was written."""
+        s = self.start()
+        c = s.client()
+        aid = create_account(c)
+        c.close()
+        conns = []
+        for _ in range(16):
+            sock = s.raw_socket(timeout=15)
+            conns.append(sock)
+        batch = b"".join(raw_request("POST", f"{API}/accounts/{aid}/deposit", {"amount_cents": 1})
+                         for _ in range(20))
+        for sock in conns:
+            sock.sendall(batch)
+        # Wait until the server is busy with them: the first answer on the first connection.
+        readers = [ResponseReader(sock) for sock in conns]
+        first = readers[0].read()
+        self.assertEqual(first.status, 200, first)
+        s.signal(signal.SIGTERM)
+
+        answers = [first]
+        problems = []
+        for i, rd in enumerate(readers):
+            got = 1 if i == 0 else 0
+            while got < 20:
+                try:
+                    r = rd.read()
+                except EOFError:
+                    if rd.buf:
+                        problems.append(f"conn {i}: closed mid-answer after {got} answers")
+                    break
+                except (ConnectionResetError, BrokenPipeError) as e:
+                    problems.append(f"conn {i}: {e!r} after {got} answers")
+                    break
+                except socket.timeout:
+                    problems.append(f"conn {i}: no answer and no close after {got} answers")
+                    break
+                answers.append(r)
+                got += 1
+                if r.status != 200:
+                    problems.append(f"conn {i}: {r}")
+                if (r.header("Connection") or "").lower() == "close":
+                    break
+        for sock in conns:
+            sock.close()
+        rc = s.wait()
+        self.assertEqual(rc, 0, s.stderr())
+        self.assertEqual(problems, [])
+        ok = [a for a in answers if a.status == 200]
+
+        s2 = self.start()
+        c2 = s2.client()
+        acct = c2.get(f"{API}/accounts/{aid}").json
+        self.assertEqual(acct["balance_cents"], len(ok), "answered deposits != written deposits")
+        self.assertEqual(sorted(a.json["version"] for a in ok), list(range(1, len(ok) + 1)))
+        c2.close()
+        self.assertEqual(s2.stop(), 0)
+
+    def test_sigterm_while_request_body_is_arriving(self):
+        """A request whose head has arrived is in flight: SIGTERM must not drop it."""
+        s = self.start()
+        c = s.client()
+        aid = create_account(c)
+        c.close()
+        body = b'{"amount_cents": 9' + b" " * 200_000 + b"}"
+        head = (f"POST {API}/accounts/{aid}/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        sock = s.raw_socket(timeout=15)
+        try:
+            sock.sendall(head + body[:1000])
+            time.sleep(0.2)  # let the server parse the head
+            s.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            try:
+                sock.sendall(body[1000:])
+            except (BrokenPipeError, ConnectionResetError) as e:
+                self.fail(f"server cut an in-flight request: {e!r}")
+            try:
+                r = ResponseReader(sock).read()
+            except (EOFError, ConnectionResetError) as e:
+                self.fail(f"no answer to an in-flight request: {e!r}")
+        finally:
+            sock.close()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(s.wait(), 0, s.stderr())
+        s2 = self.start()
+        c2 = s2.client()
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}").json["balance_cents"], 9)
+        c2.close()
+        self.assertEqual(s2.stop(), 0)
+
+    def test_sigint_also_exits_0(self):
+        s = self.start()
+        c = s.client()
+        aid = create_account(c)
+        c.close()
+        s.signal(signal.SIGINT)
+        self.assertEqual(s.wait(), 0, s.stderr())
+        s2 = self.start()
+        c2 = s2.client()
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}").status, 200)
+        c2.close()
+        self.assertEqual(s2.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
