@@ -1,5 +1,7 @@
 #include "es/append_pipeline.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace orderflow::es {
@@ -42,7 +44,14 @@ Result<void> AppendPipeline::start() {
   last_committed_ = *last;
   next_position_ = *last + 1;
   started_ = true;
-  writer_ = std::thread([this] { writer_loop(); });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-writer");
+    writer_loop();
+  });
+  syncer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-sync");
+    sync_loop();
+  });
   return {};
 }
 
@@ -55,6 +64,7 @@ void AppendPipeline::stop() {
   writer_cv_.notify_all();
   committed_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (syncer_.joinable()) syncer_.join();
 }
 
 Position AppendPipeline::last_committed() const {
@@ -217,44 +227,77 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
 
 void AppendPipeline::writer_loop() {
   std::vector<StagedAppend> batch;
-  std::vector<Answer> answers;
   for (;;) {
     {
       std::unique_lock lk(mu_);
       writer_cv_.wait(lk, [&] { return !open_.empty() || stopping_; });
-      if (open_.empty()) return;  // stopping, and everything accepted is answered
+      if (open_.empty()) {  // stopping, and everything accepted is written
+        writer_done_ = true;
+        sync_cv_.notify_all();
+        return;
+      }
       std::size_t take = options_.group_commit ? std::min(open_.size(), options_.max_batch) : 1;
-      batch.clear();
       batch.reserve(take);
       for (std::size_t i = 0; i < take; ++i) {
         batch.push_back(std::move(open_.front()));
         open_.pop_front();
       }
     }
-
-    auto written = backend_.write_batch(batch);
-
-    answers.clear();
-    {
-      std::lock_guard lk(mu_);
-      if (written) {
-        last_committed_ = batch.back().result().position;
-        for (auto& a : batch) settle(a, a.result(), answers);
-      } else {
-        // Fail-stop: what is on disk is now unknown, and every append still open was
-        // validated against versions that will never exist.
-        Result<AppendResult> failure =
-            fail(Errc::unavailable, "event store write failed: " + written.error().message);
-        failed_ = failure.error();
-        for (auto& a : batch) settle(a, failure, answers);
-        for (auto& a : open_) settle(a, failure, answers);
-        open_.clear();
-      }
-      evict_streams();
+    std::vector<std::vector<StagedAppend>> written_batches;
+    written_batches.push_back(std::move(batch));
+    batch.clear();
+    auto written = backend_.write_batch(written_batches.back());
+    if (!written || !options_.group_commit) {
+      // Baseline mode syncs each append itself, one at a time.
+      finish(written_batches, written ? backend_.sync() : written);
+      continue;
     }
-    committed_cv_.notify_all();
-    for (auto& [done, result] : answers) done(std::move(result));
+    // The sync thread makes it durable while the next batch is written.
+    std::lock_guard lk(mu_);
+    unsynced_.push_back(std::move(written_batches.back()));
+    sync_cv_.notify_one();
   }
+}
+
+void AppendPipeline::sync_loop() {
+  for (;;) {
+    std::vector<std::vector<StagedAppend>> batches;
+    {
+      std::unique_lock lk(mu_);
+      sync_cv_.wait(lk, [&] { return !unsynced_.empty() || writer_done_; });
+      if (unsynced_.empty()) return;
+      batches.swap(unsynced_);
+    }
+    finish(batches, backend_.sync());
+  }
+}
+
+// Answers written batches once `synced` says whether they are durable.
+void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced) {
+  std::vector<Answer> answers;
+  {
+    std::lock_guard lk(mu_);
+    if (synced && !failed_) {
+      last_committed_ = batches.back().back().result().position;
+      for (auto& batch : batches)
+        for (auto& a : batch) settle(a, a.result(), answers);
+    } else {
+      // Fail-stop: what is on disk is now unknown, and every append still open or
+      // unsynced was validated against versions that may never exist.
+      if (!failed_) failed_ = Error{Errc::unavailable, "event store write failed: " + synced.error().message};
+      Result<AppendResult> failure = fail(*failed_);
+      for (auto& batch : batches)
+        for (auto& a : batch) settle(a, failure, answers);
+      for (auto& batch : unsynced_)
+        for (auto& a : batch) settle(a, failure, answers);
+      unsynced_.clear();
+      for (auto& a : open_) settle(a, failure, answers);
+      open_.clear();
+    }
+    evict_streams();
+  }
+  committed_cv_.notify_all();
+  for (auto& [done, result] : answers) done(std::move(result));
 }
 
 }  // namespace orderflow::es

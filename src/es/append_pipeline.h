@@ -59,9 +59,13 @@ class AppendBackend {
   virtual Result<std::vector<std::string>> stream_event_ids(const std::string& stream_id,
                                                             StreamVersion from, std::size_t n) = 0;
   virtual Result<bool> idempotency_key_exists(const std::string& key) = 0;
-  // Writes every append of the batch, and its idempotency record, in one transaction
-  // and makes it durable before returning. Called from the writer thread only.
+  // Writes every append of the batch, and its idempotency record, in one transaction.
+  // It need not be durable yet, and readers must not see it until the pipeline's
+  // last_committed() covers it. Called from the writer thread only.
   virtual Result<void> write_batch(const std::vector<StagedAppend>& batch) = 0;
+  // Makes every batch written so far durable. Called from the sync thread, while the
+  // writer thread may be writing the next batch.
+  virtual Result<void> sync() = 0;
 };
 
 struct AppendPipelineOptions {
@@ -117,6 +121,8 @@ class AppendPipeline {
   void evict_streams();
 
   void writer_loop();
+  void sync_loop();
+  void finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced);
   void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers);
 
   AppendBackend& backend_;
@@ -126,7 +132,10 @@ class AppendPipeline {
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;     // open batch non-empty, or stopping
   std::condition_variable committed_cv_;  // last_committed_ grew, or stopping
+  std::condition_variable sync_cv_;       // a batch was written, or the writer is done
   std::deque<StagedAppend> open_;         // accepted, waiting for the writer
+  std::vector<std::vector<StagedAppend>> unsynced_;  // written, waiting for the sync
+  bool writer_done_ = false;
   std::unordered_map<std::string, StreamEntry> streams_;
   std::unordered_map<std::string, InFlight> in_flight_;   // by first event id
   std::unordered_map<std::string, std::string> in_flight_ids_;  // any event id -> first id
@@ -139,6 +148,7 @@ class AppendPipeline {
   bool stopping_ = false;
   bool started_ = false;
   std::thread writer_;
+  std::thread syncer_;
 };
 
 }  // namespace orderflow::es

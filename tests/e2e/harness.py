@@ -383,11 +383,21 @@ def last_position(c):
     return events[-1]["position"] if events else 0
 
 
-def stream_events(c, stream_id):
-    r = c.get(f"{API}/admin/streams/{stream_id}/events?limit=1000")
-    if r.status != 200:
-        raise AssertionError(f"GET stream {stream_id}: {r}")
-    return r.json["events"]
+def stream_events(c, stream_id, max_pages=1000):
+    """Every event of one stream, oldest first, following next_from."""
+    events, frm = [], 0
+    for _ in range(max_pages):
+        r = c.get(f"{API}/admin/streams/{stream_id}/events?from_version={frm}&limit=1000")
+        if r.status != 200:
+            raise AssertionError(f"GET stream {stream_id}: {r}")
+        page = r.json["events"]
+        if not page:
+            return events
+        events.extend(page)
+        if r.json["next_from"] <= frm:
+            raise AssertionError(f"stream next_from {r.json['next_from']} does not advance past {frm}")
+        frm = r.json["next_from"]
+    raise AssertionError("stream paging did not end")
 
 
 class ErrorAsserts:

@@ -21,8 +21,9 @@ namespace orderflow::http {
 // Calls start(done) at once, then suspends until done(T) is called, from any thread,
 // even inside start; the coroutine resumes on its own executor (the connection's io
 // thread), never on the caller's. `done` is copyable, so it converts to std::function.
-// REQUIRES: done is called exactly once (calling it again is a crash; never calling it
-// leaves the coroutine suspended until the server is destroyed).
+// REQUIRES: done is called exactly once, before the HttpServer is destroyed (a second
+// call is a crash; a callback dropped uncalled destroys the handler's coroutine on the
+// dropping thread).
 template <class T, class Start>
 boost::asio::awaitable<T> await_callback(Start start) {
   namespace asio = boost::asio;

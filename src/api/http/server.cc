@@ -302,6 +302,8 @@ class Session {
 
 asio::awaitable<void> Session::run() {
   for (;;) {
+    // A stop that came while the last answer was being written: it said keep-alive.
+    if (w_.stopping) co_return co_await close_gracefully(false);
     req_.path_params.clear();
     req_.query.clear();
     req_.headers.clear();
@@ -369,9 +371,11 @@ asio::awaitable<error_code> Session::read(bool whole_message) {
 asio::awaitable<void> Session::reject(const error_code& ec) {
   Response res;
   if (ec == bhttp::error::body_limit) {
-    res = error_response(413, "payload_too_large", "the request body is larger than the limit");
+    res = error_response(413, "payload_too_large",
+                         "the request body is larger than " + std::to_string(w_.opts.body_limit) + " bytes");
   } else if (ec == bhttp::error::header_limit) {
-    res = error_response(400, "invalid_request", "the request head is larger than the limit");
+    res = error_response(400, "invalid_request",
+                         "the request head is larger than " + std::to_string(w_.opts.header_limit) + " bytes");
   } else if (is_parse_error(ec)) {
     res = error_response(400, "invalid_request", "malformed HTTP request");
   } else {
@@ -399,7 +403,8 @@ asio::awaitable<Response> Session::dispatch() {
     case Router::Outcome::not_found:
       co_return error_response(404, "not_found", "no such route");
     case Router::Outcome::method_not_allowed: {
-      Response res = error_response(405, "method_not_allowed", "the route does not allow this method");
+      Response res = error_response(405, "method_not_allowed",
+                                    std::string(r.method_name) + " is not allowed here; allowed: " + std::string(m.allow));
       res.set_header("Allow", std::string(m.allow));
       co_return res;
     }

@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_event_store.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
   fingerprint TEXT    NOT NULL,
   status      INTEGER NOT NULL,
   response    TEXT    NOT NULL,
-  created_at  INTEGER NOT NULL
+  created_at  INTEGER NOT NULL,
+  position    INTEGER NOT NULL  -- of the append's last event: visible once that is durable
 ) STRICT;
 )sql";
 
@@ -67,8 +69,8 @@ void load_event(const Statement& s, es::RecordedEvent& e) {
 
 // A category filter as a range on stream_id: "order" matches ["order-", "order.").
 std::string filter_sql(const es::EventFilter& f) {
-  std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE position >= ?1";
-  int param = 3;
+  std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE position >= ?1 AND position <= ?3";
+  int param = 4;
   if (!f.stream_id.empty()) sql += " AND stream_id = ?" + std::to_string(param++);
   if (!f.categories.empty()) {
     sql += " AND (";
@@ -106,18 +108,18 @@ struct SqliteEventStore::Reader {
       std::string sql;
     } statements[] = {
         {&r->forward, std::string("SELECT ") + kEventColumns +
-                          " FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"},
+                          " FROM events WHERE stream_id = ?1 AND version >= ?2 AND position <= ?4 ORDER BY version LIMIT ?3"},
         {&r->backward, std::string("SELECT ") + kEventColumns +
-                           " FROM events WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT ?3"},
+                           " FROM events WHERE stream_id = ?1 AND version <= ?2 AND position <= ?4 ORDER BY version DESC LIMIT ?3"},
         {&r->scan, std::string("SELECT ") + kEventColumns +
-                       " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"},
+                       " FROM events WHERE position >= ?1 AND position <= ?3 ORDER BY position LIMIT ?2"},
         {&r->last_position, "SELECT coalesce(max(position), 0) FROM events"},
-        {&r->version, "SELECT coalesce(max(version), -1) FROM events WHERE stream_id = ?1"},
+        {&r->version, "SELECT coalesce(max(version), -1) FROM events WHERE stream_id = ?1 AND position <= ?2"},
         {&r->find_event, "SELECT stream_id, version, position FROM events WHERE event_id = ?1"},
         {&r->event_ids,
          "SELECT event_id FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"},
         {&r->find_idempotency,
-         "SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = ?1"},
+         "SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = ?1 AND position <= ?2"},
         {&r->idempotency_exists, "SELECT 1 FROM idempotency WHERE key = ?1"},
         {&r->load_snapshot, "SELECT version, schema_version, state FROM snapshots WHERE stream_id = ?1"},
         {&r->load_checkpoint, "SELECT position FROM checkpoints WHERE name = ?1"},
@@ -156,6 +158,7 @@ SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
 
 SqliteEventStore::~SqliteEventStore() {
   close();
+  if (wal_fd_ >= 0) ::close(wal_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
@@ -176,7 +179,10 @@ Result<void> SqliteEventStore::init() {
   writer_db_ = std::move(*db);
   // Checkpoints run on their own thread so a commit never waits for one.
   // The writer keeps the indexes' hot pages cached rather than re-reading them per batch.
-  if (auto r = writer_db_.exec(std::string(kSchema) + "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768;"); !r)
+  // The writer does not sync: sync() does, on its own thread (see there).
+  if (auto r = writer_db_.exec(std::string(kSchema) +
+                               "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
+      !r)
     return fail(r.error().code, options_.path + " is not a usable event store (" + r.error().message + ")");
   struct {
     Statement* stmt;
@@ -186,7 +192,8 @@ Result<void> SqliteEventStore::init() {
        "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, "
        "metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&insert_idempotency_,
-       "INSERT INTO idempotency (key, fingerprint, status, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"},
+       "INSERT INTO idempotency (key, fingerprint, status, response, created_at, position) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
       {&begin_, "BEGIN IMMEDIATE"},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
@@ -218,7 +225,10 @@ Result<void> SqliteEventStore::init() {
   probe_ = std::move(*probe);
 
   if (auto r = pipeline_.start(); !r) return r;
-  checkpointer_ = std::thread([this] { checkpoint_loop(); });
+  checkpointer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-checkpoint");
+    checkpoint_loop();
+  });
   return {};
 }
 
@@ -280,7 +290,8 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::
   ResetOnExit reset(s);
   s.bind(1, stream_id)
       .bind(2, forward || from_version >= 0 ? from_version : std::numeric_limits<std::int64_t>::max())
-      .bind(3, static_cast<std::int64_t>(max));
+      .bind(3, static_cast<std::int64_t>(max))
+      .bind(4, pipeline_.last_committed());
   std::vector<es::RecordedEvent> events;
   for (;;) {
     auto row = s.step();
@@ -314,9 +325,10 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     s = &adhoc;
   }
   ResetOnExit reset(*s);
-  s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max));
+  const es::Position durable = pipeline_.last_committed();
+  s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, durable);
   std::vector<std::string> bounds;  // keeps category bounds alive while bound
-  int param = 3;
+  int param = 4;
   if (!filter.stream_id.empty()) s->bind(param++, filter.stream_id);
   bounds.reserve(filter.categories.size() * 2);
   for (const auto& c : filter.categories) {
@@ -346,7 +358,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     ResetOnExit reset_last(last);
     auto row = last.step();
     if (!row) return row.error();
-    next = std::max(next, last.int64(0) + 1);
+    next = std::max(next, std::min(last.int64(0), durable) + 1);
   }
   return next;
 }
@@ -358,7 +370,7 @@ Result<es::StreamVersion> SqliteEventStore::stream_version(const std::string& st
   if (!reader) return reader.error();
   auto& s = (*reader)->version;
   ResetOnExit reset(s);
-  s.bind(1, stream_id);
+  s.bind(1, stream_id).bind(2, pipeline_.last_committed());
   auto row = s.step();
   if (!row) return row.error();
   return s.int64(0);
@@ -369,7 +381,7 @@ Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(
   if (!reader) return reader.error();
   auto& s = (*reader)->find_idempotency;
   ResetOnExit reset(s);
-  s.bind(1, key);
+  s.bind(1, key).bind(2, pipeline_.last_committed());
   auto row = s.step();
   if (!row) return row.error();
   if (!*row) return std::optional<es::IdempotencyRecord>();
@@ -422,7 +434,7 @@ Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Posi
 Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
   auto& s = probe_->version;
   ResetOnExit reset(s);
-  s.bind(1, stream_id);
+  s.bind(1, stream_id).bind(2, std::numeric_limits<std::int64_t>::max());
   auto row = s.step();
   if (!row) return row.error();
   return s.int64(0);
@@ -469,6 +481,19 @@ Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
   return *row;
 }
 
+// The writer commits with synchronous=OFF; durability is this fdatasync of the WAL,
+// which covers every transaction committed before it (WAL recovery keeps frames up to
+// the last complete commit), while the writer goes on with the next batch.
+Result<void> SqliteEventStore::sync() {
+  if (wal_fd_ < 0) {
+    wal_fd_ = ::open((options_.path + "-wal").c_str(), O_RDWR | O_CLOEXEC);
+    if (wal_fd_ < 0) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + std::strerror(errno));
+  }
+  if (::fdatasync(wal_fd_) != 0)
+    return fail(Errc::unavailable, "fdatasync of the WAL of " + options_.path + " failed: " + std::strerror(errno));
+  return {};
+}
+
 Result<void> SqliteEventStore::write_batch(const std::vector<es::StagedAppend>& batch) {
   if (auto r = begin_.run(); !r) return r;
   auto write_all = [&]() -> Result<void> {
@@ -494,6 +519,7 @@ Result<void> SqliteEventStore::write_batch(const std::vector<es::StagedAppend>& 
                      .bind(3, k->status)
                      .bind(4, k->response)
                      .bind(5, k->created_at_ms ? k->created_at_ms : a.recorded_at_ms)
+                     .bind(6, a.result().position)
                      .run();
         if (!r) return r;
       }

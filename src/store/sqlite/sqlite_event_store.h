@@ -76,9 +76,11 @@ class SqliteEventStore final : public es::EventStore,
                                                     es::StreamVersion from, std::size_t n) override;
   Result<bool> idempotency_key_exists(const std::string& key) override;
   Result<void> write_batch(const std::vector<es::StagedAppend>& batch) override;
+  Result<void> sync() override;
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open
+  int wal_fd_ = -1;   // the WAL, for sync(); opened on first use
 
   // The writer thread's connection.
   Database writer_db_;
