@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command (and what .ci/run calls): install what is missing, build,
 # run the whole test suite, then the unit and contract tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
+# pipeline, subscriptions, HTTP server) under ThreadSanitizer.
 #   ORDERFLOW_SOAK=1   also run the long soak/fuzz tests.
 #   ORDERFLOW_NO_SANITIZE=1   skip the sanitizer build (quick local runs).
 set -euo pipefail
@@ -21,4 +22,11 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
   echo "== tests under ASan + UBSan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -LE e2e
+
+  echo "== build (TSan: the concurrent core and the HTTP server)"
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORDERFLOW_TSAN=ON >/dev/null
+  cmake --build build-tsan --target store_sqlite_tests api_tests
+  echo "== tests under TSan"
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|api'
 fi

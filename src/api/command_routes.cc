@@ -102,6 +102,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
   meta.actor = std::string(req.header("X-Actor").value_or("api"));
+  meta.traceparent = std::string(req.header("traceparent").value_or(""));
   meta.if_match = *if_match;
   std::string fingerprint;
   if (*key) {

@@ -20,6 +20,7 @@ std::string metadata_json(const CommandMeta& m) {
   o["causation_id"] = m.causation_id;
   o["command_id"] = m.command_id;
   if (!m.actor.empty()) o["actor"] = m.actor;
+  if (!m.traceparent.empty()) o["traceparent"] = m.traceparent;
   return boost::json::serialize(o);
 }
 

@@ -23,6 +23,7 @@ struct CommandMeta {
   std::string causation_id;    // empty: the command id
   std::string command_id;      // empty: a new UUIDv7
   std::string actor;
+  std::string traceparent;     // W3C trace context, passed through when the client sent one
   std::int64_t now_ms = 0;     // 0: the wall clock
   // If set, the stream must be at exactly this version (If-Match); no automatic retry.
   std::optional<es::StreamVersion> if_match;

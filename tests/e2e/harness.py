@@ -357,7 +357,7 @@ def place_order(c, customer_id, items, headers=None, **extra):
     return r.json["order_id"]
 
 
-def scan_events(c, from_position=1, limit=1000, max_pages=1000, **filters):
+def scan_events(c, from_position=1, limit=100, max_pages=10000, **filters):
     """Every event of the global log from `from_position`, following next_from."""
     events = []
     pos = from_position
@@ -383,11 +383,11 @@ def last_position(c):
     return events[-1]["position"] if events else 0
 
 
-def stream_events(c, stream_id, max_pages=1000):
+def stream_events(c, stream_id, max_pages=10000):
     """Every event of one stream, oldest first, following next_from."""
     events, frm = [], 0
     for _ in range(max_pages):
-        r = c.get(f"{API}/admin/streams/{stream_id}/events?from_version={frm}&limit=1000")
+        r = c.get(f"{API}/admin/streams/{stream_id}/events?from_version={frm}&limit=100")
         if r.status != 200:
             raise AssertionError(f"GET stream {stream_id}: {r}")
         page = r.json["events"]

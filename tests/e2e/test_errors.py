@@ -293,6 +293,24 @@ class Errors(ServerTestCase, unittest.TestCase):
                                                                          {"product_id": ghost, "quantity": 1}]})
         self.assertRejected(r, 422, "unknown_product")
 
+    def test_amounts_that_would_overflow_are_rejected(self):
+        big = 2**63 - 1
+        aid = create_account(self.c, balance=5)
+        pid = create_product(self.c, price=big, stock=1)
+        self.mark()
+        for method, path, body in [
+            ("POST", f"{API}/accounts/{aid}/deposit", {"amount_cents": big}),
+            ("POST", f"{API}/products/{pid}/restock", {"quantity": big}),
+            ("POST", f"{API}/orders", {"customer_id": aid, "items": [{"product_id": pid, "quantity": 2}]}),
+        ]:
+            with self.subTest(path=path):
+                r = self.c.request(method, path, body=body)
+                self.assertTrue(400 <= r.status < 500, r)
+                self.assertIn(r.json["error"]["code"], ("validation_failed", "invalid_request"), r)
+        self.assertNothingWritten()
+        self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 5)
+        self.assertEqual(self.c.get(f"{API}/products/{pid}").json["on_hand"], 1)
+
     def test_rejections_leave_entities_usable(self):
         aid = create_account(self.c, balance=10)
         self.c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 11})

@@ -107,6 +107,62 @@ class Concurrency(ServerTestCase, unittest.TestCase):
         events = stream_events(self.c, f"account-{aid}")
         self.assertEqual([e["version"] for e in events], list(range(total + 1)))
 
+    def _race(self, n, send):
+        """Runs send(client, i) on n connections released together; returns the answers in order of i."""
+        barrier = threading.Barrier(n)
+
+        def worker(i):
+            c = self.server.client()
+            try:
+                c.get("/healthz")
+                barrier.wait(timeout=20)
+                return send(c, i)
+            finally:
+                c.close()
+
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(worker, range(n)))
+
+    def test_concurrent_if_match_exactly_one_wins(self):
+        aid = create_account(self.c, balance=10)  # version 1
+        answers = self._race(12, lambda c, i: c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": i + 1},
+                                                      headers={"If-Match": '"1"'}))
+        won = [a for a in answers if a.status == 200]
+        self.assertEqual(len(won), 1, answers)
+        for a in answers:
+            if a.status != 200:
+                self.assertError(a, 409, "version_conflict")
+        self.assertEqual(won[0].json["version"], 2)
+        events = stream_events(self.c, f"account-{aid}")
+        self.assertEqual(len(events), 3)
+        g = self.c.get(f"{API}/accounts/{aid}").json
+        self.assertEqual(g["balance_cents"], 10 + answers.index(won[0]) + 1)
+
+    def test_concurrent_creates_of_one_id_exactly_one_wins(self):
+        pid = new_id("p")
+        answers = self._race(12, lambda c, i: c.post(f"{API}/products", {
+            "product_id": pid, "name": f"racer {i}", "unit_price_cents": 100 + i, "initial_stock": 1}))
+        won = [i for i, a in enumerate(answers) if a.status == 201]
+        self.assertEqual(len(won), 1, answers)
+        for a in answers:
+            if a.status != 201:
+                self.assertError(a, 409, "already_exists")
+        self.assertEqual(len(stream_events(self.c, f"product-{pid}")), 1)
+        self.assertEqual(self.c.get(f"{API}/products/{pid}").json["unit_price_cents"], 100 + won[0])
+
+    def test_concurrent_withdrawals_never_overdraw(self):
+        aid = create_account(self.c, balance=1000)
+        answers = self._race(24, lambda c, i: c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 100}))
+        ok = [a for a in answers if a.status == 200]
+        self.assertEqual(len(ok), 10, answers)
+        for a in answers:
+            if a.status != 200:
+                self.assertError(a, 409, "insufficient_funds")
+        g = self.c.get(f"{API}/accounts/{aid}").json
+        self.assertEqual(g["balance_cents"], 0)
+        self.assertEqual(g["version"], 11)
+        self.assertEqual(sorted(a.json["version"] for a in ok), list(range(2, 12)))
+
     def test_concurrent_orders_and_reads_on_many_connections(self):
         pids = [create_product(self.c, price=100 + i, stock=1000) for i in range(4)]
         customer = create_account(self.c)

@@ -57,6 +57,7 @@ class TimeTravel(ServerTestCase, unittest.TestCase):
 
         for past in (2, 50):
             self.assertError(self.c.get(f"{API}/orders/{oid}?version={past}"), 404, "not_found")
+        self.assertError(self.c.get(f"{API}/orders/{uuid.uuid4()}?version=0"), 404, "not_found")
 
     def test_bad_version_parameter(self):
         oid = place_order(self.c, new_id("c"), [(create_product(self.c), 1)])

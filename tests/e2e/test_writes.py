@@ -256,6 +256,25 @@ class IfMatch(ServerTestCase, unittest.TestCase):
         self.assertEqual(last_position(self.c), before)
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 100)
 
+    def test_if_match_on_a_create_conflicts_because_the_stream_does_not_exist(self):
+        before = last_position(self.c)
+        for v in ('"0"', '"1"'):
+            aid = new_id("a")
+            r = self.c.post(f"{API}/accounts", {"account_id": aid}, headers={"If-Match": v})
+            self.assertError(r, 409, "version_conflict")
+            self.assertError(self.c.get(f"{API}/accounts/{aid}"), 404, "not_found")
+        self.assertEqual(last_position(self.c), before)
+
+    def test_repeat_of_a_keyed_conditional_write_replays_instead_of_conflicting(self):
+        aid = create_account(self.c)
+        h = {"If-Match": '"0"', "Idempotency-Key": "im-" + uuid.uuid4().hex}
+        first = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 8}, headers=h)
+        self.assertAccepted(first, 200, "account_id", aid)
+        before = last_position(self.c)
+        again = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 8}, headers=h)
+        self.assertEqual((again.status, again.body), (first.status, first.body))
+        self.assertEqual(last_position(self.c), before)
+
     def test_if_match_on_order_commands(self):
         oid = place_order(self.c, new_id("c"), [(create_product(self.c), 1)])
         before = last_position(self.c)
