@@ -7,6 +7,7 @@
 #include "api/errors.h"
 #include "api/http/await.h"
 #include "api/json_body.h"
+#include "core/text.h"
 #include "app/place_order.h"
 #include "core/time.h"
 
@@ -75,10 +76,6 @@ Result<std::optional<std::string>> parse_idempotency_key(const Request& req) {
   return std::optional<std::string>(std::string(*h));
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // A command ready to run: parsed and validated in shape, not yet decided.
 template <class A>
@@ -152,7 +149,7 @@ http::Handler entity_command(ApiContext& ctx, int status, std::string id_field, 
                              Build build) {
   return [&ctx, status, id_field, extra, lower_id, build](Request& req) -> asio::awaitable<Response> {
     std::string id(req.param("id"));
-    if (lower_id) id = lower(std::move(id));
+    if (lower_id) id = ascii_lower(id);
     auto prepared = prepare<A>(req, id, Answer{status, id_field, id, extra}, build);
     if (!prepared) co_return error_for(prepared.error());
     co_return co_await run<A>(ctx, req, std::move(*prepared));

@@ -7,6 +7,7 @@
 #include "api/api.h"
 #include "api/errors.h"
 #include "api/json_body.h"
+#include "core/text.h"
 #include "core/time.h"
 
 namespace orderflow::api {
@@ -19,11 +20,6 @@ using http::Request;
 using http::Response;
 namespace json = boost::json;
 
-std::string lower(std::string_view in) {
-  std::string s(in);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // An integer query parameter within [min, max]; absent: `fallback`.
 Result<std::int64_t> int_param(const Request& req, std::string_view name, std::int64_t fallback, std::int64_t min,
@@ -113,7 +109,7 @@ Response entity(ApiContext& ctx, const std::string& id, const char* what, Render
 
 void add_query_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
-    auto id = lower(req.param("id"));
+    auto id = ascii_lower(req.param("id"));
     if (req.query_param("version")) {
       auto version = int_param(req, "version", 0, 0, INT64_MAX);
       if (!version) co_return error_for(version.error());
@@ -153,7 +149,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
 void add_event_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return stream_events(ctx, req, "order-" + lower(req.param("id")), true);
+    co_return stream_events(ctx, req, "order-" + ascii_lower(req.param("id")), true);
   });
 
   router.add(Method::get, "/api/v1/admin/streams/{stream_id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {

@@ -1,9 +1,9 @@
 #include "app/place_order.h"
 
 #include <boost/json.hpp>
-#include <cctype>
 #include <map>
 
+#include "core/text.h"
 #include "core/time.h"
 #include "core/uuid.h"
 #include "domain/validation.h"
@@ -28,8 +28,7 @@ Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
   r.customer_id = std::move(*customer);
   if (auto* id = body.if_contains("order_id"); id && !id->is_null()) {
     if (!id->is_string()) return fail(Errc::invalid_argument, "order_id must be a string");
-    r.order_id = std::string(id->as_string());
-    for (auto& c : r.order_id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.order_id = ascii_lower(id->as_string());
   }
   if (auto* addr = body.if_contains("shipping_address"); addr && !addr->is_null()) {
     if (!addr->is_string()) return fail(Errc::invalid_argument, "shipping_address must be a string");
