@@ -84,6 +84,7 @@ struct Prepared {
   std::string id;
   typename A::Command command;
   Answer answer;
+  bool new_stream = false;  // the server made the id just now
 };
 
 // Runs a prepared command with the request's If-Match, Idempotency-Key and correlation
@@ -101,6 +102,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   meta.actor = std::string(req.header("X-Actor").value_or("api"));
   meta.traceparent = std::string(req.header("traceparent").value_or(""));
   meta.if_match = *if_match;
+  meta.new_stream = p.new_stream;
   std::string fingerprint;
   if (*key) {
     fingerprint =
@@ -223,12 +225,13 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
       if (!body) return fail(body.error());
       auto requested = app::parse_place_order(*body);
       if (!requested) return fail(requested.error());
+      const bool server_made_id = requested->order_id.empty();
       // Prices come from the products, never from the client.
       auto priced = app::price_order(ctx.commands, std::move(*requested));
       if (!priced) return fail(priced.error());
       std::string id = priced->order_id;
       return Prepared<app::Order>{boost::json::value(std::move(*body)), id, order::Command(std::move(*priced)),
-                                  Answer{202, "order_id", id, R"(,"status":"PENDING")"}};
+                                  Answer{202, "order_id", id, R"(,"status":"PENDING")"}, server_made_id};
     }();
     if (!prepared) co_return error_for(prepared.error());
     co_return co_await run<app::Order>(ctx, req, std::move(*prepared));

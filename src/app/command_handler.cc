@@ -149,7 +149,9 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   const auto stream = stream_of<A>(a->id);
   // The latest state this process knows, pending appends included (see AggregateCache).
   Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
-  if (auto hit = cache<A>().get(stream, false))
+  if (a->meta.new_stream && a->conflicts == 0)
+    loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
+  else if (auto hit = cache<A>().get(stream, false))
     loaded = Loaded<A>{std::move(hit->state), hit->version};
   else
     loaded = read_store<A>(a->id);

@@ -25,6 +25,9 @@ struct CommandMeta {
   std::string actor;
   std::string traceparent;     // W3C trace context, passed through when the client sent one
   std::int64_t now_ms = 0;     // 0: the wall clock
+  // The caller made the id just now (a new UUIDv7): decide against the initial state
+  // without reading the stream; a conflict (it existed after all) reads and retries.
+  bool new_stream = false;
   // If set, the stream must be at exactly this version (If-Match); no automatic retry.
   std::optional<es::StreamVersion> if_match;
   // Stored with the events, its response rendered from the append's result.

@@ -1,0 +1,236 @@
+#include "es/projection.h"
+
+#include <atomic>
+
+namespace orderflow::es {
+
+const char* to_string(ProjectionState state) {
+  switch (state) {
+    case ProjectionState::running: return "running";
+    case ProjectionState::rebuilding: return "rebuilding";
+    case ProjectionState::failed: return "failed";
+    case ProjectionState::stopped: return "stopped";
+  }
+  return "stopped";
+}
+
+struct ProjectionRunner::Slot {
+  Projection* projection;
+  std::size_t index;
+  std::atomic<Position> position{0};  // applied by the live copy; only grows
+
+  // One batch at a time across the slot's copies; guards the members below.
+  std::mutex mu;
+  std::unique_ptr<ReadModel> live, building;
+  std::unique_ptr<Subscription> live_sub, building_sub;
+  // A live copy replaced by a rebuild: its subscription ends at its next batch and is
+  // joined outside `mu` (its thread may be waiting for `mu`).
+  std::vector<std::unique_ptr<ReadModel>> retired;
+  std::vector<std::unique_ptr<Subscription>> retired_subs;
+};
+
+ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> projections,
+                                   ProjectionRunnerOptions options)
+    : store_(store), options_(options) {
+  for (auto* p : projections) {
+    auto slot = std::make_unique<Slot>();
+    slot->projection = p;
+    slot->index = slots_.size();
+    slots_.push_back(std::move(slot));
+  }
+  expiry_ = std::thread([this] { expire_loop(); });
+}
+
+ProjectionRunner::~ProjectionRunner() {
+  stop();
+  {
+    std::lock_guard lk(waiters_mu_);
+    stopping_ = true;
+  }
+  waiters_cv_.notify_all();
+  expiry_.join();
+}
+
+Result<void> ProjectionRunner::start() {
+  for (auto& slot : slots_) {
+    auto live = slot->projection->open_live();
+    if (!live) return fail(live.error());
+    std::lock_guard lk(slot->mu);
+    if (auto r = subscribe(*slot, std::move(*live), true); !r) return r;
+  }
+  return {};
+}
+
+Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live) {
+  auto from = model->position();
+  if (!from) return fail(from.error());
+  SubscriptionOptions o;
+  o.name = slot.projection->name();
+  o.from = *from + 1;
+  o.filter = slot.projection->filter();
+  o.batch_size = options_.batch_size;
+  o.idle_wait = options_.idle_wait;
+  auto sub = std::make_unique<Subscription>(
+      store_, nullptr, std::move(o),
+      [this, &slot, m = model.get()](std::span<const RecordedEvent> events, Position next) {
+        return apply(slot, m, events, next - 1);
+      });
+  if (live) {
+    slot.position = *from;
+    advanced(slot.index, *from);
+    slot.live = std::move(model);
+    slot.live_sub = std::move(sub);
+    return slot.live_sub->start();
+  }
+  slot.building = std::move(model);
+  slot.building_sub = std::move(sub);
+  return slot.building_sub->start();
+}
+
+Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events,
+                                     Position through) {
+  std::lock_guard lk(slot.mu);
+  const bool live = model == slot.live.get();
+  if (!live && model != slot.building.get()) return fail(Errc::unavailable, "replaced by a rebuilt copy");
+  if (auto r = model->apply(events, through); !r) return r;
+  if (!live) {
+    // Swap only once the fresh copy is at least where the live one is, so a query never
+    // sees the read model go back in time.
+    if (through < slot.position) return {};
+    if (auto r = slot.projection->promote(*model); !r) return r;
+    slot.retired.push_back(std::move(slot.live));
+    if (slot.live_sub) slot.retired_subs.push_back(std::move(slot.live_sub));
+    slot.live = std::move(slot.building);
+    slot.live_sub = std::move(slot.building_sub);
+  }
+  slot.position = through;
+  advanced(slot.index, through);
+  return {};
+}
+
+void ProjectionRunner::stop() {
+  for (auto& slot : slots_) {
+    std::vector<std::unique_ptr<Subscription>> subs;
+    {
+      std::lock_guard lk(slot->mu);
+      for (auto* s : {&slot->live_sub, &slot->building_sub})
+        if (*s) subs.push_back(std::move(*s));
+      for (auto& s : slot->retired_subs) subs.push_back(std::move(s));
+      slot->retired_subs.clear();
+    }
+    subs.clear();  // joins, outside `mu`
+  }
+  std::multimap<std::chrono::steady_clock::time_point, Waiter> pending;
+  {
+    std::lock_guard lk(waiters_mu_);
+    pending.swap(waiters_);
+  }
+  for (auto& [_, w] : pending) w.done(false);
+}
+
+Result<void> ProjectionRunner::rebuild(const std::string& name) {
+  auto* slot = find(name);
+  if (!slot) return fail(Errc::not_found, "no projection " + name);
+  std::vector<std::unique_ptr<Subscription>> finished;
+  Result<void> started;
+  {
+    std::lock_guard lk(slot->mu);
+    finished.swap(slot->retired_subs);
+    if (!slot->building) {
+      auto copy = slot->projection->create_copy();
+      started = copy ? subscribe(*slot, std::move(*copy), false) : Result<void>(copy.error());
+    }
+  }
+  return started;
+}
+
+std::vector<ProjectionStatus> ProjectionRunner::status() {
+  auto last = store_.last_position();
+  std::vector<ProjectionStatus> out;
+  for (auto& slot : slots_) {
+    ProjectionStatus s;
+    s.name = slot->projection->name();
+    s.position = slot->position;
+    s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
+    std::lock_guard lk(slot->mu);
+    std::optional<Error> error;
+    if (slot->live_sub) error = slot->live_sub->last_error();
+    if (!error && slot->building_sub) error = slot->building_sub->last_error();
+    if (error) s.last_error = error->message;
+    if (slot->building_sub && slot->building_sub->running())
+      s.state = ProjectionState::rebuilding;
+    else if (slot->live_sub && slot->live_sub->running())
+      s.state = ProjectionState::running;
+    else
+      s.state = error ? ProjectionState::failed : ProjectionState::stopped;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Position ProjectionRunner::position(const std::string& name) const {
+  auto* slot = find(name);
+  return slot ? slot->position.load() : 0;
+}
+
+ProjectionRunner::Slot* ProjectionRunner::find(const std::string& name) const {
+  for (auto& slot : slots_)
+    if (slot->projection->name() == name) return slot.get();
+  return nullptr;
+}
+
+void ProjectionRunner::when_applied(const std::string& name, Position position,
+                                    std::chrono::steady_clock::time_point deadline, std::function<void(bool)> done) {
+  auto* slot = find(name);
+  if (!slot) return done(false);
+  if (slot->position >= position) return done(true);
+  {
+    std::lock_guard lk(waiters_mu_);
+    // advanced() stores the position before it takes this lock: no wake-up is lost.
+    if (slot->position < position && !stopping_) {
+      const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
+      waiters_.emplace(deadline, Waiter{slot->index, position, std::move(done)});
+      if (earliest) waiters_cv_.notify_one();
+      return;
+    }
+  }
+  done(slot->position >= position);
+}
+
+void ProjectionRunner::advanced(std::size_t slot, Position position) {
+  std::vector<std::function<void(bool)>> ready;
+  {
+    std::lock_guard lk(waiters_mu_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->second.slot == slot && it->second.position <= position) {
+        ready.push_back(std::move(it->second.done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& done : ready) done(true);
+}
+
+void ProjectionRunner::expire_loop() {
+  std::unique_lock lk(waiters_mu_);
+  while (!stopping_) {
+    if (waiters_.empty()) {
+      waiters_cv_.wait(lk);
+      continue;
+    }
+    auto first = waiters_.begin()->first;
+    if (std::chrono::steady_clock::now() < first) {
+      waiters_cv_.wait_until(lk, first);
+      continue;
+    }
+    auto done = std::move(waiters_.begin()->second.done);
+    waiters_.erase(waiters_.begin());
+    lk.unlock();
+    done(false);
+    lk.lock();
+  }
+}
+
+}  // namespace orderflow::es

@@ -1,0 +1,126 @@
+// Projections: read models folded from the global log, each on its own Subscription.
+//
+// A read model's writes and its position commit in one transaction (ReadModel::apply), so
+// a crash (kill -9) replays at most uncommitted work and never counts an event twice. A
+// projection that fails on an event stops there with the error visible ("failed",
+// last_error) — no event is skipped — and resumes from its position on restart or rebuild.
+// A rebuild fills a fresh copy from position 1 while the live copy keeps serving and
+// advancing, then swaps the copies atomically once the fresh one has caught up with it.
+//
+// Thread safety: every method of ProjectionRunner may be called from any thread at once.
+// ReadModel and Projection are called by the runner, one batch of one copy at a time.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "es/event_store.h"
+#include "es/subscription.h"
+
+namespace orderflow::es {
+
+// One copy of a projection's read model.
+class ReadModel {
+ public:
+  virtual ~ReadModel() = default;
+  // The position through which this copy has applied the log (0: nothing yet).
+  virtual Result<Position> position() = 0;
+  // Applies `events` (position order) and records `through` as this copy's position, in
+  // one transaction: on error nothing of the batch is visible.
+  virtual Result<void> apply(std::span<const RecordedEvent> events, Position through) = 0;
+};
+
+// A named projection and the storage of its copies.
+class Projection {
+ public:
+  virtual ~Projection() = default;
+  virtual const std::string& name() const = 0;
+  // Which events it folds (the subscription's filter).
+  virtual EventFilter filter() const = 0;
+  // The copy queries read; created empty the first time.
+  virtual Result<std::unique_ptr<ReadModel>> open_live() = 0;
+  // A new empty copy that queries do not see. Leftovers of an unfinished rebuild are gone.
+  virtual Result<std::unique_ptr<ReadModel>> create_copy() = 0;
+  // Atomically makes `copy` (from create_copy) the one queries read and drops the old one.
+  virtual Result<void> promote(ReadModel& copy) = 0;
+};
+
+enum class ProjectionState { running, rebuilding, failed, stopped };
+const char* to_string(ProjectionState state);
+
+struct ProjectionStatus {
+  std::string name;
+  Position position = 0;  // applied by the live copy
+  Position lag = 0;       // the store's last position - position (0: caught up)
+  ProjectionState state = ProjectionState::stopped;
+  std::optional<std::string> last_error;
+};
+
+struct ProjectionRunnerOptions {
+  std::size_t batch_size = 2000;
+  std::chrono::milliseconds idle_wait{200};
+};
+
+class ProjectionRunner {
+ public:
+  // The store and the projections must outlive the runner.
+  ProjectionRunner(EventStore& store, std::vector<Projection*> projections, ProjectionRunnerOptions options = {});
+  ~ProjectionRunner();
+  ProjectionRunner(const ProjectionRunner&) = delete;
+  ProjectionRunner& operator=(const ProjectionRunner&) = delete;
+
+  // Opens each live copy and subscribes it from its position + 1.
+  Result<void> start();
+  // Stops every subscription after the batch in hand; pending waits answer false. Idempotent.
+  void stop();
+
+  // Starts rebuilding `name` into a fresh copy (not_found if no such projection). A rebuild
+  // already under way goes on; a failed projection resumes on the fresh copy.
+  Result<void> rebuild(const std::string& name);
+
+  std::vector<ProjectionStatus> status();
+  // The position `name` has applied (0 if unknown).
+  Position position(const std::string& name) const;
+
+  // Calls done(true) once `name` has applied `position` (at once if it has), done(false)
+  // when `deadline` passes or the runner stops. `done` runs exactly once, on any thread,
+  // possibly before when_applied returns; it must not block.
+  void when_applied(const std::string& name, Position position, std::chrono::steady_clock::time_point deadline,
+                    std::function<void(bool)> done);
+
+ private:
+  struct Slot;
+  struct Waiter {
+    std::size_t slot;
+    Position position;
+    std::function<void(bool)> done;
+  };
+
+  Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
+  Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
+  void advanced(std::size_t slot, Position position);
+  void expire_loop();
+  Slot* find(const std::string& name) const;
+
+  EventStore& store_;
+  ProjectionRunnerOptions options_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+
+  // Read-your-writes waiters, by deadline; the expiry thread answers late ones.
+  std::mutex waiters_mu_;
+  std::condition_variable waiters_cv_;
+  std::multimap<std::chrono::steady_clock::time_point, Waiter> waiters_;
+  bool stopping_ = false;
+  std::thread expiry_;
+};
+
+}  // namespace orderflow::es
