@@ -149,14 +149,27 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   const auto stream = stream_of<A>(a->id);
   // The latest state this process knows, pending appends included (see AggregateCache).
   Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
-  if (a->meta.new_stream && a->conflicts == 0)
+  bool from_cache = false;  // a committed entry may be stale if another process appended
+  if (a->meta.new_stream && a->conflicts == 0) {
     loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
-  else if (auto hit = cache<A>().get(stream, false))
+  } else if (auto hit = cache<A>().get(stream, false)) {
+    from_cache = hit->committed;
     loaded = Loaded<A>{std::move(hit->state), hit->version};
-  else
+  } else {
     loaded = read_store<A>(a->id);
+  }
   if (!loaded) return a->done(fail(loaded.error()));
+  // An answer that rests on a cached state (a rejection, an If-Match mismatch) must rest
+  // on the stream as it is: if the store moved on, forget the entry and start again.
+  auto stale = [&] {
+    if (!from_cache || a->conflicts++ >= options_.max_conflict_retries) return false;
+    auto current = store_.stream_version(stream);
+    if (!current || *current == loaded->version) return false;
+    cache<A>().forget(stream, loaded->version);
+    return true;
+  };
   if (a->meta.if_match && *a->meta.if_match != loaded->version) {
+    if (stale()) return attempt(a);
     Error conflict{Errc::version_conflict,
                    "If-Match expects version " + std::to_string(*a->meta.if_match) + " but it is at version " +
                        std::to_string(loaded->version),
@@ -164,7 +177,10 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
     return a->done(fail(std::move(conflict)));
   }
   auto decided = A::decider.decide(loaded->state, a->command);
-  if (!decided) return a->done(fail(decided.error()));
+  if (!decided) {
+    if (stale()) return attempt(a);
+    return a->done(fail(decided.error()));
+  }
   if (decided->empty()) {
     auto last = store_.last_position();
     if (!last) return a->done(fail(last.error()));

@@ -182,8 +182,9 @@ class Lifecycle(ErrorAsserts, unittest.TestCase):
 
     def test_sigterm_answers_requests_already_received(self):
         """16 connections each pipeline 20 deposits; SIGTERM once every connection has its first answer (so
-        the server is reading each batch). Each connection gets only complete answers, the last one with
-        Connection: close, then a clean close (no reset); what was answered is exactly what was written."""
+        the server is reading each batch). Each connection gets only complete answers, then a clean close (no
+        reset, no answer cut short); what was answered is exactly what was written. (Pipelined requests not
+        yet started may go unanswered: HTTP/1.1 lets a server close after any complete answer.)"""
         s = self.start()
         c = s.client()
         aid = create_account(c)
@@ -211,8 +212,8 @@ class Lifecycle(ErrorAsserts, unittest.TestCase):
                 try:
                     r = rd.read()
                 except EOFError:
-                    problems.append(f"conn {i}: closed {'mid-answer ' if rd.buf else ''}after {got} answers "
-                                    "without Connection: close")
+                    if rd.buf:
+                        problems.append(f"conn {i}: closed mid-answer after {got} answers: {rd.buf[:200]!r}")
                     break
                 except (ConnectionResetError, BrokenPipeError) as e:
                     problems.append(f"conn {i}: {e!r} after {got} answers")

@@ -1,0 +1,221 @@
+#include "app/projections/read_model_db.h"
+
+namespace orderflow::app::projections {
+
+Result<std::unique_ptr<ReadModelDb>> ReadModelDb::open(const std::string& path) {
+  std::unique_ptr<ReadModelDb> db(new ReadModelDb());
+  db->path_ = path;
+  auto writer = sqlite::Database::open(path);
+  if (!writer) return fail(writer.error());
+  db->writer_ = std::move(*writer);
+  // The read models can be rebuilt from the log: a power cut may lose their last batches
+  // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
+  if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL;"
+                                "CREATE TABLE IF NOT EXISTS read_models (projection TEXT NOT NULL, "
+                                "generation INTEGER NOT NULL, position INTEGER NOT NULL, live INTEGER NOT NULL, "
+                                "PRIMARY KEY (projection, generation)) STRICT");
+      !r)
+    return fail(r.error());
+  return db;
+}
+
+Result<void> ReadModelDb::transaction(const std::function<Result<void>(sqlite::Database&)>& fn) {
+  std::lock_guard lk(writer_mu_);
+  if (auto r = writer_.exec("BEGIN IMMEDIATE"); !r) return r;
+  auto r = fn(writer_);
+  if (r) r = writer_.exec("COMMIT");
+  if (!r) (void)writer_.exec("ROLLBACK");
+  return r;
+}
+
+Result<sqlite::Statement*> ReadModelDb::Reader::prepare(const std::string& sql) {
+  if (auto it = cache_.find(sql); it != cache_.end()) return &it->second;
+  // Statements of copies dropped since stay behind; a bound keeps them from piling up.
+  if (cache_.size() > 128) cache_.clear();
+  auto stmt = db_.prepare(sql);
+  if (!stmt) return fail(stmt.error());
+  return &cache_.emplace(sql, std::move(*stmt)).first->second;
+}
+
+std::unique_ptr<ReadModelDb::Reader> ReadModelDb::lease() {
+  {
+    std::lock_guard lk(readers_mu_);
+    if (!readers_.empty()) {
+      auto r = std::move(readers_.back());
+      readers_.pop_back();
+      return r;
+    }
+  }
+  auto r = std::make_unique<Reader>();
+  auto db = sqlite::Database::open(path_);
+  OF_CHECK(db.has_value(), "cannot open a reader on the read-model database");
+  r->db_ = std::move(*db);
+  return r;
+}
+
+void ReadModelDb::give_back(std::unique_ptr<Reader> reader) {
+  std::lock_guard lk(readers_mu_);
+  readers_.push_back(std::move(reader));
+}
+
+std::string with_generation(std::string_view sql, std::int64_t generation) {
+  const auto suffix = "_g" + std::to_string(generation);
+  std::string out;
+  out.reserve(sql.size() + 16);
+  for (char c : sql) {
+    if (c == '$')
+      out += suffix;
+    else
+      out += c;
+  }
+  return out;
+}
+
+class SqliteProjection::Copy final : public es::ReadModel {
+ public:
+  Copy(SqliteProjection& p, std::int64_t generation, std::unique_ptr<CopyWriter> writer, sqlite::Statement save)
+      : p_(p), generation_(generation), writer_(std::move(writer)), save_(std::move(save)) {}
+
+  std::int64_t generation() const { return generation_; }
+
+  Result<es::Position> position() override {
+    return p_.db_.read([&](ReadModelDb::Reader& r) -> Result<es::Position> {
+      auto s = r.prepare("SELECT position FROM read_models WHERE projection = ?1 AND generation = ?2");
+      if (!s) return fail(s.error());
+      sqlite::ResetOnExit reset(**s);
+      (*s)->bind(1, p_.name_).bind(2, generation_);
+      auto row = (*s)->step();
+      if (!row) return fail(row.error());
+      return *row ? (*s)->int64(0) : 0;
+    });
+  }
+
+  Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
+    return p_.db_.transaction([&](sqlite::Database&) -> Result<void> {
+      if (auto r = writer_->apply(events); !r) return r;
+      return save_.bind(1, through).run();
+    });
+  }
+
+ private:
+  SqliteProjection& p_;
+  std::int64_t generation_;
+  std::unique_ptr<CopyWriter> writer_;
+  sqlite::Statement save_;
+};
+
+SqliteProjection::SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter,
+                                   std::vector<std::string> schema, std::vector<std::string> tables)
+    : db_(db), name_(std::move(name)), filter_(std::move(filter)), schema_(std::move(schema)),
+      tables_(std::move(tables)) {}
+
+Result<std::unique_ptr<es::ReadModel>> SqliteProjection::make_copy(std::int64_t generation) {
+  Result<std::unique_ptr<es::ReadModel>> out = fail(Errc::internal, "no copy made");
+  auto made = db_.transaction([&](sqlite::Database& db) -> Result<void> {
+    for (const auto& create : schema_)
+      if (auto r = db.exec(with_generation(create, generation)); !r) return r;
+    auto writer = this->writer(db, generation);
+    if (!writer) return fail(writer.error());
+    auto save = db.prepare("UPDATE read_models SET position = ?1 WHERE projection = '" + name_ +
+                           "' AND generation = " + std::to_string(generation));
+    if (!save) return fail(save.error());
+    out = std::unique_ptr<es::ReadModel>(new Copy(*this, generation, std::move(*writer), std::move(*save)));
+    return {};
+  });
+  if (!made) return fail(made.error());
+  return out;
+}
+
+Result<void> SqliteProjection::drop_unused(sqlite::Database& db) {
+  auto unused = db.prepare("SELECT generation FROM read_models WHERE projection = ?1 AND live = 0");
+  if (!unused) return fail(unused.error());
+  std::vector<std::int64_t> generations;
+  unused->bind(1, name_);
+  for (;;) {
+    auto row = unused->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    generations.push_back(unused->int64(0));
+  }
+  unused->reset();
+  for (auto g : generations) {
+    for (const auto& table : tables_)
+      if (auto r = db.exec("DROP TABLE IF EXISTS " + with_generation(table, g)); !r) return r;
+    if (auto r = db.exec("DELETE FROM read_models WHERE projection = '" + name_ + "' AND generation = " +
+                         std::to_string(g));
+        !r)
+      return r;
+  }
+  return {};
+}
+
+// A new copy's generation: one past every generation the projection ever had, registered
+// with `live` as given. Leftovers of an unfinished rebuild are dropped first.
+static Result<std::int64_t> register_copy(sqlite::Database& db, const std::string& name, bool live) {
+  auto next = db.prepare("SELECT coalesce(max(generation), 0) + 1 FROM read_models WHERE projection = ?1");
+  if (!next) return fail(next.error());
+  next->bind(1, name);
+  auto row = next->step();
+  if (!row) return fail(row.error());
+  const auto generation = next->int64(0);
+  next->reset();
+  auto insert = db.prepare("INSERT INTO read_models (projection, generation, position, live) VALUES (?1, ?2, 0, ?3)");
+  if (!insert) return fail(insert.error());
+  if (auto r = insert->bind(1, name).bind(2, generation).bind(3, live ? 1 : 0).run(); !r) return fail(r.error());
+  return generation;
+}
+
+Result<std::unique_ptr<es::ReadModel>> SqliteProjection::open_live() {
+  std::int64_t generation = 0;
+  auto found = db_.transaction([&](sqlite::Database& db) -> Result<void> {
+    if (auto r = drop_unused(db); !r) return r;
+    auto live = db.prepare("SELECT generation FROM read_models WHERE projection = ?1 AND live = 1");
+    if (!live) return fail(live.error());
+    live->bind(1, name_);
+    auto row = live->step();
+    if (!row) return fail(row.error());
+    if (*row) {
+      generation = live->int64(0);
+      return {};
+    }
+    live->reset();
+    auto g = register_copy(db, name_, true);
+    if (!g) return fail(g.error());
+    generation = *g;
+    return {};
+  });
+  if (!found) return fail(found.error());
+  live_ = generation;
+  return make_copy(generation);
+}
+
+Result<std::unique_ptr<es::ReadModel>> SqliteProjection::create_copy() {
+  std::int64_t generation = 0;
+  auto made = db_.transaction([&](sqlite::Database& db) -> Result<void> {
+    if (auto r = drop_unused(db); !r) return r;
+    auto g = register_copy(db, name_, false);
+    if (!g) return fail(g.error());
+    generation = *g;
+    return {};
+  });
+  if (!made) return fail(made.error());
+  return make_copy(generation);
+}
+
+Result<void> SqliteProjection::promote(es::ReadModel& copy) {
+  const auto generation = static_cast<Copy&>(copy).generation();
+  // Queries in flight finish on the old copy first; later ones read the new one.
+  std::unique_lock lk(swap_mu_);
+  auto swapped = db_.transaction([&](sqlite::Database& db) -> Result<void> {
+    if (auto r = db.exec("UPDATE read_models SET live = (generation = " + std::to_string(generation) +
+                         ") WHERE projection = '" + name_ + "'");
+        !r)
+      return r;
+    return drop_unused(db);
+  });
+  if (!swapped) return swapped;
+  live_ = generation;
+  return {};
+}
+
+}  // namespace orderflow::app::projections

@@ -1,0 +1,170 @@
+#include "app/command_handler.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "codec/domain_codec.h"
+#include "store/sqlite/sqlite_event_store.h"
+#include "support/temp_dir.h"
+
+namespace orderflow::app {
+namespace {
+
+using namespace domain;
+using testing::TempDir;
+
+class CommandHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open(); }
+
+  void open(CommandHandlerOptions options = {}) {
+    handler_.reset();
+    store_.reset();
+    sqlite::SqliteEventStoreOptions o;
+    o.path = dir_.file("events.db");
+    store_ = std::move(*sqlite::SqliteEventStore::open(o));
+    handler_ = std::make_unique<CommandHandler>(*store_, store_.get(), options);
+  }
+
+  template <class A>
+  Result<Handled<A>> run(const std::string& id, typename A::Command cmd, CommandMeta meta = {}) {
+    std::promise<Result<Handled<A>>> answer;
+    handler_->handle<A>(id, std::move(cmd), std::move(meta),
+                        [&](Result<Handled<A>> r) { answer.set_value(std::move(r)); });
+    return answer.get_future().get();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<sqlite::SqliteEventStore> store_;
+  std::unique_ptr<CommandHandler> handler_;
+};
+
+TEST_F(CommandHandlerTest, AppendsDecidedEventsWithMetadata) {
+  CommandMeta meta;
+  meta.correlation_id = "corr-1";
+  meta.actor = "tester";
+  auto r = run<Account>("ann", account::OpenAccount{"ann", "Ann"}, meta);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->result.version, 0);
+  EXPECT_EQ(r->state.account_id, "ann");
+  auto events = *store_->read_stream("account-ann", 0, 10, es::Direction::forward);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "AccountOpened");
+  EXPECT_NE(events[0].metadata.find(R"("correlation_id":"corr-1")"), std::string::npos);
+  EXPECT_NE(events[0].metadata.find(R"("actor":"tester")"), std::string::npos);
+  EXPECT_NE(events[0].metadata.find(R"("command_id":)"), std::string::npos);
+}
+
+TEST_F(CommandHandlerTest, RejectionsWriteNothing) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  auto r = run<Account>("ann", account::Withdraw{5});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::insufficient_funds);
+  EXPECT_EQ(*store_->last_position(), 1);
+}
+
+TEST_F(CommandHandlerTest, IfMatchIsHonouredExactly) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  CommandMeta stale;
+  stale.if_match = 3;
+  auto r = run<Account>("ann", account::Deposit{5}, stale);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::version_conflict);
+  EXPECT_EQ(r.error().current_version, 0);
+  CommandMeta right;
+  right.if_match = 0;
+  EXPECT_TRUE(run<Account>("ann", account::Deposit{5}, right));
+}
+
+TEST_F(CommandHandlerTest, ConcurrentCommandsOnOneStreamLoseNoUpdate) {
+  ASSERT_TRUE(run<Account>("hot", account::OpenAccount{"hot", ""}));
+  constexpr int kThreads = 8, kEach = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i)
+        if (run<Account>("hot", account::Deposit{1})) ++ok;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);  // retries chain behind pending appends
+  auto loaded = handler_->load<Account>("hot");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->state.balance_cents, ok.load());
+  EXPECT_EQ(loaded->version, kThreads * kEach);
+}
+
+TEST_F(CommandHandlerTest, AStaleCacheCostsOnlyARetry) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  // Someone else appends behind the handler's back (another process, later).
+  es::AppendRequest direct{"account-ann", es::ExpectedVersion::exact(0), {}, {}};
+  direct.events.push_back({"11111111-1111-4111-8111-111111111111", "FundsDeposited", 1,
+                           codec::encode_event(account::Event(account::FundsDeposited{70})), "{}"});
+  ASSERT_TRUE(store_->append(direct));
+  auto r = run<Account>("ann", account::Withdraw{50});
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->state.balance_cents, 20);
+  EXPECT_EQ(r->result.version, 2);
+}
+
+TEST_F(CommandHandlerTest, NewStreamFastPathFallsBackWhenTheStreamExists) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  CommandMeta meta;
+  meta.new_stream = true;  // wrong: it exists
+  auto r = run<Account>("ann", account::OpenAccount{"ann", ""}, meta);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::already_exists);  // decided on the real state after the conflict
+}
+
+TEST_F(CommandHandlerTest, DerivedEventIdsMakeARepeatedCommandAppendNothing) {
+  ASSERT_TRUE(run<Product>("mug", product::RegisterProduct{"mug", "Mug", 100, 10}));
+  CommandMeta meta;
+  meta.event_id = [](std::size_t i) { return "22222222-2222-4222-8222-00000000000" + std::to_string(i); };
+  auto first = run<Product>("mug", product::ReserveStock{"o1", 2}, meta);
+  ASSERT_TRUE(first);
+  auto again = run<Product>("mug", product::ReserveStock{"o1", 2}, meta);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->result.position, first->result.position);
+  auto loaded = handler_->load<Product>("mug");
+  EXPECT_EQ(loaded->state.reserved, 2);
+}
+
+TEST_F(CommandHandlerTest, SnapshotsAreUsedAndUnreadableOnesIgnored) {
+  CommandHandlerOptions options;
+  options.snapshot_every = 10;
+  open(options);
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  for (int i = 0; i < 25; ++i) ASSERT_TRUE(run<Account>("ann", account::Deposit{1}));
+  open(options);  // drains the snapshot writer, empties the cache
+  auto snap = store_->load_snapshot("account-ann");
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->version, 20);
+  auto loaded = handler_->load<Account>("ann");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->state.balance_cents, 25);
+  EXPECT_EQ(loaded->version, 25);
+
+  ASSERT_TRUE(store_->save_snapshot({"account-ann", 20, codec::kStateSchemaVersion, "{not json"}));
+  open(options);
+  loaded = handler_->load<Account>("ann");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->state.balance_cents, 25);
+  ASSERT_TRUE(store_->save_snapshot({"account-ann", 20, codec::kStateSchemaVersion + 1, "{}"}));
+  open(options);
+  EXPECT_EQ(handler_->load<Account>("ann")->state.balance_cents, 25);
+}
+
+TEST_F(CommandHandlerTest, LoadUntilFoldsAnEarlierVersion) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
+  ASSERT_TRUE(run<Account>("ann", account::Deposit{20}));
+  auto then = handler_->load_until<Account>("ann", 1);
+  ASSERT_TRUE(then);
+  EXPECT_EQ(then->version, 1);
+  EXPECT_EQ(then->state.balance_cents, 10);
+}
+
+}  // namespace
+}  // namespace orderflow::app
