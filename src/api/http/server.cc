@@ -262,10 +262,17 @@ class Session {
     socket_.close(ignored);
   }
 
-  // The server is stopping: close now if nothing is in progress.
+  // The server is stopping: close now if nothing is in progress. An idle connection's
+  // read is cancelled, not closed: if a request already arrived (its completion queued
+  // behind this), it is served and answered with Connection: close; closing here would
+  // let it run and then lose its answer.
   void on_stop() {
     switch (state_) {
-      case State::idle:
+      case State::idle: {
+        error_code ignored;
+        socket_.cancel(ignored);
+        break;
+      }
       case State::closing: close_now(); break;
       case State::streaming: stream_->close(); break;
       case State::reading:
