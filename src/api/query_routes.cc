@@ -1,12 +1,22 @@
-// The read side (API.md §6) and the event listings (§6–§7). Entities are folded from
-// the event store until the projections of the read-side issue serve them.
+// The read side (API.md §6) served from projections, the projections' admin routes (§7),
+// /readyz and /metrics.
+//
+// Consistency: a query answers once its projection has applied `min_position` or, without
+// it, the store's last position when the query arrived (so a client always reads its own
+// acknowledged writes); it waits up to `wait_ms` without holding an io thread, else 503
+// projection_lagging. Time travel and `consistency=strong` fold the event store instead.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
-#include <charconv>
 
 #include "api/api.h"
 #include "api/errors.h"
+#include "api/http/await.h"
 #include "api/json_body.h"
+#include "api/metrics.h"
+#include "api/query_params.h"
+#include "app/projections/documents.h"
+#include "app/projections/history.h"
+#include "app/projections/read_side.h"
 #include "core/text.h"
 #include "core/time.h"
 
@@ -15,173 +25,252 @@ namespace orderflow::api {
 namespace {
 
 namespace asio = boost::asio;
+namespace json = boost::json;
+using app::projections::Document;
+using app::projections::Page;
 using http::Method;
 using http::Request;
 using http::Response;
-namespace json = boost::json;
 
+constexpr std::int64_t kMaxWaitMs = 10000;
 
-// An integer query parameter within [min, max]; absent: `fallback`.
-Result<std::int64_t> int_param(const Request& req, std::string_view name, std::int64_t fallback, std::int64_t min,
-                               std::int64_t max) {
-  auto v = req.query_param(name);
-  if (!v) return fallback;
-  std::int64_t n = 0;
-  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
-  if (ec != std::errc() || end != v->data() + v->size() || n < min || n > max)
-    return fail(Errc::invalid_argument,
-                std::string(name) + " must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
-  return n;
-}
-
-Response with_etag(Response r, es::StreamVersion version) {
-  r.set_header("ETag", "\"" + std::to_string(version) + "\"");
-  return r;
-}
-
-json::object order_json(const domain::order::State& s, es::StreamVersion version) {
-  json::array items;
-  for (const auto& l : s.items)
-    items.push_back(json::object{{"product_id", l.product_id},
-                                 {"quantity", l.quantity},
-                                 {"unit_price_cents", l.unit_price_cents},
-                                 {"line_total_cents", l.line_total_cents}});
-  json::object o{{"order_id", s.order_id},
-                 {"customer_id", s.customer_id},
-                 {"items", std::move(items)},
-                 {"total_cents", s.total_cents},
-                 {"status", to_string(s.status)},
-                 {"payment_status", to_string(s.payment_status)},
-                 {"shipping_status", to_string(s.shipping_status)}};
-  if (s.cancellation_reason) o["cancellation_reason"] = *s.cancellation_reason;
-  if (s.shipping_address) o["shipping_address"] = *s.shipping_address;
-  o["created_at"] = format_rfc3339_ms(s.created_at_ms);
-  o["updated_at"] = format_rfc3339_ms(s.updated_at_ms);
-  o["version"] = version;
-  return o;
-}
-
-// One event as API.md §8 shows it. data and metadata are stored JSON, copied as they are.
-void append_event_json(std::string& out, const es::RecordedEvent& e) {
-  out += "{\"event_id\":" + quoted(e.event_id) + ",\"stream_id\":" + quoted(e.stream_id) +
-         ",\"type\":" + quoted(e.type) + ",\"version\":" + std::to_string(e.version) +
-         ",\"position\":" + std::to_string(e.position) + ",\"schema_version\":" + std::to_string(e.schema_version) +
-         ",\"data\":" + e.data + ",\"metadata\":" + e.metadata + ",\"recorded_at\":\"" +
-         format_rfc3339_ms(e.recorded_at_ms) + "\"}";
-}
-
-Response events_answer(const std::vector<es::RecordedEvent>& events, std::int64_t next_from) {
-  std::string body = "{\"events\":[";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (i) body += ',';
-    append_event_json(body, events[i]);
+// nullopt once `projection` has applied what the query asks for; otherwise the answer to give
+// (400 for a bad parameter, 503 projection_lagging).
+asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Request& req, const std::string& projection) {
+  auto min = int_param(req, "min_position", -1, 0, INT64_MAX);
+  if (!min) co_return error_for(min.error());
+  auto wait = int_param(req, "wait_ms", 2000, 0, kMaxWaitMs);
+  if (!wait) co_return error_for(wait.error());
+  es::Position target = *min;
+  if (target < 0) {
+    auto last = ctx.store.last_position();
+    if (!last) co_return error_for(last.error());
+    target = *last;
   }
-  body += "],\"next_from\":" + std::to_string(next_from) + "}";
+  auto& runner = ctx.read->runner();
+  if (runner.position(projection) >= target) co_return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait);
+  const bool applied = co_await http::await_callback<bool>(
+      [&](auto done) { runner.when_applied(projection, target, deadline, std::move(done)); });
+  if (applied) co_return std::nullopt;
+  auto r = http::error_response(
+      503, "projection_lagging",
+      "projection " + projection + " has not applied position " + std::to_string(target) + " within wait_ms",
+      json::object{{"projection", projection}, {"position", runner.position(projection)}, {"min_position", target}});
+  r.set_header("Retry-After", "1");
+  co_return r;
+}
+
+Response document_answer(const Result<std::optional<Document>>& doc, const std::string& what) {
+  if (!doc) return error_for(doc.error());
+  if (!*doc) return error_for(make_error(Errc::not_found, "no " + what));
+  return with_etag(http::json_response(200, (*doc)->json), (*doc)->version);
+}
+
+Response page_answer(const Result<Page>& page, const char* field) {
+  if (!page) return error_for(page.error());
+  std::string body = std::string("{\"") + field + "\":[";
+  for (std::size_t i = 0; i < page->documents.size(); ++i) {
+    if (i) body += ',';
+    body += page->documents[i];
+  }
+  body += "],\"next_cursor\":" + (page->next_cursor ? quoted(*page->next_cursor) : std::string("null")) + "}";
   return http::json_response(200, std::move(body));
 }
 
-// A stream's events from ?from_version (default 0), at most ?limit (1-1000, default 100).
-Response stream_events(ApiContext& ctx, const Request& req, const std::string& stream, bool missing_is_404) {
-  auto from = int_param(req, "from_version", 0, 0, INT64_MAX);
-  if (!from) return error_for(from.error());
-  auto limit = int_param(req, "limit", 100, 1, 1000);
-  if (!limit) return error_for(limit.error());
-  auto events = ctx.store.read_stream(stream, *from, static_cast<std::size_t>(*limit), es::Direction::forward);
-  if (!events) return error_for(events.error());
-  if (events->empty() && missing_is_404) {
-    auto version = ctx.store.stream_version(stream);
-    if (!version) return error_for(version.error());
-    if (*version == es::kNoStream) return error_for(make_error(Errc::not_found, "no stream " + stream));
-  }
-  return events_answer(*events, events->empty() ? *from : events->back().version + 1);
+std::optional<std::string> text_param(const Request& req, std::string_view name) {
+  auto v = req.query_param(name);
+  if (!v || v->empty()) return std::nullopt;
+  return std::string(*v);
 }
 
-template <class A, class Render>
-Response entity(ApiContext& ctx, const std::string& id, const char* what, Render render) {
-  auto loaded = ctx.commands.load<A>(id);
-  if (!loaded) return error_for(loaded.error());
-  if (!loaded->state.exists) return error_for(make_error(Errc::not_found, std::string("no ") + what + " " + id));
-  return with_etag(http::json_response(200, json::serialize(render(loaded->state, loaded->version))),
-                   loaded->version);
+Result<int> limit_param(const Request& req) {
+  auto limit = int_param(req, "limit", 20, 1, 100);
+  if (!limit) return fail(limit.error());
+  return static_cast<int>(*limit);
+}
+
+// GET /orders and /customers/{id}/orders.
+asio::awaitable<Response> list_orders(ApiContext& ctx, const Request& req, std::optional<std::string> customer) {
+  app::projections::OrderListQuery q;
+  q.customer_id = std::move(customer);
+  q.status = text_param(req, "status");
+  if (q.status && !domain::order::parse_order_status(*q.status))
+    co_return error_for(make_error(Errc::invalid_argument,
+                                   "status must be one of PENDING, CONFIRMED, SHIPPED, DELIVERED, CANCELLED"));
+  auto limit = limit_param(req);
+  if (!limit) co_return error_for(limit.error());
+  q.limit = *limit;
+  q.cursor = text_param(req, "cursor");
+  if (auto lagging = co_await caught_up(ctx, req, "orders")) co_return std::move(*lagging);
+  co_return page_answer(ctx.read->orders().list(q), "orders");
+}
+
+// An RFC 3339 time or a date (YYYY-MM-DD, midnight UTC); absent: `fallback`.
+Result<std::int64_t> time_param(const Request& req, std::string_view name, std::int64_t fallback) {
+  auto v = req.query_param(name);
+  if (!v) return fallback;
+  auto ms = parse_rfc3339_ms(*v);
+  if (!ms && v->size() == 10) ms = parse_rfc3339_ms(std::string(*v) + "T00:00:00Z");
+  if (!ms) return fail(Errc::invalid_argument, std::string(name) + " must be an RFC 3339 time or a date YYYY-MM-DD");
+  return *ms;
+}
+
+Response folded_answer(const domain::order::State& state, es::StreamVersion version) {
+  return with_etag(http::json_response(200, app::projections::order_document(state, version)), version);
+}
+
+asio::awaitable<Response> get_order(ApiContext& ctx, Request& req) {
+  const auto id = ascii_lower(req.param("id"));
+  if (req.query_param("version")) {
+    auto version = int_param(req, "version", 0, 0, INT64_MAX);
+    if (!version) co_return error_for(version.error());
+    auto loaded = ctx.commands.load_until<app::Order>(id, *version);
+    if (!loaded) co_return error_for(loaded.error());
+    if (!loaded->state.exists || loaded->version < *version)
+      co_return error_for(make_error(Errc::not_found, "order " + id + " has no version " + std::to_string(*version)));
+    co_return folded_answer(loaded->state, loaded->version);
+  }
+  if (req.query_param("at")) {
+    auto at = time_param(req, "at", 0);
+    if (!at) co_return error_for(at.error());
+    co_return document_answer(app::projections::order_at_time(ctx.store, id, *at), "order " + id + " at that time");
+  }
+  auto consistency = req.query_param("consistency").value_or("eventual");
+  if (consistency == "strong") {
+    auto loaded = ctx.commands.load<app::Order>(id);
+    if (!loaded) co_return error_for(loaded.error());
+    if (!loaded->state.exists) co_return error_for(make_error(Errc::not_found, "no order " + id));
+    co_return folded_answer(loaded->state, loaded->version);
+  }
+  if (consistency != "eventual")
+    co_return error_for(make_error(Errc::invalid_argument, "consistency must be strong or eventual"));
+  if (auto lagging = co_await caught_up(ctx, req, "orders")) co_return std::move(*lagging);
+  co_return document_answer(ctx.read->orders().get(id), "order " + id);
+}
+
+json::value sales_json(const app::projections::Sales& s) {
+  json::array days, top;
+  for (const auto& d : s.by_day)
+    days.push_back(json::object{{"date", d.date}, {"orders", d.orders}, {"revenue_cents", d.revenue_cents}});
+  for (const auto& p : s.top_products)
+    top.push_back(
+        json::object{{"product_id", p.product_id}, {"quantity", p.quantity}, {"revenue_cents", p.revenue_cents}});
+  return json::object{{"orders_placed", s.orders_placed},
+                      {"orders_confirmed", s.orders_confirmed},
+                      {"orders_cancelled", s.orders_cancelled},
+                      {"revenue_cents", s.revenue_cents},
+                      {"by_day", std::move(days)},
+                      {"top_products", std::move(top)}};
 }
 
 }  // namespace
 
 void add_query_routes(http::Router& router, ApiContext& ctx) {
-  router.add(Method::get, "/api/v1/orders/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
-    auto id = ascii_lower(req.param("id"));
-    if (req.query_param("version")) {
-      auto version = int_param(req, "version", 0, 0, INT64_MAX);
-      if (!version) co_return error_for(version.error());
-      auto loaded = ctx.commands.load_until<app::Order>(id, *version);
-      if (!loaded) co_return error_for(loaded.error());
-      if (!loaded->state.exists || loaded->version < *version)
-        co_return error_for(make_error(Errc::not_found, "order " + id + " has no version " + std::to_string(*version)));
-      co_return with_etag(http::json_response(200, json::serialize(order_json(loaded->state, loaded->version))),
-                          loaded->version);
-    }
-    co_return entity<app::Order>(ctx, id, "order", order_json);
+  router.add(Method::get, "/api/v1/orders/{id}", [&ctx](Request& req) { return get_order(ctx, req); });
+
+  router.add(Method::get, "/api/v1/orders", [&ctx](Request& req) {
+    return list_orders(ctx, req, text_param(req, "customer_id"));
+  });
+
+  router.add(Method::get, "/api/v1/customers/{id}/orders", [&ctx](Request& req) {
+    return list_orders(ctx, req, std::string(req.param("id")));
   });
 
   router.add(Method::get, "/api/v1/products/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return entity<app::Product>(ctx, std::string(req.param("id")), "product",
-                                   [](const domain::product::State& s, es::StreamVersion v) {
-                                     return json::object{{"product_id", s.product_id},
-                                                         {"name", s.name},
-                                                         {"unit_price_cents", s.unit_price_cents},
-                                                         {"on_hand", s.on_hand},
-                                                         {"reserved", s.reserved},
-                                                         {"available", s.available()},
-                                                         {"version", v}};
-                                   });
+    const std::string id(req.param("id"));
+    if (auto lagging = co_await caught_up(ctx, req, "products")) co_return std::move(*lagging);
+    co_return document_answer(ctx.read->products().get(id), "product " + id);
+  });
+
+  router.add(Method::get, "/api/v1/products", [&ctx](Request& req) -> asio::awaitable<Response> {
+    auto limit = limit_param(req);
+    if (!limit) co_return error_for(limit.error());
+    if (auto lagging = co_await caught_up(ctx, req, "products")) co_return std::move(*lagging);
+    co_return page_answer(ctx.read->products().list(*limit, text_param(req, "cursor")), "products");
   });
 
   router.add(Method::get, "/api/v1/accounts/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return entity<app::Account>(ctx, std::string(req.param("id")), "account",
-                                   [](const domain::account::State& s, es::StreamVersion v) {
-                                     return json::object{{"account_id", s.account_id},
-                                                         {"owner", s.owner},
-                                                         {"balance_cents", s.balance_cents},
-                                                         {"version", v}};
-                                   });
-  });
-}
-
-void add_event_routes(http::Router& router, ApiContext& ctx) {
-  router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return stream_events(ctx, req, "order-" + ascii_lower(req.param("id")), true);
+    const std::string id(req.param("id"));
+    if (auto lagging = co_await caught_up(ctx, req, "accounts")) co_return std::move(*lagging);
+    co_return document_answer(ctx.read->accounts().get(id), "account " + id);
   });
 
-  router.add(Method::get, "/api/v1/admin/streams/{stream_id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return stream_events(ctx, req, std::string(req.param("stream_id")), false);
-  });
-
-  router.add(Method::get, "/api/v1/admin/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    auto from = int_param(req, "from_position", 1, 0, INT64_MAX);
-    if (!from) co_return error_for(from.error());
+  // Oldest first, `limit` (1-1000, default 100) at a time; next_cursor continues.
+  router.add(Method::get, "/api/v1/accounts/{id}/transactions", [&ctx](Request& req) -> asio::awaitable<Response> {
+    const std::string id(req.param("id"));
     auto limit = int_param(req, "limit", 100, 1, 1000);
     if (!limit) co_return error_for(limit.error());
-    es::EventFilter filter;
-    if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
-    if (auto t = req.query_param("type"); t && !t->empty()) filter.types.emplace_back(*t);
-    std::vector<es::RecordedEvent> events;
-    auto next = ctx.store.scan_all(std::max<std::int64_t>(*from, 1), static_cast<std::size_t>(*limit), filter,
-                                   [&](const es::RecordedEvent& e) { events.push_back(e); });
-    if (!next) co_return error_for(next.error());
-    co_return events_answer(events, *next);
+    auto after = int_param(req, "cursor", 0, 0, INT64_MAX);
+    if (!after) co_return error_for(make_error(Errc::invalid_argument, "cursor is not one this server gave out"));
+    if (auto lagging = co_await caught_up(ctx, req, "accounts")) co_return std::move(*lagging);
+    auto account = ctx.read->accounts().get(id);
+    if (!account) co_return error_for(account.error());
+    if (!*account) co_return error_for(make_error(Errc::not_found, "no account " + id));
+    auto rows = ctx.read->accounts().transactions(id, static_cast<int>(*limit), *after);
+    if (!rows) co_return error_for(rows.error());
+    json::array list;
+    for (const auto& t : *rows) {
+      json::object o{{"type", t.type}, {"amount_cents", t.amount_cents}};
+      if (!t.order_id.empty()) o["order_id"] = t.order_id;
+      o["at"] = format_rfc3339_ms(t.at_ms);
+      o["position"] = t.position;
+      list.push_back(std::move(o));
+    }
+    json::value next = nullptr;
+    if (rows->size() == static_cast<std::size_t>(*limit)) next = std::to_string(rows->back().position);
+    co_return http::json_response(200, json::object{{"transactions", std::move(list)}, {"next_cursor", next}});
   });
 
-  router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
-    co_return http::json_response(200, R"({"status":"ok"})");
+  router.add(Method::get, "/api/v1/analytics/sales", [&ctx](Request& req) -> asio::awaitable<Response> {
+    auto from = time_param(req, "from", INT64_MIN);
+    if (!from) co_return error_for(from.error());
+    auto to = time_param(req, "to", INT64_MAX);
+    if (!to) co_return error_for(to.error());
+    if (auto lagging = co_await caught_up(ctx, req, "sales")) co_return std::move(*lagging);
+    auto sales = ctx.read->sales().sales(*from, *to);
+    if (!sales) co_return error_for(sales.error());
+    co_return http::json_response(200, json::serialize(sales_json(*sales)));
   });
-}
 
-http::Router make_router(ApiContext& ctx) {
-  http::Router router;
-  add_command_routes(router, ctx);
-  add_query_routes(router, ctx);
-  add_event_routes(router, ctx);
-  return router;
+  router.add(Method::get, "/api/v1/admin/projections", [&ctx](Request&) -> asio::awaitable<Response> {
+    json::array list;
+    for (const auto& s : ctx.read->runner().status()) {
+      json::value error = nullptr;
+      if (s.last_error) error = *s.last_error;
+      list.push_back(json::object{{"name", s.name},
+                                  {"position", s.position},
+                                  {"lag", s.lag},
+                                  {"status", es::to_string(s.state)},
+                                  {"last_error", error}});
+    }
+    co_return http::json_response(200, list);
+  });
+
+  router.add(Method::post, "/api/v1/admin/projections/{name}/rebuild", [&ctx](Request& req) -> asio::awaitable<Response> {
+    const std::string name(req.param("name"));
+    if (auto r = ctx.read->runner().rebuild(name); !r) co_return error_for(r.error());
+    co_return http::json_response(202, json::object{{"name", name}, {"status", "rebuilding"}});
+  });
+
+  router.add(Method::get, "/readyz", [&ctx](Request&) -> asio::awaitable<Response> {
+    if (auto last = ctx.store.last_position(); !last) co_return error_for(last.error());
+    for (const auto& s : ctx.read->runner().status())
+      if (s.position < ctx.ready_position) {
+        auto r = http::error_response(503, "unavailable", "projection " + s.name + " is catching up");
+        r.set_header("Retry-After", "1");
+        co_return r;
+      }
+    co_return http::json_response(200, R"({"status":"ready"})");
+  });
+
+  if (ctx.metrics)
+    router.add(Method::get, "/metrics", [&ctx](Request&) -> asio::awaitable<Response> {
+      Response r;
+      r.body = ctx.metrics->render(ctx.store, &ctx.read->runner());
+      r.set_header("Content-Type", "text/plain; version=0.0.4");
+      co_return r;
+    });
 }
 
 }  // namespace orderflow::api

@@ -205,17 +205,19 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);
   const auto before = loaded->version;
   const auto after = before + static_cast<es::StreamVersion>(decided->size());
-  auto speculative = std::make_shared<typename A::State>(state);
-  auto answered_inline = std::make_shared<bool>(false);
-  const auto caller = std::this_thread::get_id();
-  store_.append_async(std::move(req), [this, a, stream, before, caller, answered_inline, state = std::move(state),
+  // Once the store accepts the append into its open batch, commands on this stream
+  // decide on the state it will have and append right behind it. The store calls this
+  // under its lock, so a command that conflicts with this append finds its state here.
+  auto staged_state = std::make_shared<const typename A::State>(state);
+  req.on_staged = [this, stream, staged_state](const es::AppendResult& r) {
+    cache<A>().put(stream, *staged_state, r.version, false);
+  };
+  store_.append_async(std::move(req), [this, a, stream, before, after, state = std::move(state),
                                        events = std::move(*decided)](Result<es::AppendResult> r) mutable {
-    if (std::this_thread::get_id() == caller) *answered_inline = true;
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
-        // What we decided on was stale. Forget it; the appender that won has put (or
-        // is about to put) its state in the cache. Only a conflict we were not pinned
-        // to is retried.
+        // What we decided on was stale. Forget it; the appender that won has put its
+        // state in the cache. Only a conflict we were not pinned to is retried.
         cache<A>().forget(stream, before);
         if (!a->meta.if_match && a->conflicts++ < options_.max_conflict_retries) {
           if (a->conflicts > 2) std::this_thread::yield();
@@ -226,15 +228,12 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
       }
       return a->done(fail(r.error()));
     }
-    cache<A>().put(stream, state, r->version, true);
+    if (r->version == after) cache<A>().put(stream, state, after, true);
     auto every = options_.snapshot_every;
     if (snapshots_ && every > 0 && r->version / every != before / every)
       queue_snapshot({stream, r->version, codec::kStateSchemaVersion, codec::encode_state(state)});
     a->done(Handled<A>{std::move(state), *r, std::move(events)});
   });
-  // Accepted into the store's open batch (not answered here): later commands on this
-  // stream may decide on this state and append behind it.
-  if (!*answered_inline) cache<A>().put(stream, *speculative, after, false);
 }
 
 #define ORDERFLOW_INSTANTIATE(A)                                                                         \

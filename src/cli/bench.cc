@@ -27,10 +27,17 @@ void add_bench(CLI::App& root, Action& action) {
   r->add_option("--batch", read->batch, "Events per read")->capture_default_str();
   r->callback([read, &action] { action = [read] { return bench_read(*read); }; });
 
+  auto projection = std::make_shared<ProjectionBenchOptions>();
+  auto* pr = bench->add_subcommand("projection", "Build and rebuild the read models from a store of E events");
+  pr->add_option("--data", projection->data, "Directory of the store (bench-projection.db)")->capture_default_str();
+  pr->add_option("--events", projection->events, "Events to fill the store with first if it has fewer")
+      ->capture_default_str();
+  pr->callback([projection, &action] { action = [projection] { return bench_projection(*projection); }; });
+
   auto http = std::make_shared<HttpBenchOptions>();
   auto* h = bench->add_subcommand("http", "HTTP load against a running server (own load generator)");
   h->add_option("--target", http->target, "Server base URL, http://HOST:PORT")->capture_default_str();
-  h->add_option("--scenario", http->scenario, "place-order, deposit or get-product")->capture_default_str();
+  h->add_option("--scenario", http->scenario, "place-order, place-order-confirmed, deposit, get-product, get-order or list-orders")->capture_default_str();
   h->add_option("--connections", http->connections, "Keep-alive connections, one request in flight each")
       ->capture_default_str();
   h->add_option("--duration", http->duration_s, "Seconds measured")->capture_default_str();

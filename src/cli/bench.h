@@ -2,10 +2,12 @@
 // one JSON line with at least bench, events_per_s (or requests_per_s), p50_us, p99_us.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/http_client.h"
 
 namespace orderflow::cli {
 
@@ -26,14 +28,26 @@ struct ReadBenchOptions {
 };
 int bench_read(const ReadBenchOptions& options);
 
+struct ProjectionBenchOptions {
+  std::string data = "./orderflow-bench";
+  std::int64_t events = 1000000;  // filled in first if the store holds fewer
+};
+int bench_projection(const ProjectionBenchOptions& options);
+
 struct HttpBenchOptions {
   std::string target = "http://127.0.0.1:8080";
-  std::string scenario = "place-order";  // place-order, deposit, get-product
+  std::string scenario = "place-order";  // place-order, deposit, get-product, get-order, list-orders
   int connections = 64;
   double duration_s = 10;
   double warmup_s = 2;
   int io_threads = 1;
 };
 int bench_http(const HttpBenchOptions& options);
+
+// For --scenario place-order-confirmed (bench_saga.cc): orders of customers named
+// `customer_prefix`… that reached CONFIRMED per second in [from_ms, to_ms) and their
+// place->confirmed latency, printed and added to `out`.
+Result<void> measure_confirmations(const HttpTarget& target, const std::string& customer_prefix, std::int64_t from_ms,
+                                   std::int64_t to_ms, boost::json::object& out);
 
 }  // namespace orderflow::cli

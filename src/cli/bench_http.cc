@@ -9,6 +9,7 @@
 #include "api/http/load_generator.h"
 #include "cli/bench.h"
 #include "cli/http_client.h"
+#include "core/time.h"
 #include "core/uuid.h"
 
 namespace orderflow::cli {
@@ -25,6 +26,7 @@ Result<void> seed(const HttpTarget& t, const std::string& path, const std::strin
 
 constexpr int kProducts = 200;
 constexpr int kCustomers = 1000;
+constexpr int kOrders = 2000;
 
 }  // namespace
 
@@ -35,11 +37,15 @@ int bench_http(const HttpBenchOptions& o) {
   auto product = [&](std::uint64_t i) { return fmt::format("bench-{}-p{}", run, i % kProducts); };
   auto customer = [&](std::uint64_t i) { return fmt::format("bench-{}-c{}", run, i % kCustomers); };
 
-  const bool orders = o.scenario == "place-order";
+  const bool confirmed = o.scenario == "place-order-confirmed";  // placed, then followed to CONFIRMED
+  const bool orders = o.scenario == "place-order" || confirmed;
   const bool deposits = o.scenario == "deposit";
   const bool products = o.scenario == "get-product";
-  if (!orders && !deposits && !products)
-    return runtime_failure("--scenario must be place-order, deposit or get-product");
+  const bool get_order = o.scenario == "get-order";
+  const bool list_orders = o.scenario == "list-orders";
+  if (!orders && !deposits && !products && !get_order && !list_orders)
+    return runtime_failure(
+        "--scenario must be place-order, place-order-confirmed, deposit, get-product, get-order or list-orders");
 
   fmt::print("seeding {} products and {} accounts...\n", kProducts, kCustomers);
   for (int i = 0; i < kProducts; ++i)
@@ -48,7 +54,7 @@ int bench_http(const HttpBenchOptions& o) {
                                   product(static_cast<std::uint64_t>(i)), i, 100 + i));
         !r)
       return runtime_failure(r.error().message);
-  if (orders || deposits)
+  if (orders || deposits || get_order || list_orders)
     for (int i = 0; i < kCustomers; ++i) {
       auto id = customer(static_cast<std::uint64_t>(i));
       if (auto r = seed(*target, "/api/v1/accounts", fmt::format(R"({{"account_id":"{}"}})", id)); !r)
@@ -56,6 +62,19 @@ int bench_http(const HttpBenchOptions& o) {
       if (auto r = seed(*target, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
         return runtime_failure(r.error().message);
     }
+
+  // The read scenarios read orders placed here (served from the orders projection).
+  std::vector<std::string> order_ids;
+  if (get_order || list_orders) {
+    fmt::print("seeding {} orders...\n", kOrders);
+    for (int i = 0; i < kOrders; ++i) {
+      auto answer = http_request(*target, "POST", "/api/v1/orders",
+                                 fmt::format(R"({{"customer_id":"{}","items":[{{"product_id":"{}","quantity":1}}]}})",
+                                             customer(static_cast<std::uint64_t>(i)), product(static_cast<std::uint64_t>(i))));
+      if (!answer || answer->status != 202) return runtime_failure("seeding orders failed");
+      order_ids.emplace_back(boost::json::parse(answer->body).as_object().at("order_id").as_string());
+    }
+  }
 
   http::LoadOptions options;
   options.host = target->host;
@@ -66,6 +85,7 @@ int bench_http(const HttpBenchOptions& o) {
   options.warmup = std::chrono::milliseconds(static_cast<std::int64_t>(o.warmup_s * 1000));
   options.io_threads = o.io_threads;
 
+  const auto measured_from = now_unix_ms() + options.warmup.count();
   auto report = http::run_load(options, [&](std::uint64_t, std::mt19937_64& rng) {
     http::LoadRequest req;
     if (orders) {
@@ -80,6 +100,10 @@ int bench_http(const HttpBenchOptions& o) {
       req.method = http::Method::post;
       req.target = "/api/v1/accounts/" + customer(rng()) + "/deposit";
       req.body = fmt::format(R"({{"amount_cents":{}}})", 1 + rng() % 100);
+    } else if (get_order) {
+      req.target = "/api/v1/orders/" + order_ids[rng() % order_ids.size()];
+    } else if (list_orders) {
+      req.target = "/api/v1/orders?limit=20&customer_id=" + customer(rng());
     } else {
       req.target = "/api/v1/products/" + product(rng());
     }
@@ -88,6 +112,11 @@ int bench_http(const HttpBenchOptions& o) {
   if (!report) return runtime_failure(report.error().message);
   http::print_report(std::cout, *report);
   auto json = http::to_json(*report);
+  if (confirmed)
+    if (auto r = measure_confirmations(*target, fmt::format("bench-{}-c", run), measured_from,
+                                       measured_from + options.duration.count(), json);
+        !r)
+      return runtime_failure(r.error().message);
   std::cout << boost::json::serialize(json) << std::endl;
   return report->non_2xx() + report->transport_errors == 0 ? 0 : 1;
 }

@@ -19,6 +19,8 @@ int run(int argc, char** argv) {
   add_events(app, action);
   add_demo(app, action);
   add_bench(app, action);
+  add_rebuild(app, action);
+  add_verify(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -14,6 +14,8 @@ void add_serve(CLI::App& root, Action& action);
 void add_events(CLI::App& root, Action& action);
 void add_bench(CLI::App& root, Action& action);
 void add_demo(CLI::App& root, Action& action);
+void add_rebuild(CLI::App& root, Action& action);
+void add_verify(CLI::App& root, Action& action);
 
 // "orderflow: <message>" on stderr; returns the exit code for runtime failures (1).
 int runtime_failure(const std::string& message);

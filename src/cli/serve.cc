@@ -6,13 +6,23 @@
 
 #include "api/api.h"
 #include "api/http/server.h"
+#include "api/metrics.h"
 #include "app/command_handler.h"
+#include "app/projections/read_side.h"
+#include "app/saga/saga_runner.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 
 namespace orderflow::cli {
 
 namespace {
+
+constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga"};
+
+// Is `role` among the comma-separated `roles` (empty: every role)?
+bool has_role(const std::string& roles, std::string_view role) {
+  return roles.empty() || ("," + roles + ",").find("," + std::string(role) + ",") != std::string::npos;
+}
 
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
@@ -41,22 +51,52 @@ int serve(const ServeOptions& o) {
       return 2;
     }
 
+  for (std::size_t from = 0; !o.roles.empty() && from <= o.roles.size();) {
+    auto to = std::min(o.roles.find(',', from), o.roles.size());
+    if (std::find(std::begin(kRoles), std::end(kRoles), o.roles.substr(from, to - from)) == std::end(kRoles)) {
+      std::fprintf(stderr, "orderflow: --roles takes command, query, admin, projector and saga, not %s\n",
+                   o.roles.c_str());
+      return 2;
+    }
+    from = to + 1;
+  }
+
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandler commands(store->events(), &store->snapshots());
-  api::ApiContext ctx{commands, store->events()};
+  // Projections start with the server; /readyz waits for them to reach today's last position.
+  auto read = app::projections::ReadSide::open(read_model_path(o.store), store->events());
+  if (!read) return runtime_failure(read.error().message);
+  auto ready_position = store->events().last_position();
+  if (!ready_position) return runtime_failure(ready_position.error().message);
+  if (auto started = (*read)->runner().start(); !started) return runtime_failure(started.error().message);
+  api::Metrics metrics;
+  api::ApiContext ctx{commands, store->events(), read->get(), &metrics, *ready_position};
+  // The fulfilment saga (API.md §5) resumes from its checkpoint.
+  std::optional<app::saga::SagaRunner> saga;
+  if (has_role(o.roles, "saga")) {
+    saga.emplace(commands, &store->checkpoints());
+    if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
+  }
 
   http::ServerOptions options;
   options.host = o.listen.substr(0, colon);
   options.port = static_cast<std::uint16_t>(port);
   options.io_threads = o.io_threads;
-  auto server = http::HttpServer::listen(api::make_router(ctx), options);
+  options.observe = [&metrics](const http::Observation& ob) { metrics.observe(ob); };
+  auto router = api::make_router(ctx);
+  if (has_role(o.roles, "admin")) api::add_saga_routes(router, ctx, saga ? &*saga : nullptr);
+  auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
   fmt::print("orderflow: serving http://{}:{} (embedded store in {})\n", options.host, server->port(),
              o.store.data_dir);
   std::fflush(stdout);
   server->run();
+  if (saga) saga->stop();  // answers of its commands in flight come before the store closes
+  // Pending read-your-writes waits are answered before the server goes; projections stop
+  // before the store closes.
+  (*read)->runner().stop();
   // Every in-flight request has been answered; finish accepted appends and close.
   store->sqlite->close();
   fmt::print("orderflow: stopped\n");

@@ -18,4 +18,8 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   return OpenStore{std::move(*store)};
 }
 
+std::string read_model_path(const StoreSpec& spec) {
+  return (std::filesystem::path(spec.data_dir) / "readmodels.db").string();
+}
+
 }  // namespace orderflow::cli

@@ -26,4 +26,7 @@ struct OpenStore {
 
 Result<OpenStore> open_store(const StoreSpec& spec);
 
+// The embedded read-model database: <data>/readmodels.db.
+std::string read_model_path(const StoreSpec& spec);
+
 }  // namespace orderflow::cli

@@ -185,6 +185,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
         staged.request = std::move(req);
         auto& key = staged.request.idempotency;
         if (key && staged.request.render_response) key->response = staged.request.render_response(staged.result());
+        if (staged.request.on_staged) staged.request.on_staged(staged.result());
         staged.done = std::move(done);
         open_.push_back(std::move(staged));
         writer_cv_.notify_one();

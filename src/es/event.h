@@ -96,6 +96,11 @@ struct AppendRequest {
   // Makes idempotency->response once the append's version and position are known
   // (before it is written), so the stored answer is the one the client gets. Optional.
   std::function<std::string(const AppendResult&)> render_response;
+  // Called once the append is accepted into the store's open batch (validated, not yet
+  // durable), with the result it will have when it lands, before any later append to
+  // the stream is validated. Runs under the store's lock: it must be quick and must not
+  // call the store. Optional.
+  std::function<void(const AppendResult&)> on_staged;
 };
 
 enum class Direction { forward, backward };

@@ -154,11 +154,11 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
     std::lock_guard lk(slot->mu);
     std::optional<Error> error;
-    if (slot->live_sub) error = slot->live_sub->last_error();
-    if (!error && slot->building_sub) error = slot->building_sub->last_error();
+    if (slot->building_sub) error = slot->building_sub->last_error();
+    if (!error && slot->live_sub) error = slot->live_sub->last_error();
     if (error) s.last_error = error->message;
-    if (slot->building_sub && slot->building_sub->running())
-      s.state = ProjectionState::rebuilding;
+    if (slot->building_sub)
+      s.state = slot->building_sub->running() ? ProjectionState::rebuilding : ProjectionState::failed;
     else if (slot->live_sub && slot->live_sub->running())
       s.state = ProjectionState::running;
     else

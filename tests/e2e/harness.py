@@ -8,6 +8,7 @@ Stdlib only. The binary is $ORDERFLOW_BIN, else build/orderflow under the reposi
         assert r.status == 201 and r.json["version"] == 0
 """
 
+import atexit
 import http.client
 import itertools
 import json
@@ -35,13 +36,36 @@ STOP_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 30.0
 
 
+_binary_copy = None
+_binary_missing = False
+
+
 def binary():
-    path = os.environ.get("ORDERFLOW_BIN") or os.path.join(REPO_ROOT, "build", "orderflow")
-    if not os.path.isabs(path):
-        path = os.path.abspath(path)
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"orderflow binary not found at {path} (set ORDERFLOW_BIN)")
-    return path
+    """A private copy of $ORDERFLOW_BIN (else build/orderflow), made once per test process, so a rebuild
+    that relinks the binary during a run neither breaks the run nor mixes two builds in it."""
+    global _binary_copy, _binary_missing
+    if _binary_copy:
+        return _binary_copy
+    path = os.path.abspath(os.environ.get("ORDERFLOW_BIN") or os.path.join(REPO_ROOT, "build", "orderflow"))
+    deadline = time.monotonic() + (0 if _binary_missing else 20)
+    while not os.access(path, os.X_OK):  # a relink in progress removes it for a moment
+        if time.monotonic() >= deadline:
+            _binary_missing = True  # fail the other test classes at once
+            raise RuntimeError(f"orderflow binary not found at {path} (build it, or set ORDERFLOW_BIN)")
+        time.sleep(0.2)
+    copy_dir = tempfile.mkdtemp(prefix="orderflow-e2e-bin-")
+    atexit.register(shutil.rmtree, copy_dir, True)
+    copy = os.path.join(copy_dir, "orderflow")
+    for attempt in range(50):
+        try:
+            shutil.copy2(path, copy)
+            break
+        except OSError:
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
+    _binary_copy = copy
+    return copy
 
 
 _ids = itertools.count(1)
@@ -200,6 +224,10 @@ class Client:
     def __init__(self, port, timeout=REQUEST_TIMEOUT):
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        # Every request carries an X-Correlation-Id (one is made up unless the caller sent one); the ids
+        # sent, in order, let a test find the events a request caused (metadata.correlation_id, API.md §8)
+        # even while background work (the saga) appends events of its own.
+        self.sent = []
 
     def close(self):
         self.conn.close()
@@ -216,6 +244,10 @@ class Client:
             hdrs["Content-Type"] = content_type
         if headers:
             hdrs.update(headers)
+        corr = next((v for k, v in hdrs.items() if k.lower() == "x-correlation-id"), None)
+        if corr is None:
+            corr = hdrs["X-Correlation-Id"] = "e2e-" + uuid.uuid4().hex
+        self.sent.append(corr)
         if data is None and method in ("POST", "PUT", "PATCH"):
             data = b""
         self.conn.request(method, path, body=data, headers=hdrs)
@@ -383,6 +415,28 @@ def last_position(c):
     return events[-1]["position"] if events else 0
 
 
+def events_caused_by(c, correlation_ids, after_position=0):
+    """Events after `after_position` whose metadata.correlation_id is one of `correlation_ids`."""
+    ids = set(correlation_ids)
+    return [e for e in scan_events(c, from_position=after_position + 1)
+            if (e.get("metadata") or {}).get("correlation_id") in ids]
+
+
+def wait_quiet(c, settle=0.3, timeout=15.0):
+    """Waits until the global log has not grown for `settle` seconds (background work such as the
+    fulfilment saga has finished); returns the last position."""
+    deadline = time.monotonic() + timeout
+    last, since = last_position(c), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = last_position(c)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= settle:
+            return last
+    raise AssertionError(f"the event log kept growing for {timeout}s (last position {last})")
+
+
 def stream_events(c, stream_id, max_pages=10000):
     """Every event of one stream, oldest first, following next_from."""
     events, frm = [], 0
@@ -454,3 +508,16 @@ class ServerTestCase(ErrorAsserts):
         super().setUp()
         self.c = self.server.client()
         self.addCleanup(self.c.close)
+
+    def mark(self, client=None):
+        """Where the log and the client's requests are now; see assertNothingWrittenSince."""
+        client = client or self.c
+        return (client, last_position(client), len(client.sent))
+
+    def assertNothingWrittenSince(self, mark, msg="a rejected request wrote events"):
+        """No request the client sent since `mark` caused an event (found by correlation id, so events the
+        saga appends for earlier orders don't count)."""
+        client, position, index = mark
+        caused = events_caused_by(client, client.sent[index:], position)
+        self.assertEqual([(e["position"], e["stream_id"], e["type"], e["metadata"].get("correlation_id"))
+                          for e in caused], [], msg)

@@ -4,8 +4,8 @@ import json
 import unittest
 import uuid
 
-from harness import (API, ResponseReader, ServerTestCase, create_account, create_product, last_position, new_id,
-                     place_order, raw_request)
+from harness import (API, ResponseReader, ServerTestCase, create_account, create_product, new_id, place_order,
+                     raw_request)
 
 MIB = 1024 * 1024
 
@@ -13,13 +13,13 @@ MIB = 1024 * 1024
 class Errors(ServerTestCase, unittest.TestCase):
     def setUp(self):
         super().setUp()
-        self.before = None
+        self._mark = None
 
-    def mark(self):
-        self.before = last_position(self.c)
+    def start_mark(self):
+        self._mark = self.mark()
 
     def assertNothingWritten(self):
-        self.assertEqual(last_position(self.c), self.before, "a rejected request wrote events")
+        self.assertNothingWrittenSince(self._mark)
 
     def assertRejected(self, r, status, code):
         self.assertError(r, status, code)
@@ -30,7 +30,7 @@ class Errors(ServerTestCase, unittest.TestCase):
         aid = create_account(self.c)
         pid = create_product(self.c)
         oid = place_order(self.c, aid, [(pid, 1)])
-        self.mark()
+        self.start_mark()
         for raw in ("{", '{"amount_cents": 1', "not json", '{"amount_cents": 1} trailing', "", "{'a': 1}"):
             with self.subTest(raw=raw):
                 self.assertError(self.c.post(f"{API}/accounts/{aid}/deposit", raw=raw), 400, "invalid_json")
@@ -44,7 +44,7 @@ class Errors(ServerTestCase, unittest.TestCase):
         aid = create_account(self.c)
         pid = create_product(self.c)
         oid = place_order(self.c, aid, [(pid, 1)])
-        self.mark()
+        self.start_mark()
         cases = [
             ("POST", f"{API}/products", {"name": "n", "unit_price_cents": 1, "initial_stock": 1}),
             ("POST", f"{API}/products", {"product_id": new_id("p"), "unit_price_cents": 1, "initial_stock": 1}),
@@ -95,7 +95,7 @@ class Errors(ServerTestCase, unittest.TestCase):
 
     def test_bad_if_match_header(self):
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
         for v in ("abc", '"x"', '"-1"', '"1.0"', '""'):
             with self.subTest(if_match=v):
                 r = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 1}, headers={"If-Match": v})
@@ -104,7 +104,7 @@ class Errors(ServerTestCase, unittest.TestCase):
 
     def test_bad_idempotency_key_header(self):
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
         for key in ("", "k" * 256, "bad\x01key", "tab\tkey"):
             with self.subTest(key=key):
                 r = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 1},
@@ -118,7 +118,7 @@ class Errors(ServerTestCase, unittest.TestCase):
 
     # -- 404 not_found -------------------------------------------------------------------------------------
     def test_commands_on_missing_entities(self):
-        self.mark()
+        self.start_mark()
         ghost = new_id("ghost")
         self.assertRejected(self.c.post(f"{API}/products/{ghost}/restock", {"quantity": 1}), 404, "not_found")
         self.assertRejected(self.c.post(f"{API}/accounts/{ghost}/deposit", {"amount_cents": 1}), 404, "not_found")
@@ -134,7 +134,7 @@ class Errors(ServerTestCase, unittest.TestCase):
         pid = create_product(self.c)
         aid = create_account(self.c)
         oid = place_order(self.c, aid, [(pid, 1)])
-        self.mark()
+        self.start_mark()
         cases = [
             ("DELETE", f"{API}/products/{pid}"),
             ("PUT", f"{API}/products/{pid}"),
@@ -159,12 +159,12 @@ class Errors(ServerTestCase, unittest.TestCase):
     # -- 409 -----------------------------------------------------------------------------------------------
     def test_insufficient_funds(self):
         aid = create_account(self.c, balance=500)
-        self.mark()
+        self.start_mark()
         self.assertRejected(self.c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 501}), 409,
                             "insufficient_funds")
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 500)
         empty = create_account(self.c)
-        self.mark()
+        self.start_mark()
         self.assertRejected(self.c.post(f"{API}/accounts/{empty}/withdraw", {"amount_cents": 1}), 409,
                             "insufficient_funds")
 
@@ -174,7 +174,7 @@ class Errors(ServerTestCase, unittest.TestCase):
         oid = str(uuid.uuid4())
         body = {"order_id": oid, "customer_id": aid, "items": [{"product_id": pid, "quantity": 1}]}
         self.assertEqual(self.c.post(f"{API}/orders", body).status, 202)
-        self.mark()
+        self.start_mark()
         self.assertRejected(self.c.post(f"{API}/products", {"product_id": pid, "name": "again",
                                                             "unit_price_cents": 5, "initial_stock": 5}),
                             409, "already_exists")
@@ -187,10 +187,12 @@ class Errors(ServerTestCase, unittest.TestCase):
     # -- 413 payload_too_large -----------------------------------------------------------------------------
     def test_payload_too_large_by_content_length(self):
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
+        corr = "e2e-413-" + uuid.uuid4().hex
+        self.c.sent.append(corr)
         s = self.server.raw_socket()
         try:
-            head = (f"POST {API}/accounts/{aid}/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            head = (f"POST {API}/accounts/{aid}/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Correlation-Id: {corr}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {MIB + 1}\r\n\r\n").encode()
             s.sendall(head)
             r = ResponseReader(s).read()  # answered without waiting for the body
@@ -200,13 +202,16 @@ class Errors(ServerTestCase, unittest.TestCase):
 
     def test_body_just_over_one_mib_is_rejected(self):
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
         body = b'{"amount_cents": 1' + b" " * (MIB + 1 - len(b'{"amount_cents": 1}')) + b"}"
         self.assertEqual(len(body), MIB + 1)
+        corr = "e2e-413-" + uuid.uuid4().hex
+        self.c.sent.append(corr)
         s = self.server.raw_socket()
         try:
             try:
-                s.sendall(raw_request("POST", f"{API}/accounts/{aid}/deposit", body))
+                s.sendall(raw_request("POST", f"{API}/accounts/{aid}/deposit", body,
+                                      headers={"X-Correlation-Id": corr}))
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server may answer and close before reading it all
             r = ResponseReader(s).read()
@@ -225,7 +230,7 @@ class Errors(ServerTestCase, unittest.TestCase):
     # -- 415 unsupported_media_type ------------------------------------------------------------------------
     def test_unsupported_media_type(self):
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
         body = json.dumps({"amount_cents": 1})
         for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
             with self.subTest(content_type=ctype):
@@ -243,13 +248,13 @@ class Errors(ServerTestCase, unittest.TestCase):
         pid = create_product(self.c)
         aid = create_account(self.c, balance=100)
         oid = place_order(self.c, aid, [(pid, 1)])
-        self.mark()
+        self.start_mark()
         def product(**kw):
             return dict({"product_id": new_id("p"), "name": "n", "unit_price_cents": 1, "initial_stock": 1}, **kw)
         def order(**kw):
             return dict({"customer_id": aid, "items": [{"product_id": pid, "quantity": 1}]}, **kw)
         many = [create_product(self.c) for _ in range(101)]
-        self.mark()
+        self.start_mark()
         cases = [
             ("POST", f"{API}/products", product(unit_price_cents=-1)),
             ("POST", f"{API}/products", product(initial_stock=-1)),
@@ -287,7 +292,7 @@ class Errors(ServerTestCase, unittest.TestCase):
     def test_unknown_product(self):
         pid = create_product(self.c)
         aid = create_account(self.c)
-        self.mark()
+        self.start_mark()
         ghost = new_id("ghost")
         r = self.c.post(f"{API}/orders", {"customer_id": aid, "items": [{"product_id": pid, "quantity": 1},
                                                                          {"product_id": ghost, "quantity": 1}]})
@@ -297,7 +302,7 @@ class Errors(ServerTestCase, unittest.TestCase):
         big = 2**63 - 1
         aid = create_account(self.c, balance=5)
         pid = create_product(self.c, price=big, stock=1)
-        self.mark()
+        self.start_mark()
         for method, path, body in [
             ("POST", f"{API}/accounts/{aid}/deposit", {"amount_cents": big}),
             ("POST", f"{API}/products/{pid}/restock", {"quantity": big}),

@@ -6,7 +6,7 @@ import threading
 import unittest
 import uuid
 
-from harness import (API, ServerTestCase, create_account, create_product, last_position, new_id, scan_events,
+from harness import (API, ServerTestCase, create_account, create_product, events_caused_by, new_id, scan_events,
                      stream_events)
 
 
@@ -20,14 +20,14 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         k = key()
         first = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 250}, headers={"Idempotency-Key": k})
         self.assertAccepted(first, 200, "account_id", aid)
-        after_first = last_position(self.c)
+        mark = self.mark()
         for _ in range(3):
             again = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 250},
                                 headers={"Idempotency-Key": k})
             self.assertEqual(again.status, first.status)
             self.assertEqual(again.body, first.body)
             self.assertEqual(again.header("ETag"), first.header("ETag"))
-        self.assertEqual(last_position(self.c), after_first)
+        self.assertNothingWrittenSince(mark, "a replay wrote events")
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 250)
 
     def test_replay_after_later_writes_still_returns_first_answer(self):
@@ -48,23 +48,23 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         raw2 = ('{ "items" : [ { "quantity":2 ,  "product_id" : "%s" } ] ,\n\t"customer_id":"%s" }' % (pid, aid))
         first = self.c.post(f"{API}/orders", raw=raw1, headers={"Idempotency-Key": k})
         self.assertAccepted(first, 202, "order_id")
-        after = last_position(self.c)
+        mark = self.mark()
         again = self.c.post(f"{API}/orders", raw=raw2, headers={"Idempotency-Key": k})
         self.assertEqual(again.status, 202)
         self.assertEqual(again.body, first.body)  # the same server-made order_id
-        self.assertEqual(last_position(self.c), after)
-        placed = [e for e in scan_events(self.c, type="OrderPlaced") if e["data"].get("customer_id") == aid]
-        self.assertEqual(len(placed), 1)
+        self.assertNothingWrittenSince(mark, "a replay wrote events")
+        placed = scan_events(self.c, from_position=first.json["position"], type="OrderPlaced")
+        self.assertEqual([e["stream_id"] for e in placed], [f"order-{first.json['order_id']}"])
 
     def test_same_key_other_body_is_reused(self):
         aid = create_account(self.c)
         k = key()
         self.assertEqual(self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 5},
                                      headers={"Idempotency-Key": k}).status, 200)
-        before = last_position(self.c)
+        mark = self.mark()
         r = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 6}, headers={"Idempotency-Key": k})
         self.assertError(r, 409, "idempotency_key_reused")
-        self.assertEqual(last_position(self.c), before)
+        self.assertNothingWrittenSince(mark)
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 5)
 
     def test_same_key_other_route_is_reused(self):
@@ -73,21 +73,21 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         k = key()
         self.assertEqual(self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 5},
                                      headers={"Idempotency-Key": k}).status, 200)
-        before = last_position(self.c)
+        mark = self.mark()
         # same body, other path
         r = self.c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 5}, headers={"Idempotency-Key": k})
         self.assertError(r, 409, "idempotency_key_reused")
         r = self.c.post(f"{API}/accounts/{other}/deposit", {"amount_cents": 5}, headers={"Idempotency-Key": k})
         self.assertError(r, 409, "idempotency_key_reused")
-        self.assertEqual(last_position(self.c), before)
+        self.assertNothingWrittenSince(mark)
 
     def test_rejected_request_is_not_stored_and_can_be_retried(self):
         aid = create_account(self.c, balance=100)
         k = key()
-        before = last_position(self.c)
+        mark = self.mark()
         r = self.c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 150}, headers={"Idempotency-Key": k})
         self.assertError(r, 409, "insufficient_funds")
-        self.assertEqual(last_position(self.c), before)
+        self.assertNothingWrittenSince(mark)
         self.assertEqual(self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 100}).status, 200)
         r = self.c.post(f"{API}/accounts/{aid}/withdraw", {"amount_cents": 150}, headers={"Idempotency-Key": k})
         first = self.assertAccepted(r, 200, "account_id", aid)
@@ -128,46 +128,56 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         self.assertEqual(len(stream_events(self.c, f"product-{pid}")), 1)
 
     def _concurrent_same_key(self, method, path, body, n=8):
+        """n connections send the same keyed request at once; returns (answers, correlation ids sent)."""
         k = key()
         barrier = threading.Barrier(n)
         clients = [self.server.client() for _ in range(n)]
+        corr = ["e2e-same-key-" + uuid.uuid4().hex for _ in range(n)]
         try:
             for cl in clients:  # connect first so the barrier releases all requests at once
                 cl.get("/healthz")
 
-            def send(cl):
+            def send(i):
                 barrier.wait(timeout=10)
-                return cl.request(method, path, body=body, headers={"Idempotency-Key": k})
+                return clients[i].request(method, path, body=body,
+                                          headers={"Idempotency-Key": k, "X-Correlation-Id": corr[i]})
 
             with concurrent.futures.ThreadPoolExecutor(n) as pool:
-                answers = list(pool.map(send, clients))
+                answers = list(pool.map(send, range(n)))
         finally:
             for cl in clients:
                 cl.close()
-        return answers
+        return answers, corr
 
     def test_concurrent_same_key_deposit_writes_once(self):
         aid = create_account(self.c)
-        before = last_position(self.c)
-        answers = self._concurrent_same_key("POST", f"{API}/accounts/{aid}/deposit", {"amount_cents": 77})
+        _, position, _ = self.mark()
+        answers, corr = self._concurrent_same_key("POST", f"{API}/accounts/{aid}/deposit", {"amount_cents": 77})
         for a in answers:
             self.assertEqual(a.status, 200, a)
         self.assertEqual(len({a.body for a in answers}), 1, answers)
-        self.assertEqual(len(scan_events(self.c, from_position=before + 1)), 1)
+        caused = events_caused_by(self.c, corr, position)
+        self.assertEqual([e["type"] for e in caused], ["FundsDeposited"])
+        self.assertEqual(caused[0]["position"], answers[0].json["position"])
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 77)
 
     def test_concurrent_same_key_order_writes_once(self):
         pid = create_product(self.c, price=10)
         aid = create_account(self.c)
-        before = last_position(self.c)
-        answers = self._concurrent_same_key("POST", f"{API}/orders",
-                                            {"customer_id": aid, "items": [{"product_id": pid, "quantity": 1}]})
+        _, position, _ = self.mark()
+        answers, corr = self._concurrent_same_key("POST", f"{API}/orders",
+                                                  {"customer_id": aid, "items": [{"product_id": pid, "quantity": 1}]})
         for a in answers:
             self.assertEqual(a.status, 202, a)
         self.assertEqual(len({a.body for a in answers}), 1, answers)
-        new = scan_events(self.c, from_position=before + 1)
-        self.assertEqual([e["type"] for e in new], ["OrderPlaced"])
-        self.assertEqual(new[0]["stream_id"], f"order-{answers[0].json['order_id']}")
+        oid = answers[0].json["order_id"]
+        # Exactly one order placed (a saga may add events of its own to it, under the same correlation id).
+        caused = events_caused_by(self.c, corr, position)
+        placed = [e for e in caused if e["type"] == "OrderPlaced"]
+        self.assertEqual([e["stream_id"] for e in placed], [f"order-{oid}"])
+        self.assertEqual({e["stream_id"] for e in caused if e["stream_id"].startswith("order-")}, {f"order-{oid}"})
+        orders_since = {e["stream_id"] for e in scan_events(self.c, from_position=position + 1, type="OrderPlaced")}
+        self.assertEqual(orders_since, {f"order-{oid}"})
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ Router& Router::add(Method method, std::string_view pattern, Handler handler, Ro
   Segments segs;
   std::size_t count = 0;
   OF_CHECK(split(pattern, segs, count), "a route pattern starts with '/'");
-  auto route = std::make_unique<Route>(Route{std::move(handler), options, {}});
+  auto route = std::make_unique<Route>(Route{std::move(handler), options, {}, std::string(pattern)});
   Node* node = root_.get();
   for (std::size_t i = 0; i < count; ++i) {
     const std::string_view seg = segs[i];

@@ -32,6 +32,7 @@ struct Route {
   Handler handler;
   RouteOptions options;
   std::vector<std::string> param_names;  // in pattern order
+  std::string pattern;                   // as added: "/api/v1/orders/{id}"
 };
 
 class Router {

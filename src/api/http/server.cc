@@ -305,6 +305,7 @@ class Session {
   Clock::time_point deadline_ = Clock::time_point::max();
   Stream* stream_ = nullptr;  // while streaming
   bool watcher_done_ = false;
+  std::string_view route_;  // the pattern dispatch() matched, for observe
 };
 
 asio::awaitable<void> Session::run() {
@@ -338,7 +339,9 @@ asio::awaitable<void> Session::run() {
 
     state_ = State::busy;
     clear_deadline();
+    const auto started = Clock::now();
     Response res = co_await dispatch();
+    if (w_.opts.observe) w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started});
     if (res.stream) co_return co_await stream(res);
     const bool keep_alive = parser_->get().keep_alive() && !w_.stopping;
     if (!co_await write(res, keep_alive)) co_return;
@@ -395,6 +398,7 @@ asio::awaitable<void> Session::reject(const error_code& ec) {
 asio::awaitable<Response> Session::dispatch() {
   auto& msg = parser_->get();
   Request& r = req_;
+  route_ = {};
   r.method = to_method(msg.method());
   r.method_name = msg.method_string();
   r.target = msg.target();
@@ -406,6 +410,7 @@ asio::awaitable<Response> Session::dispatch() {
   if (q != std::string_view::npos && !parse_query(r.target.substr(q + 1), r.query))
     co_return error_response(400, "invalid_request", "malformed query string");
   const auto m = w_.router.match(r.method, r.path, r.path_params);
+  route_ = m.route ? std::string_view(m.route->pattern) : std::string_view();
   switch (m.outcome) {
     case Router::Outcome::not_found:
       co_return error_response(404, "not_found", "no such route");

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -24,6 +25,14 @@
 #include "core/result.h"
 
 namespace orderflow::http {
+
+// One answered request, as ServerOptions::observe sees it (metrics).
+struct Observation {
+  Method method;
+  std::string_view route;  // the matched route's pattern; "" when no route matched
+  int status;
+  std::chrono::nanoseconds elapsed;  // from the end of the request to the answer being ready
+};
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  // an address or a name to resolve
@@ -39,6 +48,9 @@ struct ServerOptions {
   // stop(): how long in-flight requests and streams get to finish before connections are
   // cut and the io threads stop.
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // Called on the io thread after each request is answered (not for malformed HTTP); may be
+  // empty. Must be thread-safe and quick.
+  std::function<void(const Observation&)> observe;
 };
 
 class HttpServer {

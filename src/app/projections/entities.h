@@ -20,6 +20,12 @@ struct Page {
   std::optional<std::string> next_cursor;
 };
 
+// One entity's document and the stream version it reflects.
+struct Document {
+  std::string json;
+  es::StreamVersion version = es::kNoStream;
+};
+
 struct OrderListQuery {
   std::optional<std::string> customer_id;
   std::optional<std::string> status;  // "PENDING", …
@@ -34,7 +40,7 @@ class OrdersProjection final : public SqliteProjection {
  public:
   explicit OrdersProjection(ReadModelDb& db);
   // The order's document, nullopt if there is no such order.
-  Result<std::optional<std::string>> get(const std::string& order_id);
+  Result<std::optional<Document>> get(const std::string& order_id);
   // Newest first (by the position of OrderPlaced). Paging is stable while orders arrive:
   // an order matching the filter throughout is returned exactly once. A malformed cursor
   // is invalid_argument.
@@ -48,7 +54,7 @@ class OrdersProjection final : public SqliteProjection {
 class ProductsProjection final : public SqliteProjection {
  public:
   explicit ProductsProjection(ReadModelDb& db);
-  Result<std::optional<std::string>> get(const std::string& product_id);
+  Result<std::optional<Document>> get(const std::string& product_id);
   // By product_id.
   Result<Page> list(int limit, const std::optional<std::string>& cursor);
   Result<void> for_each(const DocumentVisitor& fn);
@@ -68,7 +74,7 @@ struct Transaction {
 class AccountsProjection final : public SqliteProjection {
  public:
   explicit AccountsProjection(ReadModelDb& db);
-  Result<std::optional<std::string>> get(const std::string& account_id);
+  Result<std::optional<Document>> get(const std::string& account_id);
   // The account's money movements, oldest first; `after`: a position from a previous page.
   Result<std::vector<Transaction>> transactions(const std::string& account_id, int limit, es::Position after);
   Result<void> for_each(const DocumentVisitor& fn);

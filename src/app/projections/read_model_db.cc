@@ -91,10 +91,12 @@ class SqliteProjection::Copy final : public es::ReadModel {
   }
 
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
-    return p_.db_.transaction([&](sqlite::Database&) -> Result<void> {
+    auto r = p_.db_.transaction([&](sqlite::Database&) -> Result<void> {
       if (auto r = writer_->apply(events); !r) return r;
       return save_.bind(1, through).run();
     });
+    if (!r) writer_->rolled_back();
+    return r;
   }
 
  private:

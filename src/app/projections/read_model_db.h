@@ -71,6 +71,8 @@ class CopyWriter {
  public:
   virtual ~CopyWriter() = default;
   virtual Result<void> apply(std::span<const es::RecordedEvent> events) = 0;
+  // The batch's transaction was rolled back: forget whatever apply() remembered of it.
+  virtual void rolled_back() {}
 };
 
 // A projection whose copies live in a ReadModelDb.

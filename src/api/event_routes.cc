@@ -1,0 +1,100 @@
+// The event listings (API.md §6–§7): read from the event store itself, never behind.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "api/api.h"
+#include "api/errors.h"
+#include "api/json_body.h"
+#include "api/query_params.h"
+#include "core/text.h"
+#include "core/time.h"
+
+namespace orderflow::api {
+
+namespace {
+
+namespace asio = boost::asio;
+using http::Method;
+using http::Request;
+using http::Response;
+
+Response events_answer(const std::vector<es::RecordedEvent>& events, std::int64_t next_from) {
+  std::string body = "{\"events\":[";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i) body += ',';
+    append_event_json(body, events[i]);
+  }
+  body += "],\"next_from\":" + std::to_string(next_from) + "}";
+  return http::json_response(200, std::move(body));
+}
+
+// A stream's events from ?from_version (default 0), at most ?limit (1-1000, default 100).
+Response stream_events(ApiContext& ctx, const Request& req, const std::string& stream, bool missing_is_404) {
+  auto from = int_param(req, "from_version", 0, 0, INT64_MAX);
+  if (!from) return error_for(from.error());
+  auto limit = int_param(req, "limit", 100, 1, 1000);
+  if (!limit) return error_for(limit.error());
+  auto events = ctx.store.read_stream(stream, *from, static_cast<std::size_t>(*limit), es::Direction::forward);
+  if (!events) return error_for(events.error());
+  if (events->empty() && missing_is_404) {
+    auto version = ctx.store.stream_version(stream);
+    if (!version) return error_for(version.error());
+    if (*version == es::kNoStream) return error_for(make_error(Errc::not_found, "no stream " + stream));
+  }
+  return events_answer(*events, events->empty() ? *from : events->back().version + 1);
+}
+
+}  // namespace
+
+// data and metadata are stored JSON, copied as they are.
+void append_event_json(std::string& out, const es::RecordedEvent& e) {
+  out += "{\"event_id\":" + quoted(e.event_id) + ",\"stream_id\":" + quoted(e.stream_id) +
+         ",\"type\":" + quoted(e.type) + ",\"version\":" + std::to_string(e.version) +
+         ",\"position\":" + std::to_string(e.position) + ",\"schema_version\":" + std::to_string(e.schema_version) +
+         ",\"data\":" + e.data + ",\"metadata\":" + e.metadata + ",\"recorded_at\":\"" +
+         format_rfc3339_ms(e.recorded_at_ms) + "\"}";
+}
+
+
+void add_event_routes(http::Router& router, ApiContext& ctx) {
+  router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
+    co_return stream_events(ctx, req, "order-" + ascii_lower(req.param("id")), true);
+  });
+
+  router.add(Method::get, "/api/v1/admin/streams/{stream_id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
+    co_return stream_events(ctx, req, std::string(req.param("stream_id")), false);
+  });
+
+  router.add(Method::get, "/api/v1/admin/events", [&ctx](Request& req) -> asio::awaitable<Response> {
+    auto from = int_param(req, "from_position", 1, 0, INT64_MAX);
+    if (!from) co_return error_for(from.error());
+    auto limit = int_param(req, "limit", 100, 1, 1000);
+    if (!limit) co_return error_for(limit.error());
+    es::EventFilter filter;
+    if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
+    if (auto t = req.query_param("type"); t && !t->empty()) filter.types.emplace_back(*t);
+    std::vector<es::RecordedEvent> events;
+    auto next = ctx.store.scan_all(std::max<std::int64_t>(*from, 1), static_cast<std::size_t>(*limit), filter,
+                                   [&](const es::RecordedEvent& e) { events.push_back(e); });
+    if (!next) co_return error_for(next.error());
+    co_return events_answer(events, *next);
+  });
+
+  router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
+    co_return http::json_response(200, R"({"status":"ok"})");
+  });
+}
+
+http::Router make_router(ApiContext& ctx) {
+  http::Router router;
+  add_command_routes(router, ctx);
+  add_event_routes(router, ctx);
+  if (ctx.read) {
+    add_query_routes(router, ctx);
+    add_stream_routes(router, ctx);
+  }
+  return router;
+}
+
+}  // namespace orderflow::api

@@ -1,0 +1,131 @@
+#include "app/invariants.h"
+
+#include <fmt/core.h>
+
+#include <map>
+
+#include "codec/domain_codec.h"
+#include "domain/decider.h"
+
+namespace orderflow::app {
+
+namespace {
+
+using domain::overloaded;
+namespace product = domain::product;
+namespace account = domain::account;
+namespace order = domain::order;
+
+struct Ledger {  // an account's balance as the sum of its movements
+  std::int64_t deposits = 0, withdrawals = 0, charges = 0, refunds = 0;
+};
+struct Money {  // what an order paid
+  int charges = 0;
+  std::int64_t net = 0;
+};
+
+struct Fold {
+  std::map<std::string, product::State> products;
+  std::map<std::string, account::State> accounts;
+  std::map<std::string, Ledger> ledgers;
+  std::map<std::string, order::State> orders;
+  std::map<std::string, Money> money;  // by order id
+  std::vector<std::string> violations;
+
+  void add(const es::RecordedEvent& e) {
+    auto category = es::category_of(e.stream_id);
+    auto fail = [&](const Error& err) { violations.push_back(e.stream_id + " version " + std::to_string(e.version) + ": " + err.message); };
+    if (category == "product") {
+      auto ev = codec::decode_event<product::Event>(e.type, e.data);
+      if (!ev) return fail(ev.error());
+      auto& s = products[e.stream_id];
+      s = product::evolve(std::move(s), *ev);
+    } else if (category == "account") {
+      auto ev = codec::decode_event<account::Event>(e.type, e.data);
+      if (!ev) return fail(ev.error());
+      auto& s = accounts[e.stream_id];
+      s = account::evolve(std::move(s), *ev);
+      auto& l = ledgers[e.stream_id];
+      std::visit(overloaded{
+                     [](const account::AccountOpened&) {},
+                     [&](const account::FundsDeposited& d) { l.deposits += d.amount_cents; },
+                     [&](const account::FundsWithdrawn& w) { l.withdrawals += w.amount_cents; },
+                     [&](const account::AccountCharged& c) {
+                       l.charges += c.amount_cents;
+                       ++money[c.order_id].charges;
+                       money[c.order_id].net += c.amount_cents;
+                     },
+                     [](const account::ChargeDeclined&) {},
+                     [&](const account::AccountRefunded& r) {
+                       l.refunds += r.amount_cents;
+                       money[r.order_id].net -= r.amount_cents;
+                     },
+                 },
+                 *ev);
+    } else if (category == "order") {
+      auto ev = codec::decode_event<order::Event>(e.type, e.data);
+      if (!ev) return fail(ev.error());
+      auto& s = orders[std::string(e.stream_id.substr(6))];
+      s = order::evolve(std::move(s), *ev);
+    }
+  }
+
+  void check() {
+    std::map<std::string, std::map<std::string, std::int64_t>> held;  // order -> product -> units
+    for (const auto& [stream, p] : products) {
+      if (p.reserved < 0 || p.reserved > p.on_hand)
+        violations.push_back(fmt::format("{}: reserved {} is outside 0..on_hand {}", stream, p.reserved, p.on_hand));
+      for (const auto& [order_id, units] : p.reserved_by_order) held[order_id][p.product_id] = units;
+    }
+    for (const auto& [stream, a] : accounts) {
+      const auto& l = ledgers[stream];
+      auto expected = l.deposits - l.withdrawals - l.charges + l.refunds;
+      if (a.balance_cents < 0) violations.push_back(fmt::format("{}: balance {} is negative", stream, a.balance_cents));
+      if (a.balance_cents != expected)
+        violations.push_back(fmt::format("{}: balance {} is not deposits - withdrawals - charges + refunds = {}", stream,
+                                         a.balance_cents, expected));
+    }
+    for (const auto& [id, o] : orders) {
+      const auto& m = money[id];
+      const auto status = o.status;
+      const char* name = order::to_string(status);
+      if (m.charges > 1) violations.push_back(fmt::format("order {}: charged {} times", id, m.charges));
+      bool paid = status == order::OrderStatus::confirmed || status == order::OrderStatus::shipped ||
+                  status == order::OrderStatus::delivered;
+      if (status == order::OrderStatus::pending) violations.push_back(fmt::format("order {}: still PENDING", id));
+      if (paid && m.net != o.total_cents)
+        violations.push_back(fmt::format("order {}: {} but net charged {} of total {}", id, name, m.net, o.total_cents));
+      if (status == order::OrderStatus::cancelled && m.net != 0)
+        violations.push_back(fmt::format("order {}: CANCELLED but net charged {}", id, m.net));
+      std::map<std::string, std::int64_t> lines;
+      if (status == order::OrderStatus::confirmed)
+        for (const auto& l : o.items) lines[l.product_id] += l.quantity;
+      auto h = held.find(id);
+      auto holds = h == held.end() ? std::map<std::string, std::int64_t>{} : h->second;
+      if (status != order::OrderStatus::pending && holds != lines)
+        violations.push_back(fmt::format("order {}: {} but holds stock of {} products (expected {})", id, name,
+                                         holds.size(), lines.size()));
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> check_invariants(es::EventStore& store) {
+  Fold fold;
+  es::EventFilter filter;
+  filter.categories = {"product", "account", "order"};
+  es::Position from = 1;
+  for (;;) {
+    auto last = store.last_position();
+    if (!last) return {"cannot read the store: " + last.error().message};
+    if (from > *last) break;
+    auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) { fold.add(e); });
+    if (!next) return {"cannot read the store: " + next.error().message};
+    from = *next;
+  }
+  fold.check();
+  return std::move(fold.violations);
+}
+
+}  // namespace orderflow::app

@@ -1,0 +1,20 @@
+#include "app/projections/read_side.h"
+
+namespace orderflow::app::projections {
+
+Result<std::unique_ptr<ReadSide>> ReadSide::open(const std::string& path, es::EventStore& store,
+                                                 es::ProjectionRunnerOptions options) {
+  auto db = ReadModelDb::open(path);
+  if (!db) return fail(db.error());
+  return std::unique_ptr<ReadSide>(new ReadSide(std::move(*db), store, options));
+}
+
+ReadSide::ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options)
+    : db_(std::move(db)),
+      orders_(*db_),
+      products_(*db_),
+      accounts_(*db_),
+      sales_(*db_),
+      runner_(store, {&orders_, &products_, &accounts_, &sales_}, options) {}
+
+}  // namespace orderflow::app::projections

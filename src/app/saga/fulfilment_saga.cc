@@ -1,0 +1,522 @@
+#include "app/saga/fulfilment_saga.h"
+
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "codec/domain_codec.h"
+#include "domain/decider.h"
+
+namespace orderflow::app::saga {
+
+namespace {
+
+namespace json = boost::json;
+using domain::overloaded;
+namespace product = domain::product;
+namespace account = domain::account;
+namespace order = domain::order;
+
+constexpr SagaState kStates[] = {SagaState::running, SagaState::compensating, SagaState::completed,
+                                 SagaState::compensated, SagaState::failed};
+
+bool is_forward(const std::string& step) { return step == "reserve" || step == "charge" || step == "confirm"; }
+
+std::string id_after_dash(const std::string& stream_id) {
+  auto dash = stream_id.find('-');
+  return dash == std::string::npos ? std::string() : stream_id.substr(dash + 1);
+}
+
+std::optional<json::object> parse_object(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.as_object());
+}
+
+std::string string_of(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::int64_t int_of(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_int64() ? v->as_int64() : 0;
+}
+
+}  // namespace
+
+const char* to_string(SagaState state) {
+  switch (state) {
+    case SagaState::running: return "RUNNING";
+    case SagaState::compensating: return "COMPENSATING";
+    case SagaState::completed: return "COMPLETED";
+    case SagaState::compensated: return "COMPENSATED";
+    case SagaState::failed: return "FAILED";
+  }
+  return "?";
+}
+
+std::optional<SagaState> parse_saga_state(std::string_view s) {
+  for (auto state : kStates)
+    if (s == to_string(state)) return state;
+  return std::nullopt;
+}
+
+std::string derived_event_id(std::string_view order_id, std::string_view step) {
+  // RFC 9562 §5.5 with a namespace of our own: SHA-1(namespace || name), version 5.
+  static constexpr std::array<unsigned char, 16> kNamespace = {0x6f, 0x72, 0x64, 0x65, 0x72, 0x66, 0x6c, 0x6f,
+                                                               0x77, 0x2d, 0x73, 0x61, 0x67, 0x61, 0x2d, 0x31};
+  std::string name(kNamespace.begin(), kNamespace.end());
+  name.append(order_id).push_back('/');
+  name.append(step);
+  std::array<unsigned char, SHA_DIGEST_LENGTH> h{};
+  SHA1(reinterpret_cast<const unsigned char*>(name.data()), name.size(), h.data());
+  h[6] = static_cast<unsigned char>(0x50 | (h[6] & 0x0f));
+  h[8] = static_cast<unsigned char>(0x80 | (h[8] & 0x3f));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[h[i] >> 4]);
+    out.push_back(kHex[h[i] & 0x0f]);
+  }
+  return out;
+}
+
+std::vector<std::string> saga_categories() { return {"order", "product", "account", "saga", "deadletters"}; }
+
+FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position horizon)
+    : options_(options), lookup_(lookup), horizon_(horizon) {}
+
+FulfilmentSaga::Saga* FulfilmentSaga::find(const std::string& order_id) {
+  auto it = sagas_.find(order_id);
+  return it == sagas_.end() ? nullptr : &it->second;
+}
+
+std::int64_t FulfilmentSaga::timeout(int attempt) const {
+  double t = static_cast<double>(options_.step_timeout_ms) * std::pow(options_.backoff, attempt - 1);
+  return static_cast<std::int64_t>(std::min(t, static_cast<double>(std::max(options_.max_backoff_ms,
+                                                                            options_.step_timeout_ms))));
+}
+
+namespace {
+
+// Lines grouped by product, in order of first appearance.
+template <class Lines, class Line>
+void group_lines(const Lines& items, std::vector<Line>& out) {
+  for (const auto& item : items) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const Line& l) { return l.product_id == item.product_id; });
+    if (it == out.end()) out.push_back(Line{item.product_id, item.quantity});
+    else it->quantity += item.quantity;
+  }
+}
+
+}  // namespace
+
+Result<FulfilmentSaga::Saga*> FulfilmentSaga::reactivate(const std::string& order_id, es::Position at) {
+  auto o = lookup_.order(order_id);
+  if (!o) return fail(o.error());
+  if (!o->exists) return static_cast<Saga*>(nullptr);
+  Saga s;
+  s.order_id = order_id;
+  s.customer_id = o->customer_id;
+  s.total_cents = o->total_cents;
+  s.activation = at;
+  s.confirmed = o->status != order::OrderStatus::pending;
+  s.cancelled = o->status == order::OrderStatus::cancelled;
+  s.shipped = o->status == order::OrderStatus::shipped || o->status == order::OrderStatus::delivered;
+  s.reason = o->cancellation_reason.value_or("");
+  group_lines(o->items, s.lines);
+  for (auto& line : s.lines) {
+    auto held = lookup_.held(line.product_id, order_id);
+    if (!held) return fail(held.error());
+    if (*held > 0) {
+      line.quantity = *held;
+      line.hold = Hold::reserved;
+    } else {
+      line.hold = s.shipped ? Hold::committed : s.confirmed ? Hold::released : Hold::none;
+    }
+  }
+  auto charge = lookup_.charge(s.customer_id, order_id);
+  if (!charge) return fail(charge.error());
+  if (*charge) {
+    switch (**charge) {
+      case account::ChargeOutcome::charged: s.pay = Pay::charged; break;
+      case account::ChargeOutcome::declined: s.pay = Pay::declined; break;
+      case account::ChargeOutcome::refunded: s.pay = Pay::refunded; break;
+    }
+  }
+  auto ended = lookup_.last_end(order_id);
+  if (!ended) return fail(ended.error());
+  s.ended = *ended;
+  s.dead_lettered = s.ended == SagaState::failed;
+  return &sagas_.emplace(order_id, std::move(s)).first->second;
+}
+
+Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events, es::Position next,
+                                       std::int64_t now_ms) {
+  for (const auto& e : events) {
+    if (e.position < seen_) continue;  // a redelivery: already folded
+    auto category = es::category_of(e.stream_id);
+    std::string order_id;
+    std::optional<json::object> data;
+    if (category == "order" || category == "saga") {
+      order_id = id_after_dash(e.stream_id);
+    } else {
+      data = parse_object(e.data);
+      if (data) order_id = string_of(*data, "order_id");
+    }
+    if (!order_id.empty()) {
+      Saga* s = find(order_id);
+      if (!s && e.type == order::OrderPlaced::kType) {
+        auto placed = codec::decode_event<order::Event>(e.type, e.data);
+        if (!placed) return fail(placed.error());
+        const auto& p = std::get<order::OrderPlaced>(*placed);
+        Saga fresh;
+        fresh.order_id = order_id;
+        fresh.customer_id = p.customer_id;
+        fresh.total_cents = p.total_cents;
+        fresh.activation = e.position;
+        group_lines(p.items, fresh.lines);
+        s = &sagas_.emplace(order_id, std::move(fresh)).first->second;
+      } else if (!s && (e.type == order::OrderShipped::kType || e.type == order::OrderCancelled::kType ||
+                        e.type == std::string_view("DeadLetterRetried"))) {
+        auto r = reactivate(order_id, e.position);
+        if (!r) return fail(r.error());
+        s = *r;
+      }
+      if (s) {
+        apply(*s, e);
+        refresh(*s, e.recorded_at_ms);
+        dirty_.insert(order_id);
+      }
+    }
+    seen_ = e.position + 1;
+  }
+  const bool was_caught_up = caught_up();
+  seen_ = std::max(seen_, next);
+  if (caught_up() && !was_caught_up)  // sagas that waited only for the replay may finish now
+    for (auto& [id, s] : sagas_) dirty_.insert(id);
+  for (auto it = waiting_.begin(); it != waiting_.end() && it->first < seen_; it = waiting_.erase(it))
+    dirty_.insert(it->second);
+  auto dirty = std::move(dirty_);
+  dirty_.clear();
+  for (const auto& id : dirty)
+    if (Saga* s = find(id)) reconcile(*s, now_ms);
+  return {};
+}
+
+void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
+  auto raise_hold = [&](const std::string& product_id, const char* kind, Hold to) {
+    for (auto& line : s.lines)
+      if (line.product_id == product_id && e.event_id == derived_event_id(s.order_id, kind + (":" + product_id))) {
+        bool up = line.hold == Hold::none || (line.hold == Hold::reserved && to != Hold::reserved);
+        if (up) line.hold = to;
+      }
+  };
+  auto category = es::category_of(e.stream_id);
+  if (category == "order") {
+    auto decoded = codec::decode_event<order::Event>(e.type, e.data);
+    if (!decoded) return;  // unreadable: the order's own commands would fail the same way
+    std::visit(overloaded{
+                   [](const order::OrderPlaced&) {},
+                   [&](const order::OrderConfirmed&) { s.confirmed = true; },
+                   [&](const order::OrderCancelled& c) {
+                     s.cancelled = true;
+                     s.reason = c.reason;
+                   },
+                   [&](const order::OrderShipped&) { s.shipped = true; },
+                   [](const order::OrderDelivered&) {},
+               },
+               *decoded);
+  } else if (category == "product") {
+    auto product_id = id_after_dash(e.stream_id);
+    if (e.type == product::StockReserved::kType) raise_hold(product_id, "reserve", Hold::reserved);
+    else if (e.type == product::StockReservationFailed::kType) raise_hold(product_id, "reserve", Hold::failed);
+    else if (e.type == product::StockReleased::kType) raise_hold(product_id, "release", Hold::released);
+    else if (e.type == product::StockCommitted::kType) raise_hold(product_id, "commit", Hold::committed);
+  } else if (category == "account") {
+    bool charge = e.event_id == derived_event_id(s.order_id, "charge");
+    if (charge && s.pay == Pay::none && e.type == account::AccountCharged::kType) s.pay = Pay::charged;
+    else if (charge && s.pay == Pay::none && e.type == account::ChargeDeclined::kType) s.pay = Pay::declined;
+    else if (e.type == account::AccountRefunded::kType && e.event_id == derived_event_id(s.order_id, "refund"))
+      s.pay = Pay::refunded;
+  } else if (category == "saga") {
+    auto data = parse_object(e.data);
+    if (!data) return;
+    if (e.type == std::string_view("SagaStepRetried")) {
+      auto attempt = static_cast<int>(int_of(*data, "attempt"));
+      if (string_of(*data, "step") == s.step && attempt > s.attempt) {
+        s.attempt = s.recorded_attempt = attempt;
+        s.deadline_ms = int_of(*data, "deadline_ms");
+        deadlines_.emplace(s.deadline_ms, s.order_id);
+      }
+    } else if (e.type == std::string_view("SagaEnded")) {
+      s.ended = parse_saga_state(string_of(*data, "state"));
+      s.dead_lettered = s.dead_lettered || s.ended == SagaState::failed;
+    }
+  } else if (e.type == std::string_view("DeadLetterRecorded")) {
+    s.dead_lettered = true;
+  } else if (e.type == std::string_view("DeadLetterRetried")) {
+    // An operator asks to drive it again: fresh attempts for whatever is left.
+    s.dead_letter_retried = true;
+    s.attempt = s.recorded_attempt = 1;
+    s.issued.clear();
+    s.deadline_ms = e.recorded_at_ms + timeout(1);
+    deadlines_.emplace(s.deadline_ms, s.order_id);
+  }
+}
+
+std::string FulfilmentSaga::current_step(const Saga& s) const {
+  auto any = [&](Hold h) { return std::any_of(s.lines.begin(), s.lines.end(), [&](const Line& l) { return l.hold == h; }); };
+  if (s.cancelled || s.aborting)
+    return !s.cancelled || any(Hold::reserved) || s.pay == Pay::charged ? "compensate" : "";
+  if (!s.confirmed) {
+    if (any(Hold::none)) return "reserve";
+    return s.pay == Pay::none ? "charge" : "confirm";
+  }
+  return s.shipped && any(Hold::reserved) ? "commit" : "";
+}
+
+void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms) {
+  if (s.aborting && !s.cancelled && s.shipped) {
+    // Its own late confirm landed and the order shipped before its cancel could: there is
+    // nothing to compensate any more, only stock to commit.
+    s.aborting = s.timed_out = false;
+    s.reason.clear();
+  }
+  if (!s.cancelled && !s.aborting && !s.confirmed) {
+    auto failed = std::find_if(s.lines.begin(), s.lines.end(), [](const Line& l) { return l.hold == Hold::failed; });
+    if (failed != s.lines.end()) {
+      s.aborting = true;
+      s.reason = "out_of_stock:" + failed->product_id;
+    } else if (s.pay == Pay::declined || s.account_missing) {
+      s.aborting = true;
+      s.reason = "payment_declined";
+    }
+  }
+  auto step = current_step(s);
+  if (step == s.step && s.attempt > 0) return;
+  if (!s.steps.empty() && s.steps.back().status == "running") {
+    const bool forward = is_forward(s.steps.back().name);
+    s.steps.back().status = forward && s.aborting ? "failed" : forward && s.cancelled ? "cancelled" : "completed";
+    s.steps.back().at_ms = at_ms;
+  }
+  if (!step.empty()) s.steps.push_back(StepView{step, "running", 1, "", at_ms});
+  s.step = step;
+  s.attempt = s.recorded_attempt = 1;
+  s.issued.clear();
+  s.last_error.clear();
+  s.deadline_ms = at_ms + timeout(1);
+  deadlines_.emplace(s.deadline_ms, s.order_id);
+}
+
+SagaState FulfilmentSaga::state_of(const Saga& s) const {
+  if (!s.cancelled && !s.aborting) return s.step.empty() && s.confirmed ? SagaState::completed : SagaState::running;
+  if (!s.step.empty() || !s.cancelled) return SagaState::compensating;
+  return s.dead_lettered && !s.dead_letter_retried ? SagaState::failed : SagaState::compensated;
+}
+
+std::vector<SagaCommand> FulfilmentSaga::wanted(const Saga& s, std::int64_t now_ms) const {
+  std::vector<SagaCommand> out;
+  auto id = [&](const std::string& step) { return derived_event_id(s.order_id, step); };
+  auto held = [&](auto fn) {
+    for (const auto& line : s.lines)
+      if (line.hold == Hold::reserved) fn(line);
+  };
+  if (s.step == "reserve") {
+    for (const auto& line : s.lines)
+      if (line.hold == Hold::none)
+        out.push_back({s.order_id, id("reserve:" + line.product_id),
+                       ProductCommand{line.product_id, product::ReserveStock{s.order_id, line.quantity}}});
+  } else if (s.step == "charge") {
+    out.push_back({s.order_id, id("charge"), AccountCommand{s.customer_id, account::Charge{s.order_id, s.total_cents}}});
+  } else if (s.step == "confirm") {
+    out.push_back({s.order_id, id("confirm"), OrderCommand{order::ConfirmOrder{now_ms}}});
+  } else if (s.step == "compensate") {
+    if (!s.cancelled) {
+      auto paid = s.pay == Pay::charged   ? order::PaymentStatus::refunded
+                  : s.pay == Pay::declined || s.account_missing ? order::PaymentStatus::declined
+                                                                : order::PaymentStatus::pending;
+      // The cancel is the durable decision to compensate: nothing is undone before it is
+      // seen, or a restart (which forgets an abort decided in memory) could resume the
+      // forward path with stock already released.
+      out.push_back({s.order_id, id("cancel"), OrderCommand{order::CancelOrder{s.reason, paid, now_ms}}});
+    } else {
+      held([&](const Line& line) {
+        out.push_back({s.order_id, id("release:" + line.product_id),
+                       ProductCommand{line.product_id, product::ReleaseStock{s.order_id, line.quantity}}});
+      });
+      if (s.pay == Pay::charged)
+        out.push_back({s.order_id, id("refund"), AccountCommand{s.customer_id, account::Refund{s.order_id, s.total_cents}}});
+    }
+  } else if (s.step == "commit") {
+    held([&](const Line& line) {
+      out.push_back({s.order_id, id("commit:" + line.product_id),
+                     ProductCommand{line.product_id, product::CommitStock{s.order_id, line.quantity}}});
+    });
+  }
+  // Bookkeeping, after the step's own commands.
+  if (s.attempt > s.recorded_attempt) {
+    json::object o{{"order_id", s.order_id}, {"step", s.step},           {"attempt", s.attempt},
+                   {"deadline_ms", s.deadline_ms}, {"error", s.last_error}};
+    out.push_back({s.order_id,
+                   id("retry:" + s.step + ":" + std::to_string(s.attempt) + ":" + std::to_string(s.activation)),
+                   RecordEvent{saga_stream(s.order_id), "SagaStepRetried", json::serialize(o)}});
+  }
+  if (s.timed_out && !s.dead_lettered) {
+    StepView f;  // the step that ran out of attempts
+    for (const auto& v : s.steps)
+      if (v.status == "failed") f = v;
+    json::object o{{"dead_letter_id", id("dead-letter")}, {"order_id", s.order_id}, {"step", f.name},
+                   {"attempts", f.attempts},              {"last_error", f.last_error}, {"at_ms", now_ms}};
+    out.push_back({s.order_id, id("dead-letter"), RecordEvent{kDeadLetterStream, "DeadLetterRecorded", json::serialize(o)}});
+  }
+  if (s.step.empty() && out.empty()) {
+    auto state = state_of(s);
+    if (is_final(state) && s.ended != state) {
+      json::array steps;
+      for (const auto& v : s.steps)
+        steps.push_back(json::object{{"name", v.name}, {"status", v.status}, {"attempts", v.attempts},
+                                     {"last_error", v.last_error}, {"at_ms", v.at_ms}});
+      json::object o{{"order_id", s.order_id}, {"state", to_string(state)}, {"reason", s.reason}, {"steps", steps}};
+      out.push_back({s.order_id, id(std::string("end:") + to_string(state)),
+                     RecordEvent{saga_stream(s.order_id), "SagaEnded", json::serialize(o)}});
+    }
+  }
+  return out;
+}
+
+void FulfilmentSaga::reconcile(Saga& s, std::int64_t now_ms) {
+  // What this attempt issued must be answered and seen before deciding anything new.
+  if (!s.issued.empty() && !settled(s)) {
+    if (s.in_flight.empty()) waiting_.emplace(s.wait_until, s.order_id);
+    return;
+  }
+  auto want = wanted(s, now_ms);
+  if (want.empty()) {
+    if (settled(s) && caught_up()) return finish(s);
+    if (s.in_flight.empty()) waiting_.emplace(s.wait_until, s.order_id);
+    return;
+  }
+  for (auto& c : want) {
+    if (!s.issued.insert(c.event_id).second) continue;  // issued this attempt: wait for it or the deadline
+    ++s.in_flight[c.event_id];
+    out_.push_back(std::move(c));
+  }
+}
+
+void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
+  Saga* s = find(c.order_id);
+  if (!s) return;
+  if (auto it = s->in_flight.find(c.event_id); it != s->in_flight.end() && --it->second == 0) s->in_flight.erase(it);
+  s->wait_until = std::max(s->wait_until, c.known_by);
+  // Bookkeeping needs no event to be seen: written (now or before) is enough.
+  if (!c.error || c.error->code == Errc::duplicate_event) {
+    if (c.event_id == derived_event_id(s->order_id, "dead-letter")) s->dead_lettered = true;
+    auto state = state_of(*s);  // an older end's answer must not undo a newer one
+    if (c.event_id == derived_event_id(s->order_id, std::string("end:") + to_string(state))) s->ended = state;
+    if (s->attempt > s->recorded_attempt &&
+        c.event_id == derived_event_id(s->order_id, "retry:" + s->step + ":" + std::to_string(s->attempt) + ":" +
+                                                        std::to_string(s->activation)))
+      s->recorded_attempt = s->attempt;
+  } else if (c.error->code == Errc::not_found && c.event_id == derived_event_id(s->order_id, "charge")) {
+    s->account_missing = true;  // a decline that leaves no event
+    refresh(*s, now_ms);
+  } else {
+    s->last_error = std::string(errc_name(c.error->code)) + ": " + c.error->message;
+    if (!s->steps.empty()) s->steps.back().last_error = s->last_error;
+  }
+  reconcile(*s, now_ms);
+}
+
+void FulfilmentSaga::retry(Saga& s, std::int64_t now_ms) {
+  if (is_forward(s.step) && s.attempt >= options_.max_attempts) {
+    // Give up: compensate, cancel with reason timeout, leave a dead letter.
+    s.steps.back().status = "failed";
+    s.steps.back().at_ms = now_ms;
+    if (s.steps.back().last_error.empty()) s.steps.back().last_error = "deadline passed";
+    s.aborting = s.timed_out = true;
+    s.reason = "timeout";
+    refresh(s, now_ms);
+    return;
+  }
+  ++s.attempt;
+  if (s.last_error.empty()) s.last_error = "deadline passed";
+  if (!s.steps.empty()) {
+    s.steps.back().attempts = s.attempt;
+    s.steps.back().last_error = s.last_error;
+  }
+  s.issued.clear();
+  s.deadline_ms = now_ms + timeout(s.attempt);
+  deadlines_.emplace(s.deadline_ms, s.order_id);
+}
+
+void FulfilmentSaga::on_tick(std::int64_t now_ms) {
+  if (!caught_up()) return;  // a stale view would count attempts that were not failures
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
+    auto [at, id] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    Saga* s = find(id);
+    if (!s || s->deadline_ms != at) continue;  // stale entry
+    if (wanted(*s, now_ms).empty()) {  // only waiting to see what was done: look again later
+      s->deadline_ms = now_ms + timeout(s->attempt);
+      deadlines_.emplace(s->deadline_ms, id);
+      continue;
+    }
+    retry(*s, now_ms);
+    reconcile(*s, now_ms);
+  }
+}
+
+std::vector<SagaCommand> FulfilmentSaga::take_commands() { return std::exchange(out_, {}); }
+
+void FulfilmentSaga::finish(Saga& s) {
+  auto v = view_of(s);
+  v.deadline_ms = 0;
+  remember(std::move(v));
+  sagas_.erase(s.order_id);
+}
+
+void FulfilmentSaga::remember(SagaView v) {
+  finished_.push_back(std::move(v));
+  while (finished_.size() > options_.keep_finished) finished_.pop_front();
+}
+
+SagaView FulfilmentSaga::view_of(const Saga& s) const {
+  return SagaView{s.order_id, state_of(s), s.reason, s.steps, s.deadline_ms};
+}
+
+es::Position FulfilmentSaga::checkpoint() const {
+  es::Position p = std::max<es::Position>(seen_, 1);
+  for (const auto& [id, s] : sagas_) p = std::min(p, s.activation);
+  return p;
+}
+
+std::optional<SagaView> FulfilmentSaga::view(const std::string& order_id) const {
+  if (auto it = sagas_.find(order_id); it != sagas_.end()) return view_of(it->second);
+  for (auto it = finished_.rbegin(); it != finished_.rend(); ++it)
+    if (it->order_id == order_id) return *it;
+  return std::nullopt;
+}
+
+std::vector<SagaView> FulfilmentSaga::list(std::optional<SagaState> state, std::size_t limit) const {
+  std::vector<const Saga*> active;
+  for (const auto& [id, s] : sagas_) active.push_back(&s);
+  std::sort(active.begin(), active.end(), [](const Saga* a, const Saga* b) { return a->activation > b->activation; });
+  std::vector<SagaView> out;
+  for (const Saga* s : active) {
+    if (out.size() >= limit) return out;
+    if (!state || state_of(*s) == *state) out.push_back(view_of(*s));
+  }
+  for (auto it = finished_.rbegin(); it != finished_.rend() && out.size() < limit; ++it)
+    if (!state || it->state == *state) out.push_back(*it);
+  return out;
+}
+
+}  // namespace orderflow::app::saga

@@ -1,0 +1,220 @@
+// The fulfilment saga (API.md §5): a process manager that drives every placed order
+// through reserve -> charge -> confirm, commits stock when it ships, and compensates
+// (release, refund, cancel) when anything fails or the order is cancelled.
+//
+// This is the single-threaded core: it folds events, answers to its own commands and a
+// clock, and says which commands to issue next (take_commands). It does no I/O except
+// through Lookup; SagaRunner drives it in the server, the simulation test drives it
+// deterministically.
+//
+// What is promised:
+// - Its state is a fold of the log: the domain events about an order (they are the
+//   truth), plus its own bookkeeping in stream saga-<order_id> (SagaStepRetried: the
+//   attempt count and deadline of a retried step; SagaEnded: the final state and steps)
+//   and the dead letters in stream deadletters-saga. Nothing lives only in memory that
+//   a restart cannot fold again from checkpoint() on.
+// - It advances only on events it sees in the log. A command's answer only says when to
+//   look (the answer's position), except for bookkeeping records and a charge rejected
+//   because the account does not exist (a decline with no event).
+// - Every command carries an event id derived from (order, step, product), so issuing it
+//   again after a redelivery, a timeout or a restart can never reserve, release, commit,
+//   charge or refund twice: the store answers the original append or duplicate_event.
+// - Per order, lines of one product are reserved, released and committed together.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "core/result.h"
+#include "domain/account.h"
+#include "domain/order.h"
+#include "domain/product.h"
+#include "es/event.h"
+
+namespace orderflow::app::saga {
+
+enum class SagaState { running, compensating, completed, compensated, failed };
+const char* to_string(SagaState state);  // "RUNNING", ...
+std::optional<SagaState> parse_saga_state(std::string_view s);
+inline bool is_final(SagaState s) { return s != SagaState::running && s != SagaState::compensating; }
+
+// A name-based UUID (RFC 9562 version 5, SHA-1) of the order and the step's name: the
+// same inputs always give the same event id.
+std::string derived_event_id(std::string_view order_id, std::string_view step);
+
+inline constexpr const char* kDeadLetterStream = "deadletters-saga";
+inline std::string saga_stream(const std::string& order_id) { return "saga-" + order_id; }
+// The categories the saga subscribes to.
+std::vector<std::string> saga_categories();
+
+struct SagaOptions {
+  std::int64_t step_timeout_ms = 5000;
+  // Attempts of a forward step (reserve, charge, confirm) before the saga gives up:
+  // compensates, cancels with reason "timeout" and records a dead letter. Compensation
+  // and commit steps are retried without limit: giving up on them would leave stock held
+  // or money taken.
+  int max_attempts = 3;
+  double backoff = 2.0;  // each retry's deadline is this many times longer, up to max_backoff_ms
+  std::int64_t max_backoff_ms = 60000;
+  // Final sagas kept in memory for the admin view (the newest).
+  std::size_t keep_finished = 10000;
+};
+
+struct StepView {
+  std::string name;    // reserve, charge, confirm, compensate, commit
+  std::string status;  // running, completed, failed (led to compensation), cancelled
+  int attempts = 0;
+  std::string last_error;
+  std::int64_t at_ms = 0;  // when it started or ended
+};
+
+struct SagaView {
+  std::string order_id;
+  SagaState state = SagaState::running;
+  std::string reason;  // why it compensated, if it did
+  std::vector<StepView> steps;
+  std::int64_t deadline_ms = 0;  // 0: none (final)
+};
+
+// What the saga wants done. Each carries the id of its one event.
+struct ProductCommand {
+  std::string product_id;
+  domain::product::Command command;
+};
+struct AccountCommand {
+  std::string account_id;
+  domain::account::Command command;
+};
+struct OrderCommand {
+  domain::order::Command command;
+};
+struct RecordEvent {  // bookkeeping: appended as is, ExpectedVersion::any
+  std::string stream_id;
+  std::string type;
+  std::string data;
+};
+struct SagaCommand {
+  std::string order_id;
+  std::string event_id;
+  std::variant<ProductCommand, AccountCommand, OrderCommand, RecordEvent> action;
+};
+
+// A command's answer. known_by: a position by which its event, if any, is visible
+// (the append's position; for a rejection, the store's last position when it came).
+struct Completion {
+  std::string order_id;
+  std::string event_id;
+  std::optional<Error> error;
+  es::Position known_by = 0;
+};
+
+// The durable state of the aggregates, for re-activating a saga that was final (and
+// forgotten) when an order ships, is cancelled or has its dead letter retried.
+class Lookup {
+ public:
+  virtual ~Lookup() = default;
+  virtual Result<domain::order::State> order(const std::string& order_id) = 0;
+  // Units of the product the order holds now.
+  virtual Result<std::int64_t> held(const std::string& product_id, const std::string& order_id) = 0;
+  // What became of the order's charge on the account, if it was asked for one.
+  virtual Result<std::optional<domain::account::ChargeOutcome>> charge(const std::string& account_id,
+                                                                       const std::string& order_id) = 0;
+  // The last SagaEnded state recorded for the order, if any.
+  virtual Result<std::optional<SagaState>> last_end(const std::string& order_id) = 0;
+};
+
+class FulfilmentSaga {
+ public:
+  // `horizon`: the store's last position when this process started. Until the saga has
+  // folded that far, no deadline fires and no saga finishes: the log may still hold what
+  // commands of a crashed predecessor did.
+  FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position horizon);
+
+  // Folds a batch of the log (in position order; redelivered events are harmless).
+  // `next` is the position after it. An error (a lookup failed) means: deliver again.
+  Result<void> on_events(std::span<const es::RecordedEvent> events, es::Position next, std::int64_t now_ms);
+  void on_completion(const Completion& completion, std::int64_t now_ms);
+  // Fires every deadline <= now_ms.
+  void on_tick(std::int64_t now_ms);
+
+  // The commands decided since the last call.
+  std::vector<SagaCommand> take_commands();
+
+  // Where to resume after a restart: no saga that is not final started before it.
+  es::Position checkpoint() const;
+  // Sagas not final (in memory, all of them).
+  std::size_t active() const { return sagas_.size(); }
+  std::optional<SagaView> view(const std::string& order_id) const;
+  // Newest first: every saga not final, then the newest final ones.
+  std::vector<SagaView> list(std::optional<SagaState> state, std::size_t limit) const;
+
+ private:
+  enum class Hold { none, failed, reserved, released, committed };
+  enum class Pay { none, declined, charged, refunded };
+  struct Line {  // all lines of one product
+    std::string product_id;
+    std::int64_t quantity = 0;
+    Hold hold = Hold::none;
+  };
+  struct Saga {
+    std::string order_id, customer_id;
+    std::int64_t total_cents = 0;
+    std::vector<Line> lines;
+    es::Position activation = 0;  // the event that started (or re-started) it
+    bool confirmed = false, cancelled = false, shipped = false, account_missing = false;
+    Pay pay = Pay::none;
+    std::string reason;             // why it compensates (its own abort or the cancel's reason)
+    bool aborting = false;          // it decided to cancel the order itself
+    bool timed_out = false;         // gave up on a forward step: a dead letter is due
+    bool dead_lettered = false, dead_letter_retried = false;
+    std::optional<SagaState> ended;  // the last SagaEnded recorded
+    // The current step, its attempt and deadline.
+    std::string step;
+    int attempt = 0, recorded_attempt = 0;
+    std::int64_t deadline_ms = 0;
+    std::string last_error;
+    std::set<std::string> issued;               // this attempt's commands, by event id
+    std::map<std::string, int> in_flight;       // unanswered commands, by event id
+    es::Position wait_until = 0;                // answers' positions not yet seen
+    std::vector<StepView> steps;
+  };
+
+  Saga* find(const std::string& order_id);
+  Result<Saga*> reactivate(const std::string& order_id, es::Position at);
+  void apply(Saga& s, const es::RecordedEvent& e);
+  void refresh(Saga& s, std::int64_t at_ms);
+  std::string current_step(const Saga& s) const;
+  std::vector<SagaCommand> wanted(const Saga& s, std::int64_t now_ms) const;
+  SagaState state_of(const Saga& s) const;
+  bool caught_up() const { return seen_ > horizon_; }
+  bool settled(const Saga& s) const { return s.in_flight.empty() && seen_ > s.wait_until; }
+  void reconcile(Saga& s, std::int64_t now_ms);
+  void retry(Saga& s, std::int64_t now_ms);
+  std::int64_t timeout(int attempt) const;
+  void finish(Saga& s);
+  SagaView view_of(const Saga& s) const;
+  void remember(SagaView v);
+
+  SagaOptions options_;
+  Lookup& lookup_;
+  const es::Position horizon_;
+  es::Position seen_ = 0;  // every event below this position has been folded
+  std::unordered_map<std::string, Saga> sagas_;       // not final, or not yet settled
+  std::multimap<std::int64_t, std::string> deadlines_;  // lazily pruned
+  std::multimap<es::Position, std::string> waiting_;    // sagas waiting to see a position
+  std::set<std::string> dirty_;                         // to reconcile
+  std::vector<SagaCommand> out_;
+  std::deque<SagaView> finished_;                       // newest at the back, at most keep_finished
+};
+
+}  // namespace orderflow::app::saga

@@ -1,0 +1,93 @@
+#include "app/saga/saga_io.h"
+
+#include <boost/json.hpp>
+
+#include "domain/decider.h"
+
+namespace orderflow::app::saga {
+
+namespace {
+
+template <class A>
+void run(CommandHandler& commands, const std::string& id, typename A::Command command, const SagaCommand& c,
+         std::function<void(Completion)> done) {
+  CommandMeta meta;
+  meta.correlation_id = c.order_id;
+  meta.causation_id = "saga-" + c.order_id;
+  meta.command_id = c.event_id;  // derived, so stable across retries
+  meta.actor = "saga";
+  meta.event_id = [event_id = c.event_id](std::size_t) { return event_id; };  // one event per command
+  commands.handle<A>(id, std::move(command), std::move(meta),
+                     [order_id = c.order_id, event_id = c.event_id, done = std::move(done)](Result<Handled<A>> r) {
+                       Completion out{order_id, event_id, std::nullopt, 0};
+                       if (r) out.known_by = r->result.position;
+                       else out.error = r.error();
+                       done(std::move(out));
+                     });
+}
+
+}  // namespace
+
+void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Completion)> done) {
+  std::visit(domain::overloaded{
+                 [&](ProductCommand& p) { run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done)); },
+                 [&](AccountCommand& a) { run<Account>(commands, a.account_id, std::move(a.command), c, std::move(done)); },
+                 [&](OrderCommand& o) { run<Order>(commands, c.order_id, std::move(o.command), c, std::move(done)); },
+                 [&](RecordEvent& r) {
+                   es::AppendRequest req;
+                   req.stream_id = r.stream_id;
+                   boost::json::object meta{{"correlation_id", c.order_id},
+                                            {"causation_id", "saga-" + c.order_id},
+                                            {"command_id", c.event_id},
+                                            {"actor", "saga"}};
+                   req.events.push_back({c.event_id, r.type, 1, std::move(r.data), boost::json::serialize(meta)});
+                   commands.store().append_async(
+                       std::move(req), [order_id = c.order_id, event_id = c.event_id,
+                                        done = std::move(done)](Result<es::AppendResult> a) {
+                         Completion out{order_id, event_id, std::nullopt, 0};
+                         if (a) out.known_by = a->position;
+                         else out.error = a.error();
+                         done(std::move(out));
+                       });
+                 },
+             },
+             c.action);
+}
+
+Result<domain::order::State> HandlerLookup::order(const std::string& order_id) {
+  auto loaded = commands_.load<Order>(order_id);
+  if (!loaded) return fail(loaded.error());
+  return std::move(loaded->state);
+}
+
+Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const std::string& order_id) {
+  auto loaded = commands_.load<Product>(product_id);
+  if (!loaded) return fail(loaded.error());
+  auto it = loaded->state.reserved_by_order.find(order_id);
+  return it == loaded->state.reserved_by_order.end() ? std::int64_t{0} : it->second;
+}
+
+Result<std::optional<domain::account::ChargeOutcome>> HandlerLookup::charge(const std::string& account_id,
+                                                                            const std::string& order_id) {
+  auto loaded = commands_.load<Account>(account_id);
+  if (!loaded) return fail(loaded.error());
+  auto it = loaded->state.charges.find(order_id);
+  if (it == loaded->state.charges.end()) return std::optional<domain::account::ChargeOutcome>();
+  return std::optional(it->second.outcome);
+}
+
+Result<std::optional<SagaState>> HandlerLookup::last_end(const std::string& order_id) {
+  auto events = commands_.store().read_stream(saga_stream(order_id), -1, 50, es::Direction::backward);
+  if (!events) return fail(events.error());
+  for (const auto& e : *events) {
+    if (e.type != "SagaEnded") continue;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(e.data, ec);
+    if (ec || !v.is_object()) continue;
+    if (auto* s = v.as_object().if_contains("state"); s && s->is_string())
+      return parse_saga_state(std::string_view(s->as_string()));
+  }
+  return std::optional<SagaState>();
+}
+
+}  // namespace orderflow::app::saga

@@ -1,0 +1,32 @@
+// How the fulfilment saga's commands reach the store, and where it looks up aggregates:
+// shared by the server's SagaRunner and the simulation test, so both run the same path.
+#pragma once
+
+#include <functional>
+
+#include "app/command_handler.h"
+#include "app/saga/fulfilment_saga.h"
+
+namespace orderflow::app::saga {
+
+// Runs one command through the command handler (domain commands) or appends it
+// (bookkeeping), with the command's derived event id and the order as correlation id.
+// `done` gets its Completion, possibly inline, possibly on the store's writer thread;
+// a rejection's known_by is left 0 for the caller to fill from the store.
+void dispatch(CommandHandler& commands, SagaCommand command, std::function<void(Completion)> done);
+
+// Lookup over the command handler's loads and the saga's own stream.
+class HandlerLookup final : public Lookup {
+ public:
+  explicit HandlerLookup(CommandHandler& commands) : commands_(commands) {}
+  Result<domain::order::State> order(const std::string& order_id) override;
+  Result<std::int64_t> held(const std::string& product_id, const std::string& order_id) override;
+  Result<std::optional<domain::account::ChargeOutcome>> charge(const std::string& account_id,
+                                                               const std::string& order_id) override;
+  Result<std::optional<SagaState>> last_end(const std::string& order_id) override;
+
+ private:
+  CommandHandler& commands_;
+};
+
+}  // namespace orderflow::app::saga

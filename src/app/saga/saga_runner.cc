@@ -1,0 +1,146 @@
+#include "app/saga/saga_runner.h"
+
+#include "core/time.h"
+
+namespace orderflow::app::saga {
+
+namespace {
+constexpr const char* kCheckpoint = "saga";
+constexpr auto kTick = std::chrono::milliseconds(20);
+constexpr std::int64_t kCheckpointEveryMs = 1000;
+}  // namespace
+
+SagaRunner::SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options)
+    : commands_(commands), checkpoints_(checkpoints), options_(options), lookup_(commands) {}
+
+SagaRunner::~SagaRunner() { stop(); }
+
+Result<void> SagaRunner::start() {
+  auto& store = commands_.store();
+  es::Position from = 1;
+  if (checkpoints_) {
+    auto saved = checkpoints_->load_checkpoint(kCheckpoint);
+    if (!saved) return fail(saved.error());
+    from = std::max<es::Position>(*saved, 1);
+  }
+  auto horizon = store.last_position();
+  if (!horizon) return fail(horizon.error());
+  core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, *horizon);
+  es::SubscriptionOptions o;
+  o.name = kCheckpoint;
+  o.from = from;
+  o.filter.categories = saga_categories();
+  // The subscription keeps no checkpoint of its own: where to resume is the saga's
+  // checkpoint(), which lags behind sagas still running.
+  subscription_ = std::make_unique<es::Subscription>(
+      store, nullptr, o, [this](std::span<const es::RecordedEvent> events, es::Position next) {
+        return on_batch(events, next);
+      });
+  if (auto r = subscription_->start(); !r) return r;
+  worker_ = std::thread([this] { worker_loop(); });
+  return {};
+}
+
+void SagaRunner::stop() {
+  if (!worker_.joinable()) return;
+  subscription_->stop();
+  {
+    std::unique_lock lk(answers_mu_);
+    stopping_ = true;
+  }
+  answers_cv_.notify_all();
+  worker_.join();
+  {
+    // Their callbacks point at this runner.
+    std::unique_lock lk(answers_mu_);
+    answers_cv_.wait(lk, [&] { return in_flight_ == 0; });
+  }
+  save_checkpoint();
+}
+
+Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es::Position next) {
+  std::vector<SagaCommand> commands;
+  Result<void> folded;
+  {
+    std::lock_guard lk(mu_);
+    folded = core_->on_events(events, next, now_unix_ms());
+    commands = core_->take_commands();
+  }
+  issue(std::move(commands));
+  return folded;
+}
+
+void SagaRunner::issue(std::vector<SagaCommand> commands) {
+  {
+    std::lock_guard lk(answers_mu_);
+    in_flight_ += commands.size();
+  }
+  for (auto& c : commands)
+    dispatch(commands_, std::move(c), [this](Completion done) {  // may run on the store's writer thread
+      {
+        std::lock_guard lk(answers_mu_);
+        answers_.push_back(std::move(done));
+        --in_flight_;
+      }
+      answers_cv_.notify_all();
+    });
+}
+
+void SagaRunner::worker_loop() {
+  auto& store = commands_.store();
+  std::int64_t next_checkpoint = now_unix_ms() + kCheckpointEveryMs;
+  for (;;) {
+    std::vector<Completion> answers;
+    {
+      std::unique_lock lk(answers_mu_);
+      answers_cv_.wait_for(lk, kTick, [&] { return stopping_ || !answers_.empty(); });
+      if (stopping_) return;
+      answers.swap(answers_);
+    }
+    for (auto& a : answers)
+      if (a.error)  // its event, if any, is at or below the last position now
+        if (auto last = store.last_position()) a.known_by = *last;
+    const auto now = now_unix_ms();
+    std::vector<SagaCommand> commands;
+    {
+      std::lock_guard lk(mu_);
+      for (const auto& a : answers) core_->on_completion(a, now);
+      core_->on_tick(now);
+      commands = core_->take_commands();
+    }
+    issue(std::move(commands));
+    if (now >= next_checkpoint) {
+      next_checkpoint = now + kCheckpointEveryMs;
+      save_checkpoint();
+      // A batch that failed (a lookup could not read the store) stopped the subscription.
+      if (!subscription_->running()) (void)subscription_->start();
+    }
+  }
+}
+
+void SagaRunner::save_checkpoint() {
+  if (!checkpoints_) return;
+  es::Position p;
+  {
+    std::lock_guard lk(mu_);
+    p = core_->checkpoint();
+  }
+  (void)checkpoints_->save_checkpoint(kCheckpoint, p);  // a lost checkpoint only means a longer replay
+}
+
+std::optional<SagaView> SagaRunner::view(const std::string& order_id) {
+  std::lock_guard lk(mu_);
+  return core_ ? core_->view(order_id) : std::nullopt;
+}
+
+std::vector<SagaView> SagaRunner::list(std::optional<SagaState> state, std::size_t limit) {
+  std::lock_guard lk(mu_);
+  return core_ ? core_->list(state, limit) : std::vector<SagaView>{};
+}
+
+std::size_t SagaRunner::active() {
+  std::lock_guard lk(mu_);
+  return core_ ? core_->active() : 0;
+}
+
+}  // namespace orderflow::app::saga

@@ -1,0 +1,76 @@
+#include "app/verify.h"
+
+#include <map>
+#include <set>
+
+#include "app/invariants.h"
+#include "app/projections/documents.h"
+
+namespace orderflow::app {
+
+namespace {
+
+// The ids of every stream of `category` in the store.
+Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* category) {
+  std::set<std::string> ids;
+  es::EventFilter filter;
+  filter.categories.emplace_back(category);
+  const std::size_t prefix = std::string_view(category).size() + 1;
+  for (es::Position from = 1;;) {
+    auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
+      if (e.version == 0) ids.insert(e.stream_id.substr(prefix));
+    });
+    if (!next) return fail(next.error());
+    if (*next == from) return ids;
+    from = *next;
+  }
+}
+
+// Compares each stream's fold, rendered by `render`, with the read model's document.
+template <class A, class Projection, class Render>
+Result<void> compare(VerifyContext& ctx, Projection& projection, const char* what, Render render, Differences& out) {
+  auto ids = stream_ids(ctx.store, A::category);
+  if (!ids) return fail(ids.error());
+  for (const auto& id : *ids) {
+    auto loaded = ctx.commands.load<A>(id);
+    if (!loaded) return fail(loaded.error());
+    auto doc = projection.get(id);
+    if (!doc) return fail(doc.error());
+    const auto expected = render(loaded->state, loaded->version);
+    if (!*doc)
+      out.push_back(std::string(what) + " " + id + ": missing from the read model; the store has " + expected);
+    else if ((*doc)->json != expected)
+      out.push_back(std::string(what) + " " + id + ": read model has " + (*doc)->json + "; the store has " + expected);
+  }
+  return projection.for_each([&](const std::string& id, const std::string&) {
+    if (!ids->count(id)) out.push_back(std::string(what) + " " + id + ": in the read model but not in the store");
+  });
+}
+
+}  // namespace
+
+Result<void> check_orders(VerifyContext& ctx, Differences& out) {
+  return compare<Order>(ctx, ctx.read.orders(), "order", projections::order_document, out);
+}
+Result<void> check_products(VerifyContext& ctx, Differences& out) {
+  return compare<Product>(ctx, ctx.read.products(), "product", projections::product_document, out);
+}
+Result<void> check_accounts(VerifyContext& ctx, Differences& out) {
+  return compare<Account>(ctx, ctx.read.accounts(), "account", projections::account_document, out);
+}
+
+// API.md §5's invariants, folded from the store (app/invariants.h).
+Result<void> check_saga_invariants(VerifyContext& ctx, Differences& out) {
+  for (auto& v : check_invariants(ctx.store)) out.push_back(std::move(v));
+  return {};
+}
+
+const std::vector<VerifyCheck>& verify_checks() {
+  static const std::vector<VerifyCheck> checks{{"orders", &check_orders},
+                                               {"products", &check_products},
+                                               {"accounts", &check_accounts},
+                                               {"invariants", &check_saga_invariants}};
+  return checks;
+}
+
+}  // namespace orderflow::app

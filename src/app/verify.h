@@ -1,0 +1,34 @@
+// The checks of `orderflow verify`: each compares one thing the system promises against the
+// event store and appends one line per difference. Add a check as one more function and one
+// more entry in verify_checks().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "app/command_handler.h"
+#include "app/projections/read_side.h"
+
+namespace orderflow::app {
+
+struct VerifyContext {
+  es::EventStore& store;
+  CommandHandler& commands;  // folds streams from the store
+  projections::ReadSide& read;
+};
+
+using Differences = std::vector<std::string>;
+
+// Every order, product and account read model equals the fold of its stream, and the read
+// models hold nothing the store does not.
+Result<void> check_orders(VerifyContext& ctx, Differences& out);
+Result<void> check_products(VerifyContext& ctx, Differences& out);
+Result<void> check_accounts(VerifyContext& ctx, Differences& out);
+
+struct VerifyCheck {
+  const char* name;
+  Result<void> (*run)(VerifyContext&, Differences&);
+};
+const std::vector<VerifyCheck>& verify_checks();
+
+}  // namespace orderflow::app

@@ -1,0 +1,65 @@
+// orderflow verify: folds every stream of the embedded store (while no server holds it) and
+// compares the result with the read models, after letting the projections catch up. Prints
+// each difference; exit 1 if there is any.
+#include <fmt/core.h>
+
+#include <thread>
+
+#include "app/verify.h"
+#include "cli/commands.h"
+#include "cli/store_factory.h"
+
+namespace orderflow::cli {
+
+namespace {
+
+// Waits until every projection has applied `position`; an error if one has failed.
+Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
+  for (;;) {
+    bool behind = false;
+    for (const auto& s : runner.status()) {
+      if (s.state == es::ProjectionState::failed)
+        return fail(Errc::internal, "projection " + s.name + " failed: " + s.last_error.value_or(""));
+      behind = behind || s.position < position;
+    }
+    if (!behind) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int verify(const StoreSpec& spec) {
+  auto store = open_store(spec);
+  if (!store) return runtime_failure(store.error().message);
+  auto read = app::projections::ReadSide::open(read_model_path(spec), store->events());
+  if (!read) return runtime_failure(read.error().message);
+  auto last = store->events().last_position();
+  if (!last) return runtime_failure(last.error().message);
+  if (auto r = (*read)->runner().start(); !r) return runtime_failure(r.error().message);
+  if (auto r = catch_up((*read)->runner(), *last); !r) return runtime_failure(r.error().message);
+  (*read)->runner().stop();
+
+  app::CommandHandler commands(store->events(), &store->snapshots());
+  app::VerifyContext ctx{store->events(), commands, **read};
+  std::size_t total = 0;
+  for (const auto& check : app::verify_checks()) {
+    app::Differences found;
+    if (auto r = check.run(ctx, found); !r) return runtime_failure(std::string(check.name) + ": " + r.error().message);
+    for (const auto& d : found) fmt::print("{}: {}\n", check.name, d);
+    fmt::print("{:<10} {}\n", check.name, found.empty() ? "ok" : fmt::format("{} differences", found.size()));
+    total += found.size();
+  }
+  fmt::print("verified the store through position {}: {}\n", *last,
+             total ? fmt::format("{} differences", total) : std::string("no differences"));
+  return total ? 1 : 0;
+}
+
+}  // namespace
+
+void add_verify(CLI::App& root, Action& action) {
+  auto spec = std::make_shared<StoreSpec>();
+  auto* cmd = root.add_subcommand("verify", "Compare the read models with a fold of the event store (exit 1 on a difference)");
+  cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store")->capture_default_str();
+  cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });
+}
+
+}  // namespace orderflow::cli

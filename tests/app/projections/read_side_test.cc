@@ -1,0 +1,252 @@
+#include "app/projections/read_side.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <future>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "app/verify.h"
+#include "store/sqlite/sqlite_event_store.h"
+#include "support/temp_dir.h"
+
+namespace orderflow::app::projections {
+namespace {
+
+using namespace domain;
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+class ReadSideTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open_store(); }
+
+  void open_store() {
+    sqlite::SqliteEventStoreOptions o;
+    o.path = dir_.file("events.db");
+    store_ = std::move(*sqlite::SqliteEventStore::open(o));
+    handler_ = std::make_unique<CommandHandler>(*store_, store_.get());
+  }
+  void close_store() {
+    handler_.reset();
+    store_.reset();
+  }
+  std::unique_ptr<ReadSide> open_read_side() {
+    auto read = ReadSide::open(dir_.file("readmodels.db"), *store_, {.batch_size = 100});
+    EXPECT_TRUE(read) << read.error().message;
+    return std::move(*read);
+  }
+
+  template <class A>
+  Result<Handled<A>> run(const std::string& id, typename A::Command cmd) {
+    std::promise<Result<Handled<A>>> answer;
+    handler_->handle<A>(id, std::move(cmd), {}, [&](Result<Handled<A>> r) { answer.set_value(std::move(r)); });
+    return answer.get_future().get();
+  }
+
+  std::string place(const std::string& customer, const std::string& product, std::int64_t quantity) {
+    static int n = 0;
+    auto id = "00000000-0000-7000-8000-" + std::to_string(100000000000 + ++n);
+    auto r = run<Order>(id, order::PlaceOrder{id, customer, {{product, quantity, 250}}, std::nullopt, 1000 + n});
+    EXPECT_TRUE(r) << r.error().message;
+    return id;
+  }
+
+  // Waits until every projection has applied the store's last position.
+  void catch_up(ReadSide& read) {
+    const auto last = *store_->last_position();
+    for (int i = 0; i < 1000; ++i) {
+      bool behind = false;
+      for (const auto& s : read.runner().status()) {
+        ASSERT_NE(s.state, es::ProjectionState::failed) << s.name << ": " << s.last_error.value_or("");
+        behind = behind || s.position < last || s.state == es::ProjectionState::rebuilding;
+      }
+      if (!behind) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "projections did not catch up";
+  }
+
+  // The read models against a fold of the store. (Not the §5 invariants: this workload
+  // drives aggregates directly, without the saga that keeps them.)
+  void expect_matches_store(ReadSide& read) {
+    VerifyContext ctx{*store_, *handler_, read};
+    for (const auto& check : verify_checks()) {
+      if (std::string_view(check.name) == "invariants") continue;
+      Differences found;
+      ASSERT_TRUE(check.run(ctx, found)) << check.name;
+      EXPECT_TRUE(found.empty()) << check.name << ": " << found.size() << " differences, first: " << found.front();
+    }
+  }
+
+  // A random mix of every command that touches the read models.
+  void random_workload(std::mt19937_64& rng, int commands) {
+    for (int i = 0; i < commands; ++i) {
+      const auto p = "p" + std::to_string(rng() % 5);
+      const auto c = "c" + std::to_string(rng() % 5);
+      switch (rng() % 7) {
+        case 0: (void)run<Product>(p, product::RegisterProduct{p, "P " + p, 250, 100}); break;
+        case 1: (void)run<Product>(p, product::AddStock{static_cast<std::int64_t>(1 + rng() % 9)}); break;
+        case 2: (void)run<Account>(c, account::OpenAccount{c, "Owner " + c}); break;
+        case 3: (void)run<Account>(c, account::Deposit{static_cast<std::int64_t>(1 + rng() % 1000)}); break;
+        case 4: (void)run<Account>(c, account::Withdraw{static_cast<std::int64_t>(1 + rng() % 100)}); break;
+        case 5: {
+          auto id = place(c, p, 1 + static_cast<std::int64_t>(rng() % 3));
+          (void)run<Product>(p, product::ReserveStock{id, 1});
+          (void)run<Account>(c, account::Charge{id, 250});
+          if (rng() % 2) (void)run<Order>(id, order::ConfirmOrder{2000});
+          break;
+        }
+        case 6: {
+          auto id = place(c, p, 1);
+          (void)run<Order>(id, order::CancelOrder{"changed my mind", order::PaymentStatus::pending, 3000});
+          break;
+        }
+      }
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<sqlite::SqliteEventStore> store_;
+  std::unique_ptr<CommandHandler> handler_;
+};
+
+TEST_F(ReadSideTest, RandomWorkloadEqualsAFoldOfTheStore) {
+  std::mt19937_64 rng(7);
+  random_workload(rng, 300);  // partly before the projections start: catch-up
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  random_workload(rng, 300);  // partly live
+  catch_up(*read);
+  expect_matches_store(*read);
+
+  auto sales = *read->sales().sales(INT64_MIN, INT64_MAX);
+  auto placed = *store_->read_all(1, 1000000, es::EventFilter{{"order"}, {"OrderPlaced"}, ""});
+  EXPECT_EQ(sales.orders_placed, static_cast<std::int64_t>(placed.size()));
+}
+
+TEST_F(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
+  std::mt19937_64 rng(11);
+  random_workload(rng, 400);
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  catch_up(*read);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::mt19937_64 wrng(12);
+    while (!stop) random_workload(wrng, 5);
+  });
+  for (const char* name : {"orders", "products", "accounts", "sales"}) ASSERT_TRUE(read->runner().rebuild(name));
+  ASSERT_FALSE(read->runner().rebuild("nope"));
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  writer.join();
+  catch_up(*read);
+  expect_matches_store(*read);
+}
+
+TEST_F(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  std::set<std::string> before;
+  for (int i = 0; i < 120; ++i) before.insert(place("pager", "p1", 1));
+  catch_up(*read);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) place("pager", "p1", 1);
+  });
+  std::multiset<std::string> seen;
+  OrderListQuery q;
+  q.customer_id = "pager";
+  q.limit = 7;
+  for (;;) {
+    auto page = read->orders().list(q);
+    ASSERT_TRUE(page) << page.error().message;
+    for (const auto& doc : page->documents) seen.insert(doc.substr(doc.find("\"order_id\":\"") + 12, 36));
+    if (!page->next_cursor) break;
+    q.cursor = page->next_cursor;
+    std::this_thread::sleep_for(2ms);
+  }
+  stop = true;
+  writer.join();
+  for (const auto& id : before) EXPECT_EQ(seen.count(id), 1u) << id;
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), seen.size()) << "an order came twice";
+  q.cursor = "not-a-cursor";
+  EXPECT_EQ(read->orders().list(q).error().code, Errc::invalid_argument);
+}
+
+TEST_F(ReadSideTest, WhenAppliedWaitsForThePositionOrTimesOut) {
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  std::promise<bool> reached, late;
+  const auto target = *store_->last_position() + 1;
+  read->runner().when_applied("accounts", target, std::chrono::steady_clock::now() + 5s,
+                              [&](bool ok) { reached.set_value(ok); });
+  read->runner().when_applied("accounts", target + 100, std::chrono::steady_clock::now() + 100ms,
+                              [&](bool ok) { late.set_value(ok); });
+  ASSERT_TRUE(run<Account>("waiter", account::OpenAccount{"waiter", ""}));
+  EXPECT_TRUE(reached.get_future().get());
+  EXPECT_FALSE(late.get_future().get());
+}
+
+TEST_F(ReadSideTest, AFailingEventStopsTheProjectionVisiblyUntilRebuilt) {
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  ASSERT_TRUE(run<Account>("bad", account::OpenAccount{"bad", ""}));
+  es::NewEvent e{"00000000-0000-7000-8000-000000000001", "FundsDeposited", 1, R"({"amount_cents":"lots"})", "{}"};
+  ASSERT_TRUE(store_->append({"account-bad", es::ExpectedVersion::any(), {e}}));
+  for (int i = 0; i < 500; ++i) {
+    auto s = read->runner().status()[2];
+    if (s.state == es::ProjectionState::failed) {
+      EXPECT_EQ(s.name, "accounts");
+      EXPECT_NE(s.last_error->find("FundsDeposited"), std::string::npos) << *s.last_error;
+      EXPECT_LT(s.position, *store_->last_position());
+      return;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  FAIL() << "the projection did not fail";
+}
+
+// kill -9 at random moments while projecting: every deposit is counted exactly once.
+TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
+  constexpr int kDeposits = 3000;
+  ASSERT_TRUE(run<Account>("crash", account::OpenAccount{"crash", ""}));
+  for (int i = 0; i < kDeposits; ++i) ASSERT_TRUE(run<Account>("crash", account::Deposit{1}));
+  close_store();
+  std::mt19937_64 rng(5);
+  for (int round = 0; round < 5; ++round) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      open_store();
+      auto read = ReadSide::open(dir_.file("readmodels.db"), *store_, {.batch_size = 50});
+      if (!read || !(*read)->runner().start()) ::_exit(3);
+      if (round % 2) (void)(*read)->runner().rebuild("accounts");
+      std::this_thread::sleep_for(10s);
+      ::_exit(0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 80));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+  }
+  open_store();
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  catch_up(*read);
+  auto doc = *read->accounts().get("crash");
+  ASSERT_TRUE(doc);
+  EXPECT_NE(doc->json.find("\"balance_cents\":" + std::to_string(kDeposits) + ","), std::string::npos) << doc->json;
+  auto ledger = *read->accounts().transactions("crash", 100000, 0);
+  EXPECT_EQ(ledger.size(), static_cast<std::size_t>(kDeposits));
+  expect_matches_store(*read);
+}
+
+}  // namespace
+}  // namespace orderflow::app::projections
