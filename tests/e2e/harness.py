@@ -91,6 +91,13 @@ class Server:
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.cleanup()  # the temp data dir too, if it is ours
+            raise
+
+    def _start(self):
         self._stderr_file = tempfile.TemporaryFile(prefix="orderflow-e2e-stderr-")
         args = [binary(), "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.extra_args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
