@@ -121,6 +121,12 @@ Result<Loaded<A>> CommandHandler::load(const std::string& id) {
 }
 
 template <class A>
+Result<Loaded<A>> CommandHandler::load_latest(const std::string& id) {
+  if (auto hit = cache<A>().get(stream_of<A>(id), false)) return Loaded<A>{std::move(hit->state), hit->version};
+  return read_store<A>(id);
+}
+
+template <class A>
 Result<Loaded<A>> CommandHandler::load_until(const std::string& id, es::StreamVersion version) {
   return fold_from<A>(id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
 }
@@ -238,6 +244,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
 
 #define ORDERFLOW_INSTANTIATE(A)                                                                         \
   template Result<Loaded<A>> CommandHandler::load<A>(const std::string&);                                \
+  template Result<Loaded<A>> CommandHandler::load_latest<A>(const std::string&);                         \
   template Result<Loaded<A>> CommandHandler::load_until<A>(const std::string&, es::StreamVersion);       \
   template void CommandHandler::handle<A>(const std::string&, A::Command, CommandMeta, HandledCallback<A>);
 ORDERFLOW_INSTANTIATE(Product)

@@ -75,6 +75,12 @@ class CommandHandler {
   template <class A>
   Result<Loaded<A>> load(const std::string& id);
 
+  // The newest state this process knows, appends accepted but not yet durable included:
+  // for facts that never go back (a product's existence and price), where waiting for
+  // durability buys nothing and reading a hot stream costs a lot.
+  template <class A>
+  Result<Loaded<A>> load_latest(const std::string& id);
+
   // The aggregate as it was at `version` (inclusive), folded from the events alone.
   template <class A>
   Result<Loaded<A>> load_until(const std::string& id, es::StreamVersion version);

@@ -67,7 +67,7 @@ Result<domain::order::PlaceOrder> price_order(CommandHandler& commands, PlaceOrd
       return fail(*bad);
     auto known = prices.find(item.product_id);
     if (known == prices.end()) {
-      auto product = commands.load<Product>(item.product_id);
+      auto product = commands.load_latest<Product>(item.product_id);  // a price never changes
       if (!product) return fail(product.error());
       if (!product->state.exists)
         return fail(Errc::unknown_product, "items[" + std::to_string(i) + "].product_id " + item.product_id +
