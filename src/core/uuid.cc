@@ -1,6 +1,7 @@
 #include "core/uuid.h"
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <array>
 #include <chrono>
@@ -24,7 +25,29 @@ std::mt19937_64& rng() {
   return engine;
 }
 
+std::string canonical_text(const std::uint8_t* b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[b[i] >> 4]);
+    s.push_back(kHex[b[i] & 15]);
+  }
+  return s;
+}
+
 }  // namespace
+
+std::string uuid_v5(const std::array<unsigned char, 16>& name_space, std::string_view name) {
+  std::string input(name_space.begin(), name_space.end());
+  input.append(name);
+  std::array<unsigned char, SHA_DIGEST_LENGTH> h{};
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), h.data());
+  h[6] = static_cast<unsigned char>(0x50 | (h[6] & 0x0f));  // version 5
+  h[8] = static_cast<unsigned char>(0x80 | (h[8] & 0x3f));  // variant 10
+  return canonical_text(h.data());
+}
 
 std::string uuid_v7(std::int64_t unix_ms) {
   std::array<std::uint8_t, 16> b{};
@@ -38,15 +61,7 @@ std::string uuid_v7(std::int64_t unix_ms) {
   }
   b[6] = static_cast<std::uint8_t>(0x70 | (b[6] & 0x0f));  // version 7
   b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3f));  // variant 10
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  s.reserve(36);
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
-    s.push_back(hex[b[i] >> 4]);
-    s.push_back(hex[b[i] & 15]);
-  }
-  return s;
+  return canonical_text(b.data());
 }
 
 std::string uuid_v7() {

@@ -1,8 +1,10 @@
 // UUIDs: time-ordered v7 for ids the server makes (order ids, event ids).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace orderflow {
 
@@ -10,5 +12,9 @@ namespace orderflow {
 // milliseconds, then random bits. Thread-safe.
 std::string uuid_v7(std::int64_t unix_ms);
 std::string uuid_v7();  // now
+
+// A name-based RFC 9562 UUIDv5: SHA-1 of `name_space` then `name`. The same inputs
+// always give the same id (derived event ids).
+std::string uuid_v5(const std::array<unsigned char, 16>& name_space, std::string_view name);
 
 }  // namespace orderflow

@@ -1,5 +1,7 @@
 #include "app/saga/fulfilment_saga.h"
 
+#include "core/uuid.h"
+
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -70,22 +72,7 @@ std::string derived_event_id(std::string_view order_id, std::string_view step) {
   // RFC 9562 §5.5 with a namespace of our own: SHA-1(namespace || name), version 5.
   static constexpr std::array<unsigned char, 16> kNamespace = {0x6f, 0x72, 0x64, 0x65, 0x72, 0x66, 0x6c, 0x6f,
                                                                0x77, 0x2d, 0x73, 0x61, 0x67, 0x61, 0x2d, 0x31};
-  std::string name(kNamespace.begin(), kNamespace.end());
-  name.append(order_id).push_back('/');
-  name.append(step);
-  std::array<unsigned char, SHA_DIGEST_LENGTH> h{};
-  SHA1(reinterpret_cast<const unsigned char*>(name.data()), name.size(), h.data());
-  h[6] = static_cast<unsigned char>(0x50 | (h[6] & 0x0f));
-  h[8] = static_cast<unsigned char>(0x80 | (h[8] & 0x3f));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(36);
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    out.push_back(kHex[h[i] >> 4]);
-    out.push_back(kHex[h[i] & 0x0f]);
-  }
-  return out;
+  return uuid_v5(kNamespace, std::string(order_id) + "/" + std::string(step));
 }
 
 std::vector<std::string> saga_categories() { return {"order", "product", "account", "saga", "deadletters"}; }
