@@ -206,6 +206,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   }
   req.idempotency = a->meta.idempotency;
   req.render_response = a->meta.render_response;
+  req.fresh_event_ids = !a->meta.event_id;  // new UUIDv7s, made above
 
   auto state = std::move(loaded->state);
   for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);

@@ -135,7 +135,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
       answer = fail(*failed_);
     } else if (stopping_ || !started_) {
       answer = fail(Errc::unavailable, "the event store is shutting down");
-    } else {
+    } else if (!req.fresh_event_ids) {
       bool attached = false;
       answer = check_duplicate(req, done, attached);
       if (attached) return;

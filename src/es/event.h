@@ -101,6 +101,10 @@ struct AppendRequest {
   // the stream is validated. Runs under the store's lock: it must be quick and must not
   // call the store. Optional.
   std::function<void(const AppendResult&)> on_staged;
+  // The caller made every event id just now from fresh randomness (never sent before),
+  // so none can be stored yet: the store skips looking them up. Never set it for ids
+  // that came from a client or are derived, which is what idempotent re-append is for.
+  bool fresh_event_ids = false;
 };
 
 enum class Direction { forward, backward };
