@@ -7,6 +7,7 @@
 // costs a version conflict, after which the handler forgets it and reads the store.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,8 +22,10 @@ class AggregateCache {
  public:
   explicit AggregateCache(std::size_t limit) : limit_(limit) {}
 
+  // States are shared, never copied by the cache: an aggregate with a large state (a
+  // product with many orders holding stock) costs one copy per command, in evolve.
   struct Entry {
-    State state;
+    std::shared_ptr<const State> state;
     es::StreamVersion version = es::kNoStream;
     bool committed = false;
   };
@@ -37,7 +40,8 @@ class AggregateCache {
 
   // Entries only move forward: an older version is ignored; the same version may be
   // marked committed.
-  void put(const std::string& stream, const State& state, es::StreamVersion version, bool committed) {
+  void put(const std::string& stream, std::shared_ptr<const State> state, es::StreamVersion version,
+           bool committed) {
     std::lock_guard lk(mu_);
     auto it = entries_.find(stream);
     if (it != entries_.end()) {
@@ -46,11 +50,11 @@ class AggregateCache {
         it->second.committed = it->second.committed || committed;
         return;
       }
-      it->second = Entry{state, version, committed};
+      it->second = Entry{std::move(state), version, committed};
       return;
     }
     if (entries_.size() >= limit_) evict();
-    entries_.emplace(stream, Entry{state, version, committed});
+    entries_.emplace(stream, Entry{std::move(state), version, committed});
   }
 
   // Drops the entry if it is not newer than `version` (it is known to be stale).

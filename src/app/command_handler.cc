@@ -110,19 +110,21 @@ Result<Loaded<A>> CommandHandler::read_store(const std::string& id) {
     }
   }
   auto folded = fold_from<A>(id, std::move(loaded), -1);
-  if (folded) cache<A>().put(stream_of<A>(id), folded->state, folded->version, true);
+  if (folded)
+    cache<A>().put(stream_of<A>(id), std::make_shared<const typename A::State>(folded->state), folded->version,
+                   true);
   return folded;
 }
 
 template <class A>
 Result<Loaded<A>> CommandHandler::load(const std::string& id) {
-  if (auto hit = cache<A>().get(stream_of<A>(id), true)) return Loaded<A>{std::move(hit->state), hit->version};
+  if (auto hit = cache<A>().get(stream_of<A>(id), true)) return Loaded<A>{*hit->state, hit->version};
   return read_store<A>(id);
 }
 
 template <class A>
 Result<Loaded<A>> CommandHandler::load_latest(const std::string& id) {
-  if (auto hit = cache<A>().get(stream_of<A>(id), false)) return Loaded<A>{std::move(hit->state), hit->version};
+  if (auto hit = cache<A>().get(stream_of<A>(id), false)) return Loaded<A>{*hit->state, hit->version};
   return read_store<A>(id);
 }
 
@@ -160,7 +162,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
     loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
   } else if (auto hit = cache<A>().get(stream, false)) {
     from_cache = hit->committed;
-    loaded = Loaded<A>{std::move(hit->state), hit->version};
+    loaded = Loaded<A>{*hit->state, hit->version};
   } else {
     loaded = read_store<A>(a->id);
   }
@@ -190,7 +192,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   if (decided->empty()) {
     auto last = store_.last_position();
     if (!last) return a->done(fail(last.error()));
-    return a->done(Handled<A>{std::move(loaded->state), {loaded->version, *last}, {}});
+    return a->done(Handled<A>{std::make_shared<const typename A::State>(std::move(loaded->state)), {loaded->version, *last}, {}});
   }
 
   es::AppendRequest req;
@@ -215,11 +217,9 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   // Once the store accepts the append into its open batch, commands on this stream
   // decide on the state it will have and append right behind it. The store calls this
   // under its lock, so a command that conflicts with this append finds its state here.
-  auto staged_state = std::make_shared<const typename A::State>(state);
-  req.on_staged = [this, stream, staged_state](const es::AppendResult& r) {
-    cache<A>().put(stream, *staged_state, r.version, false);
-  };
-  store_.append_async(std::move(req), [this, a, stream, before, after, state = std::move(state),
+  auto shared = std::make_shared<const typename A::State>(std::move(state));
+  req.on_staged = [this, stream, shared](const es::AppendResult& r) { cache<A>().put(stream, shared, r.version, false); };
+  store_.append_async(std::move(req), [this, a, stream, before, after, shared,
                                        events = std::move(*decided)](Result<es::AppendResult> r) mutable {
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
@@ -235,11 +235,11 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
       }
       return a->done(fail(r.error()));
     }
-    if (r->version == after) cache<A>().put(stream, state, after, true);
+    if (r->version == after) cache<A>().put(stream, shared, after, true);
     auto every = options_.snapshot_every;
     if (snapshots_ && every > 0 && r->version / every != before / every)
-      queue_snapshot({stream, r->version, codec::kStateSchemaVersion, codec::encode_state(state)});
-    a->done(Handled<A>{std::move(state), *r, std::move(events)});
+      queue_snapshot({stream, r->version, codec::kStateSchemaVersion, codec::encode_state(*shared)});
+    a->done(Handled<A>{shared, *r, std::move(events)});
   });
 }
 

@@ -46,7 +46,7 @@ struct Loaded {
 
 template <class A>
 struct Handled {
-  typename A::State state;      // after the command
+  std::shared_ptr<const typename A::State> state;  // after the command
   es::AppendResult result;      // version after, position of the last event
   std::vector<typename A::Event> events;  // what was appended (empty: nothing to do)
 };

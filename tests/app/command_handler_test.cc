@@ -48,7 +48,7 @@ TEST_F(CommandHandlerTest, AppendsDecidedEventsWithMetadata) {
   auto r = run<Account>("ann", account::OpenAccount{"ann", "Ann"}, meta);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->result.version, 0);
-  EXPECT_EQ(r->state.account_id, "ann");
+  EXPECT_EQ(r->state->account_id, "ann");
   auto events = *store_->read_stream("account-ann", 0, 10, es::Direction::forward);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].type, "AccountOpened");
@@ -105,7 +105,7 @@ TEST_F(CommandHandlerTest, AStaleCacheCostsOnlyARetry) {
   ASSERT_TRUE(store_->append(direct));
   auto r = run<Account>("ann", account::Withdraw{50});
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->state.balance_cents, 20);
+  EXPECT_EQ(r->state->balance_cents, 20);
   EXPECT_EQ(r->result.version, 2);
 }
 
