@@ -7,6 +7,8 @@
 #   ORDERFLOW_NO_SANITIZE=1   skip the sanitizer build (quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Paths relative to the checkout, so ccache reuses objects across clones.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 scripts/install-deps.sh
 jobs=$(nproc)
 
