@@ -280,8 +280,10 @@ void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, con
     std::lock_guard lk(mu_);
     if (synced && !failed_) {
       last_committed_ = batches.back().back().result().position;
-      for (auto& batch : batches)
+      for (auto& batch : batches) {
         for (auto& a : batch) settle(a, a.result(), answers);
+        backend_.on_durable(batch);
+      }
     } else {
       // Fail-stop: what is on disk is now unknown, and every append still open or
       // unsynced was validated against versions that may never exist.

@@ -66,6 +66,10 @@ class AppendBackend {
   // Makes every batch written so far durable. Called from the sync thread, while the
   // writer thread may be writing the next batch.
   virtual Result<void> sync() = 0;
+  // Called with each batch once it is durable and answered, in position order, before
+  // waiters on last_committed() are woken; under the pipeline's lock, so it must be quick.
+  // The backend may move the events' payloads out of the batch.
+  virtual void on_durable(std::vector<StagedAppend>& batch) { (void)batch; }
 };
 
 struct AppendPipelineOptions {

@@ -303,11 +303,29 @@ TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
   upcasters.add("Renamed", 2, [](std::string_view d) -> Result<std::string> {
     return std::string(d == R"({"mid":1})" ? R"({"new":1})" : "bad");
   });
+  upcasters.add("Broken", 1, [](std::string_view) -> Result<std::string> {
+    return fail(Errc::internal, "cannot upcast Broken");
+  });
   harness_->reopen(&upcasters);
   auto e = store().read_stream("u-1", 0, 1, Direction::forward)->at(0);
   EXPECT_EQ(e.schema_version, 3);
   EXPECT_EQ(e.data, R"({"new":1})");
   EXPECT_EQ(store().read_all(1, 1)->at(0).data, R"({"new":1})");
+  // Appended while open and read back at once (a store may serve it from memory).
+  auto fresh = make_append("u-2", ExpectedVersion::any(), 1, "Renamed");
+  fresh.events[0].data = R"({"old":2})";
+  ASSERT_TRUE(store().append(fresh));
+  auto read = store().read_all(2, 1);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->at(0).data, R"({"new":1})");
+  EXPECT_EQ(read->at(0).schema_version, 3);
+  // An event that cannot be upcast is an error to whoever reads it, never a raw event.
+  ASSERT_TRUE(store().append(make_append("u-3", ExpectedVersion::any(), 1, "Broken")));
+  ASSERT_TRUE(store().append(make_append("u-4", ExpectedVersion::any(), 1, "Fine")));
+  EXPECT_FALSE(store().read_all(3, 10));
+  auto after = store().read_all(4, 10);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->size(), 1u);
   harness_->reopen(nullptr);
   EXPECT_EQ(store().read_stream("u-1", 0, 1, Direction::forward)->at(0).data, R"({"old":1})");
 }

@@ -154,7 +154,7 @@ class SqliteEventStore::ReaderLease {
 };
 
 SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
-    : options_(std::move(options)), pipeline_(*this, options_.pipeline, &now_ms) {}
+    : options_(std::move(options)), tail_(options_.tail), pipeline_(*this, options_.pipeline, &now_ms) {}
 
 SqliteEventStore::~SqliteEventStore() {
   close();
@@ -307,6 +307,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::
 Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std::size_t max,
                                                 const es::EventFilter& filter,
                                                 const std::function<void(const es::RecordedEvent&)>& fn) {
+  if (auto next = tail_.scan(from_position, max, filter, fn)) return *next;
   auto reader = lease_reader();
   if (!reader) return reader.error();
   // One read transaction, so "nothing more matched" and the last position agree.
@@ -529,6 +530,34 @@ Result<void> SqliteEventStore::write_batch(const std::vector<es::StagedAppend>& 
   auto r = write_all();
   if (!r) (void)rollback_.run();
   return r;
+}
+
+// The batch is durable: its events join the in-memory tail, upcast as a read would see them.
+void SqliteEventStore::on_durable(std::vector<es::StagedAppend>& batch) {
+  std::vector<es::RecordedEvent> events;
+  for (auto& a : batch) {
+    for (std::size_t i = 0; i < a.request.events.size(); ++i) {
+      auto& n = a.request.events[i];
+      auto offset = static_cast<std::int64_t>(i);
+      auto& e = events.emplace_back();
+      e.event_id = std::move(n.event_id);
+      e.stream_id = a.request.stream_id;
+      e.type = std::move(n.type);
+      e.version = a.first_version + offset;
+      e.position = a.first_position + offset;
+      e.schema_version = n.schema_version;
+      e.data = n.data.empty() ? std::string("{}") : std::move(n.data);
+      e.metadata = n.metadata.empty() ? std::string("{}") : std::move(n.metadata);
+      e.recorded_at_ms = a.recorded_at_ms;
+      if (options_.upcasters && !options_.upcasters->empty() && !options_.upcasters->upcast(e)) {
+        // Not upcastable: readers must get the error from the database read, so the tail
+        // drops everything and covers again only from the next batch on.
+        tail_.clear();
+        return;
+      }
+    }
+  }
+  tail_.push(std::move(events));
 }
 
 }  // namespace orderflow::sqlite

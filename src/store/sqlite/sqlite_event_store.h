@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "es/append_pipeline.h"
+#include "es/event_tail.h"
 #include "es/event_store.h"
 #include "es/upcaster.h"
 #include "store/sqlite/sqlite.h"
@@ -22,6 +23,8 @@ struct SqliteEventStoreOptions {
   const es::UpcasterRegistry* upcasters = nullptr;
   // WAL pages after which the background checkpointer copies the WAL into the database.
   int checkpoint_pages = 4000;
+  // The newest events kept in memory for live subscribers.
+  es::EventTailLimits tail;
 };
 
 class SqliteEventStore final : public es::EventStore,
@@ -77,6 +80,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<bool> idempotency_key_exists(const std::string& key) override;
   Result<void> write_batch(const std::vector<es::StagedAppend>& batch) override;
   Result<void> sync() override;
+  void on_durable(std::vector<es::StagedAppend>& batch) override;
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open
@@ -101,6 +105,7 @@ class SqliteEventStore final : public es::EventStore,
   bool closing_ = false;
   std::thread checkpointer_;
 
+  es::EventTail tail_;
   es::AppendPipeline pipeline_;
 };
 
