@@ -75,7 +75,8 @@ struct Fold {
     for (const auto& [stream, p] : products) {
       if (p.reserved < 0 || p.reserved > p.on_hand)
         violations.push_back(fmt::format("{}: reserved {} is outside 0..on_hand {}", stream, p.reserved, p.on_hand));
-      for (const auto& [order_id, units] : p.reserved_by_order) held[order_id][p.product_id] = units;
+      p.reserved_by_order.for_each(
+          [&](const std::string& order_id, std::int64_t units) { held[order_id][p.product_id] = units; });
     }
     for (const auto& [stream, a] : accounts) {
       const auto& l = ledgers[stream];

@@ -12,16 +12,16 @@ using Events = std::vector<Event>;
 std::string cents(std::int64_t amount) { return std::to_string(amount) + " cents"; }
 
 std::optional<Error> check_refundable(const State& s, const Refund& c) {
-  auto it = s.charges.find(c.order_id);
-  if (it == s.charges.end() || it->second.outcome == ChargeOutcome::declined) {
+  const OrderCharge* charge = s.charges.find(c.order_id);
+  if (!charge || charge->outcome == ChargeOutcome::declined) {
     return make_error(Errc::invalid_state, "order " + c.order_id + " was not charged to this account");
   }
-  if (it->second.outcome == ChargeOutcome::refunded) {
+  if (charge->outcome == ChargeOutcome::refunded) {
     return make_error(Errc::invalid_state, "order " + c.order_id + " was already refunded");
   }
-  if (c.amount_cents != it->second.amount_cents) {
+  if (c.amount_cents != charge->amount_cents) {
     return make_error(Errc::invalid_state,
-                      "amount_cents must equal the charged amount of " + cents(it->second.amount_cents));
+                      "amount_cents must equal the charged amount of " + cents(charge->amount_cents));
   }
   return std::nullopt;
 }
@@ -87,14 +87,15 @@ State evolve(State s, const Event& event) {
                  [&](const FundsWithdrawn& e) { s.balance_cents -= e.amount_cents; },
                  [&](const AccountCharged& e) {
                    s.balance_cents -= e.amount_cents;
-                   s.charges[e.order_id] = {e.amount_cents, ChargeOutcome::charged};
+                   s.charges.set(e.order_id, {e.amount_cents, ChargeOutcome::charged});
                  },
                  [&](const ChargeDeclined& e) {
-                   s.charges[e.order_id] = {e.amount_cents, ChargeOutcome::declined};
+                   s.charges.set(e.order_id, {e.amount_cents, ChargeOutcome::declined});
                  },
                  [&](const AccountRefunded& e) {
                    s.balance_cents += e.amount_cents;
-                   s.charges[e.order_id].outcome = ChargeOutcome::refunded;
+                   const OrderCharge* charged = s.charges.find(e.order_id);
+                   s.charges.set(e.order_id, {charged ? charged->amount_cents : 0, ChargeOutcome::refunded});
                  },
              },
              event);

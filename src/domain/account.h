@@ -7,13 +7,13 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "core/result.h"
 #include "domain/decider.h"
+#include "domain/shared_map.h"
 
 namespace orderflow::domain::account {
 
@@ -93,6 +93,7 @@ enum class ChargeOutcome { charged, declined, refunded };
 struct OrderCharge {
   std::int64_t amount_cents = 0;
   ChargeOutcome outcome = ChargeOutcome::charged;
+  bool operator==(const OrderCharge&) const = default;
 };
 
 struct State {
@@ -101,7 +102,7 @@ struct State {
   std::string owner;
   std::int64_t balance_cents = 0;
   // Every order this account was asked to pay for, by order_id.
-  std::map<std::string, OrderCharge> charges;
+  SharedMap<OrderCharge> charges;
 };
 
 State initial_state();

@@ -10,8 +10,8 @@ namespace {
 using Events = std::vector<Event>;
 
 std::int64_t held_by(const State& s, const std::string& order_id) {
-  auto it = s.reserved_by_order.find(order_id);
-  return it == s.reserved_by_order.end() ? 0 : it->second;
+  const std::int64_t* held = s.reserved_by_order.find(order_id);
+  return held ? *held : 0;
 }
 
 std::optional<Error> check_held(const State& s, const std::string& order_id, std::int64_t quantity) {
@@ -23,10 +23,10 @@ std::optional<Error> check_held(const State& s, const std::string& order_id, std
 
 void unhold(State& s, const std::string& order_id, std::int64_t quantity) {
   s.reserved -= quantity;
-  auto it = s.reserved_by_order.find(order_id);
-  if (it == s.reserved_by_order.end()) return;
-  it->second -= quantity;
-  if (it->second <= 0) s.reserved_by_order.erase(it);
+  const std::int64_t* held = s.reserved_by_order.find(order_id);
+  if (!held) return;
+  if (*held > quantity) s.reserved_by_order.set(order_id, *held - quantity);
+  else s.reserved_by_order.erase(order_id);
 }
 
 }  // namespace
@@ -87,7 +87,7 @@ State evolve(State s, const Event& event) {
                  [&](const StockAdded& e) { s.on_hand += e.quantity; },
                  [&](const StockReserved& e) {
                    s.reserved += e.quantity;
-                   s.reserved_by_order[e.order_id] += e.quantity;
+                   s.reserved_by_order.set(e.order_id, held_by(s, e.order_id) + e.quantity);
                  },
                  [&](const StockReservationFailed&) {},
                  [&](const StockReleased& e) { unhold(s, e.order_id, e.quantity); },

@@ -5,13 +5,13 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "core/result.h"
 #include "domain/decider.h"
+#include "domain/shared_map.h"
 
 namespace orderflow::domain::product {
 
@@ -99,7 +99,7 @@ struct State {
   std::int64_t on_hand = 0;
   std::int64_t reserved = 0;
   // Units each order still holds (entries > 0 only); they sum to `reserved`.
-  std::map<std::string, std::int64_t> reserved_by_order;
+  SharedMap<std::int64_t> reserved_by_order;
 
   std::int64_t available() const { return on_hand - reserved; }
 };

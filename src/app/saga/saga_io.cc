@@ -63,17 +63,17 @@ Result<domain::order::State> HandlerLookup::order(const std::string& order_id) {
 Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const std::string& order_id) {
   auto loaded = commands_.load<Product>(product_id);
   if (!loaded) return fail(loaded.error());
-  auto it = loaded->state.reserved_by_order.find(order_id);
-  return it == loaded->state.reserved_by_order.end() ? std::int64_t{0} : it->second;
+  const std::int64_t* held = loaded->state.reserved_by_order.find(order_id);
+  return held ? *held : std::int64_t{0};
 }
 
 Result<std::optional<domain::account::ChargeOutcome>> HandlerLookup::charge(const std::string& account_id,
                                                                             const std::string& order_id) {
   auto loaded = commands_.load<Account>(account_id);
   if (!loaded) return fail(loaded.error());
-  auto it = loaded->state.charges.find(order_id);
-  if (it == loaded->state.charges.end()) return std::optional<domain::account::ChargeOutcome>();
-  return std::optional(it->second.outcome);
+  const domain::account::OrderCharge* charge = loaded->state.charges.find(order_id);
+  if (!charge) return std::optional<domain::account::ChargeOutcome>();
+  return std::optional(charge->outcome);
 }
 
 Result<std::optional<SagaState>> HandlerLookup::last_end(const std::string& order_id) {
