@@ -39,14 +39,46 @@ std::string canonical_text(const std::uint8_t* b) {
 
 }  // namespace
 
-std::string uuid_v5(const std::array<unsigned char, 16>& name_space, std::string_view name) {
+namespace {
+std::array<unsigned char, SHA_DIGEST_LENGTH> sha1_of(const std::array<unsigned char, 16>& name_space,
+                                                     std::string_view name) {
   std::string input(name_space.begin(), name_space.end());
   input.append(name);
   std::array<unsigned char, SHA_DIGEST_LENGTH> h{};
   SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), h.data());
+  return h;
+}
+}  // namespace
+
+std::string uuid_v5(const std::array<unsigned char, 16>& name_space, std::string_view name) {
+  auto h = sha1_of(name_space, name);
   h[6] = static_cast<unsigned char>(0x50 | (h[6] & 0x0f));  // version 5
   h[8] = static_cast<unsigned char>(0x80 | (h[8] & 0x3f));  // variant 10
   return canonical_text(h.data());
+}
+
+std::string uuid_v8_hashed(std::int64_t unix_ms, const std::array<unsigned char, 16>& name_space,
+                           std::string_view name) {
+  auto h = sha1_of(name_space, name);
+  auto ms = static_cast<std::uint64_t>(unix_ms);
+  for (int i = 0; i < 6; ++i) h[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  h[6] = static_cast<unsigned char>(0x80 | (h[6] & 0x0f));  // version 8
+  h[8] = static_cast<unsigned char>(0x80 | (h[8] & 0x3f));  // variant 10
+  return canonical_text(h.data());
+}
+
+std::optional<std::int64_t> uuid_v7_unix_ms(std::string_view uuid) {
+  if (uuid.size() != 36 || uuid[8] != '-' || uuid[13] != '-' || uuid[18] != '-' || uuid[23] != '-' ||
+      uuid[14] != '7')
+    return std::nullopt;
+  std::int64_t ms = 0;
+  for (std::size_t i : {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12}) {
+    char c = uuid[i];
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    ms = ms * 16 + digit;
+  }
+  return ms;
 }
 
 std::string uuid_v7(std::int64_t unix_ms) {

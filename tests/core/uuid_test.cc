@@ -25,5 +25,24 @@ TEST(Uuid, V7IsTimeOrderedVersionedAndUnique) {
   EXPECT_EQ(seen.size(), 10000u);
 }
 
+TEST(Uuid, V7TimeReadsBackTheMillisecondsOfAV7OnlyId) {
+  EXPECT_EQ(uuid_v7_unix_ms(uuid_v7(1'732'000'000'123)), 1'732'000'000'123);
+  EXPECT_EQ(uuid_v7_unix_ms("2ed6657d-e927-568b-95e1-2665a8aea6a2"), std::nullopt);  // v5
+  EXPECT_EQ(uuid_v7_unix_ms("not-a-uuid"), std::nullopt);
+  EXPECT_EQ(uuid_v7_unix_ms("0193XXXX-0000-7000-8000-000000000000"), std::nullopt);
+}
+
+TEST(Uuid, V8HashedIsStableVersionedAndCarriesTheTime) {
+  constexpr std::array<unsigned char, 16> kNs{};
+  auto a = uuid_v8_hashed(1'732'000'000'123, kNs, "order/charge");
+  EXPECT_EQ(a, uuid_v8_hashed(1'732'000'000'123, kNs, "order/charge"));
+  EXPECT_NE(a, uuid_v8_hashed(1'732'000'000'123, kNs, "order/refund"));
+  EXPECT_EQ(a[14], '8');
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);
+  // The first 48 bits are the time, as in a v7 id of the same millisecond.
+  EXPECT_EQ(a.substr(0, 13), uuid_v7(1'732'000'000'123).substr(0, 13));
+  EXPECT_LT(a, uuid_v8_hashed(1'732'000'000'124, kNs, "order/charge"));
+}
+
 }  // namespace
 }  // namespace orderflow

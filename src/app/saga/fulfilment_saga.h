@@ -48,8 +48,8 @@ const char* to_string(SagaState state);  // "RUNNING", ...
 std::optional<SagaState> parse_saga_state(std::string_view s);
 inline bool is_final(SagaState s) { return s != SagaState::running && s != SagaState::compensating; }
 
-// A name-based UUID (RFC 9562 version 5, SHA-1) of the order and the step's name: the
-// same inputs always give the same event id.
+// A name-based UUID of the order and the step's name (SHA-1; version 8 carrying the time
+// of a v7 order id, else version 5): the same inputs always give the same event id.
 std::string derived_event_id(std::string_view order_id, std::string_view step);
 
 inline constexpr const char* kDeadLetterStream = "deadletters-saga";

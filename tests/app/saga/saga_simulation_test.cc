@@ -13,6 +13,7 @@
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
 #include "app/saga/sim_event_store.h"
+#include "core/uuid.h"
 
 namespace orderflow::app::saga {
 namespace {
@@ -235,6 +236,16 @@ TEST(FulfilmentSagaTest, DerivedIdsAreStableVersion5Uuids) {
   EXPECT_NE(a, derived_event_id("o2", "reserve:p1"));
   ASSERT_EQ(a.size(), 36u);
   EXPECT_EQ(a[14], '5');
+}
+
+TEST(FulfilmentSagaTest, DerivedIdsOfAV7OrderCarryItsTime) {
+  const std::string order = uuid_v7(1'732'000'000'000);
+  auto a = derived_event_id(order, "reserve:p1");
+  EXPECT_EQ(a, derived_event_id(order, "reserve:p1"));
+  EXPECT_NE(a, derived_event_id(order, "charge"));
+  EXPECT_NE(a, derived_event_id(uuid_v7(1'732'000'000'000), "reserve:p1"));
+  EXPECT_EQ(a[14], '8');
+  EXPECT_EQ(a.substr(0, 13), order.substr(0, 13));
 }
 
 TEST(FulfilmentSagaTest, ConfirmsAPaidOrderAndCommitsStockWhenItShips) {
