@@ -81,6 +81,12 @@ std::string derived_event_id(std::string_view order_id, std::string_view step) {
 
 std::vector<std::string> saga_categories() { return {"order", "product", "account", "saga", "deadletters"}; }
 
+const std::string& FulfilmentSaga::id_of(const Saga& s, const std::string& step) {
+  auto it = s.ids.find(step);
+  if (it == s.ids.end()) it = s.ids.emplace(step, derived_event_id(s.order_id, step)).first;
+  return it->second;
+}
+
 FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position horizon)
     : options_(options), lookup_(lookup), horizon_(horizon) {}
 
@@ -205,7 +211,7 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
 void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
   auto raise_hold = [&](const std::string& product_id, const char* kind, Hold to) {
     for (auto& line : s.lines)
-      if (line.product_id == product_id && e.event_id == derived_event_id(s.order_id, kind + (":" + product_id))) {
+      if (line.product_id == product_id && e.event_id == id_of(s, kind + (":" + product_id))) {
         bool up = line.hold == Hold::none || (line.hold == Hold::reserved && to != Hold::reserved);
         if (up) line.hold = to;
       }
@@ -232,10 +238,10 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
     else if (e.type == product::StockReleased::kType) raise_hold(product_id, "release", Hold::released);
     else if (e.type == product::StockCommitted::kType) raise_hold(product_id, "commit", Hold::committed);
   } else if (category == "account") {
-    bool charge = e.event_id == derived_event_id(s.order_id, "charge");
+    bool charge = e.event_id == id_of(s, "charge");
     if (charge && s.pay == Pay::none && e.type == account::AccountCharged::kType) s.pay = Pay::charged;
     else if (charge && s.pay == Pay::none && e.type == account::ChargeDeclined::kType) s.pay = Pay::declined;
-    else if (e.type == account::AccountRefunded::kType && e.event_id == derived_event_id(s.order_id, "refund"))
+    else if (e.type == account::AccountRefunded::kType && e.event_id == id_of(s, "refund"))
       s.pay = Pay::refunded;
   } else if (category == "saga") {
     auto data = parse_object(e.data);
@@ -315,7 +321,7 @@ SagaState FulfilmentSaga::state_of(const Saga& s) const {
 
 std::vector<SagaCommand> FulfilmentSaga::wanted(const Saga& s, std::int64_t now_ms) const {
   std::vector<SagaCommand> out;
-  auto id = [&](const std::string& step) { return derived_event_id(s.order_id, step); };
+  auto id = [&](const std::string& step) { return id_of(s, step); };
   auto held = [&](auto fn) {
     for (const auto& line : s.lines)
       if (line.hold == Hold::reserved) fn(line);
@@ -409,14 +415,14 @@ void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
   s->wait_until = std::max(s->wait_until, c.known_by);
   // Bookkeeping needs no event to be seen: written (now or before) is enough.
   if (!c.error || c.error->code == Errc::duplicate_event) {
-    if (c.event_id == derived_event_id(s->order_id, "dead-letter")) s->dead_lettered = true;
+    if (c.event_id == id_of(*s, "dead-letter")) s->dead_lettered = true;
     auto state = state_of(*s);  // an older end's answer must not undo a newer one
-    if (c.event_id == derived_event_id(s->order_id, std::string("end:") + to_string(state))) s->ended = state;
+    if (c.event_id == id_of(*s, std::string("end:") + to_string(state))) s->ended = state;
     if (s->attempt > s->recorded_attempt &&
-        c.event_id == derived_event_id(s->order_id, "retry:" + s->step + ":" + std::to_string(s->attempt) + ":" +
+        c.event_id == id_of(*s, "retry:" + s->step + ":" + std::to_string(s->attempt) + ":" +
                                                         std::to_string(s->activation)))
       s->recorded_attempt = s->attempt;
-  } else if (c.error->code == Errc::not_found && c.event_id == derived_event_id(s->order_id, "charge")) {
+  } else if (c.error->code == Errc::not_found && c.event_id == id_of(*s, "charge")) {
     s->account_missing = true;  // a decline that leaves no event
     refresh(*s, now_ms);
   } else {

@@ -187,7 +187,11 @@ class FulfilmentSaga {
     std::map<std::string, int> in_flight;       // unanswered commands, by event id
     es::Position wait_until = 0;                // answers' positions not yet seen
     std::vector<StepView> steps;
+    // derived_event_id(order_id, step) by step: the same few are compared with every
+    // event of the order, and each costs a SHA-1.
+    mutable std::unordered_map<std::string, std::string> ids;
   };
+  static const std::string& id_of(const Saga& s, const std::string& step);
 
   Saga* find(const std::string& order_id);
   Result<Saga*> reactivate(const std::string& order_id, es::Position at);
