@@ -209,6 +209,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   req.idempotency = a->meta.idempotency;
   req.render_response = a->meta.render_response;
   req.fresh_event_ids = !a->meta.event_id;  // new UUIDv7s, made above
+  req.fresh_stream_id = a->meta.new_stream && a->conflicts == 0;
 
   auto state = std::move(loaded->state);
   for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);

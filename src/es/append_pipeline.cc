@@ -78,9 +78,10 @@ bool AppendPipeline::wait_for_commit(Position after, std::chrono::milliseconds t
   return last_committed_ > after;
 }
 
-Result<StreamVersion> AppendPipeline::current_version(const std::string& stream_id) {
+Result<StreamVersion> AppendPipeline::current_version(const AppendRequest& req) {
+  const auto& stream_id = req.stream_id;
   if (auto it = streams_.find(stream_id); it != streams_.end()) return it->second.version;
-  auto committed = backend_.committed_version(stream_id);
+  auto committed = req.fresh_stream_id ? Result<StreamVersion>(kNoStream) : backend_.committed_version(stream_id);
   if (!committed) return committed;
   streams_.emplace(stream_id, StreamEntry{*committed, 0});
   return committed;
@@ -153,7 +154,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
         answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
     }
     if (!answer) {
-      auto current = current_version(req.stream_id);
+      auto current = current_version(req);
       if (!current) {
         answer = fail(current.error());
       } else if (!req.expected.matches(*current)) {

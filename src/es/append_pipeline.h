@@ -119,7 +119,7 @@ class AppendPipeline {
   using Answer = std::pair<AppendCallback, Result<AppendResult>>;
 
   // All REQUIRE mu_ held.
-  Result<StreamVersion> current_version(const std::string& stream_id);
+  Result<StreamVersion> current_version(const AppendRequest& req);
   std::optional<Result<AppendResult>> check_duplicate(AppendRequest& req, AppendCallback& done,
                                                       bool& attached);
   void evict_streams();

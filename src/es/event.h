@@ -105,6 +105,9 @@ struct AppendRequest {
   // so none can be stored yet: the store skips looking them up. Never set it for ids
   // that came from a client or are derived, which is what idempotent re-append is for.
   bool fresh_event_ids = false;
+  // Likewise for the stream: the caller made its id just now (a new UUIDv7), so it has no
+  // events and the store skips looking up its version.
+  bool fresh_stream_id = false;
 };
 
 enum class Direction { forward, backward };
