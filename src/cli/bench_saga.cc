@@ -59,6 +59,8 @@ Result<void> measure_confirmations(const HttpTarget& target, const std::string& 
     return r;
   std::vector<double> latencies_ms;
   std::int64_t confirmed = 0, in_window = 0;
+  // Confirmations per second of the window, to show whether the rate held throughout.
+  std::vector<std::int64_t> per_second(static_cast<std::size_t>(std::max<std::int64_t>((to_ms - from_ms + 999) / 1000, 1)));
   if (auto r = scan_type(target, "OrderConfirmed", [&](const json::object& e) {
         auto it = placed.find(std::string(e.at("stream_id").as_string()));
         if (it == placed.end()) return;
@@ -66,6 +68,7 @@ Result<void> measure_confirmations(const HttpTarget& target, const std::string& 
         auto at = at_ms(e);
         if (at < from_ms || at >= to_ms) return;
         ++in_window;
+        ++per_second[static_cast<std::size_t>((at - from_ms) / 1000)];
         latencies_ms.push_back(static_cast<double>(at - it->second));
       });
       !r)
@@ -79,11 +82,16 @@ Result<void> measure_confirmations(const HttpTarget& target, const std::string& 
   fmt::print("\n{:<34}{:>12}\n", "orders placed (this run)", placed.size());
   fmt::print("{:<34}{:>12}\n", "orders confirmed (this run)", confirmed);
   fmt::print("{:<34}{:>12.0f}\n", "confirmed/s in the measured window", per_s);
+  // The last second may be partial; the slowest full second says whether the rate held.
+  const auto full = per_second.size() > 1 ? per_second.size() - 1 : per_second.size();
+  const auto slowest = *std::min_element(per_second.begin(), per_second.begin() + static_cast<std::ptrdiff_t>(full));
+  fmt::print("{:<34}{:>12}\n", "confirmed in the slowest second", slowest);
   fmt::print("{:<34}{:>12.1f}\n{:<34}{:>12.1f}\n{:<34}{:>12.1f}\n", "place->confirmed p50 ms", pct(0.5),
              "place->confirmed p99 ms", pct(0.99), "place->confirmed max ms", pct(1.0));
   out["placed"] = placed.size();
   out["confirmed"] = confirmed;
   out["confirmed_per_s"] = static_cast<std::int64_t>(per_s);
+  out["confirmed_slowest_s"] = slowest;
   out["confirm_p50_ms"] = pct(0.5);
   out["confirm_p99_ms"] = pct(0.99);
   return {};
