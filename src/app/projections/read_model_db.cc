@@ -2,12 +2,44 @@
 
 namespace orderflow::app::projections {
 
+namespace {
+
+// The layout of the read-model tables (PRAGMA user_version); 2: entity rows without states.
+constexpr std::int64_t kLayout = 2;
+
+// A file of another layout is emptied rather than misread: read models derive from the
+// log, so every projection then builds again from position 1.
+Result<void> check_layout(sqlite::Database& db) {
+  auto version = db.prepare("PRAGMA user_version");
+  if (!version) return fail(version.error());
+  if (auto row = version->step(); !row) return fail(row.error());
+  const auto layout = version->int64(0);
+  version->reset();
+  if (layout == kLayout) return {};
+  auto tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'");
+  if (!tables) return fail(tables.error());
+  std::vector<std::string> names;
+  for (;;) {
+    auto row = tables->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    names.emplace_back(tables->text(0));
+  }
+  tables->reset();
+  for (const auto& name : names)
+    if (auto r = db.exec("DROP TABLE \"" + name + "\""); !r) return r;
+  return db.exec("PRAGMA user_version = " + std::to_string(kLayout));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ReadModelDb>> ReadModelDb::open(const std::string& path) {
   std::unique_ptr<ReadModelDb> db(new ReadModelDb());
   db->path_ = path;
   auto writer = sqlite::Database::open(path);
   if (!writer) return fail(writer.error());
   db->writer_ = std::move(*writer);
+  if (auto r = check_layout(db->writer_); !r) return fail(r.error());
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
   if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL;"
