@@ -212,6 +212,35 @@ TEST_F(ReadSideTest, AFailingEventStopsTheProjectionVisiblyUntilRebuilt) {
   FAIL() << "the projection did not fail";
 }
 
+TEST_F(ReadSideTest, LagIsMeasuredForEventsAppliedLiveOnly) {
+  auto read = open_read_side();
+  for (int i = 0; i < 20; ++i) place("lagger", "p1", 1);  // applied by the live copy catching up
+  ASSERT_TRUE(read->runner().start());
+  catch_up(*read);
+  const auto before = read->runner().lags();
+  ASSERT_TRUE(run<Account>("lag", account::OpenAccount{"lag", ""}));
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(run<Account>("lag", account::Deposit{1}));
+  catch_up(*read);
+  ASSERT_TRUE(read->runner().rebuild("accounts"));  // a rebuilt copy's events are not lag
+  catch_up(*read);
+  const auto after = read->runner().lags();
+  ASSERT_EQ(after.size(), 4u);
+  for (const auto& lag : after) {
+    EXPECT_LE(lag.p50_ms, lag.p99_ms) << lag.name;
+    EXPECT_GE(lag.p50_ms, 0) << lag.name;
+    EXPECT_LT(lag.p99_ms, 10000) << lag.name;
+    std::uint64_t bucketed = 0;
+    for (auto n : lag.buckets) bucketed += n;
+    EXPECT_LE(bucketed, lag.count) << lag.name;
+    EXPECT_EQ(lag.window, std::min<std::uint64_t>(lag.count, es::ProjectionRunner::kLagWindow)) << lag.name;
+  }
+  EXPECT_EQ(after[2].name, "accounts");
+  EXPECT_EQ(after[2].count - before[2].count, 31u);
+  EXPECT_GT(after[2].p99_ms, 0);
+  EXPECT_EQ(after[0].name, "orders");
+  EXPECT_EQ(after[0].count, before[0].count) << "no order event arrived live";
+}
+
 // kill -9 at random moments while projecting: every deposit is counted exactly once.
 TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
   constexpr int kDeposits = 3000;
