@@ -40,15 +40,39 @@ Result<std::unique_ptr<ReadModelDb>> ReadModelDb::open(const std::string& path) 
   if (!writer) return fail(writer.error());
   db->writer_ = std::move(*writer);
   if (auto r = check_layout(db->writer_); !r) return fail(r.error());
+  auto checkpointer = sqlite::Database::open(path);
+  if (!checkpointer) return fail(checkpointer.error());
+  db->checkpointer_ = std::move(*checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL;"
+  if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
                                 "CREATE TABLE IF NOT EXISTS read_models (projection TEXT NOT NULL, "
                                 "generation INTEGER NOT NULL, position INTEGER NOT NULL, live INTEGER NOT NULL, "
                                 "PRIMARY KEY (projection, generation)) STRICT");
       !r)
     return fail(r.error());
+  db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
   return db;
+}
+
+ReadModelDb::~ReadModelDb() {
+  {
+    std::lock_guard lk(checkpoint_mu_);
+    closing_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+void ReadModelDb::checkpoint_loop() {
+  std::unique_lock lk(checkpoint_mu_);
+  while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
+    lk.unlock();
+    // PASSIVE: copies what no reader still needs and never blocks the writer. A failure
+    // leaves the WAL longer until the next round; nothing is lost.
+    (void)checkpointer_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    lk.lock();
+  }
 }
 
 Result<void> ReadModelDb::transaction(const std::function<Result<void>(sqlite::Database&)>& fn) {
