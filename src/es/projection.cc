@@ -99,6 +99,14 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
   std::lock_guard lk(slot.mu);
   const bool live = model == slot.live.get();
   if (!live && model != slot.building.get()) return fail(Errc::unavailable, "replaced by a rebuilt copy");
+  if (live && events.empty()) {
+    // The range held none of this projection's events: it advances in memory only, and
+    // spares the read-model database a write per commit of the store. The stored
+    // position stays behind; after a restart the range is scanned again, still empty.
+    slot.position = through;
+    advanced(slot.index, through);
+    return {};
+  }
   if (auto r = model->apply(events, through); !r) return r;
   if (live) record_lag(slot, events);
   if (!live) {

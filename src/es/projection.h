@@ -1,7 +1,9 @@
 // Projections: read models folded from the global log, each on its own Subscription.
 //
 // A read model's writes and its position commit in one transaction (ReadModel::apply), so
-// a crash (kill -9) replays at most uncommitted work and never counts an event twice. A
+// a crash (kill -9) replays at most uncommitted work and never counts an event twice. (A
+// range of the log without any of the projection's events advances the live copy's
+// position in memory only: replaying it after a crash applies nothing.) A
 // projection that fails on an event stops there with the error visible ("failed",
 // last_error) — no event is skipped — and resumes from its position on restart or rebuild.
 // A rebuild fills a fresh copy from position 1 while the live copy keeps serving and

@@ -241,6 +241,28 @@ TEST_F(ReadSideTest, LagIsMeasuredForEventsAppliedLiveOnly) {
   EXPECT_EQ(after[0].count, before[0].count) << "no order event arrived live";
 }
 
+TEST_F(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
+  ASSERT_TRUE(run<Account>("quiet", account::OpenAccount{"quiet", ""}));
+  {
+    auto read = open_read_side();
+    ASSERT_TRUE(read->runner().start());
+    catch_up(*read);
+    const auto stored = *(*read->accounts().open_live())->position();
+    EXPECT_EQ(stored, *store_->last_position());
+    for (int i = 0; i < 5; ++i) place("quiet", "p1", 1);
+    catch_up(*read);
+    EXPECT_EQ(read->runner().position("accounts"), *store_->last_position());
+    EXPECT_EQ(*(*read->accounts().open_live())->position(), stored);
+  }
+  // Restarted, it scans the range again, finds nothing of its own and loses nothing.
+  ASSERT_TRUE(run<Account>("quiet", account::Deposit{7}));
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  catch_up(*read);
+  EXPECT_EQ(read->accounts().transactions("quiet", 100, 0)->size(), 1u);
+  expect_matches_store(*read);
+}
+
 // kill -9 at random moments while projecting: every deposit is counted exactly once.
 TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
   constexpr int kDeposits = 3000;
