@@ -57,7 +57,9 @@ class FoldWriter final : public CopyWriter {
     for (const auto& e : events) {
       auto [it, fresh] = cache_.try_emplace(e.stream_id.substr(prefix));
       auto& entry = it->second;
-      if (fresh)
+      // A stream's first event has no row to load: its copy has not applied it (the copy
+      // passes on only events past its position), so no batch has written one.
+      if (fresh && e.version > 0)
         if (auto r = load(it->first, entry); !r) {
           cache_.erase(it);
           return r;

@@ -1,5 +1,8 @@
 #include "app/projections/read_model_db.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace orderflow::app::projections {
 
 namespace {
@@ -146,12 +149,25 @@ class SqliteProjection::Copy final : public es::ReadModel {
     });
   }
 
+  // Events at or below the copy's position are dropped here: a writer only ever sees events
+  // its copy has not applied (FoldWriter relies on it for streams' first events).
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
+    if (!applied_) {
+      auto stored = position();
+      if (!stored) return fail(stored.error());
+      applied_ = *stored;
+    }
+    if (through <= *applied_) return {};
+    auto fresh = std::find_if(events.begin(), events.end(), [&](const auto& e) { return e.position > *applied_; });
+    events = events.subspan(static_cast<std::size_t>(fresh - events.begin()));
     auto r = p_.db_.transaction([&](sqlite::Database&) -> Result<void> {
       if (auto r = writer_->apply(events); !r) return r;
       return save_.bind(1, through).run();
     });
-    if (!r) writer_->rolled_back();
+    if (r)
+      applied_ = through;
+    else
+      writer_->rolled_back();
     return r;
   }
 
@@ -160,6 +176,7 @@ class SqliteProjection::Copy final : public es::ReadModel {
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
   sqlite::Statement save_;
+  std::optional<es::Position> applied_;  // committed position, once read
 };
 
 SqliteProjection::SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter,

@@ -75,6 +75,9 @@ TEST_F(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
   // As after a restart: the rest of the log, on a writer that holds no state yet.
   ASSERT_TRUE(apply(*live(), std::span(events).subspan(6)));
   expect_account(55, 10, 10);
+  // Events the copy has applied, delivered again to a writer that holds no state.
+  ASSERT_TRUE(apply(*live(), std::span(events).first(4)));
+  expect_account(55, 10, 10);
 }
 
 TEST_F(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
