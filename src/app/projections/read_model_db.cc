@@ -7,6 +7,18 @@ namespace orderflow::app::projections {
 
 namespace {
 
+// Steps `s` through its rows, calling on_row(s) at each, and resets it.
+template <class OnRow>
+Result<void> for_each_row(sqlite::Statement& s, OnRow on_row) {
+  sqlite::ResetOnExit reset(s);
+  for (;;) {
+    auto row = s.step();
+    if (!row) return fail(row.error());
+    if (!*row) return {};
+    on_row(s);
+  }
+}
+
 // The layout of the read-model tables (PRAGMA user_version); 2: entity rows without states.
 constexpr std::int64_t kLayout = 2;
 
@@ -22,13 +34,7 @@ Result<void> check_layout(sqlite::Database& db) {
   auto tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'");
   if (!tables) return fail(tables.error());
   std::vector<std::string> names;
-  for (;;) {
-    auto row = tables->step();
-    if (!row) return fail(row.error());
-    if (!*row) break;
-    names.emplace_back(tables->text(0));
-  }
-  tables->reset();
+  if (auto r = for_each_row(*tables, [&](sqlite::Statement& t) { names.emplace_back(t.text(0)); }); !r) return r;
   for (const auto& name : names)
     if (auto r = db.exec("DROP TABLE \"" + name + "\""); !r) return r;
   return db.exec("PRAGMA user_version = " + std::to_string(kLayout));
@@ -206,13 +212,7 @@ Result<void> SqliteProjection::drop_unused(sqlite::Database& db) {
   if (!unused) return fail(unused.error());
   std::vector<std::int64_t> generations;
   unused->bind(1, name_);
-  for (;;) {
-    auto row = unused->step();
-    if (!row) return fail(row.error());
-    if (!*row) break;
-    generations.push_back(unused->int64(0));
-  }
-  unused->reset();
+  if (auto r = for_each_row(*unused, [&](sqlite::Statement& u) { generations.push_back(u.int64(0)); }); !r) return r;
   for (auto g : generations) {
     for (const auto& table : tables_)
       if (auto r = db.exec("DROP TABLE IF EXISTS " + with_generation(table, g)); !r) return r;
