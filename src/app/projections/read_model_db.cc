@@ -190,11 +190,20 @@ SqliteProjection::SqliteProjection(ReadModelDb& db, std::string name, es::EventF
     : db_(db), name_(std::move(name)), filter_(std::move(filter)), schema_(std::move(schema)),
       tables_(std::move(tables)) {}
 
-Result<std::unique_ptr<es::ReadModel>> SqliteProjection::make_copy(std::int64_t generation) {
+// The tables of the copy of `generation`, or (indexes) its indexes.
+Result<void> SqliteProjection::create_schema(sqlite::Database& db, std::int64_t generation, bool indexes) {
+  for (const auto& create : schema_)
+    if (create.starts_with("CREATE INDEX") == indexes)
+      if (auto r = db.exec(with_generation(create, generation)); !r) return r;
+  return {};
+}
+
+Result<std::unique_ptr<es::ReadModel>> SqliteProjection::make_copy(std::int64_t generation, bool indexed) {
   Result<std::unique_ptr<es::ReadModel>> out = fail(Errc::internal, "no copy made");
   auto made = db_.transaction([&](sqlite::Database& db) -> Result<void> {
-    for (const auto& create : schema_)
-      if (auto r = db.exec(with_generation(create, generation)); !r) return r;
+    if (auto r = create_schema(db, generation, false); !r) return r;
+    if (indexed)
+      if (auto r = create_schema(db, generation, true); !r) return r;
     auto writer = this->writer(db, generation);
     if (!writer) return fail(writer.error());
     auto save = db.prepare("UPDATE read_models SET position = ?1 WHERE projection = '" + name_ +
@@ -261,7 +270,7 @@ Result<std::unique_ptr<es::ReadModel>> SqliteProjection::open_live() {
   });
   if (!found) return fail(found.error());
   live_ = generation;
-  return make_copy(generation);
+  return make_copy(generation, true);
 }
 
 Result<std::unique_ptr<es::ReadModel>> SqliteProjection::create_copy() {
@@ -274,11 +283,13 @@ Result<std::unique_ptr<es::ReadModel>> SqliteProjection::create_copy() {
     return {};
   });
   if (!made) return fail(made.error());
-  return make_copy(generation);
+  return make_copy(generation, false);
 }
 
 Result<void> SqliteProjection::promote(es::ReadModel& copy) {
   const auto generation = static_cast<Copy&>(copy).generation();
+  if (auto r = db_.transaction([&](sqlite::Database& db) { return create_schema(db, generation, true); }); !r)
+    return r;
   // Queries in flight finish on the old copy first; later ones read the new one.
   std::unique_lock lk(swap_mu_);
   auto swapped = db_.transaction([&](sqlite::Database& db) -> Result<void> {

@@ -98,6 +98,8 @@ class SqliteProjection : public es::Projection {
 
  protected:
   // `schema`: CREATE statements, `tables`: the tables they create, both with '$' suffixes.
+  // A rebuilding copy gets its indexes (the CREATE INDEX statements) only when it is
+  // promoted: building an index at once costs less than keeping it through the fill.
   SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter, std::vector<std::string> schema,
                    std::vector<std::string> tables);
   // A writer for the copy of `generation`, its statements prepared on `db` (the writer).
@@ -115,7 +117,8 @@ class SqliteProjection : public es::Projection {
 
  private:
   class Copy;
-  Result<std::unique_ptr<es::ReadModel>> make_copy(std::int64_t generation);
+  Result<std::unique_ptr<es::ReadModel>> make_copy(std::int64_t generation, bool indexed);
+  Result<void> create_schema(sqlite::Database& db, std::int64_t generation, bool indexes);
   Result<void> drop_unused(sqlite::Database& db);
 
   std::string name_;

@@ -147,6 +147,16 @@ TEST_F(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
   writer.join();
   catch_up(*read);
   expect_matches_store(*read);
+  // The promoted copies got the indexes they were filled without (the old copies' are gone).
+  auto db = std::move(*sqlite::Database::open(dir_.file("readmodels.db"), true));
+  auto indexes = std::move(*db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL"));
+  std::multiset<std::string> kinds;
+  while (*indexes.step()) {
+    std::string name(indexes.text(0));
+    kinds.insert(name.substr(0, name.rfind("_g")));
+  }
+  EXPECT_EQ(kinds, (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
+                                               "sales_orders_by_time", "transactions_by_account"}));
 }
 
 TEST_F(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
