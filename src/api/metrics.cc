@@ -2,7 +2,29 @@
 
 #include <fmt/format.h>
 
+#include <span>
+
 namespace orderflow::api {
+
+namespace {
+
+// One series of a Prometheus histogram: `counts` per bucket (not cumulative) with upper
+// bounds `bounds` (seconds), `count` of all observations (those above the last bound too).
+void add_histogram(std::string& out, std::string_view metric, std::string_view label, std::string_view value,
+                   std::span<const double> bounds, std::span<const std::uint64_t> counts, std::uint64_t count,
+                   double sum_seconds) {
+  auto it = std::back_inserter(out);
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += counts[i];
+    fmt::format_to(it, "{}_bucket{{{}=\"{}\",le=\"{}\"}} {}\n", metric, label, value, bounds[i], cumulative);
+  }
+  fmt::format_to(it, "{}_bucket{{{}=\"{}\",le=\"+Inf\"}} {}\n", metric, label, value, count);
+  fmt::format_to(it, "{}_sum{{{}=\"{}\"}} {}\n", metric, label, value, sum_seconds);
+  fmt::format_to(it, "{}_count{{{}=\"{}\"}} {}\n", metric, label, value, count);
+}
+
+}  // namespace
 
 void Metrics::observe(const http::Observation& o) {
   const bool write = o.method == http::Method::post || o.method == http::Method::put;
@@ -34,17 +56,8 @@ std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner)
     }
     add("# HELP orderflow_http_write_duration_seconds Time to answer a write (one append), by route.\n"
         "# TYPE orderflow_http_write_duration_seconds histogram\n");
-    for (const auto& [route, h] : writes_) {
-      std::uint64_t cumulative = 0;
-      for (std::size_t i = 0; i < kBuckets.size(); ++i) {
-        cumulative += h.counts[i];
-        add("orderflow_http_write_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route, kBuckets[i],
-            cumulative);
-      }
-      add("orderflow_http_write_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}\n", route, h.count);
-      add("orderflow_http_write_duration_seconds_sum{{route=\"{}\"}} {}\n", route, h.sum);
-      add("orderflow_http_write_duration_seconds_count{{route=\"{}\"}} {}\n", route, h.count);
-    }
+    for (const auto& [route, h] : writes_)
+      add_histogram(out, "orderflow_http_write_duration_seconds", "route", route, kBuckets, h.counts, h.count, h.sum);
   }
   if (auto last = store.last_position())
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
@@ -58,6 +71,14 @@ std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner)
   add("# HELP orderflow_projection_lag Events the projection is behind the store.\n"
       "# TYPE orderflow_projection_lag gauge\n");
   for (const auto& s : status) add("orderflow_projection_lag{{projection=\"{}\"}} {}\n", s.name, s.lag);
+  add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
+      "# TYPE orderflow_projection_lag_seconds histogram\n");
+  for (const auto& l : runner->lags()) {
+    std::array<double, es::kLagBucketsMs.size()> bounds;
+    for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i] = es::kLagBucketsMs[i] / 1000;
+    add_histogram(out, "orderflow_projection_lag_seconds", "projection", l.name, bounds, l.buckets, l.count,
+                  l.sum_ms / 1000);
+  }
   add("# HELP orderflow_projection_up 1 while the projection runs (or rebuilds), 0 when failed or stopped.\n"
       "# TYPE orderflow_projection_up gauge\n");
   for (const auto& s : status)

@@ -235,14 +235,23 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/api/v1/admin/projections", [&ctx](Request&) -> asio::awaitable<Response> {
     json::array list;
+    const auto lags = ctx.read->runner().lags();
     for (const auto& s : ctx.read->runner().status()) {
       json::value error = nullptr;
       if (s.last_error) error = *s.last_error;
-      list.push_back(json::object{{"name", s.name},
-                                  {"position", s.position},
-                                  {"lag", s.lag},
-                                  {"status", es::to_string(s.state)},
-                                  {"last_error", error}});
+      json::object o{{"name", s.name},
+                     {"position", s.position},
+                     {"lag", s.lag},
+                     {"status", es::to_string(s.state)},
+                     {"last_error", error}};
+      // Milliseconds from an append to its event being in the live copy, over the last
+      // lag_window events applied (null before the first).
+      auto lag = std::find_if(lags.begin(), lags.end(), [&](const auto& l) { return l.name == s.name; });
+      const bool measured = lag != lags.end() && lag->window > 0;
+      o["lag_p50_ms"] = measured ? json::value(lag->p50_ms) : nullptr;
+      o["lag_p99_ms"] = measured ? json::value(lag->p99_ms) : nullptr;
+      o["lag_window"] = measured ? lag->window : 0;
+      list.push_back(std::move(o));
     }
     co_return http::json_response(200, list);
   });

@@ -24,8 +24,6 @@ std::string metadata_json(const CommandMeta& m) {
   return boost::json::serialize(o);
 }
 
-constexpr std::size_t kPage = 1000;
-
 }  // namespace
 
 CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapshots, CommandHandlerOptions options)
@@ -70,26 +68,6 @@ void CommandHandler::snapshot_loop() {
 }
 
 template <class A>
-Result<Loaded<A>> CommandHandler::fold_from(const std::string& id, Loaded<A> loaded, es::StreamVersion until) {
-  auto stream = stream_of<A>(id);
-  for (;;) {
-    auto from = loaded.version + 1;
-    if (until >= 0 && from > until) return loaded;
-    auto page = store_.read_stream(stream, from, kPage, es::Direction::forward);
-    if (!page) return fail(page.error());
-    for (const auto& e : *page) {
-      if (until >= 0 && e.version > until) return loaded;
-      auto decoded = codec::decode_event<typename A::Event>(e.type, e.data);
-      if (!decoded) return fail(Errc::corrupt, stream + " version " + std::to_string(e.version) + ": " +
-                                                    decoded.error().message);
-      loaded.state = A::decider.evolve(std::move(loaded.state), *decoded);
-      loaded.version = e.version;
-    }
-    if (page->size() < kPage) return loaded;
-  }
-}
-
-template <class A>
 AggregateCache<typename A::State>& CommandHandler::cache() {
   if constexpr (std::is_same_v<A, Product>) return products_;
   else if constexpr (std::is_same_v<A, Account>) return accounts_;
@@ -109,7 +87,7 @@ Result<Loaded<A>> CommandHandler::read_store(const std::string& id) {
       }
     }
   }
-  auto folded = fold_from<A>(id, std::move(loaded), -1);
+  auto folded = fold_stream<A>(store_, id, std::move(loaded), -1);
   if (folded)
     cache<A>().put(stream_of<A>(id), std::make_shared<const typename A::State>(folded->state), folded->version,
                    true);
@@ -130,7 +108,7 @@ Result<Loaded<A>> CommandHandler::load_latest(const std::string& id) {
 
 template <class A>
 Result<Loaded<A>> CommandHandler::load_until(const std::string& id, es::StreamVersion version) {
-  return fold_from<A>(id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
+  return fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
 }
 
 template <class A>

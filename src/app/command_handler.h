@@ -14,6 +14,7 @@
 
 #include "app/aggregate_cache.h"
 #include "app/aggregates.h"
+#include "app/stream_fold.h"
 #include "es/event_store.h"
 
 namespace orderflow::app {
@@ -36,12 +37,6 @@ struct CommandMeta {
   // Event ids for the decided events by index; empty: new UUIDv7s. The saga derives
   // them from (order, step) so a redelivered step appends nothing new.
   std::function<std::string(std::size_t index)> event_id;
-};
-
-template <class A>
-struct Loaded {
-  typename A::State state;
-  es::StreamVersion version = es::kNoStream;
 };
 
 template <class A>
@@ -97,8 +92,6 @@ class CommandHandler {
   struct Attempt;
   template <class A>
   void attempt(std::shared_ptr<Attempt<A>> a);
-  template <class A>
-  Result<Loaded<A>> fold_from(const std::string& id, Loaded<A> loaded, es::StreamVersion until);
   template <class A>
   Result<Loaded<A>> read_store(const std::string& id);
   template <class A>

@@ -32,6 +32,7 @@ void add_bench(CLI::App& root, Action& action) {
   pr->add_option("--data", projection->data, "Directory of the store (bench-projection.db)")->capture_default_str();
   pr->add_option("--events", projection->events, "Events to fill the store with first if it has fewer")
       ->capture_default_str();
+  pr->add_option("--batch", projection->batch, "Events per projection batch (0: the default)")->capture_default_str();
   pr->callback([projection, &action] { action = [projection] { return bench_projection(*projection); }; });
 
   auto http = std::make_shared<HttpBenchOptions>();

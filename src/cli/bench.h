@@ -31,6 +31,7 @@ int bench_read(const ReadBenchOptions& options);
 struct ProjectionBenchOptions {
   std::string data = "./orderflow-bench";
   std::int64_t events = 1000000;  // filled in first if the store holds fewer
+  std::size_t batch = 0;  // events per projection batch; 0: the runner's default
 };
 int bench_projection(const ProjectionBenchOptions& options);
 

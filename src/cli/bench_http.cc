@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "api/http/load_generator.h"
 #include "cli/bench.h"
@@ -21,6 +22,38 @@ Result<void> seed(const HttpTarget& t, const std::string& path, const std::strin
   if (!answer) return fail(answer.error());
   if (answer->status / 100 != 2)
     return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer->status, answer->body));
+  return {};
+}
+
+// The projections' lag from append to live read model, as the server measured it over the
+// last events each applied: after write load, the load just run. Waits (up to 10 s) until
+// every projection has caught up, so the last writes are in the figures. Printed and added
+// to `out` as projection_lag_p50_ms / projection_lag_p99_ms, by projection.
+Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  boost::json::array list;
+  for (;;) {
+    auto answer = http_request(t, "GET", "/api/v1/admin/projections", "");
+    if (!answer) return fail(answer.error());
+    if (answer->status != 200)
+      return fail(Errc::internal, fmt::format("GET /api/v1/admin/projections answered {}", answer->status));
+    list = boost::json::parse(answer->body).as_array();
+    bool caught_up = true;
+    for (const auto& p : list) caught_up = caught_up && p.at("lag").to_number<std::int64_t>() == 0;
+    if (caught_up || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  boost::json::object p50, p99;
+  fmt::print("{:<12} {:>14} {:>14}\n", "projection", "lag p50 ms", "lag p99 ms");
+  for (const auto& p : list) {
+    const auto name = std::string(p.at("name").as_string());
+    p50[name] = p.at("lag_p50_ms");
+    p99[name] = p.at("lag_p99_ms");
+    auto shown = [](const boost::json::value& v) { return v.is_null() ? std::string("-") : fmt::format("{:.1f}", v.to_number<double>()); };
+    fmt::print("{:<12} {:>14} {:>14}\n", name, shown(p50[name]), shown(p99[name]));
+  }
+  out["projection_lag_p50_ms"] = std::move(p50);
+  out["projection_lag_p99_ms"] = std::move(p99);
   return {};
 }
 
@@ -117,6 +150,8 @@ int bench_http(const HttpBenchOptions& o) {
                                        measured_from + options.duration.count(), json);
         !r)
       return runtime_failure(r.error().message);
+  if (orders || deposits)
+    if (auto r = add_projection_lag(*target, json); !r) return runtime_failure(r.error().message);
   std::cout << boost::json::serialize(json) << std::endl;
   return report->non_2xx() + report->transport_errors == 0 ? 0 : 1;
 }

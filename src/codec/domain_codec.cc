@@ -102,8 +102,12 @@ std::string encode_variant(const Variant& v) {
 
 template <class T>
 Result<T> decode_as(std::string_view what, std::string_view json) {
+  // The DOM lives only until value_to: a stack buffer holds it (small events need no heap),
+  // since decoding is the hot path of every fold.
+  unsigned char buffer[2048];
+  boost::json::monotonic_resource memory(buffer, sizeof buffer);
   boost::system::error_code ec;
-  auto value = boost::json::parse(json, ec);
+  auto value = boost::json::parse(json, ec, &memory);
   if (ec) return fail(Errc::corrupt, std::string(what) + " is not valid JSON: " + ec.message());
   auto decoded = boost::json::try_value_to<T>(value);
   if (!decoded) return fail(Errc::corrupt, std::string(what) + " does not have the expected fields");

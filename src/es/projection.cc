@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "core/latency.h"
+
 namespace orderflow::es {
 
 const char* to_string(ProjectionState state) {
@@ -27,6 +29,11 @@ struct ProjectionRunner::Slot {
   // joined outside `mu` (its thread may be waiting for `mu`).
   std::vector<std::unique_ptr<ReadModel>> retired;
   std::vector<std::unique_ptr<Subscription>> retired_subs;
+
+  // Guards the lag figures apart from `mu`, so reading them never waits for a batch.
+  std::mutex lag_mu;
+  RecentLatencies recent_lag{kLagWindow};
+  ProjectionLag lag_totals;
 };
 
 ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> projections,
@@ -92,7 +99,16 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
   std::lock_guard lk(slot.mu);
   const bool live = model == slot.live.get();
   if (!live && model != slot.building.get()) return fail(Errc::unavailable, "replaced by a rebuilt copy");
+  if (live && events.empty()) {
+    // The range held none of this projection's events: it advances in memory only, and
+    // spares the read-model database a write per commit of the store. The stored
+    // position stays behind; after a restart the range is scanned again, still empty.
+    slot.position = through;
+    advanced(slot.index, through);
+    return {};
+  }
   if (auto r = model->apply(events, through); !r) return r;
+  if (live) record_lag(slot, events);
   if (!live) {
     // Swap only once the fresh copy is at least where the live one is, so a query never
     // sees the read model go back in time.
@@ -142,6 +158,40 @@ Result<void> ProjectionRunner::rebuild(const std::string& name) {
     }
   }
   return started;
+}
+
+void ProjectionRunner::record_lag(Slot& slot, std::span<const RecordedEvent> events) {
+  using namespace std::chrono;
+  const auto committed_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+  std::lock_guard lk(slot.lag_mu);
+  auto& totals = slot.lag_totals;
+  for (const auto& e : events) {
+    const auto us = std::max<std::int64_t>(0, committed_us - e.recorded_at_ms * 1000);
+    slot.recent_lag.record(microseconds(us));
+    const double ms = static_cast<double>(us) / 1000;
+    std::size_t i = 0;
+    while (i < kLagBucketsMs.size() && ms > kLagBucketsMs[i]) ++i;
+    if (i < kLagBucketsMs.size()) ++totals.buckets[i];
+    ++totals.count;
+    totals.sum_ms += ms;
+  }
+}
+
+std::vector<ProjectionLag> ProjectionRunner::lags() {
+  std::vector<ProjectionLag> out;
+  for (auto& slot : slots_) {
+    std::unique_lock lk(slot->lag_mu);
+    ProjectionLag lag = slot->lag_totals;
+    const RecentLatencies recent = slot->recent_lag;  // sorted below, outside the lock
+    lk.unlock();
+    lag.name = slot->projection->name();
+    lag.window = recent.count();
+    const auto [p50, p99] = recent.percentiles_us(std::array{0.5, 0.99});
+    lag.p50_ms = p50 / 1000.0;
+    lag.p99_ms = p99 / 1000.0;
+    out.push_back(std::move(lag));
+  }
+  return out;
 }
 
 std::vector<ProjectionStatus> ProjectionRunner::status() {

@@ -1,7 +1,9 @@
 // Projections: read models folded from the global log, each on its own Subscription.
 //
 // A read model's writes and its position commit in one transaction (ReadModel::apply), so
-// a crash (kill -9) replays at most uncommitted work and never counts an event twice. A
+// a crash (kill -9) replays at most uncommitted work and never counts an event twice. (A
+// range of the log without any of the projection's events advances the live copy's
+// position in memory only: replaying it after a crash applies nothing.) A
 // projection that fails on an event stops there with the error visible ("failed",
 // last_error) — no event is skipped — and resumes from its position on restart or rebuild.
 // A rebuild fills a fresh copy from position 1 while the live copy keeps serving and
@@ -11,6 +13,7 @@
 // ReadModel and Projection are called by the runner, one batch of one copy at a time.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -65,8 +68,29 @@ struct ProjectionStatus {
   std::optional<std::string> last_error;
 };
 
+// Bucket bounds (milliseconds) of the lag histogram, for /metrics.
+inline constexpr std::array<double, 12> kLagBucketsMs{1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
+
+// How soon events become visible in a projection's live copy: for each event it applies,
+// the time its batch committed minus the event's recorded_at (when the store accepted the
+// append, in whole milliseconds, so a figure may read up to 1 ms high). Events a
+// rebuilding copy applies are not counted: their lag is the rebuild's age.
+struct ProjectionLag {
+  std::string name;
+  std::size_t window = 0;  // recent events the percentiles cover (0: none applied live yet)
+  double p50_ms = 0;
+  double p99_ms = 0;
+  // Since start, every event applied live: per kLagBucketsMs bucket (not cumulative; the
+  // ones above the last bound only in count), how many, and their sum.
+  std::array<std::uint64_t, kLagBucketsMs.size()> buckets{};
+  std::uint64_t count = 0;
+  double sum_ms = 0;
+};
+
 struct ProjectionRunnerOptions {
-  std::size_t batch_size = 2000;
+  // Large batches make catching up cheaper (one commit, and one write of each touched
+  // entity and index page, per batch); live batches hold only what is new anyway.
+  std::size_t batch_size = 5000;
   std::chrono::milliseconds idle_wait{200};
 };
 
@@ -88,6 +112,10 @@ class ProjectionRunner {
   Result<void> rebuild(const std::string& name);
 
   std::vector<ProjectionStatus> status();
+  // Per projection, in the order of status(). The percentiles cover the last
+  // kLagWindow events each applied live.
+  std::vector<ProjectionLag> lags();
+  static constexpr std::size_t kLagWindow = 65536;
   // The position `name` has applied (0 if unknown).
   Position position(const std::string& name) const;
 
@@ -108,6 +136,7 @@ class ProjectionRunner {
   Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
+  static void record_lag(Slot& slot, std::span<const RecordedEvent> events);
   void expire_loop();
   Slot* find(const std::string& name) const;
 

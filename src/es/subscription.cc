@@ -1,5 +1,6 @@
 #include "es/subscription.h"
 
+#include <future>
 #include <vector>
 
 namespace orderflow::es {
@@ -40,43 +41,61 @@ void Subscription::stop() {
   running_ = false;
 }
 
+namespace {
+
+struct Fetched {
+  Result<Position> next = Position{0};
+  std::vector<RecordedEvent> events;
+};
+
+}  // namespace
+
 void Subscription::run() {
-  std::vector<RecordedEvent> batch;
+  auto fetch = [this](Position from) {
+    Fetched f;
+    f.next = store_.scan_all(from, options_.batch_size, options_.filter,
+                             [&](const RecordedEvent& e) { f.events.push_back(e); });
+    return f;
+  };
+  // While the handler works on a full batch (catching up), the next one is read on another
+  // thread, so catching up costs the larger of reading and handling, not their sum.
+  std::future<Fetched> ahead;
   auto backoff = std::chrono::milliseconds(10);
   auto fail_with = [&](Error e) {
     std::lock_guard lk(mu_);
     last_error_ = std::move(e);
   };
   while (!stop_) {
-    batch.clear();
-    auto next = store_.scan_all(position_, options_.batch_size, options_.filter,
-                                [&](const RecordedEvent& e) { batch.push_back(e); });
-    if (!next) {
+    Fetched batch = ahead.valid() ? ahead.get() : fetch(position_);
+    if (!batch.next) {
       // The store is unavailable or failing: keep the error visible and retry.
-      fail_with(next.error());
+      fail_with(batch.next.error());
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       continue;
     }
     backoff = std::chrono::milliseconds(10);
-    if (*next == position_) {
+    const Position next = *batch.next;
+    if (next == position_) {
       store_.wait_for_events(position_ - 1, options_.idle_wait);
       continue;
     }
-    if (auto handled = handler_(batch, *next); !handled) {
+    if (batch.events.size() >= options_.batch_size) ahead = std::async(std::launch::async, fetch, next);
+    if (auto handled = handler_(batch.events, next); !handled) {
       fail_with(handled.error());
       break;
     }
     if (checkpoints_) {
-      if (auto saved = checkpoints_->save_checkpoint(options_.name, *next - 1); !saved) {
+      if (auto saved = checkpoints_->save_checkpoint(options_.name, next - 1); !saved) {
         fail_with(saved.error());
         break;
       }
     }
-    position_ = *next;
+    position_ = next;
     std::lock_guard lk(mu_);
     last_error_.reset();
   }
+  if (ahead.valid()) ahead.wait();
   running_ = false;
 }
 

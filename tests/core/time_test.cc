@@ -8,6 +8,9 @@ namespace {
 TEST(Time, FormatsRfc3339WithMilliseconds) {
   EXPECT_EQ(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(format_rfc3339_ms(1795550000123), "2026-11-24T19:53:20.123Z");
+  EXPECT_EQ(format_rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339_ms(253402300799999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339_ms(253402300800000), "10000-01-01T00:00:00.000Z");
 }
 
 TEST(Time, ParsesWhatItFormatsAndOffsets) {

@@ -103,9 +103,25 @@ class ReadSide(ServerTestCase, unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(set(states), {"orders", "products", "accounts", "sales"})
         for p in states.values():
-            self.assertEqual(set(p), {"name", "position", "lag", "status", "last_error"})
+            self.assertEqual(set(p), {"name", "position", "lag", "status", "last_error",
+                                      "lag_p50_ms", "lag_p99_ms", "lag_window"})
         self.assertEqual(states["accounts"]["status"], "running")
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json, before)
+
+    def test_projection_lag_is_measured(self):
+        aid = create_account(self.c, balance=10)
+        pos = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 5}).json["position"]
+        self.assertEqual(self.c.get(f"{API}/accounts/{aid}?min_position={pos}&wait_ms=5000").status, 200)
+        accounts = {p["name"]: p for p in self.c.get(f"{API}/admin/projections").json}["accounts"]
+        self.assertGreaterEqual(accounts["lag_window"], 3)  # opened, deposit on creation, deposit
+        self.assertLessEqual(0, accounts["lag_p50_ms"])
+        self.assertLessEqual(accounts["lag_p50_ms"], accounts["lag_p99_ms"])
+        self.assertLess(accounts["lag_p99_ms"], 10000)
+        text = self.c.get("/metrics").body.decode()
+        self.assertIn("# TYPE orderflow_projection_lag_seconds histogram", text)
+        count = next(line for line in text.splitlines()
+                     if line.startswith('orderflow_projection_lag_seconds_count{projection="accounts"}'))
+        self.assertGreaterEqual(int(count.split()[-1]), 3)
 
     def test_readyz_and_metrics(self):
         self.assertEqual(self.c.get("/readyz").status, 200)

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "app/aggregates.h"
+#include "app/stream_fold.h"
 #include "app/projections/documents.h"
 #include "codec/domain_codec.h"
 
@@ -11,12 +12,12 @@ namespace orderflow::app::projections {
 
 namespace {
 
-// The columns every entity table starts with: id, version, state (codec JSON, to go on
-// folding), doc (the API document), first_position (of the stream's first event).
+// The columns every entity table starts with: id, version, doc (the API document),
+// first_position (of the stream's first event). The folded state is not stored: see FoldWriter.
 std::string entity_table(const std::string& table, const std::string& extra_columns) {
   return "CREATE TABLE IF NOT EXISTS " + table +
-         "$ (id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL, "
-         "first_position INTEGER NOT NULL" + extra_columns + ") STRICT";
+         "$ (id TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL, first_position INTEGER NOT NULL" +
+         extra_columns + ") STRICT";
 }
 
 es::EventFilter category(const char* name) {
@@ -27,8 +28,13 @@ es::EventFilter category(const char* name) {
 
 // Folds a batch per stream: each entity touched is evolved by every event of the batch and
 // written once. Events at or below an entity's stored version are skipped, so a batch
-// delivered again changes nothing. The states of recently touched entities stay in memory
-// (this writer is its copy's only writer), so a hot entity is not decoded again per batch.
+// delivered again changes nothing.
+//
+// Folded states live in memory only (this writer is its copy's only writer): storing them
+// cost an encoding per save that grows with the entity (an account's every charge). An
+// entity not in memory is folded again from the event store through the version its row
+// records, which gives the state the row was rendered from, because stored events never
+// change. The memory holds committed states only: a rolled-back batch forgets them all.
 template <class A>
 class FoldWriter final : public CopyWriter {
  public:
@@ -42,8 +48,8 @@ class FoldWriter final : public CopyWriter {
   // Extra rows for one event (the account ledger); may be null.
   using OnEvent = std::function<Result<void>(const std::string& id, const es::RecordedEvent&, const typename A::Event&)>;
 
-  FoldWriter(sqlite::Statement load, Save save, OnEvent on_event = nullptr)
-      : load_(std::move(load)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  FoldWriter(es::EventStore& store, sqlite::Statement load, Save save, OnEvent on_event = nullptr)
+      : store_(store), load_(std::move(load)), save_(std::move(save)), on_event_(std::move(on_event)) {}
 
   Result<void> apply(std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
@@ -51,7 +57,9 @@ class FoldWriter final : public CopyWriter {
     for (const auto& e : events) {
       auto [it, fresh] = cache_.try_emplace(e.stream_id.substr(prefix));
       auto& entry = it->second;
-      if (fresh)
+      // A stream's first event has no row to load: its copy has not applied it (the copy
+      // passes on only events past its position), so no batch has written one.
+      if (fresh && e.version > 0)
         if (auto r = load(it->first, entry); !r) {
           cache_.erase(it);
           return r;
@@ -83,22 +91,31 @@ class FoldWriter final : public CopyWriter {
   }
 
  private:
+  // The entity as its row records it (initial if it has none).
   Result<void> load(const std::string& id, Entry& entry) {
-    sqlite::ResetOnExit reset(load_);
-    load_.bind(1, id);
-    auto row = load_.step();
-    if (!row) return fail(row.error());
-    if (!*row) return {};
-    auto state = codec::decode_state<typename A::State>(load_.text(1));
-    if (!state) return fail(state.error());
-    entry.state = std::move(*state);
-    entry.version = load_.int64(0);
-    entry.first_position = load_.int64(2);
+    es::StreamVersion version = es::kNoStream;
+    {
+      sqlite::ResetOnExit reset(load_);
+      load_.bind(1, id);
+      auto row = load_.step();
+      if (!row) return fail(row.error());
+      if (!*row) return {};
+      version = load_.int64(0);
+      entry.first_position = load_.int64(1);
+    }
+    auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
+    if (!folded) return fail(folded.error());
+    if (folded->version != version)
+      return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
+                                     ", which its read model has applied");
+    entry.state = std::move(folded->state);
+    entry.version = version;
     return {};
   }
 
   static constexpr std::size_t kCacheLimit = 50000;
 
+  es::EventStore& store_;
   sqlite::Statement load_;
   Save save_;
   OnEvent on_event_;
@@ -106,23 +123,29 @@ class FoldWriter final : public CopyWriter {
   std::vector<std::pair<const std::string, Entry>*> changed_;  // by this batch
 };
 
+// The writer of an entity table. `save_sql` binds ?1 id, ?2 version, ?3 doc, ?4 first_position
+// and whatever bind_extra binds from ?5 on.
 template <class A>
-Result<std::unique_ptr<CopyWriter>> fold_writer(sqlite::Database& db, std::int64_t generation,
-                                                const std::string& table, const std::string& save_sql,
-                                                std::function<Result<void>(sqlite::Statement&, const std::string&,
-                                                                           const typename FoldWriter<A>::Entry&)>
-                                                    bind_save,
-                                                typename FoldWriter<A>::OnEvent on_event = nullptr) {
-  auto load = db.prepare(with_generation("SELECT version, state, first_position FROM " + table + "$ WHERE id = ?1",
-                                         generation));
+Result<std::unique_ptr<CopyWriter>> fold_writer(
+    es::EventStore& store, sqlite::Database& db, std::int64_t generation, const std::string& table,
+    const std::string& save_sql,
+    std::function<std::string(const typename A::State&, es::StreamVersion)> render,
+    std::function<void(sqlite::Statement&, const typename A::State&)> bind_extra = nullptr,
+    typename FoldWriter<A>::OnEvent on_event = nullptr) {
+  auto load =
+      db.prepare(with_generation("SELECT version, first_position FROM " + table + "$ WHERE id = ?1", generation));
   if (!load) return fail(load.error());
   auto save = db.prepare(with_generation(save_sql, generation));
   if (!save) return fail(save.error());
   auto shared_save = std::make_shared<sqlite::Statement>(std::move(*save));
   return std::unique_ptr<CopyWriter>(new FoldWriter<A>(
-      std::move(*load),
-      [shared_save, bind_save](const std::string& id, const typename FoldWriter<A>::Entry& entry) {
-        return bind_save(*shared_save, id, entry);
+      store, std::move(*load),
+      [shared_save, render, bind_extra](const std::string& id, const typename FoldWriter<A>::Entry& e) {
+        auto& s = *shared_save;
+        const auto doc = render(e.state, e.version);
+        s.bind(1, id).bind(2, e.version).bind(3, doc).bind(4, e.first_position);
+        if (bind_extra) bind_extra(s, e.state);
+        return s.run();
       },
       std::move(on_event)));
 }
@@ -165,30 +188,22 @@ Result<void> every_document(ReadModelDb::Reader& r, std::int64_t generation, con
 
 // ---- orders
 
-OrdersProjection::OrdersProjection(ReadModelDb& db)
+OrdersProjection::OrdersProjection(ReadModelDb& db, es::EventStore& store)
     : SqliteProjection(db, "orders", category("order"),
                        {entity_table("orders", ", customer_id TEXT NOT NULL, status TEXT NOT NULL"),
                         "CREATE INDEX IF NOT EXISTS orders_by_customer$ ON orders$ (customer_id, first_position)",
                         "CREATE INDEX IF NOT EXISTS orders_by_status$ ON orders$ (status, first_position)",
                         "CREATE INDEX IF NOT EXISTS orders_by_position$ ON orders$ (first_position)"},
-                       {"orders$"}) {}
+                       {"orders$"}),
+      store_(store) {}
 
 Result<std::unique_ptr<CopyWriter>> OrdersProjection::writer(sqlite::Database& db, std::int64_t generation) {
   return fold_writer<Order>(
-      db, generation, "orders",
-      "INSERT OR REPLACE INTO orders$ (id, version, state, doc, first_position, customer_id, status) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      [](sqlite::Statement& s, const std::string& id, const FoldWriter<Order>::Entry& e) {
-        const auto state = codec::encode_state(e.state);
-        const auto doc = order_document(e.state, e.version);
-        return s.bind(1, id)
-            .bind(2, e.version)
-            .bind(3, state)
-            .bind(4, doc)
-            .bind(5, e.first_position)
-            .bind(6, e.state.customer_id)
-            .bind(7, std::string_view(to_string(e.state.status)))
-            .run();
+      store_, db, generation, "orders",
+      "INSERT OR REPLACE INTO orders$ (id, version, doc, first_position, customer_id, status) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      &order_document, [](sqlite::Statement& s, const domain::order::State& state) {
+        s.bind(5, state.customer_id).bind(6, std::string_view(to_string(state.status)));
       });
 }
 
@@ -236,18 +251,15 @@ Result<void> OrdersProjection::for_each(const DocumentVisitor& fn) {
 
 // ---- products
 
-ProductsProjection::ProductsProjection(ReadModelDb& db)
-    : SqliteProjection(db, "products", category("product"), {entity_table("products", "")}, {"products$"}) {}
+ProductsProjection::ProductsProjection(ReadModelDb& db, es::EventStore& store)
+    : SqliteProjection(db, "products", category("product"), {entity_table("products", "")}, {"products$"}),
+      store_(store) {}
 
 Result<std::unique_ptr<CopyWriter>> ProductsProjection::writer(sqlite::Database& db, std::int64_t generation) {
   return fold_writer<Product>(
-      db, generation, "products",
-      "INSERT OR REPLACE INTO products$ (id, version, state, doc, first_position) VALUES (?1, ?2, ?3, ?4, ?5)",
-      [](sqlite::Statement& s, const std::string& id, const FoldWriter<Product>::Entry& e) {
-        const auto state = codec::encode_state(e.state);
-        const auto doc = product_document(e.state, e.version);
-        return s.bind(1, id).bind(2, e.version).bind(3, state).bind(4, doc).bind(5, e.first_position).run();
-      });
+      store_, db, generation, "products",
+      "INSERT OR REPLACE INTO products$ (id, version, doc, first_position) VALUES (?1, ?2, ?3, ?4)",
+      &product_document);
 }
 
 Result<std::optional<Document>> ProductsProjection::get(const std::string& product_id) {
@@ -281,14 +293,15 @@ Result<void> ProductsProjection::for_each(const DocumentVisitor& fn) {
 
 // ---- accounts
 
-AccountsProjection::AccountsProjection(ReadModelDb& db)
+AccountsProjection::AccountsProjection(ReadModelDb& db, es::EventStore& store)
     : SqliteProjection(db, "accounts", category("account"),
                        {entity_table("accounts", ""),
                         "CREATE TABLE IF NOT EXISTS transactions$ (position INTEGER PRIMARY KEY, account_id TEXT "
                         "NOT NULL, type TEXT NOT NULL, amount_cents INTEGER NOT NULL, order_id TEXT NOT NULL, "
                         "at_ms INTEGER NOT NULL) STRICT",
                         "CREATE INDEX IF NOT EXISTS transactions_by_account$ ON transactions$ (account_id, position)"},
-                       {"accounts$", "transactions$"}) {}
+                       {"accounts$", "transactions$"}),
+      store_(store) {}
 
 Result<std::unique_ptr<CopyWriter>> AccountsProjection::writer(sqlite::Database& db, std::int64_t generation) {
   auto ledger = db.prepare(with_generation(
@@ -299,13 +312,9 @@ Result<std::unique_ptr<CopyWriter>> AccountsProjection::writer(sqlite::Database&
   auto insert = std::make_shared<sqlite::Statement>(std::move(*ledger));
   using namespace domain::account;
   return fold_writer<Account>(
-      db, generation, "accounts",
-      "INSERT OR REPLACE INTO accounts$ (id, version, state, doc, first_position) VALUES (?1, ?2, ?3, ?4, ?5)",
-      [](sqlite::Statement& s, const std::string& id, const FoldWriter<Account>::Entry& e) {
-        const auto state = codec::encode_state(e.state);
-        const auto doc = account_document(e.state, e.version);
-        return s.bind(1, id).bind(2, e.version).bind(3, state).bind(4, doc).bind(5, e.first_position).run();
-      },
+      store_, db, generation, "accounts",
+      "INSERT OR REPLACE INTO accounts$ (id, version, doc, first_position) VALUES (?1, ?2, ?3, ?4)",
+      &account_document, nullptr,
       [insert](const std::string& id, const es::RecordedEvent& e, const Event& event) -> Result<void> {
         auto row = [&](std::string_view type, std::int64_t amount, std::string_view order_id) {
           return insert->bind(1, e.position)

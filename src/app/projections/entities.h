@@ -1,7 +1,7 @@
 // The entity projections: orders, products and accounts as API.md §6 shows them, each
 // folded per stream with the domain's own evolve(), so a read model equals a fold of the
-// store (what `orderflow verify` checks). Rows keep the folded state (to go on folding)
-// and the rendered document (what queries answer).
+// store (what `orderflow verify` checks). Rows keep the rendered document (what queries
+// answer) and the stream version it reflects.
 #pragma once
 
 #include <functional>
@@ -38,7 +38,8 @@ using DocumentVisitor = std::function<void(const std::string& id, const std::str
 
 class OrdersProjection final : public SqliteProjection {
  public:
-  explicit OrdersProjection(ReadModelDb& db);
+  // `store` (for re-folding states not in memory) must outlive the projection.
+  OrdersProjection(ReadModelDb& db, es::EventStore& store);
   // The order's document, nullopt if there is no such order.
   Result<std::optional<Document>> get(const std::string& order_id);
   // Newest first (by the position of OrderPlaced). Paging is stable while orders arrive:
@@ -49,11 +50,13 @@ class OrdersProjection final : public SqliteProjection {
 
  private:
   Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+
+  es::EventStore& store_;
 };
 
 class ProductsProjection final : public SqliteProjection {
  public:
-  explicit ProductsProjection(ReadModelDb& db);
+  ProductsProjection(ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& product_id);
   // By product_id.
   Result<Page> list(int limit, const std::optional<std::string>& cursor);
@@ -61,6 +64,8 @@ class ProductsProjection final : public SqliteProjection {
 
  private:
   Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+
+  es::EventStore& store_;
 };
 
 struct Transaction {
@@ -73,7 +78,7 @@ struct Transaction {
 
 class AccountsProjection final : public SqliteProjection {
  public:
-  explicit AccountsProjection(ReadModelDb& db);
+  AccountsProjection(ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& account_id);
   // The account's money movements, oldest first; `after`: a position from a previous page.
   Result<std::vector<Transaction>> transactions(const std::string& account_id, int limit, es::Position after);
@@ -81,6 +86,8 @@ class AccountsProjection final : public SqliteProjection {
 
  private:
   Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+
+  es::EventStore& store_;
 };
 
 }  // namespace orderflow::app::projections

@@ -1,6 +1,46 @@
 #include "app/projections/read_model_db.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace orderflow::app::projections {
+
+namespace {
+
+// Steps `s` through its rows, calling on_row(s) at each, and resets it.
+template <class OnRow>
+Result<void> for_each_row(sqlite::Statement& s, OnRow on_row) {
+  sqlite::ResetOnExit reset(s);
+  for (;;) {
+    auto row = s.step();
+    if (!row) return fail(row.error());
+    if (!*row) return {};
+    on_row(s);
+  }
+}
+
+// The layout of the read-model tables (PRAGMA user_version); 2: entity rows without states.
+constexpr std::int64_t kLayout = 2;
+
+// A file of another layout is emptied rather than misread: read models derive from the
+// log, so every projection then builds again from position 1.
+Result<void> check_layout(sqlite::Database& db) {
+  auto version = db.prepare("PRAGMA user_version");
+  if (!version) return fail(version.error());
+  if (auto row = version->step(); !row) return fail(row.error());
+  const auto layout = version->int64(0);
+  version->reset();
+  if (layout == kLayout) return {};
+  auto tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'");
+  if (!tables) return fail(tables.error());
+  std::vector<std::string> names;
+  if (auto r = for_each_row(*tables, [&](sqlite::Statement& t) { names.emplace_back(t.text(0)); }); !r) return r;
+  for (const auto& name : names)
+    if (auto r = db.exec("DROP TABLE \"" + name + "\""); !r) return r;
+  return db.exec("PRAGMA user_version = " + std::to_string(kLayout));
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ReadModelDb>> ReadModelDb::open(const std::string& path) {
   std::unique_ptr<ReadModelDb> db(new ReadModelDb());
@@ -8,15 +48,40 @@ Result<std::unique_ptr<ReadModelDb>> ReadModelDb::open(const std::string& path) 
   auto writer = sqlite::Database::open(path);
   if (!writer) return fail(writer.error());
   db->writer_ = std::move(*writer);
+  if (auto r = check_layout(db->writer_); !r) return fail(r.error());
+  auto checkpointer = sqlite::Database::open(path);
+  if (!checkpointer) return fail(checkpointer.error());
+  db->checkpointer_ = std::move(*checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL;"
+  if (auto r = db->writer_.exec("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;"
                                 "CREATE TABLE IF NOT EXISTS read_models (projection TEXT NOT NULL, "
                                 "generation INTEGER NOT NULL, position INTEGER NOT NULL, live INTEGER NOT NULL, "
                                 "PRIMARY KEY (projection, generation)) STRICT");
       !r)
     return fail(r.error());
+  db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
   return db;
+}
+
+ReadModelDb::~ReadModelDb() {
+  {
+    std::lock_guard lk(checkpoint_mu_);
+    closing_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+void ReadModelDb::checkpoint_loop() {
+  std::unique_lock lk(checkpoint_mu_);
+  while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
+    lk.unlock();
+    // PASSIVE: copies what no reader still needs and never blocks the writer. A failure
+    // leaves the WAL longer until the next round; nothing is lost.
+    (void)checkpointer_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    lk.lock();
+  }
 }
 
 Result<void> ReadModelDb::transaction(const std::function<Result<void>(sqlite::Database&)>& fn) {
@@ -90,12 +155,25 @@ class SqliteProjection::Copy final : public es::ReadModel {
     });
   }
 
+  // Events at or below the copy's position are dropped here: a writer only ever sees events
+  // its copy has not applied (FoldWriter relies on it for streams' first events).
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
+    if (!applied_) {
+      auto stored = position();
+      if (!stored) return fail(stored.error());
+      applied_ = *stored;
+    }
+    if (through <= *applied_) return {};
+    auto fresh = std::find_if(events.begin(), events.end(), [&](const auto& e) { return e.position > *applied_; });
+    events = events.subspan(static_cast<std::size_t>(fresh - events.begin()));
     auto r = p_.db_.transaction([&](sqlite::Database&) -> Result<void> {
       if (auto r = writer_->apply(events); !r) return r;
       return save_.bind(1, through).run();
     });
-    if (!r) writer_->rolled_back();
+    if (r)
+      applied_ = through;
+    else
+      writer_->rolled_back();
     return r;
   }
 
@@ -104,6 +182,7 @@ class SqliteProjection::Copy final : public es::ReadModel {
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
   sqlite::Statement save_;
+  std::optional<es::Position> applied_;  // committed position, once read
 };
 
 SqliteProjection::SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter,
@@ -111,11 +190,20 @@ SqliteProjection::SqliteProjection(ReadModelDb& db, std::string name, es::EventF
     : db_(db), name_(std::move(name)), filter_(std::move(filter)), schema_(std::move(schema)),
       tables_(std::move(tables)) {}
 
-Result<std::unique_ptr<es::ReadModel>> SqliteProjection::make_copy(std::int64_t generation) {
+// The tables of the copy of `generation`, or (indexes) its indexes.
+Result<void> SqliteProjection::create_schema(sqlite::Database& db, std::int64_t generation, bool indexes) {
+  for (const auto& create : schema_)
+    if (create.starts_with("CREATE INDEX") == indexes)
+      if (auto r = db.exec(with_generation(create, generation)); !r) return r;
+  return {};
+}
+
+Result<std::unique_ptr<es::ReadModel>> SqliteProjection::make_copy(std::int64_t generation, bool indexed) {
   Result<std::unique_ptr<es::ReadModel>> out = fail(Errc::internal, "no copy made");
   auto made = db_.transaction([&](sqlite::Database& db) -> Result<void> {
-    for (const auto& create : schema_)
-      if (auto r = db.exec(with_generation(create, generation)); !r) return r;
+    if (auto r = create_schema(db, generation, false); !r) return r;
+    if (indexed)
+      if (auto r = create_schema(db, generation, true); !r) return r;
     auto writer = this->writer(db, generation);
     if (!writer) return fail(writer.error());
     auto save = db.prepare("UPDATE read_models SET position = ?1 WHERE projection = '" + name_ +
@@ -133,13 +221,7 @@ Result<void> SqliteProjection::drop_unused(sqlite::Database& db) {
   if (!unused) return fail(unused.error());
   std::vector<std::int64_t> generations;
   unused->bind(1, name_);
-  for (;;) {
-    auto row = unused->step();
-    if (!row) return fail(row.error());
-    if (!*row) break;
-    generations.push_back(unused->int64(0));
-  }
-  unused->reset();
+  if (auto r = for_each_row(*unused, [&](sqlite::Statement& u) { generations.push_back(u.int64(0)); }); !r) return r;
   for (auto g : generations) {
     for (const auto& table : tables_)
       if (auto r = db.exec("DROP TABLE IF EXISTS " + with_generation(table, g)); !r) return r;
@@ -188,7 +270,7 @@ Result<std::unique_ptr<es::ReadModel>> SqliteProjection::open_live() {
   });
   if (!found) return fail(found.error());
   live_ = generation;
-  return make_copy(generation);
+  return make_copy(generation, true);
 }
 
 Result<std::unique_ptr<es::ReadModel>> SqliteProjection::create_copy() {
@@ -201,11 +283,13 @@ Result<std::unique_ptr<es::ReadModel>> SqliteProjection::create_copy() {
     return {};
   });
   if (!made) return fail(made.error());
-  return make_copy(generation);
+  return make_copy(generation, false);
 }
 
 Result<void> SqliteProjection::promote(es::ReadModel& copy) {
   const auto generation = static_cast<Copy&>(copy).generation();
+  if (auto r = db_.transaction([&](sqlite::Database& db) { return create_schema(db, generation, true); }); !r)
+    return r;
   // Queries in flight finish on the old copy first; later ones read the new one.
   std::unique_lock lk(swap_mu_);
   auto swapped = db_.transaction([&](sqlite::Database& db) -> Result<void> {

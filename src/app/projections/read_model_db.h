@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "es/projection.h"
@@ -28,6 +30,7 @@ namespace orderflow::app::projections {
 class ReadModelDb {
  public:
   static Result<std::unique_ptr<ReadModelDb>> open(const std::string& path);
+  ~ReadModelDb();
 
   // Runs `fn` on the writer connection inside one transaction (rolled back if fn fails).
   Result<void> transaction(const std::function<Result<void>(sqlite::Database&)>& fn);
@@ -55,12 +58,21 @@ class ReadModelDb {
   ReadModelDb() = default;
   std::unique_ptr<Reader> lease();
   void give_back(std::unique_ptr<Reader> reader);
+  void checkpoint_loop();
 
   std::string path_;
   std::mutex writer_mu_;
   sqlite::Database writer_;
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;
+
+  // Checkpoints the WAL on a thread of its own: a checkpoint syncs the files, and SQLite's
+  // automatic one, run by whichever commit crossed the threshold, stalled that projection.
+  sqlite::Database checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool closing_ = false;
+  std::thread checkpoint_thread_;
 };
 
 // `sql` with every '$' replaced by "_g<generation>".
@@ -86,6 +98,8 @@ class SqliteProjection : public es::Projection {
 
  protected:
   // `schema`: CREATE statements, `tables`: the tables they create, both with '$' suffixes.
+  // A rebuilding copy gets its indexes (the CREATE INDEX statements) only when it is
+  // promoted: building an index at once costs less than keeping it through the fill.
   SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter, std::vector<std::string> schema,
                    std::vector<std::string> tables);
   // A writer for the copy of `generation`, its statements prepared on `db` (the writer).
@@ -103,7 +117,8 @@ class SqliteProjection : public es::Projection {
 
  private:
   class Copy;
-  Result<std::unique_ptr<es::ReadModel>> make_copy(std::int64_t generation);
+  Result<std::unique_ptr<es::ReadModel>> make_copy(std::int64_t generation, bool indexed);
+  Result<void> create_schema(sqlite::Database& db, std::int64_t generation, bool indexes);
   Result<void> drop_unused(sqlite::Database& db);
 
   std::string name_;

@@ -11,9 +11,9 @@ Result<std::unique_ptr<ReadSide>> ReadSide::open(const std::string& path, es::Ev
 
 ReadSide::ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options)
     : db_(std::move(db)),
-      orders_(*db_),
-      products_(*db_),
-      accounts_(*db_),
+      orders_(*db_, store),
+      products_(*db_, store),
+      accounts_(*db_, store),
       sales_(*db_),
       runner_(store, {&orders_, &products_, &accounts_, &sales_}, options) {}
 

@@ -1,0 +1,99 @@
+// The entity projections' batches: many events of one entity fold into one row write,
+// states not in memory are folded again from the store, and a failed batch leaves no
+// trace in memory or in the read model.
+#include "app/projections/entities.h"
+
+#include <gtest/gtest.h>
+
+#include "codec/domain_codec.h"
+#include "core/uuid.h"
+#include "store/sqlite/sqlite_event_store.h"
+#include "support/temp_dir.h"
+
+namespace orderflow::app::projections {
+namespace {
+
+using namespace domain::account;
+using testing::TempDir;
+
+class EntitiesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sqlite::SqliteEventStoreOptions o;
+    o.path = dir_.file("events.db");
+    store_ = std::move(*sqlite::SqliteEventStore::open(o));
+    db_ = std::move(*ReadModelDb::open(dir_.file("readmodels.db")));
+    accounts_ = std::make_unique<AccountsProjection>(*db_, *store_);
+  }
+
+  // Opens account "a" and deposits 1, 2, …, n cents; answers the events as recorded.
+  std::vector<es::RecordedEvent> open_and_deposit(int n) {
+    std::vector<es::NewEvent> events{new_event(AccountOpened{"a", "Owner"})};
+    for (int i = 1; i <= n; ++i) events.push_back(new_event(FundsDeposited{i}));
+    EXPECT_TRUE(store_->append({"account-a", es::ExpectedVersion::no_stream(), std::move(events)}));
+    return *store_->read_all(1, 100000, {});
+  }
+
+  static es::NewEvent new_event(const Event& e) {
+    return {uuid_v7(), event_type_name(e), codec::kEventSchemaVersion, codec::encode_event(e), "{}"};
+  }
+
+  // A fresh writer on the live copy: nothing of earlier batches in memory.
+  std::unique_ptr<es::ReadModel> live() { return std::move(*accounts_->open_live()); }
+
+  static Result<void> apply(es::ReadModel& copy, std::span<const es::RecordedEvent> events) {
+    return copy.apply(events, events.back().position);
+  }
+
+  void expect_account(std::int64_t balance, es::StreamVersion version, std::size_t ledger) {
+    auto doc = *accounts_->get("a");
+    ASSERT_TRUE(doc);
+    EXPECT_EQ(doc->version, version);
+    EXPECT_NE(doc->json.find("\"balance_cents\":" + std::to_string(balance) + ","), std::string::npos) << doc->json;
+    EXPECT_EQ(accounts_->transactions("a", 100000, 0)->size(), ledger);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<sqlite::SqliteEventStore> store_;
+  std::unique_ptr<ReadModelDb> db_;
+  std::unique_ptr<AccountsProjection> accounts_;
+};
+
+TEST_F(EntitiesTest, ManyEventsOfOneEntityInOneBatch) {
+  auto events = open_and_deposit(500);
+  auto copy = live();
+  ASSERT_TRUE(apply(*copy, events));
+  expect_account(500 * 501 / 2, 500, 500);
+  ASSERT_TRUE(apply(*copy, events)) << "a batch delivered again";
+  expect_account(500 * 501 / 2, 500, 500);
+}
+
+TEST_F(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
+  auto events = open_and_deposit(10);
+  ASSERT_TRUE(apply(*live(), std::span(events).first(6)));
+  expect_account(1 + 2 + 3 + 4 + 5, 5, 5);
+  // As after a restart: the rest of the log, on a writer that holds no state yet.
+  ASSERT_TRUE(apply(*live(), std::span(events).subspan(6)));
+  expect_account(55, 10, 10);
+  // Events the copy has applied, delivered again to a writer that holds no state.
+  ASSERT_TRUE(apply(*live(), std::span(events).first(4)));
+  expect_account(55, 10, 10);
+}
+
+TEST_F(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
+  auto events = open_and_deposit(3);
+  auto copy = live();
+  ASSERT_TRUE(apply(*copy, std::span(events).first(2)));
+  auto corrupt = events;
+  corrupt[3].data = R"({"amount_cents":"lots"})";
+  auto failed = apply(*copy, std::span(corrupt).subspan(2));
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("FundsDeposited"), std::string::npos) << failed.error().message;
+  expect_account(1, 1, 1);
+  // The same writer goes on: the deposit of 2, folded by the failed batch, counts once.
+  ASSERT_TRUE(apply(*copy, std::span(events).subspan(2)));
+  expect_account(1 + 2 + 3, 3, 3);
+}
+
+}  // namespace
+}  // namespace orderflow::app::projections
