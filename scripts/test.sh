@@ -2,7 +2,8 @@
 # The README's second command (and what .ci/run calls): install what is missing, build,
 # run the whole test suite, then the unit and contract tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
-# pipeline, subscriptions, HTTP server) under ThreadSanitizer.
+# pipeline, subscriptions, HTTP server) under ThreadSanitizer. Everything runs beside a
+# throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
 #   ORDERFLOW_SOAK=1   also run the long soak/fuzz tests.
 #   ORDERFLOW_NO_SANITIZE=1   skip the sanitizer build (quick local runs).
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 # Paths relative to the checkout, so ccache reuses objects across clones.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 scripts/install-deps.sh
+if [ -z "${ORDERFLOW_TEST_PG:-}" ]; then exec scripts/pg-test-server.sh "$0" "$@"; fi
 jobs=$(nproc)
 
 echo "== build (release, -Werror)"

@@ -50,6 +50,13 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
   return AppendResult{stored.back()->version, stored.back()->position};
 }
 
+Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected) {
+  return Error{Errc::version_conflict,
+               "stream " + stream_id + " is at version " + std::to_string(current) + ", expected " +
+                   expected.describe(),
+               current};
+}
+
 AppendPipeline::AppendPipeline(ExclusiveAppendBackend& backend, AppendPipelineOptions options, Clock clock)
     : backend_(backend), exclusive_(&backend), options_(options), clock_(std::move(clock)) {}
 
@@ -175,11 +182,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
       if (!current) {
         answer = fail(current.error());
       } else if (!req.expected.matches(*current)) {
-        Error conflict{Errc::version_conflict,
-                       "stream " + req.stream_id + " is at version " + std::to_string(*current) +
-                           ", expected " + req.expected.describe(),
-                       *current};
-        answer = fail(std::move(conflict));
+        answer = fail(version_conflict(req.stream_id, *current, req.expected));
       } else {
         return stage(std::move(req), std::move(done), *current);
       }

@@ -67,6 +67,9 @@ struct StagedAppend {
 std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
                                                  const std::vector<std::optional<StoredEventRef>>& stored);
 
+// The version_conflict answer for an append to a stream that is at `current`.
+Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected);
+
 // What every storage adapter gives the pipeline.
 class AppendBackend {
  public:

@@ -1,0 +1,137 @@
+#include "store/postgres/pg.h"
+
+#include <charconv>
+
+namespace orderflow::postgres {
+
+namespace {
+
+// SQLSTATE classes that mean "the server is not there for us right now".
+bool transient(std::string_view sqlstate) {
+  for (std::string_view cls : {"08", "53", "57", "58"})
+    if (sqlstate.substr(0, 2) == cls) return true;
+  return sqlstate == "40001" || sqlstate == "40P01";
+}
+
+std::string one_line(const char* message) {
+  std::string s = message ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (auto& c : s)
+    if (c == '\n') c = ' ';
+  return s;
+}
+
+Error connection_error(PGconn* conn, std::string_view what) {
+  return Error{Errc::unavailable, std::string(what) + ": " + one_line(conn ? PQerrorMessage(conn) : "out of memory")};
+}
+
+// A result's error, or nothing if it succeeded.
+std::optional<Error> result_error(PGconn* conn, const PGresult* r, std::string_view what) {
+  auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return std::nullopt;
+  if (!r || PQstatus(conn) != CONNECTION_OK) return connection_error(conn, what);
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  auto code = transient(state ? state : "") ? Errc::unavailable : Errc::internal;
+  return Error{code, std::string(what) + ": " + one_line(PQresultErrorMessage(r))};
+}
+
+// Pointers to the parameters' text, which libpq needs NUL-terminated.
+std::vector<const char*> param_values(const Query& q) {
+  std::vector<const char*> values;
+  values.reserve(q.params.size());
+  for (const auto& p : q.params) values.push_back(p.c_str());
+  return values;
+}
+
+}  // namespace
+
+std::int64_t PgResult::int64(int row, int col) const {
+  auto t = text(row, col);
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  OF_CHECK(ec == std::errc() && end == t.data() + t.size(), "not an integer column");
+  return v;
+}
+
+std::string quote_identifier(std::string_view name) {
+  std::string q = "\"";
+  for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+void append_array_element(std::string& array, std::string_view value) {
+  array += array.size() > 1 ? ",\"" : "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') array += '\\';
+    array += c;
+  }
+  array += '"';
+}
+
+Result<Connection> Connection::open(const std::string& conninfo, const std::string& schema) {
+  // Later keywords override what the URL says; connect_timeout bounds a reconnect.
+  const char* keywords[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {conninfo.c_str(), "5", "orderflow", nullptr};
+  Connection c;
+  c.conn_.reset(PQconnectdbParams(keywords, values, 1));
+  if (!c.healthy()) return connection_error(c.conn_.get(), "cannot connect to PostgreSQL");
+  std::string session =
+      "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '10s'; "
+      "SET client_min_messages = warning;";
+  if (!schema.empty()) session += " SET search_path = " + quote_identifier(schema) + ";";
+  if (auto r = c.exec(session); !r) return r.error();
+  return c;
+}
+
+Result<void> Connection::exec(const std::string& sql) {
+  if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
+  PgResult r(PQexec(conn_.get(), sql.c_str()));
+  if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
+  return {};
+}
+
+Result<PgResult> Connection::query(const Query& q) {
+  if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
+  auto values = param_values(q);
+  PgResult r(PQexecParams(conn_.get(), q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                          nullptr, 0));
+  if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
+  return r;
+}
+
+Result<std::vector<PgResult>> Connection::pipeline(const std::vector<Query>& queries) {
+  if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
+  PGconn* conn = conn_.get();
+  // Anything unexpected leaves the connection in an unknown state: drop it, so the
+  // next use reconnects.
+  auto broken = [&](Error e) -> Result<std::vector<PgResult>> {
+    conn_.reset();
+    return fail(std::move(e));
+  };
+  if (!PQenterPipelineMode(conn)) return broken(connection_error(conn, "cannot enter pipeline mode"));
+  for (const auto& q : queries) {
+    auto values = param_values(q);
+    if (!PQsendQueryParams(conn, q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0))
+      return broken(connection_error(conn, "cannot send to PostgreSQL"));
+  }
+  if (!PQpipelineSync(conn)) return broken(connection_error(conn, "cannot send to PostgreSQL"));
+
+  std::vector<PgResult> results;
+  results.reserve(queries.size());
+  std::optional<Error> first_error;
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    PGresult* r = PQgetResult(conn);
+    if (!r) return broken(connection_error(conn, "PostgreSQL went away"));
+    results.emplace_back(r);
+    if (!first_error && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
+      first_error = result_error(conn, r, "PostgreSQL");
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);  // each query's results end with NULL
+  }
+  PgResult sync(PQgetResult(conn));
+  if (!sync.get() || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(conn))
+    return broken(first_error ? *first_error : connection_error(conn, "PostgreSQL pipeline out of step"));
+  if (first_error) return fail(std::move(*first_error));
+  return results;
+}
+
+}  // namespace orderflow::postgres

@@ -1,0 +1,66 @@
+// A thin RAII layer over libpq. PostgreSQL errors become Errc here and nowhere else: a
+// lost connection, a server shutting down or out of resources is `unavailable` (retry
+// later); anything else is `internal` (our SQL or schema is wrong).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace orderflow::postgres {
+
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r, &PQclear) {}
+
+  int rows() const { return PQntuples(r_.get()); }
+  bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string_view text(int row, int col) const {
+    return {PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
+  }
+  std::int64_t int64(int row, int col) const;
+  const PGresult* get() const { return r_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+// One statement with its parameters, all in text format.
+struct Query {
+  const char* sql;
+  std::vector<std::string> params;
+};
+
+class Connection {
+ public:
+  // Connects and sets our session: search_path (when `schema` is not empty),
+  // synchronous_commit=on (a commit is durable before it is acknowledged) and a bound
+  // on idle transactions, so a stuck client cannot hold the log's lock for long.
+  static Result<Connection> open(const std::string& conninfo, const std::string& schema);
+
+  bool healthy() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  // Runs SQL without parameters (several statements are allowed).
+  Result<void> exec(const std::string& sql);
+  Result<PgResult> query(const Query& q);
+  // Sends every query in one round trip (libpq pipeline mode) and answers their
+  // results in order, or the first error. Statements after a failed one are skipped
+  // by the server.
+  Result<std::vector<PgResult>> pipeline(const std::vector<Query>& queries);
+
+ private:
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
+};
+
+// A double-quoted SQL identifier.
+std::string quote_identifier(std::string_view name);
+
+// Appends `value` to a PostgreSQL array literal's text as one quoted element.
+void append_array_element(std::string& array, std::string_view value);
+
+}  // namespace orderflow::postgres
