@@ -59,13 +59,18 @@ std::string quote_identifier(std::string_view name) {
   return q + "\"";
 }
 
-void append_array_element(std::string& array, std::string_view value) {
-  array += array.size() > 1 ? ",\"" : "\"";
+void ArrayLiteral::add(std::string_view value) {
+  text_ += text_.size() > 1 ? ",\"" : "\"";
   for (char c : value) {
-    if (c == '"' || c == '\\') array += '\\';
-    array += c;
+    if (c == '"' || c == '\\') text_ += '\\';
+    text_ += c;
   }
-  array += '"';
+  text_ += '"';
+}
+
+void ArrayLiteral::add(std::int64_t value) {
+  if (text_.size() > 1) text_ += ',';
+  text_ += std::to_string(value);
 }
 
 Result<Connection> Connection::open(const std::string& conninfo, const std::string& schema) {
@@ -100,26 +105,41 @@ Result<PgResult> Connection::query(const Query& q) {
 }
 
 Result<std::vector<PgResult>> Connection::pipeline(const std::vector<Query>& queries) {
+  if (auto sent = send(queries); !sent) return sent.error();
+  return receive(queries.size());
+}
+
+Result<void> Connection::send(const std::vector<Query>& queries) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PGconn* conn = conn_.get();
-  // Anything unexpected leaves the connection in an unknown state: drop it, so the
+  // A connection half-way through a pipeline is in an unknown state: drop it, so the
   // next use reconnects.
+  auto broken = [&](std::string_view what) {
+    auto e = connection_error(conn, what);
+    conn_.reset();
+    return fail(std::move(e));
+  };
+  if (!PQenterPipelineMode(conn)) return broken("cannot enter pipeline mode");
+  for (const auto& q : queries) {
+    auto values = param_values(q);
+    if (!PQsendQueryParams(conn, q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0))
+      return broken("cannot send to PostgreSQL");
+  }
+  if (!PQpipelineSync(conn)) return broken("cannot send to PostgreSQL");
+  return {};
+}
+
+Result<std::vector<PgResult>> Connection::receive(std::size_t n) {
+  if (!conn_) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
+  PGconn* conn = conn_.get();
   auto broken = [&](Error e) -> Result<std::vector<PgResult>> {
     conn_.reset();
     return fail(std::move(e));
   };
-  if (!PQenterPipelineMode(conn)) return broken(connection_error(conn, "cannot enter pipeline mode"));
-  for (const auto& q : queries) {
-    auto values = param_values(q);
-    if (!PQsendQueryParams(conn, q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0))
-      return broken(connection_error(conn, "cannot send to PostgreSQL"));
-  }
-  if (!PQpipelineSync(conn)) return broken(connection_error(conn, "cannot send to PostgreSQL"));
-
   std::vector<PgResult> results;
-  results.reserve(queries.size());
+  results.reserve(n);
   std::optional<Error> first_error;
-  for (std::size_t i = 0; i < queries.size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     PGresult* r = PQgetResult(conn);
     if (!r) return broken(connection_error(conn, "PostgreSQL went away"));
     results.emplace_back(r);

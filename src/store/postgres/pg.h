@@ -52,6 +52,10 @@ class Connection {
   // results in order, or the first error. Statements after a failed one are skipped
   // by the server.
   Result<std::vector<PgResult>> pipeline(const std::vector<Query>& queries);
+  // pipeline() in two halves, so a thread can do other work before it reads the
+  // results: send() queues the queries, receive(n) reads the results of the n sent.
+  Result<void> send(const std::vector<Query>& queries);
+  Result<std::vector<PgResult>> receive(std::size_t n);
 
  private:
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
@@ -60,7 +64,16 @@ class Connection {
 // A double-quoted SQL identifier.
 std::string quote_identifier(std::string_view name);
 
-// Appends `value` to a PostgreSQL array literal's text as one quoted element.
-void append_array_element(std::string& array, std::string_view value);
+// The text of a PostgreSQL array, built element by element: one column of a multi-row
+// statement (INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)).
+class ArrayLiteral {
+ public:
+  void add(std::string_view value);
+  void add(std::int64_t value);
+  std::string done() { return std::move(text_) + "}"; }
+
+ private:
+  std::string text_ = "{";
+};
 
 }  // namespace orderflow::postgres

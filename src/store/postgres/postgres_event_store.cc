@@ -61,22 +61,12 @@ std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>
   return sql;
 }
 
-// One column of a multi-row write: a PostgreSQL array literal built element by element.
-class ArrayParam {
- public:
-  ArrayParam() : text_("{") {}
-  void add(std::string_view value) { append_array_element(text_, value); }
-  void add(std::int64_t value) {
-    if (text_.size() > 1) text_ += ',';
-    text_ += std::to_string(value);
-  }
-  std::string done() { return std::move(text_) + "}"; }
-
- private:
-  std::string text_;
-};
-
 }  // namespace
+
+const char* const kInsertEvents =
+    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at) "
+    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
+    "$7::text[], $8::text[], $9::bigint[])";
 
 // A pooled connection, returned to the pool when it goes out of scope if it is still
 // healthy (a connection lost with the server is dropped, and the next lease reconnects).
@@ -269,7 +259,7 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
 // Holding the lock, nothing else can append, so the checks below are exact. Round trip
 // 2 writes the accepted appends and commits.
 Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& batch) {
-  ArrayParam streams, event_ids, keys;
+  ArrayLiteral streams, event_ids, keys;
   bool any_ids = false, any_keys = false;
   for (const auto& a : batch) {
     streams.add(a.request.stream_id);
@@ -311,8 +301,8 @@ Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& bat
     for (int i = 0; i < r.rows(); ++i) used_keys.emplace(r.text(i, 0));
   }
 
-  ArrayParam positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
-  ArrayParam key, fingerprint, status, response, created_at;
+  ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
+  ArrayLiteral key, fingerprint, status, response, created_at;
   bool wrote_keys = false;
   for (auto& a : batch) {
     auto& req = a.request;
@@ -364,9 +354,7 @@ Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& bat
 
   std::vector<Query> writes;
   if (head != (*read)[1].int64(0, 0)) {
-    writes.push_back({"INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, "
-                      "metadata, recorded_at) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
-                      "$4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::bigint[])",
+    writes.push_back({kInsertEvents,
                       {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
                        schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}});
     writes.push_back({"UPDATE log_head SET position = $1", {std::to_string(head)}});

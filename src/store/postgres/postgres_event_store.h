@@ -37,6 +37,11 @@ struct PostgresEventStoreOptions {
   std::size_t idle_connections = 8;
 };
 
+// Writes events from nine arrays (ArrayLiteral), one element per event: position,
+// event_id, stream_id, version, type, schema_version, data, metadata, recorded_at.
+// Exposed for the benchmark's raw baseline, which inserts the same rows without the store.
+extern const char* const kInsertEvents;
+
 class PostgresEventStore final : public es::EventStore,
                                  public es::SnapshotStore,
                                  public es::CheckpointStore,
