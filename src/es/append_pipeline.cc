@@ -288,7 +288,7 @@ void AppendPipeline::writer_loop() {
     }
     if (!written || !options_.group_commit) {
       // Baseline mode syncs each append itself, one at a time.
-      finish(written_batches, written ? backend_.sync() : written);
+      finish(written_batches, written ? backend_.sync(1) : written);
       continue;
     }
     // The sync thread makes it durable while the next batch is written.
@@ -307,7 +307,7 @@ void AppendPipeline::sync_loop() {
       if (unsynced_.empty()) return;
       batches.swap(unsynced_);
     }
-    finish(batches, backend_.sync());
+    finish(batches, backend_.sync(batches.size()));
   }
 }
 

@@ -82,11 +82,12 @@ class AppendBackend {
   // append (expected version, stored event ids, idempotency key) against the storage
   // and the appends before it in the batch, sets `answer` on those it rejects or
   // recognises as retries, assigns first_version/first_position to the others, calls
-  // their render_response, writes them and commits durably.
+  // their render_response and writes them; sync() tells whether the batch committed.
   virtual Result<void> write_batch(std::vector<StagedAppend>& batch) = 0;
-  // Makes every batch written so far durable. Called from the sync thread, while the
-  // writer thread may be writing the next batch.
-  virtual Result<void> sync() = 0;
+  // Makes the oldest `batches` written batches not yet synced durable (a backend may
+  // make more durable at once). Called from the sync thread, while the writer thread may
+  // be writing the next batch.
+  virtual Result<void> sync(std::size_t batches) = 0;
 };
 
 // A storage only this process writes. The read methods see committed data only and are

@@ -242,23 +242,66 @@ Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Po
   return {};
 }
 
+// Append transactions take turns on two connections (lanes): while one lane's COMMIT is
+// flushed, the next batch is already waiting for the log head's lock on the other, so
+// the server starts it the moment that commit ends rather than a round trip later.
 Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
-  if (!writer_ || !writer_->healthy()) {
-    writer_.reset();
+  Lane& lane = lanes_[next_lane_];
+  next_lane_ = (next_lane_ + 1) % lanes_.size();
+  {
+    std::unique_lock lk(lanes_mu_);
+    lanes_cv_.wait(lk, [&] { return lane.sent == 0; });  // its last batch was synced
+  }
+  if (!lane.conn || !lane.conn->healthy()) {
+    lane.conn.reset();
     auto c = Connection::open(options_.conninfo, options_.schema);
     if (!c) return c.error();
-    writer_ = std::move(*c);
+    lane.conn = std::move(*c);
   }
-  auto written = write_locked(batch);
-  if (!written && writer_->healthy()) (void)writer_->exec("ROLLBACK");
-  return written;
+  auto writes = check_batch(*lane.conn, batch);
+  if (writes)
+    if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
+  if (!writes) {
+    if (lane.conn->healthy()) (void)lane.conn->exec("ROLLBACK");
+    return writes.error();
+  }
+  std::lock_guard lk(lanes_mu_);
+  lane.sent = writes->size();
+  committing_.push_back(&lane);
+  return {};
 }
 
-// Round trip 1 takes the head row's lock and reads, for the whole batch, the streams'
+// Reads the outcome of the oldest `batches` COMMITs sent: their appends are durable if
+// it succeeded.
+Result<void> PostgresEventStore::sync(std::size_t batches) {
+  Result<void> outcome;
+  for (std::size_t i = 0; i < batches; ++i) {
+    Lane* lane = nullptr;
+    {
+      std::lock_guard lk(lanes_mu_);
+      OF_CHECK(!committing_.empty(), "sync of a batch that was never sent");
+      lane = committing_.front();
+    }
+    auto committed = lane->conn->receive(lane->sent);
+    if (!committed) {
+      if (lane->conn->healthy()) (void)lane->conn->exec("ROLLBACK");
+      if (outcome) outcome = committed.error();
+    }
+    {
+      std::lock_guard lk(lanes_mu_);
+      committing_.pop_front();
+      lane->sent = 0;
+    }
+    lanes_cv_.notify_all();
+  }
+  return outcome;
+}
+
+// One round trip takes the head row's lock and reads, for the whole batch, the streams'
 // versions, where its event ids are stored and which of its idempotency keys exist.
-// Holding the lock, nothing else can append, so the checks below are exact. Round trip
-// 2 writes the accepted appends and commits.
-Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& batch) {
+// Holding the lock, nothing else can append, so the checks below are exact. Answers the
+// statements that write the accepted appends and commit.
+Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch) {
   ArrayLiteral streams, event_ids, keys;
   bool any_ids = false, any_keys = false;
   for (const auto& a : batch) {
@@ -283,7 +326,7 @@ Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& bat
     reads.push_back({"SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])",
                      {event_ids.done()}});
   if (any_keys) reads.push_back({"SELECT key FROM idempotency WHERE key = ANY($1::text[])", {keys.done()}});
-  auto read = writer_->pipeline(reads);
+  auto read = conn.pipeline(reads);
   if (!read) return read.error();
 
   es::Position head = (*read)[1].int64(0, 0);
@@ -364,9 +407,7 @@ Result<void> PostgresEventStore::write_locked(std::vector<es::StagedAppend>& bat
                       "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])",
                       {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}});
   writes.push_back({"COMMIT", {}});
-  auto committed = writer_->pipeline(writes);
-  if (!committed) return committed.error();
-  return {};
+  return writes;
 }
 
 }  // namespace orderflow::postgres

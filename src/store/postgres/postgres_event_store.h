@@ -4,7 +4,8 @@
 // gathers concurrent appends into one batch, and one transaction per batch (two round
 // trips, libpq pipeline mode) locks the log's head row, checks every append against
 // the database, writes the accepted ones with multi-row statements and commits with
-// synchronous_commit=on, so an acknowledged append is durable.
+// synchronous_commit=on; an append is acknowledged once its COMMIT has answered, so it
+// is durable.
 //
 // Ordering without skips: the head row's lock makes batches from every process commit
 // one after another, in position order, and PostgreSQL makes a commit visible before
@@ -13,7 +14,10 @@
 // visible later.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -86,13 +90,23 @@ class PostgresEventStore final : public es::EventStore,
   Result<PgResult> query(const Query& q);
   Result<std::vector<es::RecordedEvent>> events_of(const PgResult& rows);
 
-  // AppendBackend (the writer thread)
+  // AppendBackend
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
-  Result<void> sync() override { return {}; }  // every batch commits durably
-  Result<void> write_locked(std::vector<es::StagedAppend>& batch);
+  Result<void> sync(std::size_t batches) override;
+  Result<std::vector<Query>> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch);
 
   PostgresEventStoreOptions options_;
-  std::optional<Connection> writer_;  // reconnected by the writer when lost
+
+  // A connection for append transactions (see write_batch).
+  struct Lane {
+    std::optional<Connection> conn;  // reconnected by the writer when lost
+    std::size_t sent = 0;            // statements sent whose results sync() has yet to read
+  };
+  std::array<Lane, 2> lanes_;
+  std::size_t next_lane_ = 0;  // the writer thread's
+  std::mutex lanes_mu_;
+  std::condition_variable lanes_cv_;  // a lane's batch was synced
+  std::deque<Lane*> committing_;      // lanes with a COMMIT sent, oldest first
 
   std::mutex pool_mu_;
   std::vector<Connection> pool_;

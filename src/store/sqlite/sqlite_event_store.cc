@@ -467,7 +467,7 @@ Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
 // The writer commits with synchronous=OFF; durability is this fdatasync of the WAL,
 // which covers every transaction committed before it (WAL recovery keeps frames up to
 // the last complete commit), while the writer goes on with the next batch.
-Result<void> SqliteEventStore::sync() {
+Result<void> SqliteEventStore::sync(std::size_t /*batches: all of them*/) {
   if (wal_fd_ < 0) {
     wal_fd_ = ::open((options_.path + "-wal").c_str(), O_RDWR | O_CLOEXEC);
     if (wal_fd_ < 0) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + std::strerror(errno));

@@ -74,7 +74,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<std::optional<es::StoredEventRef>> find_event(const std::string& event_id) override;
   Result<bool> idempotency_key_exists(const std::string& key) override;
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
-  Result<void> sync() override;
+  Result<void> sync(std::size_t batches) override;
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open
