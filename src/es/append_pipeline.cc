@@ -176,7 +176,12 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
           answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
       }
     }
-    if (!answer && !exclusive_) return stage(std::move(req), std::move(done), std::nullopt);
+    if (!answer && !exclusive_) {
+      auto it = streams_.find(req.stream_id);
+      if (it == streams_.end() || !it->second.version_known || req.expected.matches(it->second.version))
+        return stage(std::move(req), std::move(done), std::nullopt);
+      answer = fail(version_conflict(req.stream_id, it->second.version, req.expected));
+    }
     if (!answer) {
       auto current = current_version(req.stream_id);
       if (!current) {
@@ -205,6 +210,8 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     auto& entry = streams_[req.stream_id];
     entry.version = *current + n;
     ++entry.in_flight;
+  } else {
+    track_in_flight_version(req);
   }
 
   InFlight flight{req.stream_id, {}, {}};
@@ -225,6 +232,27 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
   staged.done = std::move(done);
   open_.push_back(std::move(staged));
   writer_cv_.notify_one();
+}
+
+// Shared backends: the version a stream will be at if this process's appends to it in
+// flight, the new one last, all succeed.
+void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
+  auto n = static_cast<StreamVersion>(req.events.size());
+  auto [it, first] = streams_.try_emplace(req.stream_id);
+  auto& entry = it->second;
+  ++entry.in_flight;
+  switch (req.expected.kind()) {
+    case ExpectedVersion::Kind::exact:
+    case ExpectedVersion::Kind::no_stream:
+      entry.version = req.expected.version() + n;
+      entry.version_known = true;
+      break;
+    case ExpectedVersion::Kind::any:
+    case ExpectedVersion::Kind::stream_exists:
+      entry.version += n;
+      entry.version_known = entry.version_known && !first;
+      break;
+  }
 }
 
 void AppendPipeline::evict_streams() {
@@ -253,7 +281,8 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
       in_flight_keys_.erase(it);
     }
   }
-  if (auto it = streams_.find(a.request.stream_id); it != streams_.end()) --it->second.in_flight;
+  if (auto it = streams_.find(a.request.stream_id); it != streams_.end())
+    if (--it->second.in_flight == 0 && !exclusive_) streams_.erase(it);
   answers.emplace_back(std::move(a.done), outcome);
 }
 

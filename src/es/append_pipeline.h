@@ -14,9 +14,13 @@
 //   they were validated against versions that may never exist.
 // - A shared AppendBackend (other processes write too, e.g. PostgreSQL): memory cannot
 //   know the streams' versions, so write_batch checks every append under the storage's
-//   own lock and assigns versions and positions there. A failed batch answers only its
-//   own appends `unavailable` (their outcome is unknown: a retry with the same event
-//   ids finds out); later appends are tried again, so the store recovers by itself.
+//   own lock and assigns versions and positions there. Only appends in flight in this
+//   process are checked in memory, against the version they will leave if they succeed,
+//   so a conflict among this process's own appends to a hot stream is answered at once
+//   and the retry joins the open batch; the database still has the last word. A failed
+//   batch answers only its own appends `unavailable` (their outcome is unknown: a retry
+//   with the same event ids finds out); later appends are tried again, so the store
+//   recovers by itself.
 #pragma once
 
 #include <condition_variable>
@@ -136,9 +140,13 @@ class AppendPipeline {
   bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
 
  private:
+  // Exclusive backends: every stream appended to lately. Shared backends: streams with
+  // appends in flight here, and the version those will leave if they succeed (unknown
+  // after an `any` append to a stream with nothing before it in flight).
   struct StreamEntry {
     StreamVersion version = kNoStream;  // including appends in flight
     std::uint32_t in_flight = 0;
+    bool version_known = true;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
   struct InFlight {
@@ -154,6 +162,7 @@ class AppendPipeline {
   std::optional<Result<AppendResult>> in_flight_duplicate(const AppendRequest& req) const;
   std::optional<Result<AppendResult>> check_stored(const AppendRequest& req);
   void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current);
+  void track_in_flight_version(const AppendRequest& req);
   void evict_streams();
 
   void writer_loop();
