@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command beside a throwaway PostgreSQL 15 cluster: initdb in a temp dir, a free
-# loopback port, ORDERFLOW_TEST_PG=postgresql://… exported to the command, the cluster
+# loopback port, ORDERFLOW_TEST_PG=postgresql://… exported to the command (and
+# ORDERFLOW_TEST_PG_DATA, the cluster's directory, for tests that restart it), the cluster
 # stopped and removed when the command ends. PostgreSQL refuses to run as root, so the
 # server runs as the `postgres` user when we are root.
 #   scripts/pg-test-server.sh ctest --test-dir build -L store_postgres
@@ -30,6 +31,7 @@ trap stop EXIT
   { cat "$dir/server.log" >&2; exit 1; }
 
 export ORDERFLOW_TEST_PG="postgresql://postgres@127.0.0.1:$port/postgres"
+export ORDERFLOW_TEST_PG_DATA="$dir/data"
 echo "pg-test-server: $ORDERFLOW_TEST_PG (data in $dir)" >&2
 set +e
 "$@"
