@@ -106,51 +106,70 @@ Result<PgResult> Connection::query(const Query& q) {
 
 Result<std::vector<PgResult>> Connection::pipeline(const std::vector<Query>& queries) {
   if (auto sent = send(queries); !sent) return sent.error();
-  return receive(queries.size());
+  return receive();
+}
+
+void Connection::drop() {
+  conn_.reset();
+  prepared_.clear();
 }
 
 Result<void> Connection::send(const std::vector<Query>& queries) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PGconn* conn = conn_.get();
-  // A connection half-way through a pipeline is in an unknown state: drop it, so the
-  // next use reconnects.
   auto broken = [&](std::string_view what) {
     auto e = connection_error(conn, what);
-    conn_.reset();
+    drop();
     return fail(std::move(e));
   };
   if (!PQenterPipelineMode(conn)) return broken("cannot enter pipeline mode");
+  sent_.clear();
   for (const auto& q : queries) {
+    auto [it, fresh] = prepared_.try_emplace(q.sql, "of" + std::to_string(prepared_.size()));
+    const auto& name = it->second;
+    auto n = static_cast<int>(q.params.size());
+    if (fresh && !PQsendPrepare(conn, name.c_str(), q.sql, n, nullptr)) return broken("cannot send to PostgreSQL");
+    sent_.push_back(fresh);
     auto values = param_values(q);
-    if (!PQsendQueryParams(conn, q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0))
+    if (!PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0))
       return broken("cannot send to PostgreSQL");
   }
   if (!PQpipelineSync(conn)) return broken("cannot send to PostgreSQL");
   return {};
 }
 
-Result<std::vector<PgResult>> Connection::receive(std::size_t n) {
+Result<std::vector<PgResult>> Connection::receive() {
   if (!conn_) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PGconn* conn = conn_.get();
-  auto broken = [&](Error e) -> Result<std::vector<PgResult>> {
-    conn_.reset();
-    return fail(std::move(e));
-  };
   std::vector<PgResult> results;
-  results.reserve(n);
+  results.reserve(sent_.size());
   std::optional<Error> first_error;
-  for (std::size_t i = 0; i < n; ++i) {
+  // Reads one statement's result; each statement's results end with NULL.
+  auto next = [&]() -> bool {
     PGresult* r = PQgetResult(conn);
-    if (!r) return broken(connection_error(conn, "PostgreSQL went away"));
+    if (!r) return false;
     results.emplace_back(r);
-    if (!first_error && PQresultStatus(r) != PGRES_PIPELINE_ABORTED)
-      first_error = result_error(conn, r, "PostgreSQL");
-    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);  // each query's results end with NULL
+    if (!first_error && PQresultStatus(r) != PGRES_PIPELINE_ABORTED) first_error = result_error(conn, r, "PostgreSQL");
+    while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
+    return true;
+  };
+  for (bool prepared_first : sent_) {
+    if (prepared_first) {
+      if (!next()) break;
+      results.pop_back();  // the PREPARE's: only its error matters
+    }
+    if (!next()) {
+      first_error = connection_error(conn, "PostgreSQL went away");
+      break;
+    }
   }
   PgResult sync(PQgetResult(conn));
-  if (!sync.get() || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(conn))
-    return broken(first_error ? *first_error : connection_error(conn, "PostgreSQL pipeline out of step"));
-  if (first_error) return fail(std::move(*first_error));
+  bool in_step = sync.get() && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC && PQexitPipelineMode(conn);
+  if (!in_step && !first_error) first_error = connection_error(conn, "PostgreSQL pipeline out of step");
+  if (first_error) {
+    drop();
+    return fail(std::move(*first_error));
+  }
   return results;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -50,15 +51,21 @@ class Connection {
   Result<PgResult> query(const Query& q);
   // Sends every query in one round trip (libpq pipeline mode) and answers their
   // results in order, or the first error. Statements after a failed one are skipped
-  // by the server.
+  // by the server. Each distinct SQL text is prepared once per connection (the hot
+  // path's statements are constant, so planning is not paid per batch). After an error
+  // the connection is dropped (the next use reconnects): what it prepared is unknown.
   Result<std::vector<PgResult>> pipeline(const std::vector<Query>& queries);
   // pipeline() in two halves, so a thread can do other work before it reads the
-  // results: send() queues the queries, receive(n) reads the results of the n sent.
+  // results: send() queues the queries, receive() reads their results.
   Result<void> send(const std::vector<Query>& queries);
-  Result<std::vector<PgResult>> receive(std::size_t n);
+  Result<std::vector<PgResult>> receive();
 
  private:
+  void drop();
+
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
+  std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  std::vector<bool> sent_;  // per query of the last send(): was it preceded by its PREPARE?
 };
 
 // A double-quoted SQL identifier.

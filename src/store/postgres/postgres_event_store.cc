@@ -250,7 +250,7 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
   next_lane_ = (next_lane_ + 1) % lanes_.size();
   {
     std::unique_lock lk(lanes_mu_);
-    lanes_cv_.wait(lk, [&] { return lane.sent == 0; });  // its last batch was synced
+    lanes_cv_.wait(lk, [&] { return !lane.committing; });  // its last batch was synced
   }
   if (!lane.conn || !lane.conn->healthy()) {
     lane.conn.reset();
@@ -261,12 +261,9 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
   auto writes = check_batch(*lane.conn, batch);
   if (writes)
     if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
-  if (!writes) {
-    if (lane.conn->healthy()) (void)lane.conn->exec("ROLLBACK");
-    return writes.error();
-  }
+  if (!writes) return writes.error();  // a failed pipeline dropped the connection and its transaction
   std::lock_guard lk(lanes_mu_);
-  lane.sent = writes->size();
+  lane.committing = true;
   committing_.push_back(&lane);
   return {};
 }
@@ -282,15 +279,12 @@ Result<void> PostgresEventStore::sync(std::size_t batches) {
       OF_CHECK(!committing_.empty(), "sync of a batch that was never sent");
       lane = committing_.front();
     }
-    auto committed = lane->conn->receive(lane->sent);
-    if (!committed) {
-      if (lane->conn->healthy()) (void)lane->conn->exec("ROLLBACK");
-      if (outcome) outcome = committed.error();
-    }
+    auto committed = lane->conn->receive();
+    if (!committed && outcome) outcome = committed.error();
     {
       std::lock_guard lk(lanes_mu_);
       committing_.pop_front();
-      lane->sent = 0;
+      lane->committing = false;
     }
     lanes_cv_.notify_all();
   }

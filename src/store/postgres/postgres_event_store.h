@@ -100,7 +100,7 @@ class PostgresEventStore final : public es::EventStore,
   // A connection for append transactions (see write_batch).
   struct Lane {
     std::optional<Connection> conn;  // reconnected by the writer when lost
-    std::size_t sent = 0;            // statements sent whose results sync() has yet to read
+    bool committing = false;         // its batch is sent; sync() has yet to read the outcome
   };
   std::array<Lane, 2> lanes_;
   std::size_t next_lane_ = 0;  // the writer thread's
