@@ -74,9 +74,10 @@ void ArrayLiteral::add(std::int64_t value) {
 }
 
 Result<Connection> Connection::open(const std::string& conninfo, const std::string& schema) {
-  // Later keywords override what the URL says; connect_timeout bounds a reconnect.
-  const char* keywords[] = {"dbname", "connect_timeout", "application_name", nullptr};
-  const char* values[] = {conninfo.c_str(), "5", "orderflow", nullptr};
+  // Later keywords override earlier ones: the URL may name the application;
+  // connect_timeout bounds a reconnect.
+  const char* keywords[] = {"application_name", "dbname", "connect_timeout", nullptr};
+  const char* values[] = {"orderflow", conninfo.c_str(), "5", nullptr};
   Connection c;
   c.conn_.reset(PQconnectdbParams(keywords, values, 1));
   if (!c.healthy()) return connection_error(c.conn_.get(), "cannot connect to PostgreSQL");

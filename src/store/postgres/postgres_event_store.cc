@@ -120,10 +120,16 @@ Result<PostgresEventStore::Lease> PostgresEventStore::lease() {
   return Lease(*this, std::move(*c));
 }
 
+// Every statement run here may safely run twice (reads and upserts): one that failed
+// because its pooled connection had died while idle (a server restart) runs again on a
+// new connection.
 Result<PgResult> PostgresEventStore::query(const Query& q) {
-  auto conn = lease();
-  if (!conn) return conn.error();
-  return (*conn)->query(q);
+  for (int attempt = 0;; ++attempt) {
+    auto conn = lease();
+    if (!conn) return conn.error();
+    auto r = (*conn)->query(q);
+    if (r || attempt > 0 || (*conn)->healthy()) return r;
+  }
 }
 
 void PostgresEventStore::append_async(es::AppendRequest req, es::AppendCallback done) {
@@ -252,13 +258,21 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     std::unique_lock lk(lanes_mu_);
     lanes_cv_.wait(lk, [&] { return !lane.committing; });  // its last batch was synced
   }
-  if (!lane.conn || !lane.conn->healthy()) {
-    lane.conn.reset();
+  auto connect = [&]() -> Result<void> {
+    if (lane.conn && lane.conn->healthy()) return {};
     auto c = Connection::open(options_.conninfo, options_.schema);
     if (!c) return c.error();
     lane.conn = std::move(*c);
-  }
+    return {};
+  };
+  if (auto c = connect(); !c) return c;
   auto writes = check_batch(*lane.conn, batch);
+  if (!writes && !lane.conn->healthy()) {
+    // The connection had died while idle (a server restart). check_batch wrote nothing,
+    // so it can start over on a new one.
+    if (auto c = connect(); !c) return c;
+    writes = check_batch(*lane.conn, batch);
+  }
   if (writes)
     if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
   if (!writes) return writes.error();  // a failed pipeline dropped the connection and its transaction
@@ -343,6 +357,7 @@ Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std
   bool wrote_keys = false;
   for (auto& a : batch) {
     auto& req = a.request;
+    a.answer.reset();  // from an attempt on a connection that was lost
     if (!req.fresh_event_ids) {
       std::vector<std::optional<es::StoredEventRef>> found;
       for (const auto& e : req.events) {

@@ -18,9 +18,10 @@ using es::ExpectedVersion;
 using postgres::PostgresEventStore;
 
 std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
-                                               const es::UpcasterRegistry* upcasters = nullptr) {
+                                               const es::UpcasterRegistry* upcasters = nullptr,
+                                               const std::string& conninfo = test_server()) {
   postgres::PostgresEventStoreOptions options;
-  options.conninfo = test_server();
+  options.conninfo = conninfo;
   options.schema = schema;
   options.upcasters = upcasters;
   auto store = PostgresEventStore::open(options);
@@ -217,6 +218,36 @@ TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult)
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->position, first->position);
   EXPECT_EQ(*b->last_position(), 2);
+}
+
+// The server drops every connection of a store while they are idle (as a restart
+// would). The store notices on next use and carries on with new connections: no append
+// or read fails for it.
+TEST_F(PostgresEventStoreTest, ConnectionsLostWhileIdleAreReplacedWithoutFailingAnything) {
+  TestSchema schema;
+  const std::string app = "of_" + schema.name();
+  auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
+  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::no_stream())));
+  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::exact(0))));  // both lanes connected
+
+  auto admin = schema.connect();
+  auto killed = admin.query({"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                             {app}});
+  ASSERT_TRUE(killed);
+  ASSERT_EQ(killed->int64(0, 0), 3) << "the store's reader and its two writer connections";
+  eventually([&] {
+    auto left = admin.query({"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", {app}});
+    return left && left->int64(0, 0) == 0;
+  });
+
+  for (int i = 0; i < 3; ++i) {
+    auto r = store->append(make_append("lost-1", ExpectedVersion::exact(1 + i)));
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  auto events = store->read_stream("lost-1", 0, 100, es::Direction::forward);
+  ASSERT_TRUE(events) << events.error().message;
+  ASSERT_EQ(events->size(), 5u);
+  for (std::size_t v = 0; v < events->size(); ++v) EXPECT_EQ((*events)[v].position, static_cast<es::Position>(v + 1));
 }
 
 TEST_F(PostgresEventStoreTest, ManyProcessesMayMigrateAtOnce) {
