@@ -29,8 +29,8 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
 
   echo "== build (TSan: the concurrent core and the HTTP server)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORDERFLOW_TSAN=ON >/dev/null
-  cmake --build build-tsan --target store_sqlite_tests api_tests
+  cmake --build build-tsan --target store_sqlite_tests store_postgres_tests api_tests
   echo "== tests under TSan"
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|api'
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|store_postgres|api'
 fi
