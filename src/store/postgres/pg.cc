@@ -81,9 +81,11 @@ Result<Connection> Connection::open(const std::string& conninfo, const std::stri
   Connection c;
   c.conn_.reset(PQconnectdbParams(keywords, values, 1));
   if (!c.healthy()) return connection_error(c.conn_.get(), "cannot connect to PostgreSQL");
+  // Read committed: each statement of an append batch must see every batch committed
+  // before it took the log head's lock (a server default of repeatable read would not).
   std::string session =
       "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '10s'; "
-      "SET client_min_messages = warning;";
+      "SET default_transaction_isolation = 'read committed'; SET client_min_messages = warning;";
   if (!schema.empty()) session += " SET search_path = " + quote_identifier(schema) + ";";
   if (auto r = c.exec(session); !r) return r.error();
   return c;

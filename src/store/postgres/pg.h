@@ -41,8 +41,9 @@ struct Query {
 class Connection {
  public:
   // Connects and sets our session: search_path (when `schema` is not empty),
-  // synchronous_commit=on (a commit is durable before it is acknowledged) and a bound
-  // on idle transactions, so a stuck client cannot hold the log's lock for long.
+  // synchronous_commit=on (a commit is durable before it is acknowledged), read
+  // committed, and a bound on idle transactions, so a stuck client cannot hold the
+  // log's lock for long.
   static Result<Connection> open(const std::string& conninfo, const std::string& schema);
 
   bool healthy() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
