@@ -2,7 +2,8 @@
 # The README's second command (and what .ci/run calls): install what is missing, build,
 # run the whole test suite, then the unit and contract tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
-# pipeline, subscriptions, HTTP server) under ThreadSanitizer.
+# pipeline, subscriptions, HTTP server) under ThreadSanitizer. Everything runs beside a
+# throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
 #   ORDERFLOW_SOAK=1   also run the long soak/fuzz tests.
 #   ORDERFLOW_NO_SANITIZE=1   skip the sanitizer build (quick local runs).
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 # Paths relative to the checkout, so ccache reuses objects across clones.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 scripts/install-deps.sh
+if [ -z "${ORDERFLOW_TEST_PG:-}" ]; then exec scripts/pg-test-server.sh "$0" "$@"; fi
 jobs=$(nproc)
 
 echo "== build (release, -Werror)"
@@ -27,8 +29,8 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
 
   echo "== build (TSan: the concurrent core and the HTTP server)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORDERFLOW_TSAN=ON >/dev/null
-  cmake --build build-tsan --target store_sqlite_tests api_tests
+  cmake --build build-tsan --target store_sqlite_tests store_postgres_tests api_tests
   echo "== tests under TSan"
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|api'
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|store_postgres|api'
 fi

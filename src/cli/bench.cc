@@ -17,6 +17,7 @@ void add_bench(CLI::App& root, Action& action) {
   a->add_option("--payload-bytes", append->payload_bytes, "Bytes of event data")->capture_default_str();
   a->add_flag("--no-group-commit", append->no_group_commit, "One transaction and sync per append");
   a->add_option("--data", append->data, "Scratch directory on the disk to measure")->capture_default_str();
+  a->add_option("--store", append->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (scratch schemas)");
   a->callback([append, &action] { action = [append] { return bench_append(*append); }; });
 
   auto read = std::make_shared<ReadBenchOptions>();

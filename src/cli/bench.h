@@ -4,10 +4,12 @@
 
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/http_client.h"
+#include "es/event_store.h"
 
 namespace orderflow::cli {
 
@@ -18,8 +20,17 @@ struct AppendBenchOptions {
   int payload_bytes = 100;
   bool no_group_commit = false;
   std::string data = "./orderflow-bench";
+  std::string store;  // empty: embedded SQLite in `data`; postgres://…: scratch schemas there
 };
 int bench_append(const AppendBenchOptions& options);
+
+// bench append's PostgreSQL runs (bench_append_postgres.cc), each named `run` and kept in
+// a scratch schema of its own until drop_postgres_scratch.
+Result<std::unique_ptr<es::EventStore>> open_postgres_scratch(const std::string& url, const std::string& run,
+                                                              bool group_commit);
+Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run,
+                                       const std::vector<es::AppendRequest>& reqs);
+void drop_postgres_scratch(const std::string& url, const std::string& run);
 
 struct ReadBenchOptions {
   std::string data = "./orderflow-bench";

@@ -1,5 +1,5 @@
 // orderflow bench append: durable appends with N in flight, against the same rows
-// inserted raw (1000 per transaction) on the same disk in the same run, and against
+// inserted raw (1000 per transaction) on the same disk (or PostgreSQL server) in the same run, and against
 // one transaction per append (--no-group-commit) as the baseline group commit beats.
 #include <fmt/core.h>
 
@@ -12,6 +12,7 @@
 #include "cli/bench.h"
 #include "core/latency.h"
 #include "core/uuid.h"
+#include "cli/store_factory.h"
 #include "store/sqlite/sqlite_event_store.h"
 
 namespace orderflow::cli {
@@ -111,18 +112,39 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
   return stats;
 }
 
-Result<RunStats> run_store(const std::string& path, std::vector<es::AppendRequest> reqs, int in_flight,
+std::string scratch_file(const AppendBenchOptions& o, const std::string& run) {
+  return (std::filesystem::path(o.data) / fmt::format("bench-{}-{}.db", run, ::getpid())).string();
+}
+
+void remove_scratch(const AppendBenchOptions& o, const std::string& run) {
+  if (is_postgres_url(o.store)) return drop_postgres_scratch(o.store, run);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(scratch_file(o, run) + suffix);
+}
+
+// A fresh store for one run, removed after it.
+Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, std::vector<es::AppendRequest> reqs,
                            bool exact, bool group_commit) {
-  sqlite::SqliteEventStoreOptions options;
-  options.path = path;
-  options.pipeline.group_commit = group_commit;
-  auto store = sqlite::SqliteEventStore::open(options);
-  if (!store) return fail(store.error());
-  return run_appends(**store, std::move(reqs), in_flight, exact);
+  std::unique_ptr<es::EventStore> store;
+  if (is_postgres_url(o.store)) {
+    auto opened = open_postgres_scratch(o.store, run, group_commit);
+    if (!opened) return fail(opened.error());
+    store = std::move(*opened);
+  } else {
+    sqlite::SqliteEventStoreOptions options;
+    options.path = scratch_file(o, run);
+    options.pipeline.group_commit = group_commit;
+    auto opened = sqlite::SqliteEventStore::open(options);
+    if (!opened) return fail(opened.error());
+    store = std::move(*opened);
+  }
+  auto stats = run_appends(*store, std::move(reqs), o.writers, exact);
+  store.reset();
+  remove_scratch(o, run);
+  return stats;
 }
 
 // The limit: the same rows inserted with no event-store logic, 1000 per transaction.
-Result<double> raw_rows_per_s(const std::string& path, const std::vector<es::AppendRequest>& reqs) {
+Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<es::AppendRequest>& reqs) {
   auto db = sqlite::Database::open(path);
   if (!db) return fail(db.error());
   if (auto r = db->exec(
@@ -161,8 +183,11 @@ Result<double> raw_rows_per_s(const std::string& path, const std::vector<es::App
   return static_cast<double>(reqs.size()) / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-void remove_db(const std::string& path) {
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+Result<double> raw_rows_per_s(const AppendBenchOptions& o, const std::vector<es::AppendRequest>& reqs) {
+  auto raw = is_postgres_url(o.store) ? raw_postgres_rows_per_s(o.store, "raw", reqs)
+                                      : raw_sqlite_rows_per_s(scratch_file(o, "raw"), reqs);
+  remove_scratch(o, "raw");
+  return raw;
 }
 
 }  // namespace
@@ -173,19 +198,14 @@ int bench_append(const AppendBenchOptions& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.data, ec);
   if (ec) return runtime_failure("cannot create " + o.data + ": " + ec.message());
-  auto file = [&](const char* name) {
-    return (std::filesystem::path(o.data) / fmt::format("bench-{}-{}.db", name, ::getpid())).string();
-  };
   const bool exact = o.streams == 1;
   const std::string prefix = "bench" + uuid_v7().substr(0, 8);
 
   auto reqs = make_requests(o.events, o.streams, o.payload_bytes, prefix);
-  auto raw = raw_rows_per_s(file("raw"), reqs);
-  remove_db(file("raw"));
+  auto raw = raw_rows_per_s(o, reqs);
   if (!raw) return runtime_failure(raw.error().message);
 
-  auto main_run = run_store(file("append"), reqs, o.writers, exact, !o.no_group_commit);
-  remove_db(file("append"));
+  auto main_run = run_store(o, "append", reqs, exact, !o.no_group_commit);
   if (!main_run) return runtime_failure(main_run.error().message);
   auto& m = *main_run;
 
@@ -195,8 +215,7 @@ int bench_append(const AppendBenchOptions& o) {
   if (!o.no_group_commit) {
     auto n = std::clamp<std::int64_t>(o.events / 50, 500, 4000);
     auto few = make_requests(n, o.streams, o.payload_bytes, prefix + "b");
-    auto b = run_store(file("baseline"), std::move(few), o.writers, exact, false);
-    remove_db(file("baseline"));
+    auto b = run_store(o, "baseline", std::move(few), exact, false);
     if (!b) return runtime_failure(b.error().message);
     baseline = std::move(*b);
   }
@@ -206,7 +225,9 @@ int bench_append(const AppendBenchOptions& o) {
              o.events, o.payload_bytes, o.writers, o.streams,
              o.no_group_commit ? "one transaction per append" : "group commit");
   fmt::print("  {:<34} {:>12.0f} events/s   p50 {:>6} us   p99 {:>6} us\n", "event store", m.per_s(), p50, p99);
-  fmt::print("  {:<34} {:>12.0f} rows/s     ({:.2f}x of it reached)\n", "raw SQLite insert, 1000/txn", *raw,
+  const char* store_name = is_postgres_url(o.store) ? "postgres" : "sqlite";
+  fmt::print("  {:<34} {:>12.0f} rows/s     ({:.2f}x of it reached)\n",
+             is_postgres_url(o.store) ? "raw PostgreSQL INSERT, 1000/txn" : "raw SQLite insert, 1000/txn", *raw,
              m.per_s() / *raw);
   if (baseline)
     fmt::print("  {:<34} {:>12.0f} events/s   (group commit is {:.1f}x faster)\n",
@@ -214,9 +235,9 @@ int bench_append(const AppendBenchOptions& o) {
   if (exact) fmt::print("  conflicts answered and retried: {}\n", m.conflicts);
 
   std::string json = fmt::format(
-      R"({{"bench":"append","store":"sqlite","writers":{},"streams":{},"events":{},"payload_bytes":{},)"
+      R"({{"bench":"append","store":"{}","writers":{},"streams":{},"events":{},"payload_bytes":{},)"
       R"("group_commit":{},"events_per_s":{:.0f},"p50_us":{},"p99_us":{},"raw_rows_per_s":{:.0f},"ratio_to_raw":{:.3f})",
-      o.writers, o.streams, o.events, o.payload_bytes, !o.no_group_commit, m.per_s(), p50, p99, *raw,
+      store_name, o.writers, o.streams, o.events, o.payload_bytes, !o.no_group_commit, m.per_s(), p50, p99, *raw,
       m.per_s() / *raw);
   if (baseline)
     json += fmt::format(R"(,"no_group_commit_events_per_s":{:.0f},"group_commit_speedup":{:.1f})",

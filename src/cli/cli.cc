@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   add_bench(app, action);
   add_rebuild(app, action);
   add_verify(app, action);
+  add_migrate(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -89,8 +89,7 @@ int serve(const ServeOptions& o) {
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
-  fmt::print("orderflow: serving http://{}:{} (embedded store in {})\n", options.host, server->port(),
-             o.store.data_dir);
+  fmt::print("orderflow: serving http://{}:{} ({})\n", options.host, server->port(), store->describe(o.store));
   std::fflush(stdout);
   server->run();
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
@@ -98,7 +97,7 @@ int serve(const ServeOptions& o) {
   // before the store closes.
   (*read)->runner().stop();
   // Every in-flight request has been answered; finish accepted appends and close.
-  store->sqlite->close();
+  store->close();
   fmt::print("orderflow: stopped\n");
   return 0;
 }

@@ -4,7 +4,43 @@
 
 namespace orderflow::cli {
 
+bool is_postgres_url(const std::string& url) {
+  return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+}
+
+es::EventStore& OpenStore::events() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
+es::SnapshotStore& OpenStore::snapshots() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
+es::CheckpointStore& OpenStore::checkpoints() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
+void OpenStore::close() {
+  if (sqlite) sqlite->close();
+  if (postgres) postgres->close();
+}
+
+std::string OpenStore::describe(const StoreSpec& spec) const {
+  return sqlite ? "embedded store in " + spec.data_dir : "PostgreSQL store";
+}
+
 Result<OpenStore> open_store(const StoreSpec& spec) {
+  if (is_postgres_url(spec.url)) {
+    postgres::PostgresEventStoreOptions options;
+    options.conninfo = spec.url;
+    options.pipeline = spec.pipeline;
+    auto store = postgres::PostgresEventStore::open(options);
+    if (!store) return fail(store.error());
+    return OpenStore{nullptr, std::move(*store)};
+  }
   if (!spec.url.empty() && spec.url.rfind("sqlite:", 0) != 0)
     return fail(Errc::invalid_argument, "--store " + spec.url + " is not supported by this build");
   std::error_code ec;
@@ -15,10 +51,12 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   options.pipeline = spec.pipeline;
   auto store = sqlite::SqliteEventStore::open(options);
   if (!store) return fail(store.error());
-  return OpenStore{std::move(*store)};
+  return OpenStore{std::move(*store), nullptr};
 }
 
 std::string read_model_path(const StoreSpec& spec) {
+  std::error_code ec;  // with PostgreSQL, --data is otherwise never created
+  std::filesystem::create_directories(spec.data_dir, ec);
   return (std::filesystem::path(spec.data_dir) / "readmodels.db").string();
 }
 

@@ -1,11 +1,12 @@
 // Opens the store a command line asks for: the embedded SQLite store in --data DIR by
-// default (PostgreSQL joins here with its issue).
+// default, PostgreSQL with --store postgres://… (or postgresql://…).
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "core/result.h"
+#include "store/postgres/postgres_event_store.h"
 #include "store/sqlite/sqlite_event_store.h"
 
 namespace orderflow::cli {
@@ -16,17 +17,28 @@ struct StoreSpec {
   es::AppendPipelineOptions pipeline;
 };
 
-// The store and the kernel interfaces it implements.
+// Does this --store name a PostgreSQL database?
+bool is_postgres_url(const std::string& url);
+
+// The store and the kernel interfaces it implements: exactly one of the two is set.
 struct OpenStore {
   std::unique_ptr<sqlite::SqliteEventStore> sqlite;
-  es::EventStore& events() { return *sqlite; }
-  es::SnapshotStore& snapshots() { return *sqlite; }
-  es::CheckpointStore& checkpoints() { return *sqlite; }
+  std::unique_ptr<postgres::PostgresEventStore> postgres;
+
+  es::EventStore& events();
+  es::SnapshotStore& snapshots();
+  es::CheckpointStore& checkpoints();
+  // Finishes accepted appends and stops the writer.
+  void close();
+  // For start-up messages: "embedded store in DIR" or "PostgreSQL store".
+  std::string describe(const StoreSpec& spec) const;
 };
 
+// Opens the store; a PostgreSQL store's schema is migrated first.
 Result<OpenStore> open_store(const StoreSpec& spec);
 
-// The embedded read-model database: <data>/readmodels.db.
+// The embedded read-model database: <data>/readmodels.db. With PostgreSQL the read models
+// and the saga's state still live here (a later phase moves them into PostgreSQL).
 std::string read_model_path(const StoreSpec& spec);
 
 }  // namespace orderflow::cli

@@ -31,18 +31,49 @@ bool same_ids(const std::vector<NewEvent>& events, const std::vector<std::string
 
 }  // namespace
 
-AppendPipeline::AppendPipeline(AppendBackend& backend, AppendPipelineOptions options, Clock clock)
-    : backend_(backend), options_(options), clock_(std::move(clock)) {}
+std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
+                                                 const std::vector<std::optional<StoredEventRef>>& stored) {
+  OF_CHECK(stored.size() == req.events.size(), "match_stored needs one lookup per event");
+  auto first_found = std::find_if(stored.begin(), stored.end(), [](const auto& s) { return s.has_value(); });
+  if (first_found == stored.end()) return std::nullopt;
+  auto i = static_cast<std::size_t>(first_found - stored.begin());
+  const auto& ref = **first_found;
+  auto duplicate = fail(Errc::duplicate_event, "event " + req.events[i].event_id + " is already stored in " +
+                                                   ref.stream_id + " at version " + std::to_string(ref.version));
+  // A retry stored every one of its events, in order, in its own stream. Event ids are
+  // unique, so that is the same as the stream holding exactly these ids from there on.
+  for (std::size_t j = 0; j < stored.size(); ++j) {
+    const auto& s = stored[j];
+    if (!s || s->stream_id != req.stream_id || s->version != stored[0]->version + static_cast<StreamVersion>(j))
+      return duplicate;
+  }
+  return AppendResult{stored.back()->version, stored.back()->position};
+}
+
+Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected) {
+  return Error{Errc::version_conflict,
+               "stream " + stream_id + " is at version " + std::to_string(current) + ", expected " +
+                   expected.describe(),
+               current};
+}
+
+AppendPipeline::AppendPipeline(ExclusiveAppendBackend& backend, AppendPipelineOptions options, Clock clock)
+    : backend_(backend), exclusive_(&backend), options_(options), clock_(std::move(clock)) {}
+
+AppendPipeline::AppendPipeline(AppendBackend& shared_backend, AppendPipelineOptions options, Clock clock)
+    : backend_(shared_backend), exclusive_(nullptr), options_(options), clock_(std::move(clock)) {}
 
 AppendPipeline::~AppendPipeline() { stop(); }
 
 Result<void> AppendPipeline::start() {
   std::lock_guard lk(mu_);
   OF_CHECK(!started_, "AppendPipeline started twice");
-  auto last = backend_.committed_last_position();
-  if (!last) return fail(last.error());
-  last_committed_ = *last;
-  next_position_ = *last + 1;
+  if (exclusive_) {
+    auto last = exclusive_->committed_last_position();
+    if (!last) return fail(last.error());
+    last_committed_ = *last;
+    next_position_ = *last + 1;
+  }
   started_ = true;
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-writer");
@@ -81,49 +112,40 @@ bool AppendPipeline::wait_for_commit(Position after, std::chrono::milliseconds t
 Result<StreamVersion> AppendPipeline::current_version(const AppendRequest& req) {
   const auto& stream_id = req.stream_id;
   if (auto it = streams_.find(stream_id); it != streams_.end()) return it->second.version;
-  auto committed = req.fresh_stream_id ? Result<StreamVersion>(kNoStream) : backend_.committed_version(stream_id);
+  auto committed = req.fresh_stream_id ? Result<StreamVersion>(kNoStream) : exclusive_->committed_version(stream_id);
   if (!committed) return committed;
   streams_.emplace(stream_id, StreamEntry{*committed, 0});
   return committed;
 }
 
-// A retry of an append that is in flight waits for the same answer (attached = true);
-// a retry of a committed append is answered with the original result. Event ids seen
-// anywhere else are a duplicate_event error.
-std::optional<Result<AppendResult>> AppendPipeline::check_duplicate(AppendRequest& req,
-                                                                    AppendCallback& done,
-                                                                    bool& attached) {
-  const auto& first_id = req.events.front().event_id;
-  for (const auto& e : req.events) {
-    auto it = in_flight_ids_.find(e.event_id);
-    if (it == in_flight_ids_.end()) continue;
-    auto& original = in_flight_.at(it->second);
-    if (it->second == first_id && original.stream_id == req.stream_id &&
-        same_ids(req.events, original.event_ids)) {
-      original.followers.push_back(std::move(done));
-      attached = true;
-      return std::nullopt;
-    }
-    return fail(Errc::duplicate_event, "event " + e.event_id + " is already being appended elsewhere");
-  }
-  for (std::size_t i = 0; i < req.events.size(); ++i) {
-    auto found = backend_.find_event(req.events[i].event_id);
-    if (!found) return Result<AppendResult>(found.error());
-    if (!*found) continue;
-    const auto& ref = **found;
-    auto duplicate = fail(Errc::duplicate_event,
-                          "event " + req.events[i].event_id + " is already stored in " +
-                              ref.stream_id + " at version " + std::to_string(ref.version));
-    if (i != 0 || ref.stream_id != req.stream_id) return duplicate;
-    auto stored = backend_.stream_event_ids(req.stream_id, ref.version, req.events.size());
-    if (!stored) return Result<AppendResult>(stored.error());
-    if (!same_ids(req.events, *stored)) return duplicate;
-    auto last = backend_.find_event(req.events.back().event_id);
-    if (!last) return Result<AppendResult>(last.error());
-    OF_CHECK(last->has_value(), "stored event vanished");
-    return AppendResult{(*last)->version, (*last)->position};
-  }
+// A retry of an append that is in flight waits for the same answer.
+bool AppendPipeline::attach_retry(const AppendRequest& req, AppendCallback& done) {
+  auto it = in_flight_.find(req.events.front().event_id);
+  if (it == in_flight_.end() || it->second.stream_id != req.stream_id || !same_ids(req.events, it->second.event_ids))
+    return false;
+  it->second.followers.push_back(std::move(done));
+  return true;
+}
+
+// Event ids in flight in another append are a duplicate_event error.
+std::optional<Result<AppendResult>> AppendPipeline::in_flight_duplicate(const AppendRequest& req) const {
+  for (const auto& e : req.events)
+    if (in_flight_ids_.count(e.event_id))
+      return fail(Errc::duplicate_event, "event " + e.event_id + " is already being appended elsewhere");
   return std::nullopt;
+}
+
+// Exclusive backends: a retry of a committed append is answered with the original
+// result; event ids stored anywhere else are a duplicate_event error.
+std::optional<Result<AppendResult>> AppendPipeline::check_stored(const AppendRequest& req) {
+  std::vector<std::optional<StoredEventRef>> stored;
+  stored.reserve(req.events.size());
+  for (const auto& e : req.events) {
+    auto found = exclusive_->find_event(e.event_id);
+    if (!found) return Result<AppendResult>(found.error());
+    stored.push_back(std::move(*found));
+  }
+  return match_stored(req, stored);
 }
 
 void AppendPipeline::append(AppendRequest req, AppendCallback done) {
@@ -137,9 +159,9 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
     } else if (stopping_ || !started_) {
       answer = fail(Errc::unavailable, "the event store is shutting down");
     } else if (!req.fresh_event_ids) {
-      bool attached = false;
-      answer = check_duplicate(req, done, attached);
-      if (attached) return;
+      if (attach_retry(req, done)) return;
+      answer = in_flight_duplicate(req);
+      if (!answer && exclusive_) answer = check_stored(req);
     }
     // A retry of a stored append was answered above; a new append may not reuse a key.
     if (!answer && req.idempotency) {
@@ -147,54 +169,91 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
         it->second.push_back(std::move(done));
         return;
       }
-      auto exists = backend_.idempotency_key_exists(req.idempotency->key);
-      if (!exists)
-        answer = fail(exists.error());
-      else if (*exists)
-        answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
+      if (exclusive_) {
+        auto exists = exclusive_->idempotency_key_exists(req.idempotency->key);
+        if (!exists)
+          answer = fail(exists.error());
+        else if (*exists)
+          answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
+      }
+    }
+    if (!answer && !exclusive_) {
+      auto it = streams_.find(req.stream_id);
+      if (it == streams_.end() || !it->second.version_known || req.expected.matches(it->second.version))
+        return stage(std::move(req), std::move(done), std::nullopt);
+      answer = fail(version_conflict(req.stream_id, it->second.version, req.expected));
     }
     if (!answer) {
       auto current = current_version(req);
       if (!current) {
         answer = fail(current.error());
       } else if (!req.expected.matches(*current)) {
-        Error conflict{Errc::version_conflict,
-                       "stream " + req.stream_id + " is at version " + std::to_string(*current) +
-                           ", expected " + req.expected.describe(),
-                       *current};
-        answer = fail(std::move(conflict));
+        answer = fail(version_conflict(req.stream_id, *current, req.expected));
       } else {
-        auto n = static_cast<std::int64_t>(req.events.size());
-        StagedAppend staged;
-        staged.first_version = *current + 1;
-        staged.first_position = next_position_;
-        staged.recorded_at_ms = clock_();
-        next_position_ += n;
-        auto& entry = streams_[req.stream_id];
-        entry.version = *current + n;
-        ++entry.in_flight;
-
-        InFlight flight{req.stream_id, {}, staged.result(), {}};
-        flight.event_ids.reserve(req.events.size());
-        for (const auto& e : req.events) {
-          flight.event_ids.push_back(e.event_id);
-          in_flight_ids_.emplace(e.event_id, req.events.front().event_id);
-        }
-        in_flight_.emplace(req.events.front().event_id, std::move(flight));
-        if (req.idempotency) in_flight_keys_.emplace(req.idempotency->key, std::vector<AppendCallback>{});
-
-        staged.request = std::move(req);
-        auto& key = staged.request.idempotency;
-        if (key && staged.request.render_response) key->response = staged.request.render_response(staged.result());
-        if (staged.request.on_staged) staged.request.on_staged(staged.result());
-        staged.done = std::move(done);
-        open_.push_back(std::move(staged));
-        writer_cv_.notify_one();
-        return;
+        return stage(std::move(req), std::move(done), *current);
       }
     }
   }
   done(std::move(*answer));
+}
+
+// Queues an accepted append for the writer. `current`: the stream's version it was
+// validated against (exclusive backends, which number it now); nullopt for a shared
+// backend, whose write_batch numbers it.
+void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current) {
+  StagedAppend staged;
+  staged.recorded_at_ms = clock_();
+  if (current) {
+    auto n = static_cast<std::int64_t>(req.events.size());
+    staged.first_version = *current + 1;
+    staged.first_position = next_position_;
+    next_position_ += n;
+    auto& entry = streams_[req.stream_id];
+    entry.version = *current + n;
+    ++entry.in_flight;
+  } else {
+    track_in_flight_version(req);
+  }
+
+  InFlight flight{req.stream_id, {}, {}};
+  flight.event_ids.reserve(req.events.size());
+  for (const auto& e : req.events) {
+    flight.event_ids.push_back(e.event_id);
+    in_flight_ids_.insert(e.event_id);
+  }
+  in_flight_.emplace(req.events.front().event_id, std::move(flight));
+  if (req.idempotency) in_flight_keys_.emplace(req.idempotency->key, std::vector<AppendCallback>{});
+
+  staged.request = std::move(req);
+  if (current) {
+    auto& key = staged.request.idempotency;
+    if (key && staged.request.render_response) key->response = staged.request.render_response(staged.result());
+    if (staged.request.on_staged) staged.request.on_staged(staged.result());
+  }
+  staged.done = std::move(done);
+  open_.push_back(std::move(staged));
+  writer_cv_.notify_one();
+}
+
+// Shared backends: the version a stream will be at if this process's appends to it in
+// flight, the new one last, all succeed.
+void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
+  auto n = static_cast<StreamVersion>(req.events.size());
+  auto [it, first] = streams_.try_emplace(req.stream_id);
+  auto& entry = it->second;
+  ++entry.in_flight;
+  switch (req.expected.kind()) {
+    case ExpectedVersion::Kind::exact:
+    case ExpectedVersion::Kind::no_stream:
+      entry.version = req.expected.version() + n;
+      entry.version_known = true;
+      break;
+    case ExpectedVersion::Kind::any:
+    case ExpectedVersion::Kind::stream_exists:
+      entry.version += n;
+      entry.version_known = entry.version_known && !first;
+      break;
+  }
 }
 
 void AppendPipeline::evict_streams() {
@@ -223,7 +282,8 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
       in_flight_keys_.erase(it);
     }
   }
-  if (auto it = streams_.find(a.request.stream_id); it != streams_.end()) --it->second.in_flight;
+  if (auto it = streams_.find(a.request.stream_id); it != streams_.end())
+    if (--it->second.in_flight == 0 && !exclusive_) streams_.erase(it);
   answers.emplace_back(std::move(a.done), outcome);
 }
 
@@ -249,9 +309,16 @@ void AppendPipeline::writer_loop() {
     written_batches.push_back(std::move(batch));
     batch.clear();
     auto written = backend_.write_batch(written_batches.back());
+    if (written && !exclusive_) {
+      // A shared backend numbered the batch just now: tell the appends it wrote before
+      // the next batch is taken.
+      std::lock_guard lk(mu_);
+      for (const auto& a : written_batches.back())
+        if (!a.answer && a.request.on_staged) a.request.on_staged(a.result());
+    }
     if (!written || !options_.group_commit) {
       // Baseline mode syncs each append itself, one at a time.
-      finish(written_batches, written ? backend_.sync() : written);
+      finish(written_batches, written ? backend_.sync(1) : written);
       continue;
     }
     // The sync thread makes it durable while the next batch is written.
@@ -270,7 +337,7 @@ void AppendPipeline::sync_loop() {
       if (unsynced_.empty()) return;
       batches.swap(unsynced_);
     }
-    finish(batches, backend_.sync());
+    finish(batches, backend_.sync(batches.size()));
   }
 }
 
@@ -280,11 +347,18 @@ void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, con
   {
     std::lock_guard lk(mu_);
     if (synced && !failed_) {
-      last_committed_ = batches.back().back().result().position;
-      for (auto& batch : batches) {
-        for (auto& a : batch) settle(a, a.result(), answers);
-        backend_.on_durable(batch);
-      }
+      for (auto& batch : batches)
+        for (auto& a : batch) {
+          if (!a.answer) last_committed_ = std::max(last_committed_, a.result().position);
+          settle(a, a.answer ? *a.answer : a.result(), answers);
+        }
+      for (auto& batch : batches) backend_.on_durable(batch);
+    } else if (!exclusive_) {
+      // Nothing in memory was built on these batches: only their own outcome is unknown.
+      Result<AppendResult> failure = fail(Errc::unavailable, "event store write failed (retry with the same event ids "
+                                                             "to learn whether it was stored): " + synced.error().message);
+      for (auto& batch : batches)
+        for (auto& a : batch) settle(a, failure, answers);
     } else {
       // Fail-stop: what is on disk is now unknown, and every append still open or
       // unsynced was validated against versions that may never exist.

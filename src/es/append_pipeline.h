@@ -1,14 +1,26 @@
 // The append pipeline: optimistic concurrency and group commit, independent of storage.
 //
-// Appends are validated as they arrive, under one lock, against the versions of every
-// append already accepted (committed or still in flight): a conflict is answered at
-// once with the stream's current version, so the caller's retry can join the batch
-// that is still open. Accepted appends gather in the open batch; one writer thread
-// takes the whole batch, writes it in one transaction with one sync, then answers
-// every append in it. While it syncs, the next batch fills (leveldb's DBImpl::Write,
-// made asynchronous).
+// Accepted appends gather in the open batch; one writer thread takes the whole batch,
+// writes it in one transaction with one sync, then answers every append in it. While
+// it syncs, the next batch fills (leveldb's DBImpl::Write, made asynchronous).
 //
-// Fail-stop: after a failed batch write, every queued and later append fails.
+// Who checks expected versions depends on who else writes the storage:
+// - An ExclusiveAppendBackend (this process is the only writer, e.g. SQLite under a
+//   flock): appends are validated as they arrive, under one lock, against the versions
+//   of every append already accepted (committed or still in flight); a conflict is
+//   answered at once with the stream's current version, so the caller's retry can join
+//   the batch that is still open. Versions and positions are assigned in memory.
+//   Fail-stop: after a failed batch write, every queued and later append fails, since
+//   they were validated against versions that may never exist.
+// - A shared AppendBackend (other processes write too, e.g. PostgreSQL): memory cannot
+//   know the streams' versions, so write_batch checks every append under the storage's
+//   own lock and assigns versions and positions there. Only appends in flight in this
+//   process are checked in memory, against the version they will leave if they succeed,
+//   so a conflict among this process's own appends to a hot stream is answered at once
+//   and the retry joins the open batch; the database still has the last word. A failed
+//   batch answers only its own appends `unavailable` (their outcome is unknown: a retry
+//   with the same event ids finds out); later appends are tried again, so the store
+//   recovers by itself.
 #pragma once
 
 #include <condition_variable>
@@ -20,6 +32,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "es/event_store.h"
@@ -33,13 +46,17 @@ struct StoredEventRef {
   Position position = 0;
 };
 
-// An append the pipeline accepted, with its versions and positions assigned.
+// An append the pipeline accepted, with its versions and positions assigned (by the
+// pipeline, or by a shared backend's write_batch).
 struct StagedAppend {
   AppendRequest request;
   StreamVersion first_version = 0;  // of request.events[0]
   Position first_position = 0;      // of request.events[0]
   std::int64_t recorded_at_ms = 0;
   AppendCallback done;
+  // Set by a shared backend's write_batch for an append it answered without writing:
+  // a conflict, a duplicate, or the original result of a retried append.
+  std::optional<Result<AppendResult>> answer;
 
   AppendResult result() const {
     auto n = static_cast<std::int64_t>(request.events.size());
@@ -47,29 +64,49 @@ struct StagedAppend {
   }
 };
 
-// What a storage adapter gives the pipeline. The read methods see committed data only
-// and are called with the pipeline's lock held, never concurrently with each other.
+// How an append relates to events already stored, given where each of its event ids
+// is stored (stored[i] for request.events[i], nullopt: nowhere). nullopt if none is
+// stored; the original result if the append is a retry of a stored one (the same ids at
+// the same place); otherwise duplicate_event.
+std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
+                                                 const std::vector<std::optional<StoredEventRef>>& stored);
+
+// The version_conflict answer for an append to a stream that is at `current`.
+Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected);
+
+// What every storage adapter gives the pipeline.
 class AppendBackend {
  public:
   virtual ~AppendBackend() = default;
+  // Writes every append of the batch, and its idempotency record, in one transaction.
+  // Called from the writer thread only.
+  // Exclusive backends: the batch is validated and numbered; it need not be durable
+  // yet, and readers must not see it until the pipeline's last_committed() covers it.
+  // Shared backends: under a lock that orders batches across processes, checks each
+  // append (expected version, stored event ids, idempotency key) against the storage
+  // and the appends before it in the batch, sets `answer` on those it rejects or
+  // recognises as retries, assigns first_version/first_position to the others, calls
+  // their render_response and writes them; sync() tells whether the batch committed.
+  virtual Result<void> write_batch(std::vector<StagedAppend>& batch) = 0;
+  // Makes the oldest `batches` written batches not yet synced durable (a backend may
+  // make more durable at once). Called from the sync thread, while the writer thread may
+  // be writing the next batch.
+  virtual Result<void> sync(std::size_t batches) = 0;
+  // Called with each synced batch once its appends are answered, in position order,
+  // before waiters on last_committed() are woken; under the pipeline's lock, so it must
+  // be quick. Appends with `answer` set wrote nothing. The backend may move the events'
+  // payloads out of the batch.
+  virtual void on_durable(std::vector<StagedAppend>& batch) { (void)batch; }
+};
+
+// A storage only this process writes. The read methods see committed data only and are
+// called with the pipeline's lock held, never concurrently with each other.
+class ExclusiveAppendBackend : public AppendBackend {
+ public:
   virtual Result<StreamVersion> committed_version(const std::string& stream_id) = 0;
   virtual Result<Position> committed_last_position() = 0;
   virtual Result<std::optional<StoredEventRef>> find_event(const std::string& event_id) = 0;
-  // Ids of the stream's events from `from` on, at most n.
-  virtual Result<std::vector<std::string>> stream_event_ids(const std::string& stream_id,
-                                                            StreamVersion from, std::size_t n) = 0;
   virtual Result<bool> idempotency_key_exists(const std::string& key) = 0;
-  // Writes every append of the batch, and its idempotency record, in one transaction.
-  // It need not be durable yet, and readers must not see it until the pipeline's
-  // last_committed() covers it. Called from the writer thread only.
-  virtual Result<void> write_batch(const std::vector<StagedAppend>& batch) = 0;
-  // Makes every batch written so far durable. Called from the sync thread, while the
-  // writer thread may be writing the next batch.
-  virtual Result<void> sync() = 0;
-  // Called with each batch once it is durable and answered, in position order, before
-  // waiters on last_committed() are woken; under the pipeline's lock, so it must be quick.
-  // The backend may move the events' payloads out of the batch.
-  virtual void on_durable(std::vector<StagedAppend>& batch) { (void)batch; }
 };
 
 struct AppendPipelineOptions {
@@ -77,7 +114,7 @@ struct AppendPipelineOptions {
   bool group_commit = true;
   // Most appends written in one transaction.
   std::size_t max_batch = 8192;
-  // Streams whose versions are kept in memory; streams with nothing in flight are
+  // Exclusive backends: streams whose versions are kept in memory; streams with nothing in flight are
   // dropped past this and re-read from the backend when next appended to.
   std::size_t stream_cache_limit = 200000;
 };
@@ -86,12 +123,15 @@ class AppendPipeline {
  public:
   using Clock = std::function<std::int64_t()>;  // unix epoch milliseconds
 
-  AppendPipeline(AppendBackend& backend, AppendPipelineOptions options, Clock clock);
+  // Validates in memory; see the top of this file.
+  AppendPipeline(ExclusiveAppendBackend& backend, AppendPipelineOptions options, Clock clock);
+  // Leaves validation to write_batch.
+  AppendPipeline(AppendBackend& shared_backend, AppendPipelineOptions options, Clock clock);
   ~AppendPipeline();  // stop()
   AppendPipeline(const AppendPipeline&) = delete;
   AppendPipeline& operator=(const AppendPipeline&) = delete;
 
-  // Reads the last committed position and starts the writer thread.
+  // Reads the last committed position (exclusive backends) and starts the writer thread.
   Result<void> start();
   // Finishes every accepted append, then stops the writer. Later appends answer unavailable.
   void stop();
@@ -99,29 +139,35 @@ class AppendPipeline {
   // See EventStore::append_async.
   void append(AppendRequest request, AppendCallback done);
 
-  // The highest committed position.
+  // The highest committed position (with a shared backend: written by this process).
   Position last_committed() const;
   // Blocks until last_committed() > after, the timeout passes or the pipeline stops.
   bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
 
  private:
+  // Exclusive backends: every stream appended to lately. Shared backends: streams with
+  // appends in flight here, and the version those will leave if they succeed (unknown
+  // after an `any` append to a stream with nothing before it in flight).
   struct StreamEntry {
     StreamVersion version = kNoStream;  // including appends in flight
     std::uint32_t in_flight = 0;
+    bool version_known = true;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
   struct InFlight {
     std::string stream_id;
     std::vector<std::string> event_ids;
-    AppendResult result;
     std::vector<AppendCallback> followers;  // retries waiting for the same answer
   };
   using Answer = std::pair<AppendCallback, Result<AppendResult>>;
 
   // All REQUIRE mu_ held.
   Result<StreamVersion> current_version(const AppendRequest& req);
-  std::optional<Result<AppendResult>> check_duplicate(AppendRequest& req, AppendCallback& done,
-                                                      bool& attached);
+  bool attach_retry(const AppendRequest& req, AppendCallback& done);
+  std::optional<Result<AppendResult>> in_flight_duplicate(const AppendRequest& req) const;
+  std::optional<Result<AppendResult>> check_stored(const AppendRequest& req);
+  void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current);
+  void track_in_flight_version(const AppendRequest& req);
   void evict_streams();
 
   void writer_loop();
@@ -130,6 +176,7 @@ class AppendPipeline {
   void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers);
 
   AppendBackend& backend_;
+  ExclusiveAppendBackend* const exclusive_;  // null: a shared backend
   const AppendPipelineOptions options_;
   const Clock clock_;
 
@@ -142,7 +189,7 @@ class AppendPipeline {
   bool writer_done_ = false;
   std::unordered_map<std::string, StreamEntry> streams_;
   std::unordered_map<std::string, InFlight> in_flight_;   // by first event id
-  std::unordered_map<std::string, std::string> in_flight_ids_;  // any event id -> first id
+  std::unordered_set<std::string> in_flight_ids_;  // every event id of in_flight_
   // Idempotency keys in flight, with appends that reused one: answered
   // idempotency_key_reused once the first commits, so their record can be read.
   std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_;

@@ -95,8 +95,7 @@ std::string filter_sql(const es::EventFilter& f) {
 // A read connection with its prepared statements. Used by one thread at a time.
 struct SqliteEventStore::Reader {
   Database db;
-  Statement forward, backward, scan, last_position, version, find_event, event_ids,
-      find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
+  Statement forward, backward, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
   static Result<std::unique_ptr<Reader>> open(const std::string& path) {
     auto r = std::make_unique<Reader>();
@@ -116,8 +115,6 @@ struct SqliteEventStore::Reader {
         {&r->last_position, "SELECT coalesce(max(position), 0) FROM events"},
         {&r->version, "SELECT coalesce(max(version), -1) FROM events WHERE stream_id = ?1 AND position <= ?2"},
         {&r->find_event, "SELECT stream_id, version, position FROM events WHERE event_id = ?1"},
-        {&r->event_ids,
-         "SELECT event_id FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3"},
         {&r->find_idempotency,
          "SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = ?1 AND position <= ?2"},
         {&r->idempotency_exists, "SELECT 1 FROM idempotency WHERE key = ?1"},
@@ -430,7 +427,7 @@ Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Posi
   return save_checkpoint_.bind(1, name).bind(2, position).run();
 }
 
-// AppendBackend: called under the pipeline's lock, on the probe connection.
+// ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
 Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
   auto& s = probe_->version;
@@ -459,20 +456,6 @@ Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std
   return std::optional<es::StoredEventRef>(es::StoredEventRef{std::string(s.text(0)), s.int64(1), s.int64(2)});
 }
 
-Result<std::vector<std::string>> SqliteEventStore::stream_event_ids(const std::string& stream_id,
-                                                                    es::StreamVersion from, std::size_t n) {
-  auto& s = probe_->event_ids;
-  ResetOnExit reset(s);
-  s.bind(1, stream_id).bind(2, from).bind(3, static_cast<std::int64_t>(n));
-  std::vector<std::string> ids;
-  for (;;) {
-    auto row = s.step();
-    if (!row) return row.error();
-    if (!*row) return ids;
-    ids.emplace_back(s.text(0));
-  }
-}
-
 Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
   auto& s = probe_->idempotency_exists;
   ResetOnExit reset(s);
@@ -485,7 +468,7 @@ Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
 // The writer commits with synchronous=OFF; durability is this fdatasync of the WAL,
 // which covers every transaction committed before it (WAL recovery keeps frames up to
 // the last complete commit), while the writer goes on with the next batch.
-Result<void> SqliteEventStore::sync() {
+Result<void> SqliteEventStore::sync(std::size_t /*batches: all of them*/) {
   if (wal_fd_ < 0) {
     wal_fd_ = ::open((options_.path + "-wal").c_str(), O_RDWR | O_CLOEXEC);
     if (wal_fd_ < 0) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + std::strerror(errno));
@@ -495,7 +478,7 @@ Result<void> SqliteEventStore::sync() {
   return {};
 }
 
-Result<void> SqliteEventStore::write_batch(const std::vector<es::StagedAppend>& batch) {
+Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
   if (auto r = begin_.run(); !r) return r;
   auto write_all = [&]() -> Result<void> {
     for (const auto& a : batch) {
@@ -536,6 +519,7 @@ Result<void> SqliteEventStore::write_batch(const std::vector<es::StagedAppend>& 
 void SqliteEventStore::on_durable(std::vector<es::StagedAppend>& batch) {
   std::vector<es::RecordedEvent> events;
   for (auto& a : batch) {
+    if (a.answer) continue;  // answered without being written
     for (std::size_t i = 0; i < a.request.events.size(); ++i) {
       auto& n = a.request.events[i];
       auto offset = static_cast<std::int64_t>(i);

@@ -30,7 +30,7 @@ struct SqliteEventStoreOptions {
 class SqliteEventStore final : public es::EventStore,
                                public es::SnapshotStore,
                                public es::CheckpointStore,
-                               private es::AppendBackend {
+                               private es::ExclusiveAppendBackend {
  public:
   // Opens or creates the store and starts its writer. Fails with a clear error if the
   // file is not a readable event store.
@@ -71,15 +71,13 @@ class SqliteEventStore final : public es::EventStore,
   Result<ReaderLease> lease_reader();
   void checkpoint_loop();
 
-  // AppendBackend
+  // ExclusiveAppendBackend
   Result<es::StreamVersion> committed_version(const std::string& stream_id) override;
   Result<es::Position> committed_last_position() override;
   Result<std::optional<es::StoredEventRef>> find_event(const std::string& event_id) override;
-  Result<std::vector<std::string>> stream_event_ids(const std::string& stream_id,
-                                                    es::StreamVersion from, std::size_t n) override;
   Result<bool> idempotency_key_exists(const std::string& key) override;
-  Result<void> write_batch(const std::vector<es::StagedAppend>& batch) override;
-  Result<void> sync() override;
+  Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
+  Result<void> sync(std::size_t batches) override;
   void on_durable(std::vector<es::StagedAppend>& batch) override;
 
   SqliteEventStoreOptions options_;

@@ -1,0 +1,87 @@
+// A thin RAII layer over libpq. PostgreSQL errors become Errc here and nowhere else: a
+// lost connection, a server shutting down or out of resources is `unavailable` (retry
+// later); anything else is `internal` (our SQL or schema is wrong).
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/result.h"
+
+namespace orderflow::postgres {
+
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r, &PQclear) {}
+
+  int rows() const { return PQntuples(r_.get()); }
+  bool is_null(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string_view text(int row, int col) const {
+    return {PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
+  }
+  std::int64_t int64(int row, int col) const;
+  const PGresult* get() const { return r_.get(); }
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+// One statement with its parameters, all in text format.
+struct Query {
+  const char* sql;
+  std::vector<std::string> params;
+};
+
+class Connection {
+ public:
+  // Connects and sets our session: search_path (when `schema` is not empty),
+  // synchronous_commit=on (a commit is durable before it is acknowledged), read
+  // committed, and a bound on idle transactions, so a stuck client cannot hold the
+  // log's lock for long.
+  static Result<Connection> open(const std::string& conninfo, const std::string& schema);
+
+  bool healthy() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  // Runs SQL without parameters (several statements are allowed).
+  Result<void> exec(const std::string& sql);
+  Result<PgResult> query(const Query& q);
+  // Sends every query in one round trip (libpq pipeline mode) and answers their
+  // results in order, or the first error. Statements after a failed one are skipped
+  // by the server. Each distinct SQL text is prepared once per connection (the hot
+  // path's statements are constant, so planning is not paid per batch). After an error
+  // the connection is dropped (the next use reconnects): what it prepared is unknown.
+  Result<std::vector<PgResult>> pipeline(const std::vector<Query>& queries);
+  // pipeline() in two halves, so a thread can do other work before it reads the
+  // results: send() queues the queries, receive() reads their results.
+  Result<void> send(const std::vector<Query>& queries);
+  Result<std::vector<PgResult>> receive();
+
+ private:
+  void drop();
+
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
+  std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  std::vector<bool> sent_;  // per query of the last send(): was it preceded by its PREPARE?
+};
+
+// A double-quoted SQL identifier.
+std::string quote_identifier(std::string_view name);
+
+// The text of a PostgreSQL array, built element by element: one column of a multi-row
+// statement (INSERT … SELECT * FROM unnest($1::bigint[], $2::text[], …)).
+class ArrayLiteral {
+ public:
+  void add(std::string_view value);
+  void add(std::int64_t value);
+  std::string done() { return std::move(text_) + "}"; }
+
+ private:
+  std::string text_ = "{";
+};
+
+}  // namespace orderflow::postgres

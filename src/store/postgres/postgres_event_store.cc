@@ -1,0 +1,422 @@
+#include "store/postgres/postgres_event_store.h"
+
+#include <chrono>
+#include <limits>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "store/postgres/migrations.h"
+
+namespace orderflow::postgres {
+
+namespace {
+
+constexpr const char* kEventColumns =
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
+
+// How often wait_for_events looks for other processes' appends.
+constexpr std::chrono::milliseconds kPollInterval{50};
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
+  e.position = r.int64(row, col);
+  e.event_id.assign(r.text(row, col + 1));
+  e.stream_id.assign(r.text(row, col + 2));
+  e.version = r.int64(row, col + 3);
+  e.type.assign(r.text(row, col + 4));
+  e.schema_version = static_cast<std::int32_t>(r.int64(row, col + 5));
+  e.data.assign(r.text(row, col + 6));
+  e.metadata.assign(r.text(row, col + 7));
+  e.recorded_at_ms = r.int64(row, col + 8);
+}
+
+// The filter's conditions on `events`, with their parameters numbered from `param`.
+std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>& params) {
+  std::string sql;
+  auto next = [&](std::string value) {
+    params.push_back(std::move(value));
+    return "$" + std::to_string(params.size());
+  };
+  if (!f.stream_id.empty()) sql += " AND stream_id = " + next(f.stream_id);
+  if (!f.categories.empty()) {
+    sql += " AND (";
+    for (std::size_t i = 0; i < f.categories.size(); ++i) {
+      if (i) sql += " OR ";
+      // stream_id sorts bytewise: "order" is ["order-", "order.").
+      sql += "(stream_id >= " + next(f.categories[i] + "-");
+      sql += " AND stream_id < " + next(f.categories[i] + ".") + ")";
+    }
+    sql += ")";
+  }
+  if (!f.types.empty()) {
+    sql += " AND type IN (";
+    for (std::size_t i = 0; i < f.types.size(); ++i) sql += (i ? ", " : "") + next(f.types[i]);
+    sql += ")";
+  }
+  return sql;
+}
+
+}  // namespace
+
+const char* const kInsertEvents =
+    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at) "
+    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
+    "$7::text[], $8::text[], $9::bigint[])";
+
+// A pooled connection, returned to the pool when it goes out of scope if it is still
+// healthy (a connection lost with the server is dropped, and the next lease reconnects).
+class PostgresEventStore::Lease {
+ public:
+  Lease(PostgresEventStore& store, Connection c) : store_(&store), c_(std::move(c)) {}
+  Lease(Lease&&) = default;
+  ~Lease() {
+    if (!c_ || !c_->healthy()) return;
+    std::lock_guard lk(store_->pool_mu_);
+    if (store_->pool_.size() < store_->options_.idle_connections) store_->pool_.push_back(std::move(*c_));
+  }
+  Connection* operator->() { return &*c_; }
+
+ private:
+  PostgresEventStore* store_;
+  std::optional<Connection> c_;
+};
+
+PostgresEventStore::PostgresEventStore(PostgresEventStoreOptions options)
+    : options_(std::move(options)), pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_ms) {}
+
+PostgresEventStore::~PostgresEventStore() { close(); }
+
+Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEventStoreOptions options) {
+  std::unique_ptr<PostgresEventStore> store(new PostgresEventStore(std::move(options)));
+  auto conn = Connection::open(store->options_.conninfo, store->options_.schema);
+  if (!conn) return conn.error();
+  if (auto r = migrate(*conn, store->options_.schema); !r) return r.error();
+  store->pool_.push_back(std::move(*conn));
+  if (auto r = store->pipeline_.start(); !r) return r.error();
+  return store;
+}
+
+void PostgresEventStore::close() {
+  closing_ = true;
+  pipeline_.stop();
+}
+
+Result<PostgresEventStore::Lease> PostgresEventStore::lease() {
+  {
+    std::lock_guard lk(pool_mu_);
+    if (!pool_.empty()) {
+      auto c = std::move(pool_.back());
+      pool_.pop_back();
+      return Lease(*this, std::move(c));
+    }
+  }
+  auto c = Connection::open(options_.conninfo, options_.schema);
+  if (!c) return c.error();
+  return Lease(*this, std::move(*c));
+}
+
+// Every statement run here may safely run twice (reads and upserts): one that failed
+// because its pooled connection had died while idle (a server restart) runs again on a
+// new connection.
+Result<PgResult> PostgresEventStore::query(const Query& q) {
+  for (int attempt = 0;; ++attempt) {
+    auto conn = lease();
+    if (!conn) return conn.error();
+    auto r = (*conn)->query(q);
+    if (r || attempt > 0 || (*conn)->healthy()) return r;
+  }
+}
+
+void PostgresEventStore::append_async(es::AppendRequest req, es::AppendCallback done) {
+  pipeline_.append(std::move(req), std::move(done));
+}
+
+Result<std::vector<es::RecordedEvent>> PostgresEventStore::events_of(const PgResult& rows) {
+  std::vector<es::RecordedEvent> events(static_cast<std::size_t>(rows.rows()));
+  for (int i = 0; i < rows.rows(); ++i) {
+    auto& e = events[static_cast<std::size_t>(i)];
+    load_event(rows, i, 0, e);
+    if (options_.upcasters)
+      if (auto u = options_.upcasters->upcast(e); !u) return u.error();
+  }
+  return events;
+}
+
+Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_stream(const std::string& stream_id,
+                                                                       es::StreamVersion from_version,
+                                                                       std::size_t max, es::Direction direction) {
+  bool forward = direction == es::Direction::forward;
+  if (!forward && from_version < 0) from_version = std::numeric_limits<es::StreamVersion>::max();
+  std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE stream_id = $1 AND version " +
+                    (forward ? ">= $2 ORDER BY version" : "<= $2 ORDER BY version DESC") + " LIMIT $3";
+  auto rows = query({sql.c_str(), {stream_id, std::to_string(from_version), std::to_string(max)}});
+  if (!rows) return rows.error();
+  return events_of(*rows);
+}
+
+// One statement, so one snapshot: the events from `from_position` on and the log's head
+// as of the same moment, which says how far a scan that found fewer than `max` events
+// has examined the log.
+Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, std::size_t max,
+                                                  const es::EventFilter& filter,
+                                                  const std::function<void(const es::RecordedEvent&)>& fn) {
+  std::vector<std::string> params{std::to_string(from_position), std::to_string(max)};
+  auto conditions = filter_conditions(filter, params);
+  std::string sql = std::string("SELECT h.position, e.* FROM log_head h LEFT JOIN LATERAL (SELECT ") +
+                    kEventColumns + " FROM events WHERE position >= $1" + conditions +
+                    " ORDER BY position LIMIT $2) e ON true";
+  auto rows = query({sql.c_str(), std::move(params)});
+  if (!rows) return rows.error();
+  es::RecordedEvent e;
+  es::Position next = from_position;
+  int count = 0;
+  for (int i = 0; i < rows->rows() && !rows->is_null(i, 1); ++i, ++count) {
+    load_event(*rows, i, 1, e);
+    if (options_.upcasters)
+      if (auto u = options_.upcasters->upcast(e); !u) return u.error();
+    fn(e);
+    next = e.position + 1;
+  }
+  if (static_cast<std::size_t>(count) < max) next = std::max(next, rows->int64(0, 0) + 1);
+  return next;
+}
+
+Result<es::Position> PostgresEventStore::last_position() {
+  auto rows = query({"SELECT position FROM log_head", {}});
+  if (!rows) return rows.error();
+  return rows->int64(0, 0);
+}
+
+Result<es::StreamVersion> PostgresEventStore::stream_version(const std::string& stream_id) {
+  auto rows = query({"SELECT coalesce(max(version), -1) FROM events WHERE stream_id = $1", {stream_id}});
+  if (!rows) return rows.error();
+  return rows->int64(0, 0);
+}
+
+Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotency(const std::string& key) {
+  auto rows = query({"SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = $1", {key}});
+  if (!rows) return rows.error();
+  if (rows->rows() == 0) return std::optional<es::IdempotencyRecord>();
+  return std::optional<es::IdempotencyRecord>(es::IdempotencyRecord{
+      key, std::string(rows->text(0, 0)), static_cast<int>(rows->int64(0, 1)), std::string(rows->text(0, 2)),
+      rows->int64(0, 3)});
+}
+
+bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (pipeline_.wait_for_commit(after, std::clamp(left, std::chrono::milliseconds(0), kPollInterval))) return true;
+    if (auto last = last_position(); last && *last > after) return true;
+    if (closing_ || std::chrono::steady_clock::now() >= deadline) return false;
+  }
+}
+
+Result<void> PostgresEventStore::save_snapshot(const es::Snapshot& snapshot) {
+  auto r = query({"INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES ($1, $2, $3, $4) "
+                  "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                  "schema_version = excluded.schema_version, state = excluded.state",
+                  {snapshot.stream_id, std::to_string(snapshot.version), std::to_string(snapshot.schema_version),
+                   snapshot.state}});
+  if (!r) return r.error();
+  return {};
+}
+
+std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const std::string& stream_id) {
+  auto rows = query({"SELECT version, schema_version, state FROM snapshots WHERE stream_id = $1", {stream_id}});
+  if (!rows || rows->rows() == 0) return std::nullopt;  // a snapshot is an optimisation: never fatal
+  return es::Snapshot{stream_id, rows->int64(0, 0), static_cast<std::int32_t>(rows->int64(0, 1)),
+                      std::string(rows->text(0, 2))};
+}
+
+Result<es::Position> PostgresEventStore::load_checkpoint(const std::string& name) {
+  auto rows = query({"SELECT position FROM checkpoints WHERE name = $1", {name}});
+  if (!rows) return rows.error();
+  return rows->rows() ? rows->int64(0, 0) : es::Position{0};
+}
+
+Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Position position) {
+  auto r = query({"INSERT INTO checkpoints (name, position) VALUES ($1, $2) "
+                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                  {name, std::to_string(position)}});
+  if (!r) return r.error();
+  return {};
+}
+
+// Append transactions take turns on two connections (lanes): while one lane's COMMIT is
+// flushed, the next batch is already waiting for the log head's lock on the other, so
+// the server starts it the moment that commit ends rather than a round trip later.
+Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
+  Lane& lane = lanes_[next_lane_];
+  next_lane_ = (next_lane_ + 1) % lanes_.size();
+  {
+    std::unique_lock lk(lanes_mu_);
+    lanes_cv_.wait(lk, [&] { return !lane.committing; });  // its last batch was synced
+  }
+  auto connect = [&]() -> Result<void> {
+    if (lane.conn && lane.conn->healthy()) return {};
+    auto c = Connection::open(options_.conninfo, options_.schema);
+    if (!c) return c.error();
+    lane.conn = std::move(*c);
+    return {};
+  };
+  if (auto c = connect(); !c) return c;
+  auto writes = check_batch(*lane.conn, batch);
+  if (!writes && !lane.conn->healthy()) {
+    // The connection had died while idle (a server restart). check_batch wrote nothing,
+    // so it can start over on a new one.
+    if (auto c = connect(); !c) return c;
+    writes = check_batch(*lane.conn, batch);
+  }
+  if (writes)
+    if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
+  if (!writes) return writes.error();  // a failed pipeline dropped the connection and its transaction
+  std::lock_guard lk(lanes_mu_);
+  lane.committing = true;
+  committing_.push_back(&lane);
+  return {};
+}
+
+// Reads the outcome of the oldest `batches` COMMITs sent: their appends are durable if
+// it succeeded.
+Result<void> PostgresEventStore::sync(std::size_t batches) {
+  Result<void> outcome;
+  for (std::size_t i = 0; i < batches; ++i) {
+    Lane* lane = nullptr;
+    {
+      std::lock_guard lk(lanes_mu_);
+      OF_CHECK(!committing_.empty(), "sync of a batch that was never sent");
+      lane = committing_.front();
+    }
+    auto committed = lane->conn->receive();
+    if (!committed && outcome) outcome = committed.error();
+    {
+      std::lock_guard lk(lanes_mu_);
+      committing_.pop_front();
+      lane->committing = false;
+    }
+    lanes_cv_.notify_all();
+  }
+  return outcome;
+}
+
+// One round trip takes the head row's lock and reads, for the whole batch, the streams'
+// versions, where its event ids are stored and which of its idempotency keys exist.
+// Holding the lock, nothing else can append, so the checks below are exact. Answers the
+// statements that write the accepted appends and commit.
+Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch) {
+  ArrayLiteral streams, event_ids, keys;
+  bool any_ids = false, any_keys = false;
+  for (const auto& a : batch) {
+    streams.add(a.request.stream_id);
+    if (!a.request.fresh_event_ids) {
+      any_ids = true;
+      for (const auto& e : a.request.events) event_ids.add(e.event_id);
+    }
+    if (a.request.idempotency) {
+      any_keys = true;
+      keys.add(a.request.idempotency->key);
+    }
+  }
+  std::vector<Query> reads{
+      {"BEGIN", {}},
+      {"SELECT position FROM log_head FOR UPDATE", {}},
+      {"SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
+       "FROM (SELECT DISTINCT unnest($1::text[]) AS id) s",
+       {streams.done()}},
+  };
+  if (any_ids)
+    reads.push_back({"SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])",
+                     {event_ids.done()}});
+  if (any_keys) reads.push_back({"SELECT key FROM idempotency WHERE key = ANY($1::text[])", {keys.done()}});
+  auto read = conn.pipeline(reads);
+  if (!read) return read.error();
+
+  es::Position head = (*read)[1].int64(0, 0);
+  std::unordered_map<std::string, es::StreamVersion> versions;
+  for (int i = 0; i < (*read)[2].rows(); ++i) versions.emplace((*read)[2].text(i, 0), (*read)[2].int64(i, 1));
+  std::unordered_map<std::string, es::StoredEventRef> stored;
+  if (any_ids) {
+    const auto& r = (*read)[3];
+    for (int i = 0; i < r.rows(); ++i)
+      stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)});
+  }
+  std::unordered_set<std::string> used_keys;
+  if (any_keys) {
+    const auto& r = read->back();
+    for (int i = 0; i < r.rows(); ++i) used_keys.emplace(r.text(i, 0));
+  }
+
+  ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
+  ArrayLiteral key, fingerprint, status, response, created_at;
+  bool wrote_keys = false;
+  for (auto& a : batch) {
+    auto& req = a.request;
+    a.answer.reset();  // from an attempt on a connection that was lost
+    if (!req.fresh_event_ids) {
+      std::vector<std::optional<es::StoredEventRef>> found;
+      for (const auto& e : req.events) {
+        auto it = stored.find(e.event_id);
+        found.push_back(it == stored.end() ? std::nullopt : std::optional(it->second));
+      }
+      if ((a.answer = es::match_stored(req, found))) continue;
+    }
+    if (req.idempotency && used_keys.count(req.idempotency->key)) {
+      a.answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
+      continue;
+    }
+    auto& version = versions.at(req.stream_id);
+    if (!req.expected.matches(version)) {
+      a.answer = fail(es::version_conflict(req.stream_id, version, req.expected));
+      continue;
+    }
+    a.first_version = version + 1;
+    a.first_position = head + 1;
+    auto n = static_cast<std::int64_t>(req.events.size());
+    version += n;
+    head += n;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto& e = req.events[static_cast<std::size_t>(i)];
+      positions.add(a.first_position + i);
+      ids.add(e.event_id);
+      stream_ids.add(req.stream_id);
+      stream_versions.add(a.first_version + i);
+      types.add(e.type);
+      schema_versions.add(std::int64_t{e.schema_version});
+      data.add(e.data.empty() ? std::string_view("{}") : std::string_view(e.data));
+      metadata.add(e.metadata.empty() ? std::string_view("{}") : std::string_view(e.metadata));
+      recorded_at.add(a.recorded_at_ms);
+    }
+    if (auto& k = req.idempotency) {
+      if (req.render_response) k->response = req.render_response(a.result());
+      used_keys.insert(k->key);
+      wrote_keys = true;
+      key.add(k->key);
+      fingerprint.add(k->request_fingerprint);
+      status.add(std::int64_t{k->status});
+      response.add(k->response);
+      created_at.add(k->created_at_ms ? k->created_at_ms : a.recorded_at_ms);
+    }
+  }
+
+  std::vector<Query> writes;
+  if (head != (*read)[1].int64(0, 0)) {
+    writes.push_back({kInsertEvents,
+                      {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
+                       schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}});
+    writes.push_back({"UPDATE log_head SET position = $1", {std::to_string(head)}});
+  }
+  if (wrote_keys)
+    writes.push_back({"INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
+                      "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])",
+                      {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}});
+  writes.push_back({"COMMIT", {}});
+  return writes;
+}
+
+}  // namespace orderflow::postgres

@@ -1,0 +1,119 @@
+// The event store on PostgreSQL, for many orderflow processes on one database.
+//
+// Appends go through the kernel's AppendPipeline as a shared backend: each process
+// gathers concurrent appends into one batch, and one transaction per batch (two round
+// trips, libpq pipeline mode) locks the log's head row, checks every append against
+// the database, writes the accepted ones with multi-row statements and commits with
+// synchronous_commit=on; an append is acknowledged once its COMMIT has answered, so it
+// is durable.
+//
+// Ordering without skips: the head row's lock makes batches from every process commit
+// one after another, in position order, and PostgreSQL makes a commit visible before
+// it releases its locks. So once any reader can see position P, every position below
+// P is visible too, and reading by position alone never passes an event that becomes
+// visible later.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "es/append_pipeline.h"
+#include "es/event_store.h"
+#include "es/upcaster.h"
+#include "store/postgres/pg.h"
+
+namespace orderflow::postgres {
+
+struct PostgresEventStoreOptions {
+  std::string conninfo;  // a libpq URL (postgres://user@host:port/db) or key=value string
+  std::string schema;    // where the tables live; empty: the connection's current schema
+  es::AppendPipelineOptions pipeline;
+  // Upcasters applied on every read; may be null. Must outlive the store.
+  const es::UpcasterRegistry* upcasters = nullptr;
+  // Read connections kept open between uses; more are opened under load.
+  std::size_t idle_connections = 8;
+};
+
+// Writes events from nine arrays (ArrayLiteral), one element per event: position,
+// event_id, stream_id, version, type, schema_version, data, metadata, recorded_at.
+// Exposed for the benchmark's raw baseline, which inserts the same rows without the store.
+extern const char* const kInsertEvents;
+
+class PostgresEventStore final : public es::EventStore,
+                                 public es::SnapshotStore,
+                                 public es::CheckpointStore,
+                                 private es::AppendBackend {
+ public:
+  // Connects, migrates the schema and starts the writer.
+  static Result<std::unique_ptr<PostgresEventStore>> open(PostgresEventStoreOptions options);
+  ~PostgresEventStore() override;
+
+  // EventStore
+  void append_async(es::AppendRequest req, es::AppendCallback done) override;
+  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id,
+                                                     es::StreamVersion from_version,
+                                                     std::size_t max,
+                                                     es::Direction direction) override;
+  Result<es::Position> scan_all(es::Position from_position, std::size_t max,
+                                const es::EventFilter& filter,
+                                const std::function<void(const es::RecordedEvent&)>& fn) override;
+  Result<es::Position> last_position() override;
+  Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
+  // Wakes at once for this process's appends, and within a poll interval for other
+  // processes'.
+  bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
+
+  // SnapshotStore
+  Result<void> save_snapshot(const es::Snapshot& snapshot) override;
+  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override;
+
+  // CheckpointStore
+  Result<es::Position> load_checkpoint(const std::string& name) override;
+  Result<void> save_checkpoint(const std::string& name, es::Position position) override;
+
+  // Finishes accepted appends and stops the writer; later appends answer unavailable.
+  void close();
+
+ private:
+  class Lease;
+
+  explicit PostgresEventStore(PostgresEventStoreOptions options);
+  Result<Lease> lease();
+  Result<PgResult> query(const Query& q);
+  Result<std::vector<es::RecordedEvent>> events_of(const PgResult& rows);
+
+  // AppendBackend
+  Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
+  Result<void> sync(std::size_t batches) override;
+  Result<std::vector<Query>> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch);
+
+  PostgresEventStoreOptions options_;
+
+  // A connection for append transactions (see write_batch).
+  struct Lane {
+    std::optional<Connection> conn;  // reconnected by the writer when lost
+    bool committing = false;         // its batch is sent; sync() has yet to read the outcome
+  };
+  std::array<Lane, 2> lanes_;
+  std::size_t next_lane_ = 0;  // the writer thread's
+  std::mutex lanes_mu_;
+  std::condition_variable lanes_cv_;  // a lane's batch was synced
+  std::deque<Lane*> committing_;      // lanes with a COMMIT sent, oldest first
+
+  std::mutex pool_mu_;
+  std::vector<Connection> pool_;
+
+  std::atomic<bool> closing_{false};
+
+  es::AppendPipeline pipeline_;
+};
+
+}  // namespace orderflow::postgres

@@ -1,0 +1,271 @@
+#include "store/postgres/postgres_event_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "es/event_store_contract.h"
+#include "es/subscription.h"
+#include "store/postgres/test_database.h"
+
+namespace orderflow::testing {
+namespace {
+
+using es::ExpectedVersion;
+using postgres::PostgresEventStore;
+
+std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
+                                               const es::UpcasterRegistry* upcasters = nullptr,
+                                               const std::string& conninfo = test_server()) {
+  postgres::PostgresEventStoreOptions options;
+  options.conninfo = conninfo;
+  options.schema = schema;
+  options.upcasters = upcasters;
+  auto store = PostgresEventStore::open(options);
+  if (!store) throw std::runtime_error(store.error().message);
+  return std::move(*store);
+}
+
+class PostgresHarness : public StoreHarness {
+ public:
+  PostgresHarness() : store_(open_store(schema_.name())) {}
+  es::EventStore& store() override { return *store_; }
+  es::SnapshotStore& snapshots() override { return *store_; }
+  es::CheckpointStore& checkpoints() override { return *store_; }
+  void reopen(const es::UpcasterRegistry* upcasters) override {
+    store_.reset();
+    store_ = open_store(schema_.name(), upcasters);
+  }
+
+ private:
+  TestSchema schema_;
+  std::unique_ptr<PostgresEventStore> store_;
+};
+
+void skip_without_server() {
+  if (!test_server()) GTEST_SKIP() << "ORDERFLOW_TEST_PG is not set (scripts/pg-test-server.sh sets it)";
+}
+
+std::unique_ptr<StoreHarness> make_harness() {
+  skip_without_server();
+  return test_server() ? std::make_unique<PostgresHarness>() : nullptr;
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, EventStoreContract,
+                         ::testing::Values(EventStoreContractParam{"postgres", make_harness}),
+                         [](const auto& info) { return info.param.name; });
+
+class PostgresEventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { skip_without_server(); }
+};
+
+// Polls until `done` or 20 s pass.
+template <class F>
+void eventually(F done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+// Another process's batch takes position 2 and stays uncommitted while this store
+// appends more. No reader may pass position 2 until it commits: the later appends wait
+// for it, and the subscriber sees 1, 2, 3, … with nothing skipped.
+TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpen) {
+  TestSchema schema;
+  auto store = open_store(schema.name());
+  ASSERT_TRUE(store->append(make_append("skip-1", ExpectedVersion::any())));
+
+  std::vector<es::Position> seen;
+  std::mutex mu;
+  es::Subscription sub(*store, nullptr, {"skip", 1, {}, 100, std::chrono::milliseconds(20)},
+                       [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
+                         std::lock_guard lk(mu);
+                         for (const auto& e : batch) seen.push_back(e.position);
+                         return {};
+                       });
+  ASSERT_TRUE(sub.start());
+
+  auto held = schema.connect();
+  ASSERT_TRUE(held.exec("BEGIN"));
+  auto head = held.query({"SELECT position FROM log_head FOR UPDATE", {}});
+  ASSERT_TRUE(head);
+  ASSERT_EQ(head->int64(0, 0), 1);
+  ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0); "
+                        "UPDATE log_head SET position = 2"));
+
+  constexpr int kLater = 3;
+  std::atomic<int> answered{0};
+  std::vector<es::Position> later_positions(kLater);
+  for (int i = 0; i < kLater; ++i)
+    store->append_async(make_append("skip-3", ExpectedVersion::any()), [&, i](Result<es::AppendResult> r) {
+      ASSERT_TRUE(r) << r.error().message;
+      later_positions[static_cast<std::size_t>(i)] = r->position;
+      ++answered;
+    });
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(answered.load(), 0) << "an append committed past an open lower position";
+  EXPECT_EQ(*store->last_position(), 1);
+  std::vector<es::Position> scanned;
+  auto next = store->scan_all(1, 100, {}, [&](const es::RecordedEvent& e) { scanned.push_back(e.position); });
+  ASSERT_TRUE(next);
+  EXPECT_EQ(scanned, std::vector<es::Position>{1});
+  EXPECT_EQ(*next, 2);
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(seen, std::vector<es::Position>{1});
+  }
+
+  ASSERT_TRUE(held.exec("COMMIT"));
+  eventually([&] { return answered == kLater && sub.position() > 2 + kLater; });
+  sub.stop();
+  ASSERT_EQ(answered.load(), kLater);
+  std::sort(later_positions.begin(), later_positions.end());
+  EXPECT_EQ(later_positions, (std::vector<es::Position>{3, 4, 5}));
+  std::lock_guard lk(mu);
+  EXPECT_EQ(seen, (std::vector<es::Position>{1, 2, 3, 4, 5}));
+}
+
+// Two stores on one database, as two processes would be, race for the same streams with
+// exact expected versions while a reader follows the log through each of them.
+TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions) {
+  TestSchema schema;
+  auto a = open_store(schema.name());
+  auto b = open_store(schema.name());
+  constexpr int kStreams = 4, kWritersPerStore = 6, kAttempts = 25;
+
+  std::mutex mu;
+  std::map<std::pair<int, es::StreamVersion>, int> winners;  // (stream, version) -> wins
+  std::atomic<bool> writing{true};
+  std::vector<std::thread> threads;
+  for (auto* store : {a.get(), b.get()})
+    for (int w = 0; w < kWritersPerStore; ++w)
+      threads.emplace_back([&, store, w] {
+        std::map<int, es::StreamVersion> expected;
+        for (int i = 0; i < kAttempts; ++i) {
+          int s = (w + i) % kStreams;
+          auto v = expected.count(s) ? expected[s] : es::kNoStream;
+          auto r = store->append(make_append("race-" + std::to_string(s),
+                                             v == es::kNoStream ? ExpectedVersion::no_stream()
+                                                                : ExpectedVersion::exact(v)));
+          if (r) {
+            std::lock_guard lk(mu);
+            ++winners[{s, r->version}];
+            expected[s] = r->version;
+          } else {
+            ASSERT_EQ(r.error().code, Errc::version_conflict) << r.error().message;
+            ASSERT_TRUE(r.error().current_version.has_value());
+            expected[s] = *r.error().current_version;
+          }
+        }
+      });
+
+  // Readers by position, one per store: each batch must continue exactly where the last
+  // one ended; a position seen missing and filled in later would break that.
+  std::vector<std::string> reader_errors;
+  std::vector<std::thread> readers;
+  for (auto* store : {a.get(), b.get()})
+    readers.emplace_back([&, store] {
+      es::Position cursor = 1;
+      for (bool last_round = false; !last_round;) {
+        last_round = !writing;
+        auto next = store->scan_all(cursor, 1000, {}, [&](const es::RecordedEvent& e) {
+          if (e.position != cursor) {
+            std::lock_guard lk(mu);
+            reader_errors.push_back("expected " + std::to_string(cursor) + ", read " + std::to_string(e.position));
+          }
+          cursor = e.position + 1;
+        });
+        if (!next) {
+          std::lock_guard lk(mu);
+          reader_errors.push_back(next.error().message);
+          return;
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  writing = false;
+  for (auto& t : readers) t.join();
+  EXPECT_TRUE(reader_errors.empty()) << reader_errors.front();
+
+  for (const auto& [key, wins] : winners) EXPECT_EQ(wins, 1) << "stream " << key.first << " version " << key.second;
+  std::size_t total = 0;
+  for (int s = 0; s < kStreams; ++s) {
+    auto events = *a->read_stream("race-" + std::to_string(s), 0, 100000, es::Direction::forward);
+    for (std::size_t v = 0; v < events.size(); ++v) ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v));
+    total += events.size();
+  }
+  EXPECT_EQ(total, winners.size());
+  auto all = *b->read_all(1, 100000);
+  ASSERT_EQ(all.size(), total);
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].position, static_cast<es::Position>(i + 1));
+  EXPECT_GT(total, std::size_t{kStreams * 5}) << "too few appends won to show anything";
+}
+
+// A retry that reaches the other process finds the append the first one stored.
+TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult) {
+  TestSchema schema;
+  auto a = open_store(schema.name());
+  auto b = open_store(schema.name());
+  auto req = make_append("retry-1", ExpectedVersion::no_stream(), 2);
+  auto first = a->append(req);
+  ASSERT_TRUE(first);
+  auto again = b->append(req);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->position, first->position);
+  EXPECT_EQ(*b->last_position(), 2);
+}
+
+// The server drops every connection of a store while they are idle (as a restart
+// would). The store notices on next use and carries on with new connections: no append
+// or read fails for it.
+TEST_F(PostgresEventStoreTest, ConnectionsLostWhileIdleAreReplacedWithoutFailingAnything) {
+  TestSchema schema;
+  const std::string app = "of_" + schema.name();
+  auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
+  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::no_stream())));
+  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::exact(0))));  // both lanes connected
+
+  auto admin = schema.connect();
+  auto killed = admin.query({"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                             {app}});
+  ASSERT_TRUE(killed);
+  ASSERT_EQ(killed->int64(0, 0), 3) << "the store's reader and its two writer connections";
+  eventually([&] {
+    auto left = admin.query({"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", {app}});
+    return left && left->int64(0, 0) == 0;
+  });
+
+  for (int i = 0; i < 3; ++i) {
+    auto r = store->append(make_append("lost-1", ExpectedVersion::exact(1 + i)));
+    ASSERT_TRUE(r) << r.error().message;
+  }
+  auto events = store->read_stream("lost-1", 0, 100, es::Direction::forward);
+  ASSERT_TRUE(events) << events.error().message;
+  ASSERT_EQ(events->size(), 5u);
+  for (std::size_t v = 0; v < events->size(); ++v) EXPECT_EQ((*events)[v].position, static_cast<es::Position>(v + 1));
+}
+
+TEST_F(PostgresEventStoreTest, ManyProcessesMayMigrateAtOnce) {
+  TestSchema schema;
+  std::vector<std::thread> threads;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      if (open_store(schema.name())) ++opened;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(opened.load(), 4);
+  auto c = schema.connect();
+  auto applied = c.query({"SELECT count(*), max(version) FROM schema_migrations", {}});
+  ASSERT_TRUE(applied);
+  EXPECT_EQ(applied->int64(0, 0), 1);
+  EXPECT_EQ(applied->int64(0, 1), 1);
+}
+
+}  // namespace
+}  // namespace orderflow::testing
