@@ -236,7 +236,9 @@ class OrderWrites(ServerTestCase, unittest.TestCase):
         self.assertIn(self.c.get(f"{API}/orders/{oid}").json["status"], ("PENDING", "CANCELLED"))
 
     def test_shipping_a_cancelled_order_is_invalid_state(self):
-        oid = place_order(self.c, new_id("c"), [(create_product(self.c), 1)])
+        # A funded customer: without an account the saga may cancel (payment_declined) before we do.
+        aid = create_account(self.c, balance=10_000)
+        oid = place_order(self.c, aid, [(create_product(self.c), 1)])
         self.assertEqual(self.c.post(f"{API}/orders/{oid}/cancel", {"reason": "x"}).status, 200)
         r = self.c.put(f"{API}/orders/{oid}/shipping-status", {"status": "IN_TRANSIT"})
         self.assertError(r, 409, "invalid_state")
