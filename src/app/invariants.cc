@@ -20,7 +20,7 @@ struct Ledger {  // an account's balance as the sum of its movements
   std::int64_t deposits = 0, withdrawals = 0, charges = 0, refunds = 0;
 };
 struct Money {  // what an order paid
-  int charges = 0;
+  int charges = 0, declines = 0;
   std::int64_t net = 0;
 };
 
@@ -55,7 +55,7 @@ struct Fold {
                        ++money[c.order_id].charges;
                        money[c.order_id].net += c.amount_cents;
                      },
-                     [](const account::ChargeDeclined&) {},
+                     [&](const account::ChargeDeclined& d) { ++money[d.order_id].declines; },
                      [&](const account::AccountRefunded& r) {
                        l.refunds += r.amount_cents;
                        money[r.order_id].net -= r.amount_cents;
@@ -98,6 +98,18 @@ struct Fold {
         violations.push_back(fmt::format("order {}: {} but net charged {} of total {}", id, name, m.net, o.total_cents));
       if (status == order::OrderStatus::cancelled && m.net != 0)
         violations.push_back(fmt::format("order {}: CANCELLED but net charged {}", id, m.net));
+      if (status == order::OrderStatus::cancelled) {
+        // What its payment_status must say: REFUNDED after a charge, DECLINED after a
+        // decline, else PENDING (or DECLINED: a charge to a missing account leaves no event).
+        using order::PaymentStatus;
+        const auto ps = o.payment_status;
+        bool right = m.charges > 0    ? ps == PaymentStatus::refunded
+                     : m.declines > 0 ? ps == PaymentStatus::declined
+                                      : ps == PaymentStatus::pending || ps == PaymentStatus::declined;
+        if (!right)
+          violations.push_back(fmt::format("order {}: CANCELLED with payment_status {} after {} charge(s) and {} decline(s)",
+                                           id, order::to_string(ps), m.charges, m.declines));
+      }
       std::map<std::string, std::int64_t> lines;
       if (status == order::OrderStatus::confirmed)
         for (const auto& l : o.items) lines[l.product_id] += l.quantity;

@@ -14,7 +14,8 @@ namespace orderflow::app {
 // - per product 0 <= reserved <= on_hand;
 // - per account balance_cents >= 0 and balance = deposits - withdrawals - charges + refunds;
 // - per order: charged at most once; net charged = total_cents if CONFIRMED, SHIPPED or
-//   DELIVERED, 0 if CANCELLED;
+//   DELIVERED, 0 if CANCELLED; a CANCELLED order's payment_status is REFUNDED if it was
+//   charged, DECLINED if its charge was declined, else PENDING;
 // - a CANCELLED, SHIPPED or DELIVERED order holds no stock, a CONFIRMED one holds exactly
 //   its lines; every order is CONFIRMED, SHIPPED, DELIVERED or CANCELLED (none PENDING).
 // A store that cannot be read is reported as a violation.

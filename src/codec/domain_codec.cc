@@ -50,6 +50,7 @@ BOOST_DESCRIBE_STRUCT(OrderLine, (), (product_id, quantity, unit_price_cents, li
 BOOST_DESCRIBE_STRUCT(OrderPlaced, (), (order_id, customer_id, items, total_cents, shipping_address, placed_at_ms))
 BOOST_DESCRIBE_STRUCT(OrderConfirmed, (), (at_ms))
 BOOST_DESCRIBE_STRUCT(OrderCancelled, (), (reason, payment_status, at_ms))
+BOOST_DESCRIBE_STRUCT(OrderPaymentSettled, (), (payment_status, at_ms))
 BOOST_DESCRIBE_STRUCT(OrderShipped, (), (at_ms))
 BOOST_DESCRIBE_STRUCT(OrderDelivered, (), (at_ms))
 BOOST_DESCRIBE_STRUCT(State, (), (exists, order_id, customer_id, items, total_cents, status, payment_status,

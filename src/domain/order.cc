@@ -55,6 +55,18 @@ Result<Events> cancel_order(const State& s, const CancelOrder& c) {
       std::string("only a PENDING or CONFIRMED order can be cancelled; this one is ") + to_string(s.status));
 }
 
+Result<Events> settle_payment(const State& s, const SettlePayment& c) {
+  if (c.payment_status != PaymentStatus::refunded && c.payment_status != PaymentStatus::declined) {
+    return fail(Errc::validation_failed, "a settled payment_status is REFUNDED or DECLINED");
+  }
+  if (s.status != OrderStatus::cancelled || s.payment_status != PaymentStatus::pending) {
+    return fail(Errc::invalid_state, std::string("only a CANCELLED order with payment_status PENDING can settle its "
+                                                 "payment; this one is ") +
+                                         to_string(s.status) + " and " + to_string(s.payment_status));
+  }
+  return Events{OrderPaymentSettled{c.payment_status, c.at_ms}};
+}
+
 Result<Events> set_shipping_status(const State& s, const SetShippingStatus& c) {
   auto target = parse_shipping_status(c.status);
   if (target != ShippingStatus::in_transit && target != ShippingStatus::delivered) {
@@ -137,6 +149,7 @@ Result<Events> decide(const State& s, const Command& command) {
                           return Events{OrderConfirmed{c.at_ms}};
                         },
                         [&](const CancelOrder& c) { return cancel_order(s, c); },
+                        [&](const SettlePayment& c) { return settle_payment(s, c); },
                         [&](const SetShippingStatus& c) { return set_shipping_status(s, c); },
                     },
                     command);
@@ -164,6 +177,10 @@ State evolve(State s, const Event& event) {
                    s.payment_status = e.payment_status;
                    s.shipping_status = ShippingStatus::cancelled;
                    s.cancellation_reason = e.reason;
+                   s.updated_at_ms = e.at_ms;
+                 },
+                 [&](const OrderPaymentSettled& e) {
+                   s.payment_status = e.payment_status;
                    s.updated_at_ms = e.at_ms;
                  },
                  [&](const OrderShipped& e) {

@@ -70,13 +70,20 @@ struct CancelOrder {
   PaymentStatus payment_status = PaymentStatus::pending;
   std::int64_t at_ms = 0;
 };
+// Records what became of the payment of an order cancelled while its saga was charging:
+// the cancel recorded PENDING, then the saga saw the charge refunded or declined. Only a
+// CANCELLED order whose payment_status is PENDING; payment_status REFUNDED or DECLINED.
+struct SettlePayment {
+  PaymentStatus payment_status = PaymentStatus::refunded;
+  std::int64_t at_ms = 0;
+};
 // status: "IN_TRANSIT" or "DELIVERED" as the client sent it; decide() parses it.
 struct SetShippingStatus {
   std::string status;
   std::int64_t at_ms = 0;
 };
 
-using Command = std::variant<PlaceOrder, ConfirmOrder, CancelOrder, SetShippingStatus>;
+using Command = std::variant<PlaceOrder, ConfirmOrder, CancelOrder, SettlePayment, SetShippingStatus>;
 
 // ---- events: names and fields as in API.md §8; kType is the stored type string.
 
@@ -102,6 +109,14 @@ struct OrderCancelled {
   std::int64_t at_ms = 0;
   bool operator==(const OrderCancelled&) const = default;
 };
+// The payment of a cancelled order settled after its cancel (see SettlePayment): a
+// contract addition to API.md §8's order events.
+struct OrderPaymentSettled {
+  static constexpr const char* kType = "OrderPaymentSettled";
+  PaymentStatus payment_status = PaymentStatus::refunded;
+  std::int64_t at_ms = 0;
+  bool operator==(const OrderPaymentSettled&) const = default;
+};
 struct OrderShipped {
   static constexpr const char* kType = "OrderShipped";
   std::int64_t at_ms = 0;
@@ -113,7 +128,8 @@ struct OrderDelivered {
   bool operator==(const OrderDelivered&) const = default;
 };
 
-using Event = std::variant<OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderDelivered>;
+using Event =
+    std::variant<OrderPlaced, OrderConfirmed, OrderCancelled, OrderPaymentSettled, OrderShipped, OrderDelivered>;
 
 // ---- state
 

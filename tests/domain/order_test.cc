@@ -167,6 +167,50 @@ TEST(Order, CancelCancelledIsInvalidState) {
       .then_error(Errc::invalid_state, "CANCELLED");
 }
 
+// ---- SettlePayment
+
+TEST(Order, SettleRefundOfPendingCancelRecordsRefunded) {
+  given({kPlaced, kCancelled})
+      .when(SettlePayment{PaymentStatus::refunded, 2600})
+      .then({OrderPaymentSettled{PaymentStatus::refunded, 2600}});
+}
+
+TEST(Order, SettleDeclineOfPendingCancelRecordsDeclined) {
+  given({kPlaced, kCancelled})
+      .when(SettlePayment{PaymentStatus::declined, 2600})
+      .then({OrderPaymentSettled{PaymentStatus::declined, 2600}});
+}
+
+TEST(Order, SettleLeavesTheOrderCancelledWithTheSettledStatus) {
+  auto s = evolve(evolve(evolve(initial_state(), kPlaced), kCancelled), OrderPaymentSettled{PaymentStatus::refunded, 2600});
+  EXPECT_EQ(s.status, OrderStatus::cancelled);
+  EXPECT_EQ(s.payment_status, PaymentStatus::refunded);
+  EXPECT_EQ(s.shipping_status, ShippingStatus::cancelled);
+  EXPECT_EQ(s.updated_at_ms, 2600);
+}
+
+TEST(Order, SettleOfAnOrderNotCancelledIsInvalidState) {
+  given({kPlaced}).when(SettlePayment{PaymentStatus::refunded, 2600}).then_error(Errc::invalid_state, "PENDING");
+  given({kPlaced, kConfirmed}).when(SettlePayment{PaymentStatus::refunded, 2600}).then_error(Errc::invalid_state, "CONFIRMED");
+}
+
+TEST(Order, SettleTwiceIsInvalidState) {
+  given({kPlaced, kCancelled, OrderPaymentSettled{PaymentStatus::refunded, 2600}})
+      .when(SettlePayment{PaymentStatus::declined, 2700})
+      .then_error(Errc::invalid_state, "REFUNDED");
+}
+
+TEST(Order, SettleOfACancelThatRecordedItsPaymentIsInvalidState) {
+  given({kPlaced, OrderCancelled{"payment_declined", PaymentStatus::declined, 2000}})
+      .when(SettlePayment{PaymentStatus::refunded, 2600})
+      .then_error(Errc::invalid_state, "DECLINED");
+}
+
+TEST(Order, SettleToPendingOrPaidIsValidationFailed) {
+  given({kPlaced, kCancelled}).when(SettlePayment{PaymentStatus::paid, 2600}).then_error(Errc::validation_failed, "REFUNDED");
+  given({kPlaced, kCancelled}).when(SettlePayment{PaymentStatus::pending, 2600}).then_error(Errc::validation_failed, "REFUNDED");
+}
+
 TEST(Order, CancelRejectsEmptyReason) {
   given({kPlaced})
       .when(CancelOrder{"", PaymentStatus::pending, 2000})

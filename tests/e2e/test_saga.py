@@ -114,11 +114,18 @@ class SagaPathsTest(unittest.TestCase):
 
     def test_cancel_racing_the_saga_leaves_nothing_held_or_charged(self):
         p, cust = setup_world(self.c, stock=100, balance=100_000)
-        orders = [place(self.c, cust, [(p, 1)]) for _ in range(20)]
-        for o in orders:  # straight after placing: some land before, some during, some after the saga
-            self.c.post(f"{API}/orders/{o}/cancel", {"reason": "race"})
-        for o in orders:
-            self.assertEqual(settle(self.c, o)["status"], "CANCELLED")
+        orders = []
+        for i in range(40):  # each cancel soon after its placing: some land before, some during, some after the saga
+            orders.append(place(self.c, cust, [(p, 1)]))
+            time.sleep(0.0005 * (i % 7))
+            self.c.post(f"{API}/orders/{orders[-1]}/cancel", {"reason": "race"})
+        final = {o: settle(self.c, o) for o in orders}
+        charged = {t["order_id"] for t in self.c.get(f"{API}/accounts/{cust}/transactions?limit=100").json["transactions"]
+                   if t["type"] == "charge"}
+        for o, order in final.items():
+            self.assertEqual(order["status"], "CANCELLED")
+            # A cancel that landed while the charge was taken still ends REFUNDED (OrderPaymentSettled).
+            self.assertEqual(order["payment_status"], "REFUNDED" if o in charged else "PENDING", o)
         self.assertEqual(self.product(p)["reserved"], 0)
         self.assertEqual(self.balance(cust), 100_000)
         self.assertEqual(invariants(self.c), [])

@@ -128,6 +128,7 @@ Result<FulfilmentSaga::Saga*> FulfilmentSaga::reactivate(const std::string& orde
   s.cancelled = o->status == order::OrderStatus::cancelled;
   s.shipped = o->status == order::OrderStatus::shipped || o->status == order::OrderStatus::delivered;
   s.reason = o->cancellation_reason.value_or("");
+  s.cancel_payment = o->payment_status;
   group_lines(o->items, s.lines);
   for (auto& line : s.lines) {
     auto held = lookup_.held(line.product_id, order_id);
@@ -226,7 +227,9 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
                    [&](const order::OrderCancelled& c) {
                      s.cancelled = true;
                      s.reason = c.reason;
+                     s.cancel_payment = c.payment_status;
                    },
+                   [&](const order::OrderPaymentSettled& p) { s.cancel_payment = p.payment_status; },
                    [&](const order::OrderShipped&) { s.shipped = true; },
                    [](const order::OrderDelivered&) {},
                },
@@ -269,10 +272,17 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
   }
 }
 
+std::optional<order::PaymentStatus> FulfilmentSaga::unsettled_payment(const Saga& s) {
+  if (!s.cancelled || s.cancel_payment != order::PaymentStatus::pending) return std::nullopt;
+  if (s.pay == Pay::refunded) return order::PaymentStatus::refunded;
+  if (s.pay == Pay::declined || s.account_missing) return order::PaymentStatus::declined;
+  return std::nullopt;
+}
+
 std::string FulfilmentSaga::current_step(const Saga& s) const {
   auto any = [&](Hold h) { return std::any_of(s.lines.begin(), s.lines.end(), [&](const Line& l) { return l.hold == h; }); };
   if (s.cancelled || s.aborting)
-    return !s.cancelled || any(Hold::reserved) || s.pay == Pay::charged ? "compensate" : "";
+    return !s.cancelled || any(Hold::reserved) || s.pay == Pay::charged || unsettled_payment(s) ? "compensate" : "";
   if (!s.confirmed) {
     if (any(Hold::none)) return "reserve";
     return s.pay == Pay::none ? "charge" : "confirm";
@@ -351,6 +361,8 @@ std::vector<SagaCommand> FulfilmentSaga::wanted(const Saga& s, std::int64_t now_
       });
       if (s.pay == Pay::charged)
         out.push_back({s.order_id, id("refund"), AccountCommand{s.customer_id, account::Refund{s.order_id, s.total_cents}}});
+      if (auto settled = unsettled_payment(s))
+        out.push_back({s.order_id, id("settle"), OrderCommand{order::SettlePayment{*settled, now_ms}}});
     }
   } else if (s.step == "commit") {
     held([&](const Line& line) {

@@ -173,6 +173,8 @@ class FulfilmentSaga {
     es::Position activation = 0;  // the event that started (or re-started) it
     bool confirmed = false, cancelled = false, shipped = false, account_missing = false;
     Pay pay = Pay::none;
+    // What the order's cancel (or a later OrderPaymentSettled) recorded of its payment.
+    domain::order::PaymentStatus cancel_payment = domain::order::PaymentStatus::pending;
     std::string reason;             // why it compensates (its own abort or the cancel's reason)
     bool aborting = false;          // it decided to cancel the order itself
     bool timed_out = false;         // gave up on a forward step: a dead letter is due
@@ -198,6 +200,10 @@ class FulfilmentSaga {
   void apply(Saga& s, const es::RecordedEvent& e);
   void refresh(Saga& s, std::int64_t at_ms);
   std::string current_step(const Saga& s) const;
+  // For a cancelled order whose cancel recorded payment PENDING while its charge was
+  // being taken: what the order must still record (REFUNDED once the refund is seen,
+  // DECLINED once the decline is).
+  static std::optional<domain::order::PaymentStatus> unsettled_payment(const Saga& s);
   std::vector<SagaCommand> wanted(const Saga& s, std::int64_t now_ms) const;
   SagaState state_of(const Saga& s) const;
   bool caught_up() const { return seen_ > horizon_; }

@@ -322,6 +322,8 @@ TEST(FulfilmentSagaTest, CancelRacingTheChargeEndsWithNothingHeldOrCharged) {
   w.execute(0);
   ASSERT_TRUE(w.quiesce());
   EXPECT_EQ(order_of(w, id).status, order::OrderStatus::cancelled);
+  // The cancel recorded PENDING, the charge landed after it and was refunded: the order says so.
+  EXPECT_EQ(order_of(w, id).payment_status, order::PaymentStatus::refunded);
   EXPECT_EQ(account_of(w, "c1").balance_cents, 1000);
   EXPECT_EQ(product_of(w, "p1").reserved, 0);
   EXPECT_TRUE(check_invariants(w.store()).empty());
