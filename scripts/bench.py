@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Runs the benchmarks of DESIGN.md §5 several times and prints the median of each figure.
+
+    scripts/bench.py [--runs 3] [--only append,read,projection,http,saga,postgres] [--bin build/orderflow]
+
+Each benchmark prints a JSON line last; this keeps every run's line and prints, per
+benchmark, the median of the figures that the targets name. Servers for the HTTP runs are
+started here on a free loopback port with a fresh data dir. `postgres` needs
+ORDERFLOW_TEST_PG (scripts/pg-test-server.sh sets it). Benchmarks measure; they assert nothing.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+class Server:
+    def __init__(self, binary, *extra):
+        self.dir = tempfile.mkdtemp(prefix="orderflow-bench-")
+        self.port = free_port()
+        self.proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.dir, *extra],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not re.match(r"orderflow: serving", line):
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def median_of(lines, key):
+    values = []
+    for line in lines:
+        v = line
+        for part in key.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        if isinstance(v, (int, float)):
+            values.append(v)
+    return statistics.median(values) if values else None
+
+
+def report(name, lines, keys):
+    print(f"== {name} ({len(lines)} runs)")
+    for key in keys:
+        runs = []
+        for line in lines:
+            v = line
+            for part in key.split("."):
+                v = v.get(part) if isinstance(v, dict) else None
+            runs.append(v)
+        m = median_of(lines, key)
+        shown = ", ".join(f"{r:.0f}" if isinstance(r, (int, float)) and r >= 100 else str(r) for r in runs)
+        print(f"  {key:42} median {m if m is None else round(m, 3)}   runs: {shown}")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="append,read,projection,http,saga")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "orderflow"))
+    ap.add_argument("--duration", type=float, default=10, help="seconds per HTTP run")
+    ap.add_argument("--saga-duration", type=float, default=60, help="seconds per saga run (the target is sustained for a minute)")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    b = args.bin
+    scratch = tempfile.mkdtemp(prefix="orderflow-bench-data-")
+    try:
+        if "append" in only:
+            lines = [run_json([b, "bench", "append", "--writers", "256", "--streams", "1000", "--events", "200000",
+                               "--data", os.path.join(scratch, f"a{i}")]) for i in range(args.runs)]
+            report("bench append --writers 256 --streams 1000 --events 200000", lines,
+                   ["events_per_s", "p50_us", "p99_us", "raw_rows_per_s", "ratio_to_raw", "no_group_commit_events_per_s",
+                    "group_commit_speedup"])
+            lines = [run_json([b, "bench", "append", "--writers", "16", "--streams", "1", "--events", "20000",
+                               "--data", os.path.join(scratch, f"h{i}")]) for i in range(args.runs)]
+            report("bench append --writers 16 --streams 1 --events 20000", lines,
+                   ["events_per_s", "p50_us", "p99_us", "conflicts"])
+        if "read" in only:
+            lines = [run_json([b, "bench", "read", "--events", "1000000", "--data", os.path.join(scratch, "r")])
+                     for _ in range(args.runs)]
+            report("bench read --events 1000000", lines, ["events_per_s", "raw_rows_per_s", "ratio_to_raw"])
+        if "projection" in only:
+            lines = [run_json([b, "bench", "projection", "--events", "300000", "--data", os.path.join(scratch, "p")])
+                     for _ in range(args.runs)]
+            report("bench projection --events 300000", lines,
+                   ["events_per_s"] + [f"rebuild_events_per_s.{n}" for n in ("orders", "products", "accounts", "sales")])
+        if "http" in only:
+            # The command side alone (saga off), then the queries.
+            for scenario, extra in (("place-order", ["--roles", "command,query,admin,projector"]),
+                                    ("get-product", []), ("get-order", []), ("list-orders", [])):
+                lines = []
+                for _ in range(args.runs):
+                    srv = Server(b, *extra)
+                    try:
+                        lines.append(run_json([b, "bench", "http", "--target", srv.url, "--scenario", scenario,
+                                               "--connections", "64", "--duration", str(args.duration), "--warmup", "2"]))
+                    finally:
+                        srv.stop()
+                keys = ["requests_per_s", "p50_us", "p99_us", "non_2xx"]
+                if scenario == "place-order":
+                    keys += [f"projection_lag_p{q}_ms.{n}" for q in (50, 99) for n in ("orders", "products", "accounts", "sales")]
+                report(f"bench http --scenario {scenario} --connections 64 {' '.join(extra)}", lines, keys)
+        if "saga" in only:
+            lines = []
+            for _ in range(args.runs):
+                srv = Server(b)
+                try:
+                    lines.append(run_json([b, "bench", "http", "--target", srv.url, "--scenario", "place-order-confirmed",
+                                           "--connections", "64", "--duration", str(args.saga_duration), "--warmup", "2"]))
+                finally:
+                    srv.stop()
+            report(f"bench http --scenario place-order-confirmed --connections 64 --duration {args.saga_duration:g}", lines,
+                   ["confirmed_per_s", "confirmed_slowest_s", "confirm_p50_ms", "confirm_p99_ms", "placed", "confirmed",
+                    "requests_per_s", "p99_us"] +
+                   [f"projection_lag_p{q}_ms.{n}" for q in (50, 99) for n in ("orders", "products", "accounts", "sales")])
+        if "postgres" in only:
+            pg = os.environ.get("ORDERFLOW_TEST_PG")
+            if not pg:
+                print("== postgres: skipped (ORDERFLOW_TEST_PG is not set; run under scripts/pg-test-server.sh)")
+            else:
+                lines = [run_json([b, "bench", "append", "--writers", "256", "--streams", "1000", "--events", "200000",
+                                   "--store", pg]) for _ in range(args.runs)]
+                report("bench append --store postgres://… --writers 256 --streams 1000 --events 200000", lines,
+                       ["events_per_s", "p50_us", "p99_us", "raw_rows_per_s", "ratio_to_raw", "no_group_commit_events_per_s",
+                        "group_commit_speedup"])
+                lines = [run_json([b, "bench", "append", "--writers", "16", "--streams", "1", "--events", "20000",
+                                   "--store", pg]) for _ in range(args.runs)]
+                report("bench append --store postgres://… --writers 16 --streams 1", lines,
+                       ["events_per_s", "p99_us", "conflicts"])
+                lines = []
+                for _ in range(args.runs):
+                    srv = Server(b, "--store", pg)
+                    try:
+                        lines.append(run_json([b, "bench", "http", "--target", srv.url, "--scenario", "place-order-confirmed",
+                                               "--connections", "64", "--duration", str(args.duration), "--warmup", "2"]))
+                    finally:
+                        srv.stop()
+                report("bench http --scenario place-order-confirmed on PostgreSQL", lines,
+                       ["requests_per_s", "p50_us", "p99_us", "confirmed_per_s", "confirm_p99_ms"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
