@@ -67,7 +67,9 @@ int serve(const ServeOptions& o) {
   // Projections start with the server; /readyz waits for them to reach today's last position.
   auto read_models = open_read_models(o.store);
   if (!read_models) return runtime_failure(read_models.error().message);
-  auto read = app::projections::ReadSide::open(std::move(*read_models), store->events());
+  // Without the projector role, read models others write (PostgreSQL) are only followed.
+  auto read = app::projections::ReadSide::open(std::move(*read_models), store->events(),
+                                               {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);

@@ -75,7 +75,7 @@ Result<void> ProjectionRunner::start() {
 
 // Holding slot.mu.
 Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
-  auto claimed = slot.projection->claim();
+  auto claimed = options_.claim || !slot.projection->shared() ? slot.projection->claim() : Result<bool>(false);
   if (!claimed) return fail(claimed.error());
   if (*claimed) {
     auto live = slot.projection->open_live();

@@ -112,6 +112,9 @@ struct ProjectionRunnerOptions {
   // How often a shared projection this process does not write is looked at: its stored
   // position, and whether it can be claimed.
   std::chrono::milliseconds follow_interval{50};
+  // false: shared projections are only followed, never claimed (a process that serves
+  // queries and leaves the folding to others). Other projections are always written.
+  bool claim = true;
 };
 
 class ProjectionRunner {

@@ -42,8 +42,8 @@ class ReadSideTest : public ::testing::TestWithParam<ReadModelBackend> {
     store_.reset();
   }
   // Another open of the read-model database, as another process would have.
-  std::unique_ptr<ReadSide> open_read_side(std::size_t batch_size = 100) {
-    return ReadSide::open(place_.open(), *store_, {.batch_size = batch_size});
+  std::unique_ptr<ReadSide> open_read_side(std::size_t batch_size = 100, bool claim = true) {
+    return ReadSide::open(place_.open(), *store_, {.batch_size = batch_size, .claim = claim});
   }
 
   template <class A>
@@ -318,6 +318,8 @@ TEST_P(ReadSideTest, OneOfTwoProcessesFoldsTheOtherServesAndTakesOver) {
   ASSERT_TRUE(first->runner().start());
   auto second = open_read_side();
   ASSERT_TRUE(second->runner().start());
+  auto never_claims = open_read_side(100, false);
+  ASSERT_TRUE(never_claims->runner().start());
   random_workload(rng, 100);
   catch_up(*first);
   catch_up(*second);
@@ -346,6 +348,8 @@ TEST_P(ReadSideTest, OneOfTwoProcessesFoldsTheOtherServesAndTakesOver) {
   }
   for (const auto& s : second->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::running) << s.name;
   catch_up(*second);
+  catch_up(*never_claims);
+  for (const auto& s : never_claims->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::following) << s.name;
   expect_matches_store(*second);
   ASSERT_TRUE(second->runner().rebuild("accounts"));
   catch_up(*second);
