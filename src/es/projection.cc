@@ -77,12 +77,15 @@ Result<void> ProjectionRunner::start() {
 Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
   auto claimed = options_.claim || !slot.projection->shared() ? slot.projection->claim() : Result<bool>(false);
   if (!claimed) return fail(claimed.error());
-  if (*claimed) {
-    auto live = slot.projection->open_live();
-    if (!live) return fail(live.error());
-    slot.following = false;
-    return subscribe(slot, std::move(*live), true);
-  }
+  if (!*claimed) return follow(slot);
+  auto live = slot.projection->open_live();
+  if (!live) return fail(live.error());
+  slot.following = false;
+  return subscribe(slot, std::move(*live), true);
+}
+
+// Holding slot.mu: takes the live copy's stored position.
+Result<void> ProjectionRunner::follow(Slot& slot) {
   slot.following = true;
   auto stored = slot.projection->follow();
   if (!stored) return fail(stored.error());
@@ -93,20 +96,34 @@ Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
   return {};
 }
 
+// While a read-your-writes wait is pending, followed positions are looked at this often.
+constexpr std::chrono::milliseconds kWaitedFollowInterval{5};
+
 void ProjectionRunner::watch_loop() {
-  std::unique_lock lk(watch_mu_);
-  while (!watch_cv_.wait_for(lk, options_.follow_interval, [this] { return watch_stop_; })) {
-    lk.unlock();
+  using Clock = std::chrono::steady_clock;
+  auto next_claim = Clock::now() + options_.follow_interval;
+  for (;;) {
+    const bool claim = Clock::now() >= next_claim;
+    if (claim) next_claim = Clock::now() + options_.follow_interval;
     for (auto& slot : slots_)
-      if (slot->projection->shared()) watch(*slot);
-    lk.lock();
+      if (slot->projection->shared()) watch(*slot, claim);
+    bool waited = false;
+    {
+      std::lock_guard lk(waiters_mu_);
+      waited = !waiters_.empty();
+    }
+    std::unique_lock lk(watch_mu_);
+    watch_cv_.wait_for(lk, waited ? kWaitedFollowInterval : options_.follow_interval,
+                       [this] { return watch_stop_ || watch_waiter_; });
+    if (watch_stop_) return;
+    watch_waiter_ = false;
   }
 }
 
-// A follower looks at the stored position and tries to claim the projection. A writer
-// whose subscription stopped unavailable (its connection, and the claim with it, was
-// lost) follows again until it claims the projection anew.
-void ProjectionRunner::watch(Slot& slot) {
+// A follower looks at the stored position and, every follow_interval (`claim`), tries to
+// claim the projection. A writer whose subscription stopped unavailable (its connection,
+// and the claim with it, was lost) follows again until it claims the projection anew.
+void ProjectionRunner::watch(Slot& slot, bool claim) {
   // Destroyed in reverse: the subscriptions (joined outside `mu`) before their models.
   std::vector<std::unique_ptr<ReadModel>> models;
   std::vector<std::unique_ptr<Subscription>> subs;
@@ -124,7 +141,7 @@ void ProjectionRunner::watch(Slot& slot) {
     slot.retired.clear();
     slot.following = true;
   }
-  auto r = claim_or_follow(slot);
+  auto r = claim ? claim_or_follow(slot) : follow(slot);
   slot.follow_error = r ? std::nullopt : std::optional<Error>(r.error());
 }
 
@@ -315,10 +332,17 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
       const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
       waiters_.emplace(deadline, Waiter{slot->index, position, std::move(done)});
       if (earliest) waiters_cv_.notify_one();
+    } else {
+      done(slot->position >= position);
       return;
     }
   }
-  done(slot->position >= position);
+  // A follower looks at the stored position at once, and often while it is waited for.
+  {
+    std::lock_guard lk(watch_mu_);
+    watch_waiter_ = true;
+  }
+  watch_cv_.notify_one();
 }
 
 void ProjectionRunner::advanced(std::size_t slot, Position position) {

@@ -11,8 +11,8 @@
 //
 // Copies several processes share (Projection::shared) are written by one process at a
 // time, the one that claimed the projection; the others follow: they poll the live copy's
-// stored position (for read-your-writes waits and status) and try to claim it, so one of
-// them takes over when the writer goes. A writer then records ranges without the
+// stored position (for read-your-writes waits and status; quicker while a wait is pending)
+// and try to claim it, so one of them takes over when the writer goes. A writer then records ranges without the
 // projection's events too, so that followers see it reach them.
 //
 // Thread safety: every method of ProjectionRunner may be called from any thread at once.
@@ -110,7 +110,8 @@ struct ProjectionRunnerOptions {
   std::size_t batch_size = 5000;
   std::chrono::milliseconds idle_wait{200};
   // How often a shared projection this process does not write is looked at: its stored
-  // position, and whether it can be claimed.
+  // position (every 5 ms while a read-your-writes wait is pending), and whether it can be
+  // claimed.
   std::chrono::milliseconds follow_interval{50};
   // false: shared projections are only followed, never claimed (a process that serves
   // queries and leaves the folding to others). Other projections are always written.
@@ -160,7 +161,8 @@ class ProjectionRunner {
 
   Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
   Result<void> claim_or_follow(Slot& slot);
-  void watch(Slot& slot);
+  Result<void> follow(Slot& slot);
+  void watch(Slot& slot, bool claim);
   void watch_loop();
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
@@ -183,6 +185,7 @@ class ProjectionRunner {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool watch_stop_ = false;
+  bool watch_waiter_ = false;  // a wait began
   std::thread watcher_;
 };
 
