@@ -79,11 +79,15 @@ std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner)
     add_histogram(out, "orderflow_projection_lag_seconds", "projection", l.name, bounds, l.buckets, l.count,
                   l.sum_ms / 1000);
   }
-  add("# HELP orderflow_projection_up 1 while the projection runs (or rebuilds), 0 when failed or stopped.\n"
+  add("# HELP orderflow_projection_up 1 while the projection runs, rebuilds or follows another process's, 0 when "
+      "failed or stopped.\n"
       "# TYPE orderflow_projection_up gauge\n");
   for (const auto& s : status)
     add("orderflow_projection_up{{projection=\"{}\"}} {}\n", s.name,
-        s.state == es::ProjectionState::running || s.state == es::ProjectionState::rebuilding ? 1 : 0);
+        s.state == es::ProjectionState::running || s.state == es::ProjectionState::rebuilding ||
+                s.state == es::ProjectionState::following
+            ? 1
+            : 0);
   return out;
 }
 

@@ -1,6 +1,6 @@
-// orderflow rebuild NAME: rebuilds one projection of the embedded read-model database from
-// position 1 (while no server holds the store), the same way the running server does: into a
-// fresh copy, swapped in once it has caught up.
+// orderflow rebuild NAME: rebuilds one projection's read model from position 1, the same way
+// the running server does: into a fresh copy, swapped in once it has caught up. The embedded
+// store: while no server holds it. PostgreSQL: while no other process writes the projection.
 #include <fmt/core.h>
 
 #include <thread>
@@ -21,15 +21,16 @@ struct RebuildOptions {
 int rebuild(const RebuildOptions& o) {
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
-  auto read = app::projections::ReadSide::open(read_model_path(o.store), store->events());
-  if (!read) return runtime_failure(read.error().message);
-  auto& runner = (*read)->runner();
+  auto read_models = open_read_models(o.store);
+  if (!read_models) return runtime_failure(read_models.error().message);
+  auto read = app::projections::ReadSide::open(std::move(*read_models), store->events());
+  auto& runner = read->runner();
   auto last = store->events().last_position();
   if (!last) return runtime_failure(last.error().message);
   const auto started = std::chrono::steady_clock::now();
   if (auto r = runner.start(); !r) return runtime_failure(r.error().message);
   if (auto r = runner.rebuild(o.name); !r) {
-    if (r.error().code != Errc::not_found) return runtime_failure(r.error().message);
+    if (r.error().code != Errc::not_found) return runtime_failure("cannot rebuild: " + r.error().message);
     std::fprintf(stderr, "orderflow: no projection %s (orders, products, accounts, sales)\n", o.name.c_str());
     return 2;
   }
@@ -52,9 +53,10 @@ int rebuild(const RebuildOptions& o) {
 
 void add_rebuild(CLI::App& root, Action& action) {
   auto o = std::make_shared<RebuildOptions>();
-  auto* cmd = root.add_subcommand("rebuild", "Rebuild a projection from the event store (while no server holds it)");
+  auto* cmd = root.add_subcommand("rebuild", "Rebuild a projection from the event store (while no other process writes it)");
   cmd->add_option("projection", o->name, "orders, products, accounts or sales")->required();
   cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
+  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
   cmd->callback([o, &action] { action = [o] { return rebuild(*o); }; });
 }
 

@@ -65,13 +65,16 @@ int serve(const ServeOptions& o) {
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandler commands(store->events(), &store->snapshots());
   // Projections start with the server; /readyz waits for them to reach today's last position.
-  auto read = app::projections::ReadSide::open(read_model_path(o.store), store->events());
-  if (!read) return runtime_failure(read.error().message);
+  auto read_models = open_read_models(o.store);
+  if (!read_models) return runtime_failure(read_models.error().message);
+  // Without the projector role, read models others write (PostgreSQL) are only followed.
+  auto read = app::projections::ReadSide::open(std::move(*read_models), store->events(),
+                                               {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
-  if (auto started = (*read)->runner().start(); !started) return runtime_failure(started.error().message);
+  if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
-  api::ApiContext ctx{commands, store->events(), read->get(), &metrics, *ready_position};
+  api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
   // The fulfilment saga (API.md §5) resumes from its checkpoint.
   std::optional<app::saga::SagaRunner> saga;
   if (has_role(o.roles, "saga")) {
@@ -95,7 +98,7 @@ int serve(const ServeOptions& o) {
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
-  (*read)->runner().stop();
+  read->runner().stop();
   // Every in-flight request has been answered; finish accepted appends and close.
   store->close();
   fmt::print("orderflow: stopped\n");

@@ -2,6 +2,9 @@
 
 #include <filesystem>
 
+#include "app/projections/postgres_read_model_db.h"
+#include "app/projections/sqlite_read_model_db.h"
+
 namespace orderflow::cli {
 
 bool is_postgres_url(const std::string& url) {
@@ -54,10 +57,16 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   return OpenStore{std::move(*store), nullptr};
 }
 
-std::string read_model_path(const StoreSpec& spec) {
-  std::error_code ec;  // with PostgreSQL, --data is otherwise never created
-  std::filesystem::create_directories(spec.data_dir, ec);
-  return (std::filesystem::path(spec.data_dir) / "readmodels.db").string();
+Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const StoreSpec& spec) {
+  using namespace app::projections;
+  if (is_postgres_url(spec.url)) {
+    auto db = PostgresReadModelDb::open({.conninfo = spec.url});
+    if (!db) return fail(db.error());
+    return std::unique_ptr<ReadModelDb>(std::move(*db));
+  }
+  auto db = SqliteReadModelDb::open((std::filesystem::path(spec.data_dir) / "readmodels.db").string());
+  if (!db) return fail(db.error());
+  return std::unique_ptr<ReadModelDb>(std::move(*db));
 }
 
 }  // namespace orderflow::cli

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "app/projections/read_model_db.h"
 #include "core/result.h"
 #include "store/postgres/postgres_event_store.h"
 #include "store/sqlite/sqlite_event_store.h"
@@ -37,8 +38,8 @@ struct OpenStore {
 // Opens the store; a PostgreSQL store's schema is migrated first.
 Result<OpenStore> open_store(const StoreSpec& spec);
 
-// The embedded read-model database: <data>/readmodels.db. With PostgreSQL the read models
-// and the saga's state still live here (a later phase moves them into PostgreSQL).
-std::string read_model_path(const StoreSpec& spec);
+// The read-model database beside the store: <data>/readmodels.db with the embedded store,
+// the store's own database (shared by every process on it) with PostgreSQL.
+Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const StoreSpec& spec);
 
 }  // namespace orderflow::cli

@@ -1,5 +1,5 @@
-// orderflow verify: folds every stream of the embedded store (while no server holds it) and
-// compares the result with the read models, after letting the projections catch up. Prints
+// orderflow verify: folds every stream of the store (the embedded one while no server holds
+// it) and compares the result with the read models, after letting the projections catch up. Prints
 // each difference; exit 1 if there is any.
 #include <fmt/core.h>
 
@@ -30,16 +30,17 @@ Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
 int verify(const StoreSpec& spec) {
   auto store = open_store(spec);
   if (!store) return runtime_failure(store.error().message);
-  auto read = app::projections::ReadSide::open(read_model_path(spec), store->events());
-  if (!read) return runtime_failure(read.error().message);
+  auto read_models = open_read_models(spec);
+  if (!read_models) return runtime_failure(read_models.error().message);
+  auto read = app::projections::ReadSide::open(std::move(*read_models), store->events());
   auto last = store->events().last_position();
   if (!last) return runtime_failure(last.error().message);
-  if (auto r = (*read)->runner().start(); !r) return runtime_failure(r.error().message);
-  if (auto r = catch_up((*read)->runner(), *last); !r) return runtime_failure(r.error().message);
-  (*read)->runner().stop();
+  if (auto r = read->runner().start(); !r) return runtime_failure(r.error().message);
+  if (auto r = catch_up(read->runner(), *last); !r) return runtime_failure(r.error().message);
+  read->runner().stop();
 
   app::CommandHandler commands(store->events(), &store->snapshots());
-  app::VerifyContext ctx{store->events(), commands, **read};
+  app::VerifyContext ctx{store->events(), commands, *read};
   std::size_t total = 0;
   for (const auto& check : app::verify_checks()) {
     app::Differences found;
@@ -59,6 +60,7 @@ void add_verify(CLI::App& root, Action& action) {
   auto spec = std::make_shared<StoreSpec>();
   auto* cmd = root.add_subcommand("verify", "Compare the read models with a fold of the event store (exit 1 on a difference)");
   cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store")->capture_default_str();
+  cmd->add_option("--store", spec->url, "Store URL (default: embedded SQLite in --data)");
   cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });
 }
 

@@ -10,6 +10,7 @@ const char* to_string(ProjectionState state) {
   switch (state) {
     case ProjectionState::running: return "running";
     case ProjectionState::rebuilding: return "rebuilding";
+    case ProjectionState::following: return "following";
     case ProjectionState::failed: return "failed";
     case ProjectionState::stopped: return "stopped";
   }
@@ -29,6 +30,9 @@ struct ProjectionRunner::Slot {
   // joined outside `mu` (its thread may be waiting for `mu`).
   std::vector<std::unique_ptr<ReadModel>> retired;
   std::vector<std::unique_ptr<Subscription>> retired_subs;
+  // Another process holds the (shared) projection: this one follows it.
+  bool following = false;
+  std::optional<Error> follow_error;  // of the last look, while following
 
   // Guards the lag figures apart from `mu`, so reading them never waits for a batch.
   std::mutex lag_mu;
@@ -59,13 +63,86 @@ ProjectionRunner::~ProjectionRunner() {
 }
 
 Result<void> ProjectionRunner::start() {
+  bool shared = false;
   for (auto& slot : slots_) {
-    auto live = slot->projection->open_live();
-    if (!live) return fail(live.error());
     std::lock_guard lk(slot->mu);
-    if (auto r = subscribe(*slot, std::move(*live), true); !r) return r;
+    if (auto r = claim_or_follow(*slot); !r) return r;
+    shared = shared || slot->projection->shared();
+  }
+  if (shared && !watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
+  return {};
+}
+
+// Holding slot.mu.
+Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
+  auto claimed = options_.claim || !slot.projection->shared() ? slot.projection->claim() : Result<bool>(false);
+  if (!claimed) return fail(claimed.error());
+  if (!*claimed) return follow(slot);
+  auto live = slot.projection->open_live();
+  if (!live) return fail(live.error());
+  slot.following = false;
+  return subscribe(slot, std::move(*live), true);
+}
+
+// Holding slot.mu: takes the live copy's stored position.
+Result<void> ProjectionRunner::follow(Slot& slot) {
+  slot.following = true;
+  auto stored = slot.projection->follow();
+  if (!stored) return fail(stored.error());
+  if (*stored > slot.position) {
+    slot.position = *stored;
+    advanced(slot.index, *stored);
   }
   return {};
+}
+
+// While a read-your-writes wait is pending, followed positions are looked at this often.
+constexpr std::chrono::milliseconds kWaitedFollowInterval{5};
+
+void ProjectionRunner::watch_loop() {
+  using Clock = std::chrono::steady_clock;
+  auto next_claim = Clock::now() + options_.follow_interval;
+  for (;;) {
+    const bool claim = Clock::now() >= next_claim;
+    if (claim) next_claim = Clock::now() + options_.follow_interval;
+    for (auto& slot : slots_)
+      if (slot->projection->shared()) watch(*slot, claim);
+    bool waited = false;
+    {
+      std::lock_guard lk(waiters_mu_);
+      waited = !waiters_.empty();
+    }
+    std::unique_lock lk(watch_mu_);
+    watch_cv_.wait_for(lk, waited ? kWaitedFollowInterval : options_.follow_interval,
+                       [this] { return watch_stop_ || watch_waiter_; });
+    if (watch_stop_) return;
+    watch_waiter_ = false;
+  }
+}
+
+// A follower looks at the stored position and, every follow_interval (`claim`), tries to
+// claim the projection. A writer whose subscription stopped unavailable (its connection,
+// and the claim with it, was lost) follows again until it claims the projection anew.
+void ProjectionRunner::watch(Slot& slot, bool claim) {
+  // Destroyed in reverse: the subscriptions (joined outside `mu`) before their models.
+  std::vector<std::unique_ptr<ReadModel>> models;
+  std::vector<std::unique_ptr<Subscription>> subs;
+  std::lock_guard lk(slot.mu);
+  if (!slot.following) {
+    auto error = slot.live_sub ? slot.live_sub->last_error() : std::nullopt;
+    if (!slot.live_sub || slot.live_sub->running() || !error || error->code != Errc::unavailable) return;
+    for (auto* sub : {&slot.live_sub, &slot.building_sub})
+      if (*sub) subs.push_back(std::move(*sub));
+    for (auto& sub : slot.retired_subs) subs.push_back(std::move(sub));
+    slot.retired_subs.clear();
+    for (auto* model : {&slot.live, &slot.building})
+      if (*model) models.push_back(std::move(*model));
+    for (auto& model : slot.retired) models.push_back(std::move(model));
+    slot.retired.clear();
+    slot.following = true;
+  }
+  auto r = claim ? claim_or_follow(slot) : follow(slot);
+  slot.follow_error = r ? std::nullopt : std::optional<Error>(r.error());
 }
 
 Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live) {
@@ -99,10 +176,11 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
   std::lock_guard lk(slot.mu);
   const bool live = model == slot.live.get();
   if (!live && model != slot.building.get()) return fail(Errc::unavailable, "replaced by a rebuilt copy");
-  if (live && events.empty()) {
+  if (live && events.empty() && !slot.projection->shared()) {
     // The range held none of this projection's events: it advances in memory only, and
     // spares the read-model database a write per commit of the store. The stored
     // position stays behind; after a restart the range is scanned again, still empty.
+    // (Shared copies record it: followers know only the stored position.)
     slot.position = through;
     advanced(slot.index, through);
     return {};
@@ -125,6 +203,12 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
 }
 
 void ProjectionRunner::stop() {
+  {
+    std::lock_guard lk(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
   for (auto& slot : slots_) {
     std::vector<std::unique_ptr<Subscription>> subs;
     {
@@ -152,7 +236,11 @@ Result<void> ProjectionRunner::rebuild(const std::string& name) {
   {
     std::lock_guard lk(slot->mu);
     finished.swap(slot->retired_subs);
-    if (!slot->building) {
+    if (slot->following) {
+      started = fail(Errc::invalid_state, "projection " + name +
+                                              " is written by another orderflow process on this database: rebuild it "
+                                              "there, or once that process has stopped");
+    } else if (!slot->building) {
       auto copy = slot->projection->create_copy();
       started = copy ? subscribe(*slot, std::move(*copy), false) : Result<void>(copy.error());
     }
@@ -207,7 +295,10 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     if (slot->building_sub) error = slot->building_sub->last_error();
     if (!error && slot->live_sub) error = slot->live_sub->last_error();
     if (error) s.last_error = error->message;
-    if (slot->building_sub)
+    if (slot->following) {
+      s.state = ProjectionState::following;
+      if (slot->follow_error) s.last_error = slot->follow_error->message;
+    } else if (slot->building_sub)
       s.state = slot->building_sub->running() ? ProjectionState::rebuilding : ProjectionState::failed;
     else if (slot->live_sub && slot->live_sub->running())
       s.state = ProjectionState::running;
@@ -241,10 +332,17 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
       const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
       waiters_.emplace(deadline, Waiter{slot->index, position, std::move(done)});
       if (earliest) waiters_cv_.notify_one();
+    } else {
+      done(slot->position >= position);
       return;
     }
   }
-  done(slot->position >= position);
+  // A follower looks at the stored position at once, and often while it is waited for.
+  {
+    std::lock_guard lk(watch_mu_);
+    watch_waiter_ = true;
+  }
+  watch_cv_.notify_one();
 }
 
 void ProjectionRunner::advanced(std::size_t slot, Position position) {

@@ -9,6 +9,12 @@
 // A rebuild fills a fresh copy from position 1 while the live copy keeps serving and
 // advancing, then swaps the copies atomically once the fresh one has caught up with it.
 //
+// Copies several processes share (Projection::shared) are written by one process at a
+// time, the one that claimed the projection; the others follow: they poll the live copy's
+// stored position (for read-your-writes waits and status; quicker while a wait is pending)
+// and try to claim it, so one of them takes over when the writer goes. A writer then records ranges without the
+// projection's events too, so that followers see it reach them.
+//
 // Thread safety: every method of ProjectionRunner may be called from any thread at once.
 // ReadModel and Projection are called by the runner, one batch of one copy at a time.
 #pragma once
@@ -55,9 +61,20 @@ class Projection {
   virtual Result<std::unique_ptr<ReadModel>> create_copy() = 0;
   // Atomically makes `copy` (from create_copy) the one queries read and drops the old one.
   virtual Result<void> promote(ReadModel& copy) = 0;
+
+  // Whether other processes share the copies (then at most one of them writes them).
+  virtual bool shared() const { return false; }
+  // Claims the right to write the copies: true if this process holds it, always unless
+  // shared. Cheap while held; lost when the process ends or loses its writer's connection
+  // (its next write answers unavailable), then another process may claim it.
+  virtual Result<bool> claim() { return true; }
+  // For a process that does not hold the projection: the live copy's stored position; its
+  // queries read the copy live now (the writer may have swapped copies).
+  virtual Result<Position> follow() { return Position{0}; }
 };
 
-enum class ProjectionState { running, rebuilding, failed, stopped };
+// following: another process writes the shared copies; this one serves them.
+enum class ProjectionState { running, rebuilding, following, failed, stopped };
 const char* to_string(ProjectionState state);
 
 struct ProjectionStatus {
@@ -92,6 +109,13 @@ struct ProjectionRunnerOptions {
   // entity and index page, per batch); live batches hold only what is new anyway.
   std::size_t batch_size = 5000;
   std::chrono::milliseconds idle_wait{200};
+  // How often a shared projection this process does not write is looked at: its stored
+  // position (every 5 ms while a read-your-writes wait is pending), and whether it can be
+  // claimed.
+  std::chrono::milliseconds follow_interval{50};
+  // false: shared projections are only followed, never claimed (a process that serves
+  // queries and leaves the folding to others). Other projections are always written.
+  bool claim = true;
 };
 
 class ProjectionRunner {
@@ -102,13 +126,15 @@ class ProjectionRunner {
   ProjectionRunner(const ProjectionRunner&) = delete;
   ProjectionRunner& operator=(const ProjectionRunner&) = delete;
 
-  // Opens each live copy and subscribes it from its position + 1.
+  // Opens each live copy and subscribes it from its position + 1 (a shared projection
+  // another process holds is followed instead).
   Result<void> start();
   // Stops every subscription after the batch in hand; pending waits answer false. Idempotent.
   void stop();
 
-  // Starts rebuilding `name` into a fresh copy (not_found if no such projection). A rebuild
-  // already under way goes on; a failed projection resumes on the fresh copy.
+  // Starts rebuilding `name` into a fresh copy (not_found if no such projection;
+  // invalid_state if another process holds it). A rebuild already under way goes on; a
+  // failed projection resumes on the fresh copy.
   Result<void> rebuild(const std::string& name);
 
   std::vector<ProjectionStatus> status();
@@ -134,6 +160,10 @@ class ProjectionRunner {
   };
 
   Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
+  Result<void> claim_or_follow(Slot& slot);
+  Result<void> follow(Slot& slot);
+  void watch(Slot& slot, bool claim);
+  void watch_loop();
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
   static void record_lag(Slot& slot, std::span<const RecordedEvent> events);
@@ -150,6 +180,13 @@ class ProjectionRunner {
   std::multimap<std::chrono::steady_clock::time_point, Waiter> waiters_;
   bool stopping_ = false;
   std::thread expiry_;
+
+  // Follows and claims shared projections (only if there are any).
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
+  bool watch_waiter_ = false;  // a wait began
+  std::thread watcher_;
 };
 
 }  // namespace orderflow::es

@@ -44,14 +44,17 @@ class FoldWriter final : public CopyWriter {
     es::Position first_position = 0;
     bool changed = false;  // by the batch in hand
   };
-  using Save = std::function<Result<void>(const std::string& id, const Entry&)>;
+  // Writes the entity's row.
+  using Save = std::function<Result<void>(WriteTransaction&, const std::string& id, const Entry&)>;
   // Extra rows for one event (the account ledger); may be null.
-  using OnEvent = std::function<Result<void>(const std::string& id, const es::RecordedEvent&, const typename A::Event&)>;
+  using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
+                                             const typename A::Event&)>;
 
-  FoldWriter(es::EventStore& store, sqlite::Statement load, Save save, OnEvent on_event = nullptr)
-      : store_(store), load_(std::move(load)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  // `load_sql` answers the version and first_position of the row of id ?1.
+  FoldWriter(es::EventStore& store, std::string load_sql, Save save, OnEvent on_event = nullptr)
+      : store_(store), load_(std::move(load_sql)), save_(std::move(save)), on_event_(std::move(on_event)) {}
 
-  Result<void> apply(std::span<const es::RecordedEvent> events) override {
+  Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
     if (cache_.size() > kCacheLimit) cache_.clear();
     for (const auto& e : events) {
@@ -60,7 +63,7 @@ class FoldWriter final : public CopyWriter {
       // A stream's first event has no row to load: its copy has not applied it (the copy
       // passes on only events past its position), so no batch has written one.
       if (fresh && e.version > 0)
-        if (auto r = load(it->first, entry); !r) {
+        if (auto r = load(tx, it->first, entry); !r) {
           cache_.erase(it);
           return r;
         }
@@ -75,10 +78,10 @@ class FoldWriter final : public CopyWriter {
       if (!entry.changed) changed_.push_back(&*it);
       entry.changed = true;
       if (on_event_)
-        if (auto r = on_event_(it->first, e, *event); !r) return r;
+        if (auto r = on_event_(tx, it->first, e, *event); !r) return r;
     }
     for (auto* changed : changed_) {
-      if (auto r = save_(changed->first, changed->second); !r) return r;
+      if (auto r = save_(tx, changed->first, changed->second); !r) return r;
       changed->second.changed = false;
     }
     changed_.clear();
@@ -92,96 +95,85 @@ class FoldWriter final : public CopyWriter {
 
  private:
   // The entity as its row records it (initial if it has none).
-  Result<void> load(const std::string& id, Entry& entry) {
-    es::StreamVersion version = es::kNoStream;
-    {
-      sqlite::ResetOnExit reset(load_);
-      load_.bind(1, id);
-      auto row = load_.step();
-      if (!row) return fail(row.error());
-      if (!*row) return {};
-      version = load_.int64(0);
-      entry.first_position = load_.int64(1);
-    }
-    auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
+  Result<void> load(WriteTransaction& tx, const std::string& id, Entry& entry) {
+    std::optional<es::StreamVersion> version;
+    const SqlValue params[] = {id};
+    if (auto r = tx.query(load_, params,
+                          [&](const Row& row) {
+                            version = row.int64(0);
+                            entry.first_position = row.int64(1);
+                          });
+        !r)
+      return r;
+    if (!version) return {};
+    auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, *version);
     if (!folded) return fail(folded.error());
-    if (folded->version != version)
-      return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
+    if (folded->version != *version)
+      return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(*version) +
                                      ", which its read model has applied");
     entry.state = std::move(folded->state);
-    entry.version = version;
+    entry.version = *version;
     return {};
   }
 
   static constexpr std::size_t kCacheLimit = 50000;
 
   es::EventStore& store_;
-  sqlite::Statement load_;
+  const std::string load_;
   Save save_;
   OnEvent on_event_;
   std::unordered_map<std::string, Entry> cache_;  // committed states, by id
   std::vector<std::pair<const std::string, Entry>*> changed_;  // by this batch
 };
 
-// The writer of an entity table. `save_sql` binds ?1 id, ?2 version, ?3 doc, ?4 first_position
-// and whatever bind_extra binds from ?5 on.
+// The writer of an entity table: its row is (id, version, doc, first_position) and the
+// `extra` columns, whose values `extra_values` gives.
 template <class A>
-Result<std::unique_ptr<CopyWriter>> fold_writer(
-    es::EventStore& store, sqlite::Database& db, std::int64_t generation, const std::string& table,
-    const std::string& save_sql,
+std::unique_ptr<CopyWriter> fold_writer(
+    es::EventStore& store, std::int64_t generation, const std::string& table,
     std::function<std::string(const typename A::State&, es::StreamVersion)> render,
-    std::function<void(sqlite::Statement&, const typename A::State&)> bind_extra = nullptr,
+    std::vector<std::string> extra = {},
+    std::function<std::vector<std::string>(const typename A::State&)> extra_values = nullptr,
     typename FoldWriter<A>::OnEvent on_event = nullptr) {
-  auto load =
-      db.prepare(with_generation("SELECT version, first_position FROM " + table + "$ WHERE id = ?1", generation));
-  if (!load) return fail(load.error());
-  auto save = db.prepare(with_generation(save_sql, generation));
-  if (!save) return fail(save.error());
-  auto shared_save = std::make_shared<sqlite::Statement>(std::move(*save));
-  return std::unique_ptr<CopyWriter>(new FoldWriter<A>(
-      store, std::move(*load),
-      [shared_save, render, bind_extra](const std::string& id, const typename FoldWriter<A>::Entry& e) {
-        auto& s = *shared_save;
-        const auto doc = render(e.state, e.version);
-        s.bind(1, id).bind(2, e.version).bind(3, doc).bind(4, e.first_position);
-        if (bind_extra) bind_extra(s, e.state);
-        return s.run();
-      },
-      std::move(on_event)));
-}
-
-// Runs `sql` (with '$' suffixes) on the live copy, calling on_row for each row.
-template <class OnRow>
-Result<void> query(ReadModelDb::Reader& r, std::int64_t generation, std::string_view sql,
-                   const std::function<void(sqlite::Statement&)>& bind, OnRow on_row) {
-  auto s = r.prepare(with_generation(sql, generation));
-  if (!s) return fail(s.error());
-  sqlite::ResetOnExit reset(**s);
-  bind(**s);
-  for (;;) {
-    auto row = (*s)->step();
-    if (!row) return fail(row.error());
-    if (!*row) return {};
-    on_row(**s);
+  std::string columns = "id, version, doc, first_position", values = "?1, ?2, ?3, ?4",
+              updates = "version = excluded.version, doc = excluded.doc, first_position = excluded.first_position";
+  for (std::size_t i = 0; i < extra.size(); ++i) {
+    columns += ", " + extra[i];
+    values += ", ?" + std::to_string(i + 5);
+    updates += ", " + extra[i] + " = excluded." + extra[i];
   }
+  auto save = with_generation("INSERT INTO " + table + "$ (" + columns + ") VALUES (" + values +
+                                  ") ON CONFLICT (id) DO UPDATE SET " + updates,
+                              generation);
+  return std::make_unique<FoldWriter<A>>(
+      store, with_generation("SELECT version, first_position FROM " + table + "$ WHERE id = ?1", generation),
+      [save = std::move(save), render, extra_values](WriteTransaction& tx, const std::string& id,
+                                                      const typename FoldWriter<A>::Entry& e) {
+        const auto doc = render(e.state, e.version);
+        std::vector<SqlValue> params{id, e.version, doc, e.first_position};
+        std::vector<std::string> more;
+        if (extra_values) more = extra_values(e.state);
+        for (const auto& v : more) params.emplace_back(v);
+        return tx.run(save, params);
+      },
+      std::move(on_event));
 }
 
-Result<std::optional<Document>> document(ReadModelDb::Reader& r, std::int64_t generation, const char* table,
+// A query of the copy of `generation` that answers documents: one or none by id, or every
+// one in id order.
+Result<std::optional<Document>> document(ReadModelDb& db, std::int64_t generation, const char* table,
                                          const std::string& id) {
   std::optional<Document> doc;
-  auto done = query(
-      r, generation, std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1",
-      [&](sqlite::Statement& s) { s.bind(1, id); },
-      [&](sqlite::Statement& s) { doc.emplace(Document{std::string(s.text(0)), s.int64(1)}); });
+  const SqlValue params[] = {id};
+  auto done = db.query(with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation),
+                       params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
   if (!done) return fail(done.error());
   return doc;
 }
 
-Result<void> every_document(ReadModelDb::Reader& r, std::int64_t generation, const char* table,
-                            const DocumentVisitor& fn) {
-  return query(
-      r, generation, std::string("SELECT id, doc FROM ") + table + "$ ORDER BY id", [](sqlite::Statement&) {},
-      [&](sqlite::Statement& s) { fn(std::string(s.text(0)), std::string(s.text(1))); });
+Result<void> every_document(ReadModelDb& db, std::int64_t generation, const char* table, const DocumentVisitor& fn) {
+  return db.query(with_generation(std::string("SELECT id, doc FROM ") + table + "$ ORDER BY id", generation), {},
+                  [&](const Row& r) { fn(std::string(r.text(0)), std::string(r.text(1))); });
 }
 
 }  // namespace
@@ -189,26 +181,23 @@ Result<void> every_document(ReadModelDb::Reader& r, std::int64_t generation, con
 // ---- orders
 
 OrdersProjection::OrdersProjection(ReadModelDb& db, es::EventStore& store)
-    : SqliteProjection(db, "orders", category("order"),
-                       {entity_table("orders", ", customer_id TEXT NOT NULL, status TEXT NOT NULL"),
-                        "CREATE INDEX IF NOT EXISTS orders_by_customer$ ON orders$ (customer_id, first_position)",
-                        "CREATE INDEX IF NOT EXISTS orders_by_status$ ON orders$ (status, first_position)",
-                        "CREATE INDEX IF NOT EXISTS orders_by_position$ ON orders$ (first_position)"},
-                       {"orders$"}),
+    : TableProjection(db, "orders", category("order"),
+                      {entity_table("orders", ", customer_id TEXT NOT NULL, status TEXT NOT NULL"),
+                       "CREATE INDEX IF NOT EXISTS orders_by_customer$ ON orders$ (customer_id, first_position)",
+                       "CREATE INDEX IF NOT EXISTS orders_by_status$ ON orders$ (status, first_position)",
+                       "CREATE INDEX IF NOT EXISTS orders_by_position$ ON orders$ (first_position)"},
+                      {"orders$"}),
       store_(store) {}
 
-Result<std::unique_ptr<CopyWriter>> OrdersProjection::writer(sqlite::Database& db, std::int64_t generation) {
-  return fold_writer<Order>(
-      store_, db, generation, "orders",
-      "INSERT OR REPLACE INTO orders$ (id, version, doc, first_position, customer_id, status) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      &order_document, [](sqlite::Statement& s, const domain::order::State& state) {
-        s.bind(5, state.customer_id).bind(6, std::string_view(to_string(state.status)));
-      });
+std::unique_ptr<CopyWriter> OrdersProjection::writer(std::int64_t generation) {
+  return fold_writer<Order>(store_, generation, "orders", &order_document, {"customer_id", "status"},
+                            [](const domain::order::State& state) {
+                              return std::vector<std::string>{state.customer_id, to_string(state.status)};
+                            });
 }
 
 Result<std::optional<Document>> OrdersProjection::get(const std::string& order_id) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return document(r, g, "orders", order_id); });
+  return read([&](std::int64_t g) { return document(db_, g, "orders", order_id); });
 }
 
 Result<Page> OrdersProjection::list(const OrderListQuery& q) {
@@ -218,112 +207,99 @@ Result<Page> OrdersProjection::list(const OrderListQuery& q) {
     if (ec != std::errc() || end != q.cursor->data() + q.cursor->size() || before < 1)
       return fail(Errc::invalid_argument, "cursor is not one this server gave out");
   }
+  std::vector<SqlValue> params{before};
   std::string sql = "SELECT doc, first_position FROM orders$ WHERE first_position < ?1";
-  if (q.customer_id) sql += " AND customer_id = ?2";
-  if (q.status) sql += " AND status = ?3";
-  sql += " ORDER BY first_position DESC LIMIT ?4";
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) -> Result<Page> {
+  auto where = [&](const char* column, const std::string& value) {
+    params.emplace_back(value);
+    sql += std::string(" AND ") + column + " = ?" + std::to_string(params.size());
+  };
+  if (q.customer_id) where("customer_id", *q.customer_id);
+  if (q.status) where("status", *q.status);
+  params.emplace_back(std::int64_t{q.limit} + 1);
+  sql += " ORDER BY first_position DESC LIMIT ?" + std::to_string(params.size());
+  return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     es::Position last = 0;
-    auto done = query(
-        r, g, sql,
-        [&](sqlite::Statement& s) {
-          s.bind(1, before).bind(4, q.limit + 1);
-          if (q.customer_id) s.bind(2, *q.customer_id);
-          if (q.status) s.bind(3, *q.status);
-        },
-        [&](sqlite::Statement& s) {
-          if (page.documents.size() == static_cast<std::size_t>(q.limit)) {
-            page.next_cursor = std::to_string(last);
-            return;
-          }
-          page.documents.emplace_back(s.text(0));
-          last = s.int64(1);
-        });
+    auto done = db_.query(with_generation(sql, g), params, [&](const Row& r) {
+      if (page.documents.size() == static_cast<std::size_t>(q.limit)) {
+        page.next_cursor = std::to_string(last);
+        return;
+      }
+      page.documents.emplace_back(r.text(0));
+      last = r.int64(1);
+    });
     if (!done) return fail(done.error());
     return page;
   });
 }
 
 Result<void> OrdersProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return every_document(r, g, "orders", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, "orders", fn); });
 }
 
 // ---- products
 
 ProductsProjection::ProductsProjection(ReadModelDb& db, es::EventStore& store)
-    : SqliteProjection(db, "products", category("product"), {entity_table("products", "")}, {"products$"}),
+    : TableProjection(db, "products", category("product"), {entity_table("products", "")}, {"products$"}),
       store_(store) {}
 
-Result<std::unique_ptr<CopyWriter>> ProductsProjection::writer(sqlite::Database& db, std::int64_t generation) {
-  return fold_writer<Product>(
-      store_, db, generation, "products",
-      "INSERT OR REPLACE INTO products$ (id, version, doc, first_position) VALUES (?1, ?2, ?3, ?4)",
-      &product_document);
+std::unique_ptr<CopyWriter> ProductsProjection::writer(std::int64_t generation) {
+  return fold_writer<Product>(store_, generation, "products", &product_document);
 }
 
 Result<std::optional<Document>> ProductsProjection::get(const std::string& product_id) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return document(r, g, "products", product_id); });
+  return read([&](std::int64_t g) { return document(db_, g, "products", product_id); });
 }
 
 Result<Page> ProductsProjection::list(int limit, const std::optional<std::string>& cursor) {
   const std::string after = cursor.value_or("");
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) -> Result<Page> {
+  const SqlValue params[] = {after, std::int64_t{limit} + 1};
+  return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     std::string last;
-    auto done = query(
-        r, g, "SELECT doc, id FROM products$ WHERE id > ?1 ORDER BY id LIMIT ?2",
-        [&](sqlite::Statement& s) { s.bind(1, after).bind(2, limit + 1); },
-        [&](sqlite::Statement& s) {
-          if (page.documents.size() == static_cast<std::size_t>(limit)) {
-            page.next_cursor = last;
-            return;
-          }
-          page.documents.emplace_back(s.text(0));
-          last = s.text(1);
-        });
+    auto done = db_.query(with_generation("SELECT doc, id FROM products$ WHERE id > ?1 ORDER BY id LIMIT ?2", g),
+                          params, [&](const Row& r) {
+                            if (page.documents.size() == static_cast<std::size_t>(limit)) {
+                              page.next_cursor = last;
+                              return;
+                            }
+                            page.documents.emplace_back(r.text(0));
+                            last = r.text(1);
+                          });
     if (!done) return fail(done.error());
     return page;
   });
 }
 
 Result<void> ProductsProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return every_document(r, g, "products", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, "products", fn); });
 }
 
 // ---- accounts
 
 AccountsProjection::AccountsProjection(ReadModelDb& db, es::EventStore& store)
-    : SqliteProjection(db, "accounts", category("account"),
-                       {entity_table("accounts", ""),
-                        "CREATE TABLE IF NOT EXISTS transactions$ (position INTEGER PRIMARY KEY, account_id TEXT "
-                        "NOT NULL, type TEXT NOT NULL, amount_cents INTEGER NOT NULL, order_id TEXT NOT NULL, "
-                        "at_ms INTEGER NOT NULL) STRICT",
-                        "CREATE INDEX IF NOT EXISTS transactions_by_account$ ON transactions$ (account_id, position)"},
-                       {"accounts$", "transactions$"}),
+    : TableProjection(db, "accounts", category("account"),
+                      {entity_table("accounts", ""),
+                       "CREATE TABLE IF NOT EXISTS transactions$ (position INTEGER PRIMARY KEY, account_id TEXT "
+                       "NOT NULL, type TEXT NOT NULL, amount_cents INTEGER NOT NULL, order_id TEXT NOT NULL, "
+                       "at_ms INTEGER NOT NULL) STRICT",
+                       "CREATE INDEX IF NOT EXISTS transactions_by_account$ ON transactions$ (account_id, position)"},
+                      {"accounts$", "transactions$"}),
       store_(store) {}
 
-Result<std::unique_ptr<CopyWriter>> AccountsProjection::writer(sqlite::Database& db, std::int64_t generation) {
-  auto ledger = db.prepare(with_generation(
-      "INSERT OR IGNORE INTO transactions$ (position, account_id, type, amount_cents, order_id, at_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      generation));
-  if (!ledger) return fail(ledger.error());
-  auto insert = std::make_shared<sqlite::Statement>(std::move(*ledger));
+std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) {
+  auto ledger = with_generation(
+      "INSERT INTO transactions$ (position, account_id, type, amount_cents, order_id, at_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+      generation);
   using namespace domain::account;
   return fold_writer<Account>(
-      store_, db, generation, "accounts",
-      "INSERT OR REPLACE INTO accounts$ (id, version, doc, first_position) VALUES (?1, ?2, ?3, ?4)",
-      &account_document, nullptr,
-      [insert](const std::string& id, const es::RecordedEvent& e, const Event& event) -> Result<void> {
+      store_, generation, "accounts", &account_document, {}, nullptr,
+      [ledger = std::move(ledger)](WriteTransaction& tx, const std::string& id, const es::RecordedEvent& e,
+                                   const Event& event) -> Result<void> {
         auto row = [&](std::string_view type, std::int64_t amount, std::string_view order_id) {
-          return insert->bind(1, e.position)
-              .bind(2, id)
-              .bind(3, type)
-              .bind(4, amount)
-              .bind(5, order_id)
-              .bind(6, e.recorded_at_ms)
-              .run();
+          const SqlValue params[] = {e.position, id, type, amount, order_id, e.recorded_at_ms};
+          return tx.run(ledger, params);
         };
         return std::visit(domain::overloaded{
                               [&](const FundsDeposited& d) { return row("deposit", d.amount_cents, ""); },
@@ -339,21 +315,21 @@ Result<std::unique_ptr<CopyWriter>> AccountsProjection::writer(sqlite::Database&
 }
 
 Result<std::optional<Document>> AccountsProjection::get(const std::string& account_id) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return document(r, g, "accounts", account_id); });
+  return read([&](std::int64_t g) { return document(db_, g, "accounts", account_id); });
 }
 
 Result<std::vector<Transaction>> AccountsProjection::transactions(const std::string& account_id, int limit,
                                                                    es::Position after) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) -> Result<std::vector<Transaction>> {
+  const SqlValue params[] = {account_id, after, std::int64_t{limit}};
+  return read([&](std::int64_t g) -> Result<std::vector<Transaction>> {
     std::vector<Transaction> out;
-    auto done = query(
-        r, g,
-        "SELECT type, amount_cents, order_id, at_ms, position FROM transactions$ WHERE account_id = ?1 AND "
-        "position > ?2 ORDER BY position LIMIT ?3",
-        [&](sqlite::Statement& s) { s.bind(1, account_id).bind(2, after).bind(3, limit); },
-        [&](sqlite::Statement& s) {
-          out.push_back(Transaction{std::string(s.text(0)), s.int64(1), std::string(s.text(2)), s.int64(3),
-                                    s.int64(4)});
+    auto done = db_.query(
+        with_generation("SELECT type, amount_cents, order_id, at_ms, position FROM transactions$ WHERE "
+                        "account_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
+                        g),
+        params, [&](const Row& r) {
+          out.push_back(Transaction{std::string(r.text(0)), r.int64(1), std::string(r.text(2)), r.int64(3),
+                                    r.int64(4)});
         });
     if (!done) return fail(done.error());
     return out;
@@ -361,7 +337,7 @@ Result<std::vector<Transaction>> AccountsProjection::transactions(const std::str
 }
 
 Result<void> AccountsProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) { return every_document(r, g, "accounts", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, "accounts", fn); });
 }
 
 }  // namespace orderflow::app::projections

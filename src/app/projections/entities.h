@@ -36,7 +36,7 @@ struct OrderListQuery {
 // Called with each entity's id and document, in id order.
 using DocumentVisitor = std::function<void(const std::string& id, const std::string& document)>;
 
-class OrdersProjection final : public SqliteProjection {
+class OrdersProjection final : public TableProjection {
  public:
   // `store` (for re-folding states not in memory) must outlive the projection.
   OrdersProjection(ReadModelDb& db, es::EventStore& store);
@@ -49,12 +49,12 @@ class OrdersProjection final : public SqliteProjection {
   Result<void> for_each(const DocumentVisitor& fn);
 
  private:
-  Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+  std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
 };
 
-class ProductsProjection final : public SqliteProjection {
+class ProductsProjection final : public TableProjection {
  public:
   ProductsProjection(ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& product_id);
@@ -63,7 +63,7 @@ class ProductsProjection final : public SqliteProjection {
   Result<void> for_each(const DocumentVisitor& fn);
 
  private:
-  Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+  std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
 };
@@ -76,7 +76,7 @@ struct Transaction {
   es::Position position = 0;
 };
 
-class AccountsProjection final : public SqliteProjection {
+class AccountsProjection final : public TableProjection {
  public:
   AccountsProjection(ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& account_id);
@@ -85,7 +85,7 @@ class AccountsProjection final : public SqliteProjection {
   Result<void> for_each(const DocumentVisitor& fn);
 
  private:
-  Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+  std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
 };

@@ -1,79 +1,84 @@
-// The embedded read-model database: its own SQLite file (WAL) beside the event store, so
-// projections never wait for the event writer's lock. One writer connection (each batch is
-// one transaction), a pool of reader connections with prepared statements cached by text.
+// The read-model database, whatever it is: SQLite (a file of one process,
+// SqliteReadModelDb) or PostgreSQL (shared by many processes, PostgresReadModelDb).
 //
-// SqliteProjection keeps a projection's copies in it: every table of a copy carries the
-// copy's generation as a suffix (orders_g3; in SQL the '$' after a table name stands for it),
-// and the table `read_models` records each copy's position and which copy is live.
+// SQL is written once, in the dialect both accept: numbered `?N` parameters, INSERT …
+// ON CONFLICT, INTEGER and TEXT columns, STRICT tables (PostgresReadModelDb reads
+// `?N` as `$N`, INTEGER as bigint, TEXT as text COLLATE "C" — SQLite's bytewise order —
+// and drops STRICT).
+//
+// TableProjection keeps a projection's copies in it: every table of a copy carries the
+// copy's generation as a suffix (orders_g3; in SQL the '$' after a table name stands for
+// it), and the table `read_models` records each copy's position and which copy is live.
 // A batch's rows and the copy's position commit in one transaction.
 //
-// Thread safety: every public method may be called from any thread at once.
+// Thread safety: every method of ReadModelDb may be called from any thread at once;
+// one projection's transactions must not overlap (the runner applies one batch at a time).
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
-#include <thread>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "es/projection.h"
-#include "store/sqlite/sqlite.h"
 
 namespace orderflow::app::projections {
 
+// A statement's parameter; a text is only read during the call it is passed to.
+using SqlValue = std::variant<std::int64_t, std::string_view>;
+
+// One row of a query's answer.
+class Row {
+ public:
+  // NULL reads as 0 and "".
+  virtual std::int64_t int64(int col) const = 0;
+  virtual std::string_view text(int col) const = 0;
+
+ protected:
+  ~Row() = default;
+};
+using OnRow = std::function<void(const Row&)>;
+
+// A write transaction of one projection.
+class WriteTransaction {
+ public:
+  // A statement that answers no rows (no parameters: may be several DDL statements). SQLite
+  // runs it at once; PostgreSQL sends it with the next query or the commit, so a batch is
+  // one round trip, and its error may surface only there.
+  virtual Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) = 0;
+  // A query, answered at once (on PostgreSQL together with the statements before it).
+  virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
+
+ protected:
+  ~WriteTransaction() = default;
+};
+
 class ReadModelDb {
  public:
-  static Result<std::unique_ptr<ReadModelDb>> open(const std::string& path);
-  ~ReadModelDb();
+  virtual ~ReadModelDb() = default;
 
-  // Runs `fn` on the writer connection inside one transaction (rolled back if fn fails).
-  Result<void> transaction(const std::function<Result<void>(sqlite::Database&)>& fn);
-
-  class Reader {
-   public:
-    // A statement for `sql`, prepared once per connection. Reset it after use.
-    Result<sqlite::Statement*> prepare(const std::string& sql);
-
-   private:
-    friend class ReadModelDb;
-    sqlite::Database db_;
-    std::map<std::string, sqlite::Statement> cache_;
-  };
-  // Runs fn(Reader&) on a pooled reader connection.
-  template <class F>
-  auto read(F&& fn) {
-    auto reader = lease();
-    auto result = fn(*reader);
-    give_back(std::move(reader));
-    return result;
-  }
-
- private:
-  ReadModelDb() = default;
-  std::unique_ptr<Reader> lease();
-  void give_back(std::unique_ptr<Reader> reader);
-  void checkpoint_loop();
-
-  std::string path_;
-  std::mutex writer_mu_;
-  sqlite::Database writer_;
-  std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Reader>> readers_;
-
-  // Checkpoints the WAL on a thread of its own: a checkpoint syncs the files, and SQLite's
-  // automatic one, run by whichever commit crossed the threshold, stalled that projection.
-  sqlite::Database checkpointer_;
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  bool closing_ = false;
-  std::thread checkpoint_thread_;
+  // Whether other processes read and write the same database. Then one process at a time
+  // writes a given projection (claim) and the others serve queries from what it wrote.
+  virtual bool shared() const = 0;
+  // Claims the right to write projection `name`: true if this process holds it (always,
+  // on a database of its own). Held until the process ends or its writer's connection is
+  // lost; then another process may take it. Cheap while held.
+  virtual Result<bool> claim(const std::string& name) = 0;
+  // Runs fn in one transaction of projection `name`, rolled back if fn or the commit fails.
+  // unavailable if this process does not hold `name` (any more).
+  virtual Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) = 0;
+  // A query on a reader connection, each statement prepared once per connection.
+  virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
 };
+
+// The table of copies, in the dialect of both.
+extern const char* const kReadModelsTable;
 
 // `sql` with every '$' replaced by "_g<generation>".
 std::string with_generation(std::string_view sql, std::int64_t generation);
@@ -82,16 +87,19 @@ std::string with_generation(std::string_view sql, std::int64_t generation);
 class CopyWriter {
  public:
   virtual ~CopyWriter() = default;
-  virtual Result<void> apply(std::span<const es::RecordedEvent> events) = 0;
+  virtual Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) = 0;
   // The batch's transaction was rolled back: forget whatever apply() remembered of it.
   virtual void rolled_back() {}
 };
 
-// A projection whose copies live in a ReadModelDb.
-class SqliteProjection : public es::Projection {
+// A projection whose copies are tables in a ReadModelDb.
+class TableProjection : public es::Projection {
  public:
   const std::string& name() const override { return name_; }
   es::EventFilter filter() const override { return filter_; }
+  bool shared() const override { return db_.shared(); }
+  Result<bool> claim() override { return db_.claim(name_); }
+  Result<es::Position> follow() override;
   Result<std::unique_ptr<es::ReadModel>> open_live() override;
   Result<std::unique_ptr<es::ReadModel>> create_copy() override;
   Result<void> promote(es::ReadModel& copy) override;
@@ -100,26 +108,32 @@ class SqliteProjection : public es::Projection {
   // `schema`: CREATE statements, `tables`: the tables they create, both with '$' suffixes.
   // A rebuilding copy gets its indexes (the CREATE INDEX statements) only when it is
   // promoted: building an index at once costs less than keeping it through the fill.
-  SqliteProjection(ReadModelDb& db, std::string name, es::EventFilter filter, std::vector<std::string> schema,
-                   std::vector<std::string> tables);
-  // A writer for the copy of `generation`, its statements prepared on `db` (the writer).
-  virtual Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) = 0;
+  TableProjection(ReadModelDb& db, std::string name, es::EventFilter filter, std::vector<std::string> schema,
+                  std::vector<std::string> tables);
+  // A writer for the copy of `generation`.
+  virtual std::unique_ptr<CopyWriter> writer(std::int64_t generation) = 0;
 
-  // Runs fn(reader, generation) on the live copy; a swap waits until it returns.
+  // Runs fn(generation) on the live copy; a swap in this process waits until it returns.
+  // On a shared database another process may swap copies: a query that fails is tried
+  // again once on the copy then live.
   template <class F>
   auto read(F&& fn) {
     std::shared_lock lk(swap_mu_);
     const auto generation = live_.load();
-    return db_.read([&](ReadModelDb::Reader& r) { return fn(r, generation); });
+    auto result = fn(generation);
+    if (result || !db_.shared()) return result;
+    lk.unlock();
+    if (auto followed = follow(); !followed || live_.load() == generation) return result;
+    lk.lock();
+    return fn(live_.load());
   }
-
   ReadModelDb& db_;
 
  private:
   class Copy;
   Result<std::unique_ptr<es::ReadModel>> make_copy(std::int64_t generation, bool indexed);
-  Result<void> create_schema(sqlite::Database& db, std::int64_t generation, bool indexes);
-  Result<void> drop_unused(sqlite::Database& db);
+  Result<void> create_schema(WriteTransaction& tx, std::int64_t generation, bool indexes);
+  Result<void> drop_unused(WriteTransaction& tx);
 
   std::string name_;
   es::EventFilter filter_;

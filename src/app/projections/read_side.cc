@@ -2,11 +2,9 @@
 
 namespace orderflow::app::projections {
 
-Result<std::unique_ptr<ReadSide>> ReadSide::open(const std::string& path, es::EventStore& store,
-                                                 es::ProjectionRunnerOptions options) {
-  auto db = ReadModelDb::open(path);
-  if (!db) return fail(db.error());
-  return std::unique_ptr<ReadSide>(new ReadSide(std::move(*db), store, options));
+std::unique_ptr<ReadSide> ReadSide::open(std::unique_ptr<ReadModelDb> db, es::EventStore& store,
+                                         es::ProjectionRunnerOptions options) {
+  return std::unique_ptr<ReadSide>(new ReadSide(std::move(db), store, options));
 }
 
 ReadSide::ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options)

@@ -1,5 +1,5 @@
 // The read side of one process: the read-model database, the projections in it and the
-// runner that keeps them folding the log. Projection names: orders, products, accounts, sales.
+// runner that keeps them folding the log (on a shared database, those this process holds). Projection names: orders, products, accounts, sales.
 #pragma once
 
 #include <memory>
@@ -13,10 +13,10 @@ namespace orderflow::app::projections {
 
 class ReadSide {
  public:
-  // Opens (creating if needed) the read-model database at `path`; start() starts folding.
-  // `store` must outlive the read side.
-  static Result<std::unique_ptr<ReadSide>> open(const std::string& path, es::EventStore& store,
-                                                es::ProjectionRunnerOptions options = {});
+  // The projections in `db` (SqliteReadModelDb or PostgresReadModelDb); start() starts
+  // folding. `store` must outlive the read side.
+  static std::unique_ptr<ReadSide> open(std::unique_ptr<ReadModelDb> db, es::EventStore& store,
+                                        es::ProjectionRunnerOptions options = {});
 
   es::ProjectionRunner& runner() { return runner_; }
   OrdersProjection& orders() { return orders_; }

@@ -13,25 +13,30 @@ constexpr const char* kCounted = "CASE WHEN o.confirmed = 1 AND o.cancelled = 0 
 
 class SalesWriter final : public CopyWriter {
  public:
-  SalesWriter(sqlite::Statement order, sqlite::Statement line, sqlite::Statement confirmed,
-              sqlite::Statement cancelled)
-      : order_(std::move(order)), line_(std::move(line)), confirmed_(std::move(confirmed)),
-        cancelled_(std::move(cancelled)) {}
+  explicit SalesWriter(std::int64_t generation)
+      : order_(with_generation("INSERT INTO sales_orders$ (order_id, placed_at_ms, day, total_cents) "
+                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                               generation)),
+        line_(with_generation("INSERT INTO sales_lines$ (order_id, line, product_id, quantity, revenue_cents) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                              generation)),
+        confirmed_(with_generation("UPDATE sales_orders$ SET confirmed = 1 WHERE order_id = ?1", generation)),
+        cancelled_(with_generation("UPDATE sales_orders$ SET cancelled = 1 WHERE order_id = ?1", generation)) {}
 
-  Result<void> apply(std::span<const es::RecordedEvent> events) override {
+  Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     for (const auto& e : events) {
-      const auto order_id = std::string_view(e.stream_id).substr(sizeof("order-") - 1);
+      const SqlValue order_id[] = {std::string_view(e.stream_id).substr(sizeof("order-") - 1)};
       Result<void> r;
       if (e.type == OrderConfirmed::kType) {
-        r = confirmed_.bind(1, order_id).run();
+        r = tx.run(confirmed_, order_id);
       } else if (e.type == OrderCancelled::kType) {
-        r = cancelled_.bind(1, order_id).run();
+        r = tx.run(cancelled_, order_id);
       } else if (e.type == OrderPlaced::kType) {
         auto event = codec::decode_event<Event>(e.type, e.data);
         if (!event)
           return fail(event.error().code,
                       "event at position " + std::to_string(e.position) + ": " + event.error().message);
-        r = placed(order_id, std::get<OrderPlaced>(*event));
+        r = placed(tx, order_id[0], std::get<OrderPlaced>(*event));
       }
       if (!r) return r;
     }
@@ -39,31 +44,25 @@ class SalesWriter final : public CopyWriter {
   }
 
  private:
-  Result<void> placed(std::string_view order_id, const OrderPlaced& p) {
+  Result<void> placed(WriteTransaction& tx, const SqlValue& order_id, const OrderPlaced& p) {
     const auto day = format_rfc3339_ms(p.placed_at_ms).substr(0, 10);
-    if (auto r = order_.bind(1, order_id).bind(2, p.placed_at_ms).bind(3, day).bind(4, p.total_cents).run(); !r)
-      return r;
+    const SqlValue order[] = {order_id, p.placed_at_ms, day, p.total_cents};
+    if (auto r = tx.run(order_, order); !r) return r;
     for (std::size_t i = 0; i < p.items.size(); ++i) {
       const auto& l = p.items[i];
-      if (auto r = line_.bind(1, order_id)
-                       .bind(2, static_cast<std::int64_t>(i))
-                       .bind(3, l.product_id)
-                       .bind(4, l.quantity)
-                       .bind(5, l.line_total_cents)
-                       .run();
-          !r)
-        return r;
+      const SqlValue line[] = {order_id, static_cast<std::int64_t>(i), l.product_id, l.quantity, l.line_total_cents};
+      if (auto r = tx.run(line_, line); !r) return r;
     }
     return {};
   }
 
-  sqlite::Statement order_, line_, confirmed_, cancelled_;
+  const std::string order_, line_, confirmed_, cancelled_;
 };
 
 }  // namespace
 
 SalesProjection::SalesProjection(ReadModelDb& db)
-    : SqliteProjection(
+    : TableProjection(
           db, "sales", es::EventFilter{{"order"}, {OrderPlaced::kType, OrderConfirmed::kType, OrderCancelled::kType}, ""},
           {"CREATE TABLE IF NOT EXISTS sales_orders$ (order_id TEXT PRIMARY KEY, placed_at_ms INTEGER NOT NULL, "
            "day TEXT NOT NULL, total_cents INTEGER NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0, "
@@ -74,41 +73,19 @@ SalesProjection::SalesProjection(ReadModelDb& db)
            "PRIMARY KEY (order_id, line)) STRICT"},
           {"sales_orders$", "sales_lines$"}) {}
 
-Result<std::unique_ptr<CopyWriter>> SalesProjection::writer(sqlite::Database& db, std::int64_t generation) {
-  std::vector<sqlite::Statement> s;
-  for (const char* sql :
-       {"INSERT OR IGNORE INTO sales_orders$ (order_id, placed_at_ms, day, total_cents) VALUES (?1, ?2, ?3, ?4)",
-        "INSERT OR IGNORE INTO sales_lines$ (order_id, line, product_id, quantity, revenue_cents) "
-        "VALUES (?1, ?2, ?3, ?4, ?5)",
-        "UPDATE sales_orders$ SET confirmed = 1 WHERE order_id = ?1",
-        "UPDATE sales_orders$ SET cancelled = 1 WHERE order_id = ?1"}) {
-    auto stmt = db.prepare(with_generation(sql, generation));
-    if (!stmt) return fail(stmt.error());
-    s.push_back(std::move(*stmt));
-  }
-  return std::unique_ptr<CopyWriter>(
-      new SalesWriter(std::move(s[0]), std::move(s[1]), std::move(s[2]), std::move(s[3])));
+std::unique_ptr<CopyWriter> SalesProjection::writer(std::int64_t generation) {
+  return std::make_unique<SalesWriter>(generation);
 }
 
 Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
-  return read([&](ReadModelDb::Reader& r, std::int64_t g) -> Result<Sales> {
+  const SqlValue params[] = {from_ms, to_ms};
+  return read([&](std::int64_t g) -> Result<Sales> {
     Sales out;
-    auto run = [&](const std::string& sql, auto on_row) -> Result<void> {
-      auto s = r.prepare(with_generation(sql, g));
-      if (!s) return fail(s.error());
-      sqlite::ResetOnExit reset(**s);
-      (*s)->bind(1, from_ms).bind(2, to_ms);
-      for (;;) {
-        auto row = (*s)->step();
-        if (!row) return fail(row.error());
-        if (!*row) return {};
-        on_row(**s);
-      }
-    };
+    auto run = [&](const std::string& sql, const OnRow& on_row) { return db_.query(with_generation(sql, g), params, on_row); };
     const std::string in_range = " FROM sales_orders$ o WHERE o.placed_at_ms >= ?1 AND o.placed_at_ms < ?2";
     auto totals = run("SELECT count(*), coalesce(sum(o.confirmed), 0), coalesce(sum(o.cancelled), 0), "
                       "coalesce(sum(" + std::string(kCounted) + "), 0)" + in_range,
-                      [&](sqlite::Statement& s) {
+                      [&](const Row& s) {
                         out.orders_placed = s.int64(0);
                         out.orders_confirmed = s.int64(1);
                         out.orders_cancelled = s.int64(2);
@@ -117,7 +94,7 @@ Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
     if (!totals) return fail(totals.error());
     auto days = run("SELECT o.day, count(*), sum(" + std::string(kCounted) + ")" + in_range +
                         " GROUP BY o.day ORDER BY o.day",
-                    [&](sqlite::Statement& s) {
+                    [&](const Row& s) {
                       out.by_day.push_back(SalesDay{std::string(s.text(0)), s.int64(1), s.int64(2)});
                     });
     if (!days) return fail(days.error());
@@ -125,7 +102,7 @@ Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
                    "JOIN sales_orders$ o ON o.order_id = l.order_id WHERE o.placed_at_ms >= ?1 AND "
                    "o.placed_at_ms < ?2 AND o.confirmed = 1 AND o.cancelled = 0 "
                    "GROUP BY l.product_id ORDER BY 2 DESC, 1 LIMIT 10",
-                   [&](sqlite::Statement& s) {
+                   [&](const Row& s) {
                      out.top_products.push_back(ProductSales{std::string(s.text(0)), s.int64(1), s.int64(2)});
                    });
     if (!top) return fail(top.error());

@@ -28,14 +28,14 @@ struct Sales {
   std::vector<ProductSales> top_products;  // most units sold first, at most 10
 };
 
-class SalesProjection final : public SqliteProjection {
+class SalesProjection final : public TableProjection {
  public:
   explicit SalesProjection(ReadModelDb& db);
   // Orders placed in [from_ms, to_ms).
   Result<Sales> sales(std::int64_t from_ms, std::int64_t to_ms);
 
  private:
-  Result<std::unique_ptr<CopyWriter>> writer(sqlite::Database& db, std::int64_t generation) override;
+  std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 };
 
 }  // namespace orderflow::app::projections

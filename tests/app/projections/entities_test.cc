@@ -5,24 +5,26 @@
 
 #include <gtest/gtest.h>
 
+#include "app/projections/read_model_backends.h"
 #include "codec/domain_codec.h"
 #include "core/uuid.h"
 #include "store/sqlite/sqlite_event_store.h"
-#include "support/temp_dir.h"
 
 namespace orderflow::app::projections {
 namespace {
 
 using namespace domain::account;
-using testing::TempDir;
+using testing::ReadModelBackend;
 
-class EntitiesTest : public ::testing::Test {
+class EntitiesTest : public ::testing::TestWithParam<ReadModelBackend> {
  protected:
   void SetUp() override {
+    if (auto why = place_.unavailable(); !why.empty()) GTEST_SKIP() << why;
     sqlite::SqliteEventStoreOptions o;
-    o.path = dir_.file("events.db");
+    o.path = place_.dir().file("events.db");
     store_ = std::move(*sqlite::SqliteEventStore::open(o));
-    db_ = std::move(*ReadModelDb::open(dir_.file("readmodels.db")));
+    db_ = place_.open();
+    ASSERT_TRUE(*db_->claim("accounts"));
     accounts_ = std::make_unique<AccountsProjection>(*db_, *store_);
   }
 
@@ -53,13 +55,13 @@ class EntitiesTest : public ::testing::Test {
     EXPECT_EQ(accounts_->transactions("a", 100000, 0)->size(), ledger);
   }
 
-  TempDir dir_;
+  testing::ReadModelPlace place_{GetParam()};
   std::unique_ptr<sqlite::SqliteEventStore> store_;
   std::unique_ptr<ReadModelDb> db_;
   std::unique_ptr<AccountsProjection> accounts_;
 };
 
-TEST_F(EntitiesTest, ManyEventsOfOneEntityInOneBatch) {
+TEST_P(EntitiesTest, ManyEventsOfOneEntityInOneBatch) {
   auto events = open_and_deposit(500);
   auto copy = live();
   ASSERT_TRUE(apply(*copy, events));
@@ -68,7 +70,7 @@ TEST_F(EntitiesTest, ManyEventsOfOneEntityInOneBatch) {
   expect_account(500 * 501 / 2, 500, 500);
 }
 
-TEST_F(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
+TEST_P(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
   auto events = open_and_deposit(10);
   ASSERT_TRUE(apply(*live(), std::span(events).first(6)));
   expect_account(1 + 2 + 3 + 4 + 5, 5, 5);
@@ -80,7 +82,7 @@ TEST_F(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
   expect_account(55, 10, 10);
 }
 
-TEST_F(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
+TEST_P(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
   auto events = open_and_deposit(3);
   auto copy = live();
   ASSERT_TRUE(apply(*copy, std::span(events).first(2)));
@@ -94,6 +96,10 @@ TEST_F(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
   ASSERT_TRUE(apply(*copy, std::span(events).subspan(2)));
   expect_account(1 + 2 + 3, 3, 3);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, EntitiesTest,
+                         ::testing::Values(ReadModelBackend::sqlite, ReadModelBackend::postgres),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace orderflow::app::projections

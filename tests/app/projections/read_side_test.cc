@@ -10,24 +10,30 @@
 #include <set>
 #include <thread>
 
+#include "app/projections/read_model_backends.h"
 #include "app/verify.h"
 #include "store/sqlite/sqlite_event_store.h"
-#include "support/temp_dir.h"
 
 namespace orderflow::app::projections {
 namespace {
 
 using namespace domain;
 using namespace std::chrono_literals;
-using testing::TempDir;
+using testing::ReadModelBackend;
 
-class ReadSideTest : public ::testing::Test {
+// Every case runs on each read-model database (the event store is SQLite throughout).
+class ReadSideTest : public ::testing::TestWithParam<ReadModelBackend> {
  protected:
-  void SetUp() override { open_store(); }
+  void SetUp() override {
+    if (auto why = place_.unavailable(); !why.empty()) GTEST_SKIP() << why;
+    open_store();
+  }
+
+  bool shared() const { return GetParam() == ReadModelBackend::postgres; }
 
   void open_store() {
     sqlite::SqliteEventStoreOptions o;
-    o.path = dir_.file("events.db");
+    o.path = place_.dir().file("events.db");
     store_ = std::move(*sqlite::SqliteEventStore::open(o));
     handler_ = std::make_unique<CommandHandler>(*store_, store_.get());
   }
@@ -35,10 +41,9 @@ class ReadSideTest : public ::testing::Test {
     handler_.reset();
     store_.reset();
   }
-  std::unique_ptr<ReadSide> open_read_side() {
-    auto read = ReadSide::open(dir_.file("readmodels.db"), *store_, {.batch_size = 100});
-    EXPECT_TRUE(read) << read.error().message;
-    return std::move(*read);
+  // Another open of the read-model database, as another process would have.
+  std::unique_ptr<ReadSide> open_read_side(std::size_t batch_size = 100, bool claim = true) {
+    return ReadSide::open(place_.open(), *store_, {.batch_size = batch_size, .claim = claim});
   }
 
   template <class A>
@@ -110,12 +115,12 @@ class ReadSideTest : public ::testing::Test {
     }
   }
 
-  TempDir dir_;
+  testing::ReadModelPlace place_{GetParam()};
   std::unique_ptr<sqlite::SqliteEventStore> store_;
   std::unique_ptr<CommandHandler> handler_;
 };
 
-TEST_F(ReadSideTest, RandomWorkloadEqualsAFoldOfTheStore) {
+TEST_P(ReadSideTest, RandomWorkloadEqualsAFoldOfTheStore) {
   std::mt19937_64 rng(7);
   random_workload(rng, 300);  // partly before the projections start: catch-up
   auto read = open_read_side();
@@ -129,7 +134,7 @@ TEST_F(ReadSideTest, RandomWorkloadEqualsAFoldOfTheStore) {
   EXPECT_EQ(sales.orders_placed, static_cast<std::int64_t>(placed.size()));
 }
 
-TEST_F(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
+TEST_P(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
   std::mt19937_64 rng(11);
   random_workload(rng, 400);
   auto read = open_read_side();
@@ -148,18 +153,11 @@ TEST_F(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
   catch_up(*read);
   expect_matches_store(*read);
   // The promoted copies got the indexes they were filled without (the old copies' are gone).
-  auto db = std::move(*sqlite::Database::open(dir_.file("readmodels.db"), true));
-  auto indexes = std::move(*db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL"));
-  std::multiset<std::string> kinds;
-  while (*indexes.step()) {
-    std::string name(indexes.text(0));
-    kinds.insert(name.substr(0, name.rfind("_g")));
-  }
-  EXPECT_EQ(kinds, (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
+  EXPECT_EQ(place_.index_kinds(), (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
                                                "sales_orders_by_time", "transactions_by_account"}));
 }
 
-TEST_F(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
+TEST_P(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
   auto read = open_read_side();
   ASSERT_TRUE(read->runner().start());
   std::set<std::string> before;
@@ -189,7 +187,7 @@ TEST_F(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
   EXPECT_EQ(read->orders().list(q).error().code, Errc::invalid_argument);
 }
 
-TEST_F(ReadSideTest, WhenAppliedWaitsForThePositionOrTimesOut) {
+TEST_P(ReadSideTest, WhenAppliedWaitsForThePositionOrTimesOut) {
   auto read = open_read_side();
   ASSERT_TRUE(read->runner().start());
   std::promise<bool> reached, late;
@@ -203,7 +201,7 @@ TEST_F(ReadSideTest, WhenAppliedWaitsForThePositionOrTimesOut) {
   EXPECT_FALSE(late.get_future().get());
 }
 
-TEST_F(ReadSideTest, AFailingEventStopsTheProjectionVisiblyUntilRebuilt) {
+TEST_P(ReadSideTest, AFailingEventStopsTheProjectionVisiblyUntilRebuilt) {
   auto read = open_read_side();
   ASSERT_TRUE(read->runner().start());
   ASSERT_TRUE(run<Account>("bad", account::OpenAccount{"bad", ""}));
@@ -222,7 +220,7 @@ TEST_F(ReadSideTest, AFailingEventStopsTheProjectionVisiblyUntilRebuilt) {
   FAIL() << "the projection did not fail";
 }
 
-TEST_F(ReadSideTest, LagIsMeasuredForEventsAppliedLiveOnly) {
+TEST_P(ReadSideTest, LagIsMeasuredForEventsAppliedLiveOnly) {
   auto read = open_read_side();
   for (int i = 0; i < 20; ++i) place("lagger", "p1", 1);  // applied by the live copy catching up
   ASSERT_TRUE(read->runner().start());
@@ -251,7 +249,8 @@ TEST_F(ReadSideTest, LagIsMeasuredForEventsAppliedLiveOnly) {
   EXPECT_EQ(after[0].count, before[0].count) << "no order event arrived live";
 }
 
-TEST_F(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
+// (On a shared database the range is written: other processes know only stored positions.)
+TEST_P(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
   ASSERT_TRUE(run<Account>("quiet", account::OpenAccount{"quiet", ""}));
   {
     auto read = open_read_side();
@@ -262,7 +261,7 @@ TEST_F(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
     for (int i = 0; i < 5; ++i) place("quiet", "p1", 1);
     catch_up(*read);
     EXPECT_EQ(read->runner().position("accounts"), *store_->last_position());
-    EXPECT_EQ(*(*read->accounts().open_live())->position(), stored);
+    EXPECT_EQ(*(*read->accounts().open_live())->position(), shared() ? *store_->last_position() : stored);
   }
   // Restarted, it scans the range again, finds nothing of its own and loses nothing.
   ASSERT_TRUE(run<Account>("quiet", account::Deposit{7}));
@@ -274,7 +273,7 @@ TEST_F(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
 }
 
 // kill -9 at random moments while projecting: every deposit is counted exactly once.
-TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
+TEST_P(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
   constexpr int kDeposits = 3000;
   ASSERT_TRUE(run<Account>("crash", account::OpenAccount{"crash", ""}));
   for (int i = 0; i < kDeposits; ++i) ASSERT_TRUE(run<Account>("crash", account::Deposit{1}));
@@ -285,9 +284,9 @@ TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       open_store();
-      auto read = ReadSide::open(dir_.file("readmodels.db"), *store_, {.batch_size = 50});
-      if (!read || !(*read)->runner().start()) ::_exit(3);
-      if (round % 2) (void)(*read)->runner().rebuild("accounts");
+      auto read = open_read_side(50);
+      if (!read->runner().start()) ::_exit(3);
+      if (round % 2) (void)read->runner().rebuild("accounts");
       std::this_thread::sleep_for(10s);
       ::_exit(0);
     }
@@ -308,6 +307,58 @@ TEST_F(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
   EXPECT_EQ(ledger.size(), static_cast<std::size_t>(kDeposits));
   expect_matches_store(*read);
 }
+
+// Two processes on one shared database: one folds, the other serves what it wrote (and
+// waits for positions) and takes over once the first has gone.
+TEST_P(ReadSideTest, OneOfTwoProcessesFoldsTheOtherServesAndTakesOver) {
+  if (!shared()) GTEST_SKIP() << "a SQLite read-model database is one process's own";
+  std::mt19937_64 rng(3);
+  random_workload(rng, 100);
+  auto first = open_read_side();
+  ASSERT_TRUE(first->runner().start());
+  auto second = open_read_side();
+  ASSERT_TRUE(second->runner().start());
+  auto never_claims = open_read_side(100, false);
+  ASSERT_TRUE(never_claims->runner().start());
+  random_workload(rng, 100);
+  catch_up(*first);
+  catch_up(*second);
+  for (const auto& s : first->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::running) << s.name;
+  for (const auto& s : second->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::following) << s.name;
+  expect_matches_store(*second);
+  EXPECT_EQ(second->runner().rebuild("orders").error().code, Errc::invalid_state);
+
+  // Read-your-writes in the follower: it sees the writer's stored position pass the target.
+  std::promise<bool> reached;
+  const auto target = *store_->last_position() + 1;
+  second->runner().when_applied("accounts", target, std::chrono::steady_clock::now() + 5s,
+                                [&](bool ok) { reached.set_value(ok); });
+  ASSERT_TRUE(run<Account>("follower", account::OpenAccount{"follower", ""}));
+  EXPECT_TRUE(reached.get_future().get());
+  EXPECT_TRUE(*second->accounts().get("follower"));
+
+  first.reset();  // its connections close, and its claims go with them
+  random_workload(rng, 100);
+  for (int i = 0; i < 500; ++i) {
+    auto status = second->runner().status();
+    if (std::all_of(status.begin(), status.end(),
+                    [](const auto& s) { return s.state == es::ProjectionState::running; }))
+      break;
+    std::this_thread::sleep_for(10ms);
+  }
+  for (const auto& s : second->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::running) << s.name;
+  catch_up(*second);
+  catch_up(*never_claims);
+  for (const auto& s : never_claims->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::following) << s.name;
+  expect_matches_store(*second);
+  ASSERT_TRUE(second->runner().rebuild("accounts"));
+  catch_up(*second);
+  expect_matches_store(*second);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReadSideTest,
+                         ::testing::Values(ReadModelBackend::sqlite, ReadModelBackend::postgres),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace orderflow::app::projections

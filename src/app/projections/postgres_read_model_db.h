@@ -1,0 +1,68 @@
+// The read models in PostgreSQL, shared by every orderflow process on the database: a
+// process started later serves reads at once, without replaying the log.
+//
+// One process at a time writes a projection: it holds the projection's advisory lock
+// (session level) on the connection that writes the projection's copies, so the lock and
+// the writes live and die together — if that connection is lost, its transaction rolls
+// back, the lock is released and another process may claim the projection; this one can
+// write again only once it has claimed it anew. Write transactions go in one round trip
+// per batch (libpq pipeline mode: BEGIN, the batch's statements, the copy's position,
+// COMMIT); a query inside one (a row to load) sends what is queued with it. The writers
+// commit with synchronous_commit=off: read models are rebuilt from the log, so a server
+// crash may lose their last batches (positions with them, so they are applied again),
+// never a batch's half.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/projections/read_model_db.h"
+#include "store/postgres/pg.h"
+
+namespace orderflow::app::projections {
+
+struct PostgresReadModelDbOptions {
+  std::string conninfo;  // a libpq URL or key=value string
+  std::string schema;    // where the tables live; empty: the connection's current schema
+  // Reader connections kept open between uses; more are opened under load.
+  std::size_t idle_connections = 8;
+};
+
+class PostgresReadModelDb final : public ReadModelDb {
+ public:
+  // Connects and creates the table of copies (under an advisory lock: several processes
+  // may start at once).
+  static Result<std::unique_ptr<PostgresReadModelDb>> open(PostgresReadModelDbOptions options);
+
+  bool shared() const override { return true; }
+  Result<bool> claim(const std::string& name) override;
+  Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) override;
+  Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override;
+
+ private:
+  // The connection that writes one projection and holds its lock.
+  struct Writer {
+    std::mutex mu;
+    std::optional<postgres::Connection> conn;
+    bool held = false;  // the lock, on `conn`
+  };
+
+  explicit PostgresReadModelDb(PostgresReadModelDbOptions options) : options_(std::move(options)) {}
+  Result<postgres::Connection> connect() const;
+  Writer& writer(const std::string& name);
+
+  PostgresReadModelDbOptions options_;
+  std::mutex writers_mu_;
+  std::map<std::string, std::unique_ptr<Writer>> writers_;
+  std::mutex pool_mu_;
+  std::vector<postgres::Connection> pool_;
+};
+
+// `sql`, written for both databases (see read_model_db.h), as PostgreSQL reads it.
+std::string postgres_sql(std::string_view sql);
+
+}  // namespace orderflow::app::projections

@@ -1,0 +1,156 @@
+#include "app/projections/sqlite_read_model_db.h"
+
+namespace orderflow::app::projections {
+
+namespace {
+
+class StatementRow final : public Row {
+ public:
+  explicit StatementRow(const sqlite::Statement& s) : s_(s) {}
+  std::int64_t int64(int col) const override { return s_.int64(col); }
+  std::string_view text(int col) const override { return s_.text(col); }
+
+ private:
+  const sqlite::Statement& s_;
+};
+
+// The layout of the read-model tables (PRAGMA user_version); 2: entity rows without states.
+constexpr std::int64_t kLayout = 2;
+
+}  // namespace
+
+// Runs statements at once; as the writer, inside the transaction SqliteReadModelDb began.
+class SqliteReadModelDb::Connection final : public WriteTransaction {
+ public:
+  explicit Connection(sqlite::Database db) : db_(std::move(db)) {}
+
+  sqlite::Database& db() { return db_; }
+
+  Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) override {
+    if (params.empty()) return db_.exec(sql);
+    return query(sql, params, nullptr);
+  }
+
+  Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override {
+    auto s = prepare(sql);
+    if (!s) return fail(s.error());
+    sqlite::ResetOnExit reset(**s);
+    for (std::size_t i = 0; i < params.size(); ++i)
+      std::visit([&](auto v) { (*s)->bind(static_cast<int>(i + 1), v); }, params[i]);
+    const StatementRow row(**s);
+    for (;;) {
+      auto more = (*s)->step();
+      if (!more) return fail(more.error());
+      if (!*more) return {};
+      if (on_row) on_row(row);
+    }
+  }
+
+ private:
+  // A statement for `sql`, prepared once per connection.
+  Result<sqlite::Statement*> prepare(const std::string& sql) {
+    if (auto it = cache_.find(sql); it != cache_.end()) return &it->second;
+    // Statements of copies dropped since stay behind; a bound keeps them from piling up.
+    if (cache_.size() > 128) cache_.clear();
+    auto stmt = db_.prepare(sql);
+    if (!stmt) return fail(stmt.error());
+    return &cache_.emplace(sql, std::move(*stmt)).first->second;
+  }
+
+  sqlite::Database db_;
+  std::unordered_map<std::string, sqlite::Statement> cache_;
+};
+
+// A file of another layout is emptied rather than misread: read models derive from the
+// log, so every projection then builds again from position 1.
+static Result<void> check_layout(WriteTransaction& db) {
+  std::int64_t layout = 0;
+  if (auto r = db.query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }); !r) return r;
+  if (layout == kLayout) return {};
+  std::vector<std::string> names;
+  if (auto r = db.query("SELECT name FROM sqlite_schema WHERE type = 'table'", {},
+                        [&](const Row& row) { names.emplace_back(row.text(0)); });
+      !r)
+    return r;
+  for (const auto& name : names)
+    if (auto r = db.run("DROP TABLE \"" + name + "\""); !r) return r;
+  return db.run("PRAGMA user_version = " + std::to_string(kLayout));
+}
+
+Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::string& path) {
+  std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
+  db->path_ = path;
+  auto writer = sqlite::Database::open(path);
+  if (!writer) return fail(writer.error());
+  db->writer_ = std::make_unique<Connection>(std::move(*writer));
+  if (auto r = check_layout(*db->writer_); !r) return fail(r.error());
+  auto checkpointer = sqlite::Database::open(path);
+  if (!checkpointer) return fail(checkpointer.error());
+  db->checkpointer_ = std::move(*checkpointer);
+  // The read models can be rebuilt from the log: a power cut may lose their last batches
+  // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
+  if (auto r = db->writer_->run(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; ") +
+                                kReadModelsTable);
+      !r)
+    return fail(r.error());
+  db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
+  return db;
+}
+
+SqliteReadModelDb::~SqliteReadModelDb() {
+  {
+    std::lock_guard lk(checkpoint_mu_);
+    closing_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+void SqliteReadModelDb::checkpoint_loop() {
+  std::unique_lock lk(checkpoint_mu_);
+  while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
+    lk.unlock();
+    // PASSIVE: copies what no reader still needs and never blocks the writer. A failure
+    // leaves the WAL longer until the next round; nothing is lost.
+    (void)checkpointer_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    lk.lock();
+  }
+}
+
+Result<void> SqliteReadModelDb::transaction(const std::string&, const std::function<Result<void>(WriteTransaction&)>& fn) {
+  std::lock_guard lk(writer_mu_);
+  auto& db = writer_->db();
+  if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return r;
+  auto r = fn(*writer_);
+  if (r) r = db.exec("COMMIT");
+  if (!r) (void)db.exec("ROLLBACK");
+  return r;
+}
+
+Result<void> SqliteReadModelDb::query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) {
+  auto reader = lease();
+  auto result = reader->query(sql, params, on_row);
+  give_back(std::move(reader));
+  return result;
+}
+
+std::unique_ptr<SqliteReadModelDb::Connection> SqliteReadModelDb::lease() {
+  {
+    std::lock_guard lk(readers_mu_);
+    if (!readers_.empty()) {
+      auto r = std::move(readers_.back());
+      readers_.pop_back();
+      return r;
+    }
+  }
+  auto db = sqlite::Database::open(path_);
+  OF_CHECK(db.has_value(), "cannot open a reader on the read-model database");
+  return std::make_unique<Connection>(std::move(*db));
+}
+
+void SqliteReadModelDb::give_back(std::unique_ptr<Connection> reader) {
+  std::lock_guard lk(readers_mu_);
+  readers_.push_back(std::move(reader));
+}
+
+}  // namespace orderflow::app::projections

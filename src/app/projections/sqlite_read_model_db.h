@@ -1,0 +1,54 @@
+// The embedded read-model database: its own SQLite file (WAL) beside the event store, so
+// projections never wait for the event writer's lock; one process's own. One writer
+// connection (each batch is one transaction), a pool of reader connections, statements
+// prepared once per connection.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "app/projections/read_model_db.h"
+#include "store/sqlite/sqlite.h"
+
+namespace orderflow::app::projections {
+
+class SqliteReadModelDb final : public ReadModelDb {
+ public:
+  static Result<std::unique_ptr<SqliteReadModelDb>> open(const std::string& path);
+  ~SqliteReadModelDb() override;
+
+  bool shared() const override { return false; }
+  Result<bool> claim(const std::string&) override { return true; }
+  Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) override;
+  Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override;
+
+  // A connection and the statements prepared on it, by SQL text.
+  class Connection;
+
+ private:
+  SqliteReadModelDb() = default;
+  std::unique_ptr<Connection> lease();
+  void give_back(std::unique_ptr<Connection> reader);
+  void checkpoint_loop();
+
+  std::string path_;
+  std::mutex writer_mu_;
+  std::unique_ptr<Connection> writer_;
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+
+  // Checkpoints the WAL on a thread of its own: a checkpoint syncs the files, and SQLite's
+  // automatic one, run by whichever commit crossed the threshold, stalled that projection.
+  sqlite::Database checkpointer_;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool closing_ = false;
+  std::thread checkpoint_thread_;
+};
+
+}  // namespace orderflow::app::projections

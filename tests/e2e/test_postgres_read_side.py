@@ -1,0 +1,84 @@
+"""--store postgres://: the read models live in PostgreSQL, shared by every process on the database.
+One process folds each projection; another serves reads at once and takes over when the first dies.
+Skipped without ORDERFLOW_TEST_PG (scripts/pg-test-server.sh sets it)."""
+
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+
+from harness import API, Server, binary, create_account, create_product
+
+PG = os.environ.get("ORDERFLOW_TEST_PG")
+
+
+def psql(*sql):
+    for statement in sql:
+        subprocess.run(["psql", PG, "-qc", statement], check=True, capture_output=True)
+
+
+@unittest.skipUnless(PG, "ORDERFLOW_TEST_PG is not set (scripts/pg-test-server.sh sets it)")
+class PostgresReadModels(unittest.TestCase):
+    def setUp(self):
+        db = "e2e_" + uuid.uuid4().hex[:12]
+        psql(f"CREATE DATABASE {db}")
+        self.addCleanup(psql, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        self.url = PG.rsplit("/", 1)[0] + "/" + db
+
+    def serve(self, *roles):
+        args = ["--store", self.url] + (["--roles", ",".join(roles)] if roles else [])
+        server = Server(extra_args=args).start()
+        self.addCleanup(server.cleanup)
+        client = server.client()
+        self.addCleanup(client.close)
+        return server, client
+
+    def statuses(self, c):
+        return {p["name"]: p["status"] for p in c.get(f"{API}/admin/projections").json}
+
+    def wait_statuses(self, c, want, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while set(self.statuses(c).values()) != {want} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(set(self.statuses(c).values()), {want})
+
+    def cli(self, *args):
+        with tempfile.TemporaryDirectory() as cwd:
+            return subprocess.run([binary(), *args, "--store", self.url], cwd=cwd, capture_output=True, text=True,
+                                  timeout=60)
+
+    def test_a_second_process_serves_at_once_and_takes_over(self):
+        first, c1 = self.serve()
+        aid = create_account(c1, balance=500)
+        create_product(c1, stock=5)
+        self.wait_statuses(c1, "running")
+
+        second, c2 = self.serve("command", "query", "admin", "projector")  # one saga is enough
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}").json["balance_cents"], 500)
+        self.wait_statuses(c2, "following")
+        pos = c2.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 5}).json["position"]
+        r = c2.get(f"{API}/accounts/{aid}?min_position={pos}&wait_ms=5000")
+        self.assertEqual(r.json["balance_cents"], 505, r)
+        self.assertEqual({p["name"]: p["lag"] for p in c2.get(f"{API}/admin/projections").json}["accounts"], 0)
+        self.assertEqual(c2.post(f"{API}/admin/projections/accounts/rebuild").status, 409)
+
+        first.kill()  # its sessions end, and its claims with them
+        self.wait_statuses(c2, "running")
+        pos = c2.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 7}).json["position"]
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}?min_position={pos}").json["balance_cents"], 512)
+        self.assertEqual(c2.post(f"{API}/admin/projections/accounts/rebuild").status, 202)
+        self.wait_statuses(c2, "running")
+        self.assertEqual(c2.get(f"{API}/accounts/{aid}").json["balance_cents"], 512)
+        second.stop()
+
+        rebuilt = self.cli("rebuild", "accounts")
+        self.assertEqual(rebuilt.returncode, 0, rebuilt.stderr)
+        verified = self.cli("verify")
+        self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
+        self.assertIn("no differences", verified.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
