@@ -1,6 +1,7 @@
-// orderflow verify: folds every stream of the embedded store (while no server holds it) and
-// compares the result with the read models, after letting the projections catch up. Prints
-// each difference; exit 1 if there is any.
+// orderflow verify: folds every stream of the store (the embedded one while no server
+// holds it; a PostgreSQL store at any time) and compares the result with the read models
+// (in --data), after letting the projections catch up. Prints each difference; exit 1 if
+// there is any.
 #include <fmt/core.h>
 
 #include <thread>
@@ -58,7 +59,9 @@ int verify(const StoreSpec& spec) {
 void add_verify(CLI::App& root, Action& action) {
   auto spec = std::make_shared<StoreSpec>();
   auto* cmd = root.add_subcommand("verify", "Compare the read models with a fold of the event store (exit 1 on a difference)");
-  cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store")->capture_default_str();
+  cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store (and the read models)")
+      ->capture_default_str();
+  cmd->add_option("--store", spec->url, "Store URL (default: embedded SQLite in --data)");
   cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });
 }
 
