@@ -96,7 +96,13 @@ Result<Loaded<A>> CommandHandler::read_store(const std::string& id) {
 
 template <class A>
 Result<Loaded<A>> CommandHandler::load(const std::string& id) {
-  if (auto hit = cache<A>().get(stream_of<A>(id), true)) return Loaded<A>{*hit->state, hit->version};
+  const auto stream = stream_of<A>(id);
+  if (auto hit = cache<A>().get(stream, true)) {
+    if (!options_.shared_store) return Loaded<A>{*hit->state, hit->version};
+    auto current = store_.stream_version(stream);
+    if (!current) return fail(current.error());
+    if (*current == hit->version) return Loaded<A>{*hit->state, hit->version};
+  }
   return read_store<A>(id);
 }
 
@@ -118,6 +124,10 @@ struct CommandHandler::Attempt {
   CommandMeta meta;
   HandledCallback<A> done;
   int conflicts = 0;
+  // After a version conflict: the version the stream was found at. A cached state older
+  // than that is of no use for the retry (another process appended): it reads the store.
+  std::optional<es::StreamVersion> conflict_at;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 template <class A>
@@ -138,7 +148,8 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   bool from_cache = false;  // a committed entry may be stale if another process appended
   if (a->meta.new_stream && a->conflicts == 0) {
     loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
-  } else if (auto hit = cache<A>().get(stream, false)) {
+  } else if (auto hit = cache<A>().get(stream, false);
+             hit && (!a->conflict_at || hit->version >= *a->conflict_at)) {
     from_cache = hit->committed;
     loaded = Loaded<A>{*hit->state, hit->version};
   } else {
@@ -205,7 +216,11 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
         // What we decided on was stale. Forget it; the appender that won has put its
         // state in the cache. Only a conflict we were not pinned to is retried.
         cache<A>().forget(stream, before);
-        if (!a->meta.if_match && a->conflicts++ < options_.max_conflict_retries) {
+        a->conflict_at = r.error().current_version;
+        const bool young = options_.shared_store &&
+                           std::chrono::steady_clock::now() - a->started <
+                               std::chrono::milliseconds(options_.conflict_retry_ms);
+        if (!a->meta.if_match && (a->conflicts++ < options_.max_conflict_retries || young)) {
           if (a->conflicts > 2) std::this_thread::yield();
           return attempt(a);
         }

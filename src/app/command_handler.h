@@ -55,6 +55,13 @@ struct CommandHandlerOptions {
   es::StreamVersion snapshot_every = 100;
   // Aggregates kept in memory per type (see AggregateCache).
   std::size_t cache_limit = 20000;
+  // Other processes append to the same store (PostgreSQL): a cached state may be behind
+  // it, so load() checks the stream's version in the store before answering from memory.
+  // And the store numbers appends only when it writes them, so commands racing on one
+  // stream go through one batch at a time: a conflict is also retried for as long as
+  // the command is younger than conflict_retry_ms.
+  bool shared_store = false;
+  std::int64_t conflict_retry_ms = 5000;
 };
 
 class CommandHandler {
@@ -65,8 +72,9 @@ class CommandHandler {
   CommandHandler(const CommandHandler&) = delete;
   CommandHandler& operator=(const CommandHandler&) = delete;
 
-  // The aggregate as the store holds it now (durable state only): from memory, or from
-  // its snapshot, if readable, and every event after it.
+  // The aggregate as the store holds it now (durable state only): from memory (on a
+  // shared store, if the store holds no newer version), or from its snapshot, if
+  // readable, and every event after it.
   template <class A>
   Result<Loaded<A>> load(const std::string& id);
 

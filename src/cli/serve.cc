@@ -63,7 +63,9 @@ int serve(const ServeOptions& o) {
 
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
-  app::CommandHandler commands(store->events(), &store->snapshots());
+  app::CommandHandlerOptions command_options;
+  command_options.shared_store = store->postgres != nullptr;  // other processes may append
+  app::CommandHandler commands(store->events(), &store->snapshots(), command_options);
   // Projections start with the server; /readyz waits for them to reach today's last position.
   auto read_models = open_read_models(o.store);
   if (!read_models) return runtime_failure(read_models.error().message);

@@ -181,6 +181,10 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
       auto it = streams_.find(req.stream_id);
       if (it == streams_.end() || !it->second.version_known || req.expected.matches(it->second.version))
         return stage(std::move(req), std::move(done), std::nullopt);
+      if (it->second.unnumbered > 0) {  // see numbered()
+        it->second.parked.emplace_back(std::move(req), std::move(done));
+        return;
+      }
       answer = fail(version_conflict(req.stream_id, it->second.version, req.expected));
     }
     if (!answer) {
@@ -242,6 +246,7 @@ void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
   auto [it, first] = streams_.try_emplace(req.stream_id);
   auto& entry = it->second;
   ++entry.in_flight;
+  ++entry.unnumbered;
   switch (req.expected.kind()) {
     case ExpectedVersion::Kind::exact:
     case ExpectedVersion::Kind::no_stream:
@@ -253,6 +258,35 @@ void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
       entry.version += n;
       entry.version_known = entry.version_known && !first;
       break;
+  }
+}
+
+// Shared backends, after write_batch (`written`: whether it succeeded): the batch's
+// appends are numbered, and their callers have been told the state they leave. Appends
+// parked behind them are checked again: staged if they now match (or memory no longer
+// knows the stream's version), else answered version_conflict, so that the caller's
+// retry decides on the state the conflict names.
+void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) {
+  std::vector<std::string> ready;
+  for (const auto& a : batch) {
+    auto it = streams_.find(a.request.stream_id);
+    if (it == streams_.end()) continue;
+    auto& entry = it->second;
+    --entry.unnumbered;
+    if (!written || a.answer) entry.version_known = false;  // the database disagreed, or may have
+    if (entry.unnumbered == 0 && !entry.parked.empty()) ready.push_back(a.request.stream_id);
+  }
+  for (const auto& stream_id : ready) {
+    auto parked = std::move(streams_[stream_id].parked);
+    streams_[stream_id].parked.clear();
+    for (auto& [req, done] : parked) {
+      const auto& entry = streams_[stream_id];
+      if (!entry.version_known || req.expected.matches(entry.version)) {
+        stage(std::move(req), std::move(done), std::nullopt);
+      } else {
+        answers.emplace_back(std::move(done), fail(version_conflict(req.stream_id, entry.version, req.expected)));
+      }
+    }
   }
 }
 
@@ -309,12 +343,18 @@ void AppendPipeline::writer_loop() {
     written_batches.push_back(std::move(batch));
     batch.clear();
     auto written = backend_.write_batch(written_batches.back());
-    if (written && !exclusive_) {
+    if (!exclusive_) {
       // A shared backend numbered the batch just now: tell the appends it wrote before
       // the next batch is taken.
-      std::lock_guard lk(mu_);
-      for (const auto& a : written_batches.back())
-        if (!a.answer && a.request.on_staged) a.request.on_staged(a.result());
+      std::vector<Answer> answers;
+      {
+        std::lock_guard lk(mu_);
+        if (written)
+          for (const auto& a : written_batches.back())
+            if (!a.answer && a.request.on_staged) a.request.on_staged(a.result());
+        numbered(written_batches.back(), static_cast<bool>(written), answers);
+      }
+      for (auto& [done, result] : answers) done(std::move(result));
     }
     if (!written || !options_.group_commit) {
       // Baseline mode syncs each append itself, one at a time.

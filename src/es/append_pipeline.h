@@ -17,7 +17,12 @@
 //   own lock and assigns versions and positions there. Only appends in flight in this
 //   process are checked in memory, against the version they will leave if they succeed,
 //   so a conflict among this process's own appends to a hot stream is answered at once
-//   and the retry joins the open batch; the database still has the last word. A failed
+//   and the retry joins the open batch; the database still has the last word. "At once"
+//   waits until write_batch has numbered the appends it conflicts with (and on_staged
+//   told their callers the state they leave), so a caller that decides again on that
+//   state does not spin on the same conflict; once the database has rejected one of
+//   this process's appends to a stream, memory no longer knows its version and the
+//   database alone decides until nothing is in flight there. A failed
 //   batch answers only its own appends `unavailable` (their outcome is unknown: a retry
 //   with the same event ids finds out); later appends are tried again, so the store
 //   recovers by itself.
@@ -152,6 +157,10 @@ class AppendPipeline {
     StreamVersion version = kNoStream;  // including appends in flight
     std::uint32_t in_flight = 0;
     bool version_known = true;
+    // Shared backends: appends in flight that write_batch has not numbered yet, and
+    // appends that conflict with them, parked until they are (see park()).
+    std::uint32_t unnumbered = 0;
+    std::vector<std::pair<AppendRequest, AppendCallback>> parked;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
   struct InFlight {
@@ -168,6 +177,7 @@ class AppendPipeline {
   std::optional<Result<AppendResult>> check_stored(const AppendRequest& req);
   void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current);
   void track_in_flight_version(const AppendRequest& req);
+  void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers);
   void evict_streams();
 
   void writer_loop();

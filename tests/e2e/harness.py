@@ -6,6 +6,10 @@ Stdlib only. The binary is $ORDERFLOW_BIN, else build/orderflow under the reposi
         c = srv.client()             # one keep-alive connection
         r = c.post("/api/v1/accounts", {"account_id": "a1"})
         assert r.status == 201 and r.json["version"] == 0
+
+The store is the embedded one, or with ORDERFLOW_E2E_STORE=postgres a PostgreSQL schema of the server
+ORDERFLOW_TEST_PG names (scripts/pg-test-server.sh): each data dir gets its own fresh schema, so a
+server restarted on the same data dir finds the same store, as on the embedded store.
 """
 
 import atexit
@@ -22,6 +26,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
+import urllib.parse
 import uuid
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -71,17 +77,70 @@ def binary():
 _ids = itertools.count(1)
 
 
+def on_postgres():
+    """Does this run put the servers on PostgreSQL (ORDERFLOW_E2E_STORE=postgres)?"""
+    store = os.environ.get("ORDERFLOW_E2E_STORE", "embedded")
+    if store not in ("embedded", "postgres"):
+        raise RuntimeError(f"ORDERFLOW_E2E_STORE must be embedded or postgres, not {store!r}")
+    return store == "postgres"
+
+
+def pg_base_url():
+    """$ORDERFLOW_TEST_PG; skips the test without it."""
+    url = os.environ.get("ORDERFLOW_TEST_PG")
+    if not url:
+        raise unittest.SkipTest("ORDERFLOW_TEST_PG is not set (run under scripts/pg-test-server.sh)")
+    return url
+
+
+def psql(sql, url=None):
+    """Runs SQL on the test PostgreSQL server with psql; returns its unaligned output."""
+    out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url or pg_base_url(),
+                          "-c", sql], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql {sql!r}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def new_pg_store():
+    """A fresh, empty schema on the test PostgreSQL server: the --store URL that puts a server in it
+    (libpq's `options=-c search_path=…`)."""
+    base = pg_base_url()
+    schema = f"e2e_{uuid.uuid4().hex[:16]}"
+    psql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    return base + sep + "options=" + urllib.parse.quote(f"-c search_path={schema}", safe="")
+
+
+_stores = {}  # data dir -> --store URL (PostgreSQL runs)
+_stores_lock = threading.Lock()
+
+
+def store_for(data_dir):
+    """The --store URL of the servers on `data_dir`: None on the embedded store; on PostgreSQL the
+    schema made for that data dir the first time it is asked for."""
+    if not on_postgres():
+        return None
+    key = os.path.realpath(data_dir)
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = new_pg_store()
+        return _stores[key]
+
+
 def new_id(prefix="id"):
     """A fresh entity id within the 1-64 [A-Za-z0-9_.:-] charset, unique per process and run."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}-{next(_ids)}"
 
 
 class Server:
-    """One `orderflow serve --listen 127.0.0.1:0 --data DIR` process."""
+    """One `orderflow serve --listen 127.0.0.1:0 --data DIR [--store URL]` process. `store`: a --store URL
+    (e.g. several servers on one PostgreSQL schema); default: store_for(DIR)."""
 
-    def __init__(self, data_dir=None, extra_args=()):
+    def __init__(self, data_dir=None, extra_args=(), store=None):
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="orderflow-e2e-")
+        self.store = store or store_for(self.data_dir)
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
@@ -99,7 +158,8 @@ class Server:
 
     def _start(self):
         self._stderr_file = tempfile.TemporaryFile(prefix="orderflow-e2e-stderr-")
-        args = [binary(), "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.extra_args]
+        args = [binary(), "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.store_args(),
+                *self.extra_args]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._stderr_file, cwd=self.data_dir)
         first = self._read_first_line(START_TIMEOUT)
@@ -137,6 +197,10 @@ class Server:
     def _drain_stdout(self):
         for raw in self.proc.stdout:
             self.stdout_lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def store_args(self):
+        """The --store argument of this server (none on the embedded store)."""
+        return ["--store", self.store] if self.store else []
 
     def signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
@@ -179,11 +243,21 @@ class Server:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def stderr(self):
+    def stderr(self, tail=4000):
+        """The server's stderr so far: its last `tail` characters (None: all of it)."""
         if not self._stderr_file:
             return ""
         self._stderr_file.seek(0)
-        return self._stderr_file.read().decode(errors="replace")[-4000:]
+        text = self._stderr_file.read().decode(errors="replace")
+        return text if tail is None else text[-tail:]
+
+    def verify(self):
+        """`orderflow verify` on this server's store (read models in a temp dir): (exit code, output)."""
+        with tempfile.TemporaryDirectory(prefix="orderflow-e2e-verify-") as d:
+            store = self.store_args() or ["--data", self.data_dir]
+            out = subprocess.run([binary(), "verify", *store, *(["--data", d] if self.store else [])],
+                                 capture_output=True, text=True, timeout=120, cwd=d)
+        return out.returncode, out.stdout + out.stderr
 
     def __enter__(self):
         return self.start()
@@ -442,6 +516,117 @@ def wait_quiet(c, settle=0.3, timeout=15.0):
         elif time.monotonic() - since >= settle:
             return last
     raise AssertionError(f"the event log kept growing for {timeout}s (last position {last})")
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Polls `predicate` until it answers something true (which is returned); AssertionError naming `what`
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
+
+
+TERMINAL_ORDER = {"CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"}
+
+
+def settled_orders(c, order_ids, timeout=30.0):
+    """Waits until every order is in a terminal state (folded from the store: ?consistency=strong) and
+    answers them by id."""
+    done = {}
+
+    def all_terminal():
+        for o in order_ids:
+            if o not in done:
+                r = c.get(f"{API}/orders/{o}?consistency=strong")
+                if r.status != 200 or r.json["status"] not in TERMINAL_ORDER:
+                    return False
+                done[o] = r.json
+        return True
+
+    try:
+        wait_until(all_terminal, timeout, "orders in a terminal state")
+    except AssertionError:
+        late = [o for o in order_ids if o not in done][:3]
+        raise AssertionError(f"{len(order_ids) - len(done)} of {len(order_ids)} orders not terminal within "
+                             f"{timeout}s, e.g. {[(o, c.get(f'{API}/orders/{o}?consistency=strong')) for o in late]}")
+    return done
+
+
+def transactions(c, account_id):
+    """Every transaction of an account's ledger (read model), following next_cursor."""
+    out, cursor = [], 0
+    while True:
+        r = c.get(f"{API}/accounts/{account_id}/transactions?limit=1000&cursor={cursor}")
+        if r.status != 200:
+            raise AssertionError(f"transactions of {account_id}: {r}")
+        out.extend(r.json["transactions"])
+        if r.json["next_cursor"] is None:
+            return out
+        cursor = r.json["next_cursor"]
+
+
+def wait_caught_up(c, timeout=20.0):
+    """Waits until the log is quiet and every projection of the server behind `c` has applied all of it."""
+    wait_quiet(c, timeout=timeout)
+    wait_until(lambda: all(p["lag"] == 0 for p in c.get(f"{API}/admin/projections").json), timeout,
+               "projections caught up")
+
+
+def section5_problems(c, products, accounts, orders):
+    """The API.md §5 invariants, checked through the API of the server behind `c` at a quiet moment.
+    products: id -> on_hand it must have (nothing shipped); accounts: id -> deposits - withdrawals the
+    clients were answered 2xx for; orders: id -> the order (terminal). Answers one sentence per problem."""
+    problems = []
+    held = {p: 0 for p in products}
+    charged = {a: 0 for a in accounts}
+    charged_orders = set()
+    for o in orders.values():
+        if o["status"] not in TERMINAL_ORDER:
+            problems.append(f"order {o['order_id']} is {o['status']}")
+        if o["status"] == "CONFIRMED":
+            for line in o["items"]:
+                held[line["product_id"]] += line["quantity"]
+        if o["status"] in ("CONFIRMED", "SHIPPED", "DELIVERED") and o["customer_id"] in charged:
+            charged[o["customer_id"]] += o["total_cents"]
+    for pid, on_hand in products.items():
+        p = c.get(f"{API}/products/{pid}").json
+        if not 0 <= p["reserved"] <= p["on_hand"] or p["available"] != p["on_hand"] - p["reserved"]:
+            problems.append(f"product {pid}: on_hand {p['on_hand']}, reserved {p['reserved']}, "
+                            f"available {p['available']}")
+        if (p["on_hand"], p["reserved"]) != (on_hand, held[pid]):
+            problems.append(f"product {pid}: on_hand {p['on_hand']} reserved {p['reserved']}, but confirmed "
+                            f"orders hold {held[pid]} of {on_hand}")
+    for aid, net_funds in accounts.items():
+        balance = c.get(f"{API}/accounts/{aid}").json["balance_cents"]
+        expected = net_funds - charged[aid]
+        if balance < 0 or balance != expected:
+            problems.append(f"account {aid}: balance {balance}, expected deposits - withdrawals - net charges "
+                            f"= {expected}")
+        per_order = {}
+        for t in transactions(c, aid):
+            if t["type"] in ("charge", "refund"):
+                per_order.setdefault(t["order_id"], []).append(t)
+            if t["type"] == "charge":
+                charged_orders.add(t["order_id"])
+        for oid, ts in per_order.items():
+            charges = [t["amount_cents"] for t in ts if t["type"] == "charge"]
+            refunds = [t["amount_cents"] for t in ts if t["type"] == "refund"]
+            o = orders.get(oid)
+            want = 0 if o is None or o["status"] == "CANCELLED" else o["total_cents"]
+            if len(charges) > 1 or len(refunds) > 1 or sum(charges) - sum(refunds) != want:
+                problems.append(f"order {oid}: charges {charges}, refunds {refunds}, net should be {want}")
+    for o in orders.values():
+        if o["status"] != "CANCELLED" and o["customer_id"] in accounts and o["order_id"] not in charged_orders:
+            problems.append(f"order {o['order_id']} is {o['status']} but its customer was never charged")
+    violations = c.get(f"{API}/admin/invariants").json["violations"]
+    if violations:
+        problems.append(f"/admin/invariants: {violations[:5]}")
+    return problems
 
 
 def stream_events(c, stream_id, max_pages=10000):

@@ -498,7 +498,9 @@ void FulfilmentSaga::remember(SagaView v) {
 }
 
 SagaView FulfilmentSaga::view_of(const Saga& s) const {
-  return SagaView{s.order_id, state_of(s), s.reason, s.steps, s.deadline_ms};
+  // A final saga still in memory (its last records not yet seen) has no deadline left.
+  auto state = state_of(s);
+  return SagaView{s.order_id, state, s.reason, s.steps, is_final(state) ? 0 : s.deadline_ms};
 }
 
 es::Position FulfilmentSaga::checkpoint() const {
