@@ -28,8 +28,8 @@ class PostgresReadModels(unittest.TestCase):
         self.url = PG.rsplit("/", 1)[0] + "/" + db
 
     def serve(self, *roles):
-        args = ["--store", self.url] + (["--roles", ",".join(roles)] if roles else [])
-        server = Server(extra_args=args).start()
+        args = ["--roles", ",".join(roles)] if roles else []
+        server = Server(extra_args=args, store=self.url).start()
         self.addCleanup(server.cleanup)
         client = server.client()
         self.addCleanup(client.close)
