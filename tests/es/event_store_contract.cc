@@ -294,6 +294,34 @@ TEST_P(EventStoreContract, EverythingSurvivesReopen) {
   EXPECT_EQ(retry->position, 3);
 }
 
+TEST_P(EventStoreContract, EveryStoredEventIdIsKnownAfterReopen) {
+  // Ids stored before a reopen and ids stored after it, checked at once after the reopen
+  // and again a little later (a store may learn its ids in the background).
+  std::vector<es::AppendRequest> stored;
+  for (int i = 0; i < 20; ++i) {
+    stored.push_back(make_append("r-" + std::to_string(i), ExpectedVersion::any(), 50));
+    ASSERT_TRUE(store().append(stored.back()));
+  }
+  harness_->reopen();
+  stored.push_back(make_append("r-after", ExpectedVersion::any(), 50));
+  ASSERT_TRUE(store().append(stored.back()));
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& req : stored) {
+      auto retry = store().append(req);  // the same ids at the same place: the original result
+      ASSERT_TRUE(retry) << retry.error().message;
+      for (std::size_t i = round; i < req.events.size(); i += 5) {  // a fifth of them per round
+        auto elsewhere = make_append("r-elsewhere", ExpectedVersion::any());
+        elsewhere.events[0].event_id = req.events[i].event_id;
+        auto r = store().append(elsewhere);
+        ASSERT_FALSE(r) << "stored id " << req.events[i].event_id << " was appended again";
+        EXPECT_EQ(r.error().code, Errc::duplicate_event);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(*store().last_position(), 21 * 50);
+}
+
 TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
   auto req = make_append("u-1", ExpectedVersion::any(), 1, "Renamed");
   req.events[0].data = R"({"old":1})";

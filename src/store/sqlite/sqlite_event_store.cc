@@ -221,7 +221,16 @@ Result<void> SqliteEventStore::init() {
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
+  // Sized for twice the events stored now (at least 4M ids, 5 MiB): past that it fills
+  // and answers "maybe" more often, which costs lookups, never correctness.
+  auto stored = committed_last_position();
+  if (!stored) return stored.error();
+  ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(*stored)));
   if (auto r = pipeline_.start(); !r) return r;
+  ids_loader_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-load-ids");
+    load_ids();
+  });
   checkpointer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-checkpoint");
     checkpoint_loop();
@@ -229,7 +238,26 @@ Result<void> SqliteEventStore::init() {
   return {};
 }
 
+// Adds the id of every event in the file to ids_. Appends made meanwhile are added by
+// on_durable(), so once this has read every row present when it started, ids_ is complete.
+void SqliteEventStore::load_ids() {
+  auto db = Database::open(options_.path, true);
+  if (!db) return;  // every id is looked up, as before
+  auto scan = db->prepare("SELECT event_id FROM events");
+  if (!scan) return;
+  for (std::size_t n = 1;; ++n) {
+    auto row = scan->step();
+    if (!row) return;
+    if (!*row) break;
+    ids_->add(scan->text(0));
+    if (n % 65536 == 0 && ids_stop_.load(std::memory_order_relaxed)) return;
+  }
+  ids_loaded_.store(true, std::memory_order_release);
+}
+
 void SqliteEventStore::close() {
+  ids_stop_ = true;
+  if (ids_loader_.joinable()) ids_loader_.join();
   pipeline_.stop();
   {
     std::lock_guard lk(checkpointer_mu_);
@@ -447,6 +475,8 @@ Result<es::Position> SqliteEventStore::committed_last_position() {
 }
 
 Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std::string& event_id) {
+  if (ids_loaded_.load(std::memory_order_acquire) && !ids_->may_contain(event_id))
+    return std::optional<es::StoredEventRef>();
   auto& s = probe_->find_event;
   ResetOnExit reset(s);
   s.bind(1, event_id);
@@ -517,6 +547,9 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
 
 // The batch is durable: its events join the in-memory tail, upcast as a read would see them.
 void SqliteEventStore::on_durable(std::vector<es::StagedAppend>& batch) {
+  for (const auto& a : batch)
+    if (!a.answer)
+      for (const auto& e : a.request.events) ids_->add(e.event_id);
   std::vector<es::RecordedEvent> events;
   for (auto& a : batch) {
     if (a.answer) continue;  // answered without being written

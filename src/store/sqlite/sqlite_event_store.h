@@ -2,6 +2,7 @@
 // the kernel's AppendPipeline (group commit) and read through a pool of connections.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,6 +13,7 @@
 #include "es/event_tail.h"
 #include "es/event_store.h"
 #include "es/upcaster.h"
+#include "store/sqlite/event_id_filter.h"
 #include "store/sqlite/sqlite.h"
 
 namespace orderflow::sqlite {
@@ -90,6 +92,16 @@ class SqliteEventStore final : public es::EventStore,
 
   // Used by the pipeline under its lock.
   std::unique_ptr<Reader> probe_;
+
+  // The ids of every stored event, so find_event() skips the index lookup for an id that
+  // is surely new. Filled from the file by a thread of its own at open (until it is done,
+  // every id is looked up) and by on_durable() with every event written since, under the
+  // pipeline's lock, so an id that leaves the pipeline's in-flight set is in it at once.
+  std::unique_ptr<EventIdFilter> ids_;
+  std::atomic<bool> ids_loaded_{false};
+  std::atomic<bool> ids_stop_{false};
+  std::thread ids_loader_;
+  void load_ids();
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;

@@ -1,0 +1,46 @@
+// EventIdFilter: a Bloom filter over the event ids a store holds, so an append of fresh ids
+// (nearly all of them) learns that they are not stored without an index lookup. It never
+// answers "absent" for an id that was added (no false negatives); it answers "maybe" for
+// about 1 in 100 ids never added while it holds up to `capacity` ids, and more as it fills
+// past that, which only costs lookups.
+//
+// A split-block filter (as in Parquet and Impala): an id sets one bit in each of the eight
+// 64-bit words of one 64-byte block, so a query touches one cache line.
+//
+// Thread safety: add() and may_contain() may run on any threads at once (the words are
+// atomics). An id whose add() returned before may_contain() began is always seen.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace orderflow::sqlite {
+
+class EventIdFilter {
+ public:
+  // Sized for `capacity` ids at about 10 bits each.
+  explicit EventIdFilter(std::size_t capacity);
+
+  void add(std::string_view event_id);
+  bool may_contain(std::string_view event_id) const;
+
+  std::size_t bytes() const { return blocks_ * sizeof(Block); }
+
+ private:
+  struct Block {
+    std::atomic<std::uint64_t> words[8];
+  };
+  struct Probe {
+    std::size_t block;
+    std::uint64_t bits[8];
+  };
+  Probe probe(std::string_view event_id) const;
+
+  std::size_t blocks_;
+  std::unique_ptr<Block[]> table_;
+};
+
+}  // namespace orderflow::sqlite

@@ -1,0 +1,54 @@
+#include "store/sqlite/event_id_filter.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/uuid.h"
+
+namespace orderflow::sqlite {
+namespace {
+
+TEST(EventIdFilter, EveryAddedIdIsSeen) {
+  EventIdFilter filter(100000);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200000; ++i) ids.push_back(uuid_v7());  // twice its capacity
+  for (const auto& id : ids) filter.add(id);
+  for (const auto& id : ids) ASSERT_TRUE(filter.may_contain(id)) << id;
+}
+
+TEST(EventIdFilter, FewIdsNeverAddedLookStoredWithinCapacity) {
+  EventIdFilter filter(100000);
+  for (int i = 0; i < 100000; ++i) filter.add(uuid_v7());
+  int maybe = 0;
+  for (int i = 0; i < 100000; ++i) maybe += filter.may_contain(uuid_v7());
+  EXPECT_LT(maybe, 3000);  // about 1-2% at 10 bits per id
+}
+
+TEST(EventIdFilter, AnEmptyFilterHoldsNothing) {
+  EventIdFilter filter(0);
+  EXPECT_FALSE(filter.may_contain("a"));
+  EXPECT_FALSE(filter.may_contain(""));
+  filter.add("");
+  EXPECT_TRUE(filter.may_contain(""));
+}
+
+TEST(EventIdFilter, ConcurrentAddsAreAllSeen) {
+  EventIdFilter filter(1 << 16);
+  std::vector<std::vector<std::string>> ids(4);
+  for (auto& part : ids)
+    for (int i = 0; i < 20000; ++i) part.push_back(uuid_v7());
+  std::vector<std::thread> threads;
+  for (const auto& part : ids)
+    threads.emplace_back([&filter, &part] {
+      for (const auto& id : part) filter.add(id);
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& part : ids)
+    for (const auto& id : part) ASSERT_TRUE(filter.may_contain(id));
+}
+
+}  // namespace
+}  // namespace orderflow::sqlite
