@@ -178,7 +178,8 @@ Result<void> SqliteEventStore::init() {
   // The writer keeps the indexes' hot pages cached rather than re-reading them per batch.
   // The writer does not sync: sync() does, on its own thread (see there).
   if (auto r = writer_db_.exec(std::string(kSchema) +
-                               "PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
+                               "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" + std::to_string(options_.wal_size_limit) +
+                               "; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
       !r)
     return fail(r.error().code, options_.path + " is not a usable event store (" + r.error().message + ")");
   struct {
@@ -204,7 +205,10 @@ Result<void> SqliteEventStore::init() {
   auto aux = Database::open(options_.path);
   if (!aux) return aux.error();
   aux_db_ = std::move(*aux);
-  if (auto r = aux_db_.exec("PRAGMA wal_autocheckpoint=0"); !r) return r.error();
+  if (auto r = aux_db_.exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
+                            std::to_string(options_.wal_size_limit));
+      !r)
+    return r.error();
   auto snap = aux_db_.prepare(
       "INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES (?1, ?2, ?3, ?4) "
       "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
@@ -267,21 +271,27 @@ void SqliteEventStore::close() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
-// Copies the WAL back into the database without blocking the writer (PASSIVE), when
-// the WAL has grown past checkpoint_pages or every second.
+// Copies the WAL back into the database every 250 ms without blocking the writer
+// (PASSIVE). When that copied everything and the WAL is past a quarter of wal_size_limit,
+// a RESTART checkpoint waits for the readers still on older frames, so that the writer's
+// next transaction starts the WAL over from its beginning: under steady load readers
+// always hold some frame and the WAL would otherwise grow without bound. Starting over
+// overwrites blocks the file already has (trimmed to journal_size_limit); the TRUNCATE
+// used before cut it to nothing, so every batch after it grew the file anew.
 void SqliteEventStore::checkpoint_loop() {
   auto db = Database::open(options_.path);
   if (!db) return;  // the writer's auto-checkpoint is off; the WAL grows until reopen
+  std::int64_t page_size = 4096;
+  if (auto q = db->prepare("PRAGMA page_size"); q)
+    if (auto row = q->step(); row && *row) page_size = q->int64(0);
   std::unique_lock lk(checkpointer_mu_);
   while (!closing_) {
     checkpointer_cv_.wait_for(lk, std::chrono::milliseconds(250));
     lk.unlock();
     int wal_pages = 0, copied = 0;
     sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
-    if (wal_pages > options_.checkpoint_pages * 4 && copied == wal_pages) {
-      // Everything was copied: start the WAL over so it does not grow without bound.
-      sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
-    }
+    if (copied == wal_pages && wal_pages * page_size > options_.wal_size_limit / 4)
+      sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
     lk.lock();
   }
 }

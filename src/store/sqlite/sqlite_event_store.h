@@ -23,8 +23,9 @@ struct SqliteEventStoreOptions {
   es::AppendPipelineOptions pipeline;
   // Upcasters applied on every read; may be null. Must outlive the store.
   const es::UpcasterRegistry* upcasters = nullptr;
-  // WAL pages after which the background checkpointer copies the WAL into the database.
-  int checkpoint_pages = 4000;
+  // Bytes the WAL keeps when it starts over after a complete checkpoint (it is reused
+  // from its beginning; what is past this is cut off).
+  std::int64_t wal_size_limit = 64 << 20;
   // The newest events kept in memory for live subscribers.
   es::EventTailLimits tail;
 };
