@@ -324,6 +324,7 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
 void AppendPipeline::writer_loop() {
   std::vector<StagedAppend> batch;
   for (;;) {
+    backend_.await_writable();
     {
       std::unique_lock lk(mu_);
       writer_cv_.wait(lk, [&] { return !open_.empty() || stopping_; });

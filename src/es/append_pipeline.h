@@ -102,6 +102,11 @@ class AppendBackend {
   // be quick. Appends with `answer` set wrote nothing. The backend may move the events'
   // payloads out of the batch.
   virtual void on_durable(std::vector<StagedAppend>& batch) { (void)batch; }
+  // Called from the writer thread before it takes the next batch. A backend that can
+  // have only so many batches in flight blocks here until it can write one, so that the
+  // batch taken afterwards holds every append that arrived meanwhile (taken first, it
+  // would hold only what came during the last write, and wait with the rest outside).
+  virtual void await_writable() {}
 };
 
 // A storage only this process writes. The read methods see committed data only and are

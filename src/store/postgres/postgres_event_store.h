@@ -93,6 +93,7 @@ class PostgresEventStore final : public es::EventStore,
   // AppendBackend
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
   Result<void> sync(std::size_t batches) override;
+  void await_writable() override;
   Result<std::vector<Query>> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch);
 
   PostgresEventStoreOptions options_;
