@@ -45,6 +45,9 @@ void add_bench(CLI::App& root, Action& action) {
   h->add_option("--duration", http->duration_s, "Seconds measured")->capture_default_str();
   h->add_option("--warmup", http->warmup_s, "Seconds of load before measuring")->capture_default_str();
   h->add_option("--io-threads", http->io_threads, "Load generator threads")->capture_default_str();
+  h->add_option("--rate", http->rate, "Requests per second over all connections (0: as fast as they go)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 }
 

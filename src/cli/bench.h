@@ -53,6 +53,7 @@ struct HttpBenchOptions {
   double duration_s = 10;
   double warmup_s = 2;
   int io_threads = 1;
+  double rate = 0;  // requests/s over all connections; 0: unlimited
 };
 int bench_http(const HttpBenchOptions& options);
 

@@ -117,6 +117,7 @@ int bench_http(const HttpBenchOptions& o) {
   options.duration = std::chrono::milliseconds(static_cast<std::int64_t>(o.duration_s * 1000));
   options.warmup = std::chrono::milliseconds(static_cast<std::int64_t>(o.warmup_s * 1000));
   options.io_threads = o.io_threads;
+  options.rate = o.rate;
 
   const auto measured_from = now_unix_ms() + options.warmup.count();
   auto report = http::run_load(options, [&](std::uint64_t, std::mt19937_64& rng) {

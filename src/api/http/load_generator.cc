@@ -41,7 +41,15 @@ struct Plan {
   std::string host_header;
   Clock::time_point measure_from;  // end of the warm-up
   Clock::time_point end;
+  Clock::duration warmup;
+  double rate = 0;  // LoadOptions::rate
   std::atomic<std::uint64_t> seq{0};
+
+  // When request `n` may be sent (the start with no rate).
+  Clock::time_point turn(std::uint64_t n, Clock::time_point start) const {
+    if (rate <= 0) return start;
+    return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(n) / rate));
+  }
 };
 
 // One io thread and what its connections count; touched by that thread only until joined.
@@ -92,7 +100,13 @@ asio::awaitable<void> connection(Lane& lane, Plan& plan) {
       }
       socket.set_option(tcp::no_delay(true), ignored);
     }
-    const LoadRequest request = plan.factory(plan.seq.fetch_add(1, std::memory_order_relaxed), lane.rng);
+    const auto n = plan.seq.fetch_add(1, std::memory_order_relaxed);
+    if (const auto at = plan.turn(n, plan.measure_from - plan.warmup); at > Clock::now()) {
+      if (at >= plan.end) break;
+      pause.expires_at(at);
+      co_await pause.async_wait(nothrow);
+    }
+    const LoadRequest request = plan.factory(n, lane.rng);
     serialize(request, plan.host_header, out);
 
     const auto start = Clock::now();
@@ -128,6 +142,7 @@ asio::awaitable<void> connection(Lane& lane, Plan& plan) {
 Result<LoadReport> run_load(const LoadOptions& o, const RequestFactory& factory) {
   if (o.connections < 1 || o.io_threads < 1 || o.duration.count() <= 0)
     return fail(Errc::invalid_argument, "load generator: connections, io_threads and duration must be positive");
+  if (o.rate < 0) return fail(Errc::invalid_argument, "load generator: rate must not be negative");
 
   const std::string where = o.host + ":" + std::to_string(o.port);
   asio::io_context setup;
@@ -141,7 +156,7 @@ Result<LoadReport> run_load(const LoadOptions& o, const RequestFactory& factory)
   probe.close(ec);
 
   const auto start = Clock::now();
-  Plan plan{factory, endpoint, where, start + o.warmup, start + o.warmup + o.duration};
+  Plan plan{factory, endpoint, where, start + o.warmup, start + o.warmup + o.duration, o.warmup, o.rate};
 
   std::vector<std::unique_ptr<Lane>> lanes;
   for (int i = 0; i < o.io_threads; ++i) lanes.push_back(std::make_unique<Lane>(o.seed + static_cast<std::uint64_t>(i)));
@@ -165,6 +180,7 @@ Result<LoadReport> run_load(const LoadOptions& o, const RequestFactory& factory)
   LoadReport r;
   r.scenario = o.scenario;
   r.connections = o.connections;
+  r.rate = o.rate;
   r.seconds = std::chrono::duration<double>(o.duration).count();
   LatencySamples latency;
   for (const auto& lane : lanes) {
@@ -210,6 +226,7 @@ boost::json::object to_json(const LoadReport& r) {
   j["bench"] = "http";
   j["scenario"] = r.scenario;
   j["connections"] = r.connections;
+  if (r.rate > 0) j["rate"] = whole(r.rate);
   j["duration_ms"] = whole(r.seconds * 1000);
   j["requests_per_s"] = whole(r.requests_per_s);
   j["p50_us"] = whole(r.p50_us);

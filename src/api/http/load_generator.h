@@ -47,6 +47,11 @@ struct LoadOptions {
   std::chrono::milliseconds duration{10'000};  // measured
   std::chrono::milliseconds warmup{0};         // run before, not measured
   int io_threads = 1;
+  // Requests per second over all connections; 0: as fast as the connections go. Request
+  // number n is not sent before start + n / rate (a connection idles until its turn), so
+  // the server sees a steady rate as long as it keeps up; when it falls behind, requests go
+  // out as soon as a connection is free. Latency is measured from the send.
+  double rate = 0;
   std::uint64_t seed = 1;
   // Requests still unanswered this long after the end are abandoned.
   std::chrono::milliseconds grace{2'000};
@@ -55,6 +60,7 @@ struct LoadOptions {
 struct LoadReport {
   std::string scenario;
   int connections = 0;
+  double rate = 0;                  // LoadOptions::rate asked for
   double seconds = 0;               // the measured window
   std::uint64_t responses[6] = {};  // by status class: [2] = 2xx, …, [5] = 5xx; [0], [1] unused
   std::uint64_t transport_errors = 0;  // failed connects, reads, writes; unparsable answers

@@ -88,6 +88,18 @@ TEST_F(LoadGeneratorTest, CountsExactlyWhatTheServerAnswered) {
   EXPECT_GE(report->ok() + o.connections, handled_.load());
 }
 
+TEST_F(LoadGeneratorTest, ARateSpacesRequestsOverTime) {
+  start();
+  // 400 requests/s for 500 ms: about 200, though 8 connections could send many thousands.
+  const LoadOptions o{.port = server_->port(), .connections = 8, .duration = 500ms, .warmup = 100ms, .rate = 400};
+  auto report = run_load(o, [](std::uint64_t, std::mt19937_64&) { return LoadRequest{.target = "/hello"}; });
+  ASSERT_TRUE(report) << report.error().message;
+  EXPECT_NEAR(static_cast<double>(report->ok()), 200.0, 30.0);
+  EXPECT_NEAR(report->requests_per_s, 400.0, 60.0);
+  EXPECT_EQ(to_json(*report).at("rate").as_int64(), 400);
+  EXPECT_LE(handled_.load(), 260u);  // the warm-up's 40 and the window's 200, give or take a few
+}
+
 TEST_F(LoadGeneratorTest, UnreachableServerIsAnError) {
   start();
   const auto port = server_->port();
