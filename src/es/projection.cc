@@ -154,6 +154,7 @@ Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> 
   o.filter = slot.projection->filter();
   o.batch_size = options_.batch_size;
   o.idle_wait = options_.idle_wait;
+  o.batch_interval = options_.batch_interval;
   auto sub = std::make_unique<Subscription>(
       store_, nullptr, std::move(o),
       [this, &slot, m = model.get()](std::span<const RecordedEvent> events, Position next) {

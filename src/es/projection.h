@@ -109,6 +109,11 @@ struct ProjectionRunnerOptions {
   // entity and index page, per batch); live batches hold only what is new anyway.
   std::size_t batch_size = 5000;
   std::chrono::milliseconds idle_wait{200};
+  // Live batches are read at most this often (SubscriptionOptions::batch_interval): under
+  // load each projection commits ~1/interval times a second instead of once per group
+  // commit of the store, which cut the read-model database's writes (every commit rewrites
+  // the pages it touched) by much more than the lag it adds.
+  std::chrono::milliseconds batch_interval{10};
   // How often a shared projection this process does not write is looked at: its stored
   // position (every 5 ms while a read-your-writes wait is pending), and whether it can be
   // claimed.

@@ -65,7 +65,14 @@ void Subscription::run() {
     std::lock_guard lk(mu_);
     last_error_ = std::move(e);
   };
+  auto last_fetch = std::chrono::steady_clock::now() - options_.batch_interval;
   while (!stop_) {
+    if (!ahead.valid() && options_.batch_interval.count() > 0) {
+      // Caught up (no read-ahead): let what arrives within the interval join one batch.
+      const auto due = last_fetch + options_.batch_interval;
+      if (due > std::chrono::steady_clock::now()) std::this_thread::sleep_until(due);
+      last_fetch = std::chrono::steady_clock::now();
+    }
     Fetched batch = ahead.valid() ? ahead.get() : fetch(position_);
     if (!batch.next) {
       // The store is unavailable or failing: keep the error visible and retry.

@@ -26,6 +26,11 @@ struct SubscriptionOptions {
   std::size_t batch_size = 1000;
   // Longest sleep between looks at the log when caught up (the store wakes it sooner).
   std::chrono::milliseconds idle_wait{500};
+  // Once caught up, a batch is read at most this often: what arrives meanwhile is handled
+  // together. A handler whose every batch costs a commit then commits at most 1/interval
+  // times a second, whatever the rate of small group commits in the store, at the price of
+  // up to this much more lag. 0: every batch as soon as it can be read.
+  std::chrono::milliseconds batch_interval{0};
 };
 
 // Handles a batch in position order. `next` is the position to continue from. An error
