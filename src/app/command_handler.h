@@ -61,7 +61,7 @@ struct CommandHandlerOptions {
   // stream go through one batch at a time: a conflict is also retried for as long as
   // the command is younger than conflict_retry_ms.
   bool shared_store = false;
-  std::int64_t conflict_retry_ms = 5000;
+  std::int64_t conflict_retry_ms = 30000;
 };
 
 class CommandHandler {
