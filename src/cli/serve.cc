@@ -79,7 +79,9 @@ int serve(const ServeOptions& o) {
   std::optional<app::saga::SagaRunner> saga;
   auto saga_lease = store->leader_lease("saga");
   if (has_role(o.roles, "saga")) {
-    auto on_lead = [](bool leading) {
+    metrics.set_saga_running(saga_lease == nullptr);  // with a lease: once it is taken
+    auto on_lead = [&metrics](bool leading) {
+      metrics.set_saga_running(leading);
       std::fprintf(stderr, "orderflow: %s\n",
                    leading ? "saga: this process holds the saga lease and runs the saga"
                            : "saga: the saga lease is lost, standing by");

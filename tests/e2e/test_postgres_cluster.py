@@ -20,6 +20,14 @@ def saga_holder(servers, timeout=10.0):
     return wait_until(one, timeout, "exactly one server holding the saga lease")[0]
 
 
+def saga_gauge(c):
+    """orderflow_saga_running from the server's /metrics (None if absent)."""
+    for line in c.get("/metrics").body.decode().splitlines():
+        if line.startswith("orderflow_saga_running "):
+            return int(line.split()[1])
+    return None
+
+
 class Load:
     """Client threads placing orders, depositing, withdrawing and cancelling on the given servers; keeps what
     was acknowledged (2xx) so the ledger can be checked afterwards."""
@@ -136,6 +144,7 @@ class TwoServersOneStore(unittest.TestCase):
         self.assertIs(saga_holder([a, b]), holder)
         other = b if holder is a else a
         self.assertNotIn("holds the saga lease", other.stderr(None))
+        self.assertEqual((saga_gauge(ca), saga_gauge(cb)), (1, 0) if holder is a else (0, 1))
 
     def test_killing_the_saga_holder_hands_the_saga_to_the_other(self):
         a, b = self.start_pair()
@@ -158,6 +167,7 @@ class TwoServersOneStore(unittest.TestCase):
         self.assertEqual(load.errors, [])
         self.check_quiet([standby], load, {scarce: 40, plenty: 10_000})
         self.assertLess(takeover, 5.0)
+        self.assertEqual(saga_gauge(c), 1)
 
 
 if __name__ == "__main__":
