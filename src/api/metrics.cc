@@ -63,6 +63,10 @@ std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner)
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
         "# TYPE orderflow_store_last_position gauge\norderflow_store_last_position {}\n",
         *last);
+  if (auto saga = saga_running_.load(); saga >= 0)
+    add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"
+        "# TYPE orderflow_saga_running gauge\norderflow_saga_running {}\n",
+        saga);
   if (!runner) return out;
   auto status = runner->status();
   add("# HELP orderflow_projection_position The position each projection has applied.\n"

@@ -59,9 +59,9 @@ struct CommandHandlerOptions {
   // it, so load() checks the stream's version in the store before answering from memory.
   // And the store numbers appends only when it writes them, so commands racing on one
   // stream go through one batch at a time: a conflict is also retried for as long as
-  // the command is younger than conflict_retry_ms.
+  // the command is younger than conflict_retry_ms and the stream keeps moving.
   bool shared_store = false;
-  std::int64_t conflict_retry_ms = 5000;
+  std::int64_t conflict_retry_ms = 30000;
 };
 
 class CommandHandler {

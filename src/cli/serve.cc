@@ -77,10 +77,19 @@ int serve(const ServeOptions& o) {
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
-  // The fulfilment saga (API.md §5) resumes from its checkpoint.
+  // The fulfilment saga (API.md §5) resumes from its checkpoint. On a shared store it runs
+  // in one process at a time: the holder of the saga lease (the others stand by).
   std::optional<app::saga::SagaRunner> saga;
+  auto saga_lease = store->leader_lease("saga");
   if (has_role(o.roles, "saga")) {
-    saga.emplace(commands, &store->checkpoints());
+    metrics.set_saga_running(saga_lease == nullptr);  // with a lease: once it is taken
+    auto on_lead = [&metrics](bool leading) {
+      metrics.set_saga_running(leading);
+      std::fprintf(stderr, "orderflow: %s\n",
+                   leading ? "saga: this process holds the saga lease and runs the saga"
+                           : "saga: the saga lease is lost, standing by");
+    };
+    saga.emplace(commands, &store->checkpoints(), app::saga::SagaOptions{}, saga_lease.get(), on_lead);
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
   }
 

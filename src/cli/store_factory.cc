@@ -26,6 +26,10 @@ es::CheckpointStore& OpenStore::checkpoints() {
   return *postgres;
 }
 
+std::unique_ptr<es::LeaderLease> OpenStore::leader_lease(const std::string& name) const {
+  return postgres ? postgres->leader_lease(name) : nullptr;
+}
+
 void OpenStore::close() {
   if (sqlite) sqlite->close();
   if (postgres) postgres->close();

@@ -29,6 +29,9 @@ struct OpenStore {
   es::EventStore& events();
   es::SnapshotStore& snapshots();
   es::CheckpointStore& checkpoints();
+  // A lease for work only one process may do at a time (the saga); null where one
+  // process holds the whole store anyway (the embedded store).
+  std::unique_ptr<es::LeaderLease> leader_lease(const std::string& name) const;
   // Finishes accepted appends and stops the writer.
   void close();
   // For start-up messages: "embedded store in DIR" or "PostgreSQL store".

@@ -251,6 +251,12 @@ class Server:
         text = self._stderr_file.read().decode(errors="replace")
         return text if tail is None else text[-tail:]
 
+    def runs_saga(self):
+        """Does this server run the fulfilment saga now, by its last saga-lease line on stderr? (Only a
+        server on PostgreSQL writes them; see SagaRunner.)"""
+        text = self.stderr(None)
+        return text.rfind("holds the saga lease") > text.rfind("saga lease is lost")
+
     def verify(self):
         """`orderflow verify` on this server's store (read models in a temp dir): (exit code, output)."""
         with tempfile.TemporaryDirectory(prefix="orderflow-e2e-verify-") as d:

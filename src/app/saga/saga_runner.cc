@@ -10,12 +10,63 @@ constexpr auto kTick = std::chrono::milliseconds(20);
 constexpr std::int64_t kCheckpointEveryMs = 1000;
 }  // namespace
 
-SagaRunner::SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options)
-    : commands_(commands), checkpoints_(checkpoints), options_(options), lookup_(commands) {}
+SagaRunner::SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options,
+                       es::LeaderLease* lease, std::function<void(bool)> on_lead)
+    : commands_(commands),
+      checkpoints_(checkpoints),
+      options_(options),
+      lookup_(commands),
+      lease_(lease),
+      on_lead_(std::move(on_lead)) {}
 
 SagaRunner::~SagaRunner() { stop(); }
 
 Result<void> SagaRunner::start() {
+  if (!lease_) return run();
+  if (lease_thread_.joinable()) return {};
+  lease_stopping_ = false;
+  lease_thread_ = std::thread([this] { lease_loop(); });
+  return {};
+}
+
+void SagaRunner::stop() {
+  if (!lease_) return halt();
+  if (!lease_thread_.joinable()) return;
+  {
+    std::lock_guard lk(lease_mu_);
+    lease_stopping_ = true;
+  }
+  lease_cv_.notify_all();
+  lease_thread_.join();
+}
+
+// Runs the saga while the lease is held. A lease that cannot be confirmed (the database
+// is unreachable) counts as lost: the standby that can reach the database takes over.
+void SagaRunner::lease_loop() {
+  auto lead = [&](bool on) {
+    if (on_lead_) on_lead_(on);
+  };
+  for (;;) {
+    auto held = lease_->hold();
+    const bool holds = held && *held;
+    if (holds && !worker_.joinable()) {
+      if (run()) lead(true);
+      else subscription_.reset();  // the store failed us: try again at the next check
+    } else if (!holds && worker_.joinable()) {
+      halt();
+      lead(false);
+    }
+    std::unique_lock lk(lease_mu_);
+    if (lease_cv_.wait_for(lk, kLeaseCheck, [&] { return lease_stopping_; })) break;
+  }
+  if (worker_.joinable()) {
+    halt();
+    lead(false);
+  }
+  lease_->release();
+}
+
+Result<void> SagaRunner::run() {
   auto& store = commands_.store();
   es::Position from = 1;
   if (checkpoints_) {
@@ -25,7 +76,14 @@ Result<void> SagaRunner::start() {
   }
   auto horizon = store.last_position();
   if (!horizon) return fail(horizon.error());
-  core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, *horizon);
+  {
+    std::lock_guard lk(mu_);
+    core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, *horizon);
+  }
+  {
+    std::lock_guard lk(answers_mu_);
+    stopping_ = false;
+  }
   es::SubscriptionOptions o;
   o.name = kCheckpoint;
   o.from = from;
@@ -41,7 +99,7 @@ Result<void> SagaRunner::start() {
   return {};
 }
 
-void SagaRunner::stop() {
+void SagaRunner::halt() {
   if (!worker_.joinable()) return;
   subscription_->stop();
   {
@@ -54,8 +112,13 @@ void SagaRunner::stop() {
     // Their callbacks point at this runner.
     std::unique_lock lk(answers_mu_);
     answers_cv_.wait(lk, [&] { return in_flight_ == 0; });
+    answers_.clear();  // a later run() starts from the checkpoint, with a new core
   }
   save_checkpoint();
+  if (lease_) {  // another process runs the saga now: this view would only go stale
+    std::lock_guard lk(mu_);
+    core_.reset();
+  }
 }
 
 Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es::Position next) {

@@ -3,32 +3,47 @@
 // handler. The core (FulfilmentSaga) is single-threaded; this class serialises every
 // call into it under one lock, and never holds that lock while issuing commands (their
 // answers may come inline) or inside the store's callbacks (which only queue).
+//
+// With a leader lease (several processes on one PostgreSQL store), the saga runs only
+// while this process holds the lease: a thread checks it every kLeaseCheck, starts the
+// saga from its checkpoint when the lease is taken, and stops it when it is lost. A
+// standby therefore takes over within about one check of the holder's death, resuming
+// from the holder's last checkpoint exactly as a restart would.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
+#include "es/leader_lease.h"
 #include "es/subscription.h"
 
 namespace orderflow::app::saga {
 
 class SagaRunner {
  public:
-  // `checkpoints` may be null (always replay from the start). Both must outlive the runner.
-  SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options = {});
+  // How often a runner with a lease checks that it (still) holds it.
+  static constexpr auto kLeaseCheck = std::chrono::milliseconds(500);
+
+  // `checkpoints` may be null (always replay from the start). `lease` may be null (run
+  // whenever started); `on_lead(true/false)` is told, from the lease thread, when this
+  // process starts or stops running the saga. All must outlive the runner.
+  SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options = {},
+             es::LeaderLease* lease = nullptr, std::function<void(bool)> on_lead = {});
   ~SagaRunner();  // stop()
   SagaRunner(const SagaRunner&) = delete;
   SagaRunner& operator=(const SagaRunner&) = delete;
 
-  // Loads the checkpoint and starts following the log from there.
+  // Loads the checkpoint and starts following the log from there; with a lease, starts
+  // the thread that does so whenever this process holds it.
   Result<void> start();
   // Stops following the log, waits for the answers of commands in flight (the store must
-  // still be open) and saves the checkpoint. Idempotent.
+  // still be open) and saves the checkpoint; releases the lease. Idempotent.
   void stop();
 
   std::optional<SagaView> view(const std::string& order_id);
@@ -36,6 +51,9 @@ class SagaRunner {
   std::size_t active();
 
  private:
+  Result<void> run();   // start() without a lease
+  void halt();          // stop() without a lease
+  void lease_loop();
   Result<void> on_batch(std::span<const es::RecordedEvent> events, es::Position next);
   void issue(std::vector<SagaCommand> commands);
   void worker_loop();
@@ -56,6 +74,13 @@ class SagaRunner {
   std::size_t in_flight_ = 0;  // commands whose answer has not been queued yet
   bool stopping_ = false;
   std::thread worker_;
+
+  es::LeaderLease* lease_;
+  std::function<void(bool)> on_lead_;
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  bool lease_stopping_ = false;
+  std::thread lease_thread_;
 };
 
 }  // namespace orderflow::app::saga

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/postgres/leader_lease.h"
 #include "store/postgres/migrations.h"
 
 namespace orderflow::postgres {
@@ -104,6 +105,10 @@ Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEve
 void PostgresEventStore::close() {
   closing_ = true;
   pipeline_.stop();
+}
+
+std::unique_ptr<es::LeaderLease> PostgresEventStore::leader_lease(std::string name) const {
+  return std::make_unique<PostgresLeaderLease>(options_.conninfo, options_.schema, std::move(name));
 }
 
 Result<PostgresEventStore::Lease> PostgresEventStore::lease() {

@@ -26,6 +26,7 @@
 
 #include "es/append_pipeline.h"
 #include "es/event_store.h"
+#include "es/leader_lease.h"
 #include "es/upcaster.h"
 #include "store/postgres/pg.h"
 
@@ -81,6 +82,10 @@ class PostgresEventStore final : public es::EventStore,
 
   // Finishes accepted appends and stops the writer; later appends answer unavailable.
   void close();
+
+  // A lease named `name` among every process on this store (this database and schema),
+  // on a connection of its own.
+  std::unique_ptr<es::LeaderLease> leader_lease(std::string name) const;
 
  private:
   class Lease;
