@@ -579,8 +579,11 @@ def transactions(c, account_id):
 def wait_caught_up(c, timeout=20.0):
     """Waits until the log is quiet and every projection of the server behind `c` has applied all of it."""
     wait_quiet(c, timeout=timeout)
-    wait_until(lambda: all(p["lag"] == 0 for p in c.get(f"{API}/admin/projections").json), timeout,
-               "projections caught up")
+    try:
+        wait_until(lambda: all(p["lag"] == 0 for p in c.get(f"{API}/admin/projections").json), timeout,
+                   "projections caught up")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; /admin/projections: {c.get(f'{API}/admin/projections').json}") from None
 
 
 def section5_problems(c, products, accounts, orders):
