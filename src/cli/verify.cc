@@ -1,6 +1,6 @@
 // orderflow verify: folds every stream of the store (the embedded one while no server holds
-// it) and compares the result with the read models, after letting the projections catch up. Prints
-// each difference; exit 1 if there is any.
+// it) and compares the result with the read models, after letting the projections catch
+// up. Prints each difference; exit 1 if there is any.
 #include <fmt/core.h>
 
 #include <thread>

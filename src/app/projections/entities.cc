@@ -207,8 +207,8 @@ Result<std::optional<Document>> document(ReadModelDb& db, std::int64_t generatio
                                          const std::string& id) {
   std::optional<Document> doc;
   const SqlValue params[] = {id};
-  auto done = db.query(with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation),
-                       params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
+  const auto sql = with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation);
+  auto done = db.query(sql, params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
   if (!done) return fail(done.error());
   return doc;
 }

@@ -72,7 +72,8 @@ class ReadModelDb {
   virtual Result<bool> claim(const std::string& name) = 0;
   // Runs fn in one transaction of projection `name`, rolled back if fn or the commit fails.
   // unavailable if this process does not hold `name` (any more).
-  virtual Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) = 0;
+  virtual Result<void> transaction(const std::string& name,
+                                   const std::function<Result<void>(WriteTransaction&)>& fn) = 0;
   // A query on a reader connection, each statement prepared once per connection.
   virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
 };

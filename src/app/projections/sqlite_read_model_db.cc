@@ -117,7 +117,8 @@ void SqliteReadModelDb::checkpoint_loop() {
   }
 }
 
-Result<void> SqliteReadModelDb::transaction(const std::string&, const std::function<Result<void>(WriteTransaction&)>& fn) {
+Result<void> SqliteReadModelDb::transaction(const std::string&,
+                                            const std::function<Result<void>(WriteTransaction&)>& fn) {
   std::lock_guard lk(writer_mu_);
   auto& db = writer_->db();
   if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return r;

@@ -87,7 +87,8 @@ TEST_P(EntitiesTest, ManyEntitiesNotInMemoryInOneBatch) {
   constexpr int kAccounts = 600;
   for (int i = 0; i < kAccounts; ++i) {
     const auto id = "m" + std::to_string(i);
-    ASSERT_TRUE(store_->append({"account-" + id, es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
+    ASSERT_TRUE(
+        store_->append({"account-" + id, es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
   }
   const auto opened = *store_->read_all(1, 100000, {});
   ASSERT_TRUE(apply(*live(), opened));

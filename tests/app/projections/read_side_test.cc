@@ -153,8 +153,9 @@ TEST_P(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
   catch_up(*read);
   expect_matches_store(*read);
   // The promoted copies got the indexes they were filled without (the old copies' are gone).
-  EXPECT_EQ(place_.index_kinds(), (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
-                                               "sales_orders_by_time", "transactions_by_account"}));
+  EXPECT_EQ(place_.index_kinds(),
+            (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
+                                        "sales_orders_by_time", "transactions_by_account"}));
 }
 
 TEST_P(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
