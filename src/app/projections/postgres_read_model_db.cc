@@ -61,7 +61,7 @@ class PipelinedTransaction final : public WriteTransaction {
  public:
   explicit PipelinedTransaction(postgres::Connection& conn) : conn_(conn) {}
 
-  Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) override {
+  Result<void> run(const std::string& sql, std::span<const SqlValue> params) override {
     pending_.push_back({postgres_sql(sql), texts(params)});
     return {};
   }

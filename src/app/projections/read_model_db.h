@@ -48,9 +48,9 @@ using OnRow = std::function<void(const Row&)>;
 // A write transaction of one projection.
 class WriteTransaction {
  public:
-  // A statement that answers no rows (no parameters: may be several DDL statements). SQLite
-  // runs it at once; PostgreSQL sends it with the next query or the commit, so a batch is
-  // one round trip, and its error may surface only there.
+  // A statement that answers no rows. SQLite runs it at once; PostgreSQL sends it with the
+  // next query or the commit, so a batch is one round trip, and its error may surface only
+  // there.
   virtual Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) = 0;
   // A query, answered at once (on PostgreSQL together with the statements before it).
   virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
