@@ -53,7 +53,8 @@ int rebuild(const RebuildOptions& o) {
 
 void add_rebuild(CLI::App& root, Action& action) {
   auto o = std::make_shared<RebuildOptions>();
-  auto* cmd = root.add_subcommand("rebuild", "Rebuild a projection from the event store (while no other process writes it)");
+  auto* cmd = root.add_subcommand("rebuild",
+                                  "Rebuild a projection from the event store (while no other process writes it)");
   cmd->add_option("projection", o->name, "orders, products, accounts or sales")->required();
   cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
   cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");

@@ -120,17 +120,24 @@ void ProjectionRunner::watch_loop() {
   }
 }
 
+// Holding slot.mu: is this a writer of a shared projection whose subscription stopped
+// unavailable? Its connection, and the claim with it, was lost: it is to follow.
+static bool lost_claim(const Projection& projection, const Subscription* live_sub) {
+  if (!projection.shared() || !live_sub || live_sub->running()) return false;
+  const auto error = live_sub->last_error();
+  return error && error->code == Errc::unavailable;
+}
+
 // A follower looks at the stored position and, every follow_interval (`claim`), tries to
-// claim the projection. A writer whose subscription stopped unavailable (its connection,
-// and the claim with it, was lost) follows again until it claims the projection anew.
+// claim the projection. A writer that lost its claim follows again until it claims the
+// projection anew.
 void ProjectionRunner::watch(Slot& slot, bool claim) {
   // Destroyed in reverse: the subscriptions (joined outside `mu`) before their models.
   std::vector<std::unique_ptr<ReadModel>> models;
   std::vector<std::unique_ptr<Subscription>> subs;
   std::lock_guard lk(slot.mu);
   if (!slot.following) {
-    auto error = slot.live_sub ? slot.live_sub->last_error() : std::nullopt;
-    if (!slot.live_sub || slot.live_sub->running() || !error || error->code != Errc::unavailable) return;
+    if (!lost_claim(*slot.projection, slot.live_sub.get())) return;
     for (auto* sub : {&slot.live_sub, &slot.building_sub})
       if (*sub) subs.push_back(std::move(*sub));
     for (auto& sub : slot.retired_subs) subs.push_back(std::move(sub));
@@ -296,8 +303,8 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     if (slot->building_sub) error = slot->building_sub->last_error();
     if (!error && slot->live_sub) error = slot->live_sub->last_error();
     if (error) s.last_error = error->message;
-    if (slot->following) {
-      s.state = ProjectionState::following;
+    if (slot->following || lost_claim(*slot->projection, slot->live_sub.get())) {
+      s.state = ProjectionState::following;  // a lost claim: until the next look
       if (slot->follow_error) s.last_error = slot->follow_error->message;
     } else if (slot->building_sub)
       s.state = slot->building_sub->running() ? ProjectionState::rebuilding : ProjectionState::failed;

@@ -1,7 +1,10 @@
 #include "app/projections/entities.h"
 
+#include <array>
+#include <bit>
 #include <charconv>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "app/aggregates.h"
 #include "app/stream_fold.h"
@@ -50,23 +53,24 @@ class FoldWriter final : public CopyWriter {
   using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
                                              const typename A::Event&)>;
 
-  // `load_sql` answers the version and first_position of the row of id ?1.
-  FoldWriter(es::EventStore& store, std::string load_sql, Save save, OnEvent on_event = nullptr)
-      : store_(store), load_(std::move(load_sql)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  // `table`: the copy's table (its name with the generation suffix).
+  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr)
+      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
     if (cache_.size() > kCacheLimit) cache_.clear();
-    for (const auto& e : events) {
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& e = events[i];
       auto [it, fresh] = cache_.try_emplace(e.stream_id.substr(prefix));
-      auto& entry = it->second;
       // A stream's first event has no row to load: its copy has not applied it (the copy
       // passes on only events past its position), so no batch has written one.
-      if (fresh && e.version > 0)
-        if (auto r = load(tx, it->first, entry); !r) {
-          cache_.erase(it);
-          return r;
-        }
+      if (fresh && e.version > 0) {
+        cache_.erase(it);
+        if (auto r = load(tx, events.subspan(i), prefix); !r) return r;
+        it = cache_.find(e.stream_id.substr(prefix));
+      }
+      auto& entry = it->second;
       if (e.version <= entry.version) continue;
       auto event = codec::decode_event<typename A::Event>(e.type, e.data);
       if (!event)
@@ -94,32 +98,70 @@ class FoldWriter final : public CopyWriter {
   }
 
  private:
-  // The entity as its row records it (initial if it has none).
-  Result<void> load(WriteTransaction& tx, const std::string& id, Entry& entry) {
-    std::optional<es::StreamVersion> version;
-    const SqlValue params[] = {id};
-    if (auto r = tx.query(load_, params,
-                          [&](const Row& row) {
-                            version = row.int64(0);
-                            entry.first_position = row.int64(1);
-                          });
-        !r)
-      return r;
-    if (!version) return {};
-    auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, *version);
-    if (!folded) return fail(folded.error());
-    if (folded->version != *version)
-      return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(*version) +
-                                     ", which its read model has applied");
-    entry.state = std::move(folded->state);
-    entry.version = *version;
+  // Brings into memory, as their rows record them, the entities of `events` (the rest of
+  // the batch, from an entity not in memory on) that are not in memory and whose first
+  // event here is not their stream's first: rows in one query per kLoadChunk entities (on
+  // PostgreSQL a round trip each), states folded again from the store.
+  Result<void> load(WriteTransaction& tx, std::span<const es::RecordedEvent> events, std::size_t prefix) {
+    std::vector<std::string> ids;
+    std::unordered_set<std::string_view> seen;
+    for (const auto& e : events) {
+      const auto id = std::string_view(e.stream_id).substr(prefix);
+      if (seen.insert(id).second && e.version > 0 && !cache_.contains(std::string(id))) ids.emplace_back(id);
+    }
+    for (std::size_t from = 0; from < ids.size(); from += kLoadChunk) {
+      const auto chunk = std::span(ids).subspan(from, std::min(kLoadChunk, ids.size() - from));
+      std::unordered_map<std::string, std::pair<es::StreamVersion, es::Position>> rows;
+      if (auto r = tx.query(load_sql(chunk.size()), padded(chunk),
+                            [&](const Row& row) {
+                              rows.try_emplace(std::string(row.text(0)), row.int64(1), row.int64(2));
+                            });
+          !r)
+        return r;
+      for (const auto& id : chunk) {
+        Entry entry;
+        if (auto row = rows.find(id); row != rows.end()) {
+          const auto [version, first_position] = row->second;
+          auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
+          if (!folded) return fail(folded.error());
+          if (folded->version != version)
+            return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
+                                           ", which its read model has applied");
+          entry.state = std::move(folded->state);
+          entry.version = version;
+          entry.first_position = first_position;
+        }
+        cache_.emplace(id, std::move(entry));
+      }
+    }
     return {};
   }
 
+  // The rows of `count` ids, padded up to a power of two (repeating the last id), so that
+  // few distinct statements are ever prepared.
+  static std::size_t padded_size(std::size_t count) { return std::bit_ceil(count); }
+  static std::vector<SqlValue> padded(std::span<const std::string> ids) {
+    std::vector<SqlValue> params(ids.begin(), ids.end());
+    const SqlValue last = params.back();
+    params.resize(padded_size(ids.size()), last);
+    return params;
+  }
+  const std::string& load_sql(std::size_t count) {
+    auto& sql = load_sql_[std::countr_zero(padded_size(count))];
+    if (sql.empty()) {
+      sql = "SELECT id, version, first_position FROM " + table_ + " WHERE id IN (";
+      for (std::size_t i = 1; i <= padded_size(count); ++i) sql += (i > 1 ? ", ?" : "?") + std::to_string(i);
+      sql += ")";
+    }
+    return sql;
+  }
+
+  static constexpr std::size_t kLoadChunk = 512;
   static constexpr std::size_t kCacheLimit = 50000;
 
   es::EventStore& store_;
-  const std::string load_;
+  const std::string table_;
+  std::array<std::string, std::bit_width(kLoadChunk)> load_sql_;  // by log2 of the ids they take
   Save save_;
   OnEvent on_event_;
   std::unordered_map<std::string, Entry> cache_;  // committed states, by id
@@ -146,7 +188,7 @@ std::unique_ptr<CopyWriter> fold_writer(
                                   ") ON CONFLICT (id) DO UPDATE SET " + updates,
                               generation);
   return std::make_unique<FoldWriter<A>>(
-      store, with_generation("SELECT version, first_position FROM " + table + "$ WHERE id = ?1", generation),
+      store, with_generation(table + "$", generation),
       [save = std::move(save), render, extra_values](WriteTransaction& tx, const std::string& id,
                                                       const typename FoldWriter<A>::Entry& e) {
         const auto doc = render(e.state, e.version);
@@ -165,8 +207,8 @@ Result<std::optional<Document>> document(ReadModelDb& db, std::int64_t generatio
                                          const std::string& id) {
   std::optional<Document> doc;
   const SqlValue params[] = {id};
-  auto done = db.query(with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation),
-                       params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
+  const auto sql = with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation);
+  auto done = db.query(sql, params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
   if (!done) return fail(done.error());
   return doc;
 }

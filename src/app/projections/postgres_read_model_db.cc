@@ -7,6 +7,23 @@ namespace {
 using postgres::PgResult;
 using postgres::Query;
 
+// `sql`, written for both databases (see read_model_db.h), as PostgreSQL reads it.
+std::string postgres_sql(std::string_view sql) {
+  std::string out(sql);
+  for (auto& c : out)
+    if (c == '?') c = '$';
+  auto replace = [&](std::string_view from, std::string_view to) {
+    for (auto at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size()))
+      out.replace(at, from.size(), to);
+  };
+  if (out.starts_with("CREATE TABLE")) {
+    replace(" INTEGER", " bigint");
+    replace(" TEXT", " text COLLATE \"C\"");
+    replace(") STRICT", ")");
+  }
+  return out;
+}
+
 class ResultRow final : public Row {
  public:
   ResultRow(const PgResult& r, int row) : r_(r), row_(row) {}
@@ -44,7 +61,7 @@ class PipelinedTransaction final : public WriteTransaction {
  public:
   explicit PipelinedTransaction(postgres::Connection& conn) : conn_(conn) {}
 
-  Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) override {
+  Result<void> run(const std::string& sql, std::span<const SqlValue> params) override {
     pending_.push_back({postgres_sql(sql), texts(params)});
     return {};
   }
@@ -85,22 +102,6 @@ class PipelinedTransaction final : public WriteTransaction {
 };
 
 }  // namespace
-
-std::string postgres_sql(std::string_view sql) {
-  std::string out(sql);
-  for (auto& c : out)
-    if (c == '?') c = '$';
-  auto replace = [&](std::string_view from, std::string_view to) {
-    for (auto at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size()))
-      out.replace(at, from.size(), to);
-  };
-  if (out.starts_with("CREATE TABLE")) {
-    replace(" INTEGER", " bigint");
-    replace(" TEXT", " text COLLATE \"C\"");
-    replace(") STRICT", ")");
-  }
-  return out;
-}
 
 Result<postgres::Connection> PostgresReadModelDb::connect() const {
   return postgres::Connection::open(options_.conninfo, options_.schema);

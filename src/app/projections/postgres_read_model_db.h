@@ -62,7 +62,4 @@ class PostgresReadModelDb final : public ReadModelDb {
   std::vector<postgres::Connection> pool_;
 };
 
-// `sql`, written for both databases (see read_model_db.h), as PostgreSQL reads it.
-std::string postgres_sql(std::string_view sql);
-
 }  // namespace orderflow::app::projections

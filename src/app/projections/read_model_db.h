@@ -48,9 +48,9 @@ using OnRow = std::function<void(const Row&)>;
 // A write transaction of one projection.
 class WriteTransaction {
  public:
-  // A statement that answers no rows (no parameters: may be several DDL statements). SQLite
-  // runs it at once; PostgreSQL sends it with the next query or the commit, so a batch is
-  // one round trip, and its error may surface only there.
+  // A statement that answers no rows. SQLite runs it at once; PostgreSQL sends it with the
+  // next query or the commit, so a batch is one round trip, and its error may surface only
+  // there.
   virtual Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) = 0;
   // A query, answered at once (on PostgreSQL together with the statements before it).
   virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
@@ -72,7 +72,8 @@ class ReadModelDb {
   virtual Result<bool> claim(const std::string& name) = 0;
   // Runs fn in one transaction of projection `name`, rolled back if fn or the commit fails.
   // unavailable if this process does not hold `name` (any more).
-  virtual Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) = 0;
+  virtual Result<void> transaction(const std::string& name,
+                                   const std::function<Result<void>(WriteTransaction&)>& fn) = 0;
   // A query on a reader connection, each statement prepared once per connection.
   virtual Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) = 0;
 };

@@ -1,5 +1,6 @@
 // The read side of one process: the read-model database, the projections in it and the
-// runner that keeps them folding the log (on a shared database, those this process holds). Projection names: orders, products, accounts, sales.
+// runner that keeps them folding the log (on a shared database, those this process holds).
+// Projection names: orders, products, accounts, sales.
 #pragma once
 
 #include <memory>

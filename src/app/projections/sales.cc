@@ -81,7 +81,9 @@ Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
   const SqlValue params[] = {from_ms, to_ms};
   return read([&](std::int64_t g) -> Result<Sales> {
     Sales out;
-    auto run = [&](const std::string& sql, const OnRow& on_row) { return db_.query(with_generation(sql, g), params, on_row); };
+    auto run = [&](const std::string& sql, const OnRow& on_row) {
+      return db_.query(with_generation(sql, g), params, on_row);
+    };
     const std::string in_range = " FROM sales_orders$ o WHERE o.placed_at_ms >= ?1 AND o.placed_at_ms < ?2";
     auto totals = run("SELECT count(*), coalesce(sum(o.confirmed), 0), coalesce(sum(o.cancelled), 0), "
                       "coalesce(sum(" + std::string(kCounted) + "), 0)" + in_range,

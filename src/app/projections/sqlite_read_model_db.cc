@@ -26,7 +26,7 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
 
   sqlite::Database& db() { return db_; }
 
-  Result<void> run(const std::string& sql, std::span<const SqlValue> params = {}) override {
+  Result<void> run(const std::string& sql, std::span<const SqlValue> params) override {
     if (params.empty()) return db_.exec(sql);
     return query(sql, params, nullptr);
   }
@@ -89,8 +89,8 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   db->checkpointer_ = std::move(*checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  if (auto r = db->writer_->run(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; ") +
-                                kReadModelsTable);
+  if (auto r = db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; ") +
+                                      kReadModelsTable);
       !r)
     return fail(r.error());
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
@@ -117,7 +117,8 @@ void SqliteReadModelDb::checkpoint_loop() {
   }
 }
 
-Result<void> SqliteReadModelDb::transaction(const std::string&, const std::function<Result<void>(WriteTransaction&)>& fn) {
+Result<void> SqliteReadModelDb::transaction(const std::string&,
+                                            const std::function<Result<void>(WriteTransaction&)>& fn) {
   std::lock_guard lk(writer_mu_);
   auto& db = writer_->db();
   if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return r;

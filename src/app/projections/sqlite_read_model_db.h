@@ -27,10 +27,10 @@ class SqliteReadModelDb final : public ReadModelDb {
   Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) override;
   Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override;
 
+ private:
   // A connection and the statements prepared on it, by SQL text.
   class Connection;
 
- private:
   SqliteReadModelDb() = default;
   std::unique_ptr<Connection> lease();
   void give_back(std::unique_ptr<Connection> reader);

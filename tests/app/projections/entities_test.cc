@@ -82,6 +82,29 @@ TEST_P(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
   expect_account(55, 10, 10);
 }
 
+// Entities not in memory are loaded together (one query per 512), whatever their number.
+TEST_P(EntitiesTest, ManyEntitiesNotInMemoryInOneBatch) {
+  constexpr int kAccounts = 600;
+  for (int i = 0; i < kAccounts; ++i) {
+    const auto id = "m" + std::to_string(i);
+    ASSERT_TRUE(
+        store_->append({"account-" + id, es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
+  }
+  const auto opened = *store_->read_all(1, 100000, {});
+  ASSERT_TRUE(apply(*live(), opened));
+  for (int i = 0; i < kAccounts; ++i)
+    ASSERT_TRUE(store_->append({"account-m" + std::to_string(i), es::ExpectedVersion::exact(0),
+                                {new_event(FundsDeposited{i + 1}), new_event(FundsDeposited{1})}}));
+  const auto all = *store_->read_all(1, 100000, {});
+  ASSERT_TRUE(apply(*live(), std::span(all).subspan(opened.size())));  // a writer that holds no state
+  for (int i : {0, 1, 511, 512, kAccounts - 1}) {
+    auto doc = *accounts_->get("m" + std::to_string(i));
+    ASSERT_TRUE(doc);
+    EXPECT_EQ(doc->version, 2);
+    EXPECT_NE(doc->json.find("\"balance_cents\":" + std::to_string(i + 2) + ","), std::string::npos) << doc->json;
+  }
+}
+
 TEST_P(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
   auto events = open_and_deposit(3);
   auto copy = live();

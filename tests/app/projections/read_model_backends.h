@@ -67,6 +67,9 @@ class ReadModelPlace {
   }
 
   const TempDir& dir() const { return dir_; }
+  // PostgreSQL: the scratch schema, and a connection of our own into it.
+  const std::string& schema() const { return schema_.name(); }
+  postgres::Connection connect() const { return schema_.connect(); }
 
  private:
   ReadModelBackend backend_;

@@ -153,8 +153,9 @@ TEST_P(ReadSideTest, RebuildWhileWritesContinueEndsIdentical) {
   catch_up(*read);
   expect_matches_store(*read);
   // The promoted copies got the indexes they were filled without (the old copies' are gone).
-  EXPECT_EQ(place_.index_kinds(), (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
-                                               "sales_orders_by_time", "transactions_by_account"}));
+  EXPECT_EQ(place_.index_kinds(),
+            (std::multiset<std::string>{"orders_by_customer", "orders_by_position", "orders_by_status",
+                                        "sales_orders_by_time", "transactions_by_account"}));
 }
 
 TEST_P(ReadSideTest, PagingReturnsEveryOrderExactlyOnceWhileOrdersArrive) {
@@ -354,6 +355,27 @@ TEST_P(ReadSideTest, OneOfTwoProcessesFoldsTheOtherServesAndTakesOver) {
   ASSERT_TRUE(second->runner().rebuild("accounts"));
   catch_up(*second);
   expect_matches_store(*second);
+}
+
+// A writer whose connection (and the claim with it) is lost follows until it claims the
+// projection again, and then goes on where the stored position says.
+TEST_P(ReadSideTest, AWriterThatLosesItsConnectionClaimsAgainAndGoesOn) {
+  if (!shared()) GTEST_SKIP() << "a SQLite read-model database has no connection to lose";
+  auto read = open_read_side();
+  ASSERT_TRUE(read->runner().start());
+  ASSERT_TRUE(run<Account>("lost", account::OpenAccount{"lost", ""}));
+  catch_up(*read);
+  auto admin = place_.connect();
+  auto killed = admin.query({"SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND "
+                             "objid::bigint = (hashtext('orderflow.readmodel.' || $1)::bigint & 4294967295)",
+                             {place_.schema() + ".accounts"}});
+  ASSERT_TRUE(killed) << killed.error().message;
+  ASSERT_EQ(killed->int64(0, 0), 1);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(run<Account>("lost", account::Deposit{1}));
+  catch_up(*read);
+  for (const auto& s : read->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::running) << s.name;
+  EXPECT_EQ(read->accounts().transactions("lost", 100, 0)->size(), 20u);
+  expect_matches_store(*read);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReadSideTest,
