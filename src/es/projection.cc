@@ -80,8 +80,11 @@ Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
   if (!*claimed) return follow(slot);
   auto live = slot.projection->open_live();
   if (!live) return fail(live.error());
+  // Following until the subscription runs: if it cannot start (the database went away
+  // again), the watcher tries once more at its next look instead of leaving it stopped.
+  if (auto r = subscribe(slot, std::move(*live), true); !r) return r;
   slot.following = false;
-  return subscribe(slot, std::move(*live), true);
+  return {};
 }
 
 // Holding slot.mu: takes the live copy's stored position.

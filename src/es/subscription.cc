@@ -81,6 +81,10 @@ void Subscription::run() {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       continue;
     }
+    if (backoff > std::chrono::milliseconds(10)) {  // read again after failing: the store is back
+      std::lock_guard lk(mu_);
+      last_error_.reset();
+    }
     backoff = std::chrono::milliseconds(10);
     const Position next = *batch.next;
     if (next == position_) {
