@@ -77,6 +77,9 @@ static Result<void> check_layout(WriteTransaction& db) {
   return db.run("PRAGMA user_version = " + std::to_string(kLayout));
 }
 
+// What the WAL keeps when it starts over (journal_size_limit).
+constexpr std::int64_t kWalSizeLimit = 64 << 20;
+
 Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::string& path) {
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
@@ -89,8 +92,9 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   db->checkpointer_ = std::move(*checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  if (auto r = db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; ") +
-                                      kReadModelsTable);
+  if (auto r = db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
+                                                  "PRAGMA journal_size_limit=") +
+                                      std::to_string(kWalSizeLimit) + "; " + kReadModelsTable);
       !r)
     return fail(r.error());
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
@@ -110,9 +114,8 @@ void SqliteReadModelDb::checkpoint_loop() {
   std::unique_lock lk(checkpoint_mu_);
   while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
     lk.unlock();
-    // PASSIVE: copies what no reader still needs and never blocks the writer. A failure
-    // leaves the WAL longer until the next round; nothing is lost.
-    (void)checkpointer_.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    // Never blocks the writer but for a RESTART's short wait; keeps the WAL bounded.
+    sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4);
     lk.lock();
   }
 }

@@ -76,4 +76,15 @@ Result<Statement> Database::prepare(std::string_view sql) {
   return Statement(db_.get(), stmt);
 }
 
+void checkpoint_wal(Database& db, std::int64_t restart_above) {
+  int wal_pages = 0, copied = 0;
+  if (sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied) != SQLITE_OK)
+    return;
+  std::int64_t page_size = 4096;
+  if (auto q = db.prepare("PRAGMA page_size"); q)
+    if (auto row = q->step(); row && *row) page_size = q->int64(0);
+  if (copied == wal_pages && wal_pages * page_size > restart_above)
+    sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+}
+
 }  // namespace orderflow::sqlite

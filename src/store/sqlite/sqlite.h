@@ -75,4 +75,13 @@ class Database {
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_{nullptr, &sqlite3_close_v2};
 };
 
+// One round of a background checkpointer, on a connection of its own: a PASSIVE checkpoint
+// (never blocks the writer), then, when that copied everything and the WAL is longer than
+// `restart_above` bytes, a RESTART checkpoint, which waits for the readers still on older
+// frames so that the next write transaction starts the WAL over from its beginning. Under
+// steady load some reader always holds some frame, and without the RESTART the WAL would
+// grow without bound. Starting over reuses the file's blocks (journal_size_limit on the
+// writer trims what is past it). Failures only leave the WAL longer until the next round.
+void checkpoint_wal(Database& db, std::int64_t restart_above);
+
 }  // namespace orderflow::sqlite

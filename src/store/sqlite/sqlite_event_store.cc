@@ -271,27 +271,18 @@ void SqliteEventStore::close() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
-// Copies the WAL back into the database every 250 ms without blocking the writer
-// (PASSIVE). When that copied everything and the WAL is past a quarter of wal_size_limit,
-// a RESTART checkpoint waits for the readers still on older frames, so that the writer's
-// next transaction starts the WAL over from its beginning: under steady load readers
-// always hold some frame and the WAL would otherwise grow without bound. Starting over
-// overwrites blocks the file already has (trimmed to journal_size_limit); the TRUNCATE
-// used before cut it to nothing, so every batch after it grew the file anew.
+// Copies the WAL back into the database every 250 ms and keeps it from growing without
+// bound (checkpoint_wal), without blocking the writer but for a RESTART's short wait. (A
+// TRUNCATE checkpoint here used to cut the WAL to nothing, so that every batch after it
+// grew the file anew.)
 void SqliteEventStore::checkpoint_loop() {
   auto db = Database::open(options_.path);
   if (!db) return;  // the writer's auto-checkpoint is off; the WAL grows until reopen
-  std::int64_t page_size = 4096;
-  if (auto q = db->prepare("PRAGMA page_size"); q)
-    if (auto row = q->step(); row && *row) page_size = q->int64(0);
   std::unique_lock lk(checkpointer_mu_);
   while (!closing_) {
     checkpointer_cv_.wait_for(lk, std::chrono::milliseconds(250));
     lk.unlock();
-    int wal_pages = 0, copied = 0;
-    sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
-    if (copied == wal_pages && wal_pages * page_size > options_.wal_size_limit / 4)
-      sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    checkpoint_wal(*db, options_.wal_size_limit / 4);
     lk.lock();
   }
 }
