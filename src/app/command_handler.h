@@ -50,6 +50,10 @@ template <class A>
 using HandledCallback = std::function<void(Result<Handled<A>>)>;
 
 struct CommandHandlerOptions {
+  // A command without If-Match retries a version conflict this many times; past that it
+  // goes on only while the stream keeps moving (each conflict names a newer version: it
+  // is waiting its turn behind other commands, not spinning) and it is younger than
+  // conflict_retry_ms. Many commands on one hot stream thus all get through.
   int max_conflict_retries = 10;
   // Save a snapshot when a stream's version crosses a multiple of this (0: never).
   es::StreamVersion snapshot_every = 100;
@@ -57,9 +61,8 @@ struct CommandHandlerOptions {
   std::size_t cache_limit = 20000;
   // Other processes append to the same store (PostgreSQL): a cached state may be behind
   // it, so load() checks the stream's version in the store before answering from memory.
-  // And the store numbers appends only when it writes them, so commands racing on one
-  // stream go through one batch at a time: a conflict is also retried for as long as
-  // the command is younger than conflict_retry_ms and the stream keeps moving.
+  // (The store numbers appends only when it writes them, so commands racing on one
+  // stream go through one batch at a time and lean on the retries above.)
   bool shared_store = false;
   std::int64_t conflict_retry_ms = 30000;
 };
