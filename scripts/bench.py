@@ -53,27 +53,19 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def median_of(lines, key):
-    values = []
-    for line in lines:
-        v = line
-        for part in key.split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        if isinstance(v, (int, float)):
-            values.append(v)
-    return statistics.median(values) if values else None
+def pick(line, key):
+    """line["a"]["b"] for key "a.b"; None where it is missing."""
+    for part in key.split("."):
+        line = line.get(part) if isinstance(line, dict) else None
+    return line
 
 
 def report(name, lines, keys):
     print(f"== {name} ({len(lines)} runs)")
     for key in keys:
-        runs = []
-        for line in lines:
-            v = line
-            for part in key.split("."):
-                v = v.get(part) if isinstance(v, dict) else None
-            runs.append(v)
-        m = median_of(lines, key)
+        runs = [pick(line, key) for line in lines]
+        numbers = [v for v in runs if isinstance(v, (int, float))]
+        m = statistics.median(numbers) if numbers else None
         shown = ", ".join(f"{r:.0f}" if isinstance(r, (int, float)) and r >= 100 else str(r) for r in runs)
         print(f"  {key:42} median {m if m is None else round(m, 3)}   runs: {shown}")
     sys.stdout.flush()

@@ -61,6 +61,7 @@ void Subscription::run() {
   // thread, so catching up costs the larger of reading and handling, not their sum.
   std::future<Fetched> ahead;
   auto backoff = std::chrono::milliseconds(10);
+  bool read_failed = false;
   auto fail_with = [&](Error e) {
     std::lock_guard lk(mu_);
     last_error_ = std::move(e);
@@ -77,13 +78,15 @@ void Subscription::run() {
     if (!batch.next) {
       // The store is unavailable or failing: keep the error visible and retry.
       fail_with(batch.next.error());
+      read_failed = true;
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       continue;
     }
-    if (backoff > std::chrono::milliseconds(10)) {  // read again after failing: the store is back
+    if (read_failed) {  // the store is back: its error is history
       std::lock_guard lk(mu_);
       last_error_.reset();
+      read_failed = false;
     }
     backoff = std::chrono::milliseconds(10);
     const Position next = *batch.next;

@@ -9,14 +9,9 @@ import time
 import unittest
 import uuid
 
-from harness import API, Server, binary, create_account, create_product
+from harness import API, Server, binary, create_account, create_product, psql
 
 PG = os.environ.get("ORDERFLOW_TEST_PG")
-
-
-def psql(*sql):
-    for statement in sql:
-        subprocess.run(["psql", PG, "-qc", statement], check=True, capture_output=True)
 
 
 @unittest.skipUnless(PG, "ORDERFLOW_TEST_PG is not set (scripts/pg-test-server.sh sets it)")

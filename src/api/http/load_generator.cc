@@ -41,12 +41,12 @@ struct Plan {
   std::string host_header;
   Clock::time_point measure_from;  // end of the warm-up
   Clock::time_point end;
-  Clock::duration warmup;
-  double rate = 0;  // LoadOptions::rate
+  Clock::time_point start;  // of the warm-up
+  double rate = 0;          // LoadOptions::rate
   std::atomic<std::uint64_t> seq{0};
 
   // When request `n` may be sent (the start with no rate).
-  Clock::time_point turn(std::uint64_t n, Clock::time_point start) const {
+  Clock::time_point turn(std::uint64_t n) const {
     if (rate <= 0) return start;
     return start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(n) / rate));
   }
@@ -101,7 +101,7 @@ asio::awaitable<void> connection(Lane& lane, Plan& plan) {
       socket.set_option(tcp::no_delay(true), ignored);
     }
     const auto n = plan.seq.fetch_add(1, std::memory_order_relaxed);
-    if (const auto at = plan.turn(n, plan.measure_from - plan.warmup); at > Clock::now()) {
+    if (const auto at = plan.turn(n); at > Clock::now()) {
       if (at >= plan.end) break;
       pause.expires_at(at);
       co_await pause.async_wait(nothrow);
@@ -156,7 +156,7 @@ Result<LoadReport> run_load(const LoadOptions& o, const RequestFactory& factory)
   probe.close(ec);
 
   const auto start = Clock::now();
-  Plan plan{factory, endpoint, where, start + o.warmup, start + o.warmup + o.duration, o.warmup, o.rate};
+  Plan plan{factory, endpoint, where, start + o.warmup, start + o.warmup + o.duration, start, o.rate};
 
   std::vector<std::unique_ptr<Lane>> lanes;
   for (int i = 0; i < o.io_threads; ++i) lanes.push_back(std::make_unique<Lane>(o.seed + static_cast<std::uint64_t>(i)));

@@ -253,21 +253,21 @@ Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Po
   return {};
 }
 
-// Append transactions take turns on two connections (lanes): while one lane's COMMIT is
-// flushed, the next batch is already waiting for the log head's lock on the other, so
-// the server starts it the moment that commit ends rather than a round trip later.
-// The next lane's last batch has committed: only then is the next batch taken.
+// The next batch is taken only once the next lane's last batch has committed.
 void PostgresEventStore::await_writable() {
   std::unique_lock lk(lanes_mu_);
   lanes_cv_.wait(lk, [&] { return !lanes_[next_lane_].committing; });
 }
 
+// Append transactions take turns on two connections (lanes): while one lane's COMMIT is
+// flushed, the next batch is already waiting for the log head's lock on the other, so
+// the server starts it the moment that commit ends rather than a round trip later.
 Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
   Lane& lane = lanes_[next_lane_];
   next_lane_ = (next_lane_ + 1) % lanes_.size();
   {
-    std::unique_lock lk(lanes_mu_);
-    lanes_cv_.wait(lk, [&] { return !lane.committing; });  // await_writable() waited already
+    std::lock_guard lk(lanes_mu_);
+    OF_CHECK(!lane.committing, "write_batch without await_writable");
   }
   auto connect = [&]() -> Result<void> {
     if (lane.conn && lane.conn->healthy()) return {};

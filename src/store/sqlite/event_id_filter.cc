@@ -34,7 +34,8 @@ EventIdFilter::Probe EventIdFilter::probe(std::string_view event_id) const {
   // Lemire's multiply-shift maps the top 32 bits of `a` onto [0, blocks_).
   p.block = static_cast<std::size_t>(((a >> 32) * static_cast<std::uint64_t>(blocks_)) >> 32);
   for (int w = 0; w < 8; ++w) {
-    // Six bits per word: four words from `a`'s low 32 bits and `b`, the rest from `b`.
+    // Six bits per word: words 0-3 from bits 0-23 of `a` (its top half chose the block),
+    // words 4-7 from bits 24-47 of `b`.
     const std::uint64_t source = w < 4 ? (a >> (w * 6)) : (b >> ((w - 4) * 6 + 24));
     p.bits[w] = std::uint64_t{1} << (source & 63);
   }

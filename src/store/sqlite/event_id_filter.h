@@ -27,10 +27,8 @@ class EventIdFilter {
   void add(std::string_view event_id);
   bool may_contain(std::string_view event_id) const;
 
-  std::size_t bytes() const { return blocks_ * sizeof(Block); }
-
  private:
-  struct Block {
+  struct alignas(64) Block {
     std::atomic<std::uint64_t> words[8];
   };
   struct Probe {
