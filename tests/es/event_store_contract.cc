@@ -1,5 +1,6 @@
 #include "es/event_store_contract.h"
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <random>
@@ -435,6 +436,57 @@ TEST_P(EventStoreContract, SixtyFourWritersOnDistinctStreamsLoseNothing) {
     EXPECT_EQ(all[i].position, static_cast<es::Position>(i + 1));
     EXPECT_TRUE(acknowledged.count(all[i].position));
   }
+}
+
+// Whatever a store keeps of a stream's index in memory or moves behind the writer's back,
+// a read never misses an acknowledged append nor shows a gap.
+TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun) {
+  constexpr int kStreams = 6, kAppends = 120;
+  std::array<std::atomic<es::StreamVersion>, kStreams> acked;
+  for (auto& a : acked) a = es::kNoStream;
+  std::atomic<bool> writing{true};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kStreams; ++s)
+    threads.emplace_back([&, s] {
+      for (int i = 0; i < kAppends; ++i) {
+        auto r = store().append(make_append("rw-" + std::to_string(s), ExpectedVersion::exact(i - 1)));
+        ASSERT_TRUE(r) << r.error().message;
+        acked[static_cast<std::size_t>(s)] = r->version;
+      }
+    });
+  std::atomic<int> checks{0};
+  for (int reader = 0; reader < 2; ++reader)
+    threads.emplace_back([&, reader] {
+      for (int round = 0; writing || round < 3; ++round) {
+        const int s = (round + reader) % kStreams;
+        const auto stream = "rw-" + std::to_string(s);
+        const es::StreamVersion before = acked[static_cast<std::size_t>(s)];
+        auto forward = store().read_stream(stream, 0, 100000, es::Direction::forward);
+        ASSERT_TRUE(forward);
+        ASSERT_GE(static_cast<es::StreamVersion>(forward->size()) - 1, before) << stream;
+        for (std::size_t v = 0; v < forward->size(); ++v) ASSERT_EQ((*forward)[v].version, static_cast<es::StreamVersion>(v));
+        auto newest = store().read_stream(stream, -1, 3, es::Direction::backward);
+        ASSERT_TRUE(newest);
+        if (before >= 0) {
+          ASSERT_FALSE(newest->empty());
+          ASSERT_GE(newest->front().version, before);
+          for (std::size_t i = 1; i < newest->size(); ++i) ASSERT_EQ((*newest)[i].version, (*newest)[i - 1].version - 1);
+        }
+        ASSERT_GE(*store().stream_version(stream), before);
+        es::EventFilter only;
+        only.stream_id = stream;
+        es::StreamVersion expected = 0;
+        ASSERT_TRUE(store().scan_all(1, 100000, only, [&](const es::RecordedEvent& e) {
+          EXPECT_EQ(e.version, expected++);
+        }));
+        ASSERT_GE(expected - 1, before);
+        ++checks;
+      }
+    });
+  for (int s = 0; s < kStreams; ++s) threads[static_cast<std::size_t>(s)].join();
+  writing = false;
+  for (std::size_t t = kStreams; t < threads.size(); ++t) threads[t].join();
+  EXPECT_GT(checks.load(), 6);
 }
 
 // ---- subscriptions ----

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -24,9 +25,21 @@ CREATE TABLE IF NOT EXISTS events (
   schema_version INTEGER NOT NULL,
   data           TEXT    NOT NULL,
   metadata       TEXT    NOT NULL,
-  recorded_at    INTEGER NOT NULL,
-  UNIQUE (stream_id, version)
+  recorded_at    INTEGER NOT NULL
 ) STRICT;
+-- (stream, version) -> position, filled behind the events (see stream_index_backlog.h):
+-- complete up to indexed_through, the rest is in memory and rebuilt at open.
+CREATE TABLE IF NOT EXISTS stream_index (
+  stream_id TEXT    NOT NULL,
+  version   INTEGER NOT NULL,
+  position  INTEGER NOT NULL,
+  PRIMARY KEY (stream_id, version)
+) WITHOUT ROWID, STRICT;
+CREATE TABLE IF NOT EXISTS stream_index_state (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  indexed_through INTEGER NOT NULL
+) STRICT;
+INSERT OR IGNORE INTO stream_index_state (id, indexed_through) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS snapshots (
   stream_id      TEXT PRIMARY KEY,
   version        INTEGER NOT NULL,
@@ -47,8 +60,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
 ) STRICT;
 )sql";
 
+// The file's format (PRAGMA user_version): 2 since the stream index left the events table.
+constexpr std::int64_t kFormat = 2;
+
 constexpr const char* kEventColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
+constexpr const char* kIndexedEventColumns =
+    "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at";
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -95,7 +113,7 @@ std::string filter_sql(const es::EventFilter& f) {
 // A read connection with its prepared statements. Used by one thread at a time.
 struct SqliteEventStore::Reader {
   Database db;
-  Statement forward, backward, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
+  Statement forward, backward, at_position, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
   static Result<std::unique_ptr<Reader>> open(const std::string& path) {
     auto r = std::make_unique<Reader>();
@@ -106,14 +124,21 @@ struct SqliteEventStore::Reader {
       Statement* stmt;
       std::string sql;
     } statements[] = {
-        {&r->forward, std::string("SELECT ") + kEventColumns +
-                          " FROM events WHERE stream_id = ?1 AND version >= ?2 AND position <= ?4 ORDER BY version LIMIT ?3"},
-        {&r->backward, std::string("SELECT ") + kEventColumns +
-                           " FROM events WHERE stream_id = ?1 AND version <= ?2 AND position <= ?4 ORDER BY version DESC LIMIT ?3"},
+        // A stream's events in stream_index: versions [?2, ?5), positions [?6, ?4].
+        {&r->forward, std::string("SELECT ") + kIndexedEventColumns +
+                          " FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
+                          "AND s.version >= ?2 AND s.version < ?5 AND s.position <= ?4 AND s.position >= ?6 "
+                          "ORDER BY s.version LIMIT ?3"},
+        // Versions <= ?2, positions <= ?4.
+        {&r->backward, std::string("SELECT ") + kIndexedEventColumns +
+                           " FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
+                           "AND s.version <= ?2 AND s.position <= ?4 ORDER BY s.version DESC LIMIT ?3"},
+        {&r->at_position, std::string("SELECT ") + kEventColumns + " FROM events WHERE position = ?1"},
         {&r->scan, std::string("SELECT ") + kEventColumns +
                        " FROM events WHERE position >= ?1 AND position <= ?3 ORDER BY position LIMIT ?2"},
         {&r->last_position, "SELECT coalesce(max(position), 0) FROM events"},
-        {&r->version, "SELECT coalesce(max(version), -1) FROM events WHERE stream_id = ?1 AND position <= ?2"},
+        {&r->version, "SELECT version FROM stream_index WHERE stream_id = ?1 AND position <= ?2 "
+                      "ORDER BY version DESC LIMIT 1"},
         {&r->find_event, "SELECT stream_id, version, position FROM events WHERE event_id = ?1"},
         {&r->find_idempotency,
          "SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = ?1 AND position <= ?2"},
@@ -151,7 +176,9 @@ class SqliteEventStore::ReaderLease {
 };
 
 SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
-    : options_(std::move(options)), tail_(options_.tail), pipeline_(*this, options_.pipeline, &now_ms) {}
+    : options_(std::move(options)),
+      backlog_(options_.stream_index_backlog),
+      tail_(options_.tail), pipeline_(*this, options_.pipeline, &now_ms) {}
 
 SqliteEventStore::~SqliteEventStore() {
   close();
@@ -174,14 +201,18 @@ Result<void> SqliteEventStore::init() {
   auto db = Database::open(options_.path);
   if (!db) return db.error();
   writer_db_ = std::move(*db);
+  auto unusable = [&](const Error& e) {
+    return fail(e.code, options_.path + " is not a usable event store (" + e.message + ")");
+  };
+  if (auto r = create_or_migrate(); !r) return unusable(r.error());
   // Checkpoints run on their own thread so a commit never waits for one.
   // The writer keeps the indexes' hot pages cached rather than re-reading them per batch.
   // The writer does not sync: sync() does, on its own thread (see there).
-  if (auto r = writer_db_.exec(std::string(kSchema) +
-                               "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" + std::to_string(options_.wal_size_limit) +
-                               "; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
+  if (auto r = writer_db_.exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
+                               std::to_string(options_.wal_size_limit) + "; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
       !r)
-    return fail(r.error().code, options_.path + " is not a usable event store (" + r.error().message + ")");
+    return unusable(r.error());
+  if (auto r = index_unindexed(); !r) return unusable(r.error());
   struct {
     Statement* stmt;
     const char* sql;
@@ -192,6 +223,8 @@ Result<void> SqliteEventStore::init() {
       {&insert_idempotency_,
        "INSERT INTO idempotency (key, fingerprint, status, response, created_at, position) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+      {&insert_index_, "INSERT INTO stream_index (stream_id, version, position) VALUES (?1, ?2, ?3)"},
+      {&save_indexed_through_, "UPDATE stream_index_state SET indexed_through = ?1"},
       {&begin_, "BEGIN IMMEDIATE"},
       {&commit_, "COMMIT"},
       {&rollback_, "ROLLBACK"},
@@ -242,6 +275,54 @@ Result<void> SqliteEventStore::init() {
   return {};
 }
 
+// Creates the tables, or brings a file of an older format to this one.
+Result<void> SqliteEventStore::create_or_migrate() {
+  std::int64_t format = 0;
+  bool has_events = false;
+  {
+    auto q = writer_db_.prepare("SELECT (SELECT user_version FROM pragma_user_version), "
+                                "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')");
+    if (!q) return q.error();
+    auto row = q->step();
+    if (!row) return row.error();
+    format = q->int64(0);
+    has_events = q->int64(1) != 0;
+  }
+  if (format > kFormat)
+    return fail(Errc::corrupt, "its format " + std::to_string(format) + " is newer than this orderflow's (" +
+                                   std::to_string(kFormat) + ")");
+  const auto set_format = "PRAGMA user_version = " + std::to_string(kFormat) + ";";
+  if (format == kFormat || !has_events) return writer_db_.exec(std::string(kSchema) + set_format);
+  // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to the
+  // new table; index_unindexed() then builds stream_index from indexed_through = 0.
+  auto r = writer_db_.exec(std::string("BEGIN IMMEDIATE; ALTER TABLE events RENAME TO events_format1;") + kSchema +
+                           "INSERT INTO events (" + kEventColumns + ") SELECT " + kEventColumns +
+                           " FROM events_format1; DROP TABLE events_format1;" + set_format + "COMMIT;");
+  if (!r) (void)writer_db_.exec("ROLLBACK");
+  return r;
+}
+
+// Puts every event past indexed_through in stream_index (those the backlog held when
+// the store last stopped without moving them; some may be there already), so the
+// backlog starts empty.
+Result<void> SqliteEventStore::index_unindexed() {
+  auto q = writer_db_.prepare("SELECT indexed_through, (SELECT coalesce(max(position), 0) FROM events) "
+                              "FROM stream_index_state");
+  if (!q) return q.error();
+  auto row = q->step();
+  if (!row) return row.error();
+  const auto from = q->int64(0), last = q->int64(1);
+  q->reset();
+  if (from >= last) return {};
+  const auto bound = std::to_string(from);
+  auto r = writer_db_.exec("BEGIN IMMEDIATE; INSERT OR IGNORE INTO stream_index (stream_id, version, position) "
+                           "SELECT stream_id, version, position FROM events WHERE position > " + bound +
+                           " ORDER BY stream_id, version; UPDATE stream_index_state SET indexed_through = " +
+                           std::to_string(last) + "; COMMIT;");
+  if (!r) (void)writer_db_.exec("ROLLBACK");
+  return r;
+}
+
 // Adds the id of every event in the file to ids_. Appends made meanwhile are added by
 // on_durable(), so once this has read every row present when it started, ids_ is complete.
 void SqliteEventStore::load_ids() {
@@ -263,6 +344,7 @@ void SqliteEventStore::close() {
   ids_stop_ = true;
   if (ids_loader_.joinable()) ids_loader_.join();
   pipeline_.stop();
+  if (writer_db_.handle()) (void)index_unindexed();  // what fails here, the next open does
   {
     std::lock_guard lk(checkpointer_mu_);
     closing_ = true;
@@ -311,22 +393,63 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::
                                                                      es::Direction direction) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  bool forward = direction == es::Direction::forward;
-  auto& s = forward ? (*reader)->forward : (*reader)->backward;
-  ResetOnExit reset(s);
-  s.bind(1, stream_id)
-      .bind(2, forward || from_version >= 0 ? from_version : std::numeric_limits<std::int64_t>::max())
-      .bind(3, static_cast<std::int64_t>(max))
-      .bind(4, pipeline_.last_committed());
+  return read_stream(**reader, stream_id, from_version, max, direction, pipeline_.last_committed(), 0);
+}
+
+// The stream's events at positions [min_position, durable]: its newest ones from the
+// backlog, copied before the table is read (see stream_index_backlog.h), the older ones
+// through stream_index.
+Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& reader, const std::string& stream_id,
+                                                                     es::StreamVersion from_version, std::size_t max,
+                                                                     es::Direction direction, es::Position durable,
+                                                                     es::Position min_position) {
+  const auto newest = backlog_.entries(stream_id, durable);
+  const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
   std::vector<es::RecordedEvent> events;
-  for (;;) {
+  auto load = [&](Statement& s) -> Result<void> {
     auto row = s.step();
     if (!row) return row.error();
-    if (!*row) break;
+    if (!*row) return fail(Errc::internal, "event missing from the log");  // only for at_position
     load_event(s, events.emplace_back());
-    if (options_.upcasters && !options_.upcasters->empty())
-      if (auto u = options_.upcasters->upcast(events.back()); !u) return u.error();
+    return {};
+  };
+  auto from_table = [&](Statement& s) -> Result<void> {
+    ResetOnExit reset(s);
+    for (;;) {
+      auto row = s.step();
+      if (!row) return row.error();
+      if (!*row) return {};
+      load_event(s, events.emplace_back());
+    }
+  };
+  auto from_backlog = [&](const StreamIndexBacklog::Entry& e) -> Result<void> {
+    ResetOnExit reset(reader.at_position);
+    reader.at_position.bind(1, e.position);
+    return load(reader.at_position);
+  };
+  if (direction == es::Direction::forward) {
+    auto& s = reader.forward;
+    s.bind(1, stream_id).bind(2, from_version).bind(3, static_cast<std::int64_t>(max)).bind(4, durable);
+    s.bind(5, backlog_from).bind(6, min_position);
+    if (auto r = from_table(s); !r) return r.error();
+    for (const auto& e : newest)
+      if (events.size() < max && e.version >= from_version && e.position >= min_position)
+        if (auto r = from_backlog(e); !r) return r.error();
+  } else {
+    const es::StreamVersion until = from_version >= 0 ? from_version : std::numeric_limits<std::int64_t>::max();
+    for (auto e = newest.rbegin(); e != newest.rend() && events.size() < max; ++e)
+      if (e->version <= until)
+        if (auto r = from_backlog(*e); !r) return r.error();
+    if (events.size() < max) {
+      auto& s = reader.backward;
+      s.bind(1, stream_id).bind(2, std::min(until, backlog_from - 1));
+      s.bind(3, static_cast<std::int64_t>(max - events.size())).bind(4, durable);
+      if (auto r = from_table(s); !r) return r.error();
+    }
   }
+  if (options_.upcasters && !options_.upcasters->empty())
+    for (auto& e : events)
+      if (auto u = options_.upcasters->upcast(e); !u) return u.error();
   return events;
 }
 
@@ -336,6 +459,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   if (auto next = tail_.scan(from_position, max, filter, fn)) return *next;
   auto reader = lease_reader();
   if (!reader) return reader.error();
+  if (!filter.stream_id.empty()) return scan_stream(**reader, from_position, max, filter, fn);
   // One read transaction, so "nothing more matched" and the last position agree.
   if (auto r = (*reader)->begin.run(); !r) return r.error();
   struct EndRead {
@@ -390,17 +514,51 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   return next;
 }
 
+// scan_all of one stream: through its index rather than the whole log.
+Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position from_position, std::size_t max,
+                                                   const es::EventFilter& filter,
+                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
+  const es::Position durable = pipeline_.last_committed();
+  bool in_category = filter.categories.empty();
+  for (const auto& c : filter.categories) in_category = in_category || filter.stream_id.starts_with(c + "-");
+  if (!in_category) return std::max(from_position, durable + 1);
+  constexpr std::size_t kChunk = 512;
+  es::StreamVersion version = 0;
+  es::Position next = from_position;
+  std::size_t count = 0;
+  for (;;) {
+    auto chunk = read_stream(reader, filter.stream_id, version, kChunk, es::Direction::forward, durable, from_position);
+    if (!chunk) return chunk.error();
+    for (const auto& e : *chunk) {
+      version = e.version + 1;
+      next = e.position + 1;
+      if (!filter.types.empty() && std::find(filter.types.begin(), filter.types.end(), e.type) == filter.types.end())
+        continue;
+      fn(e);
+      if (++count == max) return next;
+    }
+    if (chunk->size() < kChunk) return std::max(next, durable + 1);  // everything up to durable examined
+  }
+}
+
 Result<es::Position> SqliteEventStore::last_position() { return pipeline_.last_committed(); }
 
 Result<es::StreamVersion> SqliteEventStore::stream_version(const std::string& stream_id) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  auto& s = (*reader)->version;
+  return version_at(**reader, stream_id, pipeline_.last_committed());
+}
+
+// The stream's version as of position `up_to`: its newest entry in the backlog, or in the
+// table (read after the backlog, see stream_index_backlog.h).
+Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const std::string& stream_id, es::Position up_to) {
+  if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
+  auto& s = reader.version;
   ResetOnExit reset(s);
-  s.bind(1, stream_id).bind(2, pipeline_.last_committed());
+  s.bind(1, stream_id).bind(2, up_to);
   auto row = s.step();
   if (!row) return row.error();
-  return s.int64(0);
+  return *row ? s.int64(0) : es::kNoStream;
 }
 
 Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(const std::string& key) {
@@ -459,12 +617,7 @@ Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Posi
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
 Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
-  auto& s = probe_->version;
-  ResetOnExit reset(s);
-  s.bind(1, stream_id).bind(2, std::numeric_limits<std::int64_t>::max());
-  auto row = s.step();
-  if (!row) return row.error();
-  return s.int64(0);
+  return version_at(*probe_, stream_id, std::numeric_limits<std::int64_t>::max());
 }
 
 Result<es::Position> SqliteEventStore::committed_last_position() {
@@ -511,6 +664,14 @@ Result<void> SqliteEventStore::sync(std::size_t /*batches: all of them*/) {
 
 Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
   if (auto r = begin_.run(); !r) return r;
+  std::size_t events = 0;
+  es::Position first = std::numeric_limits<es::Position>::max();
+  for (const auto& a : batch) {
+    events += a.request.events.size();
+    first = std::min(first, a.first_position);
+  }
+  // Twice what comes in, so a backlog past its target shrinks back to it.
+  auto moved = backlog_.pick(2 * events, first);
   auto write_all = [&]() -> Result<void> {
     for (const auto& a : batch) {
       for (std::size_t i = 0; i < a.request.events.size(); ++i) {
@@ -539,10 +700,28 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
         if (!r) return r;
       }
     }
+    for (const auto& [stream, entries] : moved.streams)
+      for (const auto& e : entries)
+        if (auto r = insert_index_.bind(1, stream).bind(2, e.version).bind(3, e.position).run(); !r) return r;
+    if (!moved.streams.empty())
+      if (auto r = save_indexed_through_.bind(1, moved.indexed_below - 1).run(); !r) return r;
     return commit_.run();
   };
   auto r = write_all();
-  if (!r) (void)rollback_.run();
+  if (!r) {
+    (void)rollback_.run();
+    return r;
+  }
+  backlog_.drop(moved);
+  std::vector<StreamIndexBacklog::Entry> entries;
+  for (const auto& a : batch) {
+    entries.clear();
+    for (std::size_t i = 0; i < a.request.events.size(); ++i) {
+      auto offset = static_cast<std::int64_t>(i);
+      entries.push_back({a.first_version + offset, a.first_position + offset});
+    }
+    backlog_.add(a.request.stream_id, entries);
+  }
   return r;
 }
 

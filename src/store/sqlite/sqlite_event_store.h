@@ -15,6 +15,7 @@
 #include "es/upcaster.h"
 #include "store/sqlite/event_id_filter.h"
 #include "store/sqlite/sqlite.h"
+#include "store/sqlite/stream_index_backlog.h"
 
 namespace orderflow::sqlite {
 
@@ -28,6 +29,9 @@ struct SqliteEventStoreOptions {
   std::int64_t wal_size_limit = 64 << 20;
   // The newest events kept in memory for live subscribers.
   es::EventTailLimits tail;
+  // Stream-index entries kept in memory before the writer moves them to the file, a few
+  // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
+  std::size_t stream_index_backlog = 32768;
 };
 
 class SqliteEventStore final : public es::EventStore,
@@ -73,6 +77,16 @@ class SqliteEventStore final : public es::EventStore,
   Result<void> init();
   Result<ReaderLease> lease_reader();
   void checkpoint_loop();
+  Result<void> create_or_migrate();
+  Result<void> index_unindexed();
+  Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const std::string& stream_id,
+                                                     es::StreamVersion from_version, std::size_t max,
+                                                     es::Direction direction, es::Position durable,
+                                                     es::Position min_position);
+  Result<es::Position> scan_stream(Reader& reader, es::Position from_position, std::size_t max,
+                                   const es::EventFilter& filter,
+                                   const std::function<void(const es::RecordedEvent&)>& fn);
+  Result<es::StreamVersion> version_at(Reader& reader, const std::string& stream_id, es::Position up_to);
 
   // ExclusiveAppendBackend
   Result<es::StreamVersion> committed_version(const std::string& stream_id) override;
@@ -89,7 +103,9 @@ class SqliteEventStore final : public es::EventStore,
 
   // The writer thread's connection.
   Database writer_db_;
-  Statement insert_event_, insert_idempotency_, begin_, commit_, rollback_;
+  Statement insert_event_, insert_idempotency_, insert_index_, save_indexed_through_, begin_, commit_, rollback_;
+  // The stream index's newest entries; written and moved to the file by the writer.
+  StreamIndexBacklog backlog_;
 
   // Used by the pipeline under its lock.
   std::unique_ptr<Reader> probe_;

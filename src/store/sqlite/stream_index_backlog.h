@@ -1,0 +1,76 @@
+// StreamIndexBacklog: the entries of the SQLite store's stream index (stream, version ->
+// position) that are not in its `stream_index` table yet.
+//
+// Why: an index keyed by stream takes each append on a page of its own stream, so a batch
+// of appends to N streams rewrites N index pages (4 KiB each in the WAL) for N small
+// entries. Measured with 256 appends per batch over 1000 streams, that index was 90% of
+// the bytes written (0.92 WAL pages per event; 0.09 without it). So the writer keeps new
+// entries here and moves them to the table a stream at a time, once the stream has
+// gathered several: each page it rewrites then takes many entries.
+//
+// The events themselves are always written at once; this index can be rebuilt from them,
+// so nothing here needs to survive a crash: the table records up to which position it is
+// complete (`indexed_through`) and opening the store indexes what came after.
+//
+// Readers combine both: they copy the stream's entries from here *before* they read the
+// table, and an entry leaves here only after the transaction that put it in the table
+// committed, so each entry is always in one of the two.
+//
+// Thread safety: every method may be called from any thread; the writer thread is the
+// only one that adds, picks and drops.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "es/event.h"
+
+namespace orderflow::sqlite {
+
+class StreamIndexBacklog {
+ public:
+  struct Entry {
+    es::StreamVersion version;
+    es::Position position;
+  };
+  // Entries picked to move to the table: a run of streams in key order, each with all
+  // its entries, ascending by (stream, version).
+  struct Pick {
+    std::vector<std::pair<std::string, std::vector<Entry>>> streams;
+    // Every position below this one is indexed once the picked entries are in the table
+    // (the oldest entry left here; `next` if none is).
+    es::Position indexed_below = 0;
+  };
+
+  // `target`: entries kept here before pick() starts moving them.
+  explicit StreamIndexBacklog(std::size_t target) : target_(target) {}
+
+  // A stream's new entries, in version order (the stream's newest versions).
+  void add(const std::string& stream_id, const std::vector<Entry>& entries);
+  // The stream's entries with position <= `up_to`, ascending.
+  std::vector<Entry> entries(const std::string& stream_id, es::Position up_to) const;
+  // The stream's newest entry with position <= `up_to`.
+  std::optional<Entry> last(const std::string& stream_id, es::Position up_to) const;
+  // Past the target, streams from where the last pick ended holding at least `wanted`
+  // entries (all of them if fewer remain). Empty below the target. `next`: the first
+  // position of what the caller writes next, not yet added here.
+  Pick pick(std::size_t wanted, es::Position next);
+  // Forgets picked entries, once the table holds them.
+  void drop(const Pick& picked);
+  std::size_t size() const;
+
+ private:
+  const std::size_t target_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<Entry>, std::less<>> streams_;
+  std::set<std::pair<es::Position, std::string>> oldest_;  // each stream's first entry
+  std::size_t size_ = 0;
+  std::string cursor_;  // picks resume after this stream
+};
+
+}  // namespace orderflow::sqlite

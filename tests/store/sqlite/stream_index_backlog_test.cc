@@ -1,0 +1,80 @@
+#include "store/sqlite/stream_index_backlog.h"
+
+#include <gtest/gtest.h>
+
+namespace orderflow::sqlite {
+namespace {
+
+using Entry = StreamIndexBacklog::Entry;
+
+std::size_t picked_entries(const StreamIndexBacklog::Pick& p) {
+  std::size_t n = 0;
+  for (const auto& [stream, entries] : p.streams) n += entries.size();
+  return n;
+}
+
+TEST(StreamIndexBacklog, ReadersSeeEntriesUpToAPosition) {
+  StreamIndexBacklog b(100);
+  b.add("s", {{0, 1}, {1, 3}});
+  b.add("s", {{2, 7}});
+  ASSERT_EQ(b.entries("s", 3).size(), 2u);
+  EXPECT_EQ(b.entries("s", 100).back().version, 2);
+  EXPECT_TRUE(b.entries("other", 100).empty());
+  EXPECT_EQ(b.last("s", 6)->version, 1);
+  EXPECT_FALSE(b.last("s", 0));
+  EXPECT_EQ(b.size(), 3u);
+}
+
+TEST(StreamIndexBacklog, NothingIsPickedBelowTheTarget) {
+  StreamIndexBacklog b(4);
+  b.add("a", {{0, 1}, {1, 2}, {2, 3}});
+  auto p = b.pick(10, 4);
+  EXPECT_TRUE(p.streams.empty());
+  EXPECT_EQ(p.indexed_below, 1);  // position 1 is still only here
+}
+
+// Picks go round the streams in key order, whole streams at a time, and what stays
+// bounds indexed_below.
+TEST(StreamIndexBacklog, PicksWholeStreamsInTurnAndTracksTheOldestLeft) {
+  StreamIndexBacklog b(0);
+  b.add("c", {{0, 1}});
+  b.add("a", {{0, 2}, {1, 3}});
+  b.add("b", {{0, 4}});
+  auto p = b.pick(2, 5);
+  ASSERT_EQ(p.streams.size(), 1u);
+  EXPECT_EQ(p.streams[0].first, "a");
+  EXPECT_EQ(picked_entries(p), 2u);
+  EXPECT_EQ(p.indexed_below, 1);  // "c" at position 1 stays
+  b.drop(p);
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_TRUE(b.entries("a", 100).empty());
+
+  p = b.pick(2, 5);
+  ASSERT_EQ(p.streams.size(), 2u);
+  EXPECT_EQ(p.streams[0].first, "b");
+  EXPECT_EQ(p.streams[1].first, "c");
+  EXPECT_EQ(p.indexed_below, 5);  // nothing left: all below the next position
+  b.drop(p);
+  EXPECT_EQ(b.size(), 0u);
+
+  b.add("a", {{2, 5}});
+  p = b.pick(1, 6);  // wraps around to the start
+  ASSERT_EQ(p.streams.size(), 1u);
+  EXPECT_EQ(p.streams[0].first, "a");
+}
+
+// Entries added after a pick (the writer adds its batch after the commit) survive its drop.
+TEST(StreamIndexBacklog, DropKeepsEntriesAddedAfterThePick) {
+  StreamIndexBacklog b(0);
+  b.add("a", {{0, 1}});
+  auto p = b.pick(1, 2);
+  b.add("a", {{1, 2}});
+  b.drop(p);
+  auto left = b.entries("a", 100);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].version, 1);
+  EXPECT_EQ(b.pick(1, 3).streams.at(0).second.front().version, 1);
+}
+
+}  // namespace
+}  // namespace orderflow::sqlite
