@@ -1,5 +1,7 @@
 #include "es/subscription.h"
 
+#include <pthread.h>
+
 #include <future>
 #include <vector>
 
@@ -31,7 +33,11 @@ Result<void> Subscription::start() {
   }
   stop_ = false;
   running_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    // "of-sub-<name>", as `top -H` shows it (at most 15 characters).
+    pthread_setname_np(pthread_self(), ("of-sub-" + options_.name).substr(0, 15).c_str());
+    run();
+  });
   return {};
 }
 

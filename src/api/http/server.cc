@@ -1,6 +1,8 @@
 // The only translation unit of the server that sees Beast (its parser) and the sockets.
 #include "api/http/server.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -694,7 +696,11 @@ void HttpServer::start() {
     impl_->signals->async_wait([impl = impl_.get()](const error_code& ec, int) {
       if (!ec) impl->stop();
     });
-  for (auto& w : impl_->workers) impl_->threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
+  for (auto& w : impl_->workers)
+    impl_->threads.emplace_back([&ioc = w->ioc] {
+      pthread_setname_np(pthread_self(), "of-http");
+      ioc.run();
+    });
 }
 
 void HttpServer::join() {

@@ -1,5 +1,7 @@
 #include "app/saga/saga_runner.h"
 
+#include <pthread.h>
+
 #include "core/time.h"
 
 namespace orderflow::app::saga {
@@ -95,7 +97,10 @@ Result<void> SagaRunner::run() {
         return on_batch(events, next);
       });
   if (auto r = subscription_->start(); !r) return r;
-  worker_ = std::thread([this] { worker_loop(); });
+  worker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-saga-worker");
+    worker_loop();
+  });
   return {};
 }
 
