@@ -87,8 +87,8 @@ def main():
             lines = [run_json([b, "bench", "append", "--writers", "256", "--streams", "1000", "--events", "200000",
                                "--data", os.path.join(scratch, f"a{i}")]) for i in range(args.runs)]
             report("bench append --writers 256 --streams 1000 --events 200000", lines,
-                   ["events_per_s", "p50_us", "p99_us", "raw_rows_per_s", "ratio_to_raw", "no_group_commit_events_per_s",
-                    "group_commit_speedup"])
+                   ["events_per_s", "p50_us", "p99_us", "raw_rows_per_s", "ratio_to_raw", "raw_unindexed_rows_per_s",
+                    "ratio_to_raw_unindexed", "no_group_commit_events_per_s", "group_commit_speedup"])
             lines = [run_json([b, "bench", "append", "--writers", "16", "--streams", "1", "--events", "20000",
                                "--data", os.path.join(scratch, f"h{i}")]) for i in range(args.runs)]
             report("bench append --writers 16 --streams 1 --events 20000", lines,
