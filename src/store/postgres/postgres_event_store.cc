@@ -1,5 +1,6 @@
 #include "store/postgres/postgres_event_store.h"
 
+#include <charconv>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -286,7 +287,10 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
   }
   if (writes)
     if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
-  if (!writes) return writes.error();  // a failed pipeline dropped the connection and its transaction
+  if (!writes) {
+    head_tag_ = "0";  // whatever this batch saw and planned is void
+    return writes.error();  // a failed pipeline dropped the connection and its transaction
+  }
   std::lock_guard lk(lanes_mu_);
   lane.committing = true;
   committing_.push_back(&lane);
@@ -316,15 +320,62 @@ Result<void> PostgresEventStore::sync(std::size_t batches) {
   return outcome;
 }
 
-// One round trip takes the head row's lock and reads, for the whole batch, the streams'
-// versions, where its event ids are stored and which of its idempotency keys exist.
-// Holding the lock, nothing else can append, so the checks below are exact. Answers the
-// statements that write the accepted appends and commit.
+namespace {
+
+constexpr const char* kFindEvents =
+    "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])";
+constexpr const char* kFindKeys = "SELECT key FROM idempotency WHERE key = ANY($1::text[])";
+// The same, run again under the lock only when the head's last writer is not the one
+// check_batch expects ($2): then what the first lookups saw may be out of date.
+constexpr const char* kFindEventsAgain =
+    "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[]) "
+    "AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
+constexpr const char* kFindKeysAgain =
+    "SELECT key FROM idempotency WHERE key = ANY($1::text[]) AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
+// The versions of the streams memory does not know ($2), or of every stream of the
+// batch ($1) when the head's last writer is not the one expected ($3).
+constexpr const char* kStreamVersions =
+    "SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
+    "FROM (SELECT DISTINCT unnest(CASE WHEN (SELECT xmin FROM log_head) = $3::xid THEN $2::text[] "
+    "ELSE $1::text[] END) AS id) s";
+
+// A transaction id as xmin shows it: pg_current_xact_id() carries the epoch above it.
+std::string xid32(std::string_view xid8) {
+  std::uint64_t full = 0;
+  auto [end, ec] = std::from_chars(xid8.data(), xid8.data() + xid8.size(), full);
+  OF_CHECK(ec == std::errc() && end == xid8.data() + xid8.size(), "not a transaction id");
+  return std::to_string(static_cast<std::uint32_t>(full));
+}
+
+}  // namespace
+
+// One round trip takes the head row's lock and learns, for the whole batch, the
+// streams' versions, where its event ids are stored and which of its idempotency keys
+// exist. Holding the lock nothing else can append, so the checks below are exact. The
+// lock orders every batch of every process, so the less each batch does while holding
+// it, the more batches commit per second; two things are kept out of that time:
+//
+// - Stream versions come from memory (versions_) when this process wrote the log last:
+//   the head row's xmin (the transaction that last moved it) is then head_tag_, this
+//   process's previous batch, or the last writer that batch saw if it wrote nothing.
+//   Any other writer, and a batch of ours that rolled back, leaves another xmin (ids
+//   do not repeat within 2^32 transactions), and the database is asked for all of them.
+//   A batch built on the other lane's uncommitted one relies on it only if it commits:
+//   the lock orders the two, and the xmin check sees which happened.
+// - Event ids and idempotency keys are looked up before the lock is taken, but after
+//   the previous batch took it (write_batch returns only then): the only writer that
+//   may commit between the lookup and our lock is that batch, whose ids and keys the
+//   pipeline kept apart from ours while both were in flight. When the xmin is not the
+//   expected one, someone else may have, and the lookups run again under the lock.
+//
+// Answers the statements that write the accepted appends and commit.
 Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch) {
-  ArrayLiteral streams, event_ids, keys;
+  if (versions_.size() > options_.pipeline.stream_cache_limit) versions_.clear();
+  ArrayLiteral streams, unknown_streams, event_ids, keys;
   bool any_ids = false, any_keys = false;
   for (const auto& a : batch) {
     streams.add(a.request.stream_id);
+    if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id);
     if (!a.request.fresh_event_ids) {
       any_ids = true;
       for (const auto& e : a.request.events) event_ids.add(e.event_id);
@@ -334,32 +385,39 @@ Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std
       keys.add(a.request.idempotency->key);
     }
   }
-  std::vector<Query> reads{
-      {"BEGIN", {}},
-      {"SELECT position FROM log_head FOR UPDATE", {}},
-      {"SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
-       "FROM (SELECT DISTINCT unnest($1::text[]) AS id) s",
-       {streams.done()}},
-  };
-  if (any_ids)
-    reads.push_back({"SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])",
-                     {event_ids.done()}});
-  if (any_keys) reads.push_back({"SELECT key FROM idempotency WHERE key = ANY($1::text[])", {keys.done()}});
+  std::string ids_array = event_ids.done(), keys_array = keys.done();
+  std::vector<Query> reads{{"BEGIN", {}}};
+  if (any_ids) reads.push_back({kFindEvents, {ids_array}});
+  if (any_keys) reads.push_back({kFindKeys, {keys_array}});
+  reads.push_back({"SELECT position, xmin::text, pg_current_xact_id()::text FROM log_head FOR UPDATE", {}});
+  reads.push_back({kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}});
+  if (any_ids) reads.push_back({kFindEventsAgain, {ids_array, head_tag_}});
+  if (any_keys) reads.push_back({kFindKeysAgain, {keys_array, head_tag_}});
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
 
-  es::Position head = (*read)[1].int64(0, 0);
-  std::unordered_map<std::string, es::StreamVersion> versions;
-  for (int i = 0; i < (*read)[2].rows(); ++i) versions.emplace((*read)[2].text(i, 0), (*read)[2].int64(i, 1));
+  std::size_t at = 1;
+  const PgResult* ids_before = any_ids ? &(*read)[at++] : nullptr;
+  const PgResult* keys_before = any_keys ? &(*read)[at++] : nullptr;
+  const auto& lock = (*read)[at++];
+  const auto& fetched = (*read)[at++];
+  const PgResult* ids_again = any_ids ? &(*read)[at++] : nullptr;
+  const PgResult* keys_again = any_keys ? &(*read)[at++] : nullptr;
+
+  const es::Position first_head = lock.int64(0, 0);
+  es::Position head = first_head;
+  const bool ours = lock.text(0, 1) == head_tag_;
+  if (!ours) versions_.clear();  // someone else wrote: what memory knows may be stale
+  for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = fetched.int64(i, 1);
   std::unordered_map<std::string, es::StoredEventRef> stored;
   if (any_ids) {
-    const auto& r = (*read)[3];
+    const auto& r = ours ? *ids_before : *ids_again;
     for (int i = 0; i < r.rows(); ++i)
       stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)});
   }
   std::unordered_set<std::string> used_keys;
   if (any_keys) {
-    const auto& r = read->back();
+    const auto& r = ours ? *keys_before : *keys_again;
     for (int i = 0; i < r.rows(); ++i) used_keys.emplace(r.text(i, 0));
   }
 
@@ -381,7 +439,7 @@ Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std
       a.answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
       continue;
     }
-    auto& version = versions.at(req.stream_id);
+    auto& version = versions_.at(req.stream_id);
     if (!req.expected.matches(version)) {
       a.answer = fail(es::version_conflict(req.stream_id, version, req.expected));
       continue;
@@ -415,8 +473,11 @@ Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std
     }
   }
 
+  // If this batch commits, the head's xmin is its transaction; if it writes nothing,
+  // the xmin stays what it saw.
+  head_tag_ = head != first_head ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
   std::vector<Query> writes;
-  if (head != (*read)[1].int64(0, 0)) {
+  if (head != first_head) {
     writes.push_back({kInsertEvents,
                       {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
                        schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}});

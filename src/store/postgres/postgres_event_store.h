@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "es/append_pipeline.h"
@@ -113,6 +114,11 @@ class PostgresEventStore final : public es::EventStore,
   std::mutex lanes_mu_;
   std::condition_variable lanes_cv_;  // a lane's batch was synced
   std::deque<Lane*> committing_;      // lanes with a COMMIT sent, oldest first
+
+  // The writer thread's (see check_batch): the versions of streams appended to lately,
+  // exact while the log head row's xmin is head_tag_ ("0" matches no transaction).
+  std::unordered_map<std::string, es::StreamVersion> versions_;
+  std::string head_tag_ = "0";
 
   std::mutex pool_mu_;
   std::vector<Connection> pool_;
