@@ -5,8 +5,8 @@
 
 #include <libpq-fe.h>
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
