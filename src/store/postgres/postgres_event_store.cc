@@ -379,7 +379,7 @@ std::string xid32(std::string_view xid8) {
 // keys exist; holding the lock nothing else can append, so checks made then are exact.
 // What is kept out of that time:
 //
-// - Event ids and idempotency keys are looked up before the lock is taken (lookup()),
+// - Event ids and idempotency keys are looked up before the lock is taken,
 //   but after the previous batch took it (write_batch returns only then): the only
 //   writer that may commit between the lookup and our lock is that batch, whose ids
 //   and keys the pipeline kept apart from ours while both were in flight.
@@ -399,19 +399,30 @@ std::string xid32(std::string_view xid8) {
 // Sends everything of the batch's transaction but its COMMIT, and returns once the
 // batch holds the lock.
 Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch) {
-  auto found = lookup(conn, batch);
-  if (!found) return found.error();
-  if (ahead_) {
-    auto ahead = write_ahead(conn, batch, *found);
+  auto found = to_look_up(batch);
+  std::unordered_map<std::string, es::StreamVersion> versions;
+  if (ahead_ && known_versions(batch, versions)) {
+    if (auto r = look_up(conn, found); !r) return r;
+    auto ahead = write_ahead(conn, batch, found, versions);
     if (!ahead || *ahead) return ahead ? Result<void>() : Result<void>(ahead.error());
   }
-  return check_batch(conn, batch, *found);
+  return check_batch(conn, batch, found);
 }
 
-// Where the batch's event ids are stored and which of its idempotency keys exist, as of
-// now (see above).
-Result<PostgresEventStore::Found> PostgresEventStore::lookup(Connection& conn,
-                                                               const std::vector<es::StagedAppend>& batch) {
+// The versions of the batch's streams, if memory knows every one: from versions_, or
+// none yet for a stream its caller has just made up.
+bool PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& batch,
+                                        std::unordered_map<std::string, es::StreamVersion>& versions) const {
+  for (const auto& a : batch) {
+    auto it = versions_.find(a.request.stream_id);
+    if (it == versions_.end() && !a.request.fresh_stream_id) return false;
+    versions.emplace(a.request.stream_id, it == versions_.end() ? es::kNoStream : it->second);
+  }
+  return true;
+}
+
+// The batch's event ids and idempotency keys, to look up.
+PostgresEventStore::Found PostgresEventStore::to_look_up(const std::vector<es::StagedAppend>& batch) {
   Found found;
   ArrayLiteral event_ids, keys;
   for (const auto& a : batch) {
@@ -426,15 +437,22 @@ Result<PostgresEventStore::Found> PostgresEventStore::lookup(Connection& conn,
   }
   found.ids = event_ids.done();
   found.keys = keys.done();
+  return found;
+}
+
+// Where the batch's event ids are stored and which of its idempotency keys exist, as of
+// now (see above): a round trip of its own.
+Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
   std::vector<Query> reads;
   if (found.any_ids) reads.push_back({kFindEvents, {found.ids}});
   if (found.any_keys) reads.push_back({kFindKeys, {found.keys}});
-  if (reads.empty()) return found;
+  found.looked_up = true;
+  if (reads.empty()) return {};
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
   if (found.any_ids) found.load_stored(read->front());
   if (found.any_keys) found.load_keys(read->back());
-  return found;
+  return {};
 }
 
 void PostgresEventStore::Found::load_stored(const PgResult& r) {
@@ -453,13 +471,8 @@ void PostgresEventStore::Found::load_keys(const PgResult& r) {
 // true: the xmin was the expected one, the writes stand; false: it was not (another
 // writer came between), they wrote nothing and were rolled back, check_batch decides.
 Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch,
-                                             const Found& found) {
-  std::unordered_map<std::string, es::StreamVersion> versions;
-  for (const auto& a : batch) {
-    auto it = versions_.find(a.request.stream_id);
-    if (it == versions_.end()) return false;  // a stream memory does not know
-    versions.insert(*it);
-  }
+                                             const Found& found,
+                                             std::unordered_map<std::string, es::StreamVersion>& versions) {
   es::Position head = head_position_;
   auto used_keys = found.used_keys;
   std::vector<Query> tx{{"BEGIN", {}}, {kLockHead, {}}};
@@ -487,20 +500,28 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     streams.add(a.request.stream_id);
     if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id);
   }
-  std::vector<Query> reads{{"BEGIN", {}}, {kLockHead, {}},
-                           {kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}}};
+  // The lookups, if write_ahead has not made them, go before the lock.
+  const bool look_now = !found.looked_up;
+  std::vector<Query> reads{{"BEGIN", {}}};
+  if (look_now && found.any_ids) reads.push_back({kFindEvents, {found.ids}});
+  if (look_now && found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  reads.push_back({kLockHead, {}});
+  reads.push_back({kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}});
   if (found.any_ids) reads.push_back({kFindEventsAgain, {found.ids, head_tag_}});
   if (found.any_keys) reads.push_back({kFindKeysAgain, {found.keys, head_tag_}});
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
 
-  const auto& lock = (*read)[1];
-  const auto& fetched = (*read)[2];
+  std::size_t at = 1;
+  if (look_now && found.any_ids) found.load_stored((*read)[at++]);
+  if (look_now && found.any_keys) found.load_keys((*read)[at++]);
+  const auto& lock = (*read)[at++];
+  const auto& fetched = (*read)[at++];
   const bool ours = lock.text(0, 1) == head_tag_;
   if (!ours) {
     // Someone else wrote: what memory knows may be stale, and the lookups ran again.
     versions_.clear();
-    if (found.any_ids) found.load_stored((*read)[3]);
+    if (found.any_ids) found.load_stored((*read)[at]);
     if (found.any_keys) found.load_keys(read->back());
   }
   for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = fetched.int64(i, 1);

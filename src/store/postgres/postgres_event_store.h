@@ -101,19 +101,24 @@ class PostgresEventStore final : public es::EventStore,
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
   Result<void> sync(std::size_t batches) override;
   void await_writable() override;
-  // What lookup() found: where the batch's event ids are stored, which of its
-  // idempotency keys exist, and the arrays it asked with.
+  // The batch's event ids and idempotency keys, and once looked up, where the ids are
+  // stored and which keys exist.
   struct Found {
     bool any_ids = false, any_keys = false;
-    std::string ids, keys;
+    std::string ids, keys;  // ArrayLiterals
+    bool looked_up = false;
     std::unordered_map<std::string, es::StoredEventRef> stored;
     std::unordered_set<std::string> used_keys;
     void load_stored(const PgResult& r);
     void load_keys(const PgResult& r);
   };
   Result<void> write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch);
-  Result<Found> lookup(Connection& conn, const std::vector<es::StagedAppend>& batch);
-  Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found);
+  bool known_versions(const std::vector<es::StagedAppend>& batch,
+                      std::unordered_map<std::string, es::StreamVersion>& versions) const;
+  static Found to_look_up(const std::vector<es::StagedAppend>& batch);
+  Result<void> look_up(Connection& conn, Found& found);
+  Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
+                           std::unordered_map<std::string, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
   std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head,
                             std::unordered_map<std::string, es::StreamVersion>& versions,
