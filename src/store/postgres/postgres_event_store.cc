@@ -379,10 +379,11 @@ std::string xid32(std::string_view xid8) {
 // keys exist; holding the lock nothing else can append, so checks made then are exact.
 // What is kept out of that time:
 //
-// - Event ids and idempotency keys are looked up before the lock is taken,
-//   but after the previous batch took it (write_batch returns only then): the only
-//   writer that may commit between the lookup and our lock is that batch, whose ids
-//   and keys the pipeline kept apart from ours while both were in flight.
+// - Event ids and idempotency keys are looked up before the lock is taken (ahead of it
+//   in the same pipeline, or in a round trip of their own for write_ahead), but after
+//   the previous batch took it (write_batch returns only then): the only writer that
+//   may commit between the lookup and our lock is that batch, whose ids and keys the
+//   pipeline kept apart from ours while both were in flight.
 // - Stream versions come from memory (versions_) when this process wrote the log last:
 //   the head row's xmin is then head_tag_, this process's previous batch, or the last
 //   writer that batch saw if it wrote nothing. Any other writer, and a batch of ours
