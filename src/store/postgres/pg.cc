@@ -1,5 +1,6 @@
 #include "store/postgres/pg.h"
 
+#include <algorithm>
 #include <charconv>
 
 namespace orderflow::postgres {
@@ -115,9 +116,10 @@ Result<std::vector<PgResult>> Connection::pipeline(const std::vector<Query>& que
 void Connection::drop() {
   conn_.reset();
   prepared_.clear();
+  open_ = false;
 }
 
-Result<void> Connection::send(const std::vector<Query>& queries) {
+Result<void> Connection::send(const std::vector<Query>& queries, std::size_t flush_after, bool end) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PGconn* conn = conn_.get();
   auto broken = [&](std::string_view what) {
@@ -125,9 +127,13 @@ Result<void> Connection::send(const std::vector<Query>& queries) {
     drop();
     return fail(std::move(e));
   };
-  if (!PQenterPipelineMode(conn)) return broken("cannot enter pipeline mode");
-  sent_.clear();
-  for (const auto& q : queries) {
+  if (!open_) {
+    if (!PQenterPipelineMode(conn)) return broken("cannot enter pipeline mode");
+    sent_.clear();
+    received_ = 0;
+  }
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    const auto& q = queries[i];
     auto [it, fresh] = prepared_.try_emplace(q.sql, "of" + std::to_string(prepared_.size()));
     const auto& name = it->second;
     auto n = static_cast<int>(q.params.size());
@@ -136,16 +142,18 @@ Result<void> Connection::send(const std::vector<Query>& queries) {
     auto values = param_values(q);
     if (!PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0))
       return broken("cannot send to PostgreSQL");
+    if (i + 1 == flush_after && !PQsendFlushRequest(conn)) return broken("cannot send to PostgreSQL");
   }
-  if (!PQpipelineSync(conn)) return broken("cannot send to PostgreSQL");
+  open_ = !end;
+  if (end ? !PQpipelineSync(conn) : PQflush(conn) != 0) return broken("cannot send to PostgreSQL");
   return {};
 }
 
-Result<std::vector<PgResult>> Connection::receive() {
+Result<std::vector<PgResult>> Connection::receive(std::size_t count) {
   if (!conn_) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PGconn* conn = conn_.get();
   std::vector<PgResult> results;
-  results.reserve(sent_.size());
+  results.reserve(std::min(count, sent_.size() - received_));
   std::optional<Error> first_error;
   // Reads one statement's result; each statement's results end with NULL.
   auto next = [&]() -> bool {
@@ -156,15 +164,19 @@ Result<std::vector<PgResult>> Connection::receive() {
     while (PGresult* extra = PQgetResult(conn)) PQclear(extra);
     return true;
   };
-  for (bool prepared_first : sent_) {
-    if (prepared_first) {
-      if (!next()) break;
-      results.pop_back();  // the PREPARE's: only its error matters
-    }
-    if (!next()) {
-      first_error = connection_error(conn, "PostgreSQL went away");
+  for (; received_ < sent_.size() && results.size() < count; ++received_) {
+    bool prepared_first = sent_[received_];
+    bool got = !prepared_first || next();
+    if (got && prepared_first) results.pop_back();  // the PREPARE's: only its error matters
+    if (!got || !next()) {
+      if (!first_error) first_error = connection_error(conn, "PostgreSQL went away");
       break;
     }
+  }
+  if ((received_ < sent_.size() && results.size() == count) || open_) {  // the rest later
+    if (!first_error) return results;
+    drop();
+    return fail(std::move(*first_error));
   }
   PgResult sync(PQgetResult(conn));
   bool in_step = sync.get() && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC && PQexitPipelineMode(conn);

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,9 +58,13 @@ class Connection {
   // the connection is dropped (the next use reconnects): what it prepared is unknown.
   Result<std::vector<PgResult>> pipeline(const std::vector<Query>& queries);
   // pipeline() in two halves, so a thread can do other work before it reads the
-  // results: send() queues the queries, receive() reads their results.
-  Result<void> send(const std::vector<Query>& queries);
-  Result<std::vector<PgResult>> receive();
+  // results: send() queues the queries, receive() reads their results. With
+  // `flush_after` n > 0 the server sends the first n results as soon as it has them
+  // rather than with the rest; receive(n) reads only those, a later receive() the rest.
+  // With `end` false the pipeline stays open (the server runs what it has meanwhile):
+  // the next send() adds to it, and receive() reads the results of both as one.
+  Result<void> send(const std::vector<Query>& queries, std::size_t flush_after = 0, bool end = true);
+  Result<std::vector<PgResult>> receive(std::size_t count = SIZE_MAX);
 
  private:
   void drop();
@@ -67,6 +72,8 @@ class Connection {
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
   std::vector<bool> sent_;  // per query of the last send(): was it preceded by its PREPARE?
+  std::size_t received_ = 0;  // how many of them receive() has read
+  bool open_ = false;         // the last send() did not end its pipeline
 };
 
 // A double-quoted SQL identifier.

@@ -1,5 +1,6 @@
 #include "store/postgres/postgres_event_store.h"
 
+#include <charconv>
 #include <chrono>
 #include <limits>
 #include <thread>
@@ -262,6 +263,7 @@ void PostgresEventStore::await_writable() {
 // Append transactions take turns on two connections (lanes): while one lane's COMMIT is
 // flushed, the next batch is already waiting for the log head's lock on the other, so
 // the server starts it the moment that commit ends rather than a round trip later.
+// write_batch returns once its batch holds the lock (check_batch relies on that).
 Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batch) {
   Lane& lane = lanes_[next_lane_];
   next_lane_ = (next_lane_ + 1) % lanes_.size();
@@ -276,17 +278,23 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     lane.conn = std::move(*c);
     return {};
   };
-  if (auto c = connect(); !c) return c;
-  auto writes = check_batch(*lane.conn, batch);
-  if (!writes && !lane.conn->healthy()) {
-    // The connection had died while idle (a server restart). check_batch wrote nothing,
-    // so it can start over on a new one.
-    if (auto c = connect(); !c) return c;
-    writes = check_batch(*lane.conn, batch);
+  if (versions_.size() > options_.pipeline.stream_cache_limit) versions_.clear();
+  Result<void> sent;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (sent = connect(); !sent) break;
+    sent = write_until_commit(*lane.conn, batch);
+    // Nothing commits before the COMMIT is sent: a batch whose connection had died
+    // while idle (a server restart) starts over on a new one.
+    if (sent || lane.conn->healthy()) break;
   }
-  if (writes)
-    if (auto sent = lane.conn->send(*writes); !sent) writes = sent.error();
-  if (!writes) return writes.error();  // a failed pipeline dropped the connection and its transaction
+  if (sent) sent = lane.conn->send({{"COMMIT", {}}});
+  if (!sent) {
+    // A failed pipeline dropped the connection and its transaction; whatever this
+    // batch saw and planned is void.
+    head_tag_ = "0";
+    ahead_ = false;
+    return sent;
+  }
   std::lock_guard lk(lanes_mu_);
   lane.committing = true;
   committing_.push_back(&lane);
@@ -316,53 +324,228 @@ Result<void> PostgresEventStore::sync(std::size_t batches) {
   return outcome;
 }
 
-// One round trip takes the head row's lock and reads, for the whole batch, the streams'
-// versions, where its event ids are stored and which of its idempotency keys exist.
-// Holding the lock, nothing else can append, so the checks below are exact. Answers the
-// statements that write the accepted appends and commit.
-Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch) {
-  ArrayLiteral streams, event_ids, keys;
-  bool any_ids = false, any_keys = false;
+namespace {
+
+constexpr const char* kFindEvents =
+    "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])";
+constexpr const char* kFindKeys = "SELECT key FROM idempotency WHERE key = ANY($1::text[])";
+// Takes the head row's lock; answers the head, its xmin (the transaction that last
+// moved it) and this transaction's id.
+constexpr const char* kLockHead = "SELECT position, xmin::text, pg_current_xact_id()::text FROM log_head FOR UPDATE";
+// The lookups again, under the lock, only when the head's last writer is not the one
+// expected ($2): then what the first ones saw may be out of date.
+constexpr const char* kFindEventsAgain =
+    "SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[]) "
+    "AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
+constexpr const char* kFindKeysAgain =
+    "SELECT key FROM idempotency WHERE key = ANY($1::text[]) AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
+// The versions of the streams memory does not know ($2), or of every stream of the
+// batch ($1) when the head's last writer is not the one expected ($3).
+constexpr const char* kStreamVersions =
+    "SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
+    "FROM (SELECT DISTINCT unnest(CASE WHEN (SELECT xmin FROM log_head) = $3::xid THEN $2::text[] "
+    "ELSE $1::text[] END) AS id) s";
+
+// The writes, for a batch decided before it held the lock: they write only if the
+// head's last writer is the one expected (the last parameter). The head moves last, as
+// it changes the xmin they test.
+const char* const kInsertEventsIf =
+    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at) "
+    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
+    "$7::text[], $8::text[], $9::bigint[]) WHERE (SELECT xmin FROM log_head) = $10::xid";
+constexpr const char* kInsertKeys =
+    "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])";
+constexpr const char* kInsertKeysIf =
+    "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[]) "
+    "WHERE (SELECT xmin FROM log_head) = $6::xid";
+constexpr const char* kMoveHead = "UPDATE log_head SET position = $1";
+constexpr const char* kMoveHeadIf = "UPDATE log_head SET position = $1 WHERE xmin = $2::xid";
+
+// A transaction id as xmin shows it: pg_current_xact_id() carries the epoch above it.
+std::string xid32(std::string_view xid8) {
+  std::uint64_t full = 0;
+  auto [end, ec] = std::from_chars(xid8.data(), xid8.data() + xid8.size(), full);
+  OF_CHECK(ec == std::errc() && end == xid8.data() + xid8.size(), "not a transaction id");
+  return std::to_string(static_cast<std::uint32_t>(full));
+}
+
+}  // namespace
+
+// The lock on the head row orders every batch of every process, so the less a batch
+// does while it holds the lock, the more batches commit per second. A batch needs the
+// versions of its streams, where its event ids are stored and which of its idempotency
+// keys exist; holding the lock nothing else can append, so checks made then are exact.
+// What is kept out of that time:
+//
+// - Event ids and idempotency keys are looked up before the lock is taken (ahead of it
+//   in the same pipeline, or in a round trip of their own for write_ahead), but after
+//   the previous batch took it (write_batch returns only then): the only writer that
+//   may commit between the lookup and our lock is that batch, whose ids and keys the
+//   pipeline kept apart from ours while both were in flight.
+// - Stream versions come from memory (versions_) when this process wrote the log last:
+//   the head row's xmin is then head_tag_, this process's previous batch, or the last
+//   writer that batch saw if it wrote nothing. Any other writer, and a batch of ours
+//   that rolled back, leaves another xmin (ids do not repeat within 2^32
+//   transactions). A batch built on the other lane's uncommitted one relies on it only
+//   if it commits: the lock orders the two, and the xmin check sees which happened.
+// - So while the last batch found the xmin it expected (ahead_), the next one is
+//   decided before it takes the lock, and its writes queue right behind the lock,
+//   guarded by that xmin (write_ahead): holding the lock it only writes and commits.
+//   Otherwise, or when the xmin is not the expected one after all, check_batch takes
+//   the lock, reads what it needs (versions and lookups again only where memory is not
+//   exact), then decides: one more round trip under the lock.
+//
+// Sends everything of the batch's transaction but its COMMIT, and returns once the
+// batch holds the lock.
+Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch) {
+  auto found = to_look_up(batch);
+  std::unordered_map<std::string, es::StreamVersion> versions;
+  if (ahead_ && known_versions(batch, versions)) {
+    if (auto r = look_up(conn, found); !r) return r;
+    auto ahead = write_ahead(conn, batch, found, versions);
+    if (!ahead || *ahead) return ahead ? Result<void>() : Result<void>(ahead.error());
+  }
+  return check_batch(conn, batch, found);
+}
+
+// The versions of the batch's streams, if memory knows every one: from versions_, or
+// none yet for a stream its caller has just made up.
+bool PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& batch,
+                                        std::unordered_map<std::string, es::StreamVersion>& versions) const {
   for (const auto& a : batch) {
-    streams.add(a.request.stream_id);
+    auto it = versions_.find(a.request.stream_id);
+    if (it == versions_.end() && !a.request.fresh_stream_id) return false;
+    versions.emplace(a.request.stream_id, it == versions_.end() ? es::kNoStream : it->second);
+  }
+  return true;
+}
+
+// The batch's event ids and idempotency keys, to look up.
+PostgresEventStore::Found PostgresEventStore::to_look_up(const std::vector<es::StagedAppend>& batch) {
+  Found found;
+  ArrayLiteral event_ids, keys;
+  for (const auto& a : batch) {
     if (!a.request.fresh_event_ids) {
-      any_ids = true;
+      found.any_ids = true;
       for (const auto& e : a.request.events) event_ids.add(e.event_id);
     }
     if (a.request.idempotency) {
-      any_keys = true;
+      found.any_keys = true;
       keys.add(a.request.idempotency->key);
     }
   }
-  std::vector<Query> reads{
-      {"BEGIN", {}},
-      {"SELECT position FROM log_head FOR UPDATE", {}},
-      {"SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
-       "FROM (SELECT DISTINCT unnest($1::text[]) AS id) s",
-       {streams.done()}},
-  };
-  if (any_ids)
-    reads.push_back({"SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::text[])",
-                     {event_ids.done()}});
-  if (any_keys) reads.push_back({"SELECT key FROM idempotency WHERE key = ANY($1::text[])", {keys.done()}});
+  found.ids = event_ids.done();
+  found.keys = keys.done();
+  return found;
+}
+
+// Where the batch's event ids are stored and which of its idempotency keys exist, as of
+// now (see above): a round trip of its own.
+Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
+  std::vector<Query> reads;
+  if (found.any_ids) reads.push_back({kFindEvents, {found.ids}});
+  if (found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  found.looked_up = true;
+  if (reads.empty()) return {};
+  auto read = conn.pipeline(reads);
+  if (!read) return read.error();
+  if (found.any_ids) found.load_stored(read->front());
+  if (found.any_keys) found.load_keys(read->back());
+  return {};
+}
+
+void PostgresEventStore::Found::load_stored(const PgResult& r) {
+  stored.clear();
+  for (int i = 0; i < r.rows(); ++i)
+    stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)});
+}
+
+void PostgresEventStore::Found::load_keys(const PgResult& r) {
+  used_keys.clear();
+  for (int i = 0; i < r.rows(); ++i) used_keys.emplace(r.text(i, 0));
+}
+
+// Decides the batch from memory, as the head will be once this process's previous
+// batch commits, and sends its writes behind the lock, guarded by the head's xmin.
+// true: the xmin was the expected one, the writes stand; false: it was not (another
+// writer came between), they wrote nothing and were rolled back, check_batch decides.
+Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch,
+                                             const Found& found,
+                                             std::unordered_map<std::string, es::StreamVersion>& versions) {
+  es::Position head = head_position_;
+  auto used_keys = found.used_keys;
+  std::vector<Query> tx{{"BEGIN", {}}, {kLockHead, {}}};
+  for (auto& q : decide(batch, head, versions, found.stored, used_keys, &head_tag_)) tx.push_back(std::move(q));
+  if (auto sent = conn.send(tx, 2, false); !sent) return sent.error();
+  auto locked = conn.receive(2);
+  if (!locked) return locked.error();
+  const auto& lock = (*locked)[1];
+  if (lock.text(0, 1) != head_tag_ || lock.int64(0, 0) != head_position_) {
+    ahead_ = false;
+    if (auto sent = conn.send({{"ROLLBACK", {}}}); !sent) return sent.error();
+    if (auto rest = conn.receive(); !rest) return rest.error();
+    return false;
+  }
+  for (auto& [stream, version] : versions) versions_[stream] = version;
+  if (head != head_position_) head_tag_ = xid32(lock.text(0, 2));
+  head_position_ = head;
+  return true;
+}
+
+// Takes the lock, reads what memory cannot tell exactly, decides and sends the writes.
+Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found) {
+  ArrayLiteral streams, unknown_streams;
+  for (const auto& a : batch) {
+    streams.add(a.request.stream_id);
+    if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id);
+  }
+  // The lookups, if write_ahead has not made them, go before the lock.
+  const bool look_now = !found.looked_up;
+  std::vector<Query> reads{{"BEGIN", {}}};
+  if (look_now && found.any_ids) reads.push_back({kFindEvents, {found.ids}});
+  if (look_now && found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  reads.push_back({kLockHead, {}});
+  reads.push_back({kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}});
+  if (found.any_ids) reads.push_back({kFindEventsAgain, {found.ids, head_tag_}});
+  if (found.any_keys) reads.push_back({kFindKeysAgain, {found.keys, head_tag_}});
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
 
-  es::Position head = (*read)[1].int64(0, 0);
-  std::unordered_map<std::string, es::StreamVersion> versions;
-  for (int i = 0; i < (*read)[2].rows(); ++i) versions.emplace((*read)[2].text(i, 0), (*read)[2].int64(i, 1));
-  std::unordered_map<std::string, es::StoredEventRef> stored;
-  if (any_ids) {
-    const auto& r = (*read)[3];
-    for (int i = 0; i < r.rows(); ++i)
-      stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)});
+  std::size_t at = 1;
+  if (look_now && found.any_ids) found.load_stored((*read)[at++]);
+  if (look_now && found.any_keys) found.load_keys((*read)[at++]);
+  const auto& lock = (*read)[at++];
+  const auto& fetched = (*read)[at++];
+  const bool ours = lock.text(0, 1) == head_tag_;
+  if (!ours) {
+    // Someone else wrote: what memory knows may be stale, and the lookups ran again.
+    versions_.clear();
+    if (found.any_ids) found.load_stored((*read)[at]);
+    if (found.any_keys) found.load_keys(read->back());
   }
-  std::unordered_set<std::string> used_keys;
-  if (any_keys) {
-    const auto& r = read->back();
-    for (int i = 0; i < r.rows(); ++i) used_keys.emplace(r.text(i, 0));
-  }
+  for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = fetched.int64(i, 1);
+  es::Position head = lock.int64(0, 0);
+  auto writes = decide(batch, head, versions_, found.stored, found.used_keys, nullptr);
+  // If this batch commits, the head's xmin is its transaction; if it writes nothing,
+  // the xmin stays what it saw.
+  head_tag_ = head != lock.int64(0, 0) ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
+  head_position_ = head;
+  ahead_ = ours;
+  return conn.send(writes, 0, false);
+}
 
+// Checks each append against `versions` (of every stream of the batch), the stored
+// event ids and the used keys, and the appends before it in the batch: sets `answer` on
+// those it rejects or recognises as retries, numbers the others from `head` on,
+// advancing `versions` and `head`. Answers the statements that write them, guarded by
+// the head's xmin if `guard` is set.
+std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
+                                              std::unordered_map<std::string, es::StreamVersion>& versions,
+                                              const std::unordered_map<std::string, es::StoredEventRef>& stored,
+                                              std::unordered_set<std::string>& used_keys, const std::string* guard) {
+  const es::Position first_head = head;
   ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
   ArrayLiteral key, fingerprint, status, response, created_at;
   bool wrote_keys = false;
@@ -416,17 +599,23 @@ Result<std::vector<Query>> PostgresEventStore::check_batch(Connection& conn, std
   }
 
   std::vector<Query> writes;
-  if (head != (*read)[1].int64(0, 0)) {
-    writes.push_back({kInsertEvents,
-                      {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
-                       schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}});
-    writes.push_back({"UPDATE log_head SET position = $1", {std::to_string(head)}});
+  if (head != first_head) {
+    Query insert{guard ? kInsertEventsIf : kInsertEvents,
+                 {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
+                  schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}};
+    if (guard) insert.params.push_back(*guard);
+    writes.push_back(std::move(insert));
   }
-  if (wrote_keys)
-    writes.push_back({"INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
-                      "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])",
-                      {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}});
-  writes.push_back({"COMMIT", {}});
+  if (wrote_keys) {
+    Query insert{guard ? kInsertKeysIf : kInsertKeys,
+                 {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}};
+    if (guard) insert.params.push_back(*guard);
+    writes.push_back(std::move(insert));
+  }
+  if (head != first_head) {
+    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {std::to_string(head)}});
+    if (guard) writes.back().params.push_back(*guard);
+  }
   return writes;
 }
 

@@ -1,11 +1,11 @@
 // The event store on PostgreSQL, for many orderflow processes on one database.
 //
 // Appends go through the kernel's AppendPipeline as a shared backend: each process
-// gathers concurrent appends into one batch, and one transaction per batch (two round
-// trips, libpq pipeline mode) locks the log's head row, checks every append against
-// the database, writes the accepted ones with multi-row statements and commits with
-// synchronous_commit=on; an append is acknowledged once its COMMIT has answered, so it
-// is durable.
+// gathers concurrent appends into one batch, and one transaction per batch (libpq
+// pipeline mode) locks the log's head row, checks every append against what is stored
+// (from memory while this process wrote the log last; see write_until_commit), writes
+// the accepted ones with multi-row statements and commits with synchronous_commit=on;
+// an append is acknowledged once its COMMIT has answered, so it is durable.
 //
 // Ordering without skips: the head row's lock makes batches from every process commit
 // one after another, in position order, and PostgreSQL makes a commit visible before
@@ -22,6 +22,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "es/append_pipeline.h"
@@ -99,7 +101,29 @@ class PostgresEventStore final : public es::EventStore,
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
   Result<void> sync(std::size_t batches) override;
   void await_writable() override;
-  Result<std::vector<Query>> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch);
+  // The batch's event ids and idempotency keys, and once looked up, where the ids are
+  // stored and which keys exist.
+  struct Found {
+    bool any_ids = false, any_keys = false;
+    std::string ids, keys;  // ArrayLiterals
+    bool looked_up = false;
+    std::unordered_map<std::string, es::StoredEventRef> stored;
+    std::unordered_set<std::string> used_keys;
+    void load_stored(const PgResult& r);
+    void load_keys(const PgResult& r);
+  };
+  Result<void> write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch);
+  bool known_versions(const std::vector<es::StagedAppend>& batch,
+                      std::unordered_map<std::string, es::StreamVersion>& versions) const;
+  static Found to_look_up(const std::vector<es::StagedAppend>& batch);
+  Result<void> look_up(Connection& conn, Found& found);
+  Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
+                           std::unordered_map<std::string, es::StreamVersion>& versions);
+  Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
+  std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head,
+                            std::unordered_map<std::string, es::StreamVersion>& versions,
+                            const std::unordered_map<std::string, es::StoredEventRef>& stored,
+                            std::unordered_set<std::string>& used_keys, const std::string* guard);
 
   PostgresEventStoreOptions options_;
 
@@ -113,6 +137,15 @@ class PostgresEventStore final : public es::EventStore,
   std::mutex lanes_mu_;
   std::condition_variable lanes_cv_;  // a lane's batch was synced
   std::deque<Lane*> committing_;      // lanes with a COMMIT sent, oldest first
+
+  // The writer thread's (see write_until_commit): the versions of streams appended to
+  // lately, exact while the log head row's xmin is head_tag_ ("0" matches no
+  // transaction), when the head is at head_position_; ahead_: the last batch found the
+  // xmin it expected, so the next is decided before it takes the lock.
+  std::unordered_map<std::string, es::StreamVersion> versions_;
+  std::string head_tag_ = "0";
+  es::Position head_position_ = 0;
+  bool ahead_ = false;
 
   std::mutex pool_mu_;
   std::vector<Connection> pool_;

@@ -206,6 +206,30 @@ TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions
   EXPECT_GT(total, std::size_t{kStreams * 5}) << "too few appends won to show anything";
 }
 
+// A store decides from memory while it wrote the log last; an append by another
+// process in between is noticed (the head's xmin is not its own), so the first store
+// neither accepts a stale expected version nor numbers from a stale version or head.
+TEST_F(PostgresEventStoreTest, AStoreNoticesAnotherProcessWroteSinceItsLastBatch) {
+  TestSchema schema;
+  auto a = open_store(schema.name());
+  auto b = open_store(schema.name());
+  for (es::StreamVersion v = -1; v < 3; ++v)  // enough batches for `a` to decide ahead
+    ASSERT_TRUE(a->append(make_append("ahead-1", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
+  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(3))));
+  auto stale = a->append(make_append("ahead-1", ExpectedVersion::exact(3)));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Errc::version_conflict);
+  EXPECT_EQ(stale.error().current_version, 4);
+  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(4))));
+  auto any = a->append(make_append("ahead-1", ExpectedVersion::any()));
+  ASSERT_TRUE(any) << any.error().message;
+  EXPECT_EQ(any->version, 6);
+  EXPECT_EQ(any->position, 7);
+  auto again = a->append(make_append("ahead-1", ExpectedVersion::exact(6)));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->position, 8);
+}
+
 // A retry that reaches the other process finds the append the first one stored.
 TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult) {
   TestSchema schema;
