@@ -123,9 +123,12 @@ class SqliteEventStore final : public es::EventStore,
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;
 
-  std::mutex aux_mu_;  // snapshots and checkpoints
+  std::mutex aux_mu_;  // checkpoints
   Database aux_db_;
-  Statement save_snapshot_, save_checkpoint_;
+  Statement save_checkpoint_;
+  std::mutex snapshot_mu_;
+  Database snapshot_db_;
+  Statement save_snapshot_;
 
   std::mutex checkpointer_mu_;
   std::condition_variable checkpointer_cv_;
