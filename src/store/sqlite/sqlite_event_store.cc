@@ -412,13 +412,6 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
   const auto newest = backlog_.entries(stream_id, durable);
   const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
   std::vector<es::RecordedEvent> events;
-  auto load = [&](Statement& s) -> Result<void> {
-    auto row = s.step();
-    if (!row) return row.error();
-    if (!*row) return fail(Errc::internal, "event missing from the log");  // only for at_position
-    load_event(s, events.emplace_back());
-    return {};
-  };
   auto from_table = [&](Statement& s) -> Result<void> {
     ResetOnExit reset(s);
     for (;;) {
@@ -429,9 +422,13 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
     }
   };
   auto from_backlog = [&](const StreamIndexBacklog::Entry& e) -> Result<void> {
-    ResetOnExit reset(reader.at_position);
-    reader.at_position.bind(1, e.position);
-    return load(reader.at_position);
+    auto& s = reader.at_position;
+    ResetOnExit reset(s);
+    auto row = s.bind(1, e.position).step();
+    if (!row) return row.error();
+    if (!*row) return fail(Errc::internal, "event " + std::to_string(e.position) + " missing from the log");
+    load_event(s, events.emplace_back());
+    return {};
   };
   if (direction == es::Direction::forward) {
     auto& s = reader.forward;
