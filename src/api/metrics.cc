@@ -4,6 +4,8 @@
 
 #include <span>
 
+#include "core/failures.h"
+
 namespace orderflow::api {
 
 namespace {
@@ -63,6 +65,16 @@ std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner)
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
         "# TYPE orderflow_store_last_position gauge\norderflow_store_last_position {}\n",
         *last);
+  add("# HELP orderflow_background_failures_total Failures off the request path (snapshot saves, checkpoints, "
+      "projection batches, the WAL checkpointer, ...), by component and what failed.\n"
+      "# TYPE orderflow_background_failures_total counter\n");
+  for (const auto& f : failure_counts())
+    add("orderflow_background_failures_total{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what, f.count);
+  add("# HELP orderflow_background_failing 1 while a background failure kind has not worked again since it failed.\n"
+      "# TYPE orderflow_background_failing gauge\n");
+  for (const auto& f : failure_counts())
+    add("orderflow_background_failing{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what,
+        f.failing ? 1 : 0);
   if (auto saga = saga_running_.load(); saga >= 0)
     add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"
         "# TYPE orderflow_saga_running gauge\norderflow_saga_running {}\n",
