@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 
+#include "core/failures.h"
 #include "core/uuid.h"
 
 namespace orderflow::app {
@@ -62,7 +63,14 @@ void CommandHandler::snapshot_loop() {
     snap_queue_.clear();
     lk.unlock();
     // A failed snapshot costs only a longer load later; the events are the truth.
-    for (auto& [stream, snap] : batch) (void)snapshots_->save_snapshot(snap);
+    for (auto& [stream, snap] : batch) {
+      if (auto saved = snapshots_->save_snapshot(snap); !saved)
+        report_failure("snapshots", "save",
+                       stream + " at version " + std::to_string(snap.version) + ": " + saved.error().message,
+                       "the stream loads from its older snapshot and events until its next snapshot");
+      else
+        recovered("snapshots", "save");
+    }
     lk.lock();
   }
 }
@@ -235,10 +243,18 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
       }
       return a->done(fail(r.error()));
     }
-    if (r->version == after) cache<A>().put(stream, shared, after, true);
+    if (!r->written) {
+      // A retry of an append already stored (a derived event id seen again): the store
+      // holds what was decided then, not what was decided now, so this state is nobody's.
+      // Forget it (on_staged may have cached it) and neither cache nor snapshot it.
+      cache<A>().forget(stream, r->version);
+      return a->done(Handled<A>{nullptr, *r, {}});
+    }
+    OF_CHECK(r->version == after, "an append that wrote must leave the version it was decided for");
+    cache<A>().put(stream, shared, after, true);
     auto every = options_.snapshot_every;
-    if (snapshots_ && every > 0 && r->version / every != before / every)
-      queue_snapshot({stream, r->version, codec::kStateSchemaVersion, codec::encode_state(*shared)});
+    if (snapshots_ && every > 0 && after / every != before / every)
+      queue_snapshot({stream, after, codec::kStateSchemaVersion, codec::encode_state(*shared)});
     a->done(Handled<A>{shared, *r, std::move(events)});
   });
 }

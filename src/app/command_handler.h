@@ -41,9 +41,11 @@ struct CommandMeta {
 
 template <class A>
 struct Handled {
-  std::shared_ptr<const typename A::State> state;  // after the command
+  // After the command; null when the append was a retry of a stored one
+  // (!result.written): what the stream holds then was decided by an earlier attempt.
+  std::shared_ptr<const typename A::State> state;
   es::AppendResult result;      // version after, position of the last event
-  std::vector<typename A::Event> events;  // what was appended (empty: nothing to do)
+  std::vector<typename A::Event> events;  // what was appended (empty: nothing to do, or a retry)
 };
 
 template <class A>

@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "app/command_handler.h"
+#include "app/stream_fold.h"
 #include "app/projections/read_side.h"
 
 namespace orderflow::app {
 
 struct VerifyContext {
   es::EventStore& store;
-  CommandHandler& commands;  // folds streams from the store
+  es::SnapshotStore& snapshots;
   projections::ReadSide& read;
 };
 
@@ -24,6 +24,8 @@ using Differences = std::vector<std::string>;
 Result<void> check_orders(VerifyContext& ctx, Differences& out);
 Result<void> check_products(VerifyContext& ctx, Differences& out);
 Result<void> check_accounts(VerifyContext& ctx, Differences& out);
+// Every stored snapshot equals the fold of its stream's events up to its version.
+Result<void> check_snapshots(VerifyContext& ctx, Differences& out);
 
 struct VerifyCheck {
   const char* name;

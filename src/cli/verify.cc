@@ -39,8 +39,7 @@ int verify(const StoreSpec& spec) {
   if (auto r = catch_up(read->runner(), *last); !r) return runtime_failure(r.error().message);
   read->runner().stop();
 
-  app::CommandHandler commands(store->events(), &store->snapshots());
-  app::VerifyContext ctx{store->events(), commands, *read};
+  app::VerifyContext ctx{store->events(), store->snapshots(), *read};
   std::size_t total = 0;
   for (const auto& check : app::verify_checks()) {
     app::Differences found;

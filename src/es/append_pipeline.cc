@@ -47,7 +47,7 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
     if (!s || s->stream_id != req.stream_id || s->version != stored[0]->version + static_cast<StreamVersion>(j))
       return duplicate;
   }
-  return AppendResult{stored.back()->version, stored.back()->position};
+  return AppendResult{stored.back()->version, stored.back()->position, false};
 }
 
 Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected) {
@@ -302,7 +302,10 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
                             std::vector<Answer>& answers) {
   const auto& first_id = a.request.events.front().event_id;
   if (auto it = in_flight_.find(first_id); it != in_flight_.end()) {
-    for (auto& f : it->second.followers) answers.emplace_back(std::move(f), outcome);
+    // A follower is a retry: it wrote nothing of its own.
+    auto repeat = outcome;
+    if (repeat) repeat->written = false;
+    for (auto& f : it->second.followers) answers.emplace_back(std::move(f), repeat);
     in_flight_.erase(it);
   }
   for (const auto& e : a.request.events) in_flight_ids_.erase(e.event_id);

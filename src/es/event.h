@@ -86,6 +86,10 @@ struct IdempotencyRecord {
 struct AppendResult {
   StreamVersion version = kNoStream;  // the stream's version after the append
   Position position = 0;              // the global position of the last event appended
+  // false: the append was a retry of one already stored (the same event ids at the same
+  // place), answered with the original version and position; nothing was written now,
+  // so what the caller decided this time is not what the stream holds.
+  bool written = true;
 };
 
 struct AppendRequest {

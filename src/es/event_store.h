@@ -89,6 +89,9 @@ class SnapshotStore {
   virtual Result<void> save_snapshot(const Snapshot& snapshot) = 0;
   // The latest snapshot, or nullopt if there is none or it cannot be read (never fatal).
   virtual std::optional<Snapshot> load_snapshot(const std::string& stream_id) = 0;
+  // Calls `fn` with every stored snapshot, by stream id (for `orderflow verify`, which
+  // compares each with the fold of its stream's events).
+  virtual Result<void> for_each_snapshot(const std::function<void(const Snapshot&)>& fn) = 0;
 };
 
 class CheckpointStore {
@@ -96,6 +99,9 @@ class CheckpointStore {
   virtual ~CheckpointStore() = default;
   // The position up to which `name` has processed the log (0 if never saved).
   virtual Result<Position> load_checkpoint(const std::string& name) = 0;
+  // A checkpoint never moves backwards: saving a position below the stored one leaves
+  // it as it is (a process that lost its lease, or restarted from an older view, cannot
+  // undo what a newer one recorded).
   virtual Result<void> save_checkpoint(const std::string& name, Position position) = 0;
 };
 

@@ -131,6 +131,39 @@ TEST_F(CommandHandlerTest, DerivedEventIdsMakeARepeatedCommandAppendNothing) {
   EXPECT_EQ(loaded->state.reserved, 2);
 }
 
+// A saga step issued again after a replay or a takeover: the store answers it as a retry of
+// the stored append (its original version), and what was decided this time (a second
+// reservation on the newer state) must reach neither the cache nor a snapshot.
+TEST_F(CommandHandlerTest, ARepeatedCommandLeavesNoSnapshotOrCacheOfWhatItDecidedAgain) {
+  CommandHandlerOptions options;
+  options.snapshot_every = 1;
+  open(options);
+  ASSERT_TRUE(run<Product>("mug", product::RegisterProduct{"mug", "Mug", 100, 10}));
+  CommandMeta meta;
+  meta.event_id = [](std::size_t) { return std::string("33333333-3333-4333-8333-000000000001"); };
+  auto first = run<Product>("mug", product::ReserveStock{"o1", 3}, meta);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->result.written);
+  ASSERT_TRUE(run<Product>("mug", product::AddStock{5}));  // the stream moves on
+  auto again = run<Product>("mug", product::ReserveStock{"o1", 3}, meta);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_FALSE(again->result.written);
+  EXPECT_EQ(again->result.version, first->result.version);
+  EXPECT_EQ(again->state, nullptr);
+  EXPECT_EQ(handler_->load_latest<Product>("mug")->state.reserved, 3);  // the cache
+  open(options);  // drains the snapshot writer, empties the cache
+  auto loaded = handler_->load<Product>("mug");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->state.reserved, 3);
+  EXPECT_EQ(loaded->state.on_hand, 15);
+  // Every snapshot is the fold of its events.
+  ASSERT_TRUE(store_->for_each_snapshot([&](const es::Snapshot& s) {
+    auto folded = handler_->load_until<Product>("mug", s.version);
+    ASSERT_TRUE(folded);
+    EXPECT_EQ(s.state, codec::encode_state(folded->state)) << "snapshot at version " << s.version;
+  }));
+}
+
 TEST_F(CommandHandlerTest, SnapshotsAreUsedAndUnreadableOnesIgnored) {
   CommandHandlerOptions options;
   options.snapshot_every = 10;

@@ -270,6 +270,20 @@ TEST_P(EventStoreContract, SnapshotsAreSavedReplacedAndMissingOnesAreAbsent) {
   EXPECT_EQ(s->state, R"({"s":9})");
 }
 
+TEST_P(EventStoreContract, EverySnapshotIsListedOnceByStream) {
+  auto& snaps = harness_->snapshots();
+  ASSERT_TRUE(snaps.save_snapshot({"order-2", 4, 1, R"({"s":4})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", 3, 1, R"({"s":3})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-2", 7, 1, R"({"s":7})"}));
+  std::vector<es::Snapshot> seen;
+  ASSERT_TRUE(snaps.for_each_snapshot([&](const es::Snapshot& s) { seen.push_back(s); }));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].stream_id, "order-1");
+  EXPECT_EQ(seen[1].stream_id, "order-2");
+  EXPECT_EQ(seen[1].version, 7);
+  EXPECT_EQ(seen[1].state, R"({"s":7})");
+}
+
 TEST_P(EventStoreContract, CheckpointsStartAtZeroAndPersist) {
   auto& cps = harness_->checkpoints();
   EXPECT_EQ(*cps.load_checkpoint("p"), 0);
@@ -277,6 +291,17 @@ TEST_P(EventStoreContract, CheckpointsStartAtZeroAndPersist) {
   ASSERT_TRUE(cps.save_checkpoint("p", 42));
   harness_->reopen();
   EXPECT_EQ(*harness_->checkpoints().load_checkpoint("p"), 42);
+}
+
+TEST_P(EventStoreContract, CheckpointsNeverMoveBackwards) {
+  auto& cps = harness_->checkpoints();
+  ASSERT_TRUE(cps.save_checkpoint("saga", 966));
+  ASSERT_TRUE(cps.save_checkpoint("saga", 1));  // an older view saving late changes nothing
+  EXPECT_EQ(*cps.load_checkpoint("saga"), 966);
+  harness_->reopen();
+  EXPECT_EQ(*harness_->checkpoints().load_checkpoint("saga"), 966);
+  ASSERT_TRUE(harness_->checkpoints().save_checkpoint("saga", 967));
+  EXPECT_EQ(*harness_->checkpoints().load_checkpoint("saga"), 967);
 }
 
 TEST_P(EventStoreContract, EverythingSurvivesReopen) {

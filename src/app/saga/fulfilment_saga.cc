@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "codec/domain_codec.h"
+#include "core/failures.h"
 #include "domain/decider.h"
 
 namespace orderflow::app::saga {
@@ -87,8 +88,8 @@ const std::string& FulfilmentSaga::id_of(const Saga& s, const std::string& step)
   return it->second;
 }
 
-FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position horizon)
-    : options_(options), lookup_(lookup), horizon_(horizon) {}
+FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position from, es::Position horizon)
+    : options_(options), lookup_(lookup), horizon_(horizon), seen_(std::max<es::Position>(from, 1)) {}
 
 FulfilmentSaga::Saga* FulfilmentSaga::find(const std::string& order_id) {
   auto it = sagas_.find(order_id);
@@ -158,6 +159,7 @@ Result<FulfilmentSaga::Saga*> FulfilmentSaga::reactivate(const std::string& orde
 
 Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events, es::Position next,
                                        std::int64_t now_ms) {
+  const bool was_caught_up = caught_up();
   for (const auto& e : events) {
     if (e.position < seen_) continue;  // a redelivery: already folded
     auto category = es::category_of(e.stream_id);
@@ -196,9 +198,8 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
     }
     seen_ = e.position + 1;
   }
-  const bool was_caught_up = caught_up();
   seen_ = std::max(seen_, next);
-  if (caught_up() && !was_caught_up)  // sagas that waited only for the replay may finish now
+  if (caught_up() && !was_caught_up)  // the replay is done: every saga decides (or finishes) now
     for (auto& [id, s] : sagas_) dirty_.insert(id);
   for (auto it = waiting_.begin(); it != waiting_.end() && it->first < seen_; it = waiting_.erase(it))
     dirty_.insert(it->second);
@@ -220,7 +221,12 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
   auto category = es::category_of(e.stream_id);
   if (category == "order") {
     auto decoded = codec::decode_event<order::Event>(e.type, e.data);
-    if (!decoded) return;  // unreadable: the order's own commands would fail the same way
+    if (!decoded) {  // the order's own commands would fail the same way
+      report_failure("saga", "read order event",
+                     e.type + " at position " + std::to_string(e.position) + ": " + decoded.error().message,
+                     "the saga of order " + s.order_id + " goes on without it");
+      return;
+    }
     std::visit(overloaded{
                    [](const order::OrderPlaced&) {},
                    [&](const order::OrderConfirmed&) { s.confirmed = true; },
@@ -248,7 +254,12 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
       s.pay = Pay::refunded;
   } else if (category == "saga") {
     auto data = parse_object(e.data);
-    if (!data) return;
+    if (!data) {
+      report_failure("saga", "read saga record",
+                     e.type + " at position " + std::to_string(e.position) + " is not a JSON object",
+                     "the saga of order " + s.order_id + " goes on without it");
+      return;
+    }
     if (e.type == std::string_view("SagaStepRetried")) {
       auto attempt = static_cast<int>(int_of(*data, "attempt"));
       if (string_of(*data, "step") == s.step && attempt > s.attempt) {
@@ -402,6 +413,9 @@ std::vector<SagaCommand> FulfilmentSaga::wanted(const Saga& s, std::int64_t now_
 }
 
 void FulfilmentSaga::reconcile(Saga& s, std::int64_t now_ms) {
+  // Replaying: what the saga would decide now may have been decided (or overtaken by a
+  // cancel) further on in the log. Every saga is reconciled once the replay is done.
+  if (!caught_up()) return;
   // What this attempt issued must be answered and seen before deciding anything new.
   if (!s.issued.empty() && !settled(s)) {
     if (s.in_flight.empty()) waiting_.emplace(s.wait_until, s.order_id);
@@ -437,6 +451,13 @@ void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
   } else if (c.error->code == Errc::not_found && c.event_id == id_of(*s, "charge")) {
     s->account_missing = true;  // a decline that leaves no event
     refresh(*s, now_ms);
+  } else if (c.error->code == Errc::version_conflict) {
+    // Other writers kept moving the stream past every retry the command handler made: a
+    // reason to decide again on the newer state, not a failed attempt. Issued again at once
+    // (reconcile below), once this answer's position is seen.
+    s->issued.erase(c.event_id);
+    s->last_error = std::string(errc_name(c.error->code)) + ": " + c.error->message;
+    if (!s->steps.empty()) s->steps.back().last_error = s->last_error;
   } else {
     s->last_error = std::string(errc_name(c.error->code)) + ": " + c.error->message;
     if (!s->steps.empty()) s->steps.back().last_error = s->last_error;

@@ -135,10 +135,14 @@ class Lookup {
 
 class FulfilmentSaga {
  public:
-  // `horizon`: the store's last position when this process started. Until the saga has
-  // folded that far, no deadline fires and no saga finishes: the log may still hold what
-  // commands of a crashed predecessor did.
-  FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position horizon);
+  // `from`: the position it resumes at (a checkpoint, or 1): every event below it is
+  // either folded or belongs to a saga that is final. `horizon`: the store's last position
+  // when this process started. Until the saga has folded that far it only folds: it issues
+  // no command, fires no deadline and finishes no saga, since the log may still hold what
+  // happened next (its own earlier steps, a client's cancel, a crashed predecessor's
+  // commands). A replay from any position therefore decides nothing it did not decide
+  // before.
+  FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position from, es::Position horizon);
 
   // Folds a batch of the log (in position order; redelivered events are harmless).
   // `next` is the position after it. An error (a lookup failed) means: deliver again.
@@ -150,7 +154,8 @@ class FulfilmentSaga {
   // The commands decided since the last call.
   std::vector<SagaCommand> take_commands();
 
-  // Where to resume after a restart: no saga that is not final started before it.
+  // Where to resume after a restart: no saga that is not final started before it. Never
+  // below `from`.
   es::Position checkpoint() const;
   // Sagas not final (in memory, all of them).
   std::size_t active() const { return sagas_.size(); }
@@ -218,7 +223,7 @@ class FulfilmentSaga {
   SagaOptions options_;
   Lookup& lookup_;
   const es::Position horizon_;
-  es::Position seen_ = 0;  // every event below this position has been folded
+  es::Position seen_;  // every event below this position has been folded (or is final)
   std::unordered_map<std::string, Saga> sagas_;       // not final, or not yet settled
   std::multimap<std::int64_t, std::string> deadlines_;  // lazily pruned
   std::multimap<es::Position, std::string> waiting_;    // sagas waiting to see a position

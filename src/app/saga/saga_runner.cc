@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include "core/failures.h"
 #include "core/time.h"
 
 namespace orderflow::app::saga {
@@ -52,8 +53,13 @@ void SagaRunner::lease_loop() {
     auto held = lease_->hold();
     const bool holds = held && *held;
     if (holds && !worker_.joinable()) {
-      if (run()) lead(true);
-      else subscription_.reset();  // the store failed us: try again at the next check
+      if (auto started = run()) {
+        recovered("saga", "start");
+        lead(true);
+      } else {
+        report_failure("saga", "start", started.error().message, "tried again at the next lease check");
+        subscription_.reset();  // the store failed us: try again at the next check
+      }
     } else if (!holds && worker_.joinable()) {
       halt();
       lead(false);
@@ -80,7 +86,7 @@ Result<void> SagaRunner::run() {
   if (!horizon) return fail(horizon.error());
   {
     std::lock_guard lk(mu_);
-    core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, *horizon);
+    core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, from, *horizon);
   }
   {
     std::lock_guard lk(answers_mu_);
@@ -135,6 +141,12 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
     commands = core_->take_commands();
   }
   issue(std::move(commands));
+  if (!folded)
+    report_failure("saga", "fold", "events from position " + std::to_string(events.empty() ? next : events.front().position) +
+                                       ": " + folded.error().message,
+                   "the subscription stops and restarts from there within 1 s");
+  else
+    recovered("saga", "fold");
   return folded;
 }
 
@@ -181,7 +193,12 @@ void SagaRunner::worker_loop() {
       next_checkpoint = now + kCheckpointEveryMs;
       save_checkpoint();
       // A batch that failed (a lookup could not read the store) stopped the subscription.
-      if (!subscription_->running()) (void)subscription_->start();
+      if (!subscription_->running()) {
+        if (auto restarted = subscription_->start(); !restarted)
+          report_failure("saga", "subscription restart", restarted.error().message, "tried again in 1 s");
+        else
+          recovered("saga", "subscription restart");
+      }
     }
   }
 }
@@ -193,7 +210,12 @@ void SagaRunner::save_checkpoint() {
     std::lock_guard lk(mu_);
     p = core_->checkpoint();
   }
-  (void)checkpoints_->save_checkpoint(kCheckpoint, p);  // a lost checkpoint only means a longer replay
+  // A lost checkpoint only means a longer replay.
+  if (auto saved = checkpoints_->save_checkpoint(kCheckpoint, p); !saved)
+    report_failure("saga", "checkpoint", "position " + std::to_string(p) + ": " + saved.error().message,
+                   "a restart replays from the last saved checkpoint; saved again in 1 s");
+  else
+    recovered("saga", "checkpoint");
 }
 
 std::optional<SagaView> SagaRunner::view(const std::string& order_id) {

@@ -240,6 +240,20 @@ std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const std::string&
                       std::string(rows->text(0, 2))};
 }
 
+Result<void> PostgresEventStore::for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) {
+  for (std::string after;;) {  // a page at a time, by stream id
+    auto rows = query({"SELECT stream_id, version, schema_version, state FROM snapshots WHERE stream_id > $1 "
+                       "ORDER BY stream_id LIMIT 1000",
+                       {after}});
+    if (!rows) return rows.error();
+    if (rows->rows() == 0) return {};
+    for (int i = 0; i < rows->rows(); ++i)
+      fn(es::Snapshot{std::string(rows->text(i, 0)), rows->int64(i, 1), static_cast<std::int32_t>(rows->int64(i, 2)),
+                      std::string(rows->text(i, 3))});
+    after = std::string(rows->text(rows->rows() - 1, 0));
+  }
+}
+
 Result<es::Position> PostgresEventStore::load_checkpoint(const std::string& name) {
   auto rows = query({"SELECT position FROM checkpoints WHERE name = $1", {name}});
   if (!rows) return rows.error();
@@ -248,7 +262,7 @@ Result<es::Position> PostgresEventStore::load_checkpoint(const std::string& name
 
 Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Position position) {
   auto r = query({"INSERT INTO checkpoints (name, position) VALUES ($1, $2) "
-                  "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                  "ON CONFLICT (name) DO UPDATE SET position = GREATEST(checkpoints.position, excluded.position)",
                   {name, std::to_string(position)}});
   if (!r) return r.error();
   return {};

@@ -256,7 +256,7 @@ Result<void> SqliteEventStore::init() {
   save_snapshot_ = std::move(*snap);
   auto ckpt = aux_db_.prepare(
       "INSERT INTO checkpoints (name, position) VALUES (?1, ?2) "
-      "ON CONFLICT (name) DO UPDATE SET position = excluded.position");
+      "ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)");
   if (!ckpt) return ckpt.error();
   save_checkpoint_ = std::move(*ckpt);
 
@@ -599,6 +599,19 @@ std::optional<es::Snapshot> SqliteEventStore::load_snapshot(const std::string& s
   auto row = s.step();
   if (!row || !*row) return std::nullopt;
   return es::Snapshot{stream_id, s.int64(0), static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
+}
+
+Result<void> SqliteEventStore::for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) {
+  auto reader = lease_reader();
+  if (!reader) return reader.error();
+  auto s = (*reader)->db.prepare("SELECT stream_id, version, schema_version, state FROM snapshots ORDER BY stream_id");
+  if (!s) return s.error();
+  for (;;) {
+    auto row = s->step();
+    if (!row) return row.error();
+    if (!*row) return {};
+    fn(es::Snapshot{std::string(s->text(0)), s->int64(1), static_cast<std::int32_t>(s->int64(2)), std::string(s->text(3))});
+  }
 }
 
 Result<es::Position> SqliteEventStore::load_checkpoint(const std::string& name) {

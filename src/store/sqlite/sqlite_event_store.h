@@ -61,6 +61,7 @@ class SqliteEventStore final : public es::EventStore,
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
   std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override;
+  Result<void> for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) override;
 
   // CheckpointStore
   Result<es::Position> load_checkpoint(const std::string& name) override;

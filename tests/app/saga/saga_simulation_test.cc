@@ -201,7 +201,8 @@ class World {
     lookup_.reset();
     commands_ = std::make_unique<CommandHandler>(store_, nullptr);
     lookup_ = std::make_unique<HandlerLookup>(*commands_);
-    saga_ = std::make_unique<FulfilmentSaga>(options_, *lookup_, *store_.last_position());
+    const es::Position from = std::max<es::Position>(*store_.load_checkpoint("saga"), 1);
+    saga_ = std::make_unique<FulfilmentSaga>(options_, *lookup_, from, *store_.last_position());
   }
 
   void take() {

@@ -72,7 +72,8 @@ class SimEventStore final : public es::EventStore, public es::CheckpointStore {
     return it == checkpoints_.end() ? es::Position{0} : it->second;
   }
   Result<void> save_checkpoint(const std::string& name, es::Position position) override {
-    checkpoints_[name] = position;
+    auto& saved = checkpoints_[name];
+    saved = std::max(saved, position);
     return {};
   }
 
@@ -86,7 +87,7 @@ class SimEventStore final : public es::EventStore, public es::CheckpointStore {
       const auto& first = log_[static_cast<std::size_t>(it->second - 1)];
       if (first.stream_id != req.stream_id) return fail(Errc::duplicate_event, "event id stored elsewhere");
       auto n = static_cast<std::int64_t>(req.events.size());
-      return es::AppendResult{first.version + n - 1, first.position + n - 1};
+      return es::AppendResult{first.version + n - 1, first.position + n - 1, false};
     }
     for (const auto& e : req.events)
       if (ids_.contains(e.event_id)) return fail(Errc::duplicate_event, "event id stored elsewhere");

@@ -1,0 +1,82 @@
+"""Issue #11 point 1, as an operator tried it: a few hundred orders, wait until quiet, then SIGTERM and start
+again several times with no request in between. A quiet restart changes nothing: the log does not grow, the
+saga's checkpoint does not move backwards (a replay from an older position would re-issue steps), every
+snapshot stays the fold of its stream's events, and `orderflow verify` exits 0 after every stop."""
+
+import random
+import shutil
+import tempfile
+import time
+import unittest
+
+from harness import (API, Server, create_account, create_product, last_position, place_order,
+                     section5_problems, settled_orders, wait_caught_up)
+
+
+class QuietRestarts(unittest.TestCase):
+    def setUp(self):
+        self.data_dir = tempfile.mkdtemp(prefix="orderflow-e2e-restarts-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+
+    def start(self):
+        s = Server(data_dir=self.data_dir).start()
+        self.addCleanup(s.cleanup)
+        return s
+
+    def test_four_quiet_restarts_change_nothing_and_verify_stays_clean(self):
+        rng = random.Random(11)
+        s = self.start()
+        c = s.client()
+        # Product streams pass 100 events (the snapshot interval) several times over.
+        scarce = create_product(c, price=300, stock=120)
+        plenty = [create_product(c, price=100 + 50 * i, stock=100_000) for i in range(2)]
+        funds = {create_account(c, balance=b): b for b in (2_000, 9_000, 50_000, 500_000, 500_000)}
+        customers = list(funds)
+        orders = []
+        for _ in range(360):
+            items = [(rng.choice([scarce, *plenty]), rng.randint(1, 3))]
+            if rng.random() < 0.3:
+                items.append((rng.choice(plenty), 1))
+            order_id = place_order(c, rng.choice(customers), items)
+            orders.append(order_id)
+            if rng.random() < 0.15:
+                c.post(f"{API}/orders/{order_id}/cancel", {"reason": "changed my mind"})
+        settled = settled_orders(c, orders, timeout=60)
+        wait_caught_up(c, timeout=30)
+        products = {scarce: 120, **{p: 100_000 for p in plenty}}
+        self.assertEqual(section5_problems(c, products, funds, settled), [])
+        quiet_at = last_position(c)
+        before = {p: c.get(f"{API}/products/{p}").json for p in products}
+        c.close()
+        self.assertEqual(s.stop(), 0)
+        rc, out = s.verify()
+        self.assertEqual(rc, 0, out)
+
+        for round_ in range(4):
+            s = self.start()
+            c = s.client()
+            wait_caught_up(c, timeout=30)
+            time.sleep(1.5)  # the saga saves its checkpoint every second: a chance to save a wrong one
+            self.assertEqual(last_position(c), quiet_at, f"restart {round_ + 1}: a quiet restart appended events")
+            self.assertEqual({p: c.get(f"{API}/products/{p}").json for p in products}, before,
+                             f"restart {round_ + 1}")
+            c.close()
+            self.assertEqual(s.stop(), 0)
+            rc, out = s.verify()
+            self.assertEqual(rc, 0, f"restart {round_ + 1}: {out}")
+
+        # And the world still works on top of it: new orders settle and every invariant holds.
+        s = self.start()
+        c = s.client()
+        more = [place_order(c, rng.choice(customers), [(rng.choice([scarce, *plenty]), 1)]) for _ in range(40)]
+        settled.update(settled_orders(c, more, timeout=60))
+        wait_caught_up(c, timeout=30)
+        self.assertEqual(section5_problems(c, products, funds, settled), [])
+        c.close()
+        self.assertEqual(s.stop(), 0)
+        rc, out = s.verify()
+        self.assertEqual(rc, 0, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
