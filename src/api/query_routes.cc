@@ -264,6 +264,12 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/readyz", [&ctx](Request&) -> asio::awaitable<Response> {
     if (auto last = ctx.store.last_position(); !last) co_return error_for(last.error());
+    if (auto failure = ctx.store.write_failure()) {
+      auto r = http::error_response(503, "unavailable", "the event store cannot write",
+                                    boost::json::object{{"reason", failure->message}});
+      r.set_header("Retry-After", "1");
+      co_return r;
+    }
     for (const auto& s : ctx.read->runner().status())
       if (s.position < ctx.ready_position) {
         auto r = http::error_response(503, "unavailable", "projection " + s.name + " is catching up");

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/failures.h"
+
 namespace orderflow::es {
 
 namespace {
@@ -330,7 +332,12 @@ void AppendPipeline::writer_loop() {
     backend_.await_writable();
     {
       std::unique_lock lk(mu_);
-      writer_cv_.wait(lk, [&] { return !open_.empty() || stopping_; });
+      writer_cv_.wait(lk, [&] { return !open_.empty() || stopping_ || failed_; });
+      if (failed_ && !stopping_) {
+        lk.unlock();
+        recover();
+        continue;
+      }
       if (open_.empty()) {  // stopping, and everything accepted is written
         writer_done_ = true;
         sync_cv_.notify_all();
@@ -366,10 +373,55 @@ void AppendPipeline::writer_loop() {
       continue;
     }
     // The sync thread makes it durable while the next batch is written.
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
+    if (failed_) {  // a sync failed meanwhile: this batch was built on the failed one
+      lk.unlock();
+      finish(written_batches, Result<void>(fail(*failed_)));
+      continue;
+    }
     unsynced_.push_back(std::move(written_batches.back()));
     sync_cv_.notify_one();
   }
+}
+
+// Exclusive backends, after a failed batch: once the sync thread is done with every batch
+// written before it, the backend drops what is past the last durable position and shows
+// it can write; then versions and positions are read afresh and appends accepted again.
+void AppendPipeline::recover() {
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      writer_cv_.wait_for(lk, backoff, [&] { return stopping_; });
+      writer_cv_.wait(lk, [&] { return (unsynced_.empty() && !syncing_) || stopping_; });
+      if (stopping_) return;
+    }
+    // Only this thread moves last_committed_ now: no batch is being synced.
+    const Position durable = last_committed();
+    auto r = exclusive_->recover(durable);
+    if (r) {
+      std::lock_guard lk(mu_);
+      auto last = exclusive_->committed_last_position();
+      if (last && *last == durable) {
+        OF_CHECK(in_flight_.empty() && in_flight_keys_.empty(), "appends in flight while the pipeline recovers");
+        next_position_ = durable + 1;
+        streams_.clear();  // versions counted failed appends
+        failed_.reset();
+        return;
+      }
+      r = last ? fail(Errc::internal, "the store holds position " + std::to_string(*last) + " after recovering to " +
+                                          std::to_string(durable))
+               : fail(last.error());
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    report_failure("event store", "write", "recovery after a failed batch: " + r.error().message,
+                   "appends answer unavailable; trying again in " + std::to_string(backoff.count()) + " ms");
+  }
+}
+
+std::optional<Error> AppendPipeline::write_failure() const {
+  std::lock_guard lk(mu_);
+  return failed_;
 }
 
 void AppendPipeline::sync_loop() {
@@ -380,9 +432,36 @@ void AppendPipeline::sync_loop() {
       sync_cv_.wait(lk, [&] { return !unsynced_.empty() || writer_done_; });
       if (unsynced_.empty()) return;
       batches.swap(unsynced_);
+      syncing_ = true;
     }
     finish(batches, backend_.sync(batches.size()));
+    {
+      std::lock_guard lk(mu_);
+      syncing_ = false;
+    }
+    writer_cv_.notify_all();  // a recovering writer waits for this
   }
+}
+
+// Exclusive backends, REQUIRES mu_ held: the batch at `first` failed. It and everything
+// accepted after it fail; appends are refused until recover() succeeded.
+void AppendPipeline::fail_from(Position first, const Error& error, std::vector<Answer>& answers) {
+  failed_ = Error{Errc::unavailable, "event store write failed (appends are refused until it can write again): " +
+                                         error.message};
+  failed_from_ = first;
+  Result<AppendResult> failure = fail(*failed_);
+  std::erase_if(unsynced_, [&](std::vector<StagedAppend>& batch) {
+    if (batch.front().first_position < first) return false;  // written before it: its sync decides
+    for (auto& a : batch) settle(a, failure, answers);
+    return true;
+  });
+  for (auto& a : open_) settle(a, failure, answers);
+  open_.clear();
+  report_failure("event store", "write", "batch from position " + std::to_string(first) + ": " + error.message,
+                 "the batch and every append queued behind it answer unavailable, later ones too until a "
+                 "probe write succeeds (tried after 100 ms, backing off to 2 s)");
+  failure_told_ = true;
+  writer_cv_.notify_all();
 }
 
 // Answers written batches once `synced` says whether they are durable.
@@ -390,31 +469,31 @@ void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, con
   std::vector<Answer> answers;
   {
     std::lock_guard lk(mu_);
-    if (synced && !failed_) {
-      for (auto& batch : batches)
+    if (!synced && exclusive_ && !failed_) fail_from(batches.front().front().first_position, synced.error(), answers);
+    for (auto& batch : batches) {
+      // Exclusive backends: a batch written after a failed one is failed with it.
+      const bool stands = synced && (!failed_ || batch.front().first_position < failed_from_);
+      if (stands) {
         for (auto& a : batch) {
           if (!a.answer) last_committed_ = std::max(last_committed_, a.result().position);
           settle(a, a.answer ? *a.answer : a.result(), answers);
         }
-      for (auto& batch : batches) backend_.on_durable(batch);
-    } else if (!exclusive_) {
-      // Nothing in memory was built on these batches: only their own outcome is unknown.
-      Result<AppendResult> failure = fail(Errc::unavailable, "event store write failed (retry with the same event ids "
-                                                             "to learn whether it was stored): " + synced.error().message);
-      for (auto& batch : batches)
-        for (auto& a : batch) settle(a, failure, answers);
-    } else {
-      // Fail-stop: what is on disk is now unknown, and every append still open or
-      // unsynced was validated against versions that may never exist.
-      if (!failed_) failed_ = Error{Errc::unavailable, "event store write failed: " + synced.error().message};
-      Result<AppendResult> failure = fail(*failed_);
-      for (auto& batch : batches)
-        for (auto& a : batch) settle(a, failure, answers);
-      for (auto& batch : unsynced_)
-        for (auto& a : batch) settle(a, failure, answers);
-      unsynced_.clear();
-      for (auto& a : open_) settle(a, failure, answers);
-      open_.clear();
+        backend_.on_durable(batch);
+        if (failure_told_ && !failed_) {
+          recovered("event store", "write", "appends are durable again, up to position " +
+                                                std::to_string(last_committed_));
+          failure_told_ = false;
+        }
+        continue;
+      }
+      // A shared backend built nothing in memory on a failed batch: only its own
+      // outcome is unknown (a retry with the same event ids learns it). An exclusive one
+      // removes it when it recovers.
+      Result<AppendResult> failure =
+          exclusive_ ? fail(*failed_)
+                     : fail(Errc::unavailable, "event store write failed (retry with the same event ids to learn "
+                                               "whether it was stored): " + synced.error().message);
+      for (auto& a : batch) settle(a, failure, answers);
     }
     evict_streams();
   }

@@ -10,8 +10,12 @@
 //   of every append already accepted (committed or still in flight); a conflict is
 //   answered at once with the stream's current version, so the caller's retry can join
 //   the batch that is still open. Versions and positions are assigned in memory.
-//   Fail-stop: after a failed batch write, every queued and later append fails, since
-//   they were validated against versions that may never exist.
+//   After a failed batch write or sync, that batch and every append accepted behind it
+//   answer `unavailable` (they were validated against versions that may never exist;
+//   none was acknowledged), and later appends are refused at once until the writer has
+//   had the backend recover(): drop what the failed batches left, show with a write that
+//   it can write again (tried after 100 ms, then backing off to 2 s). Then versions and
+//   positions are re-read from what is durable and appends are accepted again.
 // - A shared AppendBackend (other processes write too, e.g. PostgreSQL): memory cannot
 //   know the streams' versions, so write_batch checks every append under the storage's
 //   own lock and assigns versions and positions there. Only appends in flight in this
@@ -117,6 +121,13 @@ class ExclusiveAppendBackend : public AppendBackend {
   virtual Result<Position> committed_last_position() = 0;
   virtual Result<std::optional<StoredEventRef>> find_event(const std::string& event_id) = 0;
   virtual Result<bool> idempotency_key_exists(const std::string& key) = 0;
+  // After a failed write_batch or sync: makes the storage hold exactly the positions up
+  // to `durable` (the last one answered as committed; batches past it may have committed,
+  // and are removed), durably and in a state later batches can be trusted to build on;
+  // forgets whatever it keeps in memory of what is past `durable`; and writes, so that
+  // success shows it can write again. Called from the writer thread while no write_batch
+  // or sync runs. An error: nothing is promised, and it is called again later.
+  virtual Result<void> recover(Position durable) = 0;
 };
 
 struct AppendPipelineOptions {
@@ -151,6 +162,9 @@ class AppendPipeline {
 
   // The highest committed position (with a shared backend: written by this process).
   Position last_committed() const;
+  // Exclusive backends: why appends are refused while the pipeline recovers from a failed
+  // batch; nullopt while they are accepted.
+  std::optional<Error> write_failure() const;
   // Blocks until last_committed() > after, the timeout passes or the pipeline stops.
   bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
 
@@ -185,7 +199,10 @@ class AppendPipeline {
   void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers);
   void evict_streams();
 
+  void fail_from(Position first, const Error& error, std::vector<Answer>& answers);
+
   void writer_loop();
+  void recover();
   void sync_loop();
   void finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced);
   void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers);
@@ -201,6 +218,7 @@ class AppendPipeline {
   std::condition_variable sync_cv_;       // a batch was written, or the writer is done
   std::deque<StagedAppend> open_;         // accepted, waiting for the writer
   std::vector<std::vector<StagedAppend>> unsynced_;  // written, waiting for the sync
+  bool syncing_ = false;  // the sync thread holds batches taken from unsynced_
   bool writer_done_ = false;
   std::unordered_map<std::string, StreamEntry> streams_;
   std::unordered_map<std::string, InFlight> in_flight_;   // by first event id
@@ -210,7 +228,11 @@ class AppendPipeline {
   std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_;
   Position next_position_ = 1;
   Position last_committed_ = 0;
+  // Exclusive backends, after a failed batch until recover() succeeded: the answer to
+  // appends, and the first position of the failed batch (batches before it stand).
   std::optional<Error> failed_;
+  Position failed_from_ = 0;
+  bool failure_told_ = false;  // reported, and not yet told recovered by a durable batch
   bool stopping_ = false;
   bool started_ = false;
   std::thread writer_;

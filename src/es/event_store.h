@@ -32,7 +32,9 @@ class EventStore {
   // Promise: `done` is called exactly once. A success is called only after the events
   // (and req.idempotency, if any) are durable. A rejection that needs no disk may be
   // answered inline, before append_async returns; a success is answered from another
-  // thread. After a failed write every later append fails (fail-stop).
+  // thread. A failed write answers Errc::unavailable (outcome unknown: a retry with the
+  // same event ids learns it); the store recovers by itself once it can write again,
+  // answering unavailable meanwhile (see write_failure()).
   // REQUIRES: !req.events.empty(); every event has a non-empty event_id and type.
   virtual void append_async(AppendRequest req, AppendCallback done) = 0;
 
@@ -68,6 +70,10 @@ class EventStore {
   virtual Result<StreamVersion> stream_version(const std::string& stream_id) = 0;
 
   virtual Result<std::optional<IdempotencyRecord>> find_idempotency(const std::string& key) = 0;
+
+  // Why appends are refused at once right now (the store cannot write and is recovering);
+  // nullopt while they are accepted. /readyz reports it.
+  virtual std::optional<Error> write_failure() { return std::nullopt; }
 
   // Blocks until last_position() > after, the timeout passes, or the store closes.
   // Returns whether new events are visible. Live subscriptions sleep here.

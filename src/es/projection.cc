@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "core/failures.h"
 #include "core/latency.h"
 
 namespace orderflow::es {
@@ -16,6 +17,9 @@ const char* to_string(ProjectionState state) {
   }
   return "stopped";
 }
+
+constexpr std::chrono::milliseconds kFirstRetry{100};
+constexpr std::chrono::milliseconds kLongestRetry{2000};
 
 struct ProjectionRunner::Slot {
   Projection* projection;
@@ -33,6 +37,12 @@ struct ProjectionRunner::Slot {
   // Another process holds the (shared) projection: this one follows it.
   bool following = false;
   std::optional<Error> follow_error;  // of the last look, while following
+  // A copy whose subscription stopped on an error is subscribed again at retry_at,
+  // backing off while it fails before applying anything (see retry()).
+  std::chrono::steady_clock::time_point retry_at{};
+  std::chrono::milliseconds retry_backoff = kFirstRetry;
+  Position retried_at = 0;  // slot.position when last retried
+  std::optional<Error> restart_error;  // of the last retry, if it failed
 
   // Guards the lag figures apart from `mu`, so reading them never waits for a batch.
   std::mutex lag_mu;
@@ -63,13 +73,11 @@ ProjectionRunner::~ProjectionRunner() {
 }
 
 Result<void> ProjectionRunner::start() {
-  bool shared = false;
   for (auto& slot : slots_) {
     std::lock_guard lk(slot->mu);
     if (auto r = claim_or_follow(*slot); !r) return r;
-    shared = shared || slot->projection->shared();
   }
-  if (shared && !watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
+  if (!watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
   return {};
 }
 
@@ -108,10 +116,16 @@ void ProjectionRunner::watch_loop() {
   for (;;) {
     const bool claim = Clock::now() >= next_claim;
     if (claim) next_claim = Clock::now() + options_.follow_interval;
-    for (auto& slot : slots_)
-      if (slot->projection->shared()) watch(*slot, claim);
+    bool shared = false;
+    for (auto& slot : slots_) {
+      if (slot->projection->shared()) {
+        shared = true;
+        watch(*slot, claim);
+      }
+      retry(*slot);
+    }
     bool waited = false;
-    {
+    if (shared) {
       std::lock_guard lk(waiters_mu_);
       waited = !waiters_.empty();
     }
@@ -155,8 +169,47 @@ void ProjectionRunner::watch(Slot& slot, bool claim) {
   slot.follow_error = r ? std::nullopt : std::optional<Error>(r.error());
 }
 
+// A copy (not followed) whose subscription stopped on an error (the read-model database
+// full, a batch the store could not read) is subscribed again from its stored position:
+// kFirstRetry after it stopped, twice as long each time it stops again before the
+// projection moved on, up to kLongestRetry. Its status shows it failed meanwhile, with
+// the error.
+void ProjectionRunner::retry(Slot& slot) {
+  std::vector<std::unique_ptr<Subscription>> stopped;  // joined outside `mu`, after it
+  std::lock_guard lk(slot.mu);
+  if (slot.following) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (const bool live : {true, false}) {
+    auto& sub = live ? slot.live_sub : slot.building_sub;
+    auto& model = live ? slot.live : slot.building;
+    // A copy without a subscription is one whose last restart failed.
+    if (!model || (sub && (sub->running() || !sub->last_error()))) continue;
+    if (slot.retry_at == std::chrono::steady_clock::time_point{}) {
+      if (slot.position > slot.retried_at) slot.retry_backoff = kFirstRetry;  // it had worked since
+      slot.retry_at = now + slot.retry_backoff;
+      continue;
+    }
+    if (now < slot.retry_at) continue;
+    slot.retry_at = {};
+    slot.retried_at = slot.position;
+    slot.retry_backoff = std::min(slot.retry_backoff * 2, kLongestRetry);
+    if (sub) stopped.push_back(std::move(sub));
+    auto r = subscribe(slot, std::move(model), live);
+    slot.restart_error = r ? std::nullopt : std::optional<Error>(r.error());
+    if (!r) {
+      sub.reset();  // started again at the next try
+      report_failure("projections", slot.projection->name(), "restarting after a failure: " + r.error().message,
+                     "tried again in " + std::to_string(slot.retry_backoff.count()) + " ms");
+    }
+  }
+}
+
+// Holding slot.mu. The model is kept in the slot even if subscribing fails, so retry()
+// can try again.
 Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live) {
-  auto from = model->position();
+  auto* m = model.get();
+  (live ? slot.live : slot.building) = std::move(model);
+  auto from = m->position();
   if (!from) return fail(from.error());
   SubscriptionOptions o;
   o.name = slot.projection->name();
@@ -165,21 +218,20 @@ Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> 
   o.batch_size = options_.batch_size;
   o.idle_wait = options_.idle_wait;
   o.batch_interval = options_.batch_interval;
+  o.after_failure = "the projection is subscribed again from its read model's position, after 100 ms and backing "
+                    "off to 2 s while it fails";
   auto sub = std::make_unique<Subscription>(
       store_, nullptr, std::move(o),
-      [this, &slot, m = model.get()](std::span<const RecordedEvent> events, Position next) {
-        return apply(slot, m, events, next - 1);
-      });
-  if (live) {
+      [this, &slot, m](std::span<const RecordedEvent> events, Position next) { return apply(slot, m, events, next - 1); });
+  // The live position only grows: a live copy subscribed again may have advanced past its
+  // stored position in memory (ranges without its events).
+  if (live && *from > slot.position) {
     slot.position = *from;
     advanced(slot.index, *from);
-    slot.live = std::move(model);
-    slot.live_sub = std::move(sub);
-    return slot.live_sub->start();
   }
-  slot.building = std::move(model);
-  slot.building_sub = std::move(sub);
-  return slot.building_sub->start();
+  auto& kept = live ? slot.live_sub : slot.building_sub;
+  kept = std::move(sub);
+  return kept->start();
 }
 
 Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events,
@@ -305,6 +357,7 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     std::optional<Error> error;
     if (slot->building_sub) error = slot->building_sub->last_error();
     if (!error && slot->live_sub) error = slot->live_sub->last_error();
+    if (!error) error = slot->restart_error;
     if (error) s.last_error = error->message;
     if (slot->following || lost_claim(*slot->projection, slot->live_sub.get())) {
       s.state = ProjectionState::following;  // a lost claim: until the next look

@@ -4,8 +4,10 @@
 // a crash (kill -9) replays at most uncommitted work and never counts an event twice. (A
 // range of the log without any of the projection's events advances the live copy's
 // position in memory only: replaying it after a crash applies nothing.) A
-// projection that fails on an event stops there with the error visible ("failed",
-// last_error) — no event is skipped — and resumes from its position on restart or rebuild.
+// projection that fails on a batch (its database full, the store unreadable) stops there
+// with the error visible ("failed", last_error) — no event is skipped — and is subscribed
+// again from its stored position after a back-off (100 ms doubling to 2 s while it keeps
+// failing), so it resumes by itself once the cause is gone.
 // A rebuild fills a fresh copy from position 1 while the live copy keeps serving and
 // advancing, then swaps the copies atomically once the fresh one has caught up with it.
 //
@@ -168,6 +170,7 @@ class ProjectionRunner {
   Result<void> claim_or_follow(Slot& slot);
   Result<void> follow(Slot& slot);
   void watch(Slot& slot, bool claim);
+  void retry(Slot& slot);
   void watch_loop();
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
@@ -186,7 +189,7 @@ class ProjectionRunner {
   bool stopping_ = false;
   std::thread expiry_;
 
-  // Follows and claims shared projections (only if there are any).
+  // Retries failed copies; follows and claims shared projections.
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool watch_stop_ = false;

@@ -5,6 +5,8 @@
 #include <future>
 #include <vector>
 
+#include "core/failures.h"
+
 namespace orderflow::es {
 
 Subscription::Subscription(EventStore& store, CheckpointStore* checkpoints,
@@ -68,9 +70,17 @@ void Subscription::run() {
   std::future<Fetched> ahead;
   auto backoff = std::chrono::milliseconds(10);
   bool read_failed = false;
+  bool handled_one = false;
+  const std::string read_kind = options_.name + " read";
   auto fail_with = [&](Error e) {
     std::lock_guard lk(mu_);
     last_error_ = std::move(e);
+  };
+  auto stop_with = [&](Error e, const char* what) {
+    report_failure("subscription", options_.name,
+                   std::string(what) + " at position " + std::to_string(position_.load()) + ": " + e.message,
+                   options_.after_failure);
+    fail_with(std::move(e));
   };
   auto last_fetch = std::chrono::steady_clock::now() - options_.batch_interval;
   while (!stop_) {
@@ -83,6 +93,9 @@ void Subscription::run() {
     Fetched batch = ahead.valid() ? ahead.get() : fetch(position_);
     if (!batch.next) {
       // The store is unavailable or failing: keep the error visible and retry.
+      report_failure("subscription", read_kind,
+                     "reading from position " + std::to_string(position_.load()) + ": " + batch.next.error().message,
+                     "retried in " + std::to_string(backoff.count()) + " ms, backing off to 2 s");
       fail_with(batch.next.error());
       read_failed = true;
       std::this_thread::sleep_for(backoff);
@@ -90,6 +103,7 @@ void Subscription::run() {
       continue;
     }
     if (read_failed) {  // the store is back: its error is history
+      recovered("subscription", read_kind);
       std::lock_guard lk(mu_);
       last_error_.reset();
       read_failed = false;
@@ -102,16 +116,20 @@ void Subscription::run() {
     }
     if (batch.events.size() >= options_.batch_size) ahead = std::async(std::launch::async, fetch, next);
     if (auto handled = handler_(batch.events, next); !handled) {
-      fail_with(handled.error());
+      stop_with(handled.error(), "handling a batch");
       break;
     }
     if (checkpoints_) {
       if (auto saved = checkpoints_->save_checkpoint(options_.name, next - 1); !saved) {
-        fail_with(saved.error());
+        stop_with(saved.error(), "saving its checkpoint");
         break;
       }
     }
     position_ = next;
+    if (!handled_one) {  // a subscription started again after a failure works
+      handled_one = true;
+      recovered("subscription", options_.name, "at position " + std::to_string(next - 1));
+    }
     std::lock_guard lk(mu_);
     last_error_.reset();
   }

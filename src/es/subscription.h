@@ -31,10 +31,16 @@ struct SubscriptionOptions {
   // times a second, whatever the rate of small group commits in the store, at the price of
   // up to this much more lag. 0: every batch as soon as it can be read.
   std::chrono::milliseconds batch_interval{0};
+  // What happens after the handler failed, for the failure's line on stderr.
+  std::string after_failure = "it stops there until it is started again";
 };
 
 // Handles a batch in position order. `next` is the position to continue from. An error
 // stops the subscription with the error visible in last_error(); start() resumes it.
+//
+// Failures are told through core/failures.h (component "subscription", what: the name,
+// or the name and " read"): a failed read (retried in place with back-off), a failed
+// handler or checkpoint save (it stops), and the first batch handled after either.
 using BatchHandler = std::function<Result<void>(std::span<const RecordedEvent> events, Position next)>;
 
 class Subscription {

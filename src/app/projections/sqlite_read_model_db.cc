@@ -1,5 +1,7 @@
 #include "app/projections/sqlite_read_model_db.h"
 
+#include "core/failures.h"
+
 namespace orderflow::app::projections {
 
 namespace {
@@ -115,7 +117,11 @@ void SqliteReadModelDb::checkpoint_loop() {
   while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
     lk.unlock();
     // Never blocks the writer but for a RESTART's short wait; keeps the WAL bounded.
-    sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4);
+    if (auto r = sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4); !r)
+      report_failure("read models", "WAL checkpoint", r.error().message,
+                     "the read models' WAL grows until a checkpoint succeeds; tried every 200 ms");
+    else
+      recovered("read models", "WAL checkpoint");
     lk.lock();
   }
 }

@@ -1,12 +1,26 @@
 #include "store/sqlite/sqlite.h"
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace orderflow::sqlite {
 
+namespace {
+
+// What the OS said, for I/O errors: SQLite's own words ("disk I/O error") do not tell a
+// full disk from a failing one.
+std::string os_error(sqlite3* db, int rc) {
+  const int primary = rc & 0xff;
+  if (!db || (primary != SQLITE_IOERR && primary != SQLITE_FULL && primary != SQLITE_CANTOPEN)) return {};
+  const int e = sqlite3_system_errno(db);
+  return e ? std::string(" (") + std::strerror(e) + ")" : std::string();
+}
+
+}  // namespace
+
 Error to_error(sqlite3* db, int rc, std::string_view what) {
-  std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)) + os_error(db, rc);
   switch (rc & 0xff) {
     case SQLITE_IOERR:
     case SQLITE_FULL:
@@ -78,7 +92,7 @@ Result<void> Database::exec(const std::string& sql) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
     auto e = to_error(nullptr, rc, "sqlite exec");
-    e.message = "sqlite: " + msg;
+    e.message = "sqlite: " + msg + os_error(db_.get(), rc);
     return e;
   }
   return {};
@@ -92,15 +106,23 @@ Result<Statement> Database::prepare(std::string_view sql) {
   return Statement(db_.get(), stmt);
 }
 
-void checkpoint_wal(Database& db, std::int64_t restart_above) {
+Result<void> checkpoint_wal(Database& db, std::int64_t restart_above) {
+  auto failed = [&](int rc) -> Result<void> {
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) return {};
+    return to_error(db.handle(), rc, "WAL checkpoint");
+  };
   int wal_pages = 0, copied = 0;
-  if (sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied) != SQLITE_OK)
-    return;
+  if (int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+      rc != SQLITE_OK)
+    return failed(rc);
   std::int64_t page_size = 4096;
   if (auto q = db.prepare("PRAGMA page_size"); q)
     if (auto row = q->step(); row && *row) page_size = q->int64(0);
   if (copied == wal_pages && wal_pages * page_size > restart_above)
-    sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    if (int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+        rc != SQLITE_OK)
+      return failed(rc);
+  return {};
 }
 
 }  // namespace orderflow::sqlite

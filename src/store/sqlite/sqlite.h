@@ -81,7 +81,9 @@ class Database {
 // frames so that the next write transaction starts the WAL over from its beginning. Under
 // steady load some reader always holds some frame, and without the RESTART the WAL would
 // grow without bound. Starting over reuses the file's blocks (journal_size_limit on the
-// writer trims what is past it). Failures only leave the WAL longer until the next round.
-void checkpoint_wal(Database& db, std::int64_t restart_above);
+// writer trims what is past it). A failure (not a checkpoint that stopped short for a
+// busy reader or writer, which is normal) only leaves the WAL longer until a round
+// succeeds; it is returned so that the caller can tell it (core/failures.h).
+Result<void> checkpoint_wal(Database& db, std::int64_t restart_above);
 
 }  // namespace orderflow::sqlite

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/failures.h"
+
 namespace orderflow::sqlite {
 
 namespace {
@@ -332,13 +334,17 @@ Result<void> SqliteEventStore::index_unindexed() {
 // Adds the id of every event in the file to ids_. Appends made meanwhile are added by
 // on_durable(), so once this has read every row present when it started, ids_ is complete.
 void SqliteEventStore::load_ids() {
+  auto failed = [&](const Error& e) {
+    report_failure("event store", "event-id loader", options_.path + ": " + e.message,
+                   "every appended event id is looked up in the index instead (slower appends, same answers)");
+  };
   auto db = Database::open(options_.path, true);
-  if (!db) return;  // every id is looked up, as before
+  if (!db) return failed(db.error());
   auto scan = db->prepare("SELECT event_id FROM events");
-  if (!scan) return;
+  if (!scan) return failed(scan.error());
   for (std::size_t n = 1;; ++n) {
     auto row = scan->step();
-    if (!row) return;
+    if (!row) return failed(row.error());
     if (!*row) break;
     ids_->add(scan->text(0));
     if (n % 65536 == 0 && ids_stop_.load(std::memory_order_relaxed)) return;
@@ -365,12 +371,18 @@ void SqliteEventStore::close() {
 // grew the file anew.)
 void SqliteEventStore::checkpoint_loop() {
   auto db = Database::open(options_.path);
-  if (!db) return;  // the writer's auto-checkpoint is off; the WAL grows until reopen
+  if (!db)  // the writer's auto-checkpoint is off
+    return report_failure("event store", "WAL checkpoint", db.error().message,
+                          "no checkpointer runs: the WAL grows until the server restarts");
   std::unique_lock lk(checkpointer_mu_);
   while (!closing_) {
     checkpointer_cv_.wait_for(lk, std::chrono::milliseconds(250));
     lk.unlock();
-    checkpoint_wal(*db, options_.wal_size_limit / 4);
+    if (auto r = checkpoint_wal(*db, options_.wal_size_limit / 4); !r)
+      report_failure("event store", "WAL checkpoint", options_.path + ": " + r.error().message,
+                     "the WAL grows until a checkpoint succeeds; tried every 250 ms");
+    else
+      recovered("event store", "WAL checkpoint");
     lk.lock();
   }
 }
@@ -739,6 +751,48 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
     backlog_.add(a.request.stream_id, entries);
   }
   return r;
+}
+
+// After a failed batch (see ExclusiveAppendBackend::recover). What is past `durable` was
+// never acknowledged: batches that committed before their own or an earlier batch's sync
+// failed. They are deleted, with their idempotency records and the index entries a later
+// batch moved to the table, and forgotten in the backlog. (The tail and the id filter only
+// ever hold durable events; an id the loader read meanwhile costs a lookup, no more.)
+// Then a TRUNCATE checkpoint on the synchronous=FULL connection copies the log into the
+// database file, syncs it and empties the WAL, so that new batches start a WAL of their
+// own. After a failed fdatasync the kernel may have dropped the WAL's dirty pages, and a
+// later fsync of the file reports success anyway (PostgreSQL's "fsyncgate"); WAL frames
+// are checksummed as a chain, so a crash would lose every frame behind a lost one,
+// acknowledged or not. Both steps write, which makes them the probe: on a full disk they
+// fail, and the pipeline tries again later.
+Result<void> SqliteEventStore::recover(es::Position durable) {
+  if (!sqlite3_get_autocommit(writer_db_.handle())) (void)rollback_.run();
+  backlog_.forget_after(durable);
+  auto last = writer_db_.prepare("SELECT coalesce(max(position), 0) FROM events");
+  if (!last) return last.error();
+  auto row = last->step();
+  if (!row) return row.error();
+  const auto past = last->int64(0) > durable;
+  last->reset();
+  // Each DELETE only when there is something to delete: idempotency has no index on position.
+  const auto d = std::to_string(durable);
+  auto r = writer_db_.exec(
+      "BEGIN IMMEDIATE;" +
+      (past ? "DELETE FROM stream_index WHERE (stream_id, version) IN "
+              "(SELECT stream_id, version FROM events WHERE position > " + d + ");"
+              "DELETE FROM idempotency WHERE position > " + d + ";"
+              "DELETE FROM events WHERE position > " + d + ";"
+            : std::string()) +
+      "UPDATE stream_index_state SET indexed_through = min(indexed_through, " + d + "); COMMIT;");
+  if (!r) {
+    (void)writer_db_.exec("ROLLBACK");
+    return r;
+  }
+  std::lock_guard lk(aux_mu_);
+  if (int rc = sqlite3_wal_checkpoint_v2(aux_db_.handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+      rc != SQLITE_OK)
+    return to_error(aux_db_.handle(), rc, "checkpoint into " + options_.path);
+  return {};
 }
 
 // The batch is durable: its events join the in-memory tail, upcast as a read would see them.

@@ -57,6 +57,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
+  std::optional<Error> write_failure() override { return pipeline_.write_failure(); }
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
@@ -97,6 +98,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
   Result<void> sync(std::size_t batches) override;
   void on_durable(std::vector<es::StagedAppend>& batch) override;
+  Result<void> recover(es::Position durable) override;
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open

@@ -1,5 +1,6 @@
 #include "store/sqlite/stream_index_backlog.h"
 
+#include <algorithm>
 #include <string_view>
 #include <unordered_set>
 
@@ -74,6 +75,18 @@ void StreamIndexBacklog::drop(const Pick& picked) {
     size_ -= n;
     if (pending.empty()) streams_.erase(it);
     else oldest_.emplace(pending.front().position, stream);
+  }
+}
+
+void StreamIndexBacklog::forget_after(es::Position position) {
+  std::lock_guard lk(mu_);
+  for (auto it = streams_.begin(); it != streams_.end();) {
+    auto& pending = it->second;  // ascending by position
+    auto past = std::find_if(pending.begin(), pending.end(), [&](const Entry& e) { return e.position > position; });
+    if (past == pending.begin() && past != pending.end()) oldest_.erase({pending.front().position, it->first});
+    size_ -= static_cast<std::size_t>(pending.end() - past);
+    pending.erase(past, pending.end());
+    it = pending.empty() ? streams_.erase(it) : std::next(it);
   }
 }
 

@@ -17,7 +17,7 @@
 // committed, so each entry is always in one of the two.
 //
 // Thread safety: every method may be called from any thread; the writer thread is the
-// only one that adds, picks and drops.
+// only one that adds, picks, drops and forgets.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +62,9 @@ class StreamIndexBacklog {
   Pick pick(std::size_t wanted, es::Position next);
   // Forgets picked entries, once the table holds them.
   void drop(const Pick& picked);
+  // Forgets every entry past `position`: their events were written by batches that
+  // failed, and the store removes them.
+  void forget_after(es::Position position);
   std::size_t size() const;
 
  private:

@@ -25,6 +25,28 @@ TEST(StreamIndexBacklog, ReadersSeeEntriesUpToAPosition) {
   EXPECT_EQ(b.size(), 3u);
 }
 
+// After a failed batch, the store forgets the entries of every position past the last
+// durable one; what is left still bounds indexed_below.
+TEST(StreamIndexBacklog, ForgetsEverythingPastAPosition) {
+  StreamIndexBacklog b(0);
+  b.add("a", {{0, 1}, {1, 4}});
+  b.add("b", {{0, 2}});
+  b.add("c", {{0, 5}, {1, 6}});
+  b.forget_after(3);
+  EXPECT_EQ(b.size(), 2u);
+  EXPECT_EQ(b.last("a", 100)->version, 0);
+  EXPECT_EQ(b.last("b", 100)->version, 0);
+  EXPECT_FALSE(b.last("c", 100));
+  b.add("c", {{0, 4}});  // position 4 again, written by the next batch
+  EXPECT_EQ(b.last("c", 100)->position, 4);
+  auto p = b.pick(1, 5);
+  EXPECT_EQ(p.indexed_below, 2);  // "a" picked first; b's position 2 is left
+  b.drop(p);
+  b.forget_after(0);
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_EQ(b.pick(1, 5).indexed_below, 5);
+}
+
 TEST(StreamIndexBacklog, NothingIsPickedBelowTheTarget) {
   StreamIndexBacklog b(4);
   b.add("a", {{0, 1}, {1, 2}, {2, 3}});

@@ -1,0 +1,274 @@
+// The append pipeline over an exclusive backend that fails: a failed batch write or sync
+// fails that batch and every append behind it, the pipeline refuses appends until the
+// backend recovers, and then versions and positions continue from what is durable.
+#include "es/append_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace orderflow::es {
+namespace {
+
+using namespace std::chrono_literals;
+
+// An in-memory exclusive backend. write_batch commits rows at once (readers see them, as
+// SQLite's do before the sync); failures and pauses are switched on by the test.
+class FailingBackend final : public ExclusiveAppendBackend {
+ public:
+  struct Row {
+    std::string event_id, stream_id;
+    StreamVersion version;
+    Position position;
+  };
+
+  Result<void> write_batch(std::vector<StagedAppend>& batch) override {
+    std::unique_lock lk(mu_);
+    ++writes_;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return !hold_writes_; });
+    if (fail_writes_ > 0) {
+      --fail_writes_;
+      return fail(Errc::unavailable, "disk full (injected)");
+    }
+    for (const auto& a : batch)
+      for (std::size_t i = 0; i < a.request.events.size(); ++i)
+        rows_.push_back({a.request.events[i].event_id, a.request.stream_id,
+                         a.first_version + static_cast<StreamVersion>(i), a.first_position + static_cast<Position>(i)});
+    return {};
+  }
+  Result<void> sync(std::size_t) override {
+    std::unique_lock lk(mu_);
+    ++syncs_started_;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return !hold_syncs_; });
+    if (fail_syncs_ > 0) {
+      --fail_syncs_;
+      return fail(Errc::unavailable, "fdatasync: I/O error (injected)");
+    }
+    return {};
+  }
+  Result<StreamVersion> committed_version(const std::string& stream_id) override {
+    std::lock_guard lk(mu_);
+    StreamVersion v = kNoStream;
+    for (const auto& r : rows_)
+      if (r.stream_id == stream_id) v = r.version;
+    return v;
+  }
+  Result<Position> committed_last_position() override {
+    std::lock_guard lk(mu_);
+    return rows_.empty() ? Position{0} : rows_.back().position;
+  }
+  Result<std::optional<StoredEventRef>> find_event(const std::string& event_id) override {
+    std::lock_guard lk(mu_);
+    for (const auto& r : rows_)
+      if (r.event_id == event_id) return std::optional<StoredEventRef>(StoredEventRef{r.stream_id, r.version, r.position});
+    return std::optional<StoredEventRef>();
+  }
+  Result<bool> idempotency_key_exists(const std::string&) override { return false; }
+  Result<void> recover(Position durable) override {
+    std::lock_guard lk(mu_);
+    ++recovers_;
+    if (fail_recovers_ > 0) {
+      --fail_recovers_;
+      return fail(Errc::unavailable, "still full (injected)");
+    }
+    std::erase_if(rows_, [&](const Row& r) { return r.position > durable; });
+    return {};
+  }
+
+  void fail_writes(int n) { set([&] { fail_writes_ = n; }); }
+  void fail_syncs(int n) { set([&] { fail_syncs_ = n; }); }
+  void fail_recovers(int n) { set([&] { fail_recovers_ = n; }); }
+  void hold_writes(bool on) { set([&] { hold_writes_ = on; }); }
+  void hold_syncs(bool on) { set([&] { hold_syncs_ = on; }); }
+  // Blocks until `count()` reaches n.
+  void await(int n, int FailingBackend::*count) {
+    std::unique_lock lk(mu_);
+    ASSERT_TRUE(cv_.wait_for(lk, 5s, [&] { return this->*count >= n; }));
+  }
+  std::vector<Row> rows() {
+    std::lock_guard lk(mu_);
+    return rows_;
+  }
+  int recovers() {
+    std::lock_guard lk(mu_);
+    return recovers_;
+  }
+  int writes() {
+    std::lock_guard lk(mu_);
+    return writes_;
+  }
+
+  int writes_ = 0, syncs_started_ = 0;  // calls begun; guarded by mu_ (read by await)
+
+ private:
+  template <class F>
+  void set(F f) {
+    {
+      std::lock_guard lk(mu_);
+      f();
+    }
+    cv_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Row> rows_;
+  int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0;
+  bool hold_writes_ = false, hold_syncs_ = false;
+};
+
+AppendRequest request(const std::string& stream, ExpectedVersion expected, std::vector<std::string> ids) {
+  AppendRequest r;
+  r.stream_id = stream;
+  r.expected = expected;
+  for (auto& id : ids) r.events.push_back(NewEvent{std::move(id), "Happened", 1, "{}", "{}"});
+  return r;
+}
+
+class AppendPipelineRecovery : public ::testing::Test {
+ protected:
+  AppendPipelineRecovery() : pipeline_(backend_, {}, [] { return std::int64_t{0}; }) {}
+  void SetUp() override { ASSERT_TRUE(pipeline_.start()); }
+
+  std::future<Result<AppendResult>> append_async(AppendRequest r) {
+    auto promise = std::make_shared<std::promise<Result<AppendResult>>>();
+    auto answer = promise->get_future();
+    pipeline_.append(std::move(r), [promise](Result<AppendResult> result) { promise->set_value(std::move(result)); });
+    return answer;
+  }
+  Result<AppendResult> append(AppendRequest r) { return append_async(std::move(r)).get(); }
+
+  // Polls until the pipeline accepts appends again.
+  bool recovered(std::chrono::milliseconds within = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (pipeline_.write_failure()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+
+  static void expect_unavailable(const Result<AppendResult>& r) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Errc::unavailable) << r.error().message;
+  }
+
+  static std::vector<std::string> ids_of(const std::vector<FailingBackend::Row>& rows) {
+    std::vector<std::string> ids;
+    for (const auto& r : rows) ids.push_back(r.event_id);
+    return ids;
+  }
+
+  FailingBackend backend_;
+  AppendPipeline pipeline_;
+};
+
+TEST_F(AppendPipelineRecovery, FailedWriteFailsItsBatchAndEveryAppendBehindItThenWritesResume) {
+  auto first = append(request("s", ExpectedVersion::no_stream(), {"a"}));
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->position, 1);
+
+  // b's batch is held in write_batch while c and d queue behind it, validated against
+  // the version b leaves.
+  backend_.hold_writes(true);
+  backend_.fail_writes(1);
+  auto b = append_async(request("s", ExpectedVersion::exact(0), {"b"}));
+  backend_.await(2, &FailingBackend::writes_);
+  auto c = append_async(request("s", ExpectedVersion::exact(1), {"c"}));
+  auto d = append_async(request("t", ExpectedVersion::no_stream(), {"d"}));
+  backend_.hold_writes(false);
+  expect_unavailable(b.get());
+  expect_unavailable(c.get());
+  expect_unavailable(d.get());
+
+  ASSERT_TRUE(recovered());
+  // Versions and positions continue from what is durable, as if b, c, d never were.
+  auto conflict = append(request("s", ExpectedVersion::exact(1), {"e"}));
+  ASSERT_FALSE(conflict);
+  EXPECT_EQ(conflict.error().code, Errc::version_conflict);
+  auto e = append(request("s", ExpectedVersion::exact(0), {"e"}));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->version, 1);
+  EXPECT_EQ(e->position, 2);
+  // d's id was never stored: appending it again is a new append, not a duplicate.
+  auto d_again = append(request("t", ExpectedVersion::no_stream(), {"d"}));
+  ASSERT_TRUE(d_again) << d_again.error().message;
+  EXPECT_EQ(d_again->version, 0);
+  EXPECT_EQ(d_again->position, 3);
+  EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a", "e", "d"}));
+  EXPECT_EQ(pipeline_.last_committed(), 3);
+}
+
+TEST_F(AppendPipelineRecovery, FailedSyncRemovesTheCommittedBatchAndWritesResume) {
+  ASSERT_TRUE(append(request("s", ExpectedVersion::no_stream(), {"a"})));
+  backend_.fail_syncs(1);
+  // The batch committed (the backend holds it) but was never durable: it fails, and
+  // recovery removes it.
+  expect_unavailable(append(request("s", ExpectedVersion::exact(0), {"b", "c"})));
+  ASSERT_TRUE(recovered());
+  EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a"}));
+  auto retried = append(request("s", ExpectedVersion::exact(0), {"b", "c"}));
+  ASSERT_TRUE(retried) << retried.error().message;
+  EXPECT_EQ(retried->version, 2);
+  EXPECT_EQ(retried->position, 3);
+  EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(AppendPipelineRecovery, BatchWrittenBeforeAFailedOneStands) {
+  // x's batch is written and then held in its sync; y's batch, written meanwhile, fails.
+  backend_.hold_syncs(true);
+  auto x = append_async(request("s", ExpectedVersion::no_stream(), {"x"}));
+  backend_.await(1, &FailingBackend::syncs_started_);
+  backend_.fail_writes(1);
+  auto y = append_async(request("s", ExpectedVersion::exact(0), {"y"}));
+  expect_unavailable(y.get());
+  backend_.hold_syncs(false);
+  auto x_result = x.get();
+  ASSERT_TRUE(x_result) << x_result.error().message;
+  EXPECT_EQ(x_result->position, 1);
+  ASSERT_TRUE(recovered());
+  auto z = append(request("s", ExpectedVersion::exact(0), {"z"}));
+  ASSERT_TRUE(z) << z.error().message;
+  EXPECT_EQ(z->position, 2);
+  EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"x", "z"}));
+}
+
+TEST_F(AppendPipelineRecovery, RefusesAppendsAtOnceUntilTheBackendCanWriteAgain) {
+  backend_.fail_recovers(1000);
+  backend_.fail_writes(1);
+  expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"a"})));
+  ASSERT_TRUE(pipeline_.write_failure());
+  // Refused without reaching the backend.
+  const int writes = backend_.writes();
+  expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"b"})));
+  EXPECT_EQ(backend_.writes(), writes);
+  // It keeps trying, backing off: 100, 200, 400 ms...
+  std::this_thread::sleep_for(800ms);
+  const int tries = backend_.recovers();
+  EXPECT_GE(tries, 2);
+  EXPECT_LE(tries, 4);
+  backend_.fail_recovers(0);
+  ASSERT_TRUE(recovered(3s));
+  auto c = append(request("s", ExpectedVersion::no_stream(), {"c"}));
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->position, 1);
+}
+
+TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
+  backend_.fail_recovers(1000);
+  backend_.fail_writes(1);
+  expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"a"})));
+  pipeline_.stop();
+  expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"b"})));
+}
+
+}  // namespace
+}  // namespace orderflow::es
