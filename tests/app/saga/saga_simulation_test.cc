@@ -78,6 +78,9 @@ struct WorldOptions {
   // Appends stay in flight until the simulation lands them, in any order.
   bool hold_appends = false;
   es::StreamVersion snapshot_every = 4;
+  // A replay of the whole log may not append a domain event, not even one undone later
+  // (false: it only has to leave the invariants and snapshots intact).
+  bool replay_appends_nothing = true;
 };
 
 class World {
@@ -257,7 +260,7 @@ class World {
   }
 
   // Runs the saga again from position 1 on a quiet store: it must change nothing (at most
-  // write its own bookkeeping again).
+  // write its own bookkeeping again; see WorldOptions::replay_appends_nothing).
   bool replay_from_the_start() {
     const auto before = *store_.last_position();
     restart_all(true, 1);
@@ -265,6 +268,7 @@ class World {
     es::EventFilter domain;
     domain.categories = {"order", "product", "account"};
     auto after = store_.read_all(before + 1, 1000000, domain);
+    if (!options_.replay_appends_nothing) return true;
     for (const auto& e : *after)
       ADD_FAILURE() << "replaying the saga from position 1 appended " << e.type << " to " << e.stream_id
                     << " at position " << e.position << ": " << e.data;
@@ -671,6 +675,17 @@ void for_each_seed(std::uint64_t count, Run run) {
 // answered at once (odd seeds) or in flight and landing in any order (even seeds).
 TEST(SagaSimulation, InvariantsHoldForEverySeed) {
   for_each_seed(1000, [](std::uint64_t seed) {
+    World w(seed, {.hold_appends = seed % 2 == 0, .replay_appends_nothing = false});
+    w.run(2, 400, {.refuse = 0.05, .lose = 0.05, .crash = 0.01, .stop = 0.005, .redeliver = 0.1});
+  });
+}
+
+// As InvariantsHoldForEverySeed, but a replay of the log may not append a domain event:
+// the saga must not act on a partial view of an order while it replays (seed 5: an order
+// cancelled before anything was reserved, replayed in a batch that ends before its
+// cancel, gets stock reserved and released again).
+TEST(SagaSimulation, ReplayingTheLogAppendsNoDomainEventForEverySeed) {
+  for_each_seed(300, [](std::uint64_t seed) {
     World w(seed, {.hold_appends = seed % 2 == 0});
     w.run(2, 400, {.refuse = 0.05, .lose = 0.05, .crash = 0.01, .stop = 0.005, .redeliver = 0.1});
   });
@@ -682,7 +697,7 @@ TEST(SagaSimulation, InvariantsHoldForEverySeed) {
 TEST(SagaSimulation, TwoProcessesAndLeaseTakeoversForEverySeed) {
   std::int64_t conflicts = 0;
   for_each_seed(500, [&](std::uint64_t seed) {
-    World w(seed, {.processes = 2, .hold_appends = true});
+    World w(seed, {.processes = 2, .hold_appends = true, .replay_appends_nothing = false});
     const double faults = seed % 2 ? 0 : 0.03;
     w.run(2, 400, {.refuse = faults, .lose = faults, .crash = 0.01, .stop = 0.005, .redeliver = 0.1});
     conflicts += w.store().conflicts;
