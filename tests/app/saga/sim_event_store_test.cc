@@ -1,0 +1,28 @@
+// The simulation's store keeps the same EventStore contract as the real ones, so what the
+// saga simulation finds (or does not) holds for them too.
+#include "app/saga/sim_event_store.h"
+
+#include "es/event_store_contract.h"
+
+namespace orderflow::testing {
+namespace {
+
+class SimHarness : public StoreHarness {
+ public:
+  es::EventStore& store() override { return store_; }
+  es::SnapshotStore& snapshots() override { return store_; }
+  es::CheckpointStore& checkpoints() override { return store_; }
+  // The data live in memory: reopening only changes how they are read.
+  void reopen(const es::UpcasterRegistry* upcasters) override { store_.set_upcasters(upcasters); }
+
+ private:
+  std::mt19937_64 rng_{1};
+  SimEventStore store_{rng_};
+};
+
+INSTANTIATE_TEST_SUITE_P(Sim, EventStoreContract,
+                         ::testing::Values(EventStoreContractParam{"sim", [] { return std::make_unique<SimHarness>(); }}),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace orderflow::testing
