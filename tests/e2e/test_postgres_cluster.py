@@ -3,6 +3,7 @@ skipped): orders for the same scarce product and the same accounts from two serv
 §5 invariant; exactly one process runs the fulfilment saga (the holder of the saga lease) and the other takes
 over when it is killed with SIGKILL."""
 
+import os
 import random
 import threading
 import time
@@ -38,6 +39,7 @@ class Load:
         self.orders = []  # acknowledged (202) order ids
         self.net_funds = {a: 0 for a in customers}  # acknowledged deposits - withdrawals
         self.errors = []  # answers other than the expected ones
+        self.killed = set()  # ports of servers killed on purpose: their clients may see the connection drop
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
@@ -71,9 +73,10 @@ class Load:
                             continue
                         if action == "withdraw" and r.status == 409 and r.json["error"]["code"] == "insufficient_funds":
                             continue
-                except OSError as e:  # the server died under us (the takeover test kills one)
+                except OSError as e:  # the server died under us (the takeover tests kill one)
                     with self.lock:
-                        self.errors.append(f"{srv.port}: {e!r}")
+                        if srv.port not in self.killed:
+                            self.errors.append(f"{srv.port}: {e!r}")
                     return
                 with self.lock:
                     self.errors.append(f"{srv.port}: {r}")
@@ -90,6 +93,8 @@ class Load:
 
 @unittest.skipUnless(on_postgres(), "several servers on one store need PostgreSQL (ORDERFLOW_E2E_STORE=postgres)")
 class TwoServersOneStore(unittest.TestCase):
+    maxDiff = None
+
     def start_pair(self):
         store = new_pg_store()
         servers = []
@@ -111,7 +116,10 @@ class TwoServersOneStore(unittest.TestCase):
         for c in clients:
             self.addCleanup(c.close)
         orders = settled_orders(clients[0], load.orders, timeout=60)
+        # Quiet (API.md §6) also means no saga in a non-final state: a cancelled order's release may follow it.
         for c in clients:
+            wait_until(lambda: not any(c.get(f"{API}/admin/sagas?state={s}").json["sagas"]
+                                       for s in ("RUNNING", "COMPENSATING")), 60, "every saga final")
             wait_caught_up(c, timeout=30)
         accounts = {a: 3000 + n for a, n in load.net_funds.items()}
         for s, c in zip(servers, clients):
@@ -168,6 +176,36 @@ class TwoServersOneStore(unittest.TestCase):
         self.check_quiet([standby], load, {scarce: 40, plenty: 10_000})
         self.assertLess(takeover, 5.0)
         self.assertEqual(saga_gauge(c), 1)
+
+    @unittest.skipUnless(os.environ.get("ORDERFLOW_OPEN_BUGS"),
+                         "issue #11 point 2 is still open: about 1 run in 3 a compensation's release on the hot product "
+                         "stays unanswered after the kill (set ORDERFLOW_OPEN_BUGS=1 to run it)")
+    def test_killing_one_of_two_busy_servers_leaves_every_invariant_and_no_dead_letter(self):
+        """The operator's scenario of issue #11: 8 clients on each server (orders, cancels, deposits,
+        withdrawals on shared products and accounts), the saga holder killed with SIGKILL mid-load. The
+        survivor takes the saga over; every order settles, no saga is dead-lettered (a version conflict is a
+        reason to decide again, never a failed step), §5 holds and `verify` (snapshots included) exits 0."""
+        a, b = self.start_pair()
+        holder = saga_holder([a, b])
+        survivor = b if holder is a else a
+        c = survivor.client()
+        self.addCleanup(c.close)
+        scarce, plenty, customers = self.world(c, scarce_stock=60)
+        wait_until(lambda: holder.client().get(f"{API}/products/{plenty}").status == 200, 10, "both see the world")
+        load = Load([a, b], customers, [[(scarce, 1)], [(scarce, 2), (plenty, 1)], [(plenty, 3)], [(plenty, 1)]],
+                    seed=13)
+        threads = load.run(per_server=8, max_requests=10_000)
+        wait_until(lambda: len(load.orders) >= 150, 60, "orders placed on both servers")
+        load.killed.add(holder.port)
+        holder.kill()
+        wait_until(survivor.runs_saga, 10, "the survivor taking the saga lease over")
+        time.sleep(2.0)  # more orders, driven by the survivor alone
+        load.stop.set()
+        for t in threads:
+            t.join()
+        self.assertEqual(load.errors, [])
+        self.check_quiet([survivor], load, {scarce: 60, plenty: 10_000})
+        self.assertEqual(c.get(f"{API}/admin/dead-letters").json, {"dead_letters": []})
 
 
 if __name__ == "__main__":
