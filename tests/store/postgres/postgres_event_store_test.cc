@@ -17,14 +17,21 @@ namespace {
 using es::ExpectedVersion;
 using postgres::PostgresEventStore;
 
-std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
-                                               const es::UpcasterRegistry* upcasters = nullptr,
-                                               const std::string& conninfo = test_server()) {
+Result<std::unique_ptr<PostgresEventStore>> try_open(const std::string& schema,
+                                                     const es::UpcasterRegistry* upcasters = nullptr,
+                                                     const std::string& conninfo = test_server()) {
   postgres::PostgresEventStoreOptions options;
   options.conninfo = conninfo;
   options.schema = schema;
   options.upcasters = upcasters;
-  auto store = PostgresEventStore::open(options);
+  options.verify_at_open = kVerifiedAtOpen;
+  return PostgresEventStore::open(options);
+}
+
+std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
+                                               const es::UpcasterRegistry* upcasters = nullptr,
+                                               const std::string& conninfo = test_server()) {
+  auto store = try_open(schema, upcasters, conninfo);
   if (!store) throw std::runtime_error(store.error().message);
   return std::move(*store);
 }
@@ -35,9 +42,24 @@ class PostgresHarness : public StoreHarness {
   es::EventStore& store() override { return *store_; }
   es::SnapshotStore& snapshots() override { return *store_; }
   es::CheckpointStore& checkpoints() override { return *store_; }
+  es::StoredLog& log() override { return *store_; }
   void reopen(const es::UpcasterRegistry* upcasters) override {
     store_.reset();
     store_ = open_store(schema_.name(), upcasters);
+  }
+  Result<void> tamper(es::Position position, const std::string& original, const std::string& replacement) override {
+    store_.reset();
+    auto changed = schema_.connect().query(
+        {"UPDATE events SET data = replace(data, $2, $3), metadata = replace(metadata, $2, $3), "
+         "type = replace(type, $2, $3) WHERE position = $1 AND (data || metadata || type) LIKE '%' || $2 || '%' "
+         "RETURNING position",
+         {std::to_string(position), original, replacement}});
+    if (!changed) return fail(changed.error());
+    if (changed->rows() != 1) return fail(Errc::internal, original + " is not in the event at that position");
+    auto opened = try_open(schema_.name());
+    if (!opened) return fail(opened.error());
+    store_ = std::move(*opened);
+    return {};
   }
 
  private:
