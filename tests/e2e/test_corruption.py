@@ -45,12 +45,17 @@ class Corruption(ErrorAsserts, unittest.TestCase):
         aid = create_account(c)
 
         def deposit(_):
-            r = s.client().post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 1})
-            self.assertEqual(r.status, 200, r)
+            client = s.client()
+            try:
+                r = client.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 1})
+                self.assertEqual(r.status, 200, r)
+            finally:
+                client.close()
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(deposit, range(events_after)))
         created = [e for e in scan_events(c, category="product") if e["stream_id"] == f"product-{pid}"]
+        c.close()
         return name, created[0]["position"]
 
     def verify(self):
