@@ -5,9 +5,9 @@
 // where prev_hash is the hash of the event one position lower (32 zero bytes before
 // position 1). The fields are position, event_id, stream_id, version, type,
 // schema_version, data, metadata and recorded_at, as stored, in one unambiguous encoding
-// (integers big-endian, each text as its UTF-8 bytes after their
-// count in 4 bytes; see event_hash.cc). Stores keep prev_hash
-// beside the hash, so one row can be checked alone (its fields give its hash: bit rot, a
+// (integers big-endian, each text as its UTF-8 bytes after their count in 4 bytes), which
+// PostgreSQL computes too (migration 2). Stores keep prev_hash beside the hash, so one
+// row can be checked alone (its fields give its hash: bit rot, a
 // changed field) and a sequential read checks the links too (a row's prev_hash is the
 // hash of the row before it: a removed, inserted or rewritten event). A cryptographic
 // hash makes the head hash a fingerprint of the whole log: whoever noted it can tell a
