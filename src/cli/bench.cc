@@ -1,8 +1,26 @@
 #include "cli/bench.h"
 
+#include <time.h>
+
 #include <memory>
 
+#include "es/event_hash.h"
+
 namespace orderflow::cli {
+
+double hash_ns_per_event(const es::RecordedEvent& sample) {
+  auto cpu_ns = [] {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+  };
+  constexpr int kRounds = 100000;
+  es::EventHash h{};
+  const auto start = cpu_ns();
+  for (int i = 0; i < kRounds; ++i) h = es::event_hash(h, es::hashed_fields(sample));
+  asm volatile("" : : "g"(&h) : "memory");  // the hashes are used, so the loop stays
+  return (cpu_ns() - start) / kRounds;
+}
 
 void add_bench(CLI::App& root, Action& action) {
   auto* bench = root.add_subcommand("bench", "Run a benchmark; prints a table, then one JSON line");

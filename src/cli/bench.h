@@ -39,6 +39,10 @@ struct ReadBenchOptions {
 };
 int bench_read(const ReadBenchOptions& options);
 
+// The CPU time (thread CPU, ns) one event like `sample` costs to hash into the chain
+// (es/event_hash.h): what every append and every checked read of it pays.
+double hash_ns_per_event(const es::RecordedEvent& sample);
+
 struct ProjectionBenchOptions {
   std::string data = "./orderflow-bench";
   std::int64_t events = 1000000;  // filled in first if the store holds fewer

@@ -26,6 +26,11 @@ es::CheckpointStore& OpenStore::checkpoints() {
   return *postgres;
 }
 
+es::StoredLog& OpenStore::stored_log() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
 std::unique_ptr<es::LeaderLease> OpenStore::leader_lease(const std::string& name) const {
   return postgres ? postgres->leader_lease(name) : nullptr;
 }

@@ -29,6 +29,7 @@ struct OpenStore {
   es::EventStore& events();
   es::SnapshotStore& snapshots();
   es::CheckpointStore& checkpoints();
+  es::StoredLog& stored_log();
   // A lease for work only one process may do at a time (the saga); null where one
   // process holds the whole store anyway (the embedded store).
   std::unique_ptr<es::LeaderLease> leader_lease(const std::string& name) const;

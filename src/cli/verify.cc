@@ -1,6 +1,7 @@
-// orderflow verify: folds every stream of the store (the embedded one while no server
-// holds it; a PostgreSQL store at any time) and compares the result with the read models,
-// after letting the projections catch up. Prints each difference; exit 1 if there is any.
+// orderflow verify: checks the log's hash chain, then folds every stream of the store (the
+// embedded one while no server holds it; a PostgreSQL store at any time) and compares the
+// result with the read models, after letting the projections catch up. Prints each
+// difference; exit 1 if there is any.
 #include <fmt/core.h>
 
 #include <thread>
@@ -30,6 +31,15 @@ Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
 int verify(const StoreSpec& spec) {
   auto store = open_store(spec);
   if (!store) return runtime_failure(store.error().message);
+  // The log first: every other check reads it, and stops at its first corrupt event.
+  app::Differences breaks;
+  es::check_chain(store->stored_log(), breaks);
+  for (const auto& d : breaks) fmt::print("chain: {}\n", d);
+  fmt::print("{:<10} {}\n", "chain", breaks.empty() ? "ok" : fmt::format("{} breaks", breaks.size()));
+  if (!breaks.empty()) {
+    fmt::print("the log is corrupt: {} breaks; nothing else was checked\n", breaks.size());
+    return 1;
+  }
   auto read_models = open_read_models(spec);
   if (!read_models) return runtime_failure(read_models.error().message);
   auto read = app::projections::ReadSide::open(std::move(*read_models), store->events());
@@ -57,7 +67,7 @@ int verify(const StoreSpec& spec) {
 
 void add_verify(CLI::App& root, Action& action) {
   auto spec = std::make_shared<StoreSpec>();
-  auto* cmd = root.add_subcommand("verify", "Compare the read models with a fold of the event store (exit 1 on a difference)");
+  auto* cmd = root.add_subcommand("verify", "Check the event log's hash chain, then compare the read models with a fold of the event store (exit 1 on a break or a difference)");
   cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store")->capture_default_str();
   cmd->add_option("--store", spec->url, "Store URL (default: embedded SQLite in --data)");
   cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });

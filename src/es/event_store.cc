@@ -20,4 +20,30 @@ Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, 
   return events;
 }
 
+void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
+  EventHash before = kNoEventHash;
+  Position expected = 1;
+  auto check = [&](const RecordedEvent& e, const EventHash& prev, const EventHash& hash) {
+    if (e.position != expected)
+      breaks.push_back((e.position == expected + 1 ? "position " + std::to_string(expected) + " is"
+                                                   : "positions " + std::to_string(expected) + " to " +
+                                                         std::to_string(e.position - 1) + " are") +
+                       " missing from the log");
+    if (auto r = check_event_hash(e, prev, hash); !r) breaks.push_back(r.error().message);
+    if (auto r = check_chain_link(e, prev, before); !r) breaks.push_back(r.error().message);
+    before = hash;
+    expected = e.position + 1;
+  };
+  for (Position from = 1;;) {
+    auto next = log.scan_stored(from, 10000, check);
+    if (!next) {
+      breaks.push_back("the log cannot be read past position " + std::to_string(expected - 1) + ": " +
+                       next.error().message);
+      return;
+    }
+    if (*next == from) return;
+    from = *next;
+  }
+}
+
 }  // namespace orderflow::es

@@ -12,6 +12,7 @@
 
 #include "core/result.h"
 #include "es/event.h"
+#include "es/event_hash.h"
 
 namespace orderflow::es {
 
@@ -79,6 +80,24 @@ class EventStore {
   // Returns whether new events are visible. Live subscriptions sleep here.
   virtual bool wait_for_events(Position after, std::chrono::milliseconds timeout) = 0;
 };
+
+// The log as stored, with each event's hashes (es/event_hash.h), for checking the whole
+// chain (`orderflow verify`). Reads of EventStore check what they serve themselves.
+class StoredLog {
+ public:
+  virtual ~StoredLog() = default;
+  using StoredFn = std::function<void(const RecordedEvent&, const EventHash& prev_hash, const EventHash& hash)>;
+  // Calls `fn` for each of up to `max` stored events with position >= from_position, in
+  // position order, as stored: not upcast, hashes not checked (a hash of the wrong length
+  // is passed as kNoEventHash). Returns one past the last event passed (from_position if
+  // none). An error names the position it could not read past.
+  virtual Result<Position> scan_stored(Position from_position, std::size_t max, const StoredFn& fn) = 0;
+};
+
+// Checks every stored event's hash and every link of the chain, from position 1 on:
+// appends one line per break to `breaks`, naming the position; a read that cannot go on
+// is the last line.
+void check_chain(StoredLog& log, std::vector<std::string>& breaks);
 
 struct Snapshot {
   std::string stream_id;

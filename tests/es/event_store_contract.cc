@@ -384,6 +384,90 @@ TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
   EXPECT_EQ(store().read_stream("u-1", 0, 1, Direction::forward)->at(0).data, R"({"old":1})");
 }
 
+// ---- the hash chain (es/event_hash.h) ----
+
+// Three events, then at position 4 one whose data, metadata and type are unique bytes,
+// then more than the store checks at open, so position 4 is checked only when read.
+void append_around_a_marked_event(es::EventStore& store) {
+  ASSERT_TRUE(store.append(make_append("before-1", ExpectedVersion::no_stream(), 3)));
+  auto marked = make_append("marked-1", ExpectedVersion::no_stream(), 1, "MarkedType0");
+  marked.events[0].data = R"({"amount":12345})";
+  marked.events[0].metadata = R"({"note":"meta-67890"})";
+  ASSERT_TRUE(store.append(marked));
+  static_assert(kVerifiedAtOpen < 100);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(store.append(make_append("after-1", ExpectedVersion::any(), 50)));
+}
+
+void expect_corrupt_at_4(const Error& e) {
+  EXPECT_EQ(e.code, Errc::corrupt) << e.message;
+  EXPECT_NE(e.message.find("position 4 (stream marked-1 version 0)"), std::string::npos) << e.message;
+}
+
+// Reads of the changed event answer corrupt naming it; the events around it read as before.
+void expect_only_position_4_refused(StoreHarness& h) {
+  auto stream = h.store().read_stream("marked-1", 0, 10, Direction::forward);
+  ASSERT_FALSE(stream) << "a changed event was served";
+  expect_corrupt_at_4(stream.error());
+  std::vector<es::Position> passed;
+  auto scan = h.store().scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
+  ASSERT_FALSE(scan) << "a scan served a changed event";
+  expect_corrupt_at_4(scan.error());
+  EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
+  EXPECT_TRUE(h.store().read_stream("before-1", 0, 10, Direction::forward));
+  EXPECT_TRUE(h.store().read_stream("after-1", 0, 1000, Direction::backward));
+  EXPECT_TRUE(h.store().read_all(5, 1000));
+  std::vector<std::string> breaks;
+  es::check_chain(h.log(), breaks);
+  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
+}
+
+TEST_P(EventStoreContract, AnUntouchedLogChecksClean) {
+  append_around_a_marked_event(store());
+  harness_->reopen();
+  ASSERT_TRUE(store().append(make_append("after-1", ExpectedVersion::any(), 3)));
+  std::vector<std::string> breaks;
+  es::check_chain(harness_->log(), breaks);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+  std::size_t scanned = 0;
+  ASSERT_TRUE(store().scan_all(1, 10000, {}, [&](const es::RecordedEvent&) { ++scanned; }));
+  EXPECT_EQ(scanned, 4 + 100 + 3u);
+}
+
+TEST_P(EventStoreContract, AnEventWhoseDataChangedIsRefusedNamingItsPosition) {
+  append_around_a_marked_event(store());
+  auto opened = harness_->tamper(4, "12345", "12346");
+  ASSERT_TRUE(opened) << opened.error().message;
+  expect_only_position_4_refused(*harness_);
+}
+
+TEST_P(EventStoreContract, AnEventWhoseMetadataChangedIsRefusedNamingItsPosition) {
+  append_around_a_marked_event(store());
+  auto opened = harness_->tamper(4, "meta-67890", "meta-67891");
+  ASSERT_TRUE(opened) << opened.error().message;
+  expect_only_position_4_refused(*harness_);
+}
+
+TEST_P(EventStoreContract, AnEventWhoseTypeChangedIsRefusedNamingItsPosition) {
+  append_around_a_marked_event(store());
+  auto opened = harness_->tamper(4, "MarkedType0", "MarkedType1");
+  ASSERT_TRUE(opened) << opened.error().message;
+  expect_only_position_4_refused(*harness_);
+}
+
+// The newest events are checked before the store serves or appends anything.
+TEST_P(EventStoreContract, AChangedNewestEventIsRefusedAtOpen) {
+  ASSERT_TRUE(store().append(make_append("before-1", ExpectedVersion::no_stream(), 3)));
+  auto last = make_append("last-1", ExpectedVersion::no_stream());
+  last.events[0].data = R"({"amount":555777})";
+  ASSERT_TRUE(store().append(last));
+  auto opened = harness_->tamper(4, "555777", "555778");
+  ASSERT_FALSE(opened) << "a store with a corrupt newest event opened";
+  EXPECT_EQ(opened.error().code, Errc::corrupt) << opened.error().message;
+  EXPECT_NE(opened.error().message.find("position 4 (stream last-1 version 0)"), std::string::npos)
+      << opened.error().message;
+}
+
 TEST_P(EventStoreContract, WaitForEventsWakesOnAppend) {
   std::thread writer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

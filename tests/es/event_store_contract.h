@@ -17,6 +17,9 @@
 
 namespace orderflow::testing {
 
+// How many of the newest events a harness's store checks when it opens.
+inline constexpr std::size_t kVerifiedAtOpen = 64;
+
 // One backend's store over fresh, private data that survives reopen().
 class StoreHarness {
  public:
@@ -24,8 +27,14 @@ class StoreHarness {
   virtual es::EventStore& store() = 0;
   virtual es::SnapshotStore& snapshots() = 0;
   virtual es::CheckpointStore& checkpoints() = 0;
+  virtual es::StoredLog& log() = 0;
   // Closes the store and opens the same data again, with these upcasters (may be null).
   virtual void reopen(const es::UpcasterRegistry* upcasters = nullptr) = 0;
+  // Closes the store, replaces `original` by `replacement` (as long) in the stored bytes
+  // of the event at `position` behind the store's back (an error if they are not there),
+  // and opens the store again: answers what opening answered. After an error the store
+  // is closed.
+  virtual Result<void> tamper(es::Position position, const std::string& original, const std::string& replacement) = 0;
 };
 
 struct EventStoreContractParam {

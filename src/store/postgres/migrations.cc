@@ -55,6 +55,34 @@ CREATE TABLE idempotency (
   created_at  bigint  NOT NULL
 );
 )sql"},
+    Migration{2, "hash chain", R"sql(
+-- Every event carries prev_hash and hash, the head row the hash of the last event
+-- (es/event_hash.h). The chain over the events stored before, computed here with the
+-- same encoding: integers big-endian (int4send, int8send), each text as its UTF-8 bytes
+-- after their count in 4 bytes.
+ALTER TABLE events ADD COLUMN prev_hash bytea, ADD COLUMN hash bytea;
+ALTER TABLE log_head ADD COLUMN hash bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex');
+DO $$
+DECLARE
+  h bytea := decode(repeat('00', 32), 'hex');
+  e record;
+BEGIN
+  FOR e IN SELECT * FROM events ORDER BY position LOOP
+    UPDATE events SET prev_hash = h, hash = sha256(h || int8send(e.position)
+        || int4send(octet_length(convert_to(e.event_id, 'UTF8'))) || convert_to(e.event_id, 'UTF8')
+        || int4send(octet_length(convert_to(e.stream_id, 'UTF8'))) || convert_to(e.stream_id, 'UTF8')
+        || int8send(e.version)
+        || int4send(octet_length(convert_to(e.type, 'UTF8'))) || convert_to(e.type, 'UTF8')
+        || int4send(e.schema_version)
+        || int4send(octet_length(convert_to(e.data, 'UTF8'))) || convert_to(e.data, 'UTF8')
+        || int4send(octet_length(convert_to(e.metadata, 'UTF8'))) || convert_to(e.metadata, 'UTF8')
+        || int8send(e.recorded_at))
+      WHERE position = e.position RETURNING hash INTO h;
+  END LOOP;
+  UPDATE log_head SET hash = h;
+END $$;
+ALTER TABLE events ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN hash SET NOT NULL;
+)sql"},
 };
 
 Result<void> apply_missing(Connection& conn, const std::string& schema) {

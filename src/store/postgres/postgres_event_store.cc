@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "es/event_hash.h"
 #include "store/postgres/leader_lease.h"
 #include "store/postgres/migrations.h"
 
@@ -15,7 +16,8 @@ namespace orderflow::postgres {
 namespace {
 
 constexpr const char* kEventColumns =
-    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
+    "encode(prev_hash, 'hex') AS prev_hash_hex, encode(hash, 'hex') AS hash_hex";
 
 // How often wait_for_events looks for other processes' appends.
 constexpr std::chrono::milliseconds kPollInterval{50};
@@ -35,6 +37,26 @@ void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   e.data.assign(r.text(row, col + 6));
   e.metadata.assign(r.text(row, col + 7));
   e.recorded_at_ms = r.int64(row, col + 8);
+}
+
+struct StoredHashes {
+  es::EventHash prev{}, hash{};
+};
+
+// The two columns after the event's; a malformed one reads as kNoEventHash (and fails its check).
+StoredHashes load_hashes(const PgResult& r, int row, int col) {
+  StoredHashes h;
+  if (!es::hash_from_hex(r.text(row, col + 9), h.prev)) h.prev = es::kNoEventHash;
+  if (!es::hash_from_hex(r.text(row, col + 10), h.hash)) h.hash = es::kNoEventHash;
+  return h;
+}
+
+// Loads the row into `e` and checks that its fields give its stored hash; returns its hashes.
+Result<StoredHashes> load_checked(const PgResult& r, int row, int col, es::RecordedEvent& e) {
+  load_event(r, row, col, e);
+  auto h = load_hashes(r, row, col);
+  if (auto c = es::check_event_hash(e, h.prev, h.hash); !c) return c.error();
+  return h;
 }
 
 // The filter's conditions on `events`, with their parameters numbered from `param`.
@@ -65,10 +87,12 @@ std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>
 
 }  // namespace
 
+// Hashes as hex ($10, $11).
 const char* const kInsertEvents =
-    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at) "
-    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
-    "$7::text[], $8::text[], $9::bigint[])";
+    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
+    "prev_hash, hash) SELECT p, i, s, v, t, sv, d, m, r, decode(ph, 'hex'), decode(h, 'hex') "
+    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
+    "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) AS u(p, i, s, v, t, sv, d, m, r, ph, h)";
 
 // A pooled connection, returned to the pool when it goes out of scope if it is still
 // healthy (a connection lost with the server is dropped, and the next lease reconnects).
@@ -99,6 +123,8 @@ Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEve
   if (!conn) return conn.error();
   if (auto r = migrate(*conn, store->options_.schema); !r) return r.error();
   store->pool_.push_back(std::move(*conn));
+  if (auto r = store->verify_head(); !r)
+    return fail(r.error().code, "the PostgreSQL store is not usable (" + r.error().message + ")");
   if (auto r = store->pipeline_.start(); !r) return r.error();
   return store;
 }
@@ -142,11 +168,36 @@ void PostgresEventStore::append_async(es::AppendRequest req, es::AppendCallback 
   pipeline_.append(std::move(req), std::move(done));
 }
 
+// Checks the newest options_.verify_at_open events (each one's hash, the links between
+// them) and that the last one's hash is the head row's.
+Result<void> PostgresEventStore::verify_head() {
+  const auto newest = std::to_string(std::max<std::size_t>(options_.verify_at_open, 1));
+  auto rows = query({(std::string("SELECT encode(h.hash, 'hex'), e.* FROM log_head h LEFT JOIN LATERAL (SELECT ") +
+                      kEventColumns + " FROM events WHERE position > h.position - $1 ORDER BY position) e ON true")
+                         .c_str(),
+                     {newest}});
+  if (!rows) return rows.error();
+  es::EventHash before{}, head{};
+  if (!es::hash_from_hex(rows->text(0, 0), head)) return fail(Errc::corrupt, "the head row's hash is malformed");
+  es::RecordedEvent e;
+  for (int i = 0; i < rows->rows() && !rows->is_null(i, 1); ++i) {
+    auto hashes = load_checked(*rows, i, 1, e);
+    if (!hashes) return hashes.error();
+    if (i > 0)
+      if (auto r = es::check_chain_link(e, hashes->prev, before); !r) return r;
+    before = hashes->hash;
+  }
+  if (rows->rows() > 0 && !rows->is_null(0, 1) && before != head)
+    return fail(Errc::corrupt, "the log's head hash is not the hash of its last event, position " +
+                                   std::to_string(e.position));
+  return {};
+}
+
 Result<std::vector<es::RecordedEvent>> PostgresEventStore::events_of(const PgResult& rows) {
   std::vector<es::RecordedEvent> events(static_cast<std::size_t>(rows.rows()));
   for (int i = 0; i < rows.rows(); ++i) {
     auto& e = events[static_cast<std::size_t>(i)];
-    load_event(rows, i, 0, e);
+    if (auto h = load_checked(rows, i, 0, e); !h) return h.error();
     if (options_.upcasters)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
   }
@@ -181,14 +232,41 @@ Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, st
   es::RecordedEvent e;
   es::Position next = from_position;
   int count = 0;
+  // Each event is checked against its own hash, and against the one before it when that
+  // was read too.
+  es::EventHash previous{};
   for (int i = 0; i < rows->rows() && !rows->is_null(i, 1); ++i, ++count) {
-    load_event(*rows, i, 1, e);
+    auto hashes = load_checked(*rows, i, 1, e);
+    if (!hashes) return hashes.error();
+    if (count > 0 && e.position == next)
+      if (auto r = es::check_chain_link(e, hashes->prev, previous); !r) return r.error();
+    previous = hashes->hash;
     if (options_.upcasters)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
     fn(e);
     next = e.position + 1;
   }
   if (static_cast<std::size_t>(count) < max) next = std::max(next, rows->int64(0, 0) + 1);
+  return next;
+}
+
+Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position, std::size_t max,
+                                                     const StoredFn& fn) {
+  auto rows = query({(std::string("SELECT ") + kEventColumns +
+                      " FROM events WHERE position >= $1 ORDER BY position LIMIT $2")
+                         .c_str(),
+                     {std::to_string(from_position), std::to_string(max)}});
+  if (!rows)
+    return fail(rows.error().code, "reading the log from position " + std::to_string(from_position) + " on: " +
+                                       rows.error().message);
+  es::RecordedEvent e;
+  es::Position next = from_position;
+  for (int i = 0; i < rows->rows(); ++i) {
+    load_event(*rows, i, 0, e);
+    auto hashes = load_hashes(*rows, i, 0);
+    fn(e, hashes.prev, hashes.hash);
+    next = e.position + 1;
+  }
   return next;
 }
 
@@ -345,7 +423,9 @@ constexpr const char* kFindEvents =
 constexpr const char* kFindKeys = "SELECT key FROM idempotency WHERE key = ANY($1::text[])";
 // Takes the head row's lock; answers the head, its xmin (the transaction that last
 // moved it) and this transaction's id.
-constexpr const char* kLockHead = "SELECT position, xmin::text, pg_current_xact_id()::text FROM log_head FOR UPDATE";
+// And the hash of the event at the head.
+constexpr const char* kLockHead =
+    "SELECT position, xmin::text, pg_current_xact_id()::text, encode(hash, 'hex') FROM log_head FOR UPDATE";
 // The lookups again, under the lock, only when the head's last writer is not the one
 // expected ($2): then what the first ones saw may be out of date.
 constexpr const char* kFindEventsAgain =
@@ -364,9 +444,11 @@ constexpr const char* kStreamVersions =
 // head's last writer is the one expected (the last parameter). The head moves last, as
 // it changes the xmin they test.
 const char* const kInsertEventsIf =
-    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at) "
-    "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
-    "$7::text[], $8::text[], $9::bigint[]) WHERE (SELECT xmin FROM log_head) = $10::xid";
+    "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
+    "prev_hash, hash) SELECT p, i, s, v, t, sv, d, m, r, decode(ph, 'hex'), decode(h, 'hex') "
+    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
+    "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) AS u(p, i, s, v, t, sv, d, m, r, ph, h) "
+    "WHERE (SELECT xmin FROM log_head) = $12::xid";
 constexpr const char* kInsertKeys =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])";
@@ -374,8 +456,8 @@ constexpr const char* kInsertKeysIf =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[]) "
     "WHERE (SELECT xmin FROM log_head) = $6::xid";
-constexpr const char* kMoveHead = "UPDATE log_head SET position = $1";
-constexpr const char* kMoveHeadIf = "UPDATE log_head SET position = $1 WHERE xmin = $2::xid";
+constexpr const char* kMoveHead = "UPDATE log_head SET position = $1, hash = decode($2, 'hex')";
+constexpr const char* kMoveHeadIf = "UPDATE log_head SET position = $1, hash = decode($2, 'hex') WHERE xmin = $3::xid";
 
 // A transaction id as xmin shows it: pg_current_xact_id() carries the epoch above it.
 std::string xid32(std::string_view xid8) {
@@ -489,9 +571,11 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
                                              const Found& found,
                                              std::unordered_map<std::string, es::StreamVersion>& versions) {
   es::Position head = head_position_;
+  es::EventHash head_hash = head_hash_;
   auto used_keys = found.used_keys;
   std::vector<Query> tx{{"BEGIN", {}}, {kLockHead, {}}};
-  for (auto& q : decide(batch, head, versions, found.stored, used_keys, &head_tag_)) tx.push_back(std::move(q));
+  for (auto& q : decide(batch, head, head_hash, versions, found.stored, used_keys, &head_tag_))
+    tx.push_back(std::move(q));
   if (auto sent = conn.send(tx, 2, false); !sent) return sent.error();
   auto locked = conn.receive(2);
   if (!locked) return locked.error();
@@ -505,6 +589,7 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
   for (auto& [stream, version] : versions) versions_[stream] = version;
   if (head != head_position_) head_tag_ = xid32(lock.text(0, 2));
   head_position_ = head;
+  head_hash_ = head_hash;
   return true;
 }
 
@@ -541,11 +626,14 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   }
   for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = fetched.int64(i, 1);
   es::Position head = lock.int64(0, 0);
-  auto writes = decide(batch, head, versions_, found.stored, found.used_keys, nullptr);
+  es::EventHash head_hash{};
+  if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
+  auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr);
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
   head_tag_ = head != lock.int64(0, 0) ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
   head_position_ = head;
+  head_hash_ = head_hash;
   ahead_ = ours;
   return conn.send(writes, 0, false);
 }
@@ -554,13 +642,16 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
 // event ids and the used keys, and the appends before it in the batch: sets `answer` on
 // those it rejects or recognises as retries, numbers the others from `head` on,
 // advancing `versions` and `head`. Answers the statements that write them, guarded by
-// the head's xmin if `guard` is set.
+// the head's xmin if `guard` is set. Each event's hashes chain on from `head_hash`, which
+// advances with `head`.
 std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
+                                              es::EventHash& head_hash,
                                               std::unordered_map<std::string, es::StreamVersion>& versions,
                                               const std::unordered_map<std::string, es::StoredEventRef>& stored,
                                               std::unordered_set<std::string>& used_keys, const std::string* guard) {
   const es::Position first_head = head;
   ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
+  ArrayLiteral prev_hashes, hashes;
   ArrayLiteral key, fingerprint, status, response, created_at;
   bool wrote_keys = false;
   for (auto& a : batch) {
@@ -590,15 +681,20 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
     head += n;
     for (std::int64_t i = 0; i < n; ++i) {
       const auto& e = req.events[static_cast<std::size_t>(i)];
-      positions.add(a.first_position + i);
-      ids.add(e.event_id);
-      stream_ids.add(req.stream_id);
-      stream_versions.add(a.first_version + i);
-      types.add(e.type);
-      schema_versions.add(std::int64_t{e.schema_version});
-      data.add(e.data.empty() ? std::string_view("{}") : std::string_view(e.data));
-      metadata.add(e.metadata.empty() ? std::string_view("{}") : std::string_view(e.metadata));
-      recorded_at.add(a.recorded_at_ms);
+      const auto fields = es::hashed_fields(e, req.stream_id, a.first_position + i, a.first_version + i,
+                                            a.recorded_at_ms);
+      prev_hashes.add(es::to_hex(head_hash));
+      head_hash = es::event_hash(head_hash, fields);
+      hashes.add(es::to_hex(head_hash));
+      positions.add(fields.position);
+      ids.add(fields.event_id);
+      stream_ids.add(fields.stream_id);
+      stream_versions.add(fields.version);
+      types.add(fields.type);
+      schema_versions.add(std::int64_t{fields.schema_version});
+      data.add(fields.data);
+      metadata.add(fields.metadata);
+      recorded_at.add(fields.recorded_at_ms);
     }
     if (auto& k = req.idempotency) {
       if (req.render_response) k->response = req.render_response(a.result());
@@ -616,7 +712,8 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
   if (head != first_head) {
     Query insert{guard ? kInsertEventsIf : kInsertEvents,
                  {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
-                  schema_versions.done(), data.done(), metadata.done(), recorded_at.done()}};
+                  schema_versions.done(), data.done(), metadata.done(), recorded_at.done(), prev_hashes.done(),
+                  hashes.done()}};
     if (guard) insert.params.push_back(*guard);
     writes.push_back(std::move(insert));
   }
@@ -627,7 +724,7 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
     writes.push_back(std::move(insert));
   }
   if (head != first_head) {
-    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {std::to_string(head)}});
+    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {std::to_string(head), es::to_hex(head_hash)}});
     if (guard) writes.back().params.push_back(*guard);
   }
   return writes;

@@ -42,6 +42,9 @@ struct PostgresEventStoreOptions {
   const es::UpcasterRegistry* upcasters = nullptr;
   // Read connections kept open between uses; more are opened under load.
   std::size_t idle_connections = 8;
+  // The newest events whose hashes and chain links open() checks (es/event_hash.h), and
+  // that the last one's hash is the head row's. Older events are checked when read.
+  std::size_t verify_at_open = 4096;
 };
 
 // Writes events from nine arrays (ArrayLiteral), one element per event: position,
@@ -52,6 +55,7 @@ extern const char* const kInsertEvents;
 class PostgresEventStore final : public es::EventStore,
                                  public es::SnapshotStore,
                                  public es::CheckpointStore,
+                                 public es::StoredLog,
                                  private es::AppendBackend {
  public:
   // Connects, migrates the schema and starts the writer.
@@ -83,6 +87,9 @@ class PostgresEventStore final : public es::EventStore,
   Result<es::Position> load_checkpoint(const std::string& name) override;
   Result<void> save_checkpoint(const std::string& name, es::Position position) override;
 
+  // StoredLog
+  Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;
+
   // Finishes accepted appends and stops the writer; later appends answer unavailable.
   void close();
 
@@ -97,6 +104,7 @@ class PostgresEventStore final : public es::EventStore,
   Result<Lease> lease();
   Result<PgResult> query(const Query& q);
   Result<std::vector<es::RecordedEvent>> events_of(const PgResult& rows);
+  Result<void> verify_head();
 
   // AppendBackend
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
@@ -121,7 +129,7 @@ class PostgresEventStore final : public es::EventStore,
   Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
                            std::unordered_map<std::string, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
-  std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head,
+  std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
                             std::unordered_map<std::string, es::StreamVersion>& versions,
                             const std::unordered_map<std::string, es::StoredEventRef>& stored,
                             std::unordered_set<std::string>& used_keys, const std::string* guard);
@@ -146,6 +154,7 @@ class PostgresEventStore final : public es::EventStore,
   std::unordered_map<std::string, es::StreamVersion> versions_;
   std::string head_tag_ = "0";
   es::Position head_position_ = 0;
+  es::EventHash head_hash_{};  // of the event at head_position_
   bool ahead_ = false;
 
   std::mutex pool_mu_;

@@ -28,6 +28,10 @@ class Statement {
     sqlite3_bind_text(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
     return *this;
   }
+  Statement& bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob(stmt_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   // SQLITE_ROW: true; SQLITE_DONE: false; otherwise an error.
   Result<bool> step();
   // Runs a statement that returns no rows, then resets it.
@@ -38,6 +42,11 @@ class Statement {
   }
 
   std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  std::string_view blob(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), col));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), col)))
+             : std::string_view();
+  }
   bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   std::string_view text(int col) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));

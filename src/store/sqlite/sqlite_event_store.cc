@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "core/failures.h"
+#include "es/event_hash.h"
 
 namespace orderflow::sqlite {
 
@@ -27,7 +28,9 @@ CREATE TABLE IF NOT EXISTS events (
   schema_version INTEGER NOT NULL,
   data           TEXT    NOT NULL,
   metadata       TEXT    NOT NULL,
-  recorded_at    INTEGER NOT NULL
+  recorded_at    INTEGER NOT NULL,
+  prev_hash      BLOB    NOT NULL,  -- the hash chain, es/event_hash.h
+  hash           BLOB    NOT NULL
 ) STRICT;
 -- (stream, version) -> position, filled behind the events (see stream_index_backlog.h):
 -- complete up to indexed_through, the rest is in memory and rebuilt at open.
@@ -62,13 +65,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
 ) STRICT;
 )sql";
 
-// The file's format (PRAGMA user_version): 2 since the stream index left the events table.
-constexpr std::int64_t kFormat = 2;
+// The file's format (PRAGMA user_version): 2 since the stream index left the events table,
+// 3 since every event carries its hashes.
+constexpr std::int64_t kFormat = 3;
 
-constexpr const char* kEventColumns =
+constexpr const char* kFieldColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
+constexpr const char* kEventColumns =
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, prev_hash, hash";
 constexpr const char* kIndexedEventColumns =
-    "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at";
+    "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, "
+    "e.prev_hash, e.hash";
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -86,6 +93,29 @@ void load_event(const Statement& s, es::RecordedEvent& e) {
   e.metadata.assign(s.text(7));
   e.recorded_at_ms = s.int64(8);
 }
+
+struct StoredHashes {
+  es::EventHash prev{}, hash{};
+};
+
+// Columns 9 and 10; a hash of the wrong length reads as kNoEventHash (and fails its check).
+StoredHashes load_hashes(const Statement& s) {
+  StoredHashes h;
+  if (!es::hash_from_bytes(s.blob(9), h.prev)) h.prev = es::kNoEventHash;
+  if (!es::hash_from_bytes(s.blob(10), h.hash)) h.hash = es::kNoEventHash;
+  return h;
+}
+
+// Loads the row into `e` and checks that its fields give its stored hash; returns its hashes.
+Result<StoredHashes> load_checked(const Statement& s, es::RecordedEvent& e) {
+  load_event(s, e);
+  auto h = load_hashes(s);
+  if (auto r = es::check_event_hash(e, h.prev, h.hash); !r) return r.error();
+  return h;
+}
+
+// A read that SQLite could not do (a malformed page, an I/O error), with what it was reading.
+Error read_failed(const Error& e, const std::string& what) { return Error{e.code, what + ": " + e.message}; }
 
 // A category filter as a range on stream_id: "order" matches ["order-", "order.").
 std::string filter_sql(const es::EventFilter& f) {
@@ -215,13 +245,14 @@ Result<void> SqliteEventStore::init() {
       !r)
     return unusable(r.error());
   if (auto r = index_unindexed(); !r) return unusable(r.error());
+  if (auto r = verify_head(); !r) return unusable(r.error());
   struct {
     Statement* stmt;
     const char* sql;
   } statements[] = {
       {&insert_event_,
        "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, "
-       "metadata, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+       "metadata, recorded_at, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
       {&insert_idempotency_,
        "INSERT INTO idempotency (key, fingerprint, status, response, created_at, position) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
@@ -301,13 +332,83 @@ Result<void> SqliteEventStore::create_or_migrate() {
                                    std::to_string(kFormat) + ")");
   const auto set_format = "PRAGMA user_version = " + std::to_string(kFormat) + ";";
   if (format == kFormat || !has_events) return writer_db_.exec(std::string(kSchema) + set_format);
-  // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to the
-  // new table; index_unindexed() then builds stream_index from indexed_through = 0.
-  auto r = writer_db_.exec(std::string("BEGIN IMMEDIATE; ALTER TABLE events RENAME TO events_format1;") + kSchema +
-                           "INSERT INTO events (" + kEventColumns + ") SELECT " + kEventColumns +
-                           " FROM events_format1; DROP TABLE events_format1;" + set_format + "COMMIT;");
+  auto migrate = [&]() -> Result<void> {
+    if (auto r = writer_db_.exec("BEGIN IMMEDIATE"); !r) return r;
+    // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to
+    // the new table; index_unindexed() then builds stream_index from indexed_through = 0.
+    // Format 2 had no hashes: the columns are added (empty) in place, which leaves the
+    // event-id index as it is.
+    auto r = format == 1
+                 ? writer_db_.exec(std::string("ALTER TABLE events RENAME TO events_format1;") + kSchema +
+                                   "INSERT INTO events (" + kFieldColumns + ", prev_hash, hash) SELECT " + kFieldColumns +
+                                   ", x'', x'' FROM events_format1; DROP TABLE events_format1;")
+                 : writer_db_.exec("ALTER TABLE events ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x'';"
+                                   "ALTER TABLE events ADD COLUMN hash BLOB NOT NULL DEFAULT x'';" + std::string(kSchema));
+    if (!r) return r;
+    if (auto h = add_hashes(); !h) return h;
+    return writer_db_.exec(set_format + "COMMIT;");
+  };
+  auto r = migrate();
   if (!r) (void)writer_db_.exec("ROLLBACK");
   return r;
+}
+
+// Computes the chain over every event of a file written before it (format 1 or 2), in
+// position order, within create_or_migrate's transaction. Each chunk is read before it is
+// updated, so no update runs under an open read of the same table. Runs once per file.
+Result<void> SqliteEventStore::add_hashes() {
+  auto read = writer_db_.prepare(std::string("SELECT ") + kFieldColumns +
+                                 " FROM events WHERE position > ?1 ORDER BY position LIMIT 8192");
+  if (!read) return read.error();
+  auto write = writer_db_.prepare("UPDATE events SET prev_hash = ?1, hash = ?2 WHERE position = ?3");
+  if (!write) return write.error();
+  es::EventHash head = es::kNoEventHash;
+  es::Position last = 0;
+  std::vector<es::RecordedEvent> chunk;
+  for (;;) {
+    chunk.clear();
+    {
+      ResetOnExit reset(*read);
+      read->bind(1, last);
+      for (;;) {
+        auto row = read->step();
+        if (!row) return read_failed(row.error(), "reading the log after position " + std::to_string(last));
+        if (!*row) break;
+        load_event(*read, chunk.emplace_back());
+      }
+    }
+    if (chunk.empty()) return {};
+    for (const auto& e : chunk) {
+      const es::EventHash prev = head;
+      head = es::event_hash(prev, es::hashed_fields(e));
+      auto r = write->bind_blob(1, es::hash_bytes(prev)).bind_blob(2, es::hash_bytes(head)).bind(3, e.position).run();
+      if (!r) return r;
+      last = e.position;
+    }
+  }
+}
+
+// Checks the newest options_.verify_at_open events (each one's hash, the links between
+// them) and sets the head of the chain that the writer goes on from.
+Result<void> SqliteEventStore::verify_head() {
+  auto q = writer_db_.prepare(std::string("SELECT ") + kEventColumns +
+                              " FROM events WHERE position > (SELECT coalesce(max(position), 0) FROM events) - ?1 "
+                              "ORDER BY position");
+  if (!q) return q.error();
+  ResetOnExit reset(*q);
+  q->bind(1, static_cast<std::int64_t>(std::max<std::size_t>(options_.verify_at_open, 1)));
+  es::RecordedEvent e;
+  for (bool first = true;; first = false) {
+    auto row = q->step();
+    if (!row) return read_failed(row.error(), "checking the newest events");
+    if (!*row) return {};
+    auto hashes = load_checked(*q, e);
+    if (!hashes) return hashes.error();
+    if (!first)
+      if (auto r = es::check_chain_link(e, hashes->prev, head_hash_); !r) return r;
+    head_hash_ = hashes->hash;
+    head_position_ = e.position;
+  }
 }
 
 // Puts every event past indexed_through in stream_index (those the backlog held when
@@ -424,22 +525,23 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
   const auto newest = backlog_.entries(stream_id, durable);
   const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
   std::vector<es::RecordedEvent> events;
+  // Each event is checked against its own hash; the chain's links are checked by scans.
   auto from_table = [&](Statement& s) -> Result<void> {
     ResetOnExit reset(s);
     for (;;) {
       auto row = s.step();
-      if (!row) return row.error();
+      if (!row) return read_failed(row.error(), "reading stream " + stream_id);
       if (!*row) return {};
-      load_event(s, events.emplace_back());
+      if (auto r = load_checked(s, events.emplace_back()); !r) return r.error();
     }
   };
   auto from_backlog = [&](const StreamIndexBacklog::Entry& e) -> Result<void> {
     auto& s = reader.at_position;
     ResetOnExit reset(s);
     auto row = s.bind(1, e.position).step();
-    if (!row) return row.error();
+    if (!row) return read_failed(row.error(), "reading position " + std::to_string(e.position) + " of stream " + stream_id);
     if (!*row) return fail(Errc::internal, "event " + std::to_string(e.position) + " missing from the log");
-    load_event(s, events.emplace_back());
+    if (auto r = load_checked(s, events.emplace_back()); !r) return r.error();
     return {};
   };
   if (direction == es::Direction::forward) {
@@ -507,11 +609,19 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   std::size_t count = 0;
   es::Position next = from_position;
   bool upcast = options_.upcasters && !options_.upcasters->empty();
+  // Each event is checked against its own hash, and against the one before it when that
+  // was read too (every one but the first, without a filter).
+  es::EventHash previous{};
   for (;;) {
     auto row = s->step();
-    if (!row) return row.error();
+    if (!row)
+      return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
     if (!*row) break;
-    load_event(*s, e);
+    auto hashes = load_checked(*s, e);
+    if (!hashes) return hashes.error();
+    if (count > 0 && e.position == next)
+      if (auto r = es::check_chain_link(e, hashes->prev, previous); !r) return r.error();
+    previous = hashes->hash;
     if (upcast)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
     fn(e);
@@ -527,6 +637,25 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     next = std::max(next, std::min(last.int64(0), durable) + 1);
   }
   return next;
+}
+
+Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) {
+  auto reader = lease_reader();
+  if (!reader) return reader.error();
+  auto& s = (*reader)->scan;
+  ResetOnExit reset(s);
+  s.bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed());
+  es::RecordedEvent e;
+  es::Position next = from_position;
+  for (;;) {
+    auto row = s.step();
+    if (!row) return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
+    if (!*row) return next;
+    load_event(s, e);
+    auto hashes = load_hashes(s);
+    fn(e, hashes.prev, hashes.hash);
+    next = e.position + 1;
+  }
 }
 
 // scan_all of one stream: through its index rather than the whole log.
@@ -700,20 +829,31 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
   }
   // Twice what comes in, so a backlog past its target shrinks back to it.
   auto moved = backlog_.pick(2 * events, first);
+  // The chain goes on from the last event written; it moves only once the batch commits.
+  es::EventHash head = head_hash_;
+  es::Position head_position = head_position_;
   auto write_all = [&]() -> Result<void> {
     for (const auto& a : batch) {
       for (std::size_t i = 0; i < a.request.events.size(); ++i) {
         const auto& e = a.request.events[i];
         auto offset = static_cast<std::int64_t>(i);
-        auto r = insert_event_.bind(1, a.first_position + offset)
-                     .bind(2, e.event_id)
-                     .bind(3, a.request.stream_id)
-                     .bind(4, a.first_version + offset)
-                     .bind(5, e.type)
-                     .bind(6, e.schema_version)
-                     .bind(7, e.data.empty() ? std::string_view("{}") : std::string_view(e.data))
-                     .bind(8, e.metadata.empty() ? std::string_view("{}") : std::string_view(e.metadata))
-                     .bind(9, a.recorded_at_ms)
+        const auto fields = es::hashed_fields(e, a.request.stream_id, a.first_position + offset,
+                                              a.first_version + offset, a.recorded_at_ms);
+        OF_CHECK(fields.position == head_position + 1, "a batch's positions follow the log's head");
+        const es::EventHash prev = head;
+        head = es::event_hash(prev, fields);
+        head_position = fields.position;
+        auto r = insert_event_.bind(1, fields.position)
+                     .bind(2, fields.event_id)
+                     .bind(3, fields.stream_id)
+                     .bind(4, fields.version)
+                     .bind(5, fields.type)
+                     .bind(6, fields.schema_version)
+                     .bind(7, fields.data)
+                     .bind(8, fields.metadata)
+                     .bind(9, fields.recorded_at_ms)
+                     .bind_blob(10, es::hash_bytes(prev))
+                     .bind_blob(11, es::hash_bytes(head))
                      .run();
         if (!r) return r;
       }
@@ -740,6 +880,8 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
     (void)rollback_.run();
     return r;
   }
+  head_hash_ = head;
+  head_position_ = head_position;
   backlog_.drop(moved);
   std::vector<StreamIndexBacklog::Entry> entries;
   for (const auto& a : batch) {
@@ -788,6 +930,10 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
     (void)writer_db_.exec("ROLLBACK");
     return r;
   }
+  // The chain goes on from the last event kept, not from a deleted batch.
+  head_hash_ = {};
+  head_position_ = 0;
+  if (auto head = verify_head(); !head) return head;
   std::lock_guard lk(aux_mu_);
   if (int rc = sqlite3_wal_checkpoint_v2(aux_db_.handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
       rc != SQLITE_OK)

@@ -32,11 +32,16 @@ struct SqliteEventStoreOptions {
   // Stream-index entries kept in memory before the writer moves them to the file, a few
   // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
   std::size_t stream_index_backlog = 32768;
+  // The newest events whose hashes and chain links open() checks (es/event_hash.h), so a
+  // corrupt head of the log is refused before anything is served or appended to it.
+  // Older events are checked when they are read, and all of them by scan_stored's caller.
+  std::size_t verify_at_open = 4096;
 };
 
 class SqliteEventStore final : public es::EventStore,
                                public es::SnapshotStore,
                                public es::CheckpointStore,
+                               public es::StoredLog,
                                private es::ExclusiveAppendBackend {
  public:
   // Opens or creates the store and starts its writer. Fails with a clear error if the
@@ -68,6 +73,9 @@ class SqliteEventStore final : public es::EventStore,
   Result<es::Position> load_checkpoint(const std::string& name) override;
   Result<void> save_checkpoint(const std::string& name, es::Position position) override;
 
+  // StoredLog
+  Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;
+
   // Finishes accepted appends and stops the writer; later appends answer unavailable.
   void close();
 
@@ -81,6 +89,8 @@ class SqliteEventStore final : public es::EventStore,
   void checkpoint_loop();
   Result<void> create_or_migrate();
   Result<void> index_unindexed();
+  Result<void> add_hashes();
+  Result<void> verify_head();
   Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const std::string& stream_id,
                                                      es::StreamVersion from_version, std::size_t max,
                                                      es::Direction direction, es::Position durable,
@@ -107,6 +117,10 @@ class SqliteEventStore final : public es::EventStore,
   // The writer thread's connection.
   Database writer_db_;
   Statement insert_event_, insert_idempotency_, insert_index_, save_indexed_through_, begin_, commit_, rollback_;
+  // The last event written and its hash, which the next one's covers: set at open, then
+  // moved by the writer.
+  es::Position head_position_ = 0;
+  es::EventHash head_hash_{};
   // The stream index's newest entries; written and moved to the file by the writer.
   StreamIndexBacklog backlog_;
 

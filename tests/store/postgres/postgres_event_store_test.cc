@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "es/event_hash.h"
 #include "es/event_store_contract.h"
 #include "es/subscription.h"
 #include "store/postgres/test_database.h"
@@ -17,14 +18,21 @@ namespace {
 using es::ExpectedVersion;
 using postgres::PostgresEventStore;
 
-std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
-                                               const es::UpcasterRegistry* upcasters = nullptr,
-                                               const std::string& conninfo = test_server()) {
+Result<std::unique_ptr<PostgresEventStore>> try_open(const std::string& schema,
+                                                     const es::UpcasterRegistry* upcasters = nullptr,
+                                                     const std::string& conninfo = test_server()) {
   postgres::PostgresEventStoreOptions options;
   options.conninfo = conninfo;
   options.schema = schema;
   options.upcasters = upcasters;
-  auto store = PostgresEventStore::open(options);
+  options.verify_at_open = kVerifiedAtOpen;
+  return PostgresEventStore::open(options);
+}
+
+std::unique_ptr<PostgresEventStore> open_store(const std::string& schema,
+                                               const es::UpcasterRegistry* upcasters = nullptr,
+                                               const std::string& conninfo = test_server()) {
+  auto store = try_open(schema, upcasters, conninfo);
   if (!store) throw std::runtime_error(store.error().message);
   return std::move(*store);
 }
@@ -35,9 +43,24 @@ class PostgresHarness : public StoreHarness {
   es::EventStore& store() override { return *store_; }
   es::SnapshotStore& snapshots() override { return *store_; }
   es::CheckpointStore& checkpoints() override { return *store_; }
+  es::StoredLog& log() override { return *store_; }
   void reopen(const es::UpcasterRegistry* upcasters) override {
     store_.reset();
     store_ = open_store(schema_.name(), upcasters);
+  }
+  Result<void> tamper(es::Position position, const std::string& original, const std::string& replacement) override {
+    store_.reset();
+    auto changed = schema_.connect().query(
+        {"UPDATE events SET data = replace(data, $2, $3), metadata = replace(metadata, $2, $3), "
+         "type = replace(type, $2, $3) WHERE position = $1 AND (data || metadata || type) LIKE '%' || $2 || '%' "
+         "RETURNING position",
+         {std::to_string(position), original, replacement}});
+    if (!changed) return fail(changed.error());
+    if (changed->rows() != 1) return fail(Errc::internal, original + " is not in the event at that position");
+    auto opened = try_open(schema_.name());
+    if (!opened) return fail(opened.error());
+    store_ = std::move(*opened);
+    return {};
   }
 
  private:
@@ -71,6 +94,32 @@ void eventually(F done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
+// Events stored before migration 2 get the chain computed in SQL at the next open, the same
+// hashes the store computes: every one checks, and appends chain on from the head.
+TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigration) {
+  TestSchema schema;
+  {
+    auto store = open_store(schema.name());
+    for (int i = 0; i < 5; ++i) {
+      auto req = make_append("m-" + std::to_string(i % 2), ExpectedVersion::any(), 3);
+      req.events[1].data = R"({"text":"naïve ünïcode"})";
+      req.events[2].metadata = "";
+      ASSERT_TRUE(store->append(req));
+    }
+  }
+  auto c = schema.connect();
+  ASSERT_TRUE(c.exec("ALTER TABLE events DROP COLUMN prev_hash, DROP COLUMN hash; "
+                     "ALTER TABLE log_head DROP COLUMN hash; DELETE FROM schema_migrations WHERE version = 2"));
+  auto store = open_store(schema.name());
+  std::vector<std::string> breaks;
+  es::check_chain(*store, breaks);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+  ASSERT_TRUE(store->append(make_append("m-0", ExpectedVersion::any(), 2)));
+  ASSERT_TRUE(store->read_all(1, 100));
+  es::check_chain(*store, breaks);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+}
+
 // Another process's batch takes position 2 and stays uncommitted while this store
 // appends more. No reader may pass position 2 until it commits: the later appends wait
 // for it, and the subscriber sees 1, 2, 3, … with nothing skipped.
@@ -91,11 +140,16 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
 
   auto held = schema.connect();
   ASSERT_TRUE(held.exec("BEGIN"));
-  auto head = held.query({"SELECT position FROM log_head FOR UPDATE", {}});
+  auto head = held.query({"SELECT position, encode(hash, 'hex') FROM log_head FOR UPDATE", {}});
   ASSERT_TRUE(head);
   ASSERT_EQ(head->int64(0, 0), 1);
-  ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0); "
-                        "UPDATE log_head SET position = 2"));
+  // Chained on as a store would, so that readers serve it once it commits.
+  es::EventHash prev{};
+  ASSERT_TRUE(es::hash_from_hex(head->text(0, 1), prev));
+  const auto hash = es::to_hex(es::event_hash(prev, {2, "held-event", "skip-2", 0, "Held", 1, "{}", "{}", 0}));
+  ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0, "
+                        "decode('" + es::to_hex(prev) + "', 'hex'), decode('" + hash + "', 'hex')); "
+                        "UPDATE log_head SET position = 2, hash = decode('" + hash + "', 'hex')"));
 
   constexpr int kLater = 3;
   std::atomic<int> answered{0};
@@ -287,8 +341,8 @@ TEST_F(PostgresEventStoreTest, ManyProcessesMayMigrateAtOnce) {
   auto c = schema.connect();
   auto applied = c.query({"SELECT count(*), max(version) FROM schema_migrations", {}});
   ASSERT_TRUE(applied);
-  EXPECT_EQ(applied->int64(0, 0), 1);
-  EXPECT_EQ(applied->int64(0, 1), 1);
+  EXPECT_EQ(applied->int64(0, 0), 2);
+  EXPECT_EQ(applied->int64(0, 1), 2);
 }
 
 }  // namespace

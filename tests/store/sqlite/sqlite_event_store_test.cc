@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -17,16 +18,39 @@
 namespace orderflow::testing {
 namespace {
 
-std::unique_ptr<sqlite::SqliteEventStore> open_store(const std::string& path,
-                                                     const es::UpcasterRegistry* upcasters = nullptr,
-                                                     std::size_t stream_index_backlog = 32768) {
+Result<std::unique_ptr<sqlite::SqliteEventStore>> try_open(const std::string& path,
+                                                           const es::UpcasterRegistry* upcasters = nullptr,
+                                                           std::size_t stream_index_backlog = 32768) {
   sqlite::SqliteEventStoreOptions options;
   options.path = path;
   options.upcasters = upcasters;
   options.stream_index_backlog = stream_index_backlog;
-  auto store = sqlite::SqliteEventStore::open(options);
+  options.verify_at_open = kVerifiedAtOpen;
+  return sqlite::SqliteEventStore::open(options);
+}
+
+std::unique_ptr<sqlite::SqliteEventStore> open_store(const std::string& path,
+                                                     const es::UpcasterRegistry* upcasters = nullptr,
+                                                     std::size_t stream_index_backlog = 32768) {
+  auto store = try_open(path, upcasters, stream_index_backlog);
   if (!store) throw std::runtime_error(store.error().message);
   return std::move(*store);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Replaces every occurrence of `original` in the file (the store closed: its WAL is
+// copied back and gone). Answers how many there were.
+int replace_in_file(const std::string& path, const std::string& original, const std::string& replacement) {
+  auto bytes = read_file(path);
+  int found = 0;
+  for (auto at = bytes.find(original); at != std::string::npos; at = bytes.find(original, at + 1), ++found)
+    bytes.replace(at, original.size(), replacement);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  return found;
 }
 
 // `stream_index_backlog`: the default keeps every stream's index entries of a test in
@@ -38,9 +62,22 @@ class SqliteHarness : public StoreHarness {
   es::EventStore& store() override { return *store_; }
   es::SnapshotStore& snapshots() override { return *store_; }
   es::CheckpointStore& checkpoints() override { return *store_; }
+  es::StoredLog& log() override { return *store_; }
   void reopen(const es::UpcasterRegistry* upcasters) override {
     store_.reset();
     store_ = open_store(dir_.file("events.db"), upcasters, backlog_);
+  }
+  // The bytes are looked for in the whole file: the contract's are unique.
+  Result<void> tamper(es::Position, const std::string& original, const std::string& replacement) override {
+    store_.reset();
+    if (std::filesystem::exists(dir_.file("events.db-wal")))
+      return fail(Errc::internal, "the WAL is still there after closing the store");
+    if (replace_in_file(dir_.file("events.db"), original, replacement) == 0)
+      return fail(Errc::internal, original + " is not in the file");
+    auto opened = try_open(dir_.file("events.db"), nullptr, backlog_);
+    if (!opened) return fail(opened.error());
+    store_ = std::move(*opened);
+    return {};
   }
 
  private:
@@ -209,7 +246,85 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   ASSERT_TRUE(db);
   auto format = db->prepare("PRAGMA user_version");
   ASSERT_TRUE(format && *format->step());
-  EXPECT_EQ(format->int64(0), 2);
+  EXPECT_EQ(format->int64(0), 3);
+}
+
+// A file written before events carried hashes (format 2) gets the chain computed at open:
+// every event checks, reads serve them, and appends go on from the chain's head.
+TEST(SqliteEventStore, AFileOfTheSecondFormatIsMigratedAtOpen) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  {
+    auto db = sqlite::Database::open(path);
+    ASSERT_TRUE(db);
+    std::string rows;
+    for (int i = 1; i <= 300; ++i)
+      rows += std::string(i > 1 ? "," : "") + "(" + std::to_string(i) + ", 'e" + std::to_string(i) + "', 'order-" +
+              std::to_string(i % 7) + "', " + std::to_string((i - 1) / 7) + ", 'OrderPlaced', 1, '{\"i\":" +
+              std::to_string(i) + "}', '{}', " + std::to_string(1000 + i) + ")";
+    ASSERT_TRUE(db->exec(
+        "CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL, "
+        "version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data TEXT NOT NULL, "
+        "metadata TEXT NOT NULL, recorded_at INTEGER NOT NULL) STRICT;"
+        "CREATE TABLE stream_index (stream_id TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, "
+        "PRIMARY KEY (stream_id, version)) WITHOUT ROWID, STRICT;"
+        "CREATE TABLE stream_index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_through INTEGER NOT NULL) STRICT;"
+        "INSERT INTO stream_index_state VALUES (1, 0);"
+        "CREATE TABLE snapshots (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, schema_version INTEGER NOT NULL, "
+        "state TEXT NOT NULL) STRICT;"
+        "CREATE TABLE checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) STRICT;"
+        "CREATE TABLE idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, "
+        "response TEXT NOT NULL, created_at INTEGER NOT NULL, position INTEGER NOT NULL) STRICT;"
+        "INSERT INTO events VALUES " + rows + "; PRAGMA user_version = 2;"));
+  }
+  auto store = open_store(path);
+  auto events = store->read_stream("order-3", 0, 100, es::Direction::forward);
+  ASSERT_TRUE(events) << events.error().message;
+  EXPECT_EQ(events->size(), 43u);
+  std::vector<std::string> breaks;
+  es::check_chain(*store, breaks);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+  auto appended = store->append(make_append("order-3", es::ExpectedVersion::exact(42), 2));
+  ASSERT_TRUE(appended) << appended.error().message;
+  EXPECT_EQ(appended->position, 302);
+  store.reset();
+  store = open_store(path);
+  es::check_chain(*store, breaks);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+  EXPECT_EQ(store->read_all(1, 1000)->size(), 302u);
+}
+
+// A page SQLite itself cannot read (here: a b-tree page whose type byte is not one) is a
+// corrupt read naming what it was reading, never a row served.
+TEST(SqliteEventStore, APageSqliteCannotReadIsACorruptReadNamingIt) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  {
+    auto store = open_store(path);
+    auto marked = make_append("marked-1", es::ExpectedVersion::no_stream());
+    marked.events[0].data = R"({"find":"page-marker-4711"})";
+    ASSERT_TRUE(store->append(make_append("before-1", es::ExpectedVersion::no_stream(), 3)));
+    ASSERT_TRUE(store->append(marked));
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(store->append(make_append("after-1", es::ExpectedVersion::any(), 100)));
+  }
+  auto bytes = read_file(path);
+  const auto at = bytes.find("page-marker-4711");
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(bytes.find("page-marker-4711", at + 1), std::string::npos);
+  const std::size_t page_size = 4096;
+  ASSERT_GT(at / page_size, 0u);
+  bytes[at - at % page_size] = '\x42';
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+
+  auto store = open_store(path);
+  auto read = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(read.error().code, Errc::corrupt) << read.error().message;
+  EXPECT_NE(read.error().message.find("reading stream marked-1"), std::string::npos) << read.error().message;
+  auto scan = store->read_all(1, 1000);
+  ASSERT_FALSE(scan);
+  EXPECT_EQ(scan.error().code, Errc::corrupt) << scan.error().message;
+  EXPECT_NE(scan.error().message.find("reading the log from position"), std::string::npos) << scan.error().message;
 }
 
 TEST(SqliteEventStore, AFileOfANewerFormatIsRefused) {

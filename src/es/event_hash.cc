@@ -1,0 +1,125 @@
+#include "es/event_hash.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+
+namespace orderflow::es {
+
+namespace {
+
+// One digest context per thread, set up once: fetching SHA-256 and allocating a context
+// per event would cost about as much as hashing it.
+struct Sha256 {
+  EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  std::string buffer;
+  Sha256() { OF_CHECK(md && ctx, "OpenSSL has no SHA-256"); }
+  ~Sha256() {
+    EVP_MD_CTX_free(ctx);
+    EVP_MD_free(md);
+  }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+};
+
+// Big-endian, as PostgreSQL's int4send/int8send, so SQL can compute the same hash.
+void put_int(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void put_text(std::string& out, std::string_view s) {
+  put_int(out, s.size(), 4);
+  out.append(s);
+}
+
+}  // namespace
+
+HashedFields hashed_fields(const RecordedEvent& e) {
+  return HashedFields{e.position, e.event_id, e.stream_id,  e.version,       e.type,
+                      e.schema_version, e.data, e.metadata, e.recorded_at_ms};
+}
+
+HashedFields hashed_fields(const NewEvent& e, std::string_view stream_id, Position position, StreamVersion version,
+                           std::int64_t recorded_at_ms) {
+  return HashedFields{position,
+                      e.event_id,
+                      stream_id,
+                      version,
+                      e.type,
+                      e.schema_version,
+                      e.data.empty() ? std::string_view("{}") : std::string_view(e.data),
+                      e.metadata.empty() ? std::string_view("{}") : std::string_view(e.metadata),
+                      recorded_at_ms};
+}
+
+EventHash event_hash(const EventHash& prev, const HashedFields& e) {
+  thread_local Sha256 sha;
+  auto& b = sha.buffer;
+  b.clear();
+  b.append(hash_bytes(prev));
+  put_int(b, static_cast<std::uint64_t>(e.position), 8);
+  put_text(b, e.event_id);
+  put_text(b, e.stream_id);
+  put_int(b, static_cast<std::uint64_t>(e.version), 8);
+  put_text(b, e.type);
+  put_int(b, static_cast<std::uint32_t>(e.schema_version), 4);
+  put_text(b, e.data);
+  put_text(b, e.metadata);
+  put_int(b, static_cast<std::uint64_t>(e.recorded_at_ms), 8);
+  EventHash out;
+  unsigned int n = 0;
+  bool ok = EVP_DigestInit_ex2(sha.ctx, sha.md, nullptr) == 1 && EVP_DigestUpdate(sha.ctx, b.data(), b.size()) == 1 &&
+            EVP_DigestFinal_ex(sha.ctx, out.data(), &n) == 1;
+  OF_CHECK(ok && n == out.size(), "SHA-256 failed");
+  return out;
+}
+
+bool hash_from_bytes(std::string_view bytes, EventHash& out) {
+  if (bytes.size() != out.size()) return false;
+  std::memcpy(out.data(), bytes.data(), out.size());
+  return true;
+}
+
+std::string to_hex(const EventHash& h) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  s.reserve(2 * h.size());
+  for (auto byte : h) {
+    s.push_back(digits[byte >> 4]);
+    s.push_back(digits[byte & 15]);
+  }
+  return s;
+}
+
+bool hash_from_hex(std::string_view hex, EventHash& out) {
+  if (hex.size() != 2 * out.size()) return false;
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
+std::string describe_stored(const RecordedEvent& e) {
+  return "position " + std::to_string(e.position) + " (stream " + e.stream_id + " version " +
+         std::to_string(e.version) + ")";
+}
+
+Result<void> check_event_hash(const RecordedEvent& e, const EventHash& prev, const EventHash& stored) {
+  if (event_hash(prev, hashed_fields(e)) == stored) return {};
+  return fail(Errc::corrupt, "the stored event at " + describe_stored(e) +
+                                 " is corrupt: its fields do not give its stored hash");
+}
+
+Result<void> check_chain_link(const RecordedEvent& e, const EventHash& prev, const EventHash& before) {
+  if (prev == before) return {};
+  return fail(Errc::corrupt, "the hash chain is broken at " + describe_stored(e) +
+                                 ": its previous hash is not the hash of the event stored before it");
+}
+
+}  // namespace orderflow::es

@@ -1,0 +1,73 @@
+// The hash chain over the log: every stored event carries
+//
+//   hash = SHA-256(prev_hash || the event's fields)
+//
+// where prev_hash is the hash of the event one position lower (32 zero bytes before
+// position 1). The fields are position, event_id, stream_id, version, type,
+// schema_version, data, metadata and recorded_at, as stored, in one unambiguous encoding
+// (integers big-endian, each text as its UTF-8 bytes after their count in 4 bytes), which
+// PostgreSQL computes too (migration 2). Stores keep prev_hash beside the hash, so one
+// row can be checked alone (its fields give its hash: bit rot, a
+// changed field) and a sequential read checks the links too (a row's prev_hash is the
+// hash of the row before it: a removed, inserted or rewritten event). A cryptographic
+// hash makes the head hash a fingerprint of the whole log: whoever noted it can tell a
+// log rewritten behind it, which no checksum could.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+#include "es/event.h"
+
+namespace orderflow::es {
+
+using EventHash = std::array<std::uint8_t, 32>;
+
+// The prev_hash of position 1.
+inline constexpr EventHash kNoEventHash{};
+
+// An event's fields as stored.
+struct HashedFields {
+  Position position = 0;
+  std::string_view event_id;
+  std::string_view stream_id;
+  StreamVersion version = 0;
+  std::string_view type;
+  std::int32_t schema_version = 1;
+  std::string_view data;
+  std::string_view metadata;
+  std::int64_t recorded_at_ms = 0;
+};
+
+HashedFields hashed_fields(const RecordedEvent& e);
+// A new event as the stores write it: empty data and metadata are stored as "{}".
+HashedFields hashed_fields(const NewEvent& e, std::string_view stream_id, Position position, StreamVersion version,
+                           std::int64_t recorded_at_ms);
+
+// The hash of the event `e` following the event whose hash is `prev`. Thread-safe.
+EventHash event_hash(const EventHash& prev, const HashedFields& e);
+
+// A hash from stored bytes; false if they are not 32 bytes long.
+bool hash_from_bytes(std::string_view bytes, EventHash& out);
+inline std::string_view hash_bytes(const EventHash& h) {
+  return {reinterpret_cast<const char*>(h.data()), h.size()};
+}
+std::string to_hex(const EventHash& h);
+// A hash from 64 hex digits; false if it is not that.
+bool hash_from_hex(std::string_view hex, EventHash& out);
+
+// Errc::corrupt naming the event, when its stored hash is not the hash of its stored
+// fields and prev_hash.
+Result<void> check_event_hash(const RecordedEvent& e, const EventHash& prev, const EventHash& stored);
+
+// Errc::corrupt naming the event, when its prev_hash is not `before`, the hash of the event
+// stored before it.
+Result<void> check_chain_link(const RecordedEvent& e, const EventHash& prev, const EventHash& before);
+
+// "position 7 (stream order-1 version 2)", for messages about a stored event.
+std::string describe_stored(const RecordedEvent& e);
+
+}  // namespace orderflow::es
