@@ -115,9 +115,9 @@ struct SqliteEventStore::Reader {
   Database db;
   Statement forward, backward, at_position, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
-  static Result<std::unique_ptr<Reader>> open(const std::string& path) {
+  static Result<std::unique_ptr<Reader>> open(const std::string& path, const std::string& vfs) {
     auto r = std::make_unique<Reader>();
-    auto db = Database::open(path);
+    auto db = Database::open(path, false, vfs);
     if (!db) return db.error();
     r->db = std::move(*db);
     struct {
@@ -182,7 +182,6 @@ SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
 
 SqliteEventStore::~SqliteEventStore() {
   close();
-  if (wal_fd_ >= 0) ::close(wal_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
@@ -198,7 +197,7 @@ Result<void> SqliteEventStore::init() {
   if (lock_fd_ < 0) return fail(Errc::unavailable, "cannot open " + options_.path + ".lock: " + std::strerror(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     return fail(Errc::unavailable, options_.path + " is in use by another orderflow process");
-  auto db = Database::open(options_.path);
+  auto db = Database::open(options_.path, false, options_.vfs);
   if (!db) return db.error();
   writer_db_ = std::move(*db);
   auto unusable = [&](const Error& e) {
@@ -240,7 +239,7 @@ Result<void> SqliteEventStore::init() {
   // writer's next batch waits for (at 5k orders/s ~150 snapshots/s, each an fsync). The
   // writer's next sync of the WAL makes them durable with its batch.
   auto open_aux = [&](Database& db, const char* synchronous) -> Result<void> {
-    auto opened = Database::open(options_.path);
+    auto opened = Database::open(options_.path, false, options_.vfs);
     if (!opened) return opened.error();
     db = std::move(*opened);
     return db.exec(std::string("PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=") + synchronous +
@@ -260,7 +259,7 @@ Result<void> SqliteEventStore::init() {
   if (!ckpt) return ckpt.error();
   save_checkpoint_ = std::move(*ckpt);
 
-  auto probe = Reader::open(options_.path);
+  auto probe = Reader::open(options_.path, options_.vfs);
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
@@ -332,7 +331,7 @@ Result<void> SqliteEventStore::index_unindexed() {
 // Adds the id of every event in the file to ids_. Appends made meanwhile are added by
 // on_durable(), so once this has read every row present when it started, ids_ is complete.
 void SqliteEventStore::load_ids() {
-  auto db = Database::open(options_.path, true);
+  auto db = Database::open(options_.path, true, options_.vfs);
   if (!db) return;  // every id is looked up, as before
   auto scan = db->prepare("SELECT event_id FROM events");
   if (!scan) return;
@@ -364,7 +363,7 @@ void SqliteEventStore::close() {
 // TRUNCATE checkpoint here used to cut the WAL to nothing, so that every batch after it
 // grew the file anew.)
 void SqliteEventStore::checkpoint_loop() {
-  auto db = Database::open(options_.path);
+  auto db = Database::open(options_.path, false, options_.vfs);
   if (!db) return;  // the writer's auto-checkpoint is off; the WAL grows until reopen
   std::unique_lock lk(checkpointer_mu_);
   while (!closing_) {
@@ -384,7 +383,7 @@ Result<SqliteEventStore::ReaderLease> SqliteEventStore::lease_reader() {
       return ReaderLease(*this, std::move(r));
     }
   }
-  auto r = Reader::open(options_.path);
+  auto r = Reader::open(options_.path, options_.vfs);
   if (!r) return r.error();
   return ReaderLease(*this, std::move(*r));
 }
@@ -652,16 +651,20 @@ Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
   return *row;
 }
 
-// The writer commits with synchronous=OFF; durability is this fdatasync of the WAL,
-// which covers every transaction committed before it (WAL recovery keeps frames up to
-// the last complete commit), while the writer goes on with the next batch.
+// The writer commits with synchronous=OFF; durability is this sync of the WAL (an
+// fdatasync), which covers every transaction committed before it (WAL recovery keeps
+// frames up to the last complete commit), while the writer goes on with the next batch.
+// It goes through the connections' VFS, named as SQLite names the WAL, so a test's VFS
+// sees it.
 Result<void> SqliteEventStore::sync(std::size_t /*batches: all of them*/) {
-  if (wal_fd_ < 0) {
-    wal_fd_ = ::open((options_.path + "-wal").c_str(), O_RDWR | O_CLOEXEC);
-    if (wal_fd_ < 0) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + std::strerror(errno));
+  if (!wal_) {
+    auto wal = VfsFile::open(options_.vfs, sqlite3_filename_wal(sqlite3_db_filename(writer_db_.handle(), "main")),
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL);
+    if (!wal) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + wal.error().message);
+    wal_ = std::move(*wal);
   }
-  if (::fdatasync(wal_fd_) != 0)
-    return fail(Errc::unavailable, "fdatasync of the WAL of " + options_.path + " failed: " + std::strerror(errno));
+  if (auto r = wal_.sync(); !r)
+    return fail(Errc::unavailable, "sync of the WAL of " + options_.path + " failed: " + r.error().message);
   return {};
 }
 

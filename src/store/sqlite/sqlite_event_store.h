@@ -32,6 +32,9 @@ struct SqliteEventStoreOptions {
   // Stream-index entries kept in memory before the writer moves them to the file, a few
   // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
   std::size_t stream_index_backlog = 32768;
+  // The SQLite VFS every file is opened through, by name; empty: the default. For tests
+  // (support/sqlite_fault_vfs.h drops what was not synced).
+  std::string vfs;
 };
 
 class SqliteEventStore final : public es::EventStore,
@@ -99,7 +102,7 @@ class SqliteEventStore final : public es::EventStore,
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open
-  int wal_fd_ = -1;   // the WAL, for sync(); opened on first use
+  VfsFile wal_;       // for sync(); opened on first use
 
   // The writer thread's connection.
   Database writer_db_;
