@@ -349,6 +349,14 @@ void SqliteEventStore::close() {
   ids_stop_ = true;
   if (ids_loader_.joinable()) ids_loader_.join();
   pipeline_.stop();
+  // The last connection to close copies the WAL into the database and deletes the WAL
+  // with its own sync flags: at synchronous=OFF it syncs neither file, and a power cut
+  // after the close finds the WAL gone and the database torn.
+  if (writer_db_.handle()) (void)writer_db_.exec("PRAGMA synchronous=FULL");
+  {
+    std::lock_guard lk(snapshot_mu_);
+    if (snapshot_db_.handle()) (void)snapshot_db_.exec("PRAGMA synchronous=FULL");
+  }
   if (writer_db_.handle()) (void)index_unindexed();  // what fails here, the next open does
   {
     std::lock_guard lk(checkpointer_mu_);
