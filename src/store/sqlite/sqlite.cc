@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <cstddef>
 #include <thread>
 
 namespace orderflow::sqlite {
@@ -65,12 +66,12 @@ static int wait_when_busy(void*, int tries) {
   return 1;
 }
 
-Result<Database> Database::open(const std::string& path, bool read_only) {
+Result<Database> Database::open(const std::string& path, bool read_only, const std::string& vfs) {
   Database d;
   sqlite3* raw = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | (read_only ? SQLITE_OPEN_READONLY
                                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
   d.db_.reset(raw);
   if (rc != SQLITE_OK) return to_error(raw, rc, "cannot open " + path);
   sqlite3_busy_handler(raw, &wait_when_busy, nullptr);
@@ -104,6 +105,44 @@ Result<Statement> Database::prepare(std::string_view sql) {
                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return to_error(db_.get(), rc, "sqlite prepare");
   return Statement(db_.get(), stmt);
+}
+
+// The name outlives the file, as xOpen requires; the file is closed on destruction.
+struct VfsFile::Open {
+  std::string name;
+  std::unique_ptr<std::max_align_t[]> storage;
+  sqlite3_file* file = nullptr;
+
+  ~Open() {
+    if (file && file->pMethods) file->pMethods->xClose(file);
+  }
+};
+
+VfsFile::VfsFile() = default;
+VfsFile::~VfsFile() = default;
+VfsFile::VfsFile(VfsFile&&) noexcept = default;
+VfsFile& VfsFile::operator=(VfsFile&&) noexcept = default;
+
+Result<VfsFile> VfsFile::open(const std::string& vfs, const std::string& path, int flags) {
+  sqlite3_vfs* v = sqlite3_vfs_find(vfs.empty() ? nullptr : vfs.c_str());
+  if (!v) return fail(Errc::internal, "no SQLite VFS named " + vfs);
+  auto o = std::make_unique<Open>();
+  // Doubly NUL-terminated, as SQLite passes file names to xOpen.
+  o->name = path + '\0';
+  const auto words = (static_cast<std::size_t>(v->szOsFile) + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+  o->storage = std::make_unique<std::max_align_t[]>(words);
+  o->file = reinterpret_cast<sqlite3_file*>(o->storage.get());
+  int rc = v->xOpen(v, o->name.c_str(), o->file, flags, nullptr);
+  if (rc != SQLITE_OK) return to_error(nullptr, rc, "cannot open " + path);
+  VfsFile f;
+  f.file_ = std::move(o);
+  return f;
+}
+
+Result<void> VfsFile::sync() {
+  int rc = file_->file->pMethods->xSync(file_->file, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) return to_error(nullptr, rc, "cannot sync " + file_->name.substr(0, file_->name.size() - 1));
+  return {};
 }
 
 Result<void> checkpoint_wal(Database& db, std::int64_t restart_above) {

@@ -73,8 +73,9 @@ class ResetOnExit {
 
 class Database {
  public:
-  // Opens (creating if needed) in WAL mode with synchronous=FULL and a busy timeout.
-  static Result<Database> open(const std::string& path, bool read_only = false);
+  // Opens (creating if needed) in WAL mode with synchronous=FULL and a busy timeout,
+  // through the SQLite VFS named `vfs` (empty: the default).
+  static Result<Database> open(const std::string& path, bool read_only = false, const std::string& vfs = {});
 
   sqlite3* handle() const { return db_.get(); }
   Result<void> exec(const std::string& sql);
@@ -82,6 +83,28 @@ class Database {
 
  private:
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_{nullptr, &sqlite3_close_v2};
+};
+
+// A file opened through a SQLite VFS, for what the store does to SQLite's files itself,
+// so that the VFS sees it as it sees SQLite's own calls (a test's fault-injecting VFS
+// must see the store's sync of the WAL).
+class VfsFile {
+ public:
+  // `vfs`: by name, empty for the default; `flags`: SQLITE_OPEN_*, as xOpen takes them.
+  static Result<VfsFile> open(const std::string& vfs, const std::string& path, int flags);
+  VfsFile();
+  ~VfsFile();
+  VfsFile(VfsFile&&) noexcept;
+  VfsFile& operator=(VfsFile&&) noexcept;
+
+  explicit operator bool() const { return file_ != nullptr; }
+  // xSync(SQLITE_SYNC_NORMAL): fdatasync with the unix VFS, which also syncs the
+  // directory on the first sync of a WAL or journal opened with SQLITE_OPEN_CREATE.
+  Result<void> sync();
+
+ private:
+  struct Open;
+  std::unique_ptr<Open> file_;
 };
 
 // One round of a background checkpointer, on a connection of its own: a PASSIVE checkpoint

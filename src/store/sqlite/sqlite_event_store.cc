@@ -147,9 +147,9 @@ struct SqliteEventStore::Reader {
   Database db;
   Statement forward, backward, at_position, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
-  static Result<std::unique_ptr<Reader>> open(const std::string& path) {
+  static Result<std::unique_ptr<Reader>> open(const std::string& path, const std::string& vfs) {
     auto r = std::make_unique<Reader>();
-    auto db = Database::open(path);
+    auto db = Database::open(path, false, vfs);
     if (!db) return db.error();
     r->db = std::move(*db);
     struct {
@@ -214,7 +214,6 @@ SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
 
 SqliteEventStore::~SqliteEventStore() {
   close();
-  if (wal_fd_ >= 0) ::close(wal_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
@@ -230,7 +229,7 @@ Result<void> SqliteEventStore::init() {
   if (lock_fd_ < 0) return fail(Errc::unavailable, "cannot open " + options_.path + ".lock: " + std::strerror(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     return fail(Errc::unavailable, options_.path + " is in use by another orderflow process");
-  auto db = Database::open(options_.path);
+  auto db = Database::open(options_.path, false, options_.vfs);
   if (!db) return db.error();
   writer_db_ = std::move(*db);
   auto unusable = [&](const Error& e) {
@@ -273,7 +272,7 @@ Result<void> SqliteEventStore::init() {
   // writer's next batch waits for (at 5k orders/s ~150 snapshots/s, each an fsync). The
   // writer's next sync of the WAL makes them durable with its batch.
   auto open_aux = [&](Database& db, const char* synchronous) -> Result<void> {
-    auto opened = Database::open(options_.path);
+    auto opened = Database::open(options_.path, false, options_.vfs);
     if (!opened) return opened.error();
     db = std::move(*opened);
     return db.exec(std::string("PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=") + synchronous +
@@ -293,7 +292,7 @@ Result<void> SqliteEventStore::init() {
   if (!ckpt) return ckpt.error();
   save_checkpoint_ = std::move(*ckpt);
 
-  auto probe = Reader::open(options_.path);
+  auto probe = Reader::open(options_.path, options_.vfs);
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
@@ -439,7 +438,7 @@ void SqliteEventStore::load_ids() {
     report_failure("event store", "event-id loader", options_.path + ": " + e.message,
                    "every appended event id is looked up in the index instead (slower appends, same answers)");
   };
-  auto db = Database::open(options_.path, true);
+  auto db = Database::open(options_.path, true, options_.vfs);
   if (!db) return failed(db.error());
   auto scan = db->prepare("SELECT event_id FROM events");
   if (!scan) return failed(scan.error());
@@ -457,6 +456,14 @@ void SqliteEventStore::close() {
   ids_stop_ = true;
   if (ids_loader_.joinable()) ids_loader_.join();
   pipeline_.stop();
+  // The last connection to close copies the WAL into the database and deletes the WAL
+  // with its own sync flags: at synchronous=OFF it syncs neither file, and a power cut
+  // after the close finds the WAL gone and the database torn.
+  if (writer_db_.handle()) (void)writer_db_.exec("PRAGMA synchronous=FULL");
+  {
+    std::lock_guard lk(snapshot_mu_);
+    if (snapshot_db_.handle()) (void)snapshot_db_.exec("PRAGMA synchronous=FULL");
+  }
   if (writer_db_.handle()) (void)index_unindexed();  // what fails here, the next open does
   {
     std::lock_guard lk(checkpointer_mu_);
@@ -471,7 +478,7 @@ void SqliteEventStore::close() {
 // TRUNCATE checkpoint here used to cut the WAL to nothing, so that every batch after it
 // grew the file anew.)
 void SqliteEventStore::checkpoint_loop() {
-  auto db = Database::open(options_.path);
+  auto db = Database::open(options_.path, false, options_.vfs);
   if (!db)  // the writer's auto-checkpoint is off
     return report_failure("event store", "WAL checkpoint", db.error().message,
                           "no checkpointer runs: the WAL grows until the server restarts");
@@ -497,7 +504,7 @@ Result<SqliteEventStore::ReaderLease> SqliteEventStore::lease_reader() {
       return ReaderLease(*this, std::move(r));
     }
   }
-  auto r = Reader::open(options_.path);
+  auto r = Reader::open(options_.path, options_.vfs);
   if (!r) return r.error();
   return ReaderLease(*this, std::move(*r));
 }
@@ -806,16 +813,20 @@ Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
   return *row;
 }
 
-// The writer commits with synchronous=OFF; durability is this fdatasync of the WAL,
-// which covers every transaction committed before it (WAL recovery keeps frames up to
-// the last complete commit), while the writer goes on with the next batch.
+// The writer commits with synchronous=OFF; durability is this sync of the WAL (an
+// fdatasync), which covers every transaction committed before it (WAL recovery keeps
+// frames up to the last complete commit), while the writer goes on with the next batch.
+// It goes through the connections' VFS, named as SQLite names the WAL, so a test's VFS
+// sees it.
 Result<void> SqliteEventStore::sync(std::size_t /*batches: all of them*/) {
-  if (wal_fd_ < 0) {
-    wal_fd_ = ::open((options_.path + "-wal").c_str(), O_RDWR | O_CLOEXEC);
-    if (wal_fd_ < 0) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + std::strerror(errno));
+  if (!wal_) {
+    auto wal = VfsFile::open(options_.vfs, sqlite3_filename_wal(sqlite3_db_filename(writer_db_.handle(), "main")),
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL);
+    if (!wal) return fail(Errc::unavailable, "cannot open the WAL of " + options_.path + ": " + wal.error().message);
+    wal_ = std::move(*wal);
   }
-  if (::fdatasync(wal_fd_) != 0)
-    return fail(Errc::unavailable, "fdatasync of the WAL of " + options_.path + " failed: " + std::strerror(errno));
+  if (auto r = wal_.sync(); !r)
+    return fail(Errc::unavailable, "sync of the WAL of " + options_.path + " failed: " + r.error().message);
   return {};
 }
 

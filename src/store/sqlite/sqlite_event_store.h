@@ -36,6 +36,9 @@ struct SqliteEventStoreOptions {
   // corrupt head of the log is refused before anything is served or appended to it.
   // Older events are checked when they are read, and all of them by scan_stored's caller.
   std::size_t verify_at_open = 4096;
+  // The SQLite VFS every file is opened through, by name; empty: the default. For tests
+  // (support/sqlite_fault_vfs.h drops what was not synced).
+  std::string vfs;
 };
 
 class SqliteEventStore final : public es::EventStore,
@@ -112,7 +115,7 @@ class SqliteEventStore final : public es::EventStore,
 
   SqliteEventStoreOptions options_;
   int lock_fd_ = -1;  // flock held while open
-  int wal_fd_ = -1;   // the WAL, for sync(); opened on first use
+  VfsFile wal_;       // for sync(); opened on first use
 
   // The writer thread's connection.
   Database writer_db_;
