@@ -59,8 +59,10 @@ struct CommandHandlerOptions {
   int max_conflict_retries = 10;
   // Save a snapshot when a stream's version crosses a multiple of this (0: never).
   es::StreamVersion snapshot_every = 100;
-  // Aggregates kept in memory per type (see AggregateCache).
-  std::size_t cache_limit = 20000;
+  // Aggregates kept in memory per type (see AggregateCache). Memory budget: an order's
+  // state is ~1 KB, so 8192 orders ~8 MB (20000 were ~20 MB); products and accounts are
+  // fewer, but theirs grow with the orders holding stock or charged (see their State).
+  std::size_t cache_limit = 8192;
   // Other processes append to the same store (PostgreSQL): a cached state may be behind
   // it, so load() checks the stream's version in the store before answering from memory.
   // (The store numbers appends only when it writes them, so commands racing on one

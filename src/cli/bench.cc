@@ -67,6 +67,16 @@ void add_bench(CLI::App& root, Action& action) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
+
+  auto soak = std::make_shared<SoakBenchOptions>();
+  auto* so = bench->add_subcommand("soak", "Start serve on a data directory, time it to /readyz, then a steady mixed load; RSS every 10 s");
+  so->add_option("--data", soak->data, "Data directory serve runs on (kept)")->capture_default_str();
+  so->add_option("--events", soak->events, "Events to fill its store with first if it has fewer")->capture_default_str();
+  so->add_option("--minutes", soak->minutes, "Minutes of load")->capture_default_str();
+  so->add_option("--rate", soak->rate, "Requests per second over all connections")->check(CLI::PositiveNumber)->capture_default_str();
+  so->add_option("--connections", soak->connections, "Keep-alive connections")->capture_default_str();
+  so->add_option("--binary", soak->binary, "The orderflow binary to run serve with (default: this one)");
+  so->callback([soak, &action] { action = [soak] { return bench_soak(*soak); }; });
 }
 
 }  // namespace orderflow::cli

@@ -43,6 +43,9 @@ int bench_read(const ReadBenchOptions& options);
 // (es/event_hash.h): what every append and every checked read of it pays.
 double hash_ns_per_event(const es::RecordedEvent& sample);
 
+// Appends events in 100-event appends, 64 in flight, until the store holds `target`.
+Result<void> fill_store(es::EventStore& store, std::int64_t target);
+
 struct ProjectionBenchOptions {
   std::string data = "./orderflow-bench";
   std::int64_t events = 1000000;  // filled in first if the store holds fewer
@@ -60,6 +63,28 @@ struct HttpBenchOptions {
   double rate = 0;  // requests/s over all connections; 0: unlimited
 };
 int bench_http(const HttpBenchOptions& options);
+
+// The products and accounts the HTTP benchmarks order with, registered (accounts funded)
+// through the API under names of their own run.
+struct BenchCatalogue {
+  static constexpr int kProducts = 200;
+  static constexpr int kCustomers = 1000;
+  std::string run;
+  std::string product(std::uint64_t i) const;   // bench-<run>-p<i % kProducts>
+  std::string customer(std::uint64_t i) const;  // bench-<run>-c<i % kCustomers>
+};
+// With `accounts` false, only the products.
+Result<BenchCatalogue> seed_catalogue(const HttpTarget& target, bool accounts);
+
+struct SoakBenchOptions {
+  std::string data = "./orderflow-soak";  // the data directory serve runs on
+  std::int64_t events = 0;                // filled in first if its store holds fewer
+  double minutes = 5;
+  double rate = 1500;  // requests/s over all connections
+  int connections = 64;
+  std::string binary;  // the orderflow that runs serve; empty: this one
+};
+int bench_soak(const SoakBenchOptions& options);
 
 // For --scenario place-order-confirmed (bench_saga.cc): orders of customers named
 // `customer_prefix`… that reached CONFIRMED per second in [from_ms, to_ms) and their

@@ -57,19 +57,37 @@ Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out) {
   return {};
 }
 
-constexpr int kProducts = 200;
-constexpr int kCustomers = 1000;
 constexpr int kOrders = 2000;
 
 }  // namespace
 
+std::string BenchCatalogue::product(std::uint64_t i) const { return fmt::format("bench-{}-p{}", run, i % kProducts); }
+std::string BenchCatalogue::customer(std::uint64_t i) const {
+  return fmt::format("bench-{}-c{}", run, i % kCustomers);
+}
+
+Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts) {
+  BenchCatalogue c{uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8)};
+  fmt::print("seeding {} products{}...\n", c.kProducts, accounts ? fmt::format(" and {} accounts", c.kCustomers) : "");
+  for (int i = 0; i < c.kProducts; ++i)
+    if (auto r = seed(t, "/api/v1/products",
+                      fmt::format(R"({{"product_id":"{}","name":"Bench {}","unit_price_cents":{},"initial_stock":1000000000}})",
+                                  c.product(static_cast<std::uint64_t>(i)), i, 100 + i));
+        !r)
+      return fail(r.error());
+  if (accounts)
+    for (int i = 0; i < c.kCustomers; ++i) {
+      auto id = c.customer(static_cast<std::uint64_t>(i));
+      if (auto r = seed(t, "/api/v1/accounts", fmt::format(R"({{"account_id":"{}"}})", id)); !r) return fail(r.error());
+      if (auto r = seed(t, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
+        return fail(r.error());
+    }
+  return c;
+}
+
 int bench_http(const HttpBenchOptions& o) {
   auto target = parse_http_target(o.target);
   if (!target) return runtime_failure(target.error().message);
-  const auto run = uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8);
-  auto product = [&](std::uint64_t i) { return fmt::format("bench-{}-p{}", run, i % kProducts); };
-  auto customer = [&](std::uint64_t i) { return fmt::format("bench-{}-c{}", run, i % kCustomers); };
-
   const bool confirmed = o.scenario == "place-order-confirmed";  // placed, then followed to CONFIRMED
   const bool orders = o.scenario == "place-order" || confirmed;
   const bool deposits = o.scenario == "deposit";
@@ -80,21 +98,11 @@ int bench_http(const HttpBenchOptions& o) {
     return runtime_failure(
         "--scenario must be place-order, place-order-confirmed, deposit, get-product, get-order or list-orders");
 
-  fmt::print("seeding {} products and {} accounts...\n", kProducts, kCustomers);
-  for (int i = 0; i < kProducts; ++i)
-    if (auto r = seed(*target, "/api/v1/products",
-                      fmt::format(R"({{"product_id":"{}","name":"Bench {}","unit_price_cents":{},"initial_stock":1000000000}})",
-                                  product(static_cast<std::uint64_t>(i)), i, 100 + i));
-        !r)
-      return runtime_failure(r.error().message);
-  if (orders || deposits || get_order || list_orders)
-    for (int i = 0; i < kCustomers; ++i) {
-      auto id = customer(static_cast<std::uint64_t>(i));
-      if (auto r = seed(*target, "/api/v1/accounts", fmt::format(R"({{"account_id":"{}"}})", id)); !r)
-        return runtime_failure(r.error().message);
-      if (auto r = seed(*target, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
-        return runtime_failure(r.error().message);
-    }
+  auto catalogue = seed_catalogue(*target, orders || deposits || get_order || list_orders);
+  if (!catalogue) return runtime_failure(catalogue.error().message);
+  const auto& run = catalogue->run;
+  auto product = [&](std::uint64_t i) { return catalogue->product(i); };
+  auto customer = [&](std::uint64_t i) { return catalogue->customer(i); };
 
   // The read scenarios read orders placed here (served from the orders projection).
   std::vector<std::string> order_ids;

@@ -17,8 +17,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Appends events in 100-event appends, 64 in flight, until the store holds `target`.
-Result<void> fill(es::EventStore& store, std::int64_t target) {
+}  // namespace
+
+Result<void> fill_store(es::EventStore& store, std::int64_t target) {
   auto have = store.last_position();
   if (!have) return fail(have.error());
   std::int64_t missing = target - *have;
@@ -44,6 +45,8 @@ Result<void> fill(es::EventStore& store, std::int64_t target) {
   if (failed) return fail(Errc::internal, "filling the store failed");
   return {};
 }
+
+namespace {
 
 Result<double> raw_scan(const std::string& path, std::int64_t& rows) {
   auto db = sqlite::Database::open(path, true);
@@ -79,7 +82,7 @@ int bench_read(const ReadBenchOptions& o) {
   auto opened = sqlite::SqliteEventStore::open(options);
   if (!opened) return runtime_failure(opened.error().message);
   auto& store = **opened;
-  if (auto r = fill(store, o.events); !r) return runtime_failure(r.error().message);
+  if (auto r = fill_store(store, o.events); !r) return runtime_failure(r.error().message);
 
   std::int64_t raw_rows = 0;
   auto raw = raw_scan(options.path, raw_rows);

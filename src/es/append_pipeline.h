@@ -136,8 +136,11 @@ struct AppendPipelineOptions {
   // Most appends written in one transaction.
   std::size_t max_batch = 8192;
   // Exclusive backends: streams whose versions are kept in memory; streams with nothing in flight are
-  // dropped past this and re-read from the backend when next appended to.
-  std::size_t stream_cache_limit = 200000;
+  // dropped past this and re-read from the backend when next appended to. Memory budget: ~150
+  // bytes a stream (its id, its entry, the hash node), 50000 ~7.5 MB. Every order adds two
+  // streams (order-, saga-), so 200000 was ~30 MB; a stream appended to again within
+  // 25000 orders is still here, one older costs one index lookup.
+  std::size_t stream_cache_limit = 50000;
 };
 
 class AppendPipeline {

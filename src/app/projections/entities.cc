@@ -38,6 +38,12 @@ es::EventFilter category(const char* name) {
 // entity not in memory is folded again from the event store through the version its row
 // records, which gives the state the row was rendered from, because stored events never
 // change. The memory holds committed states only: a rolled-back batch forgets them all.
+//
+// Memory budget: at most 2 x kCacheLimit states (the entities of the newest batches; see
+// cache_ and older_), and `trim` drops from each state what the row does not render (a
+// product's reservations and an account's charges by order, which grow with every order:
+// ~100 bytes an order, a second copy of what the command handler holds). The next event's
+// evolve works on the trimmed state, as evolve never needs what the documents do not show.
 template <class A>
 class FoldWriter final : public CopyWriter {
  public:
@@ -52,17 +58,26 @@ class FoldWriter final : public CopyWriter {
   // Extra rows for one event (the account ledger); may be null.
   using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
                                              const typename A::Event&)>;
+  // Drops from a state what Save does not use; may be null.
+  using Trim = void (*)(typename A::State&);
 
   // `table`: the copy's table (its name with the generation suffix).
-  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr)
-      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr, Trim trim = nullptr)
+      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)), trim_(trim) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
-    if (cache_.size() > kCacheLimit) cache_.clear();
+    // The states of entities not touched lately go: older_ was filled before cache_.
+    if (cache_.size() > kCacheLimit) older_ = std::exchange(cache_, {});
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& e = events[i];
       auto [it, fresh] = cache_.try_emplace(e.stream_id.substr(prefix));
+      if (fresh)
+        if (auto old = older_.find(it->first); old != older_.end()) {
+          it->second = std::move(old->second);
+          older_.erase(old);
+          fresh = false;
+        }
       // A stream's first event has no row to load: its copy has not applied it (the copy
       // passes on only events past its position), so no batch has written one.
       if (fresh && e.version > 0) {
@@ -77,6 +92,7 @@ class FoldWriter final : public CopyWriter {
         return fail(event.error().code, "event at position " + std::to_string(e.position) + " (" + e.type +
                                             " of " + e.stream_id + "): " + event.error().message);
       entry.state = A::decider.evolve(std::move(entry.state), *event);
+      if (trim_) trim_(entry.state);
       entry.version = e.version;
       if (entry.first_position == 0) entry.first_position = e.position;
       if (!entry.changed) changed_.push_back(&*it);
@@ -94,6 +110,7 @@ class FoldWriter final : public CopyWriter {
 
   void rolled_back() override {
     cache_.clear();
+    older_.clear();
     changed_.clear();
   }
 
@@ -107,7 +124,9 @@ class FoldWriter final : public CopyWriter {
     std::unordered_set<std::string_view> seen;
     for (const auto& e : events) {
       const auto id = std::string_view(e.stream_id).substr(prefix);
-      if (seen.insert(id).second && e.version > 0 && !cache_.contains(std::string(id))) ids.emplace_back(id);
+      if (seen.insert(id).second && e.version > 0 && !cache_.contains(std::string(id)) &&
+          !older_.contains(std::string(id)))
+        ids.emplace_back(id);
     }
     for (std::size_t from = 0; from < ids.size(); from += kLoadChunk) {
       const auto chunk = std::span(ids).subspan(from, std::min(kLoadChunk, ids.size() - from));
@@ -128,6 +147,7 @@ class FoldWriter final : public CopyWriter {
             return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
                                            ", which its read model has applied");
           entry.state = std::move(folded->state);
+          if (trim_) trim_(entry.state);
           entry.version = version;
           entry.first_position = first_position;
         }
@@ -157,14 +177,19 @@ class FoldWriter final : public CopyWriter {
   }
 
   static constexpr std::size_t kLoadChunk = 512;
-  static constexpr std::size_t kCacheLimit = 50000;
+  // An order's state is ~1 KB: 2 x 4096 of them ~8 MB. 4096 entities are a few seconds of
+  // new orders at 1.5k/s, longer than an order's saga mostly takes, so its next events
+  // find it in memory; one not found is folded again from the store (a few events).
+  static constexpr std::size_t kCacheLimit = 4096;
 
   es::EventStore& store_;
   const std::string table_;
   std::array<std::string, std::bit_width(kLoadChunk)> load_sql_;  // by log2 of the ids they take
   Save save_;
   OnEvent on_event_;
+  Trim trim_;
   std::unordered_map<std::string, Entry> cache_;  // committed states, by id
+  std::unordered_map<std::string, Entry> older_;  // the cache_ before, not touched since
   std::vector<std::pair<const std::string, Entry>*> changed_;  // by this batch
 };
 
@@ -176,7 +201,7 @@ std::unique_ptr<CopyWriter> fold_writer(
     std::function<std::string(const typename A::State&, es::StreamVersion)> render,
     std::vector<std::string> extra = {},
     std::function<std::vector<std::string>(const typename A::State&)> extra_values = nullptr,
-    typename FoldWriter<A>::OnEvent on_event = nullptr) {
+    typename FoldWriter<A>::OnEvent on_event = nullptr, typename FoldWriter<A>::Trim trim = nullptr) {
   std::string columns = "id, version, doc, first_position", values = "?1, ?2, ?3, ?4",
               updates = "version = excluded.version, doc = excluded.doc, first_position = excluded.first_position";
   for (std::size_t i = 0; i < extra.size(); ++i) {
@@ -198,7 +223,7 @@ std::unique_ptr<CopyWriter> fold_writer(
         for (const auto& v : more) params.emplace_back(v);
         return tx.run(save, params);
       },
-      std::move(on_event));
+      std::move(on_event), trim);
 }
 
 // A query of the copy of `generation` that answers documents: one or none by id, or every
@@ -286,7 +311,8 @@ ProductsProjection::ProductsProjection(ReadModelDb& db, es::EventStore& store)
       store_(store) {}
 
 std::unique_ptr<CopyWriter> ProductsProjection::writer(std::int64_t generation) {
-  return fold_writer<Product>(store_, generation, "products", &product_document);
+  return fold_writer<Product>(store_, generation, "products", &product_document, {}, nullptr, nullptr,
+                              [](domain::product::State& s) { s.reserved_by_order = {}; });
 }
 
 Result<std::optional<Document>> ProductsProjection::get(const std::string& product_id) {
@@ -353,7 +379,8 @@ std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) 
                               [](const ChargeDeclined&) { return Result<void>(); },
                           },
                           event);
-      });
+      },
+      [](domain::account::State& s) { s.charges = {}; });
 }
 
 Result<std::optional<Document>> AccountsProjection::get(const std::string& account_id) {

@@ -66,8 +66,9 @@ struct SagaOptions {
   int max_attempts = 3;
   double backoff = 2.0;  // each retry's deadline is this many times longer, up to max_backoff_ms
   std::int64_t max_backoff_ms = 60000;
-  // Final sagas kept in memory for the admin view (the newest).
-  std::size_t keep_finished = 10000;
+  // Final sagas kept in memory for the admin view (the newest). Memory budget: a view is
+  // ~650 bytes (its steps), 2000 ~1.3 MB; older ones are in their saga-<order_id> streams.
+  std::size_t keep_finished = 2000;
 };
 
 struct StepView {

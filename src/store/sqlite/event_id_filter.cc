@@ -22,7 +22,8 @@ std::uint64_t mix(std::uint64_t x) {
 
 EventIdFilter::EventIdFilter(std::size_t capacity)
     // 512 bits per block, about 10 bits per id.
-    : blocks_(std::max<std::size_t>(1, capacity * 10 / 512 + 1)), table_(new Block[blocks_]) {
+    : blocks_(std::clamp<std::size_t>(capacity * 10 / 512 + 1, 1, kMaxBytes / sizeof(Block))),
+      table_(new Block[blocks_]) {
   for (std::size_t b = 0; b < blocks_; ++b)
     for (auto& w : table_[b].words) w.store(0, std::memory_order_relaxed);
 }

@@ -296,8 +296,9 @@ Result<void> SqliteEventStore::init() {
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
-  // Sized for twice the events stored now (at least 4M ids, 5 MiB): past that it fills
-  // and answers "maybe" more often, which costs lookups, never correctness.
+  // Sized for twice the events stored now (at least 4M ids, 5 MiB; at most its budget,
+  // 16 MiB): past that it fills and answers "maybe" more often, which costs lookups, never
+  // correctness.
   auto stored = committed_last_position();
   if (!stored) return stored.error();
   ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(*stored)));
