@@ -21,9 +21,10 @@ struct Registry {
   void (*sink)(std::string_view) = nullptr;
 };
 
+// Never destroyed: a background thread may still report while the process exits.
 Registry& registry() {
-  static Registry r;
-  return r;
+  static Registry* r = new Registry;
+  return *r;
 }
 
 void emit(Registry& r, const std::string& line) {

@@ -77,6 +77,15 @@ def binary():
 _ids = itertools.count(1)
 
 
+def thread_stacks(pid):
+    """Every thread's stack of a running process (gdb), to say where a server that will not stop is stuck."""
+    if not shutil.which("gdb"):
+        return "(gdb is not installed)"
+    out = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+                         capture_output=True, text=True, timeout=60)
+    return "\n".join(l for l in out.stdout.splitlines() if l.startswith(("Thread", "#")))
+
+
 def on_postgres():
     """Does this run put the servers on PostgreSQL (ORDERFLOW_E2E_STORE=postgres)?"""
     store = os.environ.get("ORDERFLOW_E2E_STORE", "embedded")
@@ -209,8 +218,10 @@ class Server:
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stacks = thread_stacks(self.proc.pid)
             self.kill()
-            raise AssertionError(f"server did not exit within {timeout}s; stderr: {self.stderr()}")
+            raise AssertionError(f"server did not exit within {timeout}s; stderr: {self.stderr()}\n"
+                                 f"its threads:\n{stacks}")
         if self._stdout_thread:
             self._stdout_thread.join(timeout=5)
         return rc
