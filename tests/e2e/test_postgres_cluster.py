@@ -191,7 +191,9 @@ class TwoServersOneStore(unittest.TestCase):
         c = survivor.client()
         self.addCleanup(c.close)
         scarce, plenty, customers = self.world(c, scarce_stock=60)
-        wait_until(lambda: holder.client().get(f"{API}/products/{plenty}").status == 200, 10, "both see the world")
+        h = holder.client()
+        wait_until(lambda: h.get(f"{API}/products/{plenty}").status == 200, 10, "both see the world")
+        h.close()
         load = Load([a, b], customers, [[(scarce, 1)], [(scarce, 2), (plenty, 1)], [(plenty, 3)], [(plenty, 1)]],
                     seed=13)
         threads = load.run(per_server=8, max_requests=10_000)
