@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the benchmarks of DESIGN.md §5 several times and prints the median of each figure.
+"""Runs the benchmarks of docs/design.md §5 several times and prints the median of each figure.
 
     scripts/bench.py [--runs 3] [--only append,read,projection,http,saga,postgres] [--bin build/orderflow]
 

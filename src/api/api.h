@@ -1,4 +1,4 @@
-// The orderflow HTTP API (API.md §4, §6–§7) on the generic HTTP layer: parse, call
+// The orderflow HTTP API (docs/api.md §4, §6–§7) on the generic HTTP layer: parse, call
 // app/, map errors. Nothing here knows SQL.
 #pragma once
 
@@ -39,7 +39,7 @@ void add_stream_routes(http::Router& router, ApiContext& ctx);  // the live feed
 // (this process runs no saga: sagas are read from their streams).
 void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunner* saga);
 
-// One event as API.md §8 shows it, appended to `out`.
+// One event as docs/api.md §8 shows it, appended to `out`.
 void append_event_json(std::string& out, const es::RecordedEvent& e);
 
 }  // namespace orderflow::api

@@ -1,4 +1,4 @@
-// The write side (API.md §4): every command endpoint, If-Match and Idempotency-Key.
+// The write side (docs/api.md §4): every command endpoint, If-Match and Idempotency-Key.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 #include <cctype>
@@ -88,7 +88,7 @@ struct Prepared {
 };
 
 // Runs a prepared command with the request's If-Match, Idempotency-Key and correlation
-// id, and answers as API.md §2 says. (Coroutine parameters are passed as named values:
+// id, and answers as docs/api.md §2 says. (Coroutine parameters are passed as named values:
 // g++ 12 destroys a braced temporary bound to a coroutine's by-value parameter twice.)
 template <class A>
 asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {

@@ -1,4 +1,4 @@
-// The one place errors become HTTP answers (API.md §3).
+// The one place errors become HTTP answers (docs/api.md §3).
 #pragma once
 
 #include "api/http/message.h"

@@ -1,4 +1,4 @@
-// The event listings (API.md §6–§7): read from the event store itself, never behind.
+// The event listings (docs/api.md §6–§7): read from the event store itself, never behind.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 #include <charconv>

@@ -1,4 +1,4 @@
-// The read side (API.md §6) served from projections, the projections' admin routes (§7),
+// The read side (docs/api.md §6) served from projections, the projections' admin routes (§7),
 // /readyz and /metrics.
 //
 // Consistency: a query answers once its projection has applied `min_position` or, without

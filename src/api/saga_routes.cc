@@ -1,4 +1,4 @@
-// The saga's admin routes (API.md §7): sagas, dead letters, and the §5 invariants.
+// The saga's admin routes (docs/api.md §7): sagas, dead letters, and the §5 invariants.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 

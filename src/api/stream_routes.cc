@@ -1,4 +1,4 @@
-// The live feed (API.md §7): GET /api/v1/events/stream as Server-Sent Events. Each client is
+// The live feed (docs/api.md §7): GET /api/v1/events/stream as Server-Sent Events. Each client is
 // tailed by a thread of its own (the store's reads block): it catches up from
 // `from_position` (or one past `Last-Event-ID`), then follows the log live, in position
 // order, missing nothing. A client that does not keep up is disconnected once its unsent

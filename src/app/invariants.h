@@ -1,4 +1,4 @@
-// The invariants of API.md §5, checked by folding the whole event store. They hold at
+// The invariants of docs/api.md §5, checked by folding the whole event store. They hold at
 // every quiet moment (no command in flight, no saga in a non-final state); `orderflow
 // verify`, the saga simulation test and the admin endpoint call this.
 #pragma once

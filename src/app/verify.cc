@@ -102,7 +102,7 @@ Result<void> check_snapshots(VerifyContext& ctx, Differences& out) {
   return failed;
 }
 
-// API.md §5's invariants, folded from the store (app/invariants.h).
+// docs/api.md §5's invariants, folded from the store (app/invariants.h).
 Result<void> check_saga_invariants(VerifyContext& ctx, Differences& out) {
   for (auto& v : check_invariants(ctx.store)) out.push_back(std::move(v));
   return {};

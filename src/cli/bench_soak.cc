@@ -2,7 +2,7 @@
 // --events if it holds fewer), times it to /readyz 200, then runs a steady mixed load
 // (orders placed and cancelled, deposits, reads) and prints the server's RSS every 10 s and
 // how fast it grew over the last half of the run: memory that keeps growing shows as a
-// slope, memory that is bounded levels off (DESIGN.md: RSS <= 150 MB serving 10M events,
+// slope, memory that is bounded levels off (docs/design.md: RSS <= 150 MB serving 10M events,
 // /readyz within 2 s of starting on them).
 #include <fmt/core.h>
 #include <signal.h>

@@ -77,7 +77,7 @@ int serve(const ServeOptions& o) {
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
-  // The fulfilment saga (API.md §5) resumes from its checkpoint. On a shared store it runs
+  // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
   // in one process at a time: the holder of the saga lease (the others stand by).
   std::optional<app::saga::SagaRunner> saga;
   auto saga_lease = store->leader_lease("saga");

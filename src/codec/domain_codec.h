@@ -1,5 +1,5 @@
 // The one place domain types meet JSON: event data as stored, and aggregate state as
-// snapshotted. Field names are the structs' member names (snake_case, as API.md §8).
+// snapshotted. Field names are the structs' member names (snake_case, as docs/api.md §8).
 #pragma once
 
 #include <string>

@@ -44,7 +44,7 @@ struct Refund {
 
 using Command = std::variant<OpenAccount, Deposit, Withdraw, Charge, Refund>;
 
-// ---- events: names and fields as in API.md §8; kType is the stored type string.
+// ---- events: names and fields as in docs/api.md §8; kType is the stored type string.
 
 struct AccountOpened {
   static constexpr const char* kType = "AccountOpened";

@@ -1,8 +1,8 @@
 // The order aggregate (stream order-<order_id>, order_id a UUID). Its life is driven by
-// the fulfilment saga (API.md §5): placed PENDING, then confirmed (paid) or cancelled,
+// the fulfilment saga (docs/api.md §5): placed PENDING, then confirmed (paid) or cancelled,
 // then shipped and delivered.
 //
-// Promises: status, payment_status and shipping_status move only along API.md §5;
+// Promises: status, payment_status and shipping_status move only along docs/api.md §5;
 // a CONFIRMED order is PAID and WAITING_FOR_SHIPMENT; a CANCELLED order is never PAID.
 #pragma once
 
@@ -85,7 +85,7 @@ struct SetShippingStatus {
 
 using Command = std::variant<PlaceOrder, ConfirmOrder, CancelOrder, SettlePayment, SetShippingStatus>;
 
-// ---- events: names and fields as in API.md §8; kType is the stored type string.
+// ---- events: names and fields as in docs/api.md §8; kType is the stored type string.
 
 struct OrderPlaced {
   static constexpr const char* kType = "OrderPlaced";
@@ -110,7 +110,7 @@ struct OrderCancelled {
   bool operator==(const OrderCancelled&) const = default;
 };
 // The payment of a cancelled order settled after its cancel (see SettlePayment): a
-// contract addition to API.md §8's order events.
+// contract addition to docs/api.md §8's order events.
 struct OrderPaymentSettled {
   static constexpr const char* kType = "OrderPaymentSettled";
   PaymentStatus payment_status = PaymentStatus::refunded;
@@ -151,7 +151,7 @@ struct State {
 State initial_state();
 // Rejections: not_found (no order; every command but PlaceOrder), already_exists,
 // validation_failed (a field's value, an unknown shipping status), invalid_state (a
-// move API.md §5 does not allow from the current status).
+// move docs/api.md §5 does not allow from the current status).
 Result<std::vector<Event>> decide(const State& state, const Command& command);
 State evolve(State state, const Event& event);
 const char* event_type_name(const Event& event);

@@ -44,7 +44,7 @@ struct CommitStock {
 
 using Command = std::variant<RegisterProduct, AddStock, ReserveStock, ReleaseStock, CommitStock>;
 
-// ---- events: names and fields as in API.md §8; kType is the stored type string.
+// ---- events: names and fields as in docs/api.md §8; kType is the stored type string.
 
 struct ProductRegistered {
   static constexpr const char* kType = "ProductRegistered";

@@ -1,4 +1,4 @@
-// Field rules shared by the aggregates (API.md §2, §3). Each check answers the
+// Field rules shared by the aggregates (docs/api.md §2, §3). Each check answers the
 // validation_failed Error to hand back, or nothing when the value is fine; its message
 // names the field and goes to API clients as-is.
 #pragma once

@@ -22,7 +22,7 @@
 namespace orderflow::es {
 
 // Enough for live subscribers a few batches behind; one further behind catches up from
-// the database. Small against the memory budget (DESIGN.md §5: 150 MB serving 10M events).
+// the database. Small against the memory budget (docs/design.md §5: 150 MB serving 10M events).
 struct EventTailLimits {
   std::size_t max_events = 20000;
   std::size_t max_bytes = 16u << 20;  // of events as held (strings and their records)

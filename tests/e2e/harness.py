@@ -227,7 +227,7 @@ class Server:
         return rc
 
     def stop(self, expect_rc=0):
-        """SIGTERM and wait; the exit code must be `expect_rc` (0 per API.md §1)."""
+        """SIGTERM and wait; the exit code must be `expect_rc` (0 per docs/api.md §1)."""
         if self.proc is None or self.proc.poll() is not None:
             rc = None if self.proc is None else self.proc.returncode
         else:
@@ -323,7 +323,7 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         # Every request carries an X-Correlation-Id (one is made up unless the caller sent one); the ids
-        # sent, in order, let a test find the events a request caused (metadata.correlation_id, API.md §8)
+        # sent, in order, let a test find the events a request caused (metadata.correlation_id, docs/api.md §8)
         # even while background work (the saga) appends events of its own.
         self.sent = []
 
@@ -598,7 +598,7 @@ def wait_caught_up(c, timeout=20.0):
 
 
 def section5_problems(c, products, accounts, orders):
-    """The API.md §5 invariants, checked through the API of the server behind `c` at a quiet moment.
+    """The docs/api.md §5 invariants, checked through the API of the server behind `c` at a quiet moment.
     products: id -> on_hand it must have (nothing shipped); accounts: id -> deposits - withdrawals the
     clients were answered 2xx for; orders: id -> the order (terminal). Answers one sentence per problem."""
     problems = []
@@ -667,7 +667,7 @@ def stream_events(c, stream_id, max_pages=10000):
 
 
 class ErrorAsserts:
-    """Mixin for unittest.TestCase: checks the API.md §3 error shape."""
+    """Mixin for unittest.TestCase: checks the docs/api.md §3 error shape."""
 
     def assertError(self, r, status, code):
         self.assertEqual(r.status, status, f"expected {status} {code}, got {r}")

@@ -1,4 +1,4 @@
-"""PostgreSQL stopped and started again under load (API.md §3 `503 unavailable`, §5 invariants).
+"""PostgreSQL stopped and started again under load (docs/api.md §3 `503 unavailable`, §5 invariants).
 
 It stops the whole PostgreSQL server, so it runs on a server of its own: ctest's `e2e_postgres_restart`
 starts one with scripts/pg-test-server.sh (which sets ORDERFLOW_TEST_PG and ORDERFLOW_TEST_PG_DATA), and the

@@ -1,4 +1,4 @@
-"""API.md §3: every error code the server can give today, its shape, and that a rejected request writes nothing."""
+"""docs/api.md §3: every error code the server gives today, its shape, and that a rejected request writes nothing."""
 
 import json
 import unittest

@@ -1,4 +1,4 @@
-"""API.md §2 Idempotency-Key: replays, key reuse, rejected requests not stored, concurrent duplicates."""
+"""docs/api.md §2 Idempotency-Key: replays, key reuse, rejected requests not stored, concurrent duplicates."""
 
 import concurrent.futures
 import json

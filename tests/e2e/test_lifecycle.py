@@ -1,4 +1,4 @@
-"""API.md §1: restart on the same data dir keeps everything; SIGTERM finishes in-flight requests and exits 0."""
+"""docs/api.md §1: restart on the same data dir keeps everything; SIGTERM finishes in-flight requests and exits 0."""
 
 import concurrent.futures
 import http.client

@@ -1,5 +1,5 @@
 """Several `orderflow serve` processes on one PostgreSQL store (runs with ORDERFLOW_E2E_STORE=postgres, else
-skipped): orders for the same scarce product and the same accounts from two servers at once keep every API.md
+skipped): orders for the same scarce product and the same accounts from two servers at once keep every docs/api.md
 §5 invariant; exactly one process runs the fulfilment saga (the holder of the saga lease) and the other takes
 over when it is killed with SIGKILL."""
 
@@ -116,7 +116,7 @@ class TwoServersOneStore(unittest.TestCase):
         for c in clients:
             self.addCleanup(c.close)
         orders = settled_orders(clients[0], load.orders, timeout=60)
-        # Quiet (API.md §6) also means no saga in a non-final state: a cancelled order's release may follow it.
+        # Quiet (docs/api.md §6) also means no saga in a non-final state: a cancelled order's release may follow it.
         for c in clients:
             wait_until(lambda: not any(c.get(f"{API}/admin/sagas?state={s}").json["sagas"]
                                        for s in ("RUNNING", "COMPENSATING")), 60, "every saga final")

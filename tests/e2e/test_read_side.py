@@ -1,4 +1,4 @@
-"""API.md §6–§7 read side: queries served from projections, read-your-writes, paging, rebuild, live feed."""
+"""docs/api.md §6–§7 read side: queries served from projections, read-your-writes, paging, rebuild, live feed."""
 
 import socket
 import time

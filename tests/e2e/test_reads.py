@@ -1,4 +1,4 @@
-"""API.md §6–§8: entity reads folded from the store, time travel, event listings and their shape."""
+"""docs/api.md §6–§8: entity reads folded from the store, time travel, event listings and their shape."""
 
 import unittest
 import uuid
@@ -34,7 +34,7 @@ class EntityReads(ServerTestCase, unittest.TestCase):
             self.assertEqual(g.json["balance_cents"], i)
 
 
-# The order status each order event leaves behind (API.md §5, §8).
+# The order status each order event leaves behind (docs/api.md §5, §8).
 STATUS_AFTER = {"OrderPlaced": "PENDING", "OrderConfirmed": "CONFIRMED", "OrderCancelled": "CANCELLED",
                 "OrderPaymentSettled": "CANCELLED",
                 "OrderShipped": "SHIPPED", "OrderDelivered": "DELIVERED"}

@@ -1,4 +1,4 @@
-"""The fulfilment saga over HTTP (API.md §5, §7): every path of an order's life, a cancel racing
+"""The fulfilment saga over HTTP (docs/api.md §5, §7): every path of an order's life, a cancel racing
 the saga, scarce stock under concurrency, and kill -9 under load followed by a restart."""
 
 import threading

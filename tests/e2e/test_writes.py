@@ -1,4 +1,4 @@
-"""API.md §2 and §4: every write endpoint, its answer, ETag, versions, positions and If-Match."""
+"""docs/api.md §2 and §4: every write endpoint, its answer, ETag, versions, positions and If-Match."""
 
 import time
 import unittest
@@ -9,7 +9,7 @@ from harness import (API, RFC3339_MS, UUID_V7, ErrorAsserts, Server, ServerTestC
 
 
 # (status, payment_status, shipping_status) of an order placed for a funded customer with stock available:
-# PENDING as placed, CONFIRMED once a fulfilment saga (API.md §5) has reserved and charged.
+# PENDING as placed, CONFIRMED once a fulfilment saga (docs/api.md §5) has reserved and charged.
 PLACED_OR_CONFIRMED = {("PENDING", "PENDING", "WAITING_FOR_PAYMENT"), ("CONFIRMED", "PAID", "WAITING_FOR_SHIPMENT")}
 
 

@@ -133,7 +133,7 @@ Response json_response(int status, std::string body);  // body: JSON text
 Response json_response(int status, const boost::json::object& body);
 Response json_response(int status, const boost::json::array& body);
 
-// API.md §3: {"error": {"code": …, "message": …, "details": {…}}}.
+// docs/api.md §3: {"error": {"code": …, "message": …, "details": {…}}}.
 Response error_response(int status, std::string_view code, std::string_view message);
 Response error_response(int status, std::string_view code, std::string_view message,
                         const boost::json::object& details);

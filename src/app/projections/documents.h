@@ -1,4 +1,4 @@
-// The read side's documents: an entity as API.md §6 shows it (JSON text). The projections
+// The read side's documents: an entity as docs/api.md §6 shows it (JSON text). The projections
 // store them, time travel and `verify` render folds of the store with the same functions.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The entity projections: orders, products and accounts as API.md §6 shows them, each
+// The entity projections: orders, products and accounts as docs/api.md §6 shows them, each
 // folded per stream with the domain's own evolve(), so a read model equals a fold of the
 // store (what `orderflow verify` checks). Rows keep the rendered document (what queries
 // answer) and the stream version it reflects.

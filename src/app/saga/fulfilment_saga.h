@@ -1,4 +1,4 @@
-// The fulfilment saga (API.md §5): a process manager that drives every placed order
+// The fulfilment saga (docs/api.md §5): a process manager that drives every placed order
 // through reserve -> charge -> confirm, commits stock when it ships, and compensates
 // (release, refund, cancel) when anything fails or the order is cancelled.
 //

@@ -7,7 +7,7 @@
 // does), and the saga resumes from its checkpoint, in another process if its holder died.
 // Every command handler saves snapshots every few versions.
 //
-// At each quiet point every invariant of API.md §5 holds and every snapshot is the fold of
+// At each quiet point every invariant of docs/api.md §5 holds and every snapshot is the fold of
 // its stream; then every process restarts, several times with nothing in between, and
 // sometimes the saga replays the whole log, which must append no domain event. The saga
 // checkpoint never moves backwards, and no dead letter is caused by a version conflict.
