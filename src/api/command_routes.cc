@@ -123,12 +123,16 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
     ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));
   });
   if (!handled) {
-    if (handled.error().code == Errc::idempotency_key_reused && *key) {
-      // A concurrent request with the same key won; answer as it did, or refuse.
-      auto stored = ctx.store.find_idempotency(**key);
-      if (stored && *stored && (*stored)->request_fingerprint == fingerprint) co_return replay(**stored);
-      co_return error_for(make_error(Errc::idempotency_key_reused,
-                                     "Idempotency-Key was already used for another request"));
+    if (*key) {
+      // An earlier request with this key may have been landing while this one was decided
+      // (a client's retry racing its first try, perhaps sent to a process that died): if it
+      // was stored, it is the key's answer, not this refusal.
+      auto stored = ctx.store.find_idempotency_settled(**key);
+      if (stored && *stored) {
+        if ((*stored)->request_fingerprint == fingerprint) co_return replay(**stored);
+        co_return error_for(make_error(Errc::idempotency_key_reused,
+                                       "Idempotency-Key was already used for another request"));
+      }
     }
     co_return error_for(handled.error());
   }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <future>
 
 #include "core/failures.h"
 
@@ -109,6 +110,18 @@ bool AppendPipeline::wait_for_commit(Position after, std::chrono::milliseconds t
   std::unique_lock lk(mu_);
   committed_cv_.wait_for(lk, timeout, [&] { return last_committed_ > after || stopping_; });
   return last_committed_ > after;
+}
+
+void AppendPipeline::await_key(const std::string& key) {
+  std::promise<void> answered;
+  {
+    std::lock_guard lk(mu_);
+    auto it = in_flight_keys_.find(key);
+    if (it == in_flight_keys_.end()) return;
+    // Answered with the reusers of the key, after the append that holds it (settle()).
+    it->second.push_back([&answered](const Result<AppendResult>&) { answered.set_value(); });
+  }
+  answered.get_future().wait();
 }
 
 Result<StreamVersion> AppendPipeline::current_version(const AppendRequest& req) {

@@ -170,6 +170,9 @@ class AppendPipeline {
   std::optional<Error> write_failure() const;
   // Blocks until last_committed() > after, the timeout passes or the pipeline stops.
   bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
+  // Blocks until no append carrying idempotency key `key` is in flight here (it committed
+  // or failed, and a committed one's record is readable). Not from the store's threads.
+  void await_key(const std::string& key);
 
  private:
   // Exclusive backends: every stream appended to lately. Shared backends: streams with

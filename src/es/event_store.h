@@ -72,6 +72,17 @@ class EventStore {
 
   virtual Result<std::optional<IdempotencyRecord>> find_idempotency(const std::string& key) = 0;
 
+  // find_idempotency, once every append carrying `key` that was in flight when it was
+  // called has been answered: in this process, and for a store other processes write, any
+  // holding the store's write lock. What a request with an Idempotency-Key that the
+  // command refused must look up before it answers: an earlier request with its key
+  // (the client's first try, or a try sent to a process that died) may be landing while
+  // this one was decided, and its answer is the key's answer. A store that answers
+  // every append before append_async returns needs nothing more than find_idempotency.
+  virtual Result<std::optional<IdempotencyRecord>> find_idempotency_settled(const std::string& key) {
+    return find_idempotency(key);
+  }
+
   // Why appends are refused at once right now (the store cannot write and is recovering);
   // nullopt while they are accepted. /readyz reports it.
   virtual std::optional<Error> write_failure() { return std::nullopt; }

@@ -161,6 +161,16 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         self.assertEqual(caused[0]["position"], answers[0].json["position"])
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 77)
 
+    def test_concurrent_same_key_withdrawal_of_everything_answers_as_the_first(self):
+        """The tries after the first decide on the state the first leaves (no funds): their refusal is not the
+        key's answer, the first try's success is."""
+        for _ in range(5):
+            aid = create_account(self.c, balance=300)
+            answers, _ = self._concurrent_same_key("POST", f"{API}/accounts/{aid}/withdraw", {"amount_cents": 300})
+            self.assertEqual([a.status for a in answers], [200] * len(answers), answers)
+            self.assertEqual(len({a.body for a in answers}), 1, answers)
+            self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 0)
+
     def test_concurrent_same_key_order_writes_once(self):
         pid = create_product(self.c, price=10)
         aid = create_account(self.c)

@@ -31,7 +31,10 @@ def saga_gauge(c):
 
 class Load:
     """Client threads placing orders, depositing, withdrawing and cancelling on the given servers; keeps what
-    was acknowledged (2xx) so the ledger can be checked afterwards."""
+    was acknowledged (2xx) so the ledger can be checked afterwards. Every write carries an Idempotency-Key:
+    a client whose server is killed under it sends the same request, with the same key, to a live server,
+    and that answer is the outcome (API.md §2) -- without it, an append committed just before the kill but
+    never answered would be missing from the ledger."""
 
     def __init__(self, servers, customers, lines, seed):
         self.servers, self.customers, self.lines = servers, customers, lines
@@ -42,6 +45,27 @@ class Load:
         self.killed = set()  # ports of servers killed on purpose: their clients may see the connection drop
         self.lock = threading.Lock()
         self.stop = threading.Event()
+
+    def live_server(self):
+        with self.lock:
+            return next(s for s in self.servers if s.port not in self.killed)
+
+    def send(self, srv, c, path, body):
+        """POSTs with a fresh Idempotency-Key; if `srv` was killed under the request, the same request on a
+        live server. Answers (response, whether the client's server died)."""
+        key = {"Idempotency-Key": new_id("k")}
+        try:
+            return c.post(path, body, headers=key), False
+        except OSError as e:
+            with self.lock:
+                if srv.port not in self.killed:
+                    raise
+            # The killed server may have stored it: the key tells.
+            other = self.live_server().client()
+            try:
+                return other.post(path, body, headers=key), True
+            finally:
+                other.close()
 
     def worker(self, srv, seed, max_requests):
         rng = random.Random(seed)
@@ -55,28 +79,37 @@ class Load:
                 try:
                     if kind < 0.6:
                         lines = rng.choice(self.lines)
-                        r = c.post(f"{API}/orders", {"customer_id": customer,
-                                                     "items": [{"product_id": p, "quantity": q} for p, q in lines]})
+                        r, died = self.send(srv, c, f"{API}/orders",
+                                            {"customer_id": customer,
+                                             "items": [{"product_id": p, "quantity": q} for p, q in lines]})
                         if r.status == 202:
                             with self.lock:
                                 self.orders.append(r.json["order_id"])
+                            if died:
+                                return
                             if rng.random() < 0.15:
-                                c.post(f"{API}/orders/{r.json['order_id']}/cancel", {"reason": "changed my mind"})
+                                _, died = self.send(srv, c, f"{API}/orders/{r.json['order_id']}/cancel",
+                                                    {"reason": "changed my mind"})
+                                if died:
+                                    return
                             continue
                     else:
                         action = "deposit" if kind < 0.8 else "withdraw"
                         amount = rng.choice((100, 300, 700))
-                        r = c.post(f"{API}/accounts/{customer}/{action}", {"amount_cents": amount})
+                        r, died = self.send(srv, c, f"{API}/accounts/{customer}/{action}", {"amount_cents": amount})
                         if r.status == 200:
                             with self.lock:
                                 self.net_funds[customer] += amount if action == "deposit" else -amount
+                            if died:
+                                return
                             continue
                         if action == "withdraw" and r.status == 409 and r.json["error"]["code"] == "insufficient_funds":
+                            if died:
+                                return
                             continue
-                except OSError as e:  # the server died under us (the takeover tests kill one)
+                except OSError as e:  # not a server killed on purpose (send() handles those)
                     with self.lock:
-                        if srv.port not in self.killed:
-                            self.errors.append(f"{srv.port}: {e!r}")
+                        self.errors.append(f"{srv.port}: {e!r}")
                     return
                 with self.lock:
                     self.errors.append(f"{srv.port}: {r}")

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -156,6 +157,35 @@ TEST_P(EventStoreContract, ConcurrentRetriesOfOneAppendWriteItOnce) {
 }
 
 // ---- idempotency records ----
+
+// A request refused while an earlier one with its key was landing answers as that one did:
+// the settled lookup waits for appends in flight with the key.
+TEST_P(EventStoreContract, SettledIdempotencyLookupSeesAnAppendStillInFlight) {
+  // Many appends at once, so the last ones are still queued when their keys are looked up.
+  constexpr int kAppends = 300;
+  std::atomic<int> failed{0};
+  std::vector<std::promise<void>> answered(kAppends);
+  for (int i = 0; i < kAppends; ++i) {
+    auto req = make_append("s-settled-" + std::to_string(i % 7), ExpectedVersion::any());
+    req.idempotency = es::IdempotencyRecord{"in-flight-" + std::to_string(i), "POST /x {}", 200, "{}", 0};
+    store().append_async(std::move(req), [&, i](Result<es::AppendResult> r) {
+      if (!r) ++failed;
+      answered[i].set_value();
+    });
+  }
+  int missed = 0;
+  for (int i = kAppends - 1; i >= kAppends - 20; --i) {
+    auto found = store().find_idempotency_settled("in-flight-" + std::to_string(i));
+    ASSERT_TRUE(found) << found.error().message;
+    if (!found->has_value()) ++missed;
+  }
+  for (auto& a : answered) a.get_future().wait();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(missed, 0) << "appends in flight with the key were not waited for";
+  auto none = store().find_idempotency_settled("never-used");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
 
 TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
   auto req = make_append("s-8", ExpectedVersion::any());

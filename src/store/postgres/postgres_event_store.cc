@@ -291,6 +291,16 @@ Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotenc
       rows->int64(0, 3)});
 }
 
+// Appends of other processes that may carry the key: the one holding the log head's lock
+// (its COMMIT may be on the way even if its process has died). Waiting for a share of
+// that lock waits for it to end; the lookup after it, a statement of its own, sees what
+// it committed. An append another process has not sent yet is not waited for.
+Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotency_settled(const std::string& key) {
+  pipeline_.await_key(key);
+  if (auto fence = query({"SELECT 1 FROM log_head FOR SHARE", {}}); !fence) return fence.error();
+  return find_idempotency(key);
+}
+
 bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

@@ -74,6 +74,7 @@ class PostgresEventStore final : public es::EventStore,
   Result<es::Position> last_position() override;
   Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   // Wakes at once for this process's appends, and within a poll interval for other
   // processes'.
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;

@@ -726,6 +726,12 @@ Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(
       key, std::string(s.text(0)), static_cast<int>(s.int64(1)), std::string(s.text(2)), s.int64(3)});
 }
 
+// This process is the only writer: its pipeline knows every append in flight.
+Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency_settled(const std::string& key) {
+  pipeline_.await_key(key);
+  return find_idempotency(key);
+}
+
 bool SqliteEventStore::wait_for_events(es::Position after, std::chrono::milliseconds timeout) {
   return pipeline_.wait_for_commit(after, timeout);
 }

@@ -64,6 +64,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<es::Position> last_position() override;
   Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
   std::optional<Error> write_failure() override { return pipeline_.write_failure(); }
 
