@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -591,6 +592,12 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     Reader* r;
     ~EndRead() { (void)r->commit.run(); }
   } end_read{&*(*reader)};
+  const es::Position durable = pipeline_.last_committed();
+  if (!filter.categories.empty()) {
+    auto skipped = skip_to_categories(**reader, from_position, filter.categories, durable);
+    if (!skipped) return skipped.error();
+    from_position = *skipped;
+  }
 
   Statement adhoc;
   Statement* s = &(*reader)->scan;
@@ -601,7 +608,6 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     s = &adhoc;
   }
   ResetOnExit reset(*s);
-  const es::Position durable = pipeline_.last_committed();
   s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, durable);
   std::vector<std::string> bounds;  // keeps category bounds alive while bound
   int param = 4;
@@ -645,6 +651,52 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     next = std::max(next, std::min(last.int64(0), durable) + 1);
   }
   return next;
+}
+
+// A filter's categories may begin far into the log (10M events of other categories, then
+// the shop's): a scan from before them would step through every row in between, once per
+// subscriber. stream_index says where each category begins, and positions before that
+// hold none of its events. Asked only when the scan starts far behind (a first start, a
+// rebuild): finding where a category begins reads its entries in the index once; the
+// answer is kept, and a category still empty is asked again (one index seek).
+Result<es::Position> SqliteEventStore::skip_to_categories(Reader& reader, es::Position from_position,
+                                                          const std::vector<std::string>& categories,
+                                                          es::Position durable) {
+  constexpr es::Position kFarBehind = 1 << 16;
+  if (durable - from_position < kFarBehind) return from_position;
+  auto through = reader.db.prepare("SELECT indexed_through FROM stream_index_state");
+  if (!through) return through.error();
+  auto row = through->step();
+  if (!row) return row.error();
+  // The table holds every entry up to indexed_through; a category with none there may
+  // have events only after it.
+  es::Position target = (*row ? through->int64(0) : 0) + 1;
+  for (const auto& c : categories) {
+    std::optional<es::Position> first;
+    {
+      std::lock_guard lk(first_of_category_mu_);
+      if (auto it = first_of_category_.find(c); it != first_of_category_.end()) first = it->second;
+    }
+    if (!first) {
+      auto q = reader.db.prepare("SELECT min(position) FROM stream_index WHERE stream_id >= ?1 AND stream_id < ?2");
+      if (!q) return q.error();
+      const std::string low = c + "-", high = c + ".";
+      q->bind(1, low).bind(2, high);
+      auto found = q->step();
+      if (!found) return found.error();
+      if (*found && !q->is_null(0)) {
+        first = q->int64(0);
+        // Kept only once durable: a batch that failed its sync is deleted, and its
+        // positions are given again.
+        if (*first <= durable) {
+          std::lock_guard lk(first_of_category_mu_);
+          first_of_category_.emplace(c, *first);
+        }
+      }
+    }
+    if (first) target = std::min(target, *first);
+  }
+  return std::max(from_position, std::min(target, durable + 1));
 }
 
 Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) {

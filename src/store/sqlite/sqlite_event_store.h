@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "es/append_pipeline.h"
@@ -103,6 +104,8 @@ class SqliteEventStore final : public es::EventStore,
                                    const es::EventFilter& filter,
                                    const std::function<void(const es::RecordedEvent&)>& fn);
   Result<es::StreamVersion> version_at(Reader& reader, const std::string& stream_id, es::Position up_to);
+  Result<es::Position> skip_to_categories(Reader& reader, es::Position from_position,
+                                          const std::vector<std::string>& categories, es::Position durable);
 
   // ExclusiveAppendBackend
   Result<es::StreamVersion> committed_version(const std::string& stream_id) override;
@@ -143,6 +146,11 @@ class SqliteEventStore final : public es::EventStore,
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> readers_;
+
+  // The first position of each category found in stream_index (it never changes: the
+  // log only grows at its end), for skip_to_categories.
+  std::mutex first_of_category_mu_;
+  std::unordered_map<std::string, es::Position> first_of_category_;
 
   std::mutex aux_mu_;  // checkpoints
   Database aux_db_;
