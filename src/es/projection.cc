@@ -200,6 +200,8 @@ void ProjectionRunner::retry(Slot& slot) {
       sub.reset();  // started again at the next try
       report_failure("projections", slot.projection->name(), "restarting after a failure: " + r.error().message,
                      "tried again in " + std::to_string(slot.retry_backoff.count()) + " ms");
+    } else {
+      recovered("projections", slot.projection->name(), "subscribed again");
     }
   }
 }

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/failures.h"
+
 namespace orderflow::es {
 namespace {
 
@@ -68,6 +70,10 @@ class CountingModel final : public ReadModel {
  public:
   Result<Position> position() override {
     std::lock_guard lk(mu_);
+    if (position_failures_ > 0) {
+      --position_failures_;
+      return fail(Errc::unavailable, "the read-model database cannot be read (injected)");
+    }
     return through_;
   }
   Result<void> apply(std::span<const RecordedEvent> events, Position through) override {
@@ -85,6 +91,10 @@ class CountingModel final : public ReadModel {
     std::lock_guard lk(mu_);
     failures_ = n;
   }
+  void fail_position_next(int n) {
+    std::lock_guard lk(mu_);
+    position_failures_ = n;
+  }
   std::vector<Position> applied() {
     std::lock_guard lk(mu_);
     return applied_;
@@ -97,7 +107,7 @@ class CountingModel final : public ReadModel {
  private:
   std::mutex mu_;
   Position through_ = 0;
-  int failures_ = 0, calls_ = 0;
+  int failures_ = 0, position_failures_ = 0, calls_ = 0;
   std::vector<Position> applied_;
 };
 
@@ -161,6 +171,34 @@ TEST(ProjectionRunner, FailedBatchIsRetriedWithBackOffAndResumes) {
   EXPECT_EQ(s.state, ProjectionState::running);
   EXPECT_FALSE(s.last_error);
   EXPECT_EQ(model.applied(), (std::vector<Position>{1, 2, 3, 4, 5}));
+  runner.stop();
+}
+
+// A restart that fails is reported; once one succeeds the failure is over (/metrics
+// orderflow_background_failing goes back to 0).
+TEST(ProjectionRunner, FailedRestartIsReportedAndRecovers) {
+  LogStore store;
+  CountingModel model;
+  OneProjection projection(&model);
+  ProjectionRunnerOptions options;
+  options.batch_interval = 0ms;
+  options.idle_wait = 5ms;
+  ProjectionRunner runner(store, {&projection}, options);
+  ASSERT_TRUE(runner.start());
+  model.fail_next(1);
+  model.fail_position_next(1);  // the first restart cannot read where the model stands
+  store.add(2);
+  auto failing = [] {
+    for (const auto& f : failure_counts())
+      if (f.component == "projections" && f.what == "things") return f.failing;
+    return false;
+  };
+  ASSERT_TRUE(eventually([&] { return runner.position("things") == 2; }));
+  bool reported = false;
+  for (const auto& f : failure_counts())
+    if (f.component == "projections" && f.what == "things") reported = f.count > 0;
+  EXPECT_TRUE(reported);
+  EXPECT_FALSE(failing());
   runner.stop();
 }
 
