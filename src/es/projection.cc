@@ -88,10 +88,36 @@ Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
   if (!*claimed) return follow(slot);
   auto live = slot.projection->open_live();
   if (!live) return fail(live.error());
+  if (auto r = replace_if_ahead(slot, *live); !r) return r;
   // Following until the subscription runs: if it cannot start (the database went away
   // again), the watcher tries once more at its next look instead of leaving it stopped.
   if (auto r = subscribe(slot, std::move(*live), true); !r) return r;
   slot.following = false;
+  return {};
+}
+
+// Holding slot.mu. A live copy past the end of the log was built from another log (a
+// backup of the events restored beside newer read models, another data directory):
+// nothing in it can be trusted, and followed on it would skip the log's next events. It
+// is replaced, before anything reads it, by an empty copy built again from the log. (The
+// store acknowledges an event only once it is durable, and a read model applies only
+// acknowledged events, so no crash leaves a read model ahead of its own log.)
+Result<void> ProjectionRunner::replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live) {
+  auto at = live->position();
+  if (!at) return fail(at.error());
+  auto last = store_.last_position();
+  if (!last) return fail(last.error());
+  if (*at <= *last) return {};
+  const auto& name = slot.projection->name();
+  report_failure("projections", name,
+                 "its read model is at position " + std::to_string(*at) + " but the log ends at " +
+                     std::to_string(*last) + ": it was built from another log (a restored backup?)",
+                 "replaced by an empty copy built again from the log");
+  auto fresh = slot.projection->create_copy();
+  if (!fresh) return fail(fresh.error());
+  if (auto r = slot.projection->promote(**fresh); !r) return r;
+  live = std::move(*fresh);
+  recovered("projections", name, "rebuilding from position 1");
   return {};
 }
 

@@ -168,6 +168,7 @@ class ProjectionRunner {
 
   Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
   Result<void> claim_or_follow(Slot& slot);
+  Result<void> replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live);
   Result<void> follow(Slot& slot);
   void watch(Slot& slot, bool claim);
   void retry(Slot& slot);
