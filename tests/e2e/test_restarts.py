@@ -90,28 +90,28 @@ class RestoredBackup(unittest.TestCase):
         backup = tempfile.mkdtemp(prefix="orderflow-e2e-backup-")
         self.addCleanup(shutil.rmtree, data_dir, True)
         self.addCleanup(shutil.rmtree, backup, True)
-        s = Server(data_dir=data_dir).start()
-        self.addCleanup(s.cleanup)
-        c = s.client()
-        kept = [create_account(c, balance=100) for _ in range(3)]
-        wait_caught_up(c)
-        c.close()
-        self.assertEqual(s.stop(), 0)
-        for name in os.listdir(data_dir):  # the backup: the log alone
-            if name.startswith("events.db"):
-                shutil.copy2(os.path.join(data_dir, name), backup)
-        s = Server(data_dir=data_dir).start()
-        self.addCleanup(s.cleanup)
-        c = s.client()
-        lost = [create_account(c, balance=100) for _ in range(5)]
-        wait_caught_up(c)
-        c.close()
-        self.assertEqual(s.stop(), 0)
+        def accounts_then_stop(n):
+            s = Server(data_dir=data_dir).start()
+            self.addCleanup(s.cleanup)
+            c = s.client()
+            made = [create_account(c, balance=100) for _ in range(n)]
+            wait_caught_up(c)
+            c.close()
+            self.assertEqual(s.stop(), 0)
+            return made
+
+        def copy_log(src, dst):
+            for name in os.listdir(src):
+                if name.startswith("events.db"):
+                    shutil.copy2(os.path.join(src, name), dst)
+
+        kept = accounts_then_stop(3)
+        copy_log(data_dir, backup)  # the backup: the log alone
+        lost = accounts_then_stop(5)
         for name in os.listdir(data_dir):  # restored: the old log beside the newer read models
             if name.startswith("events.db"):
                 os.remove(os.path.join(data_dir, name))
-        for name in os.listdir(backup):
-            shutil.copy2(os.path.join(backup, name), data_dir)
+        copy_log(backup, data_dir)
 
         s = Server(data_dir=data_dir).start()
         self.addCleanup(s.cleanup)
