@@ -8,18 +8,28 @@
 
 namespace orderflow::cli {
 
-double hash_ns_per_event(const es::RecordedEvent& sample) {
+RowCheckCost row_check_cost(const es::RecordedEvent& sample) {
   auto cpu_ns = [] {
     timespec t{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
   };
   constexpr int kRounds = 100000;
+  const auto fields = es::hashed_fields(sample);
   es::EventHash h{};
-  const auto start = cpu_ns();
-  for (int i = 0; i < kRounds; ++i) h = es::event_hash(h, es::hashed_fields(sample));
-  asm volatile("" : : "g"(&h) : "memory");  // the hashes are used, so the loop stays
-  return (cpu_ns() - start) / kRounds;
+  auto start = cpu_ns();
+  for (int i = 0; i < kRounds; ++i) h = es::event_hash(h, fields);
+  RowCheckCost cost;
+  cost.hash_ns = (cpu_ns() - start) / kRounds;
+  es::EventChecksum sum = 0;
+  start = cpu_ns();
+  for (int i = 0; i < kRounds; ++i) {
+    h[0] = static_cast<std::uint8_t>(sum);  // each round depends on the last
+    sum = es::event_checksum(fields, h, h);
+  }
+  cost.checksum_ns = (cpu_ns() - start) / kRounds;
+  asm volatile("" : : "g"(&h), "g"(&sum) : "memory");  // the results are used, so the loops stay
+  return cost;
 }
 
 void add_bench(CLI::App& root, Action& action) {
@@ -44,6 +54,7 @@ void add_bench(CLI::App& root, Action& action) {
   r->add_option("--events", read->events, "Events to fill the store with first if it has fewer")
       ->capture_default_str();
   r->add_option("--batch", read->batch, "Events per read")->capture_default_str();
+  r->add_option("--store", read->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (a scratch schema)");
   r->callback([read, &action] { action = [read] { return bench_read(*read); }; });
 
   auto projection = std::make_shared<ProjectionBenchOptions>();

@@ -36,12 +36,18 @@ struct ReadBenchOptions {
   std::string data = "./orderflow-bench";
   std::int64_t events = 1000000;  // filled in first if the store holds fewer
   int batch = 10000;
+  std::string store;  // empty: embedded SQLite in `data`; postgres://…: a scratch schema there
 };
 int bench_read(const ReadBenchOptions& options);
 
-// The CPU time (thread CPU, ns) one event like `sample` costs to hash into the chain
-// (es/event_hash.h): what every append and every checked read of it pays.
-double hash_ns_per_event(const es::RecordedEvent& sample);
+// The CPU time (thread CPU, ns) one event like `sample` costs (es/event_hash.h): to hash
+// into the chain (SHA-256: every append, open and verify pay it) and to checksum (XXH3:
+// every append and every read pay it).
+struct RowCheckCost {
+  double hash_ns = 0;
+  double checksum_ns = 0;
+};
+RowCheckCost row_check_cost(const es::RecordedEvent& sample);
 
 // Appends events in 100-event appends, 64 in flight, until the store holds `target`.
 Result<void> fill_store(es::EventStore& store, std::int64_t target);

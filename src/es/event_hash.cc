@@ -1,7 +1,9 @@
 #include "es/event_hash.h"
 
 #include <openssl/evp.h>
+#include <xxhash.h>
 
+#include <bit>
 #include <cstring>
 
 namespace orderflow::es {
@@ -75,6 +77,32 @@ EventHash event_hash(const EventHash& prev, const HashedFields& e) {
   return out;
 }
 
+EventChecksum event_checksum(const HashedFields& e, const EventHash& prev, const EventHash& hash) {
+  // The fixed-size fields in one block, then each text hashed with the result so far as
+  // its seed: XXH3 mixes in each input's length, so the encoding stays unambiguous, and
+  // nothing is copied but these 92 bytes (measured on ~250-byte rows: 40-60 ns, against
+  // ~60-70 ns copying the row into one buffer and ~90-130 ns with XXH3's streaming state).
+  // Integers little-endian (asserted: every machine we build for), so a file checks the
+  // same wherever it is opened.
+  static_assert(std::endian::native == std::endian::little, "the checksum's integers are little-endian");
+  std::array<unsigned char, 3 * 8 + 4 + 2 * 32> block;
+  auto* out = block.data();
+  auto put = [&](const void* p, std::size_t n) {
+    std::memcpy(out, p, n);
+    out += n;
+  };
+  put(&e.position, 8);
+  put(&e.version, 8);
+  put(&e.recorded_at_ms, 8);
+  put(&e.schema_version, 4);
+  put(prev.data(), prev.size());
+  put(hash.data(), hash.size());
+  XXH64_hash_t h = XXH3_64bits(block.data(), block.size());
+  for (std::string_view text : {e.event_id, e.stream_id, e.type, e.data, e.metadata})
+    h = XXH3_64bits_withSeed(text.data(), text.size(), h);
+  return h;
+}
+
 bool hash_from_bytes(std::string_view bytes, EventHash& out) {
   if (bytes.size() != out.size()) return false;
   std::memcpy(out.data(), bytes.data(), out.size());
@@ -114,6 +142,13 @@ Result<void> check_event_hash(const RecordedEvent& e, const EventHash& prev, con
   if (event_hash(prev, hashed_fields(e)) == stored) return {};
   return fail(Errc::corrupt, "the stored event at " + describe_stored(e) +
                                  " is corrupt: its fields do not give its stored hash");
+}
+
+Result<void> check_event_checksum(const RecordedEvent& e, const EventHash& prev, const EventHash& hash,
+                                  EventChecksum stored) {
+  if (event_checksum(hashed_fields(e), prev, hash) == stored) return {};
+  return fail(Errc::corrupt, "the stored event at " + describe_stored(e) +
+                                 " is corrupt: its fields and hashes do not give its stored checksum");
 }
 
 Result<void> check_chain_link(const RecordedEvent& e, const EventHash& prev, const EventHash& before) {

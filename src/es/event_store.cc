@@ -23,13 +23,18 @@ Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, 
 void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
   EventHash before = kNoEventHash;
   Position expected = 1;
-  auto check = [&](const RecordedEvent& e, const EventHash& prev, const EventHash& hash) {
+  auto check = [&](const RecordedEvent& e, const StoredHashes& stored) {
+    const auto& [prev, hash, checksum] = stored;
     if (e.position != expected)
       breaks.push_back((e.position == expected + 1 ? "position " + std::to_string(expected) + " is"
                                                    : "positions " + std::to_string(expected) + " to " +
                                                          std::to_string(e.position - 1) + " are") +
                        " missing from the log");
-    if (auto r = check_event_hash(e, prev, hash); !r) breaks.push_back(r.error().message);
+    // One line per changed row: its checksum is looked at only when its hash holds.
+    if (auto r = check_event_hash(e, prev, hash); !r)
+      breaks.push_back(r.error().message);
+    else if (checksum)
+      if (auto r = check_event_checksum(e, prev, hash, *checksum); !r) breaks.push_back(r.error().message);
     if (auto r = check_chain_link(e, prev, before); !r) breaks.push_back(r.error().message);
     before = hash;
     expected = e.position + 1;

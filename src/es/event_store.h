@@ -97,15 +97,16 @@ class EventStore {
 class StoredLog {
  public:
   virtual ~StoredLog() = default;
-  using StoredFn = std::function<void(const RecordedEvent&, const EventHash& prev_hash, const EventHash& hash)>;
+  using StoredFn = std::function<void(const RecordedEvent&, const StoredHashes&)>;
   // Calls `fn` for each of up to `max` stored events with position >= from_position, in
-  // position order, as stored: not upcast, hashes not checked (a hash of the wrong length
-  // is passed as kNoEventHash). Returns one past the last event passed (from_position if
+  // position order, as stored: not upcast, hashes and checksum not checked (a hash of the
+  // wrong length is passed as kNoEventHash). Returns one past the last event passed (from_position if
   // none). An error names the position it could not read past.
   virtual Result<Position> scan_stored(Position from_position, std::size_t max, const StoredFn& fn) = 0;
 };
 
-// Checks every stored event's hash and every link of the chain, from position 1 on:
+// Checks every stored event's hash, its checksum where stored, and every link of the
+// chain, from position 1 on:
 // appends one line per break to `breaks`, naming the position; a read that cannot go on
 // is the last line.
 void check_chain(StoredLog& log, std::vector<std::string>& breaks);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <vector>
+
 #include "es/event_store.h"
 
 namespace orderflow::es {
@@ -12,24 +15,27 @@ RecordedEvent event(Position position, std::string data) {
                        std::move(data), "{}", 1000 + position};
 }
 
-// A log held in memory, its hashes made by the chain, for check_chain to walk.
+// A log held in memory, its hashes made by the chain and each row's checksum, for
+// check_chain to walk.
 struct MemoryLog : StoredLog {
   struct Row {
     RecordedEvent e;
     EventHash prev, hash;
+    EventChecksum checksum;
   };
   std::vector<Row> rows;
 
   void append(RecordedEvent e) {
     const EventHash prev = rows.empty() ? kNoEventHash : rows.back().hash;
     const EventHash hash = event_hash(prev, hashed_fields(e));
-    rows.push_back({std::move(e), prev, hash});
+    const EventChecksum checksum = event_checksum(hashed_fields(e), prev, hash);
+    rows.push_back({std::move(e), prev, hash, checksum});
   }
   Result<Position> scan_stored(Position from, std::size_t max, const StoredFn& fn) override {
     Position next = from;
     for (const auto& r : rows)
       if (r.e.position >= from && max > 0) {
-        fn(r.e, r.prev, r.hash);
+        fn(r.e, StoredHashes{r.prev, r.hash, r.checksum});
         next = r.e.position + 1;
         --max;
       }
@@ -43,6 +49,24 @@ std::vector<std::string> breaks_of(MemoryLog& log) {
   return breaks;
 }
 
+// Each a change of one stored field of event(7, ...); the last moves bytes from one text
+// to the next (lengths go with the texts, so that is a change too).
+const std::vector<std::function<void(RecordedEvent&)>> kFieldChanges = {
+    [](RecordedEvent& c) { c.position = 8; },
+    [](RecordedEvent& c) { c.event_id = "id-x"; },
+    [](RecordedEvent& c) { c.stream_id = "order-2"; },
+    [](RecordedEvent& c) { c.version = 1; },
+    [](RecordedEvent& c) { c.type = "OrderPlacee"; },
+    [](RecordedEvent& c) { c.schema_version = 2; },
+    [](RecordedEvent& c) { c.data = R"({"a":2})"; },
+    [](RecordedEvent& c) { c.metadata = "{ }"; },
+    [](RecordedEvent& c) { c.recorded_at_ms = 1; },
+    [](RecordedEvent& c) {
+      c.stream_id = "order-1O";
+      c.type = "rderPlaced";
+    },
+};
+
 TEST(EventHash, EveryFieldAndThePreviousHashCount) {
   const auto e = event(7, R"({"a":1})");
   const auto h = event_hash(kNoEventHash, hashed_fields(e));
@@ -50,25 +74,37 @@ TEST(EventHash, EveryFieldAndThePreviousHashCount) {
   EventHash other_prev{};
   other_prev[31] = 1;
   EXPECT_NE(h, event_hash(other_prev, hashed_fields(e)));
-  auto changed = [&](auto change) {
+  for (std::size_t i = 0; i < kFieldChanges.size(); ++i) {
     auto c = e;
-    change(c);
-    return event_hash(kNoEventHash, hashed_fields(c));
+    kFieldChanges[i](c);
+    EXPECT_NE(h, event_hash(kNoEventHash, hashed_fields(c))) << "change " << i;
+  }
+}
+
+// The checksum covers what the hash does, and the stored hashes besides.
+TEST(EventChecksum, EveryFieldAndBothHashesCount) {
+  const auto e = event(7, R"({"a":1})");
+  EventHash prev{}, hash{};
+  hash[0] = 9;
+  const auto sum = event_checksum(hashed_fields(e), prev, hash);
+  EXPECT_EQ(sum, event_checksum(hashed_fields(e), prev, hash));
+  EXPECT_TRUE(check_event_checksum(e, prev, hash, sum));
+  auto flipped = [](EventHash h, int byte) {
+    h[static_cast<std::size_t>(byte)] ^= 0x10;
+    return h;
   };
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.position = 8; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.event_id = "id-x"; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.stream_id = "order-2"; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.version = 1; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.type = "OrderPlacee"; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.schema_version = 2; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.data = R"({"a":2})"; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.metadata = "{ }"; }));
-  EXPECT_NE(h, changed([](RecordedEvent& c) { c.recorded_at_ms = 1; }));
-  // Lengths go with the texts: bytes moved from one field to the next are a change.
-  EXPECT_NE(h, changed([](RecordedEvent& c) {
-    c.stream_id = "order-1O";
-    c.type = "rderPlaced";
-  }));
+  EXPECT_NE(sum, event_checksum(hashed_fields(e), flipped(prev, 0), hash));
+  EXPECT_NE(sum, event_checksum(hashed_fields(e), prev, flipped(hash, 31)));
+  for (std::size_t i = 0; i < kFieldChanges.size(); ++i) {
+    auto c = e;
+    kFieldChanges[i](c);
+    EXPECT_NE(sum, event_checksum(hashed_fields(c), prev, hash)) << "change " << i;
+  }
+  auto refused = check_event_checksum(e, prev, hash, sum ^ 1);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::corrupt);
+  EXPECT_NE(refused.error().message.find("position 7 (stream order-1 version 6)"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST(EventHash, HexRoundTrip) {
@@ -95,16 +131,27 @@ TEST(CheckChain, AChangedFieldIsABreakAtItsPosition) {
   EXPECT_NE(breaks[0].find("position 3 (stream order-1 version 2)"), std::string::npos) << breaks[0];
 }
 
-// Rewriting an event and its own hash still breaks the link from the event after it.
+// Rewriting an event with its own hash and checksum still breaks the link from the event after it.
 TEST(CheckChain, AnEventRewrittenWithItsHashBreaksTheNextLink) {
   MemoryLog log;
   for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
   auto& r = log.rows[2];
   r.e.data = R"({"x":1})";
   r.hash = event_hash(r.prev, hashed_fields(r.e));
+  r.checksum = event_checksum(hashed_fields(r.e), r.prev, r.hash);
   auto breaks = breaks_of(log);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
   EXPECT_NE(breaks[0].find("chain is broken at position 4 "), std::string::npos) << breaks[0];
+}
+
+TEST(CheckChain, AStoredChecksumThatDoesNotMatchIsABreakAtItsPosition) {
+  MemoryLog log;
+  for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
+  log.rows[1].checksum ^= 1;
+  auto breaks = breaks_of(log);
+  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("position 2 (stream order-1 version 1)"), std::string::npos) << breaks[0];
+  EXPECT_NE(breaks[0].find("checksum"), std::string::npos) << breaks[0];
 }
 
 TEST(CheckChain, ARemovedEventIsNoticed) {

@@ -39,23 +39,19 @@ void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   e.recorded_at_ms = r.int64(row, col + 8);
 }
 
-struct StoredHashes {
-  es::EventHash prev{}, hash{};
-};
-
 // The two columns after the event's; a malformed one reads as kNoEventHash (and fails its check).
-StoredHashes load_hashes(const PgResult& r, int row, int col) {
-  StoredHashes h;
-  if (!es::hash_from_hex(r.text(row, col + 9), h.prev)) h.prev = es::kNoEventHash;
+es::StoredHashes load_hashes(const PgResult& r, int row, int col) {
+  es::StoredHashes h;
+  if (!es::hash_from_hex(r.text(row, col + 9), h.prev_hash)) h.prev_hash = es::kNoEventHash;
   if (!es::hash_from_hex(r.text(row, col + 10), h.hash)) h.hash = es::kNoEventHash;
   return h;
 }
 
 // Loads the row into `e` and checks that its fields give its stored hash; returns its hashes.
-Result<StoredHashes> load_checked(const PgResult& r, int row, int col, es::RecordedEvent& e) {
+Result<es::StoredHashes> load_checked(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   load_event(r, row, col, e);
   auto h = load_hashes(r, row, col);
-  if (auto c = es::check_event_hash(e, h.prev, h.hash); !c) return c.error();
+  if (auto c = es::check_event_hash(e, h.prev_hash, h.hash); !c) return c.error();
   return h;
 }
 
@@ -184,7 +180,7 @@ Result<void> PostgresEventStore::verify_head() {
     auto hashes = load_checked(*rows, i, 1, e);
     if (!hashes) return hashes.error();
     if (i > 0)
-      if (auto r = es::check_chain_link(e, hashes->prev, before); !r) return r;
+      if (auto r = es::check_chain_link(e, hashes->prev_hash, before); !r) return r;
     before = hashes->hash;
   }
   if (rows->rows() > 0 && !rows->is_null(0, 1) && before != head)
@@ -239,7 +235,7 @@ Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, st
     auto hashes = load_checked(*rows, i, 1, e);
     if (!hashes) return hashes.error();
     if (count > 0 && e.position == next)
-      if (auto r = es::check_chain_link(e, hashes->prev, previous); !r) return r.error();
+      if (auto r = es::check_chain_link(e, hashes->prev_hash, previous); !r) return r.error();
     previous = hashes->hash;
     if (options_.upcasters)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
@@ -263,8 +259,7 @@ Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position,
   es::Position next = from_position;
   for (int i = 0; i < rows->rows(); ++i) {
     load_event(*rows, i, 0, e);
-    auto hashes = load_hashes(*rows, i, 0);
-    fn(e, hashes.prev, hashes.hash);
+    fn(e, load_hashes(*rows, i, 0));
     next = e.position + 1;
   }
   return next;

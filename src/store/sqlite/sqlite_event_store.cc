@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
   metadata       TEXT    NOT NULL,
   recorded_at    INTEGER NOT NULL,
   prev_hash      BLOB    NOT NULL,  -- the hash chain, es/event_hash.h
-  hash           BLOB    NOT NULL
+  hash           BLOB    NOT NULL,
+  checksum       INTEGER NOT NULL   -- es::event_checksum, what reads check
 ) STRICT;
 -- (stream, version) -> position, filled behind the events (see stream_index_backlog.h):
 -- complete up to indexed_through, the rest is in memory and rebuilt at open.
@@ -67,16 +68,17 @@ CREATE TABLE IF NOT EXISTS idempotency (
 )sql";
 
 // The file's format (PRAGMA user_version): 2 since the stream index left the events table,
-// 3 since every event carries its hashes.
-constexpr std::int64_t kFormat = 3;
+// 3 since every event carries its hashes, 4 since it carries its checksum too.
+constexpr std::int64_t kFormat = 4;
 
 constexpr const char* kFieldColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
 constexpr const char* kEventColumns =
-    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, prev_hash, hash";
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, prev_hash, hash, "
+    "checksum";
 constexpr const char* kIndexedEventColumns =
     "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, "
-    "e.prev_hash, e.hash";
+    "e.prev_hash, e.hash, e.checksum";
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -95,23 +97,21 @@ void load_event(const Statement& s, es::RecordedEvent& e) {
   e.recorded_at_ms = s.int64(8);
 }
 
-struct StoredHashes {
-  es::EventHash prev{}, hash{};
-};
-
-// Columns 9 and 10; a hash of the wrong length reads as kNoEventHash (and fails its check).
-StoredHashes load_hashes(const Statement& s) {
-  StoredHashes h;
-  if (!es::hash_from_bytes(s.blob(9), h.prev)) h.prev = es::kNoEventHash;
+// Columns 9 to 11; a hash of the wrong length reads as kNoEventHash (and fails its checks).
+es::StoredHashes load_hashes(const Statement& s) {
+  es::StoredHashes h;
+  if (!es::hash_from_bytes(s.blob(9), h.prev_hash)) h.prev_hash = es::kNoEventHash;
   if (!es::hash_from_bytes(s.blob(10), h.hash)) h.hash = es::kNoEventHash;
+  h.checksum = static_cast<es::EventChecksum>(s.int64(11));
   return h;
 }
 
-// Loads the row into `e` and checks that its fields give its stored hash; returns its hashes.
-Result<StoredHashes> load_checked(const Statement& s, es::RecordedEvent& e) {
+// Loads the row into `e` and checks that its fields and hashes give its stored checksum
+// (not the hash: see es/event_hash.h); returns its hashes.
+Result<es::StoredHashes> load_checked(const Statement& s, es::RecordedEvent& e) {
   load_event(s, e);
   auto h = load_hashes(s);
-  if (auto r = es::check_event_hash(e, h.prev, h.hash); !r) return r.error();
+  if (auto r = es::check_event_checksum(e, h.prev_hash, h.hash, *h.checksum); !r) return r.error();
   return h;
 }
 
@@ -252,7 +252,7 @@ Result<void> SqliteEventStore::init() {
   } statements[] = {
       {&insert_event_,
        "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, "
-       "metadata, recorded_at, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
+       "metadata, recorded_at, prev_hash, hash, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
       {&insert_idempotency_,
        "INSERT INTO idempotency (key, fingerprint, status, response, created_at, position) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
@@ -337,16 +337,19 @@ Result<void> SqliteEventStore::create_or_migrate() {
     if (auto r = writer_db_.exec("BEGIN IMMEDIATE"); !r) return r;
     // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to
     // the new table; index_unindexed() then builds stream_index from indexed_through = 0.
-    // Format 2 had no hashes: the columns are added (empty) in place, which leaves the
-    // event-id index as it is.
+    // Format 2 had no hashes, format 3 no checksum: the columns are added (empty) in
+    // place, which leaves the event-id index as it is.
+    const std::string add_checksum = "ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0;";
     auto r = format == 1
                  ? writer_db_.exec(std::string("ALTER TABLE events RENAME TO events_format1;") + kSchema +
-                                   "INSERT INTO events (" + kFieldColumns + ", prev_hash, hash) SELECT " + kFieldColumns +
-                                   ", x'', x'' FROM events_format1; DROP TABLE events_format1;")
-                 : writer_db_.exec("ALTER TABLE events ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x'';"
-                                   "ALTER TABLE events ADD COLUMN hash BLOB NOT NULL DEFAULT x'';" + std::string(kSchema));
+                                   "INSERT INTO events (" + kFieldColumns + ", prev_hash, hash, checksum) SELECT " +
+                                   kFieldColumns + ", x'', x'', 0 FROM events_format1; DROP TABLE events_format1;")
+             : format == 3 ? writer_db_.exec(add_checksum + kSchema)
+                           : writer_db_.exec("ALTER TABLE events ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x'';"
+                                             "ALTER TABLE events ADD COLUMN hash BLOB NOT NULL DEFAULT x'';" +
+                                             add_checksum + kSchema);
     if (!r) return r;
-    if (auto h = add_hashes(); !h) return h;
+    if (auto h = add_hashes(format == 3); !h) return h;
     return writer_db_.exec(set_format + "COMMIT;");
   };
   auto r = migrate();
@@ -354,18 +357,26 @@ Result<void> SqliteEventStore::create_or_migrate() {
   return r;
 }
 
-// Computes the chain over every event of a file written before it (format 1 or 2), in
-// position order, within create_or_migrate's transaction. Each chunk is read before it is
-// updated, so no update runs under an open read of the same table. Runs once per file.
-Result<void> SqliteEventStore::add_hashes() {
-  auto read = writer_db_.prepare(std::string("SELECT ") + kFieldColumns +
+// Computes what a file written before them lacks, in position order, within
+// create_or_migrate's transaction: the chain and the checksums (format 1 or 2), or with
+// `has_chain` (format 3) the checksums only. Runs once per file.
+//
+// A format-3 row whose stored hash its fields do not give gets the complement of its
+// checksum: it was refused by reads before and still is (a checksum made from it as it
+// is would have laundered its rot), and `verify` names it as before.
+Result<void> SqliteEventStore::add_hashes(bool has_chain) {
+  // Each chunk is read before it is updated, so no update runs under an open read of the
+  // same table.
+  auto read = writer_db_.prepare(std::string("SELECT ") + kEventColumns +
                                  " FROM events WHERE position > ?1 ORDER BY position LIMIT 8192");
   if (!read) return read.error();
-  auto write = writer_db_.prepare("UPDATE events SET prev_hash = ?1, hash = ?2 WHERE position = ?3");
-  if (!write) return write.error();
+  auto write_chain = writer_db_.prepare("UPDATE events SET prev_hash = ?1, hash = ?2, checksum = ?3 WHERE position = ?4");
+  if (!write_chain) return write_chain.error();
+  auto write_checksum = writer_db_.prepare("UPDATE events SET checksum = ?1 WHERE position = ?2");
+  if (!write_checksum) return write_checksum.error();
   es::EventHash head = es::kNoEventHash;
   es::Position last = 0;
-  std::vector<es::RecordedEvent> chunk;
+  std::vector<std::pair<es::RecordedEvent, es::StoredHashes>> chunk;
   for (;;) {
     chunk.clear();
     {
@@ -375,22 +386,36 @@ Result<void> SqliteEventStore::add_hashes() {
         auto row = read->step();
         if (!row) return read_failed(row.error(), "reading the log after position " + std::to_string(last));
         if (!*row) break;
-        load_event(*read, chunk.emplace_back());
+        auto& [e, hashes] = chunk.emplace_back();
+        load_event(*read, e);
+        hashes = load_hashes(*read);
       }
     }
     if (chunk.empty()) return {};
-    for (const auto& e : chunk) {
-      const es::EventHash prev = head;
-      head = es::event_hash(prev, es::hashed_fields(e));
-      auto r = write->bind_blob(1, es::hash_bytes(prev)).bind_blob(2, es::hash_bytes(head)).bind(3, e.position).run();
-      if (!r) return r;
+    for (auto& [e, h] : chunk) {
       last = e.position;
+      const auto fields = es::hashed_fields(e);
+      if (has_chain) {
+        auto checksum = es::event_checksum(fields, h.prev_hash, h.hash);
+        if (es::event_hash(h.prev_hash, fields) != h.hash) checksum = ~checksum;
+        if (auto r = write_checksum->bind(1, static_cast<std::int64_t>(checksum)).bind(2, e.position).run(); !r)
+          return r;
+        continue;
+      }
+      h.prev_hash = head;
+      h.hash = head = es::event_hash(h.prev_hash, fields);
+      auto r = write_chain->bind_blob(1, es::hash_bytes(h.prev_hash))
+                   .bind_blob(2, es::hash_bytes(h.hash))
+                   .bind(3, static_cast<std::int64_t>(es::event_checksum(fields, h.prev_hash, h.hash)))
+                   .bind(4, e.position)
+                   .run();
+      if (!r) return r;
     }
   }
 }
 
-// Checks the newest options_.verify_at_open events (each one's hash, the links between
-// them) and sets the head of the chain that the writer goes on from.
+// Checks the newest options_.verify_at_open events (each one's checksum and hash, the
+// links between them) and sets the head of the chain that the writer goes on from.
 Result<void> SqliteEventStore::verify_head() {
   auto q = writer_db_.prepare(std::string("SELECT ") + kEventColumns +
                               " FROM events WHERE position > (SELECT coalesce(max(position), 0) FROM events) - ?1 "
@@ -405,8 +430,9 @@ Result<void> SqliteEventStore::verify_head() {
     if (!*row) return {};
     auto hashes = load_checked(*q, e);
     if (!hashes) return hashes.error();
+    if (auto r = es::check_event_hash(e, hashes->prev_hash, hashes->hash); !r) return r;
     if (!first)
-      if (auto r = es::check_chain_link(e, hashes->prev, head_hash_); !r) return r;
+      if (auto r = es::check_chain_link(e, hashes->prev_hash, head_hash_); !r) return r;
     head_hash_ = hashes->hash;
     head_position_ = e.position;
   }
@@ -534,7 +560,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
   const auto newest = backlog_.entries(stream_id, durable);
   const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
   std::vector<es::RecordedEvent> events;
-  // Each event is checked against its own hash; the chain's links are checked by scans.
+  // Each event is checked against its own checksum; the chain's links are checked by scans.
   auto from_table = [&](Statement& s) -> Result<void> {
     ResetOnExit reset(s);
     for (;;) {
@@ -623,8 +649,8 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   std::size_t count = 0;
   es::Position next = from_position;
   bool upcast = options_.upcasters && !options_.upcasters->empty();
-  // Each event is checked against its own hash, and against the one before it when that
-  // was read too (every one but the first, without a filter).
+  // Each event is checked against its own checksum, and its prev_hash against the hash of
+  // the one before it when that was read too (every one but the first, without a filter).
   es::EventHash previous{};
   for (;;) {
     auto row = s->step();
@@ -634,7 +660,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     auto hashes = load_checked(*s, e);
     if (!hashes) return hashes.error();
     if (count > 0 && e.position == next)
-      if (auto r = es::check_chain_link(e, hashes->prev, previous); !r) return r.error();
+      if (auto r = es::check_chain_link(e, hashes->prev_hash, previous); !r) return r.error();
     previous = hashes->hash;
     if (upcast)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
@@ -712,8 +738,7 @@ Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, s
     if (!row) return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
     if (!*row) return next;
     load_event(s, e);
-    auto hashes = load_hashes(s);
-    fn(e, hashes.prev, hashes.hash);
+    fn(e, load_hashes(s));
     next = e.position + 1;
   }
 }
@@ -924,6 +949,7 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
                      .bind(9, fields.recorded_at_ms)
                      .bind_blob(10, es::hash_bytes(prev))
                      .bind_blob(11, es::hash_bytes(head))
+                     .bind(12, static_cast<std::int64_t>(es::event_checksum(fields, prev, head)))
                      .run();
         if (!r) return r;
       }

@@ -43,6 +43,17 @@ std::string read_file(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// The file's format (PRAGMA user_version), the store closed; -1 if it cannot be read.
+std::int64_t file_format(const std::string& path) {
+  auto db = sqlite::Database::open(path);
+  if (!db) return -1;
+  auto format = db->prepare("PRAGMA user_version");
+  if (!format) return -1;
+  auto row = format->step();
+  if (!row || !*row) return -1;
+  return format->int64(0);
+}
+
 // Replaces every occurrence of `original` in the file (the store closed: its WAL is
 // copied back and gone). Answers how many there were.
 int replace_in_file(const std::string& path, const std::string& original, const std::string& replacement) {
@@ -255,11 +266,7 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   EXPECT_EQ(appended->position, 4);
   EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1)));
   store.reset();
-  auto db = sqlite::Database::open(path);
-  ASSERT_TRUE(db);
-  auto format = db->prepare("PRAGMA user_version");
-  ASSERT_TRUE(format && *format->step());
-  EXPECT_EQ(format->int64(0), 3);
+  EXPECT_EQ(file_format(path), 4);
 }
 
 // A file written before events carried hashes (format 2) gets the chain computed at open:
@@ -305,6 +312,154 @@ TEST(SqliteEventStore, AFileOfTheSecondFormatIsMigratedAtOpen) {
   es::check_chain(*store, breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
   EXPECT_EQ(store->read_all(1, 1000)->size(), 302u);
+}
+
+// ---- the per-row checksum (es/event_hash.h): reads check it, the chain catches tampering ----
+
+struct StoredRow {
+  es::RecordedEvent event;
+  es::StoredHashes hashes;
+};
+
+StoredRow stored_row(sqlite::SqliteEventStore& store, es::Position position) {
+  StoredRow row;
+  EXPECT_TRUE(store.scan_stored(position, 1, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
+    row = {e, h};
+  }));
+  return row;
+}
+
+// 3 events, at position 4 one of stream marked-1, then more than the store checks at open,
+// so position 4 is checked only when read. Closes the store; answers position 4 as stored.
+StoredRow write_marked_log(const std::string& path) {
+  auto store = open_store(path);
+  EXPECT_TRUE(store->append(make_append("before-1", es::ExpectedVersion::no_stream(), 3)));
+  auto marked = make_append("marked-1", es::ExpectedVersion::no_stream());
+  marked.events[0].data = R"({"amount":12345})";
+  EXPECT_TRUE(store->append(marked));
+  EXPECT_TRUE(store->append(make_append("after-1", es::ExpectedVersion::no_stream(), 2 * kVerifiedAtOpen)));
+  return stored_row(*store, 4);
+}
+
+void update_row_4(const std::string& path, const std::string& set, const std::string& blob = {}) {
+  auto db = sqlite::Database::open(path);
+  ASSERT_TRUE(db);
+  auto update = db->prepare("UPDATE events SET " + set + " WHERE position = 4");
+  ASSERT_TRUE(update) << update.error().message;
+  if (!blob.empty()) update->bind_blob(1, blob);
+  ASSERT_TRUE(update->run());
+}
+
+std::vector<std::string> chain_breaks(es::StoredLog& log) {
+  std::vector<std::string> breaks;
+  es::check_chain(log, breaks);
+  return breaks;
+}
+
+// Bit rot in what the hash does not cover itself (the stored hashes, the checksum) is
+// refused by reads too, naming the position, and verify's chain check names it.
+TEST(SqliteEventStore, AFlippedByteInAStoredHashOrTheChecksumIsRefusedOnReadNamingItsPosition) {
+  for (std::string column : {"hash", "prev_hash", "checksum"}) {
+    SCOPED_TRACE(column);
+    TempDir dir;
+    const auto path = dir.file("events.db");
+    const auto before = write_marked_log(path);
+    if (column == "checksum") {
+      update_row_4(path, "checksum = (checksum | 64) - (checksum & 64)");  // one bit flipped
+    } else {
+      auto h = column == "hash" ? before.hashes.hash : before.hashes.prev_hash;
+      h[17] ^= 0x04;
+      update_row_4(path, column + " = ?1", std::string(es::hash_bytes(h)));
+    }
+    auto store = open_store(path);
+    auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+    ASSERT_FALSE(stream) << "a row with a flipped " << column << " was served";
+    EXPECT_EQ(stream.error().code, Errc::corrupt);
+    EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
+        << stream.error().message;
+    std::vector<es::Position> passed;
+    auto scan = store->scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
+    ASSERT_FALSE(scan);
+    EXPECT_NE(scan.error().message.find("position 4 "), std::string::npos) << scan.error().message;
+    EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
+    EXPECT_TRUE(store->read_all(5, 1000));
+    auto breaks = chain_breaks(*store);
+    ASSERT_FALSE(breaks.empty());
+    EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
+  }
+}
+
+// Tampering, which the checksum cannot tell (anyone can recompute it), is what the chain
+// is for: reads serve the rewritten row, the chain check that verify runs names it.
+TEST(SqliteEventStore, ARowRewrittenWithItsChecksumRecomputedPassesReadsButNotTheChain) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  auto row = write_marked_log(path);
+  row.event.data = R"({"amount":99999})";
+  const auto checksum = es::event_checksum(es::hashed_fields(row.event), row.hashes.prev_hash, row.hashes.hash);
+  update_row_4(path, "data = '" + row.event.data + "', checksum = " + std::to_string(static_cast<std::int64_t>(checksum)));
+  auto store = open_store(path);
+  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  ASSERT_TRUE(stream) << stream.error().message;
+  EXPECT_EQ(stream->at(0).data, R"({"amount":99999})");
+  ASSERT_TRUE(store->read_all(1, 1000));
+  auto breaks = chain_breaks(*store);
+  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("position 4 (stream marked-1 version 0)"), std::string::npos) << breaks[0];
+  EXPECT_NE(breaks[0].find("stored hash"), std::string::npos) << breaks[0];
+}
+
+// The marked log as a file with the chain but no checksums (format 3): one of today's
+// without the column is exactly what the format-3 code wrote. Then runs `sql` on it.
+void write_format_3_marked_log(const std::string& path, const std::string& sql = {}) {
+  write_marked_log(path);
+  auto db = sqlite::Database::open(path);
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 3;" + sql));
+}
+
+// A format-3 file gets every row's checksum at open.
+TEST(SqliteEventStore, AFileOfTheThirdFormatIsMigratedAtOpen) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  write_format_3_marked_log(path);
+  {
+    auto store = open_store(path);
+    auto breaks = chain_breaks(*store);
+    EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+    std::size_t checked = 0;
+    ASSERT_TRUE(store->scan_stored(1, 1000, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
+      ASSERT_TRUE(h.checksum);
+      EXPECT_EQ(*h.checksum, es::event_checksum(es::hashed_fields(e), h.prev_hash, h.hash)) << e.position;
+      ++checked;
+    }));
+    EXPECT_EQ(checked, 4 + 2 * kVerifiedAtOpen);
+    EXPECT_EQ(store->read_all(1, 1000)->size(), checked);
+    auto appended = store->append(make_append("marked-1", es::ExpectedVersion::exact(0)));
+    ASSERT_TRUE(appended) << appended.error().message;
+  }
+  auto store = open_store(path);
+  auto breaks = chain_breaks(*store);
+  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+  store.reset();
+  EXPECT_EQ(file_format(path), 4);
+}
+
+// A format-3 row whose hash did not check (refused by reads then) is still refused: the
+// migration does not launder it.
+TEST(SqliteEventStore, AFormat3RowWhoseHashDidNotCheckIsStillRefusedAfterTheMigration) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  write_format_3_marked_log(path, "UPDATE events SET data = '{\"amount\":12346}' WHERE position = 4;");
+  auto store = open_store(path);
+  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  ASSERT_FALSE(stream) << "the migration laundered a corrupt row";
+  EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
+      << stream.error().message;
+  EXPECT_TRUE(store->read_stream("before-1", 0, 10, es::Direction::forward));
+  auto breaks = chain_breaks(*store);
+  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
 }
 
 // A page SQLite itself cannot read (here: a b-tree page whose type byte is not one) is a
