@@ -194,7 +194,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback done) {
     }
     if (!answer && !exclusive_) {
       auto it = streams_.find(req.stream_id);
-      if (it == streams_.end() || !it->second.version_known || req.expected.matches(it->second.version))
+      if (it == streams_.end() || !refutes(it->second, req.expected))
         return stage(std::move(req), std::move(done), std::nullopt);
       if (it->second.unnumbered > 0) {  // see numbered()
         it->second.parked.emplace_back(std::move(req), std::move(done));
@@ -254,6 +254,24 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
   writer_cv_.notify_one();
 }
 
+// Shared backends: whether memory alone can tell that `expected` does not hold. Memory
+// knows the version this process's appends in flight leave; another process may have
+// appended after them, so a caller expecting a newer version may be right (it read the
+// store): the database decides. One expecting an older version is behind this process's
+// own appends, which the database has numbered or will number first.
+bool AppendPipeline::refutes(const StreamEntry& entry, const ExpectedVersion& expected) {
+  if (!entry.version_known || expected.matches(entry.version)) return false;
+  switch (expected.kind()) {
+    case ExpectedVersion::Kind::exact:
+    case ExpectedVersion::Kind::no_stream:
+      return expected.version() < entry.version;
+    case ExpectedVersion::Kind::any:
+    case ExpectedVersion::Kind::stream_exists:
+      return true;
+  }
+  return true;
+}
+
 // Shared backends: the version a stream will be at if this process's appends to it in
 // flight, the new one last, all succeed.
 void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
@@ -296,7 +314,7 @@ void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool writt
     streams_[stream_id].parked.clear();
     for (auto& [req, done] : parked) {
       const auto& entry = streams_[stream_id];
-      if (!entry.version_known || req.expected.matches(entry.version)) {
+      if (!refutes(entry, req.expected)) {
         stage(std::move(req), std::move(done), std::nullopt);
       } else {
         answers.emplace_back(std::move(done), fail(version_conflict(req.stream_id, entry.version, req.expected)));

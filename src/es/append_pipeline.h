@@ -21,7 +21,9 @@
 //   own lock and assigns versions and positions there. Only appends in flight in this
 //   process are checked in memory, against the version they will leave if they succeed,
 //   so a conflict among this process's own appends to a hot stream is answered at once
-//   and the retry joins the open batch; the database still has the last word. "At once"
+//   and the retry joins the open batch; the database still has the last word (and the
+//   only word for an append expecting a version newer than memory's: another process
+//   may have appended behind this one's). "At once"
 //   waits until write_batch has numbered the appends it conflicts with (and on_staged
 //   told their callers the state they leave), so a caller that decides again on that
 //   state does not spin on the same conflict; once the database has rejected one of
@@ -202,6 +204,7 @@ class AppendPipeline {
   std::optional<Result<AppendResult>> check_stored(const AppendRequest& req);
   void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current);
   void track_in_flight_version(const AppendRequest& req);
+  static bool refutes(const StreamEntry& entry, const ExpectedVersion& expected);
   void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers);
   void evict_streams();
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -268,6 +269,91 @@ TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
   expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"a"})));
   pipeline_.stop();
   expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"b"})));
+}
+
+// ---- a shared backend (other processes write too)
+
+// An in-memory database other processes write to (`other_writes`); write_batch checks and
+// numbers against it; a sync waits until the test opens the gate.
+class SharedDatabase final : public AppendBackend {
+ public:
+  Result<void> write_batch(std::vector<StagedAppend>& batch) override {
+    std::lock_guard lk(mu_);
+    for (auto& a : batch) {
+      auto& version = streams_.try_emplace(a.request.stream_id, kNoStream).first->second;
+      if (!a.request.expected.matches(version)) {
+        a.answer = fail(version_conflict(a.request.stream_id, version, a.request.expected));
+        continue;
+      }
+      a.first_version = version + 1;
+      a.first_position = head_ + 1;
+      version += static_cast<StreamVersion>(a.request.events.size());
+      head_ += static_cast<Position>(a.request.events.size());
+    }
+    return {};
+  }
+  Result<void> sync(std::size_t) override {
+    std::unique_lock lk(mu_);
+    gate_cv_.wait(lk, [&] { return open_; });
+    return {};
+  }
+  void other_writes(const std::string& stream, StreamVersion to) {
+    std::lock_guard lk(mu_);
+    head_ += to - streams_.try_emplace(stream, kNoStream).first->second;
+    streams_[stream] = to;
+  }
+  void open_gate() {
+    {
+      std::lock_guard lk(mu_);
+      open_ = true;
+    }
+    gate_cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable gate_cv_;
+  bool open_ = false;
+  std::map<std::string, StreamVersion> streams_;
+  Position head_ = 0;
+};
+
+// This process's append to a stream is written but not yet known durable, and another
+// process appends after it: a caller that has read the stream as the other left it must
+// not be refused by what memory knows of this process's own append (it named the older
+// version as current, and the caller, deciding again on the store, was refused again until
+// its retries ran out: an HTTP 409 on PostgreSQL with two servers).
+TEST(AppendPipelineShared, AnAppendExpectingAVersionNewerThanMemoryKnowsGoesToTheDatabase) {
+  SharedDatabase db;
+  AppendPipeline pipeline(db, {}, [] { return std::int64_t{0}; });
+  ASSERT_TRUE(pipeline.start());
+  db.other_writes("s", 5);
+  std::promise<void> numbered;
+  auto first = request("s", ExpectedVersion::exact(5), {"ours"});
+  first.on_staged = [&](const AppendResult&) { numbered.set_value(); };
+  std::promise<Result<AppendResult>> first_answer, second_answer;
+  pipeline.append(std::move(first), [&](Result<AppendResult> r) { first_answer.set_value(std::move(r)); });
+  numbered.get_future().wait();  // written at version 6; its sync waits at the gate
+  db.other_writes("s", 11);      // committed after it, by another process
+  pipeline.append(request("s", ExpectedVersion::exact(11), {"after-theirs"}),
+                  [&](Result<AppendResult> r) { second_answer.set_value(std::move(r)); });
+  db.open_gate();
+  auto a = first_answer.get_future().get();
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->version, 6);
+  auto b = second_answer.get_future().get();
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->version, 12);
+  // A caller behind this process's own append is still refused at once, naming it.
+  db.other_writes("s", 12);
+  auto behind = std::async(std::launch::async, [&] {
+    std::promise<Result<AppendResult>> p;
+    pipeline.append(request("s", ExpectedVersion::exact(3), {"late"}), [&](Result<AppendResult> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  }).get();
+  ASSERT_FALSE(behind);
+  EXPECT_EQ(behind.error().code, Errc::version_conflict);
+  pipeline.stop();
 }
 
 }  // namespace
