@@ -55,7 +55,9 @@ Result<std::optional<es::StreamVersion>> parse_if_match(const Request& req) {
   auto h = req.header("If-Match");
   if (!h) return std::optional<es::StreamVersion>();
   std::string_view v = *h;
-  if (v.starts_with("W/")) v.remove_prefix(2);
+  // RFC 9110 §13.1.1: If-Match compares strongly, and a weak tag never matches.
+  if (v.starts_with("W/"))
+    return fail(Errc::invalid_argument, "If-Match takes a strong version like \"3\", not a weak W/ tag");
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
   es::StreamVersion version = 0;
   if (v.empty() || v.size() > 18) return fail(Errc::invalid_argument, "If-Match must be a version like \"3\"");

@@ -60,13 +60,46 @@ Method to_method(bhttp::verb v) {
   }
 }
 
-// application/json, or any type with a +json suffix, parameters ignored.
+// application/json, parameters ignored. (A +json type such as application/json-patch+json
+// means another document with its own semantics, which no route here reads.)
 bool is_json(std::optional<std::string_view> content_type) {
   if (!content_type) return false;
   std::string_view t = content_type->substr(0, content_type->find(';'));
   while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-  if (iequals(t, "application/json")) return true;
-  return t.size() > 5 && iequals(t.substr(t.size() - 5), "+json");
+  return iequals(t, "application/json");
+}
+
+// RFC 9112 §6.1 and §6.3: a request whose body length two parsers could read differently
+// (one framing it by Content-Length, one by Transfer-Encoding, or a coding this server
+// does not decode) would let a second request ride in its body past whatever sits in
+// front of this server. Refused with 400 and the connection closed. The only coding read
+// here is chunked alone.
+std::optional<std::string> ambiguous_framing(const bhttp::request_parser<bhttp::string_body>& parser) {
+  const auto& msg = parser.get();
+  std::size_t codings = 0;
+  bool only_chunked = true;
+  for (const auto& field : msg) {
+    if (field.name() != bhttp::field::transfer_encoding) continue;
+    std::string_view list = field.value();
+    for (std::size_t at = 0; at <= list.size();) {
+      auto comma = list.find(',', at);
+      if (comma == std::string_view::npos) comma = list.size();
+      auto coding = list.substr(at, comma - at);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+      if (!coding.empty()) {
+        ++codings;
+        only_chunked = only_chunked && iequals(coding, "chunked");
+      }
+      at = comma + 1;
+    }
+  }
+  if (codings == 0) return std::nullopt;
+  if (msg.find(bhttp::field::content_length) != msg.end())
+    return "a request may not carry both Content-Length and Transfer-Encoding";
+  if (codings > 1 || !only_chunked || !parser.chunked())
+    return "Transfer-Encoding must be chunked alone (the only transfer coding this server reads)";
+  return std::nullopt;
 }
 
 bool valid_field(std::string_view name, std::string_view value) {
@@ -325,6 +358,12 @@ asio::awaitable<void> Session::run() {
     state_ = buffer_.size() == 0 ? State::idle : State::reading;
     set_deadline(state_ == State::idle ? w_.opts.idle_timeout : w_.opts.header_timeout);
     if (auto ec = co_await read(false)) co_return co_await reject(ec);
+    if (auto ambiguous = ambiguous_framing(*parser_)) {  // what follows cannot be trusted as a request
+      const Response res = error_response(400, "invalid_request", *ambiguous);
+      state_ = State::busy;
+      if (co_await write(res, false)) co_await close_gracefully(true);
+      co_return;
+    }
 
     state_ = State::reading;
     if (!parser_->is_done()) {
@@ -448,15 +487,21 @@ asio::awaitable<bool> Session::write(const Response& res, bool keep_alive) {
   head_.assign("HTTP/1.1 ");
   append_number(head_, static_cast<std::size_t>(res.status));
   head_.append(" ").append(reason.data(), reason.size()).append("\r\n");
-  bool typed = false;
+  bool typed = false, cached = false;
   for (const auto& [name, value] : res.headers) {
     if (iequals(name, "content-length") || iequals(name, "connection") ||
-        iequals(name, "transfer-encoding"))
+        iequals(name, "transfer-encoding") || iequals(name, "x-content-type-options"))
       continue;
     typed = typed || iequals(name, "content-type");
+    cached = cached || iequals(name, "cache-control");
     head_.append(name).append(": ").append(value).append("\r\n");
   }
   if (!typed) head_.append("Content-Type: application/json\r\n");
+  // A browser never guesses another type for a body (a JSON answer run as a script), and
+  // nothing on the way keeps an answer that is the state of the moment, unless the route
+  // says otherwise.
+  head_.append("X-Content-Type-Options: nosniff\r\n");
+  if (!cached) head_.append("Cache-Control: no-store\r\n");
   const bool bodiless = res.status == 204 || res.status == 304;
   if (!res.stream && !bodiless) {
     head_.append("Content-Length: ");

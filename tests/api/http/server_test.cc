@@ -177,7 +177,13 @@ TEST_F(ServerTest, NonJsonBodyIs415UnlessTheRouteOptsOut) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 415);
 
-  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "application/merge-patch+json", "{}")));
+  // A +json type is another document (a patch), not the JSON object a route reads.
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "application/json-patch+json", "{}")));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 415);
+
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "Application/JSON; charset=utf-8", "{}")));
   r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -198,6 +204,50 @@ TEST_F(ServerTest, MalformedRequestIs400AndClose) {
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(error_code_of(*r), "invalid_request");
   EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
+// RFC 9112 §6.1, §6.3: a body whose length two parsers could read differently is refused
+// and the connection closed, so no second request rides in it (request smuggling).
+TEST_F(ServerTest, AmbiguousBodyFramingIs400AndClose) {
+  start();
+  const std::string smuggled = "POST /raw HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
+  const std::vector<std::string> heads = {
+      "Transfer-Encoding: gzip\r\n",
+      "Transfer-Encoding: identity\r\n",
+      "Transfer-Encoding: chunked, gzip\r\n",
+      "Transfer-Encoding: xchunked\r\n",
+      "Transfer-Encoding: gzip, chunked\r\n",
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+      "Transfer-Encoding: chunked\r\nContent-Length: " + std::to_string(smuggled.size() + 5) + "\r\n",
+  };
+  for (const auto& head : heads) {
+    RawClient c(port());
+    ASSERT_TRUE(c.send("POST /raw HTTP/1.1\r\nHost: t\r\n" + head + "\r\n0\r\n\r\n" + smuggled));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << head;
+    EXPECT_EQ(r->status, 400) << head;
+    EXPECT_EQ(error_code_of(*r), "invalid_request") << head;
+    EXPECT_TRUE(c.closed_by_peer(3s)) << head << ": the bytes after it were kept as a request";
+  }
+  // chunked alone is read.
+  RawClient c(port());
+  ASSERT_TRUE(c.send("POST /raw HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json_of(*r).at("body"), "hello");
+}
+
+TEST_F(ServerTest, AnswersAreNeitherSniffedNorCached) {
+  start();
+  RawClient c(port());
+  for (const char* target : {"/api/v1/orders/7", "/nowhere"}) {
+    ASSERT_TRUE(c.send("GET " + std::string(target) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->header("X-Content-Type-Options"), "nosniff") << target;
+    EXPECT_EQ(r->header("Cache-Control"), "no-store") << target;
+  }
 }
 
 TEST_F(ServerTest, HandlerExceptionIs500) {
