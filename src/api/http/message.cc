@@ -1,5 +1,6 @@
 #include "api/http/message.h"
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -122,11 +123,55 @@ Response error_response(int status, std::string_view code, std::string_view mess
   return error_response(status, code, message, boost::json::object{});
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), or 0.
+std::size_t utf8_sequence(std::string_view s) {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (n == 0 || s.size() < n) return 0;
+  for (std::size_t i = 1; i < n; ++i)
+    if ((b(i) & 0xc0) != 0x80) return 0;
+  if ((c == 0xe0 && b(1) < 0xa0) || (c == 0xed && b(1) > 0x9f) || (c == 0xf0 && b(1) < 0x90) ||
+      (c == 0xf4 && b(1) > 0x8f))
+    return 0;
+  return n;
+}
+
+}  // namespace
+
+// Messages may quote what a client sent (a method, an id): the answer stays valid JSON
+// (a byte that is not UTF-8 becomes U+FFFD) and short (at most kMaxMessage bytes, the
+// last three an ellipsis when it was cut).
+std::string printable_message(std::string_view message) {
+  constexpr std::size_t kMaxMessage = 512;
+  std::string out;
+  out.reserve(std::min(message.size(), kMaxMessage + 3));
+  while (!message.empty()) {
+    const std::size_t n = utf8_sequence(message);
+    if (out.size() + std::max<std::size_t>(n, 3) > kMaxMessage - 3) {  // room left for the ellipsis
+      out.append("\u2026");
+      break;
+    }
+    if (n == 0) {
+      out.append("\xef\xbf\xbd");
+      message.remove_prefix(1);
+    } else {
+      out.append(message.substr(0, n));
+      message.remove_prefix(n);
+    }
+  }
+  return out;
+}
+
 Response error_response(int status, std::string_view code, std::string_view message,
                         const boost::json::object& details) {
   boost::json::object error;
   error["code"] = code;
-  error["message"] = message;
+  error["message"] = printable_message(message);
   error["details"] = details;
   boost::json::object body;
   body["error"] = std::move(error);

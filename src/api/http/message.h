@@ -134,6 +134,8 @@ Response json_response(int status, const boost::json::object& body);
 Response json_response(int status, const boost::json::array& body);
 
 // docs/api.md §3: {"error": {"code": …, "message": …, "details": {…}}}.
+// `message` as an error answer carries it: UTF-8 (invalid bytes replaced), at most 512 bytes.
+std::string printable_message(std::string_view message);
 Response error_response(int status, std::string_view code, std::string_view message);
 Response error_response(int status, std::string_view code, std::string_view message,
                         const boost::json::object& details);

@@ -340,6 +340,7 @@ class Session {
   Clock::time_point deadline_ = Clock::time_point::max();
   Stream* stream_ = nullptr;  // while streaming
   bool watcher_done_ = false;
+  bool answered_ = false;  // a request was answered on this connection
   std::string_view route_;  // the pattern dispatch() matched, for observe
 };
 
@@ -356,7 +357,10 @@ asio::awaitable<void> Session::run() {
     parser_->eager(true);
 
     state_ = buffer_.size() == 0 ? State::idle : State::reading;
-    set_deadline(state_ == State::idle ? w_.opts.idle_timeout : w_.opts.header_timeout);
+    // A connection that has not sent a request yet gets the header timeout to start one:
+    // the idle timeout is for keep-alive between requests (a silent connection is not a
+    // client waiting to send again).
+    set_deadline(state_ == State::idle && answered_ ? w_.opts.idle_timeout : w_.opts.header_timeout);
     if (auto ec = co_await read(false)) co_return co_await reject(ec);
     if (auto ambiguous = ambiguous_framing(*parser_)) {  // what follows cannot be trusted as a request
       const Response res = error_response(400, "invalid_request", *ambiguous);
@@ -386,6 +390,7 @@ asio::awaitable<void> Session::run() {
     if (res.stream) co_return co_await stream(res);
     const bool keep_alive = parser_->get().keep_alive() && !w_.stopping;
     if (!co_await write(res, keep_alive)) co_return;
+    answered_ = true;
     if (!keep_alive) co_return co_await close_gracefully(false);
   }
 }

@@ -41,8 +41,8 @@ struct ServerOptions {
   std::size_t body_limit = 1 << 20;    // larger bodies: 413 `payload_too_large`, then close
   std::size_t header_limit = 16 << 10;  // larger heads: 400 `invalid_request`, then close
   // A connection is closed when a deadline passes (checked a few times per timeout):
-  std::chrono::milliseconds idle_timeout{60'000};    // waiting for a request's first byte
-  std::chrono::milliseconds header_timeout{10'000};  // first byte to the end of the head
+  std::chrono::milliseconds idle_timeout{60'000};    // between requests: the next one's first byte
+  std::chrono::milliseconds header_timeout{10'000};  // connect (or first byte) to the end of the head
   std::chrono::milliseconds body_timeout{30'000};    // end of the head to the end of the body
   std::chrono::milliseconds write_timeout{30'000};   // each response (or streamed chunk batch)
   // stop(): how long in-flight requests and streams get to finish before connections are

@@ -323,6 +323,30 @@ TEST_F(ServerTest, HeaderAndIdleTimeoutsCloseConnections) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
+// A connection that never sends a byte is not a keep-alive client between requests: it
+// gets the header timeout, not the idle one (20,000 of them held every descriptor).
+TEST_F(ServerTest, ASilentNewConnectionIsClosedAtTheHeaderTimeout) {
+  start({.idle_timeout = 5s, .header_timeout = 200ms});
+  RawClient silent(port());
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(silent.closed_by_peer(4s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+// A message quoting what the client sent stays valid JSON and short.
+TEST_F(ServerTest, ErrorMessagesQuoteClientBytesAsShortValidUtf8) {
+  start();
+  RawClient c(port());
+  ASSERT_TRUE(c.send(std::string(10000, 'X') + " /api/v1/orders/1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_LE(r->body.size(), 1024u) << "the method was echoed whole";
+  EXPECT_NO_THROW(json_of(*r));
+  EXPECT_EQ(printable_message("caf\xc3\xa9 \xff\xfe ok"), "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd ok");
+  EXPECT_EQ(printable_message("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
+  EXPECT_LE(printable_message(std::string(5000, 'a')).size(), 512u);
+}
+
 TEST_F(ServerTest, ExpectContinueGetsContinueBeforeTheBody) {
   start();
   RawClient c(port());
