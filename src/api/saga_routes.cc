@@ -154,8 +154,7 @@ void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunne
         if (!r) co_return error_for(r.error());
         co_return http::json_response(
             202, json::object{{"dead_letter_id", id}, {"order_id", it->order_id}, {"position", r->position}});
-      },
-      http::RouteOptions{.any_content_type = true});
+      });
 
   router.add(Method::get, "/api/v1/admin/invariants", [&ctx](Request&) -> asio::awaitable<Response> {
     json::array violations;

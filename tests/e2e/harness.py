@@ -338,8 +338,8 @@ class Client:
             data = raw.encode() if isinstance(raw, str) else raw
         elif body is not None:
             data = json.dumps(body).encode()
-        if data is not None and content_type is not None:
-            hdrs["Content-Type"] = content_type
+        if content_type is not None and (data is not None or method in ("POST", "PUT", "PATCH", "DELETE")):
+            hdrs["Content-Type"] = content_type  # a write is JSON even without a body (docs/api.md §2)
         if headers:
             hdrs.update(headers)
         corr = next((v for k, v in hdrs.items() if k.lower() == "x-correlation-id"), None)

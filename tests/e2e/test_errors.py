@@ -244,6 +244,23 @@ class Errors(ServerTestCase, unittest.TestCase):
         r = self.c.post(f"{API}/accounts/{aid}/deposit", raw=body, content_type="application/json; charset=utf-8")
         self.assertAccepted(r, 200, "account_id", aid)
 
+    def test_state_changes_need_a_json_content_type_even_without_a_body(self):
+        """CSRF: a web page can send a form or text/plain anywhere, application/json cross-site only after a
+        preflight this server never grants. A write without it is refused and does nothing."""
+        aid = create_account(self.c)
+        self.start_mark()
+        for ctype in (None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"):
+            with self.subTest(content_type=ctype):
+                r = self.c.post(f"{API}/admin/projections/orders/rebuild", raw="", content_type=ctype)
+                self.assertError(r, 415, "unsupported_media_type")
+                r = self.c.post(f"{API}/accounts/{aid}/deposit", raw="", content_type=ctype)
+                self.assertError(r, 415, "unsupported_media_type")
+        self.assertNothingWritten()
+        states = {p["name"]: p["status"] for p in self.c.get(f"{API}/admin/projections").json}
+        self.assertNotIn("rebuilding", states.values())
+        r = self.c.post(f"{API}/admin/projections/orders/rebuild", raw="", content_type="application/json")
+        self.assertEqual(r.status, 202, r)
+
     # -- 422 validation_failed -----------------------------------------------------------------------------
     def test_validation_failed_values(self):
         pid = create_product(self.c)

@@ -74,7 +74,7 @@ void serialize(const LoadRequest& r, const std::string& host, std::string& out) 
   const bool with_body = !r.body.empty() || r.method == Method::post || r.method == Method::put ||
                          r.method == Method::patch;
   if (with_body) out.append("Content-Length: ").append(std::to_string(r.body.size())).append("\r\n");
-  if (!r.body.empty() && !typed) out.append("Content-Type: application/json\r\n");
+  if (with_body && !typed) out.append("Content-Type: application/json\r\n");
   out.append("\r\n").append(r.body);
 }
 

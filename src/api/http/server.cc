@@ -468,10 +468,17 @@ asio::awaitable<Response> Session::dispatch() {
     }
     case Router::Outcome::found: break;
   }
-  const bool has_body = r.method == Method::post || r.method == Method::put || r.method == Method::patch;
-  if (has_body && !r.body.empty() && !m.route->options.any_content_type &&
-      !is_json(r.header("content-type")))
-    co_return error_response(415, "unsupported_media_type", "the request body must be application/json");
+  // A request that changes state is JSON even without a body: a web page can send a form
+  // or text/plain to any site, but application/json to another origin only if that origin
+  // agrees to it first (a CORS preflight this server never grants), so no page a user
+  // or an operator opens can place orders or start rebuilds here (CSRF).
+  const bool changes_state = r.method == Method::post || r.method == Method::put || r.method == Method::patch ||
+                             r.method == Method::delete_;
+  if (changes_state && !m.route->options.any_content_type && !is_json(r.header("content-type")))
+    co_return error_response(415, "unsupported_media_type",
+                             r.body.empty() ? "a request that changes state must be sent with Content-Type: "
+                                              "application/json, even without a body"
+                                            : "the request body must be application/json");
 
   std::string failure;
   try {

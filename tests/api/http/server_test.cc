@@ -177,6 +177,18 @@ TEST_F(ServerTest, NonJsonBodyIs415UnlessTheRouteOptsOut) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 415);
 
+  // A write without a body is JSON too (CSRF: a page can send a form anywhere, JSON not).
+  for (const char* type : {"", "application/x-www-form-urlencoded", "text/plain"}) {
+    ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", type, "")));
+    r = c.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 415) << type;
+  }
+  ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "application/json", "")));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
   // A +json type is another document (a patch), not the JSON object a route reads.
   ASSERT_TRUE(c.send(post("/api/v1/orders/1/cancel", "application/json-patch+json", "{}")));
   r = c.read_response();
