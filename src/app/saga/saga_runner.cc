@@ -112,13 +112,16 @@ Result<void> SagaRunner::run() {
 
 void SagaRunner::halt() {
   if (!worker_.joinable()) return;
-  subscription_->stop();
+  // The worker first: it starts the subscription again when it finds it stopped, and
+  // doing so while the subscription was being stopped undid the stop (a quiet SIGTERM
+  // then waited for ever on the subscription's thread).
   {
     std::unique_lock lk(answers_mu_);
     stopping_ = true;
   }
   answers_cv_.notify_all();
   worker_.join();
+  subscription_->stop();
   {
     // Their callbacks point at this runner.
     std::unique_lock lk(answers_mu_);
