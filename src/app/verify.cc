@@ -79,8 +79,11 @@ Result<void> check_snapshot(VerifyContext& ctx, const es::Snapshot& snap, Differ
     out.push_back(where + ": the stream ends at version " + std::to_string(folded->version));
     return {};
   }
-  const auto expected = codec::encode_state(folded->state);
-  if (snap.state != expected) out.push_back(where + ": holds " + snap.state + "; its events fold to " + expected);
+  // States compare as values: the JSON of one state may order a map's keys differently
+  // from one version of the code to the next.
+  auto held = codec::decode_state<typename A::State>(snap.state);
+  if (held && *held == folded->state) return {};
+  out.push_back(where + ": holds " + snap.state + "; its events fold to " + codec::encode_state(folded->state));
   return {};
 }
 

@@ -103,6 +103,7 @@ struct State {
   std::int64_t balance_cents = 0;
   // Every order this account was asked to pay for, by order_id.
   SharedMap<OrderCharge> charges;
+  bool operator==(const State&) const = default;
 };
 
 State initial_state();

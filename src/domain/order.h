@@ -146,6 +146,7 @@ struct State {
   std::int64_t created_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::optional<std::string> shipping_address;
+  bool operator==(const State&) const = default;
 };
 
 State initial_state();

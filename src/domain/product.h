@@ -102,6 +102,7 @@ struct State {
   SharedMap<std::int64_t> reserved_by_order;
 
   std::int64_t available() const { return on_hand - reserved; }
+  bool operator==(const State&) const = default;
 };
 
 State initial_state();

@@ -5,8 +5,14 @@
 // A three-level trie on the key's hash (16 x 16 x sorted leaves), every node shared and
 // immutable once shared: a copy shares the root; a change copies the path to one leaf
 // (two 16-pointer nodes and a leaf of about size/256 entries). A node still owned by
-// this map alone is changed in place. Iteration is in (hash, key) order, so two maps with
-// the same entries iterate, and encode, the same way.
+// this map alone is changed in place.
+//
+// Keys are order ids: a key that is a UUID in lowercase canonical form (every order id
+// the server makes) is kept as its 16 bytes, so an entry costs 16 + sizeof(V) bytes and
+// a leaf copies with memcpy (a heap string per entry made it ~100 bytes and a malloc per
+// entry copied). Other keys (ids a client chose in upper case; tests) live in a second,
+// copy-on-write sorted map. Iteration visits the UUID keys in (hash, key) order, then the
+// others in key order: two maps with the same entries iterate, and encode, the same way.
 //
 // Thread safety: like a std::map value; copies may be used on different threads at once.
 #pragma once
@@ -15,9 +21,12 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -25,6 +34,44 @@
 #include <vector>
 
 namespace orderflow::domain {
+
+// The 16 bytes of a UUID written as 8-4-4-4-12 lowercase hex digits.
+struct UuidKey {
+  std::array<unsigned char, 16> bytes{};
+  auto operator<=>(const UuidKey&) const = default;
+
+  // Only the lowercase canonical form, so that to_string gives back the same key.
+  static std::optional<UuidKey> parse(std::string_view s) {
+    if (s.size() != 36) return std::nullopt;
+    UuidKey key;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < 36; ++i) {
+      const char c = s[i];
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        if (c != '-') return std::nullopt;
+        continue;
+      }
+      int nibble = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (nibble < 0) return std::nullopt;
+      key.bytes[n / 2] = static_cast<unsigned char>(key.bytes[n / 2] << 4 | nibble);
+      ++n;
+    }
+    return key;
+  }
+  void write(std::string& out) const {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.resize(36);
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) out[at++] = '-';
+      out[at++] = kHex[bytes[i] >> 4];
+      out[at++] = kHex[bytes[i] & 15];
+    }
+  }
+  std::size_t hash() const {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+};
 
 template <class V>
 class SharedMap {
@@ -37,10 +84,15 @@ class SharedMap {
   }
 
   const V* find(std::string_view key) const {
-    const Leaf* leaf = leaf_of(hash(key));
-    if (!leaf) return nullptr;
-    auto it = lower(*leaf, key);
-    return it != leaf->end() && it->first == key ? &it->second : nullptr;
+    if (auto uuid = UuidKey::parse(key)) {
+      const Leaf* leaf = leaf_of(uuid->hash());
+      if (!leaf) return nullptr;
+      auto it = lower(*leaf, *uuid);
+      return it != leaf->end() && it->first == *uuid ? &it->second : nullptr;
+    }
+    if (!others_) return nullptr;
+    auto it = others_->find(key);
+    return it != others_->end() ? &it->second : nullptr;
   }
   bool contains(std::string_view key) const { return find(key) != nullptr; }
   const V& at(std::string_view key) const {
@@ -52,32 +104,49 @@ class SharedMap {
 
   // Inserts or replaces.
   void set(std::string_view key, V value) {
-    Leaf& leaf = writable_leaf(hash(key));
-    auto it = lower(leaf, key);
-    if (it != leaf.end() && it->first == key) {
-      it->second = std::move(value);
+    if (auto uuid = UuidKey::parse(key)) {
+      Leaf& leaf = writable_leaf(uuid->hash());
+      auto it = lower(leaf, *uuid);
+      if (it != leaf.end() && it->first == *uuid) {
+        it->second = std::move(value);
+        return;
+      }
+      leaf.emplace(it, *uuid, std::move(value));
+      ++size_;
       return;
     }
-    leaf.emplace(it, std::string(key), std::move(value));
-    ++size_;
+    auto [it, inserted] = own(others_).insert_or_assign(std::string(key), std::move(value));
+    if (inserted) ++size_;
   }
   // Returns whether the key was there.
   bool erase(std::string_view key) {
     if (!contains(key)) return false;  // no copy of a shared path for nothing
-    Leaf& leaf = writable_leaf(hash(key));
-    leaf.erase(lower(leaf, key));
+    if (auto uuid = UuidKey::parse(key)) {
+      Leaf& leaf = writable_leaf(uuid->hash());
+      leaf.erase(lower(leaf, *uuid));
+    } else {
+      auto& others = own(others_);
+      others.erase(others.find(key));
+    }
     --size_;
     return true;
   }
 
   template <class F>  // f(const std::string& key, const V& value)
   void for_each(F&& f) const {
-    if (!root_) return;
-    for (const auto& inner : *root_)
-      if (inner)
-        for (const auto& leaf : *inner)
-          if (leaf)
-            for (const auto& [k, v] : *leaf) f(k, v);
+    if (root_) {
+      std::string key;
+      for (const auto& inner : *root_)
+        if (inner)
+          for (const auto& leaf : *inner)
+            if (leaf)
+              for (const auto& [k, v] : *leaf) {
+                k.write(key);
+                f(std::as_const(key), v);
+              }
+    }
+    if (others_)
+      for (const auto& [k, v] : *others_) f(k, v);
   }
 
   friend bool operator==(const SharedMap& a, const SharedMap& b) {
@@ -92,18 +161,14 @@ class SharedMap {
 
  private:
   static constexpr std::size_t kFanout = 16;
-  using Leaf = std::vector<Entry>;  // sorted by key
+  using Leaf = std::vector<std::pair<UuidKey, V>>;  // sorted by key
   using Inner = std::array<std::shared_ptr<const Leaf>, kFanout>;
   using Root = std::array<std::shared_ptr<const Inner>, kFanout>;
+  using Others = std::map<std::string, V, std::less<>>;
 
-  static std::size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
-  static typename Leaf::const_iterator lower(const Leaf& leaf, std::string_view key) {
-    return std::lower_bound(leaf.begin(), leaf.end(), key,
-                            [](const Entry& e, std::string_view k) { return e.first < k; });
-  }
-  static typename Leaf::iterator lower(Leaf& leaf, std::string_view key) {
-    return std::lower_bound(leaf.begin(), leaf.end(), key,
-                            [](const Entry& e, std::string_view k) { return e.first < k; });
+  template <class L>
+  static auto lower(L& leaf, const UuidKey& key) {
+    return std::lower_bound(leaf.begin(), leaf.end(), key, [](const auto& e, const UuidKey& k) { return e.first < k; });
   }
 
   const Leaf* leaf_of(std::size_t h) const {
@@ -130,6 +195,7 @@ class SharedMap {
   }
 
   std::shared_ptr<const Root> root_;
+  std::shared_ptr<const Others> others_;
   std::size_t size_ = 0;
 };
 

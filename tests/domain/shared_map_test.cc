@@ -2,12 +2,29 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <string>
 
 namespace orderflow::domain {
 namespace {
+
+// Keys of both kinds: UUIDs in lowercase canonical form (kept as 16 bytes) and others.
+std::string key_of(unsigned n) {
+  char uuid[37];
+  std::snprintf(uuid, sizeof uuid, "%08x-0000-4000-8000-%012x", n * 2654435761u, n);
+  switch (n % 3) {
+    case 0: return uuid;
+    case 1: {
+      std::string upper = uuid;  // not canonical: kept as a string, a key of its own
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return upper;
+    }
+    default: return "k" + std::to_string(n);
+  }
+}
 
 std::map<std::string, int> contents(const SharedMap<int>& m) {
   std::map<std::string, int> out;
@@ -33,6 +50,20 @@ TEST(SharedMap, FindsWhatWasSetAndNothingElse) {
   EXPECT_EQ(contents(m), (std::map<std::string, int>{{"b", 2}}));
 }
 
+TEST(SharedMap, AUuidKeyComesBackAsItWasSetAndDiffersFromItsUpperCase) {
+  const std::string lower = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0ff";
+  std::string upper = lower;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  SharedMap<int> m;
+  m.set(lower, 1);
+  m.set(upper, 2);
+  EXPECT_EQ(contents(m), (std::map<std::string, int>{{lower, 1}, {upper, 2}}));
+  EXPECT_FALSE(m.contains("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fe"));
+  EXPECT_FALSE(m.contains("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f"));
+  EXPECT_TRUE(m.erase(lower));
+  EXPECT_EQ(contents(m), (std::map<std::string, int>{{upper, 2}}));
+}
+
 TEST(SharedMap, ACopyIsUnaffectedByChangesToEitherSide) {
   SharedMap<int> original;
   for (int i = 0; i < 2000; ++i) original.set("order-" + std::to_string(i), i);
@@ -56,7 +87,7 @@ TEST(SharedMap, BehavesLikeStdMapUnderRandomOperations) {
   std::vector<std::pair<SharedMap<int>, std::map<std::string, int>>> versions(1);
   for (int step = 0; step < 20000; ++step) {
     auto& [m, expected] = versions[rng() % versions.size()];
-    auto key = "k" + std::to_string(rng() % 500);
+    auto key = key_of(static_cast<unsigned>(rng() % 500));
     switch (rng() % 4) {
       case 0:
       case 1: {
@@ -81,8 +112,8 @@ TEST(SharedMap, BehavesLikeStdMapUnderRandomOperations) {
 
 TEST(SharedMap, EqualContentsIterateInTheSameOrderWhateverTheHistory) {
   SharedMap<int> a, b;
-  for (int i = 0; i < 300; ++i) a.set("k" + std::to_string(i), i);
-  for (int i = 299; i >= 0; --i) b.set("k" + std::to_string(i), i);
+  for (int i = 0; i < 300; ++i) a.set(key_of(static_cast<unsigned>(i)), i);
+  for (int i = 299; i >= 0; --i) b.set(key_of(static_cast<unsigned>(i)), i);
   b.set("extra", 0);
   b.erase("extra");
   EXPECT_TRUE(a == b);
