@@ -13,16 +13,21 @@
 // hash makes the head hash a fingerprint of the whole log: whoever noted it can tell a
 // log rewritten behind it, which no checksum could.
 //
-// Besides, a store may keep a per-row checksum (XXH3-64 over the same fields, prev_hash and
-// hash), which its reads check instead of the hash: SHA-256 cost a scan about half its
-// speed, XXH3 a fraction of that. The split is on purpose:
-//   - bit rot (a flipped byte anywhere in the row: data, metadata, ids, type, the stored
-//     hashes or the checksum itself) is refused by every read, naming the position;
+// Besides, a store may keep a per-row checksum (XXH3-64 over the same fields), which its
+// reads check instead of the hash: SHA-256 cost a scan about half its speed, XXH3 a
+// fraction of that. The split is on purpose:
+//   - bit rot (a flipped byte anywhere in the row: data, metadata, ids, type or the
+//     checksum itself) is refused by every read, naming the position;
 //   - tampering (a row rewritten and its checksum recomputed, which anyone can do) passes
 //     reads, and is caught by the chain: at open (the newest events) and by
-//     `orderflow verify` (all of them), which check hashes, links and checksums.
-// The SQLite store keeps one (format 4); PostgreSQL does not: its reads, bound by libpq,
-// check the hash itself at ~5% of their time (store/postgres/README.md).
+//     `orderflow verify` (all of them), which recompute the chain and compare it with
+//     every hash stored.
+// A store need not keep every event's hashes: the SQLite store (format 5) keeps the
+// checksum in each row and the chain's hash at every 64th position and at the head, in a
+// table of their own (the hashes in every row were a third of a row's bytes and cost
+// reads a third of their speed); a break is then named as a range of at most 64
+// positions. PostgreSQL keeps both hashes in every row and no checksum: its reads, bound
+// by libpq, check the hash itself at ~5% of their time (store/postgres/README.md).
 #pragma once
 
 #include <array>
@@ -37,7 +42,8 @@
 namespace orderflow::es {
 
 using EventHash = std::array<std::uint8_t, 32>;
-// XXH3-64 of a row (event_checksum); stores keep it as a signed 64-bit integer, same bits.
+// XXH3-64 of a row's fields (event_checksum); stores keep it as a signed 64-bit integer,
+// same bits.
 using EventChecksum = std::uint64_t;
 
 // The prev_hash of position 1.
@@ -64,15 +70,18 @@ HashedFields hashed_fields(const NewEvent& e, std::string_view stream_id, Positi
 // The hash of the event `e` following the event whose hash is `prev`. Thread-safe.
 EventHash event_hash(const EventHash& prev, const HashedFields& e);
 
-// The checksum of a row: its fields, its prev_hash and its hash. Not cryptographic: see
-// above. Thread-safe.
-EventChecksum event_checksum(const HashedFields& e, const EventHash& prev, const EventHash& hash);
+// The checksum of a row's fields. Not cryptographic: see above. Thread-safe.
+EventChecksum event_checksum(const HashedFields& e);
+// What SQLite's format 4 stored: a checksum of the fields and of the row's prev_hash and
+// hash, made another way. Only that format's migration reads it.
+EventChecksum format4_checksum(const HashedFields& e, const EventHash& prev, const EventHash& hash);
 
-// A row's place in the chain as stored, for checking it (check_chain).
+// A row's place in the chain as stored, for checking it (check_chain); each part is
+// absent where the store keeps none for this row.
 struct StoredHashes {
-  EventHash prev_hash{};
-  EventHash hash{};
-  std::optional<EventChecksum> checksum;  // none where the store keeps no checksum
+  std::optional<EventHash> prev_hash;
+  std::optional<EventHash> hash;
+  std::optional<EventChecksum> checksum;
 };
 
 // A hash from stored bytes; false if they are not 32 bytes long.
@@ -89,9 +98,8 @@ bool hash_from_hex(std::string_view hex, EventHash& out);
 Result<void> check_event_hash(const RecordedEvent& e, const EventHash& prev, const EventHash& stored);
 
 // Errc::corrupt naming the event, when its stored checksum is not the checksum of its
-// stored fields and hashes.
-Result<void> check_event_checksum(const RecordedEvent& e, const EventHash& prev, const EventHash& hash,
-                                  EventChecksum stored);
+// stored fields.
+Result<void> check_event_checksum(const RecordedEvent& e, EventChecksum stored);
 
 // Errc::corrupt naming the event, when its prev_hash is not `before`, the hash of the event
 // stored before it.

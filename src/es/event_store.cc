@@ -21,22 +21,42 @@ Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, 
 }
 
 void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
+  // The hash of the event before: as stored where the store keeps it, else as computed.
   EventHash before = kNoEventHash;
   Position expected = 1;
+  // Where the last stored hash held: a store that keeps hashes at some rows only can
+  // name a break no closer than the rows since then.
+  Position checked_through = 0;
+  bool named_since = false;  // a row since then was named already (its checksum)
   auto check = [&](const RecordedEvent& e, const StoredHashes& stored) {
-    const auto& [prev, hash, checksum] = stored;
     if (e.position != expected)
       breaks.push_back((e.position == expected + 1 ? "position " + std::to_string(expected) + " is"
                                                    : "positions " + std::to_string(expected) + " to " +
                                                          std::to_string(e.position - 1) + " are") +
                        " missing from the log");
+    const EventHash prev = stored.prev_hash.value_or(before);
+    const EventHash computed = event_hash(prev, hashed_fields(e));
     // One line per changed row: its checksum is looked at only when its hash holds.
-    if (auto r = check_event_hash(e, prev, hash); !r)
-      breaks.push_back(r.error().message);
-    else if (checksum)
-      if (auto r = check_event_checksum(e, prev, hash, *checksum); !r) breaks.push_back(r.error().message);
-    if (auto r = check_chain_link(e, prev, before); !r) breaks.push_back(r.error().message);
-    before = hash;
+    if (stored.hash && *stored.hash != computed) {
+      if (stored.prev_hash || checked_through + 1 == e.position)
+        breaks.push_back(check_event_hash(e, prev, *stored.hash).error().message);
+      else if (!named_since)
+        breaks.push_back("the hash chain breaks between positions " + std::to_string(checked_through + 1) + " and " +
+                         std::to_string(e.position) + ": the events there do not give the hash stored at " +
+                         describe_stored(e) + " (one of them was rewritten, or that hash was)");
+    } else if (stored.checksum) {
+      if (auto r = check_event_checksum(e, *stored.checksum); !r) {
+        breaks.push_back(r.error().message);
+        named_since = true;
+      }
+    }
+    if (stored.prev_hash)
+      if (auto r = check_chain_link(e, *stored.prev_hash, before); !r) breaks.push_back(r.error().message);
+    before = stored.hash.value_or(computed);
+    if (stored.hash) {
+      checked_through = e.position;
+      named_since = false;
+    }
     expected = e.position + 1;
   };
   for (Position from = 1;;) {

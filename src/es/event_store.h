@@ -105,10 +105,10 @@ class StoredLog {
   virtual Result<Position> scan_stored(Position from_position, std::size_t max, const StoredFn& fn) = 0;
 };
 
-// Checks every stored event's hash, its checksum where stored, and every link of the
-// chain, from position 1 on:
-// appends one line per break to `breaks`, naming the position; a read that cannot go on
-// is the last line.
+// Recomputes the chain from position 1 on and checks it against every hash stored, every
+// checksum and every stored link: appends one line per break to `breaks`, naming the
+// position (or, where the store keeps hashes at some rows only, the range between two
+// of them); a read that cannot go on is the last line.
 void check_chain(StoredLog& log, std::vector<std::string>& breaks);
 
 struct Snapshot {

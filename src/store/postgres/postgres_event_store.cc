@@ -39,16 +39,22 @@ void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   e.recorded_at_ms = r.int64(row, col + 8);
 }
 
+// Every row keeps both of its hashes (es/event_hash.h).
+struct RowHashes {
+  es::EventHash prev_hash{};
+  es::EventHash hash{};
+};
+
 // The two columns after the event's; a malformed one reads as kNoEventHash (and fails its check).
-es::StoredHashes load_hashes(const PgResult& r, int row, int col) {
-  es::StoredHashes h;
+RowHashes load_hashes(const PgResult& r, int row, int col) {
+  RowHashes h;
   if (!es::hash_from_hex(r.text(row, col + 9), h.prev_hash)) h.prev_hash = es::kNoEventHash;
   if (!es::hash_from_hex(r.text(row, col + 10), h.hash)) h.hash = es::kNoEventHash;
   return h;
 }
 
 // Loads the row into `e` and checks that its fields give its stored hash; returns its hashes.
-Result<es::StoredHashes> load_checked(const PgResult& r, int row, int col, es::RecordedEvent& e) {
+Result<RowHashes> load_checked(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   load_event(r, row, col, e);
   auto h = load_hashes(r, row, col);
   if (auto c = es::check_event_hash(e, h.prev_hash, h.hash); !c) return c.error();
@@ -259,7 +265,8 @@ Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position,
   es::Position next = from_position;
   for (int i = 0; i < rows->rows(); ++i) {
     load_event(*rows, i, 0, e);
-    fn(e, load_hashes(*rows, i, 0));
+    const auto h = load_hashes(*rows, i, 0);
+    fn(e, es::StoredHashes{h.prev_hash, h.hash, std::nullopt});
     next = e.position + 1;
   }
   return next;

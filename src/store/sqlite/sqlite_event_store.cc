@@ -30,9 +30,17 @@ CREATE TABLE IF NOT EXISTS events (
   data           TEXT    NOT NULL,
   metadata       TEXT    NOT NULL,
   recorded_at    INTEGER NOT NULL,
-  prev_hash      BLOB    NOT NULL,  -- the hash chain, es/event_hash.h
-  hash           BLOB    NOT NULL,
-  checksum       INTEGER NOT NULL   -- es::event_checksum, what reads check
+  checksum       INTEGER NOT NULL   -- es::event_checksum of the fields, what reads check
+) STRICT;
+-- The hash chain (es/event_hash.h) at every kChainStride-th position, and at the head.
+CREATE TABLE IF NOT EXISTS chain (
+  position INTEGER PRIMARY KEY,
+  hash     BLOB    NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS chain_head (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  position INTEGER NOT NULL,
+  hash     BLOB    NOT NULL
 ) STRICT;
 -- (stream, version) -> position, filled behind the events (see stream_index_backlog.h):
 -- complete up to indexed_through, the rest is in memory and rebuilt at open.
@@ -68,17 +76,21 @@ CREATE TABLE IF NOT EXISTS idempotency (
 )sql";
 
 // The file's format (PRAGMA user_version): 2 since the stream index left the events table,
-// 3 since every event carries its hashes, 4 since it carries its checksum too.
-constexpr std::int64_t kFormat = 4;
+// 3 since every event carries its hashes, 4 since it carries its checksum too, 5 since the
+// hashes moved out of the rows to the chain tables.
+constexpr std::int64_t kFormat = 5;
+
+// The chain's hash is kept at every position that is a multiple of this (and at the head):
+// a break is named within this many positions.
+constexpr es::Position kChainStride = 64;
 
 constexpr const char* kFieldColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
 constexpr const char* kEventColumns =
-    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, prev_hash, hash, "
-    "checksum";
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, checksum";
 constexpr const char* kIndexedEventColumns =
     "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, "
-    "e.prev_hash, e.hash, e.checksum";
+    "e.checksum";
 
 std::int64_t now_ms() {
   using namespace std::chrono;
@@ -97,22 +109,22 @@ void load_event(const Statement& s, es::RecordedEvent& e) {
   e.recorded_at_ms = s.int64(8);
 }
 
-// Columns 9 to 11; a hash of the wrong length reads as kNoEventHash (and fails its checks).
-es::StoredHashes load_hashes(const Statement& s) {
-  es::StoredHashes h;
-  if (!es::hash_from_bytes(s.blob(9), h.prev_hash)) h.prev_hash = es::kNoEventHash;
-  if (!es::hash_from_bytes(s.blob(10), h.hash)) h.hash = es::kNoEventHash;
-  h.checksum = static_cast<es::EventChecksum>(s.int64(11));
+es::EventChecksum load_checksum(const Statement& s, int column) {
+  return static_cast<es::EventChecksum>(s.int64(column));
+}
+
+// A hash from stored bytes; one of the wrong length reads as kNoEventHash (and fails its check).
+es::EventHash load_hash(const Statement& s, int column) {
+  es::EventHash h;
+  if (!es::hash_from_bytes(s.blob(column), h)) h = es::kNoEventHash;
   return h;
 }
 
-// Loads the row into `e` and checks that its fields and hashes give its stored checksum
-// (not the hash: see es/event_hash.h); returns its hashes.
-Result<es::StoredHashes> load_checked(const Statement& s, es::RecordedEvent& e) {
+// Loads the row into `e` and checks that its fields give its stored checksum (column 9;
+// not the chain: see es/event_hash.h).
+Result<void> load_checked(const Statement& s, es::RecordedEvent& e) {
   load_event(s, e);
-  auto h = load_hashes(s);
-  if (auto r = es::check_event_checksum(e, h.prev_hash, h.hash, *h.checksum); !r) return r.error();
-  return h;
+  return es::check_event_checksum(e, load_checksum(s, 9));
 }
 
 // A read that SQLite could not do (a malformed page, an I/O error), with what it was reading.
@@ -252,7 +264,10 @@ Result<void> SqliteEventStore::init() {
   } statements[] = {
       {&insert_event_,
        "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, "
-       "metadata, recorded_at, prev_hash, hash, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"},
+       "metadata, recorded_at, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+      {&insert_chain_, "INSERT INTO chain (position, hash) VALUES (?1, ?2)"},
+      {&save_chain_head_, "INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE "
+                          "SET position = excluded.position, hash = excluded.hash"},
       {&insert_idempotency_,
        "INSERT INTO idempotency (key, fingerprint, status, response, created_at, position) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
@@ -337,19 +352,20 @@ Result<void> SqliteEventStore::create_or_migrate() {
     if (auto r = writer_db_.exec("BEGIN IMMEDIATE"); !r) return r;
     // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to
     // the new table; index_unindexed() then builds stream_index from indexed_through = 0.
-    // Format 2 had no hashes, format 3 no checksum: the columns are added (empty) in
-    // place, which leaves the event-id index as it is.
+    // Format 2 had no hashes, format 3 no checksum: the column is added (empty) in place,
+    // which leaves the event-id index as it is. Formats 3 and 4 kept both hashes in every
+    // row: add_chain moves them to the chain tables, then they are dropped.
     const std::string add_checksum = "ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0;";
-    auto r = format == 1
-                 ? writer_db_.exec(std::string("ALTER TABLE events RENAME TO events_format1;") + kSchema +
-                                   "INSERT INTO events (" + kFieldColumns + ", prev_hash, hash, checksum) SELECT " +
-                                   kFieldColumns + ", x'', x'', 0 FROM events_format1; DROP TABLE events_format1;")
-             : format == 3 ? writer_db_.exec(add_checksum + kSchema)
-                           : writer_db_.exec("ALTER TABLE events ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x'';"
-                                             "ALTER TABLE events ADD COLUMN hash BLOB NOT NULL DEFAULT x'';" +
-                                             add_checksum + kSchema);
+    auto r = format == 1 ? writer_db_.exec(std::string("ALTER TABLE events RENAME TO events_format1;") + kSchema +
+                                           "INSERT INTO events (" + kFieldColumns + ", checksum) SELECT " +
+                                           kFieldColumns + ", 0 FROM events_format1; DROP TABLE events_format1;")
+             : format == 4 ? writer_db_.exec(kSchema)
+                           : writer_db_.exec(add_checksum + kSchema);
     if (!r) return r;
-    if (auto h = add_hashes(format == 3); !h) return h;
+    if (auto h = add_chain(format); !h) return h;
+    if (format >= 3)
+      if (auto d = writer_db_.exec("ALTER TABLE events DROP COLUMN prev_hash; ALTER TABLE events DROP COLUMN hash;"); !d)
+        return d;
     return writer_db_.exec(set_format + "COMMIT;");
   };
   auto r = migrate();
@@ -357,26 +373,37 @@ Result<void> SqliteEventStore::create_or_migrate() {
   return r;
 }
 
-// Computes what a file written before them lacks, in position order, within
-// create_or_migrate's transaction: the chain and the checksums (format 1 or 2), or with
-// `has_chain` (format 3) the checksums only. Runs once per file.
+// Gives a file of an older `format` what format 5 keeps, in position order, within
+// create_or_migrate's transaction: every row's checksum (of its fields) and the chain's
+// hashes at every kChainStride-th position and at the head. Runs once per file. Formats 1
+// and 2 had no hashes: the chain is computed. Formats 3 and 4 kept both in every row:
+// the chain's hashes are the ones stored, so a row rewritten before the migration still
+// breaks the chain after it.
 //
-// A format-3 row whose stored hash its fields do not give gets the complement of its
-// checksum: it was refused by reads before and still is (a checksum made from it as it
-// is would have laundered its rot), and `verify` names it as before.
-Result<void> SqliteEventStore::add_hashes(bool has_chain) {
+// A row that the old format's reads refused (format 3: its fields did not give its stored
+// hash; format 4: nor its checksum) gets the complement of its checksum: it is refused by
+// reads still (a checksum made from it as it is would have laundered its rot), and
+// `verify` names it as before.
+Result<void> SqliteEventStore::add_chain(std::int64_t format) {
+  const bool has_chain = format >= 3, has_checksum = format == 4;
   // Each chunk is read before it is updated, so no update runs under an open read of the
   // same table.
-  auto read = writer_db_.prepare(std::string("SELECT ") + kEventColumns +
+  auto read = writer_db_.prepare(std::string("SELECT ") + kFieldColumns + (has_chain ? ", prev_hash, hash" : "") +
+                                 (has_checksum ? ", checksum" : "") +
                                  " FROM events WHERE position > ?1 ORDER BY position LIMIT 8192");
   if (!read) return read.error();
-  auto write_chain = writer_db_.prepare("UPDATE events SET prev_hash = ?1, hash = ?2, checksum = ?3 WHERE position = ?4");
-  if (!write_chain) return write_chain.error();
   auto write_checksum = writer_db_.prepare("UPDATE events SET checksum = ?1 WHERE position = ?2");
   if (!write_checksum) return write_checksum.error();
+  auto write_chain = writer_db_.prepare("INSERT INTO chain (position, hash) VALUES (?1, ?2)");
+  if (!write_chain) return write_chain.error();
+  struct Row {
+    es::RecordedEvent event;
+    es::EventHash prev_hash{}, hash{};
+    es::EventChecksum checksum = 0;
+  };
   es::EventHash head = es::kNoEventHash;
   es::Position last = 0;
-  std::vector<std::pair<es::RecordedEvent, es::StoredHashes>> chunk;
+  std::vector<Row> chunk;
   for (;;) {
     chunk.clear();
     {
@@ -386,56 +413,111 @@ Result<void> SqliteEventStore::add_hashes(bool has_chain) {
         auto row = read->step();
         if (!row) return read_failed(row.error(), "reading the log after position " + std::to_string(last));
         if (!*row) break;
-        auto& [e, hashes] = chunk.emplace_back();
-        load_event(*read, e);
-        hashes = load_hashes(*read);
+        auto& r = chunk.emplace_back();
+        load_event(*read, r.event);
+        if (has_chain) {
+          r.prev_hash = load_hash(*read, 9);
+          r.hash = load_hash(*read, 10);
+        }
+        if (has_checksum) r.checksum = load_checksum(*read, 11);
       }
     }
-    if (chunk.empty()) return {};
-    for (auto& [e, h] : chunk) {
+    if (chunk.empty()) break;
+    for (auto& [e, prev_hash, hash, old_checksum] : chunk) {
       last = e.position;
       const auto fields = es::hashed_fields(e);
+      auto checksum = es::event_checksum(fields);
       if (has_chain) {
-        auto checksum = es::event_checksum(fields, h.prev_hash, h.hash);
-        if (es::event_hash(h.prev_hash, fields) != h.hash) checksum = ~checksum;
-        if (auto r = write_checksum->bind(1, static_cast<std::int64_t>(checksum)).bind(2, e.position).run(); !r)
-          return r;
-        continue;
+        const bool refused = es::event_hash(prev_hash, fields) != hash ||
+                             (has_checksum && es::format4_checksum(fields, prev_hash, hash) != old_checksum);
+        if (refused) checksum = ~checksum;
+        head = hash;
+      } else {
+        head = es::event_hash(head, fields);
       }
-      h.prev_hash = head;
-      h.hash = head = es::event_hash(h.prev_hash, fields);
-      auto r = write_chain->bind_blob(1, es::hash_bytes(h.prev_hash))
-                   .bind_blob(2, es::hash_bytes(h.hash))
-                   .bind(3, static_cast<std::int64_t>(es::event_checksum(fields, h.prev_hash, h.hash)))
-                   .bind(4, e.position)
-                   .run();
-      if (!r) return r;
+      if (auto r = write_checksum->bind(1, static_cast<std::int64_t>(checksum)).bind(2, e.position).run(); !r)
+        return r;
+      if (e.position % kChainStride == 0)
+        if (auto r = write_chain->bind(1, e.position).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
     }
   }
+  if (last == 0) return {};
+  auto write_head = writer_db_.prepare("INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2)");
+  if (!write_head) return write_head.error();
+  return write_head->bind(1, last).bind_blob(2, es::hash_bytes(head)).run();
 }
 
-// Checks the newest options_.verify_at_open events (each one's checksum and hash, the
-// links between them) and sets the head of the chain that the writer goes on from.
-Result<void> SqliteEventStore::verify_head() {
-  auto q = writer_db_.prepare(std::string("SELECT ") + kEventColumns +
-                              " FROM events WHERE position > (SELECT coalesce(max(position), 0) FROM events) - ?1 "
-                              "ORDER BY position");
+// Checks the newest options_.verify_at_open events, less up to kChainStride - 1 (each
+// one's checksum, and the chain recomputed through them against every hash stored there
+// and the head's) and sets the
+// head of the chain that the writer goes on from. With `rewrite_head` (recover(), after
+// the events past the last durable one were deleted with the head that named them), the
+// head is computed from the last stored hash and written, not compared.
+Result<void> SqliteEventStore::verify_head(bool rewrite_head) {
+  auto head = writer_db_.prepare("SELECT (SELECT coalesce(max(position), 0) FROM events), "
+                                 "(SELECT position FROM chain_head), (SELECT hash FROM chain_head)");
+  if (!head) return head.error();
+  auto row = head->step();
+  if (!row) return read_failed(row.error(), "reading the head of the chain");
+  const es::Position last = head->int64(0);
+  const bool has_head = !head->is_null(1);
+  const es::Position head_position = has_head ? head->int64(1) : 0;
+  const es::EventHash stored_head = has_head ? load_hash(*head, 2) : es::kNoEventHash;
+  head->reset();
+  if (!rewrite_head && head_position != last)
+    return fail(Errc::corrupt, has_head ? "the log ends at position " + std::to_string(last) +
+                                              " but its chain's head is at position " + std::to_string(head_position) +
+                                              " (events were removed or added behind the store's back)"
+                                        : "the log holds events but no head of their hash chain");
+
+  // From the first stored hash among the newest events (the last one before them when they
+  // hold none): a row older than these is checked when read, and never keeps a store from
+  // opening.
+  const es::Position newest = static_cast<es::Position>(std::max<std::size_t>(options_.verify_at_open, 1));
+  const es::Position oldest = std::max<es::Position>(last - newest, 0);
+  es::Position from = (oldest + kChainStride - 1) / kChainStride * kChainStride;
+  if (from >= last) from = oldest / kChainStride * kChainStride;
+  auto q = writer_db_.prepare(std::string("SELECT ") + kIndexedEventColumns +
+                              ", c.hash FROM events e LEFT JOIN chain c ON c.position = e.position "
+                              "WHERE e.position > ?1 ORDER BY e.position");
   if (!q) return q.error();
-  ResetOnExit reset(*q);
-  q->bind(1, static_cast<std::int64_t>(std::max<std::size_t>(options_.verify_at_open, 1)));
-  es::RecordedEvent e;
-  for (bool first = true;; first = false) {
-    auto row = q->step();
-    if (!row) return read_failed(row.error(), "checking the newest events");
-    if (!*row) return {};
-    auto hashes = load_checked(*q, e);
-    if (!hashes) return hashes.error();
-    if (auto r = es::check_event_hash(e, hashes->prev_hash, hashes->hash); !r) return r;
-    if (!first)
-      if (auto r = es::check_chain_link(e, hashes->prev_hash, head_hash_); !r) return r;
-    head_hash_ = hashes->hash;
-    head_position_ = e.position;
+  es::EventHash hash = es::kNoEventHash;
+  if (from > 0) {
+    auto at = writer_db_.prepare("SELECT hash FROM chain WHERE position = ?1");
+    if (!at) return at.error();
+    auto found = at->bind(1, from).step();
+    if (!found) return read_failed(found.error(), "reading the chain at position " + std::to_string(from));
+    if (!*found) return fail(Errc::corrupt, "the chain's hash at position " + std::to_string(from) + " is missing");
+    hash = load_hash(*at, 0);
   }
+  ResetOnExit reset(*q);
+  q->bind(1, from);
+  es::RecordedEvent e;
+  es::Position checked_from = from + 1, expected = from + 1;
+  for (;;) {
+    auto next = q->step();
+    if (!next) return read_failed(next.error(), "checking the newest events");
+    if (!*next) break;
+    if (auto r = load_checked(*q, e); !r) return r;
+    if (e.position != expected)
+      return fail(Errc::corrupt, "position " + std::to_string(expected) + " is missing from the log");
+    hash = es::event_hash(hash, es::hashed_fields(e));
+    const bool stored_here = !q->is_null(10);
+    const bool at_head = e.position == last && !rewrite_head;
+    if ((stored_here && load_hash(*q, 10) != hash) || (at_head && stored_head != hash))
+      return fail(Errc::corrupt, "the hash chain breaks between positions " + std::to_string(checked_from) + " and " +
+                                     std::to_string(e.position) + ": the events there do not give the hash stored at " +
+                                     es::describe_stored(e) + " (one of them was rewritten, or that hash was)");
+    if (stored_here) checked_from = e.position + 1;
+    ++expected;
+  }
+  head_hash_ = hash;
+  head_position_ = last;
+  if (!rewrite_head || last == 0) return {};
+  auto write = writer_db_.prepare("INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2) "
+                                  "ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash");
+  if (!write) return write.error();
+  return write->bind(1, last).bind_blob(2, es::hash_bytes(hash)).run();
 }
 
 // Puts every event past indexed_through in stream_index (those the backlog held when
@@ -649,19 +731,13 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   std::size_t count = 0;
   es::Position next = from_position;
   bool upcast = options_.upcasters && !options_.upcasters->empty();
-  // Each event is checked against its own checksum, and its prev_hash against the hash of
-  // the one before it when that was read too (every one but the first, without a filter).
-  es::EventHash previous{};
+  // Each event is checked against its own checksum (the chain: at open and by verify).
   for (;;) {
     auto row = s->step();
     if (!row)
       return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
     if (!*row) break;
-    auto hashes = load_checked(*s, e);
-    if (!hashes) return hashes.error();
-    if (count > 0 && e.position == next)
-      if (auto r = es::check_chain_link(e, hashes->prev_hash, previous); !r) return r.error();
-    previous = hashes->hash;
+    if (auto r = load_checked(*s, e); !r) return r.error();
     if (upcast)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
     fn(e);
@@ -725,20 +801,28 @@ Result<es::Position> SqliteEventStore::skip_to_categories(Reader& reader, es::Po
   return std::max(from_position, std::min(target, durable + 1));
 }
 
+// Each row with its checksum and, at every kChainStride-th position and at the head, the
+// chain's hash there.
 Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  auto& s = (*reader)->scan;
-  ResetOnExit reset(s);
-  s.bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed());
+  auto s = (*reader)->db.prepare(std::string("SELECT ") + kIndexedEventColumns +
+                                 ", coalesce(c.hash, h.hash) FROM events e LEFT JOIN chain c ON c.position = e.position "
+                                 "LEFT JOIN chain_head h ON h.position = e.position "
+                                 "WHERE e.position >= ?1 AND e.position <= ?3 ORDER BY e.position LIMIT ?2");
+  if (!s) return s.error();
+  s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed());
   es::RecordedEvent e;
   es::Position next = from_position;
   for (;;) {
-    auto row = s.step();
+    auto row = s->step();
     if (!row) return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
     if (!*row) return next;
-    load_event(s, e);
-    fn(e, load_hashes(s));
+    load_event(*s, e);
+    es::StoredHashes stored;
+    stored.checksum = load_checksum(*s, 9);
+    if (!s->is_null(10)) stored.hash = load_hash(*s, 10);
+    fn(e, stored);
     next = e.position + 1;
   }
 }
@@ -935,8 +1019,7 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
         const auto fields = es::hashed_fields(e, a.request.stream_id, a.first_position + offset,
                                               a.first_version + offset, a.recorded_at_ms);
         OF_CHECK(fields.position == head_position + 1, "a batch's positions follow the log's head");
-        const es::EventHash prev = head;
-        head = es::event_hash(prev, fields);
+        head = es::event_hash(head, fields);
         head_position = fields.position;
         auto r = insert_event_.bind(1, fields.position)
                      .bind(2, fields.event_id)
@@ -947,11 +1030,11 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
                      .bind(7, fields.data)
                      .bind(8, fields.metadata)
                      .bind(9, fields.recorded_at_ms)
-                     .bind_blob(10, es::hash_bytes(prev))
-                     .bind_blob(11, es::hash_bytes(head))
-                     .bind(12, static_cast<std::int64_t>(es::event_checksum(fields, prev, head)))
+                     .bind(10, static_cast<std::int64_t>(es::event_checksum(fields)))
                      .run();
         if (!r) return r;
+        if (fields.position % kChainStride == 0)
+          if (auto c = insert_chain_.bind(1, fields.position).bind_blob(2, es::hash_bytes(head)).run(); !c) return c;
       }
       if (const auto& k = a.request.idempotency) {
         auto r = insert_idempotency_.bind(1, k->key)
@@ -969,6 +1052,8 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
         if (auto r = insert_index_.bind(1, stream).bind(2, e.version).bind(3, e.position).run(); !r) return r;
     if (!moved.streams.empty())
       if (auto r = save_indexed_through_.bind(1, moved.indexed_below - 1).run(); !r) return r;
+    if (head_position != head_position_)
+      if (auto r = save_chain_head_.bind(1, head_position).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
     return commit_.run();
   };
   auto r = write_all();
@@ -1020,6 +1105,8 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
               "(SELECT stream_id, version FROM events WHERE position > " + d + ");"
               "DELETE FROM idempotency WHERE position > " + d + ";"
               "DELETE FROM events WHERE position > " + d + ";"
+              "DELETE FROM chain WHERE position > " + d + ";"
+              "DELETE FROM chain_head WHERE position > " + d + ";"
             : std::string()) +
       "UPDATE stream_index_state SET indexed_through = min(indexed_through, " + d + "); COMMIT;");
   if (!r) {
@@ -1027,9 +1114,7 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
     return r;
   }
   // The chain goes on from the last event kept, not from a deleted batch.
-  head_hash_ = {};
-  head_position_ = 0;
-  if (auto head = verify_head(); !head) return head;
+  if (auto head = verify_head(/*rewrite_head=*/true); !head) return head;
   std::lock_guard lk(aux_mu_);
   if (int rc = sqlite3_wal_checkpoint_v2(aux_db_.handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
       rc != SQLITE_OK)

@@ -33,10 +33,10 @@ struct SqliteEventStoreOptions {
   // Stream-index entries kept in memory before the writer moves them to the file, a few
   // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
   std::size_t stream_index_backlog = 32768;
-  // The newest events whose checksums, hashes and chain links open() checks
-  // (es/event_hash.h), so a corrupt head of the log is refused before anything is served
-  // or appended to it. Older events' checksums are checked when they are read, and all of
-  // their hashes and links by scan_stored's caller (verify).
+  // The newest events whose checksums and chain open() checks (es/event_hash.h), so a
+  // corrupt head of the log is refused before anything is served or appended to it. Older
+  // events' checksums are checked when they are read, and the whole chain by
+  // scan_stored's caller (verify).
   std::size_t verify_at_open = 4096;
   // The SQLite VFS every file is opened through, by name; empty: the default. For tests
   // (support/sqlite_fault_vfs.h drops what was not synced).
@@ -95,8 +95,8 @@ class SqliteEventStore final : public es::EventStore,
   void checkpoint_loop();
   Result<void> create_or_migrate();
   Result<void> index_unindexed();
-  Result<void> add_hashes(bool has_chain);
-  Result<void> verify_head();
+  Result<void> add_chain(std::int64_t format);
+  Result<void> verify_head(bool rewrite_head = false);
   Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const std::string& stream_id,
                                                      es::StreamVersion from_version, std::size_t max,
                                                      es::Direction direction, es::Position durable,
@@ -124,7 +124,8 @@ class SqliteEventStore final : public es::EventStore,
 
   // The writer thread's connection.
   Database writer_db_;
-  Statement insert_event_, insert_idempotency_, insert_index_, save_indexed_through_, begin_, commit_, rollback_;
+  Statement insert_event_, insert_chain_, save_chain_head_, insert_idempotency_, insert_index_, save_indexed_through_,
+      begin_, commit_, rollback_;
   // The last event written and its hash, which the next one's covers: set at open, then
   // moved by the writer.
   es::Position head_position_ = 0;

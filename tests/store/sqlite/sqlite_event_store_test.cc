@@ -266,7 +266,7 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   EXPECT_EQ(appended->position, 4);
   EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1)));
   store.reset();
-  EXPECT_EQ(file_format(path), 4);
+  EXPECT_EQ(file_format(path), 5);
 }
 
 // A file written before events carried hashes (format 2) gets the chain computed at open:
@@ -330,7 +330,8 @@ StoredRow stored_row(sqlite::SqliteEventStore& store, es::Position position) {
 }
 
 // 3 events, at position 4 one of stream marked-1, then more than the store checks at open,
-// so position 4 is checked only when read. Closes the store; answers position 4 as stored.
+// so position 4 is checked only when read (the chain's hash is kept at 64, 128 and the
+// head, 132). Closes the store; answers position 4 as stored.
 StoredRow write_marked_log(const std::string& path) {
   auto store = open_store(path);
   EXPECT_TRUE(store->append(make_append("before-1", es::ExpectedVersion::no_stream(), 3)));
@@ -341,13 +342,17 @@ StoredRow write_marked_log(const std::string& path) {
   return stored_row(*store, 4);
 }
 
-void update_row_4(const std::string& path, const std::string& set, const std::string& blob = {}) {
+void run_sql(const std::string& path, const std::string& sql, const std::string& blob = {}) {
   auto db = sqlite::Database::open(path);
   ASSERT_TRUE(db);
-  auto update = db->prepare("UPDATE events SET " + set + " WHERE position = 4");
+  auto update = db->prepare(sql);
   ASSERT_TRUE(update) << update.error().message;
   if (!blob.empty()) update->bind_blob(1, blob);
   ASSERT_TRUE(update->run());
+}
+
+void update_row_4(const std::string& path, const std::string& set) {
+  run_sql(path, "UPDATE events SET " + set + " WHERE position = 4");
 }
 
 std::vector<std::string> chain_breaks(es::StoredLog& log) {
@@ -356,47 +361,39 @@ std::vector<std::string> chain_breaks(es::StoredLog& log) {
   return breaks;
 }
 
-// Bit rot in what the hash does not cover itself (the stored hashes, the checksum) is
-// refused by reads too, naming the position, and verify's chain check names it.
-TEST(SqliteEventStore, AFlippedByteInAStoredHashOrTheChecksumIsRefusedOnReadNamingItsPosition) {
-  for (std::string column : {"hash", "prev_hash", "checksum"}) {
-    SCOPED_TRACE(column);
-    TempDir dir;
-    const auto path = dir.file("events.db");
-    const auto before = write_marked_log(path);
-    if (column == "checksum") {
-      update_row_4(path, "checksum = (checksum | 64) - (checksum & 64)");  // one bit flipped
-    } else {
-      auto h = column == "hash" ? before.hashes.hash : before.hashes.prev_hash;
-      h[17] ^= 0x04;
-      update_row_4(path, column + " = ?1", std::string(es::hash_bytes(h)));
-    }
-    auto store = open_store(path);
-    auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
-    ASSERT_FALSE(stream) << "a row with a flipped " << column << " was served";
-    EXPECT_EQ(stream.error().code, Errc::corrupt);
-    EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
-        << stream.error().message;
-    std::vector<es::Position> passed;
-    auto scan = store->scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
-    ASSERT_FALSE(scan);
-    EXPECT_NE(scan.error().message.find("position 4 "), std::string::npos) << scan.error().message;
-    EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
-    EXPECT_TRUE(store->read_all(5, 1000));
-    auto breaks = chain_breaks(*store);
-    ASSERT_FALSE(breaks.empty());
-    EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
-  }
+// Bit rot in the checksum itself is refused by reads too, naming the position, and
+// verify's chain check names it.
+TEST(SqliteEventStore, AFlippedBitInTheChecksumIsRefusedOnReadNamingItsPosition) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  write_marked_log(path);
+  update_row_4(path, "checksum = (checksum | 64) - (checksum & 64)");  // one bit flipped
+  auto store = open_store(path);
+  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  ASSERT_FALSE(stream) << "a row with a flipped checksum was served";
+  EXPECT_EQ(stream.error().code, Errc::corrupt);
+  EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
+      << stream.error().message;
+  std::vector<es::Position> passed;
+  auto scan = store->scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
+  ASSERT_FALSE(scan);
+  EXPECT_NE(scan.error().message.find("position 4 "), std::string::npos) << scan.error().message;
+  EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
+  EXPECT_TRUE(store->read_all(5, 1000));
+  auto breaks = chain_breaks(*store);
+  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
 }
 
 // Tampering, which the checksum cannot tell (anyone can recompute it), is what the chain
-// is for: reads serve the rewritten row, the chain check that verify runs names it.
+// is for: reads serve the rewritten row, the chain check that verify runs names the
+// range it is in.
 TEST(SqliteEventStore, ARowRewrittenWithItsChecksumRecomputedPassesReadsButNotTheChain) {
   TempDir dir;
   const auto path = dir.file("events.db");
   auto row = write_marked_log(path);
   row.event.data = R"({"amount":99999})";
-  const auto checksum = es::event_checksum(es::hashed_fields(row.event), row.hashes.prev_hash, row.hashes.hash);
+  const auto checksum = es::event_checksum(es::hashed_fields(row.event));
   update_row_4(path, "data = '" + row.event.data + "', checksum = " + std::to_string(static_cast<std::int64_t>(checksum)));
   auto store = open_store(path);
   auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
@@ -405,61 +402,139 @@ TEST(SqliteEventStore, ARowRewrittenWithItsChecksumRecomputedPassesReadsButNotTh
   ASSERT_TRUE(store->read_all(1, 1000));
   auto breaks = chain_breaks(*store);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
-  EXPECT_NE(breaks[0].find("position 4 (stream marked-1 version 0)"), std::string::npos) << breaks[0];
-  EXPECT_NE(breaks[0].find("stored hash"), std::string::npos) << breaks[0];
+  EXPECT_NE(breaks[0].find("between positions 1 and 64"), std::string::npos) << breaks[0];
 }
 
-// The marked log as a file with the chain but no checksums (format 3): one of today's
-// without the column is exactly what the format-3 code wrote. Then runs `sql` on it.
-void write_format_3_marked_log(const std::string& path, const std::string& sql = {}) {
+// A flipped byte in a stored hash of the chain breaks it there.
+TEST(SqliteEventStore, AFlippedByteInAHashOfTheChainIsNamedByTheChainCheck) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  write_marked_log(path);
+  {
+    auto store = open_store(path);
+    auto at_64 = stored_row(*store, 64);
+    ASSERT_TRUE(at_64.hashes.hash);
+    EXPECT_FALSE(stored_row(*store, 63).hashes.hash);
+    auto flipped = *at_64.hashes.hash;
+    flipped[17] ^= 0x04;
+    store.reset();
+    run_sql(path, "UPDATE chain SET hash = ?1 WHERE position = 64", std::string(es::hash_bytes(flipped)));
+  }
+  auto store = open_store(path);
+  ASSERT_TRUE(store->read_all(1, 1000));
+  // The hash at 64 breaks the chain there; the events up to 128 are checked against the
+  // hash as stored, as a rewritten event before 64 would have left it.
+  auto breaks = chain_breaks(*store);
+  ASSERT_EQ(breaks.size(), 2u) << ::testing::PrintToString(breaks);
+  EXPECT_NE(breaks[0].find("between positions 1 and 64"), std::string::npos) << breaks[0];
+  EXPECT_NE(breaks[1].find("between positions 65 and 128"), std::string::npos) << breaks[1];
+}
+
+// The head of the chain names the last event: events removed from the end, or added
+// behind the store's back, are refused at open.
+TEST(SqliteEventStore, EventsRemovedFromTheEndAreRefusedAtOpen) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  write_marked_log(path);
+  run_sql(path, "DELETE FROM events WHERE position > 130");
+  auto store = try_open(path, nullptr, 32768);
+  ASSERT_FALSE(store) << "a log cut short was opened";
+  EXPECT_EQ(store.error().code, Errc::corrupt);
+  EXPECT_NE(store.error().message.find("ends at position 130 but its chain's head is at position 132"),
+            std::string::npos)
+      << store.error().message;
+}
+
+// The marked log as a file of an older format (3: both hashes in every row; 4: and a
+// checksum covering them), as that format's code wrote it. Then runs `sql` on it.
+void write_old_format_marked_log(const std::string& path, int format, const std::string& sql = {}) {
   write_marked_log(path);
   auto db = sqlite::Database::open(path);
   ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 3;" + sql));
+  ASSERT_TRUE(db->exec("DROP TABLE chain; DROP TABLE chain_head;"
+                       "ALTER TABLE events ADD COLUMN prev_hash BLOB NOT NULL DEFAULT x'';"
+                       "ALTER TABLE events ADD COLUMN hash BLOB NOT NULL DEFAULT x'';"));
+  auto rows = db->prepare("SELECT position, event_id, stream_id, version, type, schema_version, data, metadata, "
+                          "recorded_at FROM events ORDER BY position");
+  ASSERT_TRUE(rows);
+  std::vector<es::RecordedEvent> events;
+  while (*rows->step())
+    events.push_back(es::RecordedEvent{std::string(rows->text(1)), std::string(rows->text(2)),
+                                       std::string(rows->text(4)), rows->int64(3), rows->int64(0),
+                                       static_cast<std::int32_t>(rows->int64(5)), std::string(rows->text(6)),
+                                       std::string(rows->text(7)), rows->int64(8)});
+  rows->reset();
+  auto update = db->prepare("UPDATE events SET prev_hash = ?1, hash = ?2, checksum = ?3 WHERE position = ?4");
+  ASSERT_TRUE(update);
+  es::EventHash head = es::kNoEventHash;
+  for (const auto& e : events) {
+    const auto fields = es::hashed_fields(e);
+    const auto prev = head;
+    head = es::event_hash(prev, fields);
+    ASSERT_TRUE(update->bind_blob(1, es::hash_bytes(prev))
+                    .bind_blob(2, es::hash_bytes(head))
+                    .bind(3, static_cast<std::int64_t>(es::format4_checksum(fields, prev, head)))
+                    .bind(4, e.position)
+                    .run());
+  }
+  ASSERT_TRUE(db->exec((format == 3 ? "ALTER TABLE events DROP COLUMN checksum;" : "") +
+                       std::string("PRAGMA user_version = ") + std::to_string(format) + ";" + sql));
 }
 
-// A format-3 file gets every row's checksum at open.
-TEST(SqliteEventStore, AFileOfTheThirdFormatIsMigratedAtOpen) {
-  TempDir dir;
-  const auto path = dir.file("events.db");
-  write_format_3_marked_log(path);
-  {
+// A file of format 3 or 4 gets every row's checksum of format 5 at open, and its hashes
+// move to the chain tables.
+TEST(SqliteEventStore, FilesOfTheThirdAndFourthFormatsAreMigratedAtOpen) {
+  for (int format : {3, 4}) {
+    SCOPED_TRACE(format);
+    TempDir dir;
+    const auto path = dir.file("events.db");
+    write_old_format_marked_log(path, format);
+    {
+      auto store = open_store(path);
+      auto breaks = chain_breaks(*store);
+      EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
+      std::size_t checked = 0, hashes = 0;
+      ASSERT_TRUE(store->scan_stored(1, 1000, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
+        ASSERT_TRUE(h.checksum);
+        EXPECT_EQ(*h.checksum, es::event_checksum(es::hashed_fields(e))) << e.position;
+        hashes += h.hash.has_value();
+        ++checked;
+      }));
+      EXPECT_EQ(checked, 4 + 2 * kVerifiedAtOpen);
+      EXPECT_EQ(hashes, 3u);  // 64, 128 and the head
+      EXPECT_EQ(store->read_all(1, 1000)->size(), checked);
+      auto appended = store->append(make_append("marked-1", es::ExpectedVersion::exact(0)));
+      ASSERT_TRUE(appended) << appended.error().message;
+    }
     auto store = open_store(path);
     auto breaks = chain_breaks(*store);
     EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
-    std::size_t checked = 0;
-    ASSERT_TRUE(store->scan_stored(1, 1000, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
-      ASSERT_TRUE(h.checksum);
-      EXPECT_EQ(*h.checksum, es::event_checksum(es::hashed_fields(e), h.prev_hash, h.hash)) << e.position;
-      ++checked;
-    }));
-    EXPECT_EQ(checked, 4 + 2 * kVerifiedAtOpen);
-    EXPECT_EQ(store->read_all(1, 1000)->size(), checked);
-    auto appended = store->append(make_append("marked-1", es::ExpectedVersion::exact(0)));
-    ASSERT_TRUE(appended) << appended.error().message;
+    store.reset();
+    EXPECT_EQ(file_format(path), 5);
+    auto db = sqlite::Database::open(path);
+    ASSERT_TRUE(db);
+    EXPECT_FALSE(db->prepare("SELECT hash FROM events")) << "the rows still hold their hashes";
   }
-  auto store = open_store(path);
-  auto breaks = chain_breaks(*store);
-  EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
-  store.reset();
-  EXPECT_EQ(file_format(path), 4);
 }
 
-// A format-3 row whose hash did not check (refused by reads then) is still refused: the
-// migration does not launder it.
-TEST(SqliteEventStore, AFormat3RowWhoseHashDidNotCheckIsStillRefusedAfterTheMigration) {
-  TempDir dir;
-  const auto path = dir.file("events.db");
-  write_format_3_marked_log(path, "UPDATE events SET data = '{\"amount\":12346}' WHERE position = 4;");
-  auto store = open_store(path);
-  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
-  ASSERT_FALSE(stream) << "the migration laundered a corrupt row";
-  EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
-      << stream.error().message;
-  EXPECT_TRUE(store->read_stream("before-1", 0, 10, es::Direction::forward));
-  auto breaks = chain_breaks(*store);
-  ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
-  EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
+// A row that its format's reads refused (its hash did not check; in format 4 its checksum
+// neither) is still refused: the migration does not launder it.
+TEST(SqliteEventStore, AnOldFormatRowThatDidNotCheckIsStillRefusedAfterTheMigration) {
+  for (int format : {3, 4}) {
+    SCOPED_TRACE(format);
+    TempDir dir;
+    const auto path = dir.file("events.db");
+    write_old_format_marked_log(path, format, "UPDATE events SET data = '{\"amount\":12346}' WHERE position = 4;");
+    auto store = open_store(path);
+    auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+    ASSERT_FALSE(stream) << "the migration laundered a corrupt row";
+    EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
+        << stream.error().message;
+    EXPECT_TRUE(store->read_stream("before-1", 0, 10, es::Direction::forward));
+    auto breaks = chain_breaks(*store);
+    ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
+    EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
+  }
 }
 
 // A page SQLite itself cannot read (here: a b-tree page whose type byte is not one) is a
