@@ -1,5 +1,6 @@
 #include "cli/store_factory.h"
 
+#include <boost/url.hpp>
 #include <filesystem>
 
 #include "app/projections/postgres_read_model_db.h"
@@ -9,6 +10,17 @@ namespace orderflow::cli {
 
 bool is_postgres_url(const std::string& url) {
   return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+}
+
+std::string redacted_store_url(const std::string& url) {
+  auto parsed = boost::urls::parse_uri_reference(url);
+  if (!parsed) return "(not a URL)";
+  boost::urls::url u(*parsed);
+  if (u.has_password()) u.set_password("***");
+  auto params = u.params();
+  for (auto it = params.find("password"); it != params.end(); it = params.find(std::next(it), "password"))
+    it = params.replace(it, {"password", "***"});
+  return std::string(u.buffer());
 }
 
 es::EventStore& OpenStore::events() {

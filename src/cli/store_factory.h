@@ -39,6 +39,9 @@ struct OpenStore {
   std::string describe(const StoreSpec& spec) const;
 };
 
+// `url` with its password replaced by "***" (postgres://user:***@host/db, password=***), for logs.
+std::string redacted_store_url(const std::string& url);
+
 // Opens the store; a PostgreSQL store's schema is migrated first.
 Result<OpenStore> open_store(const StoreSpec& spec);
 
