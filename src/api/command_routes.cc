@@ -7,6 +7,7 @@
 #include "api/errors.h"
 #include "api/http/await.h"
 #include "api/json_body.h"
+#include "api/metrics.h"
 #include "core/text.h"
 #include "app/place_order.h"
 #include "core/time.h"
@@ -40,7 +41,8 @@ Response accepted(int status, std::string body, es::StreamVersion version) {
 }
 
 // The first answer to an idempotency key, again. Its ETag comes from its body.
-Response replay(const es::IdempotencyRecord& record) {
+Response replay(ApiContext& ctx, const es::IdempotencyRecord& record) {
+  if (ctx.metrics) ctx.metrics->count_idempotent_replay();
   es::StreamVersion version = 0;
   boost::system::error_code ec;
   auto v = boost::json::parse(record.response, ec);
@@ -115,7 +117,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       if ((*stored)->request_fingerprint != fingerprint)
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
-      co_return replay(**stored);
+      co_return replay(ctx, **stored);
     }
     meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
     meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
@@ -131,7 +133,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       // was stored, it is the key's answer, not this refusal.
       auto stored = ctx.store.find_idempotency_settled(**key);
       if (stored && *stored) {
-        if ((*stored)->request_fingerprint == fingerprint) co_return replay(**stored);
+        if ((*stored)->request_fingerprint == fingerprint) co_return replay(ctx, **stored);
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
       }

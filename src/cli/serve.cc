@@ -110,6 +110,9 @@ int serve(const ServeOptions& o) {
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
+  if (store->sqlite)
+    metrics.set_data_dir(o.store.data_dir,
+                         {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
   // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
   // in one process at a time: the holder of the saga lease (the others stand by).
@@ -124,6 +127,7 @@ int serve(const ServeOptions& o) {
     };
     saga.emplace(commands, &store->checkpoints(), app::saga::SagaOptions{}, saga_lease.get(), on_lead);
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
+    metrics.set_saga(&*saga);
   }
 
   http::ServerOptions options;

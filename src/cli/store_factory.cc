@@ -8,6 +8,14 @@
 
 namespace orderflow::cli {
 
+std::string events_db_path(const StoreSpec& spec) {
+  return (std::filesystem::path(spec.data_dir) / "events.db").string();
+}
+
+std::string read_models_db_path(const StoreSpec& spec) {
+  return (std::filesystem::path(spec.data_dir) / "readmodels.db").string();
+}
+
 bool is_postgres_url(const std::string& url) {
   return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
 }
@@ -71,7 +79,7 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   std::filesystem::create_directories(spec.data_dir, ec);
   if (ec) return fail(Errc::unavailable, "cannot create data directory " + spec.data_dir + ": " + ec.message());
   sqlite::SqliteEventStoreOptions options;
-  options.path = (std::filesystem::path(spec.data_dir) / "events.db").string();
+  options.path = events_db_path(spec);
   options.pipeline = spec.pipeline;
   auto store = sqlite::SqliteEventStore::open(options);
   if (!store) return fail(store.error());
@@ -85,7 +93,7 @@ Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const St
     if (!db) return fail(db.error());
     return std::unique_ptr<ReadModelDb>(std::move(*db));
   }
-  auto db = SqliteReadModelDb::open((std::filesystem::path(spec.data_dir) / "readmodels.db").string());
+  auto db = SqliteReadModelDb::open(read_models_db_path(spec));
   if (!db) return fail(db.error());
   return std::unique_ptr<ReadModelDb>(std::move(*db));
 }

@@ -18,6 +18,10 @@ struct StoreSpec {
   es::AppendPipelineOptions pipeline;
 };
 
+// The embedded store's SQLite databases in --data.
+std::string events_db_path(const StoreSpec& spec);
+std::string read_models_db_path(const StoreSpec& spec);
+
 // Does this --store name a PostgreSQL database?
 bool is_postgres_url(const std::string& url);
 
