@@ -219,8 +219,11 @@ std::string Metrics::render(ApiContext& ctx) {
   if (saga_) {
     add("# HELP orderflow_sagas Sagas this process holds in memory, by state.\n"
         "# TYPE orderflow_sagas gauge\n");
-    for (const auto& [state, n] : saga_->count_by_state())
-      add("orderflow_sagas{{state=\"{}\"}} {}\n", app::saga::to_string(state), n);
+    using app::saga::SagaState;
+    auto counts = saga_->count_by_state();
+    for (auto state : {SagaState::running, SagaState::compensating, SagaState::completed, SagaState::compensated,
+                       SagaState::failed})
+      add("orderflow_sagas{{state=\"{}\"}} {}\n", app::saga::to_string(state), counts[state]);
     if (auto next = saga_->next_position(); next && last) {
       add("# HELP orderflow_saga_position The position the saga reads next.\n"
           "# TYPE orderflow_saga_position gauge\norderflow_saga_position {}\n",
