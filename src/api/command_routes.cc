@@ -11,6 +11,7 @@
 #include "core/text.h"
 #include "app/place_order.h"
 #include "core/time.h"
+#include "core/trace.h"
 
 namespace orderflow::api {
 
@@ -104,7 +105,8 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
   meta.actor = std::string(req.header("X-Actor").value_or("api"));
-  meta.traceparent = std::string(req.header("traceparent").value_or(""));
+  // This request's span: in the caller's trace when it sent a valid traceparent, else in a new one.
+  meta.traceparent = format_traceparent(child_span(parse_traceparent(req.header("traceparent").value_or(""))));
   meta.if_match = *if_match;
   meta.new_stream = p.new_stream;
   std::string fingerprint;
