@@ -9,6 +9,7 @@ packages=(
   libsqlite3-dev libpq-dev postgresql libsimdjson-dev libcli11-dev libfmt-dev libspdlog-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libxxhash-dev
   curl python3 gdb
+  prometheus  # tests/e2e/test_prometheus.py: a real Prometheus scraping serve, and promtool
 )
 
 missing=()

@@ -28,6 +28,14 @@ struct ApiContext {
   es::Position ready_position = 0;
 };
 
+// Why /readyz answers 503 (docs/api.md §7), once the store could be read: its message, and
+// for a store that cannot write the reason; nullopt when ready.
+struct NotReady {
+  std::string message;
+  std::optional<std::string> reason;
+};
+std::optional<NotReady> not_ready(ApiContext& ctx);
+
 // Every route of the API. `ctx` must outlive the router.
 http::Router make_router(ApiContext& ctx);
 

@@ -7,9 +7,11 @@
 #include "api/errors.h"
 #include "api/http/await.h"
 #include "api/json_body.h"
+#include "api/metrics.h"
 #include "core/text.h"
 #include "app/place_order.h"
 #include "core/time.h"
+#include "core/trace.h"
 
 namespace orderflow::api {
 
@@ -40,7 +42,8 @@ Response accepted(int status, std::string body, es::StreamVersion version) {
 }
 
 // The first answer to an idempotency key, again. Its ETag comes from its body.
-Response replay(const es::IdempotencyRecord& record) {
+Response replay(ApiContext& ctx, const es::IdempotencyRecord& record) {
+  if (ctx.metrics) ctx.metrics->count_idempotent_replay();
   es::StreamVersion version = 0;
   boost::system::error_code ec;
   auto v = boost::json::parse(record.response, ec);
@@ -102,7 +105,8 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
   meta.actor = std::string(req.header("X-Actor").value_or("api"));
-  meta.traceparent = std::string(req.header("traceparent").value_or(""));
+  // This request's span: in the caller's trace when it sent a valid traceparent, else in a new one.
+  meta.traceparent = format_traceparent(child_span(parse_traceparent(req.header("traceparent").value_or(""))));
   meta.if_match = *if_match;
   meta.new_stream = p.new_stream;
   std::string fingerprint;
@@ -115,7 +119,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       if ((*stored)->request_fingerprint != fingerprint)
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
-      co_return replay(**stored);
+      co_return replay(ctx, **stored);
     }
     meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
     meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
@@ -131,7 +135,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       // was stored, it is the key's answer, not this refusal.
       auto stored = ctx.store.find_idempotency_settled(**key);
       if (stored && *stored) {
-        if ((*stored)->request_fingerprint == fingerprint) co_return replay(**stored);
+        if ((*stored)->request_fingerprint == fingerprint) co_return replay(ctx, **stored);
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
       }

@@ -1,109 +1,297 @@
 #include "api/metrics.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
-#include <span>
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "api/api.h"
+#include "app/command_handler.h"
+#include "app/projections/read_side.h"
+#include "app/saga/saga_runner.h"
 #include "core/failures.h"
+#include "core/time.h"
+#include "es/append_metrics.h"
+
+#ifndef ORDERFLOW_VERSION
+#define ORDERFLOW_VERSION "unknown"
+#endif
 
 namespace orderflow::api {
 
 namespace {
 
-// One series of a Prometheus histogram: `counts` per bucket (not cumulative) with upper
-// bounds `bounds` (seconds), `count` of all observations (those above the last bound too).
-void add_histogram(std::string& out, std::string_view metric, std::string_view label, std::string_view value,
-                   std::span<const double> bounds, std::span<const std::uint64_t> counts, std::uint64_t count,
-                   double sum_seconds) {
+// One series of a histogram; `labels` is `name="value",…` (may be empty).
+void add_histogram(std::string& out, std::string_view metric, std::string_view labels, const HistogramSnapshot& h) {
   auto it = std::back_inserter(out);
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < bounds.size(); ++i) {
-    cumulative += counts[i];
-    fmt::format_to(it, "{}_bucket{{{}=\"{}\",le=\"{}\"}} {}\n", metric, label, value, bounds[i], cumulative);
+  const std::string_view sep = labels.empty() ? "" : ",";
+  for (std::size_t i = 0; i < h.bounds.size(); ++i)
+    fmt::format_to(it, "{}_bucket{{{}{}le=\"{}\"}} {}\n", metric, labels, sep, h.bounds[i], h.cumulative[i]);
+  fmt::format_to(it, "{}_bucket{{{}{}le=\"+Inf\"}} {}\n", metric, labels, sep, h.count);
+  const auto braced = labels.empty() ? std::string() : fmt::format("{{{}}}", labels);
+  fmt::format_to(it, "{}_sum{} {}\n{}_count{} {}\n", metric, braced, h.sum, metric, braced, h.count);
+}
+
+// Entries of a Family sorted by key, so that the page reads the same from scrape to scrape.
+template <class F>
+auto sorted(const F& family) {
+  auto entries = family.entries();
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return entries;
+}
+
+// Seconds since the event at `position` was recorded; 0 when there is none yet.
+double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms) {
+  auto events = store.read_all(position, 1);
+  if (!events || events->empty()) return 0;
+  return static_cast<double>(std::max<std::int64_t>(0, now_ms - events->front().recorded_at_ms)) / 1000;
+}
+
+constexpr auto kLagBoundsSeconds = [] {
+  std::array<double, es::kLagBucketsMs.size()> b{};
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = es::kLagBucketsMs[i] / 1000;
+  return b;
+}();
+
+struct DeadLetterCounts {
+  std::uint64_t recorded = 0, retried = 0;
+};
+
+Result<DeadLetterCounts> count_dead_letters(es::EventStore& store) {
+  DeadLetterCounts n;
+  for (es::StreamVersion from = 0;;) {
+    auto page = store.read_stream(app::saga::kDeadLetterStream, from, 1000, es::Direction::forward);
+    if (!page) return fail(page.error());
+    for (const auto& e : *page) {
+      if (e.type == "DeadLetterRecorded") ++n.recorded;
+      if (e.type == "DeadLetterRetried") ++n.retried;
+    }
+    if (page->size() < 1000) return n;
+    from = page->back().version + 1;
   }
-  fmt::format_to(it, "{}_bucket{{{}=\"{}\",le=\"+Inf\"}} {}\n", metric, label, value, count);
-  fmt::format_to(it, "{}_sum{{{}=\"{}\"}} {}\n", metric, label, value, sum_seconds);
-  fmt::format_to(it, "{}_count{{{}=\"{}\"}} {}\n", metric, label, value, count);
+}
+
+// The process, from /proc (Linux).
+struct ProcessStats {
+  double cpu_seconds = 0;
+  std::uint64_t resident_bytes = 0;
+  std::uint64_t open_fds = 0, max_fds = 0;
+  double start_time_seconds = 0;  // unix epoch
+};
+
+ProcessStats process_stats() {
+  ProcessStats p;
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    p.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  std::uint64_t pages_total = 0, pages_resident = 0;
+  if (std::ifstream statm("/proc/self/statm"); statm >> pages_total >> pages_resident)
+    p.resident_bytes = pages_resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec))
+    ++p.open_fds;
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = rl.rlim_cur;
+  // Field 22 of /proc/self/stat: the start in clock ticks after boot; /proc/stat's btime: the boot.
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream fields(line.substr(std::min(line.size(), line.rfind(')') + 2)));  // the name may hold spaces
+  std::string skip;
+  double start_ticks = 0;
+  for (int field = 3; field < 22; ++field) fields >> skip;
+  fields >> start_ticks;
+  std::ifstream boot("/proc/stat");
+  for (std::string key; boot >> key;)
+    if (key == "btime") {
+      double btime = 0;
+      boot >> btime;
+      p.start_time_seconds = btime + start_ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  return p;
 }
 
 }  // namespace
 
 void Metrics::observe(const http::Observation& o) {
-  const bool write = o.method == http::Method::post || o.method == http::Method::put;
-  const double seconds = std::chrono::duration<double>(o.elapsed).count();
-  std::lock_guard lk(mu_);
-  ++requests_[{o.route, o.method, o.status}];
-  if (!write || o.route.empty()) return;
-  auto& h = writes_[o.route];
-  std::size_t i = 0;
-  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
-  if (i < kBuckets.size()) ++h.counts[i];
-  ++h.count;
-  h.sum += seconds;
+  requests_.at({o.route, o.method, o.status}).add();
+  durations_.at({o.route, o.method}).observe(std::chrono::duration<double>(o.elapsed).count());
 }
 
-std::string Metrics::render(es::EventStore& store, es::ProjectionRunner* runner) {
+std::string Metrics::render(ApiContext& ctx) {
+  auto& store = ctx.store;
+  es::ProjectionRunner* runner = ctx.read ? &ctx.read->runner() : nullptr;
   std::string out;
   auto add = [&out]<class... Args>(fmt::format_string<Args...> f, Args&&... args) {
     fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
   };
-  {
-    std::lock_guard lk(mu_);
-    add("# HELP orderflow_http_requests_total HTTP requests answered, by route pattern, method and status.\n"
-        "# TYPE orderflow_http_requests_total counter\n");
-    for (const auto& [key, n] : requests_) {
-      const auto& [route, method, status] = key;
-      add("orderflow_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n",
-          route.empty() ? "none" : route, http::method_name(method), status, n);
-    }
-    add("# HELP orderflow_http_write_duration_seconds Time to answer a write (one append), by route.\n"
-        "# TYPE orderflow_http_write_duration_seconds histogram\n");
-    for (const auto& [route, h] : writes_)
-      add_histogram(out, "orderflow_http_write_duration_seconds", "route", route, kBuckets, h.counts, h.count, h.sum);
+  auto route_name = [](std::string_view route) { return route.empty() ? std::string_view("none") : route; };
+  const auto now_ms = now_unix_ms();
+  const auto last = store.last_position();
+
+  add("# HELP orderflow_http_requests_total HTTP requests answered, by route pattern, method and status.\n"
+      "# TYPE orderflow_http_requests_total counter\n");
+  for (const auto& [key, n] : sorted(requests_)) {
+    const auto& [route, method, status] = key;
+    add("orderflow_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n", route_name(route),
+        http::method_name(method), status, n->value());
   }
-  if (auto last = store.last_position())
+  add("# HELP orderflow_http_request_duration_seconds Time from a request's end to its answer being ready, by "
+      "route pattern and method.\n"
+      "# TYPE orderflow_http_request_duration_seconds histogram\n");
+  for (const auto& [key, h] : sorted(durations_)) {
+    const auto& [route, method] = key;
+    add_histogram(out, "orderflow_http_request_duration_seconds",
+                  fmt::format("route=\"{}\",method=\"{}\"", route_name(route), http::method_name(method)),
+                  h->snapshot());
+  }
+  add("# HELP orderflow_idempotent_replays_total Requests answered again from the answer stored for their "
+      "Idempotency-Key.\n"
+      "# TYPE orderflow_idempotent_replays_total counter\norderflow_idempotent_replays_total {}\n",
+      idempotent_replays_.value());
+
+  add("# HELP orderflow_commands_total Commands handled, by type and outcome (ok, repeat: a retry of a stored "
+      "append, or the error code).\n"
+      "# TYPE orderflow_commands_total counter\n");
+  for (const auto& [key, n] : sorted(app::command_counts())) {
+    const auto& [type, outcome] = key;
+    add("orderflow_commands_total{{type=\"{}\",outcome=\"{}\"}} {}\n", type, outcome, n->value());
+  }
+  auto& appends = es::append_metrics();
+  add("# HELP orderflow_appends_total Appends answered by the event store, by outcome (written; repeat: an "
+      "idempotent retry answered with the original result; version_conflict, duplicate_event, unavailable, ...).\n"
+      "# TYPE orderflow_appends_total counter\n");
+  for (const auto& [outcome, n] : sorted(appends.appends))
+    add("orderflow_appends_total{{outcome=\"{}\"}} {}\n", outcome, n->value());
+  add("# HELP orderflow_append_batch_size Appends written in one transaction (group commit).\n"
+      "# TYPE orderflow_append_batch_size histogram\n");
+  add_histogram(out, "orderflow_append_batch_size", "", appends.batch_appends.snapshot());
+  add("# HELP orderflow_store_write_duration_seconds Time to write one batch of appends (its transaction).\n"
+      "# TYPE orderflow_store_write_duration_seconds histogram\n");
+  add_histogram(out, "orderflow_store_write_duration_seconds", "", appends.write_seconds.snapshot());
+  add("# HELP orderflow_store_sync_duration_seconds Time to make written batches durable (fsync or commit).\n"
+      "# TYPE orderflow_store_sync_duration_seconds histogram\n");
+  add_histogram(out, "orderflow_store_sync_duration_seconds", "", appends.sync_seconds.snapshot());
+  if (last)
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
         "# TYPE orderflow_store_last_position gauge\norderflow_store_last_position {}\n",
         *last);
+  add("# HELP orderflow_sqlite_wal_bytes Size of a SQLite database's write-ahead log file.\n"
+      "# TYPE orderflow_sqlite_wal_bytes gauge\n");
+  for (const auto& [name, path] : sqlite_files_) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path + "-wal", ec);
+    add("orderflow_sqlite_wal_bytes{{database=\"{}\"}} {}\n", name, ec ? 0 : size);
+  }
+
+  if (struct statvfs fs{}; !data_dir_.empty() && statvfs(data_dir_.c_str(), &fs) == 0)
+    add("# HELP orderflow_data_disk_free_bytes Space this process may still use on the data directory's file "
+        "system.\n"
+        "# TYPE orderflow_data_disk_free_bytes gauge\norderflow_data_disk_free_bytes {}\n"
+        "# HELP orderflow_data_disk_size_bytes Size of the data directory's file system.\n"
+        "# TYPE orderflow_data_disk_size_bytes gauge\norderflow_data_disk_size_bytes {}\n",
+        static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize, static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize);
+  add("# HELP orderflow_ready 1 while /readyz would answer 200.\n"
+      "# TYPE orderflow_ready gauge\norderflow_ready {}\n",
+      last && !not_ready(ctx) ? 1 : 0);
+
   add("# HELP orderflow_background_failures_total Failures off the request path (snapshot saves, checkpoints, "
       "projection batches, the WAL checkpointer, ...), by component and what failed.\n"
       "# TYPE orderflow_background_failures_total counter\n");
-  for (const auto& f : failure_counts())
+  const auto failures = failure_counts();
+  for (const auto& f : failures)
     add("orderflow_background_failures_total{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what, f.count);
   add("# HELP orderflow_background_failing 1 while a background failure kind has not worked again since it failed.\n"
       "# TYPE orderflow_background_failing gauge\n");
-  for (const auto& f : failure_counts())
+  for (const auto& f : failures)
     add("orderflow_background_failing{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what,
         f.failing ? 1 : 0);
+
   if (auto saga = saga_running_.load(); saga >= 0)
     add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"
         "# TYPE orderflow_saga_running gauge\norderflow_saga_running {}\n",
         saga);
-  if (!runner) return out;
-  auto status = runner->status();
-  add("# HELP orderflow_projection_position The position each projection has applied.\n"
-      "# TYPE orderflow_projection_position gauge\n");
-  for (const auto& s : status) add("orderflow_projection_position{{projection=\"{}\"}} {}\n", s.name, s.position);
-  add("# HELP orderflow_projection_lag Events the projection is behind the store.\n"
-      "# TYPE orderflow_projection_lag gauge\n");
-  for (const auto& s : status) add("orderflow_projection_lag{{projection=\"{}\"}} {}\n", s.name, s.lag);
-  add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
-      "# TYPE orderflow_projection_lag_seconds histogram\n");
-  for (const auto& l : runner->lags()) {
-    std::array<double, es::kLagBucketsMs.size()> bounds;
-    for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i] = es::kLagBucketsMs[i] / 1000;
-    add_histogram(out, "orderflow_projection_lag_seconds", "projection", l.name, bounds, l.buckets, l.count,
-                  l.sum_ms / 1000);
+  if (saga_) {
+    add("# HELP orderflow_sagas Sagas this process holds in memory, by state.\n"
+        "# TYPE orderflow_sagas gauge\n");
+    using app::saga::SagaState;
+    auto counts = saga_->count_by_state();
+    for (auto state : {SagaState::running, SagaState::compensating, SagaState::completed, SagaState::compensated,
+                       SagaState::failed})
+      add("orderflow_sagas{{state=\"{}\"}} {}\n", app::saga::to_string(state), counts[state]);
+    if (auto next = saga_->next_position(); next && last) {
+      add("# HELP orderflow_saga_position The position the saga reads next.\n"
+          "# TYPE orderflow_saga_position gauge\norderflow_saga_position {}\n",
+          *next);
+      add("# HELP orderflow_saga_lag Events of the log the saga has not read yet.\n"
+          "# TYPE orderflow_saga_lag gauge\norderflow_saga_lag {}\n",
+          *last + 1 - std::min(*next, *last + 1));
+      add("# HELP orderflow_saga_lag_age_seconds Age of the oldest event the saga has not read (0: caught up).\n"
+          "# TYPE orderflow_saga_lag_age_seconds gauge\norderflow_saga_lag_age_seconds {}\n",
+          *next <= *last ? age_seconds(store, *next, now_ms) : 0.0);
+    }
+    if (auto letters = count_dead_letters(store))
+      add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
+          "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
+          "# HELP orderflow_saga_dead_letters_retried_total Dead letters retried.\n"
+          "# TYPE orderflow_saga_dead_letters_retried_total counter\norderflow_saga_dead_letters_retried_total {}\n",
+          letters->recorded, letters->retried);
   }
-  add("# HELP orderflow_projection_up 1 while the projection runs, rebuilds or follows another process's, 0 when "
-      "failed or stopped.\n"
-      "# TYPE orderflow_projection_up gauge\n");
-  for (const auto& s : status)
-    add("orderflow_projection_up{{projection=\"{}\"}} {}\n", s.name,
-        s.state == es::ProjectionState::running || s.state == es::ProjectionState::rebuilding ||
-                s.state == es::ProjectionState::following
-            ? 1
-            : 0);
+
+  if (runner) {
+    auto status = runner->status();
+    add("# HELP orderflow_projection_position The position each projection has applied.\n"
+        "# TYPE orderflow_projection_position gauge\n");
+    for (const auto& s : status) add("orderflow_projection_position{{projection=\"{}\"}} {}\n", s.name, s.position);
+    add("# HELP orderflow_projection_lag Events the projection is behind the store.\n"
+        "# TYPE orderflow_projection_lag gauge\n");
+    for (const auto& s : status) add("orderflow_projection_lag{{projection=\"{}\"}} {}\n", s.name, s.lag);
+    add("# HELP orderflow_projection_lag_age_seconds Age of the oldest event the projection has not applied "
+        "(0: caught up).\n"
+        "# TYPE orderflow_projection_lag_age_seconds gauge\n");
+    for (const auto& s : status)
+      add("orderflow_projection_lag_age_seconds{{projection=\"{}\"}} {}\n", s.name,
+          s.lag > 0 ? age_seconds(store, s.position + 1, now_ms) : 0.0);
+    add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
+        "# TYPE orderflow_projection_lag_seconds histogram\n");
+    for (const auto& l : runner->lags()) {
+      HistogramSnapshot h{kLagBoundsSeconds, std::vector<std::uint64_t>(l.buckets.size()), l.count,
+                          l.sum_ms / 1000};
+      std::uint64_t running = 0;
+      for (std::size_t i = 0; i < l.buckets.size(); ++i) h.cumulative[i] = running += l.buckets[i];
+      add_histogram(out, "orderflow_projection_lag_seconds", fmt::format("projection=\"{}\"", l.name), h);
+    }
+    add("# HELP orderflow_projection_up 1 while the projection runs, rebuilds or follows another process's, 0 when "
+        "failed or stopped.\n"
+        "# TYPE orderflow_projection_up gauge\n");
+    for (const auto& s : status)
+      add("orderflow_projection_up{{projection=\"{}\"}} {}\n", s.name,
+          s.state == es::ProjectionState::running || s.state == es::ProjectionState::rebuilding ||
+                  s.state == es::ProjectionState::following
+              ? 1
+              : 0);
+  }
+
+  const auto p = process_stats();
+  add("# HELP process_cpu_seconds_total User and system CPU time spent.\n"
+      "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n"
+      "# HELP process_resident_memory_bytes Resident memory size.\n"
+      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n"
+      "# HELP process_open_fds Open file descriptors.\n"
+      "# TYPE process_open_fds gauge\nprocess_open_fds {}\n"
+      "# HELP process_max_fds The limit of open file descriptors.\n"
+      "# TYPE process_max_fds gauge\nprocess_max_fds {}\n"
+      "# HELP process_start_time_seconds Start of the process since the unix epoch.\n"
+      "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.2f}\n",
+      p.cpu_seconds, p.resident_bytes, p.open_fds, p.max_fds, p.start_time_seconds);
+  add("# HELP orderflow_build_info The build: version and compiler (always 1).\n"
+      "# TYPE orderflow_build_info gauge\norderflow_build_info{{version=\"{}\",compiler=\"{}\"}} 1\n",
+      ORDERFLOW_VERSION, __VERSION__);
   return out;
 }
 

@@ -1,48 +1,71 @@
-// A first /metrics (Prometheus text format 0.0.4, written by hand: no client library is
-// packaged): requests by route, method and status, a latency histogram of writes (each
-// one append), the projections' positions and lag, and whether this process runs the
-// fulfilment saga.
+// /metrics: the Prometheus text format 0.0.4, written by hand (no client library is
+// packaged), every family with HELP and TYPE (docs/api.md lists them):
+// - HTTP requests by route pattern, method and status, and their durations;
+// - commands by type and outcome; appends by outcome (version conflicts, idempotent
+//   repeats), batch sizes, write and sync durations (es/append_metrics.h);
+// - idempotent replays (a request answered again from its Idempotency-Key);
+// - the projections' and the saga's positions and lag, in events and in seconds (the age
+//   of the oldest event not yet applied); sagas by state; dead letters;
+// - readiness (as /readyz); background failures (core/failures.h); the SQLite WAL files'
+//   sizes and the data directory's disk space;
+// - the process: resident memory, CPU, open file descriptors, start time, build.
+// Counters the hot path updates are relaxed atomics (core/metric.h); what render() reads
+// from the store and the runners is read at scrape time.
 //
-// Thread safety: observe() and render() may be called from any thread at once.
+// Thread safety: observe(), count_idempotent_replay() and render() may be called from any
+// thread at once; the set_* calls happen before the server starts (set_saga_running too,
+// from any thread).
 #pragma once
 
 #include <array>
 #include <atomic>
-#include <cstdint>
-#include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <vector>
 
 #include "api/http/server.h"
-#include "es/projection.h"
+#include "core/metric.h"
+
+namespace orderflow::app::saga {
+class SagaRunner;
+}
 
 namespace orderflow::api {
+
+struct ApiContext;
+
+// HTTP durations, seconds: 100 µs (a cached read) to 1 s.
+inline constexpr std::array<double, 13> kHttpSecondsBounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                           0.025,  0.05,    0.1,    0.25,  0.5,    1.0};
 
 class Metrics {
  public:
   // For ServerOptions::observe. `o.route` must outlive this object (the router's patterns).
   void observe(const http::Observation& o);
+  void count_idempotent_replay() { idempotent_replays_.add(); }
   // Whether this process runs the saga now (on a shared store only the lease holder
   // does); orderflow_saga_running is shown once this has been called.
   void set_saga_running(bool running) { saga_running_ = running ? 1 : 0; }
-  // The exposition text; `runner` may be null.
-  std::string render(es::EventStore& store, es::ProjectionRunner* runner);
+  // The saga whose sagas, position and lag are shown (none: not shown).
+  void set_saga(app::saga::SagaRunner* saga) { saga_ = saga; }
+  // The embedded store: its data directory (whose file system's space is shown) and its
+  // SQLite databases (whose WAL file PATH-wal size is shown), as (name, path).
+  void set_data_dir(std::string dir, std::vector<std::pair<std::string, std::string>> sqlite_files) {
+    data_dir_ = std::move(dir);
+    sqlite_files_ = std::move(sqlite_files);
+  }
+  // The exposition text, of ctx's store and read side and of what was set here.
+  std::string render(ApiContext& ctx);
 
  private:
-  static constexpr std::array<double, 11> kBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                   0.05,   0.1,   0.25,   0.5,   1.0};
-  struct Histogram {
-    std::array<std::uint64_t, kBuckets.size()> counts{};  // per bucket, not cumulative
-    std::uint64_t count = 0;
-    double sum = 0;
-  };
-
-  std::mutex mu_;
-  std::map<std::tuple<std::string_view, http::Method, int>, std::uint64_t> requests_;
-  std::map<std::string_view, Histogram> writes_;  // by route
+  Family<std::tuple<std::string_view, http::Method, int>, Counter> requests_;  // route, method, status
+  Family<std::tuple<std::string_view, http::Method>, Histogram<kHttpSecondsBounds>> durations_;
+  Counter idempotent_replays_;
   std::atomic<int> saga_running_{-1};  // -1: no saga role
+  app::saga::SagaRunner* saga_ = nullptr;
+  std::string data_dir_;
+  std::vector<std::pair<std::string, std::string>> sqlite_files_;
 };
 
 }  // namespace orderflow::api

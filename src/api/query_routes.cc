@@ -166,6 +166,14 @@ json::value sales_json(const app::projections::Sales& s) {
 
 }  // namespace
 
+std::optional<NotReady> not_ready(ApiContext& ctx) {
+  if (auto failure = ctx.store.write_failure()) return NotReady{"the event store cannot write", failure->message};
+  if (ctx.read)
+    for (const auto& s : ctx.read->runner().status())
+      if (s.position < ctx.ready_position) return NotReady{"projection " + s.name + " is catching up", std::nullopt};
+  return std::nullopt;
+}
+
 void add_query_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}", [&ctx](Request& req) { return get_order(ctx, req); });
 
@@ -264,25 +272,20 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/readyz", [&ctx](Request&) -> asio::awaitable<Response> {
     if (auto last = ctx.store.last_position(); !last) co_return error_for(last.error());
-    if (auto failure = ctx.store.write_failure()) {
-      auto r = http::error_response(503, "unavailable", "the event store cannot write",
-                                    boost::json::object{{"reason", failure->message}});
+    if (auto why = not_ready(ctx)) {
+      auto r = why->reason ? http::error_response(503, "unavailable", why->message,
+                                                  boost::json::object{{"reason", *why->reason}})
+                           : http::error_response(503, "unavailable", why->message);
       r.set_header("Retry-After", "1");
       co_return r;
     }
-    for (const auto& s : ctx.read->runner().status())
-      if (s.position < ctx.ready_position) {
-        auto r = http::error_response(503, "unavailable", "projection " + s.name + " is catching up");
-        r.set_header("Retry-After", "1");
-        co_return r;
-      }
     co_return http::json_response(200, R"({"status":"ready"})");
   });
 
   if (ctx.metrics)
     router.add(Method::get, "/metrics", [&ctx](Request&) -> asio::awaitable<Response> {
       Response r;
-      r.body = ctx.metrics->render(ctx.store, &ctx.read->runner());
+      r.body = ctx.metrics->render(ctx);
       r.set_header("Content-Type", "text/plain; version=0.0.4");
       co_return r;
     });

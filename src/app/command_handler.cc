@@ -27,6 +27,11 @@ std::string metadata_json(const CommandMeta& m) {
 
 }  // namespace
 
+CommandCounts& command_counts() {
+  static CommandCounts* counts = new CommandCounts;  // never destroyed: handlers may outlive main
+  return *counts;
+}
+
 CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapshots, CommandHandlerOptions options)
     : store_(store),
       snapshots_(snapshots),
@@ -146,7 +151,12 @@ void CommandHandler::handle(const std::string& id, typename A::Command command, 
   if (meta.correlation_id.empty()) meta.correlation_id = meta.command_id;
   if (meta.causation_id.empty()) meta.causation_id = meta.command_id;
   if (meta.now_ms == 0) meta.now_ms = wall_ms();
-  attempt(std::make_shared<Attempt<A>>(Attempt<A>{id, std::move(command), std::move(meta), std::move(done)}));
+  HandledCallback<A> counted = [type = command_name<A>(command), done = std::move(done)](Result<Handled<A>> r) {
+    const std::string_view outcome = !r ? errc_name(r.error().code) : r->result.written ? "ok" : "repeat";
+    command_counts().at({type, outcome}).add();
+    done(std::move(r));
+  };
+  attempt(std::make_shared<Attempt<A>>(Attempt<A>{id, std::move(command), std::move(meta), std::move(counted)}));
 }
 
 template <class A>

@@ -15,6 +15,7 @@
 #include "app/aggregate_cache.h"
 #include "app/aggregates.h"
 #include "app/stream_fold.h"
+#include "core/metric.h"
 #include "es/event_store.h"
 
 namespace orderflow::app {
@@ -50,6 +51,11 @@ struct Handled {
 
 template <class A>
 using HandledCallback = std::function<void(Result<Handled<A>>)>;
+
+// Commands handled in this process, by (type, outcome): "ok" (appended, or nothing to do),
+// "repeat" (a retry of a stored append: nothing written) or the error's code. For /metrics.
+using CommandCounts = Family<std::tuple<std::string_view, std::string_view>, Counter>;
+CommandCounts& command_counts();
 
 struct CommandHandlerOptions {
   // A command without If-Match retries a version conflict this many times; past that it

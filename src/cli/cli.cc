@@ -1,13 +1,12 @@
 #include "cli/cli.h"
 
-#include <cstdio>
-
 #include "cli/commands.h"
+#include "core/log.h"
 
 namespace orderflow::cli {
 
 int runtime_failure(const std::string& message) {
-  std::fprintf(stderr, "orderflow: %s\n", message.c_str());
+  log::error("orderflow", message);
   return 1;
 }
 

@@ -12,6 +12,7 @@
 #include "app/saga/saga_runner.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
+#include "core/log.h"
 
 namespace orderflow::cli {
 
@@ -29,9 +30,29 @@ struct ServeOptions {
   StoreSpec store;
   std::string bus, cache, config, roles;
   int io_threads = 2;
+  std::string log_level = "info", log_format = "text";
+  bool access_log = false;
 };
 
+// One line per answered request, at info level (--access-log).
+void log_access(const http::Observation& o) {
+  log::info("http", "request",
+            {{"method", http::method_name(o.method)},
+             {"route", o.route.empty() ? std::string_view("none") : o.route},
+             {"status", o.status},
+             {"duration_ms", std::chrono::duration<double, std::milli>(o.elapsed).count()},
+             {"bytes", o.bytes}});
+}
+
 int serve(const ServeOptions& o) {
+  auto level = log::parse_level(o.log_level);
+  auto format = log::parse_format(o.log_format);
+  if (!level || !format) {
+    log::error("orderflow", "--log-level takes debug, info, warn, error or off; --log-format text or json",
+               {{"log_level", o.log_level}, {"log_format", o.log_format}});
+    return 2;
+  }
+  log::configure({.level = *level, .format = *format});
   auto colon = o.listen.rfind(':');
   int port = -1;
   if (colon != std::string::npos) {
@@ -42,25 +63,38 @@ int serve(const ServeOptions& o) {
     }
   }
   if (port < 0 || port > 65535) {
-    std::fprintf(stderr, "orderflow: --listen must be HOST:PORT, not %s\n", o.listen.c_str());
+    log::error("orderflow", "--listen must be HOST:PORT, not " + o.listen);
     return 2;
   }
   for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
     if (!unsupported->empty()) {
-      std::fprintf(stderr, "orderflow: --bus, --cache and --config are not supported by this build yet\n");
+      log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
       return 2;
     }
 
   for (std::size_t from = 0; !o.roles.empty() && from <= o.roles.size();) {
     auto to = std::min(o.roles.find(',', from), o.roles.size());
     if (std::find(std::begin(kRoles), std::end(kRoles), o.roles.substr(from, to - from)) == std::end(kRoles)) {
-      std::fprintf(stderr, "orderflow: --roles takes command, query, admin, projector and saga, not %s\n",
-                   o.roles.c_str());
+      log::error("orderflow", "--roles takes command, query, admin, projector and saga, not " + o.roles);
       return 2;
     }
     from = to + 1;
   }
 
+  std::string roles;
+  for (auto role : kRoles)
+    if (has_role(o.roles, role)) roles.append(roles.empty() ? "" : ",").append(role);
+  log::info("serve", "starting",
+            {{"listen", o.listen},
+             {"store", o.store.url.empty() ? "embedded" : redacted_store_url(o.store.url)},
+             {"data", o.store.data_dir},
+             {"roles", roles},
+             {"io_threads", o.io_threads},
+             {"group_commit", o.store.pipeline.group_commit},
+             {"max_batch", o.store.pipeline.max_batch},
+             {"log_level", o.log_level},
+             {"log_format", o.log_format},
+             {"access_log", o.access_log}});
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -76,6 +110,9 @@ int serve(const ServeOptions& o) {
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
+  if (store->sqlite)
+    metrics.set_data_dir(o.store.data_dir,
+                         {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
   // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
   // in one process at a time: the holder of the saga lease (the others stand by).
@@ -85,33 +122,49 @@ int serve(const ServeOptions& o) {
     metrics.set_saga_running(saga_lease == nullptr);  // with a lease: once it is taken
     auto on_lead = [&metrics](bool leading) {
       metrics.set_saga_running(leading);
-      std::fprintf(stderr, "orderflow: %s\n",
-                   leading ? "saga: this process holds the saga lease and runs the saga"
-                           : "saga: the saga lease is lost, standing by");
+      log::info("saga", leading ? "this process holds the saga lease and runs the saga"
+                                : "the saga lease is lost, standing by");
     };
     saga.emplace(commands, &store->checkpoints(), app::saga::SagaOptions{}, saga_lease.get(), on_lead);
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
+    metrics.set_saga(&*saga);
   }
 
   http::ServerOptions options;
   options.host = o.listen.substr(0, colon);
   options.port = static_cast<std::uint16_t>(port);
   options.io_threads = o.io_threads;
-  options.observe = [&metrics](const http::Observation& ob) { metrics.observe(ob); };
+  if (o.access_log) {
+    options.observe = [&metrics](const http::Observation& ob) {
+      metrics.observe(ob);
+      log_access(ob);
+    };
+  } else {
+    options.observe = [&metrics](const http::Observation& ob) { metrics.observe(ob); };
+  }
   auto router = api::make_router(ctx);
   if (has_role(o.roles, "admin")) api::add_saga_routes(router, ctx, saga ? &*saga : nullptr);
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
+  log::info("serve", "serving", {{"url", fmt::format("http://{}:{}", options.host, server->port())},
+                                 {"store", store->describe(o.store)}});
+  // The line scripts wait for (docs/api.md §1).
   fmt::print("orderflow: serving http://{}:{} ({})\n", options.host, server->port(), store->describe(o.store));
   std::fflush(stdout);
   server->run();
+  log::info("serve", "stopping: every request is answered");
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
+  for (const auto& p : read->runner().status())
+    log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position}});
   // Every in-flight request has been answered; finish accepted appends and close.
+  auto last = store->events().last_position();
   store->close();
+  log::info("serve", "stopped: accepted appends are written and the store is closed",
+            {{"last_position", last ? *last : 0}});
   fmt::print("orderflow: stopped\n");
   return 0;
 }
@@ -129,6 +182,9 @@ void add_serve(CLI::App& root, Action& action) {
   cmd->add_option("--config", o->config, "Configuration file");
   cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga (default: all)");
   cmd->add_option("--io-threads", o->io_threads, "HTTP io threads")->capture_default_str();
+  cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
+  cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
+  cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
   cmd->callback([o, &action] { action = [o] { return serve(*o); }; });
 }
 

@@ -1,5 +1,6 @@
 #include "cli/store_factory.h"
 
+#include <boost/url.hpp>
 #include <filesystem>
 
 #include "app/projections/postgres_read_model_db.h"
@@ -7,8 +8,27 @@
 
 namespace orderflow::cli {
 
+std::string events_db_path(const StoreSpec& spec) {
+  return (std::filesystem::path(spec.data_dir) / "events.db").string();
+}
+
+std::string read_models_db_path(const StoreSpec& spec) {
+  return (std::filesystem::path(spec.data_dir) / "readmodels.db").string();
+}
+
 bool is_postgres_url(const std::string& url) {
   return url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0;
+}
+
+std::string redacted_store_url(const std::string& url) {
+  auto parsed = boost::urls::parse_uri_reference(url);
+  if (!parsed) return "(not a URL)";
+  boost::urls::url u(*parsed);
+  if (u.has_password()) u.set_password("***");
+  auto params = u.params();
+  for (auto it = params.find("password"); it != params.end(); it = params.find(std::next(it), "password"))
+    it = params.replace(it, {"password", "***"});
+  return std::string(u.buffer());
 }
 
 es::EventStore& OpenStore::events() {
@@ -59,7 +79,7 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   std::filesystem::create_directories(spec.data_dir, ec);
   if (ec) return fail(Errc::unavailable, "cannot create data directory " + spec.data_dir + ": " + ec.message());
   sqlite::SqliteEventStoreOptions options;
-  options.path = (std::filesystem::path(spec.data_dir) / "events.db").string();
+  options.path = events_db_path(spec);
   options.pipeline = spec.pipeline;
   auto store = sqlite::SqliteEventStore::open(options);
   if (!store) return fail(store.error());
@@ -73,7 +93,7 @@ Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const St
     if (!db) return fail(db.error());
     return std::unique_ptr<ReadModelDb>(std::move(*db));
   }
-  auto db = SqliteReadModelDb::open((std::filesystem::path(spec.data_dir) / "readmodels.db").string());
+  auto db = SqliteReadModelDb::open(read_models_db_path(spec));
   if (!db) return fail(db.error());
   return std::unique_ptr<ReadModelDb>(std::move(*db));
 }

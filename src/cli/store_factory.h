@@ -18,6 +18,10 @@ struct StoreSpec {
   es::AppendPipelineOptions pipeline;
 };
 
+// The embedded store's SQLite databases in --data.
+std::string events_db_path(const StoreSpec& spec);
+std::string read_models_db_path(const StoreSpec& spec);
+
 // Does this --store name a PostgreSQL database?
 bool is_postgres_url(const std::string& url);
 
@@ -38,6 +42,9 @@ struct OpenStore {
   // For start-up messages: "embedded store in DIR" or "PostgreSQL store".
   std::string describe(const StoreSpec& spec) const;
 };
+
+// `url` with its password replaced by "***" (postgres://user:***@host/db, password=***), for logs.
+std::string redacted_store_url(const std::string& url);
 
 // Opens the store; a PostgreSQL store's schema is migrated first.
 Result<OpenStore> open_store(const StoreSpec& spec);

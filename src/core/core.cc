@@ -1,13 +1,14 @@
-#include <cstdio>
 #include <cstdlib>
 
+#include "core/log.h"
 #include "core/result.h"
 
 namespace orderflow {
 
 namespace detail {
 void check_failed(const char* expr, const char* msg, const char* file, int line) {
-  std::fprintf(stderr, "orderflow: invariant broken at %s:%d: %s (%s)\n", file, line, msg, expr);
+  log::error("orderflow", std::string("invariant broken: ") + msg,
+             {{"file", file}, {"line", line}, {"expression", expr}});
   std::abort();
 }
 }  // namespace detail

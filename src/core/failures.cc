@@ -1,8 +1,9 @@
 #include "core/failures.h"
 
-#include <cstdio>
 #include <map>
 #include <mutex>
+
+#include "core/log.h"
 
 namespace orderflow {
 
@@ -18,18 +19,12 @@ struct Kind {
 struct Registry {
   std::mutex mu;
   std::map<std::pair<std::string, std::string>, Kind, std::less<>> kinds;
-  void (*sink)(std::string_view) = nullptr;
 };
 
 // Never destroyed: a background thread may still report while the process exits.
 Registry& registry() {
   static Registry* r = new Registry;
   return *r;
-}
-
-void emit(Registry& r, const std::string& line) {
-  if (r.sink) return r.sink(line);
-  std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 }  // namespace
@@ -45,15 +40,14 @@ void report_failure(std::string_view component, std::string_view what, std::stri
     ++k.suppressed;
     return;
   }
-  std::string line = "orderflow: ";
-  line.append(component).append(": ").append(what).append(" failed");
-  if (!detail.empty()) line.append(": ").append(detail);
-  if (!next.empty()) line.append("; ").append(next);
-  if (k.suppressed) line.append(" (").append(std::to_string(k.suppressed)).append(" more since the last report)");
+  std::string message(what);
+  message.append(" failed");
+  if (!detail.empty()) message.append(": ").append(detail);
+  if (!next.empty()) message.append("; ").append(next);
+  log::error(component, message, {{"failure", what}, {"count", k.count}, {"suppressed", k.suppressed}});
   k.suppressed = 0;
   k.failing = true;
   k.last_printed = now;
-  emit(r, line);
 }
 
 void recovered(std::string_view component, std::string_view what, std::string_view detail) {
@@ -62,13 +56,12 @@ void recovered(std::string_view component, std::string_view what, std::string_vi
   auto it = r.kinds.find(std::pair<std::string, std::string>(component, what));
   if (it == r.kinds.end() || !it->second.failing) return;
   auto& k = it->second;
-  std::string line = "orderflow: ";
-  line.append(component).append(": ").append(what).append(" works again");
-  if (!detail.empty()) line.append(": ").append(detail);
-  if (k.suppressed) line.append(" (").append(std::to_string(k.suppressed)).append(" failures since the last report)");
+  std::string message(what);
+  message.append(" works again");
+  if (!detail.empty()) message.append(": ").append(detail);
+  log::info(component, message, {{"failure", what}, {"count", k.count}, {"suppressed", k.suppressed}});
   k.suppressed = 0;
   k.failing = false;
-  emit(r, line);
 }
 
 std::vector<FailureCount> failure_counts() {
@@ -78,12 +71,6 @@ std::vector<FailureCount> failure_counts() {
   out.reserve(r.kinds.size());
   for (const auto& [key, k] : r.kinds) out.push_back({key.first, key.second, k.count, k.failing});
   return out;
-}
-
-void set_failure_sink(void (*sink)(std::string_view line)) {
-  auto& r = registry();
-  std::lock_guard lk(r.mu);
-  r.sink = sink;
 }
 
 }  // namespace orderflow

@@ -1,12 +1,12 @@
 // Background failures: what fails off the request path (a snapshot save, a checkpoint, a
 // projection's batch, the WAL checkpointer, ...) has no caller to answer, so it is told
 // here. Each failure kind is one (component, what) pair:
-// - the first occurrence prints one stderr line: what failed, where, the error, and what
-//   happens next ("orderflow: snapshots: save failed for product-mug: disk full; the
-//   stream loads from its events until the next snapshot");
-// - repeats within kQuietFor are counted, not printed; the next line printed for the kind
-//   says how many were suppressed;
-// - recovered() prints one line when a kind that failed works again;
+// - the first occurrence logs one error line (core/log.h): what failed, where, the error,
+//   and what happens next ("snapshots: save failed: product-mug: disk full; the stream
+//   loads from its events until the next snapshot failure=save count=1 suppressed=0");
+// - repeats within kQuietFor are counted, not logged; the next line logged for the kind
+//   says how many were suppressed (`suppressed`) and how many there were (`count`);
+// - recovered() logs one info line when a kind that failed works again;
 // - every occurrence counts in failure_counts(), which /metrics shows as
 //   orderflow_background_failures_total{component,failure}.
 //
@@ -36,8 +36,5 @@ struct FailureCount {
   bool failing = false;  // failed since it last recovered
 };
 std::vector<FailureCount> failure_counts();
-
-// Where the lines go (default stderr); for tests. nullptr restores stderr.
-void set_failure_sink(void (*sink)(std::string_view line));
 
 }  // namespace orderflow

@@ -6,10 +6,20 @@
 #include <future>
 
 #include "core/failures.h"
+#include "es/append_metrics.h"
 
 namespace orderflow::es {
 
 namespace {
+
+// fn(), its duration observed in `h` (seconds).
+template <class H, class Fn>
+auto timed(H& h, Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  auto r = fn();
+  h.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return r;
+}
 
 Result<void> check_request_shape(const AppendRequest& req) {
   if (req.stream_id.empty()) return fail(Errc::invalid_argument, "stream_id must not be empty");
@@ -58,6 +68,10 @@ Error version_conflict(const std::string& stream_id, StreamVersion current, cons
                "stream " + stream_id + " is at version " + std::to_string(current) + ", expected " +
                    expected.describe(),
                current};
+}
+
+Result<void> AppendPipeline::timed_sync(std::size_t batches) {
+  return timed(append_metrics().sync_seconds, [&] { return backend_.sync(batches); });
 }
 
 AppendPipeline::AppendPipeline(ExclusiveAppendBackend& backend, AppendPipelineOptions options, Clock clock)
@@ -163,7 +177,11 @@ std::optional<Result<AppendResult>> AppendPipeline::check_stored(const AppendReq
   return match_stored(req, stored);
 }
 
-void AppendPipeline::append(AppendRequest req, AppendCallback done) {
+void AppendPipeline::append(AppendRequest req, AppendCallback counted) {
+  AppendCallback done = [counted = std::move(counted)](Result<AppendResult> r) {
+    append_metrics().appends.at(append_outcome(r)).add();
+    counted(std::move(r));
+  };
   if (auto shape = check_request_shape(req); !shape) return done(fail(shape.error()));
 
   std::optional<Result<AppendResult>> answer;
@@ -384,7 +402,8 @@ void AppendPipeline::writer_loop() {
     std::vector<std::vector<StagedAppend>> written_batches;
     written_batches.push_back(std::move(batch));
     batch.clear();
-    auto written = backend_.write_batch(written_batches.back());
+    append_metrics().batch_appends.observe(static_cast<double>(written_batches.back().size()));
+    auto written = timed(append_metrics().write_seconds, [&] { return backend_.write_batch(written_batches.back()); });
     if (!exclusive_) {
       // A shared backend numbered the batch just now: tell the appends it wrote before
       // the next batch is taken.
@@ -400,7 +419,7 @@ void AppendPipeline::writer_loop() {
     }
     if (!written || !options_.group_commit) {
       // Baseline mode syncs each append itself, one at a time.
-      finish(written_batches, written ? backend_.sync(1) : written);
+      finish(written_batches, written ? timed_sync(1) : written);
       continue;
     }
     // The sync thread makes it durable while the next batch is written.
@@ -465,7 +484,7 @@ void AppendPipeline::sync_loop() {
       batches.swap(unsynced_);
       syncing_ = true;
     }
-    finish(batches, backend_.sync(batches.size()));
+    finish(batches, timed_sync(batches.size()));
     {
       std::lock_guard lk(mu_);
       syncing_ = false;

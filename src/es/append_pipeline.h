@@ -213,6 +213,7 @@ class AppendPipeline {
   void writer_loop();
   void recover();
   void sync_loop();
+  Result<void> timed_sync(std::size_t batches);  // backend_.sync, timed for /metrics
   void finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced);
   void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers);
 

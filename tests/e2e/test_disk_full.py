@@ -11,6 +11,7 @@ the data directory there).
 """
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -59,8 +60,8 @@ class DiskFull(unittest.TestCase):
         self.filler = os.path.join(self.mount, "filler")
         self.deposited = 0  # acknowledged deposits to self.account
 
-    def start(self):
-        srv = Server(data_dir=self.data)
+    def start(self, extra_args=()):
+        srv = Server(data_dir=self.data, extra_args=extra_args)
         srv.start()
         self.addCleanup(srv.cleanup)
         return srv
@@ -108,8 +109,8 @@ class DiskFull(unittest.TestCase):
         self.assert_balance(c)
         return took
 
-    def start_with_deposits(self):
-        srv = self.start()
+    def start_with_deposits(self, extra_args=()):
+        srv = self.start(extra_args)
         c = self.client(srv)
         self.account = create_account(c)
         for _ in range(20):
@@ -135,12 +136,39 @@ class DiskFull(unittest.TestCase):
         took = self.assert_recovers(srv, c)
         self.assertLess(took, RECOVERY_SECONDS)
         err = srv.stderr(None)
-        self.assertIn("orderflow: event store: write failed", err)
-        self.assertIn("orderflow: event store: write works again", err)
+        self.assertIn("event store: write failed", err)
+        self.assertIn("event store: write works again", err)
 
         srv.stop()
         rc, out = srv.verify()
         self.assertEqual(rc, 0, out)
+
+    def test_json_log_tells_the_failure_once_and_the_recovery_with_the_count(self):
+        srv, c = self.start_with_deposits(["--log-format", "json"])
+        fill(self.filler)
+        self.write_until_refused(c)
+
+        def write_failures():
+            for line in c.get("/metrics").body.decode().splitlines():
+                if line.startswith('orderflow_background_failures_total{component="event store",failure="write"}'):
+                    return int(line.split()[-1])
+            return 0
+        # The pipeline's probe writes fail too (after 100, 200, 400 ms, ...).
+        wait_until(lambda: write_failures() >= 3, RECOVERY_SECONDS, "three failed writes")
+        os.remove(self.filler)
+        self.assert_recovers(srv, c)
+        failures = write_failures()
+        srv.stop()
+
+        lines = [json.loads(l) for l in srv.stderr(None).splitlines()]  # every line is one JSON object
+        writes = [l for l in lines if l["component"] == "event store" and l.get("failure") == "write"]
+        self.assertEqual(len(writes), 2, writes)  # within a minute: told once, and once recovered
+        failed, again = writes
+        self.assertEqual((failed["level"], failed["count"], failed["suppressed"]), ("error", 1, 0), failed)
+        self.assertIn("write failed", failed["message"])
+        self.assertEqual((again["level"], again["count"], again["suppressed"]), ("info", failures, failures - 1),
+                         again)
+        self.assertIn("write works again", again["message"])
 
     def test_restart_on_a_full_disk_stays_consistent(self):
         srv, _ = self.start_with_deposits()

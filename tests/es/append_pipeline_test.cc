@@ -2,6 +2,7 @@
 // fails that batch and every append behind it, the pipeline refuses appends until the
 // backend recovers, and then versions and positions continue from what is durable.
 #include "es/append_pipeline.h"
+#include "es/append_metrics.h"
 
 #include <gtest/gtest.h>
 
@@ -206,6 +207,27 @@ TEST_F(AppendPipelineRecovery, FailedWriteFailsItsBatchAndEveryAppendBehindItThe
   EXPECT_EQ(d_again->position, 3);
   EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a", "e", "d"}));
   EXPECT_EQ(pipeline_.last_committed(), 3);
+}
+
+TEST_F(AppendPipelineRecovery, MetricsCountOutcomesBatchesWritesAndSyncs) {
+  auto& m = append_metrics();
+  auto count = [&m](std::string_view outcome) { return m.appends.at(outcome).value(); };
+  const auto written = count("written"), conflicts = count("version_conflict"), repeats = count("repeat"),
+             batches = m.batch_appends.snapshot().count, syncs = m.sync_seconds.snapshot().count,
+             writes = m.write_seconds.snapshot().count;
+
+  ASSERT_TRUE(append(request("s", ExpectedVersion::no_stream(), {"a"})));
+  ASSERT_FALSE(append(request("s", ExpectedVersion::no_stream(), {"b"})));  // the stream is at 0
+  auto again = append(request("s", ExpectedVersion::no_stream(), {"a"}));   // a retry of the first
+  ASSERT_TRUE(again);
+  ASSERT_FALSE(again->written);
+
+  EXPECT_EQ(count("written") - written, 1u);
+  EXPECT_EQ(count("version_conflict") - conflicts, 1u);
+  EXPECT_EQ(count("repeat") - repeats, 1u);
+  EXPECT_EQ(m.batch_appends.snapshot().count - batches, 1u);
+  EXPECT_EQ(m.write_seconds.snapshot().count - writes, 1u);
+  EXPECT_EQ(m.sync_seconds.snapshot().count - syncs, 1u);
 }
 
 TEST_F(AppendPipelineRecovery, FailedSyncRemovesTheCommittedBatchAndWritesResume) {

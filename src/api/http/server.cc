@@ -23,13 +23,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <charconv>
 #include <deque>
-#include <iostream>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "core/check.h"
+#include "core/log.h"
 
 namespace orderflow::http {
 
@@ -386,7 +386,8 @@ asio::awaitable<void> Session::run() {
     clear_deadline();
     const auto started = Clock::now();
     Response res = co_await dispatch();
-    if (w_.opts.observe) w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started});
+    if (w_.opts.observe)
+      w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started, res.body.size()});
     if (res.stream) co_return co_await stream(res);
     const bool keep_alive = parser_->get().keep_alive() && !w_.stopping;
     if (!co_await write(res, keep_alive)) co_return;
@@ -490,7 +491,7 @@ asio::awaitable<Response> Session::dispatch() {
   } catch (...) {
     failure = "unknown exception";
   }
-  std::cerr << "http: " << r.method_name << ' ' << r.path << ": handler failed: " << failure << '\n';
+  log::error("http", "handler failed: " + failure, {{"method", r.method_name}, {"path", r.path}});
   co_return error_response(500, "internal", "internal error");
 }
 
@@ -561,7 +562,8 @@ asio::awaitable<void> Session::stream(Response& res) {
   try {
     res.stream(st);
   } catch (const std::exception& e) {
-    std::cerr << "http: " << req_.method_name << ' ' << req_.path << ": stream start failed: " << e.what() << '\n';
+    log::error("http", std::string("stream start failed: ") + e.what(),
+               {{"method", req_.method_name}, {"path", req_.path}});
     st->close();
   }
 

@@ -32,6 +32,7 @@ struct Observation {
   std::string_view route;  // the matched route's pattern; "" when no route matched
   int status;
   std::chrono::nanoseconds elapsed;  // from the end of the request to the answer being ready
+  std::size_t bytes;                 // of the response body (0 when it is streamed)
 };
 
 struct ServerOptions {

@@ -537,6 +537,12 @@ std::optional<SagaView> FulfilmentSaga::view(const std::string& order_id) const 
   return std::nullopt;
 }
 
+std::map<SagaState, std::size_t> FulfilmentSaga::count_by_state() const {
+  std::map<SagaState, std::size_t> out;
+  for (const auto& [id, s] : sagas_) ++out[state_of(s)];
+  return out;
+}
+
 std::vector<SagaView> FulfilmentSaga::list(std::optional<SagaState> state, std::size_t limit) const {
   std::vector<const Saga*> active;
   for (const auto& [id, s] : sagas_) active.push_back(&s);

@@ -160,6 +160,8 @@ class FulfilmentSaga {
   es::Position checkpoint() const;
   // Sagas not final (in memory, all of them).
   std::size_t active() const { return sagas_.size(); }
+  // Sagas in memory by state (those not final, and final ones not yet settled).
+  std::map<SagaState, std::size_t> count_by_state() const;
   std::optional<SagaView> view(const std::string& order_id) const;
   // Newest first: every saga not final, then the newest final ones.
   std::vector<SagaView> list(std::optional<SagaState> state, std::size_t limit) const;

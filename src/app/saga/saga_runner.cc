@@ -88,6 +88,7 @@ Result<void> SagaRunner::run() {
     std::lock_guard lk(mu_);
     core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, from, *horizon);
   }
+  next_position_ = from;
   {
     std::lock_guard lk(answers_mu_);
     stopping_ = false;
@@ -129,6 +130,7 @@ void SagaRunner::halt() {
     answers_.clear();  // a later run() starts from the checkpoint, with a new core
   }
   save_checkpoint();
+  next_position_ = 0;
   if (lease_) {  // another process runs the saga now: this view would only go stale
     std::lock_guard lk(mu_);
     core_.reset();
@@ -150,6 +152,7 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
                    "the subscription stops and restarts from there within 1 s");
   else
     recovered("saga", "fold");
+  if (folded) next_position_ = next;
   return folded;
 }
 
@@ -234,6 +237,16 @@ std::vector<SagaView> SagaRunner::list(std::optional<SagaState> state, std::size
 std::size_t SagaRunner::active() {
   std::lock_guard lk(mu_);
   return core_ ? core_->active() : 0;
+}
+
+std::map<SagaState, std::size_t> SagaRunner::count_by_state() {
+  std::lock_guard lk(mu_);
+  return core_ ? core_->count_by_state() : std::map<SagaState, std::size_t>{};
+}
+
+std::optional<es::Position> SagaRunner::next_position() {
+  auto next = next_position_.load();
+  return next ? std::optional(next) : std::nullopt;
 }
 
 }  // namespace orderflow::app::saga

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -49,6 +50,10 @@ class SagaRunner {
   std::optional<SagaView> view(const std::string& order_id);
   std::vector<SagaView> list(std::optional<SagaState> state, std::size_t limit);
   std::size_t active();
+  // For /metrics: sagas by state (FulfilmentSaga::count_by_state), and the position the
+  // saga reads next (nullopt while this process does not run it).
+  std::map<SagaState, std::size_t> count_by_state();
+  std::optional<es::Position> next_position();
 
  private:
   Result<void> run();   // start() without a lease
@@ -67,6 +72,7 @@ class SagaRunner {
   std::mutex mu_;  // the core
   std::unique_ptr<FulfilmentSaga> core_;
   std::unique_ptr<es::Subscription> subscription_;
+  std::atomic<es::Position> next_position_{0};  // 0: not running
 
   std::mutex answers_mu_;
   std::condition_variable answers_cv_;  // an answer came, in_flight_ dropped, or stopping
