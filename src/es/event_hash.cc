@@ -123,6 +123,17 @@ EventChecksum event_checksum(const HashedFields& e) {
   return XXH3_64bits_withSeed(e.metadata.data(), e.metadata.size(), h);
 }
 
+EventChecksum snapshot_checksum(std::string_view stream_id, StreamVersion version, std::int32_t schema_version,
+                                std::string_view state) {
+  std::array<char, 8 + 4> block;
+  Packer packer{block.data()};
+  packer.put(&version, 8);
+  packer.put(&schema_version, 4);
+  XXH64_hash_t h = XXH3_64bits(block.data(), block.size());
+  h = XXH3_64bits_withSeed(stream_id.data(), stream_id.size(), h);
+  return XXH3_64bits_withSeed(state.data(), state.size(), h);
+}
+
 EventChecksum format4_checksum(const HashedFields& e, const EventHash& prev, const EventHash& hash) {
   std::array<char, kNumbersSize + 2 * 32> block;
   Packer packer{block.data()};

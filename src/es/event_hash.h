@@ -72,6 +72,10 @@ EventHash event_hash(const EventHash& prev, const HashedFields& e);
 
 // The checksum of a row's fields. Not cryptographic: see above. Thread-safe.
 EventChecksum event_checksum(const HashedFields& e);
+// The checksum of a stored snapshot (es::Snapshot): its stream, version, schema version
+// and state.
+EventChecksum snapshot_checksum(std::string_view stream_id, StreamVersion version, std::int32_t schema_version,
+                                std::string_view state);
 // What SQLite's format 4 stored: a checksum of the fields and of the row's prev_hash and
 // hash, made another way. Only that format's migration reads it.
 EventChecksum format4_checksum(const HashedFields& e, const EventHash& prev, const EventHash& hash);

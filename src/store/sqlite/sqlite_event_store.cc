@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
   stream_id      TEXT PRIMARY KEY,
   version        INTEGER NOT NULL,
   schema_version INTEGER NOT NULL,
-  state          TEXT    NOT NULL
+  state          TEXT    NOT NULL,
+  checksum       INTEGER NOT NULL   -- es::snapshot_checksum: a snapshot that fails it is not used
 ) STRICT;
 CREATE TABLE IF NOT EXISTS checkpoints (
   name     TEXT PRIMARY KEY,
@@ -77,8 +78,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 // The file's format (PRAGMA user_version): 2 since the stream index left the events table,
 // 3 since every event carries its hashes, 4 since it carries its checksum too, 5 since the
-// hashes moved out of the rows to the chain tables.
-constexpr std::int64_t kFormat = 5;
+// hashes moved out of the rows to the chain tables, 6 since snapshots carry a checksum.
+constexpr std::int64_t kFormat = 6;
 
 // The chain's hash is kept at every position that is a multiple of this (and at the head):
 // a break is named within this many positions.
@@ -171,12 +172,12 @@ struct SqliteEventStore::Reader {
     } statements[] = {
         // A stream's events in stream_index: versions [?2, ?5), positions [?6, ?4].
         {&r->forward, std::string("SELECT ") + kIndexedEventColumns +
-                          " FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
+                          ", s.version FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
                           "AND s.version >= ?2 AND s.version < ?5 AND s.position <= ?4 AND s.position >= ?6 "
                           "ORDER BY s.version LIMIT ?3"},
         // Versions <= ?2, positions <= ?4.
         {&r->backward, std::string("SELECT ") + kIndexedEventColumns +
-                           " FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
+                           ", s.version FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
                            "AND s.version <= ?2 AND s.position <= ?4 ORDER BY s.version DESC LIMIT ?3"},
         {&r->at_position, std::string("SELECT ") + kEventColumns + " FROM events WHERE position = ?1"},
         {&r->scan, std::string("SELECT ") + kEventColumns +
@@ -188,7 +189,7 @@ struct SqliteEventStore::Reader {
         {&r->find_idempotency,
          "SELECT fingerprint, status, response, created_at FROM idempotency WHERE key = ?1 AND position <= ?2"},
         {&r->idempotency_exists, "SELECT 1 FROM idempotency WHERE key = ?1"},
-        {&r->load_snapshot, "SELECT version, schema_version, state FROM snapshots WHERE stream_id = ?1"},
+        {&r->load_snapshot, "SELECT version, schema_version, state, checksum FROM snapshots WHERE stream_id = ?1"},
         {&r->load_checkpoint, "SELECT position FROM checkpoints WHERE name = ?1"},
         {&r->begin, "BEGIN"},
         {&r->commit, "COMMIT"},
@@ -297,9 +298,9 @@ Result<void> SqliteEventStore::init() {
   if (auto r = open_aux(aux_db_, "FULL"); !r) return r;
   if (auto r = open_aux(snapshot_db_, "OFF"); !r) return r;
   auto snap = snapshot_db_.prepare(
-      "INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES (?1, ?2, ?3, ?4) "
+      "INSERT INTO snapshots (stream_id, version, schema_version, state, checksum) VALUES (?1, ?2, ?3, ?4, ?5) "
       "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-      "schema_version = excluded.schema_version, state = excluded.state");
+      "schema_version = excluded.schema_version, state = excluded.state, checksum = excluded.checksum");
   if (!snap) return snap.error();
   save_snapshot_ = std::move(*snap);
   auto ckpt = aux_db_.prepare(
@@ -349,7 +350,10 @@ Result<void> SqliteEventStore::create_or_migrate() {
   const auto set_format = "PRAGMA user_version = " + std::to_string(kFormat) + ";";
   if (format == kFormat || !has_events) return writer_db_.exec(std::string(kSchema) + set_format);
   auto migrate = [&]() -> Result<void> {
-    if (auto r = writer_db_.exec("BEGIN IMMEDIATE"); !r) return r;
+    // Snapshots before format 6 had no checksum: they are dropped (each is only a shortcut
+    // to what its stream's events give) and made again as commands run.
+    if (auto r = writer_db_.exec("BEGIN IMMEDIATE; DROP TABLE IF EXISTS snapshots;"); !r) return r;
+    if (format == 5) return writer_db_.exec(std::string(kSchema) + set_format + "COMMIT;");
     // Format 1 indexed (stream_id, version) on the events table itself. Its rows move to
     // the new table; index_unindexed() then builds stream_index from indexed_through = 0.
     // Format 2 had no hashes, format 3 no checksum: the column is added (empty) in place,
@@ -642,14 +646,19 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
   const auto newest = backlog_.entries(stream_id, durable);
   const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
   std::vector<es::RecordedEvent> events;
-  // Each event is checked against its own checksum; the chain's links are checked by scans.
+  // Each event is checked against its own checksum, and against the index entry that led
+  // to it (a flipped byte in the index would serve another stream's event).
   auto from_table = [&](Statement& s) -> Result<void> {
     ResetOnExit reset(s);
     for (;;) {
       auto row = s.step();
       if (!row) return read_failed(row.error(), "reading stream " + stream_id);
       if (!*row) return {};
-      if (auto r = load_checked(s, events.emplace_back()); !r) return r.error();
+      auto& e = events.emplace_back();
+      if (auto r = load_checked(s, e); !r) return r.error();
+      if (e.stream_id != stream_id || e.version != s.int64(10))
+        return fail(Errc::corrupt, "the stream index is corrupt: its entry for stream " + stream_id + " version " +
+                                       std::to_string(s.int64(10)) + " names " + es::describe_stored(e));
     }
   };
   auto from_backlog = [&](const StreamIndexBacklog::Entry& e) -> Result<void> {
@@ -903,6 +912,8 @@ Result<void> SqliteEventStore::save_snapshot(const es::Snapshot& snapshot) {
       .bind(2, snapshot.version)
       .bind(3, snapshot.schema_version)
       .bind(4, snapshot.state)
+      .bind(5, static_cast<std::int64_t>(es::snapshot_checksum(snapshot.stream_id, snapshot.version,
+                                                               snapshot.schema_version, snapshot.state)))
       .run();
 }
 
@@ -914,7 +925,16 @@ std::optional<es::Snapshot> SqliteEventStore::load_snapshot(const std::string& s
   s.bind(1, stream_id);
   auto row = s.step();
   if (!row || !*row) return std::nullopt;
-  return es::Snapshot{stream_id, s.int64(0), static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
+  es::Snapshot snapshot{stream_id, s.int64(0), static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
+  if (es::snapshot_checksum(stream_id, snapshot.version, snapshot.schema_version, snapshot.state) !=
+      load_checksum(s, 3)) {
+    report_failure("event store", "corrupt snapshot",
+                   options_.path + ": the snapshot of " + stream_id + " at version " +
+                       std::to_string(snapshot.version) + " does not give its stored checksum",
+                   "the stream is folded from its events instead; the next snapshot replaces it");
+    return std::nullopt;
+  }
+  return snapshot;
 }
 
 Result<void> SqliteEventStore::for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) {

@@ -65,6 +65,15 @@ int replace_in_file(const std::string& path, const std::string& original, const 
   return found;
 }
 
+void run_sql(const std::string& path, const std::string& sql, const std::string& blob = {}) {
+  auto db = sqlite::Database::open(path);
+  ASSERT_TRUE(db);
+  auto update = db->prepare(sql);
+  ASSERT_TRUE(update) << update.error().message;
+  if (!blob.empty()) update->bind_blob(1, blob);
+  ASSERT_TRUE(update->run());
+}
+
 // `stream_index_backlog`: the default keeps every stream's index entries of a test in
 // memory; 0 moves them to the file with every batch, so reads combine both.
 class SqliteHarness : public StoreHarness {
@@ -138,6 +147,70 @@ TEST(SqliteEventStore, AnUnreadableSnapshotIsIgnored) {
   ASSERT_TRUE(db);
   ASSERT_TRUE(db->exec("DROP TABLE snapshots"));
   EXPECT_FALSE(store->load_snapshot("order-1").has_value());
+}
+
+// A snapshot whose bytes changed (a flipped digit still parses) is not used: the stream
+// is folded from its events instead.
+TEST(SqliteEventStore, ASnapshotThatFailsItsChecksumIsNotUsed) {
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"));
+  ASSERT_TRUE(store->save_snapshot({"product-1", 3, 1, R"({"reserved":1407})"}));
+  ASSERT_TRUE(store->save_snapshot({"product-2", 3, 1, R"({"reserved":1407})"}));
+  auto db = sqlite::Database::open(dir.file("events.db"));
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec(R"(UPDATE snapshots SET state = '{"reserved":1417}' WHERE stream_id = 'product-1')"));
+  EXPECT_FALSE(store->load_snapshot("product-1").has_value()) << "a corrupt snapshot was used";
+  auto intact = store->load_snapshot("product-2");
+  ASSERT_TRUE(intact.has_value());
+  EXPECT_EQ(intact->state, R"({"reserved":1407})");
+  ASSERT_TRUE(db->exec("UPDATE snapshots SET version = 4 WHERE stream_id = 'product-2'"));
+  EXPECT_FALSE(store->load_snapshot("product-2").has_value()) << "a snapshot with a changed version was used";
+}
+
+// Format 5's snapshots had no checksum: the migration to 6 drops them (a snapshot is only
+// a shortcut) and leaves the log as it was.
+TEST(SqliteEventStore, AFileOfTheFifthFormatLosesItsSnapshotsAndKeepsItsEvents) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  {
+    auto store = open_store(path, nullptr, 0);
+    ASSERT_TRUE(store->append(make_append("order-a", es::ExpectedVersion::no_stream(), 3)));
+    ASSERT_TRUE(store->save_snapshot({"order-a", 2, 1, R"({"lines":1})"}));
+  }
+  run_sql(path, "ALTER TABLE snapshots DROP COLUMN checksum");
+  run_sql(path, "PRAGMA user_version = 5");
+  {
+    auto store = open_store(path, nullptr, 0);
+    EXPECT_FALSE(store->load_snapshot("order-a").has_value()) << "a snapshot without a checksum was kept";
+    auto read = store->read_stream("order-a", 0, 10, es::Direction::forward);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->size(), 3u);
+    ASSERT_TRUE(store->save_snapshot({"order-a", 2, 1, R"({"lines":1})"}));
+    EXPECT_TRUE(store->load_snapshot("order-a").has_value());
+  }
+  EXPECT_EQ(file_format(path), 6);
+}
+
+// The stream index leads a read to a position; an entry that was changed to name another
+// event's position is a corrupt read, never that event served as the stream's.
+TEST(SqliteEventStore, AStreamIndexEntryNamingAnotherEventIsACorruptRead) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  {
+    auto store = open_store(path, nullptr, 0);
+    ASSERT_TRUE(store->append(make_append("order-a", es::ExpectedVersion::no_stream(), 2)));
+    ASSERT_TRUE(store->append(make_append("order-b", es::ExpectedVersion::no_stream(), 2)));
+  }
+  run_sql(path, "UPDATE stream_index SET position = 3 WHERE stream_id = 'order-a' AND version = 1");
+  auto store = open_store(path, nullptr, 0);
+  auto read = store->read_stream("order-a", 0, 10, es::Direction::forward);
+  ASSERT_FALSE(read) << "order-b's event was served as order-a's";
+  EXPECT_EQ(read.error().code, Errc::corrupt);
+  EXPECT_NE(read.error().message.find("entry for stream order-a version 1 names position 3 (stream order-b version 0)"),
+            std::string::npos)
+      << read.error().message;
+  EXPECT_FALSE(store->read_stream("order-a", -1, 10, es::Direction::backward));
+  EXPECT_TRUE(store->read_stream("order-b", 0, 10, es::Direction::forward));
 }
 
 // A child process appends under load and reports each acknowledged append on a pipe;
@@ -266,7 +339,7 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   EXPECT_EQ(appended->position, 4);
   EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1)));
   store.reset();
-  EXPECT_EQ(file_format(path), 5);
+  EXPECT_EQ(file_format(path), 6);
 }
 
 // A file written before events carried hashes (format 2) gets the chain computed at open:
@@ -340,15 +413,6 @@ StoredRow write_marked_log(const std::string& path) {
   EXPECT_TRUE(store->append(marked));
   EXPECT_TRUE(store->append(make_append("after-1", es::ExpectedVersion::no_stream(), 2 * kVerifiedAtOpen)));
   return stored_row(*store, 4);
-}
-
-void run_sql(const std::string& path, const std::string& sql, const std::string& blob = {}) {
-  auto db = sqlite::Database::open(path);
-  ASSERT_TRUE(db);
-  auto update = db->prepare(sql);
-  ASSERT_TRUE(update) << update.error().message;
-  if (!blob.empty()) update->bind_blob(1, blob);
-  ASSERT_TRUE(update->run());
 }
 
 void update_row_4(const std::string& path, const std::string& set) {
@@ -510,7 +574,7 @@ TEST(SqliteEventStore, FilesOfTheThirdAndFourthFormatsAreMigratedAtOpen) {
     auto breaks = chain_breaks(*store);
     EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
     store.reset();
-    EXPECT_EQ(file_format(path), 5);
+    EXPECT_EQ(file_format(path), 6);
     auto db = sqlite::Database::open(path);
     ASSERT_TRUE(db);
     EXPECT_FALSE(db->prepare("SELECT hash FROM events")) << "the rows still hold their hashes";
