@@ -102,6 +102,15 @@ std::optional<std::string> ambiguous_framing(const bhttp::request_parser<bhttp::
   return std::nullopt;
 }
 
+// Is the request's Host one of `allowed` (its port aside)?
+bool host_allowed(std::optional<std::string_view> host, const std::vector<std::string>& allowed) {
+  if (!host) return false;
+  std::string_view name = *host;
+  const auto colon = name.rfind(':');
+  if (colon != std::string_view::npos && name.find(']', colon) == std::string_view::npos) name = name.substr(0, colon);
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, name); });
+}
+
 bool valid_field(std::string_view name, std::string_view value) {
   if (name.empty()) return false;
   for (char c : name)
@@ -351,6 +360,7 @@ asio::awaitable<void> Session::run() {
     req_.path_params.clear();
     req_.query.clear();
     req_.headers.clear();
+    req_.confined_to.clear();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(w_.opts.header_limit));
     parser_->body_limit(w_.opts.body_limit);
@@ -454,6 +464,10 @@ asio::awaitable<Response> Session::dispatch() {
   for (const auto& field : msg) r.headers.add(field.name_string(), field.value());
   r.body = std::move(msg.body());
 
+  if (!w_.opts.allowed_hosts.empty() && !host_allowed(r.header("host"), w_.opts.allowed_hosts))
+    co_return error_response(421, "misdirected_request",
+                             "Host " + std::string(r.header("host").value_or("(none)")) +
+                                 " is not a name of this server (serve --allowed-hosts)");
   if (q != std::string_view::npos && !parse_query(r.target.substr(q + 1), r.query))
     co_return error_response(400, "invalid_request", "malformed query string");
   const auto m = w_.router.match(r.method, r.path, r.path_params);
@@ -469,6 +483,8 @@ asio::awaitable<Response> Session::dispatch() {
     }
     case Router::Outcome::found: break;
   }
+  if (const auto& guard = w_.router.guard())
+    if (auto refused = guard(r, *m.route)) co_return std::move(*refused);
   // A request that changes state is JSON even without a body: a web page can send a form
   // or text/plain to any site, but application/json to another origin only if that origin
   // agrees to it first (a CORS preflight this server never grants), so no page a user

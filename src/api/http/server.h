@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http/router.h"
 #include "core/result.h"
@@ -49,6 +50,11 @@ struct ServerOptions {
   // stop(): how long in-flight requests and streams get to finish before connections are
   // cut and the io threads stop.
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // When not empty, a request whose Host (its port aside, compared case-insensitively; IPv6 as
+  // "[::1]") is none of these is answered 421 `misdirected_request`: a page that a browser
+  // loaded from another name cannot reach this server by pointing that name at its address
+  // (DNS rebinding).
+  std::vector<std::string> allowed_hosts;
   // Called on the io thread after each request is answered (not for malformed HTTP); may be
   // empty. Must be thread-safe and quick.
   std::function<void(const Observation&)> observe;

@@ -409,6 +409,30 @@ TEST_F(ServerTest, ManyConcurrentConnections) {
   }
 }
 
+// DNS rebinding: a page from attacker.example that points the name at 127.0.0.1 sends
+// Host: attacker.example.
+TEST_F(ServerTest, AHostOutsideTheAllowedHostsIs421) {
+  start({.allowed_hosts = {"localhost", "[::1]"}});
+  RawClient c(port());
+  for (std::string_view host : {"attacker.example", "localhost.attacker.example:80", "127.0.0.1"}) {
+    ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 421) << host;
+    EXPECT_EQ(error_code_of(*r), "misdirected_request");
+  }
+  for (std::string_view host : {"localhost", "LocalHost:8080", "[::1]:1"}) {
+    ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 200) << host;
+  }
+  ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.0\r\n\r\n"));  // no Host at all
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 421);
+}
+
 TEST_F(ServerTest, AwaitsCallbackBackendAndResumesOnTheIoThread) {
   std::mutex mu;
   std::vector<std::thread> backend;  // a back end answering from its own threads
