@@ -67,6 +67,8 @@ struct ServeOptions {
   int io_threads = 2;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
+  std::size_t max_connections = http::ServerOptions{}.max_connections;
+  std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
 };
 
 // One line per answered request, at info level (--access-log).
@@ -185,6 +187,8 @@ int serve(const ServeOptions& o) {
   options.host = host;
   options.port = static_cast<std::uint16_t>(port);
   options.io_threads = o.io_threads;
+  options.max_connections = o.max_connections;
+  options.max_connections_per_ip = o.max_connections_per_ip;
   // Without authentication, only requests for this server's own names: a page a browser
   // loaded from elsewhere cannot reach it by rebinding a name to its address.
   if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
@@ -240,6 +244,12 @@ void add_serve(CLI::App& root, Action& action) {
   cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
   cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  cmd->add_option("--max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
   cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
   cmd->add_option("--allowed-hosts", o->allowed_hosts,
