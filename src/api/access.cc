@@ -147,6 +147,8 @@ void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys) 
       return unauthorized("the Authorization header must be Bearer followed by a token", false);
     auto claims = verify_token(header->substr(kScheme.size()), keys, now_unix_ms() / 1000);
     if (!claims) return unauthorized(claims.error().message, true);
+    req.caller = std::string(role_name(claims->role));
+    if (!claims->sub.empty()) req.caller += ":" + claims->sub;
     switch (claims->role) {
       case Role::admin: return std::nullopt;
       case Role::operator_:
@@ -156,6 +158,11 @@ void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys) 
     }
     return forbidden(req, claims->role);
   });
+}
+
+std::string actor_of(const Request& req, std::string_view fallback) {
+  if (!req.caller.empty()) return req.caller;
+  return std::string(req.header("X-Actor").value_or(fallback));
 }
 
 }  // namespace orderflow::api

@@ -40,4 +40,8 @@ Access access_of(http::Method method, std::string_view pattern);
 // resource). `keys` and `ctx` must outlive the router.
 void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys);
 
+// The actor recorded in the events a request writes (docs/api.md §8): with authentication the
+// token's role and sub ("customer:c-17"; X-Actor is not believed), else X-Actor or `fallback`.
+std::string actor_of(const http::Request& req, std::string_view fallback);
+
 }  // namespace orderflow::api

@@ -111,7 +111,9 @@ class Auth(ErrorAsserts, unittest.TestCase):
 
     def test_a_customer_cannot_see_or_touch_another_customers_data(self):
         alice, bob = self.customer(self.alice), self.customer(self.bob)
-        order = place_order(alice, self.alice, [(self.product, 1)])
+        order = place_order(alice, self.alice, [(self.product, 1)], headers={"X-Actor": "saga"})
+        placed = self.admin.get(f"{API}/orders/{order}/events").json["events"][0]
+        self.assertEqual(placed["metadata"]["actor"], f"customer:{self.alice}", "the actor is the token's, not X-Actor")
         self.assertEqual(alice.get(f"{API}/orders/{order}").status, 200)
         self.assertEqual(alice.get(f"{API}/orders/{order}/events").status, 200)
         self.assertEqual(alice.get(f"{API}/accounts/{self.alice}").status, 200)

@@ -77,8 +77,10 @@ struct Request {
   Params query;                  // decoded
   Headers headers;
   std::string body;
-  // Set by the router's guard: the one customer whose data this request may touch (a
-  // customer's token); empty when not confined.
+  // Set by the router's guard: who sent it as authenticated ("customer:c-17"), empty
+  // without authentication; and the one customer whose data this request may touch (a
+  // customer's token), empty when not confined.
+  std::string caller;
   std::string confined_to;
 
   // A path parameter of the matched route ("" if the pattern has no such name).

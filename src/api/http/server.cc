@@ -469,6 +469,7 @@ asio::awaitable<void> Session::run() {
     req_.path_params.clear();
     req_.query.clear();
     req_.headers.clear();
+    req_.caller.clear();
     req_.confined_to.clear();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(w_.opts.header_limit));
