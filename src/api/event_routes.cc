@@ -1,4 +1,5 @@
 // The event listings (docs/api.md §6–§7): read from the event store itself, never behind.
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 #include <charconv>
@@ -93,14 +94,24 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto t = req.query_param("type"); t && !t->empty()) filter.types.emplace_back(*t);
+    // Scanned 100 at a time, so a page that fills early reads few events beyond it.
+    constexpr std::size_t kChunk = 100;
     EventPage page;
     std::optional<es::Position> left_out;  // the first event the full page left out
-    auto next = ctx.store.scan_all(std::max<std::int64_t>(*from, 1), static_cast<std::size_t>(*limit), filter,
-                                   [&](const es::RecordedEvent& e) {
-                                     if (!left_out && !page.add(e)) left_out = e.position;
-                                   });
-    if (!next) co_return error_for(next.error());
-    co_return page.answer(left_out.value_or(*next));
+    es::Position next = std::max<std::int64_t>(*from, 1);
+    for (auto left = static_cast<std::size_t>(*limit); left > 0 && !left_out;) {
+      const std::size_t chunk = std::min(left, kChunk);
+      std::size_t passed = 0;
+      auto scanned = ctx.store.scan_all(next, chunk, filter, [&](const es::RecordedEvent& e) {
+        ++passed;
+        if (!left_out && !page.add(e)) left_out = e.position;
+      });
+      if (!scanned) co_return error_for(scanned.error());
+      next = *scanned;
+      if (passed < chunk) break;  // nothing more matches
+      left -= passed;
+    }
+    co_return page.answer(left_out.value_or(next));
   });
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
