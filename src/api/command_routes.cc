@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/errors.h"
 #include "api/http/await.h"
@@ -104,7 +105,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
 
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
-  meta.actor = std::string(req.header("X-Actor").value_or("api"));
+  meta.actor = actor_of(req, "api");
   // This request's span: in the caller's trace when it sent a valid traceparent, else in a new one.
   meta.traceparent = format_traceparent(child_span(parse_traceparent(req.header("traceparent").value_or(""))));
   meta.if_match = *if_match;

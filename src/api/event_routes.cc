@@ -1,7 +1,9 @@
 // The event listings (docs/api.md §6–§7): read from the event store itself, never behind.
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 #include <charconv>
+#include <optional>
 
 #include "api/api.h"
 #include "api/errors.h"
@@ -19,15 +21,30 @@ using http::Method;
 using http::Request;
 using http::Response;
 
-Response events_answer(const std::vector<es::RecordedEvent>& events, std::int64_t next_from) {
-  std::string body = "{\"events\":[";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (i) body += ',';
-    append_event_json(body, events[i]);
+// One page of events as docs/api.md §6 shows it, rendered as they come. Its body stops
+// growing past kPageBytes (a page holds at least one event): what is left out comes with the
+// next page, so a listing never builds a body of `limit` times the largest event.
+class EventPage {
+ public:
+  static constexpr std::size_t kPageBytes = 1 << 20;
+
+  // False, leaving `e` out, once the page is full.
+  bool add(const es::RecordedEvent& e) {
+    if (count_ > 0 && body_.size() >= kPageBytes) return false;
+    if (count_++ > 0) body_ += ',';
+    append_event_json(body_, e);
+    return true;
   }
-  body += "],\"next_from\":" + std::to_string(next_from) + "}";
-  return http::json_response(200, std::move(body));
-}
+
+  Response answer(std::int64_t next_from) {
+    body_ += "],\"next_from\":" + std::to_string(next_from) + "}";
+    return http::json_response(200, std::move(body_));
+  }
+
+ private:
+  std::string body_ = "{\"events\":[";
+  std::size_t count_ = 0;
+};
 
 // A stream's events from ?from_version (default 0), at most ?limit (1-1000, default 100).
 Response stream_events(ApiContext& ctx, const Request& req, const std::string& stream, bool missing_is_404) {
@@ -42,7 +59,10 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
     if (!version) return error_for(version.error());
     if (*version == es::kNoStream) return error_for(make_error(Errc::not_found, "no stream " + stream));
   }
-  return events_answer(*events, events->empty() ? *from : events->back().version + 1);
+  EventPage page;
+  for (const auto& e : *events)
+    if (!page.add(e)) return page.answer(e.version);
+  return page.answer(events->empty() ? *from : events->back().version + 1);
 }
 
 }  // namespace
@@ -74,11 +94,24 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto t = req.query_param("type"); t && !t->empty()) filter.types.emplace_back(*t);
-    std::vector<es::RecordedEvent> events;
-    auto next = ctx.store.scan_all(std::max<std::int64_t>(*from, 1), static_cast<std::size_t>(*limit), filter,
-                                   [&](const es::RecordedEvent& e) { events.push_back(e); });
-    if (!next) co_return error_for(next.error());
-    co_return events_answer(events, *next);
+    // Scanned 100 at a time, so a page that fills early reads few events beyond it.
+    constexpr std::size_t kChunk = 100;
+    EventPage page;
+    std::optional<es::Position> left_out;  // the first event the full page left out
+    es::Position next = std::max<std::int64_t>(*from, 1);
+    for (auto left = static_cast<std::size_t>(*limit); left > 0 && !left_out;) {
+      const std::size_t chunk = std::min(left, kChunk);
+      std::size_t passed = 0;
+      auto scanned = ctx.store.scan_all(next, chunk, filter, [&](const es::RecordedEvent& e) {
+        ++passed;
+        if (!left_out && !page.add(e)) left_out = e.position;
+      });
+      if (!scanned) co_return error_for(scanned.error());
+      next = *scanned;
+      if (passed < chunk) break;  // nothing more matches
+      left -= passed;
+    }
+    co_return page.answer(left_out.value_or(next));
   });
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {

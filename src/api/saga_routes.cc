@@ -2,6 +2,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/errors.h"
 #include "api/http/await.h"
@@ -147,7 +148,7 @@ void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunne
         append.stream_id = saga::kDeadLetterStream;
         json::object data{{"dead_letter_id", id}, {"order_id", it->order_id}};
         json::object meta{{"correlation_id", it->order_id},
-                          {"actor", std::string(req.header("X-Actor").value_or("admin"))}};
+                          {"actor", actor_of(req, "admin")}};
         append.events.push_back({uuid_v7(), "DeadLetterRetried", 1, json::serialize(data), json::serialize(meta)});
         auto r = co_await http::await_callback<Result<es::AppendResult>>(
             [&](auto done) { ctx.store.append_async(std::move(append), std::move(done)); });

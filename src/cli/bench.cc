@@ -78,6 +78,7 @@ void add_bench(CLI::App& root, Action& action) {
   h->add_option("--rate", http->rate, "Requests per second over all connections (0: as fast as they go)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  h->add_option("--token", http->token, "Bearer token sent with every request (an admin's, for --auth-keys servers)");
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 
   auto soak = std::make_shared<SoakBenchOptions>();

@@ -67,6 +67,7 @@ struct HttpBenchOptions {
   double warmup_s = 2;
   int io_threads = 1;
   double rate = 0;  // requests/s over all connections; 0: unlimited
+  std::string token;  // a bearer token (an admin's: the seeding registers products) for a server with --auth-keys
 };
 int bench_http(const HttpBenchOptions& options);
 

@@ -88,6 +88,7 @@ Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts) {
 int bench_http(const HttpBenchOptions& o) {
   auto target = parse_http_target(o.target);
   if (!target) return runtime_failure(target.error().message);
+  target->token = o.token;
   const bool confirmed = o.scenario == "place-order-confirmed";  // placed, then followed to CONFIRMED
   const bool orders = o.scenario == "place-order" || confirmed;
   const bool deposits = o.scenario == "deposit";
@@ -130,6 +131,7 @@ int bench_http(const HttpBenchOptions& o) {
   const auto measured_from = now_unix_ms() + options.warmup.count();
   auto report = http::run_load(options, [&](std::uint64_t, std::mt19937_64& rng) {
     http::LoadRequest req;
+    if (!o.token.empty()) req.headers.emplace_back("Authorization", "Bearer " + o.token);
     if (orders) {
       req.method = http::Method::post;
       req.target = "/api/v1/orders";

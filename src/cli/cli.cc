@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   add_rebuild(app, action);
   add_verify(app, action);
   add_migrate(app, action);
+  add_token(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

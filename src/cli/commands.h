@@ -17,6 +17,7 @@ void add_demo(CLI::App& root, Action& action);
 void add_rebuild(CLI::App& root, Action& action);
 void add_verify(CLI::App& root, Action& action);
 void add_migrate(CLI::App& root, Action& action);
+void add_token(CLI::App& root, Action& action);
 
 // Logs the message as an error of component "orderflow" (core/log.h); returns the exit code for runtime failures (1).
 int runtime_failure(const std::string& message);

@@ -38,9 +38,9 @@ Result<HttpAnswer> http_request(const HttpTarget& t, const std::string& method, 
     return fail(Errc::unavailable, fmt::format("cannot connect to {}:{}", t.host, t.port));
   }
   auto request = fmt::format(
-      "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+      "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}"
       "Connection: close\r\n\r\n{}",
-      method, path, t.host, body.size(), body);
+      method, path, t.host, body.size(), t.token.empty() ? "" : "Authorization: Bearer " + t.token + "\r\n", body);
   for (std::size_t sent = 0; sent < request.size();) {
     auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
     if (n <= 0) break;

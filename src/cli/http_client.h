@@ -12,6 +12,7 @@ namespace orderflow::cli {
 struct HttpTarget {
   std::string host;  // an IPv4 address or "localhost"
   std::uint16_t port = 0;
+  std::string token;  // sent as Authorization: Bearer with every request when set
 };
 
 // "http://HOST:PORT" (trailing '/' allowed).

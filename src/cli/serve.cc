@@ -1,9 +1,11 @@
 // orderflow serve: the HTTP API on the chosen store, until SIGTERM/SIGINT.
+#include <arpa/inet.h>
 #include <fmt/core.h>
 
 #include <csignal>
 #include <memory>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/http/server.h"
 #include "api/metrics.h"
@@ -25,13 +27,48 @@ bool has_role(const std::string& roles, std::string_view role) {
   return roles.empty() || ("," + roles + ",").find("," + std::string(role) + ",") != std::string::npos;
 }
 
+// Only this machine can connect: localhost, 127.0.0.0/8, ::1.
+bool is_loopback(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// --allowed-hosts as Host names compare: IPv6 addresses in brackets.
+std::vector<std::string> allowed_hosts(const std::string& list, const std::string& listen_host) {
+  std::vector<std::string> out;
+  auto add = [&](std::string name) {
+    if (name.empty()) return;
+    if (name.find(':') != std::string::npos && name.front() != '[') name = "[" + name + "]";
+    out.push_back(std::move(name));
+  };
+  if (list.empty()) {
+    for (const char* name : {"localhost", "127.0.0.1", "::1"}) add(name);
+    add(listen_host);
+  }
+  for (std::size_t from = 0; from < list.size();) {
+    auto to = std::min(list.find(',', from), list.size());
+    add(list.substr(from, to - from));
+    from = to + 1;
+  }
+  return out;
+}
+
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
   std::string bus, cache, config, roles;
+  std::string auth_keys;  // a KeyRing file; empty: authentication is off
+  bool insecure = false;  // serve a non-loopback address without authentication
+  std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
   int io_threads = 2;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
+  std::size_t max_connections = http::ServerOptions{}.max_connections;
+  std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
 };
 
 // One line per answered request, at info level (--access-log).
@@ -65,6 +102,22 @@ int serve(const ServeOptions& o) {
   if (port < 0 || port > 65535) {
     log::error("orderflow", "--listen must be HOST:PORT, not " + o.listen);
     return 2;
+  }
+  const std::string host = o.listen.substr(0, colon);
+  if (o.auth_keys.empty() && !o.insecure && !is_loopback(host)) {
+    log::error("orderflow", "refusing to serve " + host +
+                                " without authentication: give --auth-keys FILE, or --insecure to serve it open to "
+                                "anyone who can reach it");
+    return 2;
+  }
+  std::optional<api::KeyRing> keys;
+  if (!o.auth_keys.empty()) {
+    auto loaded = api::KeyRing::load(o.auth_keys);
+    if (!loaded) {
+      log::error("orderflow", "--auth-keys: " + loaded.error().message);
+      return 2;
+    }
+    keys = std::move(*loaded);
   }
   for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
     if (!unsupported->empty()) {
@@ -131,9 +184,14 @@ int serve(const ServeOptions& o) {
   }
 
   http::ServerOptions options;
-  options.host = o.listen.substr(0, colon);
+  options.host = host;
   options.port = static_cast<std::uint16_t>(port);
   options.io_threads = o.io_threads;
+  options.max_connections = o.max_connections;
+  options.max_connections_per_ip = o.max_connections_per_ip;
+  // Without authentication, only requests for this server's own names: a page a browser
+  // loaded from elsewhere cannot reach it by rebinding a name to its address.
+  if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
   if (o.access_log) {
     options.observe = [&metrics](const http::Observation& ob) {
       metrics.observe(ob);
@@ -144,6 +202,7 @@ int serve(const ServeOptions& o) {
   }
   auto router = api::make_router(ctx);
   if (has_role(o.roles, "admin")) api::add_saga_routes(router, ctx, saga ? &*saga : nullptr);
+  if (keys) api::require_tokens(router, ctx, *keys);
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
@@ -185,6 +244,17 @@ void add_serve(CLI::App& root, Action& action) {
   cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
   cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  cmd->add_option("--max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
+  cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
+  cmd->add_option("--allowed-hosts", o->allowed_hosts,
+                  "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
+                  "[::1] and the --listen host)");
   cmd->callback([o, &action] { action = [o] { return serve(*o); }; });
 }
 

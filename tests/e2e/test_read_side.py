@@ -135,7 +135,7 @@ class ReadSide(ServerTestCase, unittest.TestCase):
         """The first `want` events of an SSE stream as (id, event) pairs."""
         s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode())
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
         buf, events = b"", []
         while len(events) < want:
             chunk = s.recv(65536)

@@ -77,6 +77,11 @@ struct Request {
   Params query;                  // decoded
   Headers headers;
   std::string body;
+  // Set by the router's guard: who sent it as authenticated ("customer:c-17"), empty
+  // without authentication; and the one customer whose data this request may touch (a
+  // customer's token), empty when not confined.
+  std::string caller;
+  std::string confined_to;
 
   // A path parameter of the matched route ("" if the pattern has no such name).
   std::string_view param(std::string_view name) const { return path_params.find(name).value_or(""); }

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,13 @@ struct RouteOptions {
   bool any_content_type = false;
 };
 
+struct Route;
+
+// Runs before the handler of every matched route (authentication and access rules): an
+// answer refuses the request, nullopt lets it through. It may set Request::confined_to.
+// Runs on the io threads, concurrently: must be thread-safe.
+using Guard = std::function<std::optional<Response>(Request&, const Route&)>;
+
 struct Route {
   Handler handler;
   RouteOptions options;
@@ -46,6 +54,10 @@ class Router {
   // kMaxParams parameters, and (method, pattern) was not added before.
   Router& add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
 
+  // Every matched request passes `guard` first (none by default: every route is open).
+  void set_guard(Guard guard) { guard_ = std::move(guard); }
+  const Guard& guard() const { return guard_; }
+
   enum class Outcome { found, not_found, method_not_allowed };
   struct Match {
     Outcome outcome = Outcome::not_found;
@@ -63,6 +75,7 @@ class Router {
  private:
   struct Node;
   std::unique_ptr<Node> root_;
+  Guard guard_;
 };
 
 }  // namespace orderflow::http

@@ -27,6 +27,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -46,6 +48,8 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadSize = 16 * 1024;
 // How long a closing connection drains what the client still sends (see close_gracefully).
 constexpr auto kLinger = std::chrono::seconds(1);
+// The most a connection from the reserve gets to send its request (ServerOptions::reserve_connections).
+constexpr std::chrono::milliseconds kReserveTimeout{2'000};
 
 Method to_method(bhttp::verb v) {
   switch (v) {
@@ -100,6 +104,15 @@ std::optional<std::string> ambiguous_framing(const bhttp::request_parser<bhttp::
   if (codings > 1 || !only_chunked || !parser.chunked())
     return "Transfer-Encoding must be chunked alone (the only transfer coding this server reads)";
   return std::nullopt;
+}
+
+// Is the request's Host one of `allowed` (its port aside)?
+bool host_allowed(std::optional<std::string_view> host, const std::vector<std::string>& allowed) {
+  if (!host) return false;
+  std::string_view name = *host;
+  const auto colon = name.rfind(':');
+  if (colon != std::string_view::npos && name.find(']', colon) == std::string_view::npos) name = name.substr(0, colon);
+  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, name); });
 }
 
 bool valid_field(std::string_view name, std::string_view value) {
@@ -245,26 +258,125 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   std::optional<asio::steady_timer> wake_;
 };
 
+// Open connections against ServerOptions' caps; shared by the accept loop and every io thread.
+class Admission {
+ public:
+  enum class Kind { regular, reserve, refused };
+
+  explicit Admission(const ServerOptions& o) : opts_(o) {}
+
+  // Counts a new connection from `ip` as what it is admitted as.
+  Kind admit(const asio::ip::address& ip) {
+    std::lock_guard lock(mu_);
+    auto it = by_ip_.try_emplace(ip, 0).first;
+    if (regular_ < opts_.max_connections && it->second < opts_.max_connections_per_ip) {
+      ++regular_;
+      ++it->second;
+      return Kind::regular;
+    }
+    if (it->second == 0) by_ip_.erase(it);
+    if (reserve_ < opts_.reserve_connections) {
+      ++reserve_;
+      return Kind::reserve;
+    }
+    return Kind::refused;
+  }
+
+  void release(const asio::ip::address& ip, Kind kind) {
+    std::lock_guard lock(mu_);
+    if (kind == Kind::reserve) --reserve_;
+    if (kind != Kind::regular) return;
+    --regular_;
+    auto it = by_ip_.find(ip);
+    if (--it->second == 0) by_ip_.erase(it);
+  }
+
+ private:
+  const ServerOptions& opts_;
+  std::mutex mu_;
+  std::size_t regular_ = 0, reserve_ = 0;
+  std::unordered_map<asio::ip::address, std::size_t> by_ip_;  // regular connections by client
+};
+
+// An admitted connection's place in the Admission counts, given back when it goes.
+class Ticket {
+ public:
+  Ticket(Admission& admission, asio::ip::address ip, Admission::Kind kind)
+      : admission_(&admission), ip_(ip), kind_(kind) {}
+  Ticket(Ticket&& o) noexcept : admission_(std::exchange(o.admission_, nullptr)), ip_(o.ip_), kind_(o.kind_) {}
+  Ticket& operator=(Ticket&&) = delete;
+  ~Ticket() {
+    if (admission_) admission_->release(ip_, kind_);
+  }
+
+  bool reserve() const { return kind_ == Admission::Kind::reserve; }
+
+ private:
+  Admission* admission_;
+  asio::ip::address ip_;
+  Admission::Kind kind_;
+};
+
+// Bytes of answers being written, over all connections (ServerOptions::max_output_bytes).
+class OutputBudget {
+ public:
+  static constexpr std::size_t kSmall = 64 << 10;  // answers this small are always sent
+
+  explicit OutputBudget(std::size_t max) : max_(max) {}
+
+  // Counts `bytes` until the returned share goes; an empty share if they would pass the max.
+  class Share {
+   public:
+    Share() = default;
+    Share(OutputBudget* budget, std::size_t bytes) : budget_(budget), bytes_(bytes) {}
+    Share(Share&& o) noexcept : budget_(std::exchange(o.budget_, nullptr)), bytes_(o.bytes_) {}
+    Share& operator=(Share&& o) noexcept {
+      std::swap(budget_, o.budget_);
+      std::swap(bytes_, o.bytes_);
+      return *this;
+    }
+    ~Share() {
+      if (budget_) budget_->used_.fetch_sub(bytes_);
+    }
+    explicit operator bool() const { return budget_ != nullptr; }
+
+   private:
+    OutputBudget* budget_ = nullptr;
+    std::size_t bytes_ = 0;
+  };
+
+  Share take(std::size_t bytes) {
+    if (used_.fetch_add(bytes) + bytes <= max_) return Share(this, bytes);
+    used_.fetch_sub(bytes);
+    return {};
+  }
+
+ private:
+  const std::size_t max_;
+  std::atomic<std::size_t> used_{0};
+};
+
 class Session;
 
 // One io thread: its io_context and the connections living on it. Everything here is
 // touched on that thread only.
 struct Worker {
-  Worker(const Router& r, const ServerOptions& o, Clock::duration t)
-      : router(r), opts(o), tick(t) {}
+  Worker(const Router& r, const ServerOptions& o, OutputBudget& b, Clock::duration t)
+      : router(r), opts(o), output(b), tick(t) {}
   // Destroying ioc below destroys the frames of connections still open (after a forced
   // stop); their sessions must not touch the sweeper, already gone by then.
   ~Worker() { destroying = true; }
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  asio::awaitable<void> serve(tcp::socket socket);
+  asio::awaitable<void> serve(tcp::socket socket, Ticket ticket);
   void arm_sweep();
   void sweep_once();
   void begin_stop(Clock::time_point deadline);
 
   const Router& router;
   const ServerOptions& opts;
+  OutputBudget& output;
   const Clock::duration tick;     // how often deadlines are checked
   std::list<Session*> sessions;   // declared before ioc: outlives the frames it destroys
   asio::io_context ioc{1};
@@ -278,7 +390,8 @@ struct Worker {
 // One connection. Lives in the frame of Worker::serve.
 class Session {
  public:
-  Session(Worker& w, tcp::socket socket) : w_(w), socket_(std::move(socket)) {
+  Session(Worker& w, tcp::socket socket, Ticket ticket)
+      : w_(w), socket_(std::move(socket)), ticket_(std::move(ticket)) {
     pos_ = w_.sessions.insert(w_.sessions.end(), this);
   }
   ~Session() {
@@ -319,6 +432,10 @@ class Session {
   enum class State { idle, reading, busy, streaming, closing };
 
   void set_deadline(std::chrono::milliseconds timeout) { deadline_ = Clock::now() + timeout; }
+  // For the request head (and, from the reserve, its body).
+  std::chrono::milliseconds head_timeout() const {
+    return ticket_.reserve() ? std::min(w_.opts.header_timeout, kReserveTimeout) : w_.opts.header_timeout;
+  }
   void clear_deadline() { deadline_ = Clock::time_point::max(); }
 
   asio::awaitable<error_code> read(bool whole_message);
@@ -331,6 +448,7 @@ class Session {
 
   Worker& w_;
   tcp::socket socket_;
+  Ticket ticket_;
   std::list<Session*>::iterator pos_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -351,6 +469,8 @@ asio::awaitable<void> Session::run() {
     req_.path_params.clear();
     req_.query.clear();
     req_.headers.clear();
+    req_.caller.clear();
+    req_.confined_to.clear();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(w_.opts.header_limit));
     parser_->body_limit(w_.opts.body_limit);
@@ -360,7 +480,7 @@ asio::awaitable<void> Session::run() {
     // A connection that has not sent a request yet gets the header timeout to start one:
     // the idle timeout is for keep-alive between requests (a silent connection is not a
     // client waiting to send again).
-    set_deadline(state_ == State::idle && answered_ ? w_.opts.idle_timeout : w_.opts.header_timeout);
+    set_deadline(state_ == State::idle && answered_ ? w_.opts.idle_timeout : head_timeout());
     if (auto ec = co_await read(false)) co_return co_await reject(ec);
     if (auto ambiguous = ambiguous_framing(*parser_)) {  // what follows cannot be trusted as a request
       const Response res = error_response(400, "invalid_request", *ambiguous);
@@ -378,7 +498,7 @@ asio::awaitable<void> Session::run() {
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), nothrow);
         if (ec) co_return;
       }
-      set_deadline(w_.opts.body_timeout);
+      set_deadline(ticket_.reserve() ? head_timeout() : w_.opts.body_timeout);
       if (auto ec = co_await read(true)) co_return co_await reject(ec);
     }
 
@@ -389,7 +509,13 @@ asio::awaitable<void> Session::run() {
     if (w_.opts.observe)
       w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started, res.body.size()});
     if (res.stream) co_return co_await stream(res);
-    const bool keep_alive = parser_->get().keep_alive() && !w_.stopping;
+    OutputBudget::Share share;  // a large answer's bytes, counted while they are written
+    const bool large = req_.method == Method::get && res.body.size() > OutputBudget::kSmall;
+    if (large && !(share = w_.output.take(res.body.size()))) {
+      res = error_response(503, "unavailable", "the server is sending too much to slow readers: retry later");
+      res.set_header("Retry-After", "1");
+    }
+    const bool keep_alive = parser_->get().keep_alive() && !w_.stopping && !ticket_.reserve();
     if (!co_await write(res, keep_alive)) co_return;
     answered_ = true;
     if (!keep_alive) co_return co_await close_gracefully(false);
@@ -418,7 +544,7 @@ asio::awaitable<error_code> Session::read(bool whole_message) {
     if (ec) co_return ec;
     if (state_ == State::idle) {
       state_ = State::reading;
-      set_deadline(w_.opts.header_timeout);
+      set_deadline(head_timeout());
     }
   }
 }
@@ -454,6 +580,17 @@ asio::awaitable<Response> Session::dispatch() {
   for (const auto& field : msg) r.headers.add(field.name_string(), field.value());
   r.body = std::move(msg.body());
 
+  if (ticket_.reserve() && std::find(w_.opts.always_served.begin(), w_.opts.always_served.end(), r.path) ==
+                               w_.opts.always_served.end()) {
+    Response res = error_response(503, "unavailable", "too many connections: retry later");
+    res.set_header("Retry-After", "1");
+    co_return res;
+  }
+
+  if (!w_.opts.allowed_hosts.empty() && !host_allowed(r.header("host"), w_.opts.allowed_hosts))
+    co_return error_response(421, "misdirected_request",
+                             "Host " + std::string(r.header("host").value_or("(none)")) +
+                                 " is not a name of this server (serve --allowed-hosts)");
   if (q != std::string_view::npos && !parse_query(r.target.substr(q + 1), r.query))
     co_return error_response(400, "invalid_request", "malformed query string");
   const auto m = w_.router.match(r.method, r.path, r.path_params);
@@ -469,6 +606,8 @@ asio::awaitable<Response> Session::dispatch() {
     }
     case Router::Outcome::found: break;
   }
+  if (const auto& guard = w_.router.guard())
+    if (auto refused = guard(r, *m.route)) co_return std::move(*refused);
   // A request that changes state is JSON even without a body: a web page can send a form
   // or text/plain to any site, but application/json to another origin only if that origin
   // agrees to it first (a CORS preflight this server never grants), so no page a user
@@ -612,9 +751,9 @@ asio::awaitable<void> Session::watch_peer(Stream& st) {
   st.wake();
 }
 
-asio::awaitable<void> Worker::serve(tcp::socket socket) {
+asio::awaitable<void> Worker::serve(tcp::socket socket, Ticket ticket) {
   if (stopping) co_return;
-  Session session(*this, std::move(socket));
+  Session session(*this, std::move(socket), std::move(ticket));
   co_await session.run();
 }
 
@@ -660,12 +799,13 @@ Clock::duration sweep_tick(const ServerOptions& o) {
 
 struct HttpServer::Impl {
   Impl(Router r, ServerOptions o)
-      : router(std::move(r)), opts(std::move(o)), workers(make_workers(router, opts)) {}
+      : router(std::move(r)), opts(std::move(o)), workers(make_workers(router, opts, output)) {}
 
-  static std::vector<std::unique_ptr<Worker>> make_workers(const Router& r, const ServerOptions& o) {
+  static std::vector<std::unique_ptr<Worker>> make_workers(const Router& r, const ServerOptions& o,
+                                                           OutputBudget& b) {
     OF_CHECK(o.io_threads >= 1, "an HttpServer needs an io thread");
     std::vector<std::unique_ptr<Worker>> out;
-    for (int i = 0; i < o.io_threads; ++i) out.push_back(std::make_unique<Worker>(r, o, sweep_tick(o)));
+    for (int i = 0; i < o.io_threads; ++i) out.push_back(std::make_unique<Worker>(r, o, b, sweep_tick(o)));
     return out;
   }
 
@@ -674,6 +814,9 @@ struct HttpServer::Impl {
 
   Router router;
   ServerOptions opts;
+  // Before the workers, whose sessions give their tickets and shares back to them.
+  Admission admission{opts};
+  OutputBudget output{opts.max_output_bytes};
   std::vector<std::unique_ptr<Worker>> workers;  // before the io objects living on them
   tcp::acceptor acceptor{workers.front()->ioc};
   std::optional<asio::signal_set> signals;
@@ -706,8 +849,13 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
       continue;
     }
     error_code ignored;
+    const auto peer = socket.remote_endpoint(ignored);
+    if (ignored) continue;  // already gone
+    const auto kind = admission.admit(peer.address());
+    if (kind == Admission::Kind::refused) continue;  // closed as `socket` goes
+    Ticket ticket(admission, peer.address(), kind);
     socket.set_option(tcp::no_delay(true), ignored);
-    asio::co_spawn(w.ioc, w.serve(std::move(socket)), asio::detached);
+    asio::co_spawn(w.ioc, w.serve(std::move(socket), std::move(ticket)), asio::detached);
   }
 }
 

@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http/router.h"
 #include "core/result.h"
@@ -49,6 +50,25 @@ struct ServerOptions {
   // stop(): how long in-flight requests and streams get to finish before connections are
   // cut and the io threads stop.
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // When not empty, a request whose Host (its port aside, compared case-insensitively; IPv6 as
+  // "[::1]") is none of these is answered 421 `misdirected_request`: a page that a browser
+  // loaded from another name cannot reach this server by pointing that name at its address
+  // (DNS rebinding).
+  std::vector<std::string> allowed_hosts;
+  // Connections open at once, in all and from one client address. One over either cap is
+  // taken from a small reserve instead: it gets min(header_timeout, 2 s) to send one request,
+  // which is answered if its path is one of `always_served` (health checks still see the
+  // server) and is otherwise 503 `unavailable` with Retry-After; then it is closed. With the
+  // reserve full too, a new connection is closed at once.
+  std::size_t max_connections = 4096;
+  std::size_t max_connections_per_ip = 256;
+  std::size_t reserve_connections = 64;
+  std::vector<std::string> always_served = {"/healthz", "/readyz"};
+  // Bytes of answers being written at once, over all connections. A GET whose answer is over
+  // 64 KiB and would pass this is answered 503 `unavailable` (Retry-After: 1) instead, so
+  // clients that do not read cannot make the server hold unbounded memory; each connection
+  // holds one answer at a time and is cut off if it takes longer than write_timeout.
+  std::size_t max_output_bytes = 256 << 20;
   // Called on the io thread after each request is answered (not for malformed HTTP); may be
   // empty. Must be thread-safe and quick.
   std::function<void(const Observation&)> observe;

@@ -395,7 +395,7 @@ TEST_F(ServerTest, ManyConcurrentConnections) {
     ::setrlimit(RLIMIT_NOFILE, &lim);
   }
   if (lim.rlim_cur < 2 * kClients + 100) GTEST_SKIP() << "needs " << 2 * kClients + 100 << " descriptors";
-  start();
+  start({.max_connections_per_ip = kClients});
   std::vector<std::unique_ptr<RawClient>> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(std::make_unique<RawClient>(port()));
@@ -407,6 +407,122 @@ TEST_F(ServerTest, ManyConcurrentConnections) {
     ASSERT_TRUE(r) << i;
     EXPECT_EQ(str(json_of(*r).at("params").at("id")), std::to_string(i));
   }
+}
+
+// DNS rebinding: a page from attacker.example that points the name at 127.0.0.1 sends
+// Host: attacker.example.
+TEST_F(ServerTest, AHostOutsideTheAllowedHostsIs421) {
+  start({.allowed_hosts = {"localhost", "[::1]"}});
+  RawClient c(port());
+  for (std::string_view host : {"attacker.example", "localhost.attacker.example:80", "127.0.0.1"}) {
+    ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 421) << host;
+    EXPECT_EQ(error_code_of(*r), "misdirected_request");
+  }
+  for (std::string_view host : {"localhost", "LocalHost:8080", "[::1]:1"}) {
+    ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << host;
+    EXPECT_EQ(r->status, 200) << host;
+  }
+  ASSERT_TRUE(c.send("GET /api/v1/orders/1 HTTP/1.0\r\n\r\n"));  // no Host at all
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 421);
+}
+
+// 300 idle connections from one address (over the 256 per address) leave /healthz answering.
+TEST_F(ServerTest, OverTheConnectionCapsHealthChecksAreStillAnswered) {
+  router_.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
+    co_return json_response(200, R"({"status":"ok"})");
+  });
+  start();
+  std::vector<std::unique_ptr<RawClient>> idle;
+  for (int i = 0; i < 300; ++i) {
+    idle.push_back(std::make_unique<RawClient>(port()));
+    ASSERT_TRUE(idle.back()->connected()) << i;
+  }
+  // Connections are taken in order: once the first of these is served, the 300 are counted.
+  for (int i = 0; i < 3; ++i) {
+    RawClient health(port());
+    ASSERT_TRUE(health.send(get("/healthz")));
+    auto r = health.read_response();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->header("Connection"), "close");
+  }
+  RawClient other(port());
+  ASSERT_TRUE(other.send(get("/api/v1/orders/1")));
+  auto refused = other.read_response();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->header("Retry-After"), "1");
+  EXPECT_TRUE(other.closed_by_peer(2s));
+  // The first 256 are served as ever.
+  ASSERT_TRUE(idle.front()->send(get("/api/v1/orders/7")));
+  auto served = idle.front()->read_response();
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200);
+
+  // Their places come back when they close.
+  idle.clear();
+  bool regular = false;
+  for (int attempt = 0; attempt < 100 && !regular; ++attempt) {
+    RawClient c(port());
+    ASSERT_TRUE(c.send(get("/api/v1/orders/1")));
+    auto r = c.read_response();
+    regular = r && r->status == 200;
+    if (!regular) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(regular);
+}
+
+TEST_F(ServerTest, WithTheReserveFullTooANewConnectionIsClosed) {
+  start({.max_connections = 2, .reserve_connections = 1});
+  RawClient a(port()), b(port());
+  ASSERT_TRUE(a.send(get("/api/v1/orders/1")));  // a and b are regular
+  ASSERT_TRUE(a.read_response());
+  RawClient reserve(port());  // holds the reserve, silent
+  RawClient refused(port());
+  EXPECT_TRUE(refused.closed_by_peer(1s));
+  EXPECT_EQ(refused.read_some(10ms), "");
+  EXPECT_TRUE(reserve.closed_by_peer(4s));  // the reserve's short head timeout
+  ASSERT_TRUE(b.send(get("/api/v1/orders/2")));
+  auto r = b.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// Clients that never read a large answer: the bytes held for them are bounded over all
+// connections, and each is cut off at the write timeout.
+TEST_F(ServerTest, LargeAnswersToClientsThatDoNotReadAreBoundedAndCutOff) {
+  const std::string big = "\"" + std::string(32 << 20, 'x') + "\"";  // far more than loopback buffers take
+  router_.add(Method::get, "/big", [&big](Request&) -> asio::awaitable<Response> { co_return json_response(200, big); });
+  start({.write_timeout = 1500ms, .max_output_bytes = 40 << 20});
+  RawClient stuck(port());
+  ASSERT_TRUE(stuck.send(get("/big")));  // and never reads
+  std::this_thread::sleep_for(200ms);
+  RawClient second(port());
+  ASSERT_TRUE(second.send(get("/big")));
+  auto refused = second.read_response();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->header("Retry-After"), "1");
+  RawClient small(port());
+  ASSERT_TRUE(small.send(get("/api/v1/orders/1")));
+  auto r = small.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  // Past the write timeout the stuck client is gone and its bytes are free again.
+  std::this_thread::sleep_for(2500ms);
+  RawClient reader(port());
+  ASSERT_TRUE(reader.send(get("/big")));
+  auto whole = reader.read_response(10s);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->status, 200);
+  EXPECT_EQ(whole->body.size(), big.size());
 }
 
 TEST_F(ServerTest, AwaitsCallbackBackendAndResumesOnTheIoThread) {
