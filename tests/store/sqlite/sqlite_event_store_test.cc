@@ -90,6 +90,14 @@ class SqliteHarness : public StoreHarness {
   }
   // The bytes are looked for in the whole file: the contract's are unique.
   Result<void> tamper(es::Position, const std::string& original, const std::string& replacement) override {
+    return replace_in_closed_file(original, replacement);
+  }
+  Result<void> tamper_snapshot(const std::string&, const std::string& original, const std::string& replacement) override {
+    return replace_in_closed_file(original, replacement);
+  }
+
+ private:
+  Result<void> replace_in_closed_file(const std::string& original, const std::string& replacement) {
     store_.reset();
     if (std::filesystem::exists(dir_.file("events.db-wal")))
       return fail(Errc::internal, "the WAL is still there after closing the store");
@@ -101,7 +109,6 @@ class SqliteHarness : public StoreHarness {
     return {};
   }
 
- private:
   TempDir dir_;
   std::size_t backlog_;
   std::unique_ptr<sqlite::SqliteEventStore> store_;
@@ -147,24 +154,6 @@ TEST(SqliteEventStore, AnUnreadableSnapshotIsIgnored) {
   ASSERT_TRUE(db);
   ASSERT_TRUE(db->exec("DROP TABLE snapshots"));
   EXPECT_FALSE(store->load_snapshot("order-1").has_value());
-}
-
-// A snapshot whose bytes changed (a flipped digit still parses) is not used: the stream
-// is folded from its events instead.
-TEST(SqliteEventStore, ASnapshotThatFailsItsChecksumIsNotUsed) {
-  TempDir dir;
-  auto store = open_store(dir.file("events.db"));
-  ASSERT_TRUE(store->save_snapshot({"product-1", 3, 1, R"({"reserved":1407})"}));
-  ASSERT_TRUE(store->save_snapshot({"product-2", 3, 1, R"({"reserved":1407})"}));
-  auto db = sqlite::Database::open(dir.file("events.db"));
-  ASSERT_TRUE(db);
-  ASSERT_TRUE(db->exec(R"(UPDATE snapshots SET state = '{"reserved":1417}' WHERE stream_id = 'product-1')"));
-  EXPECT_FALSE(store->load_snapshot("product-1").has_value()) << "a corrupt snapshot was used";
-  auto intact = store->load_snapshot("product-2");
-  ASSERT_TRUE(intact.has_value());
-  EXPECT_EQ(intact->state, R"({"reserved":1407})");
-  ASSERT_TRUE(db->exec("UPDATE snapshots SET version = 4 WHERE stream_id = 'product-2'"));
-  EXPECT_FALSE(store->load_snapshot("product-2").has_value()) << "a snapshot with a changed version was used";
 }
 
 // Format 5's snapshots had no checksum: the migration to 6 drops them (a snapshot is only
