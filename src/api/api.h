@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/http/router.h"
+#include "app/admission.h"
 #include "app/command_handler.h"
 #include "es/event_store.h"
 
@@ -26,6 +27,8 @@ struct ApiContext {
   Metrics* metrics = nullptr;  // /metrics, when set
   // /readyz answers 200 once every projection has applied this (the store's last position at start-up).
   es::Position ready_position = 0;
+  // Refuses clients' writes while the work behind them is too far behind (none: never).
+  app::Admission* admission = nullptr;
 };
 
 // Why /readyz answers 503 (docs/api.md §7), once the store could be read: its message, and

@@ -125,6 +125,9 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
     meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
     meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
   }
+  // A retry of a stored request was answered above, whatever the load: only new work is refused.
+  if (ctx.admission)
+    if (auto admitted = ctx.admission->admit(); !admitted) co_return error_for(admitted.error());
 
   auto handled = co_await http::await_callback<Result<app::Handled<A>>>([&](auto done) {
     ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));

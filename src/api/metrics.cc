@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "api/api.h"
+#include "app/admission.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
 #include "app/saga/saga_runner.h"
@@ -154,6 +155,13 @@ std::string Metrics::render(ApiContext& ctx) {
       "Idempotency-Key.\n"
       "# TYPE orderflow_idempotent_replays_total counter\norderflow_idempotent_replays_total {}\n",
       idempotent_replays_.value());
+  if (ctx.admission) {
+    add("# HELP orderflow_admission_refused_total Writes refused with 503 overloaded, by the bound passed.\n"
+        "# TYPE orderflow_admission_refused_total counter\n");
+    for (auto reason : app::kAdmissionReasons)
+      add("orderflow_admission_refused_total{{reason=\"{}\"}} {}\n", app::to_string(reason),
+          ctx.admission->refused(reason));
+  }
 
   add("# HELP orderflow_commands_total Commands handled, by type and outcome (ok, repeat: a retry of a stored "
       "append, or the error code).\n"

@@ -69,6 +69,7 @@ struct ServeOptions {
   bool access_log = false;
   std::size_t max_connections = http::ServerOptions{}.max_connections;
   std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
+  app::AdmissionLimits admission;
 };
 
 // One line per answered request, at info level (--access-log).
@@ -147,7 +148,10 @@ int serve(const ServeOptions& o) {
              {"max_batch", o.store.pipeline.max_batch},
              {"log_level", o.log_level},
              {"log_format", o.log_format},
-             {"access_log", o.access_log}});
+             {"access_log", o.access_log},
+             {"max_saga_lag", o.admission.saga_lag},
+             {"max_projection_lag", o.admission.projection_lag},
+             {"max_append_queue", o.admission.append_queue}});
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -182,6 +186,27 @@ int serve(const ServeOptions& o) {
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
     metrics.set_saga(&*saga);
   }
+  // Clients' writes wait for nothing: past a bound they are refused (503 overloaded).
+  auto& events = store->events();
+  auto log_lag = [&events](std::optional<es::Position> next) -> std::optional<std::int64_t> {
+    auto last = events.last_position();
+    if (!next || !last) return std::nullopt;
+    return std::max<std::int64_t>(0, *last + 1 - *next);
+  };
+  app::Admission admission(
+      o.admission,
+      {.saga_lag = [&] { return saga ? log_lag(saga->next_position()) : std::nullopt; },
+       .projection_lag =
+           [&]() -> std::optional<std::int64_t> {
+             if (!has_role(o.roles, "projector")) return std::nullopt;  // others fold them
+             std::int64_t lag = 0;
+             for (const auto& p : read->runner().status()) lag = std::max<std::int64_t>(lag, p.lag);
+             return lag;
+           },
+       .append_queue = [&events]() -> std::optional<std::int64_t> {
+         return static_cast<std::int64_t>(events.appends_queued());
+       }});
+  ctx.admission = &admission;
 
   http::ServerOptions options;
   options.host = host;
@@ -252,6 +277,18 @@ void add_serve(CLI::App& root, Action& action) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
   cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
+  cmd->add_option("--max-saga-lag", o->admission.saga_lag,
+                  "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-projection-lag", o->admission.projection_lag,
+                  "Refuse clients' writes while a projection is this many events behind (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-append-queue", o->admission.append_queue,
+                  "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--allowed-hosts", o->allowed_hosts,
                   "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
                   "[::1] and the --listen host)");

@@ -702,11 +702,12 @@ class ServerTestCase(ErrorAsserts):
     """Mixin: one fresh server per test class (tests use fresh ids); stopped with SIGTERM -> exit 0."""
 
     server = None
+    server_args = ()  # extra arguments of `serve`
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = Server().start()
+        cls.server = Server(extra_args=cls.server_args).start()
 
     @classmethod
     def tearDownClass(cls):

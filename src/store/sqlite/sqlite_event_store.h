@@ -69,6 +69,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
   std::optional<Error> write_failure() override { return pipeline_.write_failure(); }
+  std::size_t appends_queued() override { return pipeline_.queued(); }
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
