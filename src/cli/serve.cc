@@ -4,6 +4,8 @@
 
 #include <csignal>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "api/access.h"
 #include "api/api.h"
@@ -57,10 +59,56 @@ std::vector<std::string> allowed_hosts(const std::string& list, const std::strin
   return out;
 }
 
+// "HOST:PORT" as host and port; nothing if it is not one.
+std::optional<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  int port = -1;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (port < 0 || port > 65535) return std::nullopt;
+  return std::pair{listen.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+// The checks of --listen, --roles and the log options, made when the value is given (by a
+// flag, a variable or the file), so that the error names where it came from.
+CLI::Validator listen_address() {
+  return CLI::Validator([](std::string& v) { return split_listen(v) ? "" : "must be HOST:PORT, not " + v; },
+                        "HOST:PORT");
+}
+
+CLI::Validator role_list() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        for (std::size_t from = 0; !v.empty() && from <= v.size();) {
+          auto to = std::min(v.find(',', from), v.size());
+          if (std::find(std::begin(kRoles), std::end(kRoles), v.substr(from, to - from)) == std::end(kRoles))
+            return "takes command, query, admin, projector and saga, not " + v;
+          from = to + 1;
+        }
+        return "";
+      },
+      "LIST");
+}
+
+CLI::Validator log_level() {
+  return CLI::Validator(
+      [](std::string& v) { return log::parse_level(v) ? "" : "takes debug, info, warn, error or off, not " + v; },
+      "LEVEL");
+}
+
+CLI::Validator log_format() {
+  return CLI::Validator([](std::string& v) { return log::parse_format(v) ? "" : "takes text or json, not " + v; },
+                        "FORMAT");
+}
+
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
-  std::string bus, cache, config, roles;
+  std::string bus, cache, roles;
   std::string auth_keys;  // a KeyRing file; empty: authentication is off
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
@@ -83,28 +131,8 @@ void log_access(const http::Observation& o) {
 }
 
 int serve(const ServeOptions& o) {
-  auto level = log::parse_level(o.log_level);
-  auto format = log::parse_format(o.log_format);
-  if (!level || !format) {
-    log::error("orderflow", "--log-level takes debug, info, warn, error or off; --log-format text or json",
-               {{"log_level", o.log_level}, {"log_format", o.log_format}});
-    return 2;
-  }
-  log::configure({.level = *level, .format = *format});
-  auto colon = o.listen.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos) {
-    try {
-      port = std::stoi(o.listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      port = -1;
-    }
-  }
-  if (port < 0 || port > 65535) {
-    log::error("orderflow", "--listen must be HOST:PORT, not " + o.listen);
-    return 2;
-  }
-  const std::string host = o.listen.substr(0, colon);
+  log::configure({.level = *log::parse_level(o.log_level), .format = *log::parse_format(o.log_format)});
+  const auto [host, port] = *split_listen(o.listen);
   if (o.auth_keys.empty() && !o.insecure && !is_loopback(host)) {
     log::error("orderflow", "refusing to serve " + host +
                                 " without authentication: give --auth-keys FILE, or --insecure to serve it open to "
@@ -120,20 +148,8 @@ int serve(const ServeOptions& o) {
     }
     keys = std::move(*loaded);
   }
-  for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
-    if (!unsupported->empty()) {
-      log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
-      return 2;
-    }
-
-  for (std::size_t from = 0; !o.roles.empty() && from <= o.roles.size();) {
-    auto to = std::min(o.roles.find(',', from), o.roles.size());
-    if (std::find(std::begin(kRoles), std::end(kRoles), o.roles.substr(from, to - from)) == std::end(kRoles)) {
-      log::error("orderflow", "--roles takes command, query, admin, projector and saga, not " + o.roles);
-      return 2;
-    }
-    from = to + 1;
-  }
+  for (const auto* unsupported : {&o.bus, &o.cache})
+    if (!unsupported->empty()) return usage_failure("--bus and --cache are not supported by this build yet");
 
   std::string roles;
   for (auto role : kRoles)
@@ -210,7 +226,7 @@ int serve(const ServeOptions& o) {
 
   http::ServerOptions options;
   options.host = host;
-  options.port = static_cast<std::uint16_t>(port);
+  options.port = port;
   options.io_threads = o.io_threads;
   options.max_connections = o.max_connections;
   options.max_connections_per_ip = o.max_connections_per_ip;
@@ -255,43 +271,37 @@ int serve(const ServeOptions& o) {
 
 }  // namespace
 
-void add_serve(CLI::App& root, Action& action) {
+void add_serve(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = root.add_subcommand("serve", "Serve the HTTP API");
-  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
-  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
-  cmd->add_option("--bus", o->bus, "Message bus URL (nats://, kafka://)");
-  cmd->add_option("--cache", o->cache, "Read-model cache URL (redis://)");
-  cmd->add_option("--config", o->config, "Configuration file");
-  cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga (default: all)");
-  cmd->add_option("--io-threads", o->io_threads, "HTTP io threads")->capture_default_str();
-  cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
-  cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
-  cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
-  cmd->add_option("--max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
-  cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
-  cmd->add_option("--max-saga-lag", o->admission.saga_lag,
-                  "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
-      ->capture_default_str()
+  settings.add(*cmd, "listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->check(listen_address());
+  add_store_settings(settings, *cmd, o->store);
+  settings.add(*cmd, "bus", o->bus, "Message bus URL (nats://, kafka://)");
+  settings.add(*cmd, "cache", o->cache, "Read-model cache URL (redis://)");
+  settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga (default: all)")->check(role_list());
+  settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
+  settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());
+  settings.add(*cmd, "log-format", o->log_format, "text or json (one JSON object per line)")->check(log_format());
+  settings.add(*cmd, "access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  settings.add(*cmd, "max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
+      ->check(above_zero());
+  settings.add(*cmd, "max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
+      ->check(above_zero());
+  settings.add(*cmd, "auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them",
+               {.shared = true});
+  settings.add(*cmd, "insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
+  settings.add(*cmd, "max-saga-lag", o->admission.saga_lag,
+               "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-projection-lag", o->admission.projection_lag,
-                  "Refuse clients' writes while a projection is this many events behind (0: never)")
-      ->capture_default_str()
+  settings.add(*cmd, "max-projection-lag", o->admission.projection_lag,
+               "Refuse clients' writes while a projection is this many events behind (0: never)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-append-queue", o->admission.append_queue,
-                  "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
-      ->capture_default_str()
+  settings.add(*cmd, "max-append-queue", o->admission.append_queue,
+               "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--allowed-hosts", o->allowed_hosts,
-                  "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
-                  "[::1] and the --listen host)");
+  settings.add(*cmd, "allowed-hosts", o->allowed_hosts,
+               "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
+               "[::1] and the --listen host)");
   cmd->callback([o, &action] { action = [o] { return serve(*o); }; });
 }
 

@@ -383,7 +383,10 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
     std::lock_guard lk(slot->mu);
     std::optional<Error> error;
-    if (slot->building_sub) error = slot->building_sub->last_error();
+    if (slot->building_sub) {
+      error = slot->building_sub->last_error();
+      s.rebuilt = slot->building_sub->position() - 1;
+    }
     if (!error && slot->live_sub) error = slot->live_sub->last_error();
     if (!error) error = slot->restart_error;
     if (error) s.last_error = error->message;

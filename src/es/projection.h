@@ -83,6 +83,7 @@ struct ProjectionStatus {
   std::string name;
   Position position = 0;  // applied by the live copy
   Position lag = 0;       // the store's last position - position (0: caught up)
+  Position rebuilt = 0;   // while rebuilding: applied by the new copy
   ProjectionState state = ProjectionState::stopped;
   std::optional<std::string> last_error;
 };
