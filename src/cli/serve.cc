@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 #include "core/log.h"
+#include "core/otlp_exporter.h"
 
 namespace orderflow::cli {
 
@@ -67,6 +68,8 @@ struct ServeOptions {
   int io_threads = 2;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
+  std::string otlp_endpoint;  // empty: spans are not exported
+  double trace_sample_ratio = 1;
   std::size_t max_connections = http::ServerOptions{}.max_connections;
   std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
 };
@@ -78,7 +81,8 @@ void log_access(const http::Observation& o) {
              {"route", o.route.empty() ? std::string_view("none") : o.route},
              {"status", o.status},
              {"duration_ms", std::chrono::duration<double, std::milli>(o.elapsed).count()},
-             {"bytes", o.bytes}});
+             {"bytes", o.bytes},
+             {"trace_id", o.trace_id}});
 }
 
 int serve(const ServeOptions& o) {
@@ -119,6 +123,14 @@ int serve(const ServeOptions& o) {
     }
     keys = std::move(*loaded);
   }
+  if (!o.otlp_endpoint.empty() && !o.otlp_endpoint.starts_with("http://") && !o.otlp_endpoint.starts_with("https://")) {
+    log::error("orderflow", "--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
+    return 2;
+  }
+  if (!(o.trace_sample_ratio >= 0 && o.trace_sample_ratio <= 1)) {
+    log::error("orderflow", "--trace-sample-ratio takes a number from 0 to 1");
+    return 2;
+  }
   for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
     if (!unsupported->empty()) {
       log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
@@ -147,7 +159,14 @@ int serve(const ServeOptions& o) {
              {"max_batch", o.store.pipeline.max_batch},
              {"log_level", o.log_level},
              {"log_format", o.log_format},
-             {"access_log", o.access_log}});
+             {"access_log", o.access_log},
+             {"otlp_endpoint", o.otlp_endpoint.empty() ? "none" : o.otlp_endpoint},
+             {"trace_sample_ratio", fmt::format("{}", o.trace_sample_ratio)}});
+  // Spans of requests, saga steps and projections go to the collector; new traces are
+  // sampled with the ratio, a caller's traceparent decides for its trace.
+  std::optional<OtlpExporter> exporter;
+  if (!o.otlp_endpoint.empty()) exporter.emplace(OtlpOptions{.endpoint = o.otlp_endpoint, .service_version = ORDERFLOW_VERSION});
+  configure_tracing(o.trace_sample_ratio, exporter ? &*exporter : nullptr);
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -163,6 +182,7 @@ int serve(const ServeOptions& o) {
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
+  if (exporter) metrics.set_exporter(&*exporter);
   if (store->sqlite)
     metrics.set_data_dir(o.store.data_dir,
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
@@ -219,6 +239,11 @@ int serve(const ServeOptions& o) {
   read->runner().stop();
   for (const auto& p : read->runner().status())
     log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position}});
+  configure_tracing(o.trace_sample_ratio, nullptr);
+  if (exporter) {
+    exporter.reset();  // sends what is queued
+    log::info("tracing", "stopped: queued spans sent");
+  }
   // Every in-flight request has been answered; finish accepted appends and close.
   auto last = store->events().last_position();
   store->close();
@@ -244,6 +269,11 @@ void add_serve(CLI::App& root, Action& action) {
   cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
   cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  cmd->add_option("--otlp-endpoint", o->otlp_endpoint,
+                  "Export spans over OTLP/HTTP (JSON) to this collector: http://HOST:PORT (POSTs to /v1/traces)");
+  cmd->add_option("--trace-sample-ratio", o->trace_sample_ratio,
+                  "Share of new traces sampled (0 to 1); a request's traceparent decides for its own trace")
+      ->capture_default_str();
   cmd->add_option("--max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
