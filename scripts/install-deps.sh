@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libpq-dev postgresql libsimdjson-dev libcli11-dev libtomlplusplus-dev libfmt-dev libspdlog-dev libssl-dev
+  libsqlite3-dev libpq-dev postgresql libsimdjson-dev libcli11-dev libtomlplusplus-dev libfmt-dev libspdlog-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libxxhash-dev
   curl python3 gdb
   prometheus  # tests/e2e/test_prometheus.py: a real Prometheus scraping serve, and promtool

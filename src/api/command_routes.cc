@@ -106,8 +106,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
   meta.actor = actor_of(req, "api");
-  // This request's span: in the caller's trace when it sent a valid traceparent, else in a new one.
-  meta.traceparent = format_traceparent(child_span(parse_traceparent(req.header("traceparent").value_or(""))));
+  meta.traceparent = format_traceparent(req.span);
   meta.if_match = *if_match;
   meta.new_stream = p.new_stream;
   std::string fingerprint;

@@ -243,6 +243,15 @@ std::string Metrics::render(ApiContext& ctx) {
           "# TYPE orderflow_saga_lag_age_seconds gauge\norderflow_saga_lag_age_seconds {}\n",
           *next <= *last ? age_seconds(store, *next, now_ms) : 0.0);
     }
+    add("# HELP orderflow_saga_step_duration_seconds Saga steps that ended, from the event that started one to "
+        "the event that ended it, by step.\n"
+        "# TYPE orderflow_saga_step_duration_seconds histogram\n");
+    for (const auto& [step, h] : sorted(saga_->step_durations()))
+      add_histogram(out, "orderflow_saga_step_duration_seconds", fmt::format("step=\"{}\"", step), h->snapshot());
+    add("# HELP orderflow_saga_deadlines_fired_total Step deadlines that passed with the step's work not done "
+        "(each a retry, or giving up on the step).\n"
+        "# TYPE orderflow_saga_deadlines_fired_total counter\norderflow_saga_deadlines_fired_total {}\n",
+        saga_->deadlines_fired());
     if (auto letters = count_dead_letters(store))
       add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
           "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
@@ -283,6 +292,19 @@ std::string Metrics::render(ApiContext& ctx) {
                   s.state == es::ProjectionState::following
               ? 1
               : 0);
+  }
+
+  if (exporter_) {
+    const auto c = exporter_->counts();
+    add("# HELP orderflow_trace_spans_exported_total Spans the OTLP collector took.\n"
+        "# TYPE orderflow_trace_spans_exported_total counter\norderflow_trace_spans_exported_total {}\n"
+        "# HELP orderflow_trace_spans_dropped_total Spans not exported: the queue was full, or their batch failed.\n"
+        "# TYPE orderflow_trace_spans_dropped_total counter\n"
+        "orderflow_trace_spans_dropped_total{{reason=\"queue_full\"}} {}\n"
+        "orderflow_trace_spans_dropped_total{{reason=\"export_failed\"}} {}\n"
+        "# HELP orderflow_trace_export_failures_total Export requests the collector did not take.\n"
+        "# TYPE orderflow_trace_export_failures_total counter\norderflow_trace_export_failures_total {}\n",
+        c.exported, c.dropped_queue_full, c.dropped_export_failed, c.export_failures);
   }
 
   const auto p = process_stats();

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 #include "core/log.h"
+#include "core/otlp_exporter.h"
 
 namespace orderflow::cli {
 
@@ -115,6 +116,8 @@ struct ServeOptions {
   int io_threads = 2;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
+  std::string otlp_endpoint;  // empty: spans are not exported
+  double trace_sample_ratio = 1;
   std::size_t max_connections = http::ServerOptions{}.max_connections;
   std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
   app::AdmissionLimits admission;
@@ -127,7 +130,8 @@ void log_access(const http::Observation& o) {
              {"route", o.route.empty() ? std::string_view("none") : o.route},
              {"status", o.status},
              {"duration_ms", std::chrono::duration<double, std::milli>(o.elapsed).count()},
-             {"bytes", o.bytes}});
+             {"bytes", o.bytes},
+             {"trace_id", o.trace_id}});
 }
 
 int serve(const ServeOptions& o) {
@@ -148,6 +152,10 @@ int serve(const ServeOptions& o) {
     }
     keys = std::move(*loaded);
   }
+  if (!o.otlp_endpoint.empty() && !o.otlp_endpoint.starts_with("http://") && !o.otlp_endpoint.starts_with("https://"))
+    return usage_failure("--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
+  if (!(o.trace_sample_ratio >= 0 && o.trace_sample_ratio <= 1))
+    return usage_failure("--trace-sample-ratio takes a number from 0 to 1");
   for (const auto* unsupported : {&o.bus, &o.cache})
     if (!unsupported->empty()) return usage_failure("--bus and --cache are not supported by this build yet");
 
@@ -167,7 +175,15 @@ int serve(const ServeOptions& o) {
              {"access_log", o.access_log},
              {"max_saga_lag", o.admission.saga_lag},
              {"max_projection_lag", o.admission.projection_lag},
-             {"max_append_queue", o.admission.append_queue}});
+             {"max_append_queue", o.admission.append_queue},
+
+             {"otlp_endpoint", o.otlp_endpoint.empty() ? "none" : o.otlp_endpoint},
+             {"trace_sample_ratio", fmt::format("{}", o.trace_sample_ratio)}});
+  // Spans of requests, saga steps and projections go to the collector; new traces are
+  // sampled with the ratio, a caller's traceparent decides for its trace.
+  std::optional<OtlpExporter> exporter;
+  if (!o.otlp_endpoint.empty()) exporter.emplace(OtlpOptions{.endpoint = o.otlp_endpoint, .service_version = ORDERFLOW_VERSION});
+  configure_tracing(o.trace_sample_ratio, exporter ? &*exporter : nullptr);
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -183,6 +199,7 @@ int serve(const ServeOptions& o) {
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
+  if (exporter) metrics.set_exporter(&*exporter);
   if (store->sqlite)
     metrics.set_data_dir(o.store.data_dir,
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
@@ -260,6 +277,11 @@ int serve(const ServeOptions& o) {
   read->runner().stop();
   for (const auto& p : read->runner().status())
     log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position}});
+  configure_tracing(o.trace_sample_ratio, nullptr);
+  if (exporter) {
+    exporter.reset();  // sends what is queued
+    log::info("tracing", "stopped: queued spans sent");
+  }
   // Every in-flight request has been answered; finish accepted appends and close.
   auto last = store->events().last_position();
   store->close();
@@ -283,6 +305,10 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());
   settings.add(*cmd, "log-format", o->log_format, "text or json (one JSON object per line)")->check(log_format());
   settings.add(*cmd, "access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  settings.add(*cmd, "otlp-endpoint", o->otlp_endpoint,
+               "Export spans over OTLP/HTTP (JSON) to this collector: http://HOST:PORT (POSTs to /v1/traces)");
+  settings.add(*cmd, "trace-sample-ratio", o->trace_sample_ratio,
+               "Share of new traces sampled (0 to 1); a request's traceparent decides for its own trace");
   settings.add(*cmd, "max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
       ->check(above_zero());
   settings.add(*cmd, "max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
@@ -292,13 +318,13 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
   settings.add(*cmd, "max-saga-lag", o->admission.saga_lag,
                "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   settings.add(*cmd, "max-projection-lag", o->admission.projection_lag,
                "Refuse clients' writes while a projection is this many events behind (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   settings.add(*cmd, "max-append-queue", o->admission.append_queue,
                "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(zero_or_more());
   settings.add(*cmd, "allowed-hosts", o->allowed_hosts,
                "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
                "[::1] and the --listen host)");

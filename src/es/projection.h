@@ -176,6 +176,7 @@ class ProjectionRunner {
   void watch_loop();
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
+  static void trace_applied(Slot& slot, std::span<const RecordedEvent> events, std::int64_t started_ns);
   static void record_lag(Slot& slot, std::span<const RecordedEvent> events);
   void expire_loop();
   Slot* find(const std::string& name) const;

@@ -29,6 +29,7 @@ import time
 import unittest
 import urllib.parse
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 API = "/api/v1"
@@ -294,6 +295,64 @@ class Server:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
+
+
+class Collector:
+    """An OTLP/HTTP receiver on a loopback port, answering 200 to every POST as the specification asks of a
+    full success. With `keep`, it keeps every span POSTed to /v1/traces (with its resource and scope) and each
+    request's (path, Content-Type, body); without, it only reads them (a fast endpoint for benchmarks)."""
+
+    def __init__(self, keep=True):
+        self.spans, self.requests = [], []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if keep:
+                    collector.take(self.path, self.headers.get("Content-Type"), body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self, path, content_type, body):
+        with self.lock:
+            self.requests.append((path, content_type, body))
+            for rs in json.loads(body)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        self.spans.append(dict(span, resource=rs["resource"], scope=ss["scope"]))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def trace(self, trace_id):
+        with self.lock:
+            return [s for s in self.spans if s["traceId"] == trace_id]
+
+    def wait_for(self, trace_id, names, timeout=10.0):
+        """The trace's spans once every name in `names` is among them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.trace(trace_id)
+            if names <= {s["name"] for s in spans}:
+                return spans
+            if time.monotonic() > deadline:
+                raise AssertionError(f"missing {names - {s['name'] for s in spans}} in {[s['name'] for s in spans]}")
+            time.sleep(0.05)
 
 
 class Response:

@@ -38,6 +38,7 @@ class JsonLogs(unittest.TestCase):
         self.assertEqual(starting["roles"], "command,query,admin,projector,saga")
         self.assertEqual(starting["log_format"], "json")
         self.assertIs(starting["access_log"], False)
+        self.assertEqual((starting["otlp_endpoint"], starting["trace_sample_ratio"]), ("none", "1"))
         self.assertIsInstance(starting["io_threads"], int)
         stopped = [l for l in lines if l["component"] == "projections" and l["message"] == "stopped"]
         self.assertEqual(sorted(l["projection"] for l in stopped), ["accounts", "orders", "products", "sales"])
@@ -54,6 +55,8 @@ class JsonLogs(unittest.TestCase):
             self.assertEqual(l["method"], "GET")
             self.assertGreater(l["bytes"], 0)
             self.assertGreaterEqual(l["duration_ms"], 0)
+            self.assertRegex(l["trace_id"], "^[0-9a-f]{32}$")
+        self.assertEqual(len({l["trace_id"] for l in gets}), 4, "each request starts a trace of its own")
         self.assertTrue(any(l["method"] == "POST" and l["status"] == 201 for l in requests), requests)
 
 

@@ -17,8 +17,8 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import (API, REPO_ROOT, Server, create_account, create_product, on_postgres, place_order, settled_orders,
-                     wait_until)
+from harness import (API, REPO_ROOT, Collector, Server, create_account, create_product, on_postgres, place_order,
+                     settled_orders, wait_until)
 
 ALERTS = os.path.join(REPO_ROOT, "deploy", "prometheus", "alerts.yml")
 DASHBOARD = os.path.join(REPO_ROOT, "deploy", "grafana", "orderflow.json")
@@ -76,7 +76,9 @@ class PromtoolChecks(unittest.TestCase):
 class RealPrometheus(unittest.TestCase):
     def setUp(self):
         prometheus = tool("prometheus")
-        self.srv = Server()
+        self.collector = Collector()  # spans go somewhere: the exporter's families are shown
+        self.addCleanup(self.collector.close)
+        self.srv = Server(extra_args=["--otlp-endpoint", self.collector.url])
         self.addCleanup(self.srv.cleanup)
         self.srv.start()
         self.dir = tempfile.mkdtemp(prefix="orderflow-e2e-prometheus-")
@@ -191,6 +193,9 @@ scrape_configs:
                          '{route="/api/v1/orders",method="POST"}[1m])))')
         self.assertGreater(p99, 0)
         self.assertGreater(self.value('process_resident_memory_bytes{job="orderflow"}'), 1e6)
+        self.assertGreaterEqual(self.value('orderflow_saga_step_duration_seconds_count{step="confirm"}'), 20)
+        self.assertGreater(self.value('orderflow_trace_spans_exported_total'), 20 * 6)
+        self.assertEqual(self.value('sum(orderflow_trace_spans_dropped_total)'), 0)
 
         # The alert rules are loaded and evaluate; none fires on a healthy server.
         rules = self.get("/api/v1/rules")["data"]["groups"]
