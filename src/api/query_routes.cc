@@ -280,6 +280,14 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
       r.set_header("Retry-After", "1");
       co_return r;
     }
+    // Writes do not wait for the bus (the log is the outbox): a relay that cannot publish
+    // leaves the process ready, and is told here.
+    if (auto relay = relay_view(ctx))
+      co_return http::json_response(
+          200, boost::json::object{{"status", "ready"},
+                                   {"details", {{"relay", relay->state},
+                                                {"relay_error", relay->last_error ? boost::json::value(*relay->last_error)
+                                                                                  : boost::json::value(nullptr)}}}});
     co_return http::json_response(200, R"({"status":"ready"})");
   });
 

@@ -11,7 +11,9 @@
 #include "api/metrics.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
+#include "app/relay/relay.h"
 #include "app/saga/saga_runner.h"
+#include "cli/bus_factory.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 #include "core/log.h"
@@ -20,7 +22,7 @@ namespace orderflow::cli {
 
 namespace {
 
-constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga"};
+constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga", "relay"};
 
 // Is `role` among the comma-separated `roles` (empty: every role)?
 bool has_role(const std::string& roles, std::string_view role) {
@@ -60,7 +62,8 @@ std::vector<std::string> allowed_hosts(const std::string& list, const std::strin
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
-  std::string bus, cache, config, roles;
+  BusSpec bus;
+  std::string cache, config, roles;
   std::string auth_keys;  // a KeyRing file; empty: authentication is off
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
@@ -119,19 +122,33 @@ int serve(const ServeOptions& o) {
     }
     keys = std::move(*loaded);
   }
-  for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
+  for (const auto* unsupported : {&o.cache, &o.config})
     if (!unsupported->empty()) {
-      log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
+      log::error("orderflow", "--cache and --config are not supported by this build yet");
       return 2;
     }
 
   for (std::size_t from = 0; !o.roles.empty() && from <= o.roles.size();) {
     auto to = std::min(o.roles.find(',', from), o.roles.size());
     if (std::find(std::begin(kRoles), std::end(kRoles), o.roles.substr(from, to - from)) == std::end(kRoles)) {
-      log::error("orderflow", "--roles takes command, query, admin, projector and saga, not " + o.roles);
+      log::error("orderflow", "--roles takes command, query, admin, projector, saga and relay, not " + o.roles);
       return 2;
     }
     from = to + 1;
+  }
+  std::optional<BusUrl> bus_url;
+  if (!o.bus.url.empty()) {
+    auto parsed = parse_bus_url(o.bus.url);
+    if (!parsed) {
+      log::error("orderflow", parsed.error().message);
+      return 2;
+    }
+    if (!has_role(o.roles, "relay")) {
+      log::error("orderflow", "--bus needs the relay role: projectors and sagas fed from the bus are not supported by "
+                              "this build yet");
+      return 2;
+    }
+    bus_url = std::move(*parsed);
   }
 
   std::string roles;
@@ -142,6 +159,7 @@ int serve(const ServeOptions& o) {
              {"store", o.store.url.empty() ? "embedded" : redacted_store_url(o.store.url)},
              {"data", o.store.data_dir},
              {"roles", roles},
+             {"bus", o.bus.url.empty() ? "none" : o.bus.url},
              {"io_threads", o.io_threads},
              {"group_commit", o.store.pipeline.group_commit},
              {"max_batch", o.store.pipeline.max_batch},
@@ -182,6 +200,23 @@ int serve(const ServeOptions& o) {
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
     metrics.set_saga(&*saga);
   }
+  // The bus relay (--bus): the log published to the bus, from its checkpoint; on a shared
+  // store by the holder of the relay lease only.
+  std::unique_ptr<es::BusPublisher> bus;
+  std::optional<app::relay::Relay> relay;
+  auto relay_lease = store->leader_lease("relay");
+  if (bus_url) {
+    bus = open_bus(*bus_url, o.bus);
+    auto on_lead = [](bool leading) {
+      log::info("relay", leading ? "this process holds the relay lease and relays the log to the bus"
+                                 : "the relay lease is lost, standing by");
+    };
+    relay.emplace(store->events(), store->checkpoints(), *bus,
+                  app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix}, relay_lease.get(),
+                  on_lead);
+    relay->start();
+    ctx.relay = &*relay;
+  }
 
   http::ServerOptions options;
   options.host = host;
@@ -214,6 +249,7 @@ int serve(const ServeOptions& o) {
   server->run();
   log::info("serve", "stopping: every request is answered");
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
+  if (relay) relay->stop();
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
@@ -236,10 +272,15 @@ void add_serve(CLI::App& root, Action& action) {
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
   cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
   cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
-  cmd->add_option("--bus", o->bus, "Message bus URL (nats://, kafka://)");
+  cmd->add_option("--bus", o->bus.url, "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]");
+  cmd->add_option("--bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY")
+      ->capture_default_str();
+  cmd->add_option("--bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
   cmd->add_option("--cache", o->cache, "Read-model cache URL (redis://)");
   cmd->add_option("--config", o->config, "Configuration file");
-  cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga (default: all)");
+  cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga,relay (default: all)");
   cmd->add_option("--io-threads", o->io_threads, "HTTP io threads")->capture_default_str();
   cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
   cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
