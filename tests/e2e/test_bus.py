@@ -1,7 +1,8 @@
 """docs/api.md §10 and operations.md §9, as an operator meets them: `serve --bus` with a bus that is not
 there yet, goes away and comes back; writes never wait for it; the relay's state, lag and catch-up in
 /api/v1/admin/relay, /readyz and /metrics; and what JetStream holds at the end (its monitoring endpoint).
-A bad --bus is exit 2 with one sentence."""
+A bad --bus is exit 2 with one sentence. On PostgreSQL, two servers with --bus: one relays (the relay
+lease), and the other takes over when it is killed."""
 
 import json
 import shutil
@@ -11,7 +12,7 @@ import tempfile
 import unittest
 import urllib.request
 
-from harness import API, Server, binary, create_account, wait_until
+from harness import API, Server, binary, create_account, new_pg_store, on_postgres, wait_until
 
 
 def free_port():
@@ -99,10 +100,7 @@ class RelayToNats(unittest.TestCase):
         return r.json
 
     def metric(self, name):
-        for line in self.c.get("/metrics").body.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError(f"{name} not in /metrics")
+        return metric(self.c, name)
 
     def write(self, n):
         for _ in range(n):
@@ -152,3 +150,43 @@ class RelayToNats(unittest.TestCase):
                    "relay caught up after a restart")
         self.assertEqual(self.nats.messages(), self.relay()["position"])
         self.c.close()
+
+
+def metric(client, name):
+    for line in client.get("/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@unittest.skipUnless(shutil.which("nats-server"), "nats-server is not installed (scripts/install-deps.sh)")
+@unittest.skipUnless(on_postgres(), "several servers on one store need PostgreSQL (ORDERFLOW_E2E_STORE=postgres)")
+class RelayLease(unittest.TestCase):
+    def test_one_relays_the_other_takes_over_when_it_is_killed(self):
+        nats = NatsServer()
+        self.addCleanup(nats.cleanup)
+        nats.start()
+        store = new_pg_store()
+        servers = [Server(store=store, extra_args=["--bus", f"nats://127.0.0.1:{nats.port}"]) for _ in range(2)]
+        for srv in servers:
+            self.addCleanup(srv.cleanup)
+            srv.start()
+        clients = [srv.client() for srv in servers]
+        for c in clients:
+            create_account(c)
+        states = lambda: sorted(c.get(f"{API}/admin/relay").json["state"] for c in clients)  # noqa: E731
+        wait_until(lambda: states() == ["publishing", "standby"], 30, "one relays, one stands by")
+        self.assertEqual(sum(metric(c, "orderflow_relay_running") for c in clients), 1)
+        holder = next(i for i, c in enumerate(clients) if c.get(f"{API}/admin/relay").json["state"] == "publishing")
+        other = clients[1 - holder]
+        servers[holder].kill()
+        for _ in range(20):
+            create_account(other)
+        wait_until(lambda: (r := other.get(f"{API}/admin/relay").json)["state"] == "publishing" and r["lag"] == 0,
+                   30, "the standby took the relay over and caught up")
+        self.assertEqual(nats.messages(), other.get(f"{API}/admin/relay").json["position"],
+                         "every event once on the bus across the takeover")
+        self.assertIn("holds the relay lease", servers[1 - holder].stderr(None))
+        for c in clients:
+            c.close()
+        servers[1 - holder].stop()
