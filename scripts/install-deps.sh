@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libxxhash-dev
   curl python3 gdb
   prometheus  # tests/e2e/test_prometheus.py: a real Prometheus scraping serve, and promtool
+  libnats-dev librdkafka-dev  # the bus relay's clients (src/bus/)
+  nats-server  # tests/bus: a real JetStream server the tests start
 )
 
 missing=()

@@ -46,13 +46,6 @@ auto sorted(const F& family) {
   return entries;
 }
 
-// Seconds since the event at `position` was recorded; 0 when there is none yet.
-double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms) {
-  auto events = store.read_all(position, 1);
-  if (!events || events->empty()) return 0;
-  return static_cast<double>(std::max<std::int64_t>(0, now_ms - events->front().recorded_at_ms)) / 1000;
-}
-
 constexpr auto kLagBoundsSeconds = [] {
   std::array<double, es::kLagBucketsMs.size()> b{};
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = es::kLagBucketsMs[i] / 1000;
@@ -220,6 +213,27 @@ std::string Metrics::render(ApiContext& ctx) {
     add("orderflow_background_failing{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what,
         f.failing ? 1 : 0);
 
+  if (auto relay = relay_view(ctx)) {
+    add("# HELP orderflow_relay_running 1 while this process relays the log to the bus (holds the relay lease).\n"
+        "# TYPE orderflow_relay_running gauge\norderflow_relay_running {}\n",
+        relay->state == "publishing" || relay->state == "retrying" ? 1 : 0);
+    add("# HELP orderflow_relay_up 1 while the relay's last publish succeeded (0: retrying, standing by or stopped).\n"
+        "# TYPE orderflow_relay_up gauge\norderflow_relay_up {}\n",
+        relay->state == "publishing" ? 1 : 0);
+    add("# HELP orderflow_relay_position The last position the bus acknowledged.\n"
+        "# TYPE orderflow_relay_position gauge\norderflow_relay_position {}\n",
+        relay->position);
+    add("# HELP orderflow_relay_lag Events of the log not yet acknowledged by the bus.\n"
+        "# TYPE orderflow_relay_lag gauge\norderflow_relay_lag {}\n",
+        relay->lag);
+    add("# HELP orderflow_relay_lag_age_seconds Age of the oldest event not yet acknowledged by the bus (0: caught "
+        "up).\n"
+        "# TYPE orderflow_relay_lag_age_seconds gauge\norderflow_relay_lag_age_seconds {}\n",
+        relay->lag_seconds);
+    add("# HELP orderflow_relay_published_total Events the bus acknowledged from this process.\n"
+        "# TYPE orderflow_relay_published_total counter\norderflow_relay_published_total {}\n",
+        relay->published);
+  }
   if (auto saga = saga_running_.load(); saga >= 0)
     add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"
         "# TYPE orderflow_saga_running gauge\norderflow_saga_running {}\n",

@@ -194,6 +194,12 @@ json::object readiness_checks(ApiContext& ctx) {
   // A standby (another process holds the lease) is ready: it serves, and takes over when asked.
   if (auto running = ctx.metrics ? ctx.metrics->saga_running() : std::nullopt)
     checks["saga"] = json::object{{"holds_lease", *running}};
+  // Writes do not wait for the bus (the log is the outbox): a relay that cannot publish
+  // leaves the process ready, and is told here.
+  if (auto relay = relay_view(ctx))
+    checks["relay"] = json::object{
+        {"state", relay->state},
+        {"error", relay->last_error ? json::value(*relay->last_error) : json::value(nullptr)}};
   return checks;
 }
 

@@ -87,6 +87,14 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*so, "connections", soak->connections, "Keep-alive connections");
   settings.add(*so, "binary", soak->binary, "The orderflow binary to run serve with (default: this one)");
   so->callback([soak, &action] { action = [soak] { return bench_soak(*soak); }; });
+
+  auto relay = std::make_shared<RelayBenchOptions>();
+  auto* re = bench->add_subcommand("relay", "The log relayed to a bus, beside a raw publish of the same messages");
+  re->add_option("--bus", relay->bus, "A running bus: nats://HOST:PORT or kafka://HOST:PORT")->required();
+  re->add_option("--events", relay->events, "Events in the store relayed")->capture_default_str();
+  re->add_option("--data", relay->data, "Scratch directory (bench-relay.db, made anew)")->capture_default_str();
+  re->add_option("--topic-prefix", relay->topic_prefix, "Subjects/topics are PREFIX.CATEGORY")->capture_default_str();
+  re->callback([relay, &action] { action = [relay] { return bench_relay(*relay); }; });
 }
 
 }  // namespace orderflow::cli

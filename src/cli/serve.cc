@@ -13,7 +13,9 @@
 #include "api/metrics.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
+#include "app/relay/relay.h"
 #include "app/saga/saga_runner.h"
+#include "cli/bus_factory.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 #include "core/log.h"
@@ -23,7 +25,7 @@ namespace orderflow::cli {
 
 namespace {
 
-constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga"};
+constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga", "relay"};
 
 // Is `role` among the comma-separated `roles` (empty: every role)?
 bool has_role(const std::string& roles, std::string_view role) {
@@ -87,7 +89,7 @@ CLI::Validator role_list() {
         for (std::size_t from = 0; !v.empty() && from <= v.size();) {
           auto to = std::min(v.find(',', from), v.size());
           if (std::find(std::begin(kRoles), std::end(kRoles), v.substr(from, to - from)) == std::end(kRoles))
-            return "takes command, query, admin, projector and saga, not " + v;
+            return "takes command, query, admin, projector, saga and relay, not " + v;
           from = to + 1;
         }
         return "";
@@ -109,7 +111,8 @@ CLI::Validator log_format() {
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
-  std::string bus, cache, roles;
+  BusSpec bus;
+  std::string cache, roles;
   std::string auth_keys;  // a KeyRing file; empty: authentication is off
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
@@ -156,8 +159,16 @@ int serve(const ServeOptions& o) {
     return usage_failure("--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
   if (!(o.trace_sample_ratio >= 0 && o.trace_sample_ratio <= 1))
     return usage_failure("--trace-sample-ratio takes a number from 0 to 1");
-  for (const auto* unsupported : {&o.bus, &o.cache})
-    if (!unsupported->empty()) return usage_failure("--bus and --cache are not supported by this build yet");
+  if (!o.cache.empty()) return usage_failure("--cache is not supported by this build yet");
+  std::optional<BusUrl> bus_url;
+  if (!o.bus.url.empty()) {
+    auto parsed = parse_bus_url(o.bus.url);
+    if (!parsed) return usage_failure(parsed.error().message);
+    if (!has_role(o.roles, "relay"))
+      return usage_failure(
+          "--bus needs the relay role: projectors and sagas fed from the bus are not supported by this build yet");
+    bus_url = std::move(*parsed);
+  }
 
   std::string roles;
   for (auto role : kRoles)
@@ -167,6 +178,7 @@ int serve(const ServeOptions& o) {
              {"store", o.store.url.empty() ? "embedded" : redacted_store_url(o.store.url)},
              {"data", o.store.data_dir},
              {"roles", roles},
+             {"bus", o.bus.url.empty() ? "none" : o.bus.url},
              {"io_threads", o.io_threads},
              {"group_commit", o.store.pipeline.group_commit},
              {"max_batch", o.store.pipeline.max_batch},
@@ -240,6 +252,23 @@ int serve(const ServeOptions& o) {
          return static_cast<std::int64_t>(events.appends_queued());
        }});
   ctx.admission = &admission;
+  // The bus relay (--bus): the log published to the bus, from its checkpoint; on a shared
+  // store by the holder of the relay lease only.
+  std::unique_ptr<es::BusPublisher> bus;
+  std::optional<app::relay::Relay> relay;
+  auto relay_lease = store->leader_lease("relay");
+  if (bus_url) {
+    bus = open_bus(*bus_url, o.bus);
+    auto on_lead = [](bool leading) {
+      log::info("relay", leading ? "this process holds the relay lease and relays the log to the bus"
+                                 : "the relay lease is lost, standing by");
+    };
+    relay.emplace(store->events(), store->checkpoints(), *bus,
+                  app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix}, relay_lease.get(),
+                  on_lead);
+    relay->start();
+    ctx.relay = &*relay;
+  }
 
   http::ServerOptions options;
   options.host = host;
@@ -272,6 +301,7 @@ int serve(const ServeOptions& o) {
   server->run();
   log::info("serve", "stopping: every request is answered");
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
+  if (relay) relay->stop();
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
@@ -298,9 +328,12 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   auto* cmd = root.add_subcommand("serve", "Serve the HTTP API");
   settings.add(*cmd, "listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->check(listen_address());
   add_store_settings(settings, *cmd, o->store);
-  settings.add(*cmd, "bus", o->bus, "Message bus URL (nats://, kafka://)");
+  settings.add(*cmd, "bus", o->bus.url, "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]");
+  settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
+  settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
+      ->check(CLI::Range(1, 5));
   settings.add(*cmd, "cache", o->cache, "Read-model cache URL (redis://)");
-  settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga (default: all)")->check(role_list());
+  settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());
   settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
   settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());
   settings.add(*cmd, "log-format", o->log_format, "text or json (one JSON object per line)")->check(log_format());

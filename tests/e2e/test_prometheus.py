@@ -26,9 +26,12 @@ DOC = os.path.join(REPO_ROOT, "docs", "api.md")
 
 
 def not_here():
-    """Families this test's server does not show: those of a failure (none happens here), and on PostgreSQL
-    those only the embedded store has (its data directory's disk and SQLite files)."""
-    absent = {"orderflow_background_failures_total", "orderflow_background_failing"}
+    """Families this test's server does not show: those of a failure (none happens here), those of the bus
+    relay (it runs without --bus: tests/e2e/test_bus.py reads them), and on PostgreSQL those only the embedded
+    store has (its data directory's disk and SQLite files)."""
+    absent = {"orderflow_background_failures_total", "orderflow_background_failing", "orderflow_relay_running",
+              "orderflow_relay_up", "orderflow_relay_position", "orderflow_relay_lag",
+              "orderflow_relay_lag_age_seconds", "orderflow_relay_published_total"}
     if on_postgres():
         absent |= {"orderflow_sqlite_wal_bytes", "orderflow_data_disk_free_bytes", "orderflow_data_disk_size_bytes"}
     return absent
