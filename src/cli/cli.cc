@@ -1,6 +1,9 @@
 #include "cli/cli.h"
 
+#include <fmt/format.h>
+
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/log.h"
 
 namespace orderflow::cli {
@@ -13,6 +16,8 @@ int runtime_failure(const std::string& message) {
 int run(int argc, char** argv) {
   CLI::App app{"orderflow: an event-sourced order-processing system"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", fmt::format("orderflow {} ({}, {})", build_info::version, build_info::git_describe,
+                                                build_info::build_type));
   Action action;
   add_serve(app, action);
   add_events(app, action);
