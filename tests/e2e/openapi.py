@@ -46,13 +46,13 @@ class Spec:
 
     def validator(self, schema):
         """A validator of `schema`, whose #/components/… references resolve in the document."""
-        key = json.dumps(schema, sort_keys=True)
+        key = id(schema)  # kept with its validator below, so the id stays its own
         if key not in self._validators:
             root = dict(schema)
             root["components"] = self.doc.get("components", {})
             root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-            self._validators[key] = jsonschema.Draft202012Validator(root)
-        return self._validators[key]
+            self._validators[key] = (schema, jsonschema.Draft202012Validator(root))
+        return self._validators[key][1]
 
     def template(self, path):
         """The documented path a request path matches, as the router matches: a literal segment wins
