@@ -1,5 +1,6 @@
 // What this binary was built from (stamped at build time by cmake/build_info.cmake):
-// `orderflow --version` and the `orderflow_build_info` metric print it.
+// `orderflow --version` and the `orderflow_build_info` metric print it. Defined in the generated
+// library orderflow_build_info (CMakeLists.txt), which only the API and the command line link.
 #pragma once
 
 #include <string_view>
