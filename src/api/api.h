@@ -69,6 +69,11 @@ void add_query_routes(http::Router& router, ApiContext& ctx);  // needs ctx.read
 void add_event_routes(http::Router& router, ApiContext& ctx);
 void add_stream_routes(http::Router& router, ApiContext& ctx);  // the live feed (SSE)
 void add_relay_routes(http::Router& router, ApiContext& ctx);   // needs ctx.relay: GET /api/v1/admin/relay
+// GET /api/v1/openapi.json (the OpenAPI document, docs/openapi.yaml), /docs (a Redoc page
+// rendering it) and the page's script: compiled in, open to every caller (§3).
+void add_docs_routes(http::Router& router);
+// The OpenAPI document /api/v1/openapi.json serves.
+std::string_view openapi_json();
 // Sagas and dead letters (§7) and GET /api/v1/admin/invariants (§5); `saga` may be null
 // (this process runs no saga: sagas are read from their streams).
 void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunner* saga);

@@ -113,6 +113,7 @@ http::Router make_router(ApiContext& ctx) {
   http::Router router;
   add_command_routes(router, ctx);
   add_event_routes(router, ctx);
+  add_docs_routes(router);
   if (ctx.read) {
     add_query_routes(router, ctx);
     add_stream_routes(router, ctx);

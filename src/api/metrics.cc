@@ -15,13 +15,10 @@
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
 #include "app/saga/saga_runner.h"
+#include "core/build_info.h"
 #include "core/failures.h"
 #include "core/time.h"
 #include "es/append_metrics.h"
-
-#ifndef ORDERFLOW_VERSION
-#define ORDERFLOW_VERSION "unknown"
-#endif
 
 namespace orderflow::api {
 
@@ -333,9 +330,10 @@ std::string Metrics::render(ApiContext& ctx) {
       "# HELP process_start_time_seconds Start of the process since the unix epoch.\n"
       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.2f}\n",
       p.cpu_seconds, p.resident_bytes, p.open_fds, p.max_fds, p.start_time_seconds);
-  add("# HELP orderflow_build_info The build: version and compiler (always 1).\n"
-      "# TYPE orderflow_build_info gauge\norderflow_build_info{{version=\"{}\",compiler=\"{}\"}} 1\n",
-      ORDERFLOW_VERSION, __VERSION__);
+  add("# HELP orderflow_build_info The build: version, git describe, build type and compiler (always 1).\n"
+      "# TYPE orderflow_build_info gauge\n"
+      "orderflow_build_info{{version=\"{}\",git=\"{}\",build_type=\"{}\",compiler=\"{}\"}} 1\n",
+      build_info::version, build_info::git_describe, build_info::build_type, __VERSION__);
   return out;
 }
 

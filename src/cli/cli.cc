@@ -1,8 +1,11 @@
 #include "cli/cli.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/log.h"
 
 namespace orderflow::cli {
@@ -19,6 +22,8 @@ int usage_failure(const std::string& message) {
 
 void add_subcommands(CLI::App& root, Settings& settings, Action& action) {
   root.require_subcommand(1);
+  root.set_version_flag("--version", fmt::format("orderflow {} ({}, {})", build_info::version, build_info::git_describe,
+                                                 build_info::build_type));
   add_serve(root, settings, action);
   add_events(root, settings, action);
   add_demo(root, settings, action);

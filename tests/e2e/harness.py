@@ -1,6 +1,7 @@
 """End-to-end harness: runs the real `orderflow serve` binary and speaks HTTP to it.
 
-Stdlib only. The binary is $ORDERFLOW_BIN, else build/orderflow under the repository root.
+Stdlib, with python3-yaml and python3-jsonschema: every answer a Client gets is checked against
+docs/openapi.yaml (openapi.py). The binary is $ORDERFLOW_BIN, else build/orderflow under the repository root.
 
     with Server() as srv:            # fresh temp data dir, port 0
         c = srv.client()             # one keep-alive connection
@@ -30,6 +31,8 @@ import unittest
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import openapi
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 API = "/api/v1"
@@ -410,6 +413,8 @@ class Client:
         self.conn.request(method, path, body=data, headers=hdrs)
         resp = self.conn.getresponse()
         payload = resp.read()
+        # Every answer of a documented operation is as docs/openapi.yaml says (tests/e2e/openapi.py).
+        openapi.check_answer(method, path, resp.status, resp.headers, payload)
         return Response(resp.status, resp.headers, payload)
 
     def get(self, path, headers=None):
