@@ -34,6 +34,8 @@ std::string duration(double seconds) {
 std::string progress_line(const std::string& label, std::uint64_t done, std::uint64_t total,
                           std::uint64_t done_at_start, std::chrono::duration<double> elapsed, const std::string& unit) {
   std::string line = fmt::format("{}: {}", label, done);
+  // What is left after the last unit (a migration's commit) has no rate to show.
+  if (total > 0 && done >= total) return line + fmt::format("/{} {} (100%), finishing", total, unit);
   if (total > 0)
     line += fmt::format("/{} {} ({}%)", total, unit, std::min<std::uint64_t>(100, done * 100 / total));
   else

@@ -24,6 +24,11 @@ TEST(ProgressLine, GivesMinutesAndHoursForLongWork) {
             "migrate: 10/100000 events (0%), 10/s, ETA 2 h 46 min");
 }
 
+TEST(ProgressLine, SaysFinishingOnceEveryUnitIsDone) {
+  EXPECT_EQ(progress_line("migrate", 300000, 300000, 0, duration<double>(9.0)),
+            "migrate: 300000/300000 events (100%), finishing");
+}
+
 TEST(ProgressLine, HasNoRateBeforeAnythingIsDoneAndNoEtaWithoutATotal) {
   EXPECT_EQ(progress_line("bench append", 0, 30000, 0, duration<double>(0.0)), "bench append: 0/30000 events (0%)");
   EXPECT_EQ(progress_line("scan", 2500000, 0, 0, duration<double>(1.0)), "scan: 2500000 events, 2.5M/s");
