@@ -68,6 +68,7 @@ const std::map<std::pair<Method, std::string_view>, Access>& table() {
       {{Method::get, "/api/v1/admin/dead-letters"}, kOperator},
       {{Method::post, "/api/v1/admin/dead-letters/{id}/retry"}, kOperator},
       {{Method::get, "/api/v1/admin/invariants"}, kOperator},
+      {{Method::get, "/api/v1/admin/relay"}, kOperator},
       {{Method::get, "/api/v1/events/stream"}, kOperator},
   };
   return rules;

@@ -68,7 +68,7 @@ void add_command_routes(http::Router& router, ApiContext& ctx);
 void add_query_routes(http::Router& router, ApiContext& ctx);  // needs ctx.read: §6, admin, /readyz, /metrics
 void add_event_routes(http::Router& router, ApiContext& ctx);
 void add_stream_routes(http::Router& router, ApiContext& ctx);  // the live feed (SSE)
-void add_relay_routes(http::Router& router, ApiContext& ctx);   // needs ctx.relay: GET /api/v1/admin/relay
+void add_relay_routes(http::Router& router, ApiContext& ctx);   // GET /api/v1/admin/relay (404 without ctx.relay)
 // GET /api/v1/openapi.json (the OpenAPI document, docs/openapi.yaml), /docs (a Redoc page
 // rendering it) and the page's script: compiled in, open to every caller (§3).
 void add_docs_routes(http::Router& router);

@@ -118,7 +118,7 @@ http::Router make_router(ApiContext& ctx) {
     add_query_routes(router, ctx);
     add_stream_routes(router, ctx);
   }
-  if (ctx.relay) add_relay_routes(router, ctx);
+  add_relay_routes(router, ctx);
   return router;
 }
 

@@ -32,6 +32,7 @@ std::optional<RelayView> relay_view(ApiContext& ctx) {
 void add_relay_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/admin/relay", [&ctx](http::Request&) -> boost::asio::awaitable<http::Response> {
     auto v = relay_view(ctx);
+    if (!v) co_return error_for(make_error(Errc::not_found, "this process relays the log to no bus (serve --bus)"));
     boost::json::object o{{"bus", v->bus},           {"state", v->state},
                           {"position", v->position}, {"lag", v->lag},
                           {"lag_seconds", v->lag_seconds}, {"published", v->published}};

@@ -90,10 +90,10 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
 
   auto relay = std::make_shared<RelayBenchOptions>();
   auto* re = bench->add_subcommand("relay", "The log relayed to a bus, beside a raw publish of the same messages");
-  re->add_option("--bus", relay->bus, "A running bus: nats://HOST:PORT or kafka://HOST:PORT")->required();
-  re->add_option("--events", relay->events, "Events in the store relayed")->capture_default_str();
-  re->add_option("--data", relay->data, "Scratch directory (bench-relay.db, made anew)")->capture_default_str();
-  re->add_option("--topic-prefix", relay->topic_prefix, "Subjects/topics are PREFIX.CATEGORY")->capture_default_str();
+  settings.add(*re, "bus", relay->bus, "A running bus: nats://HOST:PORT or kafka://HOST:PORT", {.required = true});
+  settings.add(*re, "events", relay->events, "Events in the store relayed");
+  settings.add(*re, "data", relay->data, "Scratch directory (bench-relay.db, made anew)");
+  settings.add(*re, "topic-prefix", relay->topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   re->callback([relay, &action] { action = [relay] { return bench_relay(*relay); }; });
 }
 
