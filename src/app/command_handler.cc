@@ -165,11 +165,13 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   // The latest state this process knows, pending appends included (see AggregateCache).
   Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
   bool from_cache = false;  // a committed entry may be stale if another process appended
+  bool pending = false;     // decided on an append not yet durable
   if (a->meta.new_stream && a->conflicts == 0) {
     loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
   } else if (auto hit = cache<A>().get(stream, false);
              hit && (!a->conflict_at || hit->version >= *a->conflict_at)) {
     from_cache = hit->committed;
+    pending = !hit->committed;
     loaded = Loaded<A>{*hit->state, hit->version};
   } else {
     loaded = read_store<A>(a->id);
@@ -177,15 +179,22 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   if (!loaded) return a->done(fail(loaded.error()));
   // An answer that rests on a cached state (a rejection, an If-Match mismatch) must rest
   // on the stream as it is: if the store moved on, forget the entry and start again.
+  // ... and an answer that writes nothing must not rest on an append that may yet fail
+  // (a client told "already cancelled" must find the cancel in the log).
   auto stale = [&] {
+    if (pending) {
+      if (!when_settled<A>(stream, loaded->version, [this, a] { attempt(a); })) attempt(a);
+      return true;
+    }
     if (!from_cache || a->conflicts++ >= options_.max_conflict_retries) return false;
     auto current = store_.stream_version(stream);
     if (!current || *current == loaded->version) return false;
     cache<A>().forget(stream, loaded->version);
+    attempt(a);
     return true;
   };
   if (a->meta.if_match && *a->meta.if_match != loaded->version) {
-    if (stale()) return attempt(a);
+    if (stale()) return;
     Error conflict{Errc::version_conflict,
                    "If-Match expects version " + std::to_string(*a->meta.if_match) + " but it is at version " +
                        std::to_string(loaded->version),
@@ -194,10 +203,11 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   }
   auto decided = A::decider.decide(loaded->state, a->command);
   if (!decided) {
-    if (stale()) return attempt(a);
+    if (stale()) return;
     return a->done(fail(decided.error()));
   }
   if (decided->empty()) {
+    if (stale()) return;
     auto last = store_.last_position();
     if (!last) return a->done(fail(last.error()));
     return a->done(Handled<A>{std::make_shared<const typename A::State>(std::move(loaded->state)), {loaded->version, *last}, {}});
@@ -230,6 +240,12 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   req.on_staged = [this, stream, shared](const es::AppendResult& r) { cache<A>().put(stream, shared, r.version, false); };
   store_.append_async(std::move(req), [this, a, stream, before, after, shared,
                                        events = std::move(*decided)](Result<es::AppendResult> r) mutable {
+    // Whatever the outcome, the cache says it by now: answers waiting on it go on.
+    struct Settle {
+      CommandHandler* h;
+      const std::string& stream;
+      ~Settle() { h->settled(stream); }
+    } settle{this, stream};
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
         // What we decided on was stale. Forget it; the appender that won has put its
@@ -267,6 +283,26 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
       queue_snapshot({stream, after, codec::kStateSchemaVersion, codec::encode_state(*shared)});
     a->done(Handled<A>{shared, *r, std::move(events)});
   });
+}
+
+template <class A>
+bool CommandHandler::when_settled(const std::string& stream, es::StreamVersion version, std::function<void()> then) {
+  std::lock_guard lk(settle_mu_);
+  auto hit = cache<A>().get(stream, false);
+  if (!hit || hit->committed || hit->version != version) return false;
+  settle_waiters_.emplace(stream, std::move(then));
+  return true;
+}
+
+void CommandHandler::settled(const std::string& stream) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lk(settle_mu_);
+    auto [first, last] = settle_waiters_.equal_range(stream);
+    for (auto it = first; it != last; ++it) ready.push_back(std::move(it->second));
+    settle_waiters_.erase(first, last);
+  }
+  for (auto& then : ready) then();
 }
 
 #define ORDERFLOW_INSTANTIATE(A)                                                                         \

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "app/aggregate_cache.h"
 #include "app/aggregates.h"
@@ -117,6 +118,14 @@ class CommandHandler {
   Result<Loaded<A>> read_store(const std::string& id);
   template <class A>
   AggregateCache<typename A::State>& cache();
+  // An answer that writes nothing (a rejection, an If-Match mismatch, nothing to do) must
+  // rest on a durable state: one decided on an append still pending waits for it. Runs
+  // `then` once the stream's pending entry at `version` is settled (durable or failed) and
+  // returns true; false if it is settled already (the caller attempts again at once).
+  template <class A>
+  bool when_settled(const std::string& stream, es::StreamVersion version, std::function<void()> then);
+  // An append to `stream` was answered: wakes what waits on its pending entries.
+  void settled(const std::string& stream);
 
   void queue_snapshot(es::Snapshot snapshot);
   void snapshot_loop();
@@ -127,6 +136,9 @@ class CommandHandler {
   AggregateCache<domain::product::State> products_;
   AggregateCache<domain::account::State> accounts_;
   AggregateCache<domain::order::State> orders_;
+
+  std::mutex settle_mu_;  // taken after a cache's own lock is released, never inside it
+  std::unordered_multimap<std::string, std::function<void()>> settle_waiters_;
 
   // Snapshots are written off the command path by one thread, latest per stream.
   std::mutex snap_mu_;

@@ -199,5 +199,101 @@ TEST_F(CommandHandlerTest, LoadUntilFoldsAnEarlierVersion) {
   EXPECT_EQ(then->state.balance_cents, 10);
 }
 
+
+// A store between the handler and SQLite that stages appends as the pipeline does (on_staged
+// at once, the version they will have) and writes or fails them only when told.
+class StagingStore final : public es::EventStore {
+ public:
+  explicit StagingStore(es::EventStore& inner) : inner_(inner) {}
+
+  void append_async(es::AppendRequest req, es::AppendCallback done) override {
+    auto version = inner_.stream_version(req.stream_id);
+    auto last = inner_.last_position();
+    const auto n = static_cast<es::StreamVersion>(req.events.size());
+    if (req.on_staged) req.on_staged({*version + n, *last + n});
+    held_.push_back({std::move(req), std::move(done)});
+  }
+  std::size_t held() const { return held_.size(); }
+  void write_first() { take().run(inner_); }
+  void fail_first() { take().done(fail(Errc::unavailable, "injected: the batch failed its sync")); }
+
+  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
+                                                     es::Direction d) override {
+    return inner_.read_stream(id, from, max, d);
+  }
+  Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& f,
+                                const std::function<void(const es::RecordedEvent&)>& fn) override {
+    return inner_.scan_all(from, max, f, fn);
+  }
+  Result<es::Position> last_position() override { return inner_.last_position(); }
+  Result<es::StreamVersion> stream_version(const std::string& id) override { return inner_.stream_version(id); }
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
+    return inner_.find_idempotency(key);
+  }
+  bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override {
+    return inner_.wait_for_events(after, timeout);
+  }
+
+ private:
+  struct Held {
+    es::AppendRequest req;
+    es::AppendCallback done;
+    void run(es::EventStore& store) { store.append_async(std::move(req), std::move(done)); }
+  };
+  Held take() {
+    Held h = std::move(held_.front());
+    held_.erase(held_.begin());
+    return h;
+  }
+  es::EventStore& inner_;
+  std::vector<Held> held_;
+};
+
+// A rejection decided on an append that is not yet durable is not answered before it is:
+// if that append fails, the command is decided again on what the store holds.
+TEST_F(CommandHandlerTest, ARejectionWaitsForThePendingAppendItRestsOn) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
+  StagingStore staging(*store_);
+  using Answer = std::shared_future<Result<Handled<Account>>>;
+  auto withdraw = [](CommandHandler& handler) {
+    auto answer = std::make_shared<std::promise<Result<Handled<Account>>>>();
+    handler.handle<Account>("ann", account::Withdraw{10}, {},
+                            [answer](Result<Handled<Account>> r) { answer->set_value(std::move(r)); });
+    return Answer(answer->get_future());
+  };
+  auto answered = [](const Answer& a) { return a.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready; };
+
+  {
+    CommandHandler handler(staging, nullptr);
+    auto first = withdraw(handler);  // read from the store, staged: the balance will be 0
+    ASSERT_EQ(staging.held(), 1u);
+    auto second = withdraw(handler);  // decided on the staged state: insufficient funds, unless it fails
+    EXPECT_FALSE(answered(second)) << "a rejection was answered on a state not yet durable";
+    staging.fail_first();
+    ASSERT_TRUE(answered(first));
+    EXPECT_FALSE(first.get());
+    // Decided again on the store, where the balance is 10: the second withdrawal goes through.
+    ASSERT_EQ(staging.held(), 1u);
+    EXPECT_FALSE(answered(second));
+    staging.write_first();
+    ASSERT_TRUE(second.get()) << second.get().error().message;
+    EXPECT_EQ(second.get()->state->balance_cents, 0);
+  }
+  {
+    // Once the append it rests on is durable, the rejection is answered.
+    ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
+    CommandHandler handler(staging, nullptr);
+    auto third = withdraw(handler);
+    auto fourth = withdraw(handler);
+    EXPECT_FALSE(answered(fourth));
+    staging.write_first();
+    ASSERT_TRUE(third.get());
+    ASSERT_FALSE(fourth.get());
+    EXPECT_EQ(fourth.get().error().code, Errc::insufficient_funds);
+    EXPECT_EQ(staging.held(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace orderflow::app
