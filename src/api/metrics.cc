@@ -19,6 +19,8 @@
 #include "core/failures.h"
 #include "core/time.h"
 #include "es/append_metrics.h"
+#include "store/postgres/postgres_event_store.h"
+#include "store/sqlite/sqlite.h"
 
 namespace orderflow::api {
 
@@ -186,6 +188,36 @@ std::string Metrics::render(ApiContext& ctx) {
     auto size = std::filesystem::file_size(path + "-wal", ec);
     add("orderflow_sqlite_wal_bytes{{database=\"{}\"}} {}\n", name, ec ? 0 : size);
   }
+
+  auto& checkpoints = sqlite::checkpoint_metrics();
+  if (auto runs = sorted(checkpoints.runs); !runs.empty()) {
+    add("# HELP orderflow_sqlite_checkpoints_total WAL checkpoints run, by database, mode (passive, restart) and "
+        "outcome (done; busy: stopped short for a reader or the writer, tried again; failed).\n"
+        "# TYPE orderflow_sqlite_checkpoints_total counter\n");
+    for (const auto& [key, n] : runs) {
+      const auto& [database, mode, outcome] = key;
+      add("orderflow_sqlite_checkpoints_total{{database=\"{}\",mode=\"{}\",outcome=\"{}\"}} {}\n", database, mode,
+          outcome, n->value());
+    }
+    add("# HELP orderflow_sqlite_checkpoint_pages_total WAL pages copied into the database by checkpoints.\n"
+        "# TYPE orderflow_sqlite_checkpoint_pages_total counter\n");
+    for (const auto& [database, n] : sorted(checkpoints.pages_copied))
+      add("orderflow_sqlite_checkpoint_pages_total{{database=\"{}\"}} {}\n", database, n->value());
+    add("# HELP orderflow_sqlite_checkpoint_duration_seconds Time of one checkpoint round.\n"
+        "# TYPE orderflow_sqlite_checkpoint_duration_seconds histogram\n");
+    for (const auto& [database, h] : sorted(checkpoints.seconds))
+      add_histogram(out, "orderflow_sqlite_checkpoint_duration_seconds", fmt::format("database=\"{}\"", database),
+                    h->snapshot());
+  }
+  if (auto& pool = postgres::pool_metrics(); pool.opened.value() > 0)
+    add("# HELP orderflow_postgres_connections Read connections to PostgreSQL, by state (idle: in the pool; "
+        "leased: running a statement).\n"
+        "# TYPE orderflow_postgres_connections gauge\n"
+        "orderflow_postgres_connections{{state=\"idle\"}} {}\norderflow_postgres_connections{{state=\"leased\"}} {}\n"
+        "# HELP orderflow_postgres_connections_opened_total Read connections opened (the pool was empty, or one was "
+        "lost).\n"
+        "# TYPE orderflow_postgres_connections_opened_total counter\norderflow_postgres_connections_opened_total {}\n",
+        pool.idle.load(), pool.leased.load(), pool.opened.value());
 
   if (struct statvfs fs{}; !data_dir_.empty() && statvfs(data_dir_.c_str(), &fs) == 0)
     add("# HELP orderflow_data_disk_free_bytes Space this process may still use on the data directory's file "

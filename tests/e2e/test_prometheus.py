@@ -32,9 +32,11 @@ def not_here():
     absent = {"orderflow_background_failures_total", "orderflow_background_failing", "orderflow_relay_running",
               "orderflow_relay_up", "orderflow_relay_position", "orderflow_relay_lag",
               "orderflow_relay_lag_age_seconds", "orderflow_relay_published_total"}
-    if on_postgres():
-        absent |= {"orderflow_sqlite_wal_bytes", "orderflow_data_disk_free_bytes", "orderflow_data_disk_size_bytes"}
-    return absent
+    sqlite_only = {"orderflow_sqlite_wal_bytes", "orderflow_sqlite_checkpoints_total",
+                   "orderflow_sqlite_checkpoint_pages_total", "orderflow_sqlite_checkpoint_duration_seconds",
+                   "orderflow_data_disk_free_bytes", "orderflow_data_disk_size_bytes"}
+    postgres_only = {"orderflow_postgres_connections", "orderflow_postgres_connections_opened_total"}
+    return absent | (sqlite_only if on_postgres() else postgres_only)
 
 
 def tool(name):
@@ -196,6 +198,13 @@ scrape_configs:
                          '{route="/api/v1/orders",method="POST"}[1m])))')
         self.assertGreater(p99, 0)
         self.assertGreater(self.value('process_resident_memory_bytes{job="orderflow"}'), 1e6)
+        if on_postgres():
+            self.assertGreater(self.value('orderflow_postgres_connections_opened_total'), 0)
+            self.assertGreater(self.value('sum(orderflow_postgres_connections)'), 0)
+        else:  # the checkpointer copies the load's pages into events.db
+            self.assertGreater(self.value('sum(increase(orderflow_sqlite_checkpoints_total{database="events",'
+                                          'outcome="done"}[1m]))'), 0)
+            self.assertGreater(self.value('orderflow_sqlite_checkpoint_pages_total{database="events"}'), 0)
         self.assertGreaterEqual(self.value('orderflow_saga_step_duration_seconds_count{step="confirm"}'), 20)
         self.assertGreater(self.value('orderflow_trace_spans_exported_total'), 20 * 6)
         self.assertEqual(self.value('sum(orderflow_trace_spans_dropped_total)'), 0)

@@ -117,7 +117,7 @@ void SqliteReadModelDb::checkpoint_loop() {
   while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
     lk.unlock();
     // Never blocks the writer but for a RESTART's short wait; keeps the WAL bounded.
-    if (auto r = sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4); !r)
+    if (auto r = sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4, "readmodels"); !r)
       report_failure("read models", "WAL checkpoint", r.error().message,
                      "the read models' WAL grows until a checkpoint succeeds; tried every 200 ms");
     else

@@ -102,11 +102,16 @@ const char* const kInsertEvents =
 class PostgresEventStore::Lease {
  public:
   Lease(PostgresEventStore& store, Connection c) : store_(&store), c_(std::move(c)) {}
-  Lease(Lease&&) = default;
+  Lease(Lease&& other) noexcept : store_(other.store_), c_(std::move(other.c_)) { other.c_.reset(); }
   ~Lease() {
-    if (!c_ || !c_->healthy()) return;
+    if (!c_) return;  // moved from
+    --pool_metrics().leased;
+    if (!c_->healthy()) return;
     std::lock_guard lk(store_->pool_mu_);
-    if (store_->pool_.size() < store_->options_.idle_connections) store_->pool_.push_back(std::move(*c_));
+    if (store_->pool_.size() < store_->options_.idle_connections) {
+      store_->pool_.push_back(std::move(*c_));
+      ++pool_metrics().idle;
+    }
   }
   Connection* operator->() { return &*c_; }
 
@@ -118,7 +123,16 @@ class PostgresEventStore::Lease {
 PostgresEventStore::PostgresEventStore(PostgresEventStoreOptions options)
     : options_(std::move(options)), pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_ms) {}
 
-PostgresEventStore::~PostgresEventStore() { close(); }
+PoolMetrics& pool_metrics() {
+  static PoolMetrics m;
+  return m;
+}
+
+PostgresEventStore::~PostgresEventStore() {
+  close();
+  std::lock_guard lk(pool_mu_);
+  pool_metrics().idle -= static_cast<std::int64_t>(pool_.size());
+}
 
 Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEventStoreOptions options) {
   std::unique_ptr<PostgresEventStore> store(new PostgresEventStore(std::move(options)));
@@ -126,6 +140,8 @@ Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEve
   if (!conn) return conn.error();
   if (auto r = migrate(*conn, store->options_.schema); !r) return r.error();
   store->pool_.push_back(std::move(*conn));
+  pool_metrics().opened.add();
+  ++pool_metrics().idle;
   if (auto r = store->verify_head(); !r)
     return fail(r.error().code, "the PostgreSQL store is not usable (" + r.error().message + ")");
   if (auto r = store->pipeline_.start(); !r) return r.error();
@@ -147,11 +163,15 @@ Result<PostgresEventStore::Lease> PostgresEventStore::lease() {
     if (!pool_.empty()) {
       auto c = std::move(pool_.back());
       pool_.pop_back();
+      --pool_metrics().idle;
+      ++pool_metrics().leased;
       return Lease(*this, std::move(c));
     }
   }
   auto c = Connection::open(options_.conninfo, options_.schema);
   if (!c) return c.error();
+  pool_metrics().opened.add();
+  ++pool_metrics().leased;
   return Lease(*this, std::move(*c));
 }
 

@@ -30,6 +30,7 @@
 #include "es/event_store.h"
 #include "es/leader_lease.h"
 #include "es/upcaster.h"
+#include "core/metric.h"
 #include "store/postgres/pg.h"
 
 namespace orderflow::postgres {
@@ -51,6 +52,14 @@ struct PostgresEventStoreOptions {
 // event_id, stream_id, version, type, schema_version, data, metadata, recorded_at.
 // Exposed for the benchmark's raw baseline, which inserts the same rows without the store.
 extern const char* const kInsertEvents;
+
+// The read connection pool, for /metrics, process-wide (a process has one store).
+struct PoolMetrics {
+  std::atomic<std::int64_t> idle{0};    // open, waiting in the pool
+  std::atomic<std::int64_t> leased{0};  // running a read or a statement now
+  Counter opened;                       // connections opened (the pool was empty, or one was lost)
+};
+PoolMetrics& pool_metrics();
 
 class PostgresEventStore final : public es::EventStore,
                                  public es::SnapshotStore,

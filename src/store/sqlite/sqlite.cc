@@ -145,22 +145,35 @@ Result<void> VfsFile::sync() {
   return {};
 }
 
-Result<void> checkpoint_wal(Database& db, std::int64_t restart_above) {
-  auto failed = [&](int rc) -> Result<void> {
-    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) return {};
+CheckpointMetrics& checkpoint_metrics() {
+  static CheckpointMetrics m;
+  return m;
+}
+
+Result<void> checkpoint_wal(Database& db, std::int64_t restart_above, std::string_view database) {
+  auto& metrics = checkpoint_metrics();
+  const auto started = std::chrono::steady_clock::now();
+  struct Timed {
+    Histogram<kCheckpointSecondsBounds>& h;
+    std::chrono::steady_clock::time_point started;
+    ~Timed() { h.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()); }
+  } timed{metrics.seconds.at(database), started};
+  // Counts the checkpoint's outcome; a busy one is normal (tried again next round).
+  auto run = [&](std::string_view mode, int rc) -> Result<void> {
+    const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+    metrics.runs.at({database, mode, rc == SQLITE_OK ? "done" : busy ? "busy" : "failed"}).add();
+    if (rc == SQLITE_OK || busy) return {};
     return to_error(db.handle(), rc, "WAL checkpoint");
   };
   int wal_pages = 0, copied = 0;
-  if (int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
-      rc != SQLITE_OK)
-    return failed(rc);
+  int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied);
+  if (rc == SQLITE_OK && copied > 0) metrics.pages_copied.at(database).add(static_cast<std::uint64_t>(copied));
+  if (auto r = run("passive", rc); !r || rc != SQLITE_OK) return r;
   std::int64_t page_size = 4096;
   if (auto q = db.prepare("PRAGMA page_size"); q)
     if (auto row = q->step(); row && *row) page_size = q->int64(0);
   if (copied == wal_pages && wal_pages * page_size > restart_above)
-    if (int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
-        rc != SQLITE_OK)
-      return failed(rc);
+    return run("restart", sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr));
   return {};
 }
 

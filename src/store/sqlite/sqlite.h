@@ -4,11 +4,14 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <cstdint>
+#include <tuple>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "core/metric.h"
 #include "core/result.h"
 
 namespace orderflow::sqlite {
@@ -116,6 +119,20 @@ class VfsFile {
 // writer trims what is past it). A failure (not a checkpoint that stopped short for a
 // busy reader or writer, which is normal) only leaves the WAL longer until a round
 // succeeds; it is returned so that the caller can tell it (core/failures.h).
-Result<void> checkpoint_wal(Database& db, std::int64_t restart_above);
+// `database` names it in /metrics (a string that outlives the process: "events", "readmodels").
+Result<void> checkpoint_wal(Database& db, std::int64_t restart_above, std::string_view database);
+
+// What checkpoint_wal counts for /metrics, process-wide, by database.
+inline constexpr std::array<double, 9> kCheckpointSecondsBounds{0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+struct CheckpointMetrics {
+  // Checkpoints run, by (database, mode, outcome): mode "passive" or "restart"; outcome
+  // "done", "busy" (stopped short for a reader or the writer: normal, tried again) or "failed".
+  Family<std::tuple<std::string_view, std::string_view, std::string_view>, Counter> runs;
+  // WAL pages copied into the database by passive checkpoints.
+  Family<std::string_view, Counter> pages_copied;
+  // A round's time (passive and, if it ran, restart).
+  Family<std::string_view, Histogram<kCheckpointSecondsBounds>> seconds;
+};
+CheckpointMetrics& checkpoint_metrics();
 
 }  // namespace orderflow::sqlite

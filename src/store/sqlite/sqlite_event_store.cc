@@ -608,7 +608,7 @@ void SqliteEventStore::checkpoint_loop() {
   while (!closing_) {
     checkpointer_cv_.wait_for(lk, std::chrono::milliseconds(250));
     lk.unlock();
-    if (auto r = checkpoint_wal(*db, options_.wal_size_limit / 4); !r)
+    if (auto r = checkpoint_wal(*db, options_.wal_size_limit / 4, "events"); !r)
       report_failure("event store", "WAL checkpoint", options_.path + ": " + r.error().message,
                      "the WAL grows until a checkpoint succeeds; tried every 250 ms");
     else
