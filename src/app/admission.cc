@@ -19,19 +19,21 @@ Admission::Verdict Admission::look() const {
     AdmissionReason reason;
     std::int64_t limit;
     const std::function<std::optional<std::int64_t>()>& gauge;
-    const char* what;
+    const char* what;  // after the gauge's value
   };
   const Bound bounds[] = {
-      {AdmissionReason::append_queue, limits_.append_queue, gauges_.append_queue, "appends wait for the store's writer"},
-      {AdmissionReason::saga_lag, limits_.saga_lag, gauges_.saga_lag, "events of the log wait for the saga"},
+      {AdmissionReason::append_queue, limits_.append_queue, gauges_.append_queue, " appends wait for the store's writer"},
+      {AdmissionReason::saga_lag, limits_.saga_lag, gauges_.saga_lag, " events of the log wait for the saga"},
+      {AdmissionReason::saga_lag, limits_.saga_lag_ms, gauges_.saga_lag_ms,
+       " ms is the age of the oldest event the saga has not read"},
       {AdmissionReason::projection_lag, limits_.projection_lag, gauges_.projection_lag,
-       "events of the log wait for a projection"},
+       " events of the log wait for a projection"},
   };
   for (const auto& b : bounds) {
     if (b.limit <= 0 || !b.gauge) continue;
     auto value = b.gauge();
     if (value && *value > b.limit)
-      return {b.reason, "overloaded: " + std::to_string(*value) + " " + b.what + " (the bound is " +
+      return {b.reason, "overloaded: " + std::to_string(*value) + b.what + " (the bound is " +
                             std::to_string(b.limit) + "); try again later"};
   }
   return {};

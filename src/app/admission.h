@@ -26,6 +26,7 @@ namespace orderflow::app {
 // Bounds; 0: none.
 struct AdmissionLimits {
   std::int64_t saga_lag = 5000;         // events of the log the saga has not read
+  std::int64_t saga_lag_ms = 1000;      // age (ms) of the oldest event the saga has not read
   std::int64_t projection_lag = 20000;  // events the furthest-behind projection has not applied
   std::int64_t append_queue = 10000;    // appends accepted and not yet taken by the writer
   std::chrono::milliseconds refresh{50};
@@ -35,11 +36,12 @@ struct AdmissionLimits {
 // (a process without the saga, say).
 struct AdmissionGauges {
   std::function<std::optional<std::int64_t>()> saga_lag;
+  std::function<std::optional<std::int64_t>()> saga_lag_ms;
   std::function<std::optional<std::int64_t>()> projection_lag;
   std::function<std::optional<std::int64_t>()> append_queue;
 };
 
-// What admit() refused, by the bound passed.
+// What admit() refused, by the bound passed (saga_lag: in events or in milliseconds).
 enum class AdmissionReason { saga_lag, projection_lag, append_queue };
 inline constexpr AdmissionReason kAdmissionReasons[] = {AdmissionReason::saga_lag, AdmissionReason::projection_lag,
                                                        AdmissionReason::append_queue};

@@ -20,6 +20,7 @@
 #include "cli/store_factory.h"
 #include "core/log.h"
 #include "core/otlp_exporter.h"
+#include "core/time.h"
 
 namespace orderflow::cli {
 
@@ -186,6 +187,7 @@ int serve(const ServeOptions& o) {
              {"log_format", o.log_format},
              {"access_log", o.access_log},
              {"max_saga_lag", o.admission.saga_lag},
+             {"max_saga_lag_ms", o.admission.saga_lag_ms},
              {"max_projection_lag", o.admission.projection_lag},
              {"max_append_queue", o.admission.append_queue},
 
@@ -241,6 +243,11 @@ int serve(const ServeOptions& o) {
   app::Admission admission(
       o.admission,
       {.saga_lag = [&] { return saga ? log_lag(saga->next_position()) : std::nullopt; },
+       .saga_lag_ms = [&]() -> std::optional<std::int64_t> {
+         auto next = saga ? saga->next_position() : std::nullopt;
+         if (!next) return std::nullopt;
+         return static_cast<std::int64_t>(api::age_seconds(events, *next, now_unix_ms()) * 1000);
+       },
        .projection_lag =
            [&]() -> std::optional<std::int64_t> {
              if (!has_role(o.roles, "projector")) return std::nullopt;  // others fold them
@@ -351,6 +358,10 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
   settings.add(*cmd, "max-saga-lag", o->admission.saga_lag,
                "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "max-saga-lag-ms", o->admission.saga_lag_ms,
+               "Refuse clients' writes while the oldest event the saga has not read is this many milliseconds old "
+               "(0: never)")
       ->check(zero_or_more());
   settings.add(*cmd, "max-projection-lag", o->admission.projection_lag,
                "Refuse clients' writes while a projection is this many events behind (0: never)")

@@ -11,7 +11,7 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Gauges {
-  std::optional<std::int64_t> saga = 0, projection = 0, queue = 0;
+  std::optional<std::int64_t> saga = 0, projection = 0, queue = 0, saga_ms = 0;
   int reads = 0;
 };
 
@@ -23,6 +23,7 @@ struct Harness {
   explicit Harness(AdmissionLimits limits)
       : admission(limits,
                   {.saga_lag = [this] { return ++g.reads, g.saga; },
+                   .saga_lag_ms = [this] { return g.saga_ms; },
                    .projection_lag = [this] { return g.projection; },
                    .append_queue = [this] { return g.queue; }},
                   [this] { return now; }) {}
@@ -31,8 +32,8 @@ struct Harness {
 };
 
 TEST(Admission, AdmitsUnderEveryBoundAndRefusesPastOneNamingIt) {
-  Harness h({.saga_lag = 100, .projection_lag = 1000, .append_queue = 50});
-  h.g = {100, 1000, 50};
+  Harness h({.saga_lag = 100, .saga_lag_ms = 50, .projection_lag = 1000, .append_queue = 50});
+  h.g = {100, 1000, 50, 50};
   EXPECT_TRUE(h.admission.admit()) << "a gauge at its bound is not past it";
   h.g.saga = 101;
   h.later();
@@ -54,6 +55,15 @@ TEST(Admission, AdmitsUnderEveryBoundAndRefusesPastOneNamingIt) {
   EXPECT_FALSE(h.admission.admit());
   EXPECT_EQ(h.admission.refused(AdmissionReason::append_queue), 1u);
   h.g.queue = 0;
+  h.g.saga_ms = 51;
+  h.later();
+  refused = h.admission.admit();
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("51 ms is the age of the oldest event the saga has not read (the bound is 50)"),
+            std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(h.admission.refused(AdmissionReason::saga_lag), 2u);
+  h.g.saga_ms = 50;
   h.later();
   EXPECT_TRUE(h.admission.admit()) << "writes are admitted again once the work behind caught up";
 }
