@@ -1,5 +1,8 @@
 // The write side (docs/api.md §4): every command endpoint, If-Match and Idempotency-Key.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <cctype>
 
@@ -126,7 +129,14 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   }
   // A retry of a stored request was answered above, whatever the load: only new work is refused.
   if (ctx.admission)
-    if (auto admitted = ctx.admission->admit(); !admitted) co_return error_for(admitted.error());
+    if (auto admitted = ctx.admission->admit(); !admitted) {
+      // Answered after a pause: a client that retries at once (a closed-loop load, many
+      // SDKs) would otherwise spin on refusals and take the CPU the work behind needs to
+      // catch up. The pause costs a timer, not a thread.
+      asio::steady_timer pause(co_await asio::this_coro::executor, ctx.admission->limits().refusal_pause);
+      co_await pause.async_wait(asio::use_awaitable);
+      co_return error_for(admitted.error());
+    }
 
   auto handled = co_await http::await_callback<Result<app::Handled<A>>>([&](auto done) {
     ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));

@@ -30,6 +30,8 @@ struct AdmissionLimits {
   std::int64_t projection_lag = 20000;  // events the furthest-behind projection has not applied
   std::int64_t append_queue = 10000;    // appends accepted and not yet taken by the writer
   std::chrono::milliseconds refresh{50};
+  // A refusal is answered after this pause (see api/command_routes.cc).
+  std::chrono::milliseconds refusal_pause{50};
 };
 
 // Where the gauges come from; an empty function, or one answering nullopt, is not checked
