@@ -26,7 +26,10 @@ namespace orderflow::app {
 // Bounds; 0: none.
 struct AdmissionLimits {
   std::int64_t saga_lag = 5000;         // events of the log the saga has not read
-  std::int64_t saga_lag_ms = 1000;      // age (ms) of the oldest event the saga has not read
+  // Age (ms) of the oldest event the saga has not read. Off by default: a saga taking over
+  // on PostgreSQL (a lease expiring) or a store outage ages it by seconds, and the event
+  // bound already stops unbounded queueing; a latency target sets it (docs/operations.md).
+  std::int64_t saga_lag_ms = 0;
   std::int64_t projection_lag = 20000;  // events the furthest-behind projection has not applied
   std::int64_t append_queue = 10000;    // appends accepted and not yet taken by the writer
   std::chrono::milliseconds refresh{50};
