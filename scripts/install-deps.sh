@@ -8,7 +8,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libpq-dev postgresql libsimdjson-dev libcli11-dev libfmt-dev libspdlog-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libxxhash-dev
-  curl python3 gdb
+  curl python3 gdb openssl
+  clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: the libFuzzer targets of tests/fuzz
   prometheus  # tests/e2e/test_prometheus.py: a real Prometheus scraping serve, and promtool
 )
 
