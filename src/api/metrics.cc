@@ -154,6 +154,11 @@ std::string Metrics::render(ApiContext& ctx) {
       "Idempotency-Key.\n"
       "# TYPE orderflow_idempotent_replays_total counter\norderflow_idempotent_replays_total {}\n",
       idempotent_replays_.value());
+  add("# HELP orderflow_http_rate_limited_total Requests refused 429 rate_limited, by what their caller was known "
+      "by: its token or its client address.\n"
+      "# TYPE orderflow_http_rate_limited_total counter\n"
+      "orderflow_http_rate_limited_total{{caller=\"token\"}} {}\norderflow_http_rate_limited_total{{caller=\"address\"}} {}\n",
+      rate_limited_by_token_.value(), rate_limited_by_address_.value());
 
   add("# HELP orderflow_commands_total Commands handled, by type and outcome (ok, repeat: a retry of a stored "
       "append, or the error code).\n"

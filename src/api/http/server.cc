@@ -310,6 +310,7 @@ class Ticket {
   }
 
   bool reserve() const { return kind_ == Admission::Kind::reserve; }
+  const asio::ip::address& ip() const { return ip_; }
 
  private:
   Admission* admission_;
@@ -391,8 +392,9 @@ struct Worker {
 class Session {
  public:
   Session(Worker& w, tcp::socket socket, Ticket ticket)
-      : w_(w), socket_(std::move(socket)), ticket_(std::move(ticket)) {
+      : w_(w), socket_(std::move(socket)), ticket_(std::move(ticket)), client_address_(ticket_.ip().to_string()) {
     pos_ = w_.sessions.insert(w_.sessions.end(), this);
+    req_.client_address = client_address_;
   }
   ~Session() {
     w_.sessions.erase(pos_);
@@ -449,6 +451,7 @@ class Session {
   Worker& w_;
   tcp::socket socket_;
   Ticket ticket_;
+  const std::string client_address_;
   std::list<Session*>::iterator pos_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -606,7 +609,7 @@ asio::awaitable<Response> Session::dispatch() {
     }
     case Router::Outcome::found: break;
   }
-  if (const auto& guard = w_.router.guard())
+  for (const auto& guard : w_.router.guards())
     if (auto refused = guard(r, *m.route)) co_return std::move(*refused);
   // A request that changes state is JSON even without a body: a web page can send a form
   // or text/plain to any site, but application/json to another origin only if that origin
