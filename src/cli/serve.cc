@@ -73,6 +73,7 @@ struct ServeOptions {
   // off on a loopback address. 0: off.
   std::optional<double> rate_limit;
   double rate_burst = 0;  // 0: twice the rate (at least 1)
+  std::string tls_cert, tls_key;  // PEM files; both or neither (plain HTTP)
 };
 
 // Enough for any one client an operator means to serve, low enough that one client cannot
@@ -133,6 +134,18 @@ int serve(const ServeOptions& o) {
     log::error("orderflow", "--rate-burst must be at least 1 (a caller's first request)");
     return 2;
   }
+  std::optional<http::TlsFiles> tls;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) {
+      log::error("orderflow", "--tls-cert and --tls-key go together");
+      return 2;
+    }
+    tls = http::TlsFiles{o.tls_cert, o.tls_key};
+    if (auto usable = http::check_tls(*tls); !usable) {
+      log::error("orderflow", "TLS: " + usable.error().message);
+      return 2;
+    }
+  }
   for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
     if (!unsupported->empty()) {
       log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
@@ -163,7 +176,8 @@ int serve(const ServeOptions& o) {
              {"log_format", o.log_format},
              {"access_log", o.access_log},
              {"rate_limit", rate},
-             {"rate_burst", rate > 0 ? burst : 0}});
+             {"rate_burst", rate > 0 ? burst : 0},
+             {"tls_cert", o.tls_cert}});
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -205,6 +219,7 @@ int serve(const ServeOptions& o) {
   options.io_threads = o.io_threads;
   options.max_connections = o.max_connections;
   options.max_connections_per_ip = o.max_connections_per_ip;
+  options.tls = tls;
   // Without authentication, only requests for this server's own names: a page a browser
   // loaded from elsewhere cannot reach it by rebinding a name to its address.
   if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
@@ -232,10 +247,11 @@ int serve(const ServeOptions& o) {
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
-  log::info("serve", "serving", {{"url", fmt::format("http://{}:{}", options.host, server->port())},
-                                 {"store", store->describe(o.store)}});
+  if (tls) server->reload_tls_on_signals({SIGHUP});
+  const auto url = fmt::format("{}://{}:{}", tls ? "https" : "http", options.host, server->port());
+  log::info("serve", "serving", {{"url", url}, {"store", store->describe(o.store)}});
   // The line scripts wait for (docs/api.md §1).
-  fmt::print("orderflow: serving http://{}:{} ({})\n", options.host, server->port(), store->describe(o.store));
+  fmt::print("orderflow: serving {} ({})\n", url, store->describe(o.store));
   std::fflush(stdout);
   server->run();
   log::info("serve", "stopping: every request is answered");
@@ -282,6 +298,9 @@ void add_serve(CLI::App& root, Action& action) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--rate-burst", o->rate_burst, "Requests a caller may send at once (default: twice --rate-limit)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--tls-cert", o->tls_cert,
+                  "PEM certificate chain: serve HTTPS (with --tls-key); SIGHUP reads both files again");
+  cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
   cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
   cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
   cmd->add_option("--allowed-hosts", o->allowed_hosts,
