@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the benchmarks of docs/design.md §5 several times and prints the median of each figure.
 
-    scripts/bench.py [--runs 3] [--only append,read,projection,http,saga,postgres] [--bin build/orderflow]
+    scripts/bench.py [--runs 3] [--only append,read,projection,http,saga,tracing,postgres] [--bin build/orderflow]
 
 Each benchmark prints a JSON line last; this keeps every run's line and prints, per
 benchmark, the median of the figures that the targets name. Servers for the HTTP runs are
@@ -21,8 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from harness import Collector  # noqa: E402 (an OTLP receiver, the tracing runs' live endpoint)
 
 
 def free_port():
@@ -51,6 +54,13 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def metric_values(url, prefix):
+    """{series: value} of the /metrics lines starting with `prefix`."""
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith(prefix)}
 
 
 def pick(line, key):
@@ -137,6 +147,35 @@ def main():
                        ["confirmed_per_s", "confirmed_slowest_s", "confirm_p50_ms", "confirm_p99_ms", "placed", "confirmed",
                         "requests_per_s", "p99_us"] +
                        [f"projection_lag_p{q}_ms.{n}" for q in (50, 99) for n in ("orders", "products", "accounts", "sales")])
+        if "tracing" in only:
+            # Overhead of tracing and of the access log: the same scenario against servers that differ only
+            # in those options, interleaved run by run so that drift in the machine's load hits each alike.
+            collector = Collector(keep=False)
+            configs = {"off": [], "access-log": ["--access-log"],
+                       "trace-1%": ["--otlp-endpoint", collector.url, "--trace-sample-ratio", "0.01"],
+                       "trace-100%": ["--otlp-endpoint", collector.url, "--trace-sample-ratio", "1"]}
+            try:
+                for scenario in ("place-order", "get-order"):
+                    lines = {name: [] for name in configs}
+                    for _ in range(args.runs):
+                        for name, extra in configs.items():
+                            srv = Server(b, *extra, "--roles", "command,query,admin,projector,saga")
+                            try:
+                                line = run_json([b, "bench", "http", "--target", srv.url, "--scenario", scenario,
+                                                 "--connections", "64", "--duration", str(args.duration), "--warmup", "2"])
+                                line["spans"] = metric_values(srv.url, "orderflow_trace_spans_")
+                                lines[name].append(line)
+                            finally:
+                                srv.stop()
+                    base = statistics.median(line["requests_per_s"] for line in lines["off"])
+                    for name, runs in lines.items():
+                        report(f"bench http --scenario {scenario} --connections 64, {name}", runs,
+                               ["requests_per_s", "p50_us", "p99_us", "non_2xx"])
+                        rate = statistics.median(line["requests_per_s"] for line in runs)
+                        print(f"  {'requests_per_s vs off':42} {100 * (rate / base - 1):+.1f}%   spans (last run): "
+                              f"{runs[-1]['spans']}")
+            finally:
+                collector.close()
         if "postgres" in only:
             pg = os.environ.get("ORDERFLOW_TEST_PG")
             if not pg:

@@ -25,8 +25,10 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DORDERFLOW_SANITIZE=ON >/dev/null
   cmake --build build-asan
   echo "== tests under ASan + UBSan"
+  # Not the bus tests: they run the server with librdkafka and libnats, whose global state
+  # at exit LeakSanitizer has not been shown to accept (they run in the release build above).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ORDERFLOW_SIM_SEEDS=200 \
-    ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -LE e2e
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -LE 'e2e|bus'
 
   echo "== build (TSan: the concurrent core and the HTTP server)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORDERFLOW_TSAN=ON >/dev/null

@@ -38,6 +38,10 @@ const std::map<std::pair<Method, std::string_view>, Access>& table() {
       {{Method::get, "/healthz"}, kOpen},
       {{Method::get, "/readyz"}, kOpen},
       {{Method::get, "/metrics"}, kOpen},
+      // The contract is public (it is in the repository); a browser's docs page sends no token.
+      {{Method::get, "/api/v1/openapi.json"}, kOpen},
+      {{Method::get, "/docs"}, kOpen},
+      {{Method::get, "/docs/redoc.standalone.js"}, kOpen},
 
       {{Method::post, "/api/v1/products"}, kAdmin},
       {{Method::post, "/api/v1/products/{id}/restock"}, kAdmin},
@@ -67,6 +71,7 @@ const std::map<std::pair<Method, std::string_view>, Access>& table() {
       {{Method::get, "/api/v1/admin/dead-letters"}, kOperator},
       {{Method::post, "/api/v1/admin/dead-letters/{id}/retry"}, kOperator},
       {{Method::get, "/api/v1/admin/invariants"}, kOperator},
+      {{Method::get, "/api/v1/admin/relay"}, kOperator},
       {{Method::get, "/api/v1/events/stream"}, kOperator},
   };
   return rules;

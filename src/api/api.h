@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/http/router.h"
+#include "app/admission.h"
 #include "app/command_handler.h"
 #include "es/event_store.h"
 
@@ -11,6 +12,9 @@ class ReadSide;
 }
 namespace orderflow::app::saga {
 class SagaRunner;
+}
+namespace orderflow::app::relay {
+class Relay;
 }
 
 namespace orderflow::api {
@@ -26,7 +30,28 @@ struct ApiContext {
   Metrics* metrics = nullptr;  // /metrics, when set
   // /readyz answers 200 once every projection has applied this (the store's last position at start-up).
   es::Position ready_position = 0;
+  // Refuses clients' writes while the work behind them is too far behind (none: never).
+  app::Admission* admission = nullptr;
+  // The bus relay (--bus), shown by /api/v1/admin/relay, /readyz and /metrics; null: none.
+  app::relay::Relay* relay = nullptr;
 };
+
+// The relay as /api/v1/admin/relay shows it: state, bus, the last position the bus
+// acknowledged, and the lag behind the store in events and in seconds (the age of the
+// oldest event not yet published; 0 when caught up). nullopt without a relay.
+struct RelayView {
+  std::string bus;
+  std::string state;
+  es::Position position = 0;
+  es::Position lag = 0;
+  double lag_seconds = 0;
+  std::uint64_t published = 0;
+  std::optional<std::string> last_error;
+};
+std::optional<RelayView> relay_view(ApiContext& ctx);
+
+// Seconds since the event at `position` was recorded; 0 when there is none yet.
+double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms);
 
 // Why /readyz answers 503 (docs/api.md §7), once the store could be read: its message, and
 // for a store that cannot write the reason; nullopt when ready.
@@ -43,11 +68,14 @@ void add_command_routes(http::Router& router, ApiContext& ctx);
 void add_query_routes(http::Router& router, ApiContext& ctx);  // needs ctx.read: §6, admin, /readyz, /metrics
 void add_event_routes(http::Router& router, ApiContext& ctx);
 void add_stream_routes(http::Router& router, ApiContext& ctx);  // the live feed (SSE)
+void add_relay_routes(http::Router& router, ApiContext& ctx);   // GET /api/v1/admin/relay (404 without ctx.relay)
+// GET /api/v1/openapi.json (the OpenAPI document, docs/openapi.yaml), /docs (a Redoc page
+// rendering it) and the page's script: compiled in, open to every caller (§3).
+void add_docs_routes(http::Router& router);
+// The OpenAPI document /api/v1/openapi.json serves.
+std::string_view openapi_json();
 // Sagas and dead letters (§7) and GET /api/v1/admin/invariants (§5); `saga` may be null
 // (this process runs no saga: sagas are read from their streams).
 void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunner* saga);
-
-// One event as docs/api.md §8 shows it, appended to `out`.
-void append_event_json(std::string& out, const es::RecordedEvent& e);
 
 }  // namespace orderflow::api

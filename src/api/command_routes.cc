@@ -106,8 +106,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   app::CommandMeta meta;
   meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
   meta.actor = actor_of(req, "api");
-  // This request's span: in the caller's trace when it sent a valid traceparent, else in a new one.
-  meta.traceparent = format_traceparent(child_span(parse_traceparent(req.header("traceparent").value_or(""))));
+  meta.traceparent = format_traceparent(req.span);
   meta.if_match = *if_match;
   meta.new_stream = p.new_stream;
   std::string fingerprint;
@@ -125,6 +124,9 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
     meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
     meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
   }
+  // A retry of a stored request was answered above, whatever the load: only new work is refused.
+  if (ctx.admission)
+    if (auto admitted = ctx.admission->admit(); !admitted) co_return error_for(admitted.error());
 
   auto handled = co_await http::await_callback<Result<app::Handled<A>>>([&](auto done) {
     ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));

@@ -22,8 +22,9 @@ http::Response error_for(const Error& e) {
     case Errc::insufficient_funds: return answer(409, "insufficient_funds");
     case Errc::idempotency_key_reused: return answer(409, "idempotency_key_reused");
     case Errc::duplicate_event: return answer(409, "already_exists");
-    case Errc::unavailable: {
-      auto r = answer(503, "unavailable");
+    case Errc::unavailable:
+    case Errc::overloaded: {
+      auto r = answer(503, e.code == Errc::overloaded ? "overloaded" : "unavailable");
       r.set_header("Retry-After", "1");
       return r;
     }

@@ -9,8 +9,8 @@
 #include "api/errors.h"
 #include "api/json_body.h"
 #include "api/query_params.h"
+#include "codec/event_json.h"
 #include "core/text.h"
-#include "core/time.h"
 
 namespace orderflow::api {
 
@@ -32,7 +32,7 @@ class EventPage {
   bool add(const es::RecordedEvent& e) {
     if (count_ > 0 && body_.size() >= kPageBytes) return false;
     if (count_++ > 0) body_ += ',';
-    append_event_json(body_, e);
+    codec::append_event_json(body_, e);
     return true;
   }
 
@@ -66,16 +66,6 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
 }
 
 }  // namespace
-
-// data and metadata are stored JSON, copied as they are.
-void append_event_json(std::string& out, const es::RecordedEvent& e) {
-  out += "{\"event_id\":" + quoted(e.event_id) + ",\"stream_id\":" + quoted(e.stream_id) +
-         ",\"type\":" + quoted(e.type) + ",\"version\":" + std::to_string(e.version) +
-         ",\"position\":" + std::to_string(e.position) + ",\"schema_version\":" + std::to_string(e.schema_version) +
-         ",\"data\":" + e.data + ",\"metadata\":" + e.metadata + ",\"recorded_at\":\"" +
-         format_rfc3339_ms(e.recorded_at_ms) + "\"}";
-}
-
 
 void add_event_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
@@ -123,10 +113,12 @@ http::Router make_router(ApiContext& ctx) {
   http::Router router;
   add_command_routes(router, ctx);
   add_event_routes(router, ctx);
+  add_docs_routes(router);
   if (ctx.read) {
     add_query_routes(router, ctx);
     add_stream_routes(router, ctx);
   }
+  add_relay_routes(router, ctx);
   return router;
 }
 

@@ -11,16 +11,14 @@
 #include <sstream>
 
 #include "api/api.h"
+#include "app/admission.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
 #include "app/saga/saga_runner.h"
+#include "core/build_info.h"
 #include "core/failures.h"
 #include "core/time.h"
 #include "es/append_metrics.h"
-
-#ifndef ORDERFLOW_VERSION
-#define ORDERFLOW_VERSION "unknown"
-#endif
 
 namespace orderflow::api {
 
@@ -43,13 +41,6 @@ auto sorted(const F& family) {
   auto entries = family.entries();
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return entries;
-}
-
-// Seconds since the event at `position` was recorded; 0 when there is none yet.
-double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms) {
-  auto events = store.read_all(position, 1);
-  if (!events || events->empty()) return 0;
-  return static_cast<double>(std::max<std::int64_t>(0, now_ms - events->front().recorded_at_ms)) / 1000;
 }
 
 constexpr auto kLagBoundsSeconds = [] {
@@ -159,6 +150,13 @@ std::string Metrics::render(ApiContext& ctx) {
       "# TYPE orderflow_http_rate_limited_total counter\n"
       "orderflow_http_rate_limited_total{{caller=\"token\"}} {}\norderflow_http_rate_limited_total{{caller=\"address\"}} {}\n",
       rate_limited_by_token_.value(), rate_limited_by_address_.value());
+  if (ctx.admission) {
+    add("# HELP orderflow_admission_refused_total Writes refused with 503 overloaded, by the bound passed.\n"
+        "# TYPE orderflow_admission_refused_total counter\n");
+    for (auto reason : app::kAdmissionReasons)
+      add("orderflow_admission_refused_total{{reason=\"{}\"}} {}\n", app::to_string(reason),
+          ctx.admission->refused(reason));
+  }
 
   add("# HELP orderflow_commands_total Commands handled, by type and outcome (ok, repeat: a retry of a stored "
       "append, or the error code).\n"
@@ -217,6 +215,27 @@ std::string Metrics::render(ApiContext& ctx) {
     add("orderflow_background_failing{{component=\"{}\",failure=\"{}\"}} {}\n", f.component, f.what,
         f.failing ? 1 : 0);
 
+  if (auto relay = relay_view(ctx)) {
+    add("# HELP orderflow_relay_running 1 while this process relays the log to the bus (holds the relay lease).\n"
+        "# TYPE orderflow_relay_running gauge\norderflow_relay_running {}\n",
+        relay->state == "publishing" || relay->state == "retrying" ? 1 : 0);
+    add("# HELP orderflow_relay_up 1 while the relay's last publish succeeded (0: retrying, standing by or stopped).\n"
+        "# TYPE orderflow_relay_up gauge\norderflow_relay_up {}\n",
+        relay->state == "publishing" ? 1 : 0);
+    add("# HELP orderflow_relay_position The last position the bus acknowledged.\n"
+        "# TYPE orderflow_relay_position gauge\norderflow_relay_position {}\n",
+        relay->position);
+    add("# HELP orderflow_relay_lag Events of the log not yet acknowledged by the bus.\n"
+        "# TYPE orderflow_relay_lag gauge\norderflow_relay_lag {}\n",
+        relay->lag);
+    add("# HELP orderflow_relay_lag_age_seconds Age of the oldest event not yet acknowledged by the bus (0: caught "
+        "up).\n"
+        "# TYPE orderflow_relay_lag_age_seconds gauge\norderflow_relay_lag_age_seconds {}\n",
+        relay->lag_seconds);
+    add("# HELP orderflow_relay_published_total Events the bus acknowledged from this process.\n"
+        "# TYPE orderflow_relay_published_total counter\norderflow_relay_published_total {}\n",
+        relay->published);
+  }
   if (auto saga = saga_running_.load(); saga >= 0)
     add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"
         "# TYPE orderflow_saga_running gauge\norderflow_saga_running {}\n",
@@ -240,6 +259,15 @@ std::string Metrics::render(ApiContext& ctx) {
           "# TYPE orderflow_saga_lag_age_seconds gauge\norderflow_saga_lag_age_seconds {}\n",
           *next <= *last ? age_seconds(store, *next, now_ms) : 0.0);
     }
+    add("# HELP orderflow_saga_step_duration_seconds Saga steps that ended, from the event that started one to "
+        "the event that ended it, by step.\n"
+        "# TYPE orderflow_saga_step_duration_seconds histogram\n");
+    for (const auto& [step, h] : sorted(saga_->step_durations()))
+      add_histogram(out, "orderflow_saga_step_duration_seconds", fmt::format("step=\"{}\"", step), h->snapshot());
+    add("# HELP orderflow_saga_deadlines_fired_total Step deadlines that passed with the step's work not done "
+        "(each a retry, or giving up on the step).\n"
+        "# TYPE orderflow_saga_deadlines_fired_total counter\norderflow_saga_deadlines_fired_total {}\n",
+        saga_->deadlines_fired());
     if (auto letters = count_dead_letters(store))
       add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
           "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
@@ -282,6 +310,19 @@ std::string Metrics::render(ApiContext& ctx) {
               : 0);
   }
 
+  if (exporter_) {
+    const auto c = exporter_->counts();
+    add("# HELP orderflow_trace_spans_exported_total Spans the OTLP collector took.\n"
+        "# TYPE orderflow_trace_spans_exported_total counter\norderflow_trace_spans_exported_total {}\n"
+        "# HELP orderflow_trace_spans_dropped_total Spans not exported: the queue was full, or their batch failed.\n"
+        "# TYPE orderflow_trace_spans_dropped_total counter\n"
+        "orderflow_trace_spans_dropped_total{{reason=\"queue_full\"}} {}\n"
+        "orderflow_trace_spans_dropped_total{{reason=\"export_failed\"}} {}\n"
+        "# HELP orderflow_trace_export_failures_total Export requests the collector did not take.\n"
+        "# TYPE orderflow_trace_export_failures_total counter\norderflow_trace_export_failures_total {}\n",
+        c.exported, c.dropped_queue_full, c.dropped_export_failed, c.export_failures);
+  }
+
   const auto p = process_stats();
   add("# HELP process_cpu_seconds_total User and system CPU time spent.\n"
       "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {}\n"
@@ -294,9 +335,10 @@ std::string Metrics::render(ApiContext& ctx) {
       "# HELP process_start_time_seconds Start of the process since the unix epoch.\n"
       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.2f}\n",
       p.cpu_seconds, p.resident_bytes, p.open_fds, p.max_fds, p.start_time_seconds);
-  add("# HELP orderflow_build_info The build: version and compiler (always 1).\n"
-      "# TYPE orderflow_build_info gauge\norderflow_build_info{{version=\"{}\",compiler=\"{}\"}} 1\n",
-      ORDERFLOW_VERSION, __VERSION__);
+  add("# HELP orderflow_build_info The build: version, git describe, build type and compiler (always 1).\n"
+      "# TYPE orderflow_build_info gauge\n"
+      "orderflow_build_info{{version=\"{}\",git=\"{}\",build_type=\"{}\",compiler=\"{}\"}} 1\n",
+      build_info::version, build_info::git_describe, build_info::build_type, __VERSION__);
   return out;
 }
 

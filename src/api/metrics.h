@@ -5,7 +5,9 @@
 //   repeats), batch sizes, write and sync durations (es/append_metrics.h);
 // - idempotent replays (a request answered again from its Idempotency-Key);
 // - the projections' and the saga's positions and lag, in events and in seconds (the age
-//   of the oldest event not yet applied); sagas by state; dead letters;
+//   of the oldest event not yet applied); sagas by state; step durations; deadlines
+//   fired; dead letters;
+// - the span exporter: spans exported, dropped, failed exports (core/otlp_exporter.h);
 // - readiness (as /readyz); background failures (core/failures.h); the SQLite WAL files'
 //   sizes and the data directory's disk space;
 // - the process: resident memory, CPU, open file descriptors, start time, build.
@@ -19,6 +21,7 @@
 
 #include <array>
 #include <atomic>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -26,6 +29,7 @@
 
 #include "api/http/server.h"
 #include "core/metric.h"
+#include "core/otlp_exporter.h"
 
 namespace orderflow::app::saga {
 class SagaRunner;
@@ -49,8 +53,15 @@ class Metrics {
   // Whether this process runs the saga now (on a shared store only the lease holder
   // does); orderflow_saga_running is shown once this has been called.
   void set_saga_running(bool running) { saga_running_ = running ? 1 : 0; }
+  // Whether this process runs the saga now; nullopt without the saga role.
+  std::optional<bool> saga_running() const {
+    const int running = saga_running_;
+    return running < 0 ? std::nullopt : std::optional<bool>(running == 1);
+  }
   // The saga whose sagas, position and lag are shown (none: not shown).
   void set_saga(app::saga::SagaRunner* saga) { saga_ = saga; }
+  // The span exporter whose counts are shown (none: not shown).
+  void set_exporter(const OtlpExporter* exporter) { exporter_ = exporter; }
   // The embedded store: its data directory (whose file system's space is shown) and its
   // SQLite databases (whose WAL file PATH-wal size is shown), as (name, path).
   void set_data_dir(std::string dir, std::vector<std::pair<std::string, std::string>> sqlite_files) {
@@ -67,6 +78,7 @@ class Metrics {
   Counter rate_limited_by_token_, rate_limited_by_address_;
   std::atomic<int> saga_running_{-1};  // -1: no saga role
   app::saga::SagaRunner* saga_ = nullptr;
+  const OtlpExporter* exporter_ = nullptr;
   std::string data_dir_;
   std::vector<std::pair<std::string, std::string>> sqlite_files_;
 };

@@ -175,6 +175,36 @@ std::optional<NotReady> not_ready(ApiContext& ctx) {
   return std::nullopt;
 }
 
+namespace {
+
+// What /readyz looked at (docs/api.md §7): the store, each projection, the saga lease.
+json::object readiness_checks(ApiContext& ctx) {
+  const auto failure = ctx.store.write_failure();
+  json::object store{{"readable", true}, {"writable", !failure}};
+  if (failure) store["error"] = failure->message;
+  json::array projections;
+  if (ctx.read)
+    for (const auto& s : ctx.read->runner().status())
+      projections.push_back(json::object{{"name", s.name},
+                                         {"state", es::to_string(s.state)},
+                                         {"position", s.position},
+                                         {"lag", s.lag},
+                                         {"caught_up", s.position >= ctx.ready_position}});
+  json::object checks{{"store", std::move(store)}, {"projections", std::move(projections)}};
+  // A standby (another process holds the lease) is ready: it serves, and takes over when asked.
+  if (auto running = ctx.metrics ? ctx.metrics->saga_running() : std::nullopt)
+    checks["saga"] = json::object{{"holds_lease", *running}};
+  // Writes do not wait for the bus (the log is the outbox): a relay that cannot publish
+  // leaves the process ready, and is told here.
+  if (auto relay = relay_view(ctx))
+    checks["relay"] = json::object{
+        {"state", relay->state},
+        {"error", relay->last_error ? json::value(*relay->last_error) : json::value(nullptr)}};
+  return checks;
+}
+
+}  // namespace
+
 void add_query_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}", [&ctx](Request& req) { return get_order(ctx, req); });
 
@@ -274,13 +304,13 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/readyz", [&ctx](Request&) -> asio::awaitable<Response> {
     if (auto last = ctx.store.last_position(); !last) co_return error_for(last.error());
     if (auto why = not_ready(ctx)) {
-      auto r = why->reason ? http::error_response(503, "unavailable", why->message,
-                                                  boost::json::object{{"reason", *why->reason}})
-                           : http::error_response(503, "unavailable", why->message);
+      json::object details{{"checks", readiness_checks(ctx)}};
+      if (why->reason) details["reason"] = *why->reason;
+      auto r = http::error_response(503, "unavailable", why->message, std::move(details));
       r.set_header("Retry-After", "1");
       co_return r;
     }
-    co_return http::json_response(200, R"({"status":"ready"})");
+    co_return http::json_response(200, json::object{{"status", "ready"}, {"checks", readiness_checks(ctx)}});
   });
 
   if (ctx.metrics)

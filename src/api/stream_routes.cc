@@ -12,6 +12,7 @@
 #include "api/api.h"
 #include "api/errors.h"
 #include "api/query_params.h"
+#include "codec/event_json.h"
 
 namespace orderflow::api {
 
@@ -64,7 +65,7 @@ class Feeds {
       chunk.clear();
       auto next = store.scan_all(from, kBatch, filter, [&](const es::RecordedEvent& e) {
         std::string data;
-        append_event_json(data, e);
+        codec::append_event_json(data, e);
         chunk += http::sse_event(std::to_string(e.position), e.type, data);
       });
       if (!next) return;

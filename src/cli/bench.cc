@@ -33,63 +33,68 @@ RowCheckCost row_check_cost(const es::RecordedEvent& sample) {
   return cost;
 }
 
-void add_bench(CLI::App& root, Action& action) {
+void add_bench(CLI::App& root, Settings& settings, Action& action) {
   auto* bench = root.add_subcommand("bench", "Run a benchmark; prints a table, then one JSON line");
   bench->require_subcommand(1);
 
   auto append = std::make_shared<AppendBenchOptions>();
   auto* a = bench->add_subcommand("append", "Durable appends with N in flight (group commit)");
-  a->add_option("--writers", append->writers, "Appends in flight at once")->capture_default_str();
-  a->add_option("--streams", append->streams, "Streams appended to (1: exact versions, retry on conflict)")
-      ->capture_default_str();
-  a->add_option("--events", append->events, "Appends of one event each")->capture_default_str();
-  a->add_option("--payload-bytes", append->payload_bytes, "Bytes of event data")->capture_default_str();
-  a->add_flag("--no-group-commit", append->no_group_commit, "One transaction and sync per append");
-  a->add_option("--data", append->data, "Scratch directory on the disk to measure")->capture_default_str();
-  a->add_option("--store", append->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (scratch schemas)");
+  settings.add(*a, "writers", append->writers, "Appends in flight at once");
+  settings.add(*a, "streams", append->streams, "Streams appended to (1: exact versions, retry on conflict)");
+  settings.add(*a, "events", append->events, "Appends of one event each");
+  settings.add(*a, "payload-bytes", append->payload_bytes, "Bytes of event data");
+  settings.add(*a, "no-group-commit", append->no_group_commit, "One transaction and sync per append");
+  settings.add(*a, "data", append->data, "Scratch directory on the disk to measure");
+  settings.add(*a, "store", append->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (scratch schemas)");
   a->callback([append, &action] { action = [append] { return bench_append(*append); }; });
 
   auto read = std::make_shared<ReadBenchOptions>();
   auto* r = bench->add_subcommand("read", "Read the whole log");
-  r->add_option("--data", read->data, "Directory of the store to read (bench-read.db)")->capture_default_str();
-  r->add_option("--events", read->events, "Events to fill the store with first if it has fewer")
-      ->capture_default_str();
-  r->add_option("--batch", read->batch, "Events per read")->capture_default_str();
-  r->add_option("--store", read->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (a scratch schema)");
+  settings.add(*r, "data", read->data, "Directory of the store to read (bench-read.db)");
+  settings.add(*r, "events", read->events, "Events to fill the store with first if it has fewer");
+  settings.add(*r, "batch", read->batch, "Events per read");
+  settings.add(*r, "store", read->store, "postgres://USER@HOST:PORT/DB to measure PostgreSQL (a scratch schema)");
   r->callback([read, &action] { action = [read] { return bench_read(*read); }; });
 
   auto projection = std::make_shared<ProjectionBenchOptions>();
   auto* pr = bench->add_subcommand("projection", "Build and rebuild the read models from a store of E events");
-  pr->add_option("--data", projection->data, "Directory of the store (bench-projection.db)")->capture_default_str();
-  pr->add_option("--events", projection->events, "Events to fill the store with first if it has fewer")
-      ->capture_default_str();
-  pr->add_option("--batch", projection->batch, "Events per projection batch (0: the default)")->capture_default_str();
+  settings.add(*pr, "data", projection->data, "Directory of the store (bench-projection.db)");
+  settings.add(*pr, "events", projection->events, "Events to fill the store with first if it has fewer");
+  settings.add(*pr, "batch", projection->batch, "Events per projection batch (0: the default)");
   pr->callback([projection, &action] { action = [projection] { return bench_projection(*projection); }; });
 
   auto http = std::make_shared<HttpBenchOptions>();
   auto* h = bench->add_subcommand("http", "HTTP load against a running server (own load generator)");
-  h->add_option("--target", http->target, "Server base URL, http://HOST:PORT")->capture_default_str();
-  h->add_option("--scenario", http->scenario, "place-order, place-order-confirmed, deposit, get-product, get-order or list-orders")->capture_default_str();
-  h->add_option("--connections", http->connections, "Keep-alive connections, one request in flight each")
-      ->capture_default_str();
-  h->add_option("--duration", http->duration_s, "Seconds measured")->capture_default_str();
-  h->add_option("--warmup", http->warmup_s, "Seconds of load before measuring")->capture_default_str();
-  h->add_option("--io-threads", http->io_threads, "Load generator threads")->capture_default_str();
-  h->add_option("--rate", http->rate, "Requests per second over all connections (0: as fast as they go)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  h->add_option("--token", http->token, "Bearer token sent with every request (an admin's, for --auth-keys servers)");
+  settings.add(*h, "target", http->target, "Server base URL, http://HOST:PORT");
+  settings.add(*h, "scenario", http->scenario,
+               "place-order, place-order-confirmed, deposit, get-product, get-order or list-orders");
+  settings.add(*h, "connections", http->connections, "Keep-alive connections, one request in flight each");
+  settings.add(*h, "duration", http->duration_s, "Seconds measured");
+  settings.add(*h, "warmup", http->warmup_s, "Seconds of load before measuring");
+  settings.add(*h, "io-threads", http->io_threads, "Load generator threads");
+  settings.add(*h, "rate", http->rate, "Requests per second over all connections (0: as fast as they go)")
+      ->check(zero_or_more());
+  settings.add(*h, "token", http->token, "Bearer token sent with every request (an admin's, for --auth-keys servers)",
+               {.secret = true});
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 
   auto soak = std::make_shared<SoakBenchOptions>();
   auto* so = bench->add_subcommand("soak", "Start serve on a data directory, time it to /readyz, then a steady mixed load; RSS every 10 s");
-  so->add_option("--data", soak->data, "Data directory serve runs on (kept)")->capture_default_str();
-  so->add_option("--events", soak->events, "Events to fill its store with first if it has fewer")->capture_default_str();
-  so->add_option("--minutes", soak->minutes, "Minutes of load")->capture_default_str();
-  so->add_option("--rate", soak->rate, "Requests per second over all connections")->check(CLI::PositiveNumber)->capture_default_str();
-  so->add_option("--connections", soak->connections, "Keep-alive connections")->capture_default_str();
-  so->add_option("--binary", soak->binary, "The orderflow binary to run serve with (default: this one)");
+  settings.add(*so, "data", soak->data, "Data directory serve runs on (kept)");
+  settings.add(*so, "events", soak->events, "Events to fill its store with first if it has fewer");
+  settings.add(*so, "minutes", soak->minutes, "Minutes of load");
+  settings.add(*so, "rate", soak->rate, "Requests per second over all connections")->check(above_zero());
+  settings.add(*so, "connections", soak->connections, "Keep-alive connections");
+  settings.add(*so, "binary", soak->binary, "The orderflow binary to run serve with (default: this one)");
   so->callback([soak, &action] { action = [soak] { return bench_soak(*soak); }; });
+
+  auto relay = std::make_shared<RelayBenchOptions>();
+  auto* re = bench->add_subcommand("relay", "The log relayed to a bus, beside a raw publish of the same messages");
+  settings.add(*re, "bus", relay->bus, "A running bus: nats://HOST:PORT or kafka://HOST:PORT", {.required = true});
+  settings.add(*re, "events", relay->events, "Events in the store relayed");
+  settings.add(*re, "data", relay->data, "Scratch directory (bench-relay.db, made anew)");
+  settings.add(*re, "topic-prefix", relay->topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
+  re->callback([relay, &action] { action = [relay] { return bench_relay(*relay); }; });
 }
 
 }  // namespace orderflow::cli

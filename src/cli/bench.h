@@ -93,6 +93,14 @@ struct SoakBenchOptions {
 };
 int bench_soak(const SoakBenchOptions& options);
 
+struct RelayBenchOptions {
+  std::string bus;  // nats://… or kafka://…: a running bus
+  std::int64_t events = 100000;
+  std::string data = "./orderflow-bench";  // the store relayed (bench-relay.db, made anew)
+  std::string topic_prefix = "orderflow.events";
+};
+int bench_relay(const RelayBenchOptions& options);
+
 // For --scenario place-order-confirmed (bench_saga.cc): orders of customers named
 // `customer_prefix`… that reached CONFIRMED per second in [from_ms, to_ms) and their
 // place->confirmed latency, printed and added to `out`.

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/bench.h"
+#include "cli/progress.h"
 #include "core/latency.h"
 #include "core/uuid.h"
 #include "cli/store_factory.h"
@@ -64,6 +65,10 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
   RunStats stats;
   stats.latency.reserve(reqs.size());
   std::size_t next = 0, done = 0;
+  Progress progress("bench append", reqs.size(), [&] {
+    std::lock_guard lk(mu);
+    return static_cast<std::uint64_t>(done);
+  });
 
   for (std::size_t s = 0; s < slots.size(); ++s) ready.push_back(s);
   auto start = Clock::now();

@@ -164,7 +164,9 @@ int bench_http(const HttpBenchOptions& o) {
   if (orders || deposits)
     if (auto r = add_projection_lag(*target, json); !r) return runtime_failure(r.error().message);
   std::cout << boost::json::serialize(json) << std::endl;
-  return report->non_2xx() + report->transport_errors == 0 ? 0 : 1;
+  // 503s are the server saying "later" (admission control, printed as refused_503 and its
+  // share); any other failure fails the run.
+  return report->non_2xx() - report->refused_503 + report->transport_errors == 0 ? 0 : 1;
 }
 
 }  // namespace orderflow::cli

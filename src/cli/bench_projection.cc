@@ -13,6 +13,7 @@
 #include "app/projections/read_side.h"
 #include "app/projections/sqlite_read_model_db.h"
 #include "cli/bench.h"
+#include "cli/progress.h"
 #include "codec/domain_codec.h"
 #include "core/time.h"
 #include "core/uuid.h"
@@ -42,6 +43,10 @@ Result<void> fill(es::EventStore& store, std::int64_t target) {
   if (!have) return fail(have.error());
   if (*have >= target) return {};
   fmt::print("filling the store with {} events...\n", target - *have);
+  Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
+    auto last = store.last_position();
+    return static_cast<std::uint64_t>(last ? *last : 0);
+  });
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<bool> failed{false};
   auto append = [&](std::string stream, std::vector<es::NewEvent> events) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/bench.h"
+#include "cli/progress.h"
 #include "core/latency.h"
 #include "core/uuid.h"
 #include "cli/store_factory.h"
@@ -27,6 +28,10 @@ Result<void> fill_store(es::EventStore& store, std::int64_t target) {
   std::int64_t missing = target - *have;
   if (missing <= 0) return {};
   fmt::print("filling the store with {} events...\n", missing);
+  Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
+    auto last = store.last_position();
+    return static_cast<std::uint64_t>(last ? *last : 0);
+  });
   std::string data = R"({"order_id":"0190b3f0-0000-7000-8000-000000000000","quantity":3,"unit_price_cents":1299})";
   std::string metadata = R"({"correlation_id":"bench","actor":"bench"})";
   std::atomic<std::int64_t> in_flight{0};

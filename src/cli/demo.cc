@@ -87,11 +87,12 @@ int demo_embedded(const DemoOptions& o) {
 
 }  // namespace
 
-void add_demo(CLI::App& root, Action& action) {
+void add_demo(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<DemoOptions>();
   auto* cmd = root.add_subcommand("demo", "Seed a small catalogue and accounts, place a few orders, print what happened");
-  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--target", o->target, "A running server, http://HOST:PORT (instead of the embedded store)");
+  // Not the shared `data`: a demo seeds its own directory, never the server's.
+  settings.add(*cmd, "data", o->store.data_dir, "Data directory of the embedded store");
+  settings.add(*cmd, "target", o->target, "A running server, http://HOST:PORT (instead of the embedded store)");
   cmd->callback([o, &action] { action = [o] { return o->target.empty() ? demo_embedded(*o) : demo_http(*o); }; });
 }
 

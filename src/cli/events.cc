@@ -33,12 +33,11 @@ int print_events(const EventsOptions& o) {
 
 }  // namespace
 
-void add_events(CLI::App& root, Action& action) {
+void add_events(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<EventsOptions>();
   auto* cmd = root.add_subcommand("events", "Print a stream's events, oldest first, one JSON object per line");
   cmd->add_option("STREAM", o->stream, "Stream id, e.g. order-<uuid>")->required();
-  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
+  add_store_settings(settings, *cmd, o->store);
   cmd->callback([o, &action] { action = [o] { return print_events(*o); }; });
 }
 

@@ -7,6 +7,7 @@
 
 #include "app/projections/read_side.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/store_factory.h"
 
 namespace orderflow::cli {
@@ -34,30 +35,37 @@ int rebuild(const RebuildOptions& o) {
     std::fprintf(stderr, "orderflow: no projection %s (orders, products, accounts, sales)\n", o.name.c_str());
     return 2;
   }
-  for (;;) {
-    for (const auto& s : runner.status()) {
-      if (s.name != o.name) continue;
-      if (s.state == es::ProjectionState::failed)
-        return runtime_failure("rebuild of " + o.name + " failed: " + s.last_error.value_or(""));
-      if (s.state == es::ProjectionState::running && s.position >= *last) {
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        fmt::print("rebuilt {} through position {} in {:.2f} s\n", o.name, s.position, seconds);
-        return 0;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto status = [&runner, &o] {
+    for (auto& s : runner.status())
+      if (s.name == o.name) return s;
+    return es::ProjectionStatus{};
+  };
+  es::ProjectionStatus s;
+  {
+    Progress progress("rebuild " + o.name, static_cast<std::uint64_t>(*last), [&status] {
+      auto now = status();
+      return static_cast<std::uint64_t>(now.state == es::ProjectionState::rebuilding ? now.rebuilt : now.position);
+    });
+    for (s = status(); s.state != es::ProjectionState::failed &&
+                       !(s.state == es::ProjectionState::running && s.position >= *last);
+         s = status())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  if (s.state == es::ProjectionState::failed)
+    return runtime_failure("rebuild of " + o.name + " failed: " + s.last_error.value_or(""));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  fmt::print("rebuilt {} through position {} in {:.2f} s\n", o.name, s.position, seconds);
+  return 0;
 }
 
 }  // namespace
 
-void add_rebuild(CLI::App& root, Action& action) {
+void add_rebuild(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<RebuildOptions>();
   auto* cmd = root.add_subcommand("rebuild",
                                   "Rebuild a projection from the event store (while no other process writes it)");
   cmd->add_option("projection", o->name, "orders, products, accounts or sales")->required();
-  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
+  add_store_settings(settings, *cmd, o->store);
   cmd->callback([o, &action] { action = [o] { return rebuild(*o); }; });
 }
 

@@ -4,6 +4,8 @@
 
 #include <csignal>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "api/access.h"
 #include "api/api.h"
@@ -11,16 +13,19 @@
 #include "api/metrics.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
+#include "app/relay/relay.h"
 #include "app/saga/saga_runner.h"
+#include "cli/bus_factory.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
 #include "core/log.h"
+#include "core/otlp_exporter.h"
 
 namespace orderflow::cli {
 
 namespace {
 
-constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga"};
+constexpr std::string_view kRoles[] = {"command", "query", "admin", "projector", "saga", "relay"};
 
 // Is `role` among the comma-separated `roles` (empty: every role)?
 bool has_role(const std::string& roles, std::string_view role) {
@@ -57,16 +62,65 @@ std::vector<std::string> allowed_hosts(const std::string& list, const std::strin
   return out;
 }
 
+// "HOST:PORT" as host and port; nothing if it is not one.
+std::optional<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  int port = -1;
+  try {
+    port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (port < 0 || port > 65535) return std::nullopt;
+  return std::pair{listen.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+// The checks of --listen, --roles and the log options, made when the value is given (by a
+// flag, a variable or the file), so that the error names where it came from.
+CLI::Validator listen_address() {
+  return CLI::Validator([](std::string& v) { return split_listen(v) ? "" : "must be HOST:PORT, not " + v; },
+                        "HOST:PORT");
+}
+
+CLI::Validator role_list() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        for (std::size_t from = 0; !v.empty() && from <= v.size();) {
+          auto to = std::min(v.find(',', from), v.size());
+          if (std::find(std::begin(kRoles), std::end(kRoles), v.substr(from, to - from)) == std::end(kRoles))
+            return "takes command, query, admin, projector, saga and relay, not " + v;
+          from = to + 1;
+        }
+        return "";
+      },
+      "LIST");
+}
+
+CLI::Validator log_level() {
+  return CLI::Validator(
+      [](std::string& v) { return log::parse_level(v) ? "" : "takes debug, info, warn, error or off, not " + v; },
+      "LEVEL");
+}
+
+CLI::Validator log_format() {
+  return CLI::Validator([](std::string& v) { return log::parse_format(v) ? "" : "takes text or json, not " + v; },
+                        "FORMAT");
+}
+
 struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
-  std::string bus, cache, config, roles;
+  BusSpec bus;
+  std::string cache, roles;
   std::string auth_keys;  // a KeyRing file; empty: authentication is off
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
   int io_threads = 2;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
+  std::string otlp_endpoint;  // empty: spans are not exported
+  double trace_sample_ratio = 1;
   std::size_t max_connections = http::ServerOptions{}.max_connections;
   std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
   // Requests a second per caller (its token, else its address); unset: kDefaultRateLimit, or
@@ -74,6 +128,7 @@ struct ServeOptions {
   std::optional<double> rate_limit;
   double rate_burst = 0;  // 0: twice the rate (at least 1)
   std::string tls_cert, tls_key;  // PEM files; both or neither (plain HTTP)
+  app::AdmissionLimits admission;
 };
 
 // Enough for any one client an operator means to serve, low enough that one client cannot
@@ -87,32 +142,13 @@ void log_access(const http::Observation& o) {
              {"route", o.route.empty() ? std::string_view("none") : o.route},
              {"status", o.status},
              {"duration_ms", std::chrono::duration<double, std::milli>(o.elapsed).count()},
-             {"bytes", o.bytes}});
+             {"bytes", o.bytes},
+             {"trace_id", o.trace_id}});
 }
 
 int serve(const ServeOptions& o) {
-  auto level = log::parse_level(o.log_level);
-  auto format = log::parse_format(o.log_format);
-  if (!level || !format) {
-    log::error("orderflow", "--log-level takes debug, info, warn, error or off; --log-format text or json",
-               {{"log_level", o.log_level}, {"log_format", o.log_format}});
-    return 2;
-  }
-  log::configure({.level = *level, .format = *format});
-  auto colon = o.listen.rfind(':');
-  int port = -1;
-  if (colon != std::string::npos) {
-    try {
-      port = std::stoi(o.listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      port = -1;
-    }
-  }
-  if (port < 0 || port > 65535) {
-    log::error("orderflow", "--listen must be HOST:PORT, not " + o.listen);
-    return 2;
-  }
-  const std::string host = o.listen.substr(0, colon);
+  log::configure({.level = *log::parse_level(o.log_level), .format = *log::parse_format(o.log_format)});
+  const auto [host, port] = *split_listen(o.listen);
   if (o.auth_keys.empty() && !o.insecure && !is_loopback(host)) {
     log::error("orderflow", "refusing to serve " + host +
                                 " without authentication: give --auth-keys FILE, or --insecure to serve it open to "
@@ -130,35 +166,26 @@ int serve(const ServeOptions& o) {
   }
   const double rate = o.rate_limit.value_or(is_loopback(host) ? 0 : kDefaultRateLimit);
   const double burst = o.rate_burst > 0 ? o.rate_burst : std::max(1.0, 2 * rate);
-  if (rate > 0 && burst < 1) {
-    log::error("orderflow", "--rate-burst must be at least 1 (a caller's first request)");
-    return 2;
-  }
+  if (rate > 0 && burst < 1) return usage_failure("--rate-burst must be at least 1 (a caller's first request)");
   std::optional<http::TlsFiles> tls;
   if (!o.tls_cert.empty() || !o.tls_key.empty()) {
-    if (o.tls_cert.empty() || o.tls_key.empty()) {
-      log::error("orderflow", "--tls-cert and --tls-key go together");
-      return 2;
-    }
+    if (o.tls_cert.empty() || o.tls_key.empty()) return usage_failure("--tls-cert and --tls-key go together");
     tls = http::TlsFiles{o.tls_cert, o.tls_key};
-    if (auto usable = http::check_tls(*tls); !usable) {
-      log::error("orderflow", "TLS: " + usable.error().message);
-      return 2;
-    }
+    if (auto usable = http::check_tls(*tls); !usable) return usage_failure("TLS: " + usable.error().message);
   }
-  for (const auto* unsupported : {&o.bus, &o.cache, &o.config})
-    if (!unsupported->empty()) {
-      log::error("orderflow", "--bus, --cache and --config are not supported by this build yet");
-      return 2;
-    }
-
-  for (std::size_t from = 0; !o.roles.empty() && from <= o.roles.size();) {
-    auto to = std::min(o.roles.find(',', from), o.roles.size());
-    if (std::find(std::begin(kRoles), std::end(kRoles), o.roles.substr(from, to - from)) == std::end(kRoles)) {
-      log::error("orderflow", "--roles takes command, query, admin, projector and saga, not " + o.roles);
-      return 2;
-    }
-    from = to + 1;
+  if (!o.otlp_endpoint.empty() && !o.otlp_endpoint.starts_with("http://") && !o.otlp_endpoint.starts_with("https://"))
+    return usage_failure("--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
+  if (!(o.trace_sample_ratio >= 0 && o.trace_sample_ratio <= 1))
+    return usage_failure("--trace-sample-ratio takes a number from 0 to 1");
+  if (!o.cache.empty()) return usage_failure("--cache is not supported by this build yet");
+  std::optional<BusUrl> bus_url;
+  if (!o.bus.url.empty()) {
+    auto parsed = parse_bus_url(o.bus.url);
+    if (!parsed) return usage_failure(parsed.error().message);
+    if (!has_role(o.roles, "relay"))
+      return usage_failure(
+          "--bus needs the relay role: projectors and sagas fed from the bus are not supported by this build yet");
+    bus_url = std::move(*parsed);
   }
 
   std::string roles;
@@ -169,6 +196,7 @@ int serve(const ServeOptions& o) {
              {"store", o.store.url.empty() ? "embedded" : redacted_store_url(o.store.url)},
              {"data", o.store.data_dir},
              {"roles", roles},
+             {"bus", o.bus.url.empty() ? "none" : o.bus.url},
              {"io_threads", o.io_threads},
              {"group_commit", o.store.pipeline.group_commit},
              {"max_batch", o.store.pipeline.max_batch},
@@ -177,7 +205,18 @@ int serve(const ServeOptions& o) {
              {"access_log", o.access_log},
              {"rate_limit", rate},
              {"rate_burst", rate > 0 ? burst : 0},
-             {"tls_cert", o.tls_cert}});
+             {"tls_cert", o.tls_cert},
+             {"max_saga_lag", o.admission.saga_lag},
+             {"max_projection_lag", o.admission.projection_lag},
+             {"max_append_queue", o.admission.append_queue},
+
+             {"otlp_endpoint", o.otlp_endpoint.empty() ? "none" : o.otlp_endpoint},
+             {"trace_sample_ratio", fmt::format("{}", o.trace_sample_ratio)}});
+  // Spans of requests, saga steps and projections go to the collector; new traces are
+  // sampled with the ratio, a caller's traceparent decides for its trace.
+  std::optional<OtlpExporter> exporter;
+  if (!o.otlp_endpoint.empty()) exporter.emplace(OtlpOptions{.endpoint = o.otlp_endpoint, .service_version = ORDERFLOW_VERSION});
+  configure_tracing(o.trace_sample_ratio, exporter ? &*exporter : nullptr);
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   app::CommandHandlerOptions command_options;
@@ -193,6 +232,7 @@ int serve(const ServeOptions& o) {
   if (!ready_position) return runtime_failure(ready_position.error().message);
   if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
   api::Metrics metrics;
+  if (exporter) metrics.set_exporter(&*exporter);
   if (store->sqlite)
     metrics.set_data_dir(o.store.data_dir,
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
@@ -212,10 +252,48 @@ int serve(const ServeOptions& o) {
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
     metrics.set_saga(&*saga);
   }
+  // Clients' writes wait for nothing: past a bound they are refused (503 overloaded).
+  auto& events = store->events();
+  auto log_lag = [&events](std::optional<es::Position> next) -> std::optional<std::int64_t> {
+    auto last = events.last_position();
+    if (!next || !last) return std::nullopt;
+    return std::max<std::int64_t>(0, *last + 1 - *next);
+  };
+  app::Admission admission(
+      o.admission,
+      {.saga_lag = [&] { return saga ? log_lag(saga->next_position()) : std::nullopt; },
+       .projection_lag =
+           [&]() -> std::optional<std::int64_t> {
+             if (!has_role(o.roles, "projector")) return std::nullopt;  // others fold them
+             std::int64_t lag = 0;
+             for (const auto& p : read->runner().status()) lag = std::max<std::int64_t>(lag, p.lag);
+             return lag;
+           },
+       .append_queue = [&events]() -> std::optional<std::int64_t> {
+         return static_cast<std::int64_t>(events.appends_queued());
+       }});
+  ctx.admission = &admission;
+  // The bus relay (--bus): the log published to the bus, from its checkpoint; on a shared
+  // store by the holder of the relay lease only.
+  std::unique_ptr<es::BusPublisher> bus;
+  std::optional<app::relay::Relay> relay;
+  auto relay_lease = store->leader_lease("relay");
+  if (bus_url) {
+    bus = open_bus(*bus_url, o.bus);
+    auto on_lead = [](bool leading) {
+      log::info("relay", leading ? "this process holds the relay lease and relays the log to the bus"
+                                 : "the relay lease is lost, standing by");
+    };
+    relay.emplace(store->events(), store->checkpoints(), *bus,
+                  app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix}, relay_lease.get(),
+                  on_lead);
+    relay->start();
+    ctx.relay = &*relay;
+  }
 
   http::ServerOptions options;
   options.host = host;
-  options.port = static_cast<std::uint16_t>(port);
+  options.port = port;
   options.io_threads = o.io_threads;
   options.max_connections = o.max_connections;
   options.max_connections_per_ip = o.max_connections_per_ip;
@@ -256,11 +334,17 @@ int serve(const ServeOptions& o) {
   server->run();
   log::info("serve", "stopping: every request is answered");
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
+  if (relay) relay->stop();
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
   for (const auto& p : read->runner().status())
     log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position}});
+  configure_tracing(o.trace_sample_ratio, nullptr);
+  if (exporter) {
+    exporter.reset();  // sends what is queued
+    log::info("tracing", "stopped: queued spans sent");
+  }
   // Every in-flight request has been answered; finish accepted appends and close.
   auto last = store->events().last_position();
   store->close();
@@ -272,40 +356,53 @@ int serve(const ServeOptions& o) {
 
 }  // namespace
 
-void add_serve(CLI::App& root, Action& action) {
+void add_serve(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<ServeOptions>();
   auto* cmd = root.add_subcommand("serve", "Serve the HTTP API");
-  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
-  cmd->add_option("--data", o->store.data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--store", o->store.url, "Store URL (default: embedded SQLite in --data)");
-  cmd->add_option("--bus", o->bus, "Message bus URL (nats://, kafka://)");
-  cmd->add_option("--cache", o->cache, "Read-model cache URL (redis://)");
-  cmd->add_option("--config", o->config, "Configuration file");
-  cmd->add_option("--roles", o->roles, "command,query,admin,projector,saga (default: all)");
-  cmd->add_option("--io-threads", o->io_threads, "HTTP io threads")->capture_default_str();
-  cmd->add_option("--log-level", o->log_level, "debug, info, warn, error or off")->capture_default_str();
-  cmd->add_option("--log-format", o->log_format, "text or json (one JSON object per line)")->capture_default_str();
-  cmd->add_flag("--access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
-  cmd->add_option("--max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--rate-limit", o->rate_limit,
-                  "Requests a second per caller (its token, else its address), over it 429; 0: off (default: off "
-                  "on a loopback address, 1000 elsewhere)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--rate-burst", o->rate_burst, "Requests a caller may send at once (default: twice --rate-limit)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--tls-cert", o->tls_cert,
-                  "PEM certificate chain: serve HTTPS (with --tls-key); SIGHUP reads both files again");
-  cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
-  cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them");
-  cmd->add_flag("--insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
-  cmd->add_option("--allowed-hosts", o->allowed_hosts,
-                  "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
-                  "[::1] and the --listen host)");
+  settings.add(*cmd, "listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->check(listen_address());
+  add_store_settings(settings, *cmd, o->store);
+  settings.add(*cmd, "bus", o->bus.url, "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]");
+  settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
+  settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
+      ->check(CLI::Range(1, 5));
+  settings.add(*cmd, "cache", o->cache, "Read-model cache URL (redis://)");
+  settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());
+  settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
+  settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());
+  settings.add(*cmd, "log-format", o->log_format, "text or json (one JSON object per line)")->check(log_format());
+  settings.add(*cmd, "access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");
+  settings.add(*cmd, "otlp-endpoint", o->otlp_endpoint,
+               "Export spans over OTLP/HTTP (JSON) to this collector: http://HOST:PORT (POSTs to /v1/traces)");
+  settings.add(*cmd, "trace-sample-ratio", o->trace_sample_ratio,
+               "Share of new traces sampled (0 to 1); a request's traceparent decides for its own trace");
+  settings.add(*cmd, "max-connections", o->max_connections, "Connections open at once; more get only /healthz and /readyz")
+      ->check(above_zero());
+  settings.add(*cmd, "max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
+      ->check(above_zero());
+  settings.add(*cmd, "rate-limit", o->rate_limit,
+               "Requests a second per caller (its token, else its address), over it 429; 0: off (default: off "
+               "on a loopback address, 1000 elsewhere)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "rate-burst", o->rate_burst, "Requests a caller may send at once (0: twice --rate-limit)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "tls-cert", o->tls_cert,
+               "PEM certificate chain: serve HTTPS (with --tls-key); SIGHUP reads both files again");
+  settings.add(*cmd, "tls-key", o->tls_key, "PEM private key of --tls-cert");
+  settings.add(*cmd, "auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them",
+               {.shared = true});
+  settings.add(*cmd, "insecure", o->insecure, "Serve a non-loopback address without --auth-keys");
+  settings.add(*cmd, "max-saga-lag", o->admission.saga_lag,
+               "Refuse clients' writes (503 overloaded) while the saga is this many events behind (0: never)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "max-projection-lag", o->admission.projection_lag,
+               "Refuse clients' writes while a projection is this many events behind (0: never)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "max-append-queue", o->admission.append_queue,
+               "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "allowed-hosts", o->allowed_hosts,
+               "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
+               "[::1] and the --listen host)");
   cmd->callback([o, &action] { action = [o] { return serve(*o); }; });
 }
 

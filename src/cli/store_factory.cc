@@ -31,6 +31,12 @@ std::string redacted_store_url(const std::string& url) {
   return std::string(u.buffer());
 }
 
+void add_store_settings(Settings& settings, CLI::App& command, StoreSpec& spec) {
+  settings.add(command, "data", spec.data_dir, "Data directory of the embedded store", {.shared = true});
+  settings.add(command, "store", spec.url, "Store URL, e.g. postgres://USER@HOST:PORT/DB (default: embedded SQLite in --data)",
+               {.shared = true});
+}
+
 es::EventStore& OpenStore::events() {
   if (sqlite) return *sqlite;
   return *postgres;
@@ -81,6 +87,7 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   sqlite::SqliteEventStoreOptions options;
   options.path = events_db_path(spec);
   options.pipeline = spec.pipeline;
+  options.migration_progress = spec.migration_progress;
   auto store = sqlite::SqliteEventStore::open(options);
   if (!store) return fail(store.error());
   return OpenStore{std::move(*store), nullptr};

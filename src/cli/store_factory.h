@@ -2,10 +2,13 @@
 // default, PostgreSQL with --store postgres://… (or postgresql://…).
 #pragma once
 
+#include <CLI/CLI.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "app/projections/read_model_db.h"
+#include "cli/settings.h"
 #include "core/result.h"
 #include "store/postgres/postgres_event_store.h"
 #include "store/sqlite/sqlite_event_store.h"
@@ -16,7 +19,13 @@ struct StoreSpec {
   std::string data_dir = "./orderflow-data";
   std::string url;  // --store; empty: embedded
   es::AppendPipelineOptions pipeline;
+  // The embedded store: told how far an older file's migration has come (SqliteEventStoreOptions).
+  std::function<void(es::Position migrated, es::Position last)> migration_progress;
 };
+
+// Declares --data and --store on `command`: the shared settings `data` and `store`, the same
+// for every subcommand that opens the store.
+void add_store_settings(Settings& settings, CLI::App& command, StoreSpec& spec);
 
 // The embedded store's SQLite databases in --data.
 std::string events_db_path(const StoreSpec& spec);

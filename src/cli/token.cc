@@ -57,14 +57,15 @@ int token(const TokenOptions& o) {
 
 }  // namespace
 
-void add_token(CLI::App& root, Action& action) {
+void add_token(CLI::App& root, Settings& settings, Action& action) {
   auto o = std::make_shared<TokenOptions>();
   auto* cmd = root.add_subcommand("token", "Mint a bearer token for a server run with --auth-keys");
-  cmd->add_option("--role", o->role, "admin, operator or customer")->required();
-  cmd->add_option("--sub", o->sub, "The subject: for a customer, its customer_id");
-  cmd->add_option("--kid", o->kid, "The key id to sign with")->required();
-  cmd->add_option("--auth-keys", o->auth_keys, "File of kid=base64secret lines (as serve --auth-keys)")->required();
-  cmd->add_option("--ttl", o->ttl, "How long the token is valid: 90s, 15m, 1h, 30d")->capture_default_str();
+  settings.add(*cmd, "role", o->role, "admin, operator or customer", {.required = true});
+  settings.add(*cmd, "sub", o->sub, "The subject: for a customer, its customer_id");
+  settings.add(*cmd, "kid", o->kid, "The key id to sign with", {.required = true});
+  settings.add(*cmd, "auth-keys", o->auth_keys, "File of kid=base64secret lines (the shared setting serve reads)",
+               {.shared = true, .required = true});
+  settings.add(*cmd, "ttl", o->ttl, "How long the token is valid: 90s, 15m, 1h, 30d");
   cmd->callback([o, &action] { action = [o] { return token(*o); }; });
 }
 

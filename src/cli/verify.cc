@@ -4,18 +4,39 @@
 // difference; exit 1 if there is any.
 #include <fmt/core.h>
 
+#include <atomic>
+#include <limits>
 #include <thread>
 
 #include "app/verify.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/store_factory.h"
 
 namespace orderflow::cli {
 
 namespace {
 
+// The stored log, keeping the position of the last event its scans passed on (for Progress).
+struct ScannedLog : es::StoredLog {
+  explicit ScannedLog(es::StoredLog& log) : log(log) {}
+  Result<es::Position> scan_stored(es::Position from, std::size_t max, const StoredFn& fn) override {
+    return log.scan_stored(from, max, [this, &fn](const es::RecordedEvent& e, const es::StoredHashes& h) {
+      fn(e, h);
+      position.store(e.position, std::memory_order_relaxed);
+    });
+  }
+  es::StoredLog& log;
+  std::atomic<es::Position> position{0};
+};
+
 // Waits until every projection has applied `position`; an error if one has failed.
 Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
+  Progress progress("read models", static_cast<std::uint64_t>(position), [&runner] {
+    es::Position least = std::numeric_limits<es::Position>::max();
+    for (const auto& s : runner.status()) least = std::min(least, s.position);
+    return static_cast<std::uint64_t>(least);
+  });
   for (;;) {
     bool behind = false;
     for (const auto& s : runner.status()) {
@@ -33,7 +54,13 @@ int verify(const StoreSpec& spec) {
   if (!store) return runtime_failure(store.error().message);
   // The log first: every other check reads it, and stops at its first corrupt event.
   app::Differences breaks;
-  es::check_chain(store->stored_log(), breaks);
+  {
+    auto last = store->events().last_position();
+    ScannedLog scanned(store->stored_log());
+    Progress progress("chain", last ? static_cast<std::uint64_t>(*last) : 0,
+                      [&scanned] { return static_cast<std::uint64_t>(scanned.position.load()); });
+    es::check_chain(scanned, breaks);
+  }
   for (const auto& d : breaks) fmt::print("chain: {}\n", d);
   fmt::print("{:<10} {}\n", "chain", breaks.empty() ? "ok" : fmt::format("{} breaks", breaks.size()));
   if (!breaks.empty()) {
@@ -65,11 +92,10 @@ int verify(const StoreSpec& spec) {
 
 }  // namespace
 
-void add_verify(CLI::App& root, Action& action) {
+void add_verify(CLI::App& root, Settings& settings, Action& action) {
   auto spec = std::make_shared<StoreSpec>();
   auto* cmd = root.add_subcommand("verify", "Check the event log's hash chain, then compare the read models with a fold of the event store (exit 1 on a break or a difference)");
-  cmd->add_option("--data", spec->data_dir, "Data directory of the embedded store")->capture_default_str();
-  cmd->add_option("--store", spec->url, "Store URL (default: embedded SQLite in --data)");
+  add_store_settings(settings, *cmd, *spec);
   cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });
 }
 

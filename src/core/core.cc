@@ -27,6 +27,7 @@ const char* errc_name(Errc code) {
     case Errc::idempotency_key_reused: return "idempotency_key_reused";
     case Errc::duplicate_event: return "duplicate_event";
     case Errc::unavailable: return "unavailable";
+    case Errc::overloaded: return "overloaded";
     case Errc::corrupt: return "corrupt";
     case Errc::internal: return "internal";
   }

@@ -30,6 +30,7 @@ enum class Errc {
   idempotency_key_reused,
   duplicate_event,         // event ids already stored at another place
   unavailable,             // backend down or shutting down; retry later
+  overloaded,              // admission control: the work behind is too far behind; retry later
   corrupt,                 // stored data cannot be read
   internal,                // a bug or an unexpected library failure
 };

@@ -469,6 +469,11 @@ void AppendPipeline::recover() {
   }
 }
 
+std::size_t AppendPipeline::queued() const {
+  std::lock_guard lk(mu_);
+  return open_.size();
+}
+
 std::optional<Error> AppendPipeline::write_failure() const {
   std::lock_guard lk(mu_);
   return failed_;

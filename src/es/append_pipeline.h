@@ -170,6 +170,8 @@ class AppendPipeline {
   // Exclusive backends: why appends are refused while the pipeline recovers from a failed
   // batch; nullopt while they are accepted.
   std::optional<Error> write_failure() const;
+  // Appends accepted and waiting for the writer to take them (admission control's gauge).
+  std::size_t queued() const;
   // Blocks until last_committed() > after, the timeout passes or the pipeline stops.
   bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
   // Blocks until no append carrying idempotency key `key` is in flight here (it committed

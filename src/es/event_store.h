@@ -87,6 +87,9 @@ class EventStore {
   // nullopt while they are accepted. /readyz reports it.
   virtual std::optional<Error> write_failure() { return std::nullopt; }
 
+  // Appends accepted and waiting to be written (0 for a store that writes each at once).
+  virtual std::size_t appends_queued() { return 0; }
+
   // Blocks until last_position() > after, the timeout passes, or the store closes.
   // Returns whether new events are visible. Live subscriptions sleep here.
   virtual bool wait_for_events(Position after, std::chrono::milliseconds timeout) = 0;

@@ -4,6 +4,7 @@
 
 #include "core/failures.h"
 #include "core/latency.h"
+#include "core/trace.h"
 
 namespace orderflow::es {
 
@@ -276,8 +277,10 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
     advanced(slot.index, through);
     return {};
   }
+  const auto started_ns = live && tracing_enabled() ? now_unix_ns() : 0;
   if (auto r = model->apply(events, through); !r) return r;
   if (live) record_lag(slot, events);
+  if (started_ns) trace_applied(slot, events, started_ns);
   if (!live) {
     // Swap only once the fresh copy is at least where the live one is, so a query never
     // sees the read model go back in time.
@@ -339,6 +342,28 @@ Result<void> ProjectionRunner::rebuild(const std::string& name) {
   return started;
 }
 
+// A span per event, under the event's (a span event would need its parent still open: the
+// request or saga step that appended it has ended, and been exported, by now). The batch's
+// events share its start and end: they were applied in one transaction.
+void ProjectionRunner::trace_applied(Slot& slot, std::span<const RecordedEvent> events, std::int64_t started_ns) {
+  const auto ended_ns = now_unix_ns();
+  for (const auto& e : events) {
+    auto parent = traceparent_in_metadata(e.metadata);
+    if (!parent || !parent->sampled()) continue;
+    Span span;
+    span.context = child_span(parent);
+    span.parent_span_id = parent->parent_id;
+    span.name = "project " + slot.projection->name();
+    span.start_unix_ns = started_ns;
+    span.end_unix_ns = ended_ns;
+    span.attributes = {{"projection", slot.projection->name()},
+                       {"event.type", e.type},
+                       {"event.stream_id", e.stream_id},
+                       {"event.position", static_cast<std::int64_t>(e.position)}};
+    record_span(std::move(span));
+  }
+}
+
 void ProjectionRunner::record_lag(Slot& slot, std::span<const RecordedEvent> events) {
   using namespace std::chrono;
   const auto committed_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
@@ -383,7 +408,10 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
     std::lock_guard lk(slot->mu);
     std::optional<Error> error;
-    if (slot->building_sub) error = slot->building_sub->last_error();
+    if (slot->building_sub) {
+      error = slot->building_sub->last_error();
+      s.rebuilt = slot->building_sub->position() - 1;
+    }
     if (!error && slot->live_sub) error = slot->live_sub->last_error();
     if (!error) error = slot->restart_error;
     if (error) s.last_error = error->message;

@@ -83,6 +83,7 @@ struct ProjectionStatus {
   std::string name;
   Position position = 0;  // applied by the live copy
   Position lag = 0;       // the store's last position - position (0: caught up)
+  Position rebuilt = 0;   // while rebuilding: applied by the new copy
   ProjectionState state = ProjectionState::stopped;
   std::optional<std::string> last_error;
 };
@@ -175,6 +176,7 @@ class ProjectionRunner {
   void watch_loop();
   Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
   void advanced(std::size_t slot, Position position);
+  static void trace_applied(Slot& slot, std::span<const RecordedEvent> events, std::int64_t started_ns);
   static void record_lag(Slot& slot, std::span<const RecordedEvent> events);
   void expire_loop();
   Slot* find(const std::string& name) const;

@@ -53,5 +53,44 @@ TEST(TraceParent, WithoutACallerANewSampledTraceBegins) {
   EXPECT_TRUE(parse_traceparent(format_traceparent(a))) << format_traceparent(a);
 }
 
+TEST(TraceParent, NewTracesAreSampledWithTheRatioAndACallerKeepsItsFlag) {
+  configure_tracing(0, nullptr);
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(child_span(std::nullopt).sampled());
+  EXPECT_TRUE(child_span(parse_traceparent(kExample)).sampled());
+  configure_tracing(0.5, nullptr);
+  int sampled = 0;
+  for (int i = 0; i < 1000; ++i) sampled += child_span(std::nullopt).sampled();
+  EXPECT_GT(sampled, 400);
+  EXPECT_LT(sampled, 600);
+  configure_tracing(1, nullptr);
+}
+
+TEST(TraceParent, FoundInAnEventsMetadata) {
+  auto t = traceparent_in_metadata(R"({"correlation_id":"o-1","traceparent":")" + std::string(kExample) + R"("})");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(format_traceparent(*t), kExample);
+  EXPECT_FALSE(traceparent_in_metadata(R"({"correlation_id":"o-1"})"));
+  EXPECT_FALSE(traceparent_in_metadata(R"({"traceparent":"garbage"})"));
+  EXPECT_FALSE(traceparent_in_metadata("traceparent: not JSON"));
+}
+
+struct Collected : SpanSink {
+  std::vector<Span> spans;
+  void take(Span s) override { spans.push_back(std::move(s)); }
+};
+
+TEST(RecordSpan, OnlySampledSpansReachTheSink) {
+  Collected sink;
+  EXPECT_FALSE(tracing_enabled());
+  record_span(Span{.context = *parse_traceparent(kExample)});  // no sink: nowhere
+  configure_tracing(1, &sink);
+  EXPECT_TRUE(tracing_enabled());
+  record_span(Span{.context = *parse_traceparent(kExample), .name = "sampled"});
+  record_span(Span{.context = *parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")});
+  configure_tracing(1, nullptr);
+  ASSERT_EQ(sink.spans.size(), 1u);
+  EXPECT_EQ(sink.spans[0].name, "sampled");
+}
+
 }  // namespace
 }  // namespace orderflow

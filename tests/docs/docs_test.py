@@ -24,9 +24,9 @@ def read(path):
 
 
 def markdown_files():
-    """Every .md file of the repository, build trees and hidden folders left out."""
+    """Every .md file of the repository, build trees, npm's installs and hidden folders left out."""
     for top, dirs, files in os.walk(ROOT):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not d.startswith("build"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "build")) and d != "node_modules")
         for name in sorted(files):
             if name.endswith(".md"):
                 yield os.path.join(top, name)

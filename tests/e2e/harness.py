@@ -1,6 +1,7 @@
 """End-to-end harness: runs the real `orderflow serve` binary and speaks HTTP to it.
 
-Stdlib only. The binary is $ORDERFLOW_BIN, else build/orderflow under the repository root.
+Stdlib, with python3-yaml and python3-jsonschema: every answer a Client gets is checked against
+docs/openapi.yaml (openapi.py). The binary is $ORDERFLOW_BIN, else build/orderflow under the repository root.
 
     with Server() as srv:            # fresh temp data dir, port 0
         c = srv.client()             # one keep-alive connection
@@ -29,6 +30,9 @@ import time
 import unittest
 import urllib.parse
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import openapi
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 API = "/api/v1"
@@ -296,6 +300,64 @@ class Server:
         return s
 
 
+class Collector:
+    """An OTLP/HTTP receiver on a loopback port, answering 200 to every POST as the specification asks of a
+    full success. With `keep`, it keeps every span POSTed to /v1/traces (with its resource and scope) and each
+    request's (path, Content-Type, body); without, it only reads them (a fast endpoint for benchmarks)."""
+
+    def __init__(self, keep=True):
+        self.spans, self.requests = [], []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if keep:
+                    collector.take(self.path, self.headers.get("Content-Type"), body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self, path, content_type, body):
+        with self.lock:
+            self.requests.append((path, content_type, body))
+            for rs in json.loads(body)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for span in ss["spans"]:
+                        self.spans.append(dict(span, resource=rs["resource"], scope=ss["scope"]))
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def trace(self, trace_id):
+        with self.lock:
+            return [s for s in self.spans if s["traceId"] == trace_id]
+
+    def wait_for(self, trace_id, names, timeout=10.0):
+        """The trace's spans once every name in `names` is among them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.trace(trace_id)
+            if names <= {s["name"] for s in spans}:
+                return spans
+            if time.monotonic() > deadline:
+                raise AssertionError(f"missing {names - {s['name'] for s in spans}} in {[s['name'] for s in spans]}")
+            time.sleep(0.05)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -351,6 +413,8 @@ class Client:
         self.conn.request(method, path, body=data, headers=hdrs)
         resp = self.conn.getresponse()
         payload = resp.read()
+        # Every answer of a documented operation is as docs/openapi.yaml says (tests/e2e/openapi.py).
+        openapi.check_answer(method, path, resp.status, resp.headers, payload)
         return Response(resp.status, resp.headers, payload)
 
     def get(self, path, headers=None):
@@ -702,11 +766,12 @@ class ServerTestCase(ErrorAsserts):
     """Mixin: one fresh server per test class (tests use fresh ids); stopped with SIGTERM -> exit 0."""
 
     server = None
+    server_args = ()  # extra arguments of `serve`
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = Server().start()
+        cls.server = Server(extra_args=cls.server_args).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -86,7 +86,7 @@ class Auth(ErrorAsserts, unittest.TestCase):
 
     def test_no_or_bad_token_is_401_and_health_routes_stay_open(self):
         anon = self.anonymous()
-        for path in ("/healthz", "/readyz", "/metrics"):
+        for path in ("/healthz", "/readyz", "/metrics", f"{API}/openapi.json", "/docs", "/docs/redoc.standalone.js"):
             self.assertEqual(anon.get(path).status, 200, path)
         self.assertUnauthorized(anon.get(f"{API}/products"))
         self.assertUnauthorized(anon.post(f"{API}/accounts", {"account_id": new_id("a")}))

@@ -127,6 +127,7 @@ class DiskFull(unittest.TestCase):
         r = c.get("/readyz")
         self.assertEqual(r.status, 503, r)
         self.assertIn("full", r.json["error"]["details"]["reason"], r)
+        self.assertFalse(r.json["error"]["details"]["checks"]["store"]["writable"], r)
         refused = sum(self.deposit(c) == 503 for _ in range(20))
         self.assertGreater(refused, 10, "writes on a full disk were mostly accepted")
         r = c.get(f"{API}/accounts/{self.account}")

@@ -35,9 +35,11 @@ class JsonLogs(unittest.TestCase):
             self.assertIsInstance(line["component"], str)
             self.assertIsInstance(line["message"], str)
         starting = next(l for l in lines if l["message"] == "starting")
-        self.assertEqual(starting["roles"], "command,query,admin,projector,saga")
+        self.assertEqual(starting["roles"], "command,query,admin,projector,saga,relay")
+        self.assertEqual(starting["bus"], "none")
         self.assertEqual(starting["log_format"], "json")
         self.assertIs(starting["access_log"], False)
+        self.assertEqual((starting["otlp_endpoint"], starting["trace_sample_ratio"]), ("none", "1"))
         self.assertIsInstance(starting["io_threads"], int)
         stopped = [l for l in lines if l["component"] == "projections" and l["message"] == "stopped"]
         self.assertEqual(sorted(l["projection"] for l in stopped), ["accounts", "orders", "products", "sales"])
@@ -54,16 +56,19 @@ class JsonLogs(unittest.TestCase):
             self.assertEqual(l["method"], "GET")
             self.assertGreater(l["bytes"], 0)
             self.assertGreaterEqual(l["duration_ms"], 0)
+            self.assertRegex(l["trace_id"], "^[0-9a-f]{32}$")
+        self.assertEqual(len({l["trace_id"] for l in gets}), 4, "each request starts a trace of its own")
         self.assertTrue(any(l["method"] == "POST" and l["status"] == 201 for l in requests), requests)
 
 
 class LogOptions(unittest.TestCase):
     def test_unknown_level_or_format_is_refused(self):
-        for args in (["--log-level", "verbose"], ["--log-format", "xml"]):
+        for args, message in ((["--log-level", "verbose"], "--log-level: takes debug, info, warn, error or off"),
+                              (["--log-format", "xml"], "--log-format: takes text or json")):
             out = subprocess.run([binary(), "serve", "--listen", "127.0.0.1:0", *args], capture_output=True,
                                  text=True, timeout=30)
             self.assertEqual(out.returncode, 2, out)
-            self.assertIn("--log-level takes debug, info, warn, error or off", out.stderr)
+            self.assertIn(message, out.stderr)
 
     def test_level_warn_hides_the_start_up_lines(self):
         srv = Server(extra_args=["--log-level", "warn"])

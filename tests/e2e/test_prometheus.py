@@ -17,8 +17,8 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import (API, REPO_ROOT, Server, create_account, create_product, on_postgres, place_order, settled_orders,
-                     wait_until)
+from harness import (API, REPO_ROOT, Collector, Server, create_account, create_product, on_postgres, place_order,
+                     settled_orders, wait_until)
 
 ALERTS = os.path.join(REPO_ROOT, "deploy", "prometheus", "alerts.yml")
 DASHBOARD = os.path.join(REPO_ROOT, "deploy", "grafana", "orderflow.json")
@@ -26,9 +26,12 @@ DOC = os.path.join(REPO_ROOT, "docs", "api.md")
 
 
 def not_here():
-    """Families this test's server does not show: those of a failure (none happens here), and on PostgreSQL
-    those only the embedded store has (its data directory's disk and SQLite files)."""
-    absent = {"orderflow_background_failures_total", "orderflow_background_failing"}
+    """Families this test's server does not show: those of a failure (none happens here), those of the bus
+    relay (it runs without --bus: tests/e2e/test_bus.py reads them), and on PostgreSQL those only the embedded
+    store has (its data directory's disk and SQLite files)."""
+    absent = {"orderflow_background_failures_total", "orderflow_background_failing", "orderflow_relay_running",
+              "orderflow_relay_up", "orderflow_relay_position", "orderflow_relay_lag",
+              "orderflow_relay_lag_age_seconds", "orderflow_relay_published_total"}
     if on_postgres():
         absent |= {"orderflow_sqlite_wal_bytes", "orderflow_data_disk_free_bytes", "orderflow_data_disk_size_bytes"}
     return absent
@@ -76,7 +79,9 @@ class PromtoolChecks(unittest.TestCase):
 class RealPrometheus(unittest.TestCase):
     def setUp(self):
         prometheus = tool("prometheus")
-        self.srv = Server()
+        self.collector = Collector()  # spans go somewhere: the exporter's families are shown
+        self.addCleanup(self.collector.close)
+        self.srv = Server(extra_args=["--otlp-endpoint", self.collector.url])
         self.addCleanup(self.srv.cleanup)
         self.srv.start()
         self.dir = tempfile.mkdtemp(prefix="orderflow-e2e-prometheus-")
@@ -191,6 +196,9 @@ scrape_configs:
                          '{route="/api/v1/orders",method="POST"}[1m])))')
         self.assertGreater(p99, 0)
         self.assertGreater(self.value('process_resident_memory_bytes{job="orderflow"}'), 1e6)
+        self.assertGreaterEqual(self.value('orderflow_saga_step_duration_seconds_count{step="confirm"}'), 20)
+        self.assertGreater(self.value('orderflow_trace_spans_exported_total'), 20 * 6)
+        self.assertEqual(self.value('sum(orderflow_trace_spans_dropped_total)'), 0)
 
         # The alert rules are loaded and evaluate; none fires on a healthy server.
         rules = self.get("/api/v1/rules")["data"]["groups"]

@@ -72,6 +72,21 @@ class RateLimitsByAddress(ErrorAsserts, unittest.TestCase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("--rate-burst must be at least 1", p.stderr)
 
+    def test_the_settings_come_from_the_configuration_file_and_the_environment(self):
+        with tempfile.TemporaryDirectory() as d:
+            config = os.path.join(d, "orderflow.toml")
+            with open(config, "w") as f:
+                f.write("[serve]\nrate_limit = 5\n")
+            env = dict(os.environ, ORDERFLOW_SERVE_RATE_BURST="0.5")
+            p = subprocess.run([binary(), "serve", "--config", config, "--listen", "127.0.0.1:0", "--data", d],
+                               capture_output=True, text=True, timeout=30, env=env)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("--rate-burst must be at least 1", p.stderr)
+            # Unset, the limit is the server's to choose (off on loopback): `orderflow config` says so.
+            p = subprocess.run([binary(), "config", "serve"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(p.stdout, r"(?m)^# rate_limit unset +# default \(ORDERFLOW_SERVE_RATE_LIMIT\)$")
+
 
 class RateLimitsByToken(ErrorAsserts, unittest.TestCase):
     def test_each_token_has_its_own_limit(self):

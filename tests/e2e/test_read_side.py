@@ -124,7 +124,13 @@ class ReadSide(ServerTestCase, unittest.TestCase):
         self.assertGreaterEqual(int(count.split()[-1]), 3)
 
     def test_readyz_and_metrics(self):
-        self.assertEqual(self.c.get("/readyz").status, 200)
+        r = self.c.get("/readyz")
+        self.assertEqual(r.status, 200)
+        checks = r.json["checks"]
+        self.assertEqual(checks["store"], {"readable": True, "writable": True})
+        self.assertEqual({p["name"] for p in checks["projections"]}, {"orders", "products", "accounts", "sales"})
+        self.assertTrue(all(p["caught_up"] for p in checks["projections"]), checks)
+        self.assertIn(checks["saga"]["holds_lease"], (True, False))  # False: on PostgreSQL, before the lease is taken
         r = self.c.get("/metrics")
         self.assertEqual(r.status, 200)
         text = r.body.decode()

@@ -1,6 +1,11 @@
-// The append pipeline over an exclusive backend that fails: a failed batch write or sync
-// fails that batch and every append behind it, the pipeline refuses appends until the
-// backend recovers, and then versions and positions continue from what is durable.
+// The append pipeline over in-memory backends that fail, pause and count on demand:
+// - exclusive: a failed batch write or sync fails that batch and every append behind it,
+//   the pipeline refuses appends until the backend recovers, then versions and positions
+//   continue from what is durable (fail-stop);
+// - group commit: appends arriving during a write are written as one batch; with group
+//   commit off, one by one;
+// - shared: the database numbers appends; a conflict with one of this process's appends
+//   not yet numbered is parked until it is.
 #include "es/append_pipeline.h"
 #include "es/append_metrics.h"
 
@@ -11,6 +16,8 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +42,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
     ++writes_;
     cv_.notify_all();
     cv_.wait(lk, [&] { return !hold_writes_; });
+    batch_sizes_.push_back(batch.size());
     if (fail_writes_ > 0) {
       --fail_writes_;
       return fail(Errc::unavailable, "disk full (injected)");
@@ -107,6 +115,11 @@ class FailingBackend final : public ExclusiveAppendBackend {
     std::lock_guard lk(mu_);
     return writes_;
   }
+  // The number of appends in each batch written, in order.
+  std::vector<std::size_t> batch_sizes() {
+    std::lock_guard lk(mu_);
+    return batch_sizes_;
+  }
 
   int writes_ = 0, syncs_started_ = 0;  // calls begun; guarded by mu_ (read by await)
 
@@ -123,6 +136,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Row> rows_;
+  std::vector<std::size_t> batch_sizes_;
   int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0;
   bool hold_writes_ = false, hold_syncs_ = false;
 };
@@ -293,6 +307,50 @@ TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
   expect_unavailable(append(request("s", ExpectedVersion::no_stream(), {"b"})));
 }
 
+// ---- group commit
+
+// Appends that arrive while a batch is being written wait in the open batch and are
+// written together, in one transaction and one sync; with group commit off, each is
+// written and synced alone. (Shown on the batches the backend is given, not assumed
+// from a rate.)
+void append_while_a_write_is_held(bool group_commit, std::vector<std::size_t> expected_batches) {
+  FailingBackend backend;
+  AppendPipelineOptions options;
+  options.group_commit = group_commit;
+  AppendPipeline pipeline(backend, options, [] { return std::int64_t{0}; });
+  ASSERT_TRUE(pipeline.start());
+  backend.hold_writes(true);
+  std::vector<std::future<Result<AppendResult>>> answers;
+  auto append = [&](const std::string& stream) {
+    auto promise = std::make_shared<std::promise<Result<AppendResult>>>();
+    answers.push_back(promise->get_future());
+    pipeline.append(request(stream, ExpectedVersion::no_stream(), {"id-" + stream}),
+                    [promise](Result<AppendResult> r) { promise->set_value(std::move(r)); });
+  };
+  append("first");
+  backend.await(1, &FailingBackend::writes_);  // the first batch is in write_batch, held
+  for (int i = 0; i < 20; ++i) append("s" + std::to_string(i));
+  backend.hold_writes(false);
+  std::set<Position> positions;
+  for (auto& a : answers) {
+    auto r = a.get();
+    ASSERT_TRUE(r) << r.error().message;
+    positions.insert(r->position);
+  }
+  EXPECT_EQ(positions.size(), 21u);
+  EXPECT_EQ(*positions.rbegin(), 21);
+  EXPECT_EQ(backend.batch_sizes(), expected_batches);
+  pipeline.stop();
+}
+
+TEST(AppendPipelineGroupCommit, AppendsArrivingDuringAWriteAreWrittenAsOneBatch) {
+  append_while_a_write_is_held(true, {1, 20});
+}
+
+TEST(AppendPipelineGroupCommit, WithGroupCommitOffEachAppendIsABatchOfItsOwn) {
+  append_while_a_write_is_held(false, std::vector<std::size_t>(21, 1));
+}
+
 // ---- a shared backend (other processes write too)
 
 // An in-memory database other processes write to (`other_writes`); write_batch checks and
@@ -300,7 +358,10 @@ TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
 class SharedDatabase final : public AppendBackend {
  public:
   Result<void> write_batch(std::vector<StagedAppend>& batch) override {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
+    ++writes_begun_;
+    gate_cv_.notify_all();
+    gate_cv_.wait(lk, [&] { return !hold_writes_; });
     for (auto& a : batch) {
       auto& version = streams_.try_emplace(a.request.stream_id, kNoStream).first->second;
       if (!a.request.expected.matches(version)) {
@@ -331,11 +392,24 @@ class SharedDatabase final : public AppendBackend {
     }
     gate_cv_.notify_all();
   }
+  // Holds write_batch before it numbers anything, until released.
+  void hold_writes(bool on) {
+    {
+      std::lock_guard lk(mu_);
+      hold_writes_ = on;
+    }
+    gate_cv_.notify_all();
+  }
+  void await_writes_begun(int n) {
+    std::unique_lock lk(mu_);
+    ASSERT_TRUE(gate_cv_.wait_for(lk, 5s, [&] { return writes_begun_ >= n; }));
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable gate_cv_;
-  bool open_ = false;
+  bool open_ = false, hold_writes_ = false;
+  int writes_begun_ = 0;
   std::map<std::string, StreamVersion> streams_;
   Position head_ = 0;
 };
@@ -376,6 +450,57 @@ TEST(AppendPipelineShared, AnAppendExpectingAVersionNewerThanMemoryKnowsGoesToTh
   ASSERT_FALSE(behind);
   EXPECT_EQ(behind.error().code, Errc::version_conflict);
   pipeline.stop();
+}
+
+// Appends `first` and, while the database holds it before numbering it, `second`, both
+// to stream s, whose version other processes have moved to `others_left` first.
+struct FirstHeldThenSecond {
+  SharedDatabase db;
+  AppendPipeline pipeline{db, {}, [] { return std::int64_t{0}; }};
+  std::promise<Result<AppendResult>> first, second;
+
+  FirstHeldThenSecond(StreamVersion others_left, ExpectedVersion first_expects, ExpectedVersion second_expects) {
+    db.open_gate();
+    if (!pipeline.start()) throw std::runtime_error("pipeline did not start");
+    if (others_left != kNoStream) db.other_writes("s", others_left);
+    db.hold_writes(true);
+    pipeline.append(request("s", first_expects, {"a"}), [this](Result<AppendResult> r) { first.set_value(std::move(r)); });
+    db.await_writes_begun(1);
+    pipeline.append(request("s", second_expects, {"b"}), [this](Result<AppendResult> r) { second.set_value(std::move(r)); });
+  }
+  ~FirstHeldThenSecond() { pipeline.stop(); }
+};
+
+// Two appends of this process to one stream, the second expecting what the first
+// replaces: while the first is not numbered yet, the second is parked (not refused on a
+// guess, not sent to the database to lose there), then answered with the version the first
+// left, so its caller decides again on that.
+TEST(AppendPipelineShared, AConflictWithAnUnnumberedAppendIsParkedUntilItIsNumbered) {
+  FirstHeldThenSecond run(kNoStream, ExpectedVersion::no_stream(), ExpectedVersion::no_stream());
+  auto second = run.second.get_future();
+  EXPECT_EQ(second.wait_for(50ms), std::future_status::timeout) << "answered before the first was numbered";
+  run.db.hold_writes(false);
+  auto a = run.first.get_future().get();
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->version, 0);
+  auto b = second.get();
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code, Errc::version_conflict);
+  EXPECT_EQ(b.error().current_version, 0);
+}
+
+// The first append loses in the database (another process wrote the stream): memory no
+// longer knows the stream's version, so the parked append goes to the database, which
+// accepts it.
+TEST(AppendPipelineShared, AParkedAppendGoesToTheDatabaseOnceMemoryNoLongerKnowsTheVersion) {
+  FirstHeldThenSecond run(3, ExpectedVersion::no_stream(), ExpectedVersion::exact(3));
+  run.db.hold_writes(false);
+  auto a = run.first.get_future().get();
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, Errc::version_conflict);
+  auto b = run.second.get_future().get();
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->version, 4);
 }
 
 }  // namespace

@@ -314,6 +314,25 @@ TEST_P(EventStoreContract, EverySnapshotIsListedOnceByStream) {
   EXPECT_EQ(seen[1].state, R"({"s":7})");
 }
 
+// A snapshot is only a shortcut: one whose stored bytes changed is not used (the stream is
+// then folded from its events), and the others still are.
+TEST_P(EventStoreContract, ASnapshotWhoseStateChangedIsNotUsed) {
+  if (!harness_->has_medium()) GTEST_SKIP() << "an in-memory store: no stored bytes to check";
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", 3, 1, R"({"reserved":1407123})"}));
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-2", 3, 1, R"({"reserved":2407123})"}));
+  auto opened = harness_->tamper_snapshot("product-1", "1407123", "1417123");
+  ASSERT_TRUE(opened) << opened.error().message;
+  EXPECT_FALSE(harness_->snapshots().load_snapshot("product-1").has_value()) << "a corrupt snapshot was used";
+  auto intact = harness_->snapshots().load_snapshot("product-2");
+  ASSERT_TRUE(intact.has_value());
+  EXPECT_EQ(intact->state, R"({"reserved":2407123})");
+  // The next snapshot replaces it.
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", 5, 1, R"({"reserved":9})"}));
+  auto replaced = harness_->snapshots().load_snapshot("product-1");
+  ASSERT_TRUE(replaced.has_value());
+  EXPECT_EQ(replaced->version, 5);
+}
+
 TEST_P(EventStoreContract, CheckpointsStartAtZeroAndPersist) {
   auto& cps = harness_->checkpoints();
   EXPECT_EQ(*cps.load_checkpoint("p"), 0);

@@ -35,6 +35,9 @@ class StoreHarness {
   // and opens the store again: answers what opening answered. After an error the store
   // is closed.
   virtual Result<void> tamper(es::Position position, const std::string& original, const std::string& replacement) = 0;
+  // The same for the stored state of `stream_id`'s snapshot.
+  virtual Result<void> tamper_snapshot(const std::string& stream_id, const std::string& original,
+                                       const std::string& replacement) = 0;
   // Whether the store keeps its events on a medium whose bytes can change behind its back
   // (a file, a database), which it checks; the simulation's in-memory store does not, and
   // the corruption cases skip it.

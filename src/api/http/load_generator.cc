@@ -59,6 +59,7 @@ struct Lane {
   std::mt19937_64 rng;
   LatencySamples latency;  // of 2xx answers
   std::uint64_t responses[6] = {};
+  std::uint64_t refused_503 = 0;
   std::uint64_t transport_errors = 0;
   int running = 0;  // connections not yet finished
 };
@@ -127,6 +128,7 @@ asio::awaitable<void> connection(Lane& lane, Plan& plan) {
       const unsigned status_class = parser.get().result_int() / 100;
       if (status_class >= 1 && status_class <= 5) {
         ++lane.responses[status_class];
+        if (parser.get().result_int() == 503) ++lane.refused_503;
       } else {
         ++lane.transport_errors;
       }
@@ -186,6 +188,7 @@ Result<LoadReport> run_load(const LoadOptions& o, const RequestFactory& factory)
   for (const auto& lane : lanes) {
     latency.merge(lane->latency);
     for (int i = 0; i < 6; ++i) r.responses[i] += lane->responses[i];
+    r.refused_503 += lane->refused_503;
     r.transport_errors += lane->transport_errors;
   }
   r.requests_per_s = static_cast<double>(r.ok()) / r.seconds;
@@ -212,6 +215,12 @@ void print_report(std::ostream& out, const LoadReport& r) {
                 static_cast<unsigned long long>(r.responses[5]),
                 static_cast<unsigned long long>(r.transport_errors), r.requests_per_s);
   out << line;
+  if (r.refused_503 > 0) {
+    std::snprintf(line, sizeof line, "  503 (try again later): %llu, %.1f%% of the answers\n",
+                  static_cast<unsigned long long>(r.refused_503),
+                  100.0 * static_cast<double>(r.refused_503) / static_cast<double>(r.ok() + r.non_2xx()));
+    out << line;
+  }
   std::snprintf(line, sizeof line, "  latency of 2xx (us): %8s %8s %8s %8s %8s\n", "p50", "p90", "p99",
                 "p99.9", "max");
   out << line;
@@ -236,6 +245,9 @@ boost::json::object to_json(const LoadReport& r) {
   j["max_us"] = whole(r.max_us);
   j["ok"] = r.ok();
   j["non_2xx"] = r.non_2xx();
+  j["refused_503"] = r.refused_503;
+  const auto answered = r.ok() + r.non_2xx();
+  j["refused_share"] = answered ? static_cast<double>(r.refused_503) / static_cast<double>(answered) : 0.0;
   j["transport_errors"] = r.transport_errors;
   return j;
 }

@@ -63,6 +63,7 @@ struct LoadReport {
   double rate = 0;                  // LoadOptions::rate asked for
   double seconds = 0;               // the measured window
   std::uint64_t responses[6] = {};  // by status class: [2] = 2xx, …, [5] = 5xx; [0], [1] unused
+  std::uint64_t refused_503 = 0;       // of the 5xx: 503 (unavailable, overloaded: try again later)
   std::uint64_t transport_errors = 0;  // failed connects, reads, writes; unparsable answers
   // Over 2xx answers only; any other answer is an error, counted above.
   double requests_per_s = 0;

@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/trace.h"
+
 namespace orderflow::http {
 
 enum class Method : std::uint8_t { get, head, post, put, patch, delete_, options, other };
@@ -83,6 +85,10 @@ struct Request {
   // customer's token), empty when not confined.
   std::string caller;
   std::string confined_to;
+  // This request's span (core/trace.h), set by the server before the router: in the trace
+  // of the request's valid `traceparent`, else in a new one. Commands keep it in their
+  // events' metadata; the server exports it when tracing and sampled.
+  TraceParent span;
 
   // A path parameter of the matched route ("" if the pattern has no such name).
   std::string_view param(std::string_view name) const { return path_params.find(name).value_or(""); }

@@ -1,5 +1,6 @@
 #include "api/http/router.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/url/pct_string_view.hpp>
 
@@ -123,6 +124,19 @@ Router::Match Router::match(Method method, std::string_view path, Params& params
     if (!boost::urls::make_pct_string_view(s.caps[i])) return {};
   for (std::size_t i = 0; i < names.size(); ++i) params.add_encoded(names[i], s.caps[i], false);
   return Match{Outcome::found, s.found, {}};
+}
+
+std::vector<std::pair<Method, std::string>> Router::routes() const {
+  std::vector<std::pair<Method, std::string>> out;
+  auto walk = [&out](const Node& n, auto& self) -> void {
+    for (std::size_t m = 0; m < kMethodCount; ++m)
+      if (n.routes[m]) out.emplace_back(static_cast<Method>(m), n.routes[m]->pattern);
+    for (const auto& child : n.literals) self(*child, self);
+    if (n.param) self(*n.param, self);
+  };
+  walk(*root_, walk);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace orderflow::http

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "api/http/message.h"
@@ -70,6 +71,9 @@ class Router {
   // the same shape for other methods. On success appends the decoded parameters to
   // `params`. A parameter with malformed percent-encoding does not match.
   Match match(Method method, std::string_view path, Params& params) const;
+
+  // The table: every (method, pattern) added, sorted.
+  std::vector<std::pair<Method, std::string>> routes() const;
 
   static constexpr std::size_t kMaxParams = 8;
 

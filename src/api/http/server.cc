@@ -117,6 +117,25 @@ bool host_allowed(std::optional<std::string_view> host, const std::vector<std::s
   return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, name); });
 }
 
+// The request's server span (OpenTelemetry's HTTP conventions: named by method and route
+// pattern, an error only for a 5xx), under the caller's span when it sent a valid traceparent.
+Span server_span(const Request& r, std::string_view route, int status, std::int64_t started_ns) {
+  Span s;
+  s.context = r.span;
+  if (auto caller = parse_traceparent(r.header("traceparent").value_or(""))) s.parent_span_id = caller->parent_id;
+  s.name = std::string(r.method_name);
+  if (!route.empty()) s.name.append(" ").append(route);
+  s.kind = Span::Kind::server;
+  s.start_unix_ns = started_ns;
+  s.end_unix_ns = now_unix_ns();
+  s.error = status >= 500;
+  if (s.error) s.status_message = "HTTP " + std::to_string(status);
+  s.attributes = {{"http.request.method", std::string(r.method_name)},
+                  {"http.response.status_code", std::int64_t{status}}};
+  if (!route.empty()) s.attributes.emplace_back("http.route", std::string(route));
+  return s;
+}
+
 bool valid_field(std::string_view name, std::string_view value) {
   if (name.empty()) return false;
   for (char c : name)
@@ -529,9 +548,12 @@ asio::awaitable<void> Session<Socket>::run() {
     state_ = State::busy;
     clear_deadline();
     const auto started = Clock::now();
+    const auto started_ns = tracing_enabled() ? now_unix_ns() : 0;
     Response res = co_await dispatch();
     if (w_.opts.observe)
-      w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started, res.body.size()});
+      w_.opts.observe(Observation{req_.method, route_, res.status, Clock::now() - started, res.body.size(),
+                                  req_.span.trace_id});
+    if (started_ns && req_.span.sampled()) record_span(server_span(req_, route_, res.status, started_ns));
     if (res.stream) co_return co_await stream(res);
     OutputBudget::Share share;  // a large answer's bytes, counted while they are written
     const bool large = req_.method == Method::get && res.body.size() > OutputBudget::kSmall;
@@ -606,6 +628,7 @@ asio::awaitable<Response> Session<Socket>::dispatch() {
   r.path = r.target.substr(0, q);
   for (const auto& field : msg) r.headers.add(field.name_string(), field.value());
   r.body = std::move(msg.body());
+  r.span = child_span(parse_traceparent(r.header("traceparent").value_or("")));
 
   if (ticket_.reserve() && std::find(w_.opts.always_served.begin(), w_.opts.always_served.end(), r.path) ==
                                w_.opts.always_served.end()) {

@@ -35,6 +35,7 @@ struct Observation {
   int status;
   std::chrono::nanoseconds elapsed;  // from the end of the request to the answer being ready
   std::size_t bytes;                 // of the response body (0 when it is streamed)
+  std::string_view trace_id;         // of the request's span
 };
 
 // PEM files: the certificate chain (the server's first) and its private key (unencrypted).

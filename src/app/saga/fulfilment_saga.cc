@@ -192,7 +192,7 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
       }
       if (s) {
         apply(*s, e);
-        refresh(*s, e.recorded_at_ms);
+        refresh(*s, e.recorded_at_ms, &e);
         dirty_.insert(order_id);
       }
     }
@@ -301,7 +301,15 @@ std::string FulfilmentSaga::current_step(const Saga& s) const {
   return s.shipped && any(Hold::reserved) ? "commit" : "";
 }
 
-void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms) {
+void FulfilmentSaga::end_step(Saga& s, std::string status, std::int64_t at_ms) {
+  auto& step = s.steps.back();
+  step.status = std::move(status);
+  step.at_ms = at_ms;
+  if (s.traced) ended_.push_back({s.order_id, step, s.step_started_ms, s.span, s.span_parent});
+  s.traced = false;
+}
+
+void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms, const es::RecordedEvent* cause) {
   if (s.aborting && !s.cancelled && s.shipped) {
     // Its own late confirm landed and the order shipped before its cancel could: there is
     // nothing to compensate any more, only stock to commit.
@@ -322,10 +330,18 @@ void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms) {
   if (step == s.step && s.attempt > 0) return;
   if (!s.steps.empty() && s.steps.back().status == "running") {
     const bool forward = is_forward(s.steps.back().name);
-    s.steps.back().status = forward && s.aborting ? "failed" : forward && s.cancelled ? "cancelled" : "completed";
-    s.steps.back().at_ms = at_ms;
+    end_step(s, forward && s.aborting ? "failed" : forward && s.cancelled ? "cancelled" : "completed", at_ms);
   }
-  if (!step.empty()) s.steps.push_back(StepView{step, "running", 1, "", at_ms});
+  if (!step.empty()) {
+    s.steps.push_back(StepView{step, "running", 1, "", at_ms});
+    // Its span continues the trace of what caused it: the event's span, else the last step's.
+    auto parent = cause ? traceparent_in_metadata(cause->metadata) : std::nullopt;
+    if (!parent && !s.span.trace_id.empty()) parent = s.span;
+    s.span = child_span(parent);
+    s.span_parent = parent ? parent->parent_id : std::string();
+    s.step_started_ms = at_ms;
+    s.traced = caught_up();
+  }
   s.step = step;
   s.attempt = s.recorded_attempt = 1;
   s.issued.clear();
@@ -430,6 +446,7 @@ void FulfilmentSaga::reconcile(Saga& s, std::int64_t now_ms) {
   for (auto& c : want) {
     if (!s.issued.insert(c.event_id).second) continue;  // issued this attempt: wait for it or the deadline
     ++s.in_flight[c.event_id];
+    if (!s.span.trace_id.empty()) c.step_span = s.span;
     out_.push_back(std::move(c));
   }
 }
@@ -468,9 +485,8 @@ void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
 void FulfilmentSaga::retry(Saga& s, std::int64_t now_ms) {
   if (is_forward(s.step) && s.attempt >= options_.max_attempts) {
     // Give up: compensate, cancel with reason timeout, leave a dead letter.
-    s.steps.back().status = "failed";
-    s.steps.back().at_ms = now_ms;
     if (s.steps.back().last_error.empty()) s.steps.back().last_error = "deadline passed";
+    end_step(s, "failed", now_ms);
     s.aborting = s.timed_out = true;
     s.reason = "timeout";
     refresh(s, now_ms);
@@ -487,8 +503,9 @@ void FulfilmentSaga::retry(Saga& s, std::int64_t now_ms) {
   deadlines_.emplace(s.deadline_ms, s.order_id);
 }
 
-void FulfilmentSaga::on_tick(std::int64_t now_ms) {
-  if (!caught_up()) return;  // a stale view would count attempts that were not failures
+std::size_t FulfilmentSaga::on_tick(std::int64_t now_ms) {
+  std::size_t fired = 0;
+  if (!caught_up()) return fired;  // a stale view would count attempts that were not failures
   while (!deadlines_.empty() && deadlines_.begin()->first <= now_ms) {
     auto [at, id] = *deadlines_.begin();
     deadlines_.erase(deadlines_.begin());
@@ -499,12 +516,16 @@ void FulfilmentSaga::on_tick(std::int64_t now_ms) {
       deadlines_.emplace(s->deadline_ms, id);
       continue;
     }
+    ++fired;
     retry(*s, now_ms);
     reconcile(*s, now_ms);
   }
+  return fired;
 }
 
 std::vector<SagaCommand> FulfilmentSaga::take_commands() { return std::exchange(out_, {}); }
+
+std::vector<StepEnded> FulfilmentSaga::take_ended_steps() { return std::exchange(ended_, {}); }
 
 void FulfilmentSaga::finish(Saga& s) {
   auto v = view_of(s);

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/trace.h"
 #include "domain/account.h"
 #include "domain/order.h"
 #include "domain/product.h"
@@ -108,6 +109,19 @@ struct SagaCommand {
   std::string order_id;
   std::string event_id;
   std::variant<ProductCommand, AccountCommand, OrderCommand, RecordEvent> action;
+  std::optional<TraceParent> step_span;  // the span of the step that issues it
+};
+
+// A step that ended: completed, failed (it led to compensation) or cancelled. Its span
+// started when the event that caused the step was recorded, under that event's span
+// (metadata.traceparent), else under the order's previous step; it ends when the event
+// that ends the step is recorded (or when the saga gives up on it).
+struct StepEnded {
+  std::string order_id;
+  StepView step;  // name, status, attempts, last_error; at_ms: when it ended
+  std::int64_t started_ms = 0;
+  TraceParent span;
+  std::string parent_span_id;  // empty: the step started a trace
 };
 
 // A command's answer. known_by: a position by which its event, if any, is visible
@@ -149,11 +163,14 @@ class FulfilmentSaga {
   // `next` is the position after it. An error (a lookup failed) means: deliver again.
   Result<void> on_events(std::span<const es::RecordedEvent> events, es::Position next, std::int64_t now_ms);
   void on_completion(const Completion& completion, std::int64_t now_ms);
-  // Fires every deadline <= now_ms.
-  void on_tick(std::int64_t now_ms);
+  // Fires every deadline <= now_ms. Returns how many fired with their step's work not
+  // done (each a retry, or giving up on the step).
+  std::size_t on_tick(std::int64_t now_ms);
 
   // The commands decided since the last call.
   std::vector<SagaCommand> take_commands();
+  // The steps that ended since the last call (only those that started after the replay).
+  std::vector<StepEnded> take_ended_steps();
 
   // Where to resume after a restart: no saga that is not final started before it. Never
   // below `from`.
@@ -197,6 +214,11 @@ class FulfilmentSaga {
     std::map<std::string, int> in_flight;       // unanswered commands, by event id
     es::Position wait_until = 0;                // answers' positions not yet seen
     std::vector<StepView> steps;
+    // The current step's span; traced: it started after the replay (and is reported).
+    TraceParent span;
+    std::string span_parent;
+    std::int64_t step_started_ms = 0;
+    bool traced = false;
     // derived_event_id(order_id, step) by step: the same few are compared with every
     // event of the order, and each costs a SHA-1.
     mutable std::unordered_map<std::string, std::string> ids;
@@ -206,7 +228,9 @@ class FulfilmentSaga {
   Saga* find(const std::string& order_id);
   Result<Saga*> reactivate(const std::string& order_id, es::Position at);
   void apply(Saga& s, const es::RecordedEvent& e);
-  void refresh(Saga& s, std::int64_t at_ms);
+  // `cause`: the event that moved the saga (nullptr: an answer or a deadline did).
+  void refresh(Saga& s, std::int64_t at_ms, const es::RecordedEvent* cause = nullptr);
+  void end_step(Saga& s, std::string status, std::int64_t at_ms);
   std::string current_step(const Saga& s) const;
   // For a cancelled order whose cancel recorded payment PENDING while its charge was
   // being taken: what the order must still record (REFUNDED once the refund is seen,
@@ -232,6 +256,7 @@ class FulfilmentSaga {
   std::multimap<es::Position, std::string> waiting_;    // sagas waiting to see a position
   std::set<std::string> dirty_;                         // to reconcile
   std::vector<SagaCommand> out_;
+  std::vector<StepEnded> ended_;
   std::deque<SagaView> finished_;                       // newest at the back, at most keep_finished
 };
 

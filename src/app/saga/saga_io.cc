@@ -2,11 +2,40 @@
 
 #include <boost/json.hpp>
 
+#include "app/aggregates.h"
 #include "domain/decider.h"
 
 namespace orderflow::app::saga {
 
 namespace {
+
+// A command's span, under its step's: its traceparent goes into the command's event; with
+// tracing on and the trace sampled it is recorded when the command is answered.
+struct CommandSpan {
+  std::optional<TraceParent> context;
+  std::optional<Span> span;  // only when recorded
+
+  CommandSpan(const SagaCommand& c, std::string_view name) {
+    if (!c.step_span) return;
+    context = child_span(c.step_span);
+    if (!tracing_enabled() || !context->sampled()) return;
+    span.emplace();
+    span->context = *context;
+    span->parent_span_id = c.step_span->parent_id;
+    span->name = std::string(name);
+    span->start_unix_ns = now_unix_ns();
+    span->attributes = {{"order_id", c.order_id}, {"event_id", c.event_id}};
+  }
+  std::string traceparent() const { return context ? format_traceparent(*context) : std::string(); }
+  void end(const std::optional<Error>& error) {
+    if (!span) return;
+    span->end_unix_ns = now_unix_ns();
+    // duplicate_event: done before (a retry or a replay), as the saga takes it.
+    span->error = error && error->code != Errc::duplicate_event;
+    if (error) span->status_message = std::string(errc_name(error->code)) + ": " + error->message;
+    record_span(std::move(*span));
+  }
+};
 
 template <class A>
 void run(CommandHandler& commands, const std::string& id, typename A::Command command, const SagaCommand& c,
@@ -17,11 +46,15 @@ void run(CommandHandler& commands, const std::string& id, typename A::Command co
   meta.command_id = c.event_id;  // derived, so stable across retries
   meta.actor = "saga";
   meta.event_id = [event_id = c.event_id](std::size_t) { return event_id; };  // one event per command
+  CommandSpan span(c, command_name<A>(command));
+  meta.traceparent = span.traceparent();
   commands.handle<A>(id, std::move(command), std::move(meta),
-                     [order_id = c.order_id, event_id = c.event_id, done = std::move(done)](Result<Handled<A>> r) {
+                     [order_id = c.order_id, event_id = c.event_id, span = std::move(span),
+                      done = std::move(done)](Result<Handled<A>> r) mutable {
                        Completion out{order_id, event_id, std::nullopt, 0};
                        if (r) out.known_by = r->result.position;
                        else out.error = r.error();
+                       span.end(out.error);
                        done(std::move(out));
                      });
 }
@@ -40,13 +73,16 @@ void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Comple
                                             {"causation_id", "saga-" + c.order_id},
                                             {"command_id", c.event_id},
                                             {"actor", "saga"}};
+                   CommandSpan span(c, r.type);
+                   if (span.context) meta["traceparent"] = span.traceparent();
                    req.events.push_back({c.event_id, r.type, 1, std::move(r.data), boost::json::serialize(meta)});
                    commands.store().append_async(
-                       std::move(req), [order_id = c.order_id, event_id = c.event_id,
-                                        done = std::move(done)](Result<es::AppendResult> a) {
+                       std::move(req), [order_id = c.order_id, event_id = c.event_id, span = std::move(span),
+                                        done = std::move(done)](Result<es::AppendResult> a) mutable {
                          Completion out{order_id, event_id, std::nullopt, 0};
                          if (a) out.known_by = a->position;
                          else out.error = a.error();
+                         span.end(out.error);
                          done(std::move(out));
                        });
                  },

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "core/failures.h"
 #include "core/time.h"
 
@@ -139,13 +141,16 @@ void SagaRunner::halt() {
 
 Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es::Position next) {
   std::vector<SagaCommand> commands;
+  std::vector<StepEnded> ended;
   Result<void> folded;
   {
     std::lock_guard lk(mu_);
     folded = core_->on_events(events, next, now_unix_ms());
     commands = core_->take_commands();
+    ended = core_->take_ended_steps();
   }
   issue(std::move(commands));
+  report(ended);
   if (!folded)
     report_failure("saga", "fold", "events from position " + std::to_string(events.empty() ? next : events.front().position) +
                                        ": " + folded.error().message,
@@ -172,6 +177,30 @@ void SagaRunner::issue(std::vector<SagaCommand> commands) {
     });
 }
 
+void SagaRunner::report(const std::vector<StepEnded>& steps) {
+  static constexpr std::string_view kSteps[] = {"reserve", "charge", "confirm", "compensate", "commit"};
+  for (const auto& e : steps) {
+    // A label value must outlive the family: the step names, as constants.
+    auto name = std::find(std::begin(kSteps), std::end(kSteps), e.step.name);
+    if (name != std::end(kSteps))
+      step_durations_.at(*name).observe(static_cast<double>(e.step.at_ms - e.started_ms) / 1000);
+    if (!tracing_enabled() || !e.span.sampled()) continue;
+    Span span;
+    span.context = e.span;
+    span.parent_span_id = e.parent_span_id;
+    span.name = "saga " + e.step.name;
+    span.start_unix_ns = e.started_ms * 1'000'000;
+    span.end_unix_ns = e.step.at_ms * 1'000'000;
+    span.error = e.step.status == "failed";
+    if (span.error) span.status_message = e.step.last_error.empty() ? "the step failed" : e.step.last_error;
+    span.attributes = {{"order_id", e.order_id},
+                       {"saga.step", e.step.name},
+                       {"saga.step.status", e.step.status},
+                       {"saga.step.attempts", std::int64_t{e.step.attempts}}};
+    record_span(std::move(span));
+  }
+}
+
 void SagaRunner::worker_loop() {
   auto& store = commands_.store();
   std::int64_t next_checkpoint = now_unix_ms() + kCheckpointEveryMs;
@@ -188,13 +217,16 @@ void SagaRunner::worker_loop() {
         if (auto last = store.last_position()) a.known_by = *last;
     const auto now = now_unix_ms();
     std::vector<SagaCommand> commands;
+    std::vector<StepEnded> ended;
     {
       std::lock_guard lk(mu_);
       for (const auto& a : answers) core_->on_completion(a, now);
-      core_->on_tick(now);
+      deadlines_fired_.add(core_->on_tick(now));
       commands = core_->take_commands();
+      ended = core_->take_ended_steps();
     }
     issue(std::move(commands));
+    report(ended);
     if (now >= next_checkpoint) {
       next_checkpoint = now + kCheckpointEveryMs;
       save_checkpoint();

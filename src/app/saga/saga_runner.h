@@ -21,10 +21,17 @@
 
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
+#include "core/metric.h"
 #include "es/leader_lease.h"
 #include "es/subscription.h"
 
 namespace orderflow::app::saga {
+
+// Saga step durations, seconds: from the event that started a step to the one that ended
+// it (10 ms to 2 min: a step waits on the store, the saga's lag and its retries).
+inline constexpr std::array<double, 12> kStepSecondsBounds{0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                           1,    2.5,   5,    10,  30,   120};
+using StepDurations = Family<std::string_view, Histogram<kStepSecondsBounds>>;
 
 class SagaRunner {
  public:
@@ -54,6 +61,10 @@ class SagaRunner {
   // saga reads next (nullopt while this process does not run it).
   std::map<SagaState, std::size_t> count_by_state();
   std::optional<es::Position> next_position();
+  // Durations of the steps that ended (by step name) and deadlines fired, since this
+  // process started.
+  const StepDurations& step_durations() const { return step_durations_; }
+  std::uint64_t deadlines_fired() const { return deadlines_fired_.value(); }
 
  private:
   Result<void> run();   // start() without a lease
@@ -61,6 +72,8 @@ class SagaRunner {
   void lease_loop();
   Result<void> on_batch(std::span<const es::RecordedEvent> events, es::Position next);
   void issue(std::vector<SagaCommand> commands);
+  // Counts ended steps in step_durations_ and records their spans (core/trace.h).
+  void report(const std::vector<StepEnded>& steps);
   void worker_loop();
   void save_checkpoint();
 
@@ -73,6 +86,8 @@ class SagaRunner {
   std::unique_ptr<FulfilmentSaga> core_;
   std::unique_ptr<es::Subscription> subscription_;
   std::atomic<es::Position> next_position_{0};  // 0: not running
+  StepDurations step_durations_;
+  Counter deadlines_fired_;
 
   std::mutex answers_mu_;
   std::condition_variable answers_cv_;  // an answer came, in_flight_ dropped, or stopping

@@ -83,6 +83,13 @@ BEGIN
 END $$;
 ALTER TABLE events ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN hash SET NOT NULL;
 )sql"},
+    Migration{3, "snapshot checksum", R"sql(
+-- Every snapshot carries es::snapshot_checksum of its stream id, version, schema version
+-- and state; one that fails it is not used. Snapshots before have none: they are dropped
+-- (each is only a shortcut to what its stream's events give) and made again.
+DELETE FROM snapshots;
+ALTER TABLE snapshots ADD COLUMN checksum bigint NOT NULL;
+)sql"},
 };
 
 Result<void> apply_missing(Connection& conn, const std::string& schema) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/failures.h"
 #include "es/event_hash.h"
 #include "store/postgres/leader_lease.h"
 #include "store/postgres/migrations.h"
@@ -313,21 +314,36 @@ bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::millis
   }
 }
 
+namespace {
+std::int64_t checksum_of(const es::Snapshot& s) {
+  return static_cast<std::int64_t>(es::snapshot_checksum(s.stream_id, s.version, s.schema_version, s.state));
+}
+}  // namespace
+
 Result<void> PostgresEventStore::save_snapshot(const es::Snapshot& snapshot) {
-  auto r = query({"INSERT INTO snapshots (stream_id, version, schema_version, state) VALUES ($1, $2, $3, $4) "
-                  "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
-                  "schema_version = excluded.schema_version, state = excluded.state",
+  auto r = query({"INSERT INTO snapshots (stream_id, version, schema_version, state, checksum) "
+                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
+                  "schema_version = excluded.schema_version, state = excluded.state, checksum = excluded.checksum",
                   {snapshot.stream_id, std::to_string(snapshot.version), std::to_string(snapshot.schema_version),
-                   snapshot.state}});
+                   snapshot.state, std::to_string(checksum_of(snapshot))}});
   if (!r) return r.error();
   return {};
 }
 
 std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const std::string& stream_id) {
-  auto rows = query({"SELECT version, schema_version, state FROM snapshots WHERE stream_id = $1", {stream_id}});
+  auto rows =
+      query({"SELECT version, schema_version, state, checksum FROM snapshots WHERE stream_id = $1", {stream_id}});
   if (!rows || rows->rows() == 0) return std::nullopt;  // a snapshot is an optimisation: never fatal
-  return es::Snapshot{stream_id, rows->int64(0, 0), static_cast<std::int32_t>(rows->int64(0, 1)),
-                      std::string(rows->text(0, 2))};
+  es::Snapshot snapshot{stream_id, rows->int64(0, 0), static_cast<std::int32_t>(rows->int64(0, 1)),
+                        std::string(rows->text(0, 2))};
+  if (checksum_of(snapshot) != rows->int64(0, 3)) {
+    report_failure("event store", "corrupt snapshot",
+                   "the snapshot of " + stream_id + " at version " + std::to_string(snapshot.version) +
+                       " does not give its stored checksum",
+                   "the stream is folded from its events instead; the next snapshot replaces it");
+    return std::nullopt;
+  }
+  return snapshot;
 }
 
 Result<void> PostgresEventStore::for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) {

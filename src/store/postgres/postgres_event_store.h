@@ -78,6 +78,7 @@ class PostgresEventStore final : public es::EventStore,
   // Wakes at once for this process's appends, and within a poll interval for other
   // processes'.
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
+  std::size_t appends_queued() override { return pipeline_.queued(); }
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;

@@ -405,6 +405,13 @@ Result<void> SqliteEventStore::add_chain(std::int64_t format) {
     es::EventHash prev_hash{}, hash{};
     es::EventChecksum checksum = 0;
   };
+  es::Position log_end = 0;
+  if (options_.migration_progress) {
+    auto q = writer_db_.prepare("SELECT COALESCE(MAX(position), 0) FROM events");
+    if (!q) return q.error();
+    if (auto row = q->step(); !row) return row.error();
+    log_end = q->int64(0);
+  }
   es::EventHash head = es::kNoEventHash;
   es::Position last = 0;
   std::vector<Row> chunk;
@@ -444,6 +451,7 @@ Result<void> SqliteEventStore::add_chain(std::int64_t format) {
       if (e.position % kChainStride == 0)
         if (auto r = write_chain->bind(1, e.position).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
     }
+    if (options_.migration_progress) options_.migration_progress(last, log_end);
   }
   if (last == 0) return {};
   auto write_head = writer_db_.prepare("INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2)");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,9 @@ struct SqliteEventStoreOptions {
   // Stream-index entries kept in memory before the writer moves them to the file, a few
   // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
   std::size_t stream_index_backlog = 32768;
+  // While a file of an older format is brought to this one, told after each chunk the last
+  // position migrated and the log's last position (orderflow migrate shows it). May be empty.
+  std::function<void(es::Position migrated, es::Position last)> migration_progress;
   // The newest events whose checksums and chain open() checks (es/event_hash.h), so a
   // corrupt head of the log is refused before anything is served or appended to it. Older
   // events' checksums are checked when they are read, and the whole chain by
@@ -69,6 +73,7 @@ class SqliteEventStore final : public es::EventStore,
   Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
   std::optional<Error> write_failure() override { return pipeline_.write_failure(); }
+  std::size_t appends_queued() override { return pipeline_.queued(); }
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;

@@ -46,6 +46,17 @@ TEST(Router, UnknownPathIsNotFoundAndWrongMethodListsAllowed) {
   EXPECT_EQ(m.allow, "GET, DELETE");
 }
 
+TEST(Router, RoutesListsTheTableSorted) {
+  using Table = std::vector<std::pair<Method, std::string>>;
+  const Table added{{Method::post, "/api/v1/orders/{id}/cancel"},
+                    {Method::get, "/api/v1/orders/{id}"},
+                    {Method::delete_, "/api/v1/orders/{id}"},
+                    {Method::get, "/healthz"}};
+  Router r;
+  for (const auto& [method, pattern] : added) r.add(method, pattern, tagged(pattern));
+  EXPECT_EQ(r.routes(), (Table{added[1], added[3], added[0], added[2]}));  // by method, then pattern
+}
+
 TEST(Router, LiteralWinsOverParameterWhateverTheOrder) {
   Router r;
   r.add(Method::get, "/a/{x}/c", tagged("param"));

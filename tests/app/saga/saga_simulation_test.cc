@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 
 #include "app/invariants.h"
@@ -112,14 +113,18 @@ class World {
   }
 
   // ---- what clients do (rejections are part of the game), through any process
-  std::string place(const std::string& customer, std::vector<std::pair<std::string, std::int64_t>> lines) {
+  // `traceparent`: the placing request's span (none: the saga's first step starts a trace).
+  std::string place(const std::string& customer, std::vector<std::pair<std::string, std::int64_t>> lines,
+                    std::string traceparent = {}) {
     auto id = derived_event_id("sim-order", std::to_string(orders_.size()));
     order::PlaceOrder cmd{id, customer, {}, std::nullopt, store_.now_ms};
     for (auto& [p, q] : lines) {
       auto index = static_cast<std::int64_t>(p.back() - '0');
       cmd.items.push_back({p, q, 100 + 50 * index});
     }
-    client<Order>(id, cmd);
+    CommandMeta meta;
+    meta.traceparent = std::move(traceparent);
+    client<Order>(id, cmd, std::move(meta));
     orders_.push_back(id);
     return id;
   }
@@ -292,6 +297,7 @@ class World {
 
   FulfilmentSaga& saga() { return *leader_->saga; }
   SimEventStore& store() { return store_; }
+  const std::vector<StepEnded>& ended_steps() const { return ended_steps_; }
   CommandHandler& commands() { return *leader_->commands; }
   const std::vector<std::string>& orders() const { return orders_; }
 
@@ -414,11 +420,12 @@ class World {
 
   void take(Process& p) {
     for (auto& c : p.saga->take_commands()) p.queued.push_back(std::move(c));
+    for (auto& e : p.saga->take_ended_steps()) ended_steps_.push_back(std::move(e));
   }
 
   template <class A>
-  void client(const std::string& id, typename A::Command cmd) {
-    pick_process().commands->template handle<A>(id, std::move(cmd), {}, [](Result<Handled<A>>) {});
+  void client(const std::string& id, typename A::Command cmd, CommandMeta meta = {}) {
+    pick_process().commands->template handle<A>(id, std::move(cmd), std::move(meta), [](Result<Handled<A>>) {});
   }
 
   std::mt19937_64 rng_;
@@ -428,6 +435,7 @@ class World {
   std::vector<std::unique_ptr<Process>> processes_;
   Process* leader_ = nullptr;
   std::vector<std::string> products_, customers_, orders_;
+  std::vector<StepEnded> ended_steps_;
 };
 
 order::State order_of(World& w, const std::string& id) { return w.commands().load<Order>(id)->state; }
@@ -470,6 +478,37 @@ TEST(FulfilmentSagaTest, ConfirmsAPaidOrderAndCommitsStockWhenItShips) {
   EXPECT_EQ(product_of(w, "p1").on_hand, 1);
   EXPECT_EQ(product_of(w, "p1").reserved, 0);
   EXPECT_TRUE(check_invariants(w.store()).empty());
+}
+
+TEST(FulfilmentSagaTest, EachStepIsASpanUnderTheEventThatCausedItAndItsEventsCarryIt) {
+  World w(1);
+  const auto caller = *parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto id = w.place("c1", {{"p1", 1}}, format_traceparent(caller));
+  ASSERT_TRUE(w.quiesce());
+  std::map<std::string, StepEnded> steps;
+  for (const auto& e : w.ended_steps())
+    if (e.order_id == id) steps.emplace(e.step.name, e);
+  ASSERT_EQ(steps.size(), 3u);
+  for (const auto& [name, e] : steps) {
+    EXPECT_EQ(e.step.status, "completed") << name;
+    EXPECT_EQ(e.span.trace_id, caller.trace_id) << name;
+    EXPECT_TRUE(e.span.sampled()) << name;
+    EXPECT_LE(e.started_ms, e.step.at_ms) << name;
+  }
+  // The event's traceparent: the span of the command that appended it, under its step.
+  auto span_of = [&](const std::string& stream, std::string_view type) {
+    auto events = w.store().read_stream(stream, 0, 100, es::Direction::forward);
+    for (const auto& e : *events)
+      if (e.type == type && e.metadata.find(id) != std::string::npos) return *traceparent_in_metadata(e.metadata);
+    ADD_FAILURE() << "no " << type << " in " << stream;
+    return TraceParent{};
+  };
+  EXPECT_EQ(steps["reserve"].parent_span_id, caller.parent_id);
+  EXPECT_EQ(steps["charge"].parent_span_id, span_of("product-p1", "StockReserved").parent_id);
+  EXPECT_EQ(steps["confirm"].parent_span_id, span_of("account-c1", "AccountCharged").parent_id);
+  const auto confirmed = span_of("order-" + id, "OrderConfirmed");
+  EXPECT_EQ(confirmed.trace_id, caller.trace_id);
+  for (const auto& [name, e] : steps) EXPECT_NE(confirmed.parent_id, e.span.parent_id) << "a command span of its own";
 }
 
 TEST(FulfilmentSagaTest, OutOfStockReleasesWhatWasReservedAndCancels) {

@@ -20,6 +20,9 @@ class SimHarness : public StoreHarness {
   Result<void> tamper(es::Position, const std::string&, const std::string&) override {
     return fail(Errc::internal, "the simulation's store keeps no stored bytes");
   }
+  Result<void> tamper_snapshot(const std::string&, const std::string&, const std::string&) override {
+    return fail(Errc::internal, "the simulation's store keeps no stored bytes");
+  }
 
  private:
   struct NoLog final : es::StoredLog {

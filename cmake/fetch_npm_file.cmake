@@ -1,0 +1,28 @@
+# Fetches one file of an npm package at build time: `npm pack PACKAGE@VERSION` (the registry, or
+# npm's cache when offline), checks the tarball against the pinned SHA-512 and extracts FILE to OUT.
+#   cmake -DPACKAGE=redoc -DVERSION=2.5.4 -DSHA512=<hex> -DFILE=bundles/redoc.standalone.js -DOUT=… -P fetch_npm_file.cmake
+foreach(var PACKAGE VERSION SHA512 FILE OUT)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "fetch_npm_file.cmake needs -D${var}=…")
+  endif()
+endforeach()
+find_program(NPM npm)
+if(NOT NPM)
+  message(FATAL_ERROR "npm is needed to fetch ${PACKAGE}@${VERSION} (scripts/install-deps.sh installs it)")
+endif()
+get_filename_component(dir "${OUT}" DIRECTORY)
+set(work "${dir}/npm-${PACKAGE}-${VERSION}")
+file(REMOVE_RECURSE "${work}")
+file(MAKE_DIRECTORY "${work}")
+execute_process(COMMAND "${NPM}" pack "${PACKAGE}@${VERSION}" --prefer-offline --silent
+                WORKING_DIRECTORY "${work}" OUTPUT_VARIABLE tarball OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "npm pack ${PACKAGE}@${VERSION} failed (exit ${rc}): is the npm registry or cache reachable?")
+endif()
+file(SHA512 "${work}/${tarball}" got)
+if(NOT got STREQUAL SHA512)
+  message(FATAL_ERROR "${PACKAGE}@${VERSION}: the tarball's SHA-512 is ${got}, not the pinned ${SHA512}")
+endif()
+file(ARCHIVE_EXTRACT INPUT "${work}/${tarball}" DESTINATION "${work}" PATTERNS "package/${FILE}")
+file(COPY_FILE "${work}/package/${FILE}" "${OUT}")
+file(REMOVE_RECURSE "${work}")

@@ -1,0 +1,34 @@
+// Opens the bus a command line asks for (--bus): NATS JetStream with nats://HOST:PORT[,…],
+// Kafka with kafka://HOST:PORT[,…] (the bootstrap servers).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "es/bus.h"
+
+namespace orderflow::cli {
+
+struct BusSpec {
+  std::string url;  // --bus; empty: no bus
+  std::string topic_prefix = "orderflow.events";
+  int replicas = 1;  // of the JetStream stream, when the relay creates it
+};
+
+enum class BusKind { nats, kafka };
+
+struct BusUrl {
+  BusKind kind;
+  std::vector<std::string> servers;  // "HOST:PORT", as given
+};
+
+// A malformed URL or an unknown scheme is invalid_argument, one sentence naming the URL.
+Result<BusUrl> parse_bus_url(const std::string& url);
+
+// The bus's publisher; it connects on its first publish, so an unreachable bus is no
+// error here.
+std::unique_ptr<es::BusPublisher> open_bus(const BusUrl& url, const BusSpec& spec);
+
+}  // namespace orderflow::cli

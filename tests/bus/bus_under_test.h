@@ -1,0 +1,51 @@
+// Real buses for the relay's tests, started by the tests on loopback ports in temp dirs:
+// a nats-server with JetStream (`-js -sd DIR`), and a 3-broker Kafka cluster (librdkafka's
+// mock cluster, reached like any cluster through its bootstrap servers). One interface,
+// so the relay's contract suite runs once on each.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "es/bus.h"
+
+namespace orderflow::testing {
+
+// The categories the tests write events of (none the projections fold); the Kafka cluster
+// has their topics, orderflow.events.<category>.
+inline constexpr const char* kTestCategories[] = {"cart", "invoice", "shipment"};
+
+struct Received {
+  std::string topic;
+  std::string key;  // Kafka's message key; NATS carries none
+  std::map<std::string, std::string> headers;
+  std::string body;
+};
+
+class BusUnderTest {
+ public:
+  virtual ~BusUnderTest() = default;
+  virtual std::string name() const = 0;
+  virtual std::string url() const = 0;  // as `serve --bus` takes it
+  // The bus goes away (its server stops; its brokers refuse connections) and comes back
+  // with what it had stored.
+  virtual void stop() = 0;
+  virtual void start() = 0;
+  // Messages stored, duplicates included.
+  virtual std::size_t count() = 0;
+  // Every message stored, each stream's in the order the bus delivers them.
+  virtual std::vector<Received> read_all() = 0;
+  // Whether the bus stores an event id once however often it is published again (JetStream
+  // within its window); otherwise consumers de-duplicate by (stream, version) (Kafka).
+  virtual bool dedupes_by_id() const = 0;
+};
+
+std::unique_ptr<BusUnderTest> start_nats();
+std::unique_ptr<BusUnderTest> start_kafka();
+
+// A publisher for the bus's URL, made as `serve --bus` makes it.
+std::unique_ptr<es::BusPublisher> publisher_for(const BusUnderTest& bus);
+
+}  // namespace orderflow::testing
