@@ -8,7 +8,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libpq-dev postgresql libsimdjson-dev libcli11-dev libtomlplusplus-dev libfmt-dev libspdlog-dev libssl-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev libxxhash-dev
-  curl python3 gdb
+  curl python3 gdb openssl
+  clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: the libFuzzer targets of tests/fuzz
   python3-yaml  # docs/openapi.yaml -> JSON at build time (scripts/yaml_to_json.py)
   python3-jsonschema  # tests: the OpenAPI examples and every e2e answer against their schemas
   chromium  # tests/e2e/test_docs.py: the docs page rendered headless

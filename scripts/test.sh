@@ -4,7 +4,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
 # pipeline, subscriptions, HTTP server) under ThreadSanitizer. Everything runs beside a
 # throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
-#   ORDERFLOW_SOAK=1   also run the long soak/fuzz tests.
+# Last, the libFuzzer targets (tests/fuzz) for 30 s each (scripts/fuzz.sh).
+#   ORDERFLOW_SOAK=1   also run the long soak tests, and fuzz 600 s per target.
 #   ORDERFLOW_NO_SANITIZE=1   skip the sanitizer build (quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,6 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|store_postgres|api'
 fi
+
+echo "== fuzzing (clang-14 libFuzzer, ASan + UBSan)"
+scripts/fuzz.sh

@@ -1,11 +1,14 @@
 #include "api/access.h"
 
+#include <fmt/core.h>
+
 #include <boost/json.hpp>
 #include <map>
 #include <utility>
 
 #include "api/errors.h"
 #include "api/json_body.h"
+#include "api/metrics.h"
 #include "core/text.h"
 #include "core/time.h"
 
@@ -110,6 +113,18 @@ std::string named_customer(const Request& req, std::string_view field) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
+std::optional<Response> over_limit(const RateLimits& limits, std::string_view caller, bool by_token) {
+  const auto wait = limits.limiter.take(caller, http::RateLimiter::Clock::now());
+  if (!wait) return std::nullopt;
+  if (limits.metrics) limits.metrics->count_rate_limited(by_token);
+  auto r = http::error_response(429, "rate_limited",
+                                fmt::format("more than {:g} requests a second (bursts of {:g}) from {}: retry later",
+                                            limits.limiter.limit().rate, limits.limiter.limit().burst,
+                                            by_token ? "this token" : "this address"));
+  r.set_header("Retry-After", std::to_string(*wait));
+  return r;
+}
+
 std::optional<Response> check_customer(ApiContext& ctx, Request& req, const Access& access, const Claims& claims) {
   req.confined_to = claims.sub;
   switch (access.customer) {
@@ -141,8 +156,8 @@ Access access_of(Method method, std::string_view pattern) {
   return it == rules.end() ? kAdmin : it->second;
 }
 
-void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys) {
-  router.set_guard([&ctx, &keys](Request& req, const http::Route& route) -> std::optional<Response> {
+void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys, std::optional<RateLimits> limits) {
+  router.add_guard([&ctx, &keys, limits](Request& req, const http::Route& route) -> std::optional<Response> {
     const Access access = access_of(req.method, route.pattern);
     if (access.open) return std::nullopt;
     const auto header = req.header("authorization");
@@ -154,6 +169,8 @@ void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys) 
     if (!claims) return unauthorized(claims.error().message, true);
     req.caller = std::string(role_name(claims->role));
     if (!claims->sub.empty()) req.caller += ":" + claims->sub;
+    if (limits)
+      if (auto refused = over_limit(*limits, req.caller, true)) return refused;
     switch (claims->role) {
       case Role::admin: return std::nullopt;
       case Role::operator_:
@@ -162,6 +179,13 @@ void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys) 
       case Role::customer: return check_customer(ctx, req, access, *claims);
     }
     return forbidden(req, claims->role);
+  });
+}
+
+void limit_rates_by_address(http::Router& router, RateLimits limits) {
+  router.add_guard([limits](Request& req, const http::Route& route) -> std::optional<Response> {
+    if (access_of(req.method, route.pattern).open) return std::nullopt;
+    return over_limit(limits, req.client_address, false);
   });
 }
 

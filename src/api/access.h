@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "api/api.h"
+#include "api/http/rate_limiter.h"
 #include "api/token.h"
 
 namespace orderflow::api {
@@ -34,11 +35,25 @@ struct Access {
 // is for admins only.
 Access access_of(http::Method method, std::string_view pattern);
 
+// Rate limits per caller (serve --rate-limit): a request over its caller's limit is answered
+// 429 `rate_limited` with Retry-After (whole seconds until it may send again). Open routes
+// (health, readiness, metrics) are never limited. `metrics` may be null; both must outlive
+// the router.
+struct RateLimits {
+  http::RateLimiter& limiter;
+  Metrics* metrics = nullptr;
+};
+
 // Installs the guard on `router`: a route that is not open needs `Authorization: Bearer
 // <token>` verified with `keys` (else 401 `unauthorized` with `WWW-Authenticate: Bearer`),
+// then, with `limits`, to be within the token's rate limit (its role and sub are the caller),
 // and a role the route's Access admits (else 403 `forbidden`, or 404 for another customer's
-// resource). `keys` and `ctx` must outlive the router.
-void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys);
+// resource). `keys`, `ctx` and `limits` must outlive the router.
+void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys,
+                    std::optional<RateLimits> limits = std::nullopt);
+
+// Without tokens: installs a guard limiting each client address (Request::client_address).
+void limit_rates_by_address(http::Router& router, RateLimits limits);
 
 // The actor recorded in the events a request writes (docs/api.md §8): with authentication the
 // token's role and sub ("customer:c-17"; X-Actor is not believed), else X-Actor or `fallback`.

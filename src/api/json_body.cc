@@ -1,14 +1,34 @@
 #include "api/json_body.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace orderflow::api {
+
+namespace {
+
+// Does `v` hold a number too large for a double (parsed as infinity)? Written back it is no
+// JSON number at all (found by fuzzing: tests/fuzz/README.md).
+bool has_infinity(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::double_: return !std::isfinite(v.get_double());
+    case boost::json::kind::object:
+      return std::any_of(v.get_object().begin(), v.get_object().end(),
+                         [](const auto& kv) { return has_infinity(kv.value()); });
+    case boost::json::kind::array:
+      return std::any_of(v.get_array().begin(), v.get_array().end(), [](const auto& e) { return has_infinity(e); });
+    default: return false;
+  }
+}
+
+}  // namespace
 
 Result<boost::json::object> parse_object(std::string_view body) {
   boost::system::error_code ec;
   auto v = boost::json::parse(body, ec);
   if (ec) return fail(Errc::invalid_json, "body is not valid JSON: " + ec.message());
+  if (has_infinity(v)) return fail(Errc::invalid_json, "body is not valid JSON: a number is out of range");
   if (!v.is_object()) return fail(Errc::invalid_argument, "body must be a JSON object");
   return std::move(v.as_object());
 }
@@ -32,9 +52,9 @@ Result<std::int64_t> int_field(const boost::json::object& o, std::string_view na
   if (v->is_int64()) return v->as_int64();
   if (v->is_uint64()) return wrong(name, "an integer within 64-bit range");
   if (v->is_double()) {
-    double d = v->as_double();
-    if (d == static_cast<double>(static_cast<std::int64_t>(d)) && d > -9e15 && d < 9e15)
-      return static_cast<std::int64_t>(d);
+    // In range before the cast: casting a double past int64 is undefined (found by fuzzing).
+    const double d = v->as_double();
+    if (d > -9e15 && d < 9e15 && d == std::trunc(d)) return static_cast<std::int64_t>(d);
   }
   return wrong(name, "an integer");
 }

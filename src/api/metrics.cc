@@ -147,6 +147,11 @@ std::string Metrics::render(ApiContext& ctx) {
       "Idempotency-Key.\n"
       "# TYPE orderflow_idempotent_replays_total counter\norderflow_idempotent_replays_total {}\n",
       idempotent_replays_.value());
+  add("# HELP orderflow_http_rate_limited_total Requests refused 429 rate_limited, by what their caller was known "
+      "by: its token or its client address.\n"
+      "# TYPE orderflow_http_rate_limited_total counter\n"
+      "orderflow_http_rate_limited_total{{caller=\"token\"}} {}\norderflow_http_rate_limited_total{{caller=\"address\"}} {}\n",
+      rate_limited_by_token_.value(), rate_limited_by_address_.value());
   if (ctx.admission) {
     add("# HELP orderflow_admission_refused_total Writes refused with 503 overloaded, by the bound passed.\n"
         "# TYPE orderflow_admission_refused_total counter\n");

@@ -14,7 +14,7 @@
 // Counters the hot path updates are relaxed atomics (core/metric.h); what render() reads
 // from the store and the runners is read at scrape time.
 //
-// Thread safety: observe(), count_idempotent_replay() and render() may be called from any
+// Thread safety: observe(), the count_* calls and render() may be called from any
 // thread at once; the set_* calls happen before the server starts (set_saga_running too,
 // from any thread).
 #pragma once
@@ -48,6 +48,8 @@ class Metrics {
   // For ServerOptions::observe. `o.route` must outlive this object (the router's patterns).
   void observe(const http::Observation& o);
   void count_idempotent_replay() { idempotent_replays_.add(); }
+  // A request refused 429 `rate_limited`: its caller known by its token, or by its address.
+  void count_rate_limited(bool by_token) { (by_token ? rate_limited_by_token_ : rate_limited_by_address_).add(); }
   // Whether this process runs the saga now (on a shared store only the lease holder
   // does); orderflow_saga_running is shown once this has been called.
   void set_saga_running(bool running) { saga_running_ = running ? 1 : 0; }
@@ -73,6 +75,7 @@ class Metrics {
   Family<std::tuple<std::string_view, http::Method, int>, Counter> requests_;  // route, method, status
   Family<std::tuple<std::string_view, http::Method>, Histogram<kHttpSecondsBounds>> durations_;
   Counter idempotent_replays_;
+  Counter rate_limited_by_token_, rate_limited_by_address_;
   std::atomic<int> saga_running_{-1};  // -1: no saga role
   app::saga::SagaRunner* saga_ = nullptr;
   const OtlpExporter* exporter_ = nullptr;

@@ -75,8 +75,10 @@ struct Fold {
     for (const auto& [stream, p] : products) {
       if (p.reserved < 0 || p.reserved > p.on_hand)
         violations.push_back(fmt::format("{}: reserved {} is outside 0..on_hand {}", stream, p.reserved, p.on_hand));
+      // By name, not by the binding: clang 14 (the fuzz build) cannot capture structured bindings.
+      const std::string& product_id = p.product_id;
       p.reserved_by_order.for_each(
-          [&](const std::string& order_id, std::int64_t units) { held[order_id][p.product_id] = units; });
+          [&](const std::string& order_id, std::int64_t units) { held[order_id][product_id] = units; });
     }
     for (const auto& [stream, a] : accounts) {
       const auto& l = ledgers[stream];

@@ -47,7 +47,9 @@ void print(const Settings& settings, bool all) {
       if ((dot == std::string::npos ? "" : s.key.substr(0, dot)) != section) continue;
       auto name = s.key.substr(dot == std::string::npos ? 0 : dot + 1);
       if (std::any_of(lines.begin(), lines.end(), [&](const auto& l) { return l.second->key == s.key; })) continue;
-      lines.emplace_back(fmt::format("{} = {}", name, Settings::shown_value(s)), &s);
+      // An unset optional is a comment: the file loads back with it still unset.
+      auto value = Settings::shown_value(s);
+      lines.emplace_back(value.empty() ? fmt::format("# {} unset", name) : fmt::format("{} = {}", name, value), &s);
     }
     if (lines.empty()) continue;
     if (!section.empty()) fmt::print("\n[{}]\n", section);

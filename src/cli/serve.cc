@@ -124,8 +124,17 @@ struct ServeOptions {
   double trace_sample_ratio = 1;
   std::size_t max_connections = http::ServerOptions{}.max_connections;
   std::size_t max_connections_per_ip = http::ServerOptions{}.max_connections_per_ip;
+  // Requests a second per caller (its token, else its address); unset: kDefaultRateLimit, or
+  // off on a loopback address. 0: off.
+  std::optional<double> rate_limit;
+  double rate_burst = 0;  // 0: twice the rate (at least 1)
+  std::string tls_cert, tls_key;  // PEM files; both or neither (plain HTTP)
   app::AdmissionLimits admission;
 };
+
+// Enough for any one client an operator means to serve, low enough that one client cannot
+// take the whole server (bench http place-order serves ~25k/s on two cores).
+constexpr double kDefaultRateLimit = 1000;
 
 // One line per answered request, at info level (--access-log).
 void log_access(const http::Observation& o) {
@@ -155,6 +164,15 @@ int serve(const ServeOptions& o) {
       return 2;
     }
     keys = std::move(*loaded);
+  }
+  const double rate = o.rate_limit.value_or(is_loopback(host) ? 0 : kDefaultRateLimit);
+  const double burst = o.rate_burst > 0 ? o.rate_burst : std::max(1.0, 2 * rate);
+  if (rate > 0 && burst < 1) return usage_failure("--rate-burst must be at least 1 (a caller's first request)");
+  std::optional<http::TlsFiles> tls;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) return usage_failure("--tls-cert and --tls-key go together");
+    tls = http::TlsFiles{o.tls_cert, o.tls_key};
+    if (auto usable = http::check_tls(*tls); !usable) return usage_failure("TLS: " + usable.error().message);
   }
   if (!o.otlp_endpoint.empty() && !o.otlp_endpoint.starts_with("http://") && !o.otlp_endpoint.starts_with("https://"))
     return usage_failure("--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
@@ -186,6 +204,9 @@ int serve(const ServeOptions& o) {
              {"log_level", o.log_level},
              {"log_format", o.log_format},
              {"access_log", o.access_log},
+             {"rate_limit", rate},
+             {"rate_burst", rate > 0 ? burst : 0},
+             {"tls_cert", o.tls_cert},
              {"max_saga_lag", o.admission.saga_lag},
              {"max_saga_lag_ms", o.admission.saga_lag_ms},
              {"max_projection_lag", o.admission.projection_lag},
@@ -283,6 +304,7 @@ int serve(const ServeOptions& o) {
   options.io_threads = o.io_threads;
   options.max_connections = o.max_connections;
   options.max_connections_per_ip = o.max_connections_per_ip;
+  options.tls = tls;
   // Without authentication, only requests for this server's own names: a page a browser
   // loaded from elsewhere cannot reach it by rebinding a name to its address.
   if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
@@ -296,14 +318,25 @@ int serve(const ServeOptions& o) {
   }
   auto router = api::make_router(ctx);
   if (has_role(o.roles, "admin")) api::add_saga_routes(router, ctx, saga ? &*saga : nullptr);
-  if (keys) api::require_tokens(router, ctx, *keys);
+  std::optional<http::RateLimiter> limiter;
+  std::optional<api::RateLimits> limits;
+  if (rate > 0) {
+    auto& made = limiter.emplace(http::RateLimiter::Options{.limit = {rate, burst}});
+    limits.emplace(api::RateLimits{made, &metrics});
+  }
+  if (keys) {
+    api::require_tokens(router, ctx, *keys, limits);
+  } else if (limits) {
+    api::limit_rates_by_address(router, *limits);
+  }
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});
-  log::info("serve", "serving", {{"url", fmt::format("http://{}:{}", options.host, server->port())},
-                                 {"store", store->describe(o.store)}});
+  if (tls) server->reload_tls_on_signals({SIGHUP});
+  const auto url = fmt::format("{}://{}:{}", tls ? "https" : "http", options.host, server->port());
+  log::info("serve", "serving", {{"url", url}, {"store", store->describe(o.store)}});
   // The line scripts wait for (docs/api.md §1).
-  fmt::print("orderflow: serving http://{}:{} ({})\n", options.host, server->port(), store->describe(o.store));
+  fmt::print("orderflow: serving {} ({})\n", url, store->describe(o.store));
   std::fflush(stdout);
   server->run();
   log::info("serve", "stopping: every request is answered");
@@ -353,6 +386,15 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
       ->check(above_zero());
   settings.add(*cmd, "max-connections-per-ip", o->max_connections_per_ip, "Connections open at once from one address")
       ->check(above_zero());
+  settings.add(*cmd, "rate-limit", o->rate_limit,
+               "Requests a second per caller (its token, else its address), over it 429; 0: off (default: off "
+               "on a loopback address, 1000 elsewhere)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "rate-burst", o->rate_burst, "Requests a caller may send at once (0: twice --rate-limit)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "tls-cert", o->tls_cert,
+               "PEM certificate chain: serve HTTPS (with --tls-key); SIGHUP reads both files again");
+  settings.add(*cmd, "tls-key", o->tls_key, "PEM private key of --tls-cert");
   settings.add(*cmd, "auth-keys", o->auth_keys, "File of kid=base64secret lines: require bearer tokens signed with them",
                {.shared = true});
   settings.add(*cmd, "insecure", o->insecure, "Serve a non-loopback address without --auth-keys");

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -48,7 +49,8 @@ struct Setting {
 class Settings {
  public:
   // Declares --NAME on `command` (bool targets: a flag) writing to `target`, whose value at
-  // declaration is the default. `target` must outlive the parse and `orderflow config`.
+  // declaration is the default; an optional number left unset means "the command decides"
+  // (--rate-limit: off on loopback). `target` must outlive the parse and `orderflow config`.
   template <class T>
   CLI::Option* add(CLI::App& command, const std::string& name, T& target, const std::string& help,
                    SettingTraits traits = {});
@@ -69,7 +71,8 @@ class Settings {
   // ORDERFLOW_* variables of the environment that name no setting (resolve() fills it).
   const std::vector<std::string>& unknown_environment() const { return unknown_environment_; }
 
-  // The effective value of `s` as TOML, secrets and store passwords hidden.
+  // The effective value of `s` as TOML, secrets and store passwords hidden; empty for an
+  // unset optional number.
   static std::string shown_value(const Setting& s);
 
  private:
@@ -90,6 +93,11 @@ CLI::Validator zero_or_more();
 std::string toml_string(const std::string& s);
 
 template <class T>
+inline constexpr bool is_optional_v = false;
+template <class T>
+inline constexpr bool is_optional_v<std::optional<T>> = true;
+
+template <class T>
 CLI::Option* Settings::add(CLI::App& command, const std::string& name, T& target, const std::string& help,
                            SettingTraits traits) {
   const std::string flag = "--" + name;
@@ -102,6 +110,12 @@ CLI::Option* Settings::add(CLI::App& command, const std::string& name, T& target
   } else if constexpr (std::is_floating_point_v<T>) {
     return declare(command, name, command.add_option(flag, target, help)->capture_default_str(), SettingKind::number,
                    traits, [&target] { return fmt::format("{}", target); });
+  } else if constexpr (is_optional_v<T>) {
+    using Value = typename T::value_type;
+    static_assert(std::is_arithmetic_v<Value> && !std::is_same_v<Value, bool>, "an optional setting is a number");
+    return declare(command, name, command.add_option(flag, target, help),
+                   std::is_integral_v<Value> ? SettingKind::integer : SettingKind::number, traits,
+                   [&target] { return target ? fmt::format("{}", *target) : std::string(); });
   } else {
     static_assert(std::is_same_v<T, std::string>, "a setting is a string, an integer, a number or a bool");
     auto* option = command.add_option(flag, target, help);

@@ -1,12 +1,18 @@
 // The OpenAPI document the binary serves (/api/v1/openapi.json, from docs/openapi.yaml) against the
 // router `serve` builds with every role: each route the router has is documented with its method,
 // and each documented operation is a route (issue #13). Paths are compared as written, so the
-// document's parameter names are the router's.
+// document's parameter names are the router's. Every route the rate limiter applies to (all but
+// the open ones of the access table) documents its 429.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "api/access.h"
 #include "api/api.h"
 #include "api/metrics.h"
 #include "app/command_handler.h"
@@ -22,7 +28,7 @@ using Operations = std::set<std::string>;  // "GET /api/v1/orders/{id}"
 
 // The routes of the router serve builds with every role (serve.cc): make_router, then the saga
 // routes of the admin role.
-Operations served() {
+std::vector<std::pair<http::Method, std::string>> routes() {
   testing::TempDir dir;
   auto store = sqlite::SqliteEventStore::open({.path = dir.file("events.db")});
   EXPECT_TRUE(store);
@@ -34,8 +40,18 @@ Operations served() {
   ApiContext ctx{commands, **store, read.get(), &metrics, 0};
   auto router = make_router(ctx);
   add_saga_routes(router, ctx, nullptr);
+  std::vector<std::pair<http::Method, std::string>> out;
+  for (const auto& [method, pattern] : router.routes()) out.emplace_back(method, pattern);
+  return out;
+}
+
+std::string operation(http::Method method, const std::string& pattern) {
+  return std::string(http::method_name(method)) + " " + pattern;
+}
+
+Operations served() {
   Operations out;
-  for (const auto& [method, pattern] : router.routes()) out.insert(std::string(http::method_name(method)) + " " + pattern);
+  for (const auto& [method, pattern] : routes()) out.insert(operation(method, pattern));
   return out;
 }
 
@@ -69,6 +85,30 @@ TEST(OpenApi, EveryDocumentedOperationIsARoute) {
   const auto ops = documented();
   ASSERT_GT(ops.size(), 30u);
   EXPECT_EQ(minus(ops, served()), Operations{}) << "operations docs/openapi.yaml documents that the router does not have";
+}
+
+TEST(OpenApi, EveryRateLimitedRouteDocuments429WithRetryAfterAndNoOpenRouteDoes) {
+  const auto doc = boost::json::parse(openapi_json()).as_object();
+  Operations missing, extra;
+  for (const auto& [method, pattern] : routes()) {
+    std::string key(http::method_name(method));
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto* path = doc.at("paths").as_object().if_contains(pattern);
+    if (path == nullptr || !path->as_object().contains(key)) continue;  // EveryRouteIsDocumented says so
+    const auto& responses = path->at(key).at("responses").as_object();
+    const bool limited = !access_of(method, pattern).open;
+    if (limited && !responses.contains("429")) missing.insert(operation(method, pattern));
+    if (!limited && responses.contains("429")) extra.insert(operation(method, pattern));
+  }
+  EXPECT_EQ(missing, Operations{}) << "routes the rate limiter applies to without a documented 429";
+  EXPECT_EQ(extra, Operations{}) << "open routes (never limited) that document a 429";
+
+  const auto& too_many = doc.at("components").at("responses").at("TooManyRequests").as_object();
+  EXPECT_TRUE(too_many.at("headers").as_object().contains("Retry-After"));
+  const auto& codes =
+      doc.at("components").at("schemas").at("Error").at("properties").at("error").at("properties").at("code").at("enum");
+  EXPECT_NE(std::find(codes.as_array().begin(), codes.as_array().end(), boost::json::value("rate_limited")),
+            codes.as_array().end());
 }
 
 TEST(OpenApi, TheServedDocumentIsOpenApi31) {

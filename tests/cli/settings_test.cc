@@ -179,6 +179,33 @@ TEST_F(SettingsTest, UnknownOrderflowVariablesAreListedNotFatal) {
   EXPECT_NE(std::find(unknown.begin(), unknown.end(), "ORDERFLOW_SERVE_LISTN"), unknown.end());
 }
 
+TEST_F(SettingsTest, AnOptionalNumberStaysUnsetUntilASourceGivesItAndOnlyANumberDoes) {
+  CommandLine unset({"serve"});
+  ASSERT_EQ(unset.error, "");
+  const auto& rate = unset.setting("serve", "serve.rate_limit");
+  EXPECT_EQ(rate.kind, SettingKind::number);
+  EXPECT_EQ(Settings::shown_value(rate), "");  // `orderflow config` prints `# rate_limit unset`
+  EXPECT_EQ(rate.source.kind, SettingSource::default_value);
+
+  auto file = write_config("[serve]\nrate_limit = 2.5\n");
+  CommandLine from_file({"serve", "--config", file});
+  ASSERT_EQ(from_file.error, "");
+  EXPECT_EQ(from_file.setting("serve", "serve.rate_limit").value(), "2.5");
+  {
+    ScopedEnv env("ORDERFLOW_SERVE_RATE_LIMIT", "0");  // 0 (off) is a value, not "unset"
+    CommandLine from_env({"serve", "--config", file});
+    ASSERT_EQ(from_env.error, "");
+    EXPECT_EQ(from_env.setting("serve", "serve.rate_limit").value(), "0");
+  }
+  CommandLine from_flag({"serve", "--config", file, "--rate-limit", "40"});
+  EXPECT_EQ(from_flag.setting("serve", "serve.rate_limit").value(), "40");
+
+  const auto bad = dir_.file("bad.toml");
+  EXPECT_EQ(error_for_serve(bad, "[serve]\nrate_limit = \"fast\"\n"), "FILE line 2: serve.rate_limit must be a number");
+  EXPECT_EQ(error_for_serve(bad, "[serve]\nrate_limit = -1\n"),
+            "FILE line 2: bad value for serve.rate_limit: must be a number of 0 or more, not -1");
+}
+
 TEST_F(SettingsTest, SecretsAndStorePasswordsAreNotShown) {
   auto file = write_config("store = \"postgres://app:s3cret@db/orders\"\n[bench.http]\ntoken = \"eyJhbGciOi\"\n");
   CommandLine cl({"config", "--config", file}, /*all=*/true);

@@ -39,7 +39,7 @@ API = "/api/v1"
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 UUID_V7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-SERVING_LINE = re.compile(r"^orderflow: serving http://127\.0\.0\.1:(\d+) \(.*\)$")
+SERVING_LINE = re.compile(r"^orderflow: serving https?://127\.0\.0\.1:(\d+) \(.*\)$")
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0

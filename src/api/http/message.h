@@ -79,6 +79,7 @@ struct Request {
   Params query;                  // decoded
   Headers headers;
   std::string body;
+  std::string_view client_address;  // the peer's IP address: "127.0.0.1", "::1"
   // Set by the router's guard: who sent it as authenticated ("customer:c-17"), empty
   // without authentication; and the one customer whose data this request may touch (a
   // customer's token), empty when not confined.

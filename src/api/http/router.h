@@ -55,9 +55,10 @@ class Router {
   // kMaxParams parameters, and (method, pattern) was not added before.
   Router& add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
 
-  // Every matched request passes `guard` first (none by default: every route is open).
-  void set_guard(Guard guard) { guard_ = std::move(guard); }
-  const Guard& guard() const { return guard_; }
+  // Every matched request passes the guards first, in the order added, until one refuses it
+  // (none by default: every route is open).
+  void add_guard(Guard guard) { guards_.push_back(std::move(guard)); }
+  const std::vector<Guard>& guards() const { return guards_; }
 
   enum class Outcome { found, not_found, method_not_allowed };
   struct Match {
@@ -79,7 +80,7 @@ class Router {
  private:
   struct Node;
   std::unique_ptr<Node> root_;
-  Guard guard_;
+  std::vector<Guard> guards_;
 };
 
 }  // namespace orderflow::http

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -41,6 +42,7 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
+using TlsStream = asio::ssl::stream<tcp::socket>;
 
 namespace {
 
@@ -329,6 +331,7 @@ class Ticket {
   }
 
   bool reserve() const { return kind_ == Admission::Kind::reserve; }
+  const asio::ip::address& ip() const { return ip_; }
 
  private:
   Admission* admission_;
@@ -375,7 +378,18 @@ class OutputBudget {
   std::atomic<std::size_t> used_{0};
 };
 
-class Session;
+// What the io thread's deadline sweep and stop see of a connection (a Session of either kind).
+class Connection {
+ public:
+  Clock::time_point deadline() const { return deadline_; }
+  virtual void close_now() = 0;
+  // The server is stopping: close now if nothing is in progress.
+  virtual void on_stop() = 0;
+
+ protected:
+  ~Connection() = default;
+  Clock::time_point deadline_ = Clock::time_point::max();
+};
 
 // One io thread: its io_context and the connections living on it. Everything here is
 // touched on that thread only.
@@ -388,7 +402,9 @@ struct Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  asio::awaitable<void> serve(tcp::socket socket, Ticket ticket);
+  // Serves one connection; with `tls`, TLS over `socket` (the handshake first). The frame
+  // keeps `tls` for the connection's life.
+  asio::awaitable<void> serve(tcp::socket socket, Ticket ticket, std::shared_ptr<asio::ssl::context> tls);
   void arm_sweep();
   void sweep_once();
   void begin_stop(Clock::time_point deadline);
@@ -397,7 +413,7 @@ struct Worker {
   const ServerOptions& opts;
   OutputBudget& output;
   const Clock::duration tick;     // how often deadlines are checked
-  std::list<Session*> sessions;   // declared before ioc: outlives the frames it destroys
+  std::list<Connection*> sessions;  // declared before ioc: outlives the frames it destroys
   asio::io_context ioc{1};
   asio::steady_timer sweeper{ioc};
   bool stopping = false;
@@ -406,12 +422,17 @@ struct Worker {
   Clock::time_point stop_deadline;
 };
 
-// One connection. Lives in the frame of Worker::serve.
-class Session {
+// One connection, over `Socket`: tcp::socket, or TlsStream (HTTPS). Lives in the frame of
+// Worker::serve.
+template <class Socket>
+class Session final : public Connection {
  public:
-  Session(Worker& w, tcp::socket socket, Ticket ticket)
-      : w_(w), socket_(std::move(socket)), ticket_(std::move(ticket)) {
+  static constexpr bool kTls = std::is_same_v<Socket, TlsStream>;
+
+  Session(Worker& w, Socket socket, Ticket ticket)
+      : w_(w), socket_(std::move(socket)), ticket_(std::move(ticket)), client_address_(ticket_.ip().to_string()) {
     pos_ = w_.sessions.insert(w_.sessions.end(), this);
+    req_.client_address = client_address_;
   }
   ~Session() {
     w_.sessions.erase(pos_);
@@ -422,22 +443,19 @@ class Session {
 
   asio::awaitable<void> run();
 
-  Clock::time_point deadline() const { return deadline_; }
-
-  void close_now() {
+  void close_now() override {
     error_code ignored;
-    socket_.close(ignored);
+    socket_.lowest_layer().close(ignored);
   }
 
-  // The server is stopping: close now if nothing is in progress. An idle connection's
-  // read is cancelled, not closed: if a request already arrived (its completion queued
-  // behind this), it is served and answered with Connection: close; closing here would
-  // let it run and then lose its answer.
-  void on_stop() {
+  // An idle connection's read is cancelled, not closed: if a request already arrived (its
+  // completion queued behind this), it is served and answered with Connection: close;
+  // closing here would let it run and then lose its answer.
+  void on_stop() override {
     switch (state_) {
       case State::idle: {
         error_code ignored;
-        socket_.cancel(ignored);
+        socket_.lowest_layer().cancel(ignored);
         break;
       }
       case State::closing: close_now(); break;
@@ -466,22 +484,28 @@ class Session {
   asio::awaitable<void> watch_peer(Stream& st);
 
   Worker& w_;
-  tcp::socket socket_;
+  Socket socket_;
   Ticket ticket_;
-  std::list<Session*>::iterator pos_;
+  const std::string client_address_;
+  std::list<Connection*>::iterator pos_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Request req_;
   std::string head_;  // the response head, reused
   State state_ = State::idle;
-  Clock::time_point deadline_ = Clock::time_point::max();
   Stream* stream_ = nullptr;  // while streaming
   bool watcher_done_ = false;
   bool answered_ = false;  // a request was answered on this connection
   std::string_view route_;  // the pattern dispatch() matched, for observe
 };
 
-asio::awaitable<void> Session::run() {
+template <class Socket>
+asio::awaitable<void> Session<Socket>::run() {
+  if constexpr (kTls) {  // within the header timeout, as the first request's head would be
+    set_deadline(head_timeout());
+    auto [ec] = co_await socket_.async_handshake(asio::ssl::stream_base::server, nothrow);
+    if (ec) co_return;
+  }
   for (;;) {
     // A stop that came while the last answer was being written: it said keep-alive.
     if (w_.stopping) co_return co_await close_gracefully(false);
@@ -546,7 +570,8 @@ asio::awaitable<void> Session::run() {
 
 // Feeds the parser from the buffer, reading more as needed, until the head (or the
 // whole message) is parsed. Moves from idle to reading at the first byte.
-asio::awaitable<error_code> Session::read(bool whole_message) {
+template <class Socket>
+asio::awaitable<error_code> Session<Socket>::read(bool whole_message) {
   auto done = [&] { return whole_message ? parser_->is_done() : parser_->is_header_done(); };
   for (;;) {
     if (buffer_.size() > 0) {
@@ -573,7 +598,8 @@ asio::awaitable<error_code> Session::read(bool whole_message) {
 
 // Answers a request that could not be read: 413 or 400 if the client can still hear
 // it, then closes.
-asio::awaitable<void> Session::reject(const error_code& ec) {
+template <class Socket>
+asio::awaitable<void> Session<Socket>::reject(const error_code& ec) {
   Response res;
   if (ec == bhttp::error::body_limit) {
     res = error_response(413, "payload_too_large",
@@ -590,7 +616,8 @@ asio::awaitable<void> Session::reject(const error_code& ec) {
   if (co_await write(res, false)) co_await close_gracefully(true);
 }
 
-asio::awaitable<Response> Session::dispatch() {
+template <class Socket>
+asio::awaitable<Response> Session<Socket>::dispatch() {
   auto& msg = parser_->get();
   Request& r = req_;
   route_ = {};
@@ -629,7 +656,7 @@ asio::awaitable<Response> Session::dispatch() {
     }
     case Router::Outcome::found: break;
   }
-  if (const auto& guard = w_.router.guard())
+  for (const auto& guard : w_.router.guards())
     if (auto refused = guard(r, *m.route)) co_return std::move(*refused);
   // A request that changes state is JSON even without a body: a web page can send a form
   // or text/plain to any site, but application/json to another origin only if that origin
@@ -657,7 +684,8 @@ asio::awaitable<Response> Session::dispatch() {
   co_return error_response(500, "internal", "internal error");
 }
 
-asio::awaitable<bool> Session::write(const Response& res, bool keep_alive) {
+template <class Socket>
+asio::awaitable<bool> Session<Socket>::write(const Response& res, bool keep_alive) {
   const auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(res.status)));
   head_.assign("HTTP/1.1 ");
   append_number(head_, static_cast<std::size_t>(res.status));
@@ -702,22 +730,31 @@ asio::awaitable<bool> Session::write(const Response& res, bool keep_alive) {
 // Half-closes, then closes. If the client may still be sending (a rejected request, or
 // bytes beyond the last answered request), drains them for a moment first: closing
 // with unread bytes resets the connection and can destroy the answer in flight.
-asio::awaitable<void> Session::close_gracefully(bool client_may_send) {
+template <class Socket>
+asio::awaitable<void> Session<Socket>::close_gracefully([[maybe_unused]] bool client_may_send) {
   state_ = State::closing;
-  error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
-  if (client_may_send || buffer_.size() > 0 || socket_.available(ignored) > 0) {
+  if constexpr (kTls) {
+    // close_notify, then whatever the client still sends, until its own close_notify, its
+    // close or the linger's end.
     deadline_ = Clock::now() + kLinger;
-    for (;;) {
-      buffer_.clear();
-      auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadSize), nothrow);
-      if (ec) break;
+    co_await socket_.async_shutdown(nothrow);
+  } else {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (client_may_send || buffer_.size() > 0 || socket_.available(ignored) > 0) {
+      deadline_ = Clock::now() + kLinger;
+      for (;;) {
+        buffer_.clear();
+        auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(kReadSize), nothrow);
+        if (ec) break;
+      }
     }
   }
   close_now();
 }
 
-asio::awaitable<void> Session::stream(Response& res) {
+template <class Socket>
+asio::awaitable<void> Session<Socket>::stream(Response& res) {
   auto st = std::make_shared<Stream>(w_.ioc);
   stream_ = st.get();
   state_ = State::streaming;
@@ -763,7 +800,8 @@ asio::awaitable<void> Session::stream(Response& res) {
 }
 
 // Reads (and drops) whatever the client sends while streaming, to notice it leaving.
-asio::awaitable<void> Session::watch_peer(Stream& st) {
+template <class Socket>
+asio::awaitable<void> Session<Socket>::watch_peer(Stream& st) {
   std::array<char, 512> scratch;
   for (;;) {
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(scratch), nothrow);
@@ -774,10 +812,15 @@ asio::awaitable<void> Session::watch_peer(Stream& st) {
   st.wake();
 }
 
-asio::awaitable<void> Worker::serve(tcp::socket socket, Ticket ticket) {
+asio::awaitable<void> Worker::serve(tcp::socket socket, Ticket ticket, std::shared_ptr<asio::ssl::context> tls) {
   if (stopping) co_return;
-  Session session(*this, std::move(socket), std::move(ticket));
-  co_await session.run();
+  if (tls) {
+    Session<TlsStream> session(*this, TlsStream(std::move(socket), *tls), std::move(ticket));
+    co_await session.run();
+  } else {
+    Session<tcp::socket> session(*this, std::move(socket), std::move(ticket));
+    co_await session.run();
+  }
 }
 
 // Deadlines are checked by one timer per io thread rather than one per connection:
@@ -796,9 +839,9 @@ void Worker::sweep_once() {
       return;
     }
     cut = true;
-    for (Session* s : sessions) s->close_now();
+    for (Connection* s : sessions) s->close_now();
   } else {
-    for (Session* s : sessions)
+    for (Connection* s : sessions)
       if (s->deadline() <= now) s->close_now();
   }
   arm_sweep();
@@ -807,8 +850,23 @@ void Worker::sweep_once() {
 void Worker::begin_stop(Clock::time_point deadline) {
   stopping = true;
   stop_deadline = deadline;
-  for (Session* s : sessions) s->on_stop();
+  for (Connection* s : sessions) s->on_stop();
   if (sessions.empty()) sweeper.cancel();
+}
+
+// A server context for `files`, TLS 1.2 and later; invalid_argument naming the file at fault.
+Result<std::shared_ptr<asio::ssl::context>> load_tls(const TlsFiles& files) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  error_code ec;
+  ctx->use_certificate_chain_file(files.certificate_chain, ec);
+  if (ec)
+    return fail(Errc::invalid_argument, "cannot use the certificate chain " + files.certificate_chain + ": " + ec.message());
+  ctx->use_private_key_file(files.private_key, asio::ssl::context::pem, ec);
+  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
+  if (ec) return fail(Errc::invalid_argument, "cannot use the private key " + files.private_key + ": " + ec.message());
+  return ctx;
 }
 
 Clock::duration sweep_tick(const ServerOptions& o) {
@@ -834,6 +892,8 @@ struct HttpServer::Impl {
 
   asio::awaitable<void> accept_loop();
   void stop();
+  Result<void> reload_tls();
+  asio::awaitable<void> reload_on_signals();
 
   Router router;
   ServerOptions opts;
@@ -843,6 +903,9 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<Worker>> workers;  // before the io objects living on them
   tcp::acceptor acceptor{workers.front()->ioc};
   std::optional<asio::signal_set> signals;
+  std::optional<asio::signal_set> reload_signals;
+  std::mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls;  // what new connections get; null: plain HTTP
   std::vector<std::thread> threads;
   std::atomic<bool> stop_requested{false};
   bool started = false;
@@ -856,8 +919,31 @@ void HttpServer::Impl::stop() {
     error_code ignored;
     acceptor.close(ignored);
     if (signals) signals->cancel(ignored);
+    if (reload_signals) reload_signals->cancel(ignored);
   });
   for (auto& w : workers) asio::post(w->ioc, [w = w.get(), deadline] { w->begin_stop(deadline); });
+}
+
+Result<void> HttpServer::Impl::reload_tls() {
+  if (!opts.tls) return fail(Errc::invalid_argument, "this server does not serve TLS");
+  auto ctx = load_tls(*opts.tls);
+  if (!ctx) return fail(ctx.error());
+  std::lock_guard lock(tls_mu);
+  tls = std::move(*ctx);
+  return {};
+}
+
+asio::awaitable<void> HttpServer::Impl::reload_on_signals() {
+  for (;;) {
+    auto [ec, signal] = co_await reload_signals->async_wait(nothrow);
+    if (ec) co_return;  // stopping
+    if (auto r = reload_tls(); !r) {
+      log::error("http", "TLS reload failed, new connections keep the certificate they had: " + r.error().message);
+    } else {
+      log::info("http", "TLS certificate and key reloaded: new connections get them",
+                {{"certificate", opts.tls->certificate_chain}, {"key", opts.tls->private_key}});
+    }
+  }
 }
 
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
@@ -878,13 +964,29 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
     if (kind == Admission::Kind::refused) continue;  // closed as `socket` goes
     Ticket ticket(admission, peer.address(), kind);
     socket.set_option(tcp::no_delay(true), ignored);
-    asio::co_spawn(w.ioc, w.serve(std::move(socket), std::move(ticket)), asio::detached);
+    std::shared_ptr<asio::ssl::context> ctx;
+    if (opts.tls) {
+      std::lock_guard lock(tls_mu);
+      ctx = tls;
+    }
+    asio::co_spawn(w.ioc, w.serve(std::move(socket), std::move(ticket), std::move(ctx)), asio::detached);
   }
+}
+
+Result<void> check_tls(const TlsFiles& files) {
+  auto ctx = load_tls(files);
+  if (!ctx) return fail(ctx.error());
+  return {};
 }
 
 Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(router), std::move(options));
   const auto& o = impl->opts;
+  if (o.tls) {
+    auto ctx = load_tls(*o.tls);
+    if (!ctx) return fail(ctx.error());
+    impl->tls = std::move(*ctx);
+  }
   const std::string where = o.host + ":" + std::to_string(o.port);
   error_code ec;
   tcp::endpoint endpoint(asio::ip::make_address(o.host, ec), o.port);
@@ -926,6 +1028,7 @@ void HttpServer::start() {
     impl_->signals->async_wait([impl = impl_.get()](const error_code& ec, int) {
       if (!ec) impl->stop();
     });
+  if (impl_->reload_signals) asio::co_spawn(impl_->workers.front()->ioc, impl_->reload_on_signals(), asio::detached);
   for (auto& w : impl_->workers)
     impl_->threads.emplace_back([&ioc = w->ioc] {
       pthread_setname_np(pthread_self(), "of-http");
@@ -947,6 +1050,13 @@ void HttpServer::stop() { impl_->stop(); }
 
 void HttpServer::stop_on_signals(std::initializer_list<int> signals) {
   auto& set = impl_->signals.emplace(impl_->workers.front()->ioc);
+  for (int s : signals) set.add(s);
+}
+
+Result<void> HttpServer::reload_tls() { return impl_->reload_tls(); }
+
+void HttpServer::reload_tls_on_signals(std::initializer_list<int> signals) {
+  auto& set = impl_->reload_signals.emplace(impl_->workers.front()->ioc);
   for (int s : signals) set.add(s);
 }
 

@@ -19,6 +19,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,16 @@ struct Observation {
   std::size_t bytes;                 // of the response body (0 when it is streamed)
   std::string_view trace_id;         // of the request's span
 };
+
+// PEM files: the certificate chain (the server's first) and its private key (unencrypted).
+struct TlsFiles {
+  std::string certificate_chain;
+  std::string private_key;
+};
+
+// Can `files` serve TLS (readable, well-formed, the key the certificate's)? invalid_argument
+// naming the file at fault.
+Result<void> check_tls(const TlsFiles& files);
 
 struct ServerOptions {
   std::string host = "127.0.0.1";  // an address or a name to resolve
@@ -70,6 +81,9 @@ struct ServerOptions {
   // clients that do not read cannot make the server hold unbounded memory; each connection
   // holds one answer at a time and is cut off if it takes longer than write_timeout.
   std::size_t max_output_bytes = 256 << 20;
+  // When set, every connection is TLS (1.2 or later) with these files, read at listen() and
+  // again by HttpServer::reload_tls(); plain HTTP is then not served on this port.
+  std::optional<TlsFiles> tls;
   // Called on the io thread after each request is answered (not for malformed HTTP); may be
   // empty. Must be thread-safe and quick.
   std::function<void(const Observation&)> observe;
@@ -102,6 +116,14 @@ class HttpServer {
 
   // stop() when one of these signals arrives. Call before start().
   void stop_on_signals(std::initializer_list<int> signals);
+
+  // Reads ServerOptions::tls's files again: connections accepted from now on use them, those
+  // open keep theirs. On failure (a missing, unreadable or malformed file, a key that is not
+  // the certificate's) nothing changes. Thread-safe.
+  Result<void> reload_tls();
+
+  // reload_tls() whenever one of these signals arrives, logging the outcome. Call before start().
+  void reload_tls_on_signals(std::initializer_list<int> signals);
 
  private:
   struct Impl;
