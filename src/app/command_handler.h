@@ -68,7 +68,7 @@ struct CommandHandlerOptions {
   es::StreamVersion snapshot_every = 100;
   // Aggregates kept in memory per type (see AggregateCache). Memory budget: an order's
   // state is ~1 KB, so 8192 orders ~8 MB (20000 were ~20 MB); products and accounts are
-  // fewer, but theirs grow with the orders holding stock or charged (see their State).
+  // fewer; a product's grows with the orders holding its stock (see its State).
   std::size_t cache_limit = 8192;
   // Other processes append to the same store (PostgreSQL): a cached state may be behind
   // it, so load() checks the stream's version in the store before answering from memory.

@@ -41,9 +41,7 @@ BOOST_DESCRIBE_STRUCT(FundsWithdrawn, (), (amount_cents))
 BOOST_DESCRIBE_STRUCT(AccountCharged, (), (order_id, amount_cents))
 BOOST_DESCRIBE_STRUCT(ChargeDeclined, (), (order_id, amount_cents, reason))
 BOOST_DESCRIBE_STRUCT(AccountRefunded, (), (order_id, amount_cents))
-BOOST_DESCRIBE_ENUM(ChargeOutcome, charged, declined, refunded)
-BOOST_DESCRIBE_STRUCT(OrderCharge, (), (amount_cents, outcome))
-BOOST_DESCRIBE_STRUCT(State, (), (exists, account_id, owner, balance_cents, charges))
+BOOST_DESCRIBE_STRUCT(State, (), (exists, account_id, owner, balance_cents))
 }  // namespace account
 namespace order {
 BOOST_DESCRIBE_STRUCT(OrderLine, (), (product_id, quantity, unit_price_cents, line_total_cents))

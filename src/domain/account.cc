@@ -11,8 +11,8 @@ using Events = std::vector<Event>;
 
 std::string cents(std::int64_t amount) { return std::to_string(amount) + " cents"; }
 
-std::optional<Error> check_refundable(const State& s, const Refund& c) {
-  const OrderCharge* charge = s.charges.find(c.order_id);
+std::optional<Error> check_refundable(const Refund& c) {
+  const auto& charge = c.charge;
   if (!charge || charge->outcome == ChargeOutcome::declined) {
     return make_error(Errc::invalid_state, "order " + c.order_id + " was not charged to this account");
   }
@@ -58,7 +58,7 @@ Result<Events> decide(const State& s, const Command& command) {
           },
           [&](const Charge& c) -> Result<Events> {
             if (auto e = check_at_least("amount_cents", c.amount_cents, 0)) return fail(*e);
-            if (s.charges.contains(c.order_id)) {
+            if (c.earlier) {
               return fail(Errc::invalid_state,
                           "order " + c.order_id + " was already charged to this account");
             }
@@ -69,7 +69,7 @@ Result<Events> decide(const State& s, const Command& command) {
           },
           [&](const Refund& c) -> Result<Events> {
             if (auto e = check_at_least("amount_cents", c.amount_cents, 0)) return fail(*e);
-            if (auto e = check_refundable(s, c)) return fail(*e);
+            if (auto e = check_refundable(c)) return fail(*e);
             return Events{AccountRefunded{c.order_id, c.amount_cents}};
           },
       },
@@ -85,18 +85,9 @@ State evolve(State s, const Event& event) {
                  },
                  [&](const FundsDeposited& e) { s.balance_cents += e.amount_cents; },
                  [&](const FundsWithdrawn& e) { s.balance_cents -= e.amount_cents; },
-                 [&](const AccountCharged& e) {
-                   s.balance_cents -= e.amount_cents;
-                   s.charges.set(e.order_id, {e.amount_cents, ChargeOutcome::charged});
-                 },
-                 [&](const ChargeDeclined& e) {
-                   s.charges.set(e.order_id, {e.amount_cents, ChargeOutcome::declined});
-                 },
-                 [&](const AccountRefunded& e) {
-                   s.balance_cents += e.amount_cents;
-                   const OrderCharge* charged = s.charges.find(e.order_id);
-                   s.charges.set(e.order_id, {charged ? charged->amount_cents : 0, ChargeOutcome::refunded});
-                 },
+                 [&](const AccountCharged& e) { s.balance_cents -= e.amount_cents; },
+                 [](const ChargeDeclined&) {},
+                 [&](const AccountRefunded& e) { s.balance_cents += e.amount_cents; },
              },
              event);
   return s;

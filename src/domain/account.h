@@ -1,19 +1,22 @@
 // The account aggregate (stream account-<account_id>): a customer's balance. Orders are
 // paid from the account whose account_id is the order's customer_id.
 //
-// Promises: balance_cents >= 0 after any sequence of decided events; an order is charged
-// at most once (a declined attempt counts); only a charge actually taken is refunded,
-// once, in full.
+// Promises: balance_cents >= 0 after any sequence of decided events. Given the facts a
+// Charge or Refund carries (what the store holds of the order's charge on this account),
+// an order is charged at most once (a declined attempt counts) and only a charge actually
+// taken is refunded, once, in full. Those facts are looked up by the application (by the
+// charge's and the refund's event ids, which it derives from the order), not kept here:
+// the state does not grow with the account's orders.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "core/result.h"
 #include "domain/decider.h"
-#include "domain/shared_map.h"
 
 namespace orderflow::domain::account {
 
@@ -30,16 +33,27 @@ struct Deposit {
 struct Withdraw {
   std::int64_t amount_cents = 0;
 };
+enum class ChargeOutcome { charged, declined, refunded };
+
+// What the store holds of an order's charge on this account.
+struct OrderCharge {
+  std::int64_t amount_cents = 0;
+  ChargeOutcome outcome = ChargeOutcome::charged;
+  bool operator==(const OrderCharge&) const = default;
+};
+
 // Over the balance: decided as ChargeDeclined, not rejected. amount_cents may be 0 (an
 // order of free products).
 struct Charge {
   std::string order_id;
   std::int64_t amount_cents = 0;
+  std::optional<OrderCharge> earlier;  // the order's charge already stored, if any
 };
 // amount_cents must equal the amount charged for the order.
 struct Refund {
   std::string order_id;
   std::int64_t amount_cents = 0;
+  std::optional<OrderCharge> charge;  // the order's charge as stored, if any
 };
 
 using Command = std::variant<OpenAccount, Deposit, Withdraw, Charge, Refund>;
@@ -88,21 +102,11 @@ using Event = std::variant<AccountOpened, FundsDeposited, FundsWithdrawn, Accoun
 
 // ---- state
 
-enum class ChargeOutcome { charged, declined, refunded };
-
-struct OrderCharge {
-  std::int64_t amount_cents = 0;
-  ChargeOutcome outcome = ChargeOutcome::charged;
-  bool operator==(const OrderCharge&) const = default;
-};
-
 struct State {
   bool exists = false;
   std::string account_id;
   std::string owner;
   std::int64_t balance_cents = 0;
-  // Every order this account was asked to pay for, by order_id.
-  SharedMap<OrderCharge> charges;
   bool operator==(const State&) const = default;
 };
 

@@ -1,6 +1,6 @@
-// A map from string keys that copies in O(1): the per-order maps inside aggregate states
-// (the units each order holds of a product, the charges of an account) grow with every
-// order, and a state is copied for each command (evolve), each load and each cached read.
+// A map from string keys that copies in O(1): a per-order map inside an aggregate state
+// (the units each order holds of a product) grows with the orders it holds, and a state
+// is copied for each command (evolve), each load and each cached read.
 //
 // A three-level trie on the key's hash (16 x 16 x sorted leaves), every node shared and
 // immutable once shared: a copy shares the root; a change copies the path to one leaf

@@ -50,6 +50,12 @@ class EventStore {
                                                          std::size_t max,
                                                          Direction direction) = 0;
 
+  // The event stored under `event_id`, if readers can see it (as read_stream would serve
+  // it: checked, upcast); nullopt if there is none. Answered from the store's index of
+  // event ids, so the application can look up a fact it keyed by a derived event id
+  // (an order's charge: app/saga/saga_io.h) instead of keeping it in an aggregate's state.
+  virtual Result<std::optional<RecordedEvent>> read_event(const std::string& event_id) = 0;
+
   // Calls `fn` for each of up to `max` events of the global log with position >=
   // from_position that match `filter`, in position order; the event passed is valid
   // only during the call (no copies: the hot path of subscriptions and replays).

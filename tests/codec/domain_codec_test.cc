@@ -58,10 +58,10 @@ TEST(DomainCodec, StatesRoundTripForSnapshots) {
   ASSERT_TRUE(p2);
   EXPECT_EQ(p2->reserved_by_order, p.reserved_by_order);
   EXPECT_EQ(p2->on_hand, 10);
-  account::State a{true, "a", "Ann", 50, {{"o1", {100, account::ChargeOutcome::refunded}}}};
+  account::State a{true, "a", "Ann", 50};
   auto a2 = decode_state<account::State>(encode_state(a));
   ASSERT_TRUE(a2);
-  EXPECT_EQ(a2->charges.at("o1").outcome, account::ChargeOutcome::refunded);
+  EXPECT_EQ(*a2, a);
   order::State o = order::initial_state();
   o.exists = true;
   o.items = {{"p", 1, 2, 2}};

@@ -13,6 +13,10 @@ auto given(std::vector<Event> history) { return spec::given(decider, std::move(h
 
 const AccountOpened kOpened{"alice", "Alice"};
 const std::string kOrder = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+// What the store holds of kOrder's charge, as the application looks it up.
+const OrderCharge kCharged{100, ChargeOutcome::charged};
+const OrderCharge kDeclined{100, ChargeOutcome::declined};
+const OrderCharge kRefunded{100, ChargeOutcome::refunded};
 
 // ---- OpenAccount
 
@@ -96,19 +100,19 @@ TEST(Account, ChargeOnMissingAccountIsNotFound) {
 
 TEST(Account, SecondChargeForAnOrderIsInvalidState) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}})
-      .when(Charge{kOrder, 100})
+      .when(Charge{kOrder, 100, kCharged})
       .then_error(Errc::invalid_state, kOrder);
 }
 
 TEST(Account, ChargeAfterADeclineForTheSameOrderIsInvalidState) {
   given({kOpened, ChargeDeclined{kOrder, 100, "insufficient_funds"}, FundsDeposited{500}})
-      .when(Charge{kOrder, 100})
+      .when(Charge{kOrder, 100, kDeclined})
       .then_error(Errc::invalid_state, kOrder);
 }
 
 TEST(Account, ChargeAfterARefundForTheSameOrderIsInvalidState) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}, AccountRefunded{kOrder, 100}})
-      .when(Charge{kOrder, 100})
+      .when(Charge{kOrder, 100, kRefunded})
       .then_error(Errc::invalid_state, kOrder);
 }
 
@@ -116,7 +120,7 @@ TEST(Account, ChargeAfterARefundForTheSameOrderIsInvalidState) {
 
 TEST(Account, RefundOfAChargeDecidesAccountRefunded) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}})
-      .when(Refund{kOrder, 100})
+      .when(Refund{kOrder, 100, kCharged})
       .then({AccountRefunded{kOrder, 100}});
 }
 
@@ -128,25 +132,25 @@ TEST(Account, RefundOfAnOrderNeverChargedIsInvalidState) {
 
 TEST(Account, RefundOfADeclinedChargeIsInvalidState) {
   given({kOpened, ChargeDeclined{kOrder, 100, "insufficient_funds"}})
-      .when(Refund{kOrder, 100})
+      .when(Refund{kOrder, 100, kDeclined})
       .then_error(Errc::invalid_state, "was not charged");
 }
 
 TEST(Account, SecondRefundIsInvalidState) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}, AccountRefunded{kOrder, 100}})
-      .when(Refund{kOrder, 100})
+      .when(Refund{kOrder, 100, kRefunded})
       .then_error(Errc::invalid_state, "already refunded");
 }
 
 TEST(Account, RefundOfAnotherAmountIsInvalidState) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}})
-      .when(Refund{kOrder, 50})
+      .when(Refund{kOrder, 50, kCharged})
       .then_error(Errc::invalid_state, "amount_cents must equal the charged amount of 100 cents");
 }
 
 TEST(Account, RefundRejectsNegativeAmount) {
   given({kOpened, FundsDeposited{500}, AccountCharged{kOrder, 100}})
-      .when(Refund{kOrder, -100})
+      .when(Refund{kOrder, -100, kCharged})
       .then_error(Errc::validation_failed, "amount_cents");
 }
 
@@ -156,18 +160,17 @@ TEST(Account, RefundOnMissingAccountIsNotFound) {
 
 // ---- evolve
 
-TEST(Account, EvolveKeepsTheBalanceAndCharges) {
+TEST(Account, EvolveKeepsTheBalanceAndNothingPerOrder) {
   const std::string declined = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c";
   State s = fold(decider, initial_state(),
                  {kOpened, FundsDeposited{1000}, FundsWithdrawn{300}, AccountCharged{kOrder, 200},
                   ChargeDeclined{declined, 900, "insufficient_funds"}, AccountRefunded{kOrder, 200}});
-  EXPECT_TRUE(s.exists);
-  EXPECT_EQ(s.account_id, "alice");
-  EXPECT_EQ(s.owner, "Alice");
-  EXPECT_EQ(s.balance_cents, 700);
-  ASSERT_EQ(s.charges.size(), 2u);
-  EXPECT_EQ(s.charges.at(kOrder).outcome, ChargeOutcome::refunded);
-  EXPECT_EQ(s.charges.at(declined).outcome, ChargeOutcome::declined);
+  State expected;
+  expected.exists = true;
+  expected.account_id = "alice";
+  expected.owner = "Alice";
+  expected.balance_cents = 700;
+  EXPECT_EQ(s, expected);
 }
 
 TEST(Account, EventTypeNamesAreTheApiTypes) {

@@ -250,6 +250,35 @@ TEST_P(EventStoreContract, RecordedEventCarriesEverything) {
   EXPECT_GT(e.recorded_at_ms, 1'700'000'000'000);
 }
 
+TEST_P(EventStoreContract, ReadEventFindsAStoredEventByItsIdAndNothingElse) {
+  auto req = make_append("order-9", ExpectedVersion::any(), 3);
+  req.events[1].schema_version = 3;
+  ASSERT_TRUE(store().append(req));
+  ASSERT_TRUE(store().append(make_append("order-10", ExpectedVersion::any(), 2)));
+  auto check = [&] {
+    auto found = store().read_event(req.events[1].event_id);
+    ASSERT_TRUE(found) << found.error().message;
+    ASSERT_TRUE(found->has_value());
+    const auto& e = **found;
+    auto in_stream = store().read_stream("order-9", 1, 1, Direction::forward)->at(0);
+    EXPECT_EQ(e.event_id, req.events[1].event_id);
+    EXPECT_EQ(e.stream_id, "order-9");
+    EXPECT_EQ(e.version, 1);
+    EXPECT_EQ(e.position, 2);
+    EXPECT_EQ(e.schema_version, 3);
+    EXPECT_EQ(e.type, in_stream.type);
+    EXPECT_EQ(e.data, req.events[1].data);
+    EXPECT_EQ(e.metadata, req.events[1].metadata);
+    EXPECT_EQ(e.recorded_at_ms, in_stream.recorded_at_ms);
+    auto absent = store().read_event(test_uuid());
+    ASSERT_TRUE(absent) << absent.error().message;
+    EXPECT_FALSE(absent->has_value());
+  };
+  check();
+  harness_->reopen();
+  check();
+}
+
 TEST_P(EventStoreContract, ReadAllInPositionOrderWithFilters) {
   ASSERT_TRUE(store().append(make_append("order-1", ExpectedVersion::any(), 2, "OrderPlaced")));
   ASSERT_TRUE(store().append(make_append("product-1", ExpectedVersion::any(), 1, "StockAdded")));
@@ -414,6 +443,7 @@ TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
   EXPECT_EQ(e.schema_version, 3);
   EXPECT_EQ(e.data, R"({"new":1})");
   EXPECT_EQ(store().read_all(1, 1)->at(0).data, R"({"new":1})");
+  EXPECT_EQ(store().read_event(req.events[0].event_id)->value().data, R"({"new":1})");
   // Appended while open and read back at once (a store may serve it from memory).
   auto fresh = make_append("u-2", ExpectedVersion::any(), 1, "Renamed");
   fresh.events[0].data = R"({"old":2})";
@@ -463,6 +493,11 @@ void expect_only_position_4_refused(StoreHarness& h) {
   ASSERT_FALSE(scan) << "a scan served a changed event";
   expect_corrupt_at_4(scan.error());
   EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
+  std::string marked_id;
+  ASSERT_TRUE(h.log().scan_stored(4, 1, [&](const es::RecordedEvent& e, const es::StoredHashes&) { marked_id = e.event_id; }));
+  auto by_id = h.store().read_event(marked_id);
+  ASSERT_FALSE(by_id) << "a changed event was served by its id";
+  expect_corrupt_at_4(by_id.error());
   EXPECT_TRUE(h.store().read_stream("before-1", 0, 10, Direction::forward));
   EXPECT_TRUE(h.store().read_stream("after-1", 0, 1000, Direction::backward));
   EXPECT_TRUE(h.store().read_all(5, 1000));

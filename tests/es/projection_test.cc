@@ -35,6 +35,7 @@ class LogStore final : public EventStore {
   Result<std::vector<RecordedEvent>> read_stream(const std::string&, StreamVersion, std::size_t, Direction) override {
     return std::vector<RecordedEvent>{};
   }
+  Result<std::optional<RecordedEvent>> read_event(const std::string&) override { return std::optional<RecordedEvent>(); }
   Result<Position> scan_all(Position from, std::size_t max, const EventFilter&,
                             const std::function<void(const RecordedEvent&)>& fn) override {
     std::lock_guard lk(mu_);

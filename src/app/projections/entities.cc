@@ -34,15 +34,15 @@ es::EventFilter category(const char* name) {
 // delivered again changes nothing.
 //
 // Folded states live in memory only (this writer is its copy's only writer): storing them
-// cost an encoding per save that grows with the entity (an account's every charge). An
+// cost an encoding per save that grows with the entity (a product's reservations). An
 // entity not in memory is folded again from the event store through the version its row
 // records, which gives the state the row was rendered from, because stored events never
 // change. The memory holds committed states only: a rolled-back batch forgets them all.
 //
 // Memory budget: at most 2 x kCacheLimit states (the entities of the newest batches; see
 // cache_ and older_), and `trim` drops from each state what the row does not render (a
-// product's reservations and an account's charges by order, which grow with every order:
-// ~100 bytes an order, a second copy of what the command handler holds). The next event's
+// product's reservations by order, which grow with the orders holding its stock: ~100
+// bytes an order, a second copy of what the command handler holds). The next event's
 // evolve works on the trimmed state, as evolve never needs what the documents do not show.
 template <class A>
 class FoldWriter final : public CopyWriter {
@@ -379,8 +379,7 @@ std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) 
                               [](const ChargeDeclined&) { return Result<void>(); },
                           },
                           event);
-      },
-      [](domain::account::State& s) { s.charges = {}; });
+      });
 }
 
 Result<std::optional<Document>> AccountsProjection::get(const std::string& account_id) {

@@ -51,6 +51,8 @@ inline bool is_final(SagaState s) { return s != SagaState::running && s != SagaS
 
 // A name-based UUID of the order and the step's name (SHA-1; version 8 carrying the time
 // of a v7 order id, else version 5): the same inputs always give the same event id.
+// Stored facts are looked up by these ids (an order's charge: saga_io.h find_charge), so
+// a change to the derivation would lose them for the orders already in a store.
 std::string derived_event_id(std::string_view order_id, std::string_view step);
 
 inline constexpr const char* kDeadLetterStream = "deadletters-saga";

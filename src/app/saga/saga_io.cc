@@ -59,12 +59,66 @@ void run(CommandHandler& commands, const std::string& id, typename A::Command co
                      });
 }
 
+// The facts a Charge or Refund decides on, from the store.
+Result<void> add_charge_facts(es::EventStore& store, AccountCommand& a) {
+  auto* charge = std::get_if<domain::account::Charge>(&a.command);
+  auto* refund = std::get_if<domain::account::Refund>(&a.command);
+  if (!charge && !refund) return {};
+  auto found = find_charge(store, a.account_id, charge ? charge->order_id : refund->order_id);
+  if (!found) return fail(found.error());
+  if (charge) charge->earlier = *found;
+  else refund->charge = *found;
+  return {};
+}
+
+// The account event stored under `event_id` on the account's stream, if any.
+Result<std::optional<domain::account::Event>> account_event(es::EventStore& store, const std::string& account_id,
+                                                            const std::string& event_id) {
+  auto stored = store.read_event(event_id);
+  if (!stored) return fail(stored.error());
+  if (!*stored || (*stored)->stream_id != stream_of<Account>(account_id)) return std::optional<domain::account::Event>();
+  auto event = codec::decode_event<domain::account::Event>((*stored)->type, (*stored)->data);
+  if (!event) return fail(event.error());
+  return std::optional(std::move(*event));
+}
+
 }  // namespace
+
+Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& store, const std::string& account_id,
+                                                                const std::string& order_id) {
+  using domain::account::ChargeOutcome;
+  using domain::account::OrderCharge;
+  auto charged = account_event(store, account_id, derived_event_id(order_id, "charge"));
+  if (!charged) return fail(charged.error());
+  std::optional<OrderCharge> out;
+  if (*charged)
+    std::visit(domain::overloaded{
+                   [&](const domain::account::AccountCharged& e) {
+                     if (e.order_id == order_id) out = OrderCharge{e.amount_cents, ChargeOutcome::charged};
+                   },
+                   [&](const domain::account::ChargeDeclined& e) {
+                     if (e.order_id == order_id) out = OrderCharge{e.amount_cents, ChargeOutcome::declined};
+                   },
+                   [](const auto&) {},
+               },
+               **charged);
+  if (!out || out->outcome != ChargeOutcome::charged) return out;
+  auto refunded = account_event(store, account_id, derived_event_id(order_id, "refund"));
+  if (!refunded) return fail(refunded.error());
+  if (*refunded)
+    if (auto* r = std::get_if<domain::account::AccountRefunded>(&**refunded); r && r->order_id == order_id)
+      out->outcome = ChargeOutcome::refunded;
+  return out;
+}
 
 void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Completion)> done) {
   std::visit(domain::overloaded{
                  [&](ProductCommand& p) { run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done)); },
-                 [&](AccountCommand& a) { run<Account>(commands, a.account_id, std::move(a.command), c, std::move(done)); },
+                 [&](AccountCommand& a) {
+                   if (auto facts = add_charge_facts(commands.store(), a); !facts)
+                     return done(Completion{c.order_id, c.event_id, facts.error(), 0});
+                   run<Account>(commands, a.account_id, std::move(a.command), c, std::move(done));
+                 },
                  [&](OrderCommand& o) { run<Order>(commands, c.order_id, std::move(o.command), c, std::move(done)); },
                  [&](RecordEvent& r) {
                    es::AppendRequest req;
@@ -105,11 +159,10 @@ Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const st
 
 Result<std::optional<domain::account::ChargeOutcome>> HandlerLookup::charge(const std::string& account_id,
                                                                             const std::string& order_id) {
-  auto loaded = commands_.load<Account>(account_id);
-  if (!loaded) return fail(loaded.error());
-  const domain::account::OrderCharge* charge = loaded->state.charges.find(order_id);
-  if (!charge) return std::optional<domain::account::ChargeOutcome>();
-  return std::optional(charge->outcome);
+  auto charge = find_charge(commands_.store(), account_id, order_id);
+  if (!charge) return fail(charge.error());
+  if (!*charge) return std::optional<domain::account::ChargeOutcome>();
+  return std::optional((*charge)->outcome);
 }
 
 Result<std::optional<SagaState>> HandlerLookup::last_end(const std::string& order_id) {

@@ -11,11 +11,20 @@ namespace orderflow::app::saga {
 
 // Runs one command through the command handler (domain commands) or appends it
 // (bookkeeping), with the command's derived event id and the order as correlation id.
+// A Charge or Refund first gets the order's charge as the store holds it (find_charge).
 // `done` gets its Completion, possibly inline, possibly on the store's writer thread;
 // a rejection's known_by is left 0 for the caller to fill from the store.
 void dispatch(CommandHandler& commands, SagaCommand command, std::function<void(Completion)> done);
 
-// Lookup over the command handler's loads and the saga's own stream.
+// The order's charge on the account as the store holds it: the AccountCharged or
+// ChargeDeclined stored under the charge step's derived event id, refunded if an
+// AccountRefunded is stored under the refund step's; nullopt if the order was never
+// charged to this account. Read by event id (the store's index), so the account's state
+// need not keep a charge per order.
+Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& store, const std::string& account_id,
+                                                                const std::string& order_id);
+
+// Lookup over the command handler's loads, find_charge and the saga's own stream.
 class HandlerLookup final : public Lookup {
  public:
   explicit HandlerLookup(CommandHandler& commands) : commands_(commands) {}

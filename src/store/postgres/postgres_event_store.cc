@@ -239,6 +239,16 @@ Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_stream(const std
   return events_of(*rows);
 }
 
+Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const std::string& event_id) {
+  const std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE event_id = $1";
+  auto rows = query({sql.c_str(), {event_id}});
+  if (!rows) return rows.error();
+  auto events = events_of(*rows);
+  if (!events) return events.error();
+  if (events->empty()) return std::optional<es::RecordedEvent>();
+  return std::optional(std::move(events->front()));
+}
+
 // One statement, so one snapshot: the events from `from_position` on and the log's head
 // as of the same moment, which says how far a scan that found fewer than `max` events
 // has examined the log.

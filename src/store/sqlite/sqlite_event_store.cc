@@ -159,7 +159,7 @@ std::string filter_sql(const es::EventFilter& f) {
 // A read connection with its prepared statements. Used by one thread at a time.
 struct SqliteEventStore::Reader {
   Database db;
-  Statement forward, backward, at_position, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
+  Statement forward, backward, at_position, by_event_id, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
   static Result<std::unique_ptr<Reader>> open(const std::string& path, const std::string& vfs) {
     auto r = std::make_unique<Reader>();
@@ -180,6 +180,7 @@ struct SqliteEventStore::Reader {
                            ", s.version FROM stream_index s CROSS JOIN events e ON e.position = s.position WHERE s.stream_id = ?1 "
                            "AND s.version <= ?2 AND s.position <= ?4 ORDER BY s.version DESC LIMIT ?3"},
         {&r->at_position, std::string("SELECT ") + kEventColumns + " FROM events WHERE position = ?1"},
+        {&r->by_event_id, std::string("SELECT ") + kEventColumns + " FROM events WHERE event_id = ?1 AND position <= ?2"},
         {&r->scan, std::string("SELECT ") + kEventColumns +
                        " FROM events WHERE position >= ?1 AND position <= ?3 ORDER BY position LIMIT ?2"},
         {&r->last_position, "SELECT coalesce(max(position), 0) FROM events"},
@@ -702,6 +703,23 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
     for (auto& e : events)
       if (auto u = options_.upcasters->upcast(e); !u) return u.error();
   return events;
+}
+
+Result<std::optional<es::RecordedEvent>> SqliteEventStore::read_event(const std::string& event_id) {
+  auto reader = lease_reader();
+  if (!reader) return reader.error();
+  auto& s = (*reader)->by_event_id;
+  ResetOnExit reset(s);
+  auto row = s.bind(1, event_id).bind(2, pipeline_.last_committed()).step();
+  if (!row) return read_failed(row.error(), "reading event " + event_id);
+  if (!*row) return std::optional<es::RecordedEvent>();
+  es::RecordedEvent e;
+  if (auto r = load_checked(s, e); !r) return r.error();
+  if (e.event_id != event_id)
+    return fail(Errc::corrupt, "the event id index is corrupt: its entry for " + event_id + " names " + es::describe_stored(e));
+  if (options_.upcasters)
+    if (auto u = options_.upcasters->upcast(e); !u) return u.error();
+  return std::optional(std::move(e));
 }
 
 Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std::size_t max,

@@ -64,6 +64,7 @@ class SqliteEventStore final : public es::EventStore,
                                                      es::StreamVersion from_version,
                                                      std::size_t max,
                                                      es::Direction direction) override;
+  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override;
   Result<es::Position> scan_all(es::Position from_position, std::size_t max,
                                 const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override;

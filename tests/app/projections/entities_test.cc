@@ -122,8 +122,9 @@ TEST_P(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
 }
 
 // An account's charges grow with every order it pays for; its document shows only the
-// balance, so the writer's memory must not keep them (nor a product's reservations): what
-// the writer frees when it goes, after folding 20000 charges, is small (it was ~2.5 MB).
+// balance, so the writer's memory must not keep them: what the writer frees when it goes,
+// after folding 20000 charges, is small (it was ~2.5 MB while an account's state kept its
+// charges by order and the writer had to trim them).
 TEST_P(EntitiesTest, FoldedStatesKeepNoChargesByOrder) {
   constexpr int kCharges = 20000;
   std::vector<es::NewEvent> events{new_event(AccountOpened{"a", "Owner"}), new_event(FundsDeposited{kCharges})};

@@ -83,6 +83,16 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     return out;
   }
 
+  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
+    std::lock_guard lk(mu_);
+    auto it = ids_.find(event_id);
+    if (it == ids_.end()) return std::optional<es::RecordedEvent>();
+    auto e = log_[static_cast<std::size_t>(it->second - 1)];
+    if (upcasters_)
+      if (auto r = upcasters_->upcast(e); !r) return fail(r.error());
+    return std::optional(std::move(e));
+  }
+
   // `fn` runs without the lock held (copies: this store is for tests, not speed).
   Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override {
@@ -267,6 +277,9 @@ class SimConnection final : public es::EventStore, public es::SnapshotStore {
   Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id, es::StreamVersion from,
                                                      std::size_t max, es::Direction direction) override {
     return store_.read_stream(stream_id, from, max, direction);
+  }
+  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
+    return store_.read_event(event_id);
   }
   Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override {
