@@ -225,6 +225,9 @@ class StagingStore final : public es::EventStore {
                                 const std::function<void(const es::RecordedEvent&)>& fn) override {
     return inner_.scan_all(from, max, f, fn);
   }
+  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
+    return inner_.read_event(event_id);
+  }
   Result<es::Position> last_position() override { return inner_.last_position(); }
   Result<es::StreamVersion> stream_version(const std::string& id) override { return inner_.stream_version(id); }
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
