@@ -141,6 +141,8 @@ struct CommandHandler::Attempt {
   // than that is of no use for the retry (another process appended): it reads the store.
   std::optional<es::StreamVersion> conflict_at;
   int stuck = 0;  // conflicts in a row at the same version
+  // Decide on the store's durable state, past any pending append (see attempt()).
+  bool durable = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
@@ -166,7 +168,9 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
   bool from_cache = false;  // a committed entry may be stale if another process appended
   bool pending = false;     // decided on an append not yet durable
-  if (a->meta.new_stream && a->conflicts == 0) {
+  if (a->durable) {
+    loaded = read_store<A>(a->id);
+  } else if (a->meta.new_stream && a->conflicts == 0) {
     loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
   } else if (auto hit = cache<A>().get(stream, false);
              hit && (!a->conflict_at || hit->version >= *a->conflict_at)) {
@@ -180,10 +184,13 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   // An answer that rests on a cached state (a rejection, an If-Match mismatch) must rest
   // on the stream as it is: if the store moved on, forget the entry and start again.
   // ... and an answer that writes nothing must not rest on an append that may yet fail
-  // (a client told "already cancelled" must find the cancel in the log).
+  // (a client told "already cancelled" must find the cancel in the log). It is decided
+  // again on the durable state: refused there too, it is answered (as if it came before
+  // the pending append); accepted there, it waits for the pending append's outcome.
   auto stale = [&] {
     if (pending) {
-      if (!when_settled<A>(stream, loaded->version, [this, a] { attempt(a); })) attempt(a);
+      a->durable = true;
+      attempt(a);
       return true;
     }
     if (!from_cache || a->conflicts++ >= options_.max_conflict_retries) return false;
@@ -211,6 +218,14 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
     auto last = store_.last_position();
     if (!last) return a->done(fail(last.error()));
     return a->done(Handled<A>{std::make_shared<const typename A::State>(std::move(loaded->state)), {loaded->version, *last}, {}});
+  }
+
+  if (a->durable) {
+    a->durable = false;
+    if (auto hit = cache<A>().get(stream, false); hit && !hit->committed && hit->version > loaded->version) {
+      if (!when_settled<A>(stream, hit->version, [this, a] { attempt(a); })) attempt(a);
+      return;
+    }
   }
 
   es::AppendRequest req;

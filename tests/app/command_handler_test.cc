@@ -284,6 +284,22 @@ TEST_F(CommandHandlerTest, ARejectionWaitsForThePendingAppendItRestsOn) {
     EXPECT_EQ(second.get()->state->balance_cents, 0);
   }
   {
+    // Refused on the durable state too, it is answered at once (as if it came before the pending append).
+    ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
+    CommandHandler handler(staging, nullptr);
+    auto first = withdraw(handler);
+    ASSERT_EQ(staging.held(), 1u);
+    auto answer = std::make_shared<std::promise<Result<Handled<Account>>>>();
+    handler.handle<Account>("ann", account::Withdraw{50}, {},
+                            [answer](Result<Handled<Account>> r) { answer->set_value(std::move(r)); });
+    Answer big(answer->get_future());
+    ASSERT_TRUE(answered(big)) << "a refusal of the durable state waited for a pending append";
+    ASSERT_FALSE(big.get());
+    EXPECT_EQ(big.get().error().code, Errc::insufficient_funds);
+    staging.write_first();
+    ASSERT_TRUE(first.get());
+  }
+  {
     // Once the append it rests on is durable, the rejection is answered.
     ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
     CommandHandler handler(staging, nullptr);
