@@ -4,27 +4,6 @@
 #include <boost/json.hpp>
 
 namespace orderflow::domain {
-
-// A SharedMap travels as a JSON object, in the map's own (deterministic) order.
-template <class V>
-void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const SharedMap<V>& m) {
-  auto& object = v.emplace_object();
-  object.reserve(m.size());
-  m.for_each([&](const std::string& key, const V& value) { object.emplace(key, boost::json::value_from(value)); });
-}
-template <class V>
-boost::json::result<SharedMap<V>> tag_invoke(boost::json::try_value_to_tag<SharedMap<V>>, const boost::json::value& v) {
-  const auto* object = v.if_object();
-  if (!object) return boost::json::make_error_code(boost::json::error::not_object);
-  SharedMap<V> m;
-  for (const auto& [key, value] : *object) {
-    auto decoded = boost::json::try_value_to<V>(value);
-    if (!decoded) return decoded.error();
-    m.set(std::string_view(key), std::move(*decoded));
-  }
-  return m;
-}
-
 namespace product {
 BOOST_DESCRIBE_STRUCT(ProductRegistered, (), (product_id, name, unit_price_cents, initial_stock))
 BOOST_DESCRIBE_STRUCT(StockAdded, (), (quantity))
@@ -32,7 +11,7 @@ BOOST_DESCRIBE_STRUCT(StockReserved, (), (order_id, quantity))
 BOOST_DESCRIBE_STRUCT(StockReservationFailed, (), (order_id, quantity, available))
 BOOST_DESCRIBE_STRUCT(StockReleased, (), (order_id, quantity))
 BOOST_DESCRIBE_STRUCT(StockCommitted, (), (order_id, quantity))
-BOOST_DESCRIBE_STRUCT(State, (), (exists, product_id, name, unit_price_cents, on_hand, reserved, reserved_by_order))
+BOOST_DESCRIBE_STRUCT(State, (), (exists, product_id, name, unit_price_cents, on_hand, reserved))
 }  // namespace product
 namespace account {
 BOOST_DESCRIBE_STRUCT(AccountOpened, (), (account_id, owner))

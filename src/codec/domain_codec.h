@@ -13,10 +13,10 @@
 namespace orderflow::codec {
 
 // The schema_version events are written with, and snapshots' state encoding version
-// (2: an account's state no longer holds its charges by order; snapshots of another
-// version are not used).
+// (2: an account's state no longer holds its charges by order; 3: a product's state no
+// longer holds its reservations by order; snapshots of another version are not used).
 inline constexpr std::int32_t kEventSchemaVersion = 1;
-inline constexpr std::int32_t kStateSchemaVersion = 2;
+inline constexpr std::int32_t kStateSchemaVersion = 3;
 
 // The `data` JSON of an event; its type string is event_type_name(e).
 std::string encode_event(const domain::product::Event& e);

@@ -9,24 +9,11 @@ namespace {
 
 using Events = std::vector<Event>;
 
-std::int64_t held_by(const State& s, const std::string& order_id) {
-  const std::int64_t* held = s.reserved_by_order.find(order_id);
-  return held ? *held : 0;
-}
-
-std::optional<Error> check_held(const State& s, const std::string& order_id, std::int64_t quantity) {
-  std::int64_t held = held_by(s, order_id);
-  if (quantity <= held) return std::nullopt;
-  return make_error(Errc::invalid_state, "order " + order_id + " holds only " + std::to_string(held) +
+template <class C>
+std::optional<Error> check_held(const State& s, const C& c) {
+  if (c.quantity <= c.held) return std::nullopt;
+  return make_error(Errc::invalid_state, "order " + c.order_id + " holds only " + std::to_string(c.held) +
                                              " units of product " + s.product_id);
-}
-
-void unhold(State& s, const std::string& order_id, std::int64_t quantity) {
-  s.reserved -= quantity;
-  const std::int64_t* held = s.reserved_by_order.find(order_id);
-  if (!held) return;
-  if (*held > quantity) s.reserved_by_order.set(order_id, *held - quantity);
-  else s.reserved_by_order.erase(order_id);
 }
 
 }  // namespace
@@ -63,12 +50,12 @@ Result<Events> decide(const State& s, const Command& command) {
           },
           [&](const ReleaseStock& c) -> Result<Events> {
             if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
-            if (auto e = check_held(s, c.order_id, c.quantity)) return fail(*e);
+            if (auto e = check_held(s, c)) return fail(*e);
             return Events{StockReleased{c.order_id, c.quantity}};
           },
           [&](const CommitStock& c) -> Result<Events> {
             if (auto e = check_at_least("quantity", c.quantity, 1)) return fail(*e);
-            if (auto e = check_held(s, c.order_id, c.quantity)) return fail(*e);
+            if (auto e = check_held(s, c)) return fail(*e);
             return Events{StockCommitted{c.order_id, c.quantity}};
           },
       },
@@ -85,15 +72,12 @@ State evolve(State s, const Event& event) {
                    s.on_hand = e.initial_stock;
                  },
                  [&](const StockAdded& e) { s.on_hand += e.quantity; },
-                 [&](const StockReserved& e) {
-                   s.reserved += e.quantity;
-                   s.reserved_by_order.set(e.order_id, held_by(s, e.order_id) + e.quantity);
-                 },
+                 [&](const StockReserved& e) { s.reserved += e.quantity; },
                  [&](const StockReservationFailed&) {},
-                 [&](const StockReleased& e) { unhold(s, e.order_id, e.quantity); },
+                 [&](const StockReleased& e) { s.reserved -= e.quantity; },
                  [&](const StockCommitted& e) {
                    s.on_hand -= e.quantity;
-                   unhold(s, e.order_id, e.quantity);
+                   s.reserved -= e.quantity;
                  },
              },
              event);

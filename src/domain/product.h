@@ -1,7 +1,11 @@
 // The product aggregate (stream product-<product_id>): catalogue entry and stock.
 //
-// Promises: 0 <= reserved <= on_hand after any sequence of decided events; stock held
-// for an order can only be released or committed by that order, never more than it holds.
+// Promises: 0 <= reserved <= on_hand after any sequence of decided events. Given the fact
+// a ReleaseStock or CommitStock carries (the units the order holds of this product, as the
+// store shows them), stock held for an order is released or committed only by that order,
+// never more than it holds. That fact is looked up by the application (by the saga's
+// derived event ids of the order's reservation, release and commit), not kept here: the
+// state does not grow with the orders that hold stock.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +15,6 @@
 
 #include "core/result.h"
 #include "domain/decider.h"
-#include "domain/shared_map.h"
 
 namespace orderflow::domain::product {
 
@@ -35,11 +38,13 @@ struct ReserveStock {
 struct ReleaseStock {
   std::string order_id;
   std::int64_t quantity = 0;
+  std::int64_t held = 0;  // the units the order holds of this product, as stored
 };
 // Stock leaves the shelf (the order shipped): on_hand and reserved both drop.
 struct CommitStock {
   std::string order_id;
   std::int64_t quantity = 0;
+  std::int64_t held = 0;  // the units the order holds of this product, as stored
 };
 
 using Command = std::variant<RegisterProduct, AddStock, ReserveStock, ReleaseStock, CommitStock>;
@@ -97,9 +102,7 @@ struct State {
   std::string name;
   std::int64_t unit_price_cents = 0;
   std::int64_t on_hand = 0;
-  std::int64_t reserved = 0;
-  // Units each order still holds (entries > 0 only); they sum to `reserved`.
-  SharedMap<std::int64_t> reserved_by_order;
+  std::int64_t reserved = 0;  // units held by orders, in all
 
   std::int64_t available() const { return on_hand - reserved; }
   bool operator==(const State&) const = default;

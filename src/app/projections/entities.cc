@@ -40,10 +40,7 @@ es::EventFilter category(const char* name) {
 // change. The memory holds committed states only: a rolled-back batch forgets them all.
 //
 // Memory budget: at most 2 x kCacheLimit states (the entities of the newest batches; see
-// cache_ and older_), and `trim` drops from each state what the row does not render (a
-// product's reservations by order, which grow with the orders holding its stock: ~100
-// bytes an order, a second copy of what the command handler holds). The next event's
-// evolve works on the trimmed state, as evolve never needs what the documents do not show.
+// cache_ and older_); no aggregate's state grows with its history.
 template <class A>
 class FoldWriter final : public CopyWriter {
  public:
@@ -58,12 +55,10 @@ class FoldWriter final : public CopyWriter {
   // Extra rows for one event (the account ledger); may be null.
   using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
                                              const typename A::Event&)>;
-  // Drops from a state what Save does not use; may be null.
-  using Trim = void (*)(typename A::State&);
 
   // `table`: the copy's table (its name with the generation suffix).
-  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr, Trim trim = nullptr)
-      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)), trim_(trim) {}
+  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr)
+      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
@@ -92,7 +87,6 @@ class FoldWriter final : public CopyWriter {
         return fail(event.error().code, "event at position " + std::to_string(e.position) + " (" + e.type +
                                             " of " + e.stream_id + "): " + event.error().message);
       entry.state = A::decider.evolve(std::move(entry.state), *event);
-      if (trim_) trim_(entry.state);
       entry.version = e.version;
       if (entry.first_position == 0) entry.first_position = e.position;
       if (!entry.changed) changed_.push_back(&*it);
@@ -147,7 +141,6 @@ class FoldWriter final : public CopyWriter {
             return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
                                            ", which its read model has applied");
           entry.state = std::move(folded->state);
-          if (trim_) trim_(entry.state);
           entry.version = version;
           entry.first_position = first_position;
         }
@@ -187,7 +180,6 @@ class FoldWriter final : public CopyWriter {
   std::array<std::string, std::bit_width(kLoadChunk)> load_sql_;  // by log2 of the ids they take
   Save save_;
   OnEvent on_event_;
-  Trim trim_;
   std::unordered_map<std::string, Entry> cache_;  // committed states, by id
   std::unordered_map<std::string, Entry> older_;  // the cache_ before, not touched since
   std::vector<std::pair<const std::string, Entry>*> changed_;  // by this batch
@@ -201,7 +193,7 @@ std::unique_ptr<CopyWriter> fold_writer(
     std::function<std::string(const typename A::State&, es::StreamVersion)> render,
     std::vector<std::string> extra = {},
     std::function<std::vector<std::string>(const typename A::State&)> extra_values = nullptr,
-    typename FoldWriter<A>::OnEvent on_event = nullptr, typename FoldWriter<A>::Trim trim = nullptr) {
+    typename FoldWriter<A>::OnEvent on_event = nullptr) {
   std::string columns = "id, version, doc, first_position", values = "?1, ?2, ?3, ?4",
               updates = "version = excluded.version, doc = excluded.doc, first_position = excluded.first_position";
   for (std::size_t i = 0; i < extra.size(); ++i) {
@@ -223,7 +215,7 @@ std::unique_ptr<CopyWriter> fold_writer(
         for (const auto& v : more) params.emplace_back(v);
         return tx.run(save, params);
       },
-      std::move(on_event), trim);
+      std::move(on_event));
 }
 
 // A query of the copy of `generation` that answers documents: one or none by id, or every
@@ -311,8 +303,7 @@ ProductsProjection::ProductsProjection(ReadModelDb& db, es::EventStore& store)
       store_(store) {}
 
 std::unique_ptr<CopyWriter> ProductsProjection::writer(std::int64_t generation) {
-  return fold_writer<Product>(store_, generation, "products", &product_document, {}, nullptr, nullptr,
-                              [](domain::product::State& s) { s.reserved_by_order = {}; });
+  return fold_writer<Product>(store_, generation, "products", &product_document);
 }
 
 Result<std::optional<Document>> ProductsProjection::get(const std::string& product_id) {

@@ -71,15 +71,30 @@ Result<void> add_charge_facts(es::EventStore& store, AccountCommand& a) {
   return {};
 }
 
-// The account event stored under `event_id` on the account's stream, if any.
-Result<std::optional<domain::account::Event>> account_event(es::EventStore& store, const std::string& account_id,
-                                                            const std::string& event_id) {
+// The fact a ReleaseStock or CommitStock decides on, from the store.
+Result<void> add_held_facts(es::EventStore& store, ProductCommand& p) {
+  auto with_held = [&](auto& c) -> Result<void> {
+    auto held = find_held(store, p.product_id, c.order_id);
+    if (!held) return fail(held.error());
+    c.held = *held;
+    return {};
+  };
+  if (auto* release = std::get_if<domain::product::ReleaseStock>(&p.command)) return with_held(*release);
+  if (auto* commit = std::get_if<domain::product::CommitStock>(&p.command)) return with_held(*commit);
+  return {};
+}
+
+// The event of aggregate A's stream `id` stored under `event_id`, if any.
+template <class A>
+Result<std::optional<typename A::Event>> stored_event(es::EventStore& store, const std::string& id,
+                                                      const std::string& event_id) {
+  using Found = std::optional<typename A::Event>;
   auto stored = store.read_event(event_id);
   if (!stored) return fail(stored.error());
-  if (!*stored || (*stored)->stream_id != stream_of<Account>(account_id)) return std::optional<domain::account::Event>();
-  auto event = codec::decode_event<domain::account::Event>((*stored)->type, (*stored)->data);
+  if (!*stored || (*stored)->stream_id != stream_of<A>(id)) return Found();
+  auto event = codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data);
   if (!event) return fail(event.error());
-  return std::optional(std::move(*event));
+  return Found(std::move(*event));
 }
 
 }  // namespace
@@ -88,7 +103,7 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                                                                 const std::string& order_id) {
   using domain::account::ChargeOutcome;
   using domain::account::OrderCharge;
-  auto charged = account_event(store, account_id, derived_event_id(order_id, "charge"));
+  auto charged = stored_event<Account>(store, account_id, derived_event_id(order_id, "charge"));
   if (!charged) return fail(charged.error());
   std::optional<OrderCharge> out;
   if (*charged)
@@ -103,7 +118,7 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                },
                **charged);
   if (!out || out->outcome != ChargeOutcome::charged) return out;
-  auto refunded = account_event(store, account_id, derived_event_id(order_id, "refund"));
+  auto refunded = stored_event<Account>(store, account_id, derived_event_id(order_id, "refund"));
   if (!refunded) return fail(refunded.error());
   if (*refunded)
     if (auto* r = std::get_if<domain::account::AccountRefunded>(&**refunded); r && r->order_id == order_id)
@@ -111,9 +126,32 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
   return out;
 }
 
+Result<std::int64_t> find_held(es::EventStore& store, const std::string& product_id, const std::string& order_id) {
+  using namespace domain::product;
+  std::int64_t held = 0;
+  for (std::string step : {"reserve:", "release:", "commit:"}) {
+    auto e = stored_event<Product>(store, product_id, derived_event_id(order_id, step + product_id));
+    if (!e) return fail(e.error());
+    if (*e)
+      std::visit(domain::overloaded{
+                     [&](const StockReserved& r) { held += r.order_id == order_id ? r.quantity : 0; },
+                     [&](const StockReleased& r) { held -= r.order_id == order_id ? r.quantity : 0; },
+                     [&](const StockCommitted& r) { held -= r.order_id == order_id ? r.quantity : 0; },
+                     [](const auto&) {},
+                 },
+                 **e);
+    if (held <= 0) return std::int64_t{0};  // nothing (left) reserved: no need to look further
+  }
+  return held;
+}
+
 void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Completion)> done) {
   std::visit(domain::overloaded{
-                 [&](ProductCommand& p) { run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done)); },
+                 [&](ProductCommand& p) {
+                   if (auto facts = add_held_facts(commands.store(), p); !facts)
+                     return done(Completion{c.order_id, c.event_id, facts.error(), 0});
+                   run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done));
+                 },
                  [&](AccountCommand& a) {
                    if (auto facts = add_charge_facts(commands.store(), a); !facts)
                      return done(Completion{c.order_id, c.event_id, facts.error(), 0});
@@ -151,10 +189,7 @@ Result<domain::order::State> HandlerLookup::order(const std::string& order_id) {
 }
 
 Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const std::string& order_id) {
-  auto loaded = commands_.load<Product>(product_id);
-  if (!loaded) return fail(loaded.error());
-  const std::int64_t* held = loaded->state.reserved_by_order.find(order_id);
-  return held ? *held : std::int64_t{0};
+  return find_held(commands_.store(), product_id, order_id);
 }
 
 Result<std::optional<domain::account::ChargeOutcome>> HandlerLookup::charge(const std::string& account_id,

@@ -11,7 +11,8 @@ namespace orderflow::app::saga {
 
 // Runs one command through the command handler (domain commands) or appends it
 // (bookkeeping), with the command's derived event id and the order as correlation id.
-// A Charge or Refund first gets the order's charge as the store holds it (find_charge).
+// A Charge or Refund first gets the order's charge as the store holds it (find_charge),
+// a ReleaseStock or CommitStock the units the order holds (find_held).
 // `done` gets its Completion, possibly inline, possibly on the store's writer thread;
 // a rejection's known_by is left 0 for the caller to fill from the store.
 void dispatch(CommandHandler& commands, SagaCommand command, std::function<void(Completion)> done);
@@ -24,7 +25,13 @@ void dispatch(CommandHandler& commands, SagaCommand command, std::function<void(
 Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& store, const std::string& account_id,
                                                                 const std::string& order_id);
 
-// Lookup over the command handler's loads, find_charge and the saga's own stream.
+// The units of the product that the order holds as the store shows them: the quantity of
+// the StockReserved stored under the reserve step's derived event id, less the
+// StockReleased and StockCommitted under the release and commit steps' (0 if none was
+// reserved). Read by event id, so the product's state need not keep a hold per order.
+Result<std::int64_t> find_held(es::EventStore& store, const std::string& product_id, const std::string& order_id);
+
+// Lookup over the command handler's loads, find_charge, find_held and the saga's own stream.
 class HandlerLookup final : public Lookup {
  public:
   explicit HandlerLookup(CommandHandler& commands) : commands_(commands) {}

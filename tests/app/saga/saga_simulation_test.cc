@@ -652,6 +652,43 @@ TEST(FulfilmentSagaTest, AnAccountsStateDoesNotGrowWithTheOrdersItPaysOrGetsRefu
   EXPECT_EQ(account_of(w, "c2").balance_cents, 1500 + 60 * 100 - 31 * 100);
 }
 
+// The same for a product: orders that hold its stock (confirmed, not shipped), release it
+// (cancelled) or commit it (shipped) leave its state the size it was after one order, and
+// the saga still releases and commits exactly what each order holds (read from the store).
+TEST(FulfilmentSagaTest, AProductsStateDoesNotGrowWithTheOrdersHoldingItsStock) {
+  World w(12);
+  auto size_of_state = [&] {
+    auto s = product_of(w, "p0");
+    s.on_hand = s.reserved = 0;  // their digits are not what grows
+    return codec::encode_state(s).size();
+  };
+  w.restock("p0", 200);
+  w.place("c2", {{"p0", 1}});
+  ASSERT_TRUE(w.quiet("after one order"));
+  const auto one_order = size_of_state();
+  for (int i = 0; i < 60; ++i) {
+    w.deposit("c2", 200);
+    w.place("c2", {{"p0", 1}, {"p0", 1}});  // two lines of one product: one hold of 2
+  }
+  ASSERT_TRUE(w.quiet("after the orders"));
+  EXPECT_EQ(product_of(w, "p0").reserved, 1 + 60 * 2);
+  for (std::size_t i = 1; i < w.orders().size(); i += 3) w.cancel(w.orders()[i]);  // 20 released
+  for (std::size_t i = 2; i < w.orders().size(); i += 3) w.ship(w.orders()[i], "IN_TRANSIT");  // 20 committed
+  ASSERT_TRUE(w.quiet("after the cancels and shipments"));
+  EXPECT_EQ(size_of_state(), one_order);
+  auto snapshot = w.store().load_snapshot("product-p0");
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->schema_version, codec::kStateSchemaVersion);
+  EXPECT_LT(snapshot->state.size(), one_order + 20) << snapshot->state;
+  const auto p = product_of(w, "p0");
+  EXPECT_EQ(p.reserved, 1 + 20 * 2);  // order 0 and the 20 neither cancelled nor shipped
+  EXPECT_EQ(p.on_hand, 2 + 200 - 20 * 2);
+  EXPECT_TRUE(check_invariants(w.store()).empty());
+  EXPECT_TRUE(w.replay_from_the_start());
+  EXPECT_EQ(product_of(w, "p0").reserved, 1 + 20 * 2);
+  EXPECT_TRUE(check_invariants(w.store()).empty());
+}
+
 // A process stopped and started with nothing in between saves the checkpoint it started
 // from, not position 1; and a saga replayed from wherever leaves every snapshot a fold.
 TEST(FulfilmentSagaTest, QuietRestartsKeepTheCheckpointAndEverySnapshotAFold) {
