@@ -34,6 +34,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used, from /proc (the figure that load beside a run
+    disturbs least: a slower run of the same work uses about the same CPU)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_json(cmd):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -161,19 +169,27 @@ def main():
                         for name, extra in configs.items():
                             srv = Server(b, *extra, "--roles", "command,query,admin,projector,saga")
                             try:
+                                cpu = cpu_seconds(srv.proc.pid)
                                 line = run_json([b, "bench", "http", "--target", srv.url, "--scenario", scenario,
                                                  "--connections", "64", "--duration", str(args.duration), "--warmup", "2"])
+                                # The server's CPU per measured request (seeding and warm-up included alike
+                                # in every configuration): overhead that a loaded machine's throughput hides.
+                                line["server_cpu_us_per_request"] = round(
+                                    1e6 * (cpu_seconds(srv.proc.pid) - cpu) / max(1, line["ok"] + line["non_2xx"]), 1)
                                 line["spans"] = metric_values(srv.url, "orderflow_trace_spans_")
                                 lines[name].append(line)
                             finally:
                                 srv.stop()
                     base = statistics.median(line["requests_per_s"] for line in lines["off"])
+                    base_cpu = statistics.median(line["server_cpu_us_per_request"] for line in lines["off"])
                     for name, runs in lines.items():
                         report(f"bench http --scenario {scenario} --connections 64, {name}", runs,
-                               ["requests_per_s", "p50_us", "p99_us", "non_2xx"])
+                               ["requests_per_s", "server_cpu_us_per_request", "p50_us", "p99_us", "non_2xx"])
                         rate = statistics.median(line["requests_per_s"] for line in runs)
-                        print(f"  {'requests_per_s vs off':42} {100 * (rate / base - 1):+.1f}%   spans (last run): "
-                              f"{runs[-1]['spans']}")
+                        cpu = statistics.median(line["server_cpu_us_per_request"] for line in runs)
+                        print(f"  {'requests_per_s vs off':42} {100 * (rate / base - 1):+.1f}%")
+                        print(f"  {'server_cpu_us_per_request vs off':42} {100 * (cpu / base_cpu - 1):+.1f}%   "
+                              f"spans (last run): {runs[-1]['spans']}")
             finally:
                 collector.close()
         if "postgres" in only:

@@ -89,7 +89,10 @@ int bench_http(const HttpBenchOptions& o) {
   auto target = parse_http_target(o.target);
   if (!target) return runtime_failure(target.error().message);
   target->token = o.token;
-  const bool confirmed = o.scenario == "place-order-confirmed";  // placed, then followed to CONFIRMED
+  // A flash sale: every order for one unit of one product, charged to one account (the
+  // saga's hottest case: every order goes through the same two streams).
+  const bool flash = o.scenario == "flash-sale";
+  const bool confirmed = o.scenario == "place-order-confirmed" || flash;  // placed, then followed to CONFIRMED
   const bool orders = o.scenario == "place-order" || confirmed;
   const bool deposits = o.scenario == "deposit";
   const bool products = o.scenario == "get-product";
@@ -97,7 +100,8 @@ int bench_http(const HttpBenchOptions& o) {
   const bool list_orders = o.scenario == "list-orders";
   if (!orders && !deposits && !products && !get_order && !list_orders)
     return runtime_failure(
-        "--scenario must be place-order, place-order-confirmed, deposit, get-product, get-order or list-orders");
+        "--scenario must be place-order, place-order-confirmed, flash-sale, deposit, get-product, get-order or "
+        "list-orders");
 
   auto catalogue = seed_catalogue(*target, orders || deposits || get_order || list_orders);
   if (!catalogue) return runtime_failure(catalogue.error().message);
@@ -132,7 +136,12 @@ int bench_http(const HttpBenchOptions& o) {
   auto report = http::run_load(options, [&](std::uint64_t, std::mt19937_64& rng) {
     http::LoadRequest req;
     if (!o.token.empty()) req.headers.emplace_back("Authorization", "Bearer " + o.token);
-    if (orders) {
+    if (flash) {
+      req.method = http::Method::post;
+      req.target = "/api/v1/orders";
+      req.body = fmt::format(R"({{"customer_id":"{}","items":[{{"product_id":"{}","quantity":1}}]}})", customer(0),
+                             product(0));
+    } else if (orders) {
       req.method = http::Method::post;
       req.target = "/api/v1/orders";
       auto lines = 1 + rng() % 3;
