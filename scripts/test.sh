@@ -27,7 +27,7 @@ tsa_start=$SECONDS
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-tsa -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DORDERFLOW_THREAD_SAFETY=ON -DORDERFLOW_WERROR=OFF >/dev/null
 if ! cmake --build build-tsa --target orderflow_cli >build-tsa/analysis.log 2>&1; then
-  grep -E -B2 -A6 'error' build-tsa/analysis.log | head -n 200 >&2
+  { grep -E -B2 -A6 'error' build-tsa/analysis.log || tail -n 60 build-tsa/analysis.log; } | head -n 200 >&2 || true
   echo "thread-safety analysis failed: the whole log is in build-tsa/analysis.log" >&2
   exit 1
 fi
