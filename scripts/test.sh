@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command (and what .ci/run calls): install what is missing, build,
-# run the whole test suite, then the unit and contract tests again under
+# check the lock annotations with clang's thread-safety analysis, run the whole test suite,
+# then the unit and contract tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
 # pipeline, subscriptions, HTTP server) under ThreadSanitizer. Everything runs beside a
 # throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
@@ -17,6 +18,20 @@ jobs=$(nproc)
 
 echo "== build (release, -Werror)"
 scripts/build.sh
+
+# Clang's thread-safety analysis of the lock annotations (core/thread_annotations.h): every
+# library's sources checked, not compiled (CMakeLists.txt, ORDERFLOW_THREAD_SAFETY), so it costs
+# a parse of each file and no tests run; only the analysis's findings fail it.
+echo "== thread-safety analysis (clang-14 -Wthread-safety, build-tsa/)"
+tsa_start=$SECONDS
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-tsa -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DORDERFLOW_THREAD_SAFETY=ON -DORDERFLOW_WERROR=OFF >/dev/null
+if ! cmake --build build-tsa --target orderflow_cli >build-tsa/analysis.log 2>&1; then
+  { grep -E -B2 -A6 'error' build-tsa/analysis.log || tail -n 60 build-tsa/analysis.log; } | head -n 200 >&2 || true
+  echo "thread-safety analysis failed: the whole log is in build-tsa/analysis.log" >&2
+  exit 1
+fi
+echo "thread-safety analysis passed in $((SECONDS - tsa_start)) s"
 echo "== tests"
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
 

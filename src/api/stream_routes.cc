@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "api/api.h"
+#include "core/mutex.h"
 #include "api/errors.h"
 #include "api/query_params.h"
 #include "codec/event_json.h"
@@ -32,12 +33,12 @@ constexpr auto kPingEvery = std::chrono::seconds(10);
 class Feeds {
  public:
   ~Feeds() {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     for (auto& f : feeds_) f.thread.join();
   }
 
   void start(es::EventStore& store, std::shared_ptr<http::StreamWriter> out, es::Position from, es::EventFilter filter) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     feeds_.remove_if([](Feed& f) {
       if (!f.done) return false;
       f.thread.join();
@@ -81,8 +82,8 @@ class Feeds {
     }
   }
 
-  std::mutex mu_;
-  std::list<Feed> feeds_;
+  Mutex mu_;
+  std::list<Feed> feeds_ GUARDED_BY(mu_);
 };
 
 }  // namespace

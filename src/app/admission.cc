@@ -40,7 +40,7 @@ Admission::Verdict Admission::look() const {
 }
 
 Result<void> Admission::admit() {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   const auto now = clock_();
   if (now >= next_look_) {
     verdict_ = look();

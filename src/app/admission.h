@@ -14,10 +14,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 
+#include "core/mutex.h"
 #include "core/metric.h"
 #include "core/result.h"
 
@@ -75,9 +75,9 @@ class Admission {
   const AdmissionLimits limits_;
   const AdmissionGauges gauges_;
   const Clock clock_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point next_look_{};  // guarded by mu_
-  Verdict verdict_;                                    // guarded by mu_
+  Mutex mu_;
+  std::chrono::steady_clock::time_point next_look_ GUARDED_BY(mu_){};
+  Verdict verdict_ GUARDED_BY(mu_);
   Counter refused_[3];
 };
 

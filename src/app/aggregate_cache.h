@@ -8,11 +8,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "core/mutex.h"
 #include "es/event.h"
 
 namespace orderflow::app {
@@ -32,7 +32,7 @@ class AggregateCache {
 
   // The entry for `stream`; with committed_only, a pending one reads as absent.
   std::optional<Entry> get(const std::string& stream, bool committed_only) const {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     auto it = entries_.find(stream);
     if (it == entries_.end() || (committed_only && !it->second.committed)) return std::nullopt;
     return it->second;
@@ -42,7 +42,7 @@ class AggregateCache {
   // marked committed.
   void put(const std::string& stream, std::shared_ptr<const State> state, es::StreamVersion version,
            bool committed) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     auto it = entries_.find(stream);
     if (it != entries_.end()) {
       if (version < it->second.version) return;
@@ -59,26 +59,26 @@ class AggregateCache {
 
   // Drops the entry if it is not newer than `version` (it is known to be stale).
   void forget(const std::string& stream, es::StreamVersion version) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
   }
 
   void clear() {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     entries_.clear();
   }
 
  private:
   // Drops committed entries until half the limit is free; pending ones must stay, or a
   // command could read an older committed state and conflict with its own process.
-  void evict() {
+  void evict() REQUIRES(mu_) {
     for (auto it = entries_.begin(); it != entries_.end() && entries_.size() > limit_ / 2;)
       it = it->second.committed ? entries_.erase(it) : std::next(it);
   }
 
   const std::size_t limit_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Entry> entries_;
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Entry> entries_ GUARDED_BY(mu_);
 };
 
 }  // namespace orderflow::app

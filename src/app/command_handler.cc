@@ -44,7 +44,7 @@ CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapsho
 
 CommandHandler::~CommandHandler() {
   {
-    std::lock_guard lk(snap_mu_);
+    MutexLock lk(snap_mu_);
     stopping_ = true;
   }
   snap_cv_.notify_all();
@@ -53,16 +53,16 @@ CommandHandler::~CommandHandler() {
 
 void CommandHandler::queue_snapshot(es::Snapshot snapshot) {
   {
-    std::lock_guard lk(snap_mu_);
+    MutexLock lk(snap_mu_);
     snap_queue_.insert_or_assign(snapshot.stream_id, std::move(snapshot));
   }
   snap_cv_.notify_one();
 }
 
 void CommandHandler::snapshot_loop() {
-  std::unique_lock lk(snap_mu_);
+  MutexLock lk(snap_mu_);
   for (;;) {
-    snap_cv_.wait(lk, [&] { return stopping_ || !snap_queue_.empty(); });
+    snap_cv_.wait(snap_mu_, [&]() REQUIRES(snap_mu_) { return stopping_ || !snap_queue_.empty(); });
     if (snap_queue_.empty()) return;  // stopping with nothing left
     auto batch = std::move(snap_queue_);
     snap_queue_.clear();
@@ -302,7 +302,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
 
 template <class A>
 bool CommandHandler::when_settled(const std::string& stream, es::StreamVersion version, std::function<void()> then) {
-  std::lock_guard lk(settle_mu_);
+  MutexLock lk(settle_mu_);
   auto hit = cache<A>().get(stream, false);
   if (!hit || hit->committed || hit->version != version) return false;
   settle_waiters_.emplace(stream, std::move(then));
@@ -312,7 +312,7 @@ bool CommandHandler::when_settled(const std::string& stream, es::StreamVersion v
 void CommandHandler::settled(const std::string& stream) {
   std::vector<std::function<void()>> ready;
   {
-    std::lock_guard lk(settle_mu_);
+    MutexLock lk(settle_mu_);
     auto [first, last] = settle_waiters_.equal_range(stream);
     for (auto it = first; it != last; ++it) ready.push_back(std::move(it->second));
     settle_waiters_.erase(first, last);

@@ -3,16 +3,15 @@
 // the client pinned a version with If-Match; nothing else is retried.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
 
+#include "core/mutex.h"
 #include "app/aggregate_cache.h"
 #include "app/aggregates.h"
 #include "app/stream_fold.h"
@@ -137,14 +136,14 @@ class CommandHandler {
   AggregateCache<domain::account::State> accounts_;
   AggregateCache<domain::order::State> orders_;
 
-  std::mutex settle_mu_;  // taken after a cache's own lock is released, never inside it
-  std::unordered_multimap<std::string, std::function<void()>> settle_waiters_;
+  Mutex settle_mu_;  // taken after a cache's own lock is released, never inside it
+  std::unordered_multimap<std::string, std::function<void()>> settle_waiters_ GUARDED_BY(settle_mu_);
 
   // Snapshots are written off the command path by one thread, latest per stream.
-  std::mutex snap_mu_;
-  std::condition_variable snap_cv_;
-  std::map<std::string, es::Snapshot> snap_queue_;
-  bool stopping_ = false;
+  Mutex snap_mu_;
+  CondVar snap_cv_;
+  std::map<std::string, es::Snapshot> snap_queue_ GUARDED_BY(snap_mu_);
+  bool stopping_ GUARDED_BY(snap_mu_) = false;
   std::thread snap_thread_;
 };
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/bench.h"
+#include "core/mutex.h"
 #include "cli/progress.h"
 #include "core/latency.h"
 #include "core/uuid.h"
@@ -58,15 +59,15 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
     bool retry = false;
   };
   std::vector<Slot> slots(static_cast<std::size_t>(in_flight));
-  std::mutex mu;
-  std::condition_variable cv;
+  Mutex mu;
+  CondVar cv;
   std::vector<std::size_t> ready;
   std::optional<Error> failure;
   RunStats stats;
   stats.latency.reserve(reqs.size());
   std::size_t next = 0, done = 0;
   Progress progress("bench append", reqs.size(), [&] {
-    std::lock_guard lk(mu);
+    MutexLock lk(mu);
     return static_cast<std::uint64_t>(done);
   });
 
@@ -75,8 +76,8 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
   std::vector<std::size_t> batch;
   while (done < reqs.size()) {
     {
-      std::unique_lock lk(mu);
-      cv.wait(lk, [&] { return !ready.empty() || failure; });
+      MutexLock lk(mu);
+      cv.wait(mu, [&]() REQUIRES(mu) { return !ready.empty() || failure; });
       if (failure) return fail(*failure);
       batch.swap(ready);
     }
@@ -94,7 +95,7 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
                                                       : es::ExpectedVersion::exact(slot.expected);
       store.append_async(std::move(req), [&, s](Result<es::AppendResult> r) {
         auto& sl = slots[s];
-        std::lock_guard lk(mu);
+        MutexLock lk(mu);
         if (r) {
           stats.latency.record(Clock::now() - sl.started);
           sl.expected = r->version;

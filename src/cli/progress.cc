@@ -54,9 +54,9 @@ Progress::Progress(std::string label, std::uint64_t total, std::function<std::ui
     : label_(std::move(label)), total_(total), done_(std::move(done)) {
   if (!shown()) return;
   drawer_ = std::thread([this, started = std::chrono::steady_clock::now(), at_start = done_()] {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     do draw(at_start, started);
-    while (!stop_cv_.wait_for(lock, kRedraw, [this] { return stop_; }));
+    while (!stop_cv_.wait_for(mu_, kRedraw, [this]() REQUIRES(mu_) { return stop_; }));
     std::fputs("\r\033[K", stderr);  // the line goes: what follows is the result
     std::fflush(stderr);
   });
@@ -65,7 +65,7 @@ Progress::Progress(std::string label, std::uint64_t total, std::function<std::ui
 Progress::~Progress() {
   if (!drawer_.joinable()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
   stop_cv_.notify_one();

@@ -5,12 +5,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
+
+#include "core/mutex.h"
 
 namespace orderflow::cli {
 
@@ -38,9 +38,9 @@ class Progress {
   std::string label_;
   std::uint64_t total_;
   std::function<std::uint64_t()> done_;
-  std::mutex mu_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar stop_cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread drawer_;
 };
 

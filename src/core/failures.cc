@@ -3,6 +3,7 @@
 #include <map>
 #include <mutex>
 
+#include "core/mutex.h"
 #include "core/log.h"
 
 namespace orderflow {
@@ -17,8 +18,8 @@ struct Kind {
 };
 
 struct Registry {
-  std::mutex mu;
-  std::map<std::pair<std::string, std::string>, Kind, std::less<>> kinds;
+  Mutex mu;
+  std::map<std::pair<std::string, std::string>, Kind, std::less<>> kinds GUARDED_BY(mu);
 };
 
 // Never destroyed: a background thread may still report while the process exits.
@@ -32,7 +33,7 @@ Registry& registry() {
 void report_failure(std::string_view component, std::string_view what, std::string_view detail,
                     std::string_view next) {
   auto& r = registry();
-  std::lock_guard lk(r.mu);
+  MutexLock lk(r.mu);
   auto& k = r.kinds[{std::string(component), std::string(what)}];
   ++k.count;
   const auto now = std::chrono::steady_clock::now();
@@ -52,7 +53,7 @@ void report_failure(std::string_view component, std::string_view what, std::stri
 
 void recovered(std::string_view component, std::string_view what, std::string_view detail) {
   auto& r = registry();
-  std::lock_guard lk(r.mu);
+  MutexLock lk(r.mu);
   auto it = r.kinds.find(std::pair<std::string, std::string>(component, what));
   if (it == r.kinds.end() || !it->second.failing) return;
   auto& k = it->second;
@@ -66,7 +67,7 @@ void recovered(std::string_view component, std::string_view what, std::string_vi
 
 std::vector<FailureCount> failure_counts() {
   auto& r = registry();
-  std::lock_guard lk(r.mu);
+  MutexLock lk(r.mu);
   std::vector<FailureCount> out;
   out.reserve(r.kinds.size());
   for (const auto& [key, k] : r.kinds) out.push_back({key.first, key.second, k.count, k.failing});

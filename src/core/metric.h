@@ -16,12 +16,13 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "core/mutex.h"
 
 namespace orderflow {
 
@@ -108,7 +109,7 @@ class Family {
   Cell& at(const Key& key) {
     const Index* index = index_.load(std::memory_order_acquire);
     if (auto it = index->find(key); it != index->end()) return *it->second;
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     index = index_.load(std::memory_order_relaxed);
     if (auto it = index->find(key); it != index->end()) return *it->second;
     Cell& cell = cells_.emplace_back();
@@ -131,9 +132,9 @@ class Family {
  private:
   using Index = std::unordered_map<Key, Cell*, LabelHash>;
   std::atomic<const Index*> index_;
-  std::mutex mu_;
-  std::deque<Cell> cells_;
-  std::vector<const Index*> retired_;
+  Mutex mu_;
+  std::deque<Cell> cells_ GUARDED_BY(mu_);
+  std::vector<const Index*> retired_ GUARDED_BY(mu_);
 };
 
 }  // namespace orderflow

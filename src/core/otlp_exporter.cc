@@ -69,7 +69,7 @@ OtlpExporter::OtlpExporter(OtlpOptions options)
 
 OtlpExporter::~OtlpExporter() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -80,7 +80,7 @@ OtlpExporter::~OtlpExporter() {
 void OtlpExporter::take(Span span) {
   std::size_t queued;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (queue_.size() >= options_.max_queue) {
       dropped_queue_full_.add();
       return;
@@ -101,8 +101,8 @@ void OtlpExporter::loop() {
   for (;;) {
     bool stopping;
     {
-      std::unique_lock lk(mu_);
-      cv_.wait_for(lk, options_.interval, [&] { return stopping_ || queue_.size() >= options_.max_batch; });
+      MutexLock lk(mu_);
+      cv_.wait_for(mu_, options_.interval, [&]() REQUIRES(mu_) { return stopping_ || queue_.size() >= options_.max_batch; });
       stopping = stopping_;
       if (stopping && (queue_.empty() || failed_while_stopping)) {
         dropped_export_failed_.add(queue_.size());

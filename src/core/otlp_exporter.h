@@ -17,14 +17,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 
+#include "core/mutex.h"
 #include "core/metric.h"
 #include "core/trace.h"
 
@@ -71,10 +70,10 @@ class OtlpExporter final : public SpanSink {
   void* curl_;  // CURL*, used by the exporter's thread only
   Counter exported_, dropped_queue_full_, dropped_export_failed_, export_failures_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;  // a batch is full, or stopping
-  std::deque<Span> queue_;
-  bool stopping_ = false;
+  Mutex mu_;
+  CondVar cv_;  // a batch is full, or stopping
+  std::deque<Span> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

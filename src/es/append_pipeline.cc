@@ -83,7 +83,7 @@ AppendPipeline::AppendPipeline(AppendBackend& shared_backend, AppendPipelineOpti
 AppendPipeline::~AppendPipeline() { stop(); }
 
 Result<void> AppendPipeline::start() {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   OF_CHECK(!started_, "AppendPipeline started twice");
   if (exclusive_) {
     auto last = exclusive_->committed_last_position();
@@ -105,7 +105,7 @@ Result<void> AppendPipeline::start() {
 
 void AppendPipeline::stop() {
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!started_ || stopping_) return;
     stopping_ = true;
   }
@@ -113,23 +113,27 @@ void AppendPipeline::stop() {
   committed_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   if (syncer_.joinable()) syncer_.join();
+  MutexLock lk(mu_);
+  OF_CHECK(open_.empty() && unsynced_.empty() && in_flight_.empty() && in_flight_ids_.empty() &&
+               in_flight_keys_.empty(),
+           "the append pipeline stopped with appends not answered");
 }
 
 Position AppendPipeline::last_committed() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return last_committed_;
 }
 
 bool AppendPipeline::wait_for_commit(Position after, std::chrono::milliseconds timeout) {
-  std::unique_lock lk(mu_);
-  committed_cv_.wait_for(lk, timeout, [&] { return last_committed_ > after || stopping_; });
+  MutexLock lk(mu_);
+  committed_cv_.wait_for(mu_, timeout, [&]() REQUIRES(mu_) { return last_committed_ > after || stopping_; });
   return last_committed_ > after;
 }
 
 void AppendPipeline::await_key(const std::string& key) {
   std::promise<void> answered;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     auto it = in_flight_keys_.find(key);
     if (it == in_flight_keys_.end()) return;
     // Answered with the reusers of the key, after the append that holds it (settle()).
@@ -186,7 +190,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback counted) {
 
   std::optional<Result<AppendResult>> answer;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (failed_) {
       answer = fail(*failed_);
     } else if (stopping_ || !started_) {
@@ -258,7 +262,8 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     flight.event_ids.push_back(e.event_id);
     in_flight_ids_.insert(e.event_id);
   }
-  in_flight_.emplace(req.events.front().event_id, std::move(flight));
+  const bool tracked = in_flight_.emplace(req.events.front().event_id, std::move(flight)).second;
+  OF_CHECK(tracked, "an append staged while another with its first event id is in flight");
   if (req.idempotency) in_flight_keys_.emplace(req.idempotency->key, std::vector<AppendCallback>{});
 
   staged.request = std::move(req);
@@ -323,6 +328,7 @@ void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool writt
     auto it = streams_.find(a.request.stream_id);
     if (it == streams_.end()) continue;
     auto& entry = it->second;
+    OF_CHECK(entry.unnumbered > 0, "a batch numbered more appends than were waiting to be");
     --entry.unnumbered;
     if (!written || a.answer) entry.version_known = false;  // the database disagreed, or may have
     if (entry.unnumbered == 0 && !entry.parked.empty()) ready.push_back(a.request.stream_id);
@@ -339,6 +345,13 @@ void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool writt
       }
     }
   }
+}
+
+void AppendPipeline::check_counts() const {
+  OF_CHECK(in_flight_ids_.size() >= in_flight_.size(), "an append in flight without its event ids");
+  OF_CHECK(!exclusive_ || last_committed_ < next_position_, "a position committed before it was assigned");
+  OF_CHECK(exclusive_ || !failed_, "a shared backend's pipeline in fail-stop");
+  OF_CHECK(!failed_ || failed_from_ > last_committed_, "a failed batch at a position already answered durable");
 }
 
 void AppendPipeline::evict_streams() {
@@ -370,8 +383,10 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
       in_flight_keys_.erase(it);
     }
   }
-  if (auto it = streams_.find(a.request.stream_id); it != streams_.end())
+  if (auto it = streams_.find(a.request.stream_id); it != streams_.end()) {
+    OF_CHECK(it->second.in_flight > 0, "an append answered twice, or its stream's count lost");
     if (--it->second.in_flight == 0 && !exclusive_) streams_.erase(it);
+  }
   answers.emplace_back(std::move(a.done), outcome);
 }
 
@@ -380,8 +395,8 @@ void AppendPipeline::writer_loop() {
   for (;;) {
     backend_.await_writable();
     {
-      std::unique_lock lk(mu_);
-      writer_cv_.wait(lk, [&] { return !open_.empty() || stopping_ || failed_; });
+      MutexLock lk(mu_);
+      writer_cv_.wait(mu_, [&]() REQUIRES(mu_) { return !open_.empty() || stopping_ || failed_; });
       if (failed_ && !stopping_) {
         lk.unlock();
         recover();
@@ -409,7 +424,7 @@ void AppendPipeline::writer_loop() {
       // the next batch is taken.
       std::vector<Answer> answers;
       {
-        std::lock_guard lk(mu_);
+        MutexLock lk(mu_);
         if (written)
           for (const auto& a : written_batches.back())
             if (!a.answer && a.request.on_staged) a.request.on_staged(a.result());
@@ -423,10 +438,11 @@ void AppendPipeline::writer_loop() {
       continue;
     }
     // The sync thread makes it durable while the next batch is written.
-    std::unique_lock lk(mu_);
+    MutexLock lk(mu_);
     if (failed_) {  // a sync failed meanwhile: this batch was built on the failed one
+      Result<void> failure = fail(*failed_);
       lk.unlock();
-      finish(written_batches, Result<void>(fail(*failed_)));
+      finish(written_batches, failure);
       continue;
     }
     unsynced_.push_back(std::move(written_batches.back()));
@@ -441,16 +457,16 @@ void AppendPipeline::recover() {
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
     {
-      std::unique_lock lk(mu_);
-      writer_cv_.wait_for(lk, backoff, [&] { return stopping_; });
-      writer_cv_.wait(lk, [&] { return (unsynced_.empty() && !syncing_) || stopping_; });
+      MutexLock lk(mu_);
+      writer_cv_.wait_for(mu_, backoff, [&]() REQUIRES(mu_) { return stopping_; });
+      writer_cv_.wait(mu_, [&]() REQUIRES(mu_) { return (unsynced_.empty() && !syncing_) || stopping_; });
       if (stopping_) return;
     }
     // Only this thread moves last_committed_ now: no batch is being synced.
     const Position durable = last_committed();
     auto r = exclusive_->recover(durable);
     if (r) {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       auto last = exclusive_->committed_last_position();
       if (last && *last == durable) {
         OF_CHECK(in_flight_.empty() && in_flight_keys_.empty(), "appends in flight while the pipeline recovers");
@@ -470,12 +486,12 @@ void AppendPipeline::recover() {
 }
 
 std::size_t AppendPipeline::queued() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return open_.size();
 }
 
 std::optional<Error> AppendPipeline::write_failure() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return failed_;
 }
 
@@ -483,29 +499,29 @@ void AppendPipeline::sync_loop() {
   for (;;) {
     std::vector<std::vector<StagedAppend>> batches;
     {
-      std::unique_lock lk(mu_);
-      sync_cv_.wait(lk, [&] { return !unsynced_.empty() || writer_done_; });
+      MutexLock lk(mu_);
+      sync_cv_.wait(mu_, [&]() REQUIRES(mu_) { return !unsynced_.empty() || writer_done_; });
       if (unsynced_.empty()) return;
       batches.swap(unsynced_);
       syncing_ = true;
     }
     finish(batches, timed_sync(batches.size()));
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       syncing_ = false;
     }
     writer_cv_.notify_all();  // a recovering writer waits for this
   }
 }
 
-// Exclusive backends, REQUIRES mu_ held: the batch at `first` failed. It and everything
+// Exclusive backends: the batch at `first` failed. It and everything
 // accepted after it fail; appends are refused until recover() succeeded.
 void AppendPipeline::fail_from(Position first, const Error& error, std::vector<Answer>& answers) {
   failed_ = Error{Errc::unavailable, "event store write failed (appends are refused until it can write again): " +
                                          error.message};
   failed_from_ = first;
   Result<AppendResult> failure = fail(*failed_);
-  std::erase_if(unsynced_, [&](std::vector<StagedAppend>& batch) {
+  std::erase_if(unsynced_, [&](std::vector<StagedAppend>& batch) REQUIRES(mu_) {
     if (batch.front().first_position < first) return false;  // written before it: its sync decides
     for (auto& a : batch) settle(a, failure, answers);
     return true;
@@ -523,13 +539,15 @@ void AppendPipeline::fail_from(Position first, const Error& error, std::vector<A
 void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced) {
   std::vector<Answer> answers;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!synced && exclusive_ && !failed_) fail_from(batches.front().front().first_position, synced.error(), answers);
     for (auto& batch : batches) {
       // Exclusive backends: a batch written after a failed one is failed with it.
       const bool stands = synced && (!failed_ || batch.front().first_position < failed_from_);
       if (stands) {
         for (auto& a : batch) {
+          // Exclusive backends number appends in memory and answer them in that order.
+          OF_CHECK(!exclusive_ || a.result().position > last_committed_, "appends made durable out of order");
           if (!a.answer) last_committed_ = std::max(last_committed_, a.result().position);
           settle(a, a.answer ? *a.answer : a.result(), answers);
         }
@@ -551,6 +569,7 @@ void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, con
       for (auto& a : batch) settle(a, failure, answers);
     }
     evict_streams();
+    check_counts();
   }
   committed_cv_.notify_all();
   for (auto& [done, result] : answers) done(std::move(result));

@@ -34,11 +34,9 @@
 //   recovers by itself.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -46,6 +44,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/event_store.h"
 
 namespace orderflow::es {
@@ -158,25 +157,25 @@ class AppendPipeline {
   AppendPipeline& operator=(const AppendPipeline&) = delete;
 
   // Reads the last committed position (exclusive backends) and starts the writer thread.
-  Result<void> start();
+  Result<void> start() EXCLUDES(mu_);
   // Finishes every accepted append, then stops the writer. Later appends answer unavailable.
-  void stop();
+  void stop() EXCLUDES(mu_);
 
   // See EventStore::append_async.
-  void append(AppendRequest request, AppendCallback done);
+  void append(AppendRequest request, AppendCallback done) EXCLUDES(mu_);
 
   // The highest committed position (with a shared backend: written by this process).
-  Position last_committed() const;
+  Position last_committed() const EXCLUDES(mu_);
   // Exclusive backends: why appends are refused while the pipeline recovers from a failed
   // batch; nullopt while they are accepted.
-  std::optional<Error> write_failure() const;
+  std::optional<Error> write_failure() const EXCLUDES(mu_);
   // Appends accepted and waiting for the writer to take them (admission control's gauge).
-  std::size_t queued() const;
+  std::size_t queued() const EXCLUDES(mu_);
   // Blocks until last_committed() > after, the timeout passes or the pipeline stops.
-  bool wait_for_commit(Position after, std::chrono::milliseconds timeout);
+  bool wait_for_commit(Position after, std::chrono::milliseconds timeout) EXCLUDES(mu_);
   // Blocks until no append carrying idempotency key `key` is in flight here (it committed
   // or failed, and a committed one's record is readable). Not from the store's threads.
-  void await_key(const std::string& key);
+  void await_key(const std::string& key) EXCLUDES(mu_);
 
  private:
   // Exclusive backends: every stream appended to lately. Shared backends: streams with
@@ -199,54 +198,58 @@ class AppendPipeline {
   };
   using Answer = std::pair<AppendCallback, Result<AppendResult>>;
 
-  // All REQUIRE mu_ held.
-  Result<StreamVersion> current_version(const AppendRequest& req);
-  bool attach_retry(const AppendRequest& req, AppendCallback& done);
-  std::optional<Result<AppendResult>> in_flight_duplicate(const AppendRequest& req) const;
-  std::optional<Result<AppendResult>> check_stored(const AppendRequest& req);
-  void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current);
-  void track_in_flight_version(const AppendRequest& req);
+  Result<StreamVersion> current_version(const AppendRequest& req) REQUIRES(mu_);
+  bool attach_retry(const AppendRequest& req, AppendCallback& done) REQUIRES(mu_);
+  std::optional<Result<AppendResult>> in_flight_duplicate(const AppendRequest& req) const REQUIRES(mu_);
+  std::optional<Result<AppendResult>> check_stored(const AppendRequest& req) REQUIRES(mu_);
+  void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current) REQUIRES(mu_);
+  void track_in_flight_version(const AppendRequest& req) REQUIRES(mu_);
   static bool refutes(const StreamEntry& entry, const ExpectedVersion& expected);
-  void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers);
-  void evict_streams();
+  void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) REQUIRES(mu_);
+  void evict_streams() REQUIRES(mu_);
 
-  void fail_from(Position first, const Error& error, std::vector<Answer>& answers);
+  void fail_from(Position first, const Error& error, std::vector<Answer>& answers) REQUIRES(mu_);
 
-  void writer_loop();
-  void recover();
-  void sync_loop();
-  Result<void> timed_sync(std::size_t batches);  // backend_.sync, timed for /metrics
-  void finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced);
-  void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers);
+  // The writer and sync threads' bodies; the backend is called without mu_ held (its
+  // on_durable excepted).
+  void writer_loop() EXCLUDES(mu_);
+  void recover() EXCLUDES(mu_);
+  void sync_loop() EXCLUDES(mu_);
+  Result<void> timed_sync(std::size_t batches) EXCLUDES(mu_);  // backend_.sync, timed for /metrics
+  void finish(std::vector<std::vector<StagedAppend>>& batches, const Result<void>& synced) EXCLUDES(mu_);
+  void settle(StagedAppend& a, const Result<AppendResult>& outcome, std::vector<Answer>& answers) REQUIRES(mu_);
+  // Checks the bookkeeping's counters against what they count (cheap: sizes only).
+  void check_counts() const REQUIRES(mu_);
 
   AppendBackend& backend_;
   ExclusiveAppendBackend* const exclusive_;  // null: a shared backend
   const AppendPipelineOptions options_;
   const Clock clock_;
 
-  mutable std::mutex mu_;
-  std::condition_variable writer_cv_;     // open batch non-empty, or stopping
-  std::condition_variable committed_cv_;  // last_committed_ grew, or stopping
-  std::condition_variable sync_cv_;       // a batch was written, or the writer is done
-  std::deque<StagedAppend> open_;         // accepted, waiting for the writer
-  std::vector<std::vector<StagedAppend>> unsynced_;  // written, waiting for the sync
-  bool syncing_ = false;  // the sync thread holds batches taken from unsynced_
-  bool writer_done_ = false;
-  std::unordered_map<std::string, StreamEntry> streams_;
-  std::unordered_map<std::string, InFlight> in_flight_;   // by first event id
-  std::unordered_set<std::string> in_flight_ids_;  // every event id of in_flight_
+  mutable Mutex mu_;
+  CondVar writer_cv_;     // open batch non-empty, or stopping
+  CondVar committed_cv_;  // last_committed_ grew, or stopping
+  CondVar sync_cv_;       // a batch was written, or the writer is done
+  std::deque<StagedAppend> open_ GUARDED_BY(mu_);  // accepted, waiting for the writer
+  std::vector<std::vector<StagedAppend>> unsynced_ GUARDED_BY(mu_);  // written, waiting for the sync
+  bool syncing_ GUARDED_BY(mu_) = false;  // the sync thread holds batches taken from unsynced_
+  bool writer_done_ GUARDED_BY(mu_) = false;
+  std::unordered_map<std::string, StreamEntry> streams_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, InFlight> in_flight_ GUARDED_BY(mu_);  // by first event id
+  std::unordered_set<std::string> in_flight_ids_ GUARDED_BY(mu_);       // every event id of in_flight_
   // Idempotency keys in flight, with appends that reused one: answered
   // idempotency_key_reused once the first commits, so their record can be read.
-  std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_;
-  Position next_position_ = 1;
-  Position last_committed_ = 0;
+  std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_ GUARDED_BY(mu_);
+  Position next_position_ GUARDED_BY(mu_) = 1;
+  Position last_committed_ GUARDED_BY(mu_) = 0;
   // Exclusive backends, after a failed batch until recover() succeeded: the answer to
   // appends, and the first position of the failed batch (batches before it stand).
-  std::optional<Error> failed_;
-  Position failed_from_ = 0;
-  bool failure_told_ = false;  // reported, and not yet told recovered by a durable batch
-  bool stopping_ = false;
-  bool started_ = false;
+  std::optional<Error> failed_ GUARDED_BY(mu_);
+  Position failed_from_ GUARDED_BY(mu_) = 0;
+  bool failure_told_ GUARDED_BY(mu_) = false;  // reported, and not yet told recovered by a durable batch
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool started_ GUARDED_BY(mu_) = false;
+  // Started by start(), joined by stop(): only the thread that owns the pipeline touches them.
   std::thread writer_;
   std::thread syncer_;
 };

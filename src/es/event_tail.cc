@@ -14,7 +14,7 @@ std::size_t EventTail::bytes_of(const RecordedEvent& e) {
 
 void EventTail::push(std::vector<RecordedEvent>&& events) {
   if (events.empty()) return;
-  std::unique_lock lk(mu_);
+  WriterLock lk(mu_);
   OF_CHECK(events.front().position >= end_, "EventTail::push out of position order");
   // The first push starts the covered range: every later durable event is pushed after it.
   if (!covered_from_) covered_from_ = events.front().position;
@@ -32,20 +32,20 @@ void EventTail::push(std::vector<RecordedEvent>&& events) {
 }
 
 void EventTail::clear() {
-  std::unique_lock lk(mu_);
+  WriterLock lk(mu_);
   events_.clear();
   bytes_ = 0;
   covered_from_.reset();
 }
 
 std::optional<Position> EventTail::covered_from() const {
-  std::shared_lock lk(mu_);
+  ReaderLock lk(mu_);
   return covered_from_;
 }
 
 std::optional<Position> EventTail::scan(Position from_position, std::size_t max, const EventFilter& filter,
                                         const std::function<void(const RecordedEvent&)>& fn) const {
-  std::shared_lock lk(mu_);
+  ReaderLock lk(mu_);
   if (!covered_from_ || from_position < *covered_from_) return std::nullopt;
   auto it = std::lower_bound(events_.begin(), events_.end(), from_position,
                              [](const RecordedEvent& e, Position p) { return e.position < p; });

@@ -14,9 +14,9 @@
 #include <deque>
 #include <functional>
 #include <optional>
-#include <shared_mutex>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/event.h"
 
 namespace orderflow::es {
@@ -33,28 +33,28 @@ class EventTail {
   explicit EventTail(EventTailLimits limits = {}) : limits_(limits) {}
 
   // Adds newly durable events, positions ascending and above every held one.
-  void push(std::vector<RecordedEvent>&& events);
+  void push(std::vector<RecordedEvent>&& events) EXCLUDES(mu_);
 
   // Drops every held event; the covered range starts again at the next push.
-  void clear();
+  void clear() EXCLUDES(mu_);
 
   // EventStore::scan_all over the held events, if from_position >= covered_from():
   // returns the position to continue from; nullopt if the caller must read the database.
   std::optional<Position> scan(Position from_position, std::size_t max, const EventFilter& filter,
-                               const std::function<void(const RecordedEvent&)>& fn) const;
+                               const std::function<void(const RecordedEvent&)>& fn) const EXCLUDES(mu_);
 
   // The lowest position from which every durable event is held (none before the first push).
-  std::optional<Position> covered_from() const;
+  std::optional<Position> covered_from() const EXCLUDES(mu_);
 
  private:
   static std::size_t bytes_of(const RecordedEvent& e);
 
   const EventTailLimits limits_;
-  mutable std::shared_mutex mu_;
-  std::deque<RecordedEvent> events_;
-  std::size_t bytes_ = 0;
-  std::optional<Position> covered_from_;
-  Position end_ = 0;  // one past the last durable position pushed
+  mutable SharedMutex mu_;
+  std::deque<RecordedEvent> events_ GUARDED_BY(mu_);
+  std::size_t bytes_ GUARDED_BY(mu_) = 0;
+  std::optional<Position> covered_from_ GUARDED_BY(mu_);
+  Position end_ GUARDED_BY(mu_) = 0;  // one past the last durable position pushed
 };
 
 }  // namespace orderflow::es

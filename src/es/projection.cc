@@ -3,7 +3,6 @@
 #include <atomic>
 
 #include "core/failures.h"
-#include "core/latency.h"
 #include "core/trace.h"
 
 namespace orderflow::es {
@@ -18,38 +17,6 @@ const char* to_string(ProjectionState state) {
   }
   return "stopped";
 }
-
-constexpr std::chrono::milliseconds kFirstRetry{100};
-constexpr std::chrono::milliseconds kLongestRetry{2000};
-
-struct ProjectionRunner::Slot {
-  Projection* projection;
-  std::size_t index;
-  std::atomic<Position> position{0};  // applied by the live copy; only grows
-
-  // One batch at a time across the slot's copies; guards the members below.
-  std::mutex mu;
-  std::unique_ptr<ReadModel> live, building;
-  std::unique_ptr<Subscription> live_sub, building_sub;
-  // A live copy replaced by a rebuild: its subscription ends at its next batch and is
-  // joined outside `mu` (its thread may be waiting for `mu`).
-  std::vector<std::unique_ptr<ReadModel>> retired;
-  std::vector<std::unique_ptr<Subscription>> retired_subs;
-  // Another process holds the (shared) projection: this one follows it.
-  bool following = false;
-  std::optional<Error> follow_error;  // of the last look, while following
-  // A copy whose subscription stopped on an error is subscribed again at retry_at,
-  // backing off while it fails before applying anything (see retry()).
-  std::chrono::steady_clock::time_point retry_at{};
-  std::chrono::milliseconds retry_backoff = kFirstRetry;
-  Position retried_at = 0;  // slot.position when last retried
-  std::optional<Error> restart_error;  // of the last retry, if it failed
-
-  // Guards the lag figures apart from `mu`, so reading them never waits for a batch.
-  std::mutex lag_mu;
-  RecentLatencies recent_lag{kLagWindow};
-  ProjectionLag lag_totals;
-};
 
 ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> projections,
                                    ProjectionRunnerOptions options)
@@ -66,7 +33,7 @@ ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> p
 ProjectionRunner::~ProjectionRunner() {
   stop();
   {
-    std::lock_guard lk(waiters_mu_);
+    MutexLock lk(waiters_mu_);
     stopping_ = true;
   }
   waiters_cv_.notify_all();
@@ -75,7 +42,7 @@ ProjectionRunner::~ProjectionRunner() {
 
 Result<void> ProjectionRunner::start() {
   for (auto& slot : slots_) {
-    std::lock_guard lk(slot->mu);
+    MutexLock lk(slot->mu);
     if (auto r = claim_or_follow(*slot); !r) return r;
   }
   if (!watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
@@ -153,12 +120,12 @@ void ProjectionRunner::watch_loop() {
     }
     bool waited = false;
     if (shared) {
-      std::lock_guard lk(waiters_mu_);
+      MutexLock lk(waiters_mu_);
       waited = !waiters_.empty();
     }
-    std::unique_lock lk(watch_mu_);
-    watch_cv_.wait_for(lk, waited ? kWaitedFollowInterval : options_.follow_interval,
-                       [this] { return watch_stop_ || watch_waiter_; });
+    MutexLock lk(watch_mu_);
+    watch_cv_.wait_for(watch_mu_, waited ? kWaitedFollowInterval : options_.follow_interval,
+                       [this]() REQUIRES(watch_mu_) { return watch_stop_ || watch_waiter_; });
     if (watch_stop_) return;
     watch_waiter_ = false;
   }
@@ -179,7 +146,7 @@ void ProjectionRunner::watch(Slot& slot, bool claim) {
   // Destroyed in reverse: the subscriptions (joined outside `mu`) before their models.
   std::vector<std::unique_ptr<ReadModel>> models;
   std::vector<std::unique_ptr<Subscription>> subs;
-  std::lock_guard lk(slot.mu);
+  MutexLock lk(slot.mu);
   if (!slot.following) {
     if (!lost_claim(*slot.projection, slot.live_sub.get())) return;
     for (auto* sub : {&slot.live_sub, &slot.building_sub})
@@ -203,7 +170,7 @@ void ProjectionRunner::watch(Slot& slot, bool claim) {
 // the error.
 void ProjectionRunner::retry(Slot& slot) {
   std::vector<std::unique_ptr<Subscription>> stopped;  // joined outside `mu`, after it
-  std::lock_guard lk(slot.mu);
+  MutexLock lk(slot.mu);
   if (slot.following) return;
   const auto now = std::chrono::steady_clock::now();
   for (const bool live : {true, false}) {
@@ -265,7 +232,7 @@ Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> 
 
 Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events,
                                      Position through) {
-  std::lock_guard lk(slot.mu);
+  MutexLock lk(slot.mu);
   const bool live = model == slot.live.get();
   if (!live && model != slot.building.get()) return fail(Errc::unavailable, "replaced by a rebuilt copy");
   if (live && events.empty() && !slot.projection->shared()) {
@@ -298,7 +265,7 @@ Result<void> ProjectionRunner::apply(Slot& slot, ReadModel* model, std::span<con
 
 void ProjectionRunner::stop() {
   {
-    std::lock_guard lk(watch_mu_);
+    MutexLock lk(watch_mu_);
     watch_stop_ = true;
   }
   watch_cv_.notify_all();
@@ -306,7 +273,7 @@ void ProjectionRunner::stop() {
   for (auto& slot : slots_) {
     std::vector<std::unique_ptr<Subscription>> subs;
     {
-      std::lock_guard lk(slot->mu);
+      MutexLock lk(slot->mu);
       for (auto* s : {&slot->live_sub, &slot->building_sub})
         if (*s) subs.push_back(std::move(*s));
       for (auto& s : slot->retired_subs) subs.push_back(std::move(s));
@@ -316,7 +283,7 @@ void ProjectionRunner::stop() {
   }
   std::multimap<std::chrono::steady_clock::time_point, Waiter> pending;
   {
-    std::lock_guard lk(waiters_mu_);
+    MutexLock lk(waiters_mu_);
     pending.swap(waiters_);
   }
   for (auto& [_, w] : pending) w.done(false);
@@ -328,7 +295,7 @@ Result<void> ProjectionRunner::rebuild(const std::string& name) {
   std::vector<std::unique_ptr<Subscription>> finished;
   Result<void> started;
   {
-    std::lock_guard lk(slot->mu);
+    MutexLock lk(slot->mu);
     finished.swap(slot->retired_subs);
     if (slot->following) {
       started = fail(Errc::invalid_state, "projection " + name +
@@ -367,7 +334,7 @@ void ProjectionRunner::trace_applied(Slot& slot, std::span<const RecordedEvent> 
 void ProjectionRunner::record_lag(Slot& slot, std::span<const RecordedEvent> events) {
   using namespace std::chrono;
   const auto committed_us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
-  std::lock_guard lk(slot.lag_mu);
+  MutexLock lk(slot.lag_mu);
   auto& totals = slot.lag_totals;
   for (const auto& e : events) {
     const auto us = std::max<std::int64_t>(0, committed_us - e.recorded_at_ms * 1000);
@@ -384,7 +351,7 @@ void ProjectionRunner::record_lag(Slot& slot, std::span<const RecordedEvent> eve
 std::vector<ProjectionLag> ProjectionRunner::lags() {
   std::vector<ProjectionLag> out;
   for (auto& slot : slots_) {
-    std::unique_lock lk(slot->lag_mu);
+    MutexLock lk(slot->lag_mu);
     ProjectionLag lag = slot->lag_totals;
     const RecentLatencies recent = slot->recent_lag;  // sorted below, outside the lock
     lk.unlock();
@@ -406,7 +373,7 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     s.name = slot->projection->name();
     s.position = slot->position;
     s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
-    std::lock_guard lk(slot->mu);
+    MutexLock lk(slot->mu);
     std::optional<Error> error;
     if (slot->building_sub) {
       error = slot->building_sub->last_error();
@@ -446,7 +413,7 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
   if (!slot) return done(false);
   if (slot->position >= position) return done(true);
   {
-    std::lock_guard lk(waiters_mu_);
+    MutexLock lk(waiters_mu_);
     // advanced() stores the position before it takes this lock: no wake-up is lost.
     if (slot->position < position && !stopping_) {
       const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
@@ -459,7 +426,7 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
   }
   // A follower looks at the stored position at once, and often while it is waited for.
   {
-    std::lock_guard lk(watch_mu_);
+    MutexLock lk(watch_mu_);
     watch_waiter_ = true;
   }
   watch_cv_.notify_one();
@@ -468,7 +435,7 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
 void ProjectionRunner::advanced(std::size_t slot, Position position) {
   std::vector<std::function<void(bool)>> ready;
   {
-    std::lock_guard lk(waiters_mu_);
+    MutexLock lk(waiters_mu_);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (it->second.slot == slot && it->second.position <= position) {
         ready.push_back(std::move(it->second.done));
@@ -482,15 +449,15 @@ void ProjectionRunner::advanced(std::size_t slot, Position position) {
 }
 
 void ProjectionRunner::expire_loop() {
-  std::unique_lock lk(waiters_mu_);
+  MutexLock lk(waiters_mu_);
   while (!stopping_) {
     if (waiters_.empty()) {
-      waiters_cv_.wait(lk);
+      waiters_cv_.wait(waiters_mu_);
       continue;
     }
     auto first = waiters_.begin()->first;
     if (std::chrono::steady_clock::now() < first) {
-      waiters_cv_.wait_until(lk, first);
+      waiters_cv_.wait_until(waiters_mu_, first);
       continue;
     }
     auto done = std::move(waiters_.begin()->second.done);

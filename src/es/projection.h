@@ -23,17 +23,17 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/latency.h"
+#include "core/mutex.h"
 #include "es/event_store.h"
 #include "es/subscription.h"
 
@@ -160,25 +160,56 @@ class ProjectionRunner {
                     std::function<void(bool)> done);
 
  private:
-  struct Slot;
+  // Projections' failed copies are subscribed again after kFirstRetry, backing off to kLongestRetry.
+  static constexpr std::chrono::milliseconds kFirstRetry{100};
+  static constexpr std::chrono::milliseconds kLongestRetry{2000};
+  struct Slot {
+    Projection* projection;
+    std::size_t index;
+    std::atomic<Position> position{0};  // applied by the live copy; only grows
+
+    // One batch at a time across the slot's copies; guards the members below.
+    Mutex mu;
+    std::unique_ptr<ReadModel> live GUARDED_BY(mu), building GUARDED_BY(mu);
+    std::unique_ptr<Subscription> live_sub GUARDED_BY(mu), building_sub GUARDED_BY(mu);
+    // A live copy replaced by a rebuild: its subscription ends at its next batch and is
+    // joined outside `mu` (its thread may be waiting for `mu`).
+    std::vector<std::unique_ptr<ReadModel>> retired GUARDED_BY(mu);
+    std::vector<std::unique_ptr<Subscription>> retired_subs GUARDED_BY(mu);
+    // Another process holds the (shared) projection: this one follows it.
+    bool following GUARDED_BY(mu) = false;
+    std::optional<Error> follow_error GUARDED_BY(mu);  // of the last look, while following
+    // A copy whose subscription stopped on an error is subscribed again at retry_at,
+    // backing off while it fails before applying anything (see retry()).
+    std::chrono::steady_clock::time_point retry_at GUARDED_BY(mu){};
+    std::chrono::milliseconds retry_backoff GUARDED_BY(mu) = kFirstRetry;
+    Position retried_at GUARDED_BY(mu) = 0;  // slot.position when last retried
+    std::optional<Error> restart_error GUARDED_BY(mu);  // of the last retry, if it failed
+
+    // Guards the lag figures apart from `mu`, so reading them never waits for a batch.
+    Mutex lag_mu;
+    RecentLatencies recent_lag GUARDED_BY(lag_mu){kLagWindow};
+    ProjectionLag lag_totals GUARDED_BY(lag_mu);
+  };
   struct Waiter {
     std::size_t slot;
     Position position;
     std::function<void(bool)> done;
   };
 
-  Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live);
-  Result<void> claim_or_follow(Slot& slot);
-  Result<void> replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live);
-  Result<void> follow(Slot& slot);
-  void watch(Slot& slot, bool claim);
-  void retry(Slot& slot);
-  void watch_loop();
-  Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through);
-  void advanced(std::size_t slot, Position position);
+  Result<void> subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live) REQUIRES(slot.mu);
+  Result<void> claim_or_follow(Slot& slot) REQUIRES(slot.mu);
+  Result<void> replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live) REQUIRES(slot.mu);
+  Result<void> follow(Slot& slot) REQUIRES(slot.mu);
+  void watch(Slot& slot, bool claim) EXCLUDES(slot.mu);
+  void retry(Slot& slot) EXCLUDES(slot.mu);
+  void watch_loop() EXCLUDES(watch_mu_);
+  Result<void> apply(Slot& slot, ReadModel* model, std::span<const RecordedEvent> events, Position through)
+      EXCLUDES(slot.mu);
+  void advanced(std::size_t slot, Position position) EXCLUDES(waiters_mu_);
   static void trace_applied(Slot& slot, std::span<const RecordedEvent> events, std::int64_t started_ns);
-  static void record_lag(Slot& slot, std::span<const RecordedEvent> events);
-  void expire_loop();
+  static void record_lag(Slot& slot, std::span<const RecordedEvent> events) EXCLUDES(slot.lag_mu);
+  void expire_loop() EXCLUDES(waiters_mu_);
   Slot* find(const std::string& name) const;
 
   EventStore& store_;
@@ -186,17 +217,17 @@ class ProjectionRunner {
   std::vector<std::unique_ptr<Slot>> slots_;
 
   // Read-your-writes waiters, by deadline; the expiry thread answers late ones.
-  std::mutex waiters_mu_;
-  std::condition_variable waiters_cv_;
-  std::multimap<std::chrono::steady_clock::time_point, Waiter> waiters_;
-  bool stopping_ = false;
+  Mutex waiters_mu_;
+  CondVar waiters_cv_;
+  std::multimap<std::chrono::steady_clock::time_point, Waiter> waiters_ GUARDED_BY(waiters_mu_);
+  bool stopping_ GUARDED_BY(waiters_mu_) = false;
   std::thread expiry_;
 
   // Retries failed copies; follows and claims shared projections.
-  std::mutex watch_mu_;
-  std::condition_variable watch_cv_;
-  bool watch_stop_ = false;
-  bool watch_waiter_ = false;  // a wait began
+  Mutex watch_mu_;
+  CondVar watch_cv_;
+  bool watch_stop_ GUARDED_BY(watch_mu_) = false;
+  bool watch_waiter_ GUARDED_BY(watch_mu_) = false;  // a wait began
   std::thread watcher_;
 };
 

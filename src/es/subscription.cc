@@ -16,7 +16,7 @@ Subscription::Subscription(EventStore& store, CheckpointStore* checkpoints,
 Subscription::~Subscription() { stop(); }
 
 std::optional<Error> Subscription::last_error() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return last_error_;
 }
 
@@ -30,7 +30,7 @@ Result<void> Subscription::start() {
   }
   position_ = from;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     last_error_.reset();
   }
   stop_ = false;
@@ -73,7 +73,7 @@ void Subscription::run() {
   bool handled_one = false;
   const std::string read_kind = options_.name + " read";
   auto fail_with = [&](Error e) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     last_error_ = std::move(e);
   };
   auto stop_with = [&](Error e, const char* what) {
@@ -104,7 +104,7 @@ void Subscription::run() {
     }
     if (read_failed) {  // the store is back: its error is history
       recovered("subscription", read_kind);
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       last_error_.reset();
       read_failed = false;
     }
@@ -130,7 +130,7 @@ void Subscription::run() {
       handled_one = true;
       recovered("subscription", options_.name, "at position " + std::to_string(next - 1));
     }
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     last_error_.reset();
   }
   if (ahead.valid()) ahead.wait();

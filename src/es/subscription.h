@@ -7,14 +7,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <thread>
 
+#include "core/mutex.h"
 #include "es/event_store.h"
 
 namespace orderflow::es {
@@ -59,7 +58,7 @@ class Subscription {
 
   Position position() const { return position_.load(); }
   bool running() const { return running_.load(); }
-  std::optional<Error> last_error() const;
+  std::optional<Error> last_error() const EXCLUDES(mu_);
 
  private:
   void run();
@@ -72,8 +71,8 @@ class Subscription {
   std::atomic<Position> position_{1};
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::optional<Error> last_error_;
+  mutable Mutex mu_;
+  std::optional<Error> last_error_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

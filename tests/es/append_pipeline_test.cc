@@ -2,8 +2,9 @@
 // - exclusive: a failed batch write or sync fails that batch and every append behind it,
 //   the pipeline refuses appends until the backend recovers, then versions and positions
 //   continue from what is durable (fail-stop);
-// - group commit: appends arriving during a write are written as one batch; with group
-//   commit off, one by one;
+// - group commit: appends arriving during a write are written as one batch, in one
+//   transaction and one sync; with group commit off (`--no-group-commit`), each append is
+//   written and synced alone;
 // - shared: the database numbers appends; a conflict with one of this process's appends
 //   not yet numbered is parked until it is.
 #include "es/append_pipeline.h"
@@ -53,9 +54,10 @@ class FailingBackend final : public ExclusiveAppendBackend {
                          a.first_version + static_cast<StreamVersion>(i), a.first_position + static_cast<Position>(i)});
     return {};
   }
-  Result<void> sync(std::size_t) override {
+  Result<void> sync(std::size_t batches) override {
     std::unique_lock lk(mu_);
     ++syncs_started_;
+    sync_calls_.push_back(batches);
     cv_.notify_all();
     cv_.wait(lk, [&] { return !hold_syncs_; });
     if (fail_syncs_ > 0) {
@@ -120,6 +122,11 @@ class FailingBackend final : public ExclusiveAppendBackend {
     std::lock_guard lk(mu_);
     return batch_sizes_;
   }
+  // The number of batches each sync was asked to make durable, in order.
+  std::vector<std::size_t> sync_calls() {
+    std::lock_guard lk(mu_);
+    return sync_calls_;
+  }
 
   int writes_ = 0, syncs_started_ = 0;  // calls begun; guarded by mu_ (read by await)
 
@@ -136,7 +143,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Row> rows_;
-  std::vector<std::size_t> batch_sizes_;
+  std::vector<std::size_t> batch_sizes_, sync_calls_;
   int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0;
   bool hold_writes_ = false, hold_syncs_ = false;
 };
@@ -299,6 +306,42 @@ TEST_F(AppendPipelineRecovery, RefusesAppendsAtOnceUntilTheBackendCanWriteAgain)
   EXPECT_EQ(c->position, 1);
 }
 
+// Fail-stop after a failed sync (leveldb's DBImpl::Write): the batches written behind the
+// one being synced were built on it, so they fail with it; later appends are refused at once,
+// without reaching the backend, until recover() has succeeded.
+TEST_F(AppendPipelineRecovery, AFailedSyncFailsTheBatchesBehindItAndRefusesAppendsUntilRecovered) {
+  ASSERT_TRUE(append(request("s", ExpectedVersion::no_stream(), {"a"})));
+  backend_.hold_syncs(true);
+  backend_.fail_syncs(1);
+  backend_.fail_recovers(1000);
+  auto b = append_async(request("s", ExpectedVersion::exact(0), {"b"}));
+  backend_.await(2, &FailingBackend::syncs_started_);  // b's batch is in its sync, held
+  auto c = append_async(request("s", ExpectedVersion::exact(1), {"c"}));
+  backend_.await(3, &FailingBackend::writes_);          // c's batch is written behind it
+  backend_.hold_syncs(false);
+  expect_unavailable(b.get());
+  expect_unavailable(c.get());
+  ASSERT_TRUE(pipeline_.write_failure());
+  EXPECT_EQ(pipeline_.last_committed(), 1);
+
+  const int writes = backend_.writes();
+  auto refusal = append_async(request("t", ExpectedVersion::any(), {"d"}));
+  ASSERT_EQ(refusal.wait_for(0s), std::future_status::ready) << "not refused at once";
+  auto refused = refusal.get();
+  expect_unavailable(refused);
+  EXPECT_NE(refused.error().message.find("refused"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(backend_.writes(), writes) << "an append reached the backend before it recovered";
+
+  backend_.fail_recovers(0);
+  ASSERT_TRUE(recovered(3s));
+  // What b and c left was removed; versions and positions continue from a.
+  EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a"}));
+  auto e = append(request("s", ExpectedVersion::exact(0), {"e"}));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->version, 1);
+  EXPECT_EQ(e->position, 2);
+}
+
 TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
   backend_.fail_recovers(1000);
   backend_.fail_writes(1);
@@ -314,6 +357,8 @@ TEST_F(AppendPipelineRecovery, StopsWhileRecovering) {
 // written and synced alone. (Shown on the batches the backend is given, not assumed
 // from a rate.)
 void append_while_a_write_is_held(bool group_commit, std::vector<std::size_t> expected_batches) {
+  auto& metrics = append_metrics();
+  const auto batches_before = metrics.batch_appends.snapshot(), syncs_before = metrics.sync_seconds.snapshot();
   FailingBackend backend;
   AppendPipelineOptions options;
   options.group_commit = group_commit;
@@ -340,6 +385,20 @@ void append_while_a_write_is_held(bool group_commit, std::vector<std::size_t> ex
   EXPECT_EQ(positions.size(), 21u);
   EXPECT_EQ(*positions.rbegin(), 21);
   EXPECT_EQ(backend.batch_sizes(), expected_batches);
+  // Every batch synced once: group commit syncs what was written meanwhile together (the
+  // first batch alone, or with the second); without it, each append has a sync of its own.
+  const auto syncs = backend.sync_calls();
+  std::size_t synced = 0;
+  for (auto n : syncs) synced += n;
+  EXPECT_EQ(synced, expected_batches.size());
+  if (!group_commit) {
+    EXPECT_EQ(syncs, std::vector<std::size_t>(expected_batches.size(), 1));
+  }
+  // The pipeline's counters say the same (/metrics: batches and the appends in them, syncs).
+  const auto batches = metrics.batch_appends.snapshot();
+  EXPECT_EQ(batches.count - batches_before.count, expected_batches.size());
+  EXPECT_DOUBLE_EQ(batches.sum - batches_before.sum, 21.0);
+  EXPECT_EQ(metrics.sync_seconds.snapshot().count - syncs_before.count, syncs.size());
   pipeline.stop();
 }
 
@@ -378,7 +437,15 @@ class SharedDatabase final : public AppendBackend {
   Result<void> sync(std::size_t) override {
     std::unique_lock lk(mu_);
     gate_cv_.wait(lk, [&] { return open_; });
+    if (fail_syncs_ > 0) {
+      --fail_syncs_;
+      return fail(Errc::unavailable, "COMMIT: server closed the connection (injected)");
+    }
     return {};
+  }
+  void fail_syncs(int n) {
+    std::lock_guard lk(mu_);
+    fail_syncs_ = n;
   }
   void other_writes(const std::string& stream, StreamVersion to) {
     std::lock_guard lk(mu_);
@@ -409,7 +476,7 @@ class SharedDatabase final : public AppendBackend {
   std::mutex mu_;
   std::condition_variable gate_cv_;
   bool open_ = false, hold_writes_ = false;
-  int writes_begun_ = 0;
+  int writes_begun_ = 0, fail_syncs_ = 0;
   std::map<std::string, StreamVersion> streams_;
   Position head_ = 0;
 };
@@ -501,6 +568,34 @@ TEST(AppendPipelineShared, AParkedAppendGoesToTheDatabaseOnceMemoryNoLongerKnows
   auto b = run.second.get_future().get();
   ASSERT_TRUE(b) << b.error().message;
   EXPECT_EQ(b->version, 4);
+}
+
+// A shared backend's failed batch answers its own appends unavailable (their outcome is
+// unknown: a retry with the same event ids learns it) and nothing else: no fail-stop, the
+// next append is written (other processes may have written meanwhile; memory built nothing
+// on the failed batch).
+TEST(AppendPipelineShared, AFailedBatchFailsOnlyItsOwnAppendsAndTheNextIsWritten) {
+  SharedDatabase db;
+  AppendPipeline pipeline(db, {}, [] { return std::int64_t{0}; });
+  ASSERT_TRUE(pipeline.start());
+  db.open_gate();
+  db.fail_syncs(1);
+  std::promise<Result<AppendResult>> first, second;
+  pipeline.append(request("s", ExpectedVersion::no_stream(), {"a"}),
+                  [&](Result<AppendResult> r) { first.set_value(std::move(r)); });
+  auto a = first.get_future().get();
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, Errc::unavailable);
+  EXPECT_NE(a.error().message.find("same event ids"), std::string::npos) << a.error().message;
+  EXPECT_FALSE(pipeline.write_failure());
+  // The database numbered a (and kept it, here): memory does not guess, the database decides.
+  pipeline.append(request("s", ExpectedVersion::exact(0), {"b"}),
+                  [&](Result<AppendResult> r) { second.set_value(std::move(r)); });
+  auto b = second.get_future().get();
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(b->version, 1);
+  EXPECT_EQ(pipeline.last_committed(), 2);
+  pipeline.stop();
 }
 
 }  // namespace

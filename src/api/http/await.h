@@ -10,10 +10,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
+#include "core/mutex.h"
 #include "core/check.h"
 
 namespace orderflow::http {
@@ -31,15 +31,18 @@ boost::asio::awaitable<T> await_callback(Start start) {
       [](auto handler, Start start) {
         using Handler = decltype(handler);
         struct State {
-          std::mutex mu;
-          std::optional<Handler> handler;
+          Mutex mu;
+          std::optional<Handler> handler GUARDED_BY(mu);
         };
         auto state = std::make_shared<State>();
-        state->handler.emplace(std::move(handler));
+        {
+          MutexLock lock(state->mu);  // nothing else uses it yet: for the analysis
+          state->handler.emplace(std::move(handler));
+        }
         start([state](T value) {
           std::optional<Handler> taken;
           {
-            std::lock_guard lock(state->mu);
+            MutexLock lock(state->mu);
             OF_CHECK(state->handler.has_value(), "await_callback: done called twice");
             taken.emplace(std::move(*state->handler));
             state->handler.reset();

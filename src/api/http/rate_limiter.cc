@@ -44,7 +44,7 @@ std::optional<std::int64_t> RateLimiter::take(std::string_view key, Clock::time_
   Shard& shard = shards_[h % kShards];
   std::optional<Clock::duration> wait;
   {
-    std::lock_guard lock(shard.mu);
+    MutexLock lock(shard.mu);
     const bool room = shard.buckets.size() < max_per_shard_;
     if (now - shard.swept >= (room ? kSweepIdle : kSweepFull)) sweep(shard, now);
     auto it = shard.buckets.find(key);
@@ -69,7 +69,7 @@ void RateLimiter::sweep(Shard& shard, Clock::time_point now) const {
 std::size_t RateLimiter::size() const {
   std::size_t n = 0;
   for (const auto& s : shards_) {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     n += s.buckets.size();
   }
   return n;

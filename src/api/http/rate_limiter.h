@@ -14,11 +14,12 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "core/mutex.h"
 
 namespace orderflow::http {
 
@@ -74,14 +75,14 @@ class RateLimiter {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, TokenBucket, Hash, std::equal_to<>> buckets;
-    std::optional<TokenBucket> overflow;
-    Clock::time_point swept{};
+    mutable Mutex mu;
+    std::unordered_map<std::string, TokenBucket, Hash, std::equal_to<>> buckets GUARDED_BY(mu);
+    std::optional<TokenBucket> overflow GUARDED_BY(mu);
+    Clock::time_point swept GUARDED_BY(mu){};
   };
   static constexpr std::size_t kShards = 16;  // one lock each: io threads rarely meet
 
-  void sweep(Shard& shard, Clock::time_point now) const;
+  void sweep(Shard& shard, Clock::time_point now) const REQUIRES(shard.mu);
 
   const RateLimit limit_;
   const std::size_t max_per_shard_;

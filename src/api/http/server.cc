@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/mutex.h"
 #include "core/check.h"
 #include "core/log.h"
 
@@ -171,7 +172,7 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
 
   bool write(std::string data) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!open_) return false;
       queued_ += data.size();
       queue_.push_back(std::move(data));
@@ -183,18 +184,18 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   }
 
   std::size_t queued_bytes() const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return queued_;
   }
 
   bool is_open() const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return open_;
   }
 
   void close() override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!open_) return;
       open_ = false;
     }
@@ -203,7 +204,7 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
 
   void on_close(std::function<void()> fn) override {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!ended_) {
         on_close_ = std::move(fn);
         return;
@@ -218,7 +219,7 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   // Moves everything queued into `out` (send), or says to wait for more, or that the
   // stream is over: closed with nothing left to send, or the peer is gone.
   Next take(std::vector<std::string>& out) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (peer_gone_) return Next::end;
     if (!queue_.empty()) {
       for (auto& s : queue_) out.push_back(std::move(s));
@@ -231,12 +232,12 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   }
 
   void sent(std::size_t bytes) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queued_ -= bytes;
   }
 
   void peer_gone() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     peer_gone_ = true;
     open_ = false;
   }
@@ -255,7 +256,7 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   void finish() {
     std::function<void()> fn;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       open_ = false;
       ended_ = true;
       queue_.clear();
@@ -267,14 +268,14 @@ class Stream final : public StreamWriter, public std::enable_shared_from_this<St
   }
 
  private:
-  mutable std::mutex mu_;
-  std::deque<std::string> queue_;
-  std::size_t queued_ = 0;
-  bool open_ = true;          // write() still accepts
-  bool peer_gone_ = false;    // the client closed or the socket failed
-  bool ended_ = false;        // finish() ran
-  bool wake_posted_ = false;  // a wake() is on its way; later writes need not post
-  std::function<void()> on_close_;
+  mutable Mutex mu_;
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  std::size_t queued_ GUARDED_BY(mu_) = 0;
+  bool open_ GUARDED_BY(mu_) = true;          // write() still accepts
+  bool peer_gone_ GUARDED_BY(mu_) = false;    // the client closed or the socket failed
+  bool ended_ GUARDED_BY(mu_) = false;        // finish() ran
+  bool wake_posted_ GUARDED_BY(mu_) = false;  // a wake() is on its way; later writes need not post
+  std::function<void()> on_close_ GUARDED_BY(mu_);
   asio::io_context::executor_type ex_;
   std::optional<asio::steady_timer> wake_;
 };
@@ -288,7 +289,7 @@ class Admission {
 
   // Counts a new connection from `ip` as what it is admitted as.
   Kind admit(const asio::ip::address& ip) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = by_ip_.try_emplace(ip, 0).first;
     if (regular_ < opts_.max_connections && it->second < opts_.max_connections_per_ip) {
       ++regular_;
@@ -304,7 +305,7 @@ class Admission {
   }
 
   void release(const asio::ip::address& ip, Kind kind) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (kind == Kind::reserve) --reserve_;
     if (kind != Kind::regular) return;
     --regular_;
@@ -314,9 +315,9 @@ class Admission {
 
  private:
   const ServerOptions& opts_;
-  std::mutex mu_;
-  std::size_t regular_ = 0, reserve_ = 0;
-  std::unordered_map<asio::ip::address, std::size_t> by_ip_;  // regular connections by client
+  Mutex mu_;
+  std::size_t regular_ GUARDED_BY(mu_) = 0, reserve_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<asio::ip::address, std::size_t> by_ip_ GUARDED_BY(mu_);  // regular connections by client
 };
 
 // An admitted connection's place in the Admission counts, given back when it goes.
@@ -904,8 +905,8 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{workers.front()->ioc};
   std::optional<asio::signal_set> signals;
   std::optional<asio::signal_set> reload_signals;
-  std::mutex tls_mu;
-  std::shared_ptr<asio::ssl::context> tls;  // what new connections get; null: plain HTTP
+  Mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls GUARDED_BY(tls_mu);  // what new connections get; null: plain HTTP
   std::vector<std::thread> threads;
   std::atomic<bool> stop_requested{false};
   bool started = false;
@@ -928,7 +929,7 @@ Result<void> HttpServer::Impl::reload_tls() {
   if (!opts.tls) return fail(Errc::invalid_argument, "this server does not serve TLS");
   auto ctx = load_tls(*opts.tls);
   if (!ctx) return fail(ctx.error());
-  std::lock_guard lock(tls_mu);
+  MutexLock lock(tls_mu);
   tls = std::move(*ctx);
   return {};
 }
@@ -966,7 +967,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
     socket.set_option(tcp::no_delay(true), ignored);
     std::shared_ptr<asio::ssl::context> ctx;
     if (opts.tls) {
-      std::lock_guard lock(tls_mu);
+      MutexLock lock(tls_mu);
       ctx = tls;
     }
     asio::co_spawn(w.ioc, w.serve(std::move(socket), std::move(ticket), std::move(ctx)), asio::detached);
@@ -985,6 +986,7 @@ Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
   if (o.tls) {
     auto ctx = load_tls(*o.tls);
     if (!ctx) return fail(ctx.error());
+    MutexLock lk(impl->tls_mu);  // nothing else uses it yet: for the analysis
     impl->tls = std::move(*ctx);
   }
   const std::string where = o.host + ":" + std::to_string(o.port);

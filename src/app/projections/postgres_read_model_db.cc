@@ -121,12 +121,13 @@ Result<std::unique_ptr<PostgresReadModelDb>> PostgresReadModelDb::open(PostgresR
   Query unlock{"SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || $1))", {schema}};
   if (auto r = conn->query(unlock); !r && created) return fail(r.error());
   if (!created) return fail(created.error());
+  MutexLock lk(db->pool_mu_);  // nothing else uses it yet: for the analysis
   db->pool_.push_back(std::move(*conn));
   return db;
 }
 
 PostgresReadModelDb::Writer& PostgresReadModelDb::writer(const std::string& name) {
-  std::lock_guard lk(writers_mu_);
+  MutexLock lk(writers_mu_);
   auto& w = writers_[name];
   if (!w) w = std::make_unique<Writer>();
   return *w;
@@ -134,7 +135,7 @@ PostgresReadModelDb::Writer& PostgresReadModelDb::writer(const std::string& name
 
 Result<bool> PostgresReadModelDb::claim(const std::string& name) {
   auto& w = writer(name);
-  std::lock_guard lk(w.mu);
+  MutexLock lk(w.mu);
   if (w.held && w.conn && w.conn->healthy()) return true;
   w.held = false;
   if (!w.conn || !w.conn->healthy()) {
@@ -153,7 +154,7 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
 Result<void> PostgresReadModelDb::transaction(const std::string& name,
                                               const std::function<Result<void>(WriteTransaction&)>& fn) {
   auto& w = writer(name);
-  std::lock_guard lk(w.mu);
+  MutexLock lk(w.mu);
   if (!w.held || !w.conn || !w.conn->healthy()) {
     w.held = false;
     return fail(Errc::unavailable, "this process does not hold projection " + name +
@@ -174,7 +175,7 @@ Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const 
                                         const OnRow& on_row) {
   std::optional<postgres::Connection> conn;
   {
-    std::lock_guard lk(pool_mu_);
+    MutexLock lk(pool_mu_);
     if (!pool_.empty()) {
       conn = std::move(pool_.back());
       pool_.pop_back();
@@ -189,7 +190,7 @@ Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const 
   auto results = conn->pipeline({Query{text.c_str(), texts(params)}});
   Result<void> r = results ? for_each_row(results->front(), on_row) : Result<void>(results.error());
   if (conn->healthy()) {
-    std::lock_guard lk(pool_mu_);
+    MutexLock lk(pool_mu_);
     if (pool_.size() < options_.idle_connections) pool_.push_back(std::move(*conn));
   }
   return r;

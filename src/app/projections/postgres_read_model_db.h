@@ -15,11 +15,11 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "app/projections/read_model_db.h"
 #include "store/postgres/pg.h"
 
@@ -46,9 +46,9 @@ class PostgresReadModelDb final : public ReadModelDb {
  private:
   // The connection that writes one projection and holds its lock.
   struct Writer {
-    std::mutex mu;
-    std::optional<postgres::Connection> conn;
-    bool held = false;  // the lock, on `conn`
+    Mutex mu;
+    std::optional<postgres::Connection> conn GUARDED_BY(mu);
+    bool held GUARDED_BY(mu) = false;  // the lock, on `conn`
   };
 
   explicit PostgresReadModelDb(PostgresReadModelDbOptions options) : options_(std::move(options)) {}
@@ -56,10 +56,10 @@ class PostgresReadModelDb final : public ReadModelDb {
   Writer& writer(const std::string& name);
 
   PostgresReadModelDbOptions options_;
-  std::mutex writers_mu_;
-  std::map<std::string, std::unique_ptr<Writer>> writers_;
-  std::mutex pool_mu_;
-  std::vector<postgres::Connection> pool_;
+  Mutex writers_mu_;
+  std::map<std::string, std::unique_ptr<Writer>> writers_ GUARDED_BY(writers_mu_);
+  Mutex pool_mu_;
+  std::vector<postgres::Connection> pool_ GUARDED_BY(pool_mu_);
 };
 
 }  // namespace orderflow::app::projections

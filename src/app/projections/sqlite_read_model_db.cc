@@ -85,6 +85,7 @@ constexpr std::int64_t kWalSizeLimit = 64 << 20;
 Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::string& path) {
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
+  MutexLock lk(db->writer_mu_);  // nothing else uses it yet: for the analysis
   auto writer = sqlite::Database::open(path);
   if (!writer) return fail(writer.error());
   db->writer_ = std::make_unique<Connection>(std::move(*writer));
@@ -105,7 +106,7 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
 
 SqliteReadModelDb::~SqliteReadModelDb() {
   {
-    std::lock_guard lk(checkpoint_mu_);
+    MutexLock lk(checkpoint_mu_);
     closing_ = true;
   }
   checkpoint_cv_.notify_all();
@@ -113,8 +114,8 @@ SqliteReadModelDb::~SqliteReadModelDb() {
 }
 
 void SqliteReadModelDb::checkpoint_loop() {
-  std::unique_lock lk(checkpoint_mu_);
-  while (!checkpoint_cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return closing_; })) {
+  MutexLock lk(checkpoint_mu_);
+  while (!checkpoint_cv_.wait_for(checkpoint_mu_, std::chrono::milliseconds(200), [this]() REQUIRES(checkpoint_mu_) { return closing_; })) {
     lk.unlock();
     // Never blocks the writer but for a RESTART's short wait; keeps the WAL bounded.
     if (auto r = sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4, "readmodels"); !r)
@@ -128,7 +129,7 @@ void SqliteReadModelDb::checkpoint_loop() {
 
 Result<void> SqliteReadModelDb::transaction(const std::string&,
                                             const std::function<Result<void>(WriteTransaction&)>& fn) {
-  std::lock_guard lk(writer_mu_);
+  MutexLock lk(writer_mu_);
   auto& db = writer_->db();
   if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return r;
   auto r = fn(*writer_);
@@ -146,7 +147,7 @@ Result<void> SqliteReadModelDb::query(const std::string& sql, std::span<const Sq
 
 std::unique_ptr<SqliteReadModelDb::Connection> SqliteReadModelDb::lease() {
   {
-    std::lock_guard lk(readers_mu_);
+    MutexLock lk(readers_mu_);
     if (!readers_.empty()) {
       auto r = std::move(readers_.back());
       readers_.pop_back();
@@ -159,7 +160,7 @@ std::unique_ptr<SqliteReadModelDb::Connection> SqliteReadModelDb::lease() {
 }
 
 void SqliteReadModelDb::give_back(std::unique_ptr<Connection> reader) {
-  std::lock_guard lk(readers_mu_);
+  MutexLock lk(readers_mu_);
   readers_.push_back(std::move(reader));
 }
 

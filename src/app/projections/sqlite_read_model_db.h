@@ -4,14 +4,13 @@
 // prepared once per connection.
 #pragma once
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/mutex.h"
 #include "app/projections/read_model_db.h"
 #include "store/sqlite/sqlite.h"
 
@@ -37,17 +36,17 @@ class SqliteReadModelDb final : public ReadModelDb {
   void checkpoint_loop();
 
   std::string path_;
-  std::mutex writer_mu_;
-  std::unique_ptr<Connection> writer_;
-  std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Connection>> readers_;
+  Mutex writer_mu_;
+  std::unique_ptr<Connection> writer_ GUARDED_BY(writer_mu_);
+  Mutex readers_mu_;
+  std::vector<std::unique_ptr<Connection>> readers_ GUARDED_BY(readers_mu_);
 
   // Checkpoints the WAL on a thread of its own: a checkpoint syncs the files, and SQLite's
   // automatic one, run by whichever commit crossed the threshold, stalled that projection.
   sqlite::Database checkpointer_;
-  std::mutex checkpoint_mu_;
-  std::condition_variable checkpoint_cv_;
-  bool closing_ = false;
+  Mutex checkpoint_mu_;
+  CondVar checkpoint_cv_;
+  bool closing_ GUARDED_BY(checkpoint_mu_) = false;
   std::thread checkpoint_thread_;
 };
 

@@ -53,7 +53,7 @@ Relay::~Relay() { stop(); }
 void Relay::start() {
   if (thread_.joinable()) return;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stopping_ = false;
   }
   running_ = true;
@@ -66,7 +66,7 @@ void Relay::start() {
 void Relay::stop() {
   if (!thread_.joinable()) return;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -79,7 +79,7 @@ RelayStatus Relay::status() const {
   s.bus = options_.bus;
   s.position = position_;
   s.published = published_;
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   s.last_error = last_error_;
   if (!running_ || stopping_)
     s.state = "stopped";
@@ -97,14 +97,14 @@ Result<void> Relay::on_batch(std::span<const es::RecordedEvent> events) {
   for (const auto& e : events) messages.push_back(message(e, options_.topic_prefix));
   if (auto published = bus_.publish(messages); !published) {
     failed_ = true;
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     last_error_ = published.error().message;
     return published;
   }
   published_ += events.size();
   position_ = events.back().position;
   if (failed_.exchange(false)) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     last_error_.reset();
   }
   return {};
@@ -163,8 +163,8 @@ void Relay::loop() {
         }
       }
     }
-    std::unique_lock lk(mu_);
-    if (cv_.wait_for(lk, kTick, [&] { return stopping_; })) break;
+    MutexLock lk(mu_);
+    if (cv_.wait_for(mu_, kTick, [&]() REQUIRES(mu_) { return stopping_; })) break;
   }
   subscription_.reset();
   if (lease_) {

@@ -18,14 +18,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "core/mutex.h"
 #include "es/bus.h"
 #include "es/leader_lease.h"
 #include "es/subscription.h"
@@ -91,10 +90,10 @@ class Relay {
   std::atomic<bool> running_{false};  // between start() and stop()
   std::atomic<bool> leading_{false};
   std::atomic<bool> failed_{false};  // the last publish failed
-  mutable std::mutex mu_;            // stopping_, last_error_
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::optional<std::string> last_error_;
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::optional<std::string> last_error_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -29,7 +29,10 @@ SagaRunner::~SagaRunner() { stop(); }
 Result<void> SagaRunner::start() {
   if (!lease_) return run();
   if (lease_thread_.joinable()) return {};
-  lease_stopping_ = false;
+  {
+    MutexLock lk(lease_mu_);
+    lease_stopping_ = false;
+  }
   lease_thread_ = std::thread([this] { lease_loop(); });
   return {};
 }
@@ -38,7 +41,7 @@ void SagaRunner::stop() {
   if (!lease_) return halt();
   if (!lease_thread_.joinable()) return;
   {
-    std::lock_guard lk(lease_mu_);
+    MutexLock lk(lease_mu_);
     lease_stopping_ = true;
   }
   lease_cv_.notify_all();
@@ -66,8 +69,8 @@ void SagaRunner::lease_loop() {
       halt();
       lead(false);
     }
-    std::unique_lock lk(lease_mu_);
-    if (lease_cv_.wait_for(lk, kLeaseCheck, [&] { return lease_stopping_; })) break;
+    MutexLock lk(lease_mu_);
+    if (lease_cv_.wait_for(lease_mu_, kLeaseCheck, [&]() REQUIRES(lease_mu_) { return lease_stopping_; })) break;
   }
   if (worker_.joinable()) {
     halt();
@@ -87,12 +90,12 @@ Result<void> SagaRunner::run() {
   auto horizon = store.last_position();
   if (!horizon) return fail(horizon.error());
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, from, *horizon);
   }
   next_position_ = from;
   {
-    std::lock_guard lk(answers_mu_);
+    MutexLock lk(answers_mu_);
     stopping_ = false;
   }
   es::SubscriptionOptions o;
@@ -119,7 +122,7 @@ void SagaRunner::halt() {
   // doing so while the subscription was being stopped undid the stop (a quiet SIGTERM
   // then waited for ever on the subscription's thread).
   {
-    std::unique_lock lk(answers_mu_);
+    MutexLock lk(answers_mu_);
     stopping_ = true;
   }
   answers_cv_.notify_all();
@@ -127,14 +130,14 @@ void SagaRunner::halt() {
   subscription_->stop();
   {
     // Their callbacks point at this runner.
-    std::unique_lock lk(answers_mu_);
-    answers_cv_.wait(lk, [&] { return in_flight_ == 0; });
+    MutexLock lk(answers_mu_);
+    answers_cv_.wait(answers_mu_, [&]() REQUIRES(answers_mu_) { return in_flight_ == 0; });
     answers_.clear();  // a later run() starts from the checkpoint, with a new core
   }
   save_checkpoint();
   next_position_ = 0;
   if (lease_) {  // another process runs the saga now: this view would only go stale
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     core_.reset();
   }
 }
@@ -144,7 +147,7 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
   std::vector<StepEnded> ended;
   Result<void> folded;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     folded = core_->on_events(events, next, now_unix_ms());
     commands = core_->take_commands();
     ended = core_->take_ended_steps();
@@ -163,13 +166,13 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
 
 void SagaRunner::issue(std::vector<SagaCommand> commands) {
   {
-    std::lock_guard lk(answers_mu_);
+    MutexLock lk(answers_mu_);
     in_flight_ += commands.size();
   }
   for (auto& c : commands)
     dispatch(commands_, std::move(c), [this](Completion done) {  // may run on the store's writer thread
       {
-        std::lock_guard lk(answers_mu_);
+        MutexLock lk(answers_mu_);
         answers_.push_back(std::move(done));
         --in_flight_;
       }
@@ -207,8 +210,8 @@ void SagaRunner::worker_loop() {
   for (;;) {
     std::vector<Completion> answers;
     {
-      std::unique_lock lk(answers_mu_);
-      answers_cv_.wait_for(lk, kTick, [&] { return stopping_ || !answers_.empty(); });
+      MutexLock lk(answers_mu_);
+      answers_cv_.wait_for(answers_mu_, kTick, [&]() REQUIRES(answers_mu_) { return stopping_ || !answers_.empty(); });
       if (stopping_) return;
       answers.swap(answers_);
     }
@@ -219,7 +222,7 @@ void SagaRunner::worker_loop() {
     std::vector<SagaCommand> commands;
     std::vector<StepEnded> ended;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       for (const auto& a : answers) core_->on_completion(a, now);
       deadlines_fired_.add(core_->on_tick(now));
       commands = core_->take_commands();
@@ -245,7 +248,7 @@ void SagaRunner::save_checkpoint() {
   if (!checkpoints_) return;
   es::Position p;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     p = core_->checkpoint();
   }
   // A lost checkpoint only means a longer replay.
@@ -257,22 +260,22 @@ void SagaRunner::save_checkpoint() {
 }
 
 std::optional<SagaView> SagaRunner::view(const std::string& order_id) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return core_ ? core_->view(order_id) : std::nullopt;
 }
 
 std::vector<SagaView> SagaRunner::list(std::optional<SagaState> state, std::size_t limit) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return core_ ? core_->list(state, limit) : std::vector<SagaView>{};
 }
 
 std::size_t SagaRunner::active() {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return core_ ? core_->active() : 0;
 }
 
 std::map<SagaState, std::size_t> SagaRunner::count_by_state() {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return core_ ? core_->count_by_state() : std::map<SagaState, std::size_t>{};
 }
 

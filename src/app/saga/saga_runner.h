@@ -12,13 +12,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "core/mutex.h"
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
 #include "core/metric.h"
@@ -82,25 +81,25 @@ class SagaRunner {
   SagaOptions options_;
   HandlerLookup lookup_;
 
-  std::mutex mu_;  // the core
-  std::unique_ptr<FulfilmentSaga> core_;
-  std::unique_ptr<es::Subscription> subscription_;
+  Mutex mu_;  // the core
+  std::unique_ptr<FulfilmentSaga> core_ GUARDED_BY(mu_);
+  std::unique_ptr<es::Subscription> subscription_;  // the lease thread's (or start()'s)
   std::atomic<es::Position> next_position_{0};  // 0: not running
   StepDurations step_durations_;
   Counter deadlines_fired_;
 
-  std::mutex answers_mu_;
-  std::condition_variable answers_cv_;  // an answer came, in_flight_ dropped, or stopping
-  std::vector<Completion> answers_;
-  std::size_t in_flight_ = 0;  // commands whose answer has not been queued yet
-  bool stopping_ = false;
+  Mutex answers_mu_;
+  CondVar answers_cv_;  // an answer came, in_flight_ dropped, or stopping
+  std::vector<Completion> answers_ GUARDED_BY(answers_mu_);
+  std::size_t in_flight_ GUARDED_BY(answers_mu_) = 0;  // commands whose answer has not been queued yet
+  bool stopping_ GUARDED_BY(answers_mu_) = false;
   std::thread worker_;
 
   es::LeaderLease* lease_;
   std::function<void(bool)> on_lead_;
-  std::mutex lease_mu_;
-  std::condition_variable lease_cv_;
-  bool lease_stopping_ = false;
+  Mutex lease_mu_;
+  CondVar lease_cv_;
+  bool lease_stopping_ GUARDED_BY(lease_mu_) = false;
   std::thread lease_thread_;
 };
 

@@ -59,7 +59,7 @@ Result<void> KafkaPublisher::create() {
 }
 
 void KafkaPublisher::delivered(std::uint64_t batch, const char* error) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   if (batch != batch_ || !error) return;
   if (failed_++ == 0) first_error_ = error;
 }
@@ -69,7 +69,7 @@ Result<void> KafkaPublisher::publish(std::span<const es::BusMessage> messages) {
     if (auto created = create(); !created) return created;
   std::uint64_t batch;
   {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     batch = ++batch_;
     failed_ = 0;
     first_error_.clear();
@@ -100,7 +100,7 @@ Result<void> KafkaPublisher::publish(std::span<const es::BusMessage> messages) {
     rk_ = nullptr;
     return kafka_error("the producer failed", fatal);
   }
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   if (rd_kafka_outq_len(rk_) > 0)
     return kafka_error("publishing", std::to_string(rd_kafka_outq_len(rk_)) + " messages still unacknowledged");
   if (failed_ > 0)

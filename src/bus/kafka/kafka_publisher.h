@@ -11,10 +11,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/bus.h"
 
 struct rd_kafka_s;
@@ -43,10 +43,10 @@ class KafkaPublisher final : public es::BusPublisher {
 
   KafkaOptions options_;
   rd_kafka_s* rk_ = nullptr;
-  std::mutex mu_;
-  std::uint64_t batch_ = 0;  // the batch in flight; reports of older ones are ignored
-  std::size_t failed_ = 0;
-  std::string first_error_;
+  Mutex mu_;
+  std::uint64_t batch_ GUARDED_BY(mu_) = 0;  // the batch in flight; reports of older ones are ignored
+  std::size_t failed_ GUARDED_BY(mu_) = 0;
+  std::string first_error_ GUARDED_BY(mu_);
 };
 
 }  // namespace orderflow::bus::kafka

@@ -1,4 +1,5 @@
 #include "bus/nats/nats_publisher.h"
+#include "core/mutex.h"
 
 #include <nats/nats.h>
 
@@ -13,8 +14,8 @@ struct NatsPublisher::Connection {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   std::atomic<std::size_t> failed{0};
-  std::mutex mu;
-  std::string first_error;  // of the batch in flight
+  Mutex mu;
+  std::string first_error GUARDED_BY(mu);  // of the batch in flight
 
   ~Connection() {
     jsCtx_Destroy(js);
@@ -55,7 +56,7 @@ Result<void> NatsPublisher::connect() {
   jo.PublishAsync.AckHandler = [](jsCtx*, natsMsg* msg, jsPubAck*, jsPubAckErr* pae, void* closure) {
     if (pae) {
       auto* conn = static_cast<Connection*>(closure);
-      std::lock_guard lk(conn->mu);
+      MutexLock lk(conn->mu);
       if (conn->failed++ == 0)
         conn->first_error = std::string(natsStatus_GetText(pae->Err)) + (pae->ErrText ? std::string(": ") + pae->ErrText : "");
     }
@@ -94,7 +95,7 @@ Result<void> NatsPublisher::publish(std::span<const es::BusMessage> messages) {
   Connection& c = *conn_;
   c.failed = 0;
   {
-    std::lock_guard lk(c.mu);
+    MutexLock lk(c.mu);
     c.first_error.clear();
   }
   for (const auto& m : messages) {
@@ -119,7 +120,7 @@ Result<void> NatsPublisher::publish(std::span<const es::BusMessage> messages) {
     return nats_error("waiting for acknowledgments", s);
   }
   if (c.failed > 0) {
-    std::lock_guard lk(c.mu);
+    MutexLock lk(c.mu);
     return fail(Errc::unavailable, "NATS: " + std::to_string(c.failed.load()) + " of " +
                                        std::to_string(messages.size()) + " messages refused: " + c.first_error);
   }

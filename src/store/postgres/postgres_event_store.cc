@@ -107,7 +107,7 @@ class PostgresEventStore::Lease {
     if (!c_) return;  // moved from
     --pool_metrics().leased;
     if (!c_->healthy()) return;
-    std::lock_guard lk(store_->pool_mu_);
+    MutexLock lk(store_->pool_mu_);
     if (store_->pool_.size() < store_->options_.idle_connections) {
       store_->pool_.push_back(std::move(*c_));
       ++pool_metrics().idle;
@@ -130,7 +130,7 @@ PoolMetrics& pool_metrics() {
 
 PostgresEventStore::~PostgresEventStore() {
   close();
-  std::lock_guard lk(pool_mu_);
+  MutexLock lk(pool_mu_);
   pool_metrics().idle -= static_cast<std::int64_t>(pool_.size());
 }
 
@@ -139,7 +139,10 @@ Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEve
   auto conn = Connection::open(store->options_.conninfo, store->options_.schema);
   if (!conn) return conn.error();
   if (auto r = migrate(*conn, store->options_.schema); !r) return r.error();
-  store->pool_.push_back(std::move(*conn));
+  {
+    MutexLock lk(store->pool_mu_);  // nothing else uses it yet: for the analysis
+    store->pool_.push_back(std::move(*conn));
+  }
   pool_metrics().opened.add();
   ++pool_metrics().idle;
   if (auto r = store->verify_head(); !r)
@@ -159,7 +162,7 @@ std::unique_ptr<es::LeaderLease> PostgresEventStore::leader_lease(std::string na
 
 Result<PostgresEventStore::Lease> PostgresEventStore::lease() {
   {
-    std::lock_guard lk(pool_mu_);
+    MutexLock lk(pool_mu_);
     if (!pool_.empty()) {
       auto c = std::move(pool_.back());
       pool_.pop_back();
@@ -406,8 +409,8 @@ Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Po
 
 // The next batch is taken only once the next lane's last batch has committed.
 void PostgresEventStore::await_writable() {
-  std::unique_lock lk(lanes_mu_);
-  lanes_cv_.wait(lk, [&] { return !lanes_[next_lane_].committing; });
+  MutexLock lk(lanes_mu_);
+  lanes_cv_.wait(lanes_mu_, [&]() REQUIRES(lanes_mu_) { return !lanes_[next_lane_].committing; });
 }
 
 // Append transactions take turns on two connections (lanes): while one lane's COMMIT is
@@ -418,7 +421,7 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
   Lane& lane = lanes_[next_lane_];
   next_lane_ = (next_lane_ + 1) % lanes_.size();
   {
-    std::lock_guard lk(lanes_mu_);
+    MutexLock lk(lanes_mu_);
     OF_CHECK(!lane.committing, "write_batch without await_writable");
   }
   auto connect = [&]() -> Result<void> {
@@ -445,7 +448,7 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     ahead_ = false;
     return sent;
   }
-  std::lock_guard lk(lanes_mu_);
+  MutexLock lk(lanes_mu_);
   lane.committing = true;
   committing_.push_back(&lane);
   return {};
@@ -458,14 +461,14 @@ Result<void> PostgresEventStore::sync(std::size_t batches) {
   for (std::size_t i = 0; i < batches; ++i) {
     Lane* lane = nullptr;
     {
-      std::lock_guard lk(lanes_mu_);
+      MutexLock lk(lanes_mu_);
       OF_CHECK(!committing_.empty(), "sync of a batch that was never sent");
       lane = committing_.front();
     }
     auto committed = lane->conn->receive();
     if (!committed && outcome) outcome = committed.error();
     {
-      std::lock_guard lk(lanes_mu_);
+      MutexLock lk(lanes_mu_);
       committing_.pop_front();
       lane->committing = false;
     }

@@ -16,16 +16,15 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/append_pipeline.h"
 #include "es/event_store.h"
 #include "es/leader_lease.h"
@@ -155,9 +154,9 @@ class PostgresEventStore final : public es::EventStore,
   };
   std::array<Lane, 2> lanes_;
   std::size_t next_lane_ = 0;  // the writer thread's
-  std::mutex lanes_mu_;
-  std::condition_variable lanes_cv_;  // a lane's batch was synced
-  std::deque<Lane*> committing_;      // lanes with a COMMIT sent, oldest first
+  Mutex lanes_mu_;
+  CondVar lanes_cv_;  // a lane's batch was synced
+  std::deque<Lane*> committing_ GUARDED_BY(lanes_mu_);      // lanes with a COMMIT sent, oldest first
 
   // The writer thread's (see write_until_commit): the versions of streams appended to
   // lately, exact while the log head row's xmin is head_tag_ ("0" matches no
@@ -169,8 +168,8 @@ class PostgresEventStore final : public es::EventStore,
   es::EventHash head_hash_{};  // of the event at head_position_
   bool ahead_ = false;
 
-  std::mutex pool_mu_;
-  std::vector<Connection> pool_;
+  Mutex pool_mu_;
+  std::vector<Connection> pool_ GUARDED_BY(pool_mu_);
 
   std::atomic<bool> closing_{false};
 

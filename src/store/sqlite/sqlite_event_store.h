@@ -5,12 +5,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/append_pipeline.h"
 #include "es/event_tail.h"
 #include "es/event_store.h"
@@ -152,24 +152,24 @@ class SqliteEventStore final : public es::EventStore,
   std::thread ids_loader_;
   void load_ids();
 
-  std::mutex readers_mu_;
-  std::vector<std::unique_ptr<Reader>> readers_;
+  Mutex readers_mu_;
+  std::vector<std::unique_ptr<Reader>> readers_ GUARDED_BY(readers_mu_);
 
   // The first position of each category found in stream_index (it never changes: the
   // log only grows at its end), for skip_to_categories.
-  std::mutex first_of_category_mu_;
-  std::unordered_map<std::string, es::Position> first_of_category_;
+  Mutex first_of_category_mu_;
+  std::unordered_map<std::string, es::Position> first_of_category_ GUARDED_BY(first_of_category_mu_);
 
-  std::mutex aux_mu_;  // checkpoints
-  Database aux_db_;
-  Statement save_checkpoint_;
-  std::mutex snapshot_mu_;
-  Database snapshot_db_;
-  Statement save_snapshot_;
+  Mutex aux_mu_;  // checkpoints
+  Database aux_db_ GUARDED_BY(aux_mu_);
+  Statement save_checkpoint_ GUARDED_BY(aux_mu_);
+  Mutex snapshot_mu_;
+  Database snapshot_db_ GUARDED_BY(snapshot_mu_);
+  Statement save_snapshot_ GUARDED_BY(snapshot_mu_);
 
-  std::mutex checkpointer_mu_;
-  std::condition_variable checkpointer_cv_;
-  bool closing_ = false;
+  Mutex checkpointer_mu_;
+  CondVar checkpointer_cv_;
+  bool closing_ GUARDED_BY(checkpointer_mu_) = false;
   std::thread checkpointer_;
 
   es::EventTail tail_;

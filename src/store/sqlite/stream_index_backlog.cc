@@ -8,7 +8,7 @@ namespace orderflow::sqlite {
 
 void StreamIndexBacklog::add(const std::string& stream_id, const std::vector<Entry>& entries) {
   if (entries.empty()) return;
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto [it, fresh] = streams_.try_emplace(stream_id);
   if (it->second.empty()) oldest_.emplace(entries.front().position, stream_id);
   it->second.insert(it->second.end(), entries.begin(), entries.end());
@@ -17,7 +17,7 @@ void StreamIndexBacklog::add(const std::string& stream_id, const std::vector<Ent
 
 std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const std::string& stream_id,
                                                                   es::Position up_to) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   std::vector<Entry> out;
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return out;
@@ -30,7 +30,7 @@ std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const std::st
 
 std::optional<StreamIndexBacklog::Entry> StreamIndexBacklog::last(const std::string& stream_id,
                                                                  es::Position up_to) const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return std::nullopt;
   for (auto e = it->second.rbegin(); e != it->second.rend(); ++e)
@@ -39,7 +39,7 @@ std::optional<StreamIndexBacklog::Entry> StreamIndexBacklog::last(const std::str
 }
 
 StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Position next) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   Pick out;
   out.indexed_below = oldest_.empty() ? next : oldest_.begin()->first;
   if (size_ < target_ || streams_.empty()) return out;
@@ -64,7 +64,7 @@ StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Positi
 }
 
 void StreamIndexBacklog::drop(const Pick& picked) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   for (const auto& [stream, entries] : picked.streams) {
     auto it = streams_.find(stream);
     if (it == streams_.end() || entries.empty()) continue;
@@ -79,7 +79,7 @@ void StreamIndexBacklog::drop(const Pick& picked) {
 }
 
 void StreamIndexBacklog::forget_after(es::Position position) {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   for (auto it = streams_.begin(); it != streams_.end();) {
     auto& pending = it->second;  // ascending by position
     auto past = std::find_if(pending.begin(), pending.end(), [&](const Entry& e) { return e.position > position; });
@@ -91,7 +91,7 @@ void StreamIndexBacklog::forget_after(es::Position position) {
 }
 
 std::size_t StreamIndexBacklog::size() const {
-  std::lock_guard lk(mu_);
+  MutexLock lk(mu_);
   return size_;
 }
 

@@ -22,12 +22,12 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/event.h"
 
 namespace orderflow::sqlite {
@@ -69,11 +69,11 @@ class StreamIndexBacklog {
 
  private:
   const std::size_t target_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::vector<Entry>, std::less<>> streams_;
-  std::set<std::pair<es::Position, std::string>> oldest_;  // each stream's first entry
-  std::size_t size_ = 0;
-  std::string cursor_;  // picks resume after this stream
+  mutable Mutex mu_;
+  std::map<std::string, std::vector<Entry>, std::less<>> streams_ GUARDED_BY(mu_);
+  std::set<std::pair<es::Position, std::string>> oldest_ GUARDED_BY(mu_);  // each stream's first entry
+  std::size_t size_ GUARDED_BY(mu_) = 0;
+  std::string cursor_ GUARDED_BY(mu_);  // picks resume after this stream
 };
 
 }  // namespace orderflow::sqlite

@@ -694,20 +694,5 @@ TEST(SqliteEventStore, AFileOfANewerFormatIsRefused) {
   EXPECT_NE(store.error().message.find("newer"), std::string::npos) << store.error().message;
 }
 
-TEST(SqliteEventStore, GroupCommitBatchesConcurrentAppends) {
-  TempDir dir;
-  auto store = open_store(dir.file("events.db"));
-  constexpr int kInFlight = 256;
-  std::atomic<int> done{0};
-  for (int i = 0; i < kInFlight; ++i)
-    store->append_async(make_append("g-" + std::to_string(i), es::ExpectedVersion::no_stream()),
-                        [&](Result<es::AppendResult> r) {
-                          EXPECT_TRUE(r);
-                          ++done;
-                        });
-  while (done < kInFlight) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_EQ(*store->last_position(), kInFlight);
-}
-
 }  // namespace
 }  // namespace orderflow::testing
