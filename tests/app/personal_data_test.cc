@@ -10,6 +10,7 @@
 
 #include "app/command_handler.h"
 #include "app/projections/documents.h"
+#include "app/relay/relay.h"
 #include "codec/event_json.h"
 #include "store/postgres/postgres_event_store.h"
 #include "store/postgres/test_database.h"
@@ -230,6 +231,40 @@ TEST_P(PersonalDataTest, CommandsSealPersonalDataSoStatesEventsAndDocumentsHoldN
   EXPECT_NE(all.find(R"("owner":"[erased]")"), std::string::npos) << all;
   EXPECT_NE(all.find(R"("shipping_address":"[erased]")"), std::string::npos) << all;
   EXPECT_NE(doc.find(R"("shipping_address":"[erased]")"), std::string::npos) << doc;
+}
+
+// The bus gets what reads show: plaintext, or "[erased]"; never the sealed form.
+TEST_P(PersonalDataTest, TheRelayPublishesPersonalDataAsReadsShowIt) {
+  struct Capture : es::BusPublisher {
+    std::mutex mu;
+    std::vector<std::string> bodies;
+    Result<void> publish(std::span<const es::BusMessage> messages) override {
+      std::lock_guard lk(mu);
+      for (const auto& m : messages) bodies.push_back(m.body);
+      return {};
+    }
+    std::size_t size() {
+      std::lock_guard lk(mu);
+      return bodies.size();
+    }
+  } bus;
+  auto pd = personal();
+  CommandHandler handler(store_.events(), nullptr, {.personal_data = &pd});
+  for (const auto* id : {"ada", "bob"}) {
+    std::promise<Result<Handled<Account>>> opened;
+    handler.handle<Account>(id, domain::account::OpenAccount{id, std::string("Owner ") + id}, {},
+                            [&](Result<Handled<Account>> r) { opened.set_value(std::move(r)); });
+    ASSERT_TRUE(opened.get_future().get());
+  }
+  ASSERT_TRUE(pd.erase("ada"));
+  auto& checkpoints = store_.sqlite ? static_cast<es::CheckpointStore&>(*store_.sqlite) : *store_.postgres;
+  relay::Relay relay(store_.events(), checkpoints, bus, {.bus = "test", .personal_data = &pd});
+  relay.start();
+  for (int i = 0; i < 500 && bus.size() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  relay.stop();
+  ASSERT_EQ(bus.size(), 2u);
+  EXPECT_NE(bus.bodies[0].find(R"("owner":"[erased]")"), std::string::npos) << bus.bodies[0];
+  EXPECT_NE(bus.bodies[1].find(R"("owner":"Owner bob")"), std::string::npos) << bus.bodies[1];
 }
 
 TEST_P(PersonalDataTest, KeyCacheIsBoundedAndLeastRecentlyUsedGoesFirst) {
