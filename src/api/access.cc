@@ -73,6 +73,8 @@ const std::map<std::pair<Method, std::string_view>, Access>& table() {
       {{Method::get, "/api/v1/admin/invariants"}, kOperator},
       {{Method::get, "/api/v1/admin/relay"}, kOperator},
       {{Method::get, "/api/v1/events/stream"}, kOperator},
+      // Destroys a customer's key: admins only (as every route not listed here).
+      {{Method::delete_, "/api/v1/customers/{id}/personal-data"}, kAdmin},
   };
   return rules;
 }

@@ -16,6 +16,9 @@ class SagaRunner;
 namespace orderflow::app::relay {
 class Relay;
 }
+namespace orderflow::app {
+class PersonalData;
+}
 
 namespace orderflow::api {
 
@@ -34,7 +37,16 @@ struct ApiContext {
   app::Admission* admission = nullptr;
   // The bus relay (--bus), shown by /api/v1/admin/relay, /readyz and /metrics; null: none.
   app::relay::Relay* relay = nullptr;
+  // Reveals sealed personal data in what reads answer (app/personal_data.h) and erases it
+  // (DELETE /api/v1/customers/{id}/personal-data); null: answers are sent as stored and the
+  // route answers 404.
+  app::PersonalData* personal = nullptr;
 };
+
+// `r` with the sealed personal data in its body revealed (plaintext or "[erased]"); a key
+// store that cannot be read turns it into that error's answer. Any answer but a 2xx is
+// returned as it is.
+http::Response revealed(ApiContext& ctx, http::Response r);
 
 // The relay as /api/v1/admin/relay shows it: state, bus, the last position the bus
 // acknowledged, and the lag behind the store in events and in seconds (the age of the
@@ -69,6 +81,8 @@ void add_query_routes(http::Router& router, ApiContext& ctx);  // needs ctx.read
 void add_event_routes(http::Router& router, ApiContext& ctx);
 void add_stream_routes(http::Router& router, ApiContext& ctx);  // the live feed (SSE)
 void add_relay_routes(http::Router& router, ApiContext& ctx);   // GET /api/v1/admin/relay (404 without ctx.relay)
+// DELETE /api/v1/customers/{id}/personal-data (404 without ctx.personal).
+void add_personal_data_routes(http::Router& router, ApiContext& ctx);
 // GET /api/v1/openapi.json (the OpenAPI document, docs/openapi.yaml), /docs (a Redoc page
 // rendering it) and the page's script: compiled in, open to every caller (§3).
 void add_docs_routes(http::Router& router);

@@ -1,4 +1,7 @@
 // The write side (docs/api.md §4): every command endpoint, If-Match and Idempotency-Key.
+#include <openssl/sha.h>
+
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -12,6 +15,7 @@
 #include "api/http/await.h"
 #include "api/json_body.h"
 #include "api/metrics.h"
+#include "core/encoding.h"
 #include "core/text.h"
 #include "app/place_order.h"
 #include "core/time.h"
@@ -85,6 +89,18 @@ Result<std::optional<std::string>> parse_idempotency_key(const Request& req) {
   return std::optional<std::string>(std::string(*h));
 }
 
+// An idempotency record keeps a digest of the request's body, not the body: it may hold
+// personal data, which must not outlive its erasure (app/personal_data.h) in that table.
+std::string body_digest(const std::string& canonical_body) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
+  SHA256(reinterpret_cast<const unsigned char*>(canonical_body.data()), canonical_body.size(), digest.data());
+  return "sha256:" + hex_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+// Records stored before the digest kept the canonical body itself (`legacy`).
+bool same_request(const std::string& stored, const std::string& fingerprint, const std::string& legacy) {
+  return stored == fingerprint || stored == legacy;
+}
 
 // A command ready to run: parsed and validated in shape, not yet decided.
 template <class A>
@@ -112,14 +128,16 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
   meta.traceparent = format_traceparent(req.span);
   meta.if_match = *if_match;
   meta.new_stream = p.new_stream;
-  std::string fingerprint;
+  std::string fingerprint, legacy_fingerprint;
   if (*key) {
-    fingerprint =
-        std::string(http::method_name(req.method)) + " " + std::string(req.path) + " " + canonical_json(p.body);
+    const auto request = std::string(http::method_name(req.method)) + " " + std::string(req.path) + " ";
+    const auto canonical = canonical_json(p.body);
+    fingerprint = request + body_digest(canonical);
+    legacy_fingerprint = request + canonical;
     auto stored = ctx.store.find_idempotency(**key);
     if (!stored) co_return error_for(stored.error());
     if (*stored) {
-      if ((*stored)->request_fingerprint != fingerprint)
+      if (!same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
       co_return replay(ctx, **stored);
@@ -148,7 +166,8 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       // was stored, it is the key's answer, not this refusal.
       auto stored = ctx.store.find_idempotency_settled(**key);
       if (stored && *stored) {
-        if ((*stored)->request_fingerprint == fingerprint) co_return replay(ctx, **stored);
+        if (same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
+          co_return replay(ctx, **stored);
         co_return error_for(make_error(Errc::idempotency_key_reused,
                                        "Idempotency-Key was already used for another request"));
       }

@@ -61,8 +61,8 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
   }
   EventPage page;
   for (const auto& e : *events)
-    if (!page.add(e)) return page.answer(e.version);
-  return page.answer(events->empty() ? *from : events->back().version + 1);
+    if (!page.add(e)) return revealed(ctx, page.answer(e.version));
+  return revealed(ctx, page.answer(events->empty() ? *from : events->back().version + 1));
 }
 
 }  // namespace
@@ -101,7 +101,7 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
       if (passed < chunk) break;  // nothing more matches
       left -= passed;
     }
-    co_return page.answer(left_out.value_or(next));
+    co_return revealed(ctx, page.answer(left_out.value_or(next)));
   });
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
@@ -119,6 +119,7 @@ http::Router make_router(ApiContext& ctx) {
     add_stream_routes(router, ctx);
   }
   add_relay_routes(router, ctx);
+  add_personal_data_routes(router, ctx);
   return router;
 }
 

@@ -152,6 +152,12 @@ std::string Metrics::render(ApiContext& ctx) {
       "# TYPE orderflow_http_rate_limited_total counter\n"
       "orderflow_http_rate_limited_total{{caller=\"token\"}} {}\norderflow_http_rate_limited_total{{caller=\"address\"}} {}\n",
       rate_limited_by_token_.value(), rate_limited_by_address_.value());
+  add("# HELP orderflow_personal_data_erasures_total Customers' personal data erased (DELETE "
+      "/api/v1/customers/{{id}}/personal-data), by outcome: erased (a key destroyed now) or already_erased.\n"
+      "# TYPE orderflow_personal_data_erasures_total counter\n"
+      "orderflow_personal_data_erasures_total{{outcome=\"erased\"}} {}\n"
+      "orderflow_personal_data_erasures_total{{outcome=\"already_erased\"}} {}\n",
+      app::erasure_counts().erased.value(), app::erasure_counts().already_erased.value());
   if (ctx.admission) {
     add("# HELP orderflow_admission_refused_total Writes refused with 503 overloaded, by the bound passed.\n"
         "# TYPE orderflow_admission_refused_total counter\n");

@@ -104,7 +104,7 @@ asio::awaitable<Response> list_orders(ApiContext& ctx, const Request& req, std::
   q.limit = *limit;
   q.cursor = text_param(req, "cursor");
   if (auto lagging = co_await caught_up(ctx, req, "orders")) co_return std::move(*lagging);
-  co_return page_answer(ctx.read->orders().list(q), "orders");
+  co_return revealed(ctx, page_answer(ctx.read->orders().list(q), "orders"));
 }
 
 // An RFC 3339 time or a date (YYYY-MM-DD, midnight UTC); absent: `fallback`.
@@ -130,24 +130,25 @@ asio::awaitable<Response> get_order(ApiContext& ctx, Request& req) {
     if (!loaded) co_return error_for(loaded.error());
     if (!loaded->state.exists || loaded->version < *version)
       co_return error_for(make_error(Errc::not_found, "order " + id + " has no version " + std::to_string(*version)));
-    co_return folded_answer(loaded->state, loaded->version);
+    co_return revealed(ctx, folded_answer(loaded->state, loaded->version));
   }
   if (req.query_param("at")) {
     auto at = time_param(req, "at", 0);
     if (!at) co_return error_for(at.error());
-    co_return document_answer(app::projections::order_at_time(ctx.store, id, *at), "order " + id + " at that time");
+    co_return revealed(ctx, document_answer(app::projections::order_at_time(ctx.store, id, *at),
+                                            "order " + id + " at that time"));
   }
   auto consistency = req.query_param("consistency").value_or("eventual");
   if (consistency == "strong") {
     auto loaded = ctx.commands.load<app::Order>(id);
     if (!loaded) co_return error_for(loaded.error());
     if (!loaded->state.exists) co_return error_for(make_error(Errc::not_found, "no order " + id));
-    co_return folded_answer(loaded->state, loaded->version);
+    co_return revealed(ctx, folded_answer(loaded->state, loaded->version));
   }
   if (consistency != "eventual")
     co_return error_for(make_error(Errc::invalid_argument, "consistency must be strong or eventual"));
   if (auto lagging = co_await caught_up(ctx, req, "orders")) co_return std::move(*lagging);
-  co_return document_answer(ctx.read->orders().get(id), "order " + id);
+  co_return revealed(ctx, document_answer(ctx.read->orders().get(id), "order " + id));
 }
 
 json::value sales_json(const app::projections::Sales& s) {
@@ -232,7 +233,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/accounts/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string id(req.param("id"));
     if (auto lagging = co_await caught_up(ctx, req, "accounts")) co_return std::move(*lagging);
-    co_return document_answer(ctx.read->accounts().get(id), "account " + id);
+    co_return revealed(ctx, document_answer(ctx.read->accounts().get(id), "account " + id));
   });
 
   // Oldest first, `limit` (1-1000, default 100) at a time; next_cursor continues.

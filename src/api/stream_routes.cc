@@ -13,6 +13,7 @@
 #include "core/mutex.h"
 #include "api/errors.h"
 #include "api/query_params.h"
+#include "app/personal_data.h"
 #include "codec/event_json.h"
 
 namespace orderflow::api {
@@ -37,7 +38,8 @@ class Feeds {
     for (auto& f : feeds_) f.thread.join();
   }
 
-  void start(es::EventStore& store, std::shared_ptr<http::StreamWriter> out, es::Position from, es::EventFilter filter) {
+  void start(es::EventStore& store, app::PersonalData* personal, std::shared_ptr<http::StreamWriter> out,
+             es::Position from, es::EventFilter filter) {
     MutexLock lk(mu_);
     feeds_.remove_if([](Feed& f) {
       if (!f.done) return false;
@@ -45,8 +47,8 @@ class Feeds {
       return true;
     });
     auto& f = feeds_.emplace_back();
-    f.thread = std::thread([&store, out = std::move(out), from, filter = std::move(filter), &done = f.done] {
-      tail(store, *out, from, filter);
+    f.thread = std::thread([&store, personal, out = std::move(out), from, filter = std::move(filter), &done = f.done] {
+      tail(store, personal, *out, from, filter);
       out->close();
       done = true;
     });
@@ -58,18 +60,26 @@ class Feeds {
     std::atomic<bool> done{false};
   };
 
-  static void tail(es::EventStore& store, http::StreamWriter& out, es::Position from, const es::EventFilter& filter) {
+  // A key store that cannot be read ends the feed (the client resumes with Last-Event-ID).
+  static void tail(es::EventStore& store, app::PersonalData* personal, http::StreamWriter& out, es::Position from,
+                   const es::EventFilter& filter) {
     auto last_write = std::chrono::steady_clock::now();
     std::string chunk;
     while (out.is_open()) {
       if (out.queued_bytes() > kMaxQueuedBytes) return;  // a slow consumer: it resumes with Last-Event-ID
       chunk.clear();
+      bool unreadable = false;
       auto next = store.scan_all(from, kBatch, filter, [&](const es::RecordedEvent& e) {
+        if (unreadable) return;
         std::string data;
         codec::append_event_json(data, e);
+        if (personal && !personal->reveal(data)) {
+          unreadable = true;  // nothing of this batch is sent: the client resumes before it
+          return;
+        }
         chunk += http::sse_event(std::to_string(e.position), e.type, data);
       });
-      if (!next) return;
+      if (!next || unreadable) return;
       from = *next;
       const auto now = std::chrono::steady_clock::now();
       if (chunk.empty() && now - last_write >= kPingEvery) chunk = ": ping\n\n";
@@ -101,9 +111,10 @@ void add_stream_routes(http::Router& router, ApiContext& ctx) {
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto s = req.query_param("stream_id"); s && !s->empty()) filter.stream_id = std::string(*s);
-    co_return http::sse_response([&store = ctx.store, feeds, from = std::max<es::Position>(*from, 1),
+    co_return http::sse_response([&store = ctx.store, personal = ctx.personal, feeds,
+                                  from = std::max<es::Position>(*from, 1),
                                   filter = std::move(filter)](std::shared_ptr<http::StreamWriter> out) {
-      feeds->start(store, std::move(out), from, filter);
+      feeds->start(store, personal, std::move(out), from, filter);
     });
   });
 }

@@ -13,6 +13,7 @@
 
 #include "api/json_body.h"
 #include "core/check.h"
+#include "core/encoding.h"
 #include "domain/validation.h"
 
 namespace orderflow::api {
@@ -21,53 +22,6 @@ namespace {
 
 constexpr std::size_t kMinSecretBytes = 32;
 constexpr std::size_t kMaxTokenBytes = 4096;
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string base64url_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kBase64Url[(acc >> bits) & 0x3f];
-    }
-  }
-  if (bits > 0) out += kBase64Url[(acc << (6 - bits)) & 0x3f];
-  return out;
-}
-
-// Base64 in either alphabet (`url`: '-' '_', else '+' '/'), padding optional. Refuses any
-// other character, a length no encoder makes, and leftover bits that are not zero (so
-// each text has one decoding and a token cannot be altered without changing its bytes).
-std::optional<std::string> base64_decode(std::string_view in, bool url) {
-  while (!in.empty() && in.back() == '=' && !url) in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == (url ? '-' : '+')) v = 62;
-    else if (c == (url ? '_' : '/')) v = 63;
-    else return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
 
 std::array<unsigned char, 32> hs256(std::string_view key, std::string_view data) {
   std::array<unsigned char, 32> mac{};

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/failures.h"
+#include "domain/validation.h"
 #include "core/uuid.h"
 
 namespace orderflow::app {
@@ -23,6 +24,32 @@ std::string metadata_json(const CommandMeta& m) {
   if (!m.actor.empty()) o["actor"] = m.actor;
   if (!m.traceparent.empty()) o["traceparent"] = m.traceparent;
   return boost::json::serialize(o);
+}
+
+
+// What a customer gives as personal data is sealed under its key before the command is
+// decided: nothing after this point holds the plaintext (personal_data.h).
+Result<void> seal_personal_data(PersonalData&, domain::product::Command&) { return {}; }
+
+Result<void> seal_personal_data(PersonalData& personal, domain::account::Command& command) {
+  auto* open = std::get_if<domain::account::OpenAccount>(&command);
+  // An invalid id is refused by decide(): no key is made for it.
+  if (!open || open->owner.empty() || domain::check_id("account_id", open->account_id)) return {};
+  auto sealed = personal.seal(open->account_id, open->owner);
+  if (!sealed) return sealed.error();
+  open->owner = std::move(*sealed);
+  return {};
+}
+
+Result<void> seal_personal_data(PersonalData& personal, domain::order::Command& command) {
+  auto* place = std::get_if<domain::order::PlaceOrder>(&command);
+  if (!place || !place->shipping_address || place->shipping_address->empty() ||
+      domain::check_id("customer_id", place->customer_id))
+    return {};
+  auto sealed = personal.seal(place->customer_id, *place->shipping_address);
+  if (!sealed) return sealed.error();
+  place->shipping_address = std::move(*sealed);
+  return {};
 }
 
 }  // namespace
@@ -158,6 +185,11 @@ void CommandHandler::handle(const std::string& id, typename A::Command command, 
     command_counts().at({type, outcome}).add();
     done(std::move(r));
   };
+  if (options_.personal_data)
+    if (auto sealed = seal_personal_data(*options_.personal_data, command); !sealed) {
+      counted(sealed.error());
+      return;
+    }
   attempt(std::make_shared<Attempt<A>>(Attempt<A>{id, std::move(command), std::move(meta), std::move(counted)}));
 }
 

@@ -14,6 +14,7 @@
 #include "core/mutex.h"
 #include "app/aggregate_cache.h"
 #include "app/aggregates.h"
+#include "app/personal_data.h"
 #include "app/stream_fold.h"
 #include "core/metric.h"
 #include "es/event_store.h"
@@ -75,6 +76,10 @@ struct CommandHandlerOptions {
   // stream go through one batch at a time and lean on the retries above.)
   bool shared_store = false;
   std::int64_t conflict_retry_ms = 30000;
+  // Seals the personal data of OpenAccount and PlaceOrder before they are decided, so the
+  // events, states, snapshots and read models hold only the sealed form (personal_data.h).
+  // Null: kept as given. Must outlive the handler.
+  PersonalData* personal_data = nullptr;
 };
 
 class CommandHandler {

@@ -77,6 +77,8 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
       ->check(zero_or_more());
   settings.add(*h, "token", http->token, "Bearer token sent with every request (an admin's, for --auth-keys servers)",
                {.secret = true});
+  settings.add(*h, "personal-data", http->personal_data,
+               "Accounts with an owner, orders with a shipping address (personal data the server seals)");
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 
   auto soak = std::make_shared<SoakBenchOptions>();

@@ -68,6 +68,9 @@ struct HttpBenchOptions {
   int io_threads = 1;
   double rate = 0;  // requests/s over all connections; 0: unlimited
   std::string token;  // a bearer token (an admin's: the seeding registers products) for a server with --auth-keys
+  // Accounts are opened with an owner and orders placed with a shipping address: personal
+  // data, sealed by the server (crypto-shredding), so its cost is measured.
+  bool personal_data = false;
 };
 int bench_http(const HttpBenchOptions& options);
 
@@ -81,7 +84,7 @@ struct BenchCatalogue {
   std::string customer(std::uint64_t i) const;  // bench-<run>-c<i % kCustomers>
 };
 // With `accounts` false, only the products.
-Result<BenchCatalogue> seed_catalogue(const HttpTarget& target, bool accounts);
+Result<BenchCatalogue> seed_catalogue(const HttpTarget& target, bool accounts, bool personal_data = false);
 
 struct SoakBenchOptions {
   std::string data = "./orderflow-soak";  // the data directory serve runs on

@@ -66,7 +66,7 @@ std::string BenchCatalogue::customer(std::uint64_t i) const {
   return fmt::format("bench-{}-c{}", run, i % kCustomers);
 }
 
-Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts) {
+Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts, bool personal_data) {
   BenchCatalogue c{uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8)};
   fmt::print("seeding {} products{}...\n", c.kProducts, accounts ? fmt::format(" and {} accounts", c.kCustomers) : "");
   for (int i = 0; i < c.kProducts; ++i)
@@ -78,7 +78,9 @@ Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts) {
   if (accounts)
     for (int i = 0; i < c.kCustomers; ++i) {
       auto id = c.customer(static_cast<std::uint64_t>(i));
-      if (auto r = seed(t, "/api/v1/accounts", fmt::format(R"({{"account_id":"{}"}})", id)); !r) return fail(r.error());
+      const auto body = personal_data ? fmt::format(R"({{"account_id":"{}","owner":"Owner of {}"}})", id, id)
+                                      : fmt::format(R"({{"account_id":"{}"}})", id);
+      if (auto r = seed(t, "/api/v1/accounts", body); !r) return fail(r.error());
       if (auto r = seed(t, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
         return fail(r.error());
     }
@@ -103,7 +105,7 @@ int bench_http(const HttpBenchOptions& o) {
         "--scenario must be place-order, place-order-confirmed, flash-sale, deposit, get-product, get-order or "
         "list-orders");
 
-  auto catalogue = seed_catalogue(*target, orders || deposits || get_order || list_orders);
+  auto catalogue = seed_catalogue(*target, orders || deposits || get_order || list_orders, o.personal_data);
   if (!catalogue) return runtime_failure(catalogue.error().message);
   const auto& run = catalogue->run;
   auto product = [&](std::uint64_t i) { return catalogue->product(i); };
@@ -148,7 +150,9 @@ int bench_http(const HttpBenchOptions& o) {
       std::string items;
       for (std::uint64_t l = 0; l < lines; ++l)
         items += fmt::format(R"({}{{"product_id":"{}","quantity":{}}})", l ? "," : "", product(rng()), 1 + rng() % 3);
-      req.body = fmt::format(R"({{"customer_id":"{}","items":[{}]}})", customer(rng()), items);
+      req.body = o.personal_data ? fmt::format(R"({{"customer_id":"{}","items":[{}],"shipping_address":"{} Bench Street, Leeds"}})",
+                                               customer(rng()), items, rng() % 1000)
+                                 : fmt::format(R"({{"customer_id":"{}","items":[{}]}})", customer(rng()), items);
     } else if (deposits) {
       req.method = http::Method::post;
       req.target = "/api/v1/accounts/" + customer(rng()) + "/deposit";

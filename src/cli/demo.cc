@@ -72,8 +72,10 @@ int demo_http(const DemoOptions& o) {
 int demo_embedded(const DemoOptions& o) {
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
-  app::CommandHandler commands(store->events(), &store->snapshots());
+  app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
+  app::CommandHandler commands(store->events(), &store->snapshots(), {.personal_data = &personal});
   api::ApiContext ctx{commands, store->events()};
+  ctx.personal = &personal;
   auto server = http::HttpServer::listen(api::make_router(ctx), {});
   if (!server) return runtime_failure(server.error().message);
   server->start();

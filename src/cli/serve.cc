@@ -221,8 +221,11 @@ int serve(const ServeOptions& o) {
   configure_tracing(o.trace_sample_ratio, exporter ? &*exporter : nullptr);
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
+  // Personal data is sealed under per-customer keys kept in the store (crypto-shredding).
+  app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
   app::CommandHandlerOptions command_options;
   command_options.shared_store = store->postgres != nullptr;  // other processes may append
+  command_options.personal_data = &personal;
   app::CommandHandler commands(store->events(), &store->snapshots(), command_options);
   // Projections start with the server; /readyz waits for them to reach today's last position.
   auto read_models = open_read_models(o.store);
@@ -239,6 +242,7 @@ int serve(const ServeOptions& o) {
     metrics.set_data_dir(o.store.data_dir,
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
+  ctx.personal = &personal;
   // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
   // in one process at a time: the holder of the saga lease (the others stand by).
   std::optional<app::saga::SagaRunner> saga;
@@ -292,7 +296,9 @@ int serve(const ServeOptions& o) {
                                  : "the relay lease is lost, standing by");
     };
     relay.emplace(store->events(), store->checkpoints(), *bus,
-                  app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix}, relay_lease.get(),
+                  app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix,
+                                           .personal_data = &personal},
+                  relay_lease.get(),
                   on_lead);
     relay->start();
     ctx.relay = &*relay;

@@ -57,6 +57,17 @@ es::StoredLog& OpenStore::stored_log() {
   return *postgres;
 }
 
+es::CustomerKeyStore& OpenStore::customer_keys() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
+app::PersonalDataOptions OpenStore::personal_data_options() const {
+  app::PersonalDataOptions o;
+  if (postgres) o.cache_ttl = std::chrono::milliseconds(1000);
+  return o;
+}
+
 std::unique_ptr<es::LeaderLease> OpenStore::leader_lease(const std::string& name) const {
   return postgres ? postgres->leader_lease(name) : nullptr;
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "app/personal_data.h"
 #include "app/projections/read_model_db.h"
 #include "cli/settings.h"
 #include "core/result.h"
@@ -43,6 +44,10 @@ struct OpenStore {
   es::SnapshotStore& snapshots();
   es::CheckpointStore& checkpoints();
   es::StoredLog& stored_log();
+  es::CustomerKeyStore& customer_keys();
+  // The personal data's key cache for this store: on PostgreSQL, where other processes may
+  // erase a key, a cached key is trusted for 1 s (an erasure there shows here within it).
+  app::PersonalDataOptions personal_data_options() const;
   // A lease for work only one process may do at a time (the saga); null where one
   // process holds the whole store anyway (the embedded store).
   std::unique_ptr<es::LeaderLease> leader_lease(const std::string& name) const;

@@ -713,6 +713,28 @@ def section5_problems(c, products, accounts, orders):
     return problems
 
 
+def read_sse(port, path, headers, want):
+    """The first `want` events of an SSE feed (the server's headers and comments skipped), each a dict of its
+    fields: id, event, data (as sent)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
+    buf, events = b"", []
+    while len(events) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf and len(events) < want:
+            block, _, buf = buf.partition(b"\n\n")
+            fields = dict(line.split(": ", 1) for line in block.decode().splitlines()
+                          if ": " in line and not line.startswith(":"))
+            if "id" in fields:
+                events.append(fields)
+    s.close()
+    return events
+
+
 def stream_events(c, stream_id, max_pages=10000):
     """Every event of one stream, oldest first, following next_from."""
     events, frm = [], 0

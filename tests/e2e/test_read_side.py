@@ -1,11 +1,10 @@
 """docs/api.md §6–§7 read side: queries served from projections, read-your-writes, paging, rebuild, live feed."""
 
-import socket
 import time
 import unittest
 import uuid
 
-from harness import API, ServerTestCase, create_account, create_product, new_id, place_order
+from harness import API, ServerTestCase, create_account, create_product, new_id, place_order, read_sse
 
 
 class ReadSide(ServerTestCase, unittest.TestCase):
@@ -139,23 +138,7 @@ class ReadSide(ServerTestCase, unittest.TestCase):
 
     def read_sse(self, path, headers, want):
         """The first `want` events of an SSE stream as (id, event) pairs."""
-        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
-        buf, events = b"", []
-        while len(events) < want:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            while b"\n\n" in buf and len(events) < want:
-                block, _, buf = buf.partition(b"\n\n")
-                fields = dict(line.split(": ", 1) for line in block.decode().splitlines()
-                              if ": " in line and not line.startswith(":"))
-                if "id" in fields:
-                    events.append((int(fields["id"]), fields["event"]))
-        s.close()
-        return events
+        return [(int(e["id"]), e["event"]) for e in read_sse(self.server.port, path, headers, want)]
 
     def test_live_feed_resumes_with_last_event_id(self):
         aid = create_account(self.c)

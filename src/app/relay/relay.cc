@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "app/personal_data.h"
 #include "codec/event_json.h"
 #include "core/failures.h"
 
@@ -95,7 +96,15 @@ Result<void> Relay::on_batch(std::span<const es::RecordedEvent> events) {
   std::vector<es::BusMessage> messages;
   messages.reserve(events.size());
   for (const auto& e : events) messages.push_back(message(e, options_.topic_prefix));
-  if (auto published = bus_.publish(messages); !published) {
+  Result<void> published;
+  if (options_.personal_data)
+    for (auto& m : messages)
+      if (auto shown = options_.personal_data->reveal(m.body); !shown) {
+        published = shown;
+        break;
+      }
+  if (published) published = bus_.publish(messages);
+  if (!published) {
     failed_ = true;
     MutexLock lk(mu_);
     last_error_ = published.error().message;

@@ -29,12 +29,19 @@
 #include "es/leader_lease.h"
 #include "es/subscription.h"
 
+namespace orderflow::app {
+class PersonalData;
+}
+
 namespace orderflow::app::relay {
 
 struct RelayOptions {
   std::string bus;  // the bus URL, as /api/v1/admin/relay shows it
   std::string topic_prefix = "orderflow.events";
   std::size_t batch_size = 1000;
+  // Reveals the sealed personal data of each message's body, as reads show it (plaintext,
+  // or "[erased]"); null: bodies go out as stored. Must outlive the relay.
+  PersonalData* personal_data = nullptr;
 };
 
 // `publishing` (caught up or catching up), `retrying` (the last publish failed: waiting to

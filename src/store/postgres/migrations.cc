@@ -90,6 +90,16 @@ ALTER TABLE events ALTER COLUMN prev_hash SET NOT NULL, ALTER COLUMN hash SET NO
 DELETE FROM snapshots;
 ALTER TABLE snapshots ADD COLUMN checksum bigint NOT NULL;
 )sql"},
+    Migration{4, "customer keys", R"sql(
+-- Per-customer keys of the personal data sealed in events (es/customer_keys.h): erasure
+-- sets key to NULL (crypto-shredding); the events are never rewritten.
+CREATE TABLE customer_keys (
+  customer_id text   PRIMARY KEY,
+  key         bytea,            -- 32 bytes (AES-256); NULL once erased
+  created_at  bigint NOT NULL,
+  erased_at   bigint            -- the last erasure; NULL: never erased
+);
+)sql"},
 };
 
 Result<void> apply_missing(Connection& conn, const std::string& schema) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/encoding.h"
 #include "core/failures.h"
 #include "es/event_hash.h"
 #include "store/postgres/leader_lease.h"
@@ -405,6 +406,76 @@ Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Po
                   {name, std::to_string(position)}});
   if (!r) return r.error();
   return {};
+}
+
+// CustomerKeyStore. Keys travel as hex (every parameter is text); each statement is its own
+// transaction, committed with synchronous_commit=on.
+
+namespace {
+
+std::string to_hex(std::string_view bytes) { return "\\x" + hex_encode(bytes); }
+
+// A bytea column in text form ("\\x…").
+Result<std::string> from_hex(std::string_view text) {
+  if (text.size() < 2 || text.substr(0, 2) != "\\x" || text.size() % 2)
+    return fail(Errc::corrupt, "a customer key is not hex bytea");
+  std::string out;
+  auto digit = [](char c) { return c <= '9' ? c - '0' : (c | 32) - 'a' + 10; };
+  for (std::size_t i = 2; i < text.size(); i += 2)
+    out += static_cast<char>(digit(text[i]) << 4 | digit(text[i + 1]));
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<es::CustomerKey>> PostgresEventStore::load_key(const std::string& customer_id) {
+  auto rows = query({"SELECT key, coalesce(erased_at, 0) FROM customer_keys WHERE customer_id = $1", {customer_id}});
+  if (!rows) return rows.error();
+  if (!rows->rows()) return std::optional<es::CustomerKey>();
+  es::CustomerKey k{"", rows->int64(0, 1)};
+  if (!rows->is_null(0, 0)) {
+    auto key = from_hex(rows->text(0, 0));
+    if (!key) return key.error();
+    k.key = std::move(*key);
+  }
+  return std::optional(std::move(k));
+}
+
+Result<std::string> PostgresEventStore::create_key(const std::string& customer_id, const std::string& candidate,
+                                                   std::int64_t now_ms) {
+  // Insert-or-get in one statement: of processes racing, the first insert wins and the
+  // others' DO UPDATE (a no-op set, so the row is returned) gives them its key.
+  auto rows = query({"INSERT INTO customer_keys (customer_id, key, created_at) VALUES ($1, $2::bytea, $3) "
+                     "ON CONFLICT (customer_id) DO UPDATE SET key = coalesce(customer_keys.key, excluded.key), "
+                     "created_at = CASE WHEN customer_keys.key IS NULL THEN excluded.created_at "
+                     "ELSE customer_keys.created_at END RETURNING key",
+                     {customer_id, to_hex(candidate), std::to_string(now_ms)}});
+  if (!rows) return rows.error();
+  if (rows->rows() != 1 || rows->is_null(0, 0))
+    return fail(Errc::internal, "the key of customer " + customer_id + " was not stored");
+  return from_hex(rows->text(0, 0));
+}
+
+Result<std::optional<es::KeyErasure>> PostgresEventStore::erase_key(const std::string& customer_id,
+                                                                    std::int64_t now_ms, bool record_if_absent) {
+  // The row is locked before it is read (FOR UPDATE), so of erasures racing in several
+  // processes one finds the key and the others find it erased.
+  auto rows = query({"UPDATE customer_keys c SET key = NULL, "
+                     "erased_at = CASE WHEN o.had THEN $2 ELSE c.erased_at END FROM "
+                     "(SELECT customer_id, key IS NOT NULL AS had FROM customer_keys WHERE customer_id = $1 FOR UPDATE) o "
+                     "WHERE c.customer_id = o.customer_id RETURNING coalesce(c.erased_at, 0), o.had",
+                     {customer_id, std::to_string(now_ms)}});
+  if (!rows) return rows.error();
+  if (rows->rows()) return std::optional(es::KeyErasure{rows->int64(0, 0), rows->text(0, 1) == "t"});
+  if (!record_if_absent) return std::optional<es::KeyErasure>();
+  // (xmax = 0: the row was inserted now, not found by a racing insert.)
+  auto recorded = query({"INSERT INTO customer_keys (customer_id, key, created_at, erased_at) VALUES ($1, NULL, $2, $2) "
+                         "ON CONFLICT (customer_id) DO UPDATE SET key = NULL, "
+                         "erased_at = coalesce(customer_keys.erased_at, excluded.erased_at) "
+                         "RETURNING erased_at, xmax = 0",
+                         {customer_id, std::to_string(now_ms)}});
+  if (!recorded) return recorded.error();
+  return std::optional(es::KeyErasure{recorded->int64(0, 0), recorded->text(0, 1) == "t"});
 }
 
 // The next batch is taken only once the next lane's last batch has committed.

@@ -26,6 +26,7 @@
 
 #include "core/mutex.h"
 #include "es/append_pipeline.h"
+#include "es/customer_keys.h"
 #include "es/event_store.h"
 #include "es/leader_lease.h"
 #include "es/upcaster.h"
@@ -64,6 +65,7 @@ class PostgresEventStore final : public es::EventStore,
                                  public es::SnapshotStore,
                                  public es::CheckpointStore,
                                  public es::StoredLog,
+                                 public es::CustomerKeyStore,
                                  private es::AppendBackend {
  public:
   // Connects, migrates the schema and starts the writer.
@@ -100,6 +102,13 @@ class PostgresEventStore final : public es::EventStore,
 
   // StoredLog
   Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;
+
+  // CustomerKeyStore
+  Result<std::optional<es::CustomerKey>> load_key(const std::string& customer_id) override;
+  Result<std::string> create_key(const std::string& customer_id, const std::string& candidate,
+                                 std::int64_t now_ms) override;
+  Result<std::optional<es::KeyErasure>> erase_key(const std::string& customer_id, std::int64_t now_ms,
+                                                  bool record_if_absent) override;
 
   // Finishes accepted appends and stops the writer; later appends answer unavailable.
   void close();

@@ -74,12 +74,21 @@ CREATE TABLE IF NOT EXISTS idempotency (
   created_at  INTEGER NOT NULL,
   position    INTEGER NOT NULL  -- of the append's last event: visible once that is durable
 ) STRICT;
+-- Per-customer keys of the personal data sealed in events (es/customer_keys.h): erasure
+-- sets key to NULL (crypto-shredding); the events are never rewritten.
+CREATE TABLE IF NOT EXISTS customer_keys (
+  customer_id TEXT PRIMARY KEY,
+  key         BLOB,              -- 32 bytes (AES-256); NULL once erased
+  created_at  INTEGER NOT NULL,
+  erased_at   INTEGER            -- the last erasure; NULL: never erased
+) STRICT;
 )sql";
 
 // The file's format (PRAGMA user_version): 2 since the stream index left the events table,
 // 3 since every event carries its hashes, 4 since it carries its checksum too, 5 since the
-// hashes moved out of the rows to the chain tables, 6 since snapshots carry a checksum.
-constexpr std::int64_t kFormat = 6;
+// hashes moved out of the rows to the chain tables, 6 since snapshots carry a checksum, 7
+// since the file holds customer_keys (made at open: nothing else changes).
+constexpr std::int64_t kFormat = 7;
 
 // The chain's hash is kept at every position that is a multiple of this (and at the head):
 // a break is named within this many positions.
@@ -313,6 +322,25 @@ Result<void> SqliteEventStore::init() {
         "ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)");
     if (!ckpt) return ckpt.error();
     save_checkpoint_ = std::move(*ckpt);
+    // An erased key's bytes are overwritten in the file, not left in a free page.
+    if (auto r = aux_db_.exec("PRAGMA secure_delete=ON"); !r) return r;
+    struct {
+      Statement* stmt;
+      const char* sql;
+    } key_statements[] = {
+        {&load_key_, "SELECT key, coalesce(erased_at, 0) FROM customer_keys WHERE customer_id = ?1"},
+        {&create_key_,
+         "INSERT INTO customer_keys (customer_id, key, created_at) VALUES (?1, ?2, ?3) "
+         "ON CONFLICT (customer_id) DO UPDATE SET key = excluded.key, created_at = excluded.created_at "
+         "WHERE customer_keys.key IS NULL"},
+        {&erase_key_, "UPDATE customer_keys SET key = NULL, erased_at = ?2 WHERE customer_id = ?1 AND key IS NOT NULL"},
+        {&record_erased_, "INSERT OR IGNORE INTO customer_keys (customer_id, key, created_at, erased_at) VALUES (?1, NULL, ?2, ?2)"},
+    };
+    for (auto& k : key_statements) {
+      auto p = aux_db_.prepare(k.sql);
+      if (!p) return p.error();
+      *k.stmt = std::move(*p);
+    }
   }
 
   auto probe = Reader::open(options_.path, options_.vfs);
@@ -354,7 +382,8 @@ Result<void> SqliteEventStore::create_or_migrate() {
     return fail(Errc::corrupt, "its format " + std::to_string(format) + " is newer than this orderflow's (" +
                                    std::to_string(kFormat) + ")");
   const auto set_format = "PRAGMA user_version = " + std::to_string(kFormat) + ";";
-  if (format == kFormat || !has_events) return writer_db_.exec(std::string(kSchema) + set_format);
+  // Format 6 lacks only customer_keys, which kSchema makes.
+  if (format >= 6 || !has_events) return writer_db_.exec(std::string(kSchema) + set_format);
   auto migrate = [&]() -> Result<void> {
     // Snapshots before format 6 had no checksum: they are dropped (each is only a shortcut
     // to what its stream's events give) and made again as commands run.
@@ -995,6 +1024,50 @@ Result<es::Position> SqliteEventStore::load_checkpoint(const std::string& name) 
 Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Position position) {
   MutexLock lk(aux_mu_);
   return save_checkpoint_.bind(1, name).bind(2, position).run();
+}
+
+// CustomerKeyStore: on the checkpoints' connection (synchronous=FULL, secure_delete): each
+// write is its own durable transaction. Reads are rare (app/personal_data.h caches keys).
+
+Result<std::optional<es::CustomerKey>> SqliteEventStore::load_key_locked(const std::string& customer_id) {
+  ResetOnExit reset(load_key_);
+  load_key_.bind(1, customer_id);
+  auto row = load_key_.step();
+  if (!row) return row.error();
+  if (!*row) return std::optional<es::CustomerKey>();
+  return std::optional(es::CustomerKey{std::string(load_key_.blob(0)), load_key_.int64(1)});
+}
+
+Result<std::optional<es::CustomerKey>> SqliteEventStore::load_key(const std::string& customer_id) {
+  MutexLock lk(aux_mu_);
+  return load_key_locked(customer_id);
+}
+
+Result<std::string> SqliteEventStore::create_key(const std::string& customer_id, const std::string& candidate,
+                                                 std::int64_t now_ms) {
+  MutexLock lk(aux_mu_);
+  if (auto r = create_key_.bind(1, customer_id).bind_blob(2, candidate).bind(3, now_ms).run(); !r) return r.error();
+  auto row = load_key_locked(customer_id);
+  if (!row) return row.error();
+  if (!*row || (*row)->key.empty()) return fail(Errc::internal, "the key of customer " + customer_id + " was not stored");
+  return std::move((*row)->key);
+}
+
+// The one process holding the file writes keys only under aux_mu_: what is read here is
+// what the update below changes.
+Result<std::optional<es::KeyErasure>> SqliteEventStore::erase_key(const std::string& customer_id,
+                                                                  std::int64_t now_ms, bool record_if_absent) {
+  MutexLock lk(aux_mu_);
+  auto row = load_key_locked(customer_id);
+  if (!row) return row.error();
+  if (!*row) {
+    if (!record_if_absent) return std::optional<es::KeyErasure>();
+    if (auto r = record_erased_.bind(1, customer_id).bind(2, now_ms).run(); !r) return r.error();
+    return std::optional(es::KeyErasure{now_ms, true});
+  }
+  if ((*row)->key.empty()) return std::optional(es::KeyErasure{(*row)->erased_at_ms, false});
+  if (auto r = erase_key_.bind(1, customer_id).bind(2, now_ms).run(); !r) return r.error();
+  return std::optional(es::KeyErasure{now_ms, true});
 }
 
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.

@@ -12,6 +12,7 @@
 
 #include "core/mutex.h"
 #include "es/append_pipeline.h"
+#include "es/customer_keys.h"
 #include "es/event_tail.h"
 #include "es/event_store.h"
 #include "es/upcaster.h"
@@ -51,6 +52,7 @@ class SqliteEventStore final : public es::EventStore,
                                public es::SnapshotStore,
                                public es::CheckpointStore,
                                public es::StoredLog,
+                               public es::CustomerKeyStore,
                                private es::ExclusiveAppendBackend {
  public:
   // Opens or creates the store and starts its writer. Fails with a clear error if the
@@ -87,6 +89,13 @@ class SqliteEventStore final : public es::EventStore,
 
   // StoredLog
   Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;
+
+  // CustomerKeyStore
+  Result<std::optional<es::CustomerKey>> load_key(const std::string& customer_id) override;
+  Result<std::string> create_key(const std::string& customer_id, const std::string& candidate,
+                                 std::int64_t now_ms) override;
+  Result<std::optional<es::KeyErasure>> erase_key(const std::string& customer_id, std::int64_t now_ms,
+                                                  bool record_if_absent) override;
 
   // Finishes accepted appends and stops the writer; later appends answer unavailable.
   void close();
@@ -160,9 +169,11 @@ class SqliteEventStore final : public es::EventStore,
   Mutex first_of_category_mu_;
   std::unordered_map<std::string, es::Position> first_of_category_ GUARDED_BY(first_of_category_mu_);
 
-  Mutex aux_mu_;  // checkpoints
+  Mutex aux_mu_;  // checkpoints and customer keys
   Database aux_db_ GUARDED_BY(aux_mu_);
-  Statement save_checkpoint_ GUARDED_BY(aux_mu_);
+  Statement save_checkpoint_ GUARDED_BY(aux_mu_), load_key_ GUARDED_BY(aux_mu_), create_key_ GUARDED_BY(aux_mu_),
+      erase_key_ GUARDED_BY(aux_mu_), record_erased_ GUARDED_BY(aux_mu_);
+  Result<std::optional<es::CustomerKey>> load_key_locked(const std::string& customer_id) REQUIRES(aux_mu_);
   Mutex snapshot_mu_;
   Database snapshot_db_ GUARDED_BY(snapshot_mu_);
   Statement save_snapshot_ GUARDED_BY(snapshot_mu_);

@@ -177,7 +177,7 @@ TEST(SqliteEventStore, AFileOfTheFifthFormatLosesItsSnapshotsAndKeepsItsEvents) 
     ASSERT_TRUE(store->save_snapshot({"order-a", 2, 1, R"({"lines":1})"}));
     EXPECT_TRUE(store->load_snapshot("order-a").has_value());
   }
-  EXPECT_EQ(file_format(path), 6);
+  EXPECT_EQ(file_format(path), 7);
 }
 
 // The stream index leads a read to a position; an entry that was changed to name another
@@ -328,7 +328,7 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   EXPECT_EQ(appended->position, 4);
   EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1)));
   store.reset();
-  EXPECT_EQ(file_format(path), 6);
+  EXPECT_EQ(file_format(path), 7);
 }
 
 // A file of the second format (no hashes) holding `count` events of streams order-0..order-6.
@@ -581,7 +581,7 @@ TEST(SqliteEventStore, FilesOfTheThirdAndFourthFormatsAreMigratedAtOpen) {
     auto breaks = chain_breaks(*store);
     EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
     store.reset();
-    EXPECT_EQ(file_format(path), 6);
+    EXPECT_EQ(file_format(path), 7);
     auto db = sqlite::Database::open(path);
     ASSERT_TRUE(db);
     EXPECT_FALSE(db->prepare("SELECT hash FROM events")) << "the rows still hold their hashes";
