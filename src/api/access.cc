@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "api/errors.h"
@@ -159,7 +160,8 @@ Access access_of(Method method, std::string_view pattern) {
 }
 
 void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys, std::optional<RateLimits> limits) {
-  router.add_guard([&ctx, &keys, limits](Request& req, const http::Route& route) -> std::optional<Response> {
+  auto verifier = std::make_shared<TokenVerifier>(keys);
+  router.add_guard([&ctx, verifier, limits](Request& req, const http::Route& route) -> std::optional<Response> {
     const Access access = access_of(req.method, route.pattern);
     if (access.open) return std::nullopt;
     const auto header = req.header("authorization");
@@ -167,7 +169,7 @@ void require_tokens(http::Router& router, ApiContext& ctx, const KeyRing& keys, 
     constexpr std::string_view kScheme = "Bearer ";
     if (header->size() <= kScheme.size() || !http::iequals(header->substr(0, kScheme.size()), kScheme))
       return unauthorized("the Authorization header must be Bearer followed by a token", false);
-    auto claims = verify_token(header->substr(kScheme.size()), keys, now_unix_ms() / 1000);
+    auto claims = verifier->verify(header->substr(kScheme.size()), now_unix_ms() / 1000);
     if (!claims) return unauthorized(claims.error().message, true);
     req.caller = std::string(role_name(claims->role));
     if (!claims->sub.empty()) req.caller += ":" + claims->sub;

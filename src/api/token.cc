@@ -164,4 +164,20 @@ Result<Claims> verify_token(std::string_view token, const KeyRing& keys, std::in
   return claims;
 }
 
+Result<Claims> TokenVerifier::verify(std::string_view token, std::int64_t now_s) {
+  {
+    MutexLock lk(mu_);
+    if (auto it = verified_.find(token); it != verified_.end()) {
+      if (it->second.exp <= now_s) return bad("the token has expired");
+      return it->second;
+    }
+  }
+  auto claims = verify_token(token, keys_, now_s);
+  if (!claims) return claims;
+  MutexLock lk(mu_);
+  if (verified_.size() >= kCapacity) verified_.clear();
+  verified_.emplace(std::string(token), *claims);
+  return claims;
+}
+
 }  // namespace orderflow::api

@@ -168,4 +168,41 @@ TEST(KeyRing, RefusesMalformedFilesNamingTheLine) {
 }
 
 }  // namespace
+
+// The verifier remembers what it accepted, never what it refused, and a remembered token
+// still expires.
+TEST(TokenVerifier, ARememberedTokenStillExpiresAndARefusedOneIsCheckedAgainEachTime) {
+  const auto ring = keys();
+  TokenVerifier verifier(ring);
+  const auto token = mint_token({Role::customer, "c-17", kNow + 60}, "k1", ring);
+  for (int i = 0; i < 3; ++i) {
+    auto claims = verifier.verify(token, kNow);
+    ASSERT_TRUE(claims) << claims.error().message;
+    EXPECT_EQ(claims->sub, "c-17");
+    EXPECT_EQ(claims->role, Role::customer);
+  }
+  auto late = verifier.verify(token, kNow + 60);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, Errc::invalid_argument);
+  EXPECT_EQ(late.error().message, "the token has expired");
+
+  auto p = parts(token);
+  const auto tampered = p[0] + "." + p[1] + "." + std::string(p[2].size(), 'A');
+  for (int i = 0; i < 2; ++i) {
+    auto refused = verifier.verify(tampered, kNow);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().message, "the token's signature does not match");
+  }
+}
+
+TEST(TokenVerifier, ItForgetsEverythingWhenFullAndStillVerifies) {
+  const auto ring = keys();
+  TokenVerifier verifier(ring);
+  for (std::size_t i = 0; i <= TokenVerifier::kCapacity; ++i)
+    ASSERT_TRUE(verifier.verify(mint_token({Role::customer, "c-" + std::to_string(i), kNow + 60}, "k2", ring), kNow));
+  auto first = verifier.verify(mint_token({Role::customer, "c-0", kNow + 60}, "k2", ring), kNow);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->sub, "c-0");
+}
+
 }  // namespace orderflow::api
