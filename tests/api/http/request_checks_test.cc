@@ -50,8 +50,6 @@ TEST(HttpRequestChecks, FramingRefusesAnEmptyTransferEncodingBesideContentLength
   EXPECT_TRUE(framing(
       "POST /v1/orders HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: ,\r\nContent-Length: 2\r\n\r\n{}"));
   EXPECT_TRUE(framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n"));
-  EXPECT_TRUE(framing(
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"));
 }
 
 TEST(HttpRequestChecks, HostAllowedIgnoresThePort) {
