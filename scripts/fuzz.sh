@@ -12,7 +12,7 @@ seconds=${1:-$([ -n "${ORDERFLOW_SOAK:-}" ] && echo 600 || echo 30)}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(json_body query_params event_decode token)
+  targets=(json_body query_params event_decode token http_request)
 fi
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "api/http/request_checks.h"
 #include "core/mutex.h"
 #include "core/check.h"
 #include "core/log.h"
@@ -53,70 +54,6 @@ constexpr std::size_t kReadSize = 16 * 1024;
 constexpr auto kLinger = std::chrono::seconds(1);
 // The most a connection from the reserve gets to send its request (ServerOptions::reserve_connections).
 constexpr std::chrono::milliseconds kReserveTimeout{2'000};
-
-Method to_method(bhttp::verb v) {
-  switch (v) {
-    case bhttp::verb::get: return Method::get;
-    case bhttp::verb::head: return Method::head;
-    case bhttp::verb::post: return Method::post;
-    case bhttp::verb::put: return Method::put;
-    case bhttp::verb::patch: return Method::patch;
-    case bhttp::verb::delete_: return Method::delete_;
-    case bhttp::verb::options: return Method::options;
-    default: return Method::other;
-  }
-}
-
-// application/json, parameters ignored. (A +json type such as application/json-patch+json
-// means another document with its own semantics, which no route here reads.)
-bool is_json(std::optional<std::string_view> content_type) {
-  if (!content_type) return false;
-  std::string_view t = content_type->substr(0, content_type->find(';'));
-  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
-  return iequals(t, "application/json");
-}
-
-// RFC 9112 §6.1 and §6.3: a request whose body length two parsers could read differently
-// (one framing it by Content-Length, one by Transfer-Encoding, or a coding this server
-// does not decode) would let a second request ride in its body past whatever sits in
-// front of this server. Refused with 400 and the connection closed. The only coding read
-// here is chunked alone.
-std::optional<std::string> ambiguous_framing(const bhttp::request_parser<bhttp::string_body>& parser) {
-  const auto& msg = parser.get();
-  std::size_t codings = 0;
-  bool only_chunked = true;
-  for (const auto& field : msg) {
-    if (field.name() != bhttp::field::transfer_encoding) continue;
-    std::string_view list = field.value();
-    for (std::size_t at = 0; at <= list.size();) {
-      auto comma = list.find(',', at);
-      if (comma == std::string_view::npos) comma = list.size();
-      auto coding = list.substr(at, comma - at);
-      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
-      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
-      if (!coding.empty()) {
-        ++codings;
-        only_chunked = only_chunked && iequals(coding, "chunked");
-      }
-      at = comma + 1;
-    }
-  }
-  if (codings == 0) return std::nullopt;
-  if (msg.find(bhttp::field::content_length) != msg.end())
-    return "a request may not carry both Content-Length and Transfer-Encoding";
-  if (codings > 1 || !only_chunked || !parser.chunked())
-    return "Transfer-Encoding must be chunked alone (the only transfer coding this server reads)";
-  return std::nullopt;
-}
-
-// Is the request's Host one of `allowed` (its port aside)?
-bool host_allowed(std::optional<std::string_view> host, const std::vector<std::string>& allowed) {
-  if (!host) return false;
-  std::string_view name = *host;
-  const auto colon = name.rfind(':');
-  if (colon != std::string_view::npos && name.find(']', colon) == std::string_view::npos) name = name.substr(0, colon);
-  return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, name); });
-}
 
 // The request's server span (OpenTelemetry's HTTP conventions: named by method and route
 // pattern, an error only for a 5xx), under the caller's span when it sent a valid traceparent.
@@ -156,11 +93,6 @@ void append_number(std::string& out, std::size_t n) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, n);
   out.append(buf, r.ptr);
-}
-
-bool is_parse_error(const error_code& ec) {
-  return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
-         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message;
 }
 
 // The server's side of a StreamWriter. App threads queue; the connection's io thread
@@ -516,9 +448,7 @@ asio::awaitable<void> Session<Socket>::run() {
     req_.caller.clear();
     req_.confined_to.clear();
     parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(w_.opts.header_limit));
-    parser_->body_limit(w_.opts.body_limit);
-    parser_->eager(true);
+    limit_parser(*parser_, w_.opts.header_limit, w_.opts.body_limit);
 
     state_ = buffer_.size() == 0 ? State::idle : State::reading;
     // A connection that has not sent a request yet gets the header timeout to start one:
