@@ -287,12 +287,13 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   req.on_staged = [this, stream, shared](const es::AppendResult& r) { cache<A>().put(stream, shared, r.version, false); };
   store_.append_async(std::move(req), [this, a, stream, before, after, shared,
                                        events = std::move(*decided)](Result<es::AppendResult> r) mutable {
-    // Whatever the outcome, the cache says it by now: answers waiting on it go on.
-    struct Settle {
-      CommandHandler* h;
-      const std::string& stream;
-      ~Settle() { h->settled(stream); }
-    } settle{this, stream};
+    // Whatever the outcome, the cache says it by now: commands waiting on this append go
+    // on, and only then is this one answered. Nothing here touches the handler after the
+    // answer: once its last command is answered, its owner may destroy it.
+    auto answer = [&](auto result) {
+      settled(stream);
+      a->done(std::move(result));
+    };
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
         // What we decided on was stale. Forget it; the appender that won has put its
@@ -309,26 +310,27 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
                                std::chrono::milliseconds(options_.conflict_retry_ms);
         if (!a->meta.if_match && (a->conflicts++ < options_.max_conflict_retries || young)) {
           if (a->conflicts > 2) std::this_thread::yield();
+          settled(stream);
           return attempt(a);
         }
       } else {
         cache<A>().clear();  // the store failed: nothing pending will land
       }
-      return a->done(fail(r.error()));
+      return answer(fail(r.error()));
     }
     if (!r->written) {
       // A retry of an append already stored (a derived event id seen again): the store
       // holds what was decided then, not what was decided now, so this state is nobody's.
       // Forget it (on_staged may have cached it) and neither cache nor snapshot it.
       cache<A>().forget(stream, r->version);
-      return a->done(Handled<A>{nullptr, *r, {}});
+      return answer(Handled<A>{nullptr, *r, {}});
     }
     OF_CHECK(r->version == after, "an append that wrote must leave the version it was decided for");
     cache<A>().put(stream, shared, after, true);
     auto every = options_.snapshot_every;
     if (snapshots_ && every > 0 && after / every != before / every)
       queue_snapshot({stream, after, codec::kStateSchemaVersion, codec::encode_state(*shared)});
-    a->done(Handled<A>{shared, *r, std::move(events)});
+    answer(Handled<A>{shared, *r, std::move(events)});
   });
 }
 
