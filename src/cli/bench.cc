@@ -8,27 +8,28 @@
 
 namespace orderflow::cli {
 
+double thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+}
+
 RowCheckCost row_check_cost(const es::RecordedEvent& sample) {
-  auto cpu_ns = [] {
-    timespec t{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
-  };
   constexpr int kRounds = 100000;
   const auto fields = es::hashed_fields(sample);
   es::EventHash h{};
-  auto start = cpu_ns();
+  auto start = thread_cpu_ns();
   for (int i = 0; i < kRounds; ++i) h = es::event_hash(h, fields);
   RowCheckCost cost;
-  cost.hash_ns = (cpu_ns() - start) / kRounds;
+  cost.hash_ns = (thread_cpu_ns() - start) / kRounds;
   es::EventChecksum sum = 0;
   auto varied = fields;
-  start = cpu_ns();
+  start = thread_cpu_ns();
   for (int i = 0; i < kRounds; ++i) {
     varied.version = static_cast<es::StreamVersion>(sum & 1);  // each round depends on the last
     sum = es::event_checksum(varied);
   }
-  cost.checksum_ns = (cpu_ns() - start) / kRounds;
+  cost.checksum_ns = (thread_cpu_ns() - start) / kRounds;
   asm volatile("" : : "g"(&h), "g"(&sum), "g"(&varied) : "memory");  // the results are used, so the loops stay
   return cost;
 }

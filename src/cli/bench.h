@@ -43,6 +43,10 @@ int bench_read(const ReadBenchOptions& options);
 // The CPU time (thread CPU, ns) one event like `sample` costs (es/event_hash.h): to hash
 // into the chain (SHA-256: every append, open and verify pay it) and to checksum (XXH3:
 // every append and every read pay it).
+// The calling thread's CPU time so far, in ns: what a single-threaded loop costs, which
+// other work on the machine disturbs far less than its wall-clock time.
+double thread_cpu_ns();
+
 struct RowCheckCost {
   double hash_ns = 0;
   double checksum_ns = 0;

@@ -55,7 +55,18 @@ Result<void> fill_store(es::EventStore& store, std::int64_t target) {
 
 namespace {
 
-Result<double> raw_scan(const std::string& path, std::int64_t& rows) {
+struct ScanRate {
+  double per_s = 0;
+  double cpu_ns = 0;  // the scanning thread's CPU time per row
+};
+
+ScanRate rate(std::int64_t rows, Clock::time_point start, double cpu_start) {
+  const auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto n = static_cast<double>(std::max<std::int64_t>(rows, 1));
+  return {static_cast<double>(rows) / seconds, (thread_cpu_ns() - cpu_start) / n};
+}
+
+Result<ScanRate> raw_scan(const std::string& path, std::int64_t& rows) {
   auto db = sqlite::Database::open(path, true);
   if (!db) return fail(db.error());
   auto s = db->prepare(
@@ -65,6 +76,7 @@ Result<double> raw_scan(const std::string& path, std::int64_t& rows) {
   std::size_t bytes = 0;
   rows = 0;
   auto start = Clock::now();
+  const double cpu_start = thread_cpu_ns();
   for (;;) {
     auto row = s->step();
     if (!row) return fail(row.error());
@@ -73,9 +85,8 @@ Result<double> raw_scan(const std::string& path, std::int64_t& rows) {
     for (int c : {1, 2, 4, 6, 7}) bytes += s->text(c).size();
     ++rows;
   }
-  auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (bytes == 0) fmt::print("");  // keeps the loop from being optimised away
-  return static_cast<double>(rows) / seconds;
+  return rate(rows, start, cpu_start);
 }
 
 }  // namespace
@@ -109,7 +120,7 @@ int bench_read(const ReadBenchOptions& o) {
   if (auto r = fill_store(store, o.events); !r) return runtime_failure(r.error().message);
 
   std::int64_t raw_rows = 0;
-  auto raw = postgres ? Result<double>(0.0) : raw_scan(options.path, raw_rows);
+  auto raw = postgres ? Result<ScanRate>(ScanRate{}) : raw_scan(options.path, raw_rows);
   if (!raw) return runtime_failure(raw.error().message);
 
   LatencySamples batches;
@@ -117,6 +128,7 @@ int bench_read(const ReadBenchOptions& o) {
   std::size_t bytes = 0;
   es::Position from = 1;
   auto start = Clock::now();
+  const double cpu_start = thread_cpu_ns();
   for (;;) {
     auto t0 = Clock::now();
     std::int64_t n = 0;
@@ -130,8 +142,8 @@ int bench_read(const ReadBenchOptions& o) {
     events += n;
     from = *next;
   }
-  auto seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  double per_s = static_cast<double>(events) / seconds;
+  const auto scan = rate(events, start, cpu_start);
+  const double per_s = scan.per_s;
   if (bytes == 0) fmt::print("");
 
   // Every event scanned is checked: on SQLite against its checksum (its hash only at open
@@ -144,16 +156,19 @@ int bench_read(const ReadBenchOptions& o) {
 
   auto p50 = batches.percentile_us(0.5), p99 = batches.percentile_us(0.99);
   fmt::print("bench read: {} events, {} per read\n", events, o.batch);
-  fmt::print("  {:<24} {:>12.0f} events/s   per read: p50 {} us, p99 {} us\n", "event store scan", per_s, p50, p99);
+  fmt::print("  {:<24} {:>12.0f} events/s   per read: p50 {} us, p99 {} us; {:.0f} ns CPU/event\n", "event store scan",
+             per_s, p50, p99, scan.cpu_ns);
   if (!postgres)
-    fmt::print("  {:<24} {:>12.0f} rows/s     ({:.2f}x of it reached)\n", "raw SQLite scan", *raw, per_s / *raw);
+    fmt::print("  {:<24} {:>12.0f} rows/s     ({:.2f}x of it reached); {:.0f} ns CPU/row\n", "raw SQLite scan",
+               raw->per_s, per_s / raw->per_s, raw->cpu_ns);
   fmt::print("  {:<24} {:>12.0f} ns/event   ({:.1f}% of the scan's time)\n",
              postgres ? "row checks (SHA-256)" : "row checks (XXH3)", check_ns, 100 * check_share);
   if (!postgres) fmt::print("  {:<24} {:>12.0f} ns/event   (open and verify only)\n", "hash chain (SHA-256)", cost.hash_ns);
   fmt::print(
-      R"({{"bench":"read","store":"{}","events":{},"batch":{},"events_per_s":{:.0f},"p50_us":{},"p99_us":{},"raw_rows_per_s":{:.0f},"ratio_to_raw":{:.3f},"check_ns_per_event":{:.0f},"check_share":{:.3f},"hash_ns_per_event":{:.0f}}})"
+      R"({{"bench":"read","store":"{}","events":{},"batch":{},"events_per_s":{:.0f},"p50_us":{},"p99_us":{},"cpu_ns_per_event":{:.0f},"raw_rows_per_s":{:.0f},"raw_cpu_ns_per_row":{:.0f},"ratio_to_raw":{:.3f},"check_ns_per_event":{:.0f},"check_share":{:.3f},"hash_ns_per_event":{:.0f}}})"
       "\n",
-      postgres ? "postgres" : "sqlite", events, o.batch, per_s, p50, p99, *raw, postgres ? 0.0 : per_s / *raw, check_ns,
+      postgres ? "postgres" : "sqlite", events, o.batch, per_s, p50, p99, scan.cpu_ns, raw->per_s, raw->cpu_ns,
+      postgres ? 0.0 : per_s / raw->per_s, check_ns,
       check_share, cost.hash_ns);
   return 0;
 }

@@ -107,15 +107,22 @@ std::int64_t now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// clear() + append(): into the capacity a reused event already has, without assign()'s
+// handling of a source inside the string itself (a scan does five per row).
+void load_text(const Statement& s, int column, std::string& out) {
+  out.clear();
+  out.append(s.text(column));
+}
+
 void load_event(const Statement& s, es::RecordedEvent& e) {
   e.position = s.int64(0);
-  e.event_id.assign(s.text(1));
-  e.stream_id.assign(s.text(2));
+  load_text(s, 1, e.event_id);
+  load_text(s, 2, e.stream_id);
   e.version = s.int64(3);
-  e.type.assign(s.text(4));
+  load_text(s, 4, e.type);
   e.schema_version = static_cast<std::int32_t>(s.int64(5));
-  e.data.assign(s.text(6));
-  e.metadata.assign(s.text(7));
+  load_text(s, 6, e.data);
+  load_text(s, 7, e.metadata);
   e.recorded_at_ms = s.int64(8);
 }
 
