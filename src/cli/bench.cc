@@ -14,6 +14,12 @@ double thread_cpu_ns() {
   return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
 }
 
+double process_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+}
+
 RowCheckCost row_check_cost(const es::RecordedEvent& sample) {
   constexpr int kRounds = 100000;
   const auto fields = es::hashed_fields(sample);

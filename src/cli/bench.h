@@ -46,6 +46,8 @@ int bench_read(const ReadBenchOptions& options);
 // The calling thread's CPU time so far, in ns: what a single-threaded loop costs, which
 // other work on the machine disturbs far less than its wall-clock time.
 double thread_cpu_ns();
+// The same for the whole process (every thread's CPU time so far, in ns).
+double process_cpu_ns();
 
 struct RowCheckCost {
   double hash_ns = 0;

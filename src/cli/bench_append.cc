@@ -25,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 
 struct RunStats {
   double seconds = 0;
+  double cpu_ns = 0;  // the process's CPU time over the run (the store's threads and the clients')
   std::int64_t appends = 0;
   std::int64_t conflicts = 0;
   LatencySamples latency;
@@ -73,6 +74,7 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
 
   for (std::size_t s = 0; s < slots.size(); ++s) ready.push_back(s);
   auto start = Clock::now();
+  const double cpu_start = process_cpu_ns();
   std::vector<std::size_t> batch;
   while (done < reqs.size()) {
     {
@@ -114,6 +116,7 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
     batch.clear();
   }
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  stats.cpu_ns = process_cpu_ns() - cpu_start;
   stats.appends = static_cast<std::int64_t>(done);
   return stats;
 }
@@ -242,7 +245,9 @@ int bench_append(const AppendBenchOptions& o) {
   fmt::print("bench append: {} appends of 1 event ({} B payload), {} in flight, {} stream(s), {}\n",
              o.events, o.payload_bytes, o.writers, o.streams,
              o.no_group_commit ? "one transaction per append" : "group commit");
-  fmt::print("  {:<34} {:>12.0f} events/s   p50 {:>6} us   p99 {:>6} us\n", "event store", m.per_s(), p50, p99);
+  const double cpu_per_event = m.cpu_ns / static_cast<double>(std::max<std::int64_t>(m.appends, 1));
+  fmt::print("  {:<34} {:>12.0f} events/s   p50 {:>6} us   p99 {:>6} us   {:.0f} ns CPU/event\n", "event store",
+             m.per_s(), p50, p99, cpu_per_event);
   const char* store_name = is_postgres_url(o.store) ? "postgres" : "sqlite";
   fmt::print("  {:<34} {:>12.0f} rows/s     ({:.2f}x of it reached)\n",
              is_postgres_url(o.store) ? "raw PostgreSQL INSERT, 1000/txn" : "raw SQLite insert, 1000/txn", *raw,
@@ -268,8 +273,9 @@ int bench_append(const AppendBenchOptions& o) {
 
   std::string json = fmt::format(
       R"({{"bench":"append","store":"{}","writers":{},"streams":{},"events":{},"payload_bytes":{},)"
-      R"("group_commit":{},"events_per_s":{:.0f},"p50_us":{},"p99_us":{},"raw_rows_per_s":{:.0f},"ratio_to_raw":{:.3f})",
-      store_name, o.writers, o.streams, o.events, o.payload_bytes, !o.no_group_commit, m.per_s(), p50, p99, *raw,
+      R"("group_commit":{},"events_per_s":{:.0f},"p50_us":{},"p99_us":{},"cpu_ns_per_event":{:.0f},"raw_rows_per_s":{:.0f},"ratio_to_raw":{:.3f})",
+      store_name, o.writers, o.streams, o.events, o.payload_bytes, !o.no_group_commit, m.per_s(), p50, p99,
+      cpu_per_event, *raw,
       m.per_s() / *raw);
   if (raw_unindexed)
     json += fmt::format(R"(,"raw_unindexed_rows_per_s":{:.0f},"ratio_to_raw_unindexed":{:.3f})", *raw_unindexed,
