@@ -23,12 +23,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Each million appends acknowledged, as the store fills (a run of at least two million):
+// whether an append's cost grows with the log.
+constexpr std::int64_t kSegment = 1000000;
+struct Segment {
+  std::int64_t through = 0;  // appends acknowledged at its end
+  double seconds = 0;
+  LatencySamples latency;
+  double per_s() const { return seconds > 0 ? static_cast<double>(kSegment) / seconds : 0; }
+};
+
 struct RunStats {
   double seconds = 0;
   double cpu_ns = 0;  // the process's CPU time over the run (the store's threads and the clients')
   std::int64_t appends = 0;
   std::int64_t conflicts = 0;
   LatencySamples latency;
+  std::vector<Segment> segments;
   double per_s() const { return seconds > 0 ? static_cast<double>(appends) / seconds : 0; }
 };
 
@@ -73,7 +84,10 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
   });
 
   for (std::size_t s = 0; s < slots.size(); ++s) ready.push_back(s);
+  const bool segmented = static_cast<std::int64_t>(reqs.size()) >= 2 * kSegment;
+  Segment segment;
   auto start = Clock::now();
+  auto segment_start = start;
   const double cpu_start = process_cpu_ns();
   std::vector<std::size_t> batch;
   while (done < reqs.size()) {
@@ -99,9 +113,20 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
         auto& sl = slots[s];
         MutexLock lk(mu);
         if (r) {
-          stats.latency.record(Clock::now() - sl.started);
+          const auto now = Clock::now();
+          stats.latency.record(now - sl.started);
           sl.expected = r->version;
           ++done;
+          if (segmented) {
+            segment.latency.record(now - sl.started);
+            if (static_cast<std::int64_t>(done) % kSegment == 0) {
+              segment.through = static_cast<std::int64_t>(done);
+              segment.seconds = std::chrono::duration<double>(now - segment_start).count();
+              stats.segments.push_back(std::move(segment));
+              segment = Segment{};
+              segment_start = now;
+            }
+          }
         } else if (r.error().code == Errc::version_conflict && exact) {
           sl.expected = r.error().current_version.value_or(es::kNoStream);
           sl.retry = true;
@@ -259,6 +284,15 @@ int bench_append(const AppendBenchOptions& o) {
     fmt::print("  {:<34} {:>12.0f} events/s   (group commit is {:.1f}x faster)\n",
                "no group commit (1 txn per append)", baseline->per_s(), m.per_s() / baseline->per_s());
   if (exact) fmt::print("  conflicts answered and retried: {}\n", m.conflicts);
+  std::string per_million;
+  for (auto& seg : m.segments) {
+    const auto p99_seg = seg.latency.percentile_us(0.99);
+    fmt::print("  {:<34} {:>12.0f} events/s   p99 {:>6} us\n",
+               fmt::format("events {}M-{}M", (seg.through - kSegment) / kSegment, seg.through / kSegment), seg.per_s(),
+               p99_seg);
+    per_million += fmt::format(R"({}{{"through":{},"events_per_s":{:.0f},"p99_us":{}}})",
+                               per_million.empty() ? "" : ",", seg.through, seg.per_s(), p99_seg);
+  }
   // The writer hashes every event into the chain and checksums it: its CPU per event, and
   // the share of one core that is at this rate.
   const auto& e = reqs.front().events.front();
@@ -284,6 +318,7 @@ int bench_append(const AppendBenchOptions& o) {
     json += fmt::format(R"(,"no_group_commit_events_per_s":{:.0f},"group_commit_speedup":{:.1f})",
                         baseline->per_s(), m.per_s() / baseline->per_s());
   if (exact) json += fmt::format(R"(,"conflicts":{})", m.conflicts);
+  if (!m.segments.empty()) json += R"(,"per_million":[)" + per_million + "]";
   json += fmt::format(R"(,"hash_ns_per_event":{:.0f})", cost.hash_ns);
   if (checksums) json += fmt::format(R"(,"check_ns_per_event":{:.0f})", cost.checksum_ns);
   fmt::print("{}}}\n", json);
