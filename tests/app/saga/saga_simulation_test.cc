@@ -284,10 +284,11 @@ class World {
 
   // A dead letter says a forward step ran out of time; a version conflict is never why.
   void check_dead_letters() {
-    auto letters = store_.read_stream(kDeadLetterStream, 0, 100000, es::Direction::forward);
-    for (const auto& e : *letters)
-      if (e.data.find("version_conflict") != std::string::npos)
-        ADD_FAILURE() << "a dead letter caused by a version conflict: " << e.data;
+    auto letters = dead_letters(store_);  // every one decodes, too
+    ASSERT_TRUE(letters) << letters.error().message;
+    for (const auto& d : *letters)
+      if (d.recorded.last_error.find("version_conflict") != std::string::npos)
+        ADD_FAILURE() << "a dead letter caused by a version conflict: " << d.recorded.last_error;
   }
 
   // Every append in flight lands.
