@@ -14,6 +14,7 @@
 #include "app/admission.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
+#include "app/saga/saga_records.h"
 #include "app/saga/saga_runner.h"
 #include "core/build_info.h"
 #include "core/failures.h"
@@ -50,24 +51,6 @@ constexpr auto kLagBoundsSeconds = [] {
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = es::kLagBucketsMs[i] / 1000;
   return b;
 }();
-
-struct DeadLetterCounts {
-  std::uint64_t recorded = 0, retried = 0;
-};
-
-Result<DeadLetterCounts> count_dead_letters(es::EventStore& store) {
-  DeadLetterCounts n;
-  for (es::StreamVersion from = 0;;) {
-    auto page = store.read_stream(app::saga::kDeadLetterStream, from, 1000, es::Direction::forward);
-    if (!page) return fail(page.error());
-    for (const auto& e : *page) {
-      if (e.type == "DeadLetterRecorded") ++n.recorded;
-      if (e.type == "DeadLetterRetried") ++n.retried;
-    }
-    if (page->size() < 1000) return n;
-    from = page->back().version + 1;
-  }
-}
 
 // The process, from /proc (Linux).
 struct ProcessStats {
@@ -306,7 +289,7 @@ std::string Metrics::render(ApiContext& ctx) {
         "(each a retry, or giving up on the step).\n"
         "# TYPE orderflow_saga_deadlines_fired_total counter\norderflow_saga_deadlines_fired_total {}\n",
         saga_->deadlines_fired());
-    if (auto letters = count_dead_letters(store))
+    if (auto letters = app::saga::count_dead_letters(store))
       add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
           "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
           "# HELP orderflow_saga_dead_letters_retried_total Dead letters retried.\n"

@@ -4,6 +4,19 @@
 #include <boost/json.hpp>
 
 namespace orderflow::domain {
+
+// Enums travel in the API's spelling ("REFUNDED", "reserve"), not as enumerator names.
+template <class Enum, auto Parse>
+void enum_from(boost::json::value& v, Enum e) {
+  v = to_string(e);
+}
+template <class Enum, auto Parse>
+boost::json::result<Enum> enum_to(const boost::json::value& v) {
+  if (auto* s = v.if_string())
+    if (auto parsed = Parse(std::string_view(*s))) return *parsed;
+  return boost::json::make_error_code(boost::json::error::not_string);
+}
+
 namespace product {
 BOOST_DESCRIBE_STRUCT(ProductRegistered, (), (product_id, name, unit_price_cents, initial_stock))
 BOOST_DESCRIBE_STRUCT(StockAdded, (), (quantity))
@@ -34,17 +47,6 @@ BOOST_DESCRIBE_STRUCT(State, (), (exists, order_id, customer_id, items, total_ce
                                   shipping_status, cancellation_reason, created_at_ms, updated_at_ms,
                                   shipping_address))
 
-// The order's enums travel in the API's spelling ("REFUNDED"), not as enumerator names.
-template <class Enum, auto Parse>
-void enum_from(boost::json::value& v, Enum e) {
-  v = to_string(e);
-}
-template <class Enum, auto Parse>
-boost::json::result<Enum> enum_to(const boost::json::value& v) {
-  if (auto* s = v.if_string())
-    if (auto parsed = Parse(std::string_view(*s))) return *parsed;
-  return boost::json::make_error_code(boost::json::error::not_string);
-}
 void tag_invoke(boost::json::value_from_tag, boost::json::value& v, PaymentStatus e) {
   enum_from<PaymentStatus, &parse_payment_status>(v, e);
 }
@@ -67,6 +69,43 @@ boost::json::result<ShippingStatus> tag_invoke(boost::json::try_value_to_tag<Shi
   return enum_to<ShippingStatus, &parse_shipping_status>(v);
 }
 }  // namespace order
+namespace saga {
+BOOST_DESCRIBE_STRUCT(StepRecord, (), (name, status, attempts, last_error, at_ms))
+BOOST_DESCRIBE_STRUCT(SagaStepRetried, (), (order_id, step, attempt, deadline_ms, error))
+BOOST_DESCRIBE_STRUCT(SagaEnded, (), (order_id, state, reason, steps))
+BOOST_DESCRIBE_STRUCT(DeadLetterRecorded, (), (dead_letter_id, order_id, step, attempts, last_error, at_ms))
+BOOST_DESCRIBE_STRUCT(DeadLetterRetried, (), (dead_letter_id, order_id))
+
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, SagaState e) {
+  enum_from<SagaState, &parse_saga_state>(v, e);
+}
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, SagaStep e) {
+  enum_from<SagaStep, &parse_saga_step>(v, e);
+}
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, StepStatus e) {
+  enum_from<StepStatus, &parse_step_status>(v, e);
+}
+boost::json::result<SagaState> tag_invoke(boost::json::try_value_to_tag<SagaState>, const boost::json::value& v) {
+  return enum_to<SagaState, &parse_saga_state>(v);
+}
+boost::json::result<SagaStep> tag_invoke(boost::json::try_value_to_tag<SagaStep>, const boost::json::value& v) {
+  return enum_to<SagaStep, &parse_saga_step>(v);
+}
+boost::json::result<StepStatus> tag_invoke(boost::json::try_value_to_tag<StepStatus>, const boost::json::value& v) {
+  return enum_to<StepStatus, &parse_step_status>(v);
+}
+// SagaStepRetried's step when the saga had none left to run: "", as it was always written.
+void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const std::optional<SagaStep>& e) {
+  v = e ? to_string(*e) : "";
+}
+boost::json::result<std::optional<SagaStep>> tag_invoke(boost::json::try_value_to_tag<std::optional<SagaStep>>,
+                                                        const boost::json::value& v) {
+  if (auto* s = v.if_string(); s && s->empty()) return std::optional<SagaStep>();
+  auto step = enum_to<SagaStep, &parse_saga_step>(v);
+  if (!step) return step.error();
+  return std::optional(*step);
+}
+}  // namespace saga
 }  // namespace orderflow::domain
 
 namespace orderflow::codec {
@@ -113,6 +152,8 @@ Result<Variant> decode_alternative(std::string_view type, std::string_view data)
 std::string encode_event(const domain::product::Event& e) { return encode_variant(e); }
 std::string encode_event(const domain::account::Event& e) { return encode_variant(e); }
 std::string encode_event(const domain::order::Event& e) { return encode_variant(e); }
+std::string encode_event(const domain::saga::Event& e) { return encode_variant(e); }
+std::string encode_event(const domain::saga::DeadLetterEvent& e) { return encode_variant(e); }
 
 template <class Event>
 Result<Event> decode_event(std::string_view type, std::string_view data) {
@@ -121,6 +162,8 @@ Result<Event> decode_event(std::string_view type, std::string_view data) {
 template Result<domain::product::Event> decode_event(std::string_view, std::string_view);
 template Result<domain::account::Event> decode_event(std::string_view, std::string_view);
 template Result<domain::order::Event> decode_event(std::string_view, std::string_view);
+template Result<domain::saga::Event> decode_event(std::string_view, std::string_view);
+template Result<domain::saga::DeadLetterEvent> decode_event(std::string_view, std::string_view);
 
 std::string encode_state(const domain::product::State& s) { return boost::json::serialize(boost::json::value_from(s)); }
 std::string encode_state(const domain::account::State& s) { return boost::json::serialize(boost::json::value_from(s)); }

@@ -1,5 +1,6 @@
-// The one place domain types meet JSON: event data as stored, and aggregate state as
-// snapshotted. Field names are the structs' member names (snake_case, as docs/api.md §8).
+// The one place domain types meet JSON: event data as stored (the aggregates' events and
+// the saga's records), and aggregate state as snapshotted. Field names are the structs'
+// member names (snake_case, as docs/api.md §8).
 #pragma once
 
 #include <string>
@@ -9,6 +10,7 @@
 #include "domain/account.h"
 #include "domain/order.h"
 #include "domain/product.h"
+#include "domain/saga.h"
 
 namespace orderflow::codec {
 
@@ -22,6 +24,9 @@ inline constexpr std::int32_t kStateSchemaVersion = 3;
 std::string encode_event(const domain::product::Event& e);
 std::string encode_event(const domain::account::Event& e);
 std::string encode_event(const domain::order::Event& e);
+// The saga's bookkeeping records (domain/saga.h), stored as they always were.
+std::string encode_event(const domain::saga::Event& e);
+std::string encode_event(const domain::saga::DeadLetterEvent& e);
 
 // Decodes a stored event's data by its type. Errc::corrupt names the type on failure.
 template <class Event>

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -56,6 +58,42 @@ inline Unexpected fail(Errc code, std::string message) {
 inline Unexpected fail(Error e) { return Unexpected{std::move(e)}; }
 
 template <class T>
+class Result;
+template <>
+class Result<void>;
+
+namespace detail {
+template <class R>
+inline constexpr bool is_result = false;
+template <class T>
+inline constexpr bool is_result<Result<T>> = true;
+
+// std::expected's and_then and transform once `self` holds a value: f(args...), whose
+// result is a Result already (and_then) or is wrapped in one (transform; Result<void> for
+// an f that returns nothing).
+template <class F, class... Args>
+auto then(F&& f, Args&&... args) {
+  using R = std::remove_cvref_t<std::invoke_result_t<F, Args...>>;
+  static_assert(is_result<R>, "and_then: f must return a Result");
+  return std::invoke(std::forward<F>(f), std::forward<Args>(args)...);
+}
+template <class F, class... Args>
+auto transformed(F&& f, Args&&... args) {
+  using U = std::remove_cv_t<std::invoke_result_t<F, Args...>>;
+  if constexpr (std::is_void_v<U>) {
+    std::invoke(std::forward<F>(f), std::forward<Args>(args)...);
+    return Result<U>();  // Result<void>, named by U so that it is complete by the time it is used
+  } else {
+    return Result<U>(std::invoke(std::forward<F>(f), std::forward<Args>(args)...));
+  }
+}
+template <class F, class... Args>
+using Then = std::remove_cvref_t<std::invoke_result_t<F, Args...>>;
+template <class F, class... Args>
+using Transformed = Result<std::remove_cv_t<std::invoke_result_t<F, Args...>>>;
+}  // namespace detail
+
+template <class T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
@@ -87,6 +125,48 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
+  // As std::expected's: the value, or `fallback` on an error.
+  template <class U>
+  T value_or(U&& fallback) const& {
+    return has_value() ? std::get<0>(v_) : static_cast<T>(std::forward<U>(fallback));
+  }
+  template <class U>
+  T value_or(U&& fallback) && {
+    return has_value() ? std::get<0>(std::move(v_)) : static_cast<T>(std::forward<U>(fallback));
+  }
+  // f(value) -> Result<U>, or this error.
+  template <class F>
+  detail::Then<F, T&> and_then(F&& f) & {
+    if (!has_value()) return error();
+    return detail::then(std::forward<F>(f), std::get<0>(v_));
+  }
+  template <class F>
+  detail::Then<F, const T&> and_then(F&& f) const& {
+    if (!has_value()) return error();
+    return detail::then(std::forward<F>(f), std::get<0>(v_));
+  }
+  template <class F>
+  detail::Then<F, T&&> and_then(F&& f) && {
+    if (!has_value()) return error();
+    return detail::then(std::forward<F>(f), std::get<0>(std::move(v_)));
+  }
+  // f(value) -> U as a Result<U> (Result<void> if f returns nothing), or this error.
+  template <class F>
+  detail::Transformed<F, T&> transform(F&& f) & {
+    if (!has_value()) return error();
+    return detail::transformed(std::forward<F>(f), std::get<0>(v_));
+  }
+  template <class F>
+  detail::Transformed<F, const T&> transform(F&& f) const& {
+    if (!has_value()) return error();
+    return detail::transformed(std::forward<F>(f), std::get<0>(v_));
+  }
+  template <class F>
+  detail::Transformed<F, T&&> transform(F&& f) && {
+    if (!has_value()) return error();
+    return detail::transformed(std::forward<F>(f), std::get<0>(std::move(v_)));
+  }
+
  private:
   std::variant<T, Error> v_;
 };
@@ -102,6 +182,18 @@ class [[nodiscard]] Result<void> {
   const Error& error() const {
     OF_CHECK(e_.has_value(), "Result::error() on a value");
     return *e_;
+  }
+  // f() -> Result<U>, or this error.
+  template <class F>
+  detail::Then<F> and_then(F&& f) const {
+    if (!has_value()) return error();
+    return detail::then(std::forward<F>(f));
+  }
+  // f() -> U as a Result<U>, or this error.
+  template <class F>
+  detail::Transformed<F> transform(F&& f) const {
+    if (!has_value()) return error();
+    return detail::transformed(std::forward<F>(f));
   }
 
  private:

@@ -22,11 +22,7 @@ using domain::overloaded;
 namespace product = domain::product;
 namespace account = domain::account;
 namespace order = domain::order;
-
-constexpr SagaState kStates[] = {SagaState::running, SagaState::compensating, SagaState::completed,
-                                 SagaState::compensated, SagaState::failed};
-
-bool is_forward(const std::string& step) { return step == "reserve" || step == "charge" || step == "confirm"; }
+namespace ds = domain::saga;
 
 std::string id_after_dash(const std::string& stream_id) {
   auto dash = stream_id.find('-');
@@ -45,29 +41,15 @@ std::string string_of(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-std::int64_t int_of(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_int64() ? v->as_int64() : 0;
+// The order a dead letter is about; an unreadable one is reported and belongs to none.
+std::string order_of_dead_letter(const es::RecordedEvent& e) {
+  auto letter = decode_dead_letter(e);
+  if (letter) return std::visit([](const auto& r) { return r.order_id; }, *letter);
+  report_failure("saga", "read saga record", letter.error().message, "the saga goes on without it");
+  return {};
 }
 
 }  // namespace
-
-const char* to_string(SagaState state) {
-  switch (state) {
-    case SagaState::running: return "RUNNING";
-    case SagaState::compensating: return "COMPENSATING";
-    case SagaState::completed: return "COMPLETED";
-    case SagaState::compensated: return "COMPENSATED";
-    case SagaState::failed: return "FAILED";
-  }
-  return "?";
-}
-
-std::optional<SagaState> parse_saga_state(std::string_view s) {
-  for (auto state : kStates)
-    if (s == to_string(state)) return state;
-  return std::nullopt;
-}
 
 std::string derived_event_id(std::string_view order_id, std::string_view step) {
   // RFC 9562 §5.5 with a namespace of our own: SHA-1(namespace || name), version 5.
@@ -86,6 +68,16 @@ const std::string& FulfilmentSaga::id_of(const Saga& s, const std::string& step)
   auto it = s.ids.find(step);
   if (it == s.ids.end()) it = s.ids.emplace(step, derived_event_id(s.order_id, step)).first;
   return it->second;
+}
+
+const std::string& FulfilmentSaga::retry_id(const Saga& s) {
+  // A retry of bookkeeping alone (no step) has always been keyed with an empty step.
+  return id_of(s, "retry:" + std::string(s.step ? to_string(*s.step) : "") + ":" + std::to_string(s.attempt) + ":" +
+                      std::to_string(s.activation));
+}
+
+void FulfilmentSaga::report_unreadable(const Saga& s, const Error& error) {
+  report_failure("saga", "read saga record", error.message, "the saga of order " + s.order_id + " goes on without it");
 }
 
 FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position from, es::Position horizon)
@@ -151,8 +143,9 @@ Result<FulfilmentSaga::Saga*> FulfilmentSaga::reactivate(const std::string& orde
     }
   }
   auto ended = lookup_.last_end(order_id);
-  if (!ended) return fail(ended.error());
-  s.ended = *ended;
+  if (!ended && ended.error().code != Errc::corrupt) return fail(ended.error());
+  if (!ended) report_unreadable(s, ended.error());  // as if it had none: at worst it is written again
+  s.ended = ended ? *ended : std::nullopt;
   s.dead_lettered = s.ended == SagaState::failed;
   return &sagas_.emplace(order_id, std::move(s)).first->second;
 }
@@ -164,12 +157,12 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
     if (e.position < seen_) continue;  // a redelivery: already folded
     auto category = es::category_of(e.stream_id);
     std::string order_id;
-    std::optional<json::object> data;
     if (category == "order" || category == "saga") {
       order_id = id_after_dash(e.stream_id);
-    } else {
-      data = parse_object(e.data);
-      if (data) order_id = string_of(*data, "order_id");
+    } else if (category == "deadletters") {
+      order_id = order_of_dead_letter(e);
+    } else if (auto data = parse_object(e.data)) {  // a product's or account's event about an order
+      order_id = string_of(*data, "order_id");
     }
     if (!order_id.empty()) {
       Saga* s = find(order_id);
@@ -185,7 +178,7 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
         group_lines(p.items, fresh.lines);
         s = &sagas_.emplace(order_id, std::move(fresh)).first->second;
       } else if (!s && (e.type == order::OrderShipped::kType || e.type == order::OrderCancelled::kType ||
-                        e.type == std::string_view("DeadLetterRetried"))) {
+                        e.type == std::string_view(ds::DeadLetterRetried::kType))) {
         auto r = reactivate(order_id, e.position);
         if (!r) return fail(r.error());
         s = *r;
@@ -253,33 +246,37 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
     else if (e.type == account::AccountRefunded::kType && e.event_id == id_of(s, "refund"))
       s.pay = Pay::refunded;
   } else if (category == "saga") {
-    auto data = parse_object(e.data);
-    if (!data) {
-      report_failure("saga", "read saga record",
-                     e.type + " at position " + std::to_string(e.position) + " is not a JSON object",
-                     "the saga of order " + s.order_id + " goes on without it");
-      return;
-    }
-    if (e.type == std::string_view("SagaStepRetried")) {
-      auto attempt = static_cast<int>(int_of(*data, "attempt"));
-      if (string_of(*data, "step") == s.step && attempt > s.attempt) {
-        s.attempt = s.recorded_attempt = attempt;
-        s.deadline_ms = int_of(*data, "deadline_ms");
-        deadlines_.emplace(s.deadline_ms, s.order_id);
-      }
-    } else if (e.type == std::string_view("SagaEnded")) {
-      s.ended = parse_saga_state(string_of(*data, "state"));
-      s.dead_lettered = s.dead_lettered || s.ended == SagaState::failed;
-    }
-  } else if (e.type == std::string_view("DeadLetterRecorded")) {
-    s.dead_lettered = true;
-  } else if (e.type == std::string_view("DeadLetterRetried")) {
-    // An operator asks to drive it again: fresh attempts for whatever is left.
-    s.dead_letter_retried = true;
-    s.attempt = s.recorded_attempt = 1;
-    s.issued.clear();
-    s.deadline_ms = e.recorded_at_ms + timeout(1);
-    deadlines_.emplace(s.deadline_ms, s.order_id);
+    auto record = decode_saga_record(e);
+    if (!record) return report_unreadable(s, record.error());
+    std::visit(overloaded{
+                   [&](const ds::SagaStepRetried& r) {
+                     if (r.step == s.step && r.attempt > s.attempt) {
+                       s.attempt = s.recorded_attempt = r.attempt;
+                       s.deadline_ms = r.deadline_ms;
+                       deadlines_.emplace(s.deadline_ms, s.order_id);
+                     }
+                   },
+                   [&](const ds::SagaEnded& r) {
+                     s.ended = r.state;
+                     s.dead_lettered = s.dead_lettered || r.state == SagaState::failed;
+                   },
+               },
+               *record);
+  } else if (category == "deadletters") {
+    auto record = decode_dead_letter(e);
+    if (!record) return report_unreadable(s, record.error());
+    std::visit(overloaded{
+                   [&](const ds::DeadLetterRecorded&) { s.dead_lettered = true; },
+                   [&](const ds::DeadLetterRetried&) {
+                     // An operator asks to drive it again: fresh attempts for whatever is left.
+                     s.dead_letter_retried = true;
+                     s.attempt = s.recorded_attempt = 1;
+                     s.issued.clear();
+                     s.deadline_ms = e.recorded_at_ms + timeout(1);
+                     deadlines_.emplace(s.deadline_ms, s.order_id);
+                   },
+               },
+               *record);
   }
 }
 
@@ -290,20 +287,24 @@ std::optional<order::PaymentStatus> FulfilmentSaga::unsettled_payment(const Saga
   return std::nullopt;
 }
 
-std::string FulfilmentSaga::current_step(const Saga& s) const {
+std::optional<SagaStep> FulfilmentSaga::current_step(const Saga& s) const {
   auto any = [&](Hold h) { return std::any_of(s.lines.begin(), s.lines.end(), [&](const Line& l) { return l.hold == h; }); };
-  if (s.cancelled || s.aborting)
-    return !s.cancelled || any(Hold::reserved) || s.pay == Pay::charged || unsettled_payment(s) ? "compensate" : "";
-  if (!s.confirmed) {
-    if (any(Hold::none)) return "reserve";
-    return s.pay == Pay::none ? "charge" : "confirm";
+  if (s.cancelled || s.aborting) {
+    if (!s.cancelled || any(Hold::reserved) || s.pay == Pay::charged || unsettled_payment(s))
+      return SagaStep::compensate;
+    return std::nullopt;
   }
-  return s.shipped && any(Hold::reserved) ? "commit" : "";
+  if (!s.confirmed) {
+    if (any(Hold::none)) return SagaStep::reserve;
+    return s.pay == Pay::none ? SagaStep::charge : SagaStep::confirm;
+  }
+  if (s.shipped && any(Hold::reserved)) return SagaStep::commit;
+  return std::nullopt;
 }
 
-void FulfilmentSaga::end_step(Saga& s, std::string status, std::int64_t at_ms) {
+void FulfilmentSaga::end_step(Saga& s, StepStatus status, std::int64_t at_ms) {
   auto& step = s.steps.back();
-  step.status = std::move(status);
+  step.status = status;
   step.at_ms = at_ms;
   if (s.traced) ended_.push_back({s.order_id, step, s.step_started_ms, s.span, s.span_parent});
   s.traced = false;
@@ -328,12 +329,16 @@ void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms, const es::RecordedEven
   }
   auto step = current_step(s);
   if (step == s.step && s.attempt > 0) return;
-  if (!s.steps.empty() && s.steps.back().status == "running") {
+  if (!s.steps.empty() && s.steps.back().status == StepStatus::running) {
     const bool forward = is_forward(s.steps.back().name);
-    end_step(s, forward && s.aborting ? "failed" : forward && s.cancelled ? "cancelled" : "completed", at_ms);
+    end_step(s,
+             forward && s.aborting    ? StepStatus::failed
+             : forward && s.cancelled ? StepStatus::cancelled
+                                      : StepStatus::completed,
+             at_ms);
   }
-  if (!step.empty()) {
-    s.steps.push_back(StepView{step, "running", 1, "", at_ms});
+  if (step) {
+    s.steps.push_back(StepView{*step, StepStatus::running, 1, "", at_ms});
     // Its span continues the trace of what caused it: the event's span, else the last step's.
     auto parent = cause ? traceparent_in_metadata(cause->metadata) : std::nullopt;
     if (!parent && !s.span.trace_id.empty()) parent = s.span;
@@ -351,8 +356,8 @@ void FulfilmentSaga::refresh(Saga& s, std::int64_t at_ms, const es::RecordedEven
 }
 
 SagaState FulfilmentSaga::state_of(const Saga& s) const {
-  if (!s.cancelled && !s.aborting) return s.step.empty() && s.confirmed ? SagaState::completed : SagaState::running;
-  if (!s.step.empty() || !s.cancelled) return SagaState::compensating;
+  if (!s.cancelled && !s.aborting) return !s.step && s.confirmed ? SagaState::completed : SagaState::running;
+  if (s.step || !s.cancelled) return SagaState::compensating;
   return s.dead_lettered && !s.dead_letter_retried ? SagaState::failed : SagaState::compensated;
 }
 
@@ -363,67 +368,69 @@ std::vector<SagaCommand> FulfilmentSaga::wanted(const Saga& s, std::int64_t now_
     for (const auto& line : s.lines)
       if (line.hold == Hold::reserved) fn(line);
   };
-  if (s.step == "reserve") {
-    for (const auto& line : s.lines)
-      if (line.hold == Hold::none)
-        out.push_back({s.order_id, id("reserve:" + line.product_id),
-                       ProductCommand{line.product_id, product::ReserveStock{s.order_id, line.quantity}}});
-  } else if (s.step == "charge") {
-    out.push_back({s.order_id, id("charge"), AccountCommand{s.customer_id, account::Charge{s.order_id, s.total_cents}}});
-  } else if (s.step == "confirm") {
-    out.push_back({s.order_id, id("confirm"), OrderCommand{order::ConfirmOrder{now_ms}}});
-  } else if (s.step == "compensate") {
-    if (!s.cancelled) {
-      auto paid = s.pay == Pay::charged   ? order::PaymentStatus::refunded
-                  : s.pay == Pay::declined || s.account_missing ? order::PaymentStatus::declined
-                                                                : order::PaymentStatus::pending;
-      // The cancel is the durable decision to compensate: nothing is undone before it is
-      // seen, or a restart (which forgets an abort decided in memory) could resume the
-      // forward path with stock already released.
-      out.push_back({s.order_id, id("cancel"), OrderCommand{order::CancelOrder{s.reason, paid, now_ms}}});
-    } else {
-      held([&](const Line& line) {
-        out.push_back({s.order_id, id("release:" + line.product_id),
-                       ProductCommand{line.product_id, product::ReleaseStock{s.order_id, line.quantity}}});
-      });
-      if (s.pay == Pay::charged)
-        out.push_back({s.order_id, id("refund"), AccountCommand{s.customer_id, account::Refund{s.order_id, s.total_cents}}});
-      if (auto settled = unsettled_payment(s))
-        out.push_back({s.order_id, id("settle"), OrderCommand{order::SettlePayment{*settled, now_ms}}});
+  if (s.step) {
+    switch (*s.step) {
+      case SagaStep::reserve:
+        for (const auto& line : s.lines)
+          if (line.hold == Hold::none)
+            out.push_back({s.order_id, id("reserve:" + line.product_id),
+                           ProductCommand{line.product_id, product::ReserveStock{s.order_id, line.quantity}}});
+        break;
+      case SagaStep::charge:
+        out.push_back(
+            {s.order_id, id("charge"), AccountCommand{s.customer_id, account::Charge{s.order_id, s.total_cents}}});
+        break;
+      case SagaStep::confirm:
+        out.push_back({s.order_id, id("confirm"), OrderCommand{order::ConfirmOrder{now_ms}}});
+        break;
+      case SagaStep::compensate:
+        if (!s.cancelled) {
+          auto paid = s.pay == Pay::charged                          ? order::PaymentStatus::refunded
+                      : s.pay == Pay::declined || s.account_missing ? order::PaymentStatus::declined
+                                                                     : order::PaymentStatus::pending;
+          // The cancel is the durable decision to compensate: nothing is undone before it is
+          // seen, or a restart (which forgets an abort decided in memory) could resume the
+          // forward path with stock already released.
+          out.push_back({s.order_id, id("cancel"), OrderCommand{order::CancelOrder{s.reason, paid, now_ms}}});
+        } else {
+          held([&](const Line& line) {
+            out.push_back({s.order_id, id("release:" + line.product_id),
+                           ProductCommand{line.product_id, product::ReleaseStock{s.order_id, line.quantity}}});
+          });
+          if (s.pay == Pay::charged)
+            out.push_back(
+                {s.order_id, id("refund"), AccountCommand{s.customer_id, account::Refund{s.order_id, s.total_cents}}});
+          if (auto settled = unsettled_payment(s))
+            out.push_back({s.order_id, id("settle"), OrderCommand{order::SettlePayment{*settled, now_ms}}});
+        }
+        break;
+      case SagaStep::commit:
+        held([&](const Line& line) {
+          out.push_back({s.order_id, id("commit:" + line.product_id),
+                         ProductCommand{line.product_id, product::CommitStock{s.order_id, line.quantity}}});
+        });
+        break;
     }
-  } else if (s.step == "commit") {
-    held([&](const Line& line) {
-      out.push_back({s.order_id, id("commit:" + line.product_id),
-                     ProductCommand{line.product_id, product::CommitStock{s.order_id, line.quantity}}});
-    });
   }
   // Bookkeeping, after the step's own commands.
-  if (s.attempt > s.recorded_attempt) {
-    json::object o{{"order_id", s.order_id}, {"step", s.step},           {"attempt", s.attempt},
-                   {"deadline_ms", s.deadline_ms}, {"error", s.last_error}};
-    out.push_back({s.order_id,
-                   id("retry:" + s.step + ":" + std::to_string(s.attempt) + ":" + std::to_string(s.activation)),
-                   RecordEvent{saga_stream(s.order_id), "SagaStepRetried", json::serialize(o)}});
-  }
+  if (s.attempt > s.recorded_attempt)
+    out.push_back({s.order_id, retry_id(s),
+                   RecordEvent{saga_stream(s.order_id),
+                               ds::SagaStepRetried{s.order_id, s.step, s.attempt, s.deadline_ms, s.last_error}}});
   if (s.timed_out && !s.dead_lettered) {
-    StepView f;  // the step that ran out of attempts
+    const StepView* f = nullptr;  // the step that ran out of attempts (retry() failed it)
     for (const auto& v : s.steps)
-      if (v.status == "failed") f = v;
-    json::object o{{"dead_letter_id", id("dead-letter")}, {"order_id", s.order_id}, {"step", f.name},
-                   {"attempts", f.attempts},              {"last_error", f.last_error}, {"at_ms", now_ms}};
-    out.push_back({s.order_id, id("dead-letter"), RecordEvent{kDeadLetterStream, "DeadLetterRecorded", json::serialize(o)}});
+      if (v.status == StepStatus::failed) f = &v;
+    OF_CHECK(f != nullptr, "a saga gave up on a step that it did not fail");
+    out.push_back({s.order_id, id("dead-letter"),
+                   RecordEvent{kDeadLetterStream, ds::DeadLetterRecorded{id("dead-letter"), s.order_id, f->name,
+                                                                         f->attempts, f->last_error, now_ms}}});
   }
-  if (s.step.empty() && out.empty()) {
+  if (!s.step && out.empty()) {
     auto state = state_of(s);
-    if (is_final(state) && s.ended != state) {
-      json::array steps;
-      for (const auto& v : s.steps)
-        steps.push_back(json::object{{"name", v.name}, {"status", v.status}, {"attempts", v.attempts},
-                                     {"last_error", v.last_error}, {"at_ms", v.at_ms}});
-      json::object o{{"order_id", s.order_id}, {"state", to_string(state)}, {"reason", s.reason}, {"steps", steps}};
+    if (is_final(state) && s.ended != state)
       out.push_back({s.order_id, id(std::string("end:") + to_string(state)),
-                     RecordEvent{saga_stream(s.order_id), "SagaEnded", json::serialize(o)}});
-    }
+                     RecordEvent{saga_stream(s.order_id), ds::SagaEnded{s.order_id, state, s.reason, s.steps}}});
   }
   return out;
 }
@@ -461,10 +468,7 @@ void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
     if (c.event_id == id_of(*s, "dead-letter")) s->dead_lettered = true;
     auto state = state_of(*s);  // an older end's answer must not undo a newer one
     if (c.event_id == id_of(*s, std::string("end:") + to_string(state))) s->ended = state;
-    if (s->attempt > s->recorded_attempt &&
-        c.event_id == id_of(*s, "retry:" + s->step + ":" + std::to_string(s->attempt) + ":" +
-                                                        std::to_string(s->activation)))
-      s->recorded_attempt = s->attempt;
+    if (s->attempt > s->recorded_attempt && c.event_id == retry_id(*s)) s->recorded_attempt = s->attempt;
   } else if (c.error->code == Errc::not_found && c.event_id == id_of(*s, "charge")) {
     s->account_missing = true;  // a decline that leaves no event
     refresh(*s, now_ms);
@@ -483,10 +487,10 @@ void FulfilmentSaga::on_completion(const Completion& c, std::int64_t now_ms) {
 }
 
 void FulfilmentSaga::retry(Saga& s, std::int64_t now_ms) {
-  if (is_forward(s.step) && s.attempt >= options_.max_attempts) {
+  if (s.step && is_forward(*s.step) && s.attempt >= options_.max_attempts) {
     // Give up: compensate, cancel with reason timeout, leave a dead letter.
     if (s.steps.back().last_error.empty()) s.steps.back().last_error = "deadline passed";
-    end_step(s, "failed", now_ms);
+    end_step(s, StepStatus::failed, now_ms);
     s.aborting = s.timed_out = true;
     s.reason = "timeout";
     refresh(s, now_ms);

@@ -11,8 +11,9 @@
 // - Its state is a fold of the log: the domain events about an order (they are the
 //   truth), plus its own bookkeeping in stream saga-<order_id> (SagaStepRetried: the
 //   attempt count and deadline of a retried step; SagaEnded: the final state and steps)
-//   and the dead letters in stream deadletters-saga. Nothing lives only in memory that
-//   a restart cannot fold again from checkpoint() on.
+//   and the dead letters in stream deadletters-saga (domain/saga.h; read through
+//   saga_records.h: a record that does not decode is reported, never skipped silently).
+//   Nothing lives only in memory that a restart cannot fold again from checkpoint() on.
 // - It advances only on events it sees in the log. A command's answer only says when to
 //   look (the answer's position), except for bookkeeping records and a charge rejected
 //   because the account does not exist (a decline with no event).
@@ -35,19 +36,24 @@
 #include <variant>
 #include <vector>
 
+#include "app/saga/saga_records.h"
 #include "core/result.h"
 #include "core/trace.h"
 #include "domain/account.h"
 #include "domain/order.h"
 #include "domain/product.h"
+#include "domain/saga.h"
 #include "es/event.h"
 
 namespace orderflow::app::saga {
 
-enum class SagaState { running, compensating, completed, compensated, failed };
-const char* to_string(SagaState state);  // "RUNNING", ...
-std::optional<SagaState> parse_saga_state(std::string_view s);
-inline bool is_final(SagaState s) { return s != SagaState::running && s != SagaState::compensating; }
+// Its vocabulary and records (domain/saga.h).
+using domain::saga::is_final;
+using domain::saga::parse_saga_state;
+using domain::saga::SagaState;
+using domain::saga::SagaStep;
+using domain::saga::StepStatus;
+using domain::saga::to_string;
 
 // A name-based UUID of the order and the step's name (SHA-1; version 8 carrying the time
 // of a v7 order id, else version 5): the same inputs always give the same event id.
@@ -55,8 +61,6 @@ inline bool is_final(SagaState s) { return s != SagaState::running && s != SagaS
 // a change to the derivation would lose them for the orders already in a store.
 std::string derived_event_id(std::string_view order_id, std::string_view step);
 
-inline constexpr const char* kDeadLetterStream = "deadletters-saga";
-inline std::string saga_stream(const std::string& order_id) { return "saga-" + order_id; }
 // The categories the saga subscribes to.
 std::vector<std::string> saga_categories();
 
@@ -74,13 +78,8 @@ struct SagaOptions {
   std::size_t keep_finished = 2000;
 };
 
-struct StepView {
-  std::string name;    // reserve, charge, confirm, compensate, commit
-  std::string status;  // running, completed, failed (led to compensation), cancelled
-  int attempts = 0;
-  std::string last_error;
-  std::int64_t at_ms = 0;  // when it started or ended
-};
+// A step as it ran: name, status, attempts, last_error, at_ms (when it started or ended).
+using StepView = domain::saga::StepRecord;
 
 struct SagaView {
   std::string order_id;
@@ -104,8 +103,7 @@ struct OrderCommand {
 };
 struct RecordEvent {  // bookkeeping: appended as is, ExpectedVersion::any
   std::string stream_id;
-  std::string type;
-  std::string data;
+  std::variant<domain::saga::Event, domain::saga::DeadLetterEvent> record;
 };
 struct SagaCommand {
   std::string order_id;
@@ -146,7 +144,8 @@ class Lookup {
   // What became of the order's charge on the account, if it was asked for one.
   virtual Result<std::optional<domain::account::ChargeOutcome>> charge(const std::string& account_id,
                                                                        const std::string& order_id) = 0;
-  // The last SagaEnded state recorded for the order, if any.
+  // The last SagaEnded state recorded for the order, if any; Errc::corrupt if that record
+  // does not decode (saga_records.h): the saga reports it and goes on as if there were none.
   virtual Result<std::optional<SagaState>> last_end(const std::string& order_id) = 0;
 };
 
@@ -207,8 +206,8 @@ class FulfilmentSaga {
     bool timed_out = false;         // gave up on a forward step: a dead letter is due
     bool dead_lettered = false, dead_letter_retried = false;
     std::optional<SagaState> ended;  // the last SagaEnded recorded
-    // The current step, its attempt and deadline.
-    std::string step;
+    // The current step (none: nothing left to run), its attempt and deadline.
+    std::optional<SagaStep> step;
     int attempt = 0, recorded_attempt = 0;
     std::int64_t deadline_ms = 0;
     std::string last_error;
@@ -232,8 +231,12 @@ class FulfilmentSaga {
   void apply(Saga& s, const es::RecordedEvent& e);
   // `cause`: the event that moved the saga (nullptr: an answer or a deadline did).
   void refresh(Saga& s, std::int64_t at_ms, const es::RecordedEvent* cause = nullptr);
-  void end_step(Saga& s, std::string status, std::int64_t at_ms);
-  std::string current_step(const Saga& s) const;
+  void end_step(Saga& s, StepStatus status, std::int64_t at_ms);
+  std::optional<SagaStep> current_step(const Saga& s) const;
+  // The derived event id of the current attempt's SagaStepRetried.
+  static const std::string& retry_id(const Saga& s);
+  // A record of its own that it did not manage to read: reported, and the saga goes on.
+  static void report_unreadable(const Saga& s, const Error& error);
   // For a cancelled order whose cancel recorded payment PENDING while its charge was
   // being taken: what the order must still record (REFUNDED once the refund is seen,
   // DECLINED once the decline is).

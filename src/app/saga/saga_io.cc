@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "app/aggregates.h"
+#include "codec/domain_codec.h"
 #include "domain/decider.h"
 
 namespace orderflow::app::saga {
@@ -64,20 +65,17 @@ Result<void> add_charge_facts(es::EventStore& store, AccountCommand& a) {
   auto* charge = std::get_if<domain::account::Charge>(&a.command);
   auto* refund = std::get_if<domain::account::Refund>(&a.command);
   if (!charge && !refund) return {};
-  auto found = find_charge(store, a.account_id, charge ? charge->order_id : refund->order_id);
-  if (!found) return fail(found.error());
-  if (charge) charge->earlier = *found;
-  else refund->charge = *found;
-  return {};
+  return find_charge(store, a.account_id, charge ? charge->order_id : refund->order_id)
+      .transform([&](const std::optional<domain::account::OrderCharge>& found) {
+        if (charge) charge->earlier = found;
+        else refund->charge = found;
+      });
 }
 
 // The fact a ReleaseStock or CommitStock decides on, from the store.
 Result<void> add_held_facts(es::EventStore& store, ProductCommand& p) {
-  auto with_held = [&](auto& c) -> Result<void> {
-    auto held = find_held(store, p.product_id, c.order_id);
-    if (!held) return fail(held.error());
-    c.held = *held;
-    return {};
+  auto with_held = [&](auto& c) {
+    return find_held(store, p.product_id, c.order_id).transform([&](std::int64_t held) { c.held = held; });
   };
   if (auto* release = std::get_if<domain::product::ReleaseStock>(&p.command)) return with_held(*release);
   if (auto* commit = std::get_if<domain::product::CommitStock>(&p.command)) return with_held(*commit);
@@ -92,9 +90,9 @@ Result<std::optional<typename A::Event>> stored_event(es::EventStore& store, con
   auto stored = store.read_event(event_id);
   if (!stored) return fail(stored.error());
   if (!*stored || (*stored)->stream_id != stream_of<A>(id)) return Found();
-  auto event = codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data);
-  if (!event) return fail(event.error());
-  return Found(std::move(*event));
+  return codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data).transform([](auto&& event) {
+    return Found(std::move(event));
+  });
 }
 
 }  // namespace
@@ -159,15 +157,17 @@ void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Comple
                  },
                  [&](OrderCommand& o) { run<Order>(commands, c.order_id, std::move(o.command), c, std::move(done)); },
                  [&](RecordEvent& r) {
+                   auto type = std::visit([](const auto& e) { return domain::saga::event_type_name(e); }, r.record);
+                   auto data = std::visit([](const auto& e) { return codec::encode_event(e); }, r.record);
                    es::AppendRequest req;
                    req.stream_id = r.stream_id;
                    boost::json::object meta{{"correlation_id", c.order_id},
                                             {"causation_id", "saga-" + c.order_id},
                                             {"command_id", c.event_id},
                                             {"actor", "saga"}};
-                   CommandSpan span(c, r.type);
+                   CommandSpan span(c, type);
                    if (span.context) meta["traceparent"] = span.traceparent();
-                   req.events.push_back({c.event_id, r.type, 1, std::move(r.data), boost::json::serialize(meta)});
+                   req.events.push_back({c.event_id, type, 1, std::move(data), boost::json::serialize(meta)});
                    commands.store().append_async(
                        std::move(req), [order_id = c.order_id, event_id = c.event_id, span = std::move(span),
                                         done = std::move(done)](Result<es::AppendResult> a) mutable {
@@ -183,9 +183,7 @@ void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Comple
 }
 
 Result<domain::order::State> HandlerLookup::order(const std::string& order_id) {
-  auto loaded = commands_.load<Order>(order_id);
-  if (!loaded) return fail(loaded.error());
-  return std::move(loaded->state);
+  return commands_.load<Order>(order_id).transform([](auto&& loaded) { return std::move(loaded.state); });
 }
 
 Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const std::string& order_id) {
@@ -194,24 +192,15 @@ Result<std::int64_t> HandlerLookup::held(const std::string& product_id, const st
 
 Result<std::optional<domain::account::ChargeOutcome>> HandlerLookup::charge(const std::string& account_id,
                                                                             const std::string& order_id) {
-  auto charge = find_charge(commands_.store(), account_id, order_id);
-  if (!charge) return fail(charge.error());
-  if (!*charge) return std::optional<domain::account::ChargeOutcome>();
-  return std::optional((*charge)->outcome);
+  return find_charge(commands_.store(), account_id, order_id).transform([](const auto& charge) {
+    return charge ? std::optional(charge->outcome) : std::nullopt;
+  });
 }
 
 Result<std::optional<SagaState>> HandlerLookup::last_end(const std::string& order_id) {
-  auto events = commands_.store().read_stream(saga_stream(order_id), -1, 50, es::Direction::backward);
-  if (!events) return fail(events.error());
-  for (const auto& e : *events) {
-    if (e.type != "SagaEnded") continue;
-    boost::system::error_code ec;
-    auto v = boost::json::parse(e.data, ec);
-    if (ec || !v.is_object()) continue;
-    if (auto* s = v.as_object().if_contains("state"); s && s->is_string())
-      return parse_saga_state(std::string_view(s->as_string()));
-  }
-  return std::optional<SagaState>();
+  return last_saga_end(commands_.store(), order_id).transform([](const auto& ended) {
+    return ended ? std::optional(ended->state) : std::nullopt;
+  });
 }
 
 }  // namespace orderflow::app::saga

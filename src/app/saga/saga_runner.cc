@@ -181,24 +181,22 @@ void SagaRunner::issue(std::vector<SagaCommand> commands) {
 }
 
 void SagaRunner::report(const std::vector<StepEnded>& steps) {
-  static constexpr std::string_view kSteps[] = {"reserve", "charge", "confirm", "compensate", "commit"};
   for (const auto& e : steps) {
-    // A label value must outlive the family: the step names, as constants.
-    auto name = std::find(std::begin(kSteps), std::end(kSteps), e.step.name);
-    if (name != std::end(kSteps))
-      step_durations_.at(*name).observe(static_cast<double>(e.step.at_ms - e.started_ms) / 1000);
+    // A label value must outlive the family: to_string's names are string literals.
+    const std::string_view name = to_string(e.step.name);
+    step_durations_.at(name).observe(static_cast<double>(e.step.at_ms - e.started_ms) / 1000);
     if (!tracing_enabled() || !e.span.sampled()) continue;
     Span span;
     span.context = e.span;
     span.parent_span_id = e.parent_span_id;
-    span.name = "saga " + e.step.name;
+    span.name = "saga " + std::string(name);
     span.start_unix_ns = e.started_ms * 1'000'000;
     span.end_unix_ns = e.step.at_ms * 1'000'000;
-    span.error = e.step.status == "failed";
+    span.error = e.step.status == StepStatus::failed;
     if (span.error) span.status_message = e.step.last_error.empty() ? "the step failed" : e.step.last_error;
     span.attributes = {{"order_id", e.order_id},
-                       {"saga.step", e.step.name},
-                       {"saga.step.status", e.step.status},
+                       {"saga.step", std::string(name)},
+                       {"saga.step.status", std::string(to_string(e.step.status))},
                        {"saga.step.attempts", std::int64_t{e.step.attempts}}};
     record_span(std::move(span));
   }
