@@ -33,8 +33,9 @@ struct SqliteEventStoreOptions {
   // The newest events kept in memory for live subscribers.
   es::EventTailLimits tail;
   // Stream-index entries kept in memory before the writer moves them to the file, a few
-  // streams per batch (see stream_index_backlog.h). 0: every batch moves some.
-  std::size_t stream_index_backlog = 32768;
+  // streams per batch (see stream_index_backlog.h): those of the last seconds of appends,
+  // within bounds. Tests fix a number (0: every batch moves some).
+  StreamIndexBacklog::Limits stream_index_backlog;
   // While a file of an older format is brought to this one, told after each chunk the last
   // position migrated and the log's last position (orderflow migrate shows it). May be empty.
   std::function<void(es::Position migrated, es::Position last)> migration_progress;

@@ -13,6 +13,7 @@ void StreamIndexBacklog::add(const std::string& stream_id, const std::vector<Ent
   if (it->second.empty()) oldest_.emplace(entries.front().position, stream_id);
   it->second.insert(it->second.end(), entries.begin(), entries.end());
   size_ += entries.size();
+  added_ += entries.size();
 }
 
 std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const std::string& stream_id,
@@ -38,11 +39,19 @@ std::optional<StreamIndexBacklog::Entry> StreamIndexBacklog::last(const std::str
   return std::nullopt;
 }
 
-StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Position next) {
+std::size_t StreamIndexBacklog::target(Clock::time_point now) {
+  if (limits_.max <= limits_.min) return limits_.min;
+  if (marks_.empty() || now - marks_.back().first >= std::chrono::milliseconds(250)) marks_.emplace_back(now, added_);
+  while (marks_.size() > 1 && now - marks_[1].first >= limits_.window) marks_.pop_front();
+  return static_cast<std::size_t>(
+      std::clamp<std::uint64_t>(added_ - marks_.front().second, limits_.min, limits_.max));
+}
+
+StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Position next, Clock::time_point now) {
   MutexLock lk(mu_);
   Pick out;
   out.indexed_below = oldest_.empty() ? next : oldest_.begin()->first;
-  if (size_ < target_ || streams_.empty()) return out;
+  if (size_ <= target(now) || streams_.empty()) return out;
   std::unordered_set<std::string_view> picked;
   std::size_t taken = 0;
   auto it = streams_.upper_bound(cursor_);

@@ -38,7 +38,7 @@ Result<std::unique_ptr<sqlite::SqliteEventStore>> open_store(const std::string& 
   sqlite::SqliteEventStoreOptions options;
   options.path = path;
   options.vfs = vfs.name();
-  options.stream_index_backlog = stream_index_backlog;
+  options.stream_index_backlog = {stream_index_backlog, stream_index_backlog, {}};
   return sqlite::SqliteEventStore::open(options);
 }
 

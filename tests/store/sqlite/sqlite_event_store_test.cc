@@ -25,7 +25,7 @@ Result<std::unique_ptr<sqlite::SqliteEventStore>> try_open(const std::string& pa
   sqlite::SqliteEventStoreOptions options;
   options.path = path;
   options.upcasters = upcasters;
-  options.stream_index_backlog = stream_index_backlog;
+  options.stream_index_backlog = {stream_index_backlog, stream_index_backlog, {}};
   options.verify_at_open = kVerifiedAtOpen;
   return sqlite::SqliteEventStore::open(options);
 }

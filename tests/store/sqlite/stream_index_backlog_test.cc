@@ -55,6 +55,31 @@ TEST(StreamIndexBacklog, NothingIsPickedBelowTheTarget) {
   EXPECT_EQ(p.indexed_below, 1);  // position 1 is still only here
 }
 
+// What is kept follows the rate: the entries added over the last window, within bounds.
+// A burst is kept whole; once the appends slow down, the minimum.
+TEST(StreamIndexBacklog, KeepsTheEntriesOfTheLastWindowWithinItsBounds) {
+  using namespace std::chrono_literals;
+  StreamIndexBacklog b(StreamIndexBacklog::Limits{2, 6, 10s});
+  const auto t0 = StreamIndexBacklog::Clock::time_point{} + 1h;
+  EXPECT_TRUE(b.pick(1, 1, t0).streams.empty());  // the first mark; nothing here yet
+  es::Position next = 1;
+  auto add = [&](const char* stream, int n) {
+    for (int i = 0; i < n; ++i, ++next) b.add(stream, {{next, next}});
+  };
+  add("a", 3);
+  add("b", 2);
+  // 5 added in the window: 5 kept, so nothing moves.
+  EXPECT_TRUE(b.pick(1, next, t0 + 1s).streams.empty());
+  add("c", 3);
+  // 8 added in the window, at most 6 kept: 8 here, so some move.
+  auto p = b.pick(1, next, t0 + 2s);
+  ASSERT_FALSE(p.streams.empty());
+  b.drop(p);
+  EXPECT_EQ(b.size(), 5u);  // "a" went, 3 entries
+  // Twenty seconds without an append: the window holds none, so the minimum is kept.
+  EXPECT_EQ(picked_entries(b.pick(10, next, t0 + 22s)), 5u);
+}
+
 // Picks go round the streams in key order, whole streams at a time, and what stays
 // bounds indexed_below.
 TEST(StreamIndexBacklog, PicksWholeStreamsInTurnAndTracksTheOldestLeft) {
