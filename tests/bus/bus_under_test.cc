@@ -1,5 +1,7 @@
 #include "bus/bus_under_test.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -241,6 +243,33 @@ class KafkaBus final : public BusUnderTest {
 };
 
 }  // namespace
+
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit) {
+  for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& path) {
+  sqlite::SqliteEventStoreOptions o;
+  o.path = path;
+  auto opened = sqlite::SqliteEventStore::open(o);
+  EXPECT_TRUE(opened) << opened.error().message;
+  return opened ? std::move(*opened) : nullptr;
+}
+
+int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url) {
+  std::vector<std::string> args = {ORDERFLOW_BIN, "serve", "--data", data_dir, "--listen", "127.0.0.1:0",
+                                   "--roles", roles, "--bus", bus_url, "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  EXPECT_EQ(::posix_spawn(&pid, ORDERFLOW_BIN, nullptr, nullptr, argv.data(), environ), 0);
+  return pid;
+}
 
 std::unique_ptr<BusUnderTest> start_nats() { return std::make_unique<NatsBus>(); }
 std::unique_ptr<BusUnderTest> start_kafka() { return std::make_unique<KafkaBus>(); }

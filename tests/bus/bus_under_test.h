@@ -4,12 +4,15 @@
 // so the relay's contract suite runs once on each.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "es/bus.h"
+#include "store/sqlite/sqlite_event_store.h"
 
 namespace orderflow::testing {
 
@@ -44,6 +47,17 @@ class BusUnderTest {
 
 std::unique_ptr<BusUnderTest> start_nats();
 std::unique_ptr<BusUnderTest> start_kafka();
+
+// Whether `done` came true within `limit` (looked at every 20 ms).
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit);
+
+// The SQLite event store at `path` (created if missing), as the tests' log; fails the test
+// and answers null if it cannot be opened.
+std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& path);
+
+// Starts `orderflow serve` (ORDERFLOW_BIN) on the store in `data_dir`, on any free port,
+// with `roles` and `--bus bus_url`; answers its pid.
+int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url);
 
 // A publisher for the bus's URL, made as `serve --bus` makes it.
 std::unique_ptr<es::BusPublisher> publisher_for(const BusUnderTest& bus);
