@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "bus/kafka/kafka_consumer.h"
 #include "bus/kafka/kafka_publisher.h"
 #include "bus/nats/nats_consumer.h"
 #include "bus/nats/nats_publisher.h"
@@ -67,7 +68,8 @@ std::unique_ptr<es::BusConsumer> open_bus_consumer(const BusUrl& url, const BusS
           .servers = url.servers, .subject_prefix = spec.topic_prefix, .durable = spec.consumer,
           .replicas = spec.replicas});
     case BusKind::kafka:
-      return nullptr;
+      return std::make_unique<bus::kafka::KafkaConsumer>(bus::kafka::KafkaConsumerOptions{
+          .brokers = url.servers, .topic_prefix = spec.topic_prefix, .group = spec.consumer});
   }
   return nullptr;
 }

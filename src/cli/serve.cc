@@ -192,8 +192,6 @@ int serve(const ServeOptions& o) {
         return usage_failure(
             "--bus without the relay role feeds projectors only: sagas fed from the bus are not supported by this "
             "build yet");
-      if (parsed->kind == BusKind::kafka)
-        return usage_failure("a projector fed from Kafka is not supported by this build yet: use nats://");
     }
     bus_url = std::move(*parsed);
   }
@@ -399,7 +397,8 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "bus", o->bus.url,
                "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]; without the relay "
                "role, the projector role is fed from it instead of the log");
-  settings.add(*cmd, "bus-consumer", o->bus.consumer, "The durable consumer a bus-fed projector reads with");
+  settings.add(*cmd, "bus-consumer", o->bus.consumer,
+               "The JetStream durable consumer / Kafka consumer group a bus-fed projector reads with");
   settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));

@@ -23,7 +23,7 @@
 #include "app/relay/relay.h"
 #include "app/verify.h"
 #include "bus/bus_under_test.h"
-#include "bus/nats/nats_consumer.h"
+#include "cli/bus_factory.h"
 #include "store/sqlite/sqlite_event_store.h"
 #include "support/temp_dir.h"
 
@@ -157,10 +157,23 @@ class BusProjectorTest : public ::testing::Test {
     return app::projections::ReadSide::open(std::move(*db), *store_);
   }
 
-  std::unique_ptr<es::BusConsumer> consumer(const std::string& durable = "orderflow-projector") {
-    std::vector<std::string> servers{bus_->url().substr(std::string("nats://").size())};
-    return std::make_unique<bus::nats::NatsConsumer>(bus::nats::NatsConsumerOptions{.servers = servers,
-                                                                                    .durable = durable});
+  // The consumer `serve --bus URL --bus-consumer NAME` makes.
+  std::unique_ptr<es::BusConsumer> consumer(const std::string& name = "orderflow-projector") {
+    return cli::open_bus_consumer(*cli::parse_bus_url(bus_->url()), {.consumer = name});
+  }
+
+  // Runs a bus-fed projector on `read` until it has applied as many messages as the bus
+  // holds (a Kafka consumer group's progress, where the NATS one's is asked of the server).
+  void consume_count(app::projections::ReadSide& read, const std::string& group) {
+    auto bus = consumer(group);
+    app::bus_projector::BusProjector projector(read, *bus, {.bus = bus_->url()});
+    ASSERT_TRUE(projector.start());
+    const auto held = bus_->count();
+    ASSERT_TRUE(wait_until([&] { return projector.status().applied >= held; }, 120s))
+        << "applied " << projector.status().applied << " of " << held << "; "
+        << projector.status().last_error.value_or("");
+    EXPECT_EQ(projector.status().dead_lettered, 0u);
+    projector.stop();
   }
 
   // Runs a bus-fed projector on `read` until its consumer has acknowledged everything the
@@ -309,6 +322,19 @@ TEST_F(BusProjectorTest, AnUnreachableBusIsRetriedAndShownUntilItAnswers) {
       << projector.status().last_error.value_or("");
   EXPECT_FALSE(projector.status().last_error);
   projector.stop();
+}
+
+TEST_F(BusProjectorTest, FedFromAKafkaConsumerGroupEqualsAFoldOfTheStoreAndASecondGroupChangesNothing) {
+  bus_ = start_kafka();  // 3 brokers, 6 partitions a topic
+  random_workload(600, 8);
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  consume_count(*read, "orderflow-projector");
+  expect_matches_store(*read);
+  const auto once = dump(*read);
+  EXPECT_EQ(once, store_fed_dump());
+  consume_count(*read, "second-group");  // every message again
+  EXPECT_EQ(dump(*read), once);
 }
 
 TEST_F(BusProjectorTest, ProjectorProcessKilledResumesFromItsCommittedPosition) {

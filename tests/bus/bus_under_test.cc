@@ -135,6 +135,10 @@ class NatsBus final : public BusUnderTest {
   jsCtx* js_ = nullptr;
 };
 
+// The categories of the Kafka cluster's topics: the relay's tests write the test
+// categories, the bus-fed projector's the ones it folds.
+constexpr const char* kKafkaCategories[] = {"cart", "invoice", "shipment", "order", "product", "account"};
+
 // Three brokers; the topics of the categories the tests write, 6 partitions each,
 // replicated 3 times.
 class KafkaBus final : public BusUnderTest {
@@ -147,8 +151,9 @@ class KafkaBus final : public BusUnderTest {
     if (!rk_) throw std::runtime_error(err);
     cluster_ = rd_kafka_mock_cluster_new(rk_, 3);
     if (!cluster_) throw std::runtime_error("cannot create the Kafka mock cluster");
-    for (const char* category : kTestCategories)
+    for (const char* category : kKafkaCategories)
       rd_kafka_mock_topic_create(cluster_, (std::string("orderflow.events.") + category).c_str(), 6, 3);
+    rd_kafka_mock_topic_create(cluster_, "orderflow.dead-letters.orderflow-projector", 1, 3);  // the projector's
   }
   ~KafkaBus() override {
     rd_kafka_mock_cluster_destroy(cluster_);
@@ -225,7 +230,7 @@ class KafkaBus final : public BusUnderTest {
     // (topic, partition, high watermark) of every partition of the tests' topics.
     std::vector<std::tuple<std::string, int, std::int64_t>> partitions() {
       std::vector<std::tuple<std::string, int, std::int64_t>> out;
-      for (const char* category : kTestCategories) {
+      for (const char* category : kKafkaCategories) {
         const std::string topic = std::string("orderflow.events.") + category;
         for (int p = 0; p < 6; ++p) {
           std::int64_t low = 0, high = 0;
