@@ -67,7 +67,8 @@ Result<void> KafkaConsumer::create() {
                         {"group.id", options_.group},
                         {"enable.auto.commit", "false"},
                         {"auto.offset.reset", "earliest"},
-                        {"topic.metadata.refresh.interval.ms", "1000"}},  // new topics of the pattern soon
+                        {"topic.metadata.refresh.interval.ms", "1000"},  // new topics of the pattern soon
+                        {"fetch.wait.max.ms", "10"}},  // the broker answers a fetch at once (500 ms by default)
                        "creating the consumer");
   if (!consumer) return fail(consumer.error());
   consumer_ = *consumer;

@@ -103,14 +103,20 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
 
 Result<void> NatsConsumer::ack(std::span<const std::uint64_t> tags) {
   if (!conn_) return fail(Errc::unavailable, "NATS: not connected");
+  bool sent = false;
   for (auto tag : tags) {
     natsMsg* m = conn_->take(tag);
     if (!m) continue;
-    // Synchronous: the server confirms it, so a crash after this never redelivers it.
-    natsStatus s = natsMsg_AckSync(m, nullptr, nullptr);
+    natsStatus s = natsMsg_Ack(m, nullptr);
     natsMsg_Destroy(m);
     if (s != NATS_OK) return nats_error("acknowledging", s);
+    sent = true;
   }
+  // One round trip for them all: once the server answers the flush it has read (and, in
+  // order, processed) every ack before it, so a crash after this never redelivers them.
+  if (sent)
+    if (natsStatus s = natsConnection_FlushTimeout(conn_->nc, 5000); s != NATS_OK)
+      return nats_error("acknowledging", s);
   return {};
 }
 

@@ -1,4 +1,5 @@
-// A JetStream durable pull consumer on the relay's stream (es::BusConsumer): explicit acks,
+// A JetStream durable pull consumer on the relay's stream (es::BusConsumer): explicit acks
+// (a batch's sent together, then one flush: answered = the server has them),
 // so what was fetched and not acknowledged is delivered again (after `ack_wait`, or when
 // retried); delivered in stream order, which is the log's order (the relay publishes it so).
 // Dead letters go to `<dead_letter_prefix>.<durable>` in the stream `<stream>_DEAD_LETTERS`
