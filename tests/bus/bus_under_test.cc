@@ -92,15 +92,19 @@ class NatsBus final : public BusUnderTest {
     return n;
   }
 
-  std::vector<Received> read_all() override {
+  std::vector<Received> read_all() override { return read_stream("ORDERFLOW_EVENTS"); }
+  std::vector<Received> dead_letters() override { return read_stream("ORDERFLOW_EVENTS_DEAD_LETTERS"); }
+
+ private:
+  std::vector<Received> read_stream(const char* stream) {
     std::vector<Received> out;
     jsStreamInfo* si = nullptr;
-    if (js_GetStreamInfo(&si, js(), "ORDERFLOW_EVENTS", nullptr, nullptr) != NATS_OK) return out;
+    if (js_GetStreamInfo(&si, js(), stream, nullptr, nullptr) != NATS_OK) return out;
     const auto last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     for (std::uint64_t seq = 1; seq <= last; ++seq) {
       natsMsg* m = nullptr;
-      check(js_GetMsg(&m, js(), "ORDERFLOW_EVENTS", seq, nullptr, nullptr), "js_GetMsg");
+      check(js_GetMsg(&m, js(), stream, seq, nullptr, nullptr), "js_GetMsg");
       Received r;
       r.topic = natsMsg_GetSubject(m);
       r.body.assign(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
@@ -119,7 +123,6 @@ class NatsBus final : public BusUnderTest {
     return out;
   }
 
- private:
   jsCtx* js() {
     if (!nc_) {
       check(natsConnection_ConnectTo(&nc_, url().c_str()), "connecting to nats-server");
@@ -177,9 +180,25 @@ class KafkaBus final : public BusUnderTest {
   }
 
   std::vector<Received> read_all() override {
-    std::vector<Received> out;
     Consumer c(bootstraps());
-    for (const auto& [topic, partition, high] : c.partitions()) {
+    return read(c, c.partitions());
+  }
+  std::vector<Received> dead_letters() override {
+    Consumer c(bootstraps());
+    const char* topic = "orderflow.dead-letters.orderflow-projector";
+    std::int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(c.rk, topic, 0, &low, &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("Kafka: no watermarks for the dead letters");
+    return read(c, {{topic, 0, high}});
+  }
+
+ private:
+  struct Consumer;
+  // Every message of `partitions` (topic, partition, high watermark), from the beginning.
+  static std::vector<Received> read(Consumer& c,
+                                    const std::vector<std::tuple<std::string, int, std::int64_t>>& partitions) {
+    std::vector<Received> out;
+    for (const auto& [topic, partition, high] : partitions) {
       rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
       rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
       rd_kafka_assign(c.rk, list);
@@ -209,7 +228,6 @@ class KafkaBus final : public BusUnderTest {
     return out;
   }
 
- private:
   std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
 
   struct Consumer {

@@ -40,6 +40,8 @@ class BusUnderTest {
   virtual std::size_t count() = 0;
   // Every message stored, each stream's in the order the bus delivers them.
   virtual std::vector<Received> read_all() = 0;
+  // The bus-fed projector's dead letters (consumer orderflow-projector), in the order stored.
+  virtual std::vector<Received> dead_letters() = 0;
   // Whether the bus stores an event id once however often it is published again (JetStream
   // within its window); otherwise consumers de-duplicate by (stream, version) (Kafka).
   virtual bool dedupes_by_id() const = 0;
