@@ -62,42 +62,59 @@ Result<void> NatsConsumer::connect() {
   return {};
 }
 
+// Whatever is there at once, up to `max`; else the first message to come within `wait`
+// and then whatever followed it: a message waits for no batch to fill.
 Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
   if (!conn_)
     if (auto connected = connect(); !connected) return fail(connected.error());
   Connection& c = *conn_;
-  natsMsgList list{};
-  jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = natsSubscription_Fetch(&list, c.sub, static_cast<int>(max), wait.count(), &err);
   std::vector<es::BusDelivery> out;
-  if (s == NATS_TIMEOUT) return out;
-  if (s != NATS_OK) return nats_error("fetching", s);
-  out.reserve(static_cast<std::size_t>(list.Count));
-  for (int i = 0; i < list.Count; ++i) {
-    natsMsg* m = list.Msgs[i];
-    list.Msgs[i] = nullptr;  // ours now
-    es::BusDelivery d;
-    d.topic = natsMsg_GetSubject(m);
-    if (const char* data = natsMsg_GetData(m)) d.body.assign(data, static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    const char** keys = nullptr;
-    int n = 0;
-    if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
-      for (int k = 0; k < n; ++k) {
-        const char* v = nullptr;
-        if (natsMsgHeader_Get(m, keys[k], &v) == NATS_OK && v) d.headers.emplace_back(keys[k], v);
+  // One pull request; false if it failed (not: if it found nothing).
+  auto pull = [&](std::size_t batch, std::chrono::milliseconds expires) -> Result<void> {
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = static_cast<int>(batch);
+    if (expires.count() > 0)
+      req.Expires = std::chrono::nanoseconds(expires).count();
+    else
+      req.NoWait = true;
+    natsMsgList list{};
+    natsStatus s = natsSubscription_FetchRequest(&list, c.sub, &req);
+    if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return {};
+    if (s != NATS_OK) return nats_error("fetching", s);
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      list.Msgs[i] = nullptr;  // ours now
+      es::BusDelivery d;
+      d.topic = natsMsg_GetSubject(m);
+      if (const char* data = natsMsg_GetData(m))
+        d.body.assign(data, static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+      const char** keys = nullptr;
+      int n = 0;
+      if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
+        for (int k = 0; k < n; ++k) {
+          const char* v = nullptr;
+          if (natsMsgHeader_Get(m, keys[k], &v) == NATS_OK && v) d.headers.emplace_back(keys[k], v);
+        }
+        free(static_cast<void*>(keys));
       }
-      free(static_cast<void*>(keys));
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        d.attempt = static_cast<int>(meta->NumDelivered);
+        jsMsgMetaData_Destroy(meta);
+      }
+      d.tag = c.next_tag++;
+      c.held.emplace(d.tag, m);
+      out.push_back(std::move(d));
     }
-    jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-      d.attempt = static_cast<int>(meta->NumDelivered);
-      jsMsgMetaData_Destroy(meta);
-    }
-    d.tag = c.next_tag++;
-    c.held.emplace(d.tag, m);
-    out.push_back(std::move(d));
-  }
-  natsMsgList_Destroy(&list);
+    natsMsgList_Destroy(&list);
+    return {};
+  };
+  if (auto r = pull(max, std::chrono::milliseconds(0)); !r) return fail(r.error());
+  if (!out.empty() || max < 2) return out;
+  if (auto r = pull(1, wait); !r) return fail(r.error());
+  if (out.empty()) return out;
+  if (auto r = pull(max - 1, std::chrono::milliseconds(0)); !r) return fail(r.error());
   return out;
 }
 
