@@ -19,6 +19,9 @@ class Relay;
 namespace orderflow::app {
 class PersonalData;
 }
+namespace orderflow::app::bus_projector {
+class BusProjector;
+}
 
 namespace orderflow::api {
 
@@ -37,6 +40,9 @@ struct ApiContext {
   app::Admission* admission = nullptr;
   // The bus relay (--bus), shown by /api/v1/admin/relay, /readyz and /metrics; null: none.
   app::relay::Relay* relay = nullptr;
+  // The projector fed from the bus (serve --roles projector --bus, without relay), shown by
+  // /readyz: it is ready while it consumes; null: projections tail the log (ctx.read's runner).
+  app::bus_projector::BusProjector* bus_projector = nullptr;
   // Reveals sealed personal data in what reads answer (app/personal_data.h) and erases it
   // (DELETE /api/v1/customers/{id}/personal-data); null: answers are sent as stored and the
   // route answers 404.

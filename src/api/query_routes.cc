@@ -14,6 +14,7 @@
 #include "api/json_body.h"
 #include "api/metrics.h"
 #include "api/query_params.h"
+#include "app/bus_projector/bus_projector.h"
 #include "app/projections/documents.h"
 #include "app/projections/history.h"
 #include "app/projections/read_side.h"
@@ -170,6 +171,11 @@ json::value sales_json(const app::projections::Sales& s) {
 
 std::optional<NotReady> not_ready(ApiContext& ctx) {
   if (auto failure = ctx.store.write_failure()) return NotReady{"the event store cannot write", failure->message};
+  if (ctx.bus_projector) {
+    if (auto s = ctx.bus_projector->status(); s.state != "consuming")
+      return NotReady{"the projector is not consuming from the bus (" + s.state + ")", s.last_error};
+    return std::nullopt;
+  }
   if (ctx.read)
     for (const auto& s : ctx.read->runner().status())
       if (s.position < ctx.ready_position) return NotReady{"projection " + s.name + " is catching up", std::nullopt};
@@ -184,7 +190,7 @@ json::object readiness_checks(ApiContext& ctx) {
   json::object store{{"readable", true}, {"writable", !failure}};
   if (failure) store["error"] = failure->message;
   json::array projections;
-  if (ctx.read)
+  if (ctx.read && !ctx.bus_projector)
     for (const auto& s : ctx.read->runner().status())
       projections.push_back(json::object{{"name", s.name},
                                          {"state", es::to_string(s.state)},
@@ -201,6 +207,15 @@ json::object readiness_checks(ApiContext& ctx) {
     checks["relay"] = json::object{
         {"state", relay->state},
         {"error", relay->last_error ? json::value(*relay->last_error) : json::value(nullptr)}};
+  if (ctx.bus_projector) {
+    const auto s = ctx.bus_projector->status();
+    checks["bus_projector"] =
+        json::object{{"bus", s.bus},
+                     {"state", s.state},
+                     {"applied", s.applied},
+                     {"dead_lettered", s.dead_lettered},
+                     {"error", s.last_error ? json::value(*s.last_error) : json::value(nullptr)}};
+  }
   return checks;
 }
 

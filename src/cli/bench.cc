@@ -105,6 +105,17 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*re, "data", relay->data, "Scratch directory (bench-relay.db, made anew)");
   settings.add(*re, "topic-prefix", relay->topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   re->callback([relay, &action] { action = [relay] { return bench_relay(*relay); }; });
+
+  auto consume = std::make_shared<ConsumeBenchOptions>();
+  auto* co = bench->add_subcommand(
+      "consume", "Read models built from the bus by a bus-fed projector, beside the log-tailing runner; live lag");
+  settings.add(*co, "bus", consume->bus, "A running, fresh bus: nats://HOST:PORT or kafka://HOST:PORT",
+               {.required = true});
+  settings.add(*co, "events", consume->events, "Events in the store relayed, then built from the bus and the log");
+  settings.add(*co, "rate", consume->rate, "Events a second appended in the live phase")->check(above_zero());
+  settings.add(*co, "seconds", consume->seconds, "Seconds of the live phase")->check(above_zero());
+  settings.add(*co, "data", consume->data, "Scratch directory (bench-consume*.db, made anew)");
+  co->callback([consume, &action] { action = [consume] { return bench_consume(*consume); }; });
 }
 
 }  // namespace orderflow::cli

@@ -58,6 +58,14 @@ RowCheckCost row_check_cost(const es::RecordedEvent& sample);
 // Appends events in 100-event appends, 64 in flight, until the store holds `target`.
 Result<void> fill_store(es::EventStore& store, std::int64_t target);
 
+// Appends a mix that touches every projection (products, accounts, orders placed and
+// confirmed, stock reserved, accounts charged), 64 appends in flight, until the store holds
+// at least `target` events.
+Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target);
+// CPU seconds this process has used (every thread): beside the wall clock, a figure that
+// other work on this shared machine does not inflate.
+double cpu_seconds();
+
 struct ProjectionBenchOptions {
   std::string data = "./orderflow-bench";
   std::int64_t events = 1000000;  // filled in first if the store holds fewer
@@ -109,6 +117,15 @@ struct RelayBenchOptions {
   std::string topic_prefix = "orderflow.events";
 };
 int bench_relay(const RelayBenchOptions& options);
+
+struct ConsumeBenchOptions {
+  std::string bus;  // nats://… or kafka://…: a running bus, fresh (its old messages would be consumed too)
+  std::int64_t events = 100000;  // the log relayed, then built from the bus and from the log
+  double rate = 5000;            // events a second appended in the live phase
+  int seconds = 10;              // of the live phase
+  std::string data = "./orderflow-bench";  // bench-consume*.db, made anew
+};
+int bench_consume(const ConsumeBenchOptions& options);
 
 // For --scenario place-order-confirmed (bench_saga.cc): orders of customers named
 // `customer_prefix`… that reached CONFIRMED per second in [from_ms, to_ms) and their

@@ -37,8 +37,9 @@ es::NewEvent new_event(const Event& e) {
           R"({"correlation_id":"bench","actor":"bench"})"};
 }
 
-// Appends the mix, 64 appends in flight, until the store holds at least `target` events.
-Result<void> fill(es::EventStore& store, std::int64_t target) {
+}  // namespace
+
+Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
   auto have = store.last_position();
   if (!have) return fail(have.error());
   if (*have >= target) return {};
@@ -81,6 +82,8 @@ Result<void> fill(es::EventStore& store, std::int64_t target) {
   return {};
 }
 
+namespace {
+
 // Waits until `name` (every projection if empty) runs at `last` with no rebuild under way.
 Result<double> seconds_until_caught_up(es::ProjectionRunner& runner, es::Position last, const std::string& name,
                                        Clock::time_point start) {
@@ -96,16 +99,14 @@ Result<double> seconds_until_caught_up(es::ProjectionRunner& runner, es::Positio
   }
 }
 
-// CPU seconds this process has used (every thread): beside the wall clock, a figure
-// that other work on this shared machine does not inflate.
+}  // namespace
+
 double cpu_seconds() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
   auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   return s(u.ru_utime) + s(u.ru_stime);
 }
-
-}  // namespace
 
 int bench_projection(const ProjectionBenchOptions& o) {
   std::error_code ec;
@@ -116,7 +117,7 @@ int bench_projection(const ProjectionBenchOptions& o) {
   auto opened = sqlite::SqliteEventStore::open(options);
   if (!opened) return runtime_failure(opened.error().message);
   auto& store = **opened;
-  if (auto r = fill(store, o.events); !r) return runtime_failure(r.error().message);
+  if (auto r = fill_projection_mix(store, o.events); !r) return runtime_failure(r.error().message);
   auto last = store.last_position();
   if (!last) return runtime_failure(last.error().message);
 

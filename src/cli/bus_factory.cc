@@ -2,7 +2,9 @@
 
 #include <charconv>
 
+#include "bus/kafka/kafka_consumer.h"
 #include "bus/kafka/kafka_publisher.h"
+#include "bus/nats/nats_consumer.h"
 #include "bus/nats/nats_publisher.h"
 
 namespace orderflow::cli {
@@ -55,6 +57,19 @@ std::unique_ptr<es::BusPublisher> open_bus(const BusUrl& url, const BusSpec& spe
           .servers = url.servers, .subject_prefix = spec.topic_prefix, .replicas = spec.replicas});
     case BusKind::kafka:
       return std::make_unique<bus::kafka::KafkaPublisher>(bus::kafka::KafkaOptions{.brokers = url.servers});
+  }
+  return nullptr;
+}
+
+std::unique_ptr<es::BusConsumer> open_bus_consumer(const BusUrl& url, const BusSpec& spec) {
+  switch (url.kind) {
+    case BusKind::nats:
+      return std::make_unique<bus::nats::NatsConsumer>(bus::nats::NatsConsumerOptions{
+          .servers = url.servers, .subject_prefix = spec.topic_prefix, .durable = spec.consumer,
+          .replicas = spec.replicas});
+    case BusKind::kafka:
+      return std::make_unique<bus::kafka::KafkaConsumer>(bus::kafka::KafkaConsumerOptions{
+          .brokers = url.servers, .topic_prefix = spec.topic_prefix, .group = spec.consumer});
   }
   return nullptr;
 }

@@ -15,6 +15,7 @@ struct BusSpec {
   std::string url;  // --bus; empty: no bus
   std::string topic_prefix = "orderflow.events";
   int replicas = 1;  // of the JetStream stream, when the relay creates it
+  std::string consumer = "orderflow-projector";  // the JetStream durable consumer / Kafka consumer group of a bus-fed projector
 };
 
 enum class BusKind { nats, kafka };
@@ -30,5 +31,9 @@ Result<BusUrl> parse_bus_url(const std::string& url);
 // The bus's publisher; it connects on its first publish, so an unreachable bus is no
 // error here.
 std::unique_ptr<es::BusPublisher> open_bus(const BusUrl& url, const BusSpec& spec);
+
+// A durable consumer of the relay's topics for a bus-fed projector (a JetStream durable
+// consumer, a Kafka consumer group, named spec.consumer); it connects on its first fetch.
+std::unique_ptr<es::BusConsumer> open_bus_consumer(const BusUrl& url, const BusSpec& spec);
 
 }  // namespace orderflow::cli

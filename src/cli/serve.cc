@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/http/server.h"
 #include "api/metrics.h"
+#include "app/bus_projector/bus_projector.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
 #include "app/relay/relay.h"
@@ -183,9 +184,15 @@ int serve(const ServeOptions& o) {
   if (!o.bus.url.empty()) {
     auto parsed = parse_bus_url(o.bus.url);
     if (!parsed) return usage_failure(parsed.error().message);
-    if (!has_role(o.roles, "relay"))
-      return usage_failure(
-          "--bus needs the relay role: projectors and sagas fed from the bus are not supported by this build yet");
+    if (!has_role(o.roles, "relay")) {
+      // Without the relay, the bus feeds this process's projections instead of the log.
+      if (!has_role(o.roles, "projector"))
+        return usage_failure("--bus needs the relay or the projector role");
+      if (has_role(o.roles, "saga"))
+        return usage_failure(
+            "--bus without the relay role feeds projectors only: sagas fed from the bus are not supported by this "
+            "build yet");
+    }
     bus_url = std::move(*parsed);
   }
 
@@ -235,7 +242,18 @@ int serve(const ServeOptions& o) {
                                                {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
-  if (auto started = read->runner().start(); !started) return runtime_failure(started.error().message);
+  // --roles projector --bus (no relay): the projections are fed from the bus, not the log.
+  const bool bus_fed = bus_url && !has_role(o.roles, "relay");
+  std::unique_ptr<es::BusConsumer> bus_consumer;
+  std::optional<app::bus_projector::BusProjector> bus_projector;
+  if (bus_fed) {
+    bus_consumer = open_bus_consumer(*bus_url, o.bus);
+    bus_projector.emplace(*read, *bus_consumer,
+                          app::bus_projector::BusProjectorOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix});
+    if (auto started = bus_projector->start(); !started) return runtime_failure(started.error().message);
+  } else if (auto started = read->runner().start(); !started) {
+    return runtime_failure(started.error().message);
+  }
   api::Metrics metrics;
   if (exporter) metrics.set_exporter(&*exporter);
   if (store->sqlite)
@@ -243,6 +261,7 @@ int serve(const ServeOptions& o) {
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
   api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
   ctx.personal = &personal;
+  if (bus_projector) ctx.bus_projector = &*bus_projector;
   // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
   // in one process at a time: the holder of the saga lease (the others stand by).
   std::optional<app::saga::SagaRunner> saga;
@@ -275,7 +294,7 @@ int serve(const ServeOptions& o) {
        },
        .projection_lag =
            [&]() -> std::optional<std::int64_t> {
-             if (!has_role(o.roles, "projector")) return std::nullopt;  // others fold them
+             if (!has_role(o.roles, "projector") || bus_fed) return std::nullopt;  // others fold them
              std::int64_t lag = 0;
              for (const auto& p : read->runner().status()) lag = std::max<std::int64_t>(lag, p.lag);
              return lag;
@@ -289,7 +308,7 @@ int serve(const ServeOptions& o) {
   std::unique_ptr<es::BusPublisher> bus;
   std::optional<app::relay::Relay> relay;
   auto relay_lease = store->leader_lease("relay");
-  if (bus_url) {
+  if (bus_url && !bus_fed) {
     bus = open_bus(*bus_url, o.bus);
     auto on_lead = [](bool leading) {
       log::info("relay", leading ? "this process holds the relay lease and relays the log to the bus"
@@ -348,6 +367,7 @@ int serve(const ServeOptions& o) {
   log::info("serve", "stopping: every request is answered");
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
   if (relay) relay->stop();
+  if (bus_projector) bus_projector->stop();
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
@@ -374,7 +394,11 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   auto* cmd = root.add_subcommand("serve", "Serve the HTTP API");
   settings.add(*cmd, "listen", o->listen, "HOST:PORT to listen on (port 0: any free port)")->check(listen_address());
   add_store_settings(settings, *cmd, o->store);
-  settings.add(*cmd, "bus", o->bus.url, "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]");
+  settings.add(*cmd, "bus", o->bus.url,
+               "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]; without the relay "
+               "role, the projector role is fed from it instead of the log");
+  settings.add(*cmd, "bus-consumer", o->bus.consumer,
+               "The JetStream durable consumer / Kafka consumer group a bus-fed projector reads with");
   settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));

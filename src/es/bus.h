@@ -2,6 +2,8 @@
 // adapters live in src/bus/, the relay that feeds them in app/relay/.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
@@ -32,6 +34,34 @@ class BusPublisher {
   // stream and version twice). A publisher reconnects by itself; the first publish
   // connects.
   virtual Result<void> publish(std::span<const BusMessage> messages) = 0;
+};
+
+// One message as a consumer receives it.
+struct BusDelivery {
+  std::string topic;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int attempt = 1;  // how often the bus has delivered it, this time included
+  std::uint64_t tag = 0;  // names it to ack(), retry() and dead_letter()
+};
+
+// A durable consumer of the relay's topics (PREFIX.*): what it acknowledged is never
+// delivered again; what it fetched and did not acknowledge is delivered again (after a
+// crash, or at once after retry()), each stream's messages in the order published.
+// Thread safety: one thread at a time.
+class BusConsumer {
+ public:
+  virtual ~BusConsumer() = default;
+  // Up to `max` messages, waiting up to `wait` for the first; none is no error. The first
+  // call connects (and creates the consumer); an unreachable bus is unavailable.
+  virtual Result<std::vector<BusDelivery>> fetch(std::size_t max, std::chrono::milliseconds wait) = 0;
+  // Done with: never delivered again.
+  virtual Result<void> ack(std::span<const std::uint64_t> tags) = 0;
+  // Delivered again after `delay`, its attempt counted.
+  virtual Result<void> retry(std::uint64_t tag, std::chrono::milliseconds delay) = 0;
+  // Published to the dead-letter topic with `reason` (header orderflow-dead-letter-reason),
+  // then acknowledged.
+  virtual Result<void> dead_letter(std::uint64_t tag, const std::string& reason) = 0;
 };
 
 }  // namespace orderflow::es

@@ -1,5 +1,7 @@
 #include "bus/bus_under_test.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -90,15 +92,19 @@ class NatsBus final : public BusUnderTest {
     return n;
   }
 
-  std::vector<Received> read_all() override {
+  std::vector<Received> read_all() override { return read_stream("ORDERFLOW_EVENTS"); }
+  std::vector<Received> dead_letters() override { return read_stream("ORDERFLOW_EVENTS_DEAD_LETTERS"); }
+
+ private:
+  std::vector<Received> read_stream(const char* stream) {
     std::vector<Received> out;
     jsStreamInfo* si = nullptr;
-    if (js_GetStreamInfo(&si, js(), "ORDERFLOW_EVENTS", nullptr, nullptr) != NATS_OK) return out;
+    if (js_GetStreamInfo(&si, js(), stream, nullptr, nullptr) != NATS_OK) return out;
     const auto last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
     for (std::uint64_t seq = 1; seq <= last; ++seq) {
       natsMsg* m = nullptr;
-      check(js_GetMsg(&m, js(), "ORDERFLOW_EVENTS", seq, nullptr, nullptr), "js_GetMsg");
+      check(js_GetMsg(&m, js(), stream, seq, nullptr, nullptr), "js_GetMsg");
       Received r;
       r.topic = natsMsg_GetSubject(m);
       r.body.assign(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
@@ -117,7 +123,6 @@ class NatsBus final : public BusUnderTest {
     return out;
   }
 
- private:
   jsCtx* js() {
     if (!nc_) {
       check(natsConnection_ConnectTo(&nc_, url().c_str()), "connecting to nats-server");
@@ -133,6 +138,10 @@ class NatsBus final : public BusUnderTest {
   jsCtx* js_ = nullptr;
 };
 
+// The categories of the Kafka cluster's topics: the relay's tests write the test
+// categories, the bus-fed projector's the ones it folds.
+constexpr const char* kKafkaCategories[] = {"cart", "invoice", "shipment", "order", "product", "account"};
+
 // Three brokers; the topics of the categories the tests write, 6 partitions each,
 // replicated 3 times.
 class KafkaBus final : public BusUnderTest {
@@ -145,8 +154,9 @@ class KafkaBus final : public BusUnderTest {
     if (!rk_) throw std::runtime_error(err);
     cluster_ = rd_kafka_mock_cluster_new(rk_, 3);
     if (!cluster_) throw std::runtime_error("cannot create the Kafka mock cluster");
-    for (const char* category : kTestCategories)
+    for (const char* category : kKafkaCategories)
       rd_kafka_mock_topic_create(cluster_, (std::string("orderflow.events.") + category).c_str(), 6, 3);
+    rd_kafka_mock_topic_create(cluster_, "orderflow.dead-letters.orderflow-projector", 1, 3);  // the projector's
   }
   ~KafkaBus() override {
     rd_kafka_mock_cluster_destroy(cluster_);
@@ -170,9 +180,25 @@ class KafkaBus final : public BusUnderTest {
   }
 
   std::vector<Received> read_all() override {
-    std::vector<Received> out;
     Consumer c(bootstraps());
-    for (const auto& [topic, partition, high] : c.partitions()) {
+    return read(c, c.partitions());
+  }
+  std::vector<Received> dead_letters() override {
+    Consumer c(bootstraps());
+    const char* topic = "orderflow.dead-letters.orderflow-projector";
+    std::int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(c.rk, topic, 0, &low, &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("Kafka: no watermarks for the dead letters");
+    return read(c, {{topic, 0, high}});
+  }
+
+ private:
+  struct Consumer;
+  // Every message of `partitions` (topic, partition, high watermark), from the beginning.
+  static std::vector<Received> read(Consumer& c,
+                                    const std::vector<std::tuple<std::string, int, std::int64_t>>& partitions) {
+    std::vector<Received> out;
+    for (const auto& [topic, partition, high] : partitions) {
       rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
       rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
       rd_kafka_assign(c.rk, list);
@@ -202,7 +228,6 @@ class KafkaBus final : public BusUnderTest {
     return out;
   }
 
- private:
   std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
 
   struct Consumer {
@@ -223,7 +248,7 @@ class KafkaBus final : public BusUnderTest {
     // (topic, partition, high watermark) of every partition of the tests' topics.
     std::vector<std::tuple<std::string, int, std::int64_t>> partitions() {
       std::vector<std::tuple<std::string, int, std::int64_t>> out;
-      for (const char* category : kTestCategories) {
+      for (const char* category : kKafkaCategories) {
         const std::string topic = std::string("orderflow.events.") + category;
         for (int p = 0; p < 6; ++p) {
           std::int64_t low = 0, high = 0;
@@ -241,6 +266,33 @@ class KafkaBus final : public BusUnderTest {
 };
 
 }  // namespace
+
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit) {
+  for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& path) {
+  sqlite::SqliteEventStoreOptions o;
+  o.path = path;
+  auto opened = sqlite::SqliteEventStore::open(o);
+  EXPECT_TRUE(opened) << opened.error().message;
+  return opened ? std::move(*opened) : nullptr;
+}
+
+int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url) {
+  std::vector<std::string> args = {ORDERFLOW_BIN, "serve", "--data", data_dir, "--listen", "127.0.0.1:0",
+                                   "--roles", roles, "--bus", bus_url, "--log-level", "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  EXPECT_EQ(::posix_spawn(&pid, ORDERFLOW_BIN, nullptr, nullptr, argv.data(), environ), 0);
+  return pid;
+}
 
 std::unique_ptr<BusUnderTest> start_nats() { return std::make_unique<NatsBus>(); }
 std::unique_ptr<BusUnderTest> start_kafka() { return std::make_unique<KafkaBus>(); }

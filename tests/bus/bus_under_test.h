@@ -4,12 +4,15 @@
 // so the relay's contract suite runs once on each.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "es/bus.h"
+#include "store/sqlite/sqlite_event_store.h"
 
 namespace orderflow::testing {
 
@@ -37,6 +40,8 @@ class BusUnderTest {
   virtual std::size_t count() = 0;
   // Every message stored, each stream's in the order the bus delivers them.
   virtual std::vector<Received> read_all() = 0;
+  // The bus-fed projector's dead letters (consumer orderflow-projector), in the order stored.
+  virtual std::vector<Received> dead_letters() = 0;
   // Whether the bus stores an event id once however often it is published again (JetStream
   // within its window); otherwise consumers de-duplicate by (stream, version) (Kafka).
   virtual bool dedupes_by_id() const = 0;
@@ -44,6 +49,17 @@ class BusUnderTest {
 
 std::unique_ptr<BusUnderTest> start_nats();
 std::unique_ptr<BusUnderTest> start_kafka();
+
+// Whether `done` came true within `limit` (looked at every 20 ms).
+bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit);
+
+// The SQLite event store at `path` (created if missing), as the tests' log; fails the test
+// and answers null if it cannot be opened.
+std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& path);
+
+// Starts `orderflow serve` (ORDERFLOW_BIN) on the store in `data_dir`, on any free port,
+// with `roles` and `--bus bus_url`; answers its pid.
+int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url);
 
 // A publisher for the bus's URL, made as `serve --bus` makes it.
 std::unique_ptr<es::BusPublisher> publisher_for(const BusUnderTest& bus);

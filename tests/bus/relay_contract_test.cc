@@ -4,7 +4,6 @@
 // nothing and doubles only what the bus's dedup allows.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <boost/json.hpp>
@@ -21,8 +20,6 @@
 #include "core/uuid.h"
 #include "store/sqlite/sqlite_event_store.h"
 #include "support/temp_dir.h"
-
-extern char** environ;
 
 namespace orderflow::testing {
 namespace {
@@ -96,14 +93,6 @@ std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
   return repeats;
 }
 
-bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit) {
-  for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
-
 class RelayContract : public ::testing::TestWithParam<std::pair<const char*, BusFactory>> {
  protected:
   void SetUp() override {
@@ -111,11 +100,8 @@ class RelayContract : public ::testing::TestWithParam<std::pair<const char*, Bus
     open_store();
   }
   void open_store() {
-    sqlite::SqliteEventStoreOptions o;
-    o.path = dir_.file("events.db");
-    auto opened = sqlite::SqliteEventStore::open(o);
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
+    store_ = open_sqlite_store(dir_.file("events.db"));
+    ASSERT_TRUE(store_);
   }
   std::unique_ptr<app::relay::Relay> make_relay(es::BusPublisher& publisher) {
     return std::make_unique<app::relay::Relay>(*store_, *store_, publisher,
@@ -170,16 +156,7 @@ TEST_P(RelayContract, RelayProcessKilledMidRelayResumesFromItsCheckpoint) {
   constexpr int kEvents = 20000;
   append_events(*store_, 0, kEvents);
   store_.reset();  // the server holds it now
-  auto serve = [&] {
-    std::vector<std::string> args = {ORDERFLOW_BIN, "serve", "--data", dir_.path().string(), "--listen",
-                                     "127.0.0.1:0", "--roles", "relay", "--bus", bus_->url(), "--log-level", "warn"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    EXPECT_EQ(::posix_spawn(&pid, ORDERFLOW_BIN, nullptr, nullptr, argv.data(), environ), 0);
-    return pid;
-  };
+  auto serve = [&] { return spawn_serve(dir_.path().string(), "relay", bus_->url()); };
   pid_t pid = serve();
   // Killed once the bus holds a quarter of the log (on an event count, not a timer).
   ASSERT_TRUE(wait_until([&] { return bus_->count() >= kEvents / 4; }, 60s));

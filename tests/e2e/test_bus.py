@@ -71,13 +71,17 @@ class BadBusUrl(unittest.TestCase):
                 self.assertIn(url, lines[0])
                 self.assertEqual(out.stdout, "", "nothing served")
 
-    def test_bus_without_the_relay_role_is_exit_2(self):
-        with tempfile.TemporaryDirectory() as d:
-            out = subprocess.run([binary(), "serve", "--listen", "127.0.0.1:0", "--data", d, "--roles",
-                                  "command,query,projector", "--bus", "nats://127.0.0.1:4222"],
-                                 capture_output=True, text=True, timeout=30)
-        self.assertEqual(out.returncode, 2, out)
-        self.assertIn("relay role", out.stderr)
+    def test_bus_without_the_relay_or_projector_role_or_feeding_a_saga_is_exit_2(self):
+        # --bus without relay feeds the projector role; sagas fed from the bus are planned.
+        for roles, says in (("command,query", "relay or the projector role"),
+                            ("projector,saga", "sagas fed from the bus")):
+            with self.subTest(roles=roles), tempfile.TemporaryDirectory() as d:
+                out = subprocess.run([binary(), "serve", "--listen", "127.0.0.1:0", "--data", d, "--roles", roles,
+                                      "--bus", "nats://127.0.0.1:4222"], capture_output=True, text=True, timeout=30)
+                self.assertEqual(out.returncode, 2, out)
+                self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
+                self.assertIn(says, out.stderr)
+                self.assertEqual(out.stdout, "", "nothing served")
 
 
 @unittest.skipUnless(shutil.which("nats-server"), "nats-server is not installed (scripts/install-deps.sh)")

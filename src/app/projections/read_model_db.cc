@@ -2,8 +2,15 @@
 
 #include <algorithm>
 #include <optional>
+#include <unordered_map>
 
 namespace orderflow::app::projections {
+
+namespace {
+const char* const kBusVersionsTable =
+    "CREATE TABLE IF NOT EXISTS bus_versions (projection TEXT NOT NULL, generation INTEGER NOT NULL, "
+    "stream_id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (projection, generation, stream_id)) STRICT";
+}  // namespace
 
 const char* const kReadModelsTable =
     "CREATE TABLE IF NOT EXISTS read_models (projection TEXT NOT NULL, generation INTEGER NOT NULL, "
@@ -29,6 +36,59 @@ class TableProjection::Copy final : public es::ReadModel {
         save_("UPDATE read_models SET position = ?1 WHERE projection = ?2 AND generation = ?3") {}
 
   std::int64_t generation() const { return generation_; }
+
+  Result<std::vector<std::size_t>> apply_delivered(std::span<const es::RecordedEvent> events) {
+    std::vector<std::size_t> early;
+    std::vector<es::RecordedEvent> fresh;
+    std::unordered_map<std::string, es::StreamVersion> reached;  // by this batch
+    es::Position through = 0;
+    auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
+      if (!bus_table_) {
+        if (auto r = tx.run(kBusVersionsTable); !r) return r;
+        bus_table_ = true;
+      }
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        const auto& e = events[i];
+        if (!tracks(e)) continue;
+        auto it = reached.find(e.stream_id);
+        if (it == reached.end()) {
+          auto stored = stored_version(tx, e.stream_id);
+          if (!stored) return fail(stored.error());
+          it = reached.emplace(e.stream_id, *stored).first;
+        }
+        if (e.version <= it->second) continue;  // applied before
+        if (e.version > it->second + 1) {
+          early.push_back(i);
+          continue;
+        }
+        it->second = e.version;
+        through = std::max(through, e.position);
+        if (p_.filter_.matches(e)) fresh.push_back(e);
+      }
+      if (auto r = writer_->apply(tx, fresh); !r) return r;
+      for (const auto& [stream, version] : reached) {
+        if (versions_[stream] == version) continue;
+        const SqlValue params[] = {p_.name_, generation_, stream, version};
+        if (auto r = tx.run("INSERT INTO bus_versions (projection, generation, stream_id, version) "
+                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (projection, generation, stream_id) "
+                            "DO UPDATE SET version = excluded.version",
+                            params);
+            !r)
+          return r;
+      }
+      if (through == 0) return {};
+      const SqlValue params[] = {through, p_.name_, generation_};
+      return tx.run("UPDATE read_models SET position = ?1 WHERE projection = ?2 AND generation = ?3 AND position < ?1",
+                    params);
+    });
+    if (!r) {
+      writer_->rolled_back();
+      versions_.clear();
+      return fail(r.error());
+    }
+    for (const auto& [stream, version] : reached) versions_[stream] = version;
+    return early;
+  }
 
   Result<es::Position> position() override {
     es::Position position = 0;
@@ -63,11 +123,34 @@ class TableProjection::Copy final : public es::ReadModel {
   }
 
  private:
+  // Whether the bus versions of `e`'s stream are kept: its category is the projection's.
+  bool tracks(const es::RecordedEvent& e) const {
+    const auto& categories = p_.filter_.categories;
+    return categories.empty() ||
+           std::find(categories.begin(), categories.end(), es::category_of(e.stream_id)) != categories.end();
+  }
+
+  // The committed version of `stream` in this copy's bus versions (kNoStream: none).
+  Result<es::StreamVersion> stored_version(WriteTransaction& tx, const std::string& stream) {
+    if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
+    es::StreamVersion version = es::kNoStream;
+    const SqlValue params[] = {p_.name_, generation_, stream};
+    if (auto r = tx.query("SELECT version FROM bus_versions WHERE projection = ?1 AND generation = ?2 AND stream_id = ?3",
+                          params, [&](const Row& row) { version = row.int64(0); });
+        !r)
+      return fail(r.error());
+    versions_[stream] = version;
+    return version;
+  }
+
   TableProjection& p_;
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
   const std::string save_;
   std::optional<es::Position> applied_;  // committed position, once read
+  bool bus_table_ = false;  // bus_versions exists
+  // Committed bus versions of the streams looked at (cleared when a batch rolls back).
+  std::unordered_map<std::string, es::StreamVersion> versions_;
 };
 
 TableProjection::TableProjection(ReadModelDb& db, std::string name, es::EventFilter filter,
@@ -168,6 +251,11 @@ Result<std::unique_ptr<es::ReadModel>> TableProjection::create_copy() {
   });
   if (!made) return fail(made.error());
   return make_copy(generation, false);
+}
+
+Result<std::vector<std::size_t>> TableProjection::apply_delivered(es::ReadModel& live,
+                                                                  std::span<const es::RecordedEvent> events) {
+  return static_cast<Copy&>(live).apply_delivered(events);
 }
 
 Result<void> TableProjection::promote(es::ReadModel& copy) {

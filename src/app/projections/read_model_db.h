@@ -105,6 +105,16 @@ class TableProjection : public es::Projection {
   Result<std::unique_ptr<es::ReadModel>> create_copy() override;
   Result<void> promote(es::ReadModel& copy) override;
 
+  // For a copy fed from a message bus instead of the log (app/bus_projector/), `live` from
+  // open_live(): applies `events` (each stream's in version order, streams interleaved) in
+  // one transaction with the version each stream reached, kept per copy in the table
+  // bus_versions for the streams of the projection's categories. An event at or below its
+  // stream's version is skipped (a redelivery changes nothing); one past the next version
+  // is not applied and answered (its index in `events`): an earlier event of its stream is
+  // missing, so it must come again later. The copy's position becomes the highest position
+  // it applied (positions of different streams may arrive out of order).
+  Result<std::vector<std::size_t>> apply_delivered(es::ReadModel& live, std::span<const es::RecordedEvent> events);
+
  protected:
   // `schema`: CREATE statements, `tables`: the tables they create, both with '$' suffixes.
   // A rebuilding copy gets its indexes (the CREATE INDEX statements) only when it is

@@ -24,6 +24,7 @@ class ReadSide {
   ProductsProjection& products() { return products_; }
   AccountsProjection& accounts() { return accounts_; }
   SalesProjection& sales() { return sales_; }
+  ReadModelDb& db() { return *db_; }
 
  private:
   ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options);

@@ -1,4 +1,5 @@
 #include "bus/nats/nats_publisher.h"
+#include "bus/nats/nats_common.h"
 #include "core/mutex.h"
 
 #include <nats/nats.h>
@@ -24,30 +25,16 @@ struct NatsPublisher::Connection {
   }
 };
 
-namespace {
-
-Unexpected nats_error(const std::string& what, natsStatus s) {
-  return fail(Errc::unavailable, "NATS: " + what + ": " + natsStatus_GetText(s) + " " + nats_GetLastError(nullptr));
-}
-
-}  // namespace
-
 NatsPublisher::NatsPublisher(NatsOptions options) : options_(std::move(options)) {}
 
 NatsPublisher::~NatsPublisher() = default;
 
 Result<void> NatsPublisher::connect() {
   auto c = std::make_unique<Connection>();
-  std::vector<std::string> urls;
-  for (const auto& s : options_.servers) urls.push_back("nats://" + s);
-  std::vector<const char*> servers;
-  for (const auto& u : urls) servers.push_back(u.c_str());
-  natsStatus s = natsOptions_Create(&c->options);
-  if (s == NATS_OK) s = natsOptions_SetServers(c->options, servers.data(), static_cast<int>(servers.size()));
-  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(c->options, -1);  // reconnect without end
-  if (s == NATS_OK) s = natsOptions_SetReconnectWait(c->options, 250);
-  if (s == NATS_OK) s = natsOptions_SetTimeout(c->options, 2000);
-  if (s != NATS_OK) return nats_error("options", s);
+  auto options = connection_options(options_.servers);
+  if (!options) return fail(options.error());
+  c->options = *options;
+  natsStatus s = NATS_OK;
   if (s = natsConnection_Connect(&c->nc, c->options); s != NATS_OK) return nats_error("connecting", s);
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -65,26 +52,7 @@ Result<void> NatsPublisher::connect() {
   jo.PublishAsync.AckHandlerClosure = c.get();
   if (s = natsConnection_JetStream(&c->js, c->nc, &jo); s != NATS_OK) return nats_error("JetStream context", s);
 
-  jsErrCode err = static_cast<jsErrCode>(0);
-  jsStreamInfo* info = nullptr;
-  s = js_GetStreamInfo(&info, c->js, options_.stream.c_str(), nullptr, &err);
-  jsStreamInfo_Destroy(info);
-  if (s == NATS_NOT_FOUND) {
-    const std::string subjects = options_.subject_prefix + ".>";
-    const char* subject_list[] = {subjects.c_str()};
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = options_.stream.c_str();
-    cfg.Subjects = subject_list;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    cfg.Replicas = options_.replicas;
-    s = js_AddStream(&info, c->js, &cfg, nullptr, &err);
-    jsStreamInfo_Destroy(info);
-    if (s != NATS_OK) return nats_error("creating the stream " + options_.stream, s);
-  } else if (s != NATS_OK) {
-    return nats_error("looking up the stream " + options_.stream, s);
-  }
+  if (auto r = ensure_stream(c->js, options_.stream, options_.subject_prefix + ".>", options_.replicas); !r) return r;
   conn_ = std::move(c);
   return {};
 }

@@ -1,0 +1,313 @@
+#include "app/bus_projector/bus_projector.h"
+
+#include <pthread.h>
+
+#include <boost/json.hpp>
+#include <map>
+#include <unordered_set>
+
+#include "app/aggregates.h"
+#include "app/projections/read_side.h"
+#include "codec/domain_codec.h"
+#include "core/time.h"
+
+namespace orderflow::app::bus_projector {
+
+namespace {
+
+constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
+constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
+// The "projection" the dead-letter table is written under (ReadModelDb::transaction).
+constexpr const char* kDeadLetters = "bus-dead-letters";
+const char* const kDeadLettersTable =
+    "CREATE TABLE IF NOT EXISTS bus_dead_letters (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+    "event_id TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT";
+
+// Whether `type` is an event of aggregate A (its data decodes, or fails only on its fields).
+template <class A>
+Result<void> known(const es::RecordedEvent& e) {
+  auto decoded = codec::decode_event<typename A::Event>(e.type, e.data);
+  if (!decoded) return fail(decoded.error().code, decoded.error().message);
+  return {};
+}
+
+}  // namespace
+
+Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& topic_prefix) {
+  namespace json = boost::json;
+  boost::system::error_code ec;
+  auto v = json::parse(d.body, ec);
+  if (ec || !v.is_object()) return fail(Errc::invalid_argument, "the body is not a JSON object");
+  const auto& o = v.as_object();
+  es::RecordedEvent e;
+  auto text = [&](const char* field, std::string& out) {
+    const auto* f = o.if_contains(field);
+    if (!f || !f->is_string()) return false;
+    out = std::string(f->as_string());
+    return true;
+  };
+  auto integer = [&](const char* field, std::int64_t& out) {
+    const auto* f = o.if_contains(field);
+    if (!f || !f->is_int64()) return false;
+    out = f->as_int64();
+    return true;
+  };
+  std::int64_t schema_version = 0;
+  std::string recorded_at;
+  if (!text("event_id", e.event_id) || !text("stream_id", e.stream_id) || !text("type", e.type) ||
+      !integer("version", e.version) || !integer("position", e.position) ||
+      !integer("schema_version", schema_version) || !text("recorded_at", recorded_at))
+    return fail(Errc::invalid_argument,
+                "the body lacks a field of an event (event_id, stream_id, type, version, position, schema_version, "
+                "recorded_at)");
+  const auto* data = o.if_contains("data");
+  const auto* metadata = o.if_contains("metadata");
+  if (!data || !data->is_object() || !metadata || !metadata->is_object())
+    return fail(Errc::invalid_argument, "the body's data or metadata is not a JSON object");
+  auto at = parse_rfc3339_ms(recorded_at);
+  if (!at) return fail(Errc::invalid_argument, "recorded_at is not an RFC 3339 time: " + recorded_at);
+  if (e.version < 0 || e.position < 1 || e.stream_id.empty())
+    return fail(Errc::invalid_argument, "the body's version, position or stream_id is out of range");
+  e.schema_version = static_cast<std::int32_t>(schema_version);
+  e.data = json::serialize(*data);
+  e.metadata = json::serialize(*metadata);
+  e.recorded_at_ms = *at;
+  const auto expected = topic_prefix + "." + std::string(es::category_of(e.stream_id));
+  if (d.topic != expected)
+    return fail(Errc::invalid_argument, "an event of " + e.stream_id + " on " + d.topic + ", not " + expected);
+  for (const auto& [name, value] : d.headers)
+    if ((name == "orderflow-stream-id" && value != e.stream_id) ||
+        (name == "orderflow-version" && value != std::to_string(e.version)) ||
+        (name == "orderflow-event-id" && value != e.event_id))
+      return fail(Errc::invalid_argument, "header " + name + " disagrees with the body");
+  const auto category = es::category_of(e.stream_id);
+  Result<void> typed;
+  if (category == Order::category)
+    typed = known<Order>(e);
+  else if (category == Product::category)
+    typed = known<Product>(e);
+  else if (category == Account::category)
+    typed = known<Account>(e);
+  if (!typed) return fail(Errc::invalid_argument, "event " + e.type + " of " + e.stream_id + ": " + typed.error().message);
+  return e;
+}
+
+BusProjector::BusProjector(projections::ReadSide& read, es::BusConsumer& bus, BusProjectorOptions options)
+    : read_(read), bus_(bus), options_(std::move(options)) {}
+
+BusProjector::~BusProjector() { stop(); }
+
+Result<void> BusProjector::start() {
+  if (thread_.joinable()) return {};
+  for (projections::TableProjection* p : std::initializer_list<projections::TableProjection*>{
+           &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()}) {
+    if (auto claimed = p->claim(); !claimed || !*claimed)
+      return fail(Errc::unavailable, "another process writes the projection " + p->name());
+    auto live = p->open_live();
+    if (!live) return fail(live.error());
+    copies_.emplace_back(p, std::move(*live));
+  }
+  auto& db = read_.db();
+  if (auto claimed = db.claim(kDeadLetters); !claimed || !*claimed)
+    return fail(Errc::unavailable, "another process consumes the bus into these read models");
+  if (auto r = db.transaction(kDeadLetters, [](projections::WriteTransaction& tx) { return tx.run(kDeadLettersTable); });
+      !r)
+    return r;
+  if (auto r = db.query("SELECT stream_id FROM bus_dead_letters", {},
+                        [&](const projections::Row& row) { held_streams_.emplace(row.text(0)); });
+      !r)
+    return r;
+  {
+    MutexLock lk(mu_);
+    stopping_ = false;
+    state_ = "connecting";
+  }
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-bus-proj");
+    loop();
+  });
+  return {};
+}
+
+void BusProjector::stop() {
+  if (!thread_.joinable()) return;
+  {
+    MutexLock lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  MutexLock lk(mu_);
+  state_ = "stopped";
+}
+
+BusProjectorStatus BusProjector::status() const {
+  BusProjectorStatus s;
+  s.bus = options_.bus;
+  s.applied = applied_;
+  s.dead_lettered = dead_lettered_;
+  MutexLock lk(mu_);
+  s.state = state_;
+  s.last_error = last_error_;
+  s.lag_window = lag_.count();
+  const auto p = lag_.percentiles_us(std::array{0.5, 0.99});
+  s.lag_p50_ms = p[0] / 1000.0;
+  s.lag_p99_ms = p[1] / 1000.0;
+  return s;
+}
+
+void BusProjector::set_state(const char* state, std::optional<std::string> error) {
+  MutexLock lk(mu_);
+  state_ = state;
+  last_error_ = std::move(error);
+}
+
+void BusProjector::loop() {
+  auto backoff = kFirstBackoff;
+  for (;;) {
+    auto consumed = consume();
+    auto wait = std::chrono::milliseconds(0);
+    if (consumed) {
+      backoff = kFirstBackoff;
+    } else {
+      set_state("retrying", consumed.error().message);
+      wait = backoff;
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+    MutexLock lk(mu_);
+    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_; })) break;
+  }
+}
+
+// Applies `events` to every copy; answers the indexes of those that came early (an earlier
+// event of their stream is not applied yet) in any copy.
+Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::RecordedEvent> events) {
+  std::set<std::size_t> early;
+  for (auto& [projection, live] : copies_) {
+    auto r = projection->apply_delivered(*live, events);
+    if (!r) return fail(r.error());
+    early.insert(r->begin(), r->end());
+  }
+  return std::vector<std::size_t>(early.begin(), early.end());
+}
+
+// Holds `e`'s stream behind it: recorded with its reason, so its later events are
+// dead-lettered behind it, after a restart too.
+Result<void> BusProjector::hold(const es::RecordedEvent& e, const std::string& reason) {
+  if (held_streams_.contains(e.stream_id)) return {};
+  const projections::SqlValue params[] = {e.stream_id, e.version, e.event_id, reason, now_unix_ms()};
+  if (auto r = read_.db().transaction(kDeadLetters,
+                                      [&](projections::WriteTransaction& tx) {
+                                        return tx.run("INSERT INTO bus_dead_letters (stream_id, version, event_id, "
+                                                      "reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+                                                      "ON CONFLICT (stream_id) DO NOTHING",
+                                                      params);
+                                      });
+      !r)
+    return r;
+  held_streams_.insert(e.stream_id);
+  return {};
+}
+
+void BusProjector::record_lag(std::span<const es::RecordedEvent> events) {
+  const auto now = now_unix_ms();
+  MutexLock lk(mu_);
+  for (const auto& e : events) lag_.record(std::chrono::milliseconds(std::max<std::int64_t>(0, now - e.recorded_at_ms)));
+}
+
+// One fetch: decoded, applied, acknowledged.
+Result<void> BusProjector::consume() {
+  auto fetched = bus_.fetch(options_.batch_size, options_.fetch_wait);
+  if (!fetched) return fail(fetched.error());
+  set_state("consuming", std::nullopt);
+  if (fetched->empty()) return {};
+  auto dead_letter = [&](const es::BusDelivery& d, const std::string& reason) -> Result<void> {
+    if (auto r = bus_.dead_letter(d.tag, reason); !r) return r;
+    ++dead_lettered_;
+    return {};
+  };
+  // An event whose stream's previous version is not applied: delivered again until it is,
+  // dead-lettered (its stream held) if it never comes.
+  auto early_event = [&](const es::RecordedEvent& e, const es::BusDelivery& d) -> Result<void> {
+    if (held_streams_.contains(e.stream_id)) return dead_letter(d, "behind an earlier dead letter of " + e.stream_id);
+    const auto now = std::chrono::steady_clock::now();
+    auto since = early_since_.try_emplace({e.stream_id, e.version}, now).first;
+    if (now - since->second < options_.early_timeout)
+      return bus_.retry(d.tag, std::min(kEarlyRetry * d.attempt, kMaxEarlyRetry));
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - since->second).count();
+    early_since_.erase(since);
+    const auto reason = "version " + std::to_string(e.version - 1) + " of " + e.stream_id + " never came (waited " +
+                        std::to_string(waited) + " s)";
+    if (auto r = hold(e, reason); !r) return r;
+    return dead_letter(d, reason);
+  };
+  std::vector<es::RecordedEvent> events;
+  std::vector<const es::BusDelivery*> of_event;
+  for (const auto& d : *fetched) {
+    auto e = decode(d, options_.topic_prefix);
+    if (!e) {
+      if (auto r = dead_letter(d, e.error().message); !r) return r;
+      continue;
+    }
+    if (held_streams_.contains(e->stream_id)) {
+      if (auto r = dead_letter(d, "behind an earlier dead letter of " + e->stream_id); !r) return r;
+      continue;
+    }
+    events.push_back(std::move(*e));
+    of_event.push_back(&d);
+  }
+  std::vector<std::uint64_t> done;
+  auto applied = apply(events);
+  if (applied) {
+    std::unordered_set<std::size_t> early(applied->begin(), applied->end());
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      if (!early.contains(i)) {
+        done.push_back(of_event[i]->tag);
+        if (!early_since_.empty()) early_since_.erase({events[i].stream_id, events[i].version});
+      } else if (auto r = early_event(events[i], *of_event[i]); !r) {
+        return r;
+      }
+    }
+    record_lag(events);
+  } else {
+    // One event at a time: the one failing is tried again later (its stream's later events
+    // with it), or dead-lettered once it has had its attempts.
+    std::unordered_set<std::string> waiting;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& e = events[i];
+      const auto& d = *of_event[i];
+      if (held_streams_.contains(e.stream_id)) {
+        if (auto r = dead_letter(d, "behind an earlier dead letter of " + e.stream_id); !r) return r;
+        continue;
+      }
+      if (waiting.contains(e.stream_id)) {
+        if (auto r = bus_.retry(d.tag, kRetryDelay * d.attempt); !r) return r;
+        continue;
+      }
+      auto one = apply(std::span(&e, 1));
+      if (one && one->empty()) {
+        done.push_back(d.tag);
+        if (!early_since_.empty()) early_since_.erase({e.stream_id, e.version});
+        if (!failures_.empty()) failures_.erase({e.stream_id, e.version});
+        record_lag(std::span(&e, 1));
+      } else if (one) {
+        if (auto r = early_event(e, d); !r) return r;
+        waiting.insert(e.stream_id);
+      } else if (const int failed = ++failures_[{e.stream_id, e.version}]; failed >= options_.max_attempts) {
+        failures_.erase({e.stream_id, e.version});
+        const auto reason = "failed " + std::to_string(failed) + " times: " + one.error().message;
+        if (auto r = hold(e, reason); !r) return r;
+        if (auto r = dead_letter(d, reason); !r) return r;
+      } else {
+        if (auto r = bus_.retry(d.tag, kRetryDelay * failed); !r) return r;
+        waiting.insert(e.stream_id);
+        set_state("consuming", one.error().message);
+      }
+    }
+  }
+  if (auto r = bus_.ack(done); !r) return r;
+  applied_ += done.size();
+  return {};
+}
+
+}  // namespace orderflow::app::bus_projector

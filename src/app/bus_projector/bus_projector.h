@@ -1,0 +1,129 @@
+// The projector fed from a message bus instead of the log (`serve --roles projector --bus`):
+// the relay's messages (app/relay/) are decoded back into events and applied to the same
+// read models the log-tailing runner writes (app/projections/), through
+// TableProjection::apply_delivered.
+//
+// Promises:
+// - Each projection commits a batch's rows and the versions its streams reached in one
+//   transaction; only once every projection committed are the messages acknowledged. A
+//   message delivered again (after a crash, a lost ack) changes nothing: its (stream,
+//   version) is at or below the stream's committed version and is skipped.
+// - In order within a stream: an event whose stream's previous version is not applied yet
+//   is not applied; it is delivered again (after kEarlyRetry x attempt, at most
+//   kMaxEarlyRetry) until its turn comes, or dead-lettered as below once it has waited
+//   `early_timeout` for it.
+// - A batch that fails is applied one event at a time: the failing event is delivered again
+//   (after failures x kRetryDelay) with the later events of its stream, and once it has
+//   failed `max_attempts` times (counted in memory: a restart counts afresh) it goes to the
+//   dead letters with its reason. Its stream is
+//   then held (table bus_dead_letters, in the read-model database): every later event of
+//   it is dead-lettered behind it, never applied past the gap (a sequenced dead letter).
+// - A message that cannot be decoded, or whose type is unknown in a category the
+//   projections fold, goes to the dead letters at once with its reason; the consumer goes
+//   on. Events of categories no projection folds are acknowledged and skipped.
+// - An unreachable bus (at start or later) is tried again after a back-off (100 ms
+//   doubling to 5 s), shown by status(); never a crash.
+//
+// The entity projections fold an entity that is not in memory again from the event store
+// (app/projections/entities.h), so this process still reads the store for those.
+//
+// Threads: `of-bus-proj` (fetches and applies); status() from any thread.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/latency.h"
+#include "core/mutex.h"
+#include "es/bus.h"
+#include "es/projection.h"
+
+namespace orderflow::app::projections {
+class ReadSide;
+class TableProjection;
+}  // namespace orderflow::app::projections
+
+namespace orderflow::app::bus_projector {
+
+struct BusProjectorOptions {
+  std::string bus;  // the bus URL, as status() shows it
+  std::string topic_prefix = "orderflow.events";
+  std::size_t batch_size = 500;
+  std::chrono::milliseconds fetch_wait{200};
+  int max_attempts = 5;  // deliveries of a failing event before it is dead-lettered
+  // How long an event waits for its stream's previous version before it is dead-lettered.
+  // Longer than the consumer's ack wait: a message a killed process fetched and never
+  // acknowledged comes again only after it, while later ones keep coming.
+  std::chrono::milliseconds early_timeout{90000};
+};
+
+// `connecting` (the bus has not answered yet), `consuming`, `retrying` (the last fetch or
+// apply failed: trying again after a back-off), `stopped`.
+struct BusProjectorStatus {
+  std::string bus;
+  std::string state;
+  std::uint64_t applied = 0;        // messages applied (or skipped as repeats) and acknowledged
+  std::uint64_t dead_lettered = 0;  // since start
+  std::optional<std::string> last_error;
+  // Append-to-read-model lag (commit time - recorded_at) of the last kLagWindow events.
+  std::size_t lag_window = 0;
+  double lag_p50_ms = 0, lag_p99_ms = 0;
+};
+
+// A decoded message: the event, or why it is not one.
+Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& topic_prefix);
+
+class BusProjector {
+ public:
+  static constexpr std::chrono::milliseconds kEarlyRetry{50};  // x the attempt, up to kMaxEarlyRetry
+  static constexpr std::chrono::milliseconds kMaxEarlyRetry{1000};
+  static constexpr std::chrono::milliseconds kRetryDelay{200};
+  static constexpr std::size_t kLagWindow = 65536;
+
+  // `read` and `bus` must outlive the projector.
+  BusProjector(projections::ReadSide& read, es::BusConsumer& bus, BusProjectorOptions options);
+  ~BusProjector();  // stop()
+  BusProjector(const BusProjector&) = delete;
+  BusProjector& operator=(const BusProjector&) = delete;
+
+  // Opens the live copies and the dead-letter table, then consumes on its own thread.
+  Result<void> start();
+  // Stops after the batch in hand. Idempotent.
+  void stop();
+
+  BusProjectorStatus status() const;
+
+ private:
+  void loop();
+  Result<void> consume();
+  Result<std::vector<std::size_t>> apply(std::span<const es::RecordedEvent> events);
+  Result<void> hold(const es::RecordedEvent& e, const std::string& reason);
+  void record_lag(std::span<const es::RecordedEvent> events) EXCLUDES(mu_);
+  void set_state(const char* state, std::optional<std::string> error) EXCLUDES(mu_);
+
+  projections::ReadSide& read_;
+  es::BusConsumer& bus_;
+  BusProjectorOptions options_;
+  std::vector<std::pair<projections::TableProjection*, std::unique_ptr<es::ReadModel>>> copies_;
+  std::set<std::string> held_streams_;  // streams behind a dead letter (the loop's thread only)
+  // Early events (stream, version) and when they were first delivered early (the loop's thread only).
+  std::map<std::pair<std::string, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
+  // Failed applies of events (stream, version) not yet applied nor dead-lettered (the loop's thread only).
+  std::map<std::pair<std::string, es::StreamVersion>, int> failures_;
+
+  std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::string state_ GUARDED_BY(mu_) = "stopped";
+  std::optional<std::string> last_error_ GUARDED_BY(mu_);
+  RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};
+  std::thread thread_;
+};
+
+}  // namespace orderflow::app::bus_projector

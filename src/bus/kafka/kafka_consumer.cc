@@ -1,0 +1,203 @@
+#include "bus/kafka/kafka_consumer.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace orderflow::bus::kafka {
+
+namespace {
+
+Unexpected kafka_error(const std::string& what, const std::string& detail) {
+  return fail(Errc::unavailable, "Kafka: " + what + ": " + detail);
+}
+
+// `^<prefix>\..*`: the regular expression librdkafka subscribes by.
+std::string topic_pattern(const std::string& prefix) {
+  std::string out = "^";
+  for (char c : prefix) {
+    if (c == '.') out += '\\';
+    out += c;
+  }
+  return out + "\\..*";
+}
+
+}  // namespace
+
+KafkaConsumer::KafkaConsumer(KafkaConsumerOptions options) : options_(std::move(options)) {}
+
+KafkaConsumer::~KafkaConsumer() {
+  if (consumer_) {
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+  }
+  if (producer_) rd_kafka_destroy(producer_);
+}
+
+Result<void> KafkaConsumer::create() {
+  std::string brokers;
+  for (const auto& b : options_.brokers) brokers.append(brokers.empty() ? "" : ",").append(b);
+  char err[512];
+  auto make = [&](rd_kafka_type_t type, std::initializer_list<std::pair<const char*, std::string>> settings,
+                  const char* what) -> Result<rd_kafka_t*> {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (const auto& [name, value] : settings)
+      if (rd_kafka_conf_set(conf, name, value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return kafka_error(std::string("setting ") + name, err);
+      }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char* facility, const char* text) {
+      log::debug("kafka", text, {{"facility", facility}});
+    });
+    rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t*, int, const char* reason, void* self) {
+      static_cast<KafkaConsumer*>(self)->last_error_ = reason;  // called from poll: the caller's thread
+    });
+    rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);  // takes conf on success
+    if (!rk) {
+      rd_kafka_conf_destroy(conf);
+      return kafka_error(what, err);
+    }
+    return rk;
+  };
+  auto consumer = make(RD_KAFKA_CONSUMER,
+                       {{"bootstrap.servers", brokers},
+                        {"group.id", options_.group},
+                        {"enable.auto.commit", "false"},
+                        {"auto.offset.reset", "earliest"},
+                        {"topic.metadata.refresh.interval.ms", "1000"},  // new topics of the pattern soon
+                        {"fetch.wait.max.ms", "10"}},  // the broker answers a fetch at once (500 ms by default)
+                       "creating the consumer");
+  if (!consumer) return fail(consumer.error());
+  consumer_ = *consumer;
+  rd_kafka_poll_set_consumer(consumer_);
+  auto producer = make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}},
+                       "creating the dead-letter producer");
+  if (!producer) return fail(producer.error());
+  producer_ = *producer;
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, topic_pattern(options_.topic_prefix).c_str(), RD_KAFKA_PARTITION_UA);
+  const auto subscribed = rd_kafka_subscribe(consumer_, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (subscribed) return kafka_error("subscribing", rd_kafka_err2str(subscribed));
+  return {};
+}
+
+Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
+  if (!consumer_)
+    if (auto created = create(); !created) return fail(created.error());
+  std::vector<es::BusDelivery> out;
+  for (int timeout = static_cast<int>(wait.count()); out.size() < max; timeout = 0) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, timeout);
+    if (!m) break;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) last_error_ = rd_kafka_message_errstr(m);
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    last_error_.clear();
+    Fetched f{rd_kafka_topic_name(m->rkt), m->partition, m->offset, {}, {}};
+    if (m->key) f.key.assign(static_cast<const char*>(m->key), m->key_len);
+    es::BusDelivery& d = f.delivery;
+    d.topic = f.topic;
+    if (m->payload) d.body.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name;
+      const void* value;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+        d.headers.emplace_back(name, std::string(static_cast<const char*>(value), size));
+    }
+    d.tag = next_tag_++;
+    auto& progress = progress_[{f.topic, f.partition}];
+    progress.outstanding.insert(f.offset);
+    progress.next = std::max(progress.next, f.offset + 1);
+    rd_kafka_message_destroy(m);
+    out.push_back(d);
+    held_.emplace(d.tag, std::move(f));
+  }
+  // An unreachable cluster answers nothing: say so rather than "no messages".
+  if (out.empty() && !last_error_.empty()) return kafka_error("fetching", last_error_);
+  return out;
+}
+
+Result<void> KafkaConsumer::ack(std::span<const std::uint64_t> tags) {
+  std::set<Partition> touched;
+  for (auto tag : tags) {
+    auto it = held_.find(tag);
+    if (it == held_.end()) continue;
+    Partition p{it->second.topic, it->second.partition};
+    progress_[p].outstanding.erase(it->second.offset);
+    touched.insert(p);
+    held_.erase(it);
+  }
+  rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(static_cast<int>(touched.size()));
+  std::vector<std::pair<Partition, std::int64_t>> committing;
+  for (const auto& p : touched) {
+    auto& progress = progress_[p];
+    const auto commit = progress.outstanding.empty() ? progress.next : *progress.outstanding.begin();
+    if (commit <= progress.committed) continue;
+    rd_kafka_topic_partition_list_add(offsets, p.first.c_str(), p.second)->offset = commit;
+    committing.emplace_back(p, commit);
+  }
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (offsets->cnt > 0) err = rd_kafka_commit(consumer_, offsets, 0);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  if (err) return kafka_error("committing offsets", rd_kafka_err2str(err));
+  for (const auto& [p, commit] : committing) progress_[p].committed = commit;
+  return {};
+}
+
+Result<void> KafkaConsumer::retry(std::uint64_t tag, std::chrono::milliseconds) {
+  auto it = held_.find(tag);
+  if (it == held_.end()) return {};
+  const Partition p{it->second.topic, it->second.partition};
+  const auto offset = it->second.offset;
+  // It and every later message of the partition come again: forget what was fetched of them.
+  auto& progress = progress_[p];
+  progress.outstanding.erase(progress.outstanding.lower_bound(offset), progress.outstanding.end());
+  progress.next = std::min(progress.next, offset);
+  std::erase_if(held_, [&](const auto& h) {
+    return h.second.topic == p.first && h.second.partition == p.second && h.second.offset >= offset;
+  });
+  rd_kafka_topic_partition_list_t* seek = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(seek, p.first.c_str(), p.second)->offset = offset;
+  rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, seek, 5000);
+  rd_kafka_topic_partition_list_destroy(seek);
+  if (error) {
+    const std::string what = rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+    return kafka_error("seeking back to redeliver", what);
+  }
+  return {};
+}
+
+Result<void> KafkaConsumer::dead_letter(std::uint64_t tag, const std::string& reason) {
+  auto it = held_.find(tag);
+  if (it == held_.end()) return {};
+  const Fetched& f = it->second;
+  const std::string topic = options_.dead_letter_prefix + "." + options_.group;
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(f.delivery.headers.size() + 2);
+  for (const auto& [name, value] : f.delivery.headers)
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  rd_kafka_header_add(headers, "orderflow-dead-letter-reason", -1, reason.data(), static_cast<ssize_t>(reason.size()));
+  rd_kafka_header_add(headers, "orderflow-dead-letter-topic", -1, f.topic.data(), static_cast<ssize_t>(f.topic.size()));
+  const auto err = rd_kafka_producev(
+      producer_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(f.key.data(), f.key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(f.delivery.body.data()), f.delivery.body.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+  if (err) {
+    rd_kafka_headers_destroy(headers);
+    return kafka_error("producing a dead letter to " + topic, rd_kafka_err2str(err));
+  }
+  if (const auto flushed = rd_kafka_flush(producer_, 10000); flushed)
+    return kafka_error("producing a dead letter to " + topic, rd_kafka_err2str(flushed));
+  const std::uint64_t tags[] = {tag};
+  return ack(tags);
+}
+
+}  // namespace orderflow::bus::kafka

@@ -1,0 +1,73 @@
+// A Kafka consumer group on the relay's topics (es::BusConsumer; librdkafka's C API):
+// subscribes to every topic `^<prefix>\..*`, partitions assigned by the group, offsets
+// committed by hand. A partition's messages come in order (the relay keys by stream id,
+// so a stream's are on one partition); partitions are independent.
+//
+// ack() commits, per partition, the offset below which everything fetched was acknowledged
+// (or dead-lettered): after a crash or a rebalance what follows is delivered again.
+// retry() seeks the partition back to the message (Kafka has no per-message redelivery):
+// it and every later message of its partition come again at once; `attempt` is always 1.
+// Dead letters are produced to `<dead_letter_prefix>.<group>` (key the original's, its
+// headers plus orderflow-dead-letter-reason and orderflow-dead-letter-topic) and flushed
+// before the original is acknowledged.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "es/bus.h"
+
+typedef struct rd_kafka_s rd_kafka_t;
+
+namespace orderflow::bus::kafka {
+
+struct KafkaConsumerOptions {
+  std::vector<std::string> brokers;  // "HOST:PORT", the bootstrap servers
+  std::string topic_prefix = "orderflow.events";
+  std::string group = "orderflow-projector";
+  std::string dead_letter_prefix = "orderflow.dead-letters";
+};
+
+class KafkaConsumer final : public es::BusConsumer {
+ public:
+  explicit KafkaConsumer(KafkaConsumerOptions options);
+  ~KafkaConsumer() override;
+  KafkaConsumer(const KafkaConsumer&) = delete;
+  KafkaConsumer& operator=(const KafkaConsumer&) = delete;
+
+  Result<std::vector<es::BusDelivery>> fetch(std::size_t max, std::chrono::milliseconds wait) override;
+  Result<void> ack(std::span<const std::uint64_t> tags) override;
+  Result<void> retry(std::uint64_t tag, std::chrono::milliseconds delay) override;
+  Result<void> dead_letter(std::uint64_t tag, const std::string& reason) override;
+
+ private:
+  struct Fetched {
+    std::string topic;
+    int partition;
+    std::int64_t offset;
+    es::BusDelivery delivery;  // for dead_letter()
+    std::string key;
+  };
+  using Partition = std::pair<std::string, int>;
+  // Per partition: offsets fetched and not yet acknowledged, and the offset after the last fetched.
+  struct Progress {
+    std::set<std::int64_t> outstanding;
+    std::int64_t next = 0;
+    std::int64_t committed = -1;
+  };
+  Result<void> create();
+
+  KafkaConsumerOptions options_;
+  rd_kafka_t* consumer_ = nullptr;
+  rd_kafka_t* producer_ = nullptr;  // of dead letters
+  std::unordered_map<std::uint64_t, Fetched> held_;
+  std::map<Partition, Progress> progress_;
+  std::uint64_t next_tag_ = 1;
+  std::string last_error_;  // from librdkafka's error callback, since the last message
+};
+
+}  // namespace orderflow::bus::kafka

@@ -1,0 +1,181 @@
+#include "bus/nats/nats_consumer.h"
+
+#include <unordered_map>
+
+#include "bus/nats/nats_common.h"
+
+namespace orderflow::bus::nats {
+
+struct NatsConsumer::Connection {
+  natsOptions* options = nullptr;
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  natsSubscription* sub = nullptr;
+  std::unordered_map<std::uint64_t, natsMsg*> held;  // fetched, not yet acked/retried/dead-lettered
+  std::uint64_t next_tag = 1;
+
+  ~Connection() {
+    for (auto& [tag, msg] : held) natsMsg_Destroy(msg);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    natsOptions_Destroy(options);
+  }
+  natsMsg* take(std::uint64_t tag) {
+    auto it = held.find(tag);
+    if (it == held.end()) return nullptr;
+    natsMsg* m = it->second;
+    held.erase(it);
+    return m;
+  }
+};
+
+NatsConsumer::NatsConsumer(NatsConsumerOptions options) : options_(std::move(options)) {}
+
+NatsConsumer::~NatsConsumer() = default;
+
+Result<void> NatsConsumer::connect() {
+  auto c = std::make_unique<Connection>();
+  auto options = connection_options(options_.servers);
+  if (!options) return fail(options.error());
+  c->options = *options;
+  if (natsStatus s = natsConnection_Connect(&c->nc, c->options); s != NATS_OK) return nats_error("connecting", s);
+  if (natsStatus s = natsConnection_JetStream(&c->js, c->nc, nullptr); s != NATS_OK)
+    return nats_error("JetStream context", s);
+  if (auto r = ensure_stream(c->js, options_.stream, options_.subject_prefix + ".>", options_.replicas); !r) return r;
+  if (auto r = ensure_stream(c->js, options_.stream + "_DEAD_LETTERS", options_.dead_letter_prefix + ".>",
+                             options_.replicas);
+      !r)
+    return r;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = options_.stream.c_str();
+  so.Config.AckPolicy = js_AckExplicit;
+  so.Config.AckWait = std::chrono::nanoseconds(options_.ack_wait).count();
+  so.Config.DeliverPolicy = js_DeliverAll;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  const std::string subjects = options_.subject_prefix + ".>";
+  if (natsStatus s = js_PullSubscribe(&c->sub, c->js, subjects.c_str(), options_.durable.c_str(), nullptr, &so, &err);
+      s != NATS_OK)
+    return nats_error("subscribing the durable consumer " + options_.durable, s);
+  conn_ = std::move(c);
+  return {};
+}
+
+// Whatever is there at once, up to `max`; else the first message to come within `wait`
+// and then whatever followed it: a message waits for no batch to fill.
+Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
+  if (!conn_)
+    if (auto connected = connect(); !connected) return fail(connected.error());
+  Connection& c = *conn_;
+  std::vector<es::BusDelivery> out;
+  // One pull request; false if it failed (not: if it found nothing).
+  auto pull = [&](std::size_t batch, std::chrono::milliseconds expires) -> Result<void> {
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = static_cast<int>(batch);
+    if (expires.count() > 0)
+      req.Expires = std::chrono::nanoseconds(expires).count();
+    else
+      req.NoWait = true;
+    natsMsgList list{};
+    natsStatus s = natsSubscription_FetchRequest(&list, c.sub, &req);
+    if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return {};
+    if (s != NATS_OK) return nats_error("fetching", s);
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      list.Msgs[i] = nullptr;  // ours now
+      es::BusDelivery d;
+      d.topic = natsMsg_GetSubject(m);
+      if (const char* data = natsMsg_GetData(m))
+        d.body.assign(data, static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+      const char** keys = nullptr;
+      int n = 0;
+      if (natsMsgHeader_Keys(m, &keys, &n) == NATS_OK) {
+        for (int k = 0; k < n; ++k) {
+          const char* v = nullptr;
+          if (natsMsgHeader_Get(m, keys[k], &v) == NATS_OK && v) d.headers.emplace_back(keys[k], v);
+        }
+        free(static_cast<void*>(keys));
+      }
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+        d.attempt = static_cast<int>(meta->NumDelivered);
+        jsMsgMetaData_Destroy(meta);
+      }
+      d.tag = c.next_tag++;
+      c.held.emplace(d.tag, m);
+      out.push_back(std::move(d));
+    }
+    natsMsgList_Destroy(&list);
+    return {};
+  };
+  if (auto r = pull(max, std::chrono::milliseconds(0)); !r) return fail(r.error());
+  if (!out.empty() || max < 2) return out;
+  if (auto r = pull(1, wait); !r) return fail(r.error());
+  if (out.empty()) return out;
+  if (auto r = pull(max - 1, std::chrono::milliseconds(0)); !r) return fail(r.error());
+  return out;
+}
+
+Result<void> NatsConsumer::ack(std::span<const std::uint64_t> tags) {
+  if (!conn_) return fail(Errc::unavailable, "NATS: not connected");
+  bool sent = false;
+  for (auto tag : tags) {
+    natsMsg* m = conn_->take(tag);
+    if (!m) continue;
+    natsStatus s = natsMsg_Ack(m, nullptr);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) return nats_error("acknowledging", s);
+    sent = true;
+  }
+  // One round trip for them all: once the server answers the flush it has read (and, in
+  // order, processed) every ack before it, so a crash after this never redelivers them.
+  if (sent)
+    if (natsStatus s = natsConnection_FlushTimeout(conn_->nc, 5000); s != NATS_OK)
+      return nats_error("acknowledging", s);
+  return {};
+}
+
+Result<void> NatsConsumer::retry(std::uint64_t tag, std::chrono::milliseconds delay) {
+  if (!conn_) return fail(Errc::unavailable, "NATS: not connected");
+  natsMsg* m = conn_->take(tag);
+  if (!m) return {};
+  natsStatus s = natsMsg_NakWithDelay(m, delay.count(), nullptr);
+  natsMsg_Destroy(m);
+  if (s != NATS_OK) return nats_error("asking for redelivery", s);
+  return {};
+}
+
+Result<void> NatsConsumer::dead_letter(std::uint64_t tag, const std::string& reason) {
+  if (!conn_) return fail(Errc::unavailable, "NATS: not connected");
+  Connection& c = *conn_;
+  auto it = c.held.find(tag);
+  if (it == c.held.end()) return {};
+  natsMsg* original = it->second;
+  const std::string subject = options_.dead_letter_prefix + "." + options_.durable;
+  natsMsg* dl = nullptr;
+  const char* data = natsMsg_GetData(original);
+  natsStatus s = natsMsg_Create(&dl, subject.c_str(), nullptr, data ? data : "", natsMsg_GetDataLength(original));
+  const char** keys = nullptr;
+  int n = 0;
+  if (s == NATS_OK && natsMsgHeader_Keys(original, &keys, &n) == NATS_OK) {
+    for (int k = 0; k < n && s == NATS_OK; ++k) {
+      const char* v = nullptr;
+      if (natsMsgHeader_Get(original, keys[k], &v) == NATS_OK && v) s = natsMsgHeader_Set(dl, keys[k], v);
+    }
+    free(static_cast<void*>(keys));
+  }
+  if (s == NATS_OK) s = natsMsgHeader_Set(dl, "orderflow-dead-letter-reason", reason.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(dl, "orderflow-dead-letter-subject", natsMsg_GetSubject(original));
+  jsPubAck* pa = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  if (s == NATS_OK) s = js_PublishMsg(&pa, c.js, dl, nullptr, &err);
+  jsPubAck_Destroy(pa);
+  natsMsg_Destroy(dl);
+  if (s != NATS_OK) return nats_error("publishing a dead letter to " + subject, s);
+  const std::uint64_t tags[] = {tag};
+  return ack(tags);
+}
+
+}  // namespace orderflow::bus::nats

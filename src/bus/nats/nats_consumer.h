@@ -1,0 +1,52 @@
+// A JetStream durable pull consumer on the relay's stream (es::BusConsumer): explicit acks
+// (a batch's sent together, then one flush: answered = the server has them),
+// so what was fetched and not acknowledged is delivered again (after `ack_wait`, or when
+// retried); delivered in stream order, which is the log's order (the relay publishes it so).
+// Dead letters go to `<dead_letter_prefix>.<durable>` in the stream `<stream>_DEAD_LETTERS`
+// (created if missing), with the original headers plus orderflow-dead-letter-reason and
+// orderflow-dead-letter-subject.
+//
+// Connects on the first fetch and reconnects by itself; creates the stream (as the relay
+// would) and the durable consumer if they do not exist.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "es/bus.h"
+
+namespace orderflow::bus::nats {
+
+struct NatsConsumerOptions {
+  std::vector<std::string> servers;  // "HOST:PORT"
+  std::string stream = "ORDERFLOW_EVENTS";
+  std::string subject_prefix = "orderflow.events";
+  std::string durable = "orderflow-projector";
+  std::string dead_letter_prefix = "orderflow.dead-letters";
+  int replicas = 1;  // of the streams this consumer creates
+  // A message fetched and neither acknowledged nor retried is delivered again after this.
+  std::chrono::milliseconds ack_wait{30000};
+};
+
+class NatsConsumer final : public es::BusConsumer {
+ public:
+  explicit NatsConsumer(NatsConsumerOptions options);
+  ~NatsConsumer() override;
+  NatsConsumer(const NatsConsumer&) = delete;
+  NatsConsumer& operator=(const NatsConsumer&) = delete;
+
+  Result<std::vector<es::BusDelivery>> fetch(std::size_t max, std::chrono::milliseconds wait) override;
+  Result<void> ack(std::span<const std::uint64_t> tags) override;
+  Result<void> retry(std::uint64_t tag, std::chrono::milliseconds delay) override;
+  Result<void> dead_letter(std::uint64_t tag, const std::string& reason) override;
+
+ private:
+  struct Connection;
+  Result<void> connect();
+
+  NatsConsumerOptions options_;
+  std::unique_ptr<Connection> conn_;
+};
+
+}  // namespace orderflow::bus::nats

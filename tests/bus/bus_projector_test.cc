@@ -1,0 +1,396 @@
+// The projector fed from the bus (app/bus_projector/) against a real nats-server: the log
+// is relayed (app/relay/) to JetStream and a durable consumer applies it to read models of
+// their own. They must equal a fold of the store (what `orderflow verify` checks) and the
+// read models the log-tailing runner writes; a redelivery of everything, a process killed
+// mid-way and started again, and poison messages change nothing.
+#include "app/bus_projector/bus_projector.h"
+
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "app/command_handler.h"
+#include "app/projections/read_model_backends.h"
+#include "app/projections/read_side.h"
+#include "app/projections/sqlite_read_model_db.h"
+#include "app/relay/relay.h"
+#include "app/verify.h"
+#include "bus/bus_under_test.h"
+#include "cli/bus_factory.h"
+#include "store/sqlite/sqlite_event_store.h"
+#include "support/temp_dir.h"
+
+namespace orderflow::testing {
+namespace {
+
+using namespace domain;
+using namespace std::chrono_literals;
+using app::Account;
+using app::Order;
+using app::Product;
+
+// A client of the test's nats-server: a consumer's progress.
+class NatsClient {
+ public:
+  explicit NatsClient(const std::string& url) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_JetStream(&js_, nc_, nullptr), NATS_OK);
+  }
+  ~NatsClient() {
+    jsCtx_Destroy(js_);
+    natsConnection_Destroy(nc_);
+  }
+  // The last stream sequence below which the consumer acknowledged everything.
+  std::uint64_t acked(const std::string& durable) {
+    jsConsumerInfo* ci = nullptr;
+    if (js_GetConsumerInfo(&ci, js_, "ORDERFLOW_EVENTS", durable.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+    const auto floor = ci->AckFloor.Stream;
+    jsConsumerInfo_Destroy(ci);
+    return floor;
+  }
+
+ private:
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+class BusProjectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bus_ = start_nats();
+    open_store();
+  }
+  void open_store() {
+    store_ = open_sqlite_store(dir_.file("events.db"));
+    ASSERT_TRUE(store_);
+    handler_ = std::make_unique<app::CommandHandler>(*store_, store_.get());
+  }
+  void close_store() {
+    handler_.reset();
+    store_.reset();
+  }
+
+  template <class A>
+  void run(const std::string& id, typename A::Command cmd) {
+    std::promise<Result<app::Handled<A>>> answer;
+    handler_->handle<A>(id, std::move(cmd), {}, [&](Result<app::Handled<A>> r) { answer.set_value(std::move(r)); });
+    (void)answer.get_future().get();  // refusals are part of the mix
+  }
+
+  // A random mix of every command that touches the read models (as read_side_test's).
+  void random_workload(int commands, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < commands; ++i) {
+      const auto p = "p" + std::to_string(rng() % 7);
+      const auto c = "c" + std::to_string(rng() % 7);
+      switch (rng() % 7) {
+        case 0: run<Product>(p, product::RegisterProduct{p, "P " + p, 250, 100}); break;
+        case 1: run<Product>(p, product::AddStock{static_cast<std::int64_t>(1 + rng() % 9)}); break;
+        case 2: run<Account>(c, account::OpenAccount{c, "Owner " + c}); break;
+        case 3: run<Account>(c, account::Deposit{static_cast<std::int64_t>(1 + rng() % 1000)}); break;
+        case 4: run<Account>(c, account::Withdraw{static_cast<std::int64_t>(1 + rng() % 100)}); break;
+        default: {
+          const auto id = "00000000-0000-7000-8000-" + std::to_string(100000000000 + ++orders_);
+          run<Order>(id, order::PlaceOrder{id, c, {{p, 1, 250}}, std::nullopt, 1000 + orders_});
+          run<Product>(p, product::ReserveStock{id, 1});
+          run<Account>(c, account::Charge{id, 250});
+          if (rng() % 3 == 0)
+            run<Order>(id, order::CancelOrder{"changed my mind", order::PaymentStatus::pending, 3000});
+          else
+            run<Order>(id, order::ConfirmOrder{2000});
+        }
+      }
+    }
+  }
+
+  // Relays the whole log to the bus, then stops the relay.
+  void relay_all() {
+    auto publisher = publisher_for(*bus_);
+    app::relay::Relay relay(*store_, *store_, *publisher, {.bus = bus_->url()});
+    relay.start();
+    const auto last = *store_->last_position();
+    ASSERT_TRUE(wait_until([&] { return relay.status().position == last; }, 60s))
+        << relay.status().last_error.value_or("");
+    relay.stop();
+  }
+
+  std::unique_ptr<app::projections::ReadSide> open_read_side(const std::string& file) {
+    auto db = app::projections::SqliteReadModelDb::open(dir_.file(file));
+    EXPECT_TRUE(db) << db.error().message;
+    return app::projections::ReadSide::open(std::move(*db), *store_);
+  }
+
+  // The consumer `serve --bus URL --bus-consumer NAME` makes.
+  std::unique_ptr<es::BusConsumer> consumer(const std::string& name = "orderflow-projector") {
+    return cli::open_bus_consumer(*cli::parse_bus_url(bus_->url()), {.consumer = name});
+  }
+
+  // Runs a bus-fed projector on `read` until it has applied as many messages as the bus
+  // holds (a Kafka consumer group's progress, where the NATS one's is asked of the server).
+  void consume_count(app::projections::ReadSide& read, const std::string& group) {
+    auto bus = consumer(group);
+    app::bus_projector::BusProjector projector(read, *bus, {.bus = bus_->url()});
+    ASSERT_TRUE(projector.start());
+    const auto held = bus_->count();
+    ASSERT_TRUE(wait_until([&] { return projector.status().applied >= held; }, 120s))
+        << "applied " << projector.status().applied << " of " << held << "; "
+        << projector.status().last_error.value_or("");
+    EXPECT_EQ(projector.status().dead_lettered, 0u);
+    projector.stop();
+  }
+
+  // Runs a bus-fed projector on `read` until its consumer has acknowledged everything the
+  // bus holds.
+  void consume_all(app::projections::ReadSide& read, const std::string& durable = "orderflow-projector",
+                   std::chrono::milliseconds early_timeout = 90s) {
+    auto bus = consumer(durable);
+    app::bus_projector::BusProjector projector(read, *bus, {.bus = bus_->url(), .early_timeout = early_timeout});
+    ASSERT_TRUE(projector.start());
+    NatsClient client(bus_->url());
+    const auto held = bus_->count();
+    ASSERT_TRUE(wait_until([&] { return client.acked(durable) >= held; }, 120s))
+        << "acked " << client.acked(durable) << " of " << held << "; " << projector.status().last_error.value_or("");
+    EXPECT_EQ(projector.status().state, "consuming");
+    projector.stop();
+  }
+
+  // The read models against a fold of the store.
+  void expect_matches_store(app::projections::ReadSide& read) {
+    app::VerifyContext ctx{*store_, *store_, read};
+    for (const auto& check : app::verify_checks()) {
+      if (std::string_view(check.name) == "invariants") continue;
+      app::Differences found;
+      ASSERT_TRUE(check.run(ctx, found)) << check.name;
+      EXPECT_TRUE(found.empty()) << check.name << ": " << found.size() << " differences, first: " << found.front();
+    }
+  }
+
+  // Every document and the sales figures, as queries answer them.
+  std::string dump(app::projections::ReadSide& read) {
+    std::string out;
+    auto add = [&](const std::string& id, const std::string& doc) { out += id + " " + doc + "\n"; };
+    EXPECT_TRUE(read.orders().for_each(add));
+    EXPECT_TRUE(read.products().for_each(add));
+    EXPECT_TRUE(read.accounts().for_each(add));
+    auto sales = read.sales().sales(INT64_MIN, INT64_MAX);
+    EXPECT_TRUE(sales);
+    out += "sales " + std::to_string(sales->orders_placed) + " " + std::to_string(sales->orders_confirmed) + " " +
+           std::to_string(sales->orders_cancelled) + " " + std::to_string(sales->revenue_cents) + "\n";
+    return out;
+  }
+
+  std::string store_fed_dump() {
+    auto read = open_read_side("store-fed.db");
+    EXPECT_TRUE(read->runner().start());
+    const auto last = *store_->last_position();
+    EXPECT_TRUE(wait_until(
+        [&] {
+          for (const auto& s : read->runner().status())
+            if (s.position < last) return false;
+          return true;
+        },
+        60s));
+    auto out = dump(*read);
+    read->runner().stop();
+    return out;
+  }
+
+  void poison_case();
+
+  TempDir dir_;
+  std::unique_ptr<BusUnderTest> bus_;
+  std::unique_ptr<sqlite::SqliteEventStore> store_;
+  std::unique_ptr<app::CommandHandler> handler_;
+  int orders_ = 0;
+};
+
+TEST_F(BusProjectorTest, FedFromTheBusEqualsAFoldOfTheStoreAndTheStoreFedReadModels) {
+  random_workload(600, 1);
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  consume_all(*read);
+  expect_matches_store(*read);
+  const auto bus_fed = dump(*read);
+  EXPECT_EQ(bus_fed, store_fed_dump());
+  EXPECT_GT(bus_fed.size(), 1000u);
+}
+
+// The read models in PostgreSQL (shared by processes: each projection claimed, as a
+// projector process claims them); skipped without ORDERFLOW_TEST_PG (scripts/pg-test-server.sh).
+TEST_F(BusProjectorTest, FedFromTheBusIntoPostgresReadModelsEqualsAFoldOfTheStore) {
+  ReadModelPlace place(ReadModelBackend::postgres);
+  if (auto why = place.unavailable(); !why.empty()) GTEST_SKIP() << why;
+  random_workload(300, 9);
+  relay_all();
+  auto read = app::projections::ReadSide::open(place.open(), *store_);
+  consume_all(*read);
+  expect_matches_store(*read);
+  const auto once = dump(*read);
+  EXPECT_EQ(once, store_fed_dump());
+  consume_all(*read, "second-consumer");  // every message again
+  EXPECT_EQ(dump(*read), once);
+}
+
+TEST_F(BusProjectorTest, EverythingDeliveredAgainAndRestartsChangeNothing) {
+  random_workload(300, 2);
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  consume_all(*read);
+  const auto once = dump(*read);
+  read.reset();
+  // A new durable consumer receives the whole stream again, into the same read models
+  // (reopened, as after a restart): every event is a repeat.
+  read = open_read_side("bus-fed.db");
+  consume_all(*read, "second-consumer");
+  EXPECT_EQ(dump(*read), once);
+  // More events, then the first consumer resumes from what it acknowledged.
+  random_workload(100, 3);
+  relay_all();
+  consume_all(*read);
+  expect_matches_store(*read);
+  EXPECT_EQ(dump(*read), store_fed_dump());
+}
+
+// Poison on the bus: not JSON, an unknown type, and versions 1 and 2 of a stream whose
+// version 0 never comes (the first is dead-lettered once it has waited early_timeout, the
+// second behind it: a sequenced dead letter). Events of other streams before and after
+// them still go through.
+void BusProjectorTest::poison_case() {
+  random_workload(50, 4);
+  relay_all();
+  auto raw = publisher_for(*bus_);
+  auto message = [](std::string key, std::string id, std::string body,
+                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+    return es::BusMessage{"orderflow.events.order", std::move(key), std::move(id), std::move(headers),
+                          std::move(body)};
+  };
+  std::vector<es::BusMessage> poison = {
+      message("", "p-1", "not json"),
+      message("order-x", "p-2",
+              R"({"event_id":"e-1","stream_id":"order-x","type":"OrderTeleported","version":0,"position":999999,)"
+              R"("schema_version":1,"data":{},"metadata":{},"recorded_at":"2026-01-01T00:00:00.000Z"})")};
+  for (int v : {1, 2})
+    poison.push_back(message(
+        "order-gap", "g-" + std::to_string(v),
+        R"({"event_id":"g-)" + std::to_string(v) + R"(","stream_id":"order-gap","type":"OrderConfirmed",)"
+        R"("version":)" + std::to_string(v) + R"(,"position":)" + std::to_string(999990 + v) +
+            R"(,"schema_version":1,"data":{"at_ms":1},"metadata":{},"recorded_at":"2026-01-01T00:00:00.000Z"})",
+        {{"orderflow-stream-id", "order-gap"}, {"orderflow-version", std::to_string(v)}}));
+  for (const auto& m : poison) ASSERT_TRUE(raw->publish(std::span(&m, 1)));  // one at a time: in this order
+  random_workload(50, 5);
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  {
+    auto bus = consumer();
+    app::bus_projector::BusProjector projector(*read, *bus, {.bus = bus_->url(), .early_timeout = 3s});
+    ASSERT_TRUE(projector.start());
+    const auto held = bus_->count();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          const auto s = projector.status();
+          return s.dead_lettered >= 4 && s.applied + s.dead_lettered >= held;
+        },
+        120s))
+        << projector.status().last_error.value_or("");
+    projector.stop();
+  }
+  expect_matches_store(*read);
+  std::map<std::string, std::string> reasons;  // by event id, or the body when there is none
+  std::vector<std::string> gap_versions;
+  for (const auto& d : bus_->dead_letters()) {
+    const auto id = d.headers.contains("orderflow-stream-id") ? d.headers.at("orderflow-stream-id") + "/" +
+                                                                    d.headers.at("orderflow-version")
+                                                              : d.body.substr(0, 8);
+    reasons[id] = d.headers.at("orderflow-dead-letter-reason");
+    if (d.headers.contains("orderflow-stream-id")) gap_versions.push_back(d.headers.at("orderflow-version"));
+  }
+  ASSERT_EQ(reasons.size(), 4u);
+  EXPECT_EQ(reasons["not json"], "the body is not a JSON object");
+  EXPECT_NE(reasons[R"({"event_)"].find("OrderTeleported"), std::string::npos) << reasons[R"({"event_)"];
+  EXPECT_NE(reasons["order-gap/1"].find("version 0 of order-gap never came"), std::string::npos)
+      << reasons["order-gap/1"];
+  EXPECT_EQ(reasons["order-gap/2"], "behind an earlier dead letter of order-gap");
+  EXPECT_EQ(gap_versions, (std::vector<std::string>{"1", "2"})) << "a stream's dead letters out of order";
+  auto gap = read->orders().get("gap");
+  ASSERT_TRUE(gap);
+  EXPECT_FALSE(*gap) << "an event past a gap was applied";
+}
+
+TEST_F(BusProjectorTest, PoisonMessagesAreDeadLetteredWithTheirReasonAndTheConsumerGoesOn) { poison_case(); }
+
+TEST_F(BusProjectorTest, PoisonMessagesOnKafkaAreDeadLetteredWithTheirReasonAndTheConsumerGoesOn) {
+  bus_ = start_kafka();
+  poison_case();
+}
+
+TEST_F(BusProjectorTest, AnUnreachableBusIsRetriedAndShownUntilItAnswers) {
+  random_workload(50, 7);
+  relay_all();
+  bus_->stop();
+  auto read = open_read_side("bus-fed.db");
+  auto bus = consumer();
+  app::bus_projector::BusProjector projector(*read, *bus, {.bus = bus_->url()});
+  ASSERT_TRUE(projector.start()) << "an unreachable bus fails no start";
+  ASSERT_TRUE(wait_until([&] { return projector.status().state == "retrying"; }, 30s)) << projector.status().state;
+  EXPECT_NE(projector.status().last_error.value_or("").find("NATS"), std::string::npos);
+  bus_->start();
+  ASSERT_TRUE(wait_until([&] { return projector.status().state == "consuming" && projector.status().applied > 0; }, 60s))
+      << projector.status().last_error.value_or("");
+  EXPECT_FALSE(projector.status().last_error);
+  projector.stop();
+}
+
+TEST_F(BusProjectorTest, FedFromAKafkaConsumerGroupEqualsAFoldOfTheStoreAndASecondGroupChangesNothing) {
+  bus_ = start_kafka();  // 3 brokers, 6 partitions a topic
+  random_workload(600, 8);
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  consume_count(*read, "orderflow-projector");
+  expect_matches_store(*read);
+  const auto once = dump(*read);
+  EXPECT_EQ(once, store_fed_dump());
+  consume_count(*read, "second-group");  // every message again
+  EXPECT_EQ(dump(*read), once);
+}
+
+TEST_F(BusProjectorTest, ProjectorProcessKilledResumesFromItsCommittedPosition) {
+  random_workload(2500, 6);
+  relay_all();
+  close_store();  // the projector process reads it now
+  NatsClient client(bus_->url());
+  const auto held = bus_->count();
+  auto serve = [&] { return spawn_serve(dir_.path().string(), "projector,query", bus_->url()); };
+  pid_t pid = serve();
+  // Killed once it acknowledged a quarter (on a count, not a timer).
+  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= held / 4; }, 60s));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  const auto at_kill = client.acked("orderflow-projector");
+  EXPECT_LT(at_kill, held) << "killed too late to prove anything";
+  pid = serve();
+  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= held; }, 120s));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  open_store();
+  auto read = open_read_side("readmodels.db");
+  for (app::projections::TableProjection* p : std::initializer_list<app::projections::TableProjection*>{
+           &read->orders(), &read->products(), &read->accounts(), &read->sales()})
+    ASSERT_TRUE(p->follow());  // the live copies the process wrote
+  expect_matches_store(*read);
+  EXPECT_EQ(dump(*read), store_fed_dump());
+  EXPECT_TRUE(bus_->dead_letters().empty()) << "a restart dead-lettered events that were only waiting";
+  std::printf("killed with %llu of %zu messages acknowledged\n", static_cast<unsigned long long>(at_kill), held);
+}
+
+}  // namespace
+}  // namespace orderflow::testing
