@@ -412,6 +412,7 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
   auto* slot = find(name);
   if (!slot) return done(false);
   if (slot->position >= position) return done(true);
+  bool waiting = false;
   {
     MutexLock lk(waiters_mu_);
     // advanced() stores the position before it takes this lock: no wake-up is lost.
@@ -419,11 +420,11 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
       const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
       waiters_.emplace(deadline, Waiter{slot->index, position, std::move(done)});
       if (earliest) waiters_cv_.notify_one();
-    } else {
-      done(slot->position >= position);
-      return;
+      waiting = true;
     }
   }
+  // Answered outside the lock, as every other answer is: `done` may ask again.
+  if (!waiting) return done(slot->position >= position);
   // A follower looks at the stored position at once, and often while it is waited for.
   {
     MutexLock lk(watch_mu_);
