@@ -5,16 +5,12 @@
 
 #include "core/failures.h"
 #include "domain/validation.h"
+#include "core/time.h"
 #include "core/uuid.h"
 
 namespace orderflow::app {
 
 namespace {
-
-std::int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 std::string metadata_json(const CommandMeta& m) {
   boost::json::object o;
@@ -179,7 +175,7 @@ void CommandHandler::handle(const std::string& id, typename A::Command command, 
   if (meta.command_id.empty()) meta.command_id = uuid_v7();
   if (meta.correlation_id.empty()) meta.correlation_id = meta.command_id;
   if (meta.causation_id.empty()) meta.causation_id = meta.command_id;
-  if (meta.now_ms == 0) meta.now_ms = wall_ms();
+  if (meta.now_ms == 0) meta.now_ms = now_unix_ms();
   HandledCallback<A> counted = [type = command_name<A>(command), done = std::move(done)](Result<Handled<A>> r) {
     const std::string_view outcome = !r ? errc_name(r.error().code) : r->result.written ? "ok" : "repeat";
     command_counts().at({type, outcome}).add();

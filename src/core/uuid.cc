@@ -7,6 +7,8 @@
 #include <chrono>
 #include <random>
 
+#include "core/time.h"
+
 namespace orderflow {
 
 namespace {
@@ -96,9 +98,6 @@ std::string uuid_v7(std::int64_t unix_ms) {
   return canonical_text(b.data());
 }
 
-std::string uuid_v7() {
-  using namespace std::chrono;
-  return uuid_v7(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
+std::string uuid_v7() { return uuid_v7(now_unix_ms()); }
 
 }  // namespace orderflow

@@ -9,6 +9,7 @@
 
 #include "core/encoding.h"
 #include "core/failures.h"
+#include "core/time.h"
 #include "es/event_hash.h"
 #include "store/postgres/leader_lease.h"
 #include "store/postgres/migrations.h"
@@ -24,10 +25,6 @@ constexpr const char* kEventColumns =
 // How often wait_for_events looks for other processes' appends.
 constexpr std::chrono::milliseconds kPollInterval{50};
 
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   e.position = r.int64(row, col);
@@ -122,7 +119,7 @@ class PostgresEventStore::Lease {
 };
 
 PostgresEventStore::PostgresEventStore(PostgresEventStoreOptions options)
-    : options_(std::move(options)), pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_ms) {}
+    : options_(std::move(options)), pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_unix_ms) {}
 
 PoolMetrics& pool_metrics() {
   static PoolMetrics m;

@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "core/failures.h"
+#include "core/time.h"
 #include "es/event_hash.h"
 
 namespace orderflow::sqlite {
@@ -102,10 +103,6 @@ constexpr const char* kIndexedEventColumns =
     "e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, "
     "e.checksum";
 
-std::int64_t now_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 // clear() + append(): into the capacity a reused event already has, without assign()'s
 // handling of a source inside the string itself (a scan does five per row).
@@ -241,7 +238,7 @@ class SqliteEventStore::ReaderLease {
 SqliteEventStore::SqliteEventStore(SqliteEventStoreOptions options)
     : options_(std::move(options)),
       backlog_(options_.stream_index_backlog),
-      tail_(options_.tail), pipeline_(*this, options_.pipeline, &now_ms) {}
+      tail_(options_.tail), pipeline_(*this, options_.pipeline, &now_unix_ms) {}
 
 SqliteEventStore::~SqliteEventStore() {
   close();
