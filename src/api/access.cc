@@ -96,7 +96,7 @@ Response forbidden(const Request& req, Role role) {
 // The customer_id of the order's OrderPlaced, read from the event store (never behind);
 // "" when there is no such order.
 Result<std::string> order_owner(ApiContext& ctx, std::string_view order_id) {
-  auto events = ctx.store.read_stream("order-" + ascii_lower(order_id), 0, 1, es::Direction::forward);
+  auto events = ctx.store.read_stream("order-" + ascii_lower(order_id), es::StreamVersion{0}, 1, es::Direction::forward);
   if (!events) return fail(events.error());
   if (events->empty()) return std::string();
   boost::system::error_code ec;

@@ -35,7 +35,7 @@ struct ApiContext {
   app::projections::ReadSide* read = nullptr;
   Metrics* metrics = nullptr;  // /metrics, when set
   // /readyz answers 200 once every projection has applied this (the store's last position at start-up).
-  es::Position ready_position = 0;
+  es::Position ready_position{0};
   // Refuses clients' writes while the work behind them is too far behind (none: never).
   app::Admission* admission = nullptr;
   // The bus relay (--bus), shown by /api/v1/admin/relay, /readyz and /metrics; null: none.
@@ -60,8 +60,8 @@ http::Response revealed(ApiContext& ctx, http::Response r);
 struct RelayView {
   std::string bus;
   std::string state;
-  es::Position position = 0;
-  es::Position lag = 0;
+  es::Position position{0};
+  std::int64_t lag = 0;
   double lag_seconds = 0;
   std::uint64_t published = 0;
   std::optional<std::string> last_error;

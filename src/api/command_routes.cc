@@ -39,24 +39,24 @@ struct Answer {
 };
 
 std::string render(const Answer& a, const es::AppendResult& r) {
-  return "{" + quoted(a.id_field) + ":" + quoted(a.id) + a.extra + ",\"version\":" + std::to_string(r.version) +
-         ",\"position\":" + std::to_string(r.position) + "}";
+  return "{" + quoted(a.id_field) + ":" + quoted(a.id) + a.extra + ",\"version\":" + to_string(r.version) +
+         ",\"position\":" + to_string(r.position) + "}";
 }
 
 Response accepted(int status, std::string body, es::StreamVersion version) {
   auto r = http::json_response(status, std::move(body));
-  r.set_header("ETag", "\"" + std::to_string(version) + "\"");
+  r.set_header("ETag", "\"" + to_string(version) + "\"");
   return r;
 }
 
 // The first answer to an idempotency key, again. Its ETag comes from its body.
 Response replay(ApiContext& ctx, const es::IdempotencyRecord& record) {
   if (ctx.metrics) ctx.metrics->count_idempotent_replay();
-  es::StreamVersion version = 0;
+  es::StreamVersion version{0};
   boost::system::error_code ec;
   auto v = boost::json::parse(record.response, ec);
   if (!ec && v.is_object())
-    if (auto* ver = v.as_object().if_contains("version"); ver && ver->is_int64()) version = ver->as_int64();
+    if (auto* ver = v.as_object().if_contains("version"); ver && ver->is_int64()) version = es::StreamVersion{ver->as_int64()};
   auto r = accepted(record.status, record.response, version);
   r.set_header("Idempotent-Replayed", "true");
   return r;
@@ -70,13 +70,13 @@ Result<std::optional<es::StreamVersion>> parse_if_match(const Request& req) {
   if (v.starts_with("W/"))
     return fail(Errc::invalid_argument, "If-Match takes a strong version like \"3\", not a weak W/ tag");
   if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  es::StreamVersion version = 0;
+  std::int64_t version = 0;
   if (v.empty() || v.size() > 18) return fail(Errc::invalid_argument, "If-Match must be a version like \"3\"");
   for (char c : v) {
     if (c < '0' || c > '9') return fail(Errc::invalid_argument, "If-Match must be a version like \"3\"");
     version = version * 10 + (c - '0');
   }
-  return std::optional<es::StreamVersion>(version);
+  return std::optional<es::StreamVersion>(es::StreamVersion{version});
 }
 
 Result<std::optional<std::string>> parse_idempotency_key(const Request& req) {

@@ -15,7 +15,7 @@ http::Response error_for(const Error& e) {
     case Errc::already_exists: return answer(409, "already_exists");
     case Errc::version_conflict: {
       boost::json::object details;
-      if (e.current_version) details["current_version"] = *e.current_version;
+      if (e.current_version) details["current_version"] = e.current_version->value();
       return http::error_response(409, "version_conflict", e.message, details);
     }
     case Errc::invalid_state: return answer(409, "invalid_state");

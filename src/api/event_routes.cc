@@ -52,7 +52,8 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
   if (!from) return error_for(from.error());
   auto limit = int_param(req, "limit", 100, 1, 1000);
   if (!limit) return error_for(limit.error());
-  auto events = ctx.store.read_stream(stream, *from, static_cast<std::size_t>(*limit), es::Direction::forward);
+  auto events = ctx.store.read_stream(stream, es::StreamVersion{*from}, static_cast<std::size_t>(*limit),
+                                     es::Direction::forward);
   if (!events) return error_for(events.error());
   if (events->empty() && missing_is_404) {
     auto version = ctx.store.stream_version(stream);
@@ -61,8 +62,8 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
   }
   EventPage page;
   for (const auto& e : *events)
-    if (!page.add(e)) return revealed(ctx, page.answer(e.version));
-  return revealed(ctx, page.answer(events->empty() ? *from : events->back().version + 1));
+    if (!page.add(e)) return revealed(ctx, page.answer(e.version.value()));
+  return revealed(ctx, page.answer(events->empty() ? *from : (events->back().version + 1).value()));
 }
 
 }  // namespace
@@ -88,7 +89,7 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
     constexpr std::size_t kChunk = 100;
     EventPage page;
     std::optional<es::Position> left_out;  // the first event the full page left out
-    es::Position next = std::max<std::int64_t>(*from, 1);
+    es::Position next{std::max<std::int64_t>(*from, 1)};
     for (auto left = static_cast<std::size_t>(*limit); left > 0 && !left_out;) {
       const std::size_t chunk = std::min(left, kChunk);
       std::size_t passed = 0;
@@ -101,7 +102,7 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
       if (passed < chunk) break;  // nothing more matches
       left -= passed;
     }
-    co_return revealed(ctx, page.answer(left_out.value_or(next)));
+    co_return revealed(ctx, page.answer(left_out.value_or(next).value()));
   });
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {

@@ -174,7 +174,7 @@ std::string Metrics::render(ApiContext& ctx) {
   if (last)
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
         "# TYPE orderflow_store_last_position gauge\norderflow_store_last_position {}\n",
-        *last);
+        last->value());
   add("# HELP orderflow_sqlite_wal_bytes Size of a SQLite database's write-ahead log file.\n"
       "# TYPE orderflow_sqlite_wal_bytes gauge\n");
   for (const auto& [name, path] : sqlite_files_) {
@@ -245,7 +245,7 @@ std::string Metrics::render(ApiContext& ctx) {
         relay->state == "publishing" ? 1 : 0);
     add("# HELP orderflow_relay_position The last position the bus acknowledged.\n"
         "# TYPE orderflow_relay_position gauge\norderflow_relay_position {}\n",
-        relay->position);
+        relay->position.value());
     add("# HELP orderflow_relay_lag Events of the log not yet acknowledged by the bus.\n"
         "# TYPE orderflow_relay_lag gauge\norderflow_relay_lag {}\n",
         relay->lag);
@@ -272,7 +272,7 @@ std::string Metrics::render(ApiContext& ctx) {
     if (auto next = saga_->next_position(); next && last) {
       add("# HELP orderflow_saga_position The position the saga reads next.\n"
           "# TYPE orderflow_saga_position gauge\norderflow_saga_position {}\n",
-          *next);
+          next->value());
       add("# HELP orderflow_saga_lag Events of the log the saga has not read yet.\n"
           "# TYPE orderflow_saga_lag gauge\norderflow_saga_lag {}\n",
           *last + 1 - std::min(*next, *last + 1));
@@ -301,7 +301,7 @@ std::string Metrics::render(ApiContext& ctx) {
     auto status = runner->status();
     add("# HELP orderflow_projection_position The position each projection has applied.\n"
         "# TYPE orderflow_projection_position gauge\n");
-    for (const auto& s : status) add("orderflow_projection_position{{projection=\"{}\"}} {}\n", s.name, s.position);
+    for (const auto& s : status) add("orderflow_projection_position{{projection=\"{}\"}} {}\n", s.name, s.position.value());
     add("# HELP orderflow_projection_lag Events the projection is behind the store.\n"
         "# TYPE orderflow_projection_lag gauge\n");
     for (const auto& s : status) add("orderflow_projection_lag{{projection=\"{}\"}} {}\n", s.name, s.lag);

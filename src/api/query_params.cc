@@ -22,7 +22,7 @@ Result<std::int64_t> int_param(const http::Request& req, std::string_view name, 
 }
 
 http::Response with_etag(http::Response r, es::StreamVersion version) {
-  r.set_header("ETag", "\"" + std::to_string(version) + "\"");
+  r.set_header("ETag", "\"" + to_string(version) + "\"");
   return r;
 }
 

@@ -42,7 +42,7 @@ asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Reques
   if (!min) co_return error_for(min.error());
   auto wait = int_param(req, "wait_ms", 2000, 0, kMaxWaitMs);
   if (!wait) co_return error_for(wait.error());
-  es::Position target = *min;
+  es::Position target{*min};
   if (target < 0) {
     auto last = ctx.store.last_position();
     if (!last) co_return error_for(last.error());
@@ -56,8 +56,10 @@ asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Reques
   if (applied) co_return std::nullopt;
   auto r = http::error_response(
       503, "projection_lagging",
-      "projection " + projection + " has not applied position " + std::to_string(target) + " within wait_ms",
-      json::object{{"projection", projection}, {"position", runner.position(projection)}, {"min_position", target}});
+      "projection " + projection + " has not applied position " + to_string(target) + " within wait_ms",
+      json::object{{"projection", projection},
+                   {"position", runner.position(projection).value()},
+                   {"min_position", target.value()}});
   r.set_header("Retry-After", "1");
   co_return r;
 }
@@ -127,7 +129,7 @@ asio::awaitable<Response> get_order(ApiContext& ctx, Request& req) {
   if (req.query_param("version")) {
     auto version = int_param(req, "version", 0, 0, INT64_MAX);
     if (!version) co_return error_for(version.error());
-    auto loaded = ctx.commands.load_until<app::Order>(id, *version);
+    auto loaded = ctx.commands.load_until<app::Order>(id, es::StreamVersion{*version});
     if (!loaded) co_return error_for(loaded.error());
     if (!loaded->state.exists || loaded->version < *version)
       co_return error_for(make_error(Errc::not_found, "order " + id + " has no version " + std::to_string(*version)));
@@ -194,7 +196,7 @@ json::object readiness_checks(ApiContext& ctx) {
     for (const auto& s : ctx.read->runner().status())
       projections.push_back(json::object{{"name", s.name},
                                          {"state", es::to_string(s.state)},
-                                         {"position", s.position},
+                                         {"position", s.position.value()},
                                          {"lag", s.lag},
                                          {"caught_up", s.position >= ctx.ready_position}});
   json::object checks{{"store", std::move(store)}, {"projections", std::move(projections)}};
@@ -262,18 +264,18 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
     auto account = ctx.read->accounts().get(id);
     if (!account) co_return error_for(account.error());
     if (!*account) co_return error_for(make_error(Errc::not_found, "no account " + id));
-    auto rows = ctx.read->accounts().transactions(id, static_cast<int>(*limit), *after);
+    auto rows = ctx.read->accounts().transactions(id, static_cast<int>(*limit), es::Position{*after});
     if (!rows) co_return error_for(rows.error());
     json::array list;
     for (const auto& t : *rows) {
       json::object o{{"type", t.type}, {"amount_cents", t.amount_cents}};
       if (!t.order_id.empty()) o["order_id"] = t.order_id;
       o["at"] = format_rfc3339_ms(t.at_ms);
-      o["position"] = t.position;
+      o["position"] = t.position.value();
       list.push_back(std::move(o));
     }
     json::value next = nullptr;
-    if (rows->size() == static_cast<std::size_t>(*limit)) next = std::to_string(rows->back().position);
+    if (rows->size() == static_cast<std::size_t>(*limit)) next = to_string(rows->back().position);
     co_return http::json_response(200, json::object{{"transactions", std::move(list)}, {"next_cursor", next}});
   });
 
@@ -295,7 +297,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
       json::value error = nullptr;
       if (s.last_error) error = *s.last_error;
       json::object o{{"name", s.name},
-                     {"position", s.position},
+                     {"position", s.position.value()},
                      {"lag", s.lag},
                      {"status", es::to_string(s.state)},
                      {"last_error", error}};

@@ -34,7 +34,7 @@ void add_relay_routes(http::Router& router, ApiContext& ctx) {
     auto v = relay_view(ctx);
     if (!v) co_return error_for(make_error(Errc::not_found, "this process relays the log to no bus (serve --bus)"));
     boost::json::object o{{"bus", v->bus},           {"state", v->state},
-                          {"position", v->position}, {"lag", v->lag},
+                          {"position", v->position.value()}, {"lag", v->lag},
                           {"lag_seconds", v->lag_seconds}, {"published", v->published}};
     o["last_error"] = v->last_error ? boost::json::value(*v->last_error) : boost::json::value(nullptr);
     co_return http::json_response(200, o);

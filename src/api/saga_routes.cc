@@ -94,7 +94,7 @@ void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunne
         [&](auto done) { admin->retry(retry, std::move(done)); });
     if (!r) co_return error_for(r.error());
     co_return http::json_response(
-        202, json::object{{"dead_letter_id", r->dead_letter_id}, {"order_id", r->order_id}, {"position", r->position}});
+        202, json::object{{"dead_letter_id", r->dead_letter_id}, {"order_id", r->order_id}, {"position", r->position.value()}});
   });
 
   router.add(Method::get, "/api/v1/admin/invariants", [&ctx](Request&) -> asio::awaitable<Response> {

@@ -77,7 +77,7 @@ class Feeds {
           unreadable = true;  // nothing of this batch is sent: the client resumes before it
           return;
         }
-        chunk += http::sse_event(std::to_string(e.position), e.type, data);
+        chunk += http::sse_event(to_string(e.position), e.type, data);
       });
       if (!next || unreadable) return;
       from = *next;
@@ -112,7 +112,7 @@ void add_stream_routes(http::Router& router, ApiContext& ctx) {
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto s = req.query_param("stream_id"); s && !s->empty()) filter.stream_id = std::string(*s);
     co_return http::sse_response([&store = ctx.store, personal = ctx.personal, feeds,
-                                  from = std::max<es::Position>(*from, 1),
+                                  from = es::Position{std::max<std::int64_t>(*from, 1)},
                                   filter = std::move(filter)](std::shared_ptr<http::StreamWriter> out) {
       feeds->start(store, personal, std::move(out), from, filter);
     });

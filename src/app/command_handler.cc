@@ -94,7 +94,7 @@ void CommandHandler::snapshot_loop() {
     for (auto& [stream, snap] : batch) {
       if (auto saved = snapshots_->save_snapshot(snap); !saved)
         report_failure("snapshots", "save",
-                       stream + " at version " + std::to_string(snap.version) + ": " + saved.error().message,
+                       stream + " at version " + to_string(snap.version) + ": " + saved.error().message,
                        "the stream loads from its older snapshot and events until its next snapshot");
       else
         recovered("snapshots", "save");
@@ -123,7 +123,7 @@ Result<Loaded<A>> CommandHandler::read_store(const std::string& id) {
       }
     }
   }
-  auto folded = fold_stream<A>(store_, id, std::move(loaded), -1);
+  auto folded = fold_stream<A>(store_, id, std::move(loaded), es::StreamVersion{-1});
   if (folded)
     cache<A>().put(stream_of<A>(id), std::make_shared<const typename A::State>(folded->state), folded->version,
                    true);
@@ -231,8 +231,8 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   if (a->meta.if_match && *a->meta.if_match != loaded->version) {
     if (stale()) return;
     Error conflict{Errc::version_conflict,
-                   "If-Match expects version " + std::to_string(*a->meta.if_match) + " but it is at version " +
-                       std::to_string(loaded->version),
+                   "If-Match expects version " + to_string(*a->meta.if_match) + " but it is at version " +
+                       to_string(loaded->version),
                    loaded->version};
     return a->done(fail(std::move(conflict)));
   }
@@ -275,7 +275,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   auto state = std::move(loaded->state);
   for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);
   const auto before = loaded->version;
-  const auto after = before + static_cast<es::StreamVersion>(decided->size());
+  const auto after = before + static_cast<std::int64_t>(decided->size());
   // Once the store accepts the append into its open batch, commands on this stream
   // decide on the state it will have and append right behind it. The store calls this
   // under its lock, so a command that conflicts with this append finds its state here.
@@ -324,7 +324,7 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
     OF_CHECK(r->version == after, "an append that wrote must leave the version it was decided for");
     cache<A>().put(stream, shared, after, true);
     auto every = options_.snapshot_every;
-    if (snapshots_ && every > 0 && after / every != before / every)
+    if (snapshots_ && every > 0 && after.value() / every != before.value() / every)
       queue_snapshot({stream, after, codec::kStateSchemaVersion, codec::encode_state(*shared)});
     answer(Handled<A>{shared, *r, std::move(events)});
   });

@@ -65,7 +65,7 @@ struct CommandHandlerOptions {
   // conflict_retry_ms. Many commands on one hot stream thus all get through.
   int max_conflict_retries = 10;
   // Save a snapshot when a stream's version crosses a multiple of this (0: never).
-  es::StreamVersion snapshot_every = 100;
+  std::int64_t snapshot_every = 100;
   // Aggregates kept in memory per type (see AggregateCache). Memory budget: an order's
   // state is ~1 KB, so 8192 orders ~8 MB (20000 were ~20 MB); products and accounts are
   // fewer; a product's grows with the orders holding its stock (see its State).

@@ -41,7 +41,7 @@ struct Fold {
 
   void add(const es::RecordedEvent& e) {
     auto category = es::category_of(e.stream_id);
-    auto fail = [&](const Error& err) { violations.push_back(e.stream_id + " version " + std::to_string(e.version) + ": " + err.message); };
+    auto fail = [&](const Error& err) { violations.push_back(e.stream_id + " version " + to_string(e.version) + ": " + err.message); };
     if (category == "product") {
       auto ev = codec::decode_event<product::Event>(e.type, e.data);
       if (!ev) return fail(ev.error());
@@ -145,7 +145,7 @@ std::vector<std::string> check_invariants(es::EventStore& store) {
   Fold fold;
   es::EventFilter filter;
   filter.categories = {"product", "account", "order"};
-  es::Position from = 1;
+  es::Position from{1};
   for (;;) {
     auto last = store.last_position();
     if (!last) return {"cannot read the store: " + last.error().message};

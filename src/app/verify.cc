@@ -16,7 +16,7 @@ Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* cate
   es::EventFilter filter;
   filter.categories.emplace_back(category);
   const std::size_t prefix = std::string_view(category).size() + 1;
-  for (es::Position from = 1;;) {
+  for (es::Position from{1};;) {
     auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
       if (e.version == 0) ids.insert(e.stream_id.substr(prefix));
     });
@@ -29,7 +29,7 @@ Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* cate
 // The stream's events folded from the start, snapshots not used: what verify compares
 // everything else with.
 template <class A>
-Result<Loaded<A>> fold_all(es::EventStore& store, const std::string& id, es::StreamVersion until = -1) {
+Result<Loaded<A>> fold_all(es::EventStore& store, const std::string& id, es::StreamVersion until = es::StreamVersion{-1}) {
   return fold_stream<A>(store, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, until);
 }
 
@@ -74,9 +74,9 @@ Result<void> check_snapshot(VerifyContext& ctx, const es::Snapshot& snap, Differ
   const std::string id = snap.stream_id.substr(std::string_view(A::category).size() + 1);
   auto folded = fold_all<A>(ctx.store, id, snap.version);
   if (!folded) return fail(folded.error());
-  const auto where = "snapshot " + snap.stream_id + " at version " + std::to_string(snap.version);
+  const auto where = "snapshot " + snap.stream_id + " at version " + to_string(snap.version);
   if (folded->version < snap.version) {
-    out.push_back(where + ": the stream ends at version " + std::to_string(folded->version));
+    out.push_back(where + ": the stream ends at version " + to_string(folded->version));
     return {};
   }
   // States compare as values: the JSON of one state may order a map's keys differently

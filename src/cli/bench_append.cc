@@ -208,7 +208,7 @@ Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<
       auto r = insert->bind(1, position)
                    .bind(2, e.event_id)
                    .bind(3, req.stream_id)
-                   .bind(4, ++versions.try_emplace(req.stream_id, es::kNoStream).first->second)
+                   .bind(4, (++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value())
                    .bind(5, e.type)
                    .bind(6, e.schema_version)
                    .bind(7, e.data)
@@ -297,7 +297,7 @@ int bench_append(const AppendBenchOptions& o) {
   // the share of one core that is at this rate.
   const auto& e = reqs.front().events.front();
   const auto cost = row_check_cost(
-      es::RecordedEvent{e.event_id, reqs.front().stream_id, e.type, 0, 1, e.schema_version, e.data, e.metadata, 0});
+      es::RecordedEvent{e.event_id, reqs.front().stream_id, e.type, es::StreamVersion{0}, es::Position{1}, e.schema_version, e.data, e.metadata, 0});
   fmt::print("  {:<34} {:>12.0f} ns/event   ({:.1f}% of one core at this rate)\n", "hash chain (SHA-256)", cost.hash_ns,
              100 * cost.hash_ns * 1e-9 * m.per_s());
   const bool checksums = !is_postgres_url(o.store);  // PostgreSQL's rows carry none

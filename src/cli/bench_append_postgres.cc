@@ -54,7 +54,7 @@ Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string
       positions.add(++position);
       ids.add(e.event_id);
       streams.add(req.stream_id);
-      stream_versions.add(++versions.try_emplace(req.stream_id, es::kNoStream).first->second);
+      stream_versions.add((++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value());
       types.add(e.type);
       schema_versions.add(std::int64_t{e.schema_version});
       data.add(e.data);

@@ -109,7 +109,7 @@ int bench_consume(const ConsumeBenchOptions& o) {
     if (auto s = relay.status(); s.last_error) return runtime_failure("the relay failed: " + *s.last_error);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  fmt::print("relayed {} events to {}\n", last, o.bus);
+  fmt::print("relayed {} events to {}\n", last.value(), o.bus);
 
   // 2. Catch-up, from the bus and from the log.
   const auto bus_db = fresh_file(o.data, "bench-consume-bus.db");
@@ -123,7 +123,7 @@ int bench_consume(const ConsumeBenchOptions& o) {
   auto start = Clock::now();
   auto cpu = cpu_seconds();
   if (auto r = projector->start(); !r) return runtime_failure(r.error().message);
-  while (projector->status().applied + projector->status().dead_lettered < static_cast<std::uint64_t>(last))
+  while (projector->status().applied + projector->status().dead_lettered < static_cast<std::uint64_t>(last.value()))
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   const double bus_s = std::chrono::duration<double>(Clock::now() - start).count(), bus_cpu = cpu_seconds() - cpu;
   const auto dead = projector->status().dead_lettered;
@@ -164,12 +164,12 @@ int bench_consume(const ConsumeBenchOptions& o) {
   relay.stop();
   store.close();
 
-  const double n = static_cast<double>(last);
+  const double n = static_cast<double>(last.value());
   fmt::print("{:<40} {:>12} {:>10} {:>10} {:>12}\n", "catch-up, all four read models", "events", "seconds", "cpu s",
              "events/s");
-  fmt::print("{:<40} {:>12} {:>10.2f} {:>10.2f} {:>12.0f}\n", "from the bus (bus-fed projector)", last, bus_s, bus_cpu,
+  fmt::print("{:<40} {:>12} {:>10.2f} {:>10.2f} {:>12.0f}\n", "from the bus (bus-fed projector)", last.value(), bus_s, bus_cpu,
              n / bus_s);
-  fmt::print("{:<40} {:>12} {:>10.2f} {:>10.2f} {:>12.0f}\n", "from the log (projection runner)", last, log_s, log_cpu,
+  fmt::print("{:<40} {:>12} {:>10.2f} {:>10.2f} {:>12.0f}\n", "from the log (projection runner)", last.value(), log_s, log_cpu,
              n / log_s);
   fmt::print("{:<40} {:>12} {:>10} {:>10}\n", fmt::format("live, {:.0f} events/s for {} s", o.rate, o.seconds),
              "events", "p50 ms", "p99 ms");
@@ -180,7 +180,7 @@ int bench_consume(const ConsumeBenchOptions& o) {
   if (dead > 0 || bus_live.dead_lettered > 0) fmt::print("dead letters: {}\n", dead + bus_live.dead_lettered);
   boost::json::object out{{"bench", "consume"},
                           {"bus", url->kind == BusKind::nats ? "nats" : "kafka"},
-                          {"events", last},
+                          {"events", last.value()},
                           {"bus_events_per_s", n / bus_s},
                           {"log_events_per_s", n / log_s},
                           {"live_rate", o.rate},

@@ -43,10 +43,10 @@ Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
   auto have = store.last_position();
   if (!have) return fail(have.error());
   if (*have >= target) return {};
-  fmt::print("filling the store with {} events...\n", target - *have);
+  fmt::print("filling the store with {} events...\n", target - have->value());
   Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
     auto last = store.last_position();
-    return static_cast<std::uint64_t>(last ? *last : 0);
+    return static_cast<std::uint64_t>(last ? last->value() : 0);
   });
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<bool> failed{false};
@@ -62,7 +62,7 @@ Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
   const auto run = uuid_v7().substr(24, 8);
   auto product_id = [&](std::int64_t i) { return fmt::format("b{}-p{}", run, i % kProducts); };
   auto customer_id = [&](std::int64_t i) { return fmt::format("b{}-c{}", run, i % kCustomers); };
-  std::int64_t events = *have;
+  std::int64_t events = have->value();
   for (int i = 0; i < kProducts; ++i, ++events)
     append("product-" + product_id(i),
            {new_event(product::Event(product::ProductRegistered{product_id(i), "Bench", 250, 1000000000}))});
@@ -135,10 +135,10 @@ int bench_projection(const ProjectionBenchOptions& o) {
   if (auto r = runner.start(); !r) return runtime_failure(r.error().message);
   auto all = seconds_until_caught_up(runner, *last, "", start);
   if (!all) return runtime_failure(all.error().message);
-  const double all_rate = static_cast<double>(*last) / *all;
+  const double all_rate = static_cast<double>(last->value()) / *all;
 
   fmt::print("{:<24} {:>12} {:>10} {:>10} {:>14}\n", "build", "events", "seconds", "cpu s", "events/s");
-  fmt::print("{:<24} {:>12} {:>10.2f} {:>10.2f} {:>14.0f}\n", "all four, from empty", *last, *all,
+  fmt::print("{:<24} {:>12} {:>10.2f} {:>10.2f} {:>14.0f}\n", "all four, from empty", last->value(), *all,
              cpu_seconds() - cpu_start, all_rate);
   std::string rebuilds;
   for (const char* name : {"orders", "products", "accounts", "sales"}) {
@@ -147,13 +147,13 @@ int bench_projection(const ProjectionBenchOptions& o) {
     if (auto r = runner.rebuild(name); !r) return runtime_failure(r.error().message);
     auto seconds = seconds_until_caught_up(runner, *last, name, start);
     if (!seconds) return runtime_failure(seconds.error().message);
-    const double rate = static_cast<double>(*last) / *seconds;
-    fmt::print("{:<24} {:>12} {:>10.2f} {:>10.2f} {:>14.0f}\n", fmt::format("rebuild {}", name), *last, *seconds,
+    const double rate = static_cast<double>(last->value()) / *seconds;
+    fmt::print("{:<24} {:>12} {:>10.2f} {:>10.2f} {:>14.0f}\n", fmt::format("rebuild {}", name), last->value(), *seconds,
                cpu_seconds() - cpu_start, rate);
     rebuilds += fmt::format(R"({}"{}":{:.0f})", rebuilds.empty() ? "" : ",", name, rate);
   }
   fmt::print(R"({{"bench":"projection","events":{},"events_per_s":{:.0f},"rebuild_events_per_s":{{{}}}}})" "\n",
-             *last, all_rate, rebuilds);
+             last->value(), all_rate, rebuilds);
   return 0;
 }
 

@@ -25,12 +25,12 @@ using Clock = std::chrono::steady_clock;
 Result<void> fill_store(es::EventStore& store, std::int64_t target) {
   auto have = store.last_position();
   if (!have) return fail(have.error());
-  std::int64_t missing = target - *have;
+  std::int64_t missing = target - have->value();
   if (missing <= 0) return {};
   fmt::print("filling the store with {} events...\n", missing);
   Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
     auto last = store.last_position();
-    return static_cast<std::uint64_t>(last ? *last : 0);
+    return static_cast<std::uint64_t>(last ? last->value() : 0);
   });
   std::string data = R"({"order_id":"0190b3f0-0000-7000-8000-000000000000","quantity":3,"unit_price_cents":1299})";
   std::string metadata = R"({"correlation_id":"bench","actor":"bench"})";
@@ -126,7 +126,7 @@ int bench_read(const ReadBenchOptions& o) {
   LatencySamples batches;
   std::int64_t events = 0;
   std::size_t bytes = 0;
-  es::Position from = 1;
+  es::Position from{1};
   auto start = Clock::now();
   const double cpu_start = thread_cpu_ns();
   for (;;) {
@@ -148,7 +148,7 @@ int bench_read(const ReadBenchOptions& o) {
 
   // Every event scanned is checked: on SQLite against its checksum (its hash only at open
   // and by verify), on PostgreSQL against its hash. Its share of the scan's time.
-  auto sample = store.read_all(1, 1);
+  auto sample = store.read_all(es::Position{1}, 1);
   if (!sample || sample->empty()) return runtime_failure("the store is empty");
   const auto cost = row_check_cost(sample->front());
   const double check_ns = postgres ? cost.hash_ns : cost.checksum_ns;

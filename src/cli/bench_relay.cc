@@ -36,7 +36,7 @@ int bench_relay(const RelayBenchOptions& o) {
   auto store = sqlite::SqliteEventStore::open(options);
   if (!store) return runtime_failure(store.error().message);
   if (auto r = fill_store(**store, o.events); !r) return runtime_failure(r.error().message);
-  auto events = (*store)->read_all(1, static_cast<std::size_t>(o.events));
+  auto events = (*store)->read_all(es::Position{1}, static_cast<std::size_t>(o.events));
   if (!events) return runtime_failure(events.error().message);
 
   // Raw: the same messages under ids of their own (JetStream would drop the relay's as

@@ -20,7 +20,7 @@ int print_events(const EventsOptions& o) {
   if (!store) return runtime_failure(store.error().message);
   // Personal data is shown as reads show it: plaintext, or "[erased]".
   app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
-  es::StreamVersion from = 0;
+  es::StreamVersion from{0};
   for (;;) {
     auto events = store->events().read_stream(o.stream, from, 1000, es::Direction::forward);
     if (!events) return runtime_failure(events.error().message);
@@ -28,7 +28,7 @@ int print_events(const EventsOptions& o) {
     for (auto e : *events) {
       if (auto shown = personal.reveal(e.data); !shown) return runtime_failure(shown.error().message);
       fmt::print(R"({{"position":{},"version":{},"type":"{}","event_id":"{}","data":{},"metadata":{}}})" "\n",
-                 e.position, e.version, e.type, e.event_id, e.data, e.metadata);
+                 e.position.value(), e.version.value(), e.type, e.event_id, e.data, e.metadata);
     }
     if (events->size() < 1000) return 0;
     from = events->back().version + 1;

@@ -15,13 +15,13 @@ namespace {
 
 int migrate(StoreSpec spec) {
   // Drawn from the first chunk an older file's migration reports, gone once the store is open.
-  std::atomic<es::Position> migrated{0};
+  std::atomic<es::Position> migrated{es::Position{0}};
   std::unique_ptr<Progress> progress;
   spec.migration_progress = [&](es::Position done, es::Position last) {
     migrated = done;
     if (!progress)
-      progress = std::make_unique<Progress>("migrate", static_cast<std::uint64_t>(last),
-                                            [&migrated] { return static_cast<std::uint64_t>(migrated.load()); });
+      progress = std::make_unique<Progress>("migrate", static_cast<std::uint64_t>(last.value()),
+                                            [&migrated] { return static_cast<std::uint64_t>(migrated.load().value()); });
   };
   auto store = open_store(spec);
   progress.reset();

@@ -42,9 +42,10 @@ int rebuild(const RebuildOptions& o) {
   };
   es::ProjectionStatus s;
   {
-    Progress progress("rebuild " + o.name, static_cast<std::uint64_t>(*last), [&status] {
+    Progress progress("rebuild " + o.name, static_cast<std::uint64_t>(last->value()), [&status] {
       auto now = status();
-      return static_cast<std::uint64_t>(now.state == es::ProjectionState::rebuilding ? now.rebuilt : now.position);
+      return static_cast<std::uint64_t>(
+          (now.state == es::ProjectionState::rebuilding ? now.rebuilt : now.position).value());
     });
     for (s = status(); s.state != es::ProjectionState::failed &&
                        !(s.state == es::ProjectionState::running && s.position >= *last);
@@ -54,7 +55,7 @@ int rebuild(const RebuildOptions& o) {
   if (s.state == es::ProjectionState::failed)
     return runtime_failure("rebuild of " + o.name + " failed: " + s.last_error.value_or(""));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  fmt::print("rebuilt {} through position {} in {:.2f} s\n", o.name, s.position, seconds);
+  fmt::print("rebuilt {} through position {} in {:.2f} s\n", o.name, s.position.value(), seconds);
   return 0;
 }
 

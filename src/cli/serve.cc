@@ -372,7 +372,7 @@ int serve(const ServeOptions& o) {
   // before the store closes.
   read->runner().stop();
   for (const auto& p : read->runner().status())
-    log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position}});
+    log::info("projections", "stopped", {{"projection", p.name}, {"position", p.position.value()}});
   configure_tracing(o.trace_sample_ratio, nullptr);
   if (exporter) {
     exporter.reset();  // sends what is queued
@@ -382,7 +382,7 @@ int serve(const ServeOptions& o) {
   auto last = store->events().last_position();
   store->close();
   log::info("serve", "stopped: accepted appends are written and the store is closed",
-            {{"last_position", last ? *last : 0}});
+            {{"last_position", last ? last->value() : 0}});
   fmt::print("orderflow: stopped\n");
   return 0;
 }

@@ -27,15 +27,15 @@ struct ScannedLog : es::StoredLog {
     });
   }
   es::StoredLog& log;
-  std::atomic<es::Position> position{0};
+  std::atomic<es::Position> position{es::Position{0}};
 };
 
 // Waits until every projection has applied `position`; an error if one has failed.
 Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
-  Progress progress("read models", static_cast<std::uint64_t>(position), [&runner] {
+  Progress progress("read models", static_cast<std::uint64_t>(position.value()), [&runner] {
     es::Position least = std::numeric_limits<es::Position>::max();
     for (const auto& s : runner.status()) least = std::min(least, s.position);
-    return static_cast<std::uint64_t>(least);
+    return static_cast<std::uint64_t>(least.value());
   });
   for (;;) {
     bool behind = false;
@@ -57,8 +57,8 @@ int verify(const StoreSpec& spec) {
   {
     auto last = store->events().last_position();
     ScannedLog scanned(store->stored_log());
-    Progress progress("chain", last ? static_cast<std::uint64_t>(*last) : 0,
-                      [&scanned] { return static_cast<std::uint64_t>(scanned.position.load()); });
+    Progress progress("chain", last ? static_cast<std::uint64_t>(last->value()) : 0,
+                      [&scanned] { return static_cast<std::uint64_t>(scanned.position.load().value()); });
     es::check_chain(scanned, breaks);
   }
   for (const auto& d : breaks) fmt::print("chain: {}\n", d);
@@ -85,7 +85,7 @@ int verify(const StoreSpec& spec) {
     fmt::print("{:<10} {}\n", check.name, found.empty() ? "ok" : fmt::format("{} differences", found.size()));
     total += found.size();
   }
-  fmt::print("verified the store through position {}: {}\n", *last,
+  fmt::print("verified the store through position {}: {}\n", last->value(),
              total ? fmt::format("{} differences", total) : std::string("no differences"));
   return total ? 1 : 0;
 }

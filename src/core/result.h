@@ -12,8 +12,13 @@
 #include <variant>
 
 #include "core/check.h"
+#include "core/strong_int.h"
 
 namespace orderflow {
+
+namespace es {
+struct StreamVersionTag;  // es::StreamVersion (es/event.h), named here for Error::current_version
+}  // namespace es
 
 // One taxonomy for the whole program (cqrs-es style): user errors, conflicts,
 // backend unavailable, corrupt data, bugs. Each is handled differently: only
@@ -44,7 +49,7 @@ struct Error {
   std::string message;
   // For version_conflict: the stream's current version (-1 = no stream), so a
   // retry can go straight into the next batch without reading first.
-  std::optional<std::int64_t> current_version{};
+  std::optional<StrongInt<es::StreamVersionTag>> current_version{};
 };
 
 inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }

@@ -52,12 +52,12 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
   auto i = static_cast<std::size_t>(first_found - stored.begin());
   const auto& ref = **first_found;
   auto duplicate = fail(Errc::duplicate_event, "event " + req.events[i].event_id + " is already stored in " +
-                                                   ref.stream_id + " at version " + std::to_string(ref.version));
+                                                   ref.stream_id + " at version " + to_string(ref.version));
   // A retry stored every one of its events, in order, in its own stream. Event ids are
   // unique, so that is the same as the stream holding exactly these ids from there on.
   for (std::size_t j = 0; j < stored.size(); ++j) {
     const auto& s = stored[j];
-    if (!s || s->stream_id != req.stream_id || s->version != stored[0]->version + static_cast<StreamVersion>(j))
+    if (!s || s->stream_id != req.stream_id || s->version != stored[0]->version + static_cast<std::int64_t>(j))
       return duplicate;
   }
   return AppendResult{stored.back()->version, stored.back()->position, false};
@@ -65,7 +65,7 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
 
 Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected) {
   return Error{Errc::version_conflict,
-               "stream " + stream_id + " is at version " + std::to_string(current) + ", expected " +
+               "stream " + stream_id + " is at version " + to_string(current) + ", expected " +
                    expected.describe(),
                current};
 }
@@ -298,7 +298,7 @@ bool AppendPipeline::refutes(const StreamEntry& entry, const ExpectedVersion& ex
 // Shared backends: the version a stream will be at if this process's appends to it in
 // flight, the new one last, all succeed.
 void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
-  auto n = static_cast<StreamVersion>(req.events.size());
+  auto n = static_cast<std::int64_t>(req.events.size());
   auto [it, first] = streams_.try_emplace(req.stream_id);
   auto& entry = it->second;
   ++entry.in_flight;
@@ -475,8 +475,8 @@ void AppendPipeline::recover() {
         failed_.reset();
         return;
       }
-      r = last ? fail(Errc::internal, "the store holds position " + std::to_string(*last) + " after recovering to " +
-                                          std::to_string(durable))
+      r = last ? fail(Errc::internal, "the store holds position " + to_string(*last) + " after recovering to " +
+                                          to_string(durable))
                : fail(last.error());
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
@@ -528,7 +528,7 @@ void AppendPipeline::fail_from(Position first, const Error& error, std::vector<A
   });
   for (auto& a : open_) settle(a, failure, answers);
   open_.clear();
-  report_failure("event store", "write", "batch from position " + std::to_string(first) + ": " + error.message,
+  report_failure("event store", "write", "batch from position " + to_string(first) + ": " + error.message,
                  "the batch and every append queued behind it answer unavailable, later ones too until a "
                  "probe write succeeds (tried after 100 ms, backing off to 2 s)");
   failure_told_ = true;
@@ -554,7 +554,7 @@ void AppendPipeline::finish(std::vector<std::vector<StagedAppend>>& batches, con
         backend_.on_durable(batch);
         if (failure_told_ && !failed_) {
           recovered("event store", "write", "appends are durable again, up to position " +
-                                                std::to_string(last_committed_));
+                                                to_string(last_committed_));
           failure_told_ = false;
         }
         continue;

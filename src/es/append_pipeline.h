@@ -52,16 +52,16 @@ namespace orderflow::es {
 // Where a stored event is.
 struct StoredEventRef {
   std::string stream_id;
-  StreamVersion version = 0;
-  Position position = 0;
+  StreamVersion version{0};
+  Position position{0};
 };
 
 // An append the pipeline accepted, with its versions and positions assigned (by the
 // pipeline, or by a shared backend's write_batch).
 struct StagedAppend {
   AppendRequest request;
-  StreamVersion first_version = 0;  // of request.events[0]
-  Position first_position = 0;      // of request.events[0]
+  StreamVersion first_version{0};  // of request.events[0]
+  Position first_position{0};      // of request.events[0]
   std::int64_t recorded_at_ms = 0;
   AppendCallback done;
   // Set by a shared backend's write_batch for an append it answered without writing:
@@ -240,12 +240,12 @@ class AppendPipeline {
   // Idempotency keys in flight, with appends that reused one: answered
   // idempotency_key_reused once the first commits, so their record can be read.
   std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_ GUARDED_BY(mu_);
-  Position next_position_ GUARDED_BY(mu_) = 1;
-  Position last_committed_ GUARDED_BY(mu_) = 0;
+  Position next_position_ GUARDED_BY(mu_){1};
+  Position last_committed_ GUARDED_BY(mu_){0};
   // Exclusive backends, after a failed batch until recover() succeeded: the answer to
   // appends, and the first position of the failed batch (batches before it stand).
   std::optional<Error> failed_ GUARDED_BY(mu_);
-  Position failed_from_ GUARDED_BY(mu_) = 0;
+  Position failed_from_ GUARDED_BY(mu_){0};
   bool failure_told_ GUARDED_BY(mu_) = false;  // reported, and not yet told recovered by a durable batch
   bool stopping_ GUARDED_BY(mu_) = false;
   bool started_ GUARDED_BY(mu_) = false;

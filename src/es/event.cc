@@ -9,7 +9,7 @@ std::string ExpectedVersion::describe() const {
     case Kind::any: return "any";
     case Kind::no_stream: return "no_stream";
     case Kind::stream_exists: return "stream_exists";
-    case Kind::exact: return std::to_string(version_);
+    case Kind::exact: return to_string(version_);
   }
   return "?";
 }

@@ -8,14 +8,20 @@
 #include <string_view>
 #include <vector>
 
+#include "core/strong_int.h"
+
 namespace orderflow::es {
 
+// Distinct types (core/strong_int.h), so that a version passed as a position, or the two
+// swapped in AppendResult{...}, does not compile.
+struct StreamVersionTag;
+struct PositionTag;
 // A stream's version: 0 for its first event. kNoStream means the stream has no events.
-using StreamVersion = std::int64_t;
+using StreamVersion = StrongInt<StreamVersionTag>;
 // A global position: 1 for the first event ever appended, strictly increasing.
-using Position = std::int64_t;
+using Position = StrongInt<PositionTag>;
 
-inline constexpr StreamVersion kNoStream = -1;
+inline constexpr StreamVersion kNoStream{-1};
 
 // An event as a client hands it to append(). event_id is a client-chosen UUID: it makes
 // a retried append idempotent.
@@ -31,8 +37,8 @@ struct RecordedEvent {
   std::string event_id;
   std::string stream_id;
   std::string type;
-  StreamVersion version = 0;
-  Position position = 0;
+  StreamVersion version{0};
+  Position position{0};
   std::int32_t schema_version = 1;
   std::string data;
   std::string metadata;
@@ -49,9 +55,9 @@ class ExpectedVersion {
  public:
   enum class Kind { any, no_stream, stream_exists, exact };
 
-  static ExpectedVersion any() { return ExpectedVersion(Kind::any, 0); }
+  static ExpectedVersion any() { return ExpectedVersion(Kind::any, StreamVersion{0}); }
   static ExpectedVersion no_stream() { return ExpectedVersion(Kind::no_stream, kNoStream); }
-  static ExpectedVersion stream_exists() { return ExpectedVersion(Kind::stream_exists, 0); }
+  static ExpectedVersion stream_exists() { return ExpectedVersion(Kind::stream_exists, StreamVersion{0}); }
   static ExpectedVersion exact(StreamVersion v) { return ExpectedVersion(Kind::exact, v); }
 
   Kind kind() const { return kind_; }
@@ -85,7 +91,7 @@ struct IdempotencyRecord {
 
 struct AppendResult {
   StreamVersion version = kNoStream;  // the stream's version after the append
-  Position position = 0;              // the global position of the last event appended
+  Position position{0};               // the global position of the last event appended
   // false: the append was a retry of one already stored (the same event ids at the same
   // place), answered with the original version and position; nothing was written now,
   // so what the caller decided this time is not what the stream holds.

@@ -77,10 +77,10 @@ EventHash event_hash(const EventHash& prev, const HashedFields& e) {
   auto& b = sha.buffer;
   b.clear();
   b.append(hash_bytes(prev));
-  put_int(b, static_cast<std::uint64_t>(e.position), 8);
+  put_int(b, static_cast<std::uint64_t>(e.position.value()), 8);
   put_text(b, e.event_id);
   put_text(b, e.stream_id);
-  put_int(b, static_cast<std::uint64_t>(e.version), 8);
+  put_int(b, static_cast<std::uint64_t>(e.version.value()), 8);
   put_text(b, e.type);
   put_int(b, static_cast<std::uint32_t>(e.schema_version), 4);
   put_text(b, e.data);
@@ -177,8 +177,8 @@ bool hash_from_hex(std::string_view hex, EventHash& out) {
 }
 
 std::string describe_stored(const RecordedEvent& e) {
-  return "position " + std::to_string(e.position) + " (stream " + e.stream_id + " version " +
-         std::to_string(e.version) + ")";
+  return "position " + to_string(e.position) + " (stream " + e.stream_id + " version " +
+         to_string(e.version) + ")";
 }
 
 Result<void> check_event_hash(const RecordedEvent& e, const EventHash& prev, const EventHash& stored) {

@@ -51,10 +51,10 @@ inline constexpr EventHash kNoEventHash{};
 
 // An event's fields as stored.
 struct HashedFields {
-  Position position = 0;
+  Position position{0};
   std::string_view event_id;
   std::string_view stream_id;
-  StreamVersion version = 0;
+  StreamVersion version{0};
   std::string_view type;
   std::int32_t schema_version = 1;
   std::string_view data;

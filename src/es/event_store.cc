@@ -23,16 +23,16 @@ Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, 
 void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
   // The hash of the event before: as stored where the store keeps it, else as computed.
   EventHash before = kNoEventHash;
-  Position expected = 1;
+  Position expected{1};
   // Where the last stored hash held: a store that keeps hashes at some rows only can
   // name a break no closer than the rows since then.
-  Position checked_through = 0;
+  Position checked_through{0};
   bool named_since = false;  // a row since then was named already (its checksum)
   auto check = [&](const RecordedEvent& e, const StoredHashes& stored) {
     if (e.position != expected)
-      breaks.push_back((e.position == expected + 1 ? "position " + std::to_string(expected) + " is"
-                                                   : "positions " + std::to_string(expected) + " to " +
-                                                         std::to_string(e.position - 1) + " are") +
+      breaks.push_back((e.position == expected + 1 ? "position " + to_string(expected) + " is"
+                                                   : "positions " + to_string(expected) + " to " +
+                                                         to_string(e.position - 1) + " are") +
                        " missing from the log");
     const EventHash prev = stored.prev_hash.value_or(before);
     const EventHash computed = event_hash(prev, hashed_fields(e));
@@ -41,8 +41,8 @@ void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
       if (stored.prev_hash || checked_through + 1 == e.position)
         breaks.push_back(check_event_hash(e, prev, *stored.hash).error().message);
       else if (!named_since)
-        breaks.push_back("the hash chain breaks between positions " + std::to_string(checked_through + 1) + " and " +
-                         std::to_string(e.position) + ": the events there do not give the hash stored at " +
+        breaks.push_back("the hash chain breaks between positions " + to_string(checked_through + 1) + " and " +
+                         to_string(e.position) + ": the events there do not give the hash stored at " +
                          describe_stored(e) + " (one of them was rewritten, or that hash was)");
     } else if (stored.checksum) {
       if (auto r = check_event_checksum(e, *stored.checksum); !r) {
@@ -59,10 +59,10 @@ void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
     }
     expected = e.position + 1;
   };
-  for (Position from = 1;;) {
+  for (Position from{1};;) {
     auto next = log.scan_stored(from, 10000, check);
     if (!next) {
-      breaks.push_back("the log cannot be read past position " + std::to_string(expected - 1) + ": " +
+      breaks.push_back("the log cannot be read past position " + to_string(expected - 1) + ": " +
                        next.error().message);
       return;
     }

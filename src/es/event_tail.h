@@ -54,7 +54,7 @@ class EventTail {
   std::deque<RecordedEvent> events_ GUARDED_BY(mu_);
   std::size_t bytes_ GUARDED_BY(mu_) = 0;
   std::optional<Position> covered_from_ GUARDED_BY(mu_);
-  Position end_ GUARDED_BY(mu_) = 0;  // one past the last durable position pushed
+  Position end_ GUARDED_BY(mu_){0};  // one past the last durable position pushed
 };
 
 }  // namespace orderflow::es

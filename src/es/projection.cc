@@ -78,8 +78,8 @@ Result<void> ProjectionRunner::replace_if_ahead(Slot& slot, std::unique_ptr<Read
   if (*at <= *last) return {};
   const auto& name = slot.projection->name();
   report_failure("projections", name,
-                 "its read model is at position " + std::to_string(*at) + " but the log ends at " +
-                     std::to_string(*last) + ": it was built from another log (a restored backup?)",
+                 "its read model is at position " + to_string(*at) + " but the log ends at " +
+                     to_string(*last) + ": it was built from another log (a restored backup?)",
                  "replaced by an empty copy built again from the log");
   auto fresh = slot.projection->create_copy();
   if (!fresh) return fail(fresh.error());
@@ -326,7 +326,7 @@ void ProjectionRunner::trace_applied(Slot& slot, std::span<const RecordedEvent> 
     span.attributes = {{"projection", slot.projection->name()},
                        {"event.type", e.type},
                        {"event.stream_id", e.stream_id},
-                       {"event.position", static_cast<std::int64_t>(e.position)}};
+                       {"event.position", e.position.value()}};
     record_span(std::move(span));
   }
 }
@@ -372,7 +372,7 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
     ProjectionStatus s;
     s.name = slot->projection->name();
     s.position = slot->position;
-    s.lag = last ? std::max<Position>(0, *last - s.position) : 0;
+    s.lag = last ? std::max<std::int64_t>(0, *last - s.position) : 0;
     MutexLock lk(slot->mu);
     std::optional<Error> error;
     if (slot->building_sub) {
@@ -398,7 +398,7 @@ std::vector<ProjectionStatus> ProjectionRunner::status() {
 
 Position ProjectionRunner::position(const std::string& name) const {
   auto* slot = find(name);
-  return slot ? slot->position.load() : 0;
+  return slot ? slot->position.load() : Position{0};
 }
 
 ProjectionRunner::Slot* ProjectionRunner::find(const std::string& name) const {

@@ -81,9 +81,9 @@ const char* to_string(ProjectionState state);
 
 struct ProjectionStatus {
   std::string name;
-  Position position = 0;  // applied by the live copy
-  Position lag = 0;       // the store's last position - position (0: caught up)
-  Position rebuilt = 0;   // while rebuilding: applied by the new copy
+  Position position{0};  // applied by the live copy
+  std::int64_t lag = 0;  // the store's last position - position (0: caught up)
+  Position rebuilt{0};   // while rebuilding: applied by the new copy
   ProjectionState state = ProjectionState::stopped;
   std::optional<std::string> last_error;
 };
@@ -166,7 +166,7 @@ class ProjectionRunner {
   struct Slot {
     Projection* projection;
     std::size_t index;
-    std::atomic<Position> position{0};  // applied by the live copy; only grows
+    std::atomic<Position> position{Position{0}};  // applied by the live copy; only grows
 
     // One batch at a time across the slot's copies; guards the members below.
     Mutex mu;
@@ -183,7 +183,7 @@ class ProjectionRunner {
     // backing off while it fails before applying anything (see retry()).
     std::chrono::steady_clock::time_point retry_at GUARDED_BY(mu){};
     std::chrono::milliseconds retry_backoff GUARDED_BY(mu) = kFirstRetry;
-    Position retried_at GUARDED_BY(mu) = 0;  // slot.position when last retried
+    Position retried_at GUARDED_BY(mu){0};  // slot.position when last retried
     std::optional<Error> restart_error GUARDED_BY(mu);  // of the last retry, if it failed
 
     // Guards the lag figures apart from `mu`, so reading them never waits for a batch.

@@ -78,7 +78,7 @@ void Subscription::run() {
   };
   auto stop_with = [&](Error e, const char* what) {
     report_failure("subscription", options_.name,
-                   std::string(what) + " at position " + std::to_string(position_.load()) + ": " + e.message,
+                   std::string(what) + " at position " + to_string(position_.load()) + ": " + e.message,
                    options_.after_failure);
     fail_with(std::move(e));
   };
@@ -94,7 +94,7 @@ void Subscription::run() {
     if (!batch.next) {
       // The store is unavailable or failing: keep the error visible and retry.
       report_failure("subscription", read_kind,
-                     "reading from position " + std::to_string(position_.load()) + ": " + batch.next.error().message,
+                     "reading from position " + to_string(position_.load()) + ": " + batch.next.error().message,
                      "retried in " + std::to_string(backoff.count()) + " ms, backing off to 2 s");
       fail_with(batch.next.error());
       read_failed = true;
@@ -128,7 +128,7 @@ void Subscription::run() {
     position_ = next;
     if (!handled_one) {  // a subscription started again after a failure works
       handled_one = true;
-      recovered("subscription", options_.name, "at position " + std::to_string(next - 1));
+      recovered("subscription", options_.name, "at position " + to_string(next - 1));
     }
     MutexLock lk(mu_);
     last_error_.reset();

@@ -20,7 +20,7 @@ namespace orderflow::es {
 
 struct SubscriptionOptions {
   std::string name;        // the checkpoint's name
-  Position from = 1;       // where to start when there is no checkpoint
+  Position from{1};       // where to start when there is no checkpoint
   EventFilter filter;
   std::size_t batch_size = 1000;
   // Longest sleep between looks at the log when caught up (the store wakes it sooner).
@@ -68,7 +68,7 @@ class Subscription {
   SubscriptionOptions options_;
   BatchHandler handler_;
 
-  std::atomic<Position> position_{1};
+  std::atomic<Position> position_{Position{1}};
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_{false};
   mutable Mutex mu_;

@@ -37,7 +37,7 @@ std::vector<std::pair<http::Method, std::string>> routes() {
   EXPECT_TRUE(db);
   auto read = app::projections::ReadSide::open(std::move(*db), **store);
   Metrics metrics;
-  ApiContext ctx{commands, **store, read.get(), &metrics, 0};
+  ApiContext ctx{commands, **store, read.get(), &metrics, es::Position{0}};
   auto router = make_router(ctx);
   add_saga_routes(router, ctx, nullptr);
   std::vector<std::pair<http::Method, std::string>> out;

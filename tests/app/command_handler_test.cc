@@ -49,7 +49,7 @@ TEST_F(CommandHandlerTest, AppendsDecidedEventsWithMetadata) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->result.version, 0);
   EXPECT_EQ(r->state->account_id, "ann");
-  auto events = *store_->read_stream("account-ann", 0, 10, es::Direction::forward);
+  auto events = *store_->read_stream("account-ann", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].type, "AccountOpened");
   EXPECT_NE(events[0].metadata.find(R"("correlation_id":"corr-1")"), std::string::npos);
@@ -68,13 +68,13 @@ TEST_F(CommandHandlerTest, RejectionsWriteNothing) {
 TEST_F(CommandHandlerTest, IfMatchIsHonouredExactly) {
   ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
   CommandMeta stale;
-  stale.if_match = 3;
+  stale.if_match = es::StreamVersion{3};
   auto r = run<Account>("ann", account::Deposit{5}, stale);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::version_conflict);
   EXPECT_EQ(r.error().current_version, 0);
   CommandMeta right;
-  right.if_match = 0;
+  right.if_match = es::StreamVersion{0};
   EXPECT_TRUE(run<Account>("ann", account::Deposit{5}, right));
 }
 
@@ -99,7 +99,7 @@ TEST_F(CommandHandlerTest, ConcurrentCommandsOnOneStreamLoseNoUpdate) {
 TEST_F(CommandHandlerTest, AStaleCacheCostsOnlyARetry) {
   ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
   // Someone else appends behind the handler's back (another process, later).
-  es::AppendRequest direct{"account-ann", es::ExpectedVersion::exact(0), {}, {}};
+  es::AppendRequest direct{"account-ann", es::ExpectedVersion::exact(es::StreamVersion{0}), {}, {}};
   direct.events.push_back({"11111111-1111-4111-8111-111111111111", "FundsDeposited", 1,
                            codec::encode_event(account::Event(account::FundsDeposited{70})), "{}"});
   ASSERT_TRUE(store_->append(direct));
@@ -179,12 +179,12 @@ TEST_F(CommandHandlerTest, SnapshotsAreUsedAndUnreadableOnesIgnored) {
   EXPECT_EQ(loaded->state.balance_cents, 25);
   EXPECT_EQ(loaded->version, 25);
 
-  ASSERT_TRUE(store_->save_snapshot({"account-ann", 20, codec::kStateSchemaVersion, "{not json"}));
+  ASSERT_TRUE(store_->save_snapshot({"account-ann", es::StreamVersion{20}, codec::kStateSchemaVersion, "{not json"}));
   open(options);
   loaded = handler_->load<Account>("ann");
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->state.balance_cents, 25);
-  ASSERT_TRUE(store_->save_snapshot({"account-ann", 20, codec::kStateSchemaVersion + 1, "{}"}));
+  ASSERT_TRUE(store_->save_snapshot({"account-ann", es::StreamVersion{20}, codec::kStateSchemaVersion + 1, "{}"}));
   open(options);
   EXPECT_EQ(handler_->load<Account>("ann")->state.balance_cents, 25);
 }
@@ -193,7 +193,7 @@ TEST_F(CommandHandlerTest, LoadUntilFoldsAnEarlierVersion) {
   ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
   ASSERT_TRUE(run<Account>("ann", account::Deposit{10}));
   ASSERT_TRUE(run<Account>("ann", account::Deposit{20}));
-  auto then = handler_->load_until<Account>("ann", 1);
+  auto then = handler_->load_until<Account>("ann", es::StreamVersion{1});
   ASSERT_TRUE(then);
   EXPECT_EQ(then->version, 1);
   EXPECT_EQ(then->state.balance_cents, 10);
@@ -209,7 +209,7 @@ class StagingStore final : public es::EventStore {
   void append_async(es::AppendRequest req, es::AppendCallback done) override {
     auto version = inner_.stream_version(req.stream_id);
     auto last = inner_.last_position();
-    const auto n = static_cast<es::StreamVersion>(req.events.size());
+    const auto n = static_cast<std::int64_t>(req.events.size());
     if (req.on_staged) req.on_staged({*version + n, *last + n});
     held_.push_back({std::move(req), std::move(done)});
   }

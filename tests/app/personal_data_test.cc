@@ -210,7 +210,7 @@ TEST_P(PersonalDataTest, CommandsSealPersonalDataSoStatesEventsAndDocumentsHoldN
   ASSERT_TRUE(order) << order.error().message;
 
   std::string all;
-  auto events = store_.events().read_all(1, 100);
+  auto events = store_.events().read_all(es::Position{1}, 100);
   ASSERT_TRUE(events);
   for (const auto& e : *events) codec::append_event_json(all, e);
   auto doc = projections::order_document(*order->state, order->result.version);
@@ -223,7 +223,7 @@ TEST_P(PersonalDataTest, CommandsSealPersonalDataSoStatesEventsAndDocumentsHoldN
 
   ASSERT_TRUE(pd.erase("ada"));
   all.clear();
-  events = store_.events().read_all(1, 100);
+  events = store_.events().read_all(es::Position{1}, 100);
   ASSERT_TRUE(events);
   for (const auto& e : *events) codec::append_event_json(all, e);
   doc = projections::order_document(*order->state, order->result.version);
@@ -325,7 +325,7 @@ TEST(PersonalDataSqliteTest, AFormat6StoreGetsItsKeyTableWhenOpened) {
   auto store = sqlite::SqliteEventStore::open(options);
   ASSERT_TRUE(store) << store.error().message;
   PersonalData pd(**store, **store);
-  std::string json = (*(*store)->read_stream("account-old", 0, 1, es::Direction::forward))[0].data;
+  std::string json = (*(*store)->read_stream("account-old", es::StreamVersion{0}, 1, es::Direction::forward))[0].data;
   ASSERT_TRUE(pd.reveal(json));
   EXPECT_EQ(json, R"({"account_id":"old","owner":"Plain Old"})") << "plaintext of older events still reads";
   auto erased = pd.erase("old");

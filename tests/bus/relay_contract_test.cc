@@ -51,7 +51,7 @@ void append_events(es::EventStore& store, int from, int count) {
 // order once repeats of a (stream, version) already seen are dropped, with the right
 // subject, key, headers and body. Answers how many messages were repeats.
 std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
-  auto log = store.read_all(1, 1'000'000);
+  auto log = store.read_all(es::Position{1}, 1'000'000);
   EXPECT_TRUE(log);
   std::map<std::string, es::RecordedEvent> by_id;
   for (auto& e : *log) by_id[e.event_id] = e;
@@ -77,8 +77,8 @@ std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
     }
     EXPECT_EQ(r.headers.at("orderflow-stream-id"), e.stream_id);
     EXPECT_EQ(r.headers.at("orderflow-type"), e.type);
-    EXPECT_EQ(r.headers.at("orderflow-version"), std::to_string(e.version));
-    EXPECT_EQ(r.headers.at("orderflow-position"), std::to_string(e.position));
+    EXPECT_EQ(r.headers.at("orderflow-version"), to_string(e.version));
+    EXPECT_EQ(r.headers.at("orderflow-position"), to_string(e.position));
     EXPECT_EQ(r.headers.at("orderflow-schema-version"), "1");
     EXPECT_EQ(r.headers.at("orderflow-causation-id"), "k-1");
     EXPECT_EQ(r.headers.at("traceparent"), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");

@@ -51,7 +51,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
     for (const auto& a : batch)
       for (std::size_t i = 0; i < a.request.events.size(); ++i)
         rows_.push_back({a.request.events[i].event_id, a.request.stream_id,
-                         a.first_version + static_cast<StreamVersion>(i), a.first_position + static_cast<Position>(i)});
+                         a.first_version + static_cast<std::int64_t>(i), a.first_position + static_cast<std::int64_t>(i)});
     return {};
   }
   Result<void> sync(std::size_t batches) override {
@@ -203,9 +203,9 @@ TEST_F(AppendPipelineRecovery, FailedWriteFailsItsBatchAndEveryAppendBehindItThe
   // the version b leaves.
   backend_.hold_writes(true);
   backend_.fail_writes(1);
-  auto b = append_async(request("s", ExpectedVersion::exact(0), {"b"}));
+  auto b = append_async(request("s", ExpectedVersion::exact(StreamVersion{0}), {"b"}));
   backend_.await(2, &FailingBackend::writes_);
-  auto c = append_async(request("s", ExpectedVersion::exact(1), {"c"}));
+  auto c = append_async(request("s", ExpectedVersion::exact(StreamVersion{1}), {"c"}));
   auto d = append_async(request("t", ExpectedVersion::no_stream(), {"d"}));
   backend_.hold_writes(false);
   expect_unavailable(b.get());
@@ -214,10 +214,10 @@ TEST_F(AppendPipelineRecovery, FailedWriteFailsItsBatchAndEveryAppendBehindItThe
 
   ASSERT_TRUE(recovered());
   // Versions and positions continue from what is durable, as if b, c, d never were.
-  auto conflict = append(request("s", ExpectedVersion::exact(1), {"e"}));
+  auto conflict = append(request("s", ExpectedVersion::exact(StreamVersion{1}), {"e"}));
   ASSERT_FALSE(conflict);
   EXPECT_EQ(conflict.error().code, Errc::version_conflict);
-  auto e = append(request("s", ExpectedVersion::exact(0), {"e"}));
+  auto e = append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"e"}));
   ASSERT_TRUE(e) << e.error().message;
   EXPECT_EQ(e->version, 1);
   EXPECT_EQ(e->position, 2);
@@ -256,10 +256,10 @@ TEST_F(AppendPipelineRecovery, FailedSyncRemovesTheCommittedBatchAndWritesResume
   backend_.fail_syncs(1);
   // The batch committed (the backend holds it) but was never durable: it fails, and
   // recovery removes it.
-  expect_unavailable(append(request("s", ExpectedVersion::exact(0), {"b", "c"})));
+  expect_unavailable(append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"b", "c"})));
   ASSERT_TRUE(recovered());
   EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a"}));
-  auto retried = append(request("s", ExpectedVersion::exact(0), {"b", "c"}));
+  auto retried = append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"b", "c"}));
   ASSERT_TRUE(retried) << retried.error().message;
   EXPECT_EQ(retried->version, 2);
   EXPECT_EQ(retried->position, 3);
@@ -272,14 +272,14 @@ TEST_F(AppendPipelineRecovery, BatchWrittenBeforeAFailedOneStands) {
   auto x = append_async(request("s", ExpectedVersion::no_stream(), {"x"}));
   backend_.await(1, &FailingBackend::syncs_started_);
   backend_.fail_writes(1);
-  auto y = append_async(request("s", ExpectedVersion::exact(0), {"y"}));
+  auto y = append_async(request("s", ExpectedVersion::exact(StreamVersion{0}), {"y"}));
   expect_unavailable(y.get());
   backend_.hold_syncs(false);
   auto x_result = x.get();
   ASSERT_TRUE(x_result) << x_result.error().message;
   EXPECT_EQ(x_result->position, 1);
   ASSERT_TRUE(recovered());
-  auto z = append(request("s", ExpectedVersion::exact(0), {"z"}));
+  auto z = append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"z"}));
   ASSERT_TRUE(z) << z.error().message;
   EXPECT_EQ(z->position, 2);
   EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"x", "z"}));
@@ -314,9 +314,9 @@ TEST_F(AppendPipelineRecovery, AFailedSyncFailsTheBatchesBehindItAndRefusesAppen
   backend_.hold_syncs(true);
   backend_.fail_syncs(1);
   backend_.fail_recovers(1000);
-  auto b = append_async(request("s", ExpectedVersion::exact(0), {"b"}));
+  auto b = append_async(request("s", ExpectedVersion::exact(StreamVersion{0}), {"b"}));
   backend_.await(2, &FailingBackend::syncs_started_);  // b's batch is in its sync, held
-  auto c = append_async(request("s", ExpectedVersion::exact(1), {"c"}));
+  auto c = append_async(request("s", ExpectedVersion::exact(StreamVersion{1}), {"c"}));
   backend_.await(3, &FailingBackend::writes_);          // c's batch is written behind it
   backend_.hold_syncs(false);
   expect_unavailable(b.get());
@@ -336,7 +336,7 @@ TEST_F(AppendPipelineRecovery, AFailedSyncFailsTheBatchesBehindItAndRefusesAppen
   ASSERT_TRUE(recovered(3s));
   // What b and c left was removed; versions and positions continue from a.
   EXPECT_EQ(ids_of(backend_.rows()), (std::vector<std::string>{"a"}));
-  auto e = append(request("s", ExpectedVersion::exact(0), {"e"}));
+  auto e = append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"e"}));
   ASSERT_TRUE(e) << e.error().message;
   EXPECT_EQ(e->version, 1);
   EXPECT_EQ(e->position, 2);
@@ -429,8 +429,8 @@ class SharedDatabase final : public AppendBackend {
       }
       a.first_version = version + 1;
       a.first_position = head_ + 1;
-      version += static_cast<StreamVersion>(a.request.events.size());
-      head_ += static_cast<Position>(a.request.events.size());
+      version += static_cast<std::int64_t>(a.request.events.size());
+      head_ += static_cast<std::int64_t>(a.request.events.size());
     }
     return {};
   }
@@ -478,7 +478,7 @@ class SharedDatabase final : public AppendBackend {
   bool open_ = false, hold_writes_ = false;
   int writes_begun_ = 0, fail_syncs_ = 0;
   std::map<std::string, StreamVersion> streams_;
-  Position head_ = 0;
+  Position head_{0};
 };
 
 // This process's append to a stream is written but not yet known durable, and another
@@ -490,15 +490,15 @@ TEST(AppendPipelineShared, AnAppendExpectingAVersionNewerThanMemoryKnowsGoesToTh
   SharedDatabase db;
   AppendPipeline pipeline(db, {}, [] { return std::int64_t{0}; });
   ASSERT_TRUE(pipeline.start());
-  db.other_writes("s", 5);
+  db.other_writes("s", StreamVersion{5});
   std::promise<void> numbered;
-  auto first = request("s", ExpectedVersion::exact(5), {"ours"});
+  auto first = request("s", ExpectedVersion::exact(StreamVersion{5}), {"ours"});
   first.on_staged = [&](const AppendResult&) { numbered.set_value(); };
   std::promise<Result<AppendResult>> first_answer, second_answer;
   pipeline.append(std::move(first), [&](Result<AppendResult> r) { first_answer.set_value(std::move(r)); });
   numbered.get_future().wait();  // written at version 6; its sync waits at the gate
-  db.other_writes("s", 11);      // committed after it, by another process
-  pipeline.append(request("s", ExpectedVersion::exact(11), {"after-theirs"}),
+  db.other_writes("s", StreamVersion{11});      // committed after it, by another process
+  pipeline.append(request("s", ExpectedVersion::exact(StreamVersion{11}), {"after-theirs"}),
                   [&](Result<AppendResult> r) { second_answer.set_value(std::move(r)); });
   db.open_gate();
   auto a = first_answer.get_future().get();
@@ -508,10 +508,10 @@ TEST(AppendPipelineShared, AnAppendExpectingAVersionNewerThanMemoryKnowsGoesToTh
   ASSERT_TRUE(b) << b.error().message;
   EXPECT_EQ(b->version, 12);
   // A caller behind this process's own append is still refused at once, naming it.
-  db.other_writes("s", 12);
+  db.other_writes("s", StreamVersion{12});
   auto behind = std::async(std::launch::async, [&] {
     std::promise<Result<AppendResult>> p;
-    pipeline.append(request("s", ExpectedVersion::exact(3), {"late"}), [&](Result<AppendResult> r) { p.set_value(std::move(r)); });
+    pipeline.append(request("s", ExpectedVersion::exact(StreamVersion{3}), {"late"}), [&](Result<AppendResult> r) { p.set_value(std::move(r)); });
     return p.get_future().get();
   }).get();
   ASSERT_FALSE(behind);
@@ -560,7 +560,7 @@ TEST(AppendPipelineShared, AConflictWithAnUnnumberedAppendIsParkedUntilItIsNumbe
 // longer knows the stream's version, so the parked append goes to the database, which
 // accepts it.
 TEST(AppendPipelineShared, AParkedAppendGoesToTheDatabaseOnceMemoryNoLongerKnowsTheVersion) {
-  FirstHeldThenSecond run(3, ExpectedVersion::no_stream(), ExpectedVersion::exact(3));
+  FirstHeldThenSecond run(StreamVersion{3}, ExpectedVersion::no_stream(), ExpectedVersion::exact(StreamVersion{3}));
   run.db.hold_writes(false);
   auto a = run.first.get_future().get();
   ASSERT_FALSE(a);
@@ -589,7 +589,7 @@ TEST(AppendPipelineShared, AFailedBatchFailsOnlyItsOwnAppendsAndTheNextIsWritten
   EXPECT_NE(a.error().message.find("same event ids"), std::string::npos) << a.error().message;
   EXPECT_FALSE(pipeline.write_failure());
   // The database numbered a (and kept it, here): memory does not guess, the database decides.
-  pipeline.append(request("s", ExpectedVersion::exact(0), {"b"}),
+  pipeline.append(request("s", ExpectedVersion::exact(StreamVersion{0}), {"b"}),
                   [&](Result<AppendResult> r) { second.set_value(std::move(r)); });
   auto b = second.get_future().get();
   ASSERT_TRUE(b) << b.error().message;

@@ -10,9 +10,9 @@
 namespace orderflow::es {
 namespace {
 
-RecordedEvent event(Position position, std::string data) {
-  return RecordedEvent{"id-" + std::to_string(position), "order-1", "OrderPlaced", position - 1, position, 1,
-                       std::move(data), "{}", 1000 + position};
+RecordedEvent event(std::int64_t position, std::string data) {
+  return RecordedEvent{"id-" + std::to_string(position), "order-1", "OrderPlaced", StreamVersion{position - 1},
+                       Position{position}, 1, std::move(data), "{}", 1000 + position};
 }
 
 // A log held in memory, its hashes made by the chain and each row's checksum, for
@@ -25,7 +25,7 @@ struct MemoryLog : StoredLog {
     EventChecksum checksum;
   };
   std::vector<Row> rows;
-  Position stride = 0;
+  std::int64_t stride = 0;
 
   void append(RecordedEvent e) {
     const EventHash prev = rows.empty() ? kNoEventHash : rows.back().hash;
@@ -40,7 +40,7 @@ struct MemoryLog : StoredLog {
         StoredHashes stored{r.prev, r.hash, r.checksum};
         if (stride > 0) {
           stored.prev_hash.reset();
-          if (r.e.position % stride != 0 && &r != &rows.back()) stored.hash.reset();
+          if (r.e.position.value() % stride != 0 && &r != &rows.back()) stored.hash.reset();
         }
         fn(r.e, stored);
         next = r.e.position + 1;
@@ -59,10 +59,10 @@ std::vector<std::string> breaks_of(MemoryLog& log) {
 // Each a change of one stored field of event(7, ...); the last moves bytes from one text
 // to the next (lengths go with the texts, so that is a change too).
 const std::vector<std::function<void(RecordedEvent&)>> kFieldChanges = {
-    [](RecordedEvent& c) { c.position = 8; },
+    [](RecordedEvent& c) { c.position = Position{8}; },
     [](RecordedEvent& c) { c.event_id = "id-x"; },
     [](RecordedEvent& c) { c.stream_id = "order-2"; },
-    [](RecordedEvent& c) { c.version = 1; },
+    [](RecordedEvent& c) { c.version = StreamVersion{1}; },
     [](RecordedEvent& c) { c.type = "OrderPlacee"; },
     [](RecordedEvent& c) { c.schema_version = 2; },
     [](RecordedEvent& c) { c.data = R"({"a":2})"; },
@@ -141,13 +141,13 @@ TEST(EventHash, HexRoundTrip) {
 
 TEST(CheckChain, AnUntouchedLogHasNoBreaks) {
   MemoryLog log;
-  for (Position p = 1; p <= 30; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 30; ++p) log.append(event(p, "{}"));
   EXPECT_TRUE(breaks_of(log).empty());
 }
 
 TEST(CheckChain, AChangedFieldIsABreakAtItsPosition) {
   MemoryLog log;
-  for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 5; ++p) log.append(event(p, "{}"));
   log.rows[2].e.data = R"({"x":1})";
   auto breaks = breaks_of(log);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
@@ -157,7 +157,7 @@ TEST(CheckChain, AChangedFieldIsABreakAtItsPosition) {
 // Rewriting an event with its own hash and checksum still breaks the link from the event after it.
 TEST(CheckChain, AnEventRewrittenWithItsHashBreaksTheNextLink) {
   MemoryLog log;
-  for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 5; ++p) log.append(event(p, "{}"));
   auto& r = log.rows[2];
   r.e.data = R"({"x":1})";
   r.hash = event_hash(r.prev, hashed_fields(r.e));
@@ -169,7 +169,7 @@ TEST(CheckChain, AnEventRewrittenWithItsHashBreaksTheNextLink) {
 
 TEST(CheckChain, AStoredChecksumThatDoesNotMatchIsABreakAtItsPosition) {
   MemoryLog log;
-  for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 5; ++p) log.append(event(p, "{}"));
   log.rows[1].checksum ^= 1;
   auto breaks = breaks_of(log);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
@@ -179,7 +179,7 @@ TEST(CheckChain, AStoredChecksumThatDoesNotMatchIsABreakAtItsPosition) {
 
 TEST(CheckChain, ARemovedEventIsNoticed) {
   MemoryLog log;
-  for (Position p = 1; p <= 5; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 5; ++p) log.append(event(p, "{}"));
   log.rows.erase(log.rows.begin() + 1);
   auto breaks = breaks_of(log);
   ASSERT_EQ(breaks.size(), 2u) << ::testing::PrintToString(breaks);
@@ -197,7 +197,7 @@ void rewrite(MemoryLog::Row& r) {
 MemoryLog strided_log() {
   MemoryLog log;
   log.stride = 8;
-  for (Position p = 1; p <= 30; ++p) log.append(event(p, "{}"));
+  for (std::int64_t p = 1; p <= 30; ++p) log.append(event(p, "{}"));
   return log;
 }
 

@@ -55,7 +55,7 @@ TEST_P(EventStoreContract, MultiEventAppendGetsContiguousVersionsAndPositions) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->version, 2);
   EXPECT_EQ(r->position, 4);
-  auto events = *store().read_stream("b-1", 0, 10, Direction::forward);
+  auto events = *store().read_stream("b-1", es::StreamVersion{0}, 10, Direction::forward);
   ASSERT_EQ(events.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(events[static_cast<std::size_t>(i)].version, i);
@@ -65,13 +65,13 @@ TEST_P(EventStoreContract, MultiEventAppendGetsContiguousVersionsAndPositions) {
 
 TEST_P(EventStoreContract, ExactExpectedVersionMismatchIsTypedConflictAndWritesNothing) {
   ASSERT_TRUE(store().append(make_append("s-1", ExpectedVersion::no_stream(), 2)));
-  auto r = store().append(make_append("s-1", ExpectedVersion::exact(0), 3));
+  auto r = store().append(make_append("s-1", ExpectedVersion::exact(es::StreamVersion{0}), 3));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, Errc::version_conflict);
   EXPECT_EQ(r.error().current_version, 1);
   EXPECT_EQ(*store().stream_version("s-1"), 1);
   EXPECT_EQ(*store().last_position(), 2);
-  auto ok = store().append(make_append("s-1", ExpectedVersion::exact(1)));
+  auto ok = store().append(make_append("s-1", ExpectedVersion::exact(es::StreamVersion{1})));
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->version, 2);
 }
@@ -122,7 +122,7 @@ TEST_P(EventStoreContract, ReappendingSameEventIdsAtSamePlaceReturnsOriginalResu
   ASSERT_TRUE(retry_any);
   EXPECT_EQ(retry_any->position, first->position);
   EXPECT_EQ(*store().last_position(), 3);
-  EXPECT_EQ(store().read_stream("s-4", 0, 10, Direction::forward)->size(), 2u);
+  EXPECT_EQ(store().read_stream("s-4", es::StreamVersion{0}, 10, Direction::forward)->size(), 2u);
 }
 
 TEST_P(EventStoreContract, EventIdsStoredElsewhereAreDuplicates) {
@@ -199,10 +199,10 @@ TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
   EXPECT_EQ((*found)->response, R"({"ok":true})");
   EXPECT_FALSE(store().find_idempotency("key-2")->has_value());
 
-  auto rendered = make_append("s-8", ExpectedVersion::exact(0));
+  auto rendered = make_append("s-8", ExpectedVersion::exact(es::StreamVersion{0}));
   rendered.idempotency = es::IdempotencyRecord{"key-3", "f", 200, "", 0};
   rendered.render_response = [](const es::AppendResult& r) {
-    return "v" + std::to_string(r.version) + "p" + std::to_string(r.position);
+    return "v" + to_string(r.version) + "p" + to_string(r.position);
   };
   ASSERT_TRUE(store().append(rendered));
   EXPECT_EQ((*store().find_idempotency("key-3"))->response, "v1p2");
@@ -219,18 +219,18 @@ TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
 
 TEST_P(EventStoreContract, ReadStreamForwardAndBackwardFromAVersion) {
   ASSERT_TRUE(store().append(make_append("r-1", ExpectedVersion::no_stream(), 5)));
-  auto fwd = *store().read_stream("r-1", 2, 2, Direction::forward);
+  auto fwd = *store().read_stream("r-1", es::StreamVersion{2}, 2, Direction::forward);
   ASSERT_EQ(fwd.size(), 2u);
   EXPECT_EQ(fwd[0].version, 2);
   EXPECT_EQ(fwd[1].version, 3);
-  auto back = *store().read_stream("r-1", -1, 3, Direction::backward);
+  auto back = *store().read_stream("r-1", es::StreamVersion{-1}, 3, Direction::backward);
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back[0].version, 4);
   EXPECT_EQ(back[2].version, 2);
-  auto back_from = *store().read_stream("r-1", 1, 10, Direction::backward);
+  auto back_from = *store().read_stream("r-1", es::StreamVersion{1}, 10, Direction::backward);
   ASSERT_EQ(back_from.size(), 2u);
   EXPECT_EQ(back_from[0].version, 1);
-  EXPECT_TRUE(store().read_stream("r-missing", 0, 10, Direction::forward)->empty());
+  EXPECT_TRUE(store().read_stream("r-missing", es::StreamVersion{0}, 10, Direction::forward)->empty());
   EXPECT_EQ(*store().stream_version("r-missing"), kNoStream);
 }
 
@@ -238,7 +238,7 @@ TEST_P(EventStoreContract, RecordedEventCarriesEverything) {
   auto req = make_append("order-9", ExpectedVersion::any());
   req.events[0].schema_version = 3;
   ASSERT_TRUE(store().append(req));
-  auto e = store().read_stream("order-9", 0, 1, Direction::forward)->at(0);
+  auto e = store().read_stream("order-9", es::StreamVersion{0}, 1, Direction::forward)->at(0);
   EXPECT_EQ(e.event_id, req.events[0].event_id);
   EXPECT_EQ(e.stream_id, "order-9");
   EXPECT_EQ(e.type, "Tested");
@@ -260,7 +260,7 @@ TEST_P(EventStoreContract, ReadEventFindsAStoredEventByItsIdAndNothingElse) {
     ASSERT_TRUE(found) << found.error().message;
     ASSERT_TRUE(found->has_value());
     const auto& e = **found;
-    auto in_stream = store().read_stream("order-9", 1, 1, Direction::forward)->at(0);
+    auto in_stream = store().read_stream("order-9", es::StreamVersion{1}, 1, Direction::forward)->at(0);
     EXPECT_EQ(e.event_id, req.events[1].event_id);
     EXPECT_EQ(e.stream_id, "order-9");
     EXPECT_EQ(e.version, 1);
@@ -285,34 +285,34 @@ TEST_P(EventStoreContract, ReadAllInPositionOrderWithFilters) {
   ASSERT_TRUE(store().append(make_append("orderx-1", ExpectedVersion::any(), 1, "OrderPlaced")));
   ASSERT_TRUE(store().append(make_append("order-2", ExpectedVersion::any(), 1, "OrderShipped")));
 
-  auto all = *store().read_all(1, 100);
+  auto all = *store().read_all(es::Position{1}, 100);
   ASSERT_EQ(all.size(), 5u);
   for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].position, static_cast<es::Position>(i + 1));
-  EXPECT_EQ(store().read_all(4, 100)->size(), 2u);
-  EXPECT_EQ(store().read_all(2, 2)->size(), 2u);
+  EXPECT_EQ(store().read_all(es::Position{4}, 100)->size(), 2u);
+  EXPECT_EQ(store().read_all(es::Position{2}, 2)->size(), 2u);
 
   es::EventFilter orders{{"order"}, {}, ""};
-  auto o = *store().read_all(1, 100, orders);
+  auto o = *store().read_all(es::Position{1}, 100, orders);
   ASSERT_EQ(o.size(), 3u);  // not "orderx-1"
   EXPECT_EQ(o[2].stream_id, "order-2");
 
   es::EventFilter placed{{}, {"OrderPlaced"}, ""};
-  EXPECT_EQ(store().read_all(1, 100, placed)->size(), 3u);
+  EXPECT_EQ(store().read_all(es::Position{1}, 100, placed)->size(), 3u);
   es::EventFilter both{{"order"}, {"OrderPlaced"}, ""};
-  EXPECT_EQ(store().read_all(1, 100, both)->size(), 2u);
+  EXPECT_EQ(store().read_all(es::Position{1}, 100, both)->size(), 2u);
   es::EventFilter one{{}, {}, "product-1"};
-  EXPECT_EQ(store().read_all(1, 100, one)->size(), 1u);
+  EXPECT_EQ(store().read_all(es::Position{1}, 100, one)->size(), 1u);
 
   // A filtered scan reports where to continue even when nothing matched.
   es::EventFilter none{{}, {"Nothing"}, ""};
   int seen = 0;
-  auto next = store().scan_all(1, 100, none, [&](const es::RecordedEvent&) { ++seen; });
+  auto next = store().scan_all(es::Position{1}, 100, none, [&](const es::RecordedEvent&) { ++seen; });
   ASSERT_TRUE(next);
   EXPECT_EQ(seen, 0);
   EXPECT_EQ(*next, 6);
-  auto unfiltered_next = store().scan_all(5, 100, {}, [](const es::RecordedEvent&) {});
+  auto unfiltered_next = store().scan_all(es::Position{5}, 100, {}, [](const es::RecordedEvent&) {});
   EXPECT_EQ(*unfiltered_next, 6);
-  EXPECT_EQ(*store().scan_all(6, 100, {}, [](const es::RecordedEvent&) {}), 6);
+  EXPECT_EQ(*store().scan_all(es::Position{6}, 100, {}, [](const es::RecordedEvent&) {}), 6);
 }
 
 // ---- snapshots, checkpoints, upcasters, reopen ----
@@ -320,8 +320,8 @@ TEST_P(EventStoreContract, ReadAllInPositionOrderWithFilters) {
 TEST_P(EventStoreContract, SnapshotsAreSavedReplacedAndMissingOnesAreAbsent) {
   auto& snaps = harness_->snapshots();
   EXPECT_FALSE(snaps.load_snapshot("order-1").has_value());
-  ASSERT_TRUE(snaps.save_snapshot({"order-1", 4, 1, R"({"s":4})"}));
-  ASSERT_TRUE(snaps.save_snapshot({"order-1", 9, 2, R"({"s":9})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", es::StreamVersion{4}, 1, R"({"s":4})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", es::StreamVersion{9}, 2, R"({"s":9})"}));
   auto s = snaps.load_snapshot("order-1");
   ASSERT_TRUE(s.has_value());
   EXPECT_EQ(s->version, 9);
@@ -331,9 +331,9 @@ TEST_P(EventStoreContract, SnapshotsAreSavedReplacedAndMissingOnesAreAbsent) {
 
 TEST_P(EventStoreContract, EverySnapshotIsListedOnceByStream) {
   auto& snaps = harness_->snapshots();
-  ASSERT_TRUE(snaps.save_snapshot({"order-2", 4, 1, R"({"s":4})"}));
-  ASSERT_TRUE(snaps.save_snapshot({"order-1", 3, 1, R"({"s":3})"}));
-  ASSERT_TRUE(snaps.save_snapshot({"order-2", 7, 1, R"({"s":7})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-2", es::StreamVersion{4}, 1, R"({"s":4})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-1", es::StreamVersion{3}, 1, R"({"s":3})"}));
+  ASSERT_TRUE(snaps.save_snapshot({"order-2", es::StreamVersion{7}, 1, R"({"s":7})"}));
   std::vector<es::Snapshot> seen;
   ASSERT_TRUE(snaps.for_each_snapshot([&](const es::Snapshot& s) { seen.push_back(s); }));
   ASSERT_EQ(seen.size(), 2u);
@@ -347,8 +347,8 @@ TEST_P(EventStoreContract, EverySnapshotIsListedOnceByStream) {
 // then folded from its events), and the others still are.
 TEST_P(EventStoreContract, ASnapshotWhoseStateChangedIsNotUsed) {
   if (!harness_->has_medium()) GTEST_SKIP() << "an in-memory store: no stored bytes to check";
-  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", 3, 1, R"({"reserved":1407123})"}));
-  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-2", 3, 1, R"({"reserved":2407123})"}));
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", es::StreamVersion{3}, 1, R"({"reserved":1407123})"}));
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-2", es::StreamVersion{3}, 1, R"({"reserved":2407123})"}));
   auto opened = harness_->tamper_snapshot("product-1", "1407123", "1417123");
   ASSERT_TRUE(opened) << opened.error().message;
   EXPECT_FALSE(harness_->snapshots().load_snapshot("product-1").has_value()) << "a corrupt snapshot was used";
@@ -356,7 +356,7 @@ TEST_P(EventStoreContract, ASnapshotWhoseStateChangedIsNotUsed) {
   ASSERT_TRUE(intact.has_value());
   EXPECT_EQ(intact->state, R"({"reserved":2407123})");
   // The next snapshot replaces it.
-  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", 5, 1, R"({"reserved":9})"}));
+  ASSERT_TRUE(harness_->snapshots().save_snapshot({"product-1", es::StreamVersion{5}, 1, R"({"reserved":9})"}));
   auto replaced = harness_->snapshots().load_snapshot("product-1");
   ASSERT_TRUE(replaced.has_value());
   EXPECT_EQ(replaced->version, 5);
@@ -365,20 +365,20 @@ TEST_P(EventStoreContract, ASnapshotWhoseStateChangedIsNotUsed) {
 TEST_P(EventStoreContract, CheckpointsStartAtZeroAndPersist) {
   auto& cps = harness_->checkpoints();
   EXPECT_EQ(*cps.load_checkpoint("p"), 0);
-  ASSERT_TRUE(cps.save_checkpoint("p", 41));
-  ASSERT_TRUE(cps.save_checkpoint("p", 42));
+  ASSERT_TRUE(cps.save_checkpoint("p", es::Position{41}));
+  ASSERT_TRUE(cps.save_checkpoint("p", es::Position{42}));
   harness_->reopen();
   EXPECT_EQ(*harness_->checkpoints().load_checkpoint("p"), 42);
 }
 
 TEST_P(EventStoreContract, CheckpointsNeverMoveBackwards) {
   auto& cps = harness_->checkpoints();
-  ASSERT_TRUE(cps.save_checkpoint("saga", 966));
-  ASSERT_TRUE(cps.save_checkpoint("saga", 1));  // an older view saving late changes nothing
+  ASSERT_TRUE(cps.save_checkpoint("saga", es::Position{966}));
+  ASSERT_TRUE(cps.save_checkpoint("saga", es::Position{1}));  // an older view saving late changes nothing
   EXPECT_EQ(*cps.load_checkpoint("saga"), 966);
   harness_->reopen();
   EXPECT_EQ(*harness_->checkpoints().load_checkpoint("saga"), 966);
-  ASSERT_TRUE(harness_->checkpoints().save_checkpoint("saga", 967));
+  ASSERT_TRUE(harness_->checkpoints().save_checkpoint("saga", es::Position{967}));
   EXPECT_EQ(*harness_->checkpoints().load_checkpoint("saga"), 967);
 }
 
@@ -390,7 +390,7 @@ TEST_P(EventStoreContract, EverythingSurvivesReopen) {
   EXPECT_EQ(*store().stream_version("k-1"), 2);
   EXPECT_EQ(*store().last_position(), 3);
   EXPECT_TRUE(store().find_idempotency("key-9")->has_value());
-  auto next = store().append(make_append("k-1", ExpectedVersion::exact(2)));
+  auto next = store().append(make_append("k-1", ExpectedVersion::exact(es::StreamVersion{2})));
   ASSERT_TRUE(next);
   EXPECT_EQ(next->position, 4);
   auto retry = store().append(req);  // still idempotent after reopen
@@ -439,28 +439,28 @@ TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
     return fail(Errc::internal, "cannot upcast Broken");
   });
   harness_->reopen(&upcasters);
-  auto e = store().read_stream("u-1", 0, 1, Direction::forward)->at(0);
+  auto e = store().read_stream("u-1", es::StreamVersion{0}, 1, Direction::forward)->at(0);
   EXPECT_EQ(e.schema_version, 3);
   EXPECT_EQ(e.data, R"({"new":1})");
-  EXPECT_EQ(store().read_all(1, 1)->at(0).data, R"({"new":1})");
+  EXPECT_EQ(store().read_all(es::Position{1}, 1)->at(0).data, R"({"new":1})");
   EXPECT_EQ(store().read_event(req.events[0].event_id)->value().data, R"({"new":1})");
   // Appended while open and read back at once (a store may serve it from memory).
   auto fresh = make_append("u-2", ExpectedVersion::any(), 1, "Renamed");
   fresh.events[0].data = R"({"old":2})";
   ASSERT_TRUE(store().append(fresh));
-  auto read = store().read_all(2, 1);
+  auto read = store().read_all(es::Position{2}, 1);
   ASSERT_TRUE(read);
   EXPECT_EQ(read->at(0).data, R"({"new":1})");
   EXPECT_EQ(read->at(0).schema_version, 3);
   // An event that cannot be upcast is an error to whoever reads it, never a raw event.
   ASSERT_TRUE(store().append(make_append("u-3", ExpectedVersion::any(), 1, "Broken")));
   ASSERT_TRUE(store().append(make_append("u-4", ExpectedVersion::any(), 1, "Fine")));
-  EXPECT_FALSE(store().read_all(3, 10));
-  auto after = store().read_all(4, 10);
+  EXPECT_FALSE(store().read_all(es::Position{3}, 10));
+  auto after = store().read_all(es::Position{4}, 10);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->size(), 1u);
   harness_->reopen(nullptr);
-  EXPECT_EQ(store().read_stream("u-1", 0, 1, Direction::forward)->at(0).data, R"({"old":1})");
+  EXPECT_EQ(store().read_stream("u-1", es::StreamVersion{0}, 1, Direction::forward)->at(0).data, R"({"old":1})");
 }
 
 // ---- the hash chain (es/event_hash.h) ----
@@ -485,22 +485,22 @@ void expect_corrupt_at_4(const Error& e) {
 
 // Reads of the changed event answer corrupt naming it; the events around it read as before.
 void expect_only_position_4_refused(StoreHarness& h) {
-  auto stream = h.store().read_stream("marked-1", 0, 10, Direction::forward);
+  auto stream = h.store().read_stream("marked-1", es::StreamVersion{0}, 10, Direction::forward);
   ASSERT_FALSE(stream) << "a changed event was served";
   expect_corrupt_at_4(stream.error());
   std::vector<es::Position> passed;
-  auto scan = h.store().scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
+  auto scan = h.store().scan_all(es::Position{1}, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
   ASSERT_FALSE(scan) << "a scan served a changed event";
   expect_corrupt_at_4(scan.error());
-  EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
+  EXPECT_EQ(passed, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}}));
   std::string marked_id;
-  ASSERT_TRUE(h.log().scan_stored(4, 1, [&](const es::RecordedEvent& e, const es::StoredHashes&) { marked_id = e.event_id; }));
+  ASSERT_TRUE(h.log().scan_stored(es::Position{4}, 1, [&](const es::RecordedEvent& e, const es::StoredHashes&) { marked_id = e.event_id; }));
   auto by_id = h.store().read_event(marked_id);
   ASSERT_FALSE(by_id) << "a changed event was served by its id";
   expect_corrupt_at_4(by_id.error());
-  EXPECT_TRUE(h.store().read_stream("before-1", 0, 10, Direction::forward));
-  EXPECT_TRUE(h.store().read_stream("after-1", 0, 1000, Direction::backward));
-  EXPECT_TRUE(h.store().read_all(5, 1000));
+  EXPECT_TRUE(h.store().read_stream("before-1", es::StreamVersion{0}, 10, Direction::forward));
+  EXPECT_TRUE(h.store().read_stream("after-1", es::StreamVersion{0}, 1000, Direction::backward));
+  EXPECT_TRUE(h.store().read_all(es::Position{5}, 1000));
   std::vector<std::string> breaks;
   es::check_chain(h.log(), breaks);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
@@ -516,14 +516,14 @@ TEST_P(EventStoreContract, AnUntouchedLogChecksClean) {
   es::check_chain(harness_->log(), breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
   std::size_t scanned = 0;
-  ASSERT_TRUE(store().scan_all(1, 10000, {}, [&](const es::RecordedEvent&) { ++scanned; }));
+  ASSERT_TRUE(store().scan_all(es::Position{1}, 10000, {}, [&](const es::RecordedEvent&) { ++scanned; }));
   EXPECT_EQ(scanned, 4 + 100 + 3u);
 }
 
 TEST_P(EventStoreContract, AnEventWhoseDataChangedIsRefusedNamingItsPosition) {
   if (!harness_->has_medium()) GTEST_SKIP() << "an in-memory store: no stored bytes to check";
   append_around_a_marked_event(store());
-  auto opened = harness_->tamper(4, "12345678901", "12345678902");
+  auto opened = harness_->tamper(es::Position{4}, "12345678901", "12345678902");
   ASSERT_TRUE(opened) << opened.error().message;
   expect_only_position_4_refused(*harness_);
 }
@@ -531,7 +531,7 @@ TEST_P(EventStoreContract, AnEventWhoseDataChangedIsRefusedNamingItsPosition) {
 TEST_P(EventStoreContract, AnEventWhoseMetadataChangedIsRefusedNamingItsPosition) {
   if (!harness_->has_medium()) GTEST_SKIP() << "an in-memory store: no stored bytes to check";
   append_around_a_marked_event(store());
-  auto opened = harness_->tamper(4, "meta-67890", "meta-67891");
+  auto opened = harness_->tamper(es::Position{4}, "meta-67890", "meta-67891");
   ASSERT_TRUE(opened) << opened.error().message;
   expect_only_position_4_refused(*harness_);
 }
@@ -539,7 +539,7 @@ TEST_P(EventStoreContract, AnEventWhoseMetadataChangedIsRefusedNamingItsPosition
 TEST_P(EventStoreContract, AnEventWhoseTypeChangedIsRefusedNamingItsPosition) {
   if (!harness_->has_medium()) GTEST_SKIP() << "an in-memory store: no stored bytes to check";
   append_around_a_marked_event(store());
-  auto opened = harness_->tamper(4, "MarkedType0", "MarkedType1");
+  auto opened = harness_->tamper(es::Position{4}, "MarkedType0", "MarkedType1");
   ASSERT_TRUE(opened) << opened.error().message;
   expect_only_position_4_refused(*harness_);
 }
@@ -551,7 +551,7 @@ TEST_P(EventStoreContract, AChangedNewestEventIsRefusedAtOpen) {
   auto last = make_append("last-1", ExpectedVersion::no_stream());
   last.events[0].data = R"({"amount":555777})";
   ASSERT_TRUE(store().append(last));
-  auto opened = harness_->tamper(4, "555777", "555778");
+  auto opened = harness_->tamper(es::Position{4}, "555777", "555778");
   ASSERT_FALSE(opened) << "a store with a corrupt newest event opened";
   EXPECT_EQ(opened.error().code, Errc::corrupt) << opened.error().message;
   EXPECT_NE(opened.error().message.find("position 4 (stream last-1 version 0)"), std::string::npos)
@@ -564,10 +564,10 @@ TEST_P(EventStoreContract, WaitForEventsWakesOnAppend) {
     (void)store().append(make_append("w-1", ExpectedVersion::any()));
   });
   auto start = std::chrono::steady_clock::now();
-  EXPECT_TRUE(store().wait_for_events(0, std::chrono::seconds(10)));
+  EXPECT_TRUE(store().wait_for_events(es::Position{0}, std::chrono::seconds(10)));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   writer.join();
-  EXPECT_FALSE(store().wait_for_events(1, std::chrono::milliseconds(20)));
+  EXPECT_FALSE(store().wait_for_events(es::Position{1}, std::chrono::milliseconds(20)));
 }
 
 // ---- concurrency ----
@@ -599,7 +599,7 @@ TEST_P(EventStoreContract, OneStreamManyWritersExactlyOneWinnerPerVersion) {
     });
   }
   for (auto& t : threads) t.join();
-  auto events = *store().read_stream("hot-1", 0, 100000, Direction::forward);
+  auto events = *store().read_stream("hot-1", es::StreamVersion{0}, 100000, Direction::forward);
   ASSERT_EQ(events.size(), winners.size());
   for (std::size_t v = 0; v < events.size(); ++v) {
     EXPECT_EQ(events[v].version, static_cast<es::StreamVersion>(v));
@@ -615,7 +615,7 @@ TEST_P(EventStoreContract, SixtyFourWritersOnDistinctStreamsLoseNothing) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAppends; ++i) {
-        auto r = store().append(make_append("w-" + std::to_string(t), ExpectedVersion::exact(i - 1)));
+        auto r = store().append(make_append("w-" + std::to_string(t), ExpectedVersion::exact(es::StreamVersion{i - 1})));
         ASSERT_TRUE(r) << r.error().message;
         EXPECT_EQ(r->version, i);
         positions[static_cast<std::size_t>(t)].push_back(r->position);
@@ -629,7 +629,7 @@ TEST_P(EventStoreContract, SixtyFourWritersOnDistinctStreamsLoseNothing) {
     acknowledged.insert(p.begin(), p.end());
   }
   ASSERT_EQ(acknowledged.size(), std::size_t{kThreads * kAppends});
-  auto all = *store().read_all(1, 100000);
+  auto all = *store().read_all(es::Position{1}, 100000);
   ASSERT_EQ(all.size(), std::size_t{kThreads * kAppends});
   for (std::size_t i = 0; i < all.size(); ++i) {
     EXPECT_EQ(all[i].position, static_cast<es::Position>(i + 1));
@@ -652,7 +652,7 @@ TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun)
     threads.emplace_back([&, s] {
       while (readers_running.load() < 2) std::this_thread::yield();
       for (int i = 0; i < kAppends; ++i) {
-        auto r = store().append(make_append("rw-" + std::to_string(s), ExpectedVersion::exact(i - 1)));
+        auto r = store().append(make_append("rw-" + std::to_string(s), ExpectedVersion::exact(es::StreamVersion{i - 1})));
         ASSERT_TRUE(r) << r.error().message;
         acked[static_cast<std::size_t>(s)] = r->version;
       }
@@ -665,11 +665,11 @@ TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun)
         const int s = (round + reader) % kStreams;
         const auto stream = "rw-" + std::to_string(s);
         const es::StreamVersion before = acked[static_cast<std::size_t>(s)];
-        auto forward = store().read_stream(stream, 0, 100000, es::Direction::forward);
+        auto forward = store().read_stream(stream, es::StreamVersion{0}, 100000, es::Direction::forward);
         ASSERT_TRUE(forward);
         ASSERT_GE(static_cast<es::StreamVersion>(forward->size()) - 1, before) << stream;
         for (std::size_t v = 0; v < forward->size(); ++v) ASSERT_EQ((*forward)[v].version, static_cast<es::StreamVersion>(v));
-        auto newest = store().read_stream(stream, -1, 3, es::Direction::backward);
+        auto newest = store().read_stream(stream, es::StreamVersion{-1}, 3, es::Direction::backward);
         ASSERT_TRUE(newest);
         if (before >= 0) {
           ASSERT_FALSE(newest->empty());
@@ -679,8 +679,8 @@ TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun)
         ASSERT_GE(*store().stream_version(stream), before);
         es::EventFilter only;
         only.stream_id = stream;
-        es::StreamVersion expected = 0;
-        ASSERT_TRUE(store().scan_all(1, 100000, only, [&](const es::RecordedEvent& e) {
+        es::StreamVersion expected{0};
+        ASSERT_TRUE(store().scan_all(es::Position{1}, 100000, only, [&](const es::RecordedEvent& e) {
           EXPECT_EQ(e.version, expected++);
         }));
         ASSERT_GE(expected - 1, before);
@@ -699,7 +699,7 @@ TEST_P(EventStoreContract, SubscriberSeesEveryEventOnceInOrderWhileWritersRun) {
   constexpr int kWriters = 4, kAppends = 150;
   std::vector<es::Position> seen;
   std::mutex mu;
-  es::Subscription sub(store(), nullptr, {"sub", 1, {}, 64, std::chrono::milliseconds(50)},
+  es::Subscription sub(store(), nullptr, {"sub", es::Position{1}, {}, 64, std::chrono::milliseconds(50)},
                        [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
                          std::lock_guard lk(mu);
                          for (const auto& e : batch) seen.push_back(e.position);
@@ -731,19 +731,19 @@ TEST_P(EventStoreContract, SubscriberResumesFromItsCheckpointAfterRestart) {
     for (const auto& e : batch) seen.push_back(e.position);
     return {};
   };
-  auto wait_until = [&](es::Subscription& s, es::Position p) {
+  auto wait_until = [&](es::Subscription& s, std::int64_t p) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (s.position() < p && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
   };
   {
-    es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", 1, {}, 4}, handler);
+    es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", es::Position{1}, {}, 4}, handler);
     ASSERT_TRUE(sub.start());
     wait_until(sub, 11);
   }
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store().append(make_append("c-1", ExpectedVersion::any())));
   harness_->reopen();
-  es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", 1, {}, 4}, handler);
+  es::Subscription sub(store(), &harness_->checkpoints(), {"resumer", es::Position{1}, {}, 4}, handler);
   ASSERT_TRUE(sub.start());
   wait_until(sub, 16);
   sub.stop();
@@ -756,7 +756,7 @@ TEST_P(EventStoreContract, FailingHandlerStopsWithVisibleErrorAndResumesAtTheFai
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(store().append(make_append("f-1", ExpectedVersion::any())));
   std::atomic<bool> broken{true};
   std::vector<es::Position> seen;
-  es::Subscription sub(store(), &harness_->checkpoints(), {"fragile", 1, {}, 1},
+  es::Subscription sub(store(), &harness_->checkpoints(), {"fragile", es::Position{1}, {}, 1},
                        [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
                          if (batch[0].position == 3 && broken) return fail(Errc::internal, "cannot apply 3");
                          seen.push_back(batch[0].position);
@@ -775,7 +775,7 @@ TEST_P(EventStoreContract, FailingHandlerStopsWithVisibleErrorAndResumesAtTheFai
   while (sub.position() < 6 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   sub.stop();
-  EXPECT_EQ(seen, (std::vector<es::Position>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(seen, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}, es::Position{4}, es::Position{5}}));
 }
 
 }  // namespace

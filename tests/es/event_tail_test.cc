@@ -8,31 +8,31 @@
 namespace orderflow::es {
 namespace {
 
-RecordedEvent event(Position position, std::string stream_id = "order-1", std::string type = "OrderPlaced") {
+RecordedEvent event(std::int64_t position, std::string stream_id = "order-1", std::string type = "OrderPlaced") {
   RecordedEvent e;
   e.event_id = "e" + std::to_string(position);
   e.stream_id = std::move(stream_id);
   e.type = std::move(type);
-  e.position = position;
+  e.position = Position{position};
   e.data = "{}";
   e.metadata = "{}";
   return e;
 }
 
-std::vector<RecordedEvent> events(Position from, Position to) {
+std::vector<RecordedEvent> events(std::int64_t from, std::int64_t to) {
   std::vector<RecordedEvent> out;
-  for (Position p = from; p <= to; ++p) out.push_back(event(p));
+  for (auto p = from; p <= to; ++p) out.push_back(event(p));
   return out;
 }
 
 struct Scanned {
   std::optional<Position> next;
-  std::vector<Position> positions;
+  std::vector<std::int64_t> positions;
 };
 
-Scanned scan(const EventTail& tail, Position from, std::size_t max = 1000, const EventFilter& filter = {}) {
+Scanned scan(const EventTail& tail, std::int64_t from, std::size_t max = 1000, const EventFilter& filter = {}) {
   Scanned s;
-  s.next = tail.scan(from, max, filter, [&](const RecordedEvent& e) { s.positions.push_back(e.position); });
+  s.next = tail.scan(Position{from}, max, filter, [&](const RecordedEvent& e) { s.positions.push_back(e.position.value()); });
   return s;
 }
 
@@ -48,7 +48,7 @@ TEST(EventTail, ServesFromTheFirstPushedPositionOn) {
   EXPECT_EQ(tail.covered_from(), 5);
   EXPECT_FALSE(scan(tail, 4).next) << "position 4 may be in the database only";
   auto s = scan(tail, 7);
-  EXPECT_EQ(s.positions, (std::vector<Position>{7, 8, 9}));
+  EXPECT_EQ(s.positions, (std::vector<std::int64_t>{7, 8, 9}));
   EXPECT_EQ(s.next, 10);
 }
 
@@ -67,10 +67,10 @@ TEST(EventTail, MaxCountsMatchingEventsAndNextIsOnePastTheLastExamined) {
   EventFilter orders;
   orders.categories = {"order"};
   auto s = scan(tail, 1, 2, orders);
-  EXPECT_EQ(s.positions, (std::vector<Position>{1, 3}));
+  EXPECT_EQ(s.positions, (std::vector<std::int64_t>{1, 3}));
   EXPECT_EQ(s.next, 4);
   s = scan(tail, 4, 2, orders);
-  EXPECT_EQ(s.positions, (std::vector<Position>{5}));
+  EXPECT_EQ(s.positions, (std::vector<std::int64_t>{5}));
   EXPECT_EQ(s.next, 6);
 }
 
@@ -88,7 +88,7 @@ TEST(EventTail, PositionsMayHaveGaps) {
   EventTail tail;
   tail.push({event(2), event(5)});
   tail.push({event(9)});
-  EXPECT_EQ(scan(tail, 3).positions, (std::vector<Position>{5, 9}));
+  EXPECT_EQ(scan(tail, 3).positions, (std::vector<std::int64_t>{5, 9}));
   EXPECT_EQ(scan(tail, 3).next, 10);
 }
 
@@ -103,14 +103,14 @@ TEST(EventTail, DropsTheOldestPastTheEventLimitAndStopsCoveringThem) {
 TEST(EventTail, DropsTheOldestPastTheByteLimit) {
   EventTail tail(EventTailLimits{1000, 4096});
   std::vector<RecordedEvent> big;
-  for (Position p = 1; p <= 8; ++p) {
+  for (std::int64_t p = 1; p <= 8; ++p) {
     big.push_back(event(p));
     big.back().data.assign(1000, 'x');
   }
   tail.push(std::move(big));
   ASSERT_TRUE(tail.covered_from());
   EXPECT_GT(*tail.covered_from(), 4);
-  auto s = scan(tail, *tail.covered_from());
+  auto s = scan(tail, tail.covered_from()->value());
   EXPECT_EQ(s.positions.back(), 8);
   EXPECT_EQ(s.next, 9);
 }
@@ -122,7 +122,7 @@ TEST(EventTail, ClearCoversAgainOnlyFromTheNextPush) {
   EXPECT_FALSE(scan(tail, 3).next);
   tail.push(events(8, 9));
   EXPECT_FALSE(scan(tail, 6).next) << "6 and 7 were never pushed after the clear";
-  EXPECT_EQ(scan(tail, 8).positions, (std::vector<Position>{8, 9}));
+  EXPECT_EQ(scan(tail, 8).positions, (std::vector<std::int64_t>{8, 9}));
 }
 
 TEST(EventTailDeathTest, RefusesPositionsOutOfOrder) {

@@ -19,15 +19,15 @@ using namespace std::chrono_literals;
 // A log of events in memory; only what subscriptions read.
 class LogStore final : public EventStore {
  public:
-  void add(Position n) {
+  void add(std::int64_t n) {
     std::lock_guard lk(mu_);
-    for (Position i = 0; i < n; ++i) {
+    for (std::int64_t i = 0; i < n; ++i) {
       RecordedEvent e;
       e.position = static_cast<Position>(events_.size()) + 1;
-      e.event_id = "e" + std::to_string(e.position);
+      e.event_id = "e" + to_string(e.position);
       e.stream_id = "thing-1";
       e.type = "Happened";
-      e.version = e.position - 1;
+      e.version = StreamVersion{e.position.value() - 1};
       events_.push_back(e);
     }
   }
@@ -107,7 +107,7 @@ class CountingModel final : public ReadModel {
 
  private:
   std::mutex mu_;
-  Position through_ = 0;
+  Position through_{0};
   int failures_ = 0, position_failures_ = 0, calls_ = 0;
   std::vector<Position> applied_;
 };
@@ -183,7 +183,7 @@ TEST(ProjectionRunner, FailedBatchIsRetriedWithBackOffAndResumes) {
   auto s = runner.status().front();
   EXPECT_EQ(s.state, ProjectionState::running);
   EXPECT_FALSE(s.last_error);
-  EXPECT_EQ(model.applied(), (std::vector<Position>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(model.applied(), (std::vector{Position{1}, Position{2}, Position{3}, Position{4}, Position{5}}));
   runner.stop();
 }
 

@@ -52,10 +52,10 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     out = f->as_int64();
     return true;
   };
-  std::int64_t schema_version = 0;
+  std::int64_t version = 0, position = 0, schema_version = 0;
   std::string recorded_at;
   if (!text("event_id", e.event_id) || !text("stream_id", e.stream_id) || !text("type", e.type) ||
-      !integer("version", e.version) || !integer("position", e.position) ||
+      !integer("version", version) || !integer("position", position) ||
       !integer("schema_version", schema_version) || !text("recorded_at", recorded_at))
     return fail(Errc::invalid_argument,
                 "the body lacks a field of an event (event_id, stream_id, type, version, position, schema_version, "
@@ -66,8 +66,10 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     return fail(Errc::invalid_argument, "the body's data or metadata is not a JSON object");
   auto at = parse_rfc3339_ms(recorded_at);
   if (!at) return fail(Errc::invalid_argument, "recorded_at is not an RFC 3339 time: " + recorded_at);
-  if (e.version < 0 || e.position < 1 || e.stream_id.empty())
+  if (version < 0 || position < 1 || e.stream_id.empty())
     return fail(Errc::invalid_argument, "the body's version, position or stream_id is out of range");
+  e.version = es::StreamVersion{version};
+  e.position = es::Position{position};
   e.schema_version = static_cast<std::int32_t>(schema_version);
   e.data = json::serialize(*data);
   e.metadata = json::serialize(*metadata);
@@ -77,7 +79,7 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     return fail(Errc::invalid_argument, "an event of " + e.stream_id + " on " + d.topic + ", not " + expected);
   for (const auto& [name, value] : d.headers)
     if ((name == "orderflow-stream-id" && value != e.stream_id) ||
-        (name == "orderflow-version" && value != std::to_string(e.version)) ||
+        (name == "orderflow-version" && value != to_string(e.version)) ||
         (name == "orderflow-event-id" && value != e.event_id))
       return fail(Errc::invalid_argument, "header " + name + " disagrees with the body");
   const auto category = es::category_of(e.stream_id);
@@ -195,7 +197,7 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
 // dead-lettered behind it, after a restart too.
 Result<void> BusProjector::hold(const es::RecordedEvent& e, const std::string& reason) {
   if (held_streams_.contains(e.stream_id)) return {};
-  const projections::SqlValue params[] = {e.stream_id, e.version, e.event_id, reason, now_unix_ms()};
+  const projections::SqlValue params[] = {e.stream_id, e.version.value(), e.event_id, reason, now_unix_ms()};
   if (auto r = read_.db().transaction(kDeadLetters,
                                       [&](projections::WriteTransaction& tx) {
                                         return tx.run("INSERT INTO bus_dead_letters (stream_id, version, event_id, "
@@ -236,7 +238,7 @@ Result<void> BusProjector::consume() {
       return bus_.retry(d.tag, std::min(kEarlyRetry * d.attempt, kMaxEarlyRetry));
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - since->second).count();
     early_since_.erase(since);
-    const auto reason = "version " + std::to_string(e.version - 1) + " of " + e.stream_id + " never came (waited " +
+    const auto reason = "version " + to_string(e.version - 1) + " of " + e.stream_id + " never came (waited " +
                         std::to_string(waited) + " s)";
     if (auto r = hold(e, reason); !r) return r;
     return dead_letter(d, reason);

@@ -120,7 +120,7 @@ std::string order_document(const domain::order::State& s, es::StreamVersion vers
   if (s.shipping_address) w.field("shipping_address", *s.shipping_address);
   w.field("created_at", format_rfc3339_ms(s.created_at_ms))
       .field("updated_at", format_rfc3339_ms(s.updated_at_ms))
-      .field("version", version)
+      .field("version", version.value())
       .end_object();
   return w.take();
 }
@@ -134,7 +134,7 @@ std::string product_document(const domain::product::State& s, es::StreamVersion 
       .field("on_hand", s.on_hand)
       .field("reserved", s.reserved)
       .field("available", s.available())
-      .field("version", version)
+      .field("version", version.value())
       .end_object()
       .take();
 }
@@ -145,7 +145,7 @@ std::string account_document(const domain::account::State& s, es::StreamVersion 
       .field("account_id", s.account_id)
       .field("owner", s.owner)
       .field("balance_cents", s.balance_cents)
-      .field("version", version)
+      .field("version", version.value())
       .end_object()
       .take();
 }

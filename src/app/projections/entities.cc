@@ -47,7 +47,7 @@ class FoldWriter final : public CopyWriter {
   struct Entry {
     typename A::State state = A::decider.initial_state();
     es::StreamVersion version = es::kNoStream;
-    es::Position first_position = 0;
+    es::Position first_position{0};
     bool changed = false;  // by the batch in hand
   };
   // Writes the entity's row.
@@ -84,7 +84,7 @@ class FoldWriter final : public CopyWriter {
       if (e.version <= entry.version) continue;
       auto event = codec::decode_event<typename A::Event>(e.type, e.data);
       if (!event)
-        return fail(event.error().code, "event at position " + std::to_string(e.position) + " (" + e.type +
+        return fail(event.error().code, "event at position " + to_string(e.position) + " (" + e.type +
                                             " of " + e.stream_id + "): " + event.error().message);
       entry.state = A::decider.evolve(std::move(entry.state), *event);
       entry.version = e.version;
@@ -138,7 +138,7 @@ class FoldWriter final : public CopyWriter {
           auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
           if (!folded) return fail(folded.error());
           if (folded->version != version)
-            return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + std::to_string(version) +
+            return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + to_string(version) +
                                            ", which its read model has applied");
           entry.state = std::move(folded->state);
           entry.version = version;
@@ -209,7 +209,7 @@ std::unique_ptr<CopyWriter> fold_writer(
       [save = std::move(save), render, extra_values](WriteTransaction& tx, const std::string& id,
                                                       const typename FoldWriter<A>::Entry& e) {
         const auto doc = render(e.state, e.version);
-        std::vector<SqlValue> params{id, e.version, doc, e.first_position};
+        std::vector<SqlValue> params{id, e.version.value(), doc, e.first_position.value()};
         std::vector<std::string> more;
         if (extra_values) more = extra_values(e.state);
         for (const auto& v : more) params.emplace_back(v);
@@ -225,7 +225,7 @@ Result<std::optional<Document>> document(ReadModelDb& db, std::int64_t generatio
   std::optional<Document> doc;
   const SqlValue params[] = {id};
   const auto sql = with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation);
-  auto done = db.query(sql, params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), r.int64(1)}); });
+  auto done = db.query(sql, params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), es::StreamVersion{r.int64(1)}}); });
   if (!done) return fail(done.error());
   return doc;
 }
@@ -260,7 +260,7 @@ Result<std::optional<Document>> OrdersProjection::get(const std::string& order_i
 }
 
 Result<Page> OrdersProjection::list(const OrderListQuery& q) {
-  es::Position before = INT64_MAX;
+  std::int64_t before = INT64_MAX;  // a position
   if (q.cursor) {
     auto [end, ec] = std::from_chars(q.cursor->data(), q.cursor->data() + q.cursor->size(), before);
     if (ec != std::errc() || end != q.cursor->data() + q.cursor->size() || before < 1)
@@ -278,14 +278,14 @@ Result<Page> OrdersProjection::list(const OrderListQuery& q) {
   sql += " ORDER BY first_position DESC LIMIT ?" + std::to_string(params.size());
   return read([&](std::int64_t g) -> Result<Page> {
     Page page;
-    es::Position last = 0;
+    es::Position last{0};
     auto done = db_.query(with_generation(sql, g), params, [&](const Row& r) {
       if (page.documents.size() == static_cast<std::size_t>(q.limit)) {
-        page.next_cursor = std::to_string(last);
+        page.next_cursor = to_string(last);
         return;
       }
       page.documents.emplace_back(r.text(0));
-      last = r.int64(1);
+      last = es::Position{r.int64(1)};
     });
     if (!done) return fail(done.error());
     return page;
@@ -357,7 +357,7 @@ std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) 
       [ledger = std::move(ledger)](WriteTransaction& tx, const std::string& id, const es::RecordedEvent& e,
                                    const Event& event) -> Result<void> {
         auto row = [&](std::string_view type, std::int64_t amount, std::string_view order_id) {
-          const SqlValue params[] = {e.position, id, type, amount, order_id, e.recorded_at_ms};
+          const SqlValue params[] = {e.position.value(), id, type, amount, order_id, e.recorded_at_ms};
           return tx.run(ledger, params);
         };
         return std::visit(domain::overloaded{
@@ -379,7 +379,7 @@ Result<std::optional<Document>> AccountsProjection::get(const std::string& accou
 
 Result<std::vector<Transaction>> AccountsProjection::transactions(const std::string& account_id, int limit,
                                                                    es::Position after) {
-  const SqlValue params[] = {account_id, after, std::int64_t{limit}};
+  const SqlValue params[] = {account_id, after.value(), std::int64_t{limit}};
   return read([&](std::int64_t g) -> Result<std::vector<Transaction>> {
     std::vector<Transaction> out;
     auto done = db_.query(
@@ -388,7 +388,7 @@ Result<std::vector<Transaction>> AccountsProjection::transactions(const std::str
                         g),
         params, [&](const Row& r) {
           out.push_back(Transaction{std::string(r.text(0)), r.int64(1), std::string(r.text(2)), r.int64(3),
-                                    r.int64(4)});
+                                    es::Position{r.int64(4)}});
         });
     if (!done) return fail(done.error());
     return out;

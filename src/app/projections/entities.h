@@ -73,7 +73,7 @@ struct Transaction {
   std::int64_t amount_cents = 0;
   std::string order_id;  // empty for deposits and withdrawals
   std::int64_t at_ms = 0;
-  es::Position position = 0;
+  es::Position position{0};
 };
 
 class AccountsProjection final : public TableProjection {

@@ -41,7 +41,7 @@ class TableProjection::Copy final : public es::ReadModel {
     std::vector<std::size_t> early;
     std::vector<es::RecordedEvent> fresh;
     std::unordered_map<std::string, es::StreamVersion> reached;  // by this batch
-    es::Position through = 0;
+    es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (!bus_table_) {
         if (auto r = tx.run(kBusVersionsTable); !r) return r;
@@ -68,7 +68,7 @@ class TableProjection::Copy final : public es::ReadModel {
       if (auto r = writer_->apply(tx, fresh); !r) return r;
       for (const auto& [stream, version] : reached) {
         if (versions_[stream] == version) continue;
-        const SqlValue params[] = {p_.name_, generation_, stream, version};
+        const SqlValue params[] = {p_.name_, generation_, stream, version.value()};
         if (auto r = tx.run("INSERT INTO bus_versions (projection, generation, stream_id, version) "
                             "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (projection, generation, stream_id) "
                             "DO UPDATE SET version = excluded.version",
@@ -77,7 +77,7 @@ class TableProjection::Copy final : public es::ReadModel {
           return r;
       }
       if (through == 0) return {};
-      const SqlValue params[] = {through, p_.name_, generation_};
+      const SqlValue params[] = {through.value(), p_.name_, generation_};
       return tx.run("UPDATE read_models SET position = ?1 WHERE projection = ?2 AND generation = ?3 AND position < ?1",
                     params);
     });
@@ -91,10 +91,10 @@ class TableProjection::Copy final : public es::ReadModel {
   }
 
   Result<es::Position> position() override {
-    es::Position position = 0;
+    es::Position position{0};
     const SqlValue params[] = {p_.name_, generation_};
     auto r = p_.db_.query("SELECT position FROM read_models WHERE projection = ?1 AND generation = ?2", params,
-                          [&](const Row& row) { position = row.int64(0); });
+                          [&](const Row& row) { position = es::Position{row.int64(0)}; });
     if (!r) return fail(r.error());
     return position;
   }
@@ -112,7 +112,7 @@ class TableProjection::Copy final : public es::ReadModel {
     events = events.subspan(static_cast<std::size_t>(fresh - events.begin()));
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (auto r = writer_->apply(tx, events); !r) return r;
-      const SqlValue params[] = {through, p_.name_, generation_};
+      const SqlValue params[] = {through.value(), p_.name_, generation_};
       return tx.run(save_, params);
     });
     if (r)
@@ -136,7 +136,7 @@ class TableProjection::Copy final : public es::ReadModel {
     es::StreamVersion version = es::kNoStream;
     const SqlValue params[] = {p_.name_, generation_, stream};
     if (auto r = tx.query("SELECT version FROM bus_versions WHERE projection = ?1 AND generation = ?2 AND stream_id = ?3",
-                          params, [&](const Row& row) { version = row.int64(0); });
+                          params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; });
         !r)
       return fail(r.error());
     versions_[stream] = version;

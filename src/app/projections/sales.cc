@@ -35,7 +35,7 @@ class SalesWriter final : public CopyWriter {
         auto event = codec::decode_event<Event>(e.type, e.data);
         if (!event)
           return fail(event.error().code,
-                      "event at position " + std::to_string(e.position) + ": " + event.error().message);
+                      "event at position " + to_string(e.position) + ": " + event.error().message);
         r = placed(tx, order_id[0], std::get<OrderPlaced>(*event));
       }
       if (!r) return r;

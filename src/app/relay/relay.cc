@@ -25,8 +25,8 @@ es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_pref
   m.headers = {{"orderflow-event-id", e.event_id},
                {"orderflow-stream-id", e.stream_id},
                {"orderflow-type", e.type},
-               {"orderflow-version", std::to_string(e.version)},
-               {"orderflow-position", std::to_string(e.position)},
+               {"orderflow-version", to_string(e.version)},
+               {"orderflow-position", to_string(e.position)},
                {"orderflow-schema-version", std::to_string(e.schema_version)}};
   boost::system::error_code ec;
   auto metadata = boost::json::parse(e.metadata, ec);

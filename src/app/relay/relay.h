@@ -49,7 +49,7 @@ struct RelayOptions {
 struct RelayStatus {
   std::string bus;
   std::string state;
-  es::Position position = 0;  // the last position the bus acknowledged
+  es::Position position{0};  // the last position the bus acknowledged
   std::uint64_t published = 0;  // events the bus acknowledged since this process started
   std::optional<std::string> last_error;  // of the last failed publish, until one succeeds
 };
@@ -92,7 +92,7 @@ class Relay {
   std::function<void(bool)> on_lead_;
 
   std::unique_ptr<es::Subscription> subscription_;
-  std::atomic<es::Position> position_{0};
+  std::atomic<es::Position> position_{es::Position{0}};
   std::atomic<std::uint64_t> published_{0};
   std::atomic<bool> running_{false};  // between start() and stop()
   std::atomic<bool> leading_{false};

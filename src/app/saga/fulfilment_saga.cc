@@ -73,7 +73,7 @@ const std::string& FulfilmentSaga::id_of(const Saga& s, const std::string& step)
 const std::string& FulfilmentSaga::retry_id(const Saga& s) {
   // A retry of bookkeeping alone (no step) has always been keyed with an empty step.
   return id_of(s, "retry:" + std::string(s.step ? to_string(*s.step) : "") + ":" + std::to_string(s.attempt) + ":" +
-                      std::to_string(s.activation));
+                      to_string(s.activation));
 }
 
 void FulfilmentSaga::report_unreadable(const Saga& s, const Error& error) {
@@ -81,7 +81,7 @@ void FulfilmentSaga::report_unreadable(const Saga& s, const Error& error) {
 }
 
 FulfilmentSaga::FulfilmentSaga(SagaOptions options, Lookup& lookup, es::Position from, es::Position horizon)
-    : options_(options), lookup_(lookup), horizon_(horizon), seen_(std::max<es::Position>(from, 1)) {}
+    : options_(options), lookup_(lookup), horizon_(horizon), seen_(std::max(from, es::Position{1})) {}
 
 FulfilmentSaga::Saga* FulfilmentSaga::find(const std::string& order_id) {
   auto it = sagas_.find(order_id);
@@ -216,7 +216,7 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
     auto decoded = codec::decode_event<order::Event>(e.type, e.data);
     if (!decoded) {  // the order's own commands would fail the same way
       report_failure("saga", "read order event",
-                     e.type + " at position " + std::to_string(e.position) + ": " + decoded.error().message,
+                     e.type + " at position " + to_string(e.position) + ": " + decoded.error().message,
                      "the saga of order " + s.order_id + " goes on without it");
       return;
     }
@@ -550,7 +550,7 @@ SagaView FulfilmentSaga::view_of(const Saga& s) const {
 }
 
 es::Position FulfilmentSaga::checkpoint() const {
-  es::Position p = std::max<es::Position>(seen_, 1);
+  es::Position p = std::max(seen_, es::Position{1});
   for (const auto& [id, s] : sagas_) p = std::min(p, s.activation);
   return p;
 }

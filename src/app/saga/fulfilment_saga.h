@@ -130,7 +130,7 @@ struct Completion {
   std::string order_id;
   std::string event_id;
   std::optional<Error> error;
-  es::Position known_by = 0;
+  es::Position known_by{0};
 };
 
 // The durable state of the aggregates, for re-activating a saga that was final (and
@@ -196,7 +196,7 @@ class FulfilmentSaga {
     std::string order_id, customer_id;
     std::int64_t total_cents = 0;
     std::vector<Line> lines;
-    es::Position activation = 0;  // the event that started (or re-started) it
+    es::Position activation{0};  // the event that started (or re-started) it
     bool confirmed = false, cancelled = false, shipped = false, account_missing = false;
     Pay pay = Pay::none;
     // What the order's cancel (or a later OrderPaymentSettled) recorded of its payment.
@@ -213,7 +213,7 @@ class FulfilmentSaga {
     std::string last_error;
     std::set<std::string> issued;               // this attempt's commands, by event id
     std::map<std::string, int> in_flight;       // unanswered commands, by event id
-    es::Position wait_until = 0;                // answers' positions not yet seen
+    es::Position wait_until{0};                // answers' positions not yet seen
     std::vector<StepView> steps;
     // The current step's span; traced: it started after the replay (and is reported).
     TraceParent span;

@@ -39,7 +39,7 @@ void SagaAdmin::retry(const RetryDeadLetter& request, std::function<void(Result<
   append.events.push_back({uuid_v7(), domain::saga::event_type_name(retried), 1, codec::encode_event(retried),
                            boost::json::serialize(meta)});
   store_.append_async(std::move(append),
-                      [accepted = DeadLetterRetryAccepted{request.dead_letter_id, it->recorded.order_id, 0},
+                      [accepted = DeadLetterRetryAccepted{request.dead_letter_id, it->recorded.order_id, es::Position{0}},
                        done = std::move(done)](Result<es::AppendResult> r) mutable {
                         if (!r) return done(fail(r.error()));
                         accepted.position = r->position;

@@ -33,7 +33,7 @@ struct RetryDeadLetter {
 struct DeadLetterRetryAccepted {
   std::string dead_letter_id;
   std::string order_id;
-  es::Position position = 0;  // of the DeadLetterRetried: the saga acts once it has read it
+  es::Position position{0};  // of the DeadLetterRetried: the saga acts once it has read it
 };
 
 class SagaAdmin {

@@ -52,7 +52,7 @@ void run(CommandHandler& commands, const std::string& id, typename A::Command co
   commands.handle<A>(id, std::move(command), std::move(meta),
                      [order_id = c.order_id, event_id = c.event_id, span = std::move(span),
                       done = std::move(done)](Result<Handled<A>> r) mutable {
-                       Completion out{order_id, event_id, std::nullopt, 0};
+                       Completion out{order_id, event_id, std::nullopt, es::Position{0}};
                        if (r) out.known_by = r->result.position;
                        else out.error = r.error();
                        span.end(out.error);
@@ -147,12 +147,12 @@ void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Comple
   std::visit(domain::overloaded{
                  [&](ProductCommand& p) {
                    if (auto facts = add_held_facts(commands.store(), p); !facts)
-                     return done(Completion{c.order_id, c.event_id, facts.error(), 0});
+                     return done(Completion{c.order_id, c.event_id, facts.error(), es::Position{0}});
                    run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done));
                  },
                  [&](AccountCommand& a) {
                    if (auto facts = add_charge_facts(commands.store(), a); !facts)
-                     return done(Completion{c.order_id, c.event_id, facts.error(), 0});
+                     return done(Completion{c.order_id, c.event_id, facts.error(), es::Position{0}});
                    run<Account>(commands, a.account_id, std::move(a.command), c, std::move(done));
                  },
                  [&](OrderCommand& o) { run<Order>(commands, c.order_id, std::move(o.command), c, std::move(done)); },
@@ -171,7 +171,7 @@ void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Comple
                    commands.store().append_async(
                        std::move(req), [order_id = c.order_id, event_id = c.event_id, span = std::move(span),
                                         done = std::move(done)](Result<es::AppendResult> a) mutable {
-                         Completion out{order_id, event_id, std::nullopt, 0};
+                         Completion out{order_id, event_id, std::nullopt, es::Position{0}};
                          if (a) out.known_by = a->position;
                          else out.error = a.error();
                          span.end(out.error);

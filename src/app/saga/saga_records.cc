@@ -13,8 +13,8 @@ template <class Event>
 Result<Event> decode_record(const es::RecordedEvent& e) {
   auto decoded = codec::decode_event<Event>(e.type, e.data);
   if (!decoded)
-    return fail(Errc::corrupt, "the saga record at position " + std::to_string(e.position) + " (" + e.stream_id +
-                                   " version " + std::to_string(e.version) +
+    return fail(Errc::corrupt, "the saga record at position " + to_string(e.position) + " (" + e.stream_id +
+                                   " version " + to_string(e.version) +
                                    ") is corrupt: " + decoded.error().message);
   return decoded;
 }
@@ -23,7 +23,7 @@ Result<Event> decode_record(const es::RecordedEvent& e) {
 template <class Fn>
 Result<void> for_each_in_stream(es::EventStore& store, const std::string& stream, Fn fn) {
   constexpr std::size_t kPage = 1000;
-  for (es::StreamVersion from = 0;;) {
+  for (es::StreamVersion from{0};;) {
     auto page = store.read_stream(stream, from, kPage, es::Direction::forward);
     if (!page) return fail(page.error());
     for (const auto& e : *page)
@@ -42,7 +42,7 @@ Result<ds::DeadLetterEvent> decode_dead_letter(const es::RecordedEvent& e) {
 }
 
 Result<std::optional<ds::SagaEnded>> last_saga_end(es::EventStore& store, const std::string& order_id) {
-  auto events = store.read_stream(saga_stream(order_id), -1, 50, es::Direction::backward);
+  auto events = store.read_stream(saga_stream(order_id), es::StreamVersion{-1}, 50, es::Direction::backward);
   if (!events) return fail(events.error());
   for (const auto& e : *events) {
     auto record = decode_saga_record(e);

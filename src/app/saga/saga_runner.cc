@@ -81,11 +81,11 @@ void SagaRunner::lease_loop() {
 
 Result<void> SagaRunner::run() {
   auto& store = commands_.store();
-  es::Position from = 1;
+  es::Position from{1};
   if (checkpoints_) {
     auto saved = checkpoints_->load_checkpoint(kCheckpoint);
     if (!saved) return fail(saved.error());
-    from = std::max<es::Position>(*saved, 1);
+    from = std::max(*saved, es::Position{1});
   }
   auto horizon = store.last_position();
   if (!horizon) return fail(horizon.error());
@@ -135,7 +135,7 @@ void SagaRunner::halt() {
     answers_.clear();  // a later run() starts from the checkpoint, with a new core
   }
   save_checkpoint();
-  next_position_ = 0;
+  next_position_ = es::Position{0};
   if (lease_) {  // another process runs the saga now: this view would only go stale
     MutexLock lk(mu_);
     core_.reset();
@@ -155,7 +155,7 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
   issue(std::move(commands));
   report(ended);
   if (!folded)
-    report_failure("saga", "fold", "events from position " + std::to_string(events.empty() ? next : events.front().position) +
+    report_failure("saga", "fold", "events from position " + to_string(events.empty() ? next : events.front().position) +
                                        ": " + folded.error().message,
                    "the subscription stops and restarts from there within 1 s");
   else
@@ -251,7 +251,7 @@ void SagaRunner::save_checkpoint() {
   }
   // A lost checkpoint only means a longer replay.
   if (auto saved = checkpoints_->save_checkpoint(kCheckpoint, p); !saved)
-    report_failure("saga", "checkpoint", "position " + std::to_string(p) + ": " + saved.error().message,
+    report_failure("saga", "checkpoint", "position " + to_string(p) + ": " + saved.error().message,
                    "a restart replays from the last saved checkpoint; saved again in 1 s");
   else
     recovered("saga", "checkpoint");
@@ -279,7 +279,7 @@ std::map<SagaState, std::size_t> SagaRunner::count_by_state() {
 
 std::optional<es::Position> SagaRunner::next_position() {
   auto next = next_position_.load();
-  return next ? std::optional(next) : std::nullopt;
+  return next != 0 ? std::optional(next) : std::nullopt;
 }
 
 }  // namespace orderflow::app::saga

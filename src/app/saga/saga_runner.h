@@ -84,7 +84,7 @@ class SagaRunner {
   Mutex mu_;  // the core
   std::unique_ptr<FulfilmentSaga> core_ GUARDED_BY(mu_);
   std::unique_ptr<es::Subscription> subscription_;  // the lease thread's (or start()'s)
-  std::atomic<es::Position> next_position_{0};  // 0: not running
+  std::atomic<es::Position> next_position_{es::Position{0}};  // 0: not running
   StepDurations step_durations_;
   Counter deadlines_fired_;
 

@@ -27,10 +27,10 @@ constexpr std::chrono::milliseconds kPollInterval{50};
 
 
 void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
-  e.position = r.int64(row, col);
+  e.position = es::Position{r.int64(row, col)};
   e.event_id.assign(r.text(row, col + 1));
   e.stream_id.assign(r.text(row, col + 2));
-  e.version = r.int64(row, col + 3);
+  e.version = es::StreamVersion{r.int64(row, col + 3)};
   e.type.assign(r.text(row, col + 4));
   e.schema_version = static_cast<std::int32_t>(r.int64(row, col + 5));
   e.data.assign(r.text(row, col + 6));
@@ -213,7 +213,7 @@ Result<void> PostgresEventStore::verify_head() {
   }
   if (rows->rows() > 0 && !rows->is_null(0, 1) && before != head)
     return fail(Errc::corrupt, "the log's head hash is not the hash of its last event, position " +
-                                   std::to_string(e.position));
+                                   to_string(e.position));
   return {};
 }
 
@@ -235,7 +235,7 @@ Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_stream(const std
   if (!forward && from_version < 0) from_version = std::numeric_limits<es::StreamVersion>::max();
   std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE stream_id = $1 AND version " +
                     (forward ? ">= $2 ORDER BY version" : "<= $2 ORDER BY version DESC") + " LIMIT $3";
-  auto rows = query({sql.c_str(), {stream_id, std::to_string(from_version), std::to_string(max)}});
+  auto rows = query({sql.c_str(), {stream_id, to_string(from_version), std::to_string(max)}});
   if (!rows) return rows.error();
   return events_of(*rows);
 }
@@ -256,7 +256,7 @@ Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const st
 Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, std::size_t max,
                                                   const es::EventFilter& filter,
                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
-  std::vector<std::string> params{std::to_string(from_position), std::to_string(max)};
+  std::vector<std::string> params{to_string(from_position), std::to_string(max)};
   auto conditions = filter_conditions(filter, params);
   std::string sql = std::string("SELECT h.position, e.* FROM log_head h LEFT JOIN LATERAL (SELECT ") +
                     kEventColumns + " FROM events WHERE position >= $1" + conditions +
@@ -280,7 +280,7 @@ Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, st
     fn(e);
     next = e.position + 1;
   }
-  if (static_cast<std::size_t>(count) < max) next = std::max(next, rows->int64(0, 0) + 1);
+  if (static_cast<std::size_t>(count) < max) next = std::max(next, es::Position{rows->int64(0, 0)} + 1);
   return next;
 }
 
@@ -289,9 +289,9 @@ Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position,
   auto rows = query({(std::string("SELECT ") + kEventColumns +
                       " FROM events WHERE position >= $1 ORDER BY position LIMIT $2")
                          .c_str(),
-                     {std::to_string(from_position), std::to_string(max)}});
+                     {to_string(from_position), std::to_string(max)}});
   if (!rows)
-    return fail(rows.error().code, "reading the log from position " + std::to_string(from_position) + " on: " +
+    return fail(rows.error().code, "reading the log from position " + to_string(from_position) + " on: " +
                                        rows.error().message);
   es::RecordedEvent e;
   es::Position next = from_position;
@@ -307,13 +307,13 @@ Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position,
 Result<es::Position> PostgresEventStore::last_position() {
   auto rows = query({"SELECT position FROM log_head", {}});
   if (!rows) return rows.error();
-  return rows->int64(0, 0);
+  return es::Position{rows->int64(0, 0)};
 }
 
 Result<es::StreamVersion> PostgresEventStore::stream_version(const std::string& stream_id) {
   auto rows = query({"SELECT coalesce(max(version), -1) FROM events WHERE stream_id = $1", {stream_id}});
   if (!rows) return rows.error();
-  return rows->int64(0, 0);
+  return es::StreamVersion{rows->int64(0, 0)};
 }
 
 Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotency(const std::string& key) {
@@ -355,7 +355,7 @@ Result<void> PostgresEventStore::save_snapshot(const es::Snapshot& snapshot) {
   auto r = query({"INSERT INTO snapshots (stream_id, version, schema_version, state, checksum) "
                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
                   "schema_version = excluded.schema_version, state = excluded.state, checksum = excluded.checksum",
-                  {snapshot.stream_id, std::to_string(snapshot.version), std::to_string(snapshot.schema_version),
+                  {snapshot.stream_id, to_string(snapshot.version), std::to_string(snapshot.schema_version),
                    snapshot.state, std::to_string(checksum_of(snapshot))}});
   if (!r) return r.error();
   return {};
@@ -365,11 +365,11 @@ std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const std::string&
   auto rows =
       query({"SELECT version, schema_version, state, checksum FROM snapshots WHERE stream_id = $1", {stream_id}});
   if (!rows || rows->rows() == 0) return std::nullopt;  // a snapshot is an optimisation: never fatal
-  es::Snapshot snapshot{stream_id, rows->int64(0, 0), static_cast<std::int32_t>(rows->int64(0, 1)),
+  es::Snapshot snapshot{stream_id, es::StreamVersion{rows->int64(0, 0)}, static_cast<std::int32_t>(rows->int64(0, 1)),
                         std::string(rows->text(0, 2))};
   if (checksum_of(snapshot) != rows->int64(0, 3)) {
     report_failure("event store", "corrupt snapshot",
-                   "the snapshot of " + stream_id + " at version " + std::to_string(snapshot.version) +
+                   "the snapshot of " + stream_id + " at version " + to_string(snapshot.version) +
                        " does not give its stored checksum",
                    "the stream is folded from its events instead; the next snapshot replaces it");
     return std::nullopt;
@@ -385,7 +385,7 @@ Result<void> PostgresEventStore::for_each_snapshot(const std::function<void(cons
     if (!rows) return rows.error();
     if (rows->rows() == 0) return {};
     for (int i = 0; i < rows->rows(); ++i)
-      fn(es::Snapshot{std::string(rows->text(i, 0)), rows->int64(i, 1), static_cast<std::int32_t>(rows->int64(i, 2)),
+      fn(es::Snapshot{std::string(rows->text(i, 0)), es::StreamVersion{rows->int64(i, 1)}, static_cast<std::int32_t>(rows->int64(i, 2)),
                       std::string(rows->text(i, 3))});
     after = std::string(rows->text(rows->rows() - 1, 0));
   }
@@ -394,13 +394,13 @@ Result<void> PostgresEventStore::for_each_snapshot(const std::function<void(cons
 Result<es::Position> PostgresEventStore::load_checkpoint(const std::string& name) {
   auto rows = query({"SELECT position FROM checkpoints WHERE name = $1", {name}});
   if (!rows) return rows.error();
-  return rows->rows() ? rows->int64(0, 0) : es::Position{0};
+  return rows->rows() ? es::Position{rows->int64(0, 0)} : es::Position{0};
 }
 
 Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Position position) {
   auto r = query({"INSERT INTO checkpoints (name, position) VALUES ($1, $2) "
                   "ON CONFLICT (name) DO UPDATE SET position = GREATEST(checkpoints.position, excluded.position)",
-                  {name, std::to_string(position)}});
+                  {name, to_string(position)}});
   if (!r) return r.error();
   return {};
 }
@@ -684,7 +684,7 @@ Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
 void PostgresEventStore::Found::load_stored(const PgResult& r) {
   stored.clear();
   for (int i = 0; i < r.rows(); ++i)
-    stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)});
+    stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), es::StreamVersion{r.int64(i, 2)}, es::Position{r.int64(i, 3)}});
 }
 
 void PostgresEventStore::Found::load_keys(const PgResult& r) {
@@ -709,7 +709,7 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
   auto locked = conn.receive(2);
   if (!locked) return locked.error();
   const auto& lock = (*locked)[1];
-  if (lock.text(0, 1) != head_tag_ || lock.int64(0, 0) != head_position_) {
+  if (lock.text(0, 1) != head_tag_ || es::Position{lock.int64(0, 0)} != head_position_) {
     ahead_ = false;
     if (auto sent = conn.send({{"ROLLBACK", {}}}); !sent) return sent.error();
     if (auto rest = conn.receive(); !rest) return rest.error();
@@ -753,14 +753,14 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     if (found.any_ids) found.load_stored((*read)[at]);
     if (found.any_keys) found.load_keys(read->back());
   }
-  for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = fetched.int64(i, 1);
-  es::Position head = lock.int64(0, 0);
+  for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = es::StreamVersion{fetched.int64(i, 1)};
+  es::Position head{lock.int64(0, 0)};
   es::EventHash head_hash{};
   if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
   auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr);
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
-  head_tag_ = head != lock.int64(0, 0) ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
+  head_tag_ = head != es::Position{lock.int64(0, 0)} ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
   head_position_ = head;
   head_hash_ = head_hash;
   ahead_ = ours;
@@ -815,10 +815,10 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
       prev_hashes.add(es::to_hex(head_hash));
       head_hash = es::event_hash(head_hash, fields);
       hashes.add(es::to_hex(head_hash));
-      positions.add(fields.position);
+      positions.add(fields.position.value());
       ids.add(fields.event_id);
       stream_ids.add(fields.stream_id);
-      stream_versions.add(fields.version);
+      stream_versions.add(fields.version.value());
       types.add(fields.type);
       schema_versions.add(std::int64_t{fields.schema_version});
       data.add(fields.data);
@@ -853,7 +853,7 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
     writes.push_back(std::move(insert));
   }
   if (head != first_head) {
-    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {std::to_string(head), es::to_hex(head_hash)}});
+    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {to_string(head), es::to_hex(head_hash)}});
     if (guard) writes.back().params.push_back(*guard);
   }
   return writes;

@@ -173,7 +173,7 @@ class PostgresEventStore final : public es::EventStore,
   // xmin it expected, so the next is decided before it takes the lock.
   std::unordered_map<std::string, es::StreamVersion> versions_;
   std::string head_tag_ = "0";
-  es::Position head_position_ = 0;
+  es::Position head_position_{0};
   es::EventHash head_hash_{};  // of the event at head_position_
   bool ahead_ = false;
 

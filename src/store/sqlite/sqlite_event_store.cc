@@ -93,7 +93,7 @@ constexpr std::int64_t kFormat = 7;
 
 // The chain's hash is kept at every position that is a multiple of this (and at the head):
 // a break is named within this many positions.
-constexpr es::Position kChainStride = 64;
+constexpr std::int64_t kChainStride = 64;
 
 constexpr const char* kFieldColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at";
@@ -112,10 +112,10 @@ void load_text(const Statement& s, int column, std::string& out) {
 }
 
 void load_event(const Statement& s, es::RecordedEvent& e) {
-  e.position = s.int64(0);
+  e.position = es::Position{s.int64(0)};
   load_text(s, 1, e.event_id);
   load_text(s, 2, e.stream_id);
-  e.version = s.int64(3);
+  e.version = es::StreamVersion{s.int64(3)};
   load_text(s, 4, e.type);
   e.schema_version = static_cast<std::int32_t>(s.int64(5));
   load_text(s, 6, e.data);
@@ -356,7 +356,7 @@ Result<void> SqliteEventStore::init() {
   // correctness.
   auto stored = committed_last_position();
   if (!stored) return stored.error();
-  ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(*stored)));
+  ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(stored->value())));
   if (auto r = pipeline_.start(); !r) return r;
   ids_loader_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-load-ids");
@@ -444,24 +444,24 @@ Result<void> SqliteEventStore::add_chain(std::int64_t format) {
     es::EventHash prev_hash{}, hash{};
     es::EventChecksum checksum = 0;
   };
-  es::Position log_end = 0;
+  es::Position log_end{0};
   if (options_.migration_progress) {
     auto q = writer_db_.prepare("SELECT COALESCE(MAX(position), 0) FROM events");
     if (!q) return q.error();
     if (auto row = q->step(); !row) return row.error();
-    log_end = q->int64(0);
+    log_end = es::Position{q->int64(0)};
   }
   es::EventHash head = es::kNoEventHash;
-  es::Position last = 0;
+  es::Position last{0};
   std::vector<Row> chunk;
   for (;;) {
     chunk.clear();
     {
       ResetOnExit reset(*read);
-      read->bind(1, last);
+      read->bind(1, last.value());
       for (;;) {
         auto row = read->step();
-        if (!row) return read_failed(row.error(), "reading the log after position " + std::to_string(last));
+        if (!row) return read_failed(row.error(), "reading the log after position " + to_string(last));
         if (!*row) break;
         auto& r = chunk.emplace_back();
         load_event(*read, r.event);
@@ -485,17 +485,17 @@ Result<void> SqliteEventStore::add_chain(std::int64_t format) {
       } else {
         head = es::event_hash(head, fields);
       }
-      if (auto r = write_checksum->bind(1, static_cast<std::int64_t>(checksum)).bind(2, e.position).run(); !r)
+      if (auto r = write_checksum->bind(1, static_cast<std::int64_t>(checksum)).bind(2, e.position.value()).run(); !r)
         return r;
-      if (e.position % kChainStride == 0)
-        if (auto r = write_chain->bind(1, e.position).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
+      if (e.position.value() % kChainStride == 0)
+        if (auto r = write_chain->bind(1, e.position.value()).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
     }
     if (options_.migration_progress) options_.migration_progress(last, log_end);
   }
   if (last == 0) return {};
   auto write_head = writer_db_.prepare("INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2)");
   if (!write_head) return write_head.error();
-  return write_head->bind(1, last).bind_blob(2, es::hash_bytes(head)).run();
+  return write_head->bind(1, last.value()).bind_blob(2, es::hash_bytes(head)).run();
 }
 
 // Checks the newest options_.verify_at_open events, less up to kChainStride - 1 (each
@@ -510,24 +510,24 @@ Result<void> SqliteEventStore::verify_head(bool rewrite_head) {
   if (!head) return head.error();
   auto row = head->step();
   if (!row) return read_failed(row.error(), "reading the head of the chain");
-  const es::Position last = head->int64(0);
+  const es::Position last{head->int64(0)};
   const bool has_head = !head->is_null(1);
-  const es::Position head_position = has_head ? head->int64(1) : 0;
+  const es::Position head_position{has_head ? head->int64(1) : 0};
   const es::EventHash stored_head = has_head ? load_hash(*head, 2) : es::kNoEventHash;
   head->reset();
   if (!rewrite_head && head_position != last)
-    return fail(Errc::corrupt, has_head ? "the log ends at position " + std::to_string(last) +
-                                              " but its chain's head is at position " + std::to_string(head_position) +
+    return fail(Errc::corrupt, has_head ? "the log ends at position " + to_string(last) +
+                                              " but its chain's head is at position " + to_string(head_position) +
                                               " (events were removed or added behind the store's back)"
                                         : "the log holds events but no head of their hash chain");
 
   // From the first stored hash among the newest events (the last one before them when they
   // hold none): a row older than these is checked when read, and never keeps a store from
   // opening.
-  const es::Position newest = static_cast<es::Position>(std::max<std::size_t>(options_.verify_at_open, 1));
-  const es::Position oldest = std::max<es::Position>(last - newest, 0);
-  es::Position from = (oldest + kChainStride - 1) / kChainStride * kChainStride;
-  if (from >= last) from = oldest / kChainStride * kChainStride;
+  const auto newest = static_cast<std::int64_t>(std::max<std::size_t>(options_.verify_at_open, 1));
+  const es::Position oldest{std::max<std::int64_t>(last.value() - newest, 0)};
+  es::Position from{(oldest.value() + kChainStride - 1) / kChainStride * kChainStride};
+  if (from >= last) from = es::Position{oldest.value() / kChainStride * kChainStride};
   auto q = writer_db_.prepare(std::string("SELECT ") + kIndexedEventColumns +
                               ", c.hash FROM events e LEFT JOIN chain c ON c.position = e.position "
                               "WHERE e.position > ?1 ORDER BY e.position");
@@ -536,13 +536,13 @@ Result<void> SqliteEventStore::verify_head(bool rewrite_head) {
   if (from > 0) {
     auto at = writer_db_.prepare("SELECT hash FROM chain WHERE position = ?1");
     if (!at) return at.error();
-    auto found = at->bind(1, from).step();
-    if (!found) return read_failed(found.error(), "reading the chain at position " + std::to_string(from));
-    if (!*found) return fail(Errc::corrupt, "the chain's hash at position " + std::to_string(from) + " is missing");
+    auto found = at->bind(1, from.value()).step();
+    if (!found) return read_failed(found.error(), "reading the chain at position " + to_string(from));
+    if (!*found) return fail(Errc::corrupt, "the chain's hash at position " + to_string(from) + " is missing");
     hash = load_hash(*at, 0);
   }
   ResetOnExit reset(*q);
-  q->bind(1, from);
+  q->bind(1, from.value());
   es::RecordedEvent e;
   es::Position checked_from = from + 1, expected = from + 1;
   for (;;) {
@@ -551,13 +551,13 @@ Result<void> SqliteEventStore::verify_head(bool rewrite_head) {
     if (!*next) break;
     if (auto r = load_checked(*q, e); !r) return r;
     if (e.position != expected)
-      return fail(Errc::corrupt, "position " + std::to_string(expected) + " is missing from the log");
+      return fail(Errc::corrupt, "position " + to_string(expected) + " is missing from the log");
     hash = es::event_hash(hash, es::hashed_fields(e));
     const bool stored_here = !q->is_null(10);
     const bool at_head = e.position == last && !rewrite_head;
     if ((stored_here && load_hash(*q, 10) != hash) || (at_head && stored_head != hash))
-      return fail(Errc::corrupt, "the hash chain breaks between positions " + std::to_string(checked_from) + " and " +
-                                     std::to_string(e.position) + ": the events there do not give the hash stored at " +
+      return fail(Errc::corrupt, "the hash chain breaks between positions " + to_string(checked_from) + " and " +
+                                     to_string(e.position) + ": the events there do not give the hash stored at " +
                                      es::describe_stored(e) + " (one of them was rewritten, or that hash was)");
     if (stored_here) checked_from = e.position + 1;
     ++expected;
@@ -568,7 +568,7 @@ Result<void> SqliteEventStore::verify_head(bool rewrite_head) {
   auto write = writer_db_.prepare("INSERT INTO chain_head (id, position, hash) VALUES (1, ?1, ?2) "
                                   "ON CONFLICT (id) DO UPDATE SET position = excluded.position, hash = excluded.hash");
   if (!write) return write.error();
-  return write->bind(1, last).bind_blob(2, es::hash_bytes(hash)).run();
+  return write->bind(1, last.value()).bind_blob(2, es::hash_bytes(hash)).run();
 }
 
 // Puts every event past indexed_through in stream_index (those the backlog held when
@@ -680,7 +680,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::
                                                                      es::Direction direction) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  return read_stream(**reader, stream_id, from_version, max, direction, pipeline_.last_committed(), 0);
+  return read_stream(**reader, stream_id, from_version, max, direction, pipeline_.last_committed(), es::Position{0});
 }
 
 // The stream's events at positions [min_position, durable]: its newest ones from the
@@ -691,7 +691,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
                                                                      es::Direction direction, es::Position durable,
                                                                      es::Position min_position) {
   const auto newest = backlog_.entries(stream_id, durable);
-  const es::StreamVersion backlog_from = newest.empty() ? std::numeric_limits<std::int64_t>::max() : newest.front().version;
+  const es::StreamVersion backlog_from = newest.empty() ? es::StreamVersion{std::numeric_limits<std::int64_t>::max()} : newest.front().version;
   std::vector<es::RecordedEvent> events;
   // Each event is checked against its own checksum, and against the index entry that led
   // to it (a flipped byte in the index would serve another stream's event).
@@ -703,7 +703,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
       if (!*row) return {};
       auto& e = events.emplace_back();
       if (auto r = load_checked(s, e); !r) return r.error();
-      if (e.stream_id != stream_id || e.version != s.int64(10))
+      if (e.stream_id != stream_id || e.version.value() != s.int64(10))
         return fail(Errc::corrupt, "the stream index is corrupt: its entry for stream " + stream_id + " version " +
                                        std::to_string(s.int64(10)) + " names " + es::describe_stored(e));
     }
@@ -711,29 +711,29 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
   auto from_backlog = [&](const StreamIndexBacklog::Entry& e) -> Result<void> {
     auto& s = reader.at_position;
     ResetOnExit reset(s);
-    auto row = s.bind(1, e.position).step();
-    if (!row) return read_failed(row.error(), "reading position " + std::to_string(e.position) + " of stream " + stream_id);
-    if (!*row) return fail(Errc::internal, "event " + std::to_string(e.position) + " missing from the log");
+    auto row = s.bind(1, e.position.value()).step();
+    if (!row) return read_failed(row.error(), "reading position " + to_string(e.position) + " of stream " + stream_id);
+    if (!*row) return fail(Errc::internal, "event " + to_string(e.position) + " missing from the log");
     if (auto r = load_checked(s, events.emplace_back()); !r) return r.error();
     return {};
   };
   if (direction == es::Direction::forward) {
     auto& s = reader.forward;
-    s.bind(1, stream_id).bind(2, from_version).bind(3, static_cast<std::int64_t>(max)).bind(4, durable);
-    s.bind(5, backlog_from).bind(6, min_position);
+    s.bind(1, stream_id).bind(2, from_version.value()).bind(3, static_cast<std::int64_t>(max)).bind(4, durable.value());
+    s.bind(5, backlog_from.value()).bind(6, min_position.value());
     if (auto r = from_table(s); !r) return r.error();
     for (const auto& e : newest)
       if (events.size() < max && e.version >= from_version && e.position >= min_position)
         if (auto r = from_backlog(e); !r) return r.error();
   } else {
-    const es::StreamVersion until = from_version >= 0 ? from_version : std::numeric_limits<std::int64_t>::max();
+    const es::StreamVersion until = from_version >= 0 ? from_version : es::StreamVersion{std::numeric_limits<std::int64_t>::max()};
     for (auto e = newest.rbegin(); e != newest.rend() && events.size() < max; ++e)
       if (e->version <= until)
         if (auto r = from_backlog(*e); !r) return r.error();
     if (events.size() < max) {
       auto& s = reader.backward;
-      s.bind(1, stream_id).bind(2, std::min(until, backlog_from - 1));
-      s.bind(3, static_cast<std::int64_t>(max - events.size())).bind(4, durable);
+      s.bind(1, stream_id).bind(2, std::min(until, backlog_from - 1).value());
+      s.bind(3, static_cast<std::int64_t>(max - events.size())).bind(4, durable.value());
       if (auto r = from_table(s); !r) return r.error();
     }
   }
@@ -748,7 +748,7 @@ Result<std::optional<es::RecordedEvent>> SqliteEventStore::read_event(const std:
   if (!reader) return reader.error();
   auto& s = (*reader)->by_event_id;
   ResetOnExit reset(s);
-  auto row = s.bind(1, event_id).bind(2, pipeline_.last_committed()).step();
+  auto row = s.bind(1, event_id).bind(2, pipeline_.last_committed().value()).step();
   if (!row) return read_failed(row.error(), "reading event " + event_id);
   if (!*row) return std::optional<es::RecordedEvent>();
   es::RecordedEvent e;
@@ -789,7 +789,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     s = &adhoc;
   }
   ResetOnExit reset(*s);
-  s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, durable);
+  s->bind(1, from_position.value()).bind(2, static_cast<std::int64_t>(max)).bind(3, durable.value());
   std::vector<std::string> bounds;  // keeps category bounds alive while bound
   int param = 4;
   if (!filter.stream_id.empty()) s->bind(param++, filter.stream_id);
@@ -808,7 +808,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   for (;;) {
     auto row = s->step();
     if (!row)
-      return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
+      return read_failed(row.error(), "reading the log from position " + to_string(next) + " on");
     if (!*row) break;
     if (auto r = load_checked(*s, e); !r) return r.error();
     if (upcast)
@@ -823,7 +823,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     ResetOnExit reset_last(last);
     auto row = last.step();
     if (!row) return row.error();
-    next = std::max(next, std::min(last.int64(0), durable) + 1);
+    next = std::max(next, std::min(es::Position{last.int64(0)}, durable) + 1);
   }
   return next;
 }
@@ -837,7 +837,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
 Result<es::Position> SqliteEventStore::skip_to_categories(Reader& reader, es::Position from_position,
                                                           const std::vector<std::string>& categories,
                                                           es::Position durable) {
-  constexpr es::Position kFarBehind = 1 << 16;
+  constexpr std::int64_t kFarBehind = 1 << 16;
   if (durable - from_position < kFarBehind) return from_position;
   auto through = reader.db.prepare("SELECT indexed_through FROM stream_index_state");
   if (!through) return through.error();
@@ -845,7 +845,7 @@ Result<es::Position> SqliteEventStore::skip_to_categories(Reader& reader, es::Po
   if (!row) return row.error();
   // The table holds every entry up to indexed_through; a category with none there may
   // have events only after it.
-  es::Position target = (*row ? through->int64(0) : 0) + 1;
+  es::Position target{(*row ? through->int64(0) : 0) + 1};
   for (const auto& c : categories) {
     std::optional<es::Position> first;
     {
@@ -860,7 +860,7 @@ Result<es::Position> SqliteEventStore::skip_to_categories(Reader& reader, es::Po
       auto found = q->step();
       if (!found) return found.error();
       if (*found && !q->is_null(0)) {
-        first = q->int64(0);
+        first = es::Position{q->int64(0)};
         // Kept only once durable: a batch that failed its sync is deleted, and its
         // positions are given again.
         if (*first <= durable) {
@@ -884,12 +884,12 @@ Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, s
                                  "LEFT JOIN chain_head h ON h.position = e.position "
                                  "WHERE e.position >= ?1 AND e.position <= ?3 ORDER BY e.position LIMIT ?2");
   if (!s) return s.error();
-  s->bind(1, from_position).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed());
+  s->bind(1, from_position.value()).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed().value());
   es::RecordedEvent e;
   es::Position next = from_position;
   for (;;) {
     auto row = s->step();
-    if (!row) return read_failed(row.error(), "reading the log from position " + std::to_string(next) + " on");
+    if (!row) return read_failed(row.error(), "reading the log from position " + to_string(next) + " on");
     if (!*row) return next;
     load_event(*s, e);
     es::StoredHashes stored;
@@ -909,7 +909,7 @@ Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position 
   for (const auto& c : filter.categories) in_category = in_category || filter.stream_id.starts_with(c + "-");
   if (!in_category) return std::max(from_position, durable + 1);
   constexpr std::size_t kChunk = 512;
-  es::StreamVersion version = 0;
+  es::StreamVersion version{0};
   es::Position next = from_position;
   std::size_t count = 0;
   for (;;) {
@@ -941,10 +941,10 @@ Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const std
   if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
   auto& s = reader.version;
   ResetOnExit reset(s);
-  s.bind(1, stream_id).bind(2, up_to);
+  s.bind(1, stream_id).bind(2, up_to.value());
   auto row = s.step();
   if (!row) return row.error();
-  return *row ? s.int64(0) : es::kNoStream;
+  return *row ? es::StreamVersion{s.int64(0)} : es::kNoStream;
 }
 
 Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(const std::string& key) {
@@ -952,7 +952,7 @@ Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(
   if (!reader) return reader.error();
   auto& s = (*reader)->find_idempotency;
   ResetOnExit reset(s);
-  s.bind(1, key).bind(2, pipeline_.last_committed());
+  s.bind(1, key).bind(2, pipeline_.last_committed().value());
   auto row = s.step();
   if (!row) return row.error();
   if (!*row) return std::optional<es::IdempotencyRecord>();
@@ -973,7 +973,7 @@ bool SqliteEventStore::wait_for_events(es::Position after, std::chrono::millisec
 Result<void> SqliteEventStore::save_snapshot(const es::Snapshot& snapshot) {
   MutexLock lk(snapshot_mu_);
   return save_snapshot_.bind(1, snapshot.stream_id)
-      .bind(2, snapshot.version)
+      .bind(2, snapshot.version.value())
       .bind(3, snapshot.schema_version)
       .bind(4, snapshot.state)
       .bind(5, static_cast<std::int64_t>(es::snapshot_checksum(snapshot.stream_id, snapshot.version,
@@ -989,12 +989,12 @@ std::optional<es::Snapshot> SqliteEventStore::load_snapshot(const std::string& s
   s.bind(1, stream_id);
   auto row = s.step();
   if (!row || !*row) return std::nullopt;
-  es::Snapshot snapshot{stream_id, s.int64(0), static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
+  es::Snapshot snapshot{stream_id, es::StreamVersion{s.int64(0)}, static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
   if (es::snapshot_checksum(stream_id, snapshot.version, snapshot.schema_version, snapshot.state) !=
       load_checksum(s, 3)) {
     report_failure("event store", "corrupt snapshot",
                    options_.path + ": the snapshot of " + stream_id + " at version " +
-                       std::to_string(snapshot.version) + " does not give its stored checksum",
+                       to_string(snapshot.version) + " does not give its stored checksum",
                    "the stream is folded from its events instead; the next snapshot replaces it");
     return std::nullopt;
   }
@@ -1010,7 +1010,7 @@ Result<void> SqliteEventStore::for_each_snapshot(const std::function<void(const 
     auto row = s->step();
     if (!row) return row.error();
     if (!*row) return {};
-    fn(es::Snapshot{std::string(s->text(0)), s->int64(1), static_cast<std::int32_t>(s->int64(2)), std::string(s->text(3))});
+    fn(es::Snapshot{std::string(s->text(0)), es::StreamVersion{s->int64(1)}, static_cast<std::int32_t>(s->int64(2)), std::string(s->text(3))});
   }
 }
 
@@ -1022,12 +1022,12 @@ Result<es::Position> SqliteEventStore::load_checkpoint(const std::string& name) 
   s.bind(1, name);
   auto row = s.step();
   if (!row) return row.error();
-  return *row ? s.int64(0) : es::Position{0};
+  return *row ? es::Position{s.int64(0)} : es::Position{0};
 }
 
 Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Position position) {
   MutexLock lk(aux_mu_);
-  return save_checkpoint_.bind(1, name).bind(2, position).run();
+  return save_checkpoint_.bind(1, name).bind(2, position.value()).run();
 }
 
 // CustomerKeyStore: on the checkpoints' connection (synchronous=FULL, secure_delete): each
@@ -1077,7 +1077,7 @@ Result<std::optional<es::KeyErasure>> SqliteEventStore::erase_key(const std::str
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
 Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
-  return version_at(*probe_, stream_id, std::numeric_limits<std::int64_t>::max());
+  return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()});
 }
 
 Result<es::Position> SqliteEventStore::committed_last_position() {
@@ -1085,7 +1085,7 @@ Result<es::Position> SqliteEventStore::committed_last_position() {
   ResetOnExit reset(s);
   auto row = s.step();
   if (!row) return row.error();
-  return s.int64(0);
+  return es::Position{s.int64(0)};
 }
 
 Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std::string& event_id) {
@@ -1097,7 +1097,7 @@ Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std
   auto row = s.step();
   if (!row) return row.error();
   if (!*row) return std::optional<es::StoredEventRef>();
-  return std::optional<es::StoredEventRef>(es::StoredEventRef{std::string(s.text(0)), s.int64(1), s.int64(2)});
+  return std::optional<es::StoredEventRef>(es::StoredEventRef{std::string(s.text(0)), es::StreamVersion{s.int64(1)}, es::Position{s.int64(2)}});
 }
 
 Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
@@ -1149,10 +1149,10 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
         OF_CHECK(fields.position == head_position + 1, "a batch's positions follow the log's head");
         head = es::event_hash(head, fields);
         head_position = fields.position;
-        auto r = insert_event_.bind(1, fields.position)
+        auto r = insert_event_.bind(1, fields.position.value())
                      .bind(2, fields.event_id)
                      .bind(3, fields.stream_id)
-                     .bind(4, fields.version)
+                     .bind(4, fields.version.value())
                      .bind(5, fields.type)
                      .bind(6, fields.schema_version)
                      .bind(7, fields.data)
@@ -1161,8 +1161,8 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
                      .bind(10, static_cast<std::int64_t>(es::event_checksum(fields)))
                      .run();
         if (!r) return r;
-        if (fields.position % kChainStride == 0)
-          if (auto c = insert_chain_.bind(1, fields.position).bind_blob(2, es::hash_bytes(head)).run(); !c) return c;
+        if (fields.position.value() % kChainStride == 0)
+          if (auto c = insert_chain_.bind(1, fields.position.value()).bind_blob(2, es::hash_bytes(head)).run(); !c) return c;
       }
       if (const auto& k = a.request.idempotency) {
         auto r = insert_idempotency_.bind(1, k->key)
@@ -1170,18 +1170,18 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
                      .bind(3, k->status)
                      .bind(4, k->response)
                      .bind(5, k->created_at_ms ? k->created_at_ms : a.recorded_at_ms)
-                     .bind(6, a.result().position)
+                     .bind(6, a.result().position.value())
                      .run();
         if (!r) return r;
       }
     }
     for (const auto& [stream, entries] : moved.streams)
       for (const auto& e : entries)
-        if (auto r = insert_index_.bind(1, stream).bind(2, e.version).bind(3, e.position).run(); !r) return r;
+        if (auto r = insert_index_.bind(1, stream).bind(2, e.version.value()).bind(3, e.position.value()).run(); !r) return r;
     if (!moved.streams.empty())
-      if (auto r = save_indexed_through_.bind(1, moved.indexed_below - 1).run(); !r) return r;
+      if (auto r = save_indexed_through_.bind(1, (moved.indexed_below - 1).value()).run(); !r) return r;
     if (head_position != head_position_)
-      if (auto r = save_chain_head_.bind(1, head_position).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
+      if (auto r = save_chain_head_.bind(1, head_position.value()).bind_blob(2, es::hash_bytes(head)).run(); !r) return r;
     return commit_.run();
   };
   auto r = write_all();
@@ -1223,10 +1223,10 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
   if (!last) return last.error();
   auto row = last->step();
   if (!row) return row.error();
-  const auto past = last->int64(0) > durable;
+  const auto past = es::Position{last->int64(0)} > durable;
   last->reset();
   // Each DELETE only when there is something to delete: idempotency has no index on position.
-  const auto d = std::to_string(durable);
+  const auto d = to_string(durable);
   auto r = writer_db_.exec(
       "BEGIN IMMEDIATE;" +
       (past ? "DELETE FROM stream_index WHERE (stream_id, version) IN "

@@ -144,7 +144,7 @@ class SqliteEventStore final : public es::EventStore,
       begin_, commit_, rollback_;
   // The last event written and its hash, which the next one's covers: set at open, then
   // moved by the writer.
-  es::Position head_position_ = 0;
+  es::Position head_position_{0};
   es::EventHash head_hash_{};
   // The stream index's newest entries; written and moved to the file by the writer.
   StreamIndexBacklog backlog_;

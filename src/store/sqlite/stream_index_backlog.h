@@ -55,7 +55,7 @@ class StreamIndexBacklog {
     std::vector<std::pair<std::string, std::vector<Entry>>> streams;
     // Every position below this one is indexed once the picked entries are in the table
     // (the oldest entry left here; `next` if none is).
-    es::Position indexed_below = 0;
+    es::Position indexed_below{0};
   };
 
   using Clock = std::chrono::steady_clock;

@@ -19,7 +19,7 @@ TEST(Documents, AnOrderIsValidJsonWithEveryFieldAndTextEscaped) {
   s.cancellation_reason = std::string("tab\there, bell\x07, é");
   s.created_at_ms = 1795550000123;
   s.updated_at_ms = 1795550000456;
-  const auto doc = json::parse(order_document(s, 7)).as_object();
+  const auto doc = json::parse(order_document(s, es::StreamVersion{7})).as_object();
   EXPECT_EQ(doc.at("order_id"), "o-1");
   EXPECT_EQ(doc.at("customer_id").as_string(), s.customer_id);
   const auto& items = doc.at("items").as_array();
@@ -37,15 +37,15 @@ TEST(Documents, AnOrderIsValidJsonWithEveryFieldAndTextEscaped) {
 
 TEST(Documents, EmptyItemsAndNegativeNumbers) {
   domain::order::State order;
-  EXPECT_EQ(json::parse(order_document(order, -1)).at("items"), json::array());
+  EXPECT_EQ(json::parse(order_document(order, es::StreamVersion{-1})).at("items"), json::array());
   domain::account::State account;
   account.balance_cents = -42;
-  EXPECT_EQ(account_document(account, 3),
+  EXPECT_EQ(account_document(account, es::StreamVersion{3}),
             R"({"account_id":"","owner":"","balance_cents":-42,"version":3})");
   domain::product::State product;
   product.on_hand = 5;
   product.reserved = 2;
-  EXPECT_EQ(json::parse(product_document(product, 0)).at("available"), 3);
+  EXPECT_EQ(json::parse(product_document(product, es::StreamVersion{0})).at("available"), 3);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ class EntitiesTest : public ::testing::TestWithParam<ReadModelBackend> {
     std::vector<es::NewEvent> events{new_event(AccountOpened{"a", "Owner"})};
     for (int i = 1; i <= n; ++i) events.push_back(new_event(FundsDeposited{i}));
     EXPECT_TRUE(store_->append({"account-a", es::ExpectedVersion::no_stream(), std::move(events)}));
-    return *store_->read_all(1, 100000, {});
+    return *store_->read_all(es::Position{1}, 100000, {});
   }
 
   static es::NewEvent new_event(const Event& e) {
@@ -53,7 +53,7 @@ class EntitiesTest : public ::testing::TestWithParam<ReadModelBackend> {
     ASSERT_TRUE(doc);
     EXPECT_EQ(doc->version, version);
     EXPECT_NE(doc->json.find("\"balance_cents\":" + std::to_string(balance) + ","), std::string::npos) << doc->json;
-    EXPECT_EQ(accounts_->transactions("a", 100000, 0)->size(), ledger);
+    EXPECT_EQ(accounts_->transactions("a", 100000, es::Position{0})->size(), ledger);
   }
 
   testing::ReadModelPlace place_{GetParam()};
@@ -66,21 +66,21 @@ TEST_P(EntitiesTest, ManyEventsOfOneEntityInOneBatch) {
   auto events = open_and_deposit(500);
   auto copy = live();
   ASSERT_TRUE(apply(*copy, events));
-  expect_account(500 * 501 / 2, 500, 500);
+  expect_account(500 * 501 / 2, es::StreamVersion{500}, 500);
   ASSERT_TRUE(apply(*copy, events)) << "a batch delivered again";
-  expect_account(500 * 501 / 2, 500, 500);
+  expect_account(500 * 501 / 2, es::StreamVersion{500}, 500);
 }
 
 TEST_P(EntitiesTest, AStateNotInMemoryIsFoldedAgainFromTheStore) {
   auto events = open_and_deposit(10);
   ASSERT_TRUE(apply(*live(), std::span(events).first(6)));
-  expect_account(1 + 2 + 3 + 4 + 5, 5, 5);
+  expect_account(1 + 2 + 3 + 4 + 5, es::StreamVersion{5}, 5);
   // As after a restart: the rest of the log, on a writer that holds no state yet.
   ASSERT_TRUE(apply(*live(), std::span(events).subspan(6)));
-  expect_account(55, 10, 10);
+  expect_account(55, es::StreamVersion{10}, 10);
   // Events the copy has applied, delivered again to a writer that holds no state.
   ASSERT_TRUE(apply(*live(), std::span(events).first(4)));
-  expect_account(55, 10, 10);
+  expect_account(55, es::StreamVersion{10}, 10);
 }
 
 // Entities not in memory are loaded together (one query per 512), whatever their number.
@@ -91,12 +91,12 @@ TEST_P(EntitiesTest, ManyEntitiesNotInMemoryInOneBatch) {
     ASSERT_TRUE(
         store_->append({"account-" + id, es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
   }
-  const auto opened = *store_->read_all(1, 100000, {});
+  const auto opened = *store_->read_all(es::Position{1}, 100000, {});
   ASSERT_TRUE(apply(*live(), opened));
   for (int i = 0; i < kAccounts; ++i)
-    ASSERT_TRUE(store_->append({"account-m" + std::to_string(i), es::ExpectedVersion::exact(0),
+    ASSERT_TRUE(store_->append({"account-m" + std::to_string(i), es::ExpectedVersion::exact(es::StreamVersion{0}),
                                 {new_event(FundsDeposited{i + 1}), new_event(FundsDeposited{1})}}));
-  const auto all = *store_->read_all(1, 100000, {});
+  const auto all = *store_->read_all(es::Position{1}, 100000, {});
   ASSERT_TRUE(apply(*live(), std::span(all).subspan(opened.size())));  // a writer that holds no state
   for (int i : {0, 1, 511, 512, kAccounts - 1}) {
     auto doc = *accounts_->get("m" + std::to_string(i));
@@ -115,10 +115,10 @@ TEST_P(EntitiesTest, AFailedBatchLeavesNoTraceInMemoryOrInTheReadModel) {
   auto failed = apply(*copy, std::span(corrupt).subspan(2));
   ASSERT_FALSE(failed);
   EXPECT_NE(failed.error().message.find("FundsDeposited"), std::string::npos) << failed.error().message;
-  expect_account(1, 1, 1);
+  expect_account(1, es::StreamVersion{1}, 1);
   // The same writer goes on: the deposit of 2, folded by the failed batch, counts once.
   ASSERT_TRUE(apply(*copy, std::span(events).subspan(2)));
-  expect_account(1 + 2 + 3, 3, 3);
+  expect_account(1 + 2 + 3, es::StreamVersion{3}, 3);
 }
 
 // An account's charges grow with every order it pays for; its document shows only the
@@ -130,10 +130,10 @@ TEST_P(EntitiesTest, FoldedStatesKeepNoChargesByOrder) {
   std::vector<es::NewEvent> events{new_event(AccountOpened{"a", "Owner"}), new_event(FundsDeposited{kCharges})};
   for (int i = 0; i < kCharges; ++i) events.push_back(new_event(AccountCharged{uuid_v7(), 1}));
   ASSERT_TRUE(store_->append({"account-a", es::ExpectedVersion::no_stream(), std::move(events)}));
-  const auto all = *store_->read_all(1, 100000, {});
+  const auto all = *store_->read_all(es::Position{1}, 100000, {});
   auto copy = live();
   ASSERT_TRUE(apply(*copy, all));
-  expect_account(0, kCharges + 1, kCharges + 1);
+  expect_account(0, es::StreamVersion{kCharges + 1}, kCharges + 1);
   const auto with_writer = mallinfo2().uordblks;
   copy.reset();
   const auto held = static_cast<std::int64_t>(with_writer) - static_cast<std::int64_t>(mallinfo2().uordblks);

@@ -132,7 +132,7 @@ TEST_P(ReadSideTest, RandomWorkloadEqualsAFoldOfTheStore) {
   expect_matches_store(*read);
 
   auto sales = *read->sales().sales(INT64_MIN, INT64_MAX);
-  auto placed = *store_->read_all(1, 1000000, es::EventFilter{{"order"}, {"OrderPlaced"}, ""});
+  auto placed = *store_->read_all(es::Position{1}, 1000000, es::EventFilter{{"order"}, {"OrderPlaced"}, ""});
   EXPECT_EQ(sales.orders_placed, static_cast<std::int64_t>(placed.size()));
 }
 
@@ -152,11 +152,11 @@ TEST_P(ReadSideTest, VerifyFindsASnapshotThatIsNotTheFoldOfItsEvents) {
 
   ASSERT_TRUE(run<Product>("mug", product::RegisterProduct{"mug", "Mug", 100, 10}));
   ASSERT_TRUE(run<Product>("mug", product::ReserveStock{"o1", 3}));
-  auto folded = handler_->load_until<Product>("mug", 1);
+  auto folded = handler_->load_until<Product>("mug", es::StreamVersion{1});
   auto wrong = folded->state;
   wrong.reserved += 3;
-  ASSERT_TRUE(store_->save_snapshot({"product-mug", 1, codec::kStateSchemaVersion, codec::encode_state(wrong)}));
-  ASSERT_TRUE(store_->save_snapshot({"account-ghost", 4, codec::kStateSchemaVersion, "{}"}));
+  ASSERT_TRUE(store_->save_snapshot({"product-mug", es::StreamVersion{1}, codec::kStateSchemaVersion, codec::encode_state(wrong)}));
+  ASSERT_TRUE(store_->save_snapshot({"account-ghost", es::StreamVersion{4}, codec::kStateSchemaVersion, "{}"}));
   found.clear();
   ASSERT_TRUE(check_snapshots(ctx, found));
   ASSERT_EQ(found.size(), 2u);
@@ -300,7 +300,7 @@ TEST_P(ReadSideTest, ARangeWithoutItsEventsAdvancesAProjectionWithoutAWrite) {
   auto read = open_read_side();
   ASSERT_TRUE(read->runner().start());
   catch_up(*read);
-  EXPECT_EQ(read->accounts().transactions("quiet", 100, 0)->size(), 1u);
+  EXPECT_EQ(read->accounts().transactions("quiet", 100, es::Position{0})->size(), 1u);
   expect_matches_store(*read);
 }
 
@@ -335,7 +335,7 @@ TEST_P(ReadSideTest, KillDuringProjectionNeverDoubleCounts) {
   auto doc = *read->accounts().get("crash");
   ASSERT_TRUE(doc);
   EXPECT_NE(doc->json.find("\"balance_cents\":" + std::to_string(kDeposits) + ","), std::string::npos) << doc->json;
-  auto ledger = *read->accounts().transactions("crash", 100000, 0);
+  auto ledger = *read->accounts().transactions("crash", 100000, es::Position{0});
   EXPECT_EQ(ledger.size(), static_cast<std::size_t>(kDeposits));
   expect_matches_store(*read);
 }
@@ -405,7 +405,7 @@ TEST_P(ReadSideTest, AWriterThatLosesItsConnectionClaimsAgainAndGoesOn) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(run<Account>("lost", account::Deposit{1}));
   catch_up(*read);
   for (const auto& s : read->runner().status()) EXPECT_EQ(s.state, es::ProjectionState::running) << s.name;
-  EXPECT_EQ(read->accounts().transactions("lost", 100, 0)->size(), 20u);
+  EXPECT_EQ(read->accounts().transactions("lost", 100, es::Position{0})->size(), 20u);
   expect_matches_store(*read);
 }
 

@@ -58,7 +58,7 @@ TEST_F(SagaAdminTest, ARetryRecordsDeadLetterRetriedForTheOrderWithTheActor) {
   ASSERT_TRUE(accepted) << accepted.error().message;
   EXPECT_EQ(accepted->dead_letter_id, "d1");
   EXPECT_EQ(accepted->order_id, "o1");
-  auto stored = store_.read_stream(kDeadLetterStream, 0, 10, es::Direction::forward);
+  auto stored = store_.read_stream(kDeadLetterStream, es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_EQ(stored->size(), 2u);
   const auto& e = stored->back();
   EXPECT_EQ(e.position, accepted->position);
@@ -75,7 +75,7 @@ TEST_F(SagaAdminTest, ARetryOfAnUnknownDeadLetterIsNotFoundAndWritesNothing) {
   auto accepted = retry("d2");
   ASSERT_FALSE(accepted);
   EXPECT_EQ(accepted.error().code, Errc::not_found);
-  EXPECT_EQ(store_.read_stream(kDeadLetterStream, 0, 10, es::Direction::forward)->size(), 1u);
+  EXPECT_EQ(store_.read_stream(kDeadLetterStream, es::StreamVersion{0}, 10, es::Direction::forward)->size(), 1u);
 }
 
 TEST_F(SagaAdminTest, AStoreThatRefusesTheRetryAnswersItsError) {

@@ -23,7 +23,7 @@ class SagaRecordsTest : public ::testing::Test {
     req.events.push_back({"e" + std::to_string(++events_), type, 1, data, "{}"});
     auto r = store_.append(std::move(req));
     EXPECT_TRUE(r) << r.error().message;
-    return r ? r->position : 0;
+    return r ? r->position : es::Position{0};
   }
   template <class Event>
   es::Position append(const std::string& stream, const Event& e) {
@@ -69,7 +69,7 @@ TEST_P(CorruptDeadLetterTest, IsCorruptNamingItsPositionNeverSkipped) {
   auto letters = dead_letters(store_);
   ASSERT_FALSE(letters);
   EXPECT_EQ(letters.error().code, Errc::corrupt);
-  EXPECT_NE(letters.error().message.find("position " + std::to_string(at)), std::string::npos)
+  EXPECT_NE(letters.error().message.find("position " + to_string(at)), std::string::npos)
       << letters.error().message;
 }
 
@@ -103,7 +103,7 @@ TEST_F(SagaRecordsTest, ACorruptSagaRecordIsCorruptNamingItsPosition) {
   auto ended = last_saga_end(store_, "o1");
   ASSERT_FALSE(ended);
   EXPECT_EQ(ended.error().code, Errc::corrupt);
-  EXPECT_NE(ended.error().message.find("position " + std::to_string(at)), std::string::npos) << ended.error().message;
+  EXPECT_NE(ended.error().message.find("position " + to_string(at)), std::string::npos) << ended.error().message;
 }
 
 }  // namespace

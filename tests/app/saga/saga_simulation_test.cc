@@ -47,10 +47,10 @@ void compare_snapshot(es::EventStore& store, const es::Snapshot& snap, std::vect
   auto folded = fold_stream<A>(store, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, snap.version);
   if (!folded) return out.push_back(snap.stream_id + ": " + folded.error().message);
   if (folded->version != snap.version)
-    return out.push_back(snap.stream_id + ": a snapshot at version " + std::to_string(snap.version) +
-                         " but the stream ends at " + std::to_string(folded->version));
+    return out.push_back(snap.stream_id + ": a snapshot at version " + to_string(snap.version) +
+                         " but the stream ends at " + to_string(folded->version));
   if (auto fold = codec::encode_state(folded->state); fold != snap.state)
-    out.push_back(snap.stream_id + ": the snapshot at version " + std::to_string(snap.version) + " holds " + snap.state +
+    out.push_back(snap.stream_id + ": the snapshot at version " + to_string(snap.version) + " holds " + snap.state +
                   " but the fold of its events gives " + fold);
 }
 
@@ -79,7 +79,7 @@ struct WorldOptions {
   int processes = 1;
   // Appends stay in flight until the simulation lands them, in any order.
   bool hold_appends = false;
-  es::StreamVersion snapshot_every = 4;
+  std::int64_t snapshot_every = 4;
   // A replay of the whole log may not append a domain event, not even one undone later
   // (false: it only has to leave the invariants and snapshots intact).
   bool replay_appends_nothing = true;
@@ -91,7 +91,7 @@ class World {
       : rng_(seed), store_(rng_), options_(options), saga_options_(saga) {
     for (int i = 0; i < options_.processes; ++i) processes_.push_back(std::make_unique<Process>(store_, rng_));
     for (auto& p : processes_) start(*p);
-    start_saga(*processes_.front(), 1);
+    start_saga(*processes_.front(), es::Position{1});
     for (int p = 0; p < 3; ++p) {
       products_.push_back("p" + std::to_string(p));
       client<Product>(products_.back(), product::RegisterProduct{products_.back(), "P", 100 + 50 * p, 2 + 2 * p});
@@ -180,7 +180,7 @@ class World {
       // At least once: what this process was already given may come again (never what
       // lies before where it started).
       if (rng_() % 100 < f.redeliver * 100)
-        p.delivered = std::max<es::Position>(p.started_at, p.delivered - static_cast<es::Position>(rng_() % 20));
+        p.delivered = std::max<es::Position>(p.started_at, p.delivered - static_cast<std::int64_t>(rng_() % 20));
       deliver(p, 1 + rng_() % 8);
       if (rng_() % 3 == 0) save_checkpoint(p);
     } else if (r < 60) {
@@ -270,7 +270,7 @@ class World {
   // write its own bookkeeping again; see WorldOptions::replay_appends_nothing).
   bool replay_from_the_start() {
     const auto before = *store_.last_position();
-    restart_all(true, 1);
+    restart_all(true, es::Position{1});
     if (!quiet("replay from position 1")) return false;
     es::EventFilter domain;
     domain.categories = {"order", "product", "account"};
@@ -320,7 +320,7 @@ class World {
     std::unique_ptr<CommandHandler> commands;
     std::unique_ptr<HandlerLookup> lookup;
     std::unique_ptr<FulfilmentSaga> saga;  // while it holds the lease
-    es::Position delivered = 1, started_at = 1;
+    es::Position delivered = es::Position{1}, started_at = es::Position{1};
     std::vector<SagaCommand> queued;  // issued, not yet at the command handler
     std::vector<Completion> answers;
     int life = 0;  // answers of an earlier life are not heard
@@ -337,7 +337,7 @@ class World {
   }
 
   void start_saga(Process& p, es::Position from) {
-    p.delivered = p.started_at = std::max<es::Position>(from, 1);
+    p.delivered = p.started_at = std::max(from, es::Position{1});
     p.saga = std::make_unique<FulfilmentSaga>(saga_options_, *p.lookup, p.started_at, *store_.last_position());
     leader_ = &p;
   }
@@ -500,7 +500,7 @@ TEST(FulfilmentSagaTest, EachStepIsASpanUnderTheEventThatCausedItAndItsEventsCar
   }
   // The event's traceparent: the span of the command that appended it, under its step.
   auto span_of = [&](const std::string& stream, std::string_view type) {
-    auto events = w.store().read_stream(stream, 0, 100, es::Direction::forward);
+    auto events = w.store().read_stream(stream, es::StreamVersion{0}, 100, es::Direction::forward);
     for (const auto& e : *events)
       if (e.type == type && e.metadata.find(id) != std::string::npos) return *traceparent_in_metadata(e.metadata);
     ADD_FAILURE() << "no " << type << " in " << stream;
@@ -596,7 +596,7 @@ TEST(FulfilmentSagaTest, AStepThatNeverFinishesTimesOutCompensatesAndLeavesADead
   EXPECT_EQ(v->steps.front().name, SagaStep::reserve);
   EXPECT_EQ(v->steps.front().status, StepStatus::failed);
   EXPECT_EQ(v->steps.front().attempts, 3);
-  auto letters = w.store().read_stream(kDeadLetterStream, 0, 10, es::Direction::forward);
+  auto letters = w.store().read_stream(kDeadLetterStream, es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_EQ(letters->size(), 1u);
   EXPECT_EQ(letters->front().type, "DeadLetterRecorded");
   EXPECT_TRUE(check_invariants(w.store()).empty());
@@ -628,7 +628,7 @@ TEST(FulfilmentSagaTest, ACrashInTheMiddleOfAStepNeverReservesTwice) {
   auto id = w.place("c1", {{"p1", 2}});
   w.deliver(100);
   w.execute(0);  // reserved, but the answer is lost with the process
-  (void)w.store().save_checkpoint("saga", 1);
+  (void)w.store().save_checkpoint("saga", es::Position{1});
   w.crash();
   ASSERT_TRUE(w.quiesce());
   EXPECT_EQ(order_of(w, id).status, order::OrderStatus::confirmed);
@@ -746,7 +746,7 @@ TEST(FulfilmentSagaTest, ALeaseTakeoverMidSagaFinishesEverySagaWithoutDeadLetter
   w.crash();  // the holder dies; the other process takes the lease
   for (int i = 0; i < 6; ++i) w.place("c1", {{"p0", 1}});
   ASSERT_TRUE(w.quiet("after the takeover"));
-  EXPECT_TRUE(w.store().read_stream(kDeadLetterStream, 0, 10, es::Direction::forward)->empty());
+  EXPECT_TRUE(w.store().read_stream(kDeadLetterStream, es::StreamVersion{0}, 10, es::Direction::forward)->empty());
   EXPECT_TRUE(w.replay_from_the_start());
 }
 
@@ -765,7 +765,7 @@ TEST(FulfilmentSagaTest, ClientCancelRacingCompensationOfAFailedReserve) {
   ASSERT_TRUE(w.quiet("after the race"));
   EXPECT_EQ(order_of(w, id).status, order::OrderStatus::cancelled);
   EXPECT_EQ(product_of(w, "p2").reserved, 0);
-  EXPECT_TRUE(w.store().read_stream(kDeadLetterStream, 0, 10, es::Direction::forward)->empty());
+  EXPECT_TRUE(w.store().read_stream(kDeadLetterStream, es::StreamVersion{0}, 10, es::Direction::forward)->empty());
 }
 
 // The customer cancels while the saga is timing out on a reservation the store refuses.

@@ -67,17 +67,17 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     const auto& positions = it->second;
     auto n = static_cast<es::StreamVersion>(positions.size());
     auto take = [&](es::StreamVersion v) -> Result<void> {
-      auto e = log_[positions[static_cast<std::size_t>(v)]];
+      auto e = log_[positions[static_cast<std::size_t>(v.value())]];
       if (upcasters_)
         if (auto r = upcasters_->upcast(e); !r) return r;
       out.push_back(std::move(e));
       return {};
     };
     if (direction == es::Direction::forward) {
-      for (auto v = std::max<es::StreamVersion>(from, 0); v < n && out.size() < max; ++v)
+      for (auto v = std::max(from, es::StreamVersion{0}); v < n && out.size() < max; ++v)
         if (auto r = take(v); !r) return fail(r.error());
     } else {
-      for (auto v = from < 0 || from >= n ? n - 1 : from; v >= 0 && out.size() < max; --v)
+      for (auto v = from < 0 || from >= n ? n - 1 : from; v >= 0 && out.size() < max; v -= 1)
         if (auto r = take(v); !r) return fail(r.error());
     }
     return out;
@@ -87,7 +87,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     std::lock_guard lk(mu_);
     auto it = ids_.find(event_id);
     if (it == ids_.end()) return std::optional<es::RecordedEvent>();
-    auto e = log_[static_cast<std::size_t>(it->second - 1)];
+    auto e = log_[static_cast<std::size_t>(it->second.value() - 1)];
     if (upcasters_)
       if (auto r = upcasters_->upcast(e); !r) return fail(r.error());
     return std::optional(std::move(e));
@@ -97,11 +97,11 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
   Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override {
     std::vector<es::RecordedEvent> batch;
-    auto p = std::max<es::Position>(from, 1);
+    auto p = std::max(from, es::Position{1});
     {
       std::lock_guard lk(mu_);
       for (; p <= last() && batch.size() < max; ++p) {
-        auto e = log_[static_cast<std::size_t>(p - 1)];
+        auto e = log_[static_cast<std::size_t>(p.value() - 1)];
         if (!filter.matches(e)) continue;
         if (upcasters_)
           if (auto r = upcasters_->upcast(e); !r) return fail(r.error());
@@ -191,7 +191,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
       if (it == ids_.end()) {
         stored.emplace_back();
       } else {
-        const auto& at = log_[static_cast<std::size_t>(it->second - 1)];
+        const auto& at = log_[static_cast<std::size_t>(it->second.value() - 1)];
         stored.emplace_back(es::StoredEventRef{at.stream_id, at.version, at.position});
       }
     }

@@ -54,7 +54,7 @@ class PostgresHarness : public StoreHarness {
         {"UPDATE events SET data = replace(data, $2, $3), metadata = replace(metadata, $2, $3), "
          "type = replace(type, $2, $3) WHERE position = $1 AND (data || metadata || type) LIKE '%' || $2 || '%' "
          "RETURNING position",
-         {std::to_string(position), original, replacement}});
+         {to_string(position), original, replacement}});
     if (!changed) return fail(changed.error());
     if (changed->rows() != 1) return fail(Errc::internal, original + " is not in the event at that position");
     auto opened = try_open(schema_.name());
@@ -125,7 +125,7 @@ TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigrati
   es::check_chain(*store, breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
   ASSERT_TRUE(store->append(make_append("m-0", ExpectedVersion::any(), 2)));
-  ASSERT_TRUE(store->read_all(1, 100));
+  ASSERT_TRUE(store->read_all(es::Position{1}, 100));
   es::check_chain(*store, breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
 }
@@ -140,7 +140,7 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
 
   std::vector<es::Position> seen;
   std::mutex mu;
-  es::Subscription sub(*store, nullptr, {"skip", 1, {}, 100, std::chrono::milliseconds(20)},
+  es::Subscription sub(*store, nullptr, {"skip", es::Position{1}, {}, 100, std::chrono::milliseconds(20)},
                        [&](std::span<const es::RecordedEvent> batch, es::Position) -> Result<void> {
                          std::lock_guard lk(mu);
                          for (const auto& e : batch) seen.push_back(e.position);
@@ -156,7 +156,7 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   // Chained on as a store would, so that readers serve it once it commits.
   es::EventHash prev{};
   ASSERT_TRUE(es::hash_from_hex(head->text(0, 1), prev));
-  const auto hash = es::to_hex(es::event_hash(prev, {2, "held-event", "skip-2", 0, "Held", 1, "{}", "{}", 0}));
+  const auto hash = es::to_hex(es::event_hash(prev, {es::Position{2}, "held-event", "skip-2", es::StreamVersion{0}, "Held", 1, "{}", "{}", 0}));
   ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0, "
                         "decode('" + es::to_hex(prev) + "', 'hex'), decode('" + hash + "', 'hex')); "
                         "UPDATE log_head SET position = 2, hash = decode('" + hash + "', 'hex')"));
@@ -175,13 +175,13 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   EXPECT_EQ(answered.load(), 0) << "an append committed past an open lower position";
   EXPECT_EQ(*store->last_position(), 1);
   std::vector<es::Position> scanned;
-  auto next = store->scan_all(1, 100, {}, [&](const es::RecordedEvent& e) { scanned.push_back(e.position); });
+  auto next = store->scan_all(es::Position{1}, 100, {}, [&](const es::RecordedEvent& e) { scanned.push_back(e.position); });
   ASSERT_TRUE(next);
-  EXPECT_EQ(scanned, std::vector<es::Position>{1});
+  EXPECT_EQ(scanned, std::vector{es::Position{1}});
   EXPECT_EQ(*next, 2);
   {
     std::lock_guard lk(mu);
-    EXPECT_EQ(seen, std::vector<es::Position>{1});
+    EXPECT_EQ(seen, std::vector{es::Position{1}});
   }
 
   ASSERT_TRUE(held.exec("COMMIT"));
@@ -189,9 +189,9 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   sub.stop();
   ASSERT_EQ(answered.load(), kLater);
   std::sort(later_positions.begin(), later_positions.end());
-  EXPECT_EQ(later_positions, (std::vector<es::Position>{3, 4, 5}));
+  EXPECT_EQ(later_positions, (std::vector{es::Position{3}, es::Position{4}, es::Position{5}}));
   std::lock_guard lk(mu);
-  EXPECT_EQ(seen, (std::vector<es::Position>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(seen, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}, es::Position{4}, es::Position{5}}));
 }
 
 // Two stores on one database, as two processes would be, race for the same streams with
@@ -234,13 +234,13 @@ TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions
   std::vector<std::thread> readers;
   for (auto* store : {a.get(), b.get()})
     readers.emplace_back([&, store] {
-      es::Position cursor = 1;
+      es::Position cursor{1};
       for (bool last_round = false; !last_round;) {
         last_round = !writing;
         auto next = store->scan_all(cursor, 1000, {}, [&](const es::RecordedEvent& e) {
           if (e.position != cursor) {
             std::lock_guard lk(mu);
-            reader_errors.push_back("expected " + std::to_string(cursor) + ", read " + std::to_string(e.position));
+            reader_errors.push_back("expected " + to_string(cursor) + ", read " + to_string(e.position));
           }
           cursor = e.position + 1;
         });
@@ -259,12 +259,12 @@ TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions
   for (const auto& [key, wins] : winners) EXPECT_EQ(wins, 1) << "stream " << key.first << " version " << key.second;
   std::size_t total = 0;
   for (int s = 0; s < kStreams; ++s) {
-    auto events = *a->read_stream("race-" + std::to_string(s), 0, 100000, es::Direction::forward);
+    auto events = *a->read_stream("race-" + std::to_string(s), es::StreamVersion{0}, 100000, es::Direction::forward);
     for (std::size_t v = 0; v < events.size(); ++v) ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v));
     total += events.size();
   }
   EXPECT_EQ(total, winners.size());
-  auto all = *b->read_all(1, 100000);
+  auto all = *b->read_all(es::Position{1}, 100000);
   ASSERT_EQ(all.size(), total);
   for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i].position, static_cast<es::Position>(i + 1));
   EXPECT_GT(total, std::size_t{kStreams * 5}) << "too few appends won to show anything";
@@ -277,19 +277,19 @@ TEST_F(PostgresEventStoreTest, AStoreNoticesAnotherProcessWroteSinceItsLastBatch
   TestSchema schema;
   auto a = open_store(schema.name());
   auto b = open_store(schema.name());
-  for (es::StreamVersion v = -1; v < 3; ++v)  // enough batches for `a` to decide ahead
+  for (es::StreamVersion v{-1}; v < 3; ++v)  // enough batches for `a` to decide ahead
     ASSERT_TRUE(a->append(make_append("ahead-1", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
-  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(3))));
-  auto stale = a->append(make_append("ahead-1", ExpectedVersion::exact(3)));
+  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(es::StreamVersion{3}))));
+  auto stale = a->append(make_append("ahead-1", ExpectedVersion::exact(es::StreamVersion{3})));
   ASSERT_FALSE(stale);
   EXPECT_EQ(stale.error().code, Errc::version_conflict);
   EXPECT_EQ(stale.error().current_version, 4);
-  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(4))));
+  ASSERT_TRUE(b->append(make_append("ahead-1", ExpectedVersion::exact(es::StreamVersion{4}))));
   auto any = a->append(make_append("ahead-1", ExpectedVersion::any()));
   ASSERT_TRUE(any) << any.error().message;
   EXPECT_EQ(any->version, 6);
   EXPECT_EQ(any->position, 7);
-  auto again = a->append(make_append("ahead-1", ExpectedVersion::exact(6)));
+  auto again = a->append(make_append("ahead-1", ExpectedVersion::exact(es::StreamVersion{6})));
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->position, 8);
 }
@@ -316,7 +316,7 @@ TEST_F(PostgresEventStoreTest, ConnectionsLostWhileIdleAreReplacedWithoutFailing
   const std::string app = "of_" + schema.name();
   auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
   ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::no_stream())));
-  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::exact(0))));  // both lanes connected
+  ASSERT_TRUE(store->append(make_append("lost-1", ExpectedVersion::exact(es::StreamVersion{0}))));  // both lanes connected
 
   auto admin = schema.connect();
   auto killed = admin.query({"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
@@ -329,10 +329,10 @@ TEST_F(PostgresEventStoreTest, ConnectionsLostWhileIdleAreReplacedWithoutFailing
   });
 
   for (int i = 0; i < 3; ++i) {
-    auto r = store->append(make_append("lost-1", ExpectedVersion::exact(1 + i)));
+    auto r = store->append(make_append("lost-1", ExpectedVersion::exact(es::StreamVersion{1 + i})));
     ASSERT_TRUE(r) << r.error().message;
   }
-  auto events = store->read_stream("lost-1", 0, 100, es::Direction::forward);
+  auto events = store->read_stream("lost-1", es::StreamVersion{0}, 100, es::Direction::forward);
   ASSERT_TRUE(events) << events.error().message;
   ASSERT_EQ(events->size(), 5u);
   for (std::size_t v = 0; v < events->size(); ++v) EXPECT_EQ((*events)[v].position, static_cast<es::Position>(v + 1));

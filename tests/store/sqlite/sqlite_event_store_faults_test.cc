@@ -52,7 +52,7 @@ struct Ledger {
   std::mutex mu;
   std::vector<Append> appends;
   std::unordered_map<std::string, std::pair<std::size_t, std::size_t>> events;  // id -> (append, index in it)
-  es::Position checkpoint_tried = 0, checkpoint_acked = 0;
+  es::Position checkpoint_tried = es::Position{0}, checkpoint_acked = es::Position{0};
   std::map<std::string, std::set<es::StreamVersion>> snapshots_tried;  // by stream
 };
 
@@ -143,7 +143,7 @@ void run_round(sqlite::SqliteEventStore& store, SqliteFaultVfs& vfs, Ledger& led
           std::lock_guard lk(ledger.mu);
           ledger.snapshots_tried[stream].insert(version);
         }
-        if (auto s = store.save_snapshot({stream, version, 1, std::to_string(version)}); !s) {
+        if (auto s = store.save_snapshot({stream, version, 1, to_string(version)}); !s) {
           check_failure(s.error());
           break;
         }
@@ -162,7 +162,7 @@ void run_round(sqlite::SqliteEventStore& store, SqliteFaultVfs& vfs, Ledger& led
 void check_after_cut(sqlite::SqliteEventStore& store, Ledger& ledger) {
   std::lock_guard lk(ledger.mu);
   std::vector<es::RecordedEvent> log;
-  auto scanned = store.scan_all(1, 100'000'000, {}, [&](const es::RecordedEvent& e) { log.push_back(e); });
+  auto scanned = store.scan_all(es::Position{1}, 100'000'000, {}, [&](const es::RecordedEvent& e) { log.push_back(e); });
   ASSERT_TRUE(scanned) << scanned.error().message;
   auto last = store.last_position();
   ASSERT_TRUE(last);
@@ -187,8 +187,8 @@ void check_after_cut(sqlite::SqliteEventStore& store, Ledger& ledger) {
       ASSERT_EQ(log[i + m].event_id, append.event_ids[m]) << "an append at " << e.position << " is not whole";
     present[a] = true;
     if (append.acked) {
-      EXPECT_EQ(append.acked->position, e.position + static_cast<es::Position>(append.event_ids.size()) - 1);
-      EXPECT_EQ(append.acked->version, e.version + static_cast<es::StreamVersion>(append.event_ids.size()) - 1);
+      EXPECT_EQ(append.acked->position, e.position + static_cast<std::int64_t>(append.event_ids.size()) - 1);
+      EXPECT_EQ(append.acked->version, e.version + static_cast<std::int64_t>(append.event_ids.size()) - 1);
     }
   }
   for (std::size_t a = 0; a < ledger.appends.size(); ++a)
@@ -196,7 +196,7 @@ void check_after_cut(sqlite::SqliteEventStore& store, Ledger& ledger) {
         << "an acknowledged append to " << ledger.appends[a].stream << " at position "
         << ledger.appends[a].acked->position << " was lost";
   for (const auto& [stream, next] : next_version) {
-    auto events = store.read_stream(stream, 0, 1'000'000, es::Direction::forward);
+    auto events = store.read_stream(stream, es::StreamVersion{0}, 1'000'000, es::Direction::forward);
     ASSERT_TRUE(events) << events.error().message;
     ASSERT_EQ(static_cast<es::StreamVersion>(events->size()), next) << stream;
     for (std::size_t v = 0; v < events->size(); ++v) ASSERT_EQ((*events)[v].version, static_cast<es::StreamVersion>(v));
@@ -211,7 +211,7 @@ void check_after_cut(sqlite::SqliteEventStore& store, Ledger& ledger) {
     auto snapshot = store.load_snapshot(stream);
     if (!snapshot) continue;
     EXPECT_TRUE(tried.count(snapshot->version)) << stream << " has a snapshot at " << snapshot->version;
-    EXPECT_EQ(snapshot->state, std::to_string(snapshot->version));
+    EXPECT_EQ(snapshot->state, to_string(snapshot->version));
     EXPECT_LT(snapshot->version, next_version[stream]) << stream << "'s snapshot is ahead of its events";
   }
 }
@@ -280,7 +280,7 @@ TEST(SqliteEventStoreFaults, APowerCutAfterACleanCloseLosesNothing) {
       ASSERT_TRUE(r) << r.error().message;
       acked.push_back(*r);
     }
-    ASSERT_TRUE((*store)->save_checkpoint("closed", 42));
+    ASSERT_TRUE((*store)->save_checkpoint("closed", es::Position{42}));
   }
   vfs.cut_power();
   vfs.restore_power();

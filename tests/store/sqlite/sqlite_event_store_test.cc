@@ -148,7 +148,7 @@ TEST(SqliteEventStore, ASecondOpenOfTheSameFileIsRefused) {
 TEST(SqliteEventStore, AnUnreadableSnapshotIsIgnored) {
   TempDir dir;
   auto store = open_store(dir.file("events.db"));
-  ASSERT_TRUE(store->save_snapshot({"order-1", 3, 1, "{}"}));
+  ASSERT_TRUE(store->save_snapshot({"order-1", es::StreamVersion{3}, 1, "{}"}));
   ASSERT_TRUE(store->load_snapshot("order-1").has_value());
   auto db = sqlite::Database::open(dir.file("events.db"));
   ASSERT_TRUE(db);
@@ -164,17 +164,17 @@ TEST(SqliteEventStore, AFileOfTheFifthFormatLosesItsSnapshotsAndKeepsItsEvents) 
   {
     auto store = open_store(path, nullptr, 0);
     ASSERT_TRUE(store->append(make_append("order-a", es::ExpectedVersion::no_stream(), 3)));
-    ASSERT_TRUE(store->save_snapshot({"order-a", 2, 1, R"({"lines":1})"}));
+    ASSERT_TRUE(store->save_snapshot({"order-a", es::StreamVersion{2}, 1, R"({"lines":1})"}));
   }
   run_sql(path, "ALTER TABLE snapshots DROP COLUMN checksum");
   run_sql(path, "PRAGMA user_version = 5");
   {
     auto store = open_store(path, nullptr, 0);
     EXPECT_FALSE(store->load_snapshot("order-a").has_value()) << "a snapshot without a checksum was kept";
-    auto read = store->read_stream("order-a", 0, 10, es::Direction::forward);
+    auto read = store->read_stream("order-a", es::StreamVersion{0}, 10, es::Direction::forward);
     ASSERT_TRUE(read);
     EXPECT_EQ(read->size(), 3u);
-    ASSERT_TRUE(store->save_snapshot({"order-a", 2, 1, R"({"lines":1})"}));
+    ASSERT_TRUE(store->save_snapshot({"order-a", es::StreamVersion{2}, 1, R"({"lines":1})"}));
     EXPECT_TRUE(store->load_snapshot("order-a").has_value());
   }
   EXPECT_EQ(file_format(path), 7);
@@ -192,14 +192,14 @@ TEST(SqliteEventStore, AStreamIndexEntryNamingAnotherEventIsACorruptRead) {
   }
   run_sql(path, "UPDATE stream_index SET position = 3 WHERE stream_id = 'order-a' AND version = 1");
   auto store = open_store(path, nullptr, 0);
-  auto read = store->read_stream("order-a", 0, 10, es::Direction::forward);
+  auto read = store->read_stream("order-a", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_FALSE(read) << "order-b's event was served as order-a's";
   EXPECT_EQ(read.error().code, Errc::corrupt);
   EXPECT_NE(read.error().message.find("entry for stream order-a version 1 names position 3 (stream order-b version 0)"),
             std::string::npos)
       << read.error().message;
-  EXPECT_FALSE(store->read_stream("order-a", -1, 10, es::Direction::backward));
-  EXPECT_TRUE(store->read_stream("order-b", 0, 10, es::Direction::forward));
+  EXPECT_FALSE(store->read_stream("order-a", es::StreamVersion{-1}, 10, es::Direction::backward));
+  EXPECT_TRUE(store->read_stream("order-b", es::StreamVersion{0}, 10, es::Direction::forward));
 }
 
 // A child process appends under load and reports each acknowledged append on a pipe;
@@ -235,7 +235,7 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
             auto r = store->append(make_append(stream, es::ExpectedVersion::exact(version), 1 + s % 3));
             if (!r) ::_exit(3);
             version = r->version;
-            auto line = std::to_string(s) + " " + std::to_string(version) + "\n";
+            auto line = std::to_string(s) + " " + to_string(version) + "\n";
             if (::write(fds[1], line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
           }
         });
@@ -264,9 +264,9 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
     std::istringstream lines(reported);
     int acks = 0;
     for (int s; lines >> s;) {
-      es::StreamVersion v;
+      std::int64_t v = 0;
       lines >> v;
-      acked[s] = std::max(acked.count(s) ? acked[s] : es::kNoStream, v);
+      acked[s] = std::max(acked.count(s) ? acked[s] : es::kNoStream, es::StreamVersion{v});
       ++acks;
     }
     EXPECT_GE(acks, static_cast<int>(kill_after)) << "round " << round;
@@ -274,7 +274,7 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
     auto store = open_store(path);
     for (int s = 0; s < kStreams; ++s) {
       auto stream = "crash-" + std::to_string(s);
-      auto events = *store->read_stream(stream, 0, 1'000'000, es::Direction::forward);
+      auto events = *store->read_stream(stream, es::StreamVersion{0}, 1'000'000, es::Direction::forward);
       for (std::size_t v = 0; v < events.size(); ++v)
         ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v)) << stream << " has a gap";
       if (acked.count(s)) {
@@ -283,8 +283,8 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
       }
     }
     auto last = *store->last_position();
-    es::Position expected = 1;
-    auto scanned = store->scan_all(1, 10'000'000, {}, [&](const es::RecordedEvent& e) {
+    es::Position expected{1};
+    auto scanned = store->scan_all(es::Position{1}, 10'000'000, {}, [&](const es::RecordedEvent& e) {
       EXPECT_EQ(e.position, expected);
       ++expected;
     });
@@ -314,7 +314,7 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
         " (3, 'e3', 'order-1', 1, 'OrderConfirmed', 1, '{\"a\":1}', '{}', 12);"));
   }
   auto store = open_store(path);
-  auto events = store->read_stream("order-1", 0, 10, es::Direction::forward);
+  auto events = store->read_stream("order-1", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_TRUE(events);
   ASSERT_EQ(events->size(), 2u);
   EXPECT_EQ((*events)[1].event_id, "e3");
@@ -322,11 +322,11 @@ TEST(SqliteEventStore, AFileOfTheFirstFormatIsMigratedAtOpen) {
   EXPECT_EQ((*events)[1].position, 3);
   EXPECT_EQ(*store->stream_version("order-2"), 0);
   EXPECT_EQ(*store->load_checkpoint("saga"), 2);
-  auto appended = store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1));
+  auto appended = store->append(make_append("order-1", es::ExpectedVersion::exact(es::StreamVersion{1}), 1));
   ASSERT_TRUE(appended);
   EXPECT_EQ(appended->version, 2);
   EXPECT_EQ(appended->position, 4);
-  EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(1), 1)));
+  EXPECT_FALSE(store->append(make_append("order-1", es::ExpectedVersion::exact(es::StreamVersion{1}), 1)));
   store.reset();
   EXPECT_EQ(file_format(path), 7);
 }
@@ -363,20 +363,20 @@ TEST(SqliteEventStore, AFileOfTheSecondFormatIsMigratedAtOpen) {
   const auto path = dir.file("events.db");
   ASSERT_NO_FATAL_FAILURE(write_second_format_file(path, 300));
   auto store = open_store(path);
-  auto events = store->read_stream("order-3", 0, 100, es::Direction::forward);
+  auto events = store->read_stream("order-3", es::StreamVersion{0}, 100, es::Direction::forward);
   ASSERT_TRUE(events) << events.error().message;
   EXPECT_EQ(events->size(), 43u);
   std::vector<std::string> breaks;
   es::check_chain(*store, breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
-  auto appended = store->append(make_append("order-3", es::ExpectedVersion::exact(42), 2));
+  auto appended = store->append(make_append("order-3", es::ExpectedVersion::exact(es::StreamVersion{42}), 2));
   ASSERT_TRUE(appended) << appended.error().message;
   EXPECT_EQ(appended->position, 302);
   store.reset();
   store = open_store(path);
   es::check_chain(*store, breaks);
   EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
-  EXPECT_EQ(store->read_all(1, 1000)->size(), 302u);
+  EXPECT_EQ(store->read_all(es::Position{1}, 1000)->size(), 302u);
 }
 
 // The migration says how far it has come after each chunk of 8192 rows (orderflow migrate
@@ -385,13 +385,15 @@ TEST(SqliteEventStore, TheMigrationOfAnOlderFileReportsItsProgress) {
   TempDir dir;
   const auto path = dir.file("events.db");
   ASSERT_NO_FATAL_FAILURE(write_second_format_file(path, 10000));
-  std::vector<std::pair<es::Position, es::Position>> reported;
+  std::vector<std::pair<std::int64_t, std::int64_t>> reported;
   sqlite::SqliteEventStoreOptions options;
   options.path = path;
-  options.migration_progress = [&](es::Position migrated, es::Position last) { reported.emplace_back(migrated, last); };
+  options.migration_progress = [&](es::Position migrated, es::Position last) {
+    reported.emplace_back(migrated.value(), last.value());
+  };
   auto store = sqlite::SqliteEventStore::open(options);
   ASSERT_TRUE(store) << store.error().message;
-  EXPECT_EQ(reported, (std::vector<std::pair<es::Position, es::Position>>{{8192, 10000}, {10000, 10000}}));
+  EXPECT_EQ(reported, (std::vector<std::pair<std::int64_t, std::int64_t>>{{8192, 10000}, {10000, 10000}}));
 }
 
 // ---- the per-row checksum (es/event_hash.h): reads check it, the chain catches tampering ----
@@ -419,7 +421,7 @@ StoredRow write_marked_log(const std::string& path) {
   marked.events[0].data = R"({"amount":12345})";
   EXPECT_TRUE(store->append(marked));
   EXPECT_TRUE(store->append(make_append("after-1", es::ExpectedVersion::no_stream(), 2 * kVerifiedAtOpen)));
-  return stored_row(*store, 4);
+  return stored_row(*store, es::Position{4});
 }
 
 void update_row_4(const std::string& path, const std::string& set) {
@@ -440,17 +442,17 @@ TEST(SqliteEventStore, AFlippedBitInTheChecksumIsRefusedOnReadNamingItsPosition)
   write_marked_log(path);
   update_row_4(path, "checksum = (checksum | 64) - (checksum & 64)");  // one bit flipped
   auto store = open_store(path);
-  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  auto stream = store->read_stream("marked-1", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_FALSE(stream) << "a row with a flipped checksum was served";
   EXPECT_EQ(stream.error().code, Errc::corrupt);
   EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
       << stream.error().message;
   std::vector<es::Position> passed;
-  auto scan = store->scan_all(1, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
+  auto scan = store->scan_all(es::Position{1}, 1000, {}, [&](const es::RecordedEvent& e) { passed.push_back(e.position); });
   ASSERT_FALSE(scan);
   EXPECT_NE(scan.error().message.find("position 4 "), std::string::npos) << scan.error().message;
-  EXPECT_EQ(passed, (std::vector<es::Position>{1, 2, 3}));
-  EXPECT_TRUE(store->read_all(5, 1000));
+  EXPECT_EQ(passed, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}}));
+  EXPECT_TRUE(store->read_all(es::Position{5}, 1000));
   auto breaks = chain_breaks(*store);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
   EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
@@ -467,10 +469,10 @@ TEST(SqliteEventStore, ARowRewrittenWithItsChecksumRecomputedPassesReadsButNotTh
   const auto checksum = es::event_checksum(es::hashed_fields(row.event));
   update_row_4(path, "data = '" + row.event.data + "', checksum = " + std::to_string(static_cast<std::int64_t>(checksum)));
   auto store = open_store(path);
-  auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  auto stream = store->read_stream("marked-1", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_TRUE(stream) << stream.error().message;
   EXPECT_EQ(stream->at(0).data, R"({"amount":99999})");
-  ASSERT_TRUE(store->read_all(1, 1000));
+  ASSERT_TRUE(store->read_all(es::Position{1}, 1000));
   auto breaks = chain_breaks(*store);
   ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
   EXPECT_NE(breaks[0].find("between positions 1 and 64"), std::string::npos) << breaks[0];
@@ -483,16 +485,16 @@ TEST(SqliteEventStore, AFlippedByteInAHashOfTheChainIsNamedByTheChainCheck) {
   write_marked_log(path);
   {
     auto store = open_store(path);
-    auto at_64 = stored_row(*store, 64);
+    auto at_64 = stored_row(*store, es::Position{64});
     ASSERT_TRUE(at_64.hashes.hash);
-    EXPECT_FALSE(stored_row(*store, 63).hashes.hash);
+    EXPECT_FALSE(stored_row(*store, es::Position{63}).hashes.hash);
     auto flipped = *at_64.hashes.hash;
     flipped[17] ^= 0x04;
     store.reset();
     run_sql(path, "UPDATE chain SET hash = ?1 WHERE position = 64", std::string(es::hash_bytes(flipped)));
   }
   auto store = open_store(path);
-  ASSERT_TRUE(store->read_all(1, 1000));
+  ASSERT_TRUE(store->read_all(es::Position{1}, 1000));
   // The hash at 64 breaks the chain there; the events up to 128 are checked against the
   // hash as stored, as a rewritten event before 64 would have left it.
   auto breaks = chain_breaks(*store);
@@ -531,7 +533,8 @@ void write_old_format_marked_log(const std::string& path, int format, const std:
   std::vector<es::RecordedEvent> events;
   while (*rows->step())
     events.push_back(es::RecordedEvent{std::string(rows->text(1)), std::string(rows->text(2)),
-                                       std::string(rows->text(4)), rows->int64(3), rows->int64(0),
+                                       std::string(rows->text(4)), es::StreamVersion{rows->int64(3)},
+                                       es::Position{rows->int64(0)},
                                        static_cast<std::int32_t>(rows->int64(5)), std::string(rows->text(6)),
                                        std::string(rows->text(7)), rows->int64(8)});
   rows->reset();
@@ -545,7 +548,7 @@ void write_old_format_marked_log(const std::string& path, int format, const std:
     ASSERT_TRUE(update->bind_blob(1, es::hash_bytes(prev))
                     .bind_blob(2, es::hash_bytes(head))
                     .bind(3, static_cast<std::int64_t>(es::format4_checksum(fields, prev, head)))
-                    .bind(4, e.position)
+                    .bind(4, e.position.value())
                     .run());
   }
   ASSERT_TRUE(db->exec((format == 3 ? "ALTER TABLE events DROP COLUMN checksum;" : "") +
@@ -565,7 +568,7 @@ TEST(SqliteEventStore, FilesOfTheThirdAndFourthFormatsAreMigratedAtOpen) {
       auto breaks = chain_breaks(*store);
       EXPECT_TRUE(breaks.empty()) << ::testing::PrintToString(breaks);
       std::size_t checked = 0, hashes = 0;
-      ASSERT_TRUE(store->scan_stored(1, 1000, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
+      ASSERT_TRUE(store->scan_stored(es::Position{1}, 1000, [&](const es::RecordedEvent& e, const es::StoredHashes& h) {
         ASSERT_TRUE(h.checksum);
         EXPECT_EQ(*h.checksum, es::event_checksum(es::hashed_fields(e))) << e.position;
         hashes += h.hash.has_value();
@@ -573,8 +576,8 @@ TEST(SqliteEventStore, FilesOfTheThirdAndFourthFormatsAreMigratedAtOpen) {
       }));
       EXPECT_EQ(checked, 4 + 2 * kVerifiedAtOpen);
       EXPECT_EQ(hashes, 3u);  // 64, 128 and the head
-      EXPECT_EQ(store->read_all(1, 1000)->size(), checked);
-      auto appended = store->append(make_append("marked-1", es::ExpectedVersion::exact(0)));
+      EXPECT_EQ(store->read_all(es::Position{1}, 1000)->size(), checked);
+      auto appended = store->append(make_append("marked-1", es::ExpectedVersion::exact(es::StreamVersion{0})));
       ASSERT_TRUE(appended) << appended.error().message;
     }
     auto store = open_store(path);
@@ -597,11 +600,11 @@ TEST(SqliteEventStore, AnOldFormatRowThatDidNotCheckIsStillRefusedAfterTheMigrat
     const auto path = dir.file("events.db");
     write_old_format_marked_log(path, format, "UPDATE events SET data = '{\"amount\":12346}' WHERE position = 4;");
     auto store = open_store(path);
-    auto stream = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+    auto stream = store->read_stream("marked-1", es::StreamVersion{0}, 10, es::Direction::forward);
     ASSERT_FALSE(stream) << "the migration laundered a corrupt row";
     EXPECT_NE(stream.error().message.find("position 4 (stream marked-1 version 0)"), std::string::npos)
         << stream.error().message;
-    EXPECT_TRUE(store->read_stream("before-1", 0, 10, es::Direction::forward));
+    EXPECT_TRUE(store->read_stream("before-1", es::StreamVersion{0}, 10, es::Direction::forward));
     auto breaks = chain_breaks(*store);
     ASSERT_EQ(breaks.size(), 1u) << ::testing::PrintToString(breaks);
     EXPECT_NE(breaks[0].find("position 4 "), std::string::npos) << breaks[0];
@@ -631,11 +634,11 @@ TEST(SqliteEventStore, APageSqliteCannotReadIsACorruptReadNamingIt) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 
   auto store = open_store(path);
-  auto read = store->read_stream("marked-1", 0, 10, es::Direction::forward);
+  auto read = store->read_stream("marked-1", es::StreamVersion{0}, 10, es::Direction::forward);
   ASSERT_FALSE(read);
   EXPECT_EQ(read.error().code, Errc::corrupt) << read.error().message;
   EXPECT_NE(read.error().message.find("reading stream marked-1"), std::string::npos) << read.error().message;
-  auto scan = store->read_all(1, 1000);
+  auto scan = store->read_all(es::Position{1}, 1000);
   ASSERT_FALSE(scan);
   EXPECT_EQ(scan.error().code, Errc::corrupt) << scan.error().message;
   EXPECT_NE(scan.error().message.find("reading the log from position"), std::string::npos) << scan.error().message;
@@ -669,13 +672,13 @@ TEST(SqliteEventStore, ACategoryScanSkipsTheLogBeforeItsCategoryBegins) {
   auto store = open_store(path);
   es::EventFilter orders;
   orders.categories = {"order"};
-  auto scan = store->read_all(1, 1000, orders);
+  auto scan = store->read_all(es::Position{1}, 1000, orders);
   ASSERT_TRUE(scan) << scan.error().message;
   ASSERT_EQ(scan->size(), 3u);
   EXPECT_EQ(scan->front().stream_id, "order-1");
   EXPECT_EQ(scan->front().position, 80'002);
   // The page is unreadable indeed: a scan of every category meets it.
-  auto all = store->read_all(1, 100'000);
+  auto all = store->read_all(es::Position{1}, 100'000);
   ASSERT_FALSE(all);
   EXPECT_EQ(all.error().code, Errc::corrupt) << all.error().message;
 }
