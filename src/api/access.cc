@@ -93,20 +93,6 @@ Response forbidden(const Request& req, Role role) {
                                   " this route");
 }
 
-// The customer_id of the order's OrderPlaced, read from the event store (never behind);
-// "" when there is no such order.
-Result<std::string> order_owner(ApiContext& ctx, std::string_view order_id) {
-  auto events = ctx.store.read_stream("order-" + ascii_lower(order_id), es::StreamVersion{0}, 1, es::Direction::forward);
-  if (!events) return fail(events.error());
-  if (events->empty()) return std::string();
-  boost::system::error_code ec;
-  auto data = boost::json::parse(events->front().data, ec);
-  const auto* owner = !ec && data.is_object() ? data.as_object().if_contains("customer_id") : nullptr;
-  if (!owner || !owner->is_string())
-    return fail(Errc::corrupt, "the first event of order " + std::string(order_id) + " names no customer_id");
-  return std::string(owner->as_string());
-}
-
 // The customer a request names in `field` (CustomerAccess::names_self); "" if none. A body
 // that is not a JSON object names none: its handler refuses it.
 std::string named_customer(const Request& req, std::string_view field) {
@@ -120,12 +106,12 @@ std::optional<Response> over_limit(const RateLimits& limits, std::string_view ca
   const auto wait = limits.limiter.take(caller, http::RateLimiter::Clock::now());
   if (!wait) return std::nullopt;
   if (limits.metrics) limits.metrics->count_rate_limited(by_token);
-  auto r = http::error_response(429, "rate_limited",
-                                fmt::format("more than {:g} requests a second (bursts of {:g}) from {}: retry later",
-                                            limits.limiter.limit().rate, limits.limiter.limit().burst,
-                                            by_token ? "this token" : "this address"));
-  r.set_header("Retry-After", std::to_string(*wait));
-  return r;
+  Error refused{Errc::rate_limited,
+                fmt::format("more than {:g} requests a second (bursts of {:g}) from {}: retry later",
+                            limits.limiter.limit().rate, limits.limiter.limit().burst,
+                            by_token ? "this token" : "this address")};
+  refused.retry_after_s = static_cast<std::int64_t>(*wait);
+  return error_for(refused);
 }
 
 std::optional<Response> check_customer(ApiContext& ctx, Request& req, const Access& access, const Claims& claims) {
@@ -142,7 +128,8 @@ std::optional<Response> check_customer(ApiContext& ctx, Request& req, const Acce
       if (req.param("id") == claims.sub) return std::nullopt;
       return http::error_response(404, "not_found", "no such resource of customer " + claims.sub);
     case CustomerAccess::own_order: {
-      auto owner = order_owner(ctx, req.param("id"));
+      // Read from the log itself (never behind).
+      auto owner = ctx.events.order_owner(ascii_lower(req.param("id")));
       if (!owner) return error_for(owner.error());
       if (*owner == claims.sub) return std::nullopt;
       return http::error_response(404, "not_found", "no order " + std::string(req.param("id")));

@@ -5,7 +5,7 @@
 #include "api/http/router.h"
 #include "app/admission.h"
 #include "app/command_handler.h"
-#include "es/event_store.h"
+#include "app/event_log.h"
 
 namespace orderflow::app::projections {
 class ReadSide;
@@ -18,6 +18,10 @@ class Relay;
 }
 namespace orderflow::app {
 class PersonalData;
+class InvariantChecks;
+}
+namespace orderflow::app::saga {
+class SagaAdmin;
 }
 namespace orderflow::app::bus_projector {
 class BusProjector;
@@ -29,7 +33,9 @@ class Metrics;
 
 struct ApiContext {
   app::CommandHandler& commands;
-  es::EventStore& store;
+  // The log itself (event listings, the live feed, /readyz's store check): handlers read the
+  // store only through it.
+  app::EventLog& events;
   // The read side (§6 queries, /admin/projections, the live feed, /readyz); without it (demo)
   // only commands and event listings are served.
   app::projections::ReadSide* read = nullptr;
@@ -68,9 +74,6 @@ struct RelayView {
 };
 std::optional<RelayView> relay_view(ApiContext& ctx);
 
-// Seconds since the event at `position` was recorded; 0 when there is none yet.
-double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms);
-
 // Why /readyz answers 503 (docs/api.md §7), once the store could be read: its message, and
 // for a store that cannot write the reason; nullopt when ready.
 struct NotReady {
@@ -81,6 +84,19 @@ std::optional<NotReady> not_ready(ApiContext& ctx);
 
 // Every route of the API. `ctx` must outlive the router.
 http::Router make_router(ApiContext& ctx);
+
+// The routes a process serves by its --roles (docs/api.md §1): `command`, the writes;
+// `query`, the reads of read models and of the log and the live feed; `admin`, everything
+// under /api/v1/admin/. Health, readiness, /metrics and the API's documents are served by
+// every process.
+struct ServedRoles {
+  bool command = true;
+  bool query = true;
+  bool admin = true;
+};
+// Installs a guard answering a route of a role this process lacks with 421
+// `misdirected_request`, naming the role, before anything else is checked.
+void serve_only(http::Router& router, ServedRoles roles);
 
 void add_command_routes(http::Router& router, ApiContext& ctx);
 void add_query_routes(http::Router& router, ApiContext& ctx);  // needs ctx.read: §6, admin, /readyz, /metrics
@@ -94,8 +110,8 @@ void add_personal_data_routes(http::Router& router, ApiContext& ctx);
 void add_docs_routes(http::Router& router);
 // The OpenAPI document /api/v1/openapi.json serves.
 std::string_view openapi_json();
-// Sagas and dead letters (§7) and GET /api/v1/admin/invariants (§5); `saga` may be null
-// (this process runs no saga: sagas are read from their streams).
-void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunner* saga);
+// Sagas and dead letters (§7) and GET /api/v1/admin/invariants (§5). Both services must
+// outlive the router.
+void add_saga_routes(http::Router& router, app::saga::SagaAdmin& sagas, app::InvariantChecks& invariants);
 
 }  // namespace orderflow::api

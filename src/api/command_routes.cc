@@ -134,7 +134,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
     const auto canonical = canonical_json(p.body);
     fingerprint = request + body_digest(canonical);
     legacy_fingerprint = request + canonical;
-    auto stored = ctx.store.find_idempotency(**key);
+    auto stored = ctx.commands.store().find_idempotency(**key);
     if (!stored) co_return error_for(stored.error());
     if (*stored) {
       if (!same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
@@ -164,7 +164,7 @@ asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
       // An earlier request with this key may have been landing while this one was decided
       // (a client's retry racing its first try, perhaps sent to a process that died): if it
       // was stored, it is the key's answer, not this refusal.
-      auto stored = ctx.store.find_idempotency_settled(**key);
+      auto stored = ctx.commands.store().find_idempotency_settled(**key);
       if (stored && *stored) {
         if (same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
           co_return replay(ctx, **stored);

@@ -52,14 +52,8 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
   if (!from) return error_for(from.error());
   auto limit = int_param(req, "limit", 100, 1, 1000);
   if (!limit) return error_for(limit.error());
-  auto events = ctx.store.read_stream(stream, es::StreamVersion{*from}, static_cast<std::size_t>(*limit),
-                                     es::Direction::forward);
+  auto events = ctx.events.stream(stream, es::StreamVersion{*from}, static_cast<std::size_t>(*limit), missing_is_404);
   if (!events) return error_for(events.error());
-  if (events->empty() && missing_is_404) {
-    auto version = ctx.store.stream_version(stream);
-    if (!version) return error_for(version.error());
-    if (*version == es::kNoStream) return error_for(make_error(Errc::not_found, "no stream " + stream));
-  }
   EventPage page;
   for (const auto& e : *events)
     if (!page.add(e)) return revealed(ctx, page.answer(e.version.value()));
@@ -85,24 +79,11 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto t = req.query_param("type"); t && !t->empty()) filter.types.emplace_back(*t);
-    // Scanned 100 at a time, so a page that fills early reads few events beyond it.
-    constexpr std::size_t kChunk = 100;
     EventPage page;
-    std::optional<es::Position> left_out;  // the first event the full page left out
-    es::Position next{std::max<std::int64_t>(*from, 1)};
-    for (auto left = static_cast<std::size_t>(*limit); left > 0 && !left_out;) {
-      const std::size_t chunk = std::min(left, kChunk);
-      std::size_t passed = 0;
-      auto scanned = ctx.store.scan_all(next, chunk, filter, [&](const es::RecordedEvent& e) {
-        ++passed;
-        if (!left_out && !page.add(e)) left_out = e.position;
-      });
-      if (!scanned) co_return error_for(scanned.error());
-      next = *scanned;
-      if (passed < chunk) break;  // nothing more matches
-      left -= passed;
-    }
-    co_return revealed(ctx, page.answer(left_out.value_or(next).value()));
+    auto next = ctx.events.page(es::Position{*from}, static_cast<std::size_t>(*limit), filter,
+                                [&](const es::RecordedEvent& e) { return page.add(e); });
+    if (!next) co_return error_for(next.error());
+    co_return revealed(ctx, page.answer(next->value()));
   });
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {

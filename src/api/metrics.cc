@@ -14,7 +14,7 @@
 #include "app/admission.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
-#include "app/saga/saga_records.h"
+#include "app/saga/saga_admin.h"
 #include "app/saga/saga_runner.h"
 #include "core/build_info.h"
 #include "core/failures.h"
@@ -100,7 +100,6 @@ void Metrics::observe(const http::Observation& o) {
 }
 
 std::string Metrics::render(ApiContext& ctx) {
-  auto& store = ctx.store;
   es::ProjectionRunner* runner = ctx.read ? &ctx.read->runner() : nullptr;
   std::string out;
   auto add = [&out]<class... Args>(fmt::format_string<Args...> f, Args&&... args) {
@@ -108,7 +107,7 @@ std::string Metrics::render(ApiContext& ctx) {
   };
   auto route_name = [](std::string_view route) { return route.empty() ? std::string_view("none") : route; };
   const auto now_ms = now_unix_ms();
-  const auto last = store.last_position();
+  const auto last = ctx.events.last_position();
 
   add("# HELP orderflow_http_requests_total HTTP requests answered, by route pattern, method and status.\n"
       "# TYPE orderflow_http_requests_total counter\n");
@@ -278,7 +277,7 @@ std::string Metrics::render(ApiContext& ctx) {
           *last + 1 - std::min(*next, *last + 1));
       add("# HELP orderflow_saga_lag_age_seconds Age of the oldest event the saga has not read (0: caught up).\n"
           "# TYPE orderflow_saga_lag_age_seconds gauge\norderflow_saga_lag_age_seconds {}\n",
-          *next <= *last ? age_seconds(store, *next, now_ms) : 0.0);
+          *next <= *last ? ctx.events.age_seconds(*next, now_ms) : 0.0);
     }
     add("# HELP orderflow_saga_step_duration_seconds Saga steps that ended, from the event that started one to "
         "the event that ended it, by step.\n"
@@ -289,12 +288,13 @@ std::string Metrics::render(ApiContext& ctx) {
         "(each a retry, or giving up on the step).\n"
         "# TYPE orderflow_saga_deadlines_fired_total counter\norderflow_saga_deadlines_fired_total {}\n",
         saga_->deadlines_fired());
-    if (auto letters = app::saga::count_dead_letters(store))
-      add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
-          "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
-          "# HELP orderflow_saga_dead_letters_retried_total Dead letters retried.\n"
-          "# TYPE orderflow_saga_dead_letters_retried_total counter\norderflow_saga_dead_letters_retried_total {}\n",
-          letters->recorded, letters->retried);
+    if (saga_admin_)
+      if (auto letters = saga_admin_->dead_letter_counts())
+        add("# HELP orderflow_saga_dead_letters_total Dead letters recorded (a saga gave up on a forward step).\n"
+            "# TYPE orderflow_saga_dead_letters_total counter\norderflow_saga_dead_letters_total {}\n"
+            "# HELP orderflow_saga_dead_letters_retried_total Dead letters retried.\n"
+            "# TYPE orderflow_saga_dead_letters_retried_total counter\norderflow_saga_dead_letters_retried_total {}\n",
+            letters->recorded, letters->retried);
   }
 
   if (runner) {
@@ -310,7 +310,7 @@ std::string Metrics::render(ApiContext& ctx) {
         "# TYPE orderflow_projection_lag_age_seconds gauge\n");
     for (const auto& s : status)
       add("orderflow_projection_lag_age_seconds{{projection=\"{}\"}} {}\n", s.name,
-          s.lag > 0 ? age_seconds(store, s.position + 1, now_ms) : 0.0);
+          s.lag > 0 ? ctx.events.age_seconds(s.position + 1, now_ms) : 0.0);
     add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
         "# TYPE orderflow_projection_lag_seconds histogram\n");
     for (const auto& l : runner->lags()) {

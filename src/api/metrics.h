@@ -33,6 +33,7 @@
 
 namespace orderflow::app::saga {
 class SagaRunner;
+class SagaAdmin;
 }
 
 namespace orderflow::api {
@@ -58,8 +59,12 @@ class Metrics {
     const int running = saga_running_;
     return running < 0 ? std::nullopt : std::optional<bool>(running == 1);
   }
-  // The saga whose sagas, position and lag are shown (none: not shown).
-  void set_saga(app::saga::SagaRunner* saga) { saga_ = saga; }
+  // The saga whose sagas, position and lag are shown (none: not shown), and where its dead
+  // letters are counted.
+  void set_saga(app::saga::SagaRunner* saga, app::saga::SagaAdmin* admin) {
+    saga_ = saga;
+    saga_admin_ = admin;
+  }
   // The span exporter whose counts are shown (none: not shown).
   void set_exporter(const OtlpExporter* exporter) { exporter_ = exporter; }
   // The embedded store: its data directory (whose file system's space is shown) and its
@@ -78,6 +83,7 @@ class Metrics {
   Counter rate_limited_by_token_, rate_limited_by_address_;
   std::atomic<int> saga_running_{-1};  // -1: no saga role
   app::saga::SagaRunner* saga_ = nullptr;
+  app::saga::SagaAdmin* saga_admin_ = nullptr;
   const OtlpExporter* exporter_ = nullptr;
   std::string data_dir_;
   std::vector<std::pair<std::string, std::string>> sqlite_files_;

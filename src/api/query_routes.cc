@@ -44,7 +44,7 @@ asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Reques
   if (!wait) co_return error_for(wait.error());
   es::Position target{*min};
   if (target < 0) {
-    auto last = ctx.store.last_position();
+    auto last = ctx.events.last_position();
     if (!last) co_return error_for(last.error());
     target = *last;
   }
@@ -54,14 +54,12 @@ asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Reques
   const bool applied = co_await http::await_callback<bool>(
       [&](auto done) { runner.when_applied(projection, target, deadline, std::move(done)); });
   if (applied) co_return std::nullopt;
-  auto r = http::error_response(
-      503, "projection_lagging",
-      "projection " + projection + " has not applied position " + to_string(target) + " within wait_ms",
+  co_return error_for(
+      make_error(Errc::projection_lagging,
+                 "projection " + projection + " has not applied position " + to_string(target) + " within wait_ms"),
       json::object{{"projection", projection},
                    {"position", runner.position(projection).value()},
                    {"min_position", target.value()}});
-  r.set_header("Retry-After", "1");
-  co_return r;
 }
 
 Response document_answer(const Result<std::optional<Document>>& doc, const std::string& what) {
@@ -138,7 +136,7 @@ asio::awaitable<Response> get_order(ApiContext& ctx, Request& req) {
   if (req.query_param("at")) {
     auto at = time_param(req, "at", 0);
     if (!at) co_return error_for(at.error());
-    co_return revealed(ctx, document_answer(app::projections::order_at_time(ctx.store, id, *at),
+    co_return revealed(ctx, document_answer(ctx.events.order_at_time(id, *at),
                                             "order " + id + " at that time"));
   }
   auto consistency = req.query_param("consistency").value_or("eventual");
@@ -172,7 +170,7 @@ json::value sales_json(const app::projections::Sales& s) {
 }  // namespace
 
 std::optional<NotReady> not_ready(ApiContext& ctx) {
-  if (auto failure = ctx.store.write_failure()) return NotReady{"the event store cannot write", failure->message};
+  if (auto failure = ctx.events.write_failure()) return NotReady{"the event store cannot write", failure->message};
   if (ctx.bus_projector) {
     if (auto s = ctx.bus_projector->status(); s.state != "consuming")
       return NotReady{"the projector is not consuming from the bus (" + s.state + ")", s.last_error};
@@ -188,7 +186,7 @@ namespace {
 
 // What /readyz looked at (docs/api.md §7): the store, each projection, the saga lease.
 json::object readiness_checks(ApiContext& ctx) {
-  const auto failure = ctx.store.write_failure();
+  const auto failure = ctx.events.write_failure();
   json::object store{{"readable", true}, {"writable", !failure}};
   if (failure) store["error"] = failure->message;
   json::array projections;
@@ -320,13 +318,11 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
   });
 
   router.add(Method::get, "/readyz", [&ctx](Request&) -> asio::awaitable<Response> {
-    if (auto last = ctx.store.last_position(); !last) co_return error_for(last.error());
+    if (auto last = ctx.events.last_position(); !last) co_return error_for(last.error());
     if (auto why = not_ready(ctx)) {
       json::object details{{"checks", readiness_checks(ctx)}};
       if (why->reason) details["reason"] = *why->reason;
-      auto r = http::error_response(503, "unavailable", why->message, std::move(details));
-      r.set_header("Retry-After", "1");
-      co_return r;
+      co_return error_for(make_error(Errc::unavailable, why->message), std::move(details));
     }
     co_return http::json_response(200, json::object{{"status", "ready"}, {"checks", readiness_checks(ctx)}});
   });

@@ -11,20 +11,14 @@ namespace orderflow::api {
 
 using http::Method;
 
-double age_seconds(es::EventStore& store, es::Position position, std::int64_t now_ms) {
-  auto events = store.read_all(position, 1);
-  if (!events || events->empty()) return 0;
-  return static_cast<double>(std::max<std::int64_t>(0, now_ms - events->front().recorded_at_ms)) / 1000;
-}
-
 std::optional<RelayView> relay_view(ApiContext& ctx) {
   if (!ctx.relay) return std::nullopt;
   auto s = ctx.relay->status();
   RelayView v{.bus = s.bus, .state = s.state, .position = s.position, .published = s.published,
               .last_error = s.last_error};
-  if (auto last = ctx.store.last_position(); last && *last > s.position) {
+  if (auto last = ctx.events.last_position(); last && *last > s.position) {
     v.lag = *last - s.position;
-    v.lag_seconds = age_seconds(ctx.store, s.position + 1, now_unix_ms());
+    v.lag_seconds = ctx.events.age_seconds(s.position + 1, now_unix_ms());
   }
   return v;
 }

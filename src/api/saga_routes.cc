@@ -54,10 +54,9 @@ json::object dead_letter_json(const saga::DeadLetter& d) {
 
 }  // namespace
 
-void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunner* runner) {
-  auto admin = std::make_shared<saga::SagaAdmin>(ctx.store, runner);
+void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::InvariantChecks& invariants) {
 
-  router.add(Method::get, "/api/v1/admin/sagas", [admin](Request& req) -> asio::awaitable<Response> {
+  router.add(Method::get, "/api/v1/admin/sagas", [&admin](Request& req) -> asio::awaitable<Response> {
     auto limit = int_param(req, "limit", 20, 1, 100);
     if (!limit) co_return error_for(limit.error());
     saga::ListSagas list{std::nullopt, static_cast<std::size_t>(*limit)};
@@ -68,18 +67,18 @@ void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunne
                                        "state must be RUNNING, COMPENSATING, COMPLETED, COMPENSATED or FAILED"));
     }
     json::array sagas;
-    for (const auto& v : admin->list(list)) sagas.push_back(saga_json(v));
+    for (const auto& v : admin.list(list)) sagas.push_back(saga_json(v));
     co_return http::json_response(200, json::object{{"sagas", std::move(sagas)}});
   });
 
-  router.add(Method::get, "/api/v1/admin/sagas/{order_id}", [admin](Request& req) -> asio::awaitable<Response> {
-    auto found = admin->find(ascii_lower(req.param("order_id")));
+  router.add(Method::get, "/api/v1/admin/sagas/{order_id}", [&admin](Request& req) -> asio::awaitable<Response> {
+    auto found = admin.find(ascii_lower(req.param("order_id")));
     if (!found) co_return error_for(found.error());
     co_return http::json_response(200, saga_json(*found));
   });
 
-  router.add(Method::get, "/api/v1/admin/dead-letters", [admin](Request&) -> asio::awaitable<Response> {
-    auto letters = admin->dead_letters();
+  router.add(Method::get, "/api/v1/admin/dead-letters", [&admin](Request&) -> asio::awaitable<Response> {
+    auto letters = admin.dead_letters();
     if (!letters) co_return error_for(letters.error());
     json::array out;
     for (const auto& d : *letters) out.push_back(dead_letter_json(d));
@@ -88,18 +87,23 @@ void add_saga_routes(http::Router& router, ApiContext& ctx, app::saga::SagaRunne
 
   // Drives the saga again with fresh attempts: whatever compensation is left is retried
   // (the order stays cancelled). The saga sees the request in the log.
-  router.add(Method::post, "/api/v1/admin/dead-letters/{id}/retry", [admin](Request& req) -> asio::awaitable<Response> {
+  router.add(Method::post, "/api/v1/admin/dead-letters/{id}/retry", [&admin](Request& req) -> asio::awaitable<Response> {
     saga::RetryDeadLetter retry{ascii_lower(req.param("id")), actor_of(req, "admin")};
     auto r = co_await http::await_callback<Result<saga::DeadLetterRetryAccepted>>(
-        [&](auto done) { admin->retry(retry, std::move(done)); });
+        [&](auto done) { admin.retry(retry, std::move(done)); });
     if (!r) co_return error_for(r.error());
     co_return http::json_response(
         202, json::object{{"dead_letter_id", r->dead_letter_id}, {"order_id", r->order_id}, {"position", r->position.value()}});
   });
 
-  router.add(Method::get, "/api/v1/admin/invariants", [&ctx](Request&) -> asio::awaitable<Response> {
+  // The fold of the whole log runs on the checks' own thread, never on an io thread; a store
+  // that cannot be read is its error (503 unavailable, 500 corrupt), not a violation.
+  router.add(Method::get, "/api/v1/admin/invariants", [&invariants](Request&) -> asio::awaitable<Response> {
+    auto checked = co_await http::await_callback<Result<std::vector<std::string>>>(
+        [&](auto done) { invariants.check(std::move(done)); });
+    if (!checked) co_return error_for(checked.error());
     json::array violations;
-    for (auto& v : app::check_invariants(ctx.store)) violations.push_back(json::value(std::move(v)));
+    for (auto& v : *checked) violations.push_back(json::value(std::move(v)));
     co_return http::json_response(200, json::object{{"violations", std::move(violations)}});
   });
 }

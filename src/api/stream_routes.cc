@@ -38,7 +38,7 @@ class Feeds {
     for (auto& f : feeds_) f.thread.join();
   }
 
-  void start(es::EventStore& store, app::PersonalData* personal, std::shared_ptr<http::StreamWriter> out,
+  void start(app::EventLog& events, app::PersonalData* personal, std::shared_ptr<http::StreamWriter> out,
              es::Position from, es::EventFilter filter) {
     MutexLock lk(mu_);
     feeds_.remove_if([](Feed& f) {
@@ -47,8 +47,8 @@ class Feeds {
       return true;
     });
     auto& f = feeds_.emplace_back();
-    f.thread = std::thread([&store, personal, out = std::move(out), from, filter = std::move(filter), &done = f.done] {
-      tail(store, personal, *out, from, filter);
+    f.thread = std::thread([&events, personal, out = std::move(out), from, filter = std::move(filter), &done = f.done] {
+      tail(events, personal, *out, from, filter);
       out->close();
       done = true;
     });
@@ -61,7 +61,7 @@ class Feeds {
   };
 
   // A key store that cannot be read ends the feed (the client resumes with Last-Event-ID).
-  static void tail(es::EventStore& store, app::PersonalData* personal, http::StreamWriter& out, es::Position from,
+  static void tail(app::EventLog& events, app::PersonalData* personal, http::StreamWriter& out, es::Position from,
                    const es::EventFilter& filter) {
     auto last_write = std::chrono::steady_clock::now();
     std::string chunk;
@@ -69,16 +69,19 @@ class Feeds {
       if (out.queued_bytes() > kMaxQueuedBytes) return;  // a slow consumer: it resumes with Last-Event-ID
       chunk.clear();
       bool unreadable = false;
-      auto next = store.scan_all(from, kBatch, filter, [&](const es::RecordedEvent& e) {
-        if (unreadable) return;
-        std::string data;
-        codec::append_event_json(data, e);
-        if (personal && !personal->reveal(data)) {
-          unreadable = true;  // nothing of this batch is sent: the client resumes before it
-          return;
-        }
-        chunk += http::sse_event(to_string(e.position), e.type, data);
-      });
+      auto next = events.page(
+          from, kBatch, filter,
+          [&](const es::RecordedEvent& e) {
+            std::string data;
+            codec::append_event_json(data, e);
+            if (personal && !personal->reveal(data)) {
+              unreadable = true;  // nothing of this batch is sent: the client resumes before it
+              return false;
+            }
+            chunk += http::sse_event(to_string(e.position), e.type, data);
+            return true;
+          },
+          kBatch);
       if (!next || unreadable) return;
       from = *next;
       const auto now = std::chrono::steady_clock::now();
@@ -88,7 +91,7 @@ class Feeds {
         chunk = std::string();
         last_write = now;
       }
-      store.wait_for_events(from - 1, std::chrono::seconds(1));
+      events.wait_for_events(from - 1, std::chrono::seconds(1));
     }
   }
 
@@ -111,10 +114,10 @@ void add_stream_routes(http::Router& router, ApiContext& ctx) {
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
     if (auto s = req.query_param("stream_id"); s && !s->empty()) filter.stream_id = std::string(*s);
-    co_return http::sse_response([&store = ctx.store, personal = ctx.personal, feeds,
+    co_return http::sse_response([&events = ctx.events, personal = ctx.personal, feeds,
                                   from = es::Position{std::max<std::int64_t>(*from, 1)},
                                   filter = std::move(filter)](std::shared_ptr<http::StreamWriter> out) {
-      feeds->start(store, personal, std::move(out), from, filter);
+      feeds->start(events, personal, std::move(out), from, filter);
     });
   });
 }

@@ -141,21 +141,55 @@ struct Fold {
 
 }  // namespace
 
-std::vector<std::string> check_invariants(es::EventStore& store) {
+Result<std::vector<std::string>> check_invariants(es::EventStore& store) {
   Fold fold;
   es::EventFilter filter;
   filter.categories = {"product", "account", "order"};
   es::Position from{1};
   for (;;) {
     auto last = store.last_position();
-    if (!last) return {"cannot read the store: " + last.error().message};
+    if (!last) return fail(last.error());
     if (from > *last) break;
     auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) { fold.add(e); });
-    if (!next) return {"cannot read the store: " + next.error().message};
+    if (!next) return fail(next.error());
     from = *next;
   }
   fold.check();
   return std::move(fold.violations);
+}
+
+InvariantChecks::~InvariantChecks() {
+  std::thread thread;
+  {
+    MutexLock lk(mu_);
+    stopping_ = true;
+    thread = std::move(thread_);
+  }
+  cv_.notify_all();
+  if (thread.joinable()) thread.join();
+}
+
+void InvariantChecks::check(InvariantsCallback done) {
+  {
+    MutexLock lk(mu_);
+    waiting_.push_back(std::move(done));
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  }
+  cv_.notify_one();
+}
+
+void InvariantChecks::run() {
+  MutexLock lk(mu_);
+  for (;;) {
+    cv_.wait(mu_, [&]() REQUIRES(mu_) { return stopping_ || !waiting_.empty(); });
+    if (waiting_.empty()) return;  // stopping with nobody waiting
+    auto callers = std::move(waiting_);
+    waiting_.clear();
+    lk.unlock();
+    const auto violations = check_invariants(store_);
+    for (auto& done : callers) done(violations);
+    lk.lock();
+  }
 }
 
 }  // namespace orderflow::app

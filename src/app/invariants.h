@@ -3,9 +3,12 @@
 // verify`, the saga simulation test and the admin endpoint call this.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "core/mutex.h"
 #include "es/event_store.h"
 
 namespace orderflow::app {
@@ -18,7 +21,34 @@ namespace orderflow::app {
 //   charged, DECLINED if its charge was declined, else PENDING;
 // - a CANCELLED, SHIPPED or DELIVERED order holds no stock, a CONFIRMED one holds exactly
 //   its lines; every order is CONFIRMED, SHIPPED, DELIVERED or CANCELLED (none PENDING).
-// A store that cannot be read is reported as a violation.
-std::vector<std::string> check_invariants(es::EventStore& store);
+// A store that cannot be read is an error (its own), never a violation.
+Result<std::vector<std::string>> check_invariants(es::EventStore& store);
+
+using InvariantsCallback = std::function<void(Result<std::vector<std::string>>)>;
+
+// The invariants checked for a caller that must not block (an HTTP io thread): the fold of
+// the whole log runs on a thread of its own. Every answer comes from a check that started
+// after it was asked for; callers who ask while a check runs share the next one, so a burst
+// of requests costs at most two folds. `done` runs on that thread.
+class InvariantChecks {
+ public:
+  explicit InvariantChecks(es::EventStore& store) : store_(store) {}
+  // Waits for the running check, answers whoever waits, then returns.
+  ~InvariantChecks();
+  InvariantChecks(const InvariantChecks&) = delete;
+  InvariantChecks& operator=(const InvariantChecks&) = delete;
+
+  void check(InvariantsCallback done);
+
+ private:
+  void run();
+
+  es::EventStore& store_;
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<InvariantsCallback> waiting_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::thread thread_ GUARDED_BY(mu_);  // started by the first check
+};
 
 }  // namespace orderflow::app

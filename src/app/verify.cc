@@ -107,7 +107,9 @@ Result<void> check_snapshots(VerifyContext& ctx, Differences& out) {
 
 // docs/api.md §5's invariants, folded from the store (app/invariants.h).
 Result<void> check_saga_invariants(VerifyContext& ctx, Differences& out) {
-  for (auto& v : check_invariants(ctx.store)) out.push_back(std::move(v));
+  auto violations = check_invariants(ctx.store);
+  if (!violations) return fail(violations.error());
+  for (auto& v : *violations) out.push_back(std::move(v));
   return {};
 }
 

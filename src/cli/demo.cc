@@ -74,7 +74,8 @@ int demo_embedded(const DemoOptions& o) {
   if (!store) return runtime_failure(store.error().message);
   app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
   app::CommandHandler commands(store->events(), &store->snapshots(), {.personal_data = &personal});
-  api::ApiContext ctx{commands, store->events()};
+  app::EventLog event_log(store->events());
+  api::ApiContext ctx{commands, event_log};
   ctx.personal = &personal;
   auto server = http::HttpServer::listen(api::make_router(ctx), {});
   if (!server) return runtime_failure(server.error().message);

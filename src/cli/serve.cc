@@ -13,8 +13,11 @@
 #include "api/metrics.h"
 #include "app/bus_projector/bus_projector.h"
 #include "app/command_handler.h"
+#include "app/event_log.h"
+#include "app/invariants.h"
 #include "app/projections/read_side.h"
 #include "app/relay/relay.h"
+#include "app/saga/saga_admin.h"
 #include "app/saga/saga_runner.h"
 #include "cli/bus_factory.h"
 #include "cli/commands.h"
@@ -114,7 +117,7 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:8080";
   StoreSpec store;
   BusSpec bus;
-  std::string cache, roles;
+  std::string roles;
   std::string auth_keys;  // a KeyRing file; empty: authentication is off
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
@@ -179,7 +182,6 @@ int serve(const ServeOptions& o) {
     return usage_failure("--otlp-endpoint must be http://HOST:PORT or https://HOST:PORT, not " + o.otlp_endpoint);
   if (!(o.trace_sample_ratio >= 0 && o.trace_sample_ratio <= 1))
     return usage_failure("--trace-sample-ratio takes a number from 0 to 1");
-  if (!o.cache.empty()) return usage_failure("--cache is not supported by this build yet");
   std::optional<BusUrl> bus_url;
   if (!o.bus.url.empty()) {
     auto parsed = parse_bus_url(o.bus.url);
@@ -259,7 +261,8 @@ int serve(const ServeOptions& o) {
   if (store->sqlite)
     metrics.set_data_dir(o.store.data_dir,
                          {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
-  api::ApiContext ctx{commands, store->events(), read.get(), &metrics, *ready_position};
+  app::EventLog event_log(store->events());
+  api::ApiContext ctx{commands, event_log, read.get(), &metrics, *ready_position};
   ctx.personal = &personal;
   if (bus_projector) ctx.bus_projector = &*bus_projector;
   // The fulfilment saga (docs/api.md §5) resumes from its checkpoint. On a shared store it runs
@@ -275,8 +278,11 @@ int serve(const ServeOptions& o) {
     };
     saga.emplace(commands, &store->checkpoints(), app::saga::SagaOptions{}, saga_lease.get(), on_lead);
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
-    metrics.set_saga(&*saga);
   }
+  // The saga's admin operations: of the saga running here, else read from its streams.
+  app::saga::SagaAdmin saga_admin(store->events(), saga ? &*saga : nullptr);
+  if (saga) metrics.set_saga(&*saga, &saga_admin);
+  app::InvariantChecks invariants(store->events());
   // Clients' writes wait for nothing: past a bound they are refused (503 overloaded).
   auto& events = store->events();
   auto log_lag = [&events](std::optional<es::Position> next) -> std::optional<std::int64_t> {
@@ -290,7 +296,7 @@ int serve(const ServeOptions& o) {
        .saga_lag_ms = [&]() -> std::optional<std::int64_t> {
          auto next = saga ? saga->next_position() : std::nullopt;
          if (!next) return std::nullopt;
-         return static_cast<std::int64_t>(api::age_seconds(events, *next, now_unix_ms()) * 1000);
+         return static_cast<std::int64_t>(event_log.age_seconds(*next, now_unix_ms()) * 1000);
        },
        .projection_lag =
            [&]() -> std::optional<std::int64_t> {
@@ -342,7 +348,11 @@ int serve(const ServeOptions& o) {
     options.observe = [&metrics](const http::Observation& ob) { metrics.observe(ob); };
   }
   auto router = api::make_router(ctx);
-  if (has_role(o.roles, "admin")) api::add_saga_routes(router, ctx, saga ? &*saga : nullptr);
+  api::add_saga_routes(router, saga_admin, invariants);
+  // First of the guards: a route of a role this process lacks is answered 421 at once.
+  api::serve_only(router, {.command = has_role(o.roles, "command"),
+                           .query = has_role(o.roles, "query"),
+                           .admin = has_role(o.roles, "admin")});
   std::optional<http::RateLimiter> limiter;
   std::optional<api::RateLimits> limits;
   if (rate > 0) {
@@ -402,7 +412,6 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));
-  settings.add(*cmd, "cache", o->cache, "Read-model cache URL (redis://)");
   settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());
   settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
   settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());

@@ -28,6 +28,9 @@ const char* errc_name(Errc code) {
     case Errc::duplicate_event: return "duplicate_event";
     case Errc::unavailable: return "unavailable";
     case Errc::overloaded: return "overloaded";
+    case Errc::projection_lagging: return "projection_lagging";
+    case Errc::rate_limited: return "rate_limited";
+    case Errc::not_served: return "not_served";
     case Errc::corrupt: return "corrupt";
     case Errc::internal: return "internal";
   }

@@ -6,13 +6,14 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <cmath>
 #include <vector>
 
 namespace orderflow {
 
 // The q-quantile (0..1) of ascending `sorted` (not empty): the nearest rank.
 inline std::uint32_t quantile_of_sorted(const std::vector<std::uint32_t>& sorted, double q) {
-  const auto i = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  const auto i = static_cast<std::size_t>(std::lround(q * static_cast<double>(sorted.size() - 1)));
   return sorted[std::min(i, sorted.size() - 1)];
 }
 

@@ -38,6 +38,9 @@ enum class Errc {
   duplicate_event,         // event ids already stored at another place
   unavailable,             // backend down or shutting down; retry later
   overloaded,              // admission control: the work behind is too far behind; retry later
+  projection_lagging,      // a read model has not applied what the read asks for yet; retry later
+  rate_limited,            // the caller sent more than its share; retry after retry_after_s
+  not_served,              // this process's roles do not include what was asked (send it elsewhere)
   corrupt,                 // stored data cannot be read
   internal,                // a bug or an unexpected library failure
 };
@@ -50,6 +53,9 @@ struct Error {
   // For version_conflict: the stream's current version (-1 = no stream), so a
   // retry can go straight into the next batch without reading first.
   std::optional<StrongInt<es::StreamVersionTag>> current_version{};
+  // For the errors worth retrying (unavailable, overloaded, projection_lagging,
+  // rate_limited): when, in seconds; unset: 1.
+  std::optional<std::int64_t> retry_after_s{};
 };
 
 inline Error make_error(Errc code, std::string message) { return Error{code, std::move(message)}; }

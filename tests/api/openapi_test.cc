@@ -16,6 +16,9 @@
 #include "api/api.h"
 #include "api/metrics.h"
 #include "app/command_handler.h"
+#include "app/event_log.h"
+#include "app/invariants.h"
+#include "app/saga/saga_admin.h"
 #include "app/projections/read_side.h"
 #include "app/projections/sqlite_read_model_db.h"
 #include "store/sqlite/sqlite_event_store.h"
@@ -37,9 +40,12 @@ std::vector<std::pair<http::Method, std::string>> routes() {
   EXPECT_TRUE(db);
   auto read = app::projections::ReadSide::open(std::move(*db), **store);
   Metrics metrics;
-  ApiContext ctx{commands, **store, read.get(), &metrics, es::Position{0}};
+  app::EventLog events(**store);
+  ApiContext ctx{commands, events, read.get(), &metrics, es::Position{0}};
   auto router = make_router(ctx);
-  add_saga_routes(router, ctx, nullptr);
+  app::saga::SagaAdmin sagas(**store, nullptr);
+  app::InvariantChecks invariants(**store);
+  add_saga_routes(router, sagas, invariants);
   std::vector<std::pair<http::Method, std::string>> out;
   for (const auto& [method, pattern] : router.routes()) out.emplace_back(method, pattern);
   return out;

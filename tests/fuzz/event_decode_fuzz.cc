@@ -1,6 +1,6 @@
 // Event decoding with upcasters: a stored event (type, schema_version, data) is read as the
 // stores read it, through an UpcasterRegistry, then decoded by the codec. The first byte
-// picks the event type (every type of every aggregate) and whether it is stored at schema 0,
+// picks the event type (every type of every aggregate, then the saga's own records) and whether it is stored at schema 0,
 // which an upcaster lifts to 1 by taking the fields out of an envelope, as a real schema change would; the rest
 // is the data. Whatever decodes must encode and decode again to the same JSON.
 #include <boost/json.hpp>
@@ -44,6 +44,9 @@ const std::vector<std::pair<std::string, Decode>>& types() {
     add_types<domain::product::Event>(out);
     add_types<domain::account::Event>(out);
     add_types<domain::order::Event>(out);
+    // Appended after the aggregates' types, so a seed's first byte keeps naming its type.
+    add_types<domain::saga::Event>(out);
+    add_types<domain::saga::DeadLetterEvent>(out);
     return out;
   }();
   return all;

@@ -49,6 +49,8 @@ class SagaAdmin {
   Result<SagaView> find(const std::string& order_id);
   // Every dead letter, oldest first; corrupt if one of the stream's records does not decode.
   Result<std::vector<DeadLetter>> dead_letters();
+  // How many dead letters were recorded and retried (for /metrics).
+  Result<DeadLetterCounts> dead_letter_counts() { return count_dead_letters(store_); }
   // Records a DeadLetterRetried: the saga drives the order again with fresh attempts when
   // it reads it. not_found: no such dead letter. `done` may run inline or on the store's
   // writer thread.
