@@ -169,7 +169,8 @@ class CommandHandler {
   Result<Loaded<A>> load_until(const std::string& id, es::StreamVersion version);
 
   // Runs one command. `done` is called exactly once, possibly before handle() returns
-  // (a rejection), possibly on the store's writer thread (a success): it must not block.
+  // (a rejection), possibly on the store's thread (a success) or a retry thread (see the
+  // top of this file): it must not block.
   template <class A>
   void handle(const std::string& id, typename A::Command command, CommandMeta meta, HandledCallback<A> done);
 
