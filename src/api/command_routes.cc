@@ -1,7 +1,4 @@
 // The write side (docs/api.md §4): every command endpoint, If-Match and Idempotency-Key.
-#include <openssl/sha.h>
-
-#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -15,9 +12,9 @@
 #include "api/http/await.h"
 #include "api/json_body.h"
 #include "api/metrics.h"
-#include "core/encoding.h"
-#include "core/text.h"
+#include "app/command_service.h"
 #include "app/place_order.h"
+#include "core/text.h"
 #include "core/time.h"
 #include "core/trace.h"
 
@@ -49,19 +46,6 @@ Response accepted(int status, std::string body, es::StreamVersion version) {
   return r;
 }
 
-// The first answer to an idempotency key, again. Its ETag comes from its body.
-Response replay(ApiContext& ctx, const es::IdempotencyRecord& record) {
-  if (ctx.metrics) ctx.metrics->count_idempotent_replay();
-  es::StreamVersion version{0};
-  boost::system::error_code ec;
-  auto v = boost::json::parse(record.response, ec);
-  if (!ec && v.is_object())
-    if (auto* ver = v.as_object().if_contains("version"); ver && ver->is_int64()) version = es::StreamVersion{ver->as_int64()};
-  auto r = accepted(record.status, record.response, version);
-  r.set_header("Idempotent-Replayed", "true");
-  return r;
-}
-
 Result<std::optional<es::StreamVersion>> parse_if_match(const Request& req) {
   auto h = req.header("If-Match");
   if (!h) return std::optional<es::StreamVersion>();
@@ -89,19 +73,6 @@ Result<std::optional<std::string>> parse_idempotency_key(const Request& req) {
   return std::optional<std::string>(std::string(*h));
 }
 
-// An idempotency record keeps a digest of the request's body, not the body: it may hold
-// personal data, which must not outlive its erasure (app/personal_data.h) in that table.
-std::string body_digest(const std::string& canonical_body) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
-  SHA256(reinterpret_cast<const unsigned char*>(canonical_body.data()), canonical_body.size(), digest.data());
-  return "sha256:" + hex_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
-}
-
-// Records stored before the digest kept the canonical body itself (`legacy`).
-bool same_request(const std::string& stored, const std::string& fingerprint, const std::string& legacy) {
-  return stored == fingerprint || stored == legacy;
-}
-
 // A command ready to run: parsed and validated in shape, not yet decided.
 template <class A>
 struct Prepared {
@@ -112,69 +83,53 @@ struct Prepared {
   bool new_stream = false;  // the server made the id just now
 };
 
+// What every command route needs: the context, and the service that runs its commands.
+struct Writes {
+  ApiContext& ctx;
+  std::shared_ptr<app::CommandService> service;
+};
+
 // Runs a prepared command with the request's If-Match, Idempotency-Key and correlation
-// id, and answers as docs/api.md §2 says. (Coroutine parameters are passed as named values:
-// g++ 12 destroys a braced temporary bound to a coroutine's by-value parameter twice.)
+// id (app::CommandService), and answers as docs/api.md §2 says. (Coroutine parameters are
+// passed as named values: g++ 12 destroys a braced temporary bound to a coroutine's
+// by-value parameter twice.)
 template <class A>
-asio::awaitable<Response> run(ApiContext& ctx, Request& req, Prepared<A> p) {
+asio::awaitable<Response> run(Writes w, Request& req, Prepared<A> p) {
   auto if_match = parse_if_match(req);
   if (!if_match) co_return error_for(if_match.error());
   auto key = parse_idempotency_key(req);
   if (!key) co_return error_for(key.error());
 
-  app::CommandMeta meta;
-  meta.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
-  meta.actor = actor_of(req, "api");
-  meta.traceparent = format_traceparent(req.span);
-  meta.if_match = *if_match;
-  meta.new_stream = p.new_stream;
-  std::string fingerprint, legacy_fingerprint;
-  if (*key) {
-    const auto request = std::string(http::method_name(req.method)) + " " + std::string(req.path) + " ";
-    const auto canonical = canonical_json(p.body);
-    fingerprint = request + body_digest(canonical);
-    legacy_fingerprint = request + canonical;
-    auto stored = ctx.commands.store().find_idempotency(**key);
-    if (!stored) co_return error_for(stored.error());
-    if (*stored) {
-      if (!same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
-        co_return error_for(make_error(Errc::idempotency_key_reused,
-                                       "Idempotency-Key was already used for another request"));
-      co_return replay(ctx, **stored);
-    }
-    meta.idempotency = es::IdempotencyRecord{**key, fingerprint, p.answer.status, "", 0};
-    meta.render_response = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
-  }
-  // A retry of a stored request was answered above, whatever the load: only new work is refused.
-  if (ctx.admission)
-    if (auto admitted = ctx.admission->admit(); !admitted) {
+  app::CommandRequest<A> command{p.id, std::move(p.command), *if_match};
+  if (*key)
+    command.idempotency = app::idempotency_key(
+        std::move(**key), std::string(http::method_name(req.method)) + " " + std::string(req.path),
+        canonical_json(p.body));
+  command.status = p.answer.status;
+  command.render = [answer = p.answer](const es::AppendResult& r) { return render(answer, r); };
+  command.actor = actor_of(req, "api");
+  command.correlation_id = std::string(req.header("X-Correlation-Id").value_or(""));
+  command.traceparent = format_traceparent(req.span);
+  command.new_stream = p.new_stream;
+
+  auto result = co_await http::await_callback<Result<app::CommandResult>>(
+      [&](auto done) { w.service->execute<A>(std::move(command), std::move(done)); });
+  if (!result) {
+    if (result.error().code == Errc::overloaded && w.ctx.admission) {
       // Answered after a pause: a client that retries at once (a closed-loop load, many
       // SDKs) would otherwise spin on refusals and take the CPU the work behind needs to
       // catch up. The pause costs a timer, not a thread.
-      asio::steady_timer pause(co_await asio::this_coro::executor, ctx.admission->limits().refusal_pause);
+      asio::steady_timer pause(co_await asio::this_coro::executor, w.ctx.admission->limits().refusal_pause);
       co_await pause.async_wait(asio::use_awaitable);
-      co_return error_for(admitted.error());
     }
-
-  auto handled = co_await http::await_callback<Result<app::Handled<A>>>([&](auto done) {
-    ctx.commands.handle<A>(p.id, std::move(p.command), std::move(meta), std::move(done));
-  });
-  if (!handled) {
-    if (*key) {
-      // An earlier request with this key may have been landing while this one was decided
-      // (a client's retry racing its first try, perhaps sent to a process that died): if it
-      // was stored, it is the key's answer, not this refusal.
-      auto stored = ctx.commands.store().find_idempotency_settled(**key);
-      if (stored && *stored) {
-        if (same_request((*stored)->request_fingerprint, fingerprint, legacy_fingerprint))
-          co_return replay(ctx, **stored);
-        co_return error_for(make_error(Errc::idempotency_key_reused,
-                                       "Idempotency-Key was already used for another request"));
-      }
-    }
-    co_return error_for(handled.error());
+    co_return error_for(result.error());
   }
-  co_return accepted(p.answer.status, render(p.answer, handled->result), handled->result.version);
+  auto r = accepted(result->status, std::move(result->body), result->version);
+  if (result->replayed) {
+    if (w.ctx.metrics) w.ctx.metrics->count_idempotent_replay();
+    r.set_header("Idempotent-Replayed", "true");
+  }
+  co_return r;
 }
 
 // Parses the body and builds the command: build(object) -> Result<Command>.
@@ -189,21 +144,21 @@ Result<Prepared<A>> prepare(const Request& req, std::string id, Answer answer, B
 
 // A route for a command on the entity named by the path's {id}.
 template <class A, class Build>
-http::Handler entity_command(ApiContext& ctx, int status, std::string id_field, std::string extra, bool lower_id,
+http::Handler entity_command(Writes w, int status, std::string id_field, std::string extra, bool lower_id,
                              Build build) {
-  return [&ctx, status, id_field, extra, lower_id, build](Request& req) -> asio::awaitable<Response> {
+  return [w, status, id_field, extra, lower_id, build](Request& req) -> asio::awaitable<Response> {
     std::string id(req.param("id"));
     if (lower_id) id = ascii_lower(id);
     auto prepared = prepare<A>(req, id, Answer{status, id_field, id, extra}, build);
     if (!prepared) co_return error_for(prepared.error());
-    co_return co_await run<A>(ctx, req, std::move(*prepared));
+    co_return co_await run<A>(w, req, std::move(*prepared));
   };
 }
 
 // A route that creates an entity whose id is the body's `id_field`.
 template <class A, class Build>
-http::Handler create_command(ApiContext& ctx, std::string id_field, Build build) {
-  return [&ctx, id_field, build](Request& req) -> asio::awaitable<Response> {
+http::Handler create_command(Writes w, std::string id_field, Build build) {
+  return [w, id_field, build](Request& req) -> asio::awaitable<Response> {
     auto prepared = [&]() -> Result<Prepared<A>> {
       auto body = parse_object(req.body);
       if (!body) return fail(body.error());
@@ -214,7 +169,7 @@ http::Handler create_command(ApiContext& ctx, std::string id_field, Build build)
       return Prepared<A>{boost::json::value(std::move(*body)), *id, std::move(*cmd), Answer{201, id_field, *id, ""}};
     }();
     if (!prepared) co_return error_for(prepared.error());
-    co_return co_await run<A>(ctx, req, std::move(*prepared));
+    co_return co_await run<A>(w, req, std::move(*prepared));
   };
 }
 
@@ -223,9 +178,10 @@ http::Handler create_command(ApiContext& ctx, std::string id_field, Build build)
 void add_command_routes(http::Router& router, ApiContext& ctx) {
   using namespace domain;
   using json = boost::json::object;
+  const Writes w{ctx, std::make_shared<app::CommandService>(ctx.commands, ctx.admission)};
 
   router.add(Method::post, "/api/v1/products",
-             create_command<app::Product>(ctx, "product_id", [](const std::string& id, const json& o) -> Result<product::Command> {
+             create_command<app::Product>(w, "product_id", [](const std::string& id, const json& o) -> Result<product::Command> {
                auto name = string_field(o, "name");
                if (!name) return fail(name.error());
                auto price = int_field(o, "unit_price_cents");
@@ -236,21 +192,21 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
              }));
 
   router.add(Method::post, "/api/v1/products/{id}/restock",
-             entity_command<app::Product>(ctx, 200, "product_id", "", false, [](const json& o) -> Result<product::Command> {
+             entity_command<app::Product>(w, 200, "product_id", "", false, [](const json& o) -> Result<product::Command> {
                auto q = int_field(o, "quantity");
                if (!q) return fail(q.error());
                return product::Command(product::AddStock{*q});
              }));
 
   router.add(Method::post, "/api/v1/accounts",
-             create_command<app::Account>(ctx, "account_id", [](const std::string& id, const json& o) -> Result<account::Command> {
+             create_command<app::Account>(w, "account_id", [](const std::string& id, const json& o) -> Result<account::Command> {
                auto owner = optional_string_field(o, "owner");
                if (!owner) return fail(owner.error());
                return account::Command(account::OpenAccount{id, owner->value_or("")});
              }));
 
-  auto money = [&ctx](auto make) {
-    return entity_command<app::Account>(ctx, 200, "account_id", "", false, [make](const json& o) -> Result<account::Command> {
+  auto money = [&w](auto make) {
+    return entity_command<app::Account>(w, 200, "account_id", "", false, [make](const json& o) -> Result<account::Command> {
       auto amount = int_field(o, "amount_cents");
       if (!amount) return fail(amount.error());
       return make(*amount);
@@ -261,7 +217,7 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::post, "/api/v1/accounts/{id}/withdraw",
              money([](std::int64_t a) { return account::Command(account::Withdraw{a}); }));
 
-  router.add(Method::post, "/api/v1/orders", [&ctx](Request& req) -> asio::awaitable<Response> {
+  router.add(Method::post, "/api/v1/orders", [w](Request& req) -> asio::awaitable<Response> {
     auto prepared = [&]() -> Result<Prepared<app::Order>> {
       auto body = parse_object(req.body);
       if (!body) return fail(body.error());
@@ -269,18 +225,18 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
       if (!requested) return fail(requested.error());
       const bool server_made_id = requested->order_id.empty();
       // Prices come from the products, never from the client.
-      auto priced = app::price_order(ctx.commands, std::move(*requested));
+      auto priced = app::price_order(w.ctx.commands, std::move(*requested));
       if (!priced) return fail(priced.error());
       std::string id = priced->order_id;
       return Prepared<app::Order>{boost::json::value(std::move(*body)), id, order::Command(std::move(*priced)),
                                   Answer{202, "order_id", id, R"(,"status":"PENDING")"}, server_made_id};
     }();
     if (!prepared) co_return error_for(prepared.error());
-    co_return co_await run<app::Order>(ctx, req, std::move(*prepared));
+    co_return co_await run<app::Order>(w, req, std::move(*prepared));
   });
 
   router.add(Method::post, "/api/v1/orders/{id}/cancel",
-             entity_command<app::Order>(ctx, 200, "order_id", R"(,"status":"CANCELLED")", true,
+             entity_command<app::Order>(w, 200, "order_id", R"(,"status":"CANCELLED")", true,
                                         [](const json& o) -> Result<order::Command> {
                                           auto reason = string_field(o, "reason");
                                           if (!reason) return fail(reason.error());
@@ -289,7 +245,7 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
                                         }));
 
   router.add(Method::put, "/api/v1/orders/{id}/shipping-status",
-             entity_command<app::Order>(ctx, 200, "order_id", "", true, [](const json& o) -> Result<order::Command> {
+             entity_command<app::Order>(w, 200, "order_id", "", true, [](const json& o) -> Result<order::Command> {
                auto status = string_field(o, "status");
                if (!status) return fail(status.error());
                return order::Command(order::SetShippingStatus{*status, now_unix_ms()});

@@ -103,7 +103,7 @@ void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::Invarian
         [&](auto done) { invariants.check(std::move(done)); });
     if (!checked) co_return error_for(checked.error());
     json::array violations;
-    for (auto& v : *checked) violations.push_back(json::value(std::move(v)));
+    for (const auto& v : *checked) violations.emplace_back(v);
     co_return http::json_response(200, json::object{{"violations", std::move(violations)}});
   });
 }

@@ -63,6 +63,16 @@ class AggregateCache {
     if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
   }
 
+  // Drops the entry if it is the pending one at `version`: the append that staged it
+  // failed. An entry staged by a later append (decided on this one) is left to that
+  // append's own answer, which fails too.
+  void forget_pending(const std::string& stream, es::StreamVersion version) {
+    MutexLock lk(mu_);
+    if (auto it = entries_.find(stream);
+        it != entries_.end() && !it->second.committed && it->second.version == version)
+      entries_.erase(it);
+  }
+
   void clear() {
     MutexLock lk(mu_);
     entries_.clear();

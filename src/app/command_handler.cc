@@ -1,5 +1,10 @@
 #include "app/command_handler.h"
 
+#include <pthread.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 
@@ -62,10 +67,15 @@ CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapsho
       products_(options.cache_limit),
       accounts_(options.cache_limit),
       orders_(options.cache_limit) {
+  if (!options_.executor) {
+    const auto threads = static_cast<std::size_t>(std::max(1, options_.retry_threads));
+    retry_pool_ = std::make_unique<boost::asio::thread_pool>(threads);
+  }
   if (snapshots_ && options_.snapshot_every > 0) snap_thread_ = std::thread([this] { snapshot_loop(); });
 }
 
 CommandHandler::~CommandHandler() {
+  if (retry_pool_) retry_pool_->join();  // every command was answered: nothing is left to run
   {
     MutexLock lk(snap_mu_);
     stopping_ = true;
@@ -153,20 +163,35 @@ Result<Loaded<A>> CommandHandler::load_until(const std::string& id, es::StreamVe
   return fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
 }
 
+bool ConflictRetryPolicy::retry_conflict(std::optional<es::StreamVersion> current, Clock::time_point now) {
+  // (Eight threads on one stream under ASan lost ten in a row: hence the moving stream.)
+  const bool moved = current != conflict_at_;
+  stuck_ = moved ? 0 : stuck_ + 1;
+  conflict_at_ = current;
+  const bool young = stuck_ < max_retries_ && now - started_ < window_;
+  return !pinned_ && (retries_++ < max_retries_ || young);
+}
+
+bool ConflictRetryPolicy::recheck_cached() { return retries_++ < max_retries_; }
+
 template <class A>
 struct CommandHandler::Attempt {
   std::string id;
+  std::string stream;
   typename A::Command command;
   CommandMeta meta;
   HandledCallback<A> done;
-  int conflicts = 0;
-  // After a version conflict: the version the stream was found at. A cached state older
-  // than that is of no use for the retry (another process appended): it reads the store.
-  std::optional<es::StreamVersion> conflict_at;
-  int stuck = 0;  // conflicts in a row at the same version
-  // Decide on the store's durable state, past any pending append (see attempt()).
+  ConflictRetryPolicy retry;
+  // Decide on the store's durable state, past any pending append (see step()).
   bool durable = false;
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// What an attempt decides on, and where it came from.
+template <class A>
+struct CommandHandler::Basis {
+  Loaded<A> loaded;
+  bool from_cache = false;  // a committed entry: stale if another process appended
+  bool pending = false;     // an append not yet durable
 };
 
 template <class A>
@@ -186,29 +211,59 @@ void CommandHandler::handle(const std::string& id, typename A::Command command, 
       counted(sealed.error());
       return;
     }
-  attempt(std::make_shared<Attempt<A>>(Attempt<A>{id, std::move(command), std::move(meta), std::move(counted)}));
+  ConflictRetryPolicy retry(options_.max_conflict_retries, std::chrono::milliseconds(options_.conflict_retry_ms),
+                            meta.if_match.has_value());
+  auto stream = stream_of<A>(id);
+  run(std::make_shared<Attempt<A>>(
+      Attempt<A>{id, std::move(stream), std::move(command), std::move(meta), std::move(counted), retry}));
 }
 
 template <class A>
-void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
-  const auto stream = stream_of<A>(a->id);
-  // The latest state this process knows, pending appends included (see AggregateCache).
-  Result<Loaded<A>> loaded = fail(Errc::internal, "unset");
-  bool from_cache = false;  // a committed entry may be stale if another process appended
-  bool pending = false;     // decided on an append not yet durable
-  if (a->durable) {
-    loaded = read_store<A>(a->id);
-  } else if (a->meta.new_stream && a->conflicts == 0) {
-    loaded = Loaded<A>{A::decider.initial_state(), es::kNoStream};
-  } else if (auto hit = cache<A>().get(stream, false);
-             hit && (!a->conflict_at || hit->version >= *a->conflict_at)) {
-    from_cache = hit->committed;
-    pending = !hit->committed;
-    loaded = Loaded<A>{*hit->state, hit->version};
-  } else {
-    loaded = read_store<A>(a->id);
+void CommandHandler::run(const std::shared_ptr<Attempt<A>>& a) {
+  while (step(a) == Next::again) {
   }
-  if (!loaded) return a->done(fail(loaded.error()));
+}
+
+void CommandHandler::post(std::function<void()> work) {
+  if (options_.executor) return options_.executor(std::move(work));
+  boost::asio::post(*retry_pool_, [work = std::move(work)] {
+    thread_local const bool named = (pthread_setname_np(pthread_self(), "of-cmd-retry"), true);
+    (void)named;
+    work();
+  });
+}
+
+template <class A>
+void CommandHandler::run_later(std::shared_ptr<Attempt<A>> a) {
+  post([this, a = std::move(a)] { run(a); });
+}
+
+// The latest state this process knows, pending appends included (see AggregateCache).
+template <class A>
+Result<CommandHandler::Basis<A>> CommandHandler::load_for(Attempt<A>& a) {
+  auto from_store = [&]() -> Result<Basis<A>> {
+    auto loaded = read_store<A>(a.id);
+    if (!loaded) return fail(loaded.error());
+    return Basis<A>{std::move(*loaded)};
+  };
+  if (a.durable) return from_store();
+  if (a.meta.new_stream && a.retry.retries() == 0)
+    return Basis<A>{Loaded<A>{A::decider.initial_state(), es::kNoStream}};
+  const auto conflict_at = a.retry.conflict_at();
+  if (auto hit = cache<A>().get(a.stream, false); hit && (!conflict_at || hit->version >= *conflict_at))
+    return Basis<A>{Loaded<A>{*hit->state, hit->version}, hit->committed, !hit->committed};
+  return from_store();
+}
+
+template <class A>
+CommandHandler::Next CommandHandler::step(const std::shared_ptr<Attempt<A>>& a) {
+  auto answer = [&](Result<Handled<A>> r) {
+    a->done(std::move(r));
+    return Next::done;
+  };
+  auto basis = load_for(*a);
+  if (!basis) return answer(fail(basis.error()));
+  auto& loaded = basis->loaded;
   // An answer that rests on a cached state (a rejection, an If-Match mismatch) must rest
   // on the stream as it is: if the store moved on, forget the entry and start again.
   // ... and an answer that writes nothing must not rest on an append that may yet fail
@@ -216,101 +271,102 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
   // again on the durable state: refused there too, it is answered (as if it came before
   // the pending append); accepted there, it waits for the pending append's outcome.
   auto stale = [&] {
-    if (pending) {
+    if (basis->pending) {
       a->durable = true;
-      attempt(a);
       return true;
     }
-    if (!from_cache || a->conflicts++ >= options_.max_conflict_retries) return false;
-    auto current = store_.stream_version(stream);
-    if (!current || *current == loaded->version) return false;
-    cache<A>().forget(stream, loaded->version);
-    attempt(a);
+    if (!basis->from_cache || !a->retry.recheck_cached()) return false;
+    auto current = store_.stream_version(a->stream);
+    if (!current || *current == loaded.version) return false;
+    cache<A>().forget(a->stream, loaded.version);
     return true;
   };
-  if (a->meta.if_match && *a->meta.if_match != loaded->version) {
-    if (stale()) return;
-    Error conflict{Errc::version_conflict,
-                   "If-Match expects version " + to_string(*a->meta.if_match) + " but it is at version " +
-                       to_string(loaded->version),
-                   loaded->version};
-    return a->done(fail(std::move(conflict)));
+  if (a->meta.if_match && *a->meta.if_match != loaded.version) {
+    if (stale()) return Next::again;
+    return answer(fail(Error{Errc::version_conflict,
+                             "If-Match expects version " + to_string(*a->meta.if_match) +
+                                 " but it is at version " + to_string(loaded.version),
+                             loaded.version}));
   }
-  auto decided = A::decider.decide(loaded->state, a->command);
+  auto decided = A::decider.decide(loaded.state, a->command);
   if (!decided) {
-    if (stale()) return;
-    return a->done(fail(decided.error()));
+    if (stale()) return Next::again;
+    return answer(fail(decided.error()));
   }
   if (decided->empty()) {
-    if (stale()) return;
+    if (stale()) return Next::again;
     auto last = store_.last_position();
-    if (!last) return a->done(fail(last.error()));
-    return a->done(Handled<A>{std::make_shared<const typename A::State>(std::move(loaded->state)), {loaded->version, *last}, {}});
+    if (!last) return answer(fail(last.error()));
+    return answer(
+        Handled<A>{std::make_shared<const typename A::State>(std::move(loaded.state)), {loaded.version, *last}, {}});
   }
-
   if (a->durable) {
+    // Accepted on the durable state: it waits for the pending append it skipped, then
+    // decides again on what that append left.
     a->durable = false;
-    if (auto hit = cache<A>().get(stream, false); hit && !hit->committed && hit->version > loaded->version) {
-      if (!when_settled<A>(stream, hit->version, [this, a] { attempt(a); })) attempt(a);
-      return;
-    }
+    if (auto hit = cache<A>().get(a->stream, false); hit && !hit->committed && hit->version > loaded.version)
+      return when_settled<A>(a->stream, hit->version, [this, a] { run_later(a); }) ? Next::done : Next::again;
   }
+  return append(a, std::move(*basis), std::move(*decided));
+}
 
+template <class A>
+CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a, Basis<A> basis,
+                                            std::vector<typename A::Event> events) {
+  const auto& stream = a->stream;
   es::AppendRequest req;
   req.stream_id = stream;
-  req.expected = loaded->version == es::kNoStream ? es::ExpectedVersion::no_stream()
-                                                  : es::ExpectedVersion::exact(loaded->version);
+  req.expected = basis.loaded.version == es::kNoStream ? es::ExpectedVersion::no_stream()
+                                                       : es::ExpectedVersion::exact(basis.loaded.version);
   auto metadata = metadata_json(a->meta);
-  req.events.reserve(decided->size());
-  for (std::size_t i = 0; i < decided->size(); ++i) {
-    const auto& e = (*decided)[i];
+  req.events.reserve(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
     req.events.push_back({a->meta.event_id ? a->meta.event_id(i) : uuid_v7(a->meta.now_ms), A::type_name(e),
                           codec::kEventSchemaVersion, codec::encode_event(e), metadata});
   }
   req.idempotency = a->meta.idempotency;
   req.render_response = a->meta.render_response;
   req.fresh_event_ids = !a->meta.event_id;  // new UUIDv7s, made above
-  req.fresh_stream_id = a->meta.new_stream && a->conflicts == 0;
+  req.fresh_stream_id = a->meta.new_stream && a->retry.retries() == 0;
 
-  auto state = std::move(loaded->state);
-  for (const auto& e : *decided) state = A::decider.evolve(std::move(state), e);
-  const auto before = loaded->version;
-  const auto after = before + static_cast<std::int64_t>(decided->size());
+  auto state = std::move(basis.loaded.state);
+  for (const auto& e : events) state = A::decider.evolve(std::move(state), e);
+  const auto before = basis.loaded.version;
+  const auto after = before + static_cast<std::int64_t>(events.size());
   // Once the store accepts the append into its open batch, commands on this stream
   // decide on the state it will have and append right behind it. The store calls this
   // under its lock, so a command that conflicts with this append finds its state here.
   auto shared = std::make_shared<const typename A::State>(std::move(state));
   req.on_staged = [this, stream, shared](const es::AppendResult& r) { cache<A>().put(stream, shared, r.version, false); };
-  store_.append_async(std::move(req), [this, a, stream, before, after, shared,
-                                       events = std::move(*decided)](Result<es::AppendResult> r) mutable {
-    // Whatever the outcome, the cache says it by now: commands waiting on this append go
-    // on, and only then is this one answered. Nothing here touches the handler after the
-    // answer: once its last command is answered, its owner may destroy it.
-    auto answer = [&](auto result) {
+  // A conflict to retry goes on in this loop if the store answered it inside append_async
+  // (an exclusive store, on the caller's thread), else on a retry thread: whichever of the
+  // answer and append_async's return comes second knows which.
+  enum : int { in_call, returned, retry };
+  auto handoff = std::make_shared<std::atomic<int>>(in_call);
+  store_.append_async(std::move(req), [this, a, before, after, shared, handoff,
+                                       events = std::move(events)](Result<es::AppendResult> r) mutable {
+    // Runs on the store's thread: no reads, no waits. Whatever the outcome, the cache says
+    // it by now: commands waiting on this append go on, and only then is this one
+    // answered. Nothing here touches the handler after the answer: once its last command
+    // is answered, its owner may destroy it.
+    const auto& stream = a->stream;
+    auto answer = [&](Result<Handled<A>> result) {
       settled(stream);
       a->done(std::move(result));
     };
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
         // What we decided on was stale. Forget it; the appender that won has put its
-        // state in the cache. Only a conflict we were not pinned to is retried.
+        // state in the cache.
         cache<A>().forget(stream, before);
-        // Past max_conflict_retries, a young command goes on retrying while the stream
-        // moves on (each conflict names a newer version): it is waiting its turn, not
-        // spinning. (Eight threads on one stream under ASan lost ten in a row.)
-        const bool moved = r.error().current_version != a->conflict_at;
-        a->stuck = moved ? 0 : a->stuck + 1;
-        a->conflict_at = r.error().current_version;
-        const bool young = a->stuck < options_.max_conflict_retries &&
-                           std::chrono::steady_clock::now() - a->started <
-                               std::chrono::milliseconds(options_.conflict_retry_ms);
-        if (!a->meta.if_match && (a->conflicts++ < options_.max_conflict_retries || young)) {
-          if (a->conflicts > 2) std::this_thread::yield();
+        if (a->retry.retry_conflict(r.error().current_version)) {
           settled(stream);
-          return attempt(a);
+          if (handoff->exchange(retry) == returned) run_later(a);
+          return;
         }
       } else {
-        cache<A>().clear();  // the store failed: nothing pending will land
+        cache<A>().forget_pending(stream, after);  // what this append staged will not land
       }
       return answer(fail(r.error()));
     }
@@ -328,6 +384,9 @@ void CommandHandler::attempt(std::shared_ptr<Attempt<A>> a) {
       queue_snapshot({stream, after, codec::kStateSchemaVersion, codec::encode_state(*shared)});
     answer(Handled<A>{shared, *r, std::move(events)});
   });
+  if (handoff->exchange(returned) != retry) return Next::done;
+  if (a->retry.retries() > 2) std::this_thread::yield();  // the caller's thread: let the winner on
+  return Next::again;
 }
 
 template <class A>

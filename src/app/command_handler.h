@@ -1,8 +1,24 @@
 // Command handling: load (snapshot + events) -> decide -> append with the version read.
-// A version conflict is retried (reload, decide again) a bounded number of times unless
-// the client pinned a version with If-Match; nothing else is retried.
+// A version conflict is retried (reload, decide again) as ConflictRetryPolicy says: never
+// when the client pinned a version with If-Match; nothing else is retried.
+//
+// Which thread runs what:
+// - handle() runs the first attempt (load, decide, append_async) on the caller's thread;
+//   so does every further attempt whose reason is known there: a stale cached state, an
+//   answer that must rest on the durable state, a conflict the store answered inside
+//   append_async.
+// - The append's answer arrives on whichever thread the store answers it
+//   (es/README.md, "Which thread runs what"), often the store's writer or sync thread.
+//   There the handler only updates its cache, queues a snapshot and answers `done`: it
+//   never reads the store or waits. A conflict to retry, and a command that waited for a
+//   pending append to settle, go on on the handler's own retry threads (`of-cmd-retry`),
+//   or its options' executor, which may block: they load, decide and append again.
+// - `done` may thus run on the caller's thread (a rejection, often before handle()
+//   returns), on the store's thread (a success, a failure) or on a retry thread: it must
+//   not block.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +34,10 @@
 #include "app/stream_fold.h"
 #include "core/metric.h"
 #include "es/event_store.h"
+
+namespace boost::asio {
+class thread_pool;
+}
 
 namespace orderflow::app {
 
@@ -76,10 +96,52 @@ struct CommandHandlerOptions {
   // stream go through one batch at a time and lean on the retries above.)
   bool shared_store = false;
   std::int64_t conflict_retry_ms = 30000;
+  // Threads that run retries after a conflict and commands that waited for a pending
+  // append (of-cmd-retry): they read the store, so never the store's own threads.
+  int retry_threads = 2;
+  // Runs that work instead of the handler's own threads (then none are started): at once
+  // or later, on a thread that may block, never inside a store's callback on its own
+  // thread. A deterministic simulation, whose store answers on the simulation's thread,
+  // runs it there and then.
+  std::function<void(std::function<void()>)> executor;
   // Seals the personal data of OpenAccount and PlaceOrder before they are decided, so the
   // events, states, snapshots and read models hold only the sealed form (personal_data.h).
   // Null: kept as given. Must outlive the handler.
   PersonalData* personal_data = nullptr;
+};
+
+// When a command decided again after a version conflict. The rules: a command whose client
+// pinned the version (If-Match) is never retried; others are retried up to `max_retries`
+// times; past that a command goes on while the stream keeps moving (each conflict names a
+// newer version: it is waiting its turn behind other commands, not spinning) and it is
+// younger than `window`. Not thread-safe: one per command, used by one thread at a time.
+class ConflictRetryPolicy {
+ public:
+  using Clock = std::chrono::steady_clock;
+  ConflictRetryPolicy(int max_retries, std::chrono::milliseconds window, bool pinned,
+                      Clock::time_point started = Clock::now())
+      : max_retries_(max_retries), window_(window), pinned_(pinned), started_(started) {}
+
+  // The append conflicted with the stream at `current` (as the store named it): try again?
+  bool retry_conflict(std::optional<es::StreamVersion> current, Clock::time_point now = Clock::now());
+  // An answer that writes nothing rests on a cached state the store may have moved past:
+  // may the handler check the store and decide again? Counts as one retry.
+  bool recheck_cached();
+
+  // Retries so far (0: the first attempt).
+  int retries() const { return retries_; }
+  // The version the last conflict found the stream at: a cached state older than that is
+  // of no use for the retry (another process appended).
+  std::optional<es::StreamVersion> conflict_at() const { return conflict_at_; }
+
+ private:
+  const int max_retries_;
+  const std::chrono::milliseconds window_;
+  const bool pinned_;
+  const Clock::time_point started_;
+  int retries_ = 0;
+  int stuck_ = 0;  // conflicts in a row at the same version
+  std::optional<es::StreamVersion> conflict_at_;
 };
 
 class CommandHandler {
@@ -107,17 +169,37 @@ class CommandHandler {
   Result<Loaded<A>> load_until(const std::string& id, es::StreamVersion version);
 
   // Runs one command. `done` is called exactly once, possibly before handle() returns
-  // (a rejection), possibly on the store's writer thread (a success): it must not block.
+  // (a rejection), possibly on the store's thread (a success) or a retry thread (see the
+  // top of this file): it must not block.
   template <class A>
   void handle(const std::string& id, typename A::Command command, CommandMeta meta, HandledCallback<A> done);
 
   es::EventStore& store() { return store_; }
 
+  // Runs `work` on one of the handler's retry threads (or its options' executor), which
+  // may block (a read, a wait on the store): for what an answer that arrived on the
+  // store's thread must do next.
+  void post(std::function<void()> work);
+
  private:
   template <class A>
   struct Attempt;
   template <class A>
-  void attempt(std::shared_ptr<Attempt<A>> a);
+  struct Basis;
+  enum class Next { again, done };  // after one step: attempt again at once, or done here
+  // Attempts until the command is answered or handed on (to the store, or to a waiter).
+  template <class A>
+  void run(const std::shared_ptr<Attempt<A>>& a);
+  // One attempt: load -> decide -> append.
+  template <class A>
+  Next step(const std::shared_ptr<Attempt<A>>& a);
+  template <class A>
+  Result<Basis<A>> load_for(Attempt<A>& a);
+  template <class A>
+  Next append(const std::shared_ptr<Attempt<A>>& a, Basis<A> basis, std::vector<typename A::Event> events);
+  // Runs the rest of a command on a retry thread (never inline).
+  template <class A>
+  void run_later(std::shared_ptr<Attempt<A>> a);
   template <class A>
   Result<Loaded<A>> read_store(const std::string& id);
   template <class A>
@@ -150,6 +232,8 @@ class CommandHandler {
   std::map<std::string, es::Snapshot> snap_queue_ GUARDED_BY(snap_mu_);
   bool stopping_ GUARDED_BY(snap_mu_) = false;
   std::thread snap_thread_;
+  // Last: joined first, while everything its work touches is alive. None with options_.executor.
+  std::unique_ptr<boost::asio::thread_pool> retry_pool_;
 };
 
 }  // namespace orderflow::app

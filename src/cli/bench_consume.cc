@@ -15,7 +15,7 @@
 
 #include "app/bus_projector/bus_projector.h"
 #include "app/projections/read_side.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "app/relay/relay.h"
 #include "cli/bench.h"
 #include "cli/bus_factory.h"
@@ -39,7 +39,7 @@ std::string fresh_file(const std::string& dir, const std::string& name) {
 }
 
 std::unique_ptr<app::projections::ReadSide> open_read_side(const std::string& path, es::EventStore& store) {
-  auto db = app::projections::SqliteReadModelDb::open(path);
+  auto db = sqlite::SqliteReadModelDb::open(path);
   if (!db) return nullptr;
   return app::projections::ReadSide::open(std::move(*db), store);
 }

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "app/projections/read_side.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "cli/bench.h"
 #include "cli/progress.h"
 #include "codec/domain_codec.h"
@@ -125,7 +125,7 @@ int bench_projection(const ProjectionBenchOptions& o) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(read_models + suffix, ec);
   es::ProjectionRunnerOptions runner_options;
   if (o.batch > 0) runner_options.batch_size = o.batch;
-  auto db = app::projections::SqliteReadModelDb::open(read_models);
+  auto db = sqlite::SqliteReadModelDb::open(read_models);
   if (!db) return runtime_failure(db.error().message);
   auto read = app::projections::ReadSide::open(std::move(*db), store, runner_options);
   auto& runner = read->runner();

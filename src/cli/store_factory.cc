@@ -3,8 +3,8 @@
 #include <boost/url.hpp>
 #include <filesystem>
 
-#include "app/projections/postgres_read_model_db.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/postgres/postgres_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 
 namespace orderflow::cli {
 
@@ -104,16 +104,15 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   return OpenStore{std::move(*store), nullptr};
 }
 
-Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const StoreSpec& spec) {
-  using namespace app::projections;
+Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec) {
   if (is_postgres_url(spec.url)) {
-    auto db = PostgresReadModelDb::open({.conninfo = spec.url});
+    auto db = postgres::PostgresReadModelDb::open({.conninfo = spec.url});
     if (!db) return fail(db.error());
-    return std::unique_ptr<ReadModelDb>(std::move(*db));
+    return std::unique_ptr<es::ReadModelDb>(std::move(*db));
   }
-  auto db = SqliteReadModelDb::open(read_models_db_path(spec));
+  auto db = sqlite::SqliteReadModelDb::open(read_models_db_path(spec));
   if (!db) return fail(db.error());
-  return std::unique_ptr<ReadModelDb>(std::move(*db));
+  return std::unique_ptr<es::ReadModelDb>(std::move(*db));
 }
 
 }  // namespace orderflow::cli

@@ -8,9 +8,9 @@
 #include <string>
 
 #include "app/personal_data.h"
-#include "app/projections/read_model_db.h"
 #include "cli/settings.h"
 #include "core/result.h"
+#include "es/read_model_db.h"
 #include "store/postgres/postgres_event_store.h"
 #include "store/sqlite/sqlite_event_store.h"
 
@@ -65,6 +65,6 @@ Result<OpenStore> open_store(const StoreSpec& spec);
 
 // The read-model database beside the store: <data>/readmodels.db with the embedded store,
 // the store's own database (shared by every process on it) with PostgreSQL.
-Result<std::unique_ptr<app::projections::ReadModelDb>> open_read_models(const StoreSpec& spec);
+Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec);
 
 }  // namespace orderflow::cli

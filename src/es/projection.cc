@@ -412,19 +412,20 @@ void ProjectionRunner::when_applied(const std::string& name, Position position,
   auto* slot = find(name);
   if (!slot) return done(false);
   if (slot->position >= position) return done(true);
-  bool waiting = false;
+  // Taken by the waiters when it waits; otherwise answered below.
+  std::optional<std::function<void(bool)>> answer_now(std::move(done));
   {
     MutexLock lk(waiters_mu_);
     // advanced() stores the position before it takes this lock: no wake-up is lost.
     if (slot->position < position && !stopping_) {
       const bool earliest = waiters_.empty() || deadline < waiters_.begin()->first;
-      waiters_.emplace(deadline, Waiter{slot->index, position, std::move(done)});
+      waiters_.emplace(deadline, Waiter{slot->index, position, std::move(*answer_now)});
+      answer_now.reset();
       if (earliest) waiters_cv_.notify_one();
-      waiting = true;
     }
   }
   // Answered outside the lock, as every other answer is: `done` may ask again.
-  if (!waiting) return done(slot->position >= position);
+  if (answer_now) return (*answer_now)(slot->position >= position);
   // A follower looks at the stored position at once, and often while it is waited for.
   {
     MutexLock lk(watch_mu_);

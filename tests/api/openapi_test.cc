@@ -20,7 +20,7 @@
 #include "app/invariants.h"
 #include "app/saga/saga_admin.h"
 #include "app/projections/read_side.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "store/sqlite/sqlite_event_store.h"
 #include "support/temp_dir.h"
 
@@ -36,7 +36,7 @@ std::vector<std::pair<http::Method, std::string>> routes() {
   auto store = sqlite::SqliteEventStore::open({.path = dir.file("events.db")});
   EXPECT_TRUE(store);
   app::CommandHandler commands(**store, store->get());
-  auto db = app::projections::SqliteReadModelDb::open(dir.file("readmodels.db"));
+  auto db = sqlite::SqliteReadModelDb::open(dir.file("readmodels.db"));
   EXPECT_TRUE(db);
   auto read = app::projections::ReadSide::open(std::move(*db), **store);
   Metrics metrics;

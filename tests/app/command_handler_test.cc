@@ -2,10 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <gmock/gmock.h>
+
+#include <condition_variable>
+#include <deque>
 #include <future>
+#include <limits>
+#include <mutex>
 #include <thread>
 
 #include "codec/domain_codec.h"
+#include "core/uuid.h"
+#include "forwarding_event_store.h"
 #include "store/sqlite/sqlite_event_store.h"
 #include "support/temp_dir.h"
 
@@ -202,39 +210,37 @@ TEST_F(CommandHandlerTest, LoadUntilFoldsAnEarlierVersion) {
 
 // A store between the handler and SQLite that stages appends as the pipeline does (on_staged
 // at once, the version they will have) and writes or fails them only when told.
-class StagingStore final : public es::EventStore {
+class StagingStore final : public testing::ForwardingEventStore {
  public:
-  explicit StagingStore(es::EventStore& inner) : inner_(inner) {}
+  using ForwardingEventStore::ForwardingEventStore;
 
   void append_async(es::AppendRequest req, es::AppendCallback done) override {
     auto version = inner_.stream_version(req.stream_id);
     auto last = inner_.last_position();
     const auto n = static_cast<std::int64_t>(req.events.size());
+    std::lock_guard lk(mu_);
     if (req.on_staged) req.on_staged({*version + n, *last + n});
     held_.push_back({std::move(req), std::move(done)});
+    changed_.notify_all();
   }
-  std::size_t held() const { return held_.size(); }
+  std::size_t held() const {
+    std::lock_guard lk(mu_);
+    return held_.size();
+  }
+  // A command that waited for a pending append goes on on a retry thread: its append
+  // arrives a little later.
+  bool wait_held(std::size_t n) {
+    std::unique_lock lk(mu_);
+    return changed_.wait_for(lk, std::chrono::seconds(10), [&] { return held_.size() == n; });
+  }
   void write_first() { take().run(inner_); }
   void fail_first() { take().done(fail(Errc::unavailable, "injected: the batch failed its sync")); }
+  int reads() const { return reads_.load(); }
 
   Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
                                                      es::Direction d) override {
+    ++reads_;
     return inner_.read_stream(id, from, max, d);
-  }
-  Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& f,
-                                const std::function<void(const es::RecordedEvent&)>& fn) override {
-    return inner_.scan_all(from, max, f, fn);
-  }
-  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
-    return inner_.read_event(event_id);
-  }
-  Result<es::Position> last_position() override { return inner_.last_position(); }
-  Result<es::StreamVersion> stream_version(const std::string& id) override { return inner_.stream_version(id); }
-  Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
-    return inner_.find_idempotency(key);
-  }
-  bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override {
-    return inner_.wait_for_events(after, timeout);
   }
 
  private:
@@ -244,12 +250,15 @@ class StagingStore final : public es::EventStore {
     void run(es::EventStore& store) { store.append_async(std::move(req), std::move(done)); }
   };
   Held take() {
+    std::lock_guard lk(mu_);
     Held h = std::move(held_.front());
     held_.erase(held_.begin());
     return h;
   }
-  es::EventStore& inner_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
   std::vector<Held> held_;
+  std::atomic<int> reads_{0};
 };
 
 // A rejection decided on an append that is not yet durable is not answered before it is:
@@ -277,7 +286,7 @@ TEST_F(CommandHandlerTest, ARejectionWaitsForThePendingAppendItRestsOn) {
     ASSERT_TRUE(answered(first));
     EXPECT_FALSE(first.get());
     // Decided again on the store, where the balance is 10: the second withdrawal goes through.
-    ASSERT_EQ(staging.held(), 1u);
+    ASSERT_TRUE(staging.wait_held(1));
     EXPECT_FALSE(answered(second));
     staging.write_first();
     ASSERT_TRUE(second.get()) << second.get().error().message;
@@ -312,6 +321,210 @@ TEST_F(CommandHandlerTest, ARejectionWaitsForThePendingAppendItRestsOn) {
     EXPECT_EQ(fourth.get().error().code, Errc::insufficient_funds);
     EXPECT_EQ(staging.held(), 0u);
   }
+}
+
+// A failed append forgets what it staged for its own stream; the other streams' states stay.
+TEST_F(CommandHandlerTest, AFailedAppendForgetsOnlyWhatItStaged) {
+  ASSERT_TRUE(run<Account>("ann", account::OpenAccount{"ann", ""}));
+  ASSERT_TRUE(run<Account>("bob", account::OpenAccount{"bob", ""}));
+  StagingStore staging(*store_);
+  CommandHandler handler(staging, nullptr);
+  auto send = [&](const std::string& id, account::Command command) {
+    auto answer = std::make_shared<std::promise<Result<Handled<Account>>>>();
+    handler.handle<Account>(id, std::move(command), {},
+                            [answer](Result<Handled<Account>> r) { answer->set_value(std::move(r)); });
+    return answer->get_future();
+  };
+  auto bob = send("bob", account::Deposit{5});  // read from the store, then cached
+  staging.write_first();
+  ASSERT_TRUE(bob.get());
+  auto ann = send("ann", account::Deposit{7});
+  staging.fail_first();
+  ASSERT_FALSE(ann.get());
+
+  const int reads = staging.reads();
+  auto again = send("bob", account::Deposit{1});  // decided on the cached state: no read
+  EXPECT_EQ(staging.reads(), reads) << "bob's cached state was forgotten when ann's append failed";
+  staging.write_first();
+  ASSERT_TRUE(again.get());
+  auto retried = send("ann", account::Deposit{7});  // ann's staged state is gone: read again
+  EXPECT_GT(staging.reads(), reads);
+  staging.write_first();
+  auto done = retried.get();
+  ASSERT_TRUE(done) << done.error().message;
+  EXPECT_EQ(done->state->balance_cents, 7);
+  EXPECT_EQ(done->result.version, 1);
+}
+
+TEST(ConflictRetryPolicyTest, APinnedVersionIsNeverRetried) {
+  ConflictRetryPolicy policy(10, std::chrono::milliseconds(30000), true);
+  EXPECT_FALSE(policy.retry_conflict(es::StreamVersion{3}));
+  EXPECT_EQ(policy.conflict_at(), 3);
+}
+
+TEST(ConflictRetryPolicyTest, RetriesUpToTheLimitThenOnlyWhileTheStreamMoves) {
+  using Clock = ConflictRetryPolicy::Clock;
+  const auto t0 = Clock::now();
+  ConflictRetryPolicy stuck(3, std::chrono::milliseconds(1000), false, t0);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(stuck.retry_conflict(es::StreamVersion{5}, t0)) << i;
+  EXPECT_FALSE(stuck.retry_conflict(es::StreamVersion{5}, t0)) << "spinning at one version past the limit";
+  EXPECT_EQ(stuck.retries(), 4);
+
+  ConflictRetryPolicy moving(3, std::chrono::milliseconds(1000), false, t0);
+  for (es::StreamVersion v{0}; v < 50; ++v)
+    EXPECT_TRUE(moving.retry_conflict(v, t0 + std::chrono::milliseconds(10 * v.value()))) << v;
+  EXPECT_FALSE(moving.retry_conflict(es::StreamVersion{50}, t0 + std::chrono::milliseconds(1000))) << "older than the window";
+
+  // Past the limit, moving again resets the count of conflicts at one version.
+  ConflictRetryPolicy waits(2, std::chrono::milliseconds(1000), false, t0);
+  EXPECT_TRUE(waits.retry_conflict(es::StreamVersion{1}, t0));
+  EXPECT_TRUE(waits.retry_conflict(es::StreamVersion{1}, t0));   // the limit
+  EXPECT_TRUE(waits.retry_conflict(es::StreamVersion{2}, t0));   // past it, but the stream moved
+  EXPECT_TRUE(waits.retry_conflict(es::StreamVersion{2}, t0));   // a second conflict at version 2
+  EXPECT_FALSE(waits.retry_conflict(es::StreamVersion{2}, t0));  // a third: stuck
+}
+
+TEST(ConflictRetryPolicyTest, ACachedStateIsRecheckedWithinTheSameBudget) {
+  ConflictRetryPolicy policy(2, std::chrono::milliseconds(0), false);
+  EXPECT_TRUE(policy.recheck_cached());
+  EXPECT_TRUE(policy.recheck_cached());
+  EXPECT_FALSE(policy.recheck_cached());
+  EXPECT_FALSE(policy.retry_conflict(es::StreamVersion{1})) << "the window is 0: past the limit nothing is retried";
+  ConflictRetryPolicy pinned(2, std::chrono::milliseconds(0), true);
+  EXPECT_TRUE(pinned.recheck_cached()) << "If-Match still reads past a stale cache";
+}
+
+// A store in front of SQLite that answers every append from a thread of its own (as the
+// append pipeline answers from of-writer and of-sync) and forces conflicts: every third
+// append, someone else deposits first, and the append is answered version_conflict.
+// It records every read made on its answering thread: the handler must make none there.
+class ThreadWatchingStore final : public testing::ForwardingEventStore {
+ public:
+  explicit ThreadWatchingStore(es::EventStore& inner)
+      : ForwardingEventStore(inner), answerer_([this] { answer_loop(); }) {}
+  ~ThreadWatchingStore() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    answerer_.join();
+  }
+
+  void append_async(es::AppendRequest req, es::AppendCallback done) override {
+    if (++appends_ % 3 == 0) {
+      es::AppendRequest other{req.stream_id, es::ExpectedVersion::any(), {}, {}};
+      other.events.push_back({uuid_v7(), "FundsDeposited", 1,
+                              codec::encode_event(account::Event(account::FundsDeposited{1})), "{}"});
+      auto written = inner_.append(std::move(other));
+      ASSERT_TRUE(written) << written.error().message;
+      ++forced_;
+      return deliver(std::move(done), fail(Error{Errc::version_conflict, "forced", written->version}));
+    }
+    inner_.append_async(std::move(req), [this, done = std::move(done)](Result<es::AppendResult> r) mutable {
+      deliver(std::move(done), std::move(r));
+    });
+  }
+
+  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
+                                                     es::Direction d) override {
+    watch("read_stream");
+    return inner_.read_stream(id, from, max, d);
+  }
+  Result<es::Position> scan_all(es::Position from, std::size_t max, const es::EventFilter& f,
+                                const std::function<void(const es::RecordedEvent&)>& fn) override {
+    watch("scan_all");
+    return inner_.scan_all(from, max, f, fn);
+  }
+  Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
+    watch("read_event");
+    return inner_.read_event(event_id);
+  }
+  Result<es::Position> last_position() override {
+    watch("last_position");
+    return inner_.last_position();
+  }
+  Result<es::StreamVersion> stream_version(const std::string& id) override {
+    watch("stream_version");
+    return inner_.stream_version(id);
+  }
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
+    watch("find_idempotency");
+    return inner_.find_idempotency(key);
+  }
+
+  int forced() const { return forced_.load(); }
+  // Reads made on neither the answering thread nor `caller`: by the handler's retry threads.
+  int reads_elsewhere() const { return elsewhere_.load(); }
+  std::thread::id caller;
+  std::vector<std::string> violations() const {
+    std::lock_guard lk(mu_);
+    return violations_;
+  }
+
+ private:
+  void watch(const char* what) {
+    const auto me = std::this_thread::get_id();
+    if (me == answerer_.get_id()) {
+      std::lock_guard lk(mu_);
+      violations_.push_back(std::string(what) + " on the thread that answers appends");
+    } else if (me != caller) {
+      ++elsewhere_;
+    }
+  }
+  void deliver(es::AppendCallback done, Result<es::AppendResult> r) {
+    {
+      std::lock_guard lk(mu_);
+      queue_.emplace_back(std::move(done), std::move(r));
+    }
+    cv_.notify_one();
+  }
+  void answer_loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      auto [done, r] = std::move(queue_.front());
+      queue_.pop_front();
+      lk.unlock();
+      done(std::move(r));
+      lk.lock();
+    }
+  }
+
+  std::atomic<int> appends_{0}, forced_{0}, elsewhere_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<es::AppendCallback, Result<es::AppendResult>>> queue_;
+  std::vector<std::string> violations_;
+  bool stopping_ = false;
+  std::thread answerer_;  // last: started once the rest is ready
+};
+
+// Retries after a conflict read the store again, but never on the thread that answered the
+// append: that is the store's writer, and every append behind it would wait.
+TEST_F(CommandHandlerTest, RetriesNeverReadOnTheThreadThatAnswersAppends) {
+  ASSERT_TRUE(run<Account>("hot", account::OpenAccount{"hot", ""}));
+  ThreadWatchingStore watching(*store_);
+  watching.caller = std::this_thread::get_id();
+  int deposited = 0;
+  {
+    CommandHandler handler(watching, nullptr);
+    for (int i = 0; i < 30; ++i) {
+      std::promise<Result<Handled<Account>>> answer;
+      handler.handle<Account>("hot", account::Deposit{10}, {},
+                              [&](Result<Handled<Account>> r) { answer.set_value(std::move(r)); });
+      auto r = answer.get_future().get();
+      ASSERT_TRUE(r) << r.error().message;
+      deposited += 10;
+    }
+  }
+  EXPECT_GT(watching.forced(), 5);
+  EXPECT_GT(watching.reads_elsewhere(), 0) << "no retry read the store: the test proves nothing";
+  EXPECT_THAT(watching.violations(), ::testing::IsEmpty());
+  auto loaded = handler_->load_until<Account>("hot", std::numeric_limits<es::StreamVersion>::max());
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->state.balance_cents, deposited + watching.forced());
 }
 
 }  // namespace

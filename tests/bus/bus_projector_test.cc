@@ -20,7 +20,7 @@
 #include "app/command_handler.h"
 #include "app/projections/read_model_backends.h"
 #include "app/projections/read_side.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "app/relay/relay.h"
 #include "app/verify.h"
 #include "bus/bus_under_test.h"
@@ -123,7 +123,7 @@ class BusProjectorTest : public ::testing::Test {
   }
 
   std::unique_ptr<app::projections::ReadSide> open_read_side(const std::string& file) {
-    auto db = app::projections::SqliteReadModelDb::open(dir_.file(file));
+    auto db = sqlite::SqliteReadModelDb::open(dir_.file(file));
     EXPECT_TRUE(db) << db.error().message;
     return app::projections::ReadSide::open(std::move(*db), *store_);
   }

@@ -19,9 +19,16 @@ constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 // The "projection" the dead-letter table is written under (ReadModelDb::transaction).
 constexpr const char* kDeadLetters = "bus-dead-letters";
-const char* const kDeadLettersTable =
-    "CREATE TABLE IF NOT EXISTS bus_dead_letters (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
-    "event_id TEXT NOT NULL, reason TEXT NOT NULL, at_ms INTEGER NOT NULL) STRICT";
+std::string dead_letters_table(const es::SqlDialect& d) {
+  return "CREATE TABLE IF NOT EXISTS bus_dead_letters (stream_id " + d.text + " PRIMARY KEY, version " + d.integer +
+         " NOT NULL, event_id " + d.text + " NOT NULL, reason " + d.text + " NOT NULL, at_ms " + d.integer +
+         " NOT NULL)" + d.table_options;
+}
+// Records a dead letter; parameters: stream_id, version, event_id, reason, at_ms.
+std::string dead_letter(const es::SqlDialect& d) {
+  return "INSERT INTO bus_dead_letters (stream_id, version, event_id, reason, at_ms) VALUES (" + d.params(1, 5) +
+         ") ON CONFLICT (stream_id) DO NOTHING";
+}
 
 // Whether `type` is an event of aggregate A (its data decodes, or fails only on its fields).
 template <class A>
@@ -112,11 +119,12 @@ Result<void> BusProjector::start() {
   auto& db = read_.db();
   if (auto claimed = db.claim(kDeadLetters); !claimed || !*claimed)
     return fail(Errc::unavailable, "another process consumes the bus into these read models");
-  if (auto r = db.transaction(kDeadLetters, [](projections::WriteTransaction& tx) { return tx.run(kDeadLettersTable); });
+  if (auto r = db.transaction(kDeadLetters,
+                              [&](es::WriteTransaction& tx) { return tx.run(dead_letters_table(db.dialect())); });
       !r)
     return r;
   if (auto r = db.query("SELECT stream_id FROM bus_dead_letters", {},
-                        [&](const projections::Row& row) { held_streams_.emplace(row.text(0)); });
+                        [&](const es::Row& row) { held_streams_.emplace(row.text(0)); });
       !r)
     return r;
   {
@@ -197,14 +205,10 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
 // dead-lettered behind it, after a restart too.
 Result<void> BusProjector::hold(const es::RecordedEvent& e, const std::string& reason) {
   if (held_streams_.contains(e.stream_id)) return {};
-  const projections::SqlValue params[] = {e.stream_id, e.version.value(), e.event_id, reason, now_unix_ms()};
-  if (auto r = read_.db().transaction(kDeadLetters,
-                                      [&](projections::WriteTransaction& tx) {
-                                        return tx.run("INSERT INTO bus_dead_letters (stream_id, version, event_id, "
-                                                      "reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
-                                                      "ON CONFLICT (stream_id) DO NOTHING",
-                                                      params);
-                                      });
+  const es::SqlValue params[] = {e.stream_id, e.version.value(), e.event_id, reason, now_unix_ms()};
+  auto& db = read_.db();
+  if (auto r = db.transaction(kDeadLetters,
+                              [&](es::WriteTransaction& tx) { return tx.run(dead_letter(db.dialect()), params); });
       !r)
     return r;
   held_streams_.insert(e.stream_id);

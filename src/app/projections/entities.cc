@@ -15,12 +15,18 @@ namespace orderflow::app::projections {
 
 namespace {
 
+using es::Row;
+using es::SqlValue;
+using es::WriteTransaction;
+
 // The columns every entity table starts with: id, version, doc (the API document),
-// first_position (of the stream's first event). The folded state is not stored: see FoldWriter.
-std::string entity_table(const std::string& table, const std::string& extra_columns) {
-  return "CREATE TABLE IF NOT EXISTS " + table +
-         "$ (id TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL, first_position INTEGER NOT NULL" +
-         extra_columns + ") STRICT";
+// first_position (of the stream's first event), then `extra` text columns. The folded
+// state is not stored: see FoldWriter.
+std::string entity_table(const es::SqlDialect& d, const std::string& table, const std::vector<std::string>& extra) {
+  auto sql = "CREATE TABLE IF NOT EXISTS " + table + "{g} (id " + d.text + " PRIMARY KEY, version " + d.integer +
+             " NOT NULL, doc " + d.text + " NOT NULL, first_position " + d.integer + " NOT NULL";
+  for (const auto& column : extra) sql += ", " + column + " " + d.text + " NOT NULL";
+  return sql + ")" + d.table_options;
 }
 
 es::EventFilter category(const char* name) {
@@ -56,9 +62,9 @@ class FoldWriter final : public CopyWriter {
   using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
                                              const typename A::Event&)>;
 
-  // `table`: the copy's table (its name with the generation suffix).
-  FoldWriter(es::EventStore& store, std::string table, Save save, OnEvent on_event = nullptr)
-      : store_(store), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  // `table`: the copy's table (its name with the generation suffix), in a database of dialect `d`.
+  FoldWriter(es::EventStore& store, const es::SqlDialect& d, std::string table, Save save, OnEvent on_event = nullptr)
+      : store_(store), dialect_(d), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
@@ -161,11 +167,9 @@ class FoldWriter final : public CopyWriter {
   }
   const std::string& load_sql(std::size_t count) {
     auto& sql = load_sql_[std::countr_zero(padded_size(count))];
-    if (sql.empty()) {
-      sql = "SELECT id, version, first_position FROM " + table_ + " WHERE id IN (";
-      for (std::size_t i = 1; i <= padded_size(count); ++i) sql += (i > 1 ? ", ?" : "?") + std::to_string(i);
-      sql += ")";
-    }
+    if (sql.empty())
+      sql = "SELECT id, version, first_position FROM " + table_ + " WHERE id IN (" +
+            dialect_.params(1, static_cast<int>(padded_size(count))) + ")";
     return sql;
   }
 
@@ -176,6 +180,7 @@ class FoldWriter final : public CopyWriter {
   static constexpr std::size_t kCacheLimit = 4096;
 
   es::EventStore& store_;
+  const es::SqlDialect& dialect_;
   const std::string table_;
   std::array<std::string, std::bit_width(kLoadChunk)> load_sql_;  // by log2 of the ids they take
   Save save_;
@@ -189,23 +194,23 @@ class FoldWriter final : public CopyWriter {
 // `extra` columns, whose values `extra_values` gives.
 template <class A>
 std::unique_ptr<CopyWriter> fold_writer(
-    es::EventStore& store, std::int64_t generation, const std::string& table,
+    es::EventStore& store, const es::SqlDialect& d, std::int64_t generation, const std::string& table,
     std::function<std::string(const typename A::State&, es::StreamVersion)> render,
     std::vector<std::string> extra = {},
     std::function<std::vector<std::string>(const typename A::State&)> extra_values = nullptr,
     typename FoldWriter<A>::OnEvent on_event = nullptr) {
-  std::string columns = "id, version, doc, first_position", values = "?1, ?2, ?3, ?4",
+  std::string columns = "id, version, doc, first_position",
               updates = "version = excluded.version, doc = excluded.doc, first_position = excluded.first_position";
-  for (std::size_t i = 0; i < extra.size(); ++i) {
-    columns += ", " + extra[i];
-    values += ", ?" + std::to_string(i + 5);
-    updates += ", " + extra[i] + " = excluded." + extra[i];
+  for (const auto& column : extra) {
+    columns += ", " + column;
+    updates += ", " + column + " = excluded." + column;
   }
-  auto save = with_generation("INSERT INTO " + table + "$ (" + columns + ") VALUES (" + values +
+  auto save = with_generation("INSERT INTO " + table + "{g} (" + columns + ") VALUES (" +
+                                  d.params(1, 4 + static_cast<int>(extra.size())) +
                                   ") ON CONFLICT (id) DO UPDATE SET " + updates,
                               generation);
   return std::make_unique<FoldWriter<A>>(
-      store, with_generation(table + "$", generation),
+      store, d, with_generation(table + "{g}", generation),
       [save = std::move(save), render, extra_values](WriteTransaction& tx, const std::string& id,
                                                       const typename FoldWriter<A>::Entry& e) {
         const auto doc = render(e.state, e.version);
@@ -220,43 +225,48 @@ std::unique_ptr<CopyWriter> fold_writer(
 
 // A query of the copy of `generation` that answers documents: one or none by id, or every
 // one in id order.
-Result<std::optional<Document>> document(ReadModelDb& db, std::int64_t generation, const char* table,
+Result<std::optional<Document>> document(es::ReadModelDb& db, std::int64_t generation, const EntityQueries& q,
                                          const std::string& id) {
   std::optional<Document> doc;
   const SqlValue params[] = {id};
-  const auto sql = with_generation(std::string("SELECT doc, version FROM ") + table + "$ WHERE id = ?1", generation);
-  auto done = db.query(sql, params, [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), es::StreamVersion{r.int64(1)}}); });
+  auto done = db.query(with_generation(q.one, generation), params,
+                       [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), es::StreamVersion{r.int64(1)}}); });
   if (!done) return fail(done.error());
   return doc;
 }
 
-Result<void> every_document(ReadModelDb& db, std::int64_t generation, const char* table, const DocumentVisitor& fn) {
-  return db.query(with_generation(std::string("SELECT id, doc FROM ") + table + "$ ORDER BY id", generation), {},
+Result<void> every_document(es::ReadModelDb& db, std::int64_t generation, const EntityQueries& q,
+                            const DocumentVisitor& fn) {
+  return db.query(with_generation(q.every, generation), {},
                   [&](const Row& r) { fn(std::string(r.text(0)), std::string(r.text(1))); });
 }
 
 }  // namespace
 
+EntityQueries::EntityQueries(const es::SqlDialect& d, const std::string& table)
+    : one("SELECT doc, version FROM " + table + "{g} WHERE id = " + d.param(1)),
+      every("SELECT id, doc FROM " + table + "{g} ORDER BY id") {}
+
 // ---- orders
 
-OrdersProjection::OrdersProjection(ReadModelDb& db, es::EventStore& store)
+OrdersProjection::OrdersProjection(es::ReadModelDb& db, es::EventStore& store)
     : TableProjection(db, "orders", category("order"),
-                      {entity_table("orders", ", customer_id TEXT NOT NULL, status TEXT NOT NULL"),
-                       "CREATE INDEX IF NOT EXISTS orders_by_customer$ ON orders$ (customer_id, first_position)",
-                       "CREATE INDEX IF NOT EXISTS orders_by_status$ ON orders$ (status, first_position)",
-                       "CREATE INDEX IF NOT EXISTS orders_by_position$ ON orders$ (first_position)"},
-                      {"orders$"}),
-      store_(store) {}
+                      {entity_table(db.dialect(), "orders", {"customer_id", "status"}),
+                       "CREATE INDEX IF NOT EXISTS orders_by_customer{g} ON orders{g} (customer_id, first_position)",
+                       "CREATE INDEX IF NOT EXISTS orders_by_status{g} ON orders{g} (status, first_position)",
+                       "CREATE INDEX IF NOT EXISTS orders_by_position{g} ON orders{g} (first_position)"},
+                      {"orders{g}"}),
+      store_(store), queries_(db.dialect(), "orders") {}
 
 std::unique_ptr<CopyWriter> OrdersProjection::writer(std::int64_t generation) {
-  return fold_writer<Order>(store_, generation, "orders", &order_document, {"customer_id", "status"},
+  return fold_writer<Order>(store_, db_.dialect(), generation, "orders", &order_document, {"customer_id", "status"},
                             [](const domain::order::State& state) {
                               return std::vector<std::string>{state.customer_id, to_string(state.status)};
                             });
 }
 
 Result<std::optional<Document>> OrdersProjection::get(const std::string& order_id) {
-  return read([&](std::int64_t g) { return document(db_, g, "orders", order_id); });
+  return read([&](std::int64_t g) { return document(db_, g, queries_, order_id); });
 }
 
 Result<Page> OrdersProjection::list(const OrderListQuery& q) {
@@ -266,16 +276,17 @@ Result<Page> OrdersProjection::list(const OrderListQuery& q) {
     if (ec != std::errc() || end != q.cursor->data() + q.cursor->size() || before < 1)
       return fail(Errc::invalid_argument, "cursor is not one this server gave out");
   }
+  const auto& d = db_.dialect();
   std::vector<SqlValue> params{before};
-  std::string sql = "SELECT doc, first_position FROM orders$ WHERE first_position < ?1";
+  std::string sql = "SELECT doc, first_position FROM orders{g} WHERE first_position < " + d.param(1);
   auto where = [&](const char* column, const std::string& value) {
     params.emplace_back(value);
-    sql += std::string(" AND ") + column + " = ?" + std::to_string(params.size());
+    sql += std::string(" AND ") + column + " = " + d.param(static_cast<int>(params.size()));
   };
   if (q.customer_id) where("customer_id", *q.customer_id);
   if (q.status) where("status", *q.status);
   params.emplace_back(std::int64_t{q.limit} + 1);
-  sql += " ORDER BY first_position DESC LIMIT ?" + std::to_string(params.size());
+  sql += " ORDER BY first_position DESC LIMIT " + d.param(static_cast<int>(params.size()));
   return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     es::Position last{0};
@@ -293,21 +304,24 @@ Result<Page> OrdersProjection::list(const OrderListQuery& q) {
 }
 
 Result<void> OrdersProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](std::int64_t g) { return every_document(db_, g, "orders", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, queries_, fn); });
 }
 
 // ---- products
 
-ProductsProjection::ProductsProjection(ReadModelDb& db, es::EventStore& store)
-    : TableProjection(db, "products", category("product"), {entity_table("products", "")}, {"products$"}),
-      store_(store) {}
+ProductsProjection::ProductsProjection(es::ReadModelDb& db, es::EventStore& store)
+    : TableProjection(db, "products", category("product"), {entity_table(db.dialect(), "products", {})},
+                      {"products{g}"}),
+      store_(store), queries_(db.dialect(), "products"),
+      page_("SELECT doc, id FROM products{g} WHERE id > " + db.dialect().param(1) + " ORDER BY id LIMIT " +
+            db.dialect().param(2)) {}
 
 std::unique_ptr<CopyWriter> ProductsProjection::writer(std::int64_t generation) {
-  return fold_writer<Product>(store_, generation, "products", &product_document);
+  return fold_writer<Product>(store_, db_.dialect(), generation, "products", &product_document);
 }
 
 Result<std::optional<Document>> ProductsProjection::get(const std::string& product_id) {
-  return read([&](std::int64_t g) { return document(db_, g, "products", product_id); });
+  return read([&](std::int64_t g) { return document(db_, g, queries_, product_id); });
 }
 
 Result<Page> ProductsProjection::list(int limit, const std::optional<std::string>& cursor) {
@@ -316,8 +330,7 @@ Result<Page> ProductsProjection::list(int limit, const std::optional<std::string
   return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     std::string last;
-    auto done = db_.query(with_generation("SELECT doc, id FROM products$ WHERE id > ?1 ORDER BY id LIMIT ?2", g),
-                          params, [&](const Row& r) {
+    auto done = db_.query(with_generation(page_, g), params, [&](const Row& r) {
                             if (page.documents.size() == static_cast<std::size_t>(limit)) {
                               page.next_cursor = last;
                               return;
@@ -331,29 +344,35 @@ Result<Page> ProductsProjection::list(int limit, const std::optional<std::string
 }
 
 Result<void> ProductsProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](std::int64_t g) { return every_document(db_, g, "products", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, queries_, fn); });
 }
 
 // ---- accounts
 
-AccountsProjection::AccountsProjection(ReadModelDb& db, es::EventStore& store)
+// The accounts' money movements, one row per event that moves money.
+static std::string transactions_table(const es::SqlDialect& d) {
+  return "CREATE TABLE IF NOT EXISTS transactions{g} (position " + d.integer + " PRIMARY KEY, account_id " + d.text +
+         " NOT NULL, type " + d.text + " NOT NULL, amount_cents " + d.integer + " NOT NULL, order_id " + d.text +
+         " NOT NULL, at_ms " + d.integer + " NOT NULL)" + d.table_options;
+}
+
+AccountsProjection::AccountsProjection(es::ReadModelDb& db, es::EventStore& store)
     : TableProjection(db, "accounts", category("account"),
-                      {entity_table("accounts", ""),
-                       "CREATE TABLE IF NOT EXISTS transactions$ (position INTEGER PRIMARY KEY, account_id TEXT "
-                       "NOT NULL, type TEXT NOT NULL, amount_cents INTEGER NOT NULL, order_id TEXT NOT NULL, "
-                       "at_ms INTEGER NOT NULL) STRICT",
-                       "CREATE INDEX IF NOT EXISTS transactions_by_account$ ON transactions$ (account_id, position)"},
-                      {"accounts$", "transactions$"}),
-      store_(store) {}
+                      {entity_table(db.dialect(), "accounts", {}), transactions_table(db.dialect()),
+                       "CREATE INDEX IF NOT EXISTS transactions_by_account{g} ON transactions{g} (account_id, position)"},
+                      {"accounts{g}", "transactions{g}"}),
+      store_(store), queries_(db.dialect(), "accounts"),
+      ledger_("INSERT INTO transactions{g} (position, account_id, type, amount_cents, order_id, at_ms) VALUES (" +
+              db.dialect().params(1, 6) + ") ON CONFLICT DO NOTHING"),
+      page_("SELECT type, amount_cents, order_id, at_ms, position FROM transactions{g} WHERE account_id = " +
+            db.dialect().param(1) + " AND position > " + db.dialect().param(2) + " ORDER BY position LIMIT " +
+            db.dialect().param(3)) {}
 
 std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) {
-  auto ledger = with_generation(
-      "INSERT INTO transactions$ (position, account_id, type, amount_cents, order_id, at_ms) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-      generation);
+  auto ledger = with_generation(ledger_, generation);
   using namespace domain::account;
   return fold_writer<Account>(
-      store_, generation, "accounts", &account_document, {}, nullptr,
+      store_, db_.dialect(), generation, "accounts", &account_document, {}, nullptr,
       [ledger = std::move(ledger)](WriteTransaction& tx, const std::string& id, const es::RecordedEvent& e,
                                    const Event& event) -> Result<void> {
         auto row = [&](std::string_view type, std::int64_t amount, std::string_view order_id) {
@@ -374,7 +393,7 @@ std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) 
 }
 
 Result<std::optional<Document>> AccountsProjection::get(const std::string& account_id) {
-  return read([&](std::int64_t g) { return document(db_, g, "accounts", account_id); });
+  return read([&](std::int64_t g) { return document(db_, g, queries_, account_id); });
 }
 
 Result<std::vector<Transaction>> AccountsProjection::transactions(const std::string& account_id, int limit,
@@ -382,21 +401,17 @@ Result<std::vector<Transaction>> AccountsProjection::transactions(const std::str
   const SqlValue params[] = {account_id, after.value(), std::int64_t{limit}};
   return read([&](std::int64_t g) -> Result<std::vector<Transaction>> {
     std::vector<Transaction> out;
-    auto done = db_.query(
-        with_generation("SELECT type, amount_cents, order_id, at_ms, position FROM transactions$ WHERE "
-                        "account_id = ?1 AND position > ?2 ORDER BY position LIMIT ?3",
-                        g),
-        params, [&](const Row& r) {
-          out.push_back(Transaction{std::string(r.text(0)), r.int64(1), std::string(r.text(2)), r.int64(3),
-                                    es::Position{r.int64(4)}});
-        });
+    auto done = db_.query(with_generation(page_, g), params, [&](const Row& r) {
+      out.push_back(
+          Transaction{std::string(r.text(0)), r.int64(1), std::string(r.text(2)), r.int64(3), es::Position{r.int64(4)}});
+    });
     if (!done) return fail(done.error());
     return out;
   });
 }
 
 Result<void> AccountsProjection::for_each(const DocumentVisitor& fn) {
-  return read([&](std::int64_t g) { return every_document(db_, g, "accounts", fn); });
+  return read([&](std::int64_t g) { return every_document(db_, g, queries_, fn); });
 }
 
 }  // namespace orderflow::app::projections

@@ -36,10 +36,17 @@ struct OrderListQuery {
 // Called with each entity's id and document, in id order.
 using DocumentVisitor = std::function<void(const std::string& id, const std::string& document)>;
 
+// The queries of an entity's documents in `table`, with kGeneration suffixes.
+struct EntityQueries {
+  EntityQueries(const es::SqlDialect& d, const std::string& table);
+  std::string one;    // doc, version; parameter: id
+  std::string every;  // id, doc, in id order
+};
+
 class OrdersProjection final : public TableProjection {
  public:
   // `store` (for re-folding states not in memory) must outlive the projection.
-  OrdersProjection(ReadModelDb& db, es::EventStore& store);
+  OrdersProjection(es::ReadModelDb& db, es::EventStore& store);
   // The order's document, nullopt if there is no such order.
   Result<std::optional<Document>> get(const std::string& order_id);
   // Newest first (by the position of OrderPlaced). Paging is stable while orders arrive:
@@ -52,11 +59,12 @@ class OrdersProjection final : public TableProjection {
   std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
+  const EntityQueries queries_;
 };
 
 class ProductsProjection final : public TableProjection {
  public:
-  ProductsProjection(ReadModelDb& db, es::EventStore& store);
+  ProductsProjection(es::ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& product_id);
   // By product_id.
   Result<Page> list(int limit, const std::optional<std::string>& cursor);
@@ -66,6 +74,8 @@ class ProductsProjection final : public TableProjection {
   std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
+  const EntityQueries queries_;
+  const std::string page_;  // parameters: after id, limit
 };
 
 struct Transaction {
@@ -78,7 +88,7 @@ struct Transaction {
 
 class AccountsProjection final : public TableProjection {
  public:
-  AccountsProjection(ReadModelDb& db, es::EventStore& store);
+  AccountsProjection(es::ReadModelDb& db, es::EventStore& store);
   Result<std::optional<Document>> get(const std::string& account_id);
   // The account's money movements, oldest first; `after`: a position from a previous page.
   Result<std::vector<Transaction>> transactions(const std::string& account_id, int limit, es::Position after);
@@ -88,6 +98,9 @@ class AccountsProjection final : public TableProjection {
   std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
 
   es::EventStore& store_;
+  const EntityQueries queries_;
+  const std::string ledger_;  // a transaction's row
+  const std::string page_;    // parameters: account id, after position, limit
 };
 
 }  // namespace orderflow::app::projections

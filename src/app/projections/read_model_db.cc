@@ -6,25 +6,73 @@
 
 namespace orderflow::app::projections {
 
-namespace {
-const char* const kBusVersionsTable =
-    "CREATE TABLE IF NOT EXISTS bus_versions (projection TEXT NOT NULL, generation INTEGER NOT NULL, "
-    "stream_id TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (projection, generation, stream_id)) STRICT";
-}  // namespace
+using es::OnRow;
+using es::Row;
+using es::SqlValue;
+using es::WriteTransaction;
 
-const char* const kReadModelsTable =
-    "CREATE TABLE IF NOT EXISTS read_models (projection TEXT NOT NULL, generation INTEGER NOT NULL, "
-    "position INTEGER NOT NULL, live INTEGER NOT NULL, PRIMARY KEY (projection, generation)) STRICT";
+// The statements of every projection on the table of copies (read_models) and on the
+// bus versions of its copies, in the database's dialect.
+struct TableProjection::Sql {
+  explicit Sql(const es::SqlDialect& d)
+      : read_models_table("CREATE TABLE IF NOT EXISTS read_models (projection " + text(d) + ", generation " +
+                          integer(d) + ", position " + integer(d) + ", live " + integer(d) +
+                          ", PRIMARY KEY (projection, generation))" + d.table_options),
+        bus_versions_table("CREATE TABLE IF NOT EXISTS bus_versions (projection " + text(d) + ", generation " +
+                           integer(d) + ", stream_id " + text(d) + ", version " + integer(d) +
+                           ", PRIMARY KEY (projection, generation, stream_id))" + d.table_options),
+        save_position("UPDATE read_models SET position = " + d.param(1) + " WHERE projection = " + d.param(2) +
+                      " AND generation = " + d.param(3)),
+        raise_position(save_position + " AND position < " + d.param(1)),
+        position("SELECT position FROM read_models WHERE projection = " + d.param(1) +
+                 " AND generation = " + d.param(2)),
+        live("SELECT generation, position FROM read_models WHERE projection = " + d.param(1) + " AND live = 1"),
+        unused("SELECT generation FROM read_models WHERE projection = " + d.param(1) + " AND live = 0"),
+        next_generation("SELECT coalesce(max(generation), 0) + 1 FROM read_models WHERE projection = " +
+                        d.param(1)),
+        register_copy("INSERT INTO read_models (projection, generation, position, live) VALUES (" +
+                      d.param(1) + ", " + d.param(2) + ", 0, " + d.param(3) + ")"),
+        unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " +
+                        d.param(2)),
+        swap("UPDATE read_models SET live = CASE WHEN generation = " + d.param(1) +
+             " THEN 1 ELSE 0 END WHERE projection = " + d.param(2)),
+        bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) + " AND generation = " +
+                    d.param(2) + " AND stream_id = " + d.param(3)),
+        save_bus_version("INSERT INTO bus_versions (projection, generation, stream_id, version) VALUES (" +
+                         d.params(1, 4) + ") ON CONFLICT (projection, generation, stream_id) "
+                         "DO UPDATE SET version = excluded.version") {}
+
+  // A NOT NULL column of either type.
+  static std::string text(const es::SqlDialect& d) { return d.text + " NOT NULL"; }
+  static std::string integer(const es::SqlDialect& d) { return d.integer + " NOT NULL"; }
+
+  const std::string read_models_table, bus_versions_table;
+  // Parameters: position, projection, generation.
+  const std::string save_position, raise_position;
+  const std::string position;         // projection, generation
+  const std::string live;             // projection
+  const std::string unused;           // projection
+  const std::string next_generation;  // projection
+  const std::string register_copy;    // projection, generation, live
+  const std::string unregister_copy;  // projection, generation
+  const std::string swap;             // generation to make live, projection
+  const std::string bus_version;      // projection, generation, stream
+  const std::string save_bus_version; // projection, generation, stream, version
+};
 
 std::string with_generation(std::string_view sql, std::int64_t generation) {
   const auto suffix = "_g" + std::to_string(generation);
   std::string out;
   out.reserve(sql.size() + 16);
-  for (char c : sql) {
-    if (c == '$')
+  bool literal = false;  // inside '…' (a quote in one is written twice: it ends and starts one)
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] == '\'') literal = !literal;
+    if (!literal && sql.substr(i).starts_with(kGeneration)) {
       out += suffix;
-    else
-      out += c;
+      i += kGeneration.size() - 1;
+    } else {
+      out += sql[i];
+    }
   }
   return out;
 }
@@ -32,8 +80,7 @@ std::string with_generation(std::string_view sql, std::int64_t generation) {
 class TableProjection::Copy final : public es::ReadModel {
  public:
   Copy(TableProjection& p, std::int64_t generation, std::unique_ptr<CopyWriter> writer)
-      : p_(p), generation_(generation), writer_(std::move(writer)),
-        save_("UPDATE read_models SET position = ?1 WHERE projection = ?2 AND generation = ?3") {}
+      : p_(p), generation_(generation), writer_(std::move(writer)) {}
 
   std::int64_t generation() const { return generation_; }
 
@@ -44,7 +91,7 @@ class TableProjection::Copy final : public es::ReadModel {
     es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (!bus_table_) {
-        if (auto r = tx.run(kBusVersionsTable); !r) return r;
+        if (auto r = tx.run(p_.sql_->bus_versions_table); !r) return r;
         bus_table_ = true;
       }
       for (std::size_t i = 0; i < events.size(); ++i) {
@@ -69,17 +116,11 @@ class TableProjection::Copy final : public es::ReadModel {
       for (const auto& [stream, version] : reached) {
         if (versions_[stream] == version) continue;
         const SqlValue params[] = {p_.name_, generation_, stream, version.value()};
-        if (auto r = tx.run("INSERT INTO bus_versions (projection, generation, stream_id, version) "
-                            "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (projection, generation, stream_id) "
-                            "DO UPDATE SET version = excluded.version",
-                            params);
-            !r)
-          return r;
+        if (auto r = tx.run(p_.sql_->save_bus_version, params); !r) return r;
       }
       if (through == 0) return {};
       const SqlValue params[] = {through.value(), p_.name_, generation_};
-      return tx.run("UPDATE read_models SET position = ?1 WHERE projection = ?2 AND generation = ?3 AND position < ?1",
-                    params);
+      return tx.run(p_.sql_->raise_position, params);
     });
     if (!r) {
       writer_->rolled_back();
@@ -93,8 +134,7 @@ class TableProjection::Copy final : public es::ReadModel {
   Result<es::Position> position() override {
     es::Position position{0};
     const SqlValue params[] = {p_.name_, generation_};
-    auto r = p_.db_.query("SELECT position FROM read_models WHERE projection = ?1 AND generation = ?2", params,
-                          [&](const Row& row) { position = es::Position{row.int64(0)}; });
+    auto r = p_.db_.query(p_.sql_->position, params, [&](const Row& row) { position = es::Position{row.int64(0)}; });
     if (!r) return fail(r.error());
     return position;
   }
@@ -113,7 +153,7 @@ class TableProjection::Copy final : public es::ReadModel {
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (auto r = writer_->apply(tx, events); !r) return r;
       const SqlValue params[] = {through.value(), p_.name_, generation_};
-      return tx.run(save_, params);
+      return tx.run(p_.sql_->save_position, params);
     });
     if (r)
       applied_ = through;
@@ -135,8 +175,7 @@ class TableProjection::Copy final : public es::ReadModel {
     if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
     es::StreamVersion version = es::kNoStream;
     const SqlValue params[] = {p_.name_, generation_, stream};
-    if (auto r = tx.query("SELECT version FROM bus_versions WHERE projection = ?1 AND generation = ?2 AND stream_id = ?3",
-                          params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; });
+    if (auto r = tx.query(p_.sql_->bus_version, params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; });
         !r)
       return fail(r.error());
     versions_[stream] = version;
@@ -146,17 +185,26 @@ class TableProjection::Copy final : public es::ReadModel {
   TableProjection& p_;
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
-  const std::string save_;
   std::optional<es::Position> applied_;  // committed position, once read
   bool bus_table_ = false;  // bus_versions exists
   // Committed bus versions of the streams looked at (cleared when a batch rolls back).
   std::unordered_map<std::string, es::StreamVersion> versions_;
 };
 
-TableProjection::TableProjection(ReadModelDb& db, std::string name, es::EventFilter filter,
+TableProjection::TableProjection(es::ReadModelDb& db, std::string name, es::EventFilter filter,
                                  std::vector<std::string> schema, std::vector<std::string> tables)
     : db_(db), name_(std::move(name)), filter_(std::move(filter)), schema_(std::move(schema)),
-      tables_(std::move(tables)) {}
+      tables_(std::move(tables)), sql_(std::make_unique<const Sql>(db.dialect())) {}
+
+TableProjection::~TableProjection() = default;
+
+Result<void> TableProjection::create_read_models() {
+  if (read_models_created_) return {};
+  const std::string tables[] = {sql_->read_models_table};
+  if (auto r = db_.create_tables(tables); !r) return r;
+  read_models_created_ = true;
+  return {};
+}
 
 // The tables of the copy of `generation`, or (indexes) its indexes.
 Result<void> TableProjection::create_schema(WriteTransaction& tx, std::int64_t generation, bool indexes) {
@@ -179,41 +227,34 @@ Result<std::unique_ptr<es::ReadModel>> TableProjection::make_copy(std::int64_t g
 Result<void> TableProjection::drop_unused(WriteTransaction& tx) {
   std::vector<std::int64_t> generations;
   const SqlValue name[] = {name_};
-  if (auto r = tx.query("SELECT generation FROM read_models WHERE projection = ?1 AND live = 0", name,
-                        [&](const Row& row) { generations.push_back(row.int64(0)); });
+  if (auto r = tx.query(sql_->unused, name, [&](const Row& row) { generations.push_back(row.int64(0)); });
       !r)
     return r;
   for (auto g : generations) {
     for (const auto& table : tables_)
       if (auto r = tx.run("DROP TABLE IF EXISTS " + with_generation(table, g)); !r) return r;
     const SqlValue params[] = {name_, g};
-    if (auto r = tx.run("DELETE FROM read_models WHERE projection = ?1 AND generation = ?2", params); !r) return r;
+    if (auto r = tx.run(sql_->unregister_copy, params); !r) return r;
   }
   return {};
 }
 
-// A new copy's generation: one past every generation the projection ever had, registered
-// with `live` as given.
-static Result<std::int64_t> register_copy(WriteTransaction& tx, const std::string& name, bool live) {
+Result<std::int64_t> TableProjection::register_copy(WriteTransaction& tx, bool live) {
   std::int64_t generation = 0;
-  const SqlValue params[] = {name};
-  if (auto r = tx.query("SELECT coalesce(max(generation), 0) + 1 FROM read_models WHERE projection = ?1", params,
-                        [&](const Row& row) { generation = row.int64(0); });
-      !r)
+  const SqlValue params[] = {name_};
+  if (auto r = tx.query(sql_->next_generation, params, [&](const Row& row) { generation = row.int64(0); }); !r)
     return fail(r.error());
-  const SqlValue insert[] = {name, generation, std::int64_t{live ? 1 : 0}};
-  if (auto r = tx.run("INSERT INTO read_models (projection, generation, position, live) VALUES (?1, ?2, 0, ?3)",
-                      insert);
-      !r)
+  const SqlValue insert[] = {name_, generation, std::int64_t{live ? 1 : 0}};
+  if (auto r = tx.run(sql_->register_copy, insert); !r)
     return fail(r.error());
   return generation;
 }
 
 Result<es::Position> TableProjection::follow() {
+  if (auto r = create_read_models(); !r) return fail(r.error());
   std::optional<std::pair<std::int64_t, es::Position>> live;
   const SqlValue params[] = {name_};
-  auto r = db_.query("SELECT generation, position FROM read_models WHERE projection = ?1 AND live = 1", params,
-                     [&](const Row& row) { live.emplace(row.int64(0), row.int64(1)); });
+  auto r = db_.query(sql_->live, params, [&](const Row& row) { live.emplace(row.int64(0), row.int64(1)); });
   if (!r) return fail(r.error());
   if (!live) return es::Position{0};
   live_ = live->first;
@@ -221,16 +262,14 @@ Result<es::Position> TableProjection::follow() {
 }
 
 Result<std::unique_ptr<es::ReadModel>> TableProjection::open_live() {
+  if (auto r = create_read_models(); !r) return fail(r.error());
   std::int64_t generation = 0;
   auto found = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     if (auto r = drop_unused(tx); !r) return r;
     const SqlValue params[] = {name_};
-    if (auto r = tx.query("SELECT generation FROM read_models WHERE projection = ?1 AND live = 1", params,
-                          [&](const Row& row) { generation = row.int64(0); });
-        !r)
-      return r;
+    if (auto r = tx.query(sql_->live, params, [&](const Row& row) { generation = row.int64(0); }); !r) return r;
     if (generation) return {};
-    auto g = register_copy(tx, name_, true);
+    auto g = register_copy(tx, true);
     if (!g) return fail(g.error());
     generation = *g;
     return {};
@@ -241,10 +280,11 @@ Result<std::unique_ptr<es::ReadModel>> TableProjection::open_live() {
 }
 
 Result<std::unique_ptr<es::ReadModel>> TableProjection::create_copy() {
+  if (auto r = create_read_models(); !r) return fail(r.error());
   std::int64_t generation = 0;
   auto made = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     if (auto r = drop_unused(tx); !r) return r;
-    auto g = register_copy(tx, name_, false);
+    auto g = register_copy(tx, false);
     if (!g) return fail(g.error());
     generation = *g;
     return {};
@@ -266,11 +306,7 @@ Result<void> TableProjection::promote(es::ReadModel& copy) {
   std::unique_lock lk(swap_mu_);
   auto swapped = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     const SqlValue params[] = {generation, name_};
-    if (auto r = tx.run("UPDATE read_models SET live = CASE WHEN generation = ?1 THEN 1 ELSE 0 END "
-                        "WHERE projection = ?2",
-                        params);
-        !r)
-      return r;
+    if (auto r = tx.run(sql_->swap, params); !r) return r;
     return drop_unused(tx);
   });
   if (!swapped) return swapped;

@@ -2,12 +2,12 @@
 
 namespace orderflow::app::projections {
 
-std::unique_ptr<ReadSide> ReadSide::open(std::unique_ptr<ReadModelDb> db, es::EventStore& store,
+std::unique_ptr<ReadSide> ReadSide::open(std::unique_ptr<es::ReadModelDb> db, es::EventStore& store,
                                          es::ProjectionRunnerOptions options) {
   return std::unique_ptr<ReadSide>(new ReadSide(std::move(db), store, options));
 }
 
-ReadSide::ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options)
+ReadSide::ReadSide(std::unique_ptr<es::ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options)
     : db_(std::move(db)),
       orders_(*db_, store),
       products_(*db_, store),

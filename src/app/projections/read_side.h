@@ -14,9 +14,9 @@ namespace orderflow::app::projections {
 
 class ReadSide {
  public:
-  // The projections in `db` (SqliteReadModelDb or PostgresReadModelDb); start() starts
-  // folding. `store` must outlive the read side.
-  static std::unique_ptr<ReadSide> open(std::unique_ptr<ReadModelDb> db, es::EventStore& store,
+  // The projections in `db` (sqlite::SqliteReadModelDb or postgres::PostgresReadModelDb);
+  // start() starts folding. `store` must outlive the read side.
+  static std::unique_ptr<ReadSide> open(std::unique_ptr<es::ReadModelDb> db, es::EventStore& store,
                                         es::ProjectionRunnerOptions options = {});
 
   es::ProjectionRunner& runner() { return runner_; }
@@ -24,12 +24,12 @@ class ReadSide {
   ProductsProjection& products() { return products_; }
   AccountsProjection& accounts() { return accounts_; }
   SalesProjection& sales() { return sales_; }
-  ReadModelDb& db() { return *db_; }
+  es::ReadModelDb& db() { return *db_; }
 
  private:
-  ReadSide(std::unique_ptr<ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options);
+  ReadSide(std::unique_ptr<es::ReadModelDb> db, es::EventStore& store, es::ProjectionRunnerOptions options);
 
-  std::unique_ptr<ReadModelDb> db_;
+  std::unique_ptr<es::ReadModelDb> db_;
   OrdersProjection orders_;
   ProductsProjection products_;
   AccountsProjection accounts_;

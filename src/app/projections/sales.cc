@@ -8,20 +8,24 @@ namespace orderflow::app::projections {
 namespace {
 
 using namespace domain::order;
+using es::OnRow;
+using es::Row;
+using es::SqlValue;
+using es::WriteTransaction;
 
 constexpr const char* kCounted = "CASE WHEN o.confirmed = 1 AND o.cancelled = 0 THEN o.total_cents ELSE 0 END";
 
+// The orders placed in [?1, ?2).
+std::string in_range(const es::SqlDialect& d) {
+  return " FROM sales_orders{g} o WHERE o.placed_at_ms >= " + d.param(1) + " AND o.placed_at_ms < " + d.param(2);
+}
+
 class SalesWriter final : public CopyWriter {
  public:
-  explicit SalesWriter(std::int64_t generation)
-      : order_(with_generation("INSERT INTO sales_orders$ (order_id, placed_at_ms, day, total_cents) "
-                               "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                               generation)),
-        line_(with_generation("INSERT INTO sales_lines$ (order_id, line, product_id, quantity, revenue_cents) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                              generation)),
-        confirmed_(with_generation("UPDATE sales_orders$ SET confirmed = 1 WHERE order_id = ?1", generation)),
-        cancelled_(with_generation("UPDATE sales_orders$ SET cancelled = 1 WHERE order_id = ?1", generation)) {}
+  SalesWriter(const SalesStatements& sql, std::int64_t generation)
+      : order_(with_generation(sql.order, generation)), line_(with_generation(sql.line, generation)),
+        confirmed_(with_generation(sql.confirmed, generation)),
+        cancelled_(with_generation(sql.cancelled, generation)) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     for (const auto& e : events) {
@@ -61,20 +65,41 @@ class SalesWriter final : public CopyWriter {
 
 }  // namespace
 
-SalesProjection::SalesProjection(ReadModelDb& db)
+SalesStatements::SalesStatements(const es::SqlDialect& d)
+    : orders_table("CREATE TABLE IF NOT EXISTS sales_orders{g} (order_id " + d.text + " PRIMARY KEY, placed_at_ms " +
+                   d.integer + " NOT NULL, day " + d.text + " NOT NULL, total_cents " + d.integer +
+                   " NOT NULL, confirmed " + d.integer + " NOT NULL DEFAULT 0, cancelled " + d.integer +
+                   " NOT NULL DEFAULT 0)" + d.table_options),
+      lines_table("CREATE TABLE IF NOT EXISTS sales_lines{g} (order_id " + d.text + " NOT NULL, line " + d.integer +
+                  " NOT NULL, product_id " + d.text + " NOT NULL, quantity " + d.integer + " NOT NULL, revenue_cents " +
+                  d.integer + " NOT NULL, PRIMARY KEY (order_id, line))" + d.table_options),
+      order("INSERT INTO sales_orders{g} (order_id, placed_at_ms, day, total_cents) VALUES (" + d.params(1, 4) +
+            ") ON CONFLICT DO NOTHING"),
+      line("INSERT INTO sales_lines{g} (order_id, line, product_id, quantity, revenue_cents) VALUES (" +
+           d.params(1, 5) + ") ON CONFLICT DO NOTHING"),
+      confirmed("UPDATE sales_orders{g} SET confirmed = 1 WHERE order_id = " + d.param(1)),
+      cancelled("UPDATE sales_orders{g} SET cancelled = 1 WHERE order_id = " + d.param(1)),
+      totals("SELECT count(*), coalesce(sum(o.confirmed), 0), coalesce(sum(o.cancelled), 0), coalesce(sum(" +
+             std::string(kCounted) + "), 0)" + in_range(d)),
+      days("SELECT o.day, count(*), sum(" + std::string(kCounted) + ")" + in_range(d) + " GROUP BY o.day ORDER BY o.day"),
+      top("SELECT l.product_id, sum(l.quantity), sum(l.revenue_cents) FROM sales_lines{g} l "
+          "JOIN sales_orders{g} o ON o.order_id = l.order_id WHERE o.placed_at_ms >= " + d.param(1) +
+          " AND o.placed_at_ms < " + d.param(2) + " AND o.confirmed = 1 AND o.cancelled = 0 "
+          "GROUP BY l.product_id ORDER BY 2 DESC, 1 LIMIT 10") {}
+
+SalesProjection::SalesProjection(es::ReadModelDb& db)
+    : SalesProjection(db, SalesStatements(db.dialect())) {}
+
+SalesProjection::SalesProjection(es::ReadModelDb& db, SalesStatements sql)
     : TableProjection(
           db, "sales", es::EventFilter{{"order"}, {OrderPlaced::kType, OrderConfirmed::kType, OrderCancelled::kType}, ""},
-          {"CREATE TABLE IF NOT EXISTS sales_orders$ (order_id TEXT PRIMARY KEY, placed_at_ms INTEGER NOT NULL, "
-           "day TEXT NOT NULL, total_cents INTEGER NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0, "
-           "cancelled INTEGER NOT NULL DEFAULT 0) STRICT",
-           "CREATE INDEX IF NOT EXISTS sales_orders_by_time$ ON sales_orders$ (placed_at_ms)",
-           "CREATE TABLE IF NOT EXISTS sales_lines$ (order_id TEXT NOT NULL, line INTEGER NOT NULL, "
-           "product_id TEXT NOT NULL, quantity INTEGER NOT NULL, revenue_cents INTEGER NOT NULL, "
-           "PRIMARY KEY (order_id, line)) STRICT"},
-          {"sales_orders$", "sales_lines$"}) {}
+          {sql.orders_table, "CREATE INDEX IF NOT EXISTS sales_orders_by_time{g} ON sales_orders{g} (placed_at_ms)",
+           sql.lines_table},
+          {"sales_orders{g}", "sales_lines{g}"}),
+      sql_(std::move(sql)) {}
 
 std::unique_ptr<CopyWriter> SalesProjection::writer(std::int64_t generation) {
-  return std::make_unique<SalesWriter>(generation);
+  return std::make_unique<SalesWriter>(sql_, generation);
 }
 
 Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
@@ -84,27 +109,18 @@ Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
     auto run = [&](const std::string& sql, const OnRow& on_row) {
       return db_.query(with_generation(sql, g), params, on_row);
     };
-    const std::string in_range = " FROM sales_orders$ o WHERE o.placed_at_ms >= ?1 AND o.placed_at_ms < ?2";
-    auto totals = run("SELECT count(*), coalesce(sum(o.confirmed), 0), coalesce(sum(o.cancelled), 0), "
-                      "coalesce(sum(" + std::string(kCounted) + "), 0)" + in_range,
-                      [&](const Row& s) {
+    auto totals = run(sql_.totals, [&](const Row& s) {
                         out.orders_placed = s.int64(0);
                         out.orders_confirmed = s.int64(1);
                         out.orders_cancelled = s.int64(2);
                         out.revenue_cents = s.int64(3);
                       });
     if (!totals) return fail(totals.error());
-    auto days = run("SELECT o.day, count(*), sum(" + std::string(kCounted) + ")" + in_range +
-                        " GROUP BY o.day ORDER BY o.day",
-                    [&](const Row& s) {
+    auto days = run(sql_.days, [&](const Row& s) {
                       out.by_day.push_back(SalesDay{std::string(s.text(0)), s.int64(1), s.int64(2)});
                     });
     if (!days) return fail(days.error());
-    auto top = run("SELECT l.product_id, sum(l.quantity), sum(l.revenue_cents) FROM sales_lines$ l "
-                   "JOIN sales_orders$ o ON o.order_id = l.order_id WHERE o.placed_at_ms >= ?1 AND "
-                   "o.placed_at_ms < ?2 AND o.confirmed = 1 AND o.cancelled = 0 "
-                   "GROUP BY l.product_id ORDER BY 2 DESC, 1 LIMIT 10",
-                   [&](const Row& s) {
+    auto top = run(sql_.top, [&](const Row& s) {
                      out.top_products.push_back(ProductSales{std::string(s.text(0)), s.int64(1), s.int64(2)});
                    });
     if (!top) return fail(top.error());

@@ -28,14 +28,26 @@ struct Sales {
   std::vector<ProductSales> top_products;  // most units sold first, at most 10
 };
 
+// The projection's SQL in one database's dialect, with kGeneration suffixes.
+struct SalesStatements {
+  explicit SalesStatements(const es::SqlDialect& d);
+  std::string orders_table, lines_table;
+  std::string order, line, confirmed, cancelled;  // the writer's
+  // The queries; parameters: from_ms, to_ms.
+  std::string totals, days, top;
+};
+
 class SalesProjection final : public TableProjection {
  public:
-  explicit SalesProjection(ReadModelDb& db);
+  explicit SalesProjection(es::ReadModelDb& db);
   // Orders placed in [from_ms, to_ms).
   Result<Sales> sales(std::int64_t from_ms, std::int64_t to_ms);
 
  private:
+  SalesProjection(es::ReadModelDb& db, SalesStatements sql);
   std::unique_ptr<CopyWriter> writer(std::int64_t generation) override;
+
+  const SalesStatements sql_;
 };
 
 }  // namespace orderflow::app::projections

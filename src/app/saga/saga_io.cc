@@ -91,7 +91,7 @@ Result<std::optional<typename A::Event>> stored_event(es::EventStore& store, con
   if (!stored) return fail(stored.error());
   if (!*stored || (*stored)->stream_id != stream_of<A>(id)) return Found();
   return codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data).transform([](auto&& event) {
-    return Found(std::move(event));
+    return Found(std::forward<decltype(event)>(event));
   });
 }
 

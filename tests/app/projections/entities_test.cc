@@ -58,7 +58,7 @@ class EntitiesTest : public ::testing::TestWithParam<ReadModelBackend> {
 
   testing::ReadModelPlace place_{GetParam()};
   std::unique_ptr<sqlite::SqliteEventStore> store_;
-  std::unique_ptr<ReadModelDb> db_;
+  std::unique_ptr<es::ReadModelDb> db_;
   std::unique_ptr<AccountsProjection> accounts_;
 };
 

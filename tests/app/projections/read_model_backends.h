@@ -8,9 +8,9 @@
 #include <set>
 #include <string>
 
-#include "app/projections/postgres_read_model_db.h"
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/postgres/postgres_read_model_db.h"
 #include "store/postgres/test_database.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "support/temp_dir.h"
 
 namespace orderflow::testing {
@@ -36,14 +36,13 @@ class ReadModelPlace {
     return "";
   }
 
-  std::unique_ptr<app::projections::ReadModelDb> open() const {
-    using namespace app::projections;
+  std::unique_ptr<es::ReadModelDb> open() const {
     if (backend_ == ReadModelBackend::sqlite) {
-      auto db = SqliteReadModelDb::open(dir_.file("readmodels.db"));
+      auto db = sqlite::SqliteReadModelDb::open(dir_.file("readmodels.db"));
       if (!db) throw std::runtime_error(db.error().message);
       return std::move(*db);
     }
-    auto db = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema_.name()});
+    auto db = postgres::PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema_.name()});
     if (!db) throw std::runtime_error(db.error().message);
     return std::move(*db);
   }

@@ -337,6 +337,9 @@ class World {
     CommandHandlerOptions o;
     o.snapshot_every = options_.snapshot_every;
     o.shared_store = processes_.size() > 1;
+    // The simulated store answers on this thread, which may block: retries run here and
+    // then, so a run depends on its seed alone.
+    o.executor = [](std::function<void()> work) { work(); };
     p.commands = std::make_unique<CommandHandler>(p.conn, o.snapshot_every > 0 ? &p.conn : nullptr, o);
     p.lookup = std::make_unique<HandlerLookup>(*p.commands);
   }

@@ -1,19 +1,27 @@
-#include "app/projections/sqlite_read_model_db.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 
 #include "core/failures.h"
 
-namespace orderflow::app::projections {
+namespace orderflow::sqlite {
+
+using es::OnRow;
+using es::Row;
+using es::SqlValue;
+using es::WriteTransaction;
+
+const es::SqlDialect kReadModelDialect{
+    .parameter_mark = '?', .integer = "INTEGER", .text = "TEXT", .table_options = " STRICT"};
 
 namespace {
 
 class StatementRow final : public Row {
  public:
-  explicit StatementRow(const sqlite::Statement& s) : s_(s) {}
+  explicit StatementRow(const Statement& s) : s_(s) {}
   std::int64_t int64(int col) const override { return s_.int64(col); }
   std::string_view text(int col) const override { return s_.text(col); }
 
  private:
-  const sqlite::Statement& s_;
+  const Statement& s_;
 };
 
 // The layout of the read-model tables (PRAGMA user_version); 2: entity rows without states.
@@ -24,9 +32,9 @@ constexpr std::int64_t kLayout = 2;
 // Runs statements at once; as the writer, inside the transaction SqliteReadModelDb began.
 class SqliteReadModelDb::Connection final : public WriteTransaction {
  public:
-  explicit Connection(sqlite::Database db) : db_(std::move(db)) {}
+  explicit Connection(Database db) : db_(std::move(db)) {}
 
-  sqlite::Database& db() { return db_; }
+  Database& db() { return db_; }
 
   Result<void> run(const std::string& sql, std::span<const SqlValue> params) override {
     if (params.empty()) return db_.exec(sql);
@@ -36,7 +44,7 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
   Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override {
     auto s = prepare(sql);
     if (!s) return fail(s.error());
-    sqlite::ResetOnExit reset(**s);
+    ResetOnExit reset(**s);
     for (std::size_t i = 0; i < params.size(); ++i)
       std::visit([&](auto v) { (*s)->bind(static_cast<int>(i + 1), v); }, params[i]);
     const StatementRow row(**s);
@@ -50,7 +58,7 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
 
  private:
   // A statement for `sql`, prepared once per connection.
-  Result<sqlite::Statement*> prepare(const std::string& sql) {
+  Result<Statement*> prepare(const std::string& sql) {
     if (auto it = cache_.find(sql); it != cache_.end()) return &it->second;
     // Statements of copies dropped since stay behind; a bound keeps them from piling up.
     if (cache_.size() > 128) cache_.clear();
@@ -59,8 +67,8 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
     return &cache_.emplace(sql, std::move(*stmt)).first->second;
   }
 
-  sqlite::Database db_;
-  std::unordered_map<std::string, sqlite::Statement> cache_;
+  Database db_;
+  std::unordered_map<std::string, Statement> cache_;
 };
 
 // A file of another layout is emptied rather than misread: read models derive from the
@@ -86,18 +94,18 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
   MutexLock lk(db->writer_mu_);  // nothing else uses it yet: for the analysis
-  auto writer = sqlite::Database::open(path);
+  auto writer = Database::open(path);
   if (!writer) return fail(writer.error());
   db->writer_ = std::make_unique<Connection>(std::move(*writer));
   if (auto r = check_layout(*db->writer_); !r) return fail(r.error());
-  auto checkpointer = sqlite::Database::open(path);
+  auto checkpointer = Database::open(path);
   if (!checkpointer) return fail(checkpointer.error());
   db->checkpointer_ = std::move(*checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
   if (auto r = db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
                                                   "PRAGMA journal_size_limit=") +
-                                      std::to_string(kWalSizeLimit) + "; " + kReadModelsTable);
+                                      std::to_string(kWalSizeLimit));
       !r)
     return fail(r.error());
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
@@ -118,13 +126,22 @@ void SqliteReadModelDb::checkpoint_loop() {
   while (!checkpoint_cv_.wait_for(checkpoint_mu_, std::chrono::milliseconds(200), [this]() REQUIRES(checkpoint_mu_) { return closing_; })) {
     lk.unlock();
     // Never blocks the writer but for a RESTART's short wait; keeps the WAL bounded.
-    if (auto r = sqlite::checkpoint_wal(checkpointer_, kWalSizeLimit / 4, "readmodels"); !r)
+    if (auto r = checkpoint_wal(checkpointer_, kWalSizeLimit / 4, "readmodels"); !r)
       report_failure("read models", "WAL checkpoint", r.error().message,
                      "the read models' WAL grows until a checkpoint succeeds; tried every 200 ms");
     else
       recovered("read models", "WAL checkpoint");
     lk.lock();
   }
+}
+
+// One process's own file: its writer lock is all the exclusion there is to have.
+Result<void> SqliteReadModelDb::create_tables(std::span<const std::string> statements) {
+  return transaction("", [&](WriteTransaction& tx) -> Result<void> {
+    for (const auto& create : statements)
+      if (auto r = tx.run(create); !r) return r;
+    return {};
+  });
 }
 
 Result<void> SqliteReadModelDb::transaction(const std::string&,
@@ -154,7 +171,7 @@ std::unique_ptr<SqliteReadModelDb::Connection> SqliteReadModelDb::lease() {
       return r;
     }
   }
-  auto db = sqlite::Database::open(path_);
+  auto db = Database::open(path_);
   OF_CHECK(db.has_value(), "cannot open a reader on the read-model database");
   return std::make_unique<Connection>(std::move(*db));
 }
@@ -164,4 +181,4 @@ void SqliteReadModelDb::give_back(std::unique_ptr<Connection> reader) {
   readers_.push_back(std::move(reader));
 }
 
-}  // namespace orderflow::app::projections
+}  // namespace orderflow::sqlite

@@ -1,5 +1,6 @@
-// The read models in PostgreSQL, shared by every orderflow process on the database: a
-// process started later serves reads at once, without replaying the log.
+// The read-model database (es/read_model_db.h) in PostgreSQL, shared by every orderflow
+// process on the database: a process started later serves reads at once, without
+// replaying the log.
 //
 // One process at a time writes a projection: it holds the projection's advisory lock
 // (session level) on the connection that writes the projection's copies, so the lock and
@@ -20,10 +21,13 @@
 #include <vector>
 
 #include "core/mutex.h"
-#include "app/projections/read_model_db.h"
+#include "es/read_model_db.h"
 #include "store/postgres/pg.h"
 
-namespace orderflow::app::projections {
+namespace orderflow::postgres {
+
+// $N parameters; bigint, and text COLLATE "C" (bytewise, as SQLite compares); no table options.
+extern const es::SqlDialect kReadModelDialect;
 
 struct PostgresReadModelDbOptions {
   std::string conninfo;  // a libpq URL or key=value string
@@ -32,34 +36,40 @@ struct PostgresReadModelDbOptions {
   std::size_t idle_connections = 8;
 };
 
-class PostgresReadModelDb final : public ReadModelDb {
+class PostgresReadModelDb final : public es::ReadModelDb {
  public:
-  // Connects and creates the table of copies (under an advisory lock: several processes
-  // may start at once).
+  // Connects and creates the schema if it is missing.
   static Result<std::unique_ptr<PostgresReadModelDb>> open(PostgresReadModelDbOptions options);
 
+  const es::SqlDialect& dialect() const override { return kReadModelDialect; }
   bool shared() const override { return true; }
+  // Under an advisory lock of the schema: several processes may start at once.
+  Result<void> create_tables(std::span<const std::string> statements) override;
   Result<bool> claim(const std::string& name) override;
-  Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) override;
-  Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override;
+  Result<void> transaction(const std::string& name,
+                           const std::function<Result<void>(es::WriteTransaction&)>& fn) override;
+  Result<void> query(const std::string& sql, std::span<const es::SqlValue> params, const es::OnRow& on_row) override;
 
  private:
   // The connection that writes one projection and holds its lock.
   struct Writer {
     Mutex mu;
-    std::optional<postgres::Connection> conn GUARDED_BY(mu);
+    std::optional<Connection> conn GUARDED_BY(mu);
     bool held GUARDED_BY(mu) = false;  // the lock, on `conn`
   };
 
   explicit PostgresReadModelDb(PostgresReadModelDbOptions options) : options_(std::move(options)) {}
-  Result<postgres::Connection> connect() const;
+  Result<Connection> connect() const;
+  // A connection from the pool, or a new one; give it back with restore().
+  Result<Connection> take();
+  void restore(Connection conn);
   Writer& writer(const std::string& name);
 
   PostgresReadModelDbOptions options_;
   Mutex writers_mu_;
   std::map<std::string, std::unique_ptr<Writer>> writers_ GUARDED_BY(writers_mu_);
   Mutex pool_mu_;
-  std::vector<postgres::Connection> pool_ GUARDED_BY(pool_mu_);
+  std::vector<Connection> pool_ GUARDED_BY(pool_mu_);
 };
 
-}  // namespace orderflow::app::projections
+}  // namespace orderflow::postgres

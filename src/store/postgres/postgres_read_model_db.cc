@@ -1,28 +1,16 @@
-#include "app/projections/postgres_read_model_db.h"
+#include "store/postgres/postgres_read_model_db.h"
 
-namespace orderflow::app::projections {
+namespace orderflow::postgres {
+
+using es::OnRow;
+using es::Row;
+using es::SqlValue;
+using es::WriteTransaction;
+
+const es::SqlDialect kReadModelDialect{
+    .parameter_mark = '$', .integer = "bigint", .text = "text COLLATE \"C\"", .table_options = ""};
 
 namespace {
-
-using postgres::PgResult;
-using postgres::Query;
-
-// `sql`, written for both databases (see read_model_db.h), as PostgreSQL reads it.
-std::string postgres_sql(std::string_view sql) {
-  std::string out(sql);
-  for (auto& c : out)
-    if (c == '?') c = '$';
-  auto replace = [&](std::string_view from, std::string_view to) {
-    for (auto at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size()))
-      out.replace(at, from.size(), to);
-  };
-  if (out.starts_with("CREATE TABLE")) {
-    replace(" INTEGER", " bigint");
-    replace(" TEXT", " text COLLATE \"C\"");
-    replace(") STRICT", ")");
-  }
-  return out;
-}
 
 class ResultRow final : public Row {
  public:
@@ -59,15 +47,15 @@ std::vector<std::string> texts(std::span<const SqlValue> params) {
 // Statements queue until a query or the commit sends them, in one pipeline.
 class PipelinedTransaction final : public WriteTransaction {
  public:
-  explicit PipelinedTransaction(postgres::Connection& conn) : conn_(conn) {}
+  explicit PipelinedTransaction(Connection& conn) : conn_(conn) {}
 
   Result<void> run(const std::string& sql, std::span<const SqlValue> params) override {
-    pending_.push_back({postgres_sql(sql), texts(params)});
+    pending_.push_back({sql, texts(params)});
     return {};
   }
 
   Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override {
-    pending_.push_back({postgres_sql(sql), texts(params)});
+    pending_.push_back({sql, texts(params)});
     auto results = flush();
     if (!results) return fail(results.error());
     return for_each_row(results->back(), on_row);
@@ -96,34 +84,51 @@ class PipelinedTransaction final : public WriteTransaction {
     return results;
   }
 
-  postgres::Connection& conn_;
+  Connection& conn_;
   std::vector<std::pair<std::string, std::vector<std::string>>> pending_;
   bool begun_ = false;  // BEGIN has been sent
 };
 
+// Runs `create` on `conn` holding the advisory lock of `schema`'s read models: PostgreSQL
+// may refuse one of two concurrent CREATEs of one table or schema.
+Result<void> one_at_a_time(Connection& conn, const std::string& schema, const std::function<Result<void>()>& create) {
+  Query lock{"SELECT pg_advisory_lock(hashtext('orderflow.readmodels.' || $1))", {schema}};
+  if (auto r = conn.query(lock); !r) return fail(r.error());
+  auto created = create();
+  // A lost connection released the lock with its session.
+  Query unlock{"SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || $1))", {schema}};
+  if (auto r = conn.query(unlock); !r && created) return fail(r.error());
+  return created;
+}
+
 }  // namespace
 
-Result<postgres::Connection> PostgresReadModelDb::connect() const {
-  return postgres::Connection::open(options_.conninfo, options_.schema);
-}
+Result<Connection> PostgresReadModelDb::connect() const { return Connection::open(options_.conninfo, options_.schema); }
 
 Result<std::unique_ptr<PostgresReadModelDb>> PostgresReadModelDb::open(PostgresReadModelDbOptions options) {
   std::unique_ptr<PostgresReadModelDb> db(new PostgresReadModelDb(std::move(options)));
   auto conn = db->connect();
   if (!conn) return fail(conn.error());
   const auto& schema = db->options_.schema;
-  Query lock{"SELECT pg_advisory_lock(hashtext('orderflow.readmodels.' || $1))", {schema}};
-  if (auto r = conn->query(lock); !r) return fail(r.error());
-  Result<void> created;
-  if (!schema.empty()) created = conn->exec("CREATE SCHEMA IF NOT EXISTS " + postgres::quote_identifier(schema));
-  if (created) created = conn->exec(postgres_sql(kReadModelsTable));
-  // A lost connection released the lock with its session.
-  Query unlock{"SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || $1))", {schema}};
-  if (auto r = conn->query(unlock); !r && created) return fail(r.error());
-  if (!created) return fail(created.error());
+  if (!schema.empty())
+    if (auto r = one_at_a_time(*conn, schema,
+                               [&] { return conn->exec("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema)); });
+        !r)
+      return fail(r.error());
   MutexLock lk(db->pool_mu_);  // nothing else uses it yet: for the analysis
   db->pool_.push_back(std::move(*conn));
   return db;
+}
+
+Result<void> PostgresReadModelDb::create_tables(std::span<const std::string> statements) {
+  auto conn = take();
+  if (!conn) return fail(conn.error());
+  // One simple query of several statements runs as one transaction.
+  std::string creates;
+  for (const auto& create : statements) creates += create + ";\n";
+  auto r = one_at_a_time(*conn, options_.schema, [&] { return conn->exec(creates); });
+  restore(std::move(*conn));
+  return r;
 }
 
 PostgresReadModelDb::Writer& PostgresReadModelDb::writer(const std::string& name) {
@@ -171,9 +176,8 @@ Result<void> PostgresReadModelDb::transaction(const std::string& name,
   return r;
 }
 
-Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const SqlValue> params,
-                                        const OnRow& on_row) {
-  std::optional<postgres::Connection> conn;
+Result<Connection> PostgresReadModelDb::take() {
+  std::optional<Connection> conn;
   {
     MutexLock lk(pool_mu_);
     if (!pool_.empty()) {
@@ -181,19 +185,24 @@ Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const 
       pool_.pop_back();
     }
   }
-  if (!conn || !conn->healthy()) {
-    auto fresh = connect();
-    if (!fresh) return fail(fresh.error());
-    conn = std::move(*fresh);
-  }
-  const auto text = postgres_sql(sql);
-  auto results = conn->pipeline({Query{text.c_str(), texts(params)}});
+  if (conn && conn->healthy()) return std::move(*conn);
+  return connect();
+}
+
+void PostgresReadModelDb::restore(Connection conn) {
+  if (!conn.healthy()) return;
+  MutexLock lk(pool_mu_);
+  if (pool_.size() < options_.idle_connections) pool_.push_back(std::move(conn));
+}
+
+Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const SqlValue> params,
+                                        const OnRow& on_row) {
+  auto conn = take();
+  if (!conn) return fail(conn.error());
+  auto results = conn->pipeline({Query{sql.c_str(), texts(params)}});
   Result<void> r = results ? for_each_row(results->front(), on_row) : Result<void>(results.error());
-  if (conn->healthy()) {
-    MutexLock lk(pool_mu_);
-    if (pool_.size() < options_.idle_connections) pool_.push_back(std::move(*conn));
-  }
+  restore(std::move(*conn));
   return r;
 }
 
-}  // namespace orderflow::app::projections
+}  // namespace orderflow::postgres

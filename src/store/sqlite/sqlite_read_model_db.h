@@ -1,7 +1,7 @@
-// The embedded read-model database: its own SQLite file (WAL) beside the event store, so
-// projections never wait for the event writer's lock; one process's own. One writer
-// connection (each batch is one transaction), a pool of reader connections, statements
-// prepared once per connection.
+// The embedded read-model database (es/read_model_db.h): its own SQLite file (WAL) beside
+// the event store, so projections never wait for the event writer's lock; one process's
+// own. One writer connection (each batch is one transaction), a pool of reader
+// connections, statements prepared once per connection.
 #pragma once
 
 #include <memory>
@@ -11,20 +11,26 @@
 #include <vector>
 
 #include "core/mutex.h"
-#include "app/projections/read_model_db.h"
+#include "es/read_model_db.h"
 #include "store/sqlite/sqlite.h"
 
-namespace orderflow::app::projections {
+namespace orderflow::sqlite {
 
-class SqliteReadModelDb final : public ReadModelDb {
+// ?N parameters; STRICT tables, whose INTEGER is 64 bits and TEXT compares bytewise.
+extern const es::SqlDialect kReadModelDialect;
+
+class SqliteReadModelDb final : public es::ReadModelDb {
  public:
   static Result<std::unique_ptr<SqliteReadModelDb>> open(const std::string& path);
   ~SqliteReadModelDb() override;
 
+  const es::SqlDialect& dialect() const override { return kReadModelDialect; }
   bool shared() const override { return false; }
+  Result<void> create_tables(std::span<const std::string> statements) override;
   Result<bool> claim(const std::string&) override { return true; }
-  Result<void> transaction(const std::string& name, const std::function<Result<void>(WriteTransaction&)>& fn) override;
-  Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override;
+  Result<void> transaction(const std::string& name,
+                           const std::function<Result<void>(es::WriteTransaction&)>& fn) override;
+  Result<void> query(const std::string& sql, std::span<const es::SqlValue> params, const es::OnRow& on_row) override;
 
  private:
   // A connection and the statements prepared on it, by SQL text.
@@ -43,11 +49,11 @@ class SqliteReadModelDb final : public ReadModelDb {
 
   // Checkpoints the WAL on a thread of its own: a checkpoint syncs the files, and SQLite's
   // automatic one, run by whichever commit crossed the threshold, stalled that projection.
-  sqlite::Database checkpointer_;
+  Database checkpointer_;
   Mutex checkpoint_mu_;
   CondVar checkpoint_cv_;
   bool closing_ GUARDED_BY(checkpoint_mu_) = false;
   std::thread checkpoint_thread_;
 };
 
-}  // namespace orderflow::app::projections
+}  // namespace orderflow::sqlite

@@ -1,0 +1,92 @@
+// PostgresReadModelDb runs the ReadModelDb contract suite, and between processes: several
+// open one database and create its tables at once, one at a time holds a projection, and
+// a claim ends with its connection. (Skipped without ORDERFLOW_TEST_PG.)
+#include "store/postgres/postgres_read_model_db.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "es/read_model_db_contract.h"
+#include "store/postgres/test_database.h"
+
+namespace orderflow::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using postgres::PostgresReadModelDb;
+
+const char* const kNoServer = "ORDERFLOW_TEST_PG is not set (scripts/pg-test-server.sh sets it)";
+
+class PostgresHarness final : public ReadModelDbHarness {
+ public:
+  PostgresHarness() {
+    auto db = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema_.name()});
+    if (!db) throw std::runtime_error(db.error().message);
+    db_ = std::move(*db);
+  }
+  es::ReadModelDb& db() override { return *db_; }
+
+ private:
+  TestSchema schema_;
+  std::unique_ptr<PostgresReadModelDb> db_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Postgres, ReadModelDbContract,
+                         ::testing::Values(ReadModelDbContractParam{
+                             "postgres", [] { return std::string(test_server() ? "" : kNoServer); },
+                             [] { return std::unique_ptr<ReadModelDbHarness>(new PostgresHarness()); }}),
+                         [](const auto& info) { return info.param.name; });
+
+const std::string kCreate[] = {"CREATE TABLE IF NOT EXISTS things (n bigint NOT NULL)"};
+
+Result<void> write_something(es::ReadModelDb& db) {
+  return db.transaction("orders", [](es::WriteTransaction& tx) {
+    const es::SqlValue params[] = {std::int64_t{0}};
+    return tx.run("INSERT INTO things (n) VALUES ($1)", params);
+  });
+}
+
+TEST(PostgresReadModelDb, ProcessesOpenAtOnceAndOneAtATimeHoldsAProjection) {
+  if (!test_server()) GTEST_SKIP() << kNoServer;
+  TestSchema schema;
+  std::vector<std::unique_ptr<PostgresReadModelDb>> dbs(6);
+  {
+    std::vector<std::thread> opening;
+    for (auto& db : dbs)
+      opening.emplace_back([&] {
+        auto opened = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema.name()});
+        if (opened && (*opened)->create_tables(kCreate)) db = std::move(*opened);
+      });
+    for (auto& t : opening) t.join();
+  }
+  for (const auto& db : dbs) ASSERT_TRUE(db) << "an open or its create_tables failed";
+
+  std::size_t holder = dbs.size();
+  for (std::size_t i = 0; i < dbs.size(); ++i) {
+    auto claimed = dbs[i]->claim("orders");
+    ASSERT_TRUE(claimed) << claimed.error().message;
+    if (*claimed) {
+      EXPECT_EQ(holder, dbs.size()) << "two processes hold one projection";
+      holder = i;
+    }
+  }
+  ASSERT_LT(holder, dbs.size());
+  EXPECT_TRUE(*dbs[holder]->claim("orders")) << "a claim is kept";
+  EXPECT_TRUE(*dbs[(holder + 1) % dbs.size()]->claim("products")) << "projections are claimed one by one";
+  EXPECT_TRUE(write_something(*dbs[holder]));
+  const auto other = (holder + 2) % dbs.size();
+  EXPECT_EQ(write_something(*dbs[other]).error().code, Errc::unavailable);
+
+  dbs[holder].reset();  // its connections close, its claims with them
+  bool taken = false;
+  for (int i = 0; i < 500 && !taken; ++i) {
+    taken = *dbs[other]->claim("orders");
+    if (!taken) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(taken);
+  EXPECT_TRUE(write_something(*dbs[other]));
+}
+
+}  // namespace
+}  // namespace orderflow::testing
