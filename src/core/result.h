@@ -212,3 +212,39 @@ class [[nodiscard]] Result<void> {
 };
 
 }  // namespace orderflow
+
+// Plain error propagation, in the spirit of absl's RETURN_IF_ERROR and ASSIGN_OR_RETURN.
+// Both only work inside a function that returns a Result (of any T: the error goes back
+// through ::orderflow::fail(Error) and Unexpected, never through a local `fail`), and not
+// in a coroutine, where a plain `return` does not compile: keep the explicit
+// `if (!r) co_return fail(...)` there. Where the error is transformed, wrapped with context
+// or logged, write the `if` out too: these are for plain propagation only. The expression
+// may contain commas (template arguments, lambdas); it is evaluated exactly once.
+//
+// OF_RETURN_IF_ERROR(expr); evaluates expr, a Result of any T, and on an error returns it:
+//   do { if (auto tmp = (expr); !tmp) return ::orderflow::fail(tmp.error()); } while (false);
+// One statement, so it can be the body of an unbraced `if` or loop (and a following `else`
+// binds to that `if`). A value, if any, is dropped at once.
+#define OF_RETURN_IF_ERROR(...) OF_RETURN_IF_ERROR_IMPL_(OF_RESULT_CONCAT_(of_result_, __COUNTER__), __VA_ARGS__)
+
+// OF_ASSIGN_OR_RETURN(lhs, expr); evaluates expr, a Result<T> with T not void; on an
+// error returns it, otherwise declares or assigns lhs from the value, moved out:
+//   auto tmp = (expr);
+//   if (!tmp) return ::orderflow::fail(tmp.error());
+//   lhs = std::move(tmp).value();
+// So after `OF_ASSIGN_OR_RETURN(auto rows, db.query(q));` `rows` is the value, not the
+// Result. It expands to several statements: not for the body of an unbraced `if` or
+// loop. lhs may not contain a comma (no structured bindings): name a type alias or use auto.
+#define OF_ASSIGN_OR_RETURN(lhs, ...) \
+  OF_ASSIGN_OR_RETURN_IMPL_(OF_RESULT_CONCAT_(of_result_, __COUNTER__), lhs, __VA_ARGS__)
+
+#define OF_RESULT_CONCAT_INNER_(a, b) a##b
+#define OF_RESULT_CONCAT_(a, b) OF_RESULT_CONCAT_INNER_(a, b)
+#define OF_RETURN_IF_ERROR_IMPL_(tmp, ...)                                     \
+  do {                                                                         \
+    if (auto tmp = (__VA_ARGS__); !tmp) return ::orderflow::fail(tmp.error()); \
+  } while (false)
+#define OF_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, ...)   \
+  auto tmp = (__VA_ARGS__);                        \
+  if (!tmp) return ::orderflow::fail(tmp.error()); \
+  lhs = std::move(tmp).value()

@@ -62,5 +62,81 @@ TEST(ResultTest, VoidResultsChainToo) {
   EXPECT_EQ(failed.transform([] { return 2; }).error().code, Errc::unavailable);
 }
 
+// The propagation macros, used as the callers use them: each function returns a Result
+// of a different T than the expression it propagates.
+Result<std::string> describe_digit(char c) {
+  OF_ASSIGN_OR_RETURN(int d, parse_digit(c));
+  return "digit " + std::to_string(d);
+}
+
+Result<void> check_digit(char c, int& calls) {
+  ++calls;
+  if (c != '0') OF_RETURN_IF_ERROR(parse_digit(c));  // one statement: no dangling else
+  ++calls;
+  return {};
+}
+
+Result<std::unique_ptr<int>> boxed_digit(char c) {
+  OF_ASSIGN_OR_RETURN(int d, parse_digit(c));
+  return std::make_unique<int>(d);
+}
+
+Result<int> unboxed_plus_one(char c) {
+  OF_ASSIGN_OR_RETURN(std::unique_ptr<int> p, boxed_digit(c));
+  return *p + 1;
+}
+
+Result<void> ok_or_down(bool ok) {
+  if (ok) return {};
+  return fail(Errc::unavailable, "down");
+}
+
+Result<int> both(bool first, bool second, bool& reached_else) {
+  int n = 0;
+  if (first) OF_RETURN_IF_ERROR(ok_or_down(second));
+  else reached_else = true;
+  OF_RETURN_IF_ERROR(ok_or_down(first));
+  OF_ASSIGN_OR_RETURN(n, parse_digit('2'));
+  return n;
+}
+
+TEST(ResultTest, AssignOrReturnGivesTheValueOrReturnsTheError) {
+  EXPECT_EQ(*describe_digit('6'), "digit 6");
+  auto bad = describe_digit('x');
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+  EXPECT_EQ(bad.error().message, "not a digit");
+}
+
+TEST(ResultTest, AssignOrReturnMovesAMoveOnlyValueOut) {
+  EXPECT_EQ(*unboxed_plus_one('4'), 5);
+  EXPECT_EQ(unboxed_plus_one('x').error().code, Errc::invalid_argument);
+}
+
+TEST(ResultTest, ReturnIfErrorStopsOnlyOnAnError) {
+  int calls = 0;
+  EXPECT_TRUE(check_digit('1', calls));
+  EXPECT_EQ(calls, 2);
+  calls = 0;
+  auto bad = check_digit('x', calls);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message, "not a digit");
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(ResultTest, ReturnIfErrorPropagatesAVoidResultAndIsOneStatement) {
+  bool reached_else = false;
+  EXPECT_EQ(*both(true, true, reached_else), 2);
+  EXPECT_FALSE(reached_else);
+  auto down = both(true, false, reached_else);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, Errc::unavailable);
+  EXPECT_FALSE(reached_else);  // the `else` belongs to the outer `if`, not to the macro's
+  auto first_down = both(false, true, reached_else);
+  EXPECT_TRUE(reached_else);
+  ASSERT_FALSE(first_down);
+  EXPECT_EQ(first_down.error().code, Errc::unavailable);
+}
+
 }  // namespace
 }  // namespace orderflow
