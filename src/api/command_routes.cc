@@ -135,11 +135,9 @@ asio::awaitable<Response> run(Writes w, Request& req, Prepared<A> p) {
 // Parses the body and builds the command: build(object) -> Result<Command>.
 template <class A, class Build>
 Result<Prepared<A>> prepare(const Request& req, std::string id, Answer answer, Build build) {
-  auto body = parse_object(req.body);
-  if (!body) return fail(body.error());
-  auto cmd = build(*body);
-  if (!cmd) return fail(cmd.error());
-  return Prepared<A>{boost::json::value(std::move(*body)), std::move(id), std::move(*cmd), std::move(answer)};
+  OF_ASSIGN_OR_RETURN(auto body, parse_object(req.body));
+  OF_ASSIGN_OR_RETURN(auto cmd, build(body));
+  return Prepared<A>{boost::json::value(std::move(body)), std::move(id), std::move(cmd), std::move(answer)};
 }
 
 // A route for a command on the entity named by the path's {id}.
@@ -160,13 +158,10 @@ template <class A, class Build>
 http::Handler create_command(Writes w, std::string id_field, Build build) {
   return [w, id_field, build](Request& req) -> asio::awaitable<Response> {
     auto prepared = [&]() -> Result<Prepared<A>> {
-      auto body = parse_object(req.body);
-      if (!body) return fail(body.error());
-      auto id = string_field(*body, id_field);
-      if (!id) return fail(id.error());
-      auto cmd = build(*id, *body);
-      if (!cmd) return fail(cmd.error());
-      return Prepared<A>{boost::json::value(std::move(*body)), *id, std::move(*cmd), Answer{201, id_field, *id, ""}};
+      OF_ASSIGN_OR_RETURN(auto body, parse_object(req.body));
+      OF_ASSIGN_OR_RETURN(auto id, string_field(body, id_field));
+      OF_ASSIGN_OR_RETURN(auto cmd, build(id, body));
+      return Prepared<A>{boost::json::value(std::move(body)), id, std::move(cmd), Answer{201, id_field, id, ""}};
     }();
     if (!prepared) co_return error_for(prepared.error());
     co_return co_await run<A>(w, req, std::move(*prepared));
@@ -182,34 +177,28 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::post, "/api/v1/products",
              create_command<app::Product>(w, "product_id", [](const std::string& id, const json& o) -> Result<product::Command> {
-               auto name = string_field(o, "name");
-               if (!name) return fail(name.error());
-               auto price = int_field(o, "unit_price_cents");
-               if (!price) return fail(price.error());
-               auto stock = int_field(o, "initial_stock");
-               if (!stock) return fail(stock.error());
-               return product::Command(product::RegisterProduct{id, *name, *price, *stock});
+               OF_ASSIGN_OR_RETURN(auto name, string_field(o, "name"));
+               OF_ASSIGN_OR_RETURN(auto price, int_field(o, "unit_price_cents"));
+               OF_ASSIGN_OR_RETURN(auto stock, int_field(o, "initial_stock"));
+               return product::Command(product::RegisterProduct{id, name, price, stock});
              }));
 
   router.add(Method::post, "/api/v1/products/{id}/restock",
              entity_command<app::Product>(w, 200, "product_id", "", false, [](const json& o) -> Result<product::Command> {
-               auto q = int_field(o, "quantity");
-               if (!q) return fail(q.error());
-               return product::Command(product::AddStock{*q});
+               OF_ASSIGN_OR_RETURN(auto q, int_field(o, "quantity"));
+               return product::Command(product::AddStock{q});
              }));
 
   router.add(Method::post, "/api/v1/accounts",
              create_command<app::Account>(w, "account_id", [](const std::string& id, const json& o) -> Result<account::Command> {
-               auto owner = optional_string_field(o, "owner");
-               if (!owner) return fail(owner.error());
-               return account::Command(account::OpenAccount{id, owner->value_or("")});
+               OF_ASSIGN_OR_RETURN(auto owner, optional_string_field(o, "owner"));
+               return account::Command(account::OpenAccount{id, owner.value_or("")});
              }));
 
   auto money = [&w](auto make) {
     return entity_command<app::Account>(w, 200, "account_id", "", false, [make](const json& o) -> Result<account::Command> {
-      auto amount = int_field(o, "amount_cents");
-      if (!amount) return fail(amount.error());
-      return make(*amount);
+      OF_ASSIGN_OR_RETURN(auto amount, int_field(o, "amount_cents"));
+      return make(amount);
     });
   };
   router.add(Method::post, "/api/v1/accounts/{id}/deposit",
@@ -219,16 +208,13 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::post, "/api/v1/orders", [w](Request& req) -> asio::awaitable<Response> {
     auto prepared = [&]() -> Result<Prepared<app::Order>> {
-      auto body = parse_object(req.body);
-      if (!body) return fail(body.error());
-      auto requested = app::parse_place_order(*body);
-      if (!requested) return fail(requested.error());
-      const bool server_made_id = requested->order_id.empty();
+      OF_ASSIGN_OR_RETURN(auto body, parse_object(req.body));
+      OF_ASSIGN_OR_RETURN(auto requested, app::parse_place_order(body));
+      const bool server_made_id = requested.order_id.empty();
       // Prices come from the products, never from the client.
-      auto priced = app::price_order(w.ctx.commands, std::move(*requested));
-      if (!priced) return fail(priced.error());
-      std::string id = priced->order_id;
-      return Prepared<app::Order>{boost::json::value(std::move(*body)), id, order::Command(std::move(*priced)),
+      OF_ASSIGN_OR_RETURN(auto priced, app::price_order(w.ctx.commands, std::move(requested)));
+      std::string id = priced.order_id;
+      return Prepared<app::Order>{boost::json::value(std::move(body)), id, order::Command(std::move(priced)),
                                   Answer{202, "order_id", id, R"(,"status":"PENDING")"}, server_made_id};
     }();
     if (!prepared) co_return error_for(prepared.error());
@@ -238,17 +224,15 @@ void add_command_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::post, "/api/v1/orders/{id}/cancel",
              entity_command<app::Order>(w, 200, "order_id", R"(,"status":"CANCELLED")", true,
                                         [](const json& o) -> Result<order::Command> {
-                                          auto reason = string_field(o, "reason");
-                                          if (!reason) return fail(reason.error());
+                                          OF_ASSIGN_OR_RETURN(auto reason, string_field(o, "reason"));
                                           return order::Command(
-                                              order::CancelOrder{*reason, order::PaymentStatus::pending, now_unix_ms()});
+                                              order::CancelOrder{reason, order::PaymentStatus::pending, now_unix_ms()});
                                         }));
 
   router.add(Method::put, "/api/v1/orders/{id}/shipping-status",
              entity_command<app::Order>(w, 200, "order_id", "", true, [](const json& o) -> Result<order::Command> {
-               auto status = string_field(o, "status");
-               if (!status) return fail(status.error());
-               return order::Command(order::SetShippingStatus{*status, now_unix_ms()});
+               OF_ASSIGN_OR_RETURN(auto status, string_field(o, "status"));
+               return order::Command(order::SetShippingStatus{status, now_unix_ms()});
              }));
 }
 

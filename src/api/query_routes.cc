@@ -86,9 +86,8 @@ std::optional<std::string> text_param(const Request& req, std::string_view name)
 }
 
 Result<int> limit_param(const Request& req) {
-  auto limit = int_param(req, "limit", 20, 1, 100);
-  if (!limit) return fail(limit.error());
-  return static_cast<int>(*limit);
+  OF_ASSIGN_OR_RETURN(auto limit, int_param(req, "limit", 20, 1, 100));
+  return static_cast<int>(limit);
 }
 
 // GET /orders and /customers/{id}/orders.

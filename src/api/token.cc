@@ -135,11 +135,10 @@ Result<Claims> verify_token(std::string_view token, const KeyRing& keys, std::in
   if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
     return bad("the token is not a JWT (header.payload.signature)");
 
-  auto header = segment_object(token.substr(0, dot1), "header");
-  if (!header) return fail(header.error());
-  const auto* alg = string_claim(*header, "alg");
+  OF_ASSIGN_OR_RETURN(auto header, segment_object(token.substr(0, dot1), "header"));
+  const auto* alg = string_claim(header, "alg");
   if (!alg || *alg != "HS256") return bad("the token's alg must be HS256");
-  const auto* kid = string_claim(*header, "kid");
+  const auto* kid = string_claim(header, "kid");
   if (!kid) return bad("the token has no kid");
   const std::string* key = keys.find(*kid);
   if (!key) return bad("the token's kid is not a key of this server");
@@ -149,16 +148,15 @@ Result<Claims> verify_token(std::string_view token, const KeyRing& keys, std::in
   if (!signature || signature->size() != mac.size() || CRYPTO_memcmp(signature->data(), mac.data(), mac.size()) != 0)
     return bad("the token's signature does not match");
 
-  auto payload = segment_object(token.substr(dot1 + 1, dot2 - dot1 - 1), "payload");
-  if (!payload) return fail(payload.error());
-  const auto* exp = payload->if_contains("exp");
+  OF_ASSIGN_OR_RETURN(auto payload, segment_object(token.substr(dot1 + 1, dot2 - dot1 - 1), "payload"));
+  const auto* exp = payload.if_contains("exp");
   if (!exp || !exp->is_int64()) return bad("the token has no exp (an integer expiry)");
   if (exp->as_int64() <= now_s) return bad("the token has expired");
-  const auto* role_text = string_claim(*payload, "role");
+  const auto* role_text = string_claim(payload, "role");
   const auto role = role_text ? parse_role(*role_text) : std::nullopt;
   if (!role) return bad("the token's role must be admin, operator or customer");
   Claims claims{*role, "", exp->as_int64()};
-  if (const auto* sub = string_claim(*payload, "sub")) claims.sub = std::string(*sub);
+  if (const auto* sub = string_claim(payload, "sub")) claims.sub = std::string(*sub);
   if (claims.role == Role::customer && !domain::is_valid_id(claims.sub))
     return bad("a customer's token needs a sub that is a customer_id");
   return claims;

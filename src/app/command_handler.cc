@@ -145,9 +145,8 @@ Result<Loaded<A>> CommandHandler::load(const std::string& id) {
   const auto stream = stream_of<A>(id);
   if (auto hit = cache<A>().get(stream, true)) {
     if (!options_.shared_store) return Loaded<A>{*hit->state, hit->version};
-    auto current = store_.stream_version(stream);
-    if (!current) return fail(current.error());
-    if (*current == hit->version) return Loaded<A>{*hit->state, hit->version};
+    OF_ASSIGN_OR_RETURN(auto current, store_.stream_version(stream));
+    if (current == hit->version) return Loaded<A>{*hit->state, hit->version};
   }
   return read_store<A>(id);
 }
@@ -242,9 +241,8 @@ void CommandHandler::run_later(std::shared_ptr<Attempt<A>> a) {
 template <class A>
 Result<CommandHandler::Basis<A>> CommandHandler::load_for(Attempt<A>& a) {
   auto from_store = [&]() -> Result<Basis<A>> {
-    auto loaded = read_store<A>(a.id);
-    if (!loaded) return fail(loaded.error());
-    return Basis<A>{std::move(*loaded)};
+    OF_ASSIGN_OR_RETURN(auto loaded, read_store<A>(a.id));
+    return Basis<A>{std::move(loaded)};
   };
   if (a.durable) return from_store();
   if (a.meta.new_stream && a.retry.retries() == 0)

@@ -9,9 +9,8 @@ Result<std::vector<es::RecordedEvent>> EventLog::stream(const std::string& strea
                                                         std::size_t limit, bool must_exist) {
   auto events = store_.read_stream(stream, from, limit, es::Direction::forward);
   if (!events || !events->empty() || !must_exist) return events;
-  auto version = store_.stream_version(stream);
-  if (!version) return fail(version.error());
-  if (*version == es::kNoStream) return fail(Errc::not_found, "no stream " + stream);
+  OF_ASSIGN_OR_RETURN(auto version, store_.stream_version(stream));
+  if (version == es::kNoStream) return fail(Errc::not_found, "no stream " + stream);
   return events;
 }
 
@@ -22,12 +21,11 @@ Result<es::Position> EventLog::page(es::Position from, std::size_t limit, const 
   for (std::size_t left = limit; left > 0 && !left_out;) {
     const std::size_t want = std::min(left, chunk);
     std::size_t passed = 0;
-    auto scanned = store_.scan_all(next, want, filter, [&](const es::RecordedEvent& e) {
+    OF_ASSIGN_OR_RETURN(auto scanned, store_.scan_all(next, want, filter, [&](const es::RecordedEvent& e) {
       ++passed;
       if (!left_out && !take(e)) left_out = e.position;
-    });
-    if (!scanned) return fail(scanned.error());
-    next = *scanned;
+    }));
+    next = scanned;
     if (passed < want) break;  // nothing more matches
     left -= passed;
   }
@@ -35,11 +33,11 @@ Result<es::Position> EventLog::page(es::Position from, std::size_t limit, const 
 }
 
 Result<std::string> EventLog::order_owner(const std::string& order_id) {
-  auto events = store_.read_stream("order-" + order_id, es::StreamVersion{0}, 1, es::Direction::forward);
-  if (!events) return fail(events.error());
-  if (events->empty()) return std::string();
+  OF_ASSIGN_OR_RETURN(auto events,
+                      store_.read_stream("order-" + order_id, es::StreamVersion{0}, 1, es::Direction::forward));
+  if (events.empty()) return std::string();
   boost::system::error_code ec;
-  auto data = boost::json::parse(events->front().data, ec);
+  auto data = boost::json::parse(events.front().data, ec);
   const auto* owner = !ec && data.is_object() ? data.as_object().if_contains("customer_id") : nullptr;
   if (!owner || !owner->is_string())
     return fail(Errc::corrupt, "the first event of order " + order_id + " names no customer_id");

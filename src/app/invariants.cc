@@ -147,12 +147,11 @@ Result<std::vector<std::string>> check_invariants(es::EventStore& store) {
   filter.categories = {"product", "account", "order"};
   es::Position from{1};
   for (;;) {
-    auto last = store.last_position();
-    if (!last) return fail(last.error());
-    if (from > *last) break;
-    auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) { fold.add(e); });
-    if (!next) return fail(next.error());
-    from = *next;
+    OF_ASSIGN_OR_RETURN(auto last, store.last_position());
+    if (from > last) break;
+    OF_ASSIGN_OR_RETURN(auto next,
+                        store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) { fold.add(e); }));
+    from = next;
   }
   fold.check();
   return std::move(fold.violations);

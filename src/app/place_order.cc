@@ -23,9 +23,8 @@ Result<std::string> string_at(const boost::json::object& o, std::string_view nam
 
 Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
   PlaceOrderRequest r;
-  auto customer = string_at(body, "customer_id", "");
-  if (!customer) return fail(customer.error());
-  r.customer_id = std::move(*customer);
+  OF_ASSIGN_OR_RETURN(auto customer, string_at(body, "customer_id", ""));
+  r.customer_id = std::move(customer);
   if (auto* id = body.if_contains("order_id"); id && !id->is_null()) {
     if (!id->is_string()) return fail(Errc::invalid_argument, "order_id must be a string");
     r.order_id = ascii_lower(id->as_string());
@@ -44,12 +43,11 @@ Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
     auto where = "items[" + std::to_string(i) + "].";
     if (!arr[i].is_object()) return fail(Errc::invalid_argument, "items[" + std::to_string(i) + "] must be an object");
     const auto& item = arr[i].as_object();
-    auto product = string_at(item, "product_id", where);
-    if (!product) return fail(product.error());
+    OF_ASSIGN_OR_RETURN(auto product, string_at(item, "product_id", where));
     auto* q = item.if_contains("quantity");
     if (!q) return fail(Errc::invalid_argument, where + "quantity is required");
     if (!q->is_int64()) return fail(Errc::invalid_argument, where + "quantity must be an integer");
-    r.items.push_back({std::move(*product), q->as_int64()});
+    r.items.push_back({std::move(product), q->as_int64()});
   }
   return r;
 }
@@ -67,12 +65,11 @@ Result<domain::order::PlaceOrder> price_order(CommandHandler& commands, PlaceOrd
       return fail(*bad);
     auto known = prices.find(item.product_id);
     if (known == prices.end()) {
-      auto product = commands.load_latest<Product>(item.product_id);  // a price never changes
-      if (!product) return fail(product.error());
-      if (!product->state.exists)
+      OF_ASSIGN_OR_RETURN(auto product, commands.load_latest<Product>(item.product_id));  // a price never changes
+      if (!product.state.exists)
         return fail(Errc::unknown_product, "items[" + std::to_string(i) + "].product_id " + item.product_id +
                                                " is not a known product");
-      known = prices.emplace(item.product_id, product->state.unit_price_cents).first;
+      known = prices.emplace(item.product_id, product.state.unit_price_cents).first;
     }
     cmd.items.push_back({std::move(item.product_id), item.quantity, known->second});
   }

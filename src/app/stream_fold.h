@@ -25,9 +25,8 @@ Result<Loaded<A>> fold_stream(es::EventStore& store, const std::string& id, Load
   for (;;) {
     const auto from = loaded.version + 1;
     if (until >= 0 && from > until) return loaded;
-    auto page = store.read_stream(stream, from, kPage, es::Direction::forward);
-    if (!page) return fail(page.error());
-    for (const auto& e : *page) {
+    OF_ASSIGN_OR_RETURN(auto page, store.read_stream(stream, from, kPage, es::Direction::forward));
+    for (const auto& e : page) {
       if (until >= 0 && e.version > until) return loaded;
       auto decoded = codec::decode_event<typename A::Event>(e.type, e.data);
       if (!decoded)
@@ -35,7 +34,7 @@ Result<Loaded<A>> fold_stream(es::EventStore& store, const std::string& id, Load
       loaded.state = A::decider.evolve(std::move(loaded.state), *decoded);
       loaded.version = e.version;
     }
-    if (page->size() < kPage) return loaded;
+    if (page.size() < kPage) return loaded;
   }
 }
 

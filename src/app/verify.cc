@@ -17,12 +17,11 @@ Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* cate
   filter.categories.emplace_back(category);
   const std::size_t prefix = std::string_view(category).size() + 1;
   for (es::Position from{1};;) {
-    auto next = store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
+    OF_ASSIGN_OR_RETURN(auto next, store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
       if (e.version == 0) ids.insert(e.stream_id.substr(prefix));
-    });
-    if (!next) return fail(next.error());
-    if (*next == from) return ids;
-    from = *next;
+    }));
+    if (next == from) return ids;
+    from = next;
   }
 }
 
@@ -36,21 +35,18 @@ Result<Loaded<A>> fold_all(es::EventStore& store, const std::string& id, es::Str
 // Compares each stream's fold, rendered by `render`, with the read model's document.
 template <class A, class Projection, class Render>
 Result<void> compare(VerifyContext& ctx, Projection& projection, const char* what, Render render, Differences& out) {
-  auto ids = stream_ids(ctx.store, A::category);
-  if (!ids) return fail(ids.error());
-  for (const auto& id : *ids) {
-    auto loaded = fold_all<A>(ctx.store, id);
-    if (!loaded) return fail(loaded.error());
-    auto doc = projection.get(id);
-    if (!doc) return fail(doc.error());
-    const auto expected = render(loaded->state, loaded->version);
-    if (!*doc)
+  OF_ASSIGN_OR_RETURN(auto ids, stream_ids(ctx.store, A::category));
+  for (const auto& id : ids) {
+    OF_ASSIGN_OR_RETURN(auto loaded, fold_all<A>(ctx.store, id));
+    OF_ASSIGN_OR_RETURN(auto doc, projection.get(id));
+    const auto expected = render(loaded.state, loaded.version);
+    if (!doc)
       out.push_back(std::string(what) + " " + id + ": missing from the read model; the store has " + expected);
-    else if ((*doc)->json != expected)
-      out.push_back(std::string(what) + " " + id + ": read model has " + (*doc)->json + "; the store has " + expected);
+    else if (doc->json != expected)
+      out.push_back(std::string(what) + " " + id + ": read model has " + doc->json + "; the store has " + expected);
   }
   return projection.for_each([&](const std::string& id, const std::string&) {
-    if (!ids->count(id)) out.push_back(std::string(what) + " " + id + ": in the read model but not in the store");
+    if (!ids.count(id)) out.push_back(std::string(what) + " " + id + ": in the read model but not in the store");
   });
 }
 
@@ -72,18 +68,17 @@ namespace {
 template <class A>
 Result<void> check_snapshot(VerifyContext& ctx, const es::Snapshot& snap, Differences& out) {
   const std::string id = snap.stream_id.substr(std::string_view(A::category).size() + 1);
-  auto folded = fold_all<A>(ctx.store, id, snap.version);
-  if (!folded) return fail(folded.error());
+  OF_ASSIGN_OR_RETURN(auto folded, fold_all<A>(ctx.store, id, snap.version));
   const auto where = "snapshot " + snap.stream_id + " at version " + to_string(snap.version);
-  if (folded->version < snap.version) {
-    out.push_back(where + ": the stream ends at version " + to_string(folded->version));
+  if (folded.version < snap.version) {
+    out.push_back(where + ": the stream ends at version " + to_string(folded.version));
     return {};
   }
   // States compare as values: the JSON of one state may order a map's keys differently
   // from one version of the code to the next.
   auto held = codec::decode_state<typename A::State>(snap.state);
-  if (held && *held == folded->state) return {};
-  out.push_back(where + ": holds " + snap.state + "; its events fold to " + codec::encode_state(folded->state));
+  if (held && *held == folded.state) return {};
+  out.push_back(where + ": holds " + snap.state + "; its events fold to " + codec::encode_state(folded.state));
   return {};
 }
 
@@ -107,9 +102,8 @@ Result<void> check_snapshots(VerifyContext& ctx, Differences& out) {
 
 // docs/api.md §5's invariants, folded from the store (app/invariants.h).
 Result<void> check_saga_invariants(VerifyContext& ctx, Differences& out) {
-  auto violations = check_invariants(ctx.store);
-  if (!violations) return fail(violations.error());
-  for (auto& v : *violations) out.push_back(std::move(v));
+  OF_ASSIGN_OR_RETURN(auto violations, check_invariants(ctx.store));
+  for (auto& v : violations) out.push_back(std::move(v));
   return {};
 }
 

@@ -160,16 +160,14 @@ Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, 
                            bool exact, bool group_commit) {
   std::unique_ptr<es::EventStore> store;
   if (is_postgres_url(o.store)) {
-    auto opened = open_postgres_scratch(o.store, run, group_commit);
-    if (!opened) return fail(opened.error());
-    store = std::move(*opened);
+    OF_ASSIGN_OR_RETURN(auto opened, open_postgres_scratch(o.store, run, group_commit));
+    store = std::move(opened);
   } else {
     sqlite::SqliteEventStoreOptions options;
     options.path = scratch_file(o, run);
     options.pipeline.group_commit = group_commit;
-    auto opened = sqlite::SqliteEventStore::open(options);
-    if (!opened) return fail(opened.error());
-    store = std::move(*opened);
+    OF_ASSIGN_OR_RETURN(auto opened, sqlite::SqliteEventStore::open(options));
+    store = std::move(opened);
   }
   auto stats = run_appends(*store, std::move(reqs), o.writers, exact);
   store.reset();
@@ -183,41 +181,35 @@ Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, 
 // it apart and fills it behind the events; printed to show what that is worth).
 Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<es::AppendRequest>& reqs,
                                      bool stream_index) {
-  auto db = sqlite::Database::open(path);
-  if (!db) return fail(db.error());
-  if (auto r = db->exec(std::string(
-                            "CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
-                            "stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, "
-                            "schema_version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, "
-                            "recorded_at INTEGER NOT NULL") +
-                        (stream_index ? ", UNIQUE (stream_id, version)) STRICT" : ") STRICT"));
-      !r)
-    return fail(r.error());
-  auto insert = db->prepare(
-      "INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
-  if (!insert) return fail(insert.error());
+  OF_ASSIGN_OR_RETURN(auto db, sqlite::Database::open(path));
+  OF_RETURN_IF_ERROR(
+      db.exec(std::string("CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+                          "stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, "
+                          "schema_version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, "
+                          "recorded_at INTEGER NOT NULL") +
+              (stream_index ? ", UNIQUE (stream_id, version)) STRICT" : ") STRICT")));
+  OF_ASSIGN_OR_RETURN(auto insert, db.prepare("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
   std::unordered_map<std::string, es::StreamVersion> versions;
   auto start = Clock::now();
   std::int64_t position = 0;
   for (std::size_t i = 0; i < reqs.size(); i += 1000) {
-    if (auto r = db->exec("BEGIN"); !r) return fail(r.error());
+    OF_RETURN_IF_ERROR(db.exec("BEGIN"));
     for (std::size_t j = i; j < std::min(reqs.size(), i + 1000); ++j) {
       const auto& req = reqs[j];
       const auto& e = req.events[0];
       ++position;
-      auto r = insert->bind(1, position)
-                   .bind(2, e.event_id)
-                   .bind(3, req.stream_id)
-                   .bind(4, (++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value())
-                   .bind(5, e.type)
-                   .bind(6, e.schema_version)
-                   .bind(7, e.data)
-                   .bind(8, e.metadata)
-                   .bind(9, position)
-                   .run();
-      if (!r) return fail(r.error());
+      OF_RETURN_IF_ERROR(insert.bind(1, position)
+                             .bind(2, e.event_id)
+                             .bind(3, req.stream_id)
+                             .bind(4, (++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value())
+                             .bind(5, e.type)
+                             .bind(6, e.schema_version)
+                             .bind(7, e.data)
+                             .bind(8, e.metadata)
+                             .bind(9, position)
+                             .run());
     }
-    if (auto r = db->exec("COMMIT"); !r) return fail(r.error());
+    OF_RETURN_IF_ERROR(db.exec("COMMIT"));
   }
   return static_cast<double>(reqs.size()) / std::chrono::duration<double>(Clock::now() - start).count();
 }

@@ -25,9 +25,8 @@ Result<std::unique_ptr<es::EventStore>> open_postgres_scratch(const std::string&
   options.conninfo = url;
   options.schema = scratch_schema(run);
   options.pipeline.group_commit = group_commit;
-  auto store = postgres::PostgresEventStore::open(options);
-  if (!store) return fail(store.error());
-  return std::unique_ptr<es::EventStore>(std::move(*store));
+  OF_ASSIGN_OR_RETURN(auto store, postgres::PostgresEventStore::open(options));
+  return std::unique_ptr<es::EventStore>(std::move(store));
 }
 
 void drop_postgres_scratch(const std::string& url, const std::string& run) {
@@ -39,9 +38,8 @@ void drop_postgres_scratch(const std::string& url, const std::string& run) {
 // store writes with) of 1000 rows per durable transaction.
 Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run,
                                        const std::vector<es::AppendRequest>& reqs) {
-  auto conn = postgres::Connection::open(url, scratch_schema(run));
-  if (!conn) return fail(conn.error());
-  if (auto r = postgres::migrate(*conn, scratch_schema(run)); !r) return fail(r.error());
+  OF_ASSIGN_OR_RETURN(auto conn, postgres::Connection::open(url, scratch_schema(run)));
+  OF_RETURN_IF_ERROR(postgres::migrate(conn, scratch_schema(run)));
   std::unordered_map<std::string, es::StreamVersion> versions;
   auto start = std::chrono::steady_clock::now();
   std::int64_t position = 0;
@@ -63,11 +61,10 @@ Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string
       hashes.add(std::string(64, '0'));  // rows as wide as the store's, not a chain: only the insert is measured
     }
     const auto zero_hashes = hashes.done();
-    auto r = conn->query({postgres::kInsertEvents,
-                          {positions.done(), ids.done(), streams.done(), stream_versions.done(), types.done(),
-                           schema_versions.done(), data.done(), metadata.done(), recorded_at.done(), zero_hashes,
-                           zero_hashes}});
-    if (!r) return fail(r.error());
+    OF_RETURN_IF_ERROR(conn.query(
+        {postgres::kInsertEvents,
+         {positions.done(), ids.done(), streams.done(), stream_versions.done(), types.done(), schema_versions.done(),
+          data.done(), metadata.done(), recorded_at.done(), zero_hashes, zero_hashes}}));
   }
   return static_cast<double>(reqs.size()) /
          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

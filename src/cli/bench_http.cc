@@ -18,10 +18,9 @@ namespace orderflow::cli {
 namespace {
 
 Result<void> seed(const HttpTarget& t, const std::string& path, const std::string& body) {
-  auto answer = http_request(t, "POST", path, body);
-  if (!answer) return fail(answer.error());
-  if (answer->status / 100 != 2)
-    return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer->status, answer->body));
+  OF_ASSIGN_OR_RETURN(auto answer, http_request(t, "POST", path, body));
+  if (answer.status / 100 != 2)
+    return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer.status, answer.body));
   return {};
 }
 
@@ -33,11 +32,10 @@ Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   boost::json::array list;
   for (;;) {
-    auto answer = http_request(t, "GET", "/api/v1/admin/projections", "");
-    if (!answer) return fail(answer.error());
-    if (answer->status != 200)
-      return fail(Errc::internal, fmt::format("GET /api/v1/admin/projections answered {}", answer->status));
-    list = boost::json::parse(answer->body).as_array();
+    OF_ASSIGN_OR_RETURN(auto answer, http_request(t, "GET", "/api/v1/admin/projections", ""));
+    if (answer.status != 200)
+      return fail(Errc::internal, fmt::format("GET /api/v1/admin/projections answered {}", answer.status));
+    list = boost::json::parse(answer.body).as_array();
     bool caught_up = true;
     for (const auto& p : list) caught_up = caught_up && p.at("lag").to_number<std::int64_t>() == 0;
     if (caught_up || std::chrono::steady_clock::now() > deadline) break;
@@ -70,19 +68,17 @@ Result<BenchCatalogue> seed_catalogue(const HttpTarget& t, bool accounts, bool p
   BenchCatalogue c{uuid_v7().substr(9, 4) + uuid_v7().substr(24, 8)};
   fmt::print("seeding {} products{}...\n", c.kProducts, accounts ? fmt::format(" and {} accounts", c.kCustomers) : "");
   for (int i = 0; i < c.kProducts; ++i)
-    if (auto r = seed(t, "/api/v1/products",
-                      fmt::format(R"({{"product_id":"{}","name":"Bench {}","unit_price_cents":{},"initial_stock":1000000000}})",
-                                  c.product(static_cast<std::uint64_t>(i)), i, 100 + i));
-        !r)
-      return fail(r.error());
+    OF_RETURN_IF_ERROR(
+        seed(t, "/api/v1/products",
+             fmt::format(R"({{"product_id":"{}","name":"Bench {}","unit_price_cents":{},"initial_stock":1000000000}})",
+                         c.product(static_cast<std::uint64_t>(i)), i, 100 + i)));
   if (accounts)
     for (int i = 0; i < c.kCustomers; ++i) {
       auto id = c.customer(static_cast<std::uint64_t>(i));
       const auto body = personal_data ? fmt::format(R"({{"account_id":"{}","owner":"Owner of {}"}})", id, id)
                                       : fmt::format(R"({{"account_id":"{}"}})", id);
-      if (auto r = seed(t, "/api/v1/accounts", body); !r) return fail(r.error());
-      if (auto r = seed(t, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"); !r)
-        return fail(r.error());
+      OF_RETURN_IF_ERROR(seed(t, "/api/v1/accounts", body));
+      OF_RETURN_IF_ERROR(seed(t, "/api/v1/accounts/" + id + "/deposit", R"({"amount_cents":1000000000000})"));
     }
   return c;
 }

@@ -40,10 +40,9 @@ es::NewEvent new_event(const Event& e) {
 }  // namespace
 
 Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
-  auto have = store.last_position();
-  if (!have) return fail(have.error());
-  if (*have >= target) return {};
-  fmt::print("filling the store with {} events...\n", target - have->value());
+  OF_ASSIGN_OR_RETURN(auto have, store.last_position());
+  if (have >= target) return {};
+  fmt::print("filling the store with {} events...\n", target - have.value());
   Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
     auto last = store.last_position();
     return static_cast<std::uint64_t>(last ? last->value() : 0);
@@ -62,7 +61,7 @@ Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
   const auto run = uuid_v7().substr(24, 8);
   auto product_id = [&](std::int64_t i) { return fmt::format("b{}-p{}", run, i % kProducts); };
   auto customer_id = [&](std::int64_t i) { return fmt::format("b{}-c{}", run, i % kCustomers); };
-  std::int64_t events = have->value();
+  std::int64_t events = have.value();
   for (int i = 0; i < kProducts; ++i, ++events)
     append("product-" + product_id(i),
            {new_event(product::Event(product::ProductRegistered{product_id(i), "Bench", 250, 1000000000}))});

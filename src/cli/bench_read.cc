@@ -23,9 +23,8 @@ using Clock = std::chrono::steady_clock;
 }  // namespace
 
 Result<void> fill_store(es::EventStore& store, std::int64_t target) {
-  auto have = store.last_position();
-  if (!have) return fail(have.error());
-  std::int64_t missing = target - have->value();
+  OF_ASSIGN_OR_RETURN(auto have, store.last_position());
+  std::int64_t missing = target - have.value();
   if (missing <= 0) return {};
   fmt::print("filling the store with {} events...\n", missing);
   Progress progress("filling the store", static_cast<std::uint64_t>(target), [&store] {
@@ -67,22 +66,20 @@ ScanRate rate(std::int64_t rows, Clock::time_point start, double cpu_start) {
 }
 
 Result<ScanRate> raw_scan(const std::string& path, std::int64_t& rows) {
-  auto db = sqlite::Database::open(path, true);
-  if (!db) return fail(db.error());
-  auto s = db->prepare(
-      "SELECT position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at "
-      "FROM events ORDER BY position");
-  if (!s) return fail(s.error());
+  OF_ASSIGN_OR_RETURN(auto db, sqlite::Database::open(path, true));
+  OF_ASSIGN_OR_RETURN(
+      auto s,
+      db.prepare("SELECT position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at "
+                 "FROM events ORDER BY position"));
   std::size_t bytes = 0;
   rows = 0;
   auto start = Clock::now();
   const double cpu_start = thread_cpu_ns();
   for (;;) {
-    auto row = s->step();
-    if (!row) return fail(row.error());
-    if (!*row) break;
-    bytes += static_cast<std::size_t>(s->int64(0) + s->int64(3) + s->int64(5) + s->int64(8));
-    for (int c : {1, 2, 4, 6, 7}) bytes += s->text(c).size();
+    OF_ASSIGN_OR_RETURN(auto row, s.step());
+    if (!row) break;
+    bytes += static_cast<std::size_t>(s.int64(0) + s.int64(3) + s.int64(5) + s.int64(8));
+    for (int c : {1, 2, 4, 6, 7}) bytes += s.text(c).size();
     ++rows;
   }
   if (bytes == 0) fmt::print("");  // keeps the loop from being optimised away

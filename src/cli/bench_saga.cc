@@ -22,10 +22,12 @@ namespace json = boost::json;
 // Calls fn(event) for every event of `type` in the log.
 Result<void> scan_type(const HttpTarget& t, const std::string& type, const std::function<void(const json::object&)>& fn) {
   for (std::int64_t from = 1;;) {
-    auto answer = http_request(t, "GET", fmt::format("/api/v1/admin/events?type={}&limit=1000&from_position={}", type, from), "");
-    if (!answer) return fail(answer.error());
-    if (answer->status != 200) return fail(Errc::internal, "GET /api/v1/admin/events answered " + answer->body);
-    auto page = json::parse(answer->body).as_object();
+    OF_ASSIGN_OR_RETURN(
+        auto answer,
+        http_request(t, "GET", fmt::format("/api/v1/admin/events?type={}&limit=1000&from_position={}", type, from),
+                     ""));
+    if (answer.status != 200) return fail(Errc::internal, "GET /api/v1/admin/events answered " + answer.body);
+    auto page = json::parse(answer.body).as_object();
     const auto& events = page.at("events").as_array();
     for (const auto& e : events) fn(e.as_object());
     auto next = page.at("next_from").to_number<std::int64_t>();
@@ -44,9 +46,8 @@ Result<void> measure_confirmations(const HttpTarget& target, const std::string& 
                                    std::int64_t to_ms, json::object& out) {
   fmt::print("waiting for the sagas to finish...\n");
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);;) {
-    auto answer = http_request(target, "GET", "/api/v1/admin/sagas?state=RUNNING&limit=1", "");
-    if (!answer) return fail(answer.error());
-    if (answer->body.find("order_id") == std::string::npos) break;
+    OF_ASSIGN_OR_RETURN(auto answer, http_request(target, "GET", "/api/v1/admin/sagas?state=RUNNING&limit=1", ""));
+    if (answer.body.find("order_id") == std::string::npos) break;
     if (std::chrono::steady_clock::now() > deadline) return fail(Errc::unavailable, "sagas still running after 120 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

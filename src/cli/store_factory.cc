@@ -86,9 +86,8 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
     postgres::PostgresEventStoreOptions options;
     options.conninfo = spec.url;
     options.pipeline = spec.pipeline;
-    auto store = postgres::PostgresEventStore::open(options);
-    if (!store) return fail(store.error());
-    return OpenStore{nullptr, std::move(*store)};
+    OF_ASSIGN_OR_RETURN(auto store, postgres::PostgresEventStore::open(options));
+    return OpenStore{nullptr, std::move(store)};
   }
   if (!spec.url.empty() && spec.url.rfind("sqlite:", 0) != 0)
     return fail(Errc::invalid_argument, "--store " + spec.url + " is not supported by this build");
@@ -99,20 +98,17 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   options.path = events_db_path(spec);
   options.pipeline = spec.pipeline;
   options.migration_progress = spec.migration_progress;
-  auto store = sqlite::SqliteEventStore::open(options);
-  if (!store) return fail(store.error());
-  return OpenStore{std::move(*store), nullptr};
+  OF_ASSIGN_OR_RETURN(auto store, sqlite::SqliteEventStore::open(options));
+  return OpenStore{std::move(store), nullptr};
 }
 
 Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec) {
   if (is_postgres_url(spec.url)) {
-    auto db = postgres::PostgresReadModelDb::open({.conninfo = spec.url});
-    if (!db) return fail(db.error());
-    return std::unique_ptr<es::ReadModelDb>(std::move(*db));
+    OF_ASSIGN_OR_RETURN(auto db, postgres::PostgresReadModelDb::open({.conninfo = spec.url}));
+    return std::unique_ptr<es::ReadModelDb>(std::move(db));
   }
-  auto db = sqlite::SqliteReadModelDb::open(read_models_db_path(spec));
-  if (!db) return fail(db.error());
-  return std::unique_ptr<es::ReadModelDb>(std::move(*db));
+  OF_ASSIGN_OR_RETURN(auto db, sqlite::SqliteReadModelDb::open(read_models_db_path(spec)));
+  return std::unique_ptr<es::ReadModelDb>(std::move(db));
 }
 
 }  // namespace orderflow::cli

@@ -139,9 +139,8 @@ Result<Variant> decode_alternative(std::string_view type, std::string_view data)
   } else {
     using Alt = std::variant_alternative_t<I, Variant>;
     if (type == Alt::kType) {
-      auto decoded = decode_as<Alt>(std::string("event ") + Alt::kType, data);
-      if (!decoded) return fail(decoded.error());
-      return Variant(std::move(*decoded));
+      OF_ASSIGN_OR_RETURN(auto decoded, decode_as<Alt>(std::string("event ") + Alt::kType, data));
+      return Variant(std::move(decoded));
     }
     return decode_alternative<Variant, I + 1>(type, data);
   }

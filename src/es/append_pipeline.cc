@@ -86,10 +86,9 @@ Result<void> AppendPipeline::start() {
   MutexLock lk(mu_);
   OF_CHECK(!started_, "AppendPipeline started twice");
   if (exclusive_) {
-    auto last = exclusive_->committed_last_position();
-    if (!last) return fail(last.error());
-    last_committed_ = *last;
-    next_position_ = *last + 1;
+    OF_ASSIGN_OR_RETURN(auto last, exclusive_->committed_last_position());
+    last_committed_ = last;
+    next_position_ = last + 1;
   }
   started_ = true;
   writer_ = std::thread([this] {

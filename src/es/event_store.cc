@@ -14,9 +14,7 @@ Result<AppendResult> EventStore::append(AppendRequest req) {
 Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, std::size_t max,
                                                        const EventFilter& filter) {
   std::vector<RecordedEvent> events;
-  auto scanned = scan_all(from_position, max, filter,
-                          [&](const RecordedEvent& e) { events.push_back(e); });
-  if (!scanned) return fail(scanned.error());
+  OF_RETURN_IF_ERROR(scan_all(from_position, max, filter, [&](const RecordedEvent& e) { events.push_back(e); }));
   return events;
 }
 

@@ -51,15 +51,14 @@ Result<void> ProjectionRunner::start() {
 
 // Holding slot.mu.
 Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
-  auto claimed = options_.claim || !slot.projection->shared() ? slot.projection->claim() : Result<bool>(false);
-  if (!claimed) return fail(claimed.error());
-  if (!*claimed) return follow(slot);
-  auto live = slot.projection->open_live();
-  if (!live) return fail(live.error());
-  if (auto r = replace_if_ahead(slot, *live); !r) return r;
+  OF_ASSIGN_OR_RETURN(auto claimed,
+                      options_.claim || !slot.projection->shared() ? slot.projection->claim() : Result<bool>(false));
+  if (!claimed) return follow(slot);
+  OF_ASSIGN_OR_RETURN(auto live, slot.projection->open_live());
+  if (auto r = replace_if_ahead(slot, live); !r) return r;
   // Following until the subscription runs: if it cannot start (the database went away
   // again), the watcher tries once more at its next look instead of leaving it stopped.
-  if (auto r = subscribe(slot, std::move(*live), true); !r) return r;
+  if (auto r = subscribe(slot, std::move(live), true); !r) return r;
   slot.following = false;
   return {};
 }
@@ -71,20 +70,17 @@ Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
 // store acknowledges an event only once it is durable, and a read model applies only
 // acknowledged events, so no crash leaves a read model ahead of its own log.)
 Result<void> ProjectionRunner::replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live) {
-  auto at = live->position();
-  if (!at) return fail(at.error());
-  auto last = store_.last_position();
-  if (!last) return fail(last.error());
-  if (*at <= *last) return {};
+  OF_ASSIGN_OR_RETURN(auto at, live->position());
+  OF_ASSIGN_OR_RETURN(auto last, store_.last_position());
+  if (at <= last) return {};
   const auto& name = slot.projection->name();
   report_failure("projections", name,
-                 "its read model is at position " + to_string(*at) + " but the log ends at " +
-                     to_string(*last) + ": it was built from another log (a restored backup?)",
+                 "its read model is at position " + to_string(at) + " but the log ends at " + to_string(last) +
+                     ": it was built from another log (a restored backup?)",
                  "replaced by an empty copy built again from the log");
-  auto fresh = slot.projection->create_copy();
-  if (!fresh) return fail(fresh.error());
-  if (auto r = slot.projection->promote(**fresh); !r) return r;
-  live = std::move(*fresh);
+  OF_ASSIGN_OR_RETURN(auto fresh, slot.projection->create_copy());
+  if (auto r = slot.projection->promote(*fresh); !r) return r;
+  live = std::move(fresh);
   recovered("projections", name, "rebuilding from position 1");
   return {};
 }
@@ -92,11 +88,10 @@ Result<void> ProjectionRunner::replace_if_ahead(Slot& slot, std::unique_ptr<Read
 // Holding slot.mu: takes the live copy's stored position.
 Result<void> ProjectionRunner::follow(Slot& slot) {
   slot.following = true;
-  auto stored = slot.projection->follow();
-  if (!stored) return fail(stored.error());
-  if (*stored > slot.position) {
-    slot.position = *stored;
-    advanced(slot.index, *stored);
+  OF_ASSIGN_OR_RETURN(auto stored, slot.projection->follow());
+  if (stored > slot.position) {
+    slot.position = stored;
+    advanced(slot.index, stored);
   }
   return {};
 }
@@ -205,11 +200,10 @@ void ProjectionRunner::retry(Slot& slot) {
 Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> model, bool live) {
   auto* m = model.get();
   (live ? slot.live : slot.building) = std::move(model);
-  auto from = m->position();
-  if (!from) return fail(from.error());
+  OF_ASSIGN_OR_RETURN(auto from, m->position());
   SubscriptionOptions o;
   o.name = slot.projection->name();
-  o.from = *from + 1;
+  o.from = from + 1;
   o.filter = slot.projection->filter();
   o.batch_size = options_.batch_size;
   o.idle_wait = options_.idle_wait;
@@ -221,9 +215,9 @@ Result<void> ProjectionRunner::subscribe(Slot& slot, std::unique_ptr<ReadModel> 
       [this, &slot, m](std::span<const RecordedEvent> events, Position next) { return apply(slot, m, events, next - 1); });
   // The live position only grows: a live copy subscribed again may have advanced past its
   // stored position in memory (ranges without its events).
-  if (live && *from > slot.position) {
-    slot.position = *from;
-    advanced(slot.index, *from);
+  if (live && from > slot.position) {
+    slot.position = from;
+    advanced(slot.index, from);
   }
   auto& kept = live ? slot.live_sub : slot.building_sub;
   kept = std::move(sub);

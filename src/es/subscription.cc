@@ -24,9 +24,8 @@ Result<void> Subscription::start() {
   stop();
   Position from = options_.from;
   if (checkpoints_) {
-    auto saved = checkpoints_->load_checkpoint(options_.name);
-    if (!saved) return fail(saved.error());
-    if (*saved > 0) from = *saved + 1;
+    OF_ASSIGN_OR_RETURN(auto saved, checkpoints_->load_checkpoint(options_.name));
+    if (saved > 0) from = saved + 1;
   }
   position_ = from;
   {

@@ -857,10 +857,9 @@ void HttpServer::Impl::stop() {
 
 Result<void> HttpServer::Impl::reload_tls() {
   if (!opts.tls) return fail(Errc::invalid_argument, "this server does not serve TLS");
-  auto ctx = load_tls(*opts.tls);
-  if (!ctx) return fail(ctx.error());
+  OF_ASSIGN_OR_RETURN(auto ctx, load_tls(*opts.tls));
   MutexLock lock(tls_mu);
-  tls = std::move(*ctx);
+  tls = std::move(ctx);
   return {};
 }
 
@@ -905,8 +904,7 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
 }
 
 Result<void> check_tls(const TlsFiles& files) {
-  auto ctx = load_tls(files);
-  if (!ctx) return fail(ctx.error());
+  OF_RETURN_IF_ERROR(load_tls(files));
   return {};
 }
 
@@ -914,10 +912,9 @@ Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(router), std::move(options));
   const auto& o = impl->opts;
   if (o.tls) {
-    auto ctx = load_tls(*o.tls);
-    if (!ctx) return fail(ctx.error());
+    OF_ASSIGN_OR_RETURN(auto ctx, load_tls(*o.tls));
     MutexLock lk(impl->tls_mu);  // nothing else uses it yet: for the analysis
-    impl->tls = std::move(*ctx);
+    impl->tls = std::move(ctx);
   }
   const std::string where = o.host + ":" + std::to_string(o.port);
   error_code ec;

@@ -112,9 +112,8 @@ Result<void> BusProjector::start() {
            &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()}) {
     if (auto claimed = p->claim(); !claimed || !*claimed)
       return fail(Errc::unavailable, "another process writes the projection " + p->name());
-    auto live = p->open_live();
-    if (!live) return fail(live.error());
-    copies_.emplace_back(p, std::move(*live));
+    OF_ASSIGN_OR_RETURN(auto live, p->open_live());
+    copies_.emplace_back(p, std::move(live));
   }
   auto& db = read_.db();
   if (auto claimed = db.claim(kDeadLetters); !claimed || !*claimed)
@@ -194,9 +193,8 @@ void BusProjector::loop() {
 Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::RecordedEvent> events) {
   std::set<std::size_t> early;
   for (auto& [projection, live] : copies_) {
-    auto r = projection->apply_delivered(*live, events);
-    if (!r) return fail(r.error());
-    early.insert(r->begin(), r->end());
+    OF_ASSIGN_OR_RETURN(auto r, projection->apply_delivered(*live, events));
+    early.insert(r.begin(), r.end());
   }
   return std::vector<std::size_t>(early.begin(), early.end());
 }
@@ -223,10 +221,9 @@ void BusProjector::record_lag(std::span<const es::RecordedEvent> events) {
 
 // One fetch: decoded, applied, acknowledged.
 Result<void> BusProjector::consume() {
-  auto fetched = bus_.fetch(options_.batch_size, options_.fetch_wait);
-  if (!fetched) return fail(fetched.error());
+  OF_ASSIGN_OR_RETURN(auto fetched, bus_.fetch(options_.batch_size, options_.fetch_wait));
   set_state("consuming", std::nullopt);
-  if (fetched->empty()) return {};
+  if (fetched.empty()) return {};
   auto dead_letter = [&](const es::BusDelivery& d, const std::string& reason) -> Result<void> {
     if (auto r = bus_.dead_letter(d.tag, reason); !r) return r;
     ++dead_lettered_;
@@ -249,7 +246,7 @@ Result<void> BusProjector::consume() {
   };
   std::vector<es::RecordedEvent> events;
   std::vector<const es::BusDelivery*> of_event;
-  for (const auto& d : *fetched) {
+  for (const auto& d : fetched) {
     auto e = decode(d, options_.topic_prefix);
     if (!e) {
       if (auto r = dead_letter(d, e.error().message); !r) return r;

@@ -141,12 +141,12 @@ class FoldWriter final : public CopyWriter {
         Entry entry;
         if (auto row = rows.find(id); row != rows.end()) {
           const auto [version, first_position] = row->second;
-          auto folded = fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version);
-          if (!folded) return fail(folded.error());
-          if (folded->version != version)
+          OF_ASSIGN_OR_RETURN(
+              auto folded, fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version));
+          if (folded.version != version)
             return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + to_string(version) +
                                            ", which its read model has applied");
-          entry.state = std::move(folded->state);
+          entry.state = std::move(folded.state);
           entry.version = version;
           entry.first_position = first_position;
         }
@@ -229,9 +229,9 @@ Result<std::optional<Document>> document(es::ReadModelDb& db, std::int64_t gener
                                          const std::string& id) {
   std::optional<Document> doc;
   const SqlValue params[] = {id};
-  auto done = db.query(with_generation(q.one, generation), params,
-                       [&](const Row& r) { doc.emplace(Document{std::string(r.text(0)), es::StreamVersion{r.int64(1)}}); });
-  if (!done) return fail(done.error());
+  OF_RETURN_IF_ERROR(db.query(with_generation(q.one, generation), params, [&](const Row& r) {
+    doc.emplace(Document{std::string(r.text(0)), es::StreamVersion{r.int64(1)}});
+  }));
   return doc;
 }
 
@@ -290,15 +290,14 @@ Result<Page> OrdersProjection::list(const OrderListQuery& q) {
   return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     es::Position last{0};
-    auto done = db_.query(with_generation(sql, g), params, [&](const Row& r) {
+    OF_RETURN_IF_ERROR(db_.query(with_generation(sql, g), params, [&](const Row& r) {
       if (page.documents.size() == static_cast<std::size_t>(q.limit)) {
         page.next_cursor = to_string(last);
         return;
       }
       page.documents.emplace_back(r.text(0));
       last = es::Position{r.int64(1)};
-    });
-    if (!done) return fail(done.error());
+    }));
     return page;
   });
 }
@@ -330,15 +329,14 @@ Result<Page> ProductsProjection::list(int limit, const std::optional<std::string
   return read([&](std::int64_t g) -> Result<Page> {
     Page page;
     std::string last;
-    auto done = db_.query(with_generation(page_, g), params, [&](const Row& r) {
-                            if (page.documents.size() == static_cast<std::size_t>(limit)) {
-                              page.next_cursor = last;
-                              return;
-                            }
-                            page.documents.emplace_back(r.text(0));
-                            last = r.text(1);
-                          });
-    if (!done) return fail(done.error());
+    OF_RETURN_IF_ERROR(db_.query(with_generation(page_, g), params, [&](const Row& r) {
+      if (page.documents.size() == static_cast<std::size_t>(limit)) {
+        page.next_cursor = last;
+        return;
+      }
+      page.documents.emplace_back(r.text(0));
+      last = r.text(1);
+    }));
     return page;
   });
 }
@@ -401,11 +399,10 @@ Result<std::vector<Transaction>> AccountsProjection::transactions(const std::str
   const SqlValue params[] = {account_id, after.value(), std::int64_t{limit}};
   return read([&](std::int64_t g) -> Result<std::vector<Transaction>> {
     std::vector<Transaction> out;
-    auto done = db_.query(with_generation(page_, g), params, [&](const Row& r) {
+    OF_RETURN_IF_ERROR(db_.query(with_generation(page_, g), params, [&](const Row& r) {
       out.push_back(
           Transaction{std::string(r.text(0)), r.int64(1), std::string(r.text(2)), r.int64(3), es::Position{r.int64(4)}});
-    });
-    if (!done) return fail(done.error());
+    }));
     return out;
   });
 }

@@ -99,9 +99,8 @@ class TableProjection::Copy final : public es::ReadModel {
         if (!tracks(e)) continue;
         auto it = reached.find(e.stream_id);
         if (it == reached.end()) {
-          auto stored = stored_version(tx, e.stream_id);
-          if (!stored) return fail(stored.error());
-          it = reached.emplace(e.stream_id, *stored).first;
+          OF_ASSIGN_OR_RETURN(auto stored, stored_version(tx, e.stream_id));
+          it = reached.emplace(e.stream_id, stored).first;
         }
         if (e.version <= it->second) continue;  // applied before
         if (e.version > it->second + 1) {
@@ -134,8 +133,8 @@ class TableProjection::Copy final : public es::ReadModel {
   Result<es::Position> position() override {
     es::Position position{0};
     const SqlValue params[] = {p_.name_, generation_};
-    auto r = p_.db_.query(p_.sql_->position, params, [&](const Row& row) { position = es::Position{row.int64(0)}; });
-    if (!r) return fail(r.error());
+    OF_RETURN_IF_ERROR(
+        p_.db_.query(p_.sql_->position, params, [&](const Row& row) { position = es::Position{row.int64(0)}; }));
     return position;
   }
 
@@ -143,9 +142,8 @@ class TableProjection::Copy final : public es::ReadModel {
   // its copy has not applied (FoldWriter relies on it for streams' first events).
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
     if (!applied_) {
-      auto stored = position();
-      if (!stored) return fail(stored.error());
-      applied_ = *stored;
+      OF_ASSIGN_OR_RETURN(auto stored, position());
+      applied_ = stored;
     }
     if (through <= *applied_) return {};
     auto fresh = std::find_if(events.begin(), events.end(), [&](const auto& e) { return e.position > *applied_; });
@@ -175,9 +173,8 @@ class TableProjection::Copy final : public es::ReadModel {
     if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
     es::StreamVersion version = es::kNoStream;
     const SqlValue params[] = {p_.name_, generation_, stream};
-    if (auto r = tx.query(p_.sql_->bus_version, params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; });
-        !r)
-      return fail(r.error());
+    OF_RETURN_IF_ERROR(
+        tx.query(p_.sql_->bus_version, params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; }));
     versions_[stream] = version;
     return version;
   }
@@ -215,12 +212,11 @@ Result<void> TableProjection::create_schema(WriteTransaction& tx, std::int64_t g
 }
 
 Result<std::unique_ptr<es::ReadModel>> TableProjection::make_copy(std::int64_t generation, bool indexed) {
-  auto made = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
+  OF_RETURN_IF_ERROR(db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     if (auto r = create_schema(tx, generation, false); !r) return r;
     if (indexed) return create_schema(tx, generation, true);
     return {};
-  });
-  if (!made) return fail(made.error());
+  }));
   return std::unique_ptr<es::ReadModel>(new Copy(*this, generation, writer(generation)));
 }
 
@@ -242,54 +238,47 @@ Result<void> TableProjection::drop_unused(WriteTransaction& tx) {
 Result<std::int64_t> TableProjection::register_copy(WriteTransaction& tx, bool live) {
   std::int64_t generation = 0;
   const SqlValue params[] = {name_};
-  if (auto r = tx.query(sql_->next_generation, params, [&](const Row& row) { generation = row.int64(0); }); !r)
-    return fail(r.error());
+  OF_RETURN_IF_ERROR(tx.query(sql_->next_generation, params, [&](const Row& row) { generation = row.int64(0); }));
   const SqlValue insert[] = {name_, generation, std::int64_t{live ? 1 : 0}};
-  if (auto r = tx.run(sql_->register_copy, insert); !r)
-    return fail(r.error());
+  OF_RETURN_IF_ERROR(tx.run(sql_->register_copy, insert));
   return generation;
 }
 
 Result<es::Position> TableProjection::follow() {
-  if (auto r = create_read_models(); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(create_read_models());
   std::optional<std::pair<std::int64_t, es::Position>> live;
   const SqlValue params[] = {name_};
-  auto r = db_.query(sql_->live, params, [&](const Row& row) { live.emplace(row.int64(0), row.int64(1)); });
-  if (!r) return fail(r.error());
+  OF_RETURN_IF_ERROR(db_.query(sql_->live, params, [&](const Row& row) { live.emplace(row.int64(0), row.int64(1)); }));
   if (!live) return es::Position{0};
   live_ = live->first;
   return live->second;
 }
 
 Result<std::unique_ptr<es::ReadModel>> TableProjection::open_live() {
-  if (auto r = create_read_models(); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(create_read_models());
   std::int64_t generation = 0;
-  auto found = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
+  OF_RETURN_IF_ERROR(db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     if (auto r = drop_unused(tx); !r) return r;
     const SqlValue params[] = {name_};
     if (auto r = tx.query(sql_->live, params, [&](const Row& row) { generation = row.int64(0); }); !r) return r;
     if (generation) return {};
-    auto g = register_copy(tx, true);
-    if (!g) return fail(g.error());
-    generation = *g;
+    OF_ASSIGN_OR_RETURN(auto g, register_copy(tx, true));
+    generation = g;
     return {};
-  });
-  if (!found) return fail(found.error());
+  }));
   live_ = generation;
   return make_copy(generation, true);
 }
 
 Result<std::unique_ptr<es::ReadModel>> TableProjection::create_copy() {
-  if (auto r = create_read_models(); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(create_read_models());
   std::int64_t generation = 0;
-  auto made = db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
+  OF_RETURN_IF_ERROR(db_.transaction(name_, [&](WriteTransaction& tx) -> Result<void> {
     if (auto r = drop_unused(tx); !r) return r;
-    auto g = register_copy(tx, false);
-    if (!g) return fail(g.error());
-    generation = *g;
+    OF_ASSIGN_OR_RETURN(auto g, register_copy(tx, false));
+    generation = g;
     return {};
-  });
-  if (!made) return fail(made.error());
+  }));
   return make_copy(generation, false);
 }
 

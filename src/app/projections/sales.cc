@@ -109,21 +109,18 @@ Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {
     auto run = [&](const std::string& sql, const OnRow& on_row) {
       return db_.query(with_generation(sql, g), params, on_row);
     };
-    auto totals = run(sql_.totals, [&](const Row& s) {
-                        out.orders_placed = s.int64(0);
-                        out.orders_confirmed = s.int64(1);
-                        out.orders_cancelled = s.int64(2);
-                        out.revenue_cents = s.int64(3);
-                      });
-    if (!totals) return fail(totals.error());
-    auto days = run(sql_.days, [&](const Row& s) {
-                      out.by_day.push_back(SalesDay{std::string(s.text(0)), s.int64(1), s.int64(2)});
-                    });
-    if (!days) return fail(days.error());
-    auto top = run(sql_.top, [&](const Row& s) {
-                     out.top_products.push_back(ProductSales{std::string(s.text(0)), s.int64(1), s.int64(2)});
-                   });
-    if (!top) return fail(top.error());
+    OF_RETURN_IF_ERROR(run(sql_.totals, [&](const Row& s) {
+      out.orders_placed = s.int64(0);
+      out.orders_confirmed = s.int64(1);
+      out.orders_cancelled = s.int64(2);
+      out.revenue_cents = s.int64(3);
+    }));
+    OF_RETURN_IF_ERROR(run(sql_.days, [&](const Row& s) {
+      out.by_day.push_back(SalesDay{std::string(s.text(0)), s.int64(1), s.int64(2)});
+    }));
+    OF_RETURN_IF_ERROR(run(sql_.top, [&](const Row& s) {
+      out.top_products.push_back(ProductSales{std::string(s.text(0)), s.int64(1), s.int64(2)});
+    }));
     return out;
   });
 }

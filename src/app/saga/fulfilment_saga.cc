@@ -109,34 +109,31 @@ void group_lines(const Lines& items, std::vector<Line>& out) {
 }  // namespace
 
 Result<FulfilmentSaga::Saga*> FulfilmentSaga::reactivate(const std::string& order_id, es::Position at) {
-  auto o = lookup_.order(order_id);
-  if (!o) return fail(o.error());
-  if (!o->exists) return static_cast<Saga*>(nullptr);
+  OF_ASSIGN_OR_RETURN(auto o, lookup_.order(order_id));
+  if (!o.exists) return static_cast<Saga*>(nullptr);
   Saga s;
   s.order_id = order_id;
-  s.customer_id = o->customer_id;
-  s.total_cents = o->total_cents;
+  s.customer_id = o.customer_id;
+  s.total_cents = o.total_cents;
   s.activation = at;
-  s.confirmed = o->status != order::OrderStatus::pending;
-  s.cancelled = o->status == order::OrderStatus::cancelled;
-  s.shipped = o->status == order::OrderStatus::shipped || o->status == order::OrderStatus::delivered;
-  s.reason = o->cancellation_reason.value_or("");
-  s.cancel_payment = o->payment_status;
-  group_lines(o->items, s.lines);
+  s.confirmed = o.status != order::OrderStatus::pending;
+  s.cancelled = o.status == order::OrderStatus::cancelled;
+  s.shipped = o.status == order::OrderStatus::shipped || o.status == order::OrderStatus::delivered;
+  s.reason = o.cancellation_reason.value_or("");
+  s.cancel_payment = o.payment_status;
+  group_lines(o.items, s.lines);
   for (auto& line : s.lines) {
-    auto held = lookup_.held(line.product_id, order_id);
-    if (!held) return fail(held.error());
-    if (*held > 0) {
-      line.quantity = *held;
+    OF_ASSIGN_OR_RETURN(auto held, lookup_.held(line.product_id, order_id));
+    if (held > 0) {
+      line.quantity = held;
       line.hold = Hold::reserved;
     } else {
       line.hold = s.shipped ? Hold::committed : s.confirmed ? Hold::released : Hold::none;
     }
   }
-  auto charge = lookup_.charge(s.customer_id, order_id);
-  if (!charge) return fail(charge.error());
-  if (*charge) {
-    switch (**charge) {
+  OF_ASSIGN_OR_RETURN(auto charge, lookup_.charge(s.customer_id, order_id));
+  if (charge) {
+    switch (*charge) {
       case account::ChargeOutcome::charged: s.pay = Pay::charged; break;
       case account::ChargeOutcome::declined: s.pay = Pay::declined; break;
       case account::ChargeOutcome::refunded: s.pay = Pay::refunded; break;
@@ -167,9 +164,8 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
     if (!order_id.empty()) {
       Saga* s = find(order_id);
       if (!s && e.type == order::OrderPlaced::kType) {
-        auto placed = codec::decode_event<order::Event>(e.type, e.data);
-        if (!placed) return fail(placed.error());
-        const auto& p = std::get<order::OrderPlaced>(*placed);
+        OF_ASSIGN_OR_RETURN(auto placed, codec::decode_event<order::Event>(e.type, e.data));
+        const auto& p = std::get<order::OrderPlaced>(placed);
         Saga fresh;
         fresh.order_id = order_id;
         fresh.customer_id = p.customer_id;
@@ -179,9 +175,8 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
         s = &sagas_.emplace(order_id, std::move(fresh)).first->second;
       } else if (!s && (e.type == order::OrderShipped::kType || e.type == order::OrderCancelled::kType ||
                         e.type == std::string_view(ds::DeadLetterRetried::kType))) {
-        auto r = reactivate(order_id, e.position);
-        if (!r) return fail(r.error());
-        s = *r;
+        OF_ASSIGN_OR_RETURN(auto r, reactivate(order_id, e.position));
+        s = r;
       }
       if (s) {
         apply(*s, e);

@@ -16,10 +16,9 @@ std::vector<SagaView> SagaAdmin::list(const ListSagas& request) {
 Result<SagaView> SagaAdmin::find(const std::string& order_id) {
   if (runner_)
     if (auto v = runner_->view(order_id)) return std::move(*v);
-  auto ended = last_saga_end(store_, order_id);
-  if (!ended) return fail(ended.error());
-  if (!*ended) return fail(Errc::not_found, "no saga for order " + order_id);
-  auto& e = **ended;
+  OF_ASSIGN_OR_RETURN(auto ended, last_saga_end(store_, order_id));
+  if (!ended) return fail(Errc::not_found, "no saga for order " + order_id);
+  auto& e = *ended;
   return SagaView{order_id, e.state, std::move(e.reason), std::move(e.steps), 0};
 }
 

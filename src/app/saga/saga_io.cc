@@ -87,10 +87,9 @@ template <class A>
 Result<std::optional<typename A::Event>> stored_event(es::EventStore& store, const std::string& id,
                                                       const std::string& event_id) {
   using Found = std::optional<typename A::Event>;
-  auto stored = store.read_event(event_id);
-  if (!stored) return fail(stored.error());
-  if (!*stored || (*stored)->stream_id != stream_of<A>(id)) return Found();
-  return codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data).transform([](auto&& event) {
+  OF_ASSIGN_OR_RETURN(auto stored, store.read_event(event_id));
+  if (!stored || stored->stream_id != stream_of<A>(id)) return Found();
+  return codec::decode_event<typename A::Event>(stored->type, stored->data).transform([](auto&& event) {
     return Found(std::forward<decltype(event)>(event));
   });
 }
@@ -101,10 +100,9 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                                                                 const std::string& order_id) {
   using domain::account::ChargeOutcome;
   using domain::account::OrderCharge;
-  auto charged = stored_event<Account>(store, account_id, derived_event_id(order_id, "charge"));
-  if (!charged) return fail(charged.error());
+  OF_ASSIGN_OR_RETURN(auto charged, stored_event<Account>(store, account_id, derived_event_id(order_id, "charge")));
   std::optional<OrderCharge> out;
-  if (*charged)
+  if (charged)
     std::visit(domain::overloaded{
                    [&](const domain::account::AccountCharged& e) {
                      if (e.order_id == order_id) out = OrderCharge{e.amount_cents, ChargeOutcome::charged};
@@ -114,12 +112,11 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                    },
                    [](const auto&) {},
                },
-               **charged);
+               *charged);
   if (!out || out->outcome != ChargeOutcome::charged) return out;
-  auto refunded = stored_event<Account>(store, account_id, derived_event_id(order_id, "refund"));
-  if (!refunded) return fail(refunded.error());
-  if (*refunded)
-    if (auto* r = std::get_if<domain::account::AccountRefunded>(&**refunded); r && r->order_id == order_id)
+  OF_ASSIGN_OR_RETURN(auto refunded, stored_event<Account>(store, account_id, derived_event_id(order_id, "refund")));
+  if (refunded)
+    if (auto* r = std::get_if<domain::account::AccountRefunded>(&*refunded); r && r->order_id == order_id)
       out->outcome = ChargeOutcome::refunded;
   return out;
 }
@@ -128,16 +125,16 @@ Result<std::int64_t> find_held(es::EventStore& store, const std::string& product
   using namespace domain::product;
   std::int64_t held = 0;
   for (std::string step : {"reserve:", "release:", "commit:"}) {
-    auto e = stored_event<Product>(store, product_id, derived_event_id(order_id, step + product_id));
-    if (!e) return fail(e.error());
-    if (*e)
+    OF_ASSIGN_OR_RETURN(auto e,
+                        stored_event<Product>(store, product_id, derived_event_id(order_id, step + product_id)));
+    if (e)
       std::visit(domain::overloaded{
                      [&](const StockReserved& r) { held += r.order_id == order_id ? r.quantity : 0; },
                      [&](const StockReleased& r) { held -= r.order_id == order_id ? r.quantity : 0; },
                      [&](const StockCommitted& r) { held -= r.order_id == order_id ? r.quantity : 0; },
                      [](const auto&) {},
                  },
-                 **e);
+                 *e);
     if (held <= 0) return std::int64_t{0};  // nothing (left) reserved: no need to look further
   }
   return held;

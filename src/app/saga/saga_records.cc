@@ -24,12 +24,11 @@ template <class Fn>
 Result<void> for_each_in_stream(es::EventStore& store, const std::string& stream, Fn fn) {
   constexpr std::size_t kPage = 1000;
   for (es::StreamVersion from{0};;) {
-    auto page = store.read_stream(stream, from, kPage, es::Direction::forward);
-    if (!page) return fail(page.error());
-    for (const auto& e : *page)
+    OF_ASSIGN_OR_RETURN(auto page, store.read_stream(stream, from, kPage, es::Direction::forward));
+    for (const auto& e : page)
       if (auto r = fn(e); !r) return r;
-    if (page->size() < kPage) return {};
-    from = page->back().version + 1;
+    if (page.size() < kPage) return {};
+    from = page.back().version + 1;
   }
 }
 
@@ -42,21 +41,19 @@ Result<ds::DeadLetterEvent> decode_dead_letter(const es::RecordedEvent& e) {
 }
 
 Result<std::optional<ds::SagaEnded>> last_saga_end(es::EventStore& store, const std::string& order_id) {
-  auto events = store.read_stream(saga_stream(order_id), es::StreamVersion{-1}, 50, es::Direction::backward);
-  if (!events) return fail(events.error());
-  for (const auto& e : *events) {
-    auto record = decode_saga_record(e);
-    if (!record) return fail(record.error());
-    if (auto* ended = std::get_if<ds::SagaEnded>(&*record)) return std::optional(std::move(*ended));
+  OF_ASSIGN_OR_RETURN(auto events,
+                      store.read_stream(saga_stream(order_id), es::StreamVersion{-1}, 50, es::Direction::backward));
+  for (const auto& e : events) {
+    OF_ASSIGN_OR_RETURN(auto record, decode_saga_record(e));
+    if (auto* ended = std::get_if<ds::SagaEnded>(&record)) return std::optional(std::move(*ended));
   }
   return std::optional<ds::SagaEnded>();
 }
 
 Result<std::vector<DeadLetter>> dead_letters(es::EventStore& store) {
   std::vector<DeadLetter> out;
-  auto read = for_each_in_stream(store, kDeadLetterStream, [&](const es::RecordedEvent& e) -> Result<void> {
-    auto record = decode_dead_letter(e);
-    if (!record) return fail(record.error());
+  OF_RETURN_IF_ERROR(for_each_in_stream(store, kDeadLetterStream, [&](const es::RecordedEvent& e) -> Result<void> {
+    OF_ASSIGN_OR_RETURN(auto record, decode_dead_letter(e));
     std::visit(domain::overloaded{
                    [&](ds::DeadLetterRecorded& r) {
                      out.push_back({std::move(r), e.recorded_at_ms, std::nullopt});
@@ -66,21 +63,19 @@ Result<std::vector<DeadLetter>> dead_letters(es::EventStore& store) {
                        if (d.recorded.dead_letter_id == r.dead_letter_id) d.retried_at_ms = e.recorded_at_ms;
                    },
                },
-               *record);
+               record);
     return {};
-  });
-  if (!read) return fail(read.error());
+  }));
   return out;
 }
 
 Result<DeadLetterCounts> count_dead_letters(es::EventStore& store) {
   DeadLetterCounts n;
-  auto read = for_each_in_stream(store, kDeadLetterStream, [&](const es::RecordedEvent& e) -> Result<void> {
+  OF_RETURN_IF_ERROR(for_each_in_stream(store, kDeadLetterStream, [&](const es::RecordedEvent& e) -> Result<void> {
     n.recorded += e.type == ds::DeadLetterRecorded::kType;
     n.retried += e.type == ds::DeadLetterRetried::kType;
     return {};
-  });
-  if (!read) return fail(read.error());
+  }));
   return n;
 }
 

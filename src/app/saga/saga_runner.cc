@@ -83,15 +83,13 @@ Result<void> SagaRunner::run() {
   auto& store = commands_.store();
   es::Position from{1};
   if (checkpoints_) {
-    auto saved = checkpoints_->load_checkpoint(kCheckpoint);
-    if (!saved) return fail(saved.error());
-    from = std::max(*saved, es::Position{1});
+    OF_ASSIGN_OR_RETURN(auto saved, checkpoints_->load_checkpoint(kCheckpoint));
+    from = std::max(saved, es::Position{1});
   }
-  auto horizon = store.last_position();
-  if (!horizon) return fail(horizon.error());
+  OF_ASSIGN_OR_RETURN(auto horizon, store.last_position());
   {
     MutexLock lk(mu_);
-    core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, from, *horizon);
+    core_ = std::make_unique<FulfilmentSaga>(options_, lookup_, from, horizon);
   }
   next_position_ = from;
   {

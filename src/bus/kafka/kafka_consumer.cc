@@ -62,21 +62,21 @@ Result<void> KafkaConsumer::create() {
     }
     return rk;
   };
-  auto consumer = make(RD_KAFKA_CONSUMER,
-                       {{"bootstrap.servers", brokers},
-                        {"group.id", options_.group},
-                        {"enable.auto.commit", "false"},
-                        {"auto.offset.reset", "earliest"},
-                        {"topic.metadata.refresh.interval.ms", "1000"},  // new topics of the pattern soon
-                        {"fetch.wait.max.ms", "10"}},  // the broker answers a fetch at once (500 ms by default)
-                       "creating the consumer");
-  if (!consumer) return fail(consumer.error());
-  consumer_ = *consumer;
+  OF_ASSIGN_OR_RETURN(auto consumer,
+                      make(RD_KAFKA_CONSUMER,
+                           {{"bootstrap.servers", brokers},
+                            {"group.id", options_.group},
+                            {"enable.auto.commit", "false"},
+                            {"auto.offset.reset", "earliest"},
+                            {"topic.metadata.refresh.interval.ms", "1000"},  // new topics of the pattern soon
+                            {"fetch.wait.max.ms", "10"}},  // the broker answers a fetch at once (500 ms by default)
+                           "creating the consumer"));
+  consumer_ = consumer;
   rd_kafka_poll_set_consumer(consumer_);
-  auto producer = make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}},
-                       "creating the dead-letter producer");
-  if (!producer) return fail(producer.error());
-  producer_ = *producer;
+  OF_ASSIGN_OR_RETURN(auto producer,
+                      make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}},
+                           "creating the dead-letter producer"));
+  producer_ = producer;
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, topic_pattern(options_.topic_prefix).c_str(), RD_KAFKA_PARTITION_UA);
   const auto subscribed = rd_kafka_subscribe(consumer_, topics);
@@ -86,8 +86,7 @@ Result<void> KafkaConsumer::create() {
 }
 
 Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
-  if (!consumer_)
-    if (auto created = create(); !created) return fail(created.error());
+  if (!consumer_) OF_RETURN_IF_ERROR(create());
   std::vector<es::BusDelivery> out;
   for (int timeout = static_cast<int>(wait.count()); out.size() < max; timeout = 0) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, timeout);

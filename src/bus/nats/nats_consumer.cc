@@ -36,9 +36,8 @@ NatsConsumer::~NatsConsumer() = default;
 
 Result<void> NatsConsumer::connect() {
   auto c = std::make_unique<Connection>();
-  auto options = connection_options(options_.servers);
-  if (!options) return fail(options.error());
-  c->options = *options;
+  OF_ASSIGN_OR_RETURN(auto options, connection_options(options_.servers));
+  c->options = options;
   if (natsStatus s = natsConnection_Connect(&c->nc, c->options); s != NATS_OK) return nats_error("connecting", s);
   if (natsStatus s = natsConnection_JetStream(&c->js, c->nc, nullptr); s != NATS_OK)
     return nats_error("JetStream context", s);
@@ -65,8 +64,7 @@ Result<void> NatsConsumer::connect() {
 // Whatever is there at once, up to `max`; else the first message to come within `wait`
 // and then whatever followed it: a message waits for no batch to fill.
 Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
-  if (!conn_)
-    if (auto connected = connect(); !connected) return fail(connected.error());
+  if (!conn_) OF_RETURN_IF_ERROR(connect());
   Connection& c = *conn_;
   std::vector<es::BusDelivery> out;
   // One pull request; false if it failed (not: if it found nothing).
@@ -110,11 +108,11 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
     natsMsgList_Destroy(&list);
     return {};
   };
-  if (auto r = pull(max, std::chrono::milliseconds(0)); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(pull(max, std::chrono::milliseconds(0)));
   if (!out.empty() || max < 2) return out;
-  if (auto r = pull(1, wait); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(pull(1, wait));
   if (out.empty()) return out;
-  if (auto r = pull(max - 1, std::chrono::milliseconds(0)); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(pull(max - 1, std::chrono::milliseconds(0)));
   return out;
 }
 

@@ -31,9 +31,8 @@ NatsPublisher::~NatsPublisher() = default;
 
 Result<void> NatsPublisher::connect() {
   auto c = std::make_unique<Connection>();
-  auto options = connection_options(options_.servers);
-  if (!options) return fail(options.error());
-  c->options = *options;
+  OF_ASSIGN_OR_RETURN(auto options, connection_options(options_.servers));
+  c->options = options;
   natsStatus s = NATS_OK;
   if (s = natsConnection_Connect(&c->nc, c->options); s != NATS_OK) return nats_error("connecting", s);
   jsOptions jo;

@@ -56,15 +56,13 @@ class PipelinedTransaction final : public WriteTransaction {
 
   Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override {
     pending_.push_back({sql, texts(params)});
-    auto results = flush();
-    if (!results) return fail(results.error());
-    return for_each_row(results->back(), on_row);
+    OF_ASSIGN_OR_RETURN(auto results, flush());
+    return for_each_row(results.back(), on_row);
   }
 
   Result<void> commit() {
     pending_.push_back({"COMMIT", {}});
-    auto sent = flush();
-    if (!sent) return fail(sent.error());
+    OF_RETURN_IF_ERROR(flush());
     return {};
   }
 
@@ -93,7 +91,7 @@ class PipelinedTransaction final : public WriteTransaction {
 // may refuse one of two concurrent CREATEs of one table or schema.
 Result<void> one_at_a_time(Connection& conn, const std::string& schema, const std::function<Result<void>()>& create) {
   Query lock{"SELECT pg_advisory_lock(hashtext('orderflow.readmodels.' || $1))", {schema}};
-  if (auto r = conn.query(lock); !r) return fail(r.error());
+  OF_RETURN_IF_ERROR(conn.query(lock));
   auto created = create();
   // A lost connection released the lock with its session.
   Query unlock{"SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || $1))", {schema}};
@@ -107,27 +105,23 @@ Result<Connection> PostgresReadModelDb::connect() const { return Connection::ope
 
 Result<std::unique_ptr<PostgresReadModelDb>> PostgresReadModelDb::open(PostgresReadModelDbOptions options) {
   std::unique_ptr<PostgresReadModelDb> db(new PostgresReadModelDb(std::move(options)));
-  auto conn = db->connect();
-  if (!conn) return fail(conn.error());
+  OF_ASSIGN_OR_RETURN(auto conn, db->connect());
   const auto& schema = db->options_.schema;
   if (!schema.empty())
-    if (auto r = one_at_a_time(*conn, schema,
-                               [&] { return conn->exec("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema)); });
-        !r)
-      return fail(r.error());
+    OF_RETURN_IF_ERROR(one_at_a_time(
+        conn, schema, [&] { return conn.exec("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(schema)); }));
   MutexLock lk(db->pool_mu_);  // nothing else uses it yet: for the analysis
-  db->pool_.push_back(std::move(*conn));
+  db->pool_.push_back(std::move(conn));
   return db;
 }
 
 Result<void> PostgresReadModelDb::create_tables(std::span<const std::string> statements) {
-  auto conn = take();
-  if (!conn) return fail(conn.error());
+  OF_ASSIGN_OR_RETURN(auto conn, take());
   // One simple query of several statements runs as one transaction.
   std::string creates;
   for (const auto& create : statements) creates += create + ";\n";
-  auto r = one_at_a_time(*conn, options_.schema, [&] { return conn->exec(creates); });
-  restore(std::move(*conn));
+  auto r = one_at_a_time(conn, options_.schema, [&] { return conn.exec(creates); });
+  restore(std::move(conn));
   return r;
 }
 
@@ -144,15 +138,13 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
   if (w.held && w.conn && w.conn->healthy()) return true;
   w.held = false;
   if (!w.conn || !w.conn->healthy()) {
-    auto conn = connect();
-    if (!conn) return fail(conn.error());
-    if (auto r = conn->exec("SET synchronous_commit = off"); !r) return fail(r.error());
-    w.conn = std::move(*conn);
+    OF_ASSIGN_OR_RETURN(auto conn, connect());
+    OF_RETURN_IF_ERROR(conn.exec("SET synchronous_commit = off"));
+    w.conn = std::move(conn);
   }
-  auto locked = w.conn->query(
-      {"SELECT pg_try_advisory_lock(hashtext('orderflow.readmodel.' || $1))", {options_.schema + "." + name}});
-  if (!locked) return fail(locked.error());
-  w.held = locked->text(0, 0) == "t";
+  OF_ASSIGN_OR_RETURN(auto locked, w.conn->query({"SELECT pg_try_advisory_lock(hashtext('orderflow.readmodel.' || $1))",
+                                                  {options_.schema + "." + name}}));
+  w.held = locked.text(0, 0) == "t";
   return w.held;
 }
 
@@ -197,11 +189,10 @@ void PostgresReadModelDb::restore(Connection conn) {
 
 Result<void> PostgresReadModelDb::query(const std::string& sql, std::span<const SqlValue> params,
                                         const OnRow& on_row) {
-  auto conn = take();
-  if (!conn) return fail(conn.error());
-  auto results = conn->pipeline({Query{sql.c_str(), texts(params)}});
+  OF_ASSIGN_OR_RETURN(auto conn, take());
+  auto results = conn.pipeline({Query{sql.c_str(), texts(params)}});
   Result<void> r = results ? for_each_row(results->front(), on_row) : Result<void>(results.error());
-  restore(std::move(*conn));
+  restore(std::move(conn));
   return r;
 }
 

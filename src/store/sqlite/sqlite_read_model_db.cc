@@ -42,16 +42,14 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
   }
 
   Result<void> query(const std::string& sql, std::span<const SqlValue> params, const OnRow& on_row) override {
-    auto s = prepare(sql);
-    if (!s) return fail(s.error());
-    ResetOnExit reset(**s);
+    OF_ASSIGN_OR_RETURN(auto s, prepare(sql));
+    ResetOnExit reset(*s);
     for (std::size_t i = 0; i < params.size(); ++i)
-      std::visit([&](auto v) { (*s)->bind(static_cast<int>(i + 1), v); }, params[i]);
-    const StatementRow row(**s);
+      std::visit([&](auto v) { s->bind(static_cast<int>(i + 1), v); }, params[i]);
+    const StatementRow row(*s);
     for (;;) {
-      auto more = (*s)->step();
-      if (!more) return fail(more.error());
-      if (!*more) return {};
+      OF_ASSIGN_OR_RETURN(auto more, s->step());
+      if (!more) return {};
       if (on_row) on_row(row);
     }
   }
@@ -62,9 +60,8 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
     if (auto it = cache_.find(sql); it != cache_.end()) return &it->second;
     // Statements of copies dropped since stay behind; a bound keeps them from piling up.
     if (cache_.size() > 128) cache_.clear();
-    auto stmt = db_.prepare(sql);
-    if (!stmt) return fail(stmt.error());
-    return &cache_.emplace(sql, std::move(*stmt)).first->second;
+    OF_ASSIGN_OR_RETURN(auto stmt, db_.prepare(sql));
+    return &cache_.emplace(sql, std::move(stmt)).first->second;
   }
 
   Database db_;
@@ -94,20 +91,16 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
   MutexLock lk(db->writer_mu_);  // nothing else uses it yet: for the analysis
-  auto writer = Database::open(path);
-  if (!writer) return fail(writer.error());
-  db->writer_ = std::make_unique<Connection>(std::move(*writer));
-  if (auto r = check_layout(*db->writer_); !r) return fail(r.error());
-  auto checkpointer = Database::open(path);
-  if (!checkpointer) return fail(checkpointer.error());
-  db->checkpointer_ = std::move(*checkpointer);
+  OF_ASSIGN_OR_RETURN(auto writer, Database::open(path));
+  db->writer_ = std::make_unique<Connection>(std::move(writer));
+  OF_RETURN_IF_ERROR(check_layout(*db->writer_));
+  OF_ASSIGN_OR_RETURN(auto checkpointer, Database::open(path));
+  db->checkpointer_ = std::move(checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  if (auto r = db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
-                                                  "PRAGMA journal_size_limit=") +
-                                      std::to_string(kWalSizeLimit));
-      !r)
-    return fail(r.error());
+  OF_RETURN_IF_ERROR(db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
+                                                        "PRAGMA journal_size_limit=") +
+                                            std::to_string(kWalSizeLimit)));
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
   return db;
 }

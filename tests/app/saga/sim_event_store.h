@@ -74,11 +74,10 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
       return {};
     };
     if (direction == es::Direction::forward) {
-      for (auto v = std::max(from, es::StreamVersion{0}); v < n && out.size() < max; ++v)
-        if (auto r = take(v); !r) return fail(r.error());
+      for (auto v = std::max(from, es::StreamVersion{0}); v < n && out.size() < max; ++v) OF_RETURN_IF_ERROR(take(v));
     } else {
       for (auto v = from < 0 || from >= n ? n - 1 : from; v >= 0 && out.size() < max; v -= 1)
-        if (auto r = take(v); !r) return fail(r.error());
+        OF_RETURN_IF_ERROR(take(v));
     }
     return out;
   }
@@ -88,8 +87,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     auto it = ids_.find(event_id);
     if (it == ids_.end()) return std::optional<es::RecordedEvent>();
     auto e = log_[static_cast<std::size_t>(it->second.value() - 1)];
-    if (upcasters_)
-      if (auto r = upcasters_->upcast(e); !r) return fail(r.error());
+    if (upcasters_) OF_RETURN_IF_ERROR(upcasters_->upcast(e));
     return std::optional(std::move(e));
   }
 
@@ -103,8 +101,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
       for (; p <= last() && batch.size() < max; ++p) {
         auto e = log_[static_cast<std::size_t>(p.value() - 1)];
         if (!filter.matches(e)) continue;
-        if (upcasters_)
-          if (auto r = upcasters_->upcast(e); !r) return fail(r.error());
+        if (upcasters_) OF_RETURN_IF_ERROR(upcasters_->upcast(e));
         batch.push_back(std::move(e));
       }
     }
@@ -184,7 +181,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
   // In the order every store checks: shape, stored ids (a retry gets the original
   // answer), idempotency key, expected version.
   Result<es::AppendResult> write(es::AppendRequest& req) {
-    if (auto shape = check_shape(req); !shape) return fail(shape.error());
+    OF_RETURN_IF_ERROR(check_shape(req));
     std::vector<std::optional<es::StoredEventRef>> stored;
     for (const auto& e : req.events) {
       auto it = ids_.find(e.event_id);

@@ -50,25 +50,25 @@ class PostgresHarness : public StoreHarness {
   }
   Result<void> tamper(es::Position position, const std::string& original, const std::string& replacement) override {
     store_.reset();
-    auto changed = schema_.connect().query(
-        {"UPDATE events SET data = replace(data, $2, $3), metadata = replace(metadata, $2, $3), "
-         "type = replace(type, $2, $3) WHERE position = $1 AND (data || metadata || type) LIKE '%' || $2 || '%' "
-         "RETURNING position",
-         {to_string(position), original, replacement}});
-    if (!changed) return fail(changed.error());
-    if (changed->rows() != 1) return fail(Errc::internal, original + " is not in the event at that position");
-    auto opened = try_open(schema_.name());
-    if (!opened) return fail(opened.error());
-    store_ = std::move(*opened);
+    OF_ASSIGN_OR_RETURN(
+        auto changed,
+        schema_.connect().query(
+            {"UPDATE events SET data = replace(data, $2, $3), metadata = replace(metadata, $2, $3), "
+             "type = replace(type, $2, $3) WHERE position = $1 AND (data || metadata || type) LIKE '%' || $2 || '%' "
+             "RETURNING position",
+             {to_string(position), original, replacement}}));
+    if (changed.rows() != 1) return fail(Errc::internal, original + " is not in the event at that position");
+    OF_ASSIGN_OR_RETURN(auto opened, try_open(schema_.name()));
+    store_ = std::move(opened);
     return {};
   }
   Result<void> tamper_snapshot(const std::string& stream_id, const std::string& original,
                                const std::string& replacement) override {
-    auto changed = schema_.connect().query({"UPDATE snapshots SET state = replace(state, $2, $3) WHERE stream_id = $1 "
-                                            "AND state LIKE '%' || $2 || '%' RETURNING stream_id",
-                                            {stream_id, original, replacement}});
-    if (!changed) return fail(changed.error());
-    if (changed->rows() != 1) return fail(Errc::internal, original + " is not in the snapshot of " + stream_id);
+    OF_ASSIGN_OR_RETURN(auto changed, schema_.connect().query(
+                                          {"UPDATE snapshots SET state = replace(state, $2, $3) WHERE stream_id = $1 "
+                                           "AND state LIKE '%' || $2 || '%' RETURNING stream_id",
+                                           {stream_id, original, replacement}}));
+    if (changed.rows() != 1) return fail(Errc::internal, original + " is not in the snapshot of " + stream_id);
     return {};
   }
 

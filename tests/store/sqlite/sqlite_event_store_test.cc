@@ -103,9 +103,8 @@ class SqliteHarness : public StoreHarness {
       return fail(Errc::internal, "the WAL is still there after closing the store");
     if (replace_in_file(dir_.file("events.db"), original, replacement) == 0)
       return fail(Errc::internal, original + " is not in the file");
-    auto opened = try_open(dir_.file("events.db"), nullptr, backlog_);
-    if (!opened) return fail(opened.error());
-    store_ = std::move(*opened);
+    OF_ASSIGN_OR_RETURN(auto opened, try_open(dir_.file("events.db"), nullptr, backlog_));
+    store_ = std::move(opened);
     return {};
   }
 
