@@ -47,7 +47,7 @@ class EventPage {
 };
 
 // A stream's events from ?from_version (default 0), at most ?limit (1-1000, default 100).
-Response stream_events(ApiContext& ctx, const Request& req, const std::string& stream, bool missing_is_404) {
+Response stream_events(ApiContext& ctx, const Request& req, const es::StreamId& stream, bool missing_is_404) {
   auto from = int_param(req, "from_version", 0, 0, INT64_MAX);
   if (!from) return error_for(from.error());
   auto limit = int_param(req, "limit", 100, 1, 1000);
@@ -64,11 +64,11 @@ Response stream_events(ApiContext& ctx, const Request& req, const std::string& s
 
 void add_event_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return stream_events(ctx, req, "order-" + ascii_lower(req.param("id")), true);
+    co_return stream_events(ctx, req, es::StreamId("order-" + ascii_lower(req.param("id"))), true);
   });
 
   router.add(Method::get, "/api/v1/admin/streams/{stream_id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
-    co_return stream_events(ctx, req, std::string(req.param("stream_id")), false);
+    co_return stream_events(ctx, req, es::StreamId(req.param("stream_id")), false);
   });
 
   router.add(Method::get, "/api/v1/admin/events", [&ctx](Request& req) -> asio::awaitable<Response> {

@@ -113,7 +113,7 @@ void add_stream_routes(http::Router& router, ApiContext& ctx) {
     }
     es::EventFilter filter;
     if (auto c = req.query_param("category"); c && !c->empty()) filter.categories.emplace_back(*c);
-    if (auto s = req.query_param("stream_id"); s && !s->empty()) filter.stream_id = std::string(*s);
+    if (auto s = req.query_param("stream_id"); s && !s->empty()) filter.stream_id = es::StreamId(*s);
     co_return http::sse_response([&events = ctx.events, personal = ctx.personal, feeds,
                                   from = es::Position{std::max<std::int64_t>(*from, 1)},
                                   filter = std::move(filter)](std::shared_ptr<http::StreamWriter> out) {

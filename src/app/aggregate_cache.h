@@ -31,7 +31,7 @@ class AggregateCache {
   };
 
   // The entry for `stream`; with committed_only, a pending one reads as absent.
-  std::optional<Entry> get(const std::string& stream, bool committed_only) const {
+  std::optional<Entry> get(const es::StreamId& stream, bool committed_only) const {
     MutexLock lk(mu_);
     auto it = entries_.find(stream);
     if (it == entries_.end() || (committed_only && !it->second.committed)) return std::nullopt;
@@ -40,7 +40,7 @@ class AggregateCache {
 
   // Entries only move forward: an older version is ignored; the same version may be
   // marked committed.
-  void put(const std::string& stream, std::shared_ptr<const State> state, es::StreamVersion version,
+  void put(const es::StreamId& stream, std::shared_ptr<const State> state, es::StreamVersion version,
            bool committed) {
     MutexLock lk(mu_);
     auto it = entries_.find(stream);
@@ -58,7 +58,7 @@ class AggregateCache {
   }
 
   // Drops the entry if it is not newer than `version` (it is known to be stale).
-  void forget(const std::string& stream, es::StreamVersion version) {
+  void forget(const es::StreamId& stream, es::StreamVersion version) {
     MutexLock lk(mu_);
     if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
   }
@@ -66,7 +66,7 @@ class AggregateCache {
   // Drops the entry if it is the pending one at `version`: the append that staged it
   // failed. An entry staged by a later append (decided on this one) is left to that
   // append's own answer, which fails too.
-  void forget_pending(const std::string& stream, es::StreamVersion version) {
+  void forget_pending(const es::StreamId& stream, es::StreamVersion version) {
     MutexLock lk(mu_);
     if (auto it = entries_.find(stream);
         it != entries_.end() && !it->second.committed && it->second.version == version)
@@ -88,7 +88,7 @@ class AggregateCache {
 
   const std::size_t limit_;
   mutable Mutex mu_;
-  std::unordered_map<std::string, Entry> entries_ GUARDED_BY(mu_);
+  std::unordered_map<es::StreamId, Entry> entries_ GUARDED_BY(mu_);
 };
 
 }  // namespace orderflow::app

@@ -10,6 +10,7 @@
 #include "domain/account.h"
 #include "domain/order.h"
 #include "domain/product.h"
+#include "es/event.h"
 
 namespace orderflow::app {
 
@@ -51,8 +52,8 @@ const char* command_name(const typename A::Command& c) {
 }
 
 template <class A>
-std::string stream_of(const std::string& id) {
-  return std::string(A::category) + "-" + id;
+es::StreamId stream_of(const std::string& id) {
+  return es::StreamId(std::string(A::category) + "-" + id);
 }
 
 }  // namespace orderflow::app

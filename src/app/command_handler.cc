@@ -104,7 +104,7 @@ void CommandHandler::snapshot_loop() {
     for (auto& [stream, snap] : batch) {
       if (auto saved = snapshots_->save_snapshot(snap); !saved)
         report_failure("snapshots", "save",
-                       stream + " at version " + to_string(snap.version) + ": " + saved.error().message,
+                       stream.str() + " at version " + to_string(snap.version) + ": " + saved.error().message,
                        "the stream loads from its older snapshot and events until its next snapshot");
       else
         recovered("snapshots", "save");
@@ -176,7 +176,7 @@ bool ConflictRetryPolicy::recheck_cached() { return retries_++ < max_retries_; }
 template <class A>
 struct CommandHandler::Attempt {
   std::string id;
-  std::string stream;
+  es::StreamId stream;
   typename A::Command command;
   CommandMeta meta;
   HandledCallback<A> done;
@@ -388,7 +388,7 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
 }
 
 template <class A>
-bool CommandHandler::when_settled(const std::string& stream, es::StreamVersion version, std::function<void()> then) {
+bool CommandHandler::when_settled(const es::StreamId& stream, es::StreamVersion version, std::function<void()> then) {
   MutexLock lk(settle_mu_);
   auto hit = cache<A>().get(stream, false);
   if (!hit || hit->committed || hit->version != version) return false;
@@ -396,7 +396,7 @@ bool CommandHandler::when_settled(const std::string& stream, es::StreamVersion v
   return true;
 }
 
-void CommandHandler::settled(const std::string& stream) {
+void CommandHandler::settled(const es::StreamId& stream) {
   std::vector<std::function<void()>> ready;
   {
     MutexLock lk(settle_mu_);

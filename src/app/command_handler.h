@@ -209,9 +209,9 @@ class CommandHandler {
   // `then` once the stream's pending entry at `version` is settled (durable or failed) and
   // returns true; false if it is settled already (the caller attempts again at once).
   template <class A>
-  bool when_settled(const std::string& stream, es::StreamVersion version, std::function<void()> then);
+  bool when_settled(const es::StreamId& stream, es::StreamVersion version, std::function<void()> then);
   // An append to `stream` was answered: wakes what waits on its pending entries.
-  void settled(const std::string& stream);
+  void settled(const es::StreamId& stream);
 
   void queue_snapshot(es::Snapshot snapshot);
   void snapshot_loop();
@@ -224,12 +224,12 @@ class CommandHandler {
   AggregateCache<domain::order::State> orders_;
 
   Mutex settle_mu_;  // taken after a cache's own lock is released, never inside it
-  std::unordered_multimap<std::string, std::function<void()>> settle_waiters_ GUARDED_BY(settle_mu_);
+  std::unordered_multimap<es::StreamId, std::function<void()>> settle_waiters_ GUARDED_BY(settle_mu_);
 
   // Snapshots are written off the command path by one thread, latest per stream.
   Mutex snap_mu_;
   CondVar snap_cv_;
-  std::map<std::string, es::Snapshot> snap_queue_ GUARDED_BY(snap_mu_);
+  std::map<es::StreamId, es::Snapshot> snap_queue_ GUARDED_BY(snap_mu_);
   bool stopping_ GUARDED_BY(snap_mu_) = false;
   std::thread snap_thread_;
   // Last: joined first, while everything its work touches is alive. None with options_.executor.

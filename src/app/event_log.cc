@@ -5,12 +5,12 @@
 
 namespace orderflow::app {
 
-Result<std::vector<es::RecordedEvent>> EventLog::stream(const std::string& stream, es::StreamVersion from,
+Result<std::vector<es::RecordedEvent>> EventLog::stream(const es::StreamId& stream, es::StreamVersion from,
                                                         std::size_t limit, bool must_exist) {
   auto events = store_.read_stream(stream, from, limit, es::Direction::forward);
   if (!events || !events->empty() || !must_exist) return events;
   OF_ASSIGN_OR_RETURN(auto version, store_.stream_version(stream));
-  if (version == es::kNoStream) return fail(Errc::not_found, "no stream " + stream);
+  if (version == es::kNoStream) return fail(Errc::not_found, "no stream " + stream.str());
   return events;
 }
 
@@ -34,7 +34,7 @@ Result<es::Position> EventLog::page(es::Position from, std::size_t limit, const 
 
 Result<std::string> EventLog::order_owner(const std::string& order_id) {
   OF_ASSIGN_OR_RETURN(auto events,
-                      store_.read_stream("order-" + order_id, es::StreamVersion{0}, 1, es::Direction::forward));
+                      store_.read_stream(es::StreamId("order-" + order_id), es::StreamVersion{0}, 1, es::Direction::forward));
   if (events.empty()) return std::string();
   boost::system::error_code ec;
   auto data = boost::json::parse(events.front().data, ec);

@@ -26,7 +26,7 @@ class EventLog {
 
   // At most `limit` events of `stream` from version `from`. not_found when the stream has
   // no events and `must_exist`; otherwise a missing stream reads as no events.
-  Result<std::vector<es::RecordedEvent>> stream(const std::string& stream, es::StreamVersion from, std::size_t limit,
+  Result<std::vector<es::RecordedEvent>> stream(const es::StreamId& stream, es::StreamVersion from, std::size_t limit,
                                                 bool must_exist);
 
   // Offers the events of the log matching `filter` from position `from`, in order, to

@@ -25,9 +25,9 @@ struct Money {  // what an order paid
 };
 
 struct Fold {
-  std::map<std::string, product::State> products;
-  std::map<std::string, account::State> accounts;
-  std::map<std::string, Ledger> ledgers;
+  std::map<es::StreamId, product::State> products;
+  std::map<es::StreamId, account::State> accounts;
+  std::map<es::StreamId, Ledger> ledgers;
   std::map<std::string, order::State> orders;
   std::map<std::string, Money> money;  // by order id
   std::map<std::string, std::map<std::string, std::int64_t>> held;  // order -> product -> units (non-zero only)
@@ -40,8 +40,8 @@ struct Fold {
   }
 
   void add(const es::RecordedEvent& e) {
-    auto category = es::category_of(e.stream_id);
-    auto fail = [&](const Error& err) { violations.push_back(e.stream_id + " version " + to_string(e.version) + ": " + err.message); };
+    auto category = e.stream_id.category();
+    auto fail = [&](const Error& err) { violations.push_back(e.stream_id.str() + " version " + to_string(e.version) + ": " + err.message); };
     if (category == "product") {
       auto ev = codec::decode_event<product::Event>(e.type, e.data);
       if (!ev) return fail(ev.error());
@@ -80,7 +80,7 @@ struct Fold {
     } else if (category == "order") {
       auto ev = codec::decode_event<order::Event>(e.type, e.data);
       if (!ev) return fail(ev.error());
-      auto& s = orders[std::string(e.stream_id.substr(6))];
+      auto& s = orders[std::string(e.stream_id.str().substr(6))];
       s = order::evolve(std::move(s), *ev);
     }
   }
@@ -93,14 +93,14 @@ struct Fold {
                                            order_id, -units, product_id));
     for (const auto& [stream, p] : products) {
       if (p.reserved < 0 || p.reserved > p.on_hand)
-        violations.push_back(fmt::format("{}: reserved {} is outside 0..on_hand {}", stream, p.reserved, p.on_hand));
+        violations.push_back(fmt::format("{}: reserved {} is outside 0..on_hand {}", stream.str(), p.reserved, p.on_hand));
     }
     for (const auto& [stream, a] : accounts) {
       const auto& l = ledgers[stream];
       auto expected = l.deposits - l.withdrawals - l.charges + l.refunds;
-      if (a.balance_cents < 0) violations.push_back(fmt::format("{}: balance {} is negative", stream, a.balance_cents));
+      if (a.balance_cents < 0) violations.push_back(fmt::format("{}: balance {} is negative", stream.str(), a.balance_cents));
       if (a.balance_cents != expected)
-        violations.push_back(fmt::format("{}: balance {} is not deposits - withdrawals - charges + refunds = {}", stream,
+        violations.push_back(fmt::format("{}: balance {} is not deposits - withdrawals - charges + refunds = {}", stream.str(),
                                          a.balance_cents, expected));
     }
     for (const auto& [id, o] : orders) {

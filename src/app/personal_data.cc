@@ -239,7 +239,7 @@ Result<Erasure> PersonalData::erase(const std::string& customer_id) {
   auto erased = keys_.erase_key(customer_id, now, false);
   if (!erased) return erased.error();
   if (!*erased) {
-    auto version = store_.stream_version("account-" + customer_id);
+    auto version = store_.stream_version(es::StreamId("account-" + customer_id));
     if (!version) return version.error();
     if (*version == es::kNoStream)
       return fail(Errc::not_found, "no customer " + customer_id + ": no account and no personal data");

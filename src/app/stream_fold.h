@@ -30,7 +30,7 @@ Result<Loaded<A>> fold_stream(es::EventStore& store, const std::string& id, Load
       if (until >= 0 && e.version > until) return loaded;
       auto decoded = codec::decode_event<typename A::Event>(e.type, e.data);
       if (!decoded)
-        return fail(Errc::corrupt, stream + " version " + to_string(e.version) + ": " + decoded.error().message);
+        return fail(Errc::corrupt, stream.str() + " version " + to_string(e.version) + ": " + decoded.error().message);
       loaded.state = A::decider.evolve(std::move(loaded.state), *decoded);
       loaded.version = e.version;
     }

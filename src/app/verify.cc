@@ -18,7 +18,7 @@ Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* cate
   const std::size_t prefix = std::string_view(category).size() + 1;
   for (es::Position from{1};;) {
     OF_ASSIGN_OR_RETURN(auto next, store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
-      if (e.version == 0) ids.insert(e.stream_id.substr(prefix));
+      if (e.version == 0) ids.insert(e.stream_id.str().substr(prefix));
     }));
     if (next == from) return ids;
     from = next;
@@ -67,9 +67,9 @@ namespace {
 // One snapshot of aggregate A against its stream's fold through the snapshot's version.
 template <class A>
 Result<void> check_snapshot(VerifyContext& ctx, const es::Snapshot& snap, Differences& out) {
-  const std::string id = snap.stream_id.substr(std::string_view(A::category).size() + 1);
+  const std::string id = snap.stream_id.str().substr(std::string_view(A::category).size() + 1);
   OF_ASSIGN_OR_RETURN(auto folded, fold_all<A>(ctx.store, id, snap.version));
-  const auto where = "snapshot " + snap.stream_id + " at version " + to_string(snap.version);
+  const auto where = "snapshot " + snap.stream_id.str() + " at version " + to_string(snap.version);
   if (folded.version < snap.version) {
     out.push_back(where + ": the stream ends at version " + to_string(folded.version));
     return {};
@@ -90,11 +90,11 @@ Result<void> check_snapshots(VerifyContext& ctx, Differences& out) {
     if (!failed) return;
     // A snapshot of another state schema is ignored by every load (never fatal).
     if (snap.schema_version != codec::kStateSchemaVersion) return;
-    auto category = es::category_of(snap.stream_id);
+    auto category = snap.stream_id.category();
     if (category == Product::category) failed = check_snapshot<Product>(ctx, snap, out);
     else if (category == Account::category) failed = check_snapshot<Account>(ctx, snap, out);
     else if (category == Order::category) failed = check_snapshot<Order>(ctx, snap, out);
-    else out.push_back("snapshot " + snap.stream_id + ": a stream of no aggregate");
+    else out.push_back("snapshot " + snap.stream_id.str() + ": a stream of no aggregate");
   });
   if (!listed) return listed;
   return failed;

@@ -51,7 +51,7 @@ std::vector<es::AppendRequest> make_requests(std::int64_t count, int streams, in
   reqs.reserve(static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i) {
     es::AppendRequest r;
-    r.stream_id = prefix + "-" + std::to_string(i % streams);
+    r.stream_id = es::StreamId(prefix + "-" + std::to_string(i % streams));
     r.expected = es::ExpectedVersion::any();
     r.events.push_back({uuid_v7(), "BenchEvent", 1, data, metadata});
     reqs.push_back(std::move(r));
@@ -189,7 +189,7 @@ Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<
                           "recorded_at INTEGER NOT NULL") +
               (stream_index ? ", UNIQUE (stream_id, version)) STRICT" : ") STRICT")));
   OF_ASSIGN_OR_RETURN(auto insert, db.prepare("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-  std::unordered_map<std::string, es::StreamVersion> versions;
+  std::unordered_map<es::StreamId, es::StreamVersion> versions;
   auto start = Clock::now();
   std::int64_t position = 0;
   for (std::size_t i = 0; i < reqs.size(); i += 1000) {
@@ -200,7 +200,7 @@ Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<
       ++position;
       OF_RETURN_IF_ERROR(insert.bind(1, position)
                              .bind(2, e.event_id)
-                             .bind(3, req.stream_id)
+                             .bind(3, req.stream_id.view())
                              .bind(4, (++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value())
                              .bind(5, e.type)
                              .bind(6, e.schema_version)

@@ -40,7 +40,7 @@ Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string
                                        const std::vector<es::AppendRequest>& reqs) {
   OF_ASSIGN_OR_RETURN(auto conn, postgres::Connection::open(url, scratch_schema(run)));
   OF_RETURN_IF_ERROR(postgres::migrate(conn, scratch_schema(run)));
-  std::unordered_map<std::string, es::StreamVersion> versions;
+  std::unordered_map<es::StreamId, es::StreamVersion> versions;
   auto start = std::chrono::steady_clock::now();
   std::int64_t position = 0;
   for (std::size_t i = 0; i < reqs.size(); i += 1000) {
@@ -51,7 +51,7 @@ Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string
       const auto& e = req.events[0];
       positions.add(++position);
       ids.add(e.event_id);
-      streams.add(req.stream_id);
+      streams.add(req.stream_id.view());
       stream_versions.add((++versions.try_emplace(req.stream_id, es::kNoStream).first->second).value());
       types.add(e.type);
       schema_versions.add(std::int64_t{e.schema_version});

@@ -70,7 +70,7 @@ Result<void> place_orders(es::EventStore& store, double rate, int seconds) {
       events.push_back({uuid_v7(), event_type_name(e), codec::kEventSchemaVersion, codec::encode_event(e),
                         R"({"correlation_id":"bench","actor":"bench"})"});
     ++in_flight;
-    store.append_async({"order-" + id, es::ExpectedVersion::no_stream(), std::move(events), {}},
+    store.append_async({es::StreamId("order-" + id), es::ExpectedVersion::no_stream(), std::move(events), {}},
                        [&](Result<es::AppendResult> r) {
                          if (!r) failed = true;
                          --in_flight;

@@ -52,7 +52,7 @@ Result<void> fill_projection_mix(es::EventStore& store, std::int64_t target) {
   auto append = [&](std::string stream, std::vector<es::NewEvent> events) {
     while (in_flight.load() >= 64) std::this_thread::sleep_for(std::chrono::microseconds(100));
     ++in_flight;
-    store.append_async({std::move(stream), es::ExpectedVersion::any(), std::move(events), {}},
+    store.append_async({es::StreamId(std::move(stream)), es::ExpectedVersion::any(), std::move(events), {}},
                        [&](Result<es::AppendResult> r) {
                          if (!r) failed = true;
                          --in_flight;

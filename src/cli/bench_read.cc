@@ -38,7 +38,7 @@ Result<void> fill_store(es::EventStore& store, std::int64_t target) {
   const std::string prefix = "fill" + uuid_v7().substr(0, 8);
   for (std::int64_t i = 0; i < missing; i += 100) {
     while (in_flight.load() >= 64) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    es::AppendRequest req{prefix + "-" + std::to_string(i / 100), es::ExpectedVersion::no_stream(), {}, {}};
+    es::AppendRequest req{es::StreamId(prefix + "-" + std::to_string(i / 100)), es::ExpectedVersion::no_stream(), {}, {}};
     for (std::int64_t j = i; j < std::min(missing, i + 100); ++j)
       req.events.push_back({uuid_v7(), "BenchEvent", 1, data, metadata});
     ++in_flight;

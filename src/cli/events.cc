@@ -22,7 +22,7 @@ int print_events(const EventsOptions& o) {
   app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
   es::StreamVersion from{0};
   for (;;) {
-    auto events = store->events().read_stream(o.stream, from, 1000, es::Direction::forward);
+    auto events = store->events().read_stream(es::StreamId(o.stream), from, 1000, es::Direction::forward);
     if (!events) return runtime_failure(events.error().message);
     if (from == 0 && events->empty()) return runtime_failure("stream " + o.stream + " has no events");
     for (auto e : *events) {

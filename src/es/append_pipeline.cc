@@ -52,7 +52,7 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
   auto i = static_cast<std::size_t>(first_found - stored.begin());
   const auto& ref = **first_found;
   auto duplicate = fail(Errc::duplicate_event, "event " + req.events[i].event_id + " is already stored in " +
-                                                   ref.stream_id + " at version " + to_string(ref.version));
+                                                   ref.stream_id.str() + " at version " + to_string(ref.version));
   // A retry stored every one of its events, in order, in its own stream. Event ids are
   // unique, so that is the same as the stream holding exactly these ids from there on.
   for (std::size_t j = 0; j < stored.size(); ++j) {
@@ -63,9 +63,9 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
   return AppendResult{stored.back()->version, stored.back()->position, false};
 }
 
-Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected) {
+Error version_conflict(const StreamId& stream_id, StreamVersion current, const ExpectedVersion& expected) {
   return Error{Errc::version_conflict,
-               "stream " + stream_id + " is at version " + to_string(current) + ", expected " +
+               "stream " + stream_id.str() + " is at version " + to_string(current) + ", expected " +
                    expected.describe(),
                current};
 }
@@ -322,7 +322,7 @@ void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
 // knows the stream's version), else answered version_conflict, so that the caller's
 // retry decides on the state the conflict names.
 void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) {
-  std::vector<std::string> ready;
+  std::vector<StreamId> ready;
   for (const auto& a : batch) {
     auto it = streams_.find(a.request.stream_id);
     if (it == streams_.end()) continue;

@@ -51,7 +51,7 @@ namespace orderflow::es {
 
 // Where a stored event is.
 struct StoredEventRef {
-  std::string stream_id;
+  StreamId stream_id;
   StreamVersion version{0};
   Position position{0};
 };
@@ -82,7 +82,7 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
                                                  const std::vector<std::optional<StoredEventRef>>& stored);
 
 // The version_conflict answer for an append to a stream that is at `current`.
-Error version_conflict(const std::string& stream_id, StreamVersion current, const ExpectedVersion& expected);
+Error version_conflict(const StreamId& stream_id, StreamVersion current, const ExpectedVersion& expected);
 
 // What every storage adapter gives the pipeline.
 class AppendBackend {
@@ -118,7 +118,7 @@ class AppendBackend {
 // called with the pipeline's lock held, never concurrently with each other.
 class ExclusiveAppendBackend : public AppendBackend {
  public:
-  virtual Result<StreamVersion> committed_version(const std::string& stream_id) = 0;
+  virtual Result<StreamVersion> committed_version(const StreamId& stream_id) = 0;
   virtual Result<Position> committed_last_position() = 0;
   virtual Result<std::optional<StoredEventRef>> find_event(const std::string& event_id) = 0;
   virtual Result<bool> idempotency_key_exists(const std::string& key) = 0;
@@ -192,7 +192,7 @@ class AppendPipeline {
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
   struct InFlight {
-    std::string stream_id;
+    StreamId stream_id;
     std::vector<std::string> event_ids;
     std::vector<AppendCallback> followers;  // retries waiting for the same answer
   };
@@ -234,7 +234,7 @@ class AppendPipeline {
   std::vector<std::vector<StagedAppend>> unsynced_ GUARDED_BY(mu_);  // written, waiting for the sync
   bool syncing_ GUARDED_BY(mu_) = false;  // the sync thread holds batches taken from unsynced_
   bool writer_done_ GUARDED_BY(mu_) = false;
-  std::unordered_map<std::string, StreamEntry> streams_ GUARDED_BY(mu_);
+  std::unordered_map<StreamId, StreamEntry> streams_ GUARDED_BY(mu_);
   std::unordered_map<std::string, InFlight> in_flight_ GUARDED_BY(mu_);  // by first event id
   std::unordered_set<std::string> in_flight_ids_ GUARDED_BY(mu_);       // every event id of in_flight_
   // Idempotency keys in flight, with appends that reused one: answered

@@ -17,7 +17,7 @@ std::string ExpectedVersion::describe() const {
 bool EventFilter::matches(const RecordedEvent& e) const {
   if (!stream_id.empty() && e.stream_id != stream_id) return false;
   if (!categories.empty() &&
-      std::find(categories.begin(), categories.end(), category_of(e.stream_id)) == categories.end())
+      std::find(categories.begin(), categories.end(), e.stream_id.category()) == categories.end())
     return false;
   if (!types.empty() && std::find(types.begin(), types.end(), e.type) == types.end()) return false;
   return true;

@@ -1,11 +1,15 @@
 // The kernel's vocabulary: events to append, events as recorded, expected versions.
 #pragma once
 
+#include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/strong_int.h"
@@ -23,6 +27,42 @@ using Position = StrongInt<PositionTag>;
 
 inline constexpr StreamVersion kNoStream{-1};
 
+// A stream's id: "order-<uuid>", "product-<sku>", "saga-<order id>". Its category is
+// everything before the first '-'. A type of its own, made from text explicitly, so that an
+// event id, a type or a customer id where a stream id is expected (or the two swapped in a
+// RecordedEvent or an AppendRequest) does not compile. Only a string literal converts by
+// itself: it is written where it is used, as the stream id it is. Read with str() or view()
+// where the text leaves (SQL binds, JSON, log lines). Compared with its own kind or with
+// plain text (`id == "deadletters-saga"`): text has no kind to mix up.
+class StreamId {
+ public:
+  StreamId() = default;
+  explicit StreamId(std::string id) : id_(std::move(id)) {}
+  explicit StreamId(std::string_view id) : id_(id) {}
+  template <std::size_t N>
+  StreamId(const char (&literal)[N]) : id_(literal, N - 1) {}  // NOLINT(google-explicit-constructor)
+
+  // Replaces the text, keeping the storage: readers that decode row after row into one
+  // RecordedEvent allocate once.
+  void assign(std::string_view id) { id_.assign(id); }
+
+  const std::string& str() const { return id_; }
+  std::string_view view() const { return id_; }
+  bool empty() const { return id_.empty(); }
+  // "order" for "order-123".
+  std::string_view category() const;
+
+  friend bool operator==(const StreamId&, const StreamId&) = default;
+  friend auto operator<=>(const StreamId&, const StreamId&) = default;
+  friend bool operator==(const StreamId& a, std::string_view b) { return a.id_ == b; }
+  friend auto operator<=>(const StreamId& a, std::string_view b) { return std::string_view(a.id_) <=> b; }
+  template <std::size_t N>
+  friend bool operator==(const StreamId& a, const char (&b)[N]) { return a.id_ == std::string_view(b, N - 1); }
+
+ private:
+  std::string id_;
+};
+
 // An event as a client hands it to append(). event_id is a client-chosen UUID: it makes
 // a retried append idempotent.
 struct NewEvent {
@@ -35,7 +75,7 @@ struct NewEvent {
 
 struct RecordedEvent {
   std::string event_id;
-  std::string stream_id;
+  StreamId stream_id;
   std::string type;
   StreamVersion version{0};
   Position position{0};
@@ -50,6 +90,7 @@ inline std::string_view category_of(std::string_view stream_id) {
   auto dash = stream_id.find('-');
   return dash == std::string_view::npos ? stream_id : stream_id.substr(0, dash);
 }
+inline std::string_view StreamId::category() const { return category_of(id_); }
 
 class ExpectedVersion {
  public:
@@ -99,7 +140,7 @@ struct AppendResult {
 };
 
 struct AppendRequest {
-  std::string stream_id;
+  StreamId stream_id;
   ExpectedVersion expected = ExpectedVersion::any();
   std::vector<NewEvent> events;  // at least one
   std::optional<IdempotencyRecord> idempotency;
@@ -126,10 +167,21 @@ enum class Direction { forward, backward };
 struct EventFilter {
   std::vector<std::string> categories;
   std::vector<std::string> types;
-  std::string stream_id;  // empty: any stream
+  StreamId stream_id;  // empty: any stream
 
   bool empty() const { return categories.empty() && types.empty() && stream_id.empty(); }
   bool matches(const RecordedEvent& e) const;
 };
 
+// The text, as for a std::string (log lines, test failures).
+template <class Char, class Traits>
+std::basic_ostream<Char, Traits>& operator<<(std::basic_ostream<Char, Traits>& os, const StreamId& id) {
+  return os << id.str();
+}
+
 }  // namespace orderflow::es
+
+template <>
+struct std::hash<orderflow::es::StreamId> {
+  std::size_t operator()(const orderflow::es::StreamId& id) const noexcept { return std::hash<std::string_view>{}(id.view()); }
+};

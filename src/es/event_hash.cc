@@ -55,7 +55,7 @@ constexpr std::size_t kNumbersSize = 3 * 8 + 4;
 }  // namespace
 
 HashedFields hashed_fields(const RecordedEvent& e) {
-  return HashedFields{e.position, e.event_id, e.stream_id,  e.version,       e.type,
+  return HashedFields{e.position, e.event_id, e.stream_id.str(),  e.version,       e.type,
                       e.schema_version, e.data, e.metadata, e.recorded_at_ms};
 }
 
@@ -177,7 +177,7 @@ bool hash_from_hex(std::string_view hex, EventHash& out) {
 }
 
 std::string describe_stored(const RecordedEvent& e) {
-  return "position " + to_string(e.position) + " (stream " + e.stream_id + " version " +
+  return "position " + to_string(e.position) + " (stream " + e.stream_id.str() + " version " +
          to_string(e.version) + ")";
 }
 

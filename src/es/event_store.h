@@ -45,7 +45,7 @@ class EventStore {
   // Up to `max` events of one stream starting at from_version, in the given direction
   // (backward: from_version down to 0; from_version < 0 means "from the end").
   // Upcasters have been applied. An absent stream reads as empty.
-  virtual Result<std::vector<RecordedEvent>> read_stream(const std::string& stream_id,
+  virtual Result<std::vector<RecordedEvent>> read_stream(const StreamId& stream_id,
                                                          StreamVersion from_version,
                                                          std::size_t max,
                                                          Direction direction) = 0;
@@ -74,7 +74,7 @@ class EventStore {
   virtual Result<Position> last_position() = 0;
 
   // The current version of a stream, kNoStream if it has no events.
-  virtual Result<StreamVersion> stream_version(const std::string& stream_id) = 0;
+  virtual Result<StreamVersion> stream_version(const StreamId& stream_id) = 0;
 
   virtual Result<std::optional<IdempotencyRecord>> find_idempotency(const std::string& key) = 0;
 
@@ -121,7 +121,7 @@ class StoredLog {
 void check_chain(StoredLog& log, std::vector<std::string>& breaks);
 
 struct Snapshot {
-  std::string stream_id;
+  StreamId stream_id;
   StreamVersion version = kNoStream;  // the state includes every event up to this version
   std::int32_t schema_version = 1;    // of the state's encoding
   std::string state;
@@ -134,7 +134,7 @@ class SnapshotStore {
   // the events after it.
   virtual Result<void> save_snapshot(const Snapshot& snapshot) = 0;
   // The latest snapshot, or nullopt if there is none or it cannot be read (never fatal).
-  virtual std::optional<Snapshot> load_snapshot(const std::string& stream_id) = 0;
+  virtual std::optional<Snapshot> load_snapshot(const StreamId& stream_id) = 0;
   // Calls `fn` with every stored snapshot, by stream id (for `orderflow verify`, which
   // compares each with the fold of its stream's events).
   virtual Result<void> for_each_snapshot(const std::function<void(const Snapshot&)>& fn) = 0;

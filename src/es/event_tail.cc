@@ -8,7 +8,7 @@
 namespace orderflow::es {
 
 std::size_t EventTail::bytes_of(const RecordedEvent& e) {
-  return sizeof(RecordedEvent) + e.event_id.size() + e.stream_id.size() + e.type.size() + e.data.size() +
+  return sizeof(RecordedEvent) + e.event_id.size() + e.stream_id.str().size() + e.type.size() + e.data.size() +
          e.metadata.size();
 }
 

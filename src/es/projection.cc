@@ -319,7 +319,7 @@ void ProjectionRunner::trace_applied(Slot& slot, std::span<const RecordedEvent> 
     span.end_unix_ns = ended_ns;
     span.attributes = {{"projection", slot.projection->name()},
                        {"event.type", e.type},
-                       {"event.stream_id", e.stream_id},
+                       {"event.stream_id", e.stream_id.str()},
                        {"event.position", e.position.value()}};
     record_span(std::move(span));
   }

@@ -237,7 +237,7 @@ class StagingStore final : public testing::ForwardingEventStore {
   void fail_first() { take().done(fail(Errc::unavailable, "injected: the batch failed its sync")); }
   int reads() const { return reads_.load(); }
 
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& id, es::StreamVersion from, std::size_t max,
                                                      es::Direction d) override {
     ++reads_;
     return inner_.read_stream(id, from, max, d);
@@ -426,7 +426,7 @@ class ThreadWatchingStore final : public testing::ForwardingEventStore {
     });
   }
 
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& id, es::StreamVersion from, std::size_t max,
                                                      es::Direction d) override {
     watch("read_stream");
     return inner_.read_stream(id, from, max, d);
@@ -444,7 +444,7 @@ class ThreadWatchingStore final : public testing::ForwardingEventStore {
     watch("last_position");
     return inner_.last_position();
   }
-  Result<es::StreamVersion> stream_version(const std::string& id) override {
+  Result<es::StreamVersion> stream_version(const es::StreamId& id) override {
     watch("stream_version");
     return inner_.stream_version(id);
   }

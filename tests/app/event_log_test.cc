@@ -13,7 +13,7 @@ namespace {
 
 class EventLogTest : public ::testing::Test {
  protected:
-  void append(const std::string& stream, const std::string& type, const std::string& data = "{}") {
+  void append(const es::StreamId& stream, const std::string& type, const std::string& data = "{}") {
     es::AppendRequest req;
     req.stream_id = stream;
     req.events.push_back({"e" + std::to_string(++events_), type, 1, data, "{}"});
@@ -41,7 +41,7 @@ TEST_F(EventLogTest, AMissingStreamIsNotFoundOnlyWhenItMustExist) {
 }
 
 TEST_F(EventLogTest, APageStopsAtTheFirstEventItsCallerRefusesAndSaysWhereTheNextStarts) {
-  for (int i = 0; i < 250; ++i) append(i % 2 ? "order-o" + std::to_string(i) : "product-p" + std::to_string(i), "T");
+  for (int i = 0; i < 250; ++i) append(es::StreamId(i % 2 ? "order-o" + std::to_string(i) : "product-p" + std::to_string(i)), "T");
   es::EventFilter orders;
   orders.categories = {"order"};
   std::vector<std::int64_t> taken;

@@ -13,7 +13,7 @@ class ForwardingEventStore : public es::EventStore {
   void append_async(es::AppendRequest req, es::AppendCallback done) override {
     inner_.append_async(std::move(req), std::move(done));
   }
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& id, es::StreamVersion from, std::size_t max,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& id, es::StreamVersion from, std::size_t max,
                                                      es::Direction d) override {
     return inner_.read_stream(id, from, max, d);
   }
@@ -25,7 +25,7 @@ class ForwardingEventStore : public es::EventStore {
     return inner_.read_event(event_id);
   }
   Result<es::Position> last_position() override { return inner_.last_position(); }
-  Result<es::StreamVersion> stream_version(const std::string& id) override { return inner_.stream_version(id); }
+  Result<es::StreamVersion> stream_version(const es::StreamId& id) override { return inner_.stream_version(id); }
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
     return inner_.find_idempotency(key);
   }

@@ -19,7 +19,7 @@ class InvariantChecksTest : public ::testing::Test {
  protected:
   void register_product(const std::string& id, int stock) {
     es::AppendRequest req;
-    req.stream_id = "product-" + id;
+    req.stream_id = es::StreamId("product-" + id);
     req.events.push_back({"e-" + id, "ProductRegistered", 1,
                           R"({"product_id":")" + id + R"(","name":"x","unit_price_cents":1,"initial_stock":)" +
                               std::to_string(stock) + "}",

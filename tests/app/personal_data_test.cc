@@ -81,7 +81,7 @@ class PersonalDataTest : public ::testing::TestWithParam<Backend> {
 
   void open_account(const std::string& id) {
     es::AppendRequest req;
-    req.stream_id = "account-" + id;
+    req.stream_id = es::StreamId("account-" + id);
     req.events.push_back({"0190a0a0-0000-7000-8000-00000000a001", "AccountOpened", 1,
                           R"({"account_id":")" + id + R"(","owner":""})", "{}"});
     ASSERT_TRUE(store_.events().append(std::move(req)));

@@ -29,8 +29,8 @@ using BusFactory = std::function<std::unique_ptr<BusUnderTest>()>;
 
 // 60 streams over the three test categories (the killed server runs the projections too:
 // they skip these); event i of the run goes to stream i % 60.
-std::string stream_of(int i) {
-  return std::string(kTestCategories[i % 3]) + "-s" + std::to_string(i % 60);
+es::StreamId stream_of(int i) {
+  return es::StreamId(std::string(kTestCategories[i % 3]) + "-s" + std::to_string(i % 60));
 }
 
 void append_events(es::EventStore& store, int from, int count) {
@@ -55,7 +55,7 @@ std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
   EXPECT_TRUE(log);
   std::map<std::string, es::RecordedEvent> by_id;
   for (auto& e : *log) by_id[e.event_id] = e;
-  std::map<std::string, std::int64_t> next_version;
+  std::map<es::StreamId, std::int64_t> next_version;
   std::set<std::string> seen;
   std::size_t repeats = 0;
   for (const auto& r : bus.read_all()) {
@@ -71,7 +71,7 @@ std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
       continue;
     }
     EXPECT_EQ(e.version, next_version[e.stream_id]++) << "stream " << e.stream_id << " out of order on the bus";
-    EXPECT_EQ(r.topic, "orderflow.events." + std::string(es::category_of(e.stream_id)));
+    EXPECT_EQ(r.topic, "orderflow.events." + std::string(e.stream_id.category()));
     if (bus.name() == "kafka") {
       EXPECT_EQ(r.key, e.stream_id);
     }

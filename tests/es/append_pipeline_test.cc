@@ -33,7 +33,8 @@ using namespace std::chrono_literals;
 class FailingBackend final : public ExclusiveAppendBackend {
  public:
   struct Row {
-    std::string event_id, stream_id;
+    std::string event_id;
+    StreamId stream_id;
     StreamVersion version;
     Position position;
   };
@@ -66,7 +67,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
     }
     return {};
   }
-  Result<StreamVersion> committed_version(const std::string& stream_id) override {
+  Result<StreamVersion> committed_version(const es::StreamId& stream_id) override {
     std::lock_guard lk(mu_);
     StreamVersion v = kNoStream;
     for (const auto& r : rows_)
@@ -148,7 +149,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   bool hold_writes_ = false, hold_syncs_ = false;
 };
 
-AppendRequest request(const std::string& stream, ExpectedVersion expected, std::vector<std::string> ids) {
+AppendRequest request(const StreamId& stream, ExpectedVersion expected, std::vector<std::string> ids) {
   AppendRequest r;
   r.stream_id = stream;
   r.expected = expected;
@@ -366,15 +367,15 @@ void append_while_a_write_is_held(bool group_commit, std::vector<std::size_t> ex
   ASSERT_TRUE(pipeline.start());
   backend.hold_writes(true);
   std::vector<std::future<Result<AppendResult>>> answers;
-  auto append = [&](const std::string& stream) {
+  auto append = [&](const StreamId& stream) {
     auto promise = std::make_shared<std::promise<Result<AppendResult>>>();
     answers.push_back(promise->get_future());
-    pipeline.append(request(stream, ExpectedVersion::no_stream(), {"id-" + stream}),
+    pipeline.append(request(stream, ExpectedVersion::no_stream(), {"id-" + stream.str()}),
                     [promise](Result<AppendResult> r) { promise->set_value(std::move(r)); });
   };
   append("first");
   backend.await(1, &FailingBackend::writes_);  // the first batch is in write_batch, held
-  for (int i = 0; i < 20; ++i) append("s" + std::to_string(i));
+  for (int i = 0; i < 20; ++i) append(StreamId("s" + std::to_string(i)));
   backend.hold_writes(false);
   std::set<Position> positions;
   for (auto& a : answers) {
@@ -447,7 +448,7 @@ class SharedDatabase final : public AppendBackend {
     std::lock_guard lk(mu_);
     fail_syncs_ = n;
   }
-  void other_writes(const std::string& stream, StreamVersion to) {
+  void other_writes(const StreamId& stream, StreamVersion to) {
     std::lock_guard lk(mu_);
     head_ += to - streams_.try_emplace(stream, kNoStream).first->second;
     streams_[stream] = to;
@@ -477,7 +478,7 @@ class SharedDatabase final : public AppendBackend {
   std::condition_variable gate_cv_;
   bool open_ = false, hold_writes_ = false;
   int writes_begun_ = 0, fail_syncs_ = 0;
-  std::map<std::string, StreamVersion> streams_;
+  std::map<StreamId, StreamVersion> streams_;
   Position head_{0};
 };
 

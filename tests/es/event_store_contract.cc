@@ -27,7 +27,7 @@ std::string test_uuid() {
   return s;
 }
 
-es::AppendRequest make_append(const std::string& stream, es::ExpectedVersion expected, int n,
+es::AppendRequest make_append(const es::StreamId& stream, es::ExpectedVersion expected, int n,
                               const std::string& type) {
   AppendRequest req{stream, expected, {}, std::nullopt};
   for (int i = 0; i < n; ++i)
@@ -166,7 +166,7 @@ TEST_P(EventStoreContract, SettledIdempotencyLookupSeesAnAppendStillInFlight) {
   std::atomic<int> failed{0};
   std::vector<std::promise<void>> answered(kAppends);
   for (int i = 0; i < kAppends; ++i) {
-    auto req = make_append("s-settled-" + std::to_string(i % 7), ExpectedVersion::any());
+    auto req = make_append(es::StreamId("s-settled-" + std::to_string(i % 7)), ExpectedVersion::any());
     req.idempotency = es::IdempotencyRecord{"in-flight-" + std::to_string(i), "POST /x {}", 200, "{}", 0};
     store().append_async(std::move(req), [&, i](Result<es::AppendResult> r) {
       if (!r) ++failed;
@@ -403,7 +403,7 @@ TEST_P(EventStoreContract, EveryStoredEventIdIsKnownAfterReopen) {
   // and again a little later (a store may learn its ids in the background).
   std::vector<es::AppendRequest> stored;
   for (int i = 0; i < 20; ++i) {
-    stored.push_back(make_append("r-" + std::to_string(i), ExpectedVersion::any(), 50));
+    stored.push_back(make_append(es::StreamId("r-" + std::to_string(i)), ExpectedVersion::any(), 50));
     ASSERT_TRUE(store().append(stored.back()));
   }
   harness_->reopen();
@@ -615,7 +615,7 @@ TEST_P(EventStoreContract, SixtyFourWritersOnDistinctStreamsLoseNothing) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kAppends; ++i) {
-        auto r = store().append(make_append("w-" + std::to_string(t), ExpectedVersion::exact(es::StreamVersion{i - 1})));
+        auto r = store().append(make_append(es::StreamId("w-" + std::to_string(t)), ExpectedVersion::exact(es::StreamVersion{i - 1})));
         ASSERT_TRUE(r) << r.error().message;
         EXPECT_EQ(r->version, i);
         positions[static_cast<std::size_t>(t)].push_back(r->position);
@@ -652,7 +652,7 @@ TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun)
     threads.emplace_back([&, s] {
       while (readers_running.load() < 2) std::this_thread::yield();
       for (int i = 0; i < kAppends; ++i) {
-        auto r = store().append(make_append("rw-" + std::to_string(s), ExpectedVersion::exact(es::StreamVersion{i - 1})));
+        auto r = store().append(make_append(es::StreamId("rw-" + std::to_string(s)), ExpectedVersion::exact(es::StreamVersion{i - 1})));
         ASSERT_TRUE(r) << r.error().message;
         acked[static_cast<std::size_t>(s)] = r->version;
       }
@@ -663,7 +663,7 @@ TEST_P(EventStoreContract, StreamReadsSeeEveryAcknowledgedAppendWhileWritersRun)
       ++readers_running;
       for (int round = 0; writing || round < 3; ++round) {
         const int s = (round + reader) % kStreams;
-        const auto stream = "rw-" + std::to_string(s);
+        const auto stream = es::StreamId("rw-" + std::to_string(s));
         const es::StreamVersion before = acked[static_cast<std::size_t>(s)];
         auto forward = store().read_stream(stream, es::StreamVersion{0}, 100000, es::Direction::forward);
         ASSERT_TRUE(forward);
@@ -710,7 +710,7 @@ TEST_P(EventStoreContract, SubscriberSeesEveryEventOnceInOrderWhileWritersRun) {
   for (int w = 0; w < kWriters; ++w)
     writers.emplace_back([&, w] {
       for (int i = 0; i < kAppends; ++i)
-        ASSERT_TRUE(store().append(make_append("sub-" + std::to_string(w), ExpectedVersion::any())));
+        ASSERT_TRUE(store().append(make_append(es::StreamId("sub-" + std::to_string(w)), ExpectedVersion::any())));
     });
   for (auto& t : writers) t.join();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

@@ -62,7 +62,7 @@ class EventStoreContract : public ::testing::TestWithParam<EventStoreContractPar
 std::string test_uuid();
 
 // An append of `n` events of type `type` with fresh ids.
-es::AppendRequest make_append(const std::string& stream, es::ExpectedVersion expected, int n = 1,
+es::AppendRequest make_append(const es::StreamId& stream, es::ExpectedVersion expected, int n = 1,
                               const std::string& type = "Tested");
 
 }  // namespace orderflow::testing

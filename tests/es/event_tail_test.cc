@@ -8,7 +8,7 @@
 namespace orderflow::es {
 namespace {
 
-RecordedEvent event(std::int64_t position, std::string stream_id = "order-1", std::string type = "OrderPlaced") {
+RecordedEvent event(std::int64_t position, StreamId stream_id = "order-1", std::string type = "OrderPlaced") {
   RecordedEvent e;
   e.event_id = "e" + std::to_string(position);
   e.stream_id = std::move(stream_id);

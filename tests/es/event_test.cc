@@ -58,9 +58,44 @@ static_assert(std::is_same_v<decltype(Position{} + 1), Position>);
 static_assert(std::is_same_v<decltype(StreamVersion{} - 1), StreamVersion>);
 static_assert(std::is_same_v<decltype(Position{} - Position{}), std::int64_t>);
 
+// A stream id is made from text only when said so: an event id, a type or a customer id
+// (all std::string) does not become one by itself, nor does a stream id become text.
+static_assert(!std::is_convertible_v<std::string, StreamId>);
+static_assert(!std::is_convertible_v<std::string_view, StreamId>);
+static_assert(!std::is_convertible_v<const char*, StreamId>);
+static_assert(!std::is_convertible_v<StreamId, std::string>);
+static_assert(!std::is_convertible_v<StreamId, std::string_view>);
+static_assert(!std::is_assignable_v<StreamId&, std::string>);
+static_assert(!std::is_assignable_v<std::string&, StreamId>);
+// A literal does: it is written as the stream id it is.
+static_assert(std::is_convertible_v<const char (&)[8], StreamId>);
+// Swapped with the event id beside it in the structs built positionally.
+static_assert(!std::is_constructible_v<RecordedEvent, std::string, std::string>);
+static_assert(std::is_constructible_v<RecordedEvent, std::string, StreamId>);
+static_assert(!std::is_constructible_v<StoredEventRef, std::string, StreamVersion, Position>);
+static_assert(!std::is_constructible_v<AppendRequest, std::string, ExpectedVersion>);
+static_assert(!std::is_invocable_v<decltype(&EventStore::stream_version), EventStore&, const std::string&>);
+
 // As cheap as the integer they hold.
 static_assert(sizeof(Position) == sizeof(std::int64_t));
 static_assert(std::is_trivially_copyable_v<Position>);
+
+TEST(StreamId, HoldsItsTextAndComparesWithItsKindAndWithText) {
+  const StreamId id(std::string("order-42"));
+  EXPECT_EQ(id.str(), "order-42");
+  EXPECT_EQ(id.category(), "order");
+  EXPECT_EQ(id, StreamId("order-42"));
+  EXPECT_EQ(id, std::string_view("order-42"));
+  EXPECT_TRUE(id == "order-42");
+  EXPECT_FALSE(id == "order-4");
+  EXPECT_LT(StreamId("a-1"), StreamId("a-2"));
+  EXPECT_EQ(StreamId("deadletters").category(), "deadletters");
+  EXPECT_EQ(std::hash<StreamId>{}(id), std::hash<std::string_view>{}("order-42"));
+  StreamId reused("product-1");
+  reused.assign("account-7");
+  EXPECT_EQ(reused, "account-7");
+  EXPECT_TRUE(StreamId().empty());
+}
 
 TEST(StrongInt, OffsetsKeepTheKindAndADistanceIsAnInteger) {
   Position p{10};

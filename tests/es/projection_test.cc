@@ -32,7 +32,7 @@ class LogStore final : public EventStore {
     }
   }
   void append_async(AppendRequest, AppendCallback done) override { done(fail(Errc::internal, "read only")); }
-  Result<std::vector<RecordedEvent>> read_stream(const std::string&, StreamVersion, std::size_t, Direction) override {
+  Result<std::vector<RecordedEvent>> read_stream(const StreamId&, StreamVersion, std::size_t, Direction) override {
     return std::vector<RecordedEvent>{};
   }
   Result<std::optional<RecordedEvent>> read_event(const std::string&) override { return std::optional<RecordedEvent>(); }
@@ -52,7 +52,7 @@ class LogStore final : public EventStore {
     std::lock_guard lk(mu_);
     return static_cast<Position>(events_.size());
   }
-  Result<StreamVersion> stream_version(const std::string&) override { return kNoStream; }
+  Result<StreamVersion> stream_version(const StreamId&) override { return kNoStream; }
   Result<std::optional<IdempotencyRecord>> find_idempotency(const std::string&) override {
     return std::optional<IdempotencyRecord>();
   }

@@ -60,8 +60,8 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     return true;
   };
   std::int64_t version = 0, position = 0, schema_version = 0;
-  std::string recorded_at;
-  if (!text("event_id", e.event_id) || !text("stream_id", e.stream_id) || !text("type", e.type) ||
+  std::string recorded_at, stream_id;
+  if (!text("event_id", e.event_id) || !text("stream_id", stream_id) || !text("type", e.type) ||
       !integer("version", version) || !integer("position", position) ||
       !integer("schema_version", schema_version) || !text("recorded_at", recorded_at))
     return fail(Errc::invalid_argument,
@@ -73,23 +73,24 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     return fail(Errc::invalid_argument, "the body's data or metadata is not a JSON object");
   auto at = parse_rfc3339_ms(recorded_at);
   if (!at) return fail(Errc::invalid_argument, "recorded_at is not an RFC 3339 time: " + recorded_at);
-  if (version < 0 || position < 1 || e.stream_id.empty())
+  if (version < 0 || position < 1 || stream_id.empty())
     return fail(Errc::invalid_argument, "the body's version, position or stream_id is out of range");
+  e.stream_id = es::StreamId(std::move(stream_id));
   e.version = es::StreamVersion{version};
   e.position = es::Position{position};
   e.schema_version = static_cast<std::int32_t>(schema_version);
   e.data = json::serialize(*data);
   e.metadata = json::serialize(*metadata);
   e.recorded_at_ms = *at;
-  const auto expected = topic_prefix + "." + std::string(es::category_of(e.stream_id));
+  const auto expected = topic_prefix + "." + std::string(e.stream_id.category());
   if (d.topic != expected)
-    return fail(Errc::invalid_argument, "an event of " + e.stream_id + " on " + d.topic + ", not " + expected);
+    return fail(Errc::invalid_argument, "an event of " + e.stream_id.str() + " on " + d.topic + ", not " + expected);
   for (const auto& [name, value] : d.headers)
     if ((name == "orderflow-stream-id" && value != e.stream_id) ||
         (name == "orderflow-version" && value != to_string(e.version)) ||
         (name == "orderflow-event-id" && value != e.event_id))
       return fail(Errc::invalid_argument, "header " + name + " disagrees with the body");
-  const auto category = es::category_of(e.stream_id);
+  const auto category = e.stream_id.category();
   Result<void> typed;
   if (category == Order::category)
     typed = known<Order>(e);
@@ -97,7 +98,7 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
     typed = known<Product>(e);
   else if (category == Account::category)
     typed = known<Account>(e);
-  if (!typed) return fail(Errc::invalid_argument, "event " + e.type + " of " + e.stream_id + ": " + typed.error().message);
+  if (!typed) return fail(Errc::invalid_argument, "event " + e.type + " of " + e.stream_id.str() + ": " + typed.error().message);
   return e;
 }
 
@@ -203,7 +204,7 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
 // dead-lettered behind it, after a restart too.
 Result<void> BusProjector::hold(const es::RecordedEvent& e, const std::string& reason) {
   if (held_streams_.contains(e.stream_id)) return {};
-  const es::SqlValue params[] = {e.stream_id, e.version.value(), e.event_id, reason, now_unix_ms()};
+  const es::SqlValue params[] = {e.stream_id.view(), e.version.value(), e.event_id, reason, now_unix_ms()};
   auto& db = read_.db();
   if (auto r = db.transaction(kDeadLetters,
                               [&](es::WriteTransaction& tx) { return tx.run(dead_letter(db.dialect()), params); });
@@ -232,14 +233,14 @@ Result<void> BusProjector::consume() {
   // An event whose stream's previous version is not applied: delivered again until it is,
   // dead-lettered (its stream held) if it never comes.
   auto early_event = [&](const es::RecordedEvent& e, const es::BusDelivery& d) -> Result<void> {
-    if (held_streams_.contains(e.stream_id)) return dead_letter(d, "behind an earlier dead letter of " + e.stream_id);
+    if (held_streams_.contains(e.stream_id)) return dead_letter(d, "behind an earlier dead letter of " + e.stream_id.str());
     const auto now = std::chrono::steady_clock::now();
     auto since = early_since_.try_emplace({e.stream_id, e.version}, now).first;
     if (now - since->second < options_.early_timeout)
       return bus_.retry(d.tag, std::min(kEarlyRetry * d.attempt, kMaxEarlyRetry));
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - since->second).count();
     early_since_.erase(since);
-    const auto reason = "version " + to_string(e.version - 1) + " of " + e.stream_id + " never came (waited " +
+    const auto reason = "version " + to_string(e.version - 1) + " of " + e.stream_id.str() + " never came (waited " +
                         std::to_string(waited) + " s)";
     if (auto r = hold(e, reason); !r) return r;
     return dead_letter(d, reason);
@@ -253,7 +254,7 @@ Result<void> BusProjector::consume() {
       continue;
     }
     if (held_streams_.contains(e->stream_id)) {
-      if (auto r = dead_letter(d, "behind an earlier dead letter of " + e->stream_id); !r) return r;
+      if (auto r = dead_letter(d, "behind an earlier dead letter of " + e->stream_id.str()); !r) return r;
       continue;
     }
     events.push_back(std::move(*e));
@@ -275,12 +276,12 @@ Result<void> BusProjector::consume() {
   } else {
     // One event at a time: the one failing is tried again later (its stream's later events
     // with it), or dead-lettered once it has had its attempts.
-    std::unordered_set<std::string> waiting;
+    std::unordered_set<es::StreamId> waiting;
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& e = events[i];
       const auto& d = *of_event[i];
       if (held_streams_.contains(e.stream_id)) {
-        if (auto r = dead_letter(d, "behind an earlier dead letter of " + e.stream_id); !r) return r;
+        if (auto r = dead_letter(d, "behind an earlier dead letter of " + e.stream_id.str()); !r) return r;
         continue;
       }
       if (waiting.contains(e.stream_id)) {

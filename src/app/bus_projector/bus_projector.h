@@ -110,11 +110,11 @@ class BusProjector {
   es::BusConsumer& bus_;
   BusProjectorOptions options_;
   std::vector<std::pair<projections::TableProjection*, std::unique_ptr<es::ReadModel>>> copies_;
-  std::set<std::string> held_streams_;  // streams behind a dead letter (the loop's thread only)
+  std::set<es::StreamId> held_streams_;  // streams behind a dead letter (the loop's thread only)
   // Early events (stream, version) and when they were first delivered early (the loop's thread only).
-  std::map<std::pair<std::string, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
+  std::map<std::pair<es::StreamId, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
   // Failed applies of events (stream, version) not yet applied nor dead-lettered (the loop's thread only).
-  std::map<std::pair<std::string, es::StreamVersion>, int> failures_;
+  std::map<std::pair<es::StreamId, es::StreamVersion>, int> failures_;
 
   std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};
   mutable Mutex mu_;

@@ -72,7 +72,7 @@ class FoldWriter final : public CopyWriter {
     if (cache_.size() > kCacheLimit) older_ = std::exchange(cache_, {});
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& e = events[i];
-      auto [it, fresh] = cache_.try_emplace(e.stream_id.substr(prefix));
+      auto [it, fresh] = cache_.try_emplace(e.stream_id.str().substr(prefix));
       if (fresh)
         if (auto old = older_.find(it->first); old != older_.end()) {
           it->second = std::move(old->second);
@@ -84,14 +84,14 @@ class FoldWriter final : public CopyWriter {
       if (fresh && e.version > 0) {
         cache_.erase(it);
         if (auto r = load(tx, events.subspan(i), prefix); !r) return r;
-        it = cache_.find(e.stream_id.substr(prefix));
+        it = cache_.find(e.stream_id.str().substr(prefix));
       }
       auto& entry = it->second;
       if (e.version <= entry.version) continue;
       auto event = codec::decode_event<typename A::Event>(e.type, e.data);
       if (!event)
         return fail(event.error().code, "event at position " + to_string(e.position) + " (" + e.type +
-                                            " of " + e.stream_id + "): " + event.error().message);
+                                            " of " + e.stream_id.str() + "): " + event.error().message);
       entry.state = A::decider.evolve(std::move(entry.state), *event);
       entry.version = e.version;
       if (entry.first_position == 0) entry.first_position = e.position;
@@ -123,7 +123,7 @@ class FoldWriter final : public CopyWriter {
     std::vector<std::string> ids;
     std::unordered_set<std::string_view> seen;
     for (const auto& e : events) {
-      const auto id = std::string_view(e.stream_id).substr(prefix);
+      const auto id = e.stream_id.view().substr(prefix);
       if (seen.insert(id).second && e.version > 0 && !cache_.contains(std::string(id)) &&
           !older_.contains(std::string(id)))
         ids.emplace_back(id);
@@ -144,7 +144,7 @@ class FoldWriter final : public CopyWriter {
           OF_ASSIGN_OR_RETURN(
               auto folded, fold_stream<A>(store_, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, version));
           if (folded.version != version)
-            return fail(Errc::corrupt, stream_of<A>(id) + " ends before version " + to_string(version) +
+            return fail(Errc::corrupt, stream_of<A>(id).str() + " ends before version " + to_string(version) +
                                            ", which its read model has applied");
           entry.state = std::move(folded.state);
           entry.version = version;

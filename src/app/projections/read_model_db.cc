@@ -87,7 +87,7 @@ class TableProjection::Copy final : public es::ReadModel {
   Result<std::vector<std::size_t>> apply_delivered(std::span<const es::RecordedEvent> events) {
     std::vector<std::size_t> early;
     std::vector<es::RecordedEvent> fresh;
-    std::unordered_map<std::string, es::StreamVersion> reached;  // by this batch
+    std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
     es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (!bus_table_) {
@@ -114,7 +114,7 @@ class TableProjection::Copy final : public es::ReadModel {
       if (auto r = writer_->apply(tx, fresh); !r) return r;
       for (const auto& [stream, version] : reached) {
         if (versions_[stream] == version) continue;
-        const SqlValue params[] = {p_.name_, generation_, stream, version.value()};
+        const SqlValue params[] = {p_.name_, generation_, stream.view(), version.value()};
         if (auto r = tx.run(p_.sql_->save_bus_version, params); !r) return r;
       }
       if (through == 0) return {};
@@ -165,14 +165,14 @@ class TableProjection::Copy final : public es::ReadModel {
   bool tracks(const es::RecordedEvent& e) const {
     const auto& categories = p_.filter_.categories;
     return categories.empty() ||
-           std::find(categories.begin(), categories.end(), es::category_of(e.stream_id)) != categories.end();
+           std::find(categories.begin(), categories.end(), e.stream_id.category()) != categories.end();
   }
 
   // The committed version of `stream` in this copy's bus versions (kNoStream: none).
-  Result<es::StreamVersion> stored_version(WriteTransaction& tx, const std::string& stream) {
+  Result<es::StreamVersion> stored_version(WriteTransaction& tx, const es::StreamId& stream) {
     if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
     es::StreamVersion version = es::kNoStream;
-    const SqlValue params[] = {p_.name_, generation_, stream};
+    const SqlValue params[] = {p_.name_, generation_, stream.view()};
     OF_RETURN_IF_ERROR(
         tx.query(p_.sql_->bus_version, params, [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; }));
     versions_[stream] = version;
@@ -185,7 +185,7 @@ class TableProjection::Copy final : public es::ReadModel {
   std::optional<es::Position> applied_;  // committed position, once read
   bool bus_table_ = false;  // bus_versions exists
   // Committed bus versions of the streams looked at (cleared when a batch rolls back).
-  std::unordered_map<std::string, es::StreamVersion> versions_;
+  std::unordered_map<es::StreamId, es::StreamVersion> versions_;
 };
 
 TableProjection::TableProjection(es::ReadModelDb& db, std::string name, es::EventFilter filter,

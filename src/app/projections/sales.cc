@@ -29,7 +29,7 @@ class SalesWriter final : public CopyWriter {
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     for (const auto& e : events) {
-      const SqlValue order_id[] = {std::string_view(e.stream_id).substr(sizeof("order-") - 1)};
+      const SqlValue order_id[] = {e.stream_id.view().substr(sizeof("order-") - 1)};
       Result<void> r;
       if (e.type == OrderConfirmed::kType) {
         r = tx.run(confirmed_, order_id);
@@ -92,7 +92,7 @@ SalesProjection::SalesProjection(es::ReadModelDb& db)
 
 SalesProjection::SalesProjection(es::ReadModelDb& db, SalesStatements sql)
     : TableProjection(
-          db, "sales", es::EventFilter{{"order"}, {OrderPlaced::kType, OrderConfirmed::kType, OrderCancelled::kType}, ""},
+          db, "sales", es::EventFilter{{"order"}, {OrderPlaced::kType, OrderConfirmed::kType, OrderCancelled::kType}, {}},
           {sql.orders_table, "CREATE INDEX IF NOT EXISTS sales_orders_by_time{g} ON sales_orders{g} (placed_at_ms)",
            sql.lines_table},
           {"sales_orders{g}", "sales_lines{g}"}),

@@ -19,11 +19,11 @@ constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 
 es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_prefix) {
   es::BusMessage m;
-  m.topic = topic_prefix + "." + std::string(es::category_of(e.stream_id));
-  m.key = e.stream_id;
+  m.topic = topic_prefix + "." + std::string(e.stream_id.category());
+  m.key = e.stream_id.str();
   m.id = e.event_id;
   m.headers = {{"orderflow-event-id", e.event_id},
-               {"orderflow-stream-id", e.stream_id},
+               {"orderflow-stream-id", e.stream_id.str()},
                {"orderflow-type", e.type},
                {"orderflow-version", to_string(e.version)},
                {"orderflow-position", to_string(e.position)},

@@ -24,7 +24,8 @@ namespace account = domain::account;
 namespace order = domain::order;
 namespace ds = domain::saga;
 
-std::string id_after_dash(const std::string& stream_id) {
+std::string id_after_dash(const es::StreamId& id) {
+  const std::string& stream_id = id.str();
   auto dash = stream_id.find('-');
   return dash == std::string::npos ? std::string() : stream_id.substr(dash + 1);
 }
@@ -152,7 +153,7 @@ Result<void> FulfilmentSaga::on_events(std::span<const es::RecordedEvent> events
   const bool was_caught_up = caught_up();
   for (const auto& e : events) {
     if (e.position < seen_) continue;  // a redelivery: already folded
-    auto category = es::category_of(e.stream_id);
+    auto category = e.stream_id.category();
     std::string order_id;
     if (category == "order" || category == "saga") {
       order_id = id_after_dash(e.stream_id);
@@ -206,7 +207,7 @@ void FulfilmentSaga::apply(Saga& s, const es::RecordedEvent& e) {
         if (up) line.hold = to;
       }
   };
-  auto category = es::category_of(e.stream_id);
+  auto category = e.stream_id.category();
   if (category == "order") {
     auto decoded = codec::decode_event<order::Event>(e.type, e.data);
     if (!decoded) {  // the order's own commands would fail the same way

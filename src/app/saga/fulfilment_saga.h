@@ -102,7 +102,7 @@ struct OrderCommand {
   domain::order::Command command;
 };
 struct RecordEvent {  // bookkeeping: appended as is, ExpectedVersion::any
-  std::string stream_id;
+  es::StreamId stream_id;
   std::variant<domain::saga::Event, domain::saga::DeadLetterEvent> record;
 };
 struct SagaCommand {

@@ -13,7 +13,7 @@ template <class Event>
 Result<Event> decode_record(const es::RecordedEvent& e) {
   auto decoded = codec::decode_event<Event>(e.type, e.data);
   if (!decoded)
-    return fail(Errc::corrupt, "the saga record at position " + to_string(e.position) + " (" + e.stream_id +
+    return fail(Errc::corrupt, "the saga record at position " + to_string(e.position) + " (" + e.stream_id.str() +
                                    " version " + to_string(e.version) +
                                    ") is corrupt: " + decoded.error().message);
   return decoded;
@@ -21,7 +21,7 @@ Result<Event> decode_record(const es::RecordedEvent& e) {
 
 // Every event of `stream`, oldest first, a page at a time.
 template <class Fn>
-Result<void> for_each_in_stream(es::EventStore& store, const std::string& stream, Fn fn) {
+Result<void> for_each_in_stream(es::EventStore& store, const es::StreamId& stream, Fn fn) {
   constexpr std::size_t kPage = 1000;
   for (es::StreamVersion from{0};;) {
     OF_ASSIGN_OR_RETURN(auto page, store.read_stream(stream, from, kPage, es::Direction::forward));

@@ -21,8 +21,8 @@
 
 namespace orderflow::app::saga {
 
-inline constexpr const char* kDeadLetterStream = "deadletters-saga";
-inline std::string saga_stream(const std::string& order_id) { return "saga-" + order_id; }
+inline const es::StreamId kDeadLetterStream("deadletters-saga");
+inline es::StreamId saga_stream(const std::string& order_id) { return es::StreamId("saga-" + order_id); }
 
 // A record of saga-<order_id>, or of deadletters-saga.
 Result<domain::saga::Event> decode_saga_record(const es::RecordedEvent& e);

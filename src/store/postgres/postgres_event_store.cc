@@ -29,7 +29,7 @@ constexpr std::chrono::milliseconds kPollInterval{50};
 void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
   e.position = es::Position{r.int64(row, col)};
   e.event_id.assign(r.text(row, col + 1));
-  e.stream_id.assign(r.text(row, col + 2));
+  e.stream_id = es::StreamId(r.text(row, col + 2));
   e.version = es::StreamVersion{r.int64(row, col + 3)};
   e.type.assign(r.text(row, col + 4));
   e.schema_version = static_cast<std::int32_t>(r.int64(row, col + 5));
@@ -67,7 +67,7 @@ std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>
     params.push_back(std::move(value));
     return "$" + std::to_string(params.size());
   };
-  if (!f.stream_id.empty()) sql += " AND stream_id = " + next(f.stream_id);
+  if (!f.stream_id.empty()) sql += " AND stream_id = " + next(f.stream_id.str());
   if (!f.categories.empty()) {
     sql += " AND (";
     for (std::size_t i = 0; i < f.categories.size(); ++i) {
@@ -228,14 +228,14 @@ Result<std::vector<es::RecordedEvent>> PostgresEventStore::events_of(const PgRes
   return events;
 }
 
-Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_stream(const std::string& stream_id,
+Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_stream(const es::StreamId& stream_id,
                                                                        es::StreamVersion from_version,
                                                                        std::size_t max, es::Direction direction) {
   bool forward = direction == es::Direction::forward;
   if (!forward && from_version < 0) from_version = std::numeric_limits<es::StreamVersion>::max();
   std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE stream_id = $1 AND version " +
                     (forward ? ">= $2 ORDER BY version" : "<= $2 ORDER BY version DESC") + " LIMIT $3";
-  auto rows = query({sql.c_str(), {stream_id, to_string(from_version), std::to_string(max)}});
+  auto rows = query({sql.c_str(), {stream_id.str(), to_string(from_version), std::to_string(max)}});
   if (!rows) return rows.error();
   return events_of(*rows);
 }
@@ -310,8 +310,8 @@ Result<es::Position> PostgresEventStore::last_position() {
   return es::Position{rows->int64(0, 0)};
 }
 
-Result<es::StreamVersion> PostgresEventStore::stream_version(const std::string& stream_id) {
-  auto rows = query({"SELECT coalesce(max(version), -1) FROM events WHERE stream_id = $1", {stream_id}});
+Result<es::StreamVersion> PostgresEventStore::stream_version(const es::StreamId& stream_id) {
+  auto rows = query({"SELECT coalesce(max(version), -1) FROM events WHERE stream_id = $1", {stream_id.str()}});
   if (!rows) return rows.error();
   return es::StreamVersion{rows->int64(0, 0)};
 }
@@ -347,7 +347,7 @@ bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::millis
 
 namespace {
 std::int64_t checksum_of(const es::Snapshot& s) {
-  return static_cast<std::int64_t>(es::snapshot_checksum(s.stream_id, s.version, s.schema_version, s.state));
+  return static_cast<std::int64_t>(es::snapshot_checksum(s.stream_id.str(), s.version, s.schema_version, s.state));
 }
 }  // namespace
 
@@ -355,21 +355,21 @@ Result<void> PostgresEventStore::save_snapshot(const es::Snapshot& snapshot) {
   auto r = query({"INSERT INTO snapshots (stream_id, version, schema_version, state, checksum) "
                   "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, "
                   "schema_version = excluded.schema_version, state = excluded.state, checksum = excluded.checksum",
-                  {snapshot.stream_id, to_string(snapshot.version), std::to_string(snapshot.schema_version),
+                  {snapshot.stream_id.str(), to_string(snapshot.version), std::to_string(snapshot.schema_version),
                    snapshot.state, std::to_string(checksum_of(snapshot))}});
   if (!r) return r.error();
   return {};
 }
 
-std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const std::string& stream_id) {
+std::optional<es::Snapshot> PostgresEventStore::load_snapshot(const es::StreamId& stream_id) {
   auto rows =
-      query({"SELECT version, schema_version, state, checksum FROM snapshots WHERE stream_id = $1", {stream_id}});
+      query({"SELECT version, schema_version, state, checksum FROM snapshots WHERE stream_id = $1", {stream_id.str()}});
   if (!rows || rows->rows() == 0) return std::nullopt;  // a snapshot is an optimisation: never fatal
   es::Snapshot snapshot{stream_id, es::StreamVersion{rows->int64(0, 0)}, static_cast<std::int32_t>(rows->int64(0, 1)),
                         std::string(rows->text(0, 2))};
   if (checksum_of(snapshot) != rows->int64(0, 3)) {
     report_failure("event store", "corrupt snapshot",
-                   "the snapshot of " + stream_id + " at version " + to_string(snapshot.version) +
+                   "the snapshot of " + stream_id.str() + " at version " + to_string(snapshot.version) +
                        " does not give its stored checksum",
                    "the stream is folded from its events instead; the next snapshot replaces it");
     return std::nullopt;
@@ -385,7 +385,7 @@ Result<void> PostgresEventStore::for_each_snapshot(const std::function<void(cons
     if (!rows) return rows.error();
     if (rows->rows() == 0) return {};
     for (int i = 0; i < rows->rows(); ++i)
-      fn(es::Snapshot{std::string(rows->text(i, 0)), es::StreamVersion{rows->int64(i, 1)}, static_cast<std::int32_t>(rows->int64(i, 2)),
+      fn(es::Snapshot{es::StreamId(rows->text(i, 0)), es::StreamVersion{rows->int64(i, 1)}, static_cast<std::int32_t>(rows->int64(i, 2)),
                       std::string(rows->text(i, 3))});
     after = std::string(rows->text(rows->rows() - 1, 0));
   }
@@ -626,7 +626,7 @@ std::string xid32(std::string_view xid8) {
 // batch holds the lock.
 Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch) {
   auto found = to_look_up(batch);
-  std::unordered_map<std::string, es::StreamVersion> versions;
+  std::unordered_map<es::StreamId, es::StreamVersion> versions;
   if (ahead_ && known_versions(batch, versions)) {
     if (auto r = look_up(conn, found); !r) return r;
     auto ahead = write_ahead(conn, batch, found, versions);
@@ -638,7 +638,7 @@ Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vecto
 // The versions of the batch's streams, if memory knows every one: from versions_, or
 // none yet for a stream its caller has just made up.
 bool PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& batch,
-                                        std::unordered_map<std::string, es::StreamVersion>& versions) const {
+                                        std::unordered_map<es::StreamId, es::StreamVersion>& versions) const {
   for (const auto& a : batch) {
     auto it = versions_.find(a.request.stream_id);
     if (it == versions_.end() && !a.request.fresh_stream_id) return false;
@@ -684,7 +684,7 @@ Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
 void PostgresEventStore::Found::load_stored(const PgResult& r) {
   stored.clear();
   for (int i = 0; i < r.rows(); ++i)
-    stored.emplace(r.text(i, 0), es::StoredEventRef{std::string(r.text(i, 1)), es::StreamVersion{r.int64(i, 2)}, es::Position{r.int64(i, 3)}});
+    stored.emplace(r.text(i, 0), es::StoredEventRef{es::StreamId(r.text(i, 1)), es::StreamVersion{r.int64(i, 2)}, es::Position{r.int64(i, 3)}});
 }
 
 void PostgresEventStore::Found::load_keys(const PgResult& r) {
@@ -698,7 +698,7 @@ void PostgresEventStore::Found::load_keys(const PgResult& r) {
 // writer came between), they wrote nothing and were rolled back, check_batch decides.
 Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch,
                                              const Found& found,
-                                             std::unordered_map<std::string, es::StreamVersion>& versions) {
+                                             std::unordered_map<es::StreamId, es::StreamVersion>& versions) {
   es::Position head = head_position_;
   es::EventHash head_hash = head_hash_;
   auto used_keys = found.used_keys;
@@ -726,8 +726,8 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
 Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found) {
   ArrayLiteral streams, unknown_streams;
   for (const auto& a : batch) {
-    streams.add(a.request.stream_id);
-    if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id);
+    streams.add(a.request.stream_id.view());
+    if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id.view());
   }
   // The lookups, if write_ahead has not made them, go before the lock.
   const bool look_now = !found.looked_up;
@@ -753,7 +753,7 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     if (found.any_ids) found.load_stored((*read)[at]);
     if (found.any_keys) found.load_keys(read->back());
   }
-  for (int i = 0; i < fetched.rows(); ++i) versions_[std::string(fetched.text(i, 0))] = es::StreamVersion{fetched.int64(i, 1)};
+  for (int i = 0; i < fetched.rows(); ++i) versions_[es::StreamId(fetched.text(i, 0))] = es::StreamVersion{fetched.int64(i, 1)};
   es::Position head{lock.int64(0, 0)};
   es::EventHash head_hash{};
   if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
@@ -775,7 +775,7 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
 // advances with `head`.
 std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
                                               es::EventHash& head_hash,
-                                              std::unordered_map<std::string, es::StreamVersion>& versions,
+                                              std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                                               const std::unordered_map<std::string, es::StoredEventRef>& stored,
                                               std::unordered_set<std::string>& used_keys, const std::string* guard) {
   const es::Position first_head = head;
@@ -810,7 +810,7 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
     head += n;
     for (std::int64_t i = 0; i < n; ++i) {
       const auto& e = req.events[static_cast<std::size_t>(i)];
-      const auto fields = es::hashed_fields(e, req.stream_id, a.first_position + i, a.first_version + i,
+      const auto fields = es::hashed_fields(e, req.stream_id.view(), a.first_position + i, a.first_version + i,
                                             a.recorded_at_ms);
       prev_hashes.add(es::to_hex(head_hash));
       head_hash = es::event_hash(head_hash, fields);

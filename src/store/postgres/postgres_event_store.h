@@ -74,7 +74,7 @@ class PostgresEventStore final : public es::EventStore,
 
   // EventStore
   void append_async(es::AppendRequest req, es::AppendCallback done) override;
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& stream_id,
                                                      es::StreamVersion from_version,
                                                      std::size_t max,
                                                      es::Direction direction) override;
@@ -83,7 +83,7 @@ class PostgresEventStore final : public es::EventStore,
                                 const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override;
   Result<es::Position> last_position() override;
-  Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
+  Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   // Wakes at once for this process's appends, and within a poll interval for other
@@ -93,7 +93,7 @@ class PostgresEventStore final : public es::EventStore,
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
-  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override;
+  std::optional<es::Snapshot> load_snapshot(const es::StreamId& stream_id) override;
   Result<void> for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) override;
 
   // CheckpointStore
@@ -143,14 +143,14 @@ class PostgresEventStore final : public es::EventStore,
   };
   Result<void> write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch);
   bool known_versions(const std::vector<es::StagedAppend>& batch,
-                      std::unordered_map<std::string, es::StreamVersion>& versions) const;
+                      std::unordered_map<es::StreamId, es::StreamVersion>& versions) const;
   static Found to_look_up(const std::vector<es::StagedAppend>& batch);
   Result<void> look_up(Connection& conn, Found& found);
   Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
-                           std::unordered_map<std::string, es::StreamVersion>& versions);
+                           std::unordered_map<es::StreamId, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
   std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
-                            std::unordered_map<std::string, es::StreamVersion>& versions,
+                            std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                             const std::unordered_map<std::string, es::StoredEventRef>& stored,
                             std::unordered_set<std::string>& used_keys, const std::string* guard);
 
@@ -171,7 +171,7 @@ class PostgresEventStore final : public es::EventStore,
   // lately, exact while the log head row's xmin is head_tag_ ("0" matches no
   // transaction), when the head is at head_position_; ahead_: the last batch found the
   // xmin it expected, so the next is decided before it takes the lock.
-  std::unordered_map<std::string, es::StreamVersion> versions_;
+  std::unordered_map<es::StreamId, es::StreamVersion> versions_;
   std::string head_tag_ = "0";
   es::Position head_position_{0};
   es::EventHash head_hash_{};  // of the event at head_position_

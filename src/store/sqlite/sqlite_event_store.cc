@@ -114,7 +114,7 @@ void load_text(const Statement& s, int column, std::string& out) {
 void load_event(const Statement& s, es::RecordedEvent& e) {
   e.position = es::Position{s.int64(0)};
   load_text(s, 1, e.event_id);
-  load_text(s, 2, e.stream_id);
+  e.stream_id.assign(s.text(2));
   e.version = es::StreamVersion{s.int64(3)};
   load_text(s, 4, e.type);
   e.schema_version = static_cast<std::int32_t>(s.int64(5));
@@ -674,7 +674,7 @@ void SqliteEventStore::append_async(es::AppendRequest req, es::AppendCallback do
   pipeline_.append(std::move(req), std::move(done));
 }
 
-Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::string& stream_id,
+Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const es::StreamId& stream_id,
                                                                      es::StreamVersion from_version,
                                                                      std::size_t max,
                                                                      es::Direction direction) {
@@ -686,7 +686,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const std::
 // The stream's events at positions [min_position, durable]: its newest ones from the
 // backlog, copied before the table is read (see stream_index_backlog.h), the older ones
 // through stream_index.
-Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& reader, const std::string& stream_id,
+Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& reader, const es::StreamId& stream_id,
                                                                      es::StreamVersion from_version, std::size_t max,
                                                                      es::Direction direction, es::Position durable,
                                                                      es::Position min_position) {
@@ -699,12 +699,12 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
     ResetOnExit reset(s);
     for (;;) {
       auto row = s.step();
-      if (!row) return read_failed(row.error(), "reading stream " + stream_id);
+      if (!row) return read_failed(row.error(), "reading stream " + stream_id.str());
       if (!*row) return {};
       auto& e = events.emplace_back();
       if (auto r = load_checked(s, e); !r) return r.error();
       if (e.stream_id != stream_id || e.version.value() != s.int64(10))
-        return fail(Errc::corrupt, "the stream index is corrupt: its entry for stream " + stream_id + " version " +
+        return fail(Errc::corrupt, "the stream index is corrupt: its entry for stream " + stream_id.str() + " version " +
                                        std::to_string(s.int64(10)) + " names " + es::describe_stored(e));
     }
   };
@@ -712,14 +712,14 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
     auto& s = reader.at_position;
     ResetOnExit reset(s);
     auto row = s.bind(1, e.position.value()).step();
-    if (!row) return read_failed(row.error(), "reading position " + to_string(e.position) + " of stream " + stream_id);
+    if (!row) return read_failed(row.error(), "reading position " + to_string(e.position) + " of stream " + stream_id.str());
     if (!*row) return fail(Errc::internal, "event " + to_string(e.position) + " missing from the log");
     if (auto r = load_checked(s, events.emplace_back()); !r) return r.error();
     return {};
   };
   if (direction == es::Direction::forward) {
     auto& s = reader.forward;
-    s.bind(1, stream_id).bind(2, from_version.value()).bind(3, static_cast<std::int64_t>(max)).bind(4, durable.value());
+    s.bind(1, stream_id.view()).bind(2, from_version.value()).bind(3, static_cast<std::int64_t>(max)).bind(4, durable.value());
     s.bind(5, backlog_from.value()).bind(6, min_position.value());
     if (auto r = from_table(s); !r) return r.error();
     for (const auto& e : newest)
@@ -732,7 +732,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
         if (auto r = from_backlog(*e); !r) return r.error();
     if (events.size() < max) {
       auto& s = reader.backward;
-      s.bind(1, stream_id).bind(2, std::min(until, backlog_from - 1).value());
+      s.bind(1, stream_id.view()).bind(2, std::min(until, backlog_from - 1).value());
       s.bind(3, static_cast<std::int64_t>(max - events.size())).bind(4, durable.value());
       if (auto r = from_table(s); !r) return r.error();
     }
@@ -792,7 +792,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
   s->bind(1, from_position.value()).bind(2, static_cast<std::int64_t>(max)).bind(3, durable.value());
   std::vector<std::string> bounds;  // keeps category bounds alive while bound
   int param = 4;
-  if (!filter.stream_id.empty()) s->bind(param++, filter.stream_id);
+  if (!filter.stream_id.empty()) s->bind(param++, filter.stream_id.view());
   bounds.reserve(filter.categories.size() * 2);
   for (const auto& c : filter.categories) {
     s->bind(param++, bounds.emplace_back(c + "-"));
@@ -906,7 +906,7 @@ Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position 
                                                    const std::function<void(const es::RecordedEvent&)>& fn) {
   const es::Position durable = pipeline_.last_committed();
   bool in_category = filter.categories.empty();
-  for (const auto& c : filter.categories) in_category = in_category || filter.stream_id.starts_with(c + "-");
+  for (const auto& c : filter.categories) in_category = in_category || filter.stream_id.view().starts_with(c + "-");
   if (!in_category) return std::max(from_position, durable + 1);
   constexpr std::size_t kChunk = 512;
   es::StreamVersion version{0};
@@ -929,7 +929,7 @@ Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position 
 
 Result<es::Position> SqliteEventStore::last_position() { return pipeline_.last_committed(); }
 
-Result<es::StreamVersion> SqliteEventStore::stream_version(const std::string& stream_id) {
+Result<es::StreamVersion> SqliteEventStore::stream_version(const es::StreamId& stream_id) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
   return version_at(**reader, stream_id, pipeline_.last_committed());
@@ -937,11 +937,11 @@ Result<es::StreamVersion> SqliteEventStore::stream_version(const std::string& st
 
 // The stream's version as of position `up_to`: its newest entry in the backlog, or in the
 // table (read after the backlog, see stream_index_backlog.h).
-Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const std::string& stream_id, es::Position up_to) {
+Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const es::StreamId& stream_id, es::Position up_to) {
   if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
   auto& s = reader.version;
   ResetOnExit reset(s);
-  s.bind(1, stream_id).bind(2, up_to.value());
+  s.bind(1, stream_id.view()).bind(2, up_to.value());
   auto row = s.step();
   if (!row) return row.error();
   return *row ? es::StreamVersion{s.int64(0)} : es::kNoStream;
@@ -972,28 +972,28 @@ bool SqliteEventStore::wait_for_events(es::Position after, std::chrono::millisec
 
 Result<void> SqliteEventStore::save_snapshot(const es::Snapshot& snapshot) {
   MutexLock lk(snapshot_mu_);
-  return save_snapshot_.bind(1, snapshot.stream_id)
+  return save_snapshot_.bind(1, snapshot.stream_id.view())
       .bind(2, snapshot.version.value())
       .bind(3, snapshot.schema_version)
       .bind(4, snapshot.state)
-      .bind(5, static_cast<std::int64_t>(es::snapshot_checksum(snapshot.stream_id, snapshot.version,
+      .bind(5, static_cast<std::int64_t>(es::snapshot_checksum(snapshot.stream_id.str(), snapshot.version,
                                                                snapshot.schema_version, snapshot.state)))
       .run();
 }
 
-std::optional<es::Snapshot> SqliteEventStore::load_snapshot(const std::string& stream_id) {
+std::optional<es::Snapshot> SqliteEventStore::load_snapshot(const es::StreamId& stream_id) {
   auto reader = lease_reader();
   if (!reader) return std::nullopt;  // a snapshot is an optimisation: never fatal
   auto& s = (*reader)->load_snapshot;
   ResetOnExit reset(s);
-  s.bind(1, stream_id);
+  s.bind(1, stream_id.view());
   auto row = s.step();
   if (!row || !*row) return std::nullopt;
   es::Snapshot snapshot{stream_id, es::StreamVersion{s.int64(0)}, static_cast<std::int32_t>(s.int64(1)), std::string(s.text(2))};
-  if (es::snapshot_checksum(stream_id, snapshot.version, snapshot.schema_version, snapshot.state) !=
+  if (es::snapshot_checksum(stream_id.str(), snapshot.version, snapshot.schema_version, snapshot.state) !=
       load_checksum(s, 3)) {
     report_failure("event store", "corrupt snapshot",
-                   options_.path + ": the snapshot of " + stream_id + " at version " +
+                   options_.path + ": the snapshot of " + stream_id.str() + " at version " +
                        to_string(snapshot.version) + " does not give its stored checksum",
                    "the stream is folded from its events instead; the next snapshot replaces it");
     return std::nullopt;
@@ -1010,7 +1010,7 @@ Result<void> SqliteEventStore::for_each_snapshot(const std::function<void(const 
     auto row = s->step();
     if (!row) return row.error();
     if (!*row) return {};
-    fn(es::Snapshot{std::string(s->text(0)), es::StreamVersion{s->int64(1)}, static_cast<std::int32_t>(s->int64(2)), std::string(s->text(3))});
+    fn(es::Snapshot{es::StreamId(s->text(0)), es::StreamVersion{s->int64(1)}, static_cast<std::int32_t>(s->int64(2)), std::string(s->text(3))});
   }
 }
 
@@ -1076,7 +1076,7 @@ Result<std::optional<es::KeyErasure>> SqliteEventStore::erase_key(const std::str
 
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
-Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
+Result<es::StreamVersion> SqliteEventStore::committed_version(const es::StreamId& stream_id) {
   return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()});
 }
 
@@ -1097,7 +1097,7 @@ Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std
   auto row = s.step();
   if (!row) return row.error();
   if (!*row) return std::optional<es::StoredEventRef>();
-  return std::optional<es::StoredEventRef>(es::StoredEventRef{std::string(s.text(0)), es::StreamVersion{s.int64(1)}, es::Position{s.int64(2)}});
+  return std::optional<es::StoredEventRef>(es::StoredEventRef{es::StreamId(s.text(0)), es::StreamVersion{s.int64(1)}, es::Position{s.int64(2)}});
 }
 
 Result<bool> SqliteEventStore::idempotency_key_exists(const std::string& key) {
@@ -1144,7 +1144,7 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
       for (std::size_t i = 0; i < a.request.events.size(); ++i) {
         const auto& e = a.request.events[i];
         auto offset = static_cast<std::int64_t>(i);
-        const auto fields = es::hashed_fields(e, a.request.stream_id, a.first_position + offset,
+        const auto fields = es::hashed_fields(e, a.request.stream_id.view(), a.first_position + offset,
                                               a.first_version + offset, a.recorded_at_ms);
         OF_CHECK(fields.position == head_position + 1, "a batch's positions follow the log's head");
         head = es::event_hash(head, fields);
@@ -1177,7 +1177,7 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
     }
     for (const auto& [stream, entries] : moved.streams)
       for (const auto& e : entries)
-        if (auto r = insert_index_.bind(1, stream).bind(2, e.version.value()).bind(3, e.position.value()).run(); !r) return r;
+        if (auto r = insert_index_.bind(1, stream.view()).bind(2, e.version.value()).bind(3, e.position.value()).run(); !r) return r;
     if (!moved.streams.empty())
       if (auto r = save_indexed_through_.bind(1, (moved.indexed_below - 1).value()).run(); !r) return r;
     if (head_position != head_position_)

@@ -63,7 +63,7 @@ class SqliteEventStore final : public es::EventStore,
 
   // EventStore
   void append_async(es::AppendRequest req, es::AppendCallback done) override;
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& stream_id,
                                                      es::StreamVersion from_version,
                                                      std::size_t max,
                                                      es::Direction direction) override;
@@ -72,7 +72,7 @@ class SqliteEventStore final : public es::EventStore,
                                 const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override;
   Result<es::Position> last_position() override;
-  Result<es::StreamVersion> stream_version(const std::string& stream_id) override;
+  Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
@@ -81,7 +81,7 @@ class SqliteEventStore final : public es::EventStore,
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
-  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override;
+  std::optional<es::Snapshot> load_snapshot(const es::StreamId& stream_id) override;
   Result<void> for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) override;
 
   // CheckpointStore
@@ -113,19 +113,19 @@ class SqliteEventStore final : public es::EventStore,
   Result<void> index_unindexed();
   Result<void> add_chain(std::int64_t format);
   Result<void> verify_head(bool rewrite_head = false);
-  Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const std::string& stream_id,
+  Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const es::StreamId& stream_id,
                                                      es::StreamVersion from_version, std::size_t max,
                                                      es::Direction direction, es::Position durable,
                                                      es::Position min_position);
   Result<es::Position> scan_stream(Reader& reader, es::Position from_position, std::size_t max,
                                    const es::EventFilter& filter,
                                    const std::function<void(const es::RecordedEvent&)>& fn);
-  Result<es::StreamVersion> version_at(Reader& reader, const std::string& stream_id, es::Position up_to);
+  Result<es::StreamVersion> version_at(Reader& reader, const es::StreamId& stream_id, es::Position up_to);
   Result<es::Position> skip_to_categories(Reader& reader, es::Position from_position,
                                           const std::vector<std::string>& categories, es::Position durable);
 
   // ExclusiveAppendBackend
-  Result<es::StreamVersion> committed_version(const std::string& stream_id) override;
+  Result<es::StreamVersion> committed_version(const es::StreamId& stream_id) override;
   Result<es::Position> committed_last_position() override;
   Result<std::optional<es::StoredEventRef>> find_event(const std::string& event_id) override;
   Result<bool> idempotency_key_exists(const std::string& key) override;

@@ -6,7 +6,7 @@
 
 namespace orderflow::sqlite {
 
-void StreamIndexBacklog::add(const std::string& stream_id, const std::vector<Entry>& entries) {
+void StreamIndexBacklog::add(const es::StreamId& stream_id, const std::vector<Entry>& entries) {
   if (entries.empty()) return;
   MutexLock lk(mu_);
   auto [it, fresh] = streams_.try_emplace(stream_id);
@@ -16,7 +16,7 @@ void StreamIndexBacklog::add(const std::string& stream_id, const std::vector<Ent
   added_ += entries.size();
 }
 
-std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const std::string& stream_id,
+std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const es::StreamId& stream_id,
                                                                   es::Position up_to) const {
   MutexLock lk(mu_);
   std::vector<Entry> out;
@@ -29,7 +29,7 @@ std::vector<StreamIndexBacklog::Entry> StreamIndexBacklog::entries(const std::st
   return out;
 }
 
-std::optional<StreamIndexBacklog::Entry> StreamIndexBacklog::last(const std::string& stream_id,
+std::optional<StreamIndexBacklog::Entry> StreamIndexBacklog::last(const es::StreamId& stream_id,
                                                                  es::Position up_to) const {
   MutexLock lk(mu_);
   auto it = streams_.find(stream_id);
@@ -52,7 +52,7 @@ StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Positi
   Pick out;
   out.indexed_below = oldest_.empty() ? next : oldest_.begin()->first;
   if (size_ <= target(now) || streams_.empty()) return out;
-  std::unordered_set<std::string_view> picked;
+  std::unordered_set<es::StreamId> picked;
   std::size_t taken = 0;
   auto it = streams_.upper_bound(cursor_);
   for (std::size_t visited = 0; visited < streams_.size() && taken < wanted; ++visited, ++it) {

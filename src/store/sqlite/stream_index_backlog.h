@@ -52,7 +52,7 @@ class StreamIndexBacklog {
   // Entries picked to move to the table: a run of streams in key order, each with all
   // its entries, ascending by (stream, version).
   struct Pick {
-    std::vector<std::pair<std::string, std::vector<Entry>>> streams;
+    std::vector<std::pair<es::StreamId, std::vector<Entry>>> streams;
     // Every position below this one is indexed once the picked entries are in the table
     // (the oldest entry left here; `next` if none is).
     es::Position indexed_below{0};
@@ -71,11 +71,11 @@ class StreamIndexBacklog {
   explicit StreamIndexBacklog(std::size_t target) : limits_{target, target, {}} {}
 
   // A stream's new entries, in version order (the stream's newest versions).
-  void add(const std::string& stream_id, const std::vector<Entry>& entries);
+  void add(const es::StreamId& stream_id, const std::vector<Entry>& entries);
   // The stream's entries with position <= `up_to`, ascending.
-  std::vector<Entry> entries(const std::string& stream_id, es::Position up_to) const;
+  std::vector<Entry> entries(const es::StreamId& stream_id, es::Position up_to) const;
   // The stream's newest entry with position <= `up_to`.
-  std::optional<Entry> last(const std::string& stream_id, es::Position up_to) const;
+  std::optional<Entry> last(const es::StreamId& stream_id, es::Position up_to) const;
   // Past the target, streams from where the last pick ended holding at least `wanted`
   // entries (all of them if fewer remain). Empty below the target. `next`: the first
   // position of what the caller writes next, not yet added here.
@@ -96,10 +96,10 @@ class StreamIndexBacklog {
   std::uint64_t added_ GUARDED_BY(mu_) = 0;  // entries ever added
   // (when, added_ then), oldest first; the first is the newest at least `window` old.
   std::deque<std::pair<Clock::time_point, std::uint64_t>> marks_ GUARDED_BY(mu_);
-  std::map<std::string, std::vector<Entry>, std::less<>> streams_ GUARDED_BY(mu_);
-  std::set<std::pair<es::Position, std::string>> oldest_ GUARDED_BY(mu_);  // each stream's first entry
+  std::map<es::StreamId, std::vector<Entry>, std::less<>> streams_ GUARDED_BY(mu_);
+  std::set<std::pair<es::Position, es::StreamId>> oldest_ GUARDED_BY(mu_);  // each stream's first entry
   std::size_t size_ GUARDED_BY(mu_) = 0;
-  std::string cursor_ GUARDED_BY(mu_);  // picks resume after this stream
+  es::StreamId cursor_ GUARDED_BY(mu_);  // picks resume after this stream
 };
 
 }  // namespace orderflow::sqlite

@@ -89,12 +89,12 @@ TEST_P(EntitiesTest, ManyEntitiesNotInMemoryInOneBatch) {
   for (int i = 0; i < kAccounts; ++i) {
     const auto id = "m" + std::to_string(i);
     ASSERT_TRUE(
-        store_->append({"account-" + id, es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
+        store_->append({es::StreamId("account-" + id), es::ExpectedVersion::no_stream(), {new_event(AccountOpened{id, ""})}}));
   }
   const auto opened = *store_->read_all(es::Position{1}, 100000, {});
   ASSERT_TRUE(apply(*live(), opened));
   for (int i = 0; i < kAccounts; ++i)
-    ASSERT_TRUE(store_->append({"account-m" + std::to_string(i), es::ExpectedVersion::exact(es::StreamVersion{0}),
+    ASSERT_TRUE(store_->append({es::StreamId("account-m" + std::to_string(i)), es::ExpectedVersion::exact(es::StreamVersion{0}),
                                 {new_event(FundsDeposited{i + 1}), new_event(FundsDeposited{1})}}));
   const auto all = *store_->read_all(es::Position{1}, 100000, {});
   ASSERT_TRUE(apply(*live(), std::span(all).subspan(opened.size())));  // a writer that holds no state

@@ -18,7 +18,7 @@ namespace ds = domain::saga;
 class SagaAdminTest : public ::testing::Test {
  protected:
   template <class Event>
-  void append(const std::string& stream, const Event& e) {
+  void append(const es::StreamId& stream, const Event& e) {
     es::AppendRequest req;
     req.stream_id = stream;
     req.events.push_back({"e" + std::to_string(++events_), ds::event_type_name(e), 1, codec::encode_event(e), "{}"});

@@ -17,7 +17,7 @@ namespace ds = domain::saga;
 class SagaRecordsTest : public ::testing::Test {
  protected:
   // Appends `data` as stored bytes, so a test can store what no encoder would write.
-  es::Position append_raw(const std::string& stream, const std::string& type, const std::string& data) {
+  es::Position append_raw(const es::StreamId& stream, const std::string& type, const std::string& data) {
     es::AppendRequest req;
     req.stream_id = stream;
     req.events.push_back({"e" + std::to_string(++events_), type, 1, data, "{}"});
@@ -26,7 +26,7 @@ class SagaRecordsTest : public ::testing::Test {
     return r ? r->position : es::Position{0};
   }
   template <class Event>
-  es::Position append(const std::string& stream, const Event& e) {
+  es::Position append(const es::StreamId& stream, const Event& e) {
     return append_raw(stream, ds::event_type_name(e), codec::encode_event(e));
   }
 

@@ -43,25 +43,25 @@ using testing::SimEventStore;
 // (a snapshot is only ever such a fold).
 template <class A>
 void compare_snapshot(es::EventStore& store, const es::Snapshot& snap, std::vector<std::string>& out) {
-  const auto id = snap.stream_id.substr(std::string_view(A::category).size() + 1);
+  const auto id = snap.stream_id.str().substr(std::string_view(A::category).size() + 1);
   auto folded = fold_stream<A>(store, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, snap.version);
-  if (!folded) return out.push_back(snap.stream_id + ": " + folded.error().message);
+  if (!folded) return out.push_back(snap.stream_id.str() + ": " + folded.error().message);
   if (folded->version != snap.version)
-    return out.push_back(snap.stream_id + ": a snapshot at version " + to_string(snap.version) +
+    return out.push_back(snap.stream_id.str() + ": a snapshot at version " + to_string(snap.version) +
                          " but the stream ends at " + to_string(folded->version));
   if (auto fold = codec::encode_state(folded->state); fold != snap.state)
-    out.push_back(snap.stream_id + ": the snapshot at version " + to_string(snap.version) + " holds " + snap.state +
+    out.push_back(snap.stream_id.str() + ": the snapshot at version " + to_string(snap.version) + " holds " + snap.state +
                   " but the fold of its events gives " + fold);
 }
 
 std::vector<std::string> snapshot_differences(SimEventStore& store) {
   std::vector<std::string> out;
   for (const auto& [stream, snap] : store.snapshots()) {
-    auto category = es::category_of(stream);
+    auto category = stream.category();
     if (category == Product::category) compare_snapshot<Product>(store, snap, out);
     else if (category == Account::category) compare_snapshot<Account>(store, snap, out);
     else if (category == Order::category) compare_snapshot<Order>(store, snap, out);
-    else out.push_back(stream + ": a snapshot of no aggregate");
+    else out.push_back(stream.str() + ": a snapshot of no aggregate");
   }
   return out;
 }
@@ -507,7 +507,7 @@ TEST(FulfilmentSagaTest, EachStepIsASpanUnderTheEventThatCausedItAndItsEventsCar
     EXPECT_LE(e.started_ms, e.step.at_ms) << to_string(name);
   }
   // The event's traceparent: the span of the command that appended it, under its step.
-  auto span_of = [&](const std::string& stream, std::string_view type) {
+  auto span_of = [&](const es::StreamId& stream, std::string_view type) {
     auto events = w.store().read_stream(stream, es::StreamVersion{0}, 100, es::Direction::forward);
     for (const auto& e : *events)
       if (e.type == type && e.metadata.find(id) != std::string::npos) return *traceparent_in_metadata(e.metadata);
@@ -517,7 +517,7 @@ TEST(FulfilmentSagaTest, EachStepIsASpanUnderTheEventThatCausedItAndItsEventsCar
   EXPECT_EQ(steps[SagaStep::reserve].parent_span_id, caller.parent_id);
   EXPECT_EQ(steps[SagaStep::charge].parent_span_id, span_of("product-p1", "StockReserved").parent_id);
   EXPECT_EQ(steps[SagaStep::confirm].parent_span_id, span_of("account-c1", "AccountCharged").parent_id);
-  const auto confirmed = span_of("order-" + id, "OrderConfirmed");
+  const auto confirmed = span_of(es::StreamId("order-" + id), "OrderConfirmed");
   EXPECT_EQ(confirmed.trace_id, caller.trace_id);
   for (const auto& [name, e] : steps) EXPECT_NE(confirmed.parent_id, e.span.parent_id) << "a command span of its own";
 }

@@ -58,7 +58,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     done(std::move(r));
   }
 
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id, es::StreamVersion from,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& stream_id, es::StreamVersion from,
                                                      std::size_t max, es::Direction direction) override {
     std::lock_guard lk(mu_);
     std::vector<es::RecordedEvent> out;
@@ -113,7 +113,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     std::lock_guard lk(mu_);
     return last();
   }
-  Result<es::StreamVersion> stream_version(const std::string& stream_id) override {
+  Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override {
     std::lock_guard lk(mu_);
     return version_of(stream_id);
   }
@@ -132,7 +132,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     snapshots_[snapshot.stream_id] = snapshot;
     return {};
   }
-  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override {
+  std::optional<es::Snapshot> load_snapshot(const es::StreamId& stream_id) override {
     std::lock_guard lk(mu_);
     auto it = snapshots_.find(stream_id);
     return it == snapshots_.end() ? std::nullopt : std::optional(it->second);
@@ -141,7 +141,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
     for (const auto& [stream, s] : snapshots()) fn(s);  // a copy: fn may call the store
     return {};
   }
-  std::map<std::string, es::Snapshot> snapshots() {
+  std::map<es::StreamId, es::Snapshot> snapshots() {
     std::lock_guard lk(mu_);
     return snapshots_;
   }
@@ -160,7 +160,7 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
 
  private:
   es::Position last() const { return static_cast<es::Position>(log_.size()); }
-  es::StreamVersion version_of(const std::string& stream_id) const {
+  es::StreamVersion version_of(const es::StreamId& stream_id) const {
     auto it = streams_.find(stream_id);
     return it == streams_.end() ? es::kNoStream : static_cast<es::StreamVersion>(it->second.size()) - 1;
   }
@@ -225,10 +225,10 @@ class SimEventStore final : public es::EventStore, public es::SnapshotStore, pub
   std::condition_variable appended_;
   const es::UpcasterRegistry* upcasters_ = nullptr;
   std::vector<es::RecordedEvent> log_;
-  std::unordered_map<std::string, std::vector<std::size_t>> streams_;  // indexes into log_
+  std::unordered_map<es::StreamId, std::vector<std::size_t>> streams_;  // indexes into log_
   std::unordered_map<std::string, es::Position> ids_;
   std::unordered_map<std::string, es::IdempotencyRecord> keys_;
-  std::map<std::string, es::Snapshot> snapshots_;
+  std::map<es::StreamId, es::Snapshot> snapshots_;
   std::map<std::string, es::Position> checkpoints_;
 };
 
@@ -271,7 +271,7 @@ class SimConnection final : public es::EventStore, public es::SnapshotStore {
     snapshots_.clear();
   }
 
-  Result<std::vector<es::RecordedEvent>> read_stream(const std::string& stream_id, es::StreamVersion from,
+  Result<std::vector<es::RecordedEvent>> read_stream(const es::StreamId& stream_id, es::StreamVersion from,
                                                      std::size_t max, es::Direction direction) override {
     return store_.read_stream(stream_id, from, max, direction);
   }
@@ -283,7 +283,7 @@ class SimConnection final : public es::EventStore, public es::SnapshotStore {
     return store_.scan_all(from, max, filter, fn);
   }
   Result<es::Position> last_position() override { return store_.last_position(); }
-  Result<es::StreamVersion> stream_version(const std::string& stream_id) override {
+  Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override {
     return store_.stream_version(stream_id);
   }
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
@@ -302,7 +302,7 @@ class SimConnection final : public es::EventStore, public es::SnapshotStore {
   Result<void> for_each_snapshot(const std::function<void(const es::Snapshot&)>& fn) override {
     return store_.for_each_snapshot(fn);
   }
-  std::optional<es::Snapshot> load_snapshot(const std::string& stream_id) override {
+  std::optional<es::Snapshot> load_snapshot(const es::StreamId& stream_id) override {
     return store_.load_snapshot(stream_id);
   }
 
@@ -315,7 +315,7 @@ class SimConnection final : public es::EventStore, public es::SnapshotStore {
   std::mt19937_64& rng_;
   std::vector<Flight> in_flight_;
   std::mutex mu_;
-  std::map<std::string, es::Snapshot> snapshots_;
+  std::map<es::StreamId, es::Snapshot> snapshots_;
 };
 
 }  // namespace orderflow::testing

@@ -110,7 +110,7 @@ TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigrati
   {
     auto store = open_store(schema.name());
     for (int i = 0; i < 5; ++i) {
-      auto req = make_append("m-" + std::to_string(i % 2), ExpectedVersion::any(), 3);
+      auto req = make_append(es::StreamId("m-" + std::to_string(i % 2)), ExpectedVersion::any(), 3);
       req.events[1].data = R"({"text":"naïve ünïcode"})";
       req.events[2].metadata = "";
       ASSERT_TRUE(store->append(req));
@@ -213,7 +213,7 @@ TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions
         for (int i = 0; i < kAttempts; ++i) {
           int s = (w + i) % kStreams;
           auto v = expected.count(s) ? expected[s] : es::kNoStream;
-          auto r = store->append(make_append("race-" + std::to_string(s),
+          auto r = store->append(make_append(es::StreamId("race-" + std::to_string(s)),
                                              v == es::kNoStream ? ExpectedVersion::no_stream()
                                                                 : ExpectedVersion::exact(v)));
           if (r) {
@@ -259,7 +259,7 @@ TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions
   for (const auto& [key, wins] : winners) EXPECT_EQ(wins, 1) << "stream " << key.first << " version " << key.second;
   std::size_t total = 0;
   for (int s = 0; s < kStreams; ++s) {
-    auto events = *a->read_stream("race-" + std::to_string(s), es::StreamVersion{0}, 100000, es::Direction::forward);
+    auto events = *a->read_stream(es::StreamId("race-" + std::to_string(s)), es::StreamVersion{0}, 100000, es::Direction::forward);
     for (std::size_t v = 0; v < events.size(); ++v) ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v));
     total += events.size();
   }

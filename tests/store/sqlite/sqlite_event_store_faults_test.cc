@@ -45,7 +45,7 @@ Result<std::unique_ptr<sqlite::SqliteEventStore>> open_store(const std::string& 
 // Everything asked of the store and everything it acknowledged, over every round.
 struct Ledger {
   struct Append {
-    std::string stream;
+    es::StreamId stream;
     std::vector<std::string> event_ids;
     std::optional<es::AppendResult> acked;
   };
@@ -53,7 +53,7 @@ struct Ledger {
   std::vector<Append> appends;
   std::unordered_map<std::string, std::pair<std::size_t, std::size_t>> events;  // id -> (append, index in it)
   es::Position checkpoint_tried = es::Position{0}, checkpoint_acked = es::Position{0};
-  std::map<std::string, std::set<es::StreamVersion>> snapshots_tried;  // by stream
+  std::map<es::StreamId, std::set<es::StreamVersion>> snapshots_tried;  // by stream
 };
 
 constexpr int kWriters = 8;
@@ -63,7 +63,9 @@ constexpr int kAppendsPerRound = 40;  // per writer, if the power holds that lon
 // [1, kMaxCutAfter]; a round that does not get that far is cut once it is quiet.
 constexpr std::uint64_t kMaxCutAfter = 3000;
 
-std::string stream_name(int writer, int j) { return "cut-" + std::to_string(writer) + "-" + std::to_string(j); }
+es::StreamId stream_name(int writer, int j) {
+  return es::StreamId("cut-" + std::to_string(writer) + "-" + std::to_string(j));
+}
 
 // One round: writers append (each to streams of its own, exact expected versions, so
 // the store's group commit batches them), a checkpoint and snapshots are saved, until
@@ -170,7 +172,7 @@ void check_after_cut(sqlite::SqliteEventStore& store, Ledger& ledger) {
 
   std::vector<bool> present(ledger.appends.size());
   std::unordered_set<std::string> seen;
-  std::map<std::string, es::StreamVersion> next_version;
+  std::map<es::StreamId, es::StreamVersion> next_version;
   for (std::size_t i = 0; i < log.size(); ++i) {
     const auto& e = log[i];
     ASSERT_EQ(e.position, static_cast<es::Position>(i + 1)) << "the log has a gap";
@@ -276,7 +278,7 @@ TEST(SqliteEventStoreFaults, APowerCutAfterACleanCloseLosesNothing) {
     auto store = open_store(path, vfs);
     ASSERT_TRUE(store) << store.error().message;
     for (int i = 0; i < 50; ++i) {
-      auto r = (*store)->append(make_append("closed-" + std::to_string(i % 5), es::ExpectedVersion::any(), 2));
+      auto r = (*store)->append(make_append(es::StreamId("closed-" + std::to_string(i % 5)), es::ExpectedVersion::any(), 2));
       ASSERT_TRUE(r) << r.error().message;
       acked.push_back(*r);
     }
@@ -288,7 +290,7 @@ TEST(SqliteEventStoreFaults, APowerCutAfterACleanCloseLosesNothing) {
   ASSERT_TRUE(store) << store.error().message;
   EXPECT_EQ(*(*store)->last_position(), 100);
   for (int s = 0; s < 5; ++s)
-    EXPECT_EQ(*(*store)->stream_version("closed-" + std::to_string(s)), 19);
+    EXPECT_EQ(*(*store)->stream_version(es::StreamId("closed-" + std::to_string(s))), 19);
   EXPECT_EQ(*(*store)->load_checkpoint("closed"), 42);
 }
 

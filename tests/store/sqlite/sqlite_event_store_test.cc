@@ -228,7 +228,7 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
       std::vector<std::thread> writers;
       for (int s = 0; s < kStreams; ++s) {
         writers.emplace_back([&, s] {
-          auto stream = "crash-" + std::to_string(s);
+          auto stream = es::StreamId("crash-" + std::to_string(s));
           auto version = *store->stream_version(stream);
           for (;;) {
             auto r = store->append(make_append(stream, es::ExpectedVersion::exact(version), 1 + s % 3));
@@ -272,7 +272,7 @@ TEST(SqliteEventStore, AcknowledgedAppendsSurviveSigkill) {
 
     auto store = open_store(path);
     for (int s = 0; s < kStreams; ++s) {
-      auto stream = "crash-" + std::to_string(s);
+      auto stream = es::StreamId("crash-" + std::to_string(s));
       auto events = *store->read_stream(stream, es::StreamVersion{0}, 1'000'000, es::Direction::forward);
       for (std::size_t v = 0; v < events.size(); ++v)
         ASSERT_EQ(events[v].version, static_cast<es::StreamVersion>(v)) << stream << " has a gap";
@@ -531,7 +531,7 @@ void write_old_format_marked_log(const std::string& path, int format, const std:
   ASSERT_TRUE(rows);
   std::vector<es::RecordedEvent> events;
   while (*rows->step())
-    events.push_back(es::RecordedEvent{std::string(rows->text(1)), std::string(rows->text(2)),
+    events.push_back(es::RecordedEvent{std::string(rows->text(1)), es::StreamId(rows->text(2)),
                                        std::string(rows->text(4)), es::StreamVersion{rows->int64(3)},
                                        es::Position{rows->int64(0)},
                                        static_cast<std::int32_t>(rows->int64(5)), std::string(rows->text(6)),
@@ -653,12 +653,12 @@ TEST(SqliteEventStore, ACategoryScanSkipsTheLogBeforeItsCategoryBegins) {
   {
     auto store = open_store(path, nullptr, 0);
     for (int i = 0; i < 40; ++i)
-      ASSERT_TRUE(store->append(make_append("fill-" + std::to_string(i), es::ExpectedVersion::no_stream(), 1000)));
+      ASSERT_TRUE(store->append(make_append(es::StreamId("fill-" + std::to_string(i)), es::ExpectedVersion::no_stream(), 1000)));
     auto marked = make_append("fill-marked", es::ExpectedVersion::no_stream());
     marked.events[0].data = R"({"find":"page-marker-4712"})";
     ASSERT_TRUE(store->append(marked));
     for (int i = 40; i < 80; ++i)
-      ASSERT_TRUE(store->append(make_append("fill-" + std::to_string(i), es::ExpectedVersion::no_stream(), 1000)));
+      ASSERT_TRUE(store->append(make_append(es::StreamId("fill-" + std::to_string(i)), es::ExpectedVersion::no_stream(), 1000)));
     ASSERT_TRUE(store->append(make_append("order-1", es::ExpectedVersion::no_stream(), 3)));
   }
   auto bytes = read_file(path);

@@ -70,7 +70,7 @@ TEST(StreamIndexBacklog, KeepsTheEntriesOfTheLastWindowWithinItsBounds) {
   const auto t0 = StreamIndexBacklog::Clock::time_point{} + 1h;
   EXPECT_TRUE(b.pick(1, es::Position{1}, t0).streams.empty());  // the first mark; nothing here yet
   es::Position next{1};
-  auto add = [&](const char* stream, int n) {
+  auto add = [&](const es::StreamId& stream, int n) {
     for (int i = 0; i < n; ++i, ++next) b.add(stream, entries({{next.value(), next.value()}}));
   };
   add("a", 3);
