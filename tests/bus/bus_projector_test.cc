@@ -18,11 +18,13 @@
 #include <thread>
 
 #include "app/command_handler.h"
+#include "app/dead_letters.h"
 #include "app/projections/read_model_backends.h"
 #include "app/projections/read_side.h"
 #include "store/sqlite/sqlite_read_model_db.h"
 #include "app/relay/relay.h"
 #include "app/verify.h"
+#include "core/uuid.h"
 #include "bus/bus_under_test.h"
 #include "cli/bus_factory.h"
 #include "store/sqlite/sqlite_event_store.h"
@@ -55,6 +57,15 @@ class NatsClient {
     const auto floor = ci->AckFloor.Stream;
     jsConsumerInfo_Destroy(ci);
     return floor;
+  }
+  // Deletes the stream's message at `seq`, if it carries event `event_id`: the bus loses it.
+  bool erase(std::uint64_t seq, const std::string& event_id) {
+    natsMsg* m = nullptr;
+    if (js_GetMsg(&m, js_, "ORDERFLOW_EVENTS", seq, nullptr, nullptr) != NATS_OK) return false;
+    const char* id = nullptr;
+    const bool same = natsMsgHeader_Get(m, "orderflow-event-id", &id) == NATS_OK && id && event_id == id;
+    natsMsg_Destroy(m);
+    return same && js_DeleteMsg(js_, "ORDERFLOW_EVENTS", seq, nullptr, nullptr) == NATS_OK;
   }
 
  private:
@@ -203,7 +214,18 @@ class BusProjectorTest : public ::testing::Test {
     return out;
   }
 
+  // Runs `test_case` on the 3-broker Kafka cluster instead of nats-server.
+  void on_kafka(void (BusProjectorTest::*test_case)()) {
+    bus_ = start_kafka();
+    (this->*test_case)();
+  }
+
+ public:  // the cases run on each bus, named by the tests (on_kafka)
   void poison_case();
+  void killed_case();
+  void backlog_case();
+
+ protected:
 
   TempDir dir_;
   std::unique_ptr<BusUnderTest> bus_;
@@ -327,8 +349,7 @@ void BusProjectorTest::poison_case() {
 TEST_F(BusProjectorTest, PoisonMessagesAreDeadLetteredWithTheirReasonAndTheConsumerGoesOn) { poison_case(); }
 
 TEST_F(BusProjectorTest, PoisonMessagesOnKafkaAreDeadLetteredWithTheirReasonAndTheConsumerGoesOn) {
-  bus_ = start_kafka();
-  poison_case();
+  on_kafka(&BusProjectorTest::poison_case);
 }
 
 TEST_F(BusProjectorTest, AnUnreachableBusIsRetriedAndShownUntilItAnswers) {
@@ -361,22 +382,25 @@ TEST_F(BusProjectorTest, FedFromAKafkaConsumerGroupEqualsAFoldOfTheStoreAndASeco
   EXPECT_EQ(dump(*read), once);
 }
 
-TEST_F(BusProjectorTest, ProjectorProcessKilledResumesFromItsCommittedPosition) {
+// A projector process killed with SIGKILL once it acknowledged a quarter of the messages (on
+// a count, not a timer), then started again: its read models end equal to a fold of the
+// store, with no dead letter (nothing applied twice, nothing skipped).
+void BusProjectorTest::killed_case() {
   random_workload(2500, 6);
   relay_all();
   close_store();  // the projector process reads it now
-  NatsClient client(bus_->url());
   const auto held = bus_->count();
   auto serve = [&] { return spawn_serve(dir_.path().string(), "projector,query", bus_->url()); };
   pid_t pid = serve();
-  // Killed once it acknowledged a quarter (on a count, not a timer).
-  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= held / 4; }, 60s));
+  ASSERT_TRUE(wait_until([&] { return bus_->acked("orderflow-projector") >= held / 4; }, 120s));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
-  const auto at_kill = client.acked("orderflow-projector");
+  const auto at_kill = bus_->acked("orderflow-projector");
   EXPECT_LT(at_kill, held) << "killed too late to prove anything";
   pid = serve();
-  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= held; }, 120s));
+  // Kafka: the group waits for the killed member's session to time out before it rebalances.
+  ASSERT_TRUE(wait_until([&] { return bus_->acked("orderflow-projector") >= held; }, 180s))
+      << bus_->acked("orderflow-projector") << " of " << held;
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -389,7 +413,145 @@ TEST_F(BusProjectorTest, ProjectorProcessKilledResumesFromItsCommittedPosition) 
   expect_matches_store(*read);
   EXPECT_EQ(dump(*read), store_fed_dump());
   EXPECT_TRUE(bus_->dead_letters().empty()) << "a restart dead-lettered events that were only waiting";
-  std::printf("killed with %llu of %zu messages acknowledged\n", static_cast<unsigned long long>(at_kill), held);
+  std::printf("%s: killed with %llu of %zu messages acknowledged\n", bus_->name().c_str(),
+              static_cast<unsigned long long>(at_kill), held);
+}
+
+TEST_F(BusProjectorTest, ProjectorProcessKilledResumesFromItsCommittedPosition) { killed_case(); }
+
+TEST_F(BusProjectorTest, KafkaProjectorProcessKilledResumesFromItsCommittedOffsets) {
+  on_kafka(&BusProjectorTest::killed_case);
+}
+
+// A stream whose first event the bus lost (deleted from JetStream): its later events are
+// dead-lettered behind the gap and the stream held. The dead letter is listed; its retry
+// reads the stream again from the store, applies it in order and releases it; a retry of
+// it again is refused; the stream's later events then come from the bus as usual.
+TEST_F(BusProjectorTest, AHeldStreamIsListedThenRedrivenFromTheStoreAndReleased) {
+  random_workload(100, 10);
+  run<Account>("held", account::OpenAccount{"held", "Owner held"});
+  for (int i = 1; i <= 3; ++i) run<Account>("held", account::Deposit{100 * i});
+  random_workload(50, 11);
+  relay_all();
+  auto first = store_->read_stream("account-held", es::StreamVersion{0}, 1, es::Direction::forward);
+  ASSERT_TRUE(first && first->size() == 1u);
+  NatsClient client(bus_->url());
+  ASSERT_TRUE(client.erase(static_cast<std::uint64_t>((*first)[0].position.value()), (*first)[0].event_id));
+  auto read = open_read_side("bus-fed.db");
+  auto bus = consumer();
+  app::bus_projector::BusProjector projector(*read, *bus,
+                                             {.bus = bus_->url(), .early_timeout = 2s, .store = store_.get()});
+  ASSERT_TRUE(projector.start());
+  const auto last = static_cast<std::uint64_t>(store_->last_position()->value());
+  ASSERT_TRUE(wait_until(
+      [&] { return client.acked("orderflow-projector") >= last && projector.status().dead_lettered >= 3; }, 120s))
+      << projector.status().last_error.value_or("");
+  EXPECT_EQ(projector.status().dead_lettered, 3u);
+  EXPECT_EQ(projector.status().held, 1u);
+  auto account = read->accounts().get("held");
+  ASSERT_TRUE(account);
+  EXPECT_FALSE(*account) << "an event past a gap was applied";
+
+  app::saga::SagaAdmin sagas(*store_, nullptr);
+  app::DeadLetterAdmin admin(sagas, &projector);
+  auto listed = admin.list();
+  ASSERT_TRUE(listed) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1u);
+  const auto letter = std::get<app::bus_projector::BusDeadLetter>(listed->front());
+  EXPECT_EQ(letter.stream_id, "account-held");
+  EXPECT_EQ(letter.version, es::StreamVersion{1});
+  EXPECT_EQ(letter.consumer, "orderflow-projector");
+  EXPECT_EQ(letter.subject, "orderflow.events.account");
+  EXPECT_NE(letter.reason.find("version 0 of account-held never came"), std::string::npos) << letter.reason;
+  EXPECT_FALSE(letter.retried_at_ms);
+
+  auto retry = [&](const std::string& id) {
+    std::promise<Result<app::AnyRetry>> answer;
+    admin.retry({id, "operator"}, [&](Result<app::AnyRetry> r) { answer.set_value(std::move(r)); });
+    return answer.get_future().get();
+  };
+  auto bad = retry("not-a-uuid");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+  auto unknown = retry(uuid_v7());
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, Errc::not_found);
+  auto done = retry(letter.dead_letter_id);
+  ASSERT_TRUE(done) << done.error().message;
+  const auto redriven = std::get<app::bus_projector::Redriven>(*done);
+  EXPECT_EQ(redriven.stream_id, "account-held");
+  EXPECT_EQ(redriven.version, es::StreamVersion{3});
+  EXPECT_EQ(redriven.events, 4u);
+  EXPECT_EQ(projector.status().held, 0u);
+  auto again = retry(letter.dead_letter_id);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::invalid_state) << again.error().message;
+  listed = admin.list();
+  ASSERT_TRUE(listed && listed->size() == 1u);
+  const auto retried = std::get<app::bus_projector::BusDeadLetter>(listed->front());
+  EXPECT_EQ(retried.dead_letter_id, letter.dead_letter_id);
+  EXPECT_EQ(retried.retried_at_ms, redriven.retried_at_ms);
+  EXPECT_EQ(retried.retried_by, "operator");
+
+  // Released: the stream's next event comes from the bus and applies after the re-driven ones.
+  run<Account>("held", account::Deposit{7});
+  relay_all();
+  const auto now_last = static_cast<std::uint64_t>(store_->last_position()->value());
+  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= now_last; }, 60s));
+  EXPECT_EQ(projector.status().dead_lettered, 3u);
+  projector.stop();
+  expect_matches_store(*read);
+  EXPECT_EQ(dump(*read), store_fed_dump());
+}
+
+// What a consumer has not acknowledged, as the bus counts it (orderflow_bus_consumer_lag):
+// fetched messages count until acknowledged; none once everything is.
+void BusProjectorTest::backlog_case() {
+  random_workload(100, 12);
+  relay_all();
+  const auto held = bus_->count();
+  auto c = consumer();
+  std::vector<std::uint64_t> tags;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (auto f = c->fetch(10, 200ms))
+          for (const auto& d : *f) tags.push_back(d.tag);
+        return tags.size() >= 10;
+      },
+      60s));
+  auto before = c->backlog();
+  ASSERT_TRUE(before) << before.error().message;
+  if (bus_->dedupes_by_id()) {
+    EXPECT_EQ(*before, held) << "fetched, not acknowledged: still pending";
+    ASSERT_TRUE(c->ack(tags));
+    auto after = c->backlog();
+    ASSERT_TRUE(after);
+    EXPECT_EQ(*after, held - tags.size());
+  } else {
+    // Kafka knows a partition's high watermark once it fetched from it.
+    EXPECT_GT(*before, 0u);
+    EXPECT_LE(*before, held);
+    ASSERT_TRUE(c->ack(tags));
+  }
+  std::size_t acked = tags.size();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        if (auto f = c->fetch(500, 200ms)) {
+          std::vector<std::uint64_t> more;
+          for (const auto& d : *f) more.push_back(d.tag);
+          if (c->ack(more)) acked += more.size();
+        }
+        auto b = c->backlog();
+        return acked >= held && b && *b == 0;
+      },
+      60s))
+      << "acknowledged " << acked << " of " << held;
+}
+
+TEST_F(BusProjectorTest, TheConsumerBacklogIsWhatItHasNotAcknowledged) { backlog_case(); }
+
+TEST_F(BusProjectorTest, TheKafkaConsumerBacklogIsWhatItHasNotAcknowledged) {
+  on_kafka(&BusProjectorTest::backlog_case);
 }
 
 }  // namespace
