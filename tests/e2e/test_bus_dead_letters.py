@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import tempfile
 import unittest
 
@@ -70,6 +71,12 @@ class BusDeadLetters(unittest.TestCase):
             wait_until(lambda: series("held_streams") == 1 and series("dead_letters_total") == 4
                        and series("lag") == 0, 60, "the account held behind its dead letter, the rest applied")
             self.assertEqual(series("up"), 1)
+            self.assertEqual(series("applied_total"), 10, "the other five accounts: opened, deposited")
+            self.assertGreaterEqual(series("applied_lag_seconds"), 0)
+            if shutil.which("promtool"):
+                page = c.get("/metrics").body
+                out = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, timeout=60)
+                self.assertIn(out.returncode, (0, 3), out)  # 3: lint advice only
             letters = [d for d in c.get(f"{API}/admin/dead-letters").json["dead_letters"] if d["source"] == "bus"]
             self.assertEqual(len(letters), 1, letters)
             letter = letters[0]
