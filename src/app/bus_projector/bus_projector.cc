@@ -256,7 +256,10 @@ void BusProjector::loop() {
   for (;;) {
     run_redrives();
     auto consumed = consume();
-    if (consumed) refresh_backlog();
+    if (consumed)
+      refresh_backlog();
+    else
+      backlog_ = -1;  // the bus did not answer: no count to show
     auto wait = std::chrono::milliseconds(0);
     if (consumed) {
       backoff = kFirstBackoff;

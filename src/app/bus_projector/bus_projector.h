@@ -95,7 +95,7 @@ struct BusProjectorStatus {
   std::uint64_t dead_lettered = 0;  // since start
   std::size_t held = 0;             // streams held behind a dead letter now
   // Messages the consumer has not acknowledged, as the bus counted them last (none: not
-  // asked yet, or the bus did not answer).
+  // asked yet, or the last fetch or count failed).
   std::optional<std::uint64_t> backlog;
   // Append-to-read-model lag of the last event applied (0 before the first).
   double last_lag_ms = 0;
