@@ -110,8 +110,8 @@ struct BusProjectorStatus {
 struct Redriven {
   std::string dead_letter_id;
   std::string stream_id;
-  std::optional<es::StreamVersion>
-      version;             // the stream's last version, now applied (none: the store has no event of it)
+  // The stream's last version, now applied (none: the store has no event of it).
+  std::optional<es::StreamVersion> version;
   std::size_t events = 0;  // events of the stream read again (the ones already applied skipped)
   std::int64_t retried_at_ms = 0;
 };
