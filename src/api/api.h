@@ -19,6 +19,7 @@ class Relay;
 namespace orderflow::app {
 class PersonalData;
 class InvariantChecks;
+class DeadLetterAdmin;
 }
 namespace orderflow::app::saga {
 class SagaAdmin;
@@ -110,8 +111,9 @@ void add_personal_data_routes(http::Router& router, ApiContext& ctx);
 void add_docs_routes(http::Router& router);
 // The OpenAPI document /api/v1/openapi.json serves.
 std::string_view openapi_json();
-// Sagas and dead letters (§7) and GET /api/v1/admin/invariants (§5). Both services must
-// outlive the router.
-void add_saga_routes(http::Router& router, app::saga::SagaAdmin& sagas, app::InvariantChecks& invariants);
+// Sagas, dead letters (the saga's and a bus-fed projector's) (§7) and GET
+// /api/v1/admin/invariants (§5). The services must outlive the router.
+void add_saga_routes(http::Router& router, app::saga::SagaAdmin& sagas, app::DeadLetterAdmin& dead_letters,
+                     app::InvariantChecks& invariants);
 
 }  // namespace orderflow::api

@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "app/admission.h"
+#include "app/bus_projector/bus_projector.h"
 #include "app/command_handler.h"
 #include "app/projections/read_side.h"
 #include "app/saga/saga_admin.h"
@@ -255,6 +256,36 @@ std::string Metrics::render(ApiContext& ctx) {
     add("# HELP orderflow_relay_published_total Events the bus acknowledged from this process.\n"
         "# TYPE orderflow_relay_published_total counter\norderflow_relay_published_total {}\n",
         relay->published);
+  }
+  if (ctx.bus_projector) {
+    const auto b = ctx.bus_projector->status();
+    const auto& consumer = ctx.bus_projector->options().consumer;
+    add("# HELP orderflow_bus_consumer_up 1 while the bus-fed projector consumes (0: connecting, retrying or "
+        "stopped).\n"
+        "# TYPE orderflow_bus_consumer_up gauge\norderflow_bus_consumer_up{{consumer=\"{}\"}} {}\n",
+        consumer, b.state == "consuming" ? 1 : 0);
+    if (b.backlog)
+      add("# HELP orderflow_bus_consumer_lag Messages the bus-fed projector's consumer has not acknowledged, as the "
+          "bus counts them (JetStream: pending + ack pending; Kafka: high watermark - committed offset, summed).\n"
+          "# TYPE orderflow_bus_consumer_lag gauge\norderflow_bus_consumer_lag{{consumer=\"{}\"}} {}\n",
+          consumer, *b.backlog);
+    add("# HELP orderflow_bus_consumer_applied_lag_seconds From the append of the last event the bus-fed projector "
+        "applied to its commit in the read models (0 before the first).\n"
+        "# TYPE orderflow_bus_consumer_applied_lag_seconds gauge\n"
+        "orderflow_bus_consumer_applied_lag_seconds{{consumer=\"{}\"}} {}\n",
+        consumer, b.last_lag_ms / 1000.0);
+    add("# HELP orderflow_bus_consumer_applied_total Messages the bus-fed projector applied (or skipped as repeats) "
+        "and acknowledged.\n"
+        "# TYPE orderflow_bus_consumer_applied_total counter\norderflow_bus_consumer_applied_total{{consumer=\"{}\"}} "
+        "{}\n",
+        consumer, b.applied);
+    add("# HELP orderflow_bus_consumer_dead_letters_total Messages the bus-fed projector sent to the dead letters.\n"
+        "# TYPE orderflow_bus_consumer_dead_letters_total counter\n"
+        "orderflow_bus_consumer_dead_letters_total{{consumer=\"{}\"}} {}\n",
+        consumer, b.dead_lettered);
+    add("# HELP orderflow_bus_consumer_held_streams Streams held behind a dead letter until it is retried.\n"
+        "# TYPE orderflow_bus_consumer_held_streams gauge\norderflow_bus_consumer_held_streams{{consumer=\"{}\"}} {}\n",
+        consumer, b.held);
   }
   if (auto saga = saga_running_.load(); saga >= 0)
     add("# HELP orderflow_saga_running 1 while this process runs the fulfilment saga (holds the saga lease).\n"

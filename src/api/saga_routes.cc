@@ -1,5 +1,6 @@
-// The saga's admin routes (docs/api.md §7): sagas, dead letters, and the §5 invariants.
-// They parse and map: the work is app/saga/saga_admin.h's.
+// The saga's admin routes (docs/api.md §7): sagas, dead letters (the saga's and a bus-fed
+// projector's), and the §5 invariants. They parse and map: the work is
+// app/saga/saga_admin.h's and app/dead_letters.h's.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "api/errors.h"
 #include "api/http/await.h"
 #include "api/query_params.h"
+#include "app/dead_letters.h"
 #include "app/invariants.h"
 #include "app/saga/saga_admin.h"
 #include "core/text.h"
@@ -44,6 +46,7 @@ json::object saga_json(const saga::SagaView& v) {
 json::object dead_letter_json(const saga::DeadLetter& d) {
   const auto& r = d.recorded;
   return json::object{{"dead_letter_id", r.dead_letter_id},
+                      {"source", "saga"},
                       {"order_id", r.order_id},
                       {"step", saga::to_string(r.step)},
                       {"attempts", r.attempts},
@@ -52,10 +55,40 @@ json::object dead_letter_json(const saga::DeadLetter& d) {
                       {"retried_at", d.retried_at_ms ? json::value(format_rfc3339_ms(*d.retried_at_ms)) : nullptr}};
 }
 
+// A bus-fed projector's dead letter: the event its stream is (or was) held behind.
+json::object dead_letter_json(const app::bus_projector::BusDeadLetter& d) {
+  return json::object{{"dead_letter_id", d.dead_letter_id},
+                      {"source", "bus"},
+                      {"consumer", d.consumer},
+                      {"stream_id", d.stream_id.str()},
+                      {"version", d.version.value()},
+                      {"event_id", d.event_id},
+                      {"subject", d.subject},
+                      {"reason", d.reason},
+                      {"at", format_rfc3339_ms(d.at_ms)},
+                      {"retried_at", d.retried_at_ms ? json::value(format_rfc3339_ms(*d.retried_at_ms)) : nullptr}};
+}
+
+json::object retried_json(const saga::DeadLetterRetryAccepted& r) {
+  return json::object{{"dead_letter_id", r.dead_letter_id},
+                      {"source", "saga"},
+                      {"order_id", r.order_id},
+                      {"position", r.position.value()}};
+}
+
+json::object retried_json(const app::bus_projector::Redriven& r) {
+  return json::object{{"dead_letter_id", r.dead_letter_id},
+                      {"source", "bus"},
+                      {"stream_id", r.stream_id.str()},
+                      {"version", r.version ? json::value(r.version->value()) : nullptr},
+                      {"events", r.events},
+                      {"retried_at", format_rfc3339_ms(r.retried_at_ms)}};
+}
+
 }  // namespace
 
-void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::InvariantChecks& invariants) {
-
+void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::DeadLetterAdmin& dead_letters,
+                     app::InvariantChecks& invariants) {
   router.add(Method::get, "/api/v1/admin/sagas", [&admin](Request& req) -> asio::awaitable<Response> {
     auto limit = int_param(req, "limit", 20, 1, 100);
     if (!limit) co_return error_for(limit.error());
@@ -77,24 +110,27 @@ void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::Invarian
     co_return http::json_response(200, saga_json(*found));
   });
 
-  router.add(Method::get, "/api/v1/admin/dead-letters", [&admin](Request&) -> asio::awaitable<Response> {
-    auto letters = admin.dead_letters();
+  router.add(Method::get, "/api/v1/admin/dead-letters", [&dead_letters](Request&) -> asio::awaitable<Response> {
+    auto letters = dead_letters.list();
     if (!letters) co_return error_for(letters.error());
     json::array out;
-    for (const auto& d : *letters) out.push_back(dead_letter_json(d));
+    for (const auto& d : *letters) out.push_back(std::visit([](const auto& v) { return dead_letter_json(v); }, d));
     co_return http::json_response(200, json::object{{"dead_letters", std::move(out)}});
   });
 
-  // Drives the saga again with fresh attempts: whatever compensation is left is retried
-  // (the order stays cancelled). The saga sees the request in the log.
-  router.add(Method::post, "/api/v1/admin/dead-letters/{id}/retry", [&admin](Request& req) -> asio::awaitable<Response> {
-    saga::RetryDeadLetter retry{ascii_lower(req.param("id")), actor_of(req, "admin")};
-    auto r = co_await http::await_callback<Result<saga::DeadLetterRetryAccepted>>(
-        [&](auto done) { admin.retry(retry, std::move(done)); });
-    if (!r) co_return error_for(r.error());
-    co_return http::json_response(
-        202, json::object{{"dead_letter_id", r->dead_letter_id}, {"order_id", r->order_id}, {"position", r->position.value()}});
-  });
+  // The saga's: drives the saga again with fresh attempts (whatever compensation is left;
+  // the order stays cancelled), which it sees in the log: 202. The bus's: its held stream
+  // re-driven from the store and released before the answer: 200.
+  router.add(Method::post, "/api/v1/admin/dead-letters/{id}/retry",
+             [&dead_letters](Request& req) -> asio::awaitable<Response> {
+               saga::RetryDeadLetter retry{ascii_lower(req.param("id")), actor_of(req, "admin")};
+               auto r = co_await http::await_callback<Result<app::AnyRetry>>(
+                   [&](auto done) { dead_letters.retry(retry, std::move(done)); });
+               if (!r) co_return error_for(r.error());
+               const bool accepted = std::holds_alternative<saga::DeadLetterRetryAccepted>(*r);
+               co_return http::json_response(accepted ? 202 : 200,
+                                             std::visit([](const auto& v) { return retried_json(v); }, *r));
+             });
 
   // The fold of the whole log runs on the checks' own thread, never on an io thread; a store
   // that cannot be read is its error (503 unavailable, 500 corrupt), not a violation.

@@ -12,6 +12,7 @@
 #include "api/http/server.h"
 #include "api/metrics.h"
 #include "app/bus_projector/bus_projector.h"
+#include "app/dead_letters.h"
 #include "app/command_handler.h"
 #include "app/event_log.h"
 #include "app/invariants.h"
@@ -250,8 +251,14 @@ int serve(const ServeOptions& o) {
   std::optional<app::bus_projector::BusProjector> bus_projector;
   if (bus_fed) {
     bus_consumer = open_bus_consumer(*bus_url, o.bus);
+    // A dead letter's retry reads its stream again from the store, revealed as the relay
+    // publishes it.
     bus_projector.emplace(*read, *bus_consumer,
-                          app::bus_projector::BusProjectorOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix});
+                          app::bus_projector::BusProjectorOptions{.bus = o.bus.url,
+                                                                  .topic_prefix = o.bus.topic_prefix,
+                                                                  .consumer = o.bus.consumer,
+                                                                  .store = &store->events(),
+                                                                  .personal_data = &personal});
     if (auto started = bus_projector->start(); !started) return runtime_failure(started.error().message);
   } else if (auto started = read->runner().start(); !started) {
     return runtime_failure(started.error().message);
@@ -282,6 +289,7 @@ int serve(const ServeOptions& o) {
   // The saga's admin operations: of the saga running here, else read from its streams.
   app::saga::SagaAdmin saga_admin(store->events(), saga ? &*saga : nullptr);
   if (saga) metrics.set_saga(&*saga, &saga_admin);
+  app::DeadLetterAdmin dead_letters(saga_admin, bus_projector ? &*bus_projector : nullptr);
   app::InvariantChecks invariants(store->events());
   // Clients' writes wait for nothing: past a bound they are refused (503 overloaded).
   auto& events = store->events();
@@ -348,7 +356,7 @@ int serve(const ServeOptions& o) {
     options.observe = [&metrics](const http::Observation& ob) { metrics.observe(ob); };
   }
   auto router = api::make_router(ctx);
-  api::add_saga_routes(router, saga_admin, invariants);
+  api::add_saga_routes(router, saga_admin, dead_letters, invariants);
   // First of the guards: a route of a role this process lacks is answered 421 at once.
   api::serve_only(router, {.command = has_role(o.roles, "command"),
                            .query = has_role(o.roles, "query"),

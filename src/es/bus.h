@@ -62,6 +62,11 @@ class BusConsumer {
   // Published to the dead-letter topic with `reason` (header orderflow-dead-letter-reason),
   // then acknowledged.
   virtual Result<void> dead_letter(std::uint64_t tag, const std::string& reason) = 0;
+  // Messages of its topics this consumer has not acknowledged yet (fetched ones included),
+  // as the bus counts them now: JetStream's pending plus ack-pending of the durable
+  // consumer; Kafka's high watermark minus the committed offset, summed over the
+  // partitions assigned to it. May ask the bus (one round trip); unavailable if it can't.
+  virtual Result<std::uint64_t> backlog() = 0;
 };
 
 }  // namespace orderflow::es

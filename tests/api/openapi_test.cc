@@ -17,6 +17,7 @@
 #include "api/metrics.h"
 #include "app/command_handler.h"
 #include "app/event_log.h"
+#include "app/dead_letters.h"
 #include "app/invariants.h"
 #include "app/saga/saga_admin.h"
 #include "app/projections/read_side.h"
@@ -45,7 +46,8 @@ std::vector<std::pair<http::Method, std::string>> routes() {
   auto router = make_router(ctx);
   app::saga::SagaAdmin sagas(**store, nullptr);
   app::InvariantChecks invariants(**store);
-  add_saga_routes(router, sagas, invariants);
+  app::DeadLetterAdmin dead_letters(sagas, nullptr);
+  add_saga_routes(router, sagas, dead_letters, invariants);
   std::vector<std::pair<http::Method, std::string>> out;
   for (const auto& [method, pattern] : router.routes()) out.emplace_back(method, pattern);
   return out;

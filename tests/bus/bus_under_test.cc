@@ -94,6 +94,13 @@ class NatsBus final : public BusUnderTest {
 
   std::vector<Received> read_all() override { return read_stream("ORDERFLOW_EVENTS"); }
   std::vector<Received> dead_letters() override { return read_stream("ORDERFLOW_EVENTS_DEAD_LETTERS"); }
+  std::uint64_t acked(const std::string& consumer) override {
+    jsConsumerInfo* ci = nullptr;
+    if (js_GetConsumerInfo(&ci, js(), "ORDERFLOW_EVENTS", consumer.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+    const auto floor = ci->AckFloor.Stream;
+    jsConsumerInfo_Destroy(ci);
+    return floor;
+  }
 
  private:
   std::vector<Received> read_stream(const char* stream) {
@@ -191,6 +198,19 @@ class KafkaBus final : public BusUnderTest {
       throw std::runtime_error("Kafka: no watermarks for the dead letters");
     return read(c, {{topic, 0, high}});
   }
+  std::uint64_t acked(const std::string& group) override {
+    Consumer c(bootstraps(), group);  // asks the group's coordinator; joins nothing
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(36);
+    for (const char* category : kKafkaCategories)
+      for (int p = 0; p < 6; ++p)
+        rd_kafka_topic_partition_list_add(list, (std::string("orderflow.events.") + category).c_str(), p);
+    std::uint64_t sum = 0;
+    if (rd_kafka_committed(c.rk, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+      for (int i = 0; i < list->cnt; ++i)
+        if (list->elems[i].offset > 0) sum += static_cast<std::uint64_t>(list->elems[i].offset);
+    rd_kafka_topic_partition_list_destroy(list);
+    return sum;
+  }
 
  private:
   struct Consumer;
@@ -232,11 +252,11 @@ class KafkaBus final : public BusUnderTest {
 
   struct Consumer {
     rd_kafka_t* rk = nullptr;
-    explicit Consumer(const std::string& brokers) {
+    explicit Consumer(const std::string& brokers, const std::string& group = "orderflow-test-reader") {
       char err[256];
       rd_kafka_conf_t* conf = rd_kafka_conf_new();
       rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-      rd_kafka_conf_set(conf, "group.id", "orderflow-test-reader", err, sizeof err);
+      rd_kafka_conf_set(conf, "group.id", group.c_str(), err, sizeof err);
       rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
       rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
       if (!rk) throw std::runtime_error(err);

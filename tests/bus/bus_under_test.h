@@ -40,6 +40,10 @@ class BusUnderTest {
   virtual std::size_t count() = 0;
   // Every message stored, each stream's in the order the bus delivers them.
   virtual std::vector<Received> read_all() = 0;
+  // How many of the stored messages the consumer (a JetStream durable, a Kafka group) has
+  // acknowledged for good: the durable's ack floor (a stream sequence); the group's
+  // committed offsets summed over the partitions of every topic.
+  virtual std::uint64_t acked(const std::string& consumer) = 0;
   // The bus-fed projector's dead letters (consumer orderflow-projector), in the order stored.
   virtual std::vector<Received> dead_letters() = 0;
   // Whether the bus stores an event id once however often it is published again (JetStream

@@ -163,13 +163,22 @@ def metric(client, name):
     raise AssertionError(f"{name} not in /metrics")
 
 
-@unittest.skipUnless(shutil.which("nats-server"), "nats-server is not installed (scripts/install-deps.sh)")
+def started_nats(test):
+    """A NatsServer started for `test`, cleaned up after it."""
+    nats = NatsServer()
+    test.addCleanup(nats.cleanup)
+    nats.start()
+    return nats
+
+
+needs_nats = unittest.skipUnless(shutil.which("nats-server"), "nats-server is not installed (scripts/install-deps.sh)")
+
+
+@needs_nats
 @unittest.skipUnless(on_postgres(), "several servers on one store need PostgreSQL (ORDERFLOW_E2E_STORE=postgres)")
 class RelayLease(unittest.TestCase):
     def test_one_relays_the_other_takes_over_when_it_is_killed(self):
-        nats = NatsServer()
-        self.addCleanup(nats.cleanup)
-        nats.start()
+        nats = started_nats(self)
         store = new_pg_store()
         servers = [Server(store=store, extra_args=["--bus", f"nats://127.0.0.1:{nats.port}"]) for _ in range(2)]
         for srv in servers:

@@ -163,7 +163,10 @@ class SagaPathsTest(unittest.TestCase):
         self.assertEqual(self.c.get(f"{API}/admin/sagas?state=DONE").status, 400)
         self.assertEqual(self.c.get(f"{API}/admin/sagas/{new_id('x')}").status, 404)
         self.assertEqual(self.c.get(f"{API}/admin/dead-letters").json, {"dead_letters": []})
-        self.assertEqual(self.c.post(f"{API}/admin/dead-letters/nope/retry").status, 404)
+        # A dead letter id is a UUID: anything else is a bad request; an unknown one is not found.
+        self.assertEqual(self.c.post(f"{API}/admin/dead-letters/nope/retry").status, 400)
+        self.assertEqual(self.c.post(f"{API}/admin/dead-letters/0193a5c9-0000-7000-8000-00000000dead/retry").status,
+                         404)
 
 
 class SagaCrashTest(unittest.TestCase):

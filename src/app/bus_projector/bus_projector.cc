@@ -7,9 +7,12 @@
 #include <unordered_set>
 
 #include "app/aggregates.h"
+#include "app/personal_data.h"
 #include "app/projections/read_side.h"
+#include "app/relay/relay.h"
 #include "codec/domain_codec.h"
 #include "core/time.h"
+#include "es/event_store.h"
 
 namespace orderflow::app::bus_projector {
 
@@ -17,18 +20,8 @@ namespace {
 
 constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
-// The "projection" the dead-letter table is written under (ReadModelDb::transaction).
-constexpr const char* kDeadLetters = "bus-dead-letters";
-std::string dead_letters_table(const es::SqlDialect& d) {
-  return "CREATE TABLE IF NOT EXISTS bus_dead_letters (stream_id " + d.text + " PRIMARY KEY, version " + d.integer +
-         " NOT NULL, event_id " + d.text + " NOT NULL, reason " + d.text + " NOT NULL, at_ms " + d.integer +
-         " NOT NULL)" + d.table_options;
-}
-// Records a dead letter; parameters: stream_id, version, event_id, reason, at_ms.
-std::string dead_letter(const es::SqlDialect& d) {
-  return "INSERT INTO bus_dead_letters (stream_id, version, event_id, reason, at_ms) VALUES (" + d.params(1, 5) +
-         ") ON CONFLICT (stream_id) DO NOTHING";
-}
+// Events of a held stream read again from the store at a time.
+constexpr std::size_t kRedrivePage = 500;
 
 // Whether `type` is an event of aggregate A (its data decodes, or fails only on its fields).
 template <class A>
@@ -103,7 +96,7 @@ Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& to
 }
 
 BusProjector::BusProjector(projections::ReadSide& read, es::BusConsumer& bus, BusProjectorOptions options)
-    : read_(read), bus_(bus), options_(std::move(options)) {}
+    : read_(read), bus_(bus), options_(std::move(options)), tables_(read.db()) {}
 
 BusProjector::~BusProjector() { stop(); }
 
@@ -116,20 +109,15 @@ Result<void> BusProjector::start() {
     OF_ASSIGN_OR_RETURN(auto live, p->open_live());
     copies_.emplace_back(p, std::move(live));
   }
-  auto& db = read_.db();
-  if (auto claimed = db.claim(kDeadLetters); !claimed || !*claimed)
+  if (auto claimed = read_.db().claim(kDeadLetterTables); !claimed || !*claimed)
     return fail(Errc::unavailable, "another process consumes the bus into these read models");
-  if (auto r = db.transaction(kDeadLetters,
-                              [&](es::WriteTransaction& tx) { return tx.run(dead_letters_table(db.dialect())); });
-      !r)
-    return r;
-  if (auto r = db.query("SELECT stream_id FROM bus_dead_letters", {},
-                        [&](const es::Row& row) { held_streams_.emplace(row.text(0)); });
-      !r)
-    return r;
+  OF_RETURN_IF_ERROR(tables_.create());
+  OF_ASSIGN_OR_RETURN(held_streams_, tables_.held_streams());
+  held_ = held_streams_.size();
   {
     MutexLock lk(mu_);
     stopping_ = false;
+    running_ = true;
     state_ = "connecting";
   }
   thread_ = std::thread([this] {
@@ -147,8 +135,97 @@ void BusProjector::stop() {
   }
   cv_.notify_all();
   thread_.join();
-  MutexLock lk(mu_);
-  state_ = "stopped";
+  std::vector<RedriveRequest> left;
+  {
+    MutexLock lk(mu_);
+    state_ = "stopped";
+    running_ = false;
+    left.swap(redrives_);
+  }
+  for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed projector is stopping"));
+}
+
+Result<std::vector<BusDeadLetter>> BusProjector::dead_letters() {
+  OF_ASSIGN_OR_RETURN(auto out, tables_.list());
+  for (auto& d : out) {
+    d.consumer = options_.consumer;
+    d.subject = options_.topic_prefix + "." + std::string(d.stream_id.category());
+  }
+  return out;
+}
+
+void BusProjector::redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) {
+  {
+    MutexLock lk(mu_);
+    if (running_ && !stopping_) {
+      redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(fail(Errc::unavailable, "the bus-fed projector is not running"));
+}
+
+void BusProjector::run_redrives() {
+  std::vector<RedriveRequest> requests;
+  {
+    MutexLock lk(mu_);
+    requests.swap(redrives_);
+  }
+  for (auto& r : requests) r.done(redrive_now(r));
+}
+
+Result<Redriven> BusProjector::redrive_now(const RedriveRequest& request) {
+  OF_ASSIGN_OR_RETURN(auto found, tables_.find(request.id));
+  if (!found) return fail(Errc::not_found, "no dead letter " + request.id);
+  const auto& letter = *found;
+  if (letter.retried_at_ms)
+    return fail(Errc::invalid_state, "dead letter " + request.id + " was retried at " +
+                                         format_rfc3339_ms(*letter.retried_at_ms) + ": stream " + letter.stream_id.str() +
+                                         " is no longer held");
+  if (!options_.store)
+    return fail(Errc::unavailable, "this projector has no event store to read " + letter.stream_id.str() + " from");
+  Redriven out{request.id, letter.stream_id, std::nullopt, 0, 0};
+  // The whole stream: an earlier event than the held one may be missing (a gap), and the
+  // ones already applied are skipped by their version.
+  for (es::StreamVersion from{0};;) {
+    OF_ASSIGN_OR_RETURN(auto page,
+                        options_.store->read_stream(letter.stream_id, from, kRedrivePage, es::Direction::forward));
+    if (page.empty()) break;
+    std::vector<es::RecordedEvent> events;
+    events.reserve(page.size());
+    for (const auto& stored : page) {
+      auto m = relay::message(stored, options_.topic_prefix);
+      if (options_.personal_data) OF_RETURN_IF_ERROR(options_.personal_data->reveal(m.body));
+      OF_ASSIGN_OR_RETURN(
+          auto e, decode(es::BusDelivery{m.topic, std::move(m.headers), std::move(m.body)}, options_.topic_prefix));
+      events.push_back(std::move(e));
+    }
+    OF_ASSIGN_OR_RETURN(auto early, apply(events));
+    if (!early.empty())
+      return fail(Errc::internal, "version " + to_string(events[early.front()].version) + " of " + letter.stream_id.str() +
+                                      " read from the store could not be applied in order");
+    out.events += events.size();
+    out.version = events.back().version;
+    record_lag(events);
+    if (page.size() < kRedrivePage) break;
+    from = events.back().version + 1;
+  }
+  out.retried_at_ms = now_unix_ms();
+  OF_RETURN_IF_ERROR(tables_.release(letter, out.retried_at_ms, request.actor));
+  held_streams_.erase(letter.stream_id);
+  held_ = held_streams_.size();
+  std::erase_if(early_since_, [&](const auto& e) { return e.first.first == letter.stream_id; });
+  std::erase_if(failures_, [&](const auto& f) { return f.first.first == letter.stream_id; });
+  return out;
+}
+
+void BusProjector::refresh_backlog() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - backlog_asked_ < options_.backlog_every) return;
+  backlog_asked_ = now;
+  auto backlog = bus_.backlog();
+  backlog_ = backlog ? static_cast<std::int64_t>(*backlog) : -1;
 }
 
 BusProjectorStatus BusProjector::status() const {
@@ -156,7 +233,10 @@ BusProjectorStatus BusProjector::status() const {
   s.bus = options_.bus;
   s.applied = applied_;
   s.dead_lettered = dead_lettered_;
+  s.held = held_;
+  if (const std::int64_t b = backlog_; b >= 0) s.backlog = static_cast<std::uint64_t>(b);
   MutexLock lk(mu_);
+  s.last_lag_ms = last_lag_ms_;
   s.state = state_;
   s.last_error = last_error_;
   s.lag_window = lag_.count();
@@ -175,7 +255,12 @@ void BusProjector::set_state(const char* state, std::optional<std::string> error
 void BusProjector::loop() {
   auto backoff = kFirstBackoff;
   for (;;) {
+    run_redrives();
     auto consumed = consume();
+    if (consumed)
+      refresh_backlog();
+    else
+      backlog_ = -1;  // the bus did not answer: no count to show
     auto wait = std::chrono::milliseconds(0);
     if (consumed) {
       backoff = kFirstBackoff;
@@ -185,7 +270,8 @@ void BusProjector::loop() {
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
     MutexLock lk(mu_);
-    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_; })) break;
+    (void)cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || !redrives_.empty(); });
+    if (stopping_) break;
   }
 }
 
@@ -204,13 +290,9 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
 // dead-lettered behind it, after a restart too.
 Result<void> BusProjector::hold(const es::RecordedEvent& e, const std::string& reason) {
   if (held_streams_.contains(e.stream_id)) return {};
-  const es::SqlValue params[] = {e.stream_id.view(), e.version.value(), e.event_id, reason, now_unix_ms()};
-  auto& db = read_.db();
-  if (auto r = db.transaction(kDeadLetters,
-                              [&](es::WriteTransaction& tx) { return tx.run(dead_letter(db.dialect()), params); });
-      !r)
-    return r;
+  OF_RETURN_IF_ERROR(tables_.hold(e.stream_id, e.version, e.event_id, reason, now_unix_ms()));
   held_streams_.insert(e.stream_id);
+  held_ = held_streams_.size();
   return {};
 }
 
@@ -218,6 +300,8 @@ void BusProjector::record_lag(std::span<const es::RecordedEvent> events) {
   const auto now = now_unix_ms();
   MutexLock lk(mu_);
   for (const auto& e : events) lag_.record(std::chrono::milliseconds(std::max<std::int64_t>(0, now - e.recorded_at_ms)));
+  if (!events.empty())
+    last_lag_ms_ = static_cast<double>(std::max<std::int64_t>(0, now - events.back().recorded_at_ms));
 }
 
 // One fetch: decoded, applied, acknowledged.

@@ -23,6 +23,14 @@
 //   on. Events of categories no projection folds are acknowledged and skipped.
 // - An unreachable bus (at start or later) is tried again after a back-off (100 ms
 //   doubling to 5 s), shown by status(); never a crash.
+// - A held stream is released by redrive() (an operator's retry of its dead letter): on
+//   the projector's thread, between two fetches, the stream's events are read again from
+//   the event store (as the relay would publish them: personal data revealed) and applied
+//   in version order, the ones already applied skipped; only then is the dead letter marked
+//   retried and the stream released, so the bus's later messages of it apply after them
+//   and nothing of it is applied twice or out of order. The bus need not keep the message.
+// - status().backlog: the consumer's unacknowledged messages as the bus counts them
+//   (es::BusConsumer::backlog), asked at most every `backlog_every`.
 //
 // The entity projections fold an entity that is not in memory again from the event store
 // (app/projections/entities.h), so this process still reads the store for those.
@@ -31,6 +39,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -38,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/bus_projector/bus_dead_letters.h"
 #include "core/latency.h"
 #include "core/mutex.h"
 #include "es/bus.h"
@@ -47,6 +57,12 @@ namespace orderflow::app::projections {
 class ReadSide;
 class TableProjection;
 }  // namespace orderflow::app::projections
+namespace orderflow::es {
+class EventStore;
+}
+namespace orderflow::app {
+class PersonalData;
+}
 
 namespace orderflow::app::bus_projector {
 
@@ -60,6 +76,14 @@ struct BusProjectorOptions {
   // Longer than the consumer's ack wait: a message a killed process fetched and never
   // acknowledged comes again only after it, while later ones keep coming.
   std::chrono::milliseconds early_timeout{90000};
+  std::string consumer = "orderflow-projector";  // the durable consumer or group, as listings show it
+  // Where redrive() reads a held stream's events again; null: dead letters cannot be
+  // retried (unavailable). Must outlive the projector.
+  es::EventStore* store = nullptr;
+  // Reveals sealed personal data in what redrive() reads, as the relay does in what it
+  // publishes; null: applied as stored. Must outlive the projector.
+  PersonalData* personal_data = nullptr;
+  std::chrono::milliseconds backlog_every{1000};
 };
 
 // `connecting` (the bus has not answered yet), `consuming`, `retrying` (the last fetch or
@@ -69,10 +93,27 @@ struct BusProjectorStatus {
   std::string state;
   std::uint64_t applied = 0;        // messages applied (or skipped as repeats) and acknowledged
   std::uint64_t dead_lettered = 0;  // since start
+  std::size_t held = 0;             // streams held behind a dead letter now
+  // Messages the consumer has not acknowledged, as the bus counted them last (none: not
+  // asked yet, or the last fetch or count failed).
+  std::optional<std::uint64_t> backlog;
+  // Append-to-read-model lag of the last event applied (0 before the first).
+  double last_lag_ms = 0;
   std::optional<std::string> last_error;
   // Append-to-read-model lag (commit time - recorded_at) of the last kLagWindow events.
   std::size_t lag_window = 0;
   double lag_p50_ms = 0, lag_p99_ms = 0;
+};
+
+// A dead letter retried: its held stream's events read again from the store and applied,
+// the stream released.
+struct Redriven {
+  std::string dead_letter_id;
+  es::StreamId stream_id;
+  // The stream's last version, now applied (none: the store has no event of it).
+  std::optional<es::StreamVersion> version;
+  std::size_t events = 0;  // events of the stream read again (the ones already applied skipped)
+  std::int64_t retried_at_ms = 0;
 };
 
 // A decoded message: the event, or why it is not one.
@@ -97,8 +138,24 @@ class BusProjector {
   void stop();
 
   BusProjectorStatus status() const;
+  const BusProjectorOptions& options() const { return options_; }
+
+  // The dead letters held and retried, oldest first (any thread: read from the database).
+  Result<std::vector<BusDeadLetter>> dead_letters();
+  // Retries the dead letter `id` (see the promises above) on the projector's thread, then
+  // answers `done` from it: not_found for no such dead letter, invalid_state for one
+  // retried already, unavailable while the projector is stopped or without a store, or the
+  // error of a read or an apply (the stream then stays held; events applied before it stay).
+  void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_);
 
  private:
+  struct RedriveRequest {
+    std::string id, actor;
+    std::function<void(Result<Redriven>)> done;
+  };
+  Result<Redriven> redrive_now(const RedriveRequest& request);
+  void run_redrives() EXCLUDES(mu_);
+  void refresh_backlog();
   void loop();
   Result<void> consume();
   Result<std::vector<std::size_t>> apply(std::span<const es::RecordedEvent> events);
@@ -110,19 +167,26 @@ class BusProjector {
   es::BusConsumer& bus_;
   BusProjectorOptions options_;
   std::vector<std::pair<projections::TableProjection*, std::unique_ptr<es::ReadModel>>> copies_;
+  BusDeadLetterTables tables_;
   std::set<es::StreamId> held_streams_;  // streams behind a dead letter (the loop's thread only)
+  std::chrono::steady_clock::time_point backlog_asked_{};  // the loop's thread only
   // Early events (stream, version) and when they were first delivered early (the loop's thread only).
   std::map<std::pair<es::StreamId, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
   // Failed applies of events (stream, version) not yet applied nor dead-lettered (the loop's thread only).
   std::map<std::pair<es::StreamId, es::StreamVersion>, int> failures_;
 
   std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};
+  std::atomic<std::size_t> held_{0};
+  std::atomic<std::int64_t> backlog_{-1};  // -1: unknown
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
+  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
   std::string state_ GUARDED_BY(mu_) = "stopped";
   std::optional<std::string> last_error_ GUARDED_BY(mu_);
   RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};
+  double last_lag_ms_ GUARDED_BY(mu_) = 0;
+  std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -199,4 +199,23 @@ Result<void> KafkaConsumer::dead_letter(std::uint64_t tag, const std::string& re
   return ack(tags);
 }
 
+Result<std::uint64_t> KafkaConsumer::backlog() {
+  if (!consumer_) OF_RETURN_IF_ERROR(create());
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  if (const auto err = rd_kafka_assignment(consumer_, &assigned); err)
+    return kafka_error("reading the assignment", rd_kafka_err2str(err));
+  std::uint64_t total = 0;
+  auto err = assigned->cnt > 0 ? rd_kafka_committed(consumer_, assigned, 5000) : RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; !err && i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    std::int64_t low = -1, high = -1;
+    if (rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) || high < 0) continue;
+    const std::int64_t from = p.offset >= 0 ? p.offset : std::max<std::int64_t>(low, 0);
+    total += static_cast<std::uint64_t>(std::max<std::int64_t>(0, high - from));
+  }
+  rd_kafka_topic_partition_list_destroy(assigned);
+  if (err) return kafka_error("reading the committed offsets", rd_kafka_err2str(err));
+  return total;
+}
+
 }  // namespace orderflow::bus::kafka

@@ -1,5 +1,6 @@
 #include "bus/nats/nats_consumer.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "bus/nats/nats_common.h"
@@ -174,6 +175,20 @@ Result<void> NatsConsumer::dead_letter(std::uint64_t tag, const std::string& rea
   if (s != NATS_OK) return nats_error("publishing a dead letter to " + subject, s);
   const std::uint64_t tags[] = {tag};
   return ack(tags);
+}
+
+Result<std::uint64_t> NatsConsumer::backlog() {
+  if (!conn_) OF_RETURN_IF_ERROR(connect());
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  if (natsStatus s =
+          js_GetConsumerInfo(&ci, conn_->js, options_.stream.c_str(), options_.durable.c_str(), nullptr, &err);
+      s != NATS_OK)
+    return nats_error("reading the durable consumer " + options_.durable, s);
+  const std::uint64_t pending =
+      ci->NumPending + static_cast<std::uint64_t>(std::max<std::int64_t>(0, ci->NumAckPending));
+  jsConsumerInfo_Destroy(ci);
+  return pending;
 }
 
 }  // namespace orderflow::bus::nats

@@ -40,6 +40,8 @@ class NatsConsumer final : public es::BusConsumer {
   Result<void> ack(std::span<const std::uint64_t> tags) override;
   Result<void> retry(std::uint64_t tag, std::chrono::milliseconds delay) override;
   Result<void> dead_letter(std::uint64_t tag, const std::string& reason) override;
+  // The durable consumer's NumPending + NumAckPending (one request to the server).
+  Result<std::uint64_t> backlog() override;
 
  private:
   struct Connection;
