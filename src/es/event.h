@@ -40,7 +40,7 @@ class StreamId {
   explicit StreamId(std::string id) : id_(std::move(id)) {}
   explicit StreamId(std::string_view id) : id_(id) {}
   template <std::size_t N>
-  StreamId(const char (&literal)[N]) : id_(literal, N - 1) {}  // NOLINT(google-explicit-constructor)
+  StreamId(const char (&literal)[N]) : id_(literal) {}  // NOLINT(google-explicit-constructor)
 
   // Replaces the text, keeping the storage: readers that decode row after row into one
   // RecordedEvent allocate once.
@@ -57,7 +57,7 @@ class StreamId {
   friend bool operator==(const StreamId& a, std::string_view b) { return a.id_ == b; }
   friend auto operator<=>(const StreamId& a, std::string_view b) { return std::string_view(a.id_) <=> b; }
   template <std::size_t N>
-  friend bool operator==(const StreamId& a, const char (&b)[N]) { return a.id_ == std::string_view(b, N - 1); }
+  friend bool operator==(const StreamId& a, const char (&b)[N]) { return a.id_ == std::string_view(b); }
 
  private:
   std::string id_;
