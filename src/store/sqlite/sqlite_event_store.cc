@@ -937,8 +937,10 @@ Result<es::StreamVersion> SqliteEventStore::stream_version(const std::string& st
 
 // The stream's version as of position `up_to`: its newest entry in the backlog, or in the
 // table (read after the backlog, see stream_index_backlog.h).
-Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const std::string& stream_id, es::Position up_to) {
+Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const std::string& stream_id, es::Position up_to,
+                                                       std::atomic<std::uint64_t>* table_reads) {
   if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
+  if (table_reads) table_reads->fetch_add(1, std::memory_order_relaxed);
   auto& s = reader.version;
   ResetOnExit reset(s);
   s.bind(1, stream_id).bind(2, up_to.value());
@@ -1077,7 +1079,7 @@ Result<std::optional<es::KeyErasure>> SqliteEventStore::erase_key(const std::str
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
 Result<es::StreamVersion> SqliteEventStore::committed_version(const std::string& stream_id) {
-  return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()});
+  return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()}, &version_lookups_);
 }
 
 Result<es::Position> SqliteEventStore::committed_last_position() {
@@ -1091,6 +1093,7 @@ Result<es::Position> SqliteEventStore::committed_last_position() {
 Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std::string& event_id) {
   if (ids_loaded_.load(std::memory_order_acquire) && !ids_->may_contain(event_id))
     return std::optional<es::StoredEventRef>();
+  id_lookups_.fetch_add(1, std::memory_order_relaxed);
   auto& s = probe_->find_event;
   ResetOnExit reset(s);
   s.bind(1, event_id);
