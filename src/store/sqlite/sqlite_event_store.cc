@@ -351,12 +351,12 @@ Result<void> SqliteEventStore::init() {
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
-  // Sized for twice the events stored now (at least 4M ids, 5 MiB; at most its budget,
-  // 16 MiB): past that it fills and answers "maybe" more often, which costs lookups, never
-  // correctness.
-  auto stored = committed_last_position();
-  if (!stored) return stored.error();
-  ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(stored->value())));
+  // Its whole budget (16 MiB, 13.4M ids at 10 bits) from the start, whatever the log holds
+  // now: it cannot grow once ids are in it. Sized for twice the events at open (at least
+  // 4M), a store opened empty and filled to 10M answered "maybe" for ~30% of fresh ids, each
+  // then an index lookup under the pipeline's lock, so appends slowed as the log grew.
+  // Past 13.4M ids it answers "maybe" more often, which costs lookups, never correctness.
+  ids_ = std::make_unique<EventIdFilter>(EventIdFilter::kMaxIds);
   if (auto r = pipeline_.start(); !r) return r;
   ids_loader_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-load-ids");
