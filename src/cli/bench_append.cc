@@ -63,12 +63,13 @@ struct RunStats {
   double per_s() const { return seconds > 0 ? static_cast<double>(appends) / seconds : 0; }
 };
 
-// Keeps `in_flight` appends outstanding until every request is acknowledged. With one
-// stream each slot appends with the exact version it last saw and retries on conflict
-// with the version the conflict reports.
 // How many file reads the store's append checks took so far (SQLite only).
 using LookupCounter = std::function<sqlite::SqliteEventStore::AppendLookups()>;
 
+// Keeps `in_flight` appends outstanding until every request is acknowledged. With one
+// stream each slot appends with the exact version it last saw and retries on conflict
+// with the version the conflict reports. Each request is made when it is first sent, in
+// the timed loop (as the raw inserts make theirs).
 Result<RunStats> run_appends(es::EventStore& store, const BenchRequests& reqs, int in_flight, bool exact,
                              const LookupCounter& lookups) {
   struct Slot {
