@@ -24,12 +24,27 @@ struct AppendBenchOptions {
 };
 int bench_append(const AppendBenchOptions& options);
 
+// The appends of one bench append run, made one at a time as they are needed, so memory
+// does not grow with --events (a 10M run that made them all up front, and copied them for
+// the store's run, reached 13 GB RSS). Append i writes one event, with a fresh
+// time-ordered id, to stream `prefix-(i % streams)`.
+class BenchRequests {
+ public:
+  BenchRequests(std::int64_t count, int streams, int payload_bytes, std::string prefix);
+  std::int64_t size() const { return count_; }
+  es::AppendRequest at(std::int64_t i) const;
+
+ private:
+  std::int64_t count_;
+  int streams_;
+  std::string prefix_, data_, metadata_;
+};
+
 // bench append's PostgreSQL runs (bench_append_postgres.cc), each named `run` and kept in
 // a scratch schema of its own until drop_postgres_scratch.
 Result<std::unique_ptr<es::EventStore>> open_postgres_scratch(const std::string& url, const std::string& run,
                                                               bool group_commit);
-Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run,
-                                       const std::vector<es::AppendRequest>& reqs);
+Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run, const BenchRequests& reqs);
 void drop_postgres_scratch(const std::string& url, const std::string& run);
 
 struct ReadBenchOptions {

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cli/bench.h"
@@ -19,6 +21,21 @@
 
 namespace orderflow::cli {
 
+BenchRequests::BenchRequests(std::int64_t count, int streams, int payload_bytes, std::string prefix)
+    : count_(count),
+      streams_(streams),
+      prefix_(std::move(prefix)),
+      data_("{\"p\":\"" + std::string(static_cast<std::size_t>(payload_bytes), 'x') + "\"}"),
+      metadata_(R"({"correlation_id":"bench","actor":"bench"})") {}
+
+es::AppendRequest BenchRequests::at(std::int64_t i) const {
+  es::AppendRequest r;
+  r.stream_id = es::StreamId(prefix_ + "-" + std::to_string(i % streams_));
+  r.expected = es::ExpectedVersion::any();
+  r.events.push_back({uuid_v7(), "BenchEvent", 1, data_, metadata_});
+  return r;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -29,8 +46,11 @@ constexpr std::int64_t kSegment = 1000000;
 struct Segment {
   std::int64_t through = 0;  // appends acknowledged at its end
   double seconds = 0;
+  double cpu_ns = 0;  // the process's CPU time over it: what other work on the machine does not inflate
+  std::optional<sqlite::SqliteEventStore::AppendLookups> lookups;  // the store's file reads to check appends
   LatencySamples latency;
   double per_s() const { return seconds > 0 ? static_cast<double>(kSegment) / seconds : 0; }
+  double cpu_ns_per_event() const { return cpu_ns / static_cast<double>(kSegment); }
 };
 
 struct RunStats {
@@ -43,29 +63,17 @@ struct RunStats {
   double per_s() const { return seconds > 0 ? static_cast<double>(appends) / seconds : 0; }
 };
 
-std::vector<es::AppendRequest> make_requests(std::int64_t count, int streams, int payload_bytes,
-                                             const std::string& prefix) {
-  std::string data = "{\"p\":\"" + std::string(static_cast<std::size_t>(payload_bytes), 'x') + "\"}";
-  std::string metadata = R"({"correlation_id":"bench","actor":"bench"})";
-  std::vector<es::AppendRequest> reqs;
-  reqs.reserve(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) {
-    es::AppendRequest r;
-    r.stream_id = es::StreamId(prefix + "-" + std::to_string(i % streams));
-    r.expected = es::ExpectedVersion::any();
-    r.events.push_back({uuid_v7(), "BenchEvent", 1, data, metadata});
-    reqs.push_back(std::move(r));
-  }
-  return reqs;
-}
+// How many file reads the store's append checks took so far (SQLite only).
+using LookupCounter = std::function<sqlite::SqliteEventStore::AppendLookups()>;
 
 // Keeps `in_flight` appends outstanding until every request is acknowledged. With one
 // stream each slot appends with the exact version it last saw and retries on conflict
-// with the version the conflict reports.
-Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendRequest> reqs, int in_flight,
-                             bool exact) {
+// with the version the conflict reports. Each request is made when it is first sent, in
+// the timed loop (as the raw inserts make theirs).
+Result<RunStats> run_appends(es::EventStore& store, const BenchRequests& reqs, int in_flight, bool exact,
+                             const LookupCounter& lookups) {
   struct Slot {
-    std::size_t request = 0;
+    es::AppendRequest request;  // kept for a retry (exact versions only)
     es::StreamVersion expected = es::kNoStream;
     Clock::time_point started;
     bool retry = false;
@@ -76,21 +84,25 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
   std::vector<std::size_t> ready;
   std::optional<Error> failure;
   RunStats stats;
-  stats.latency.reserve(reqs.size());
+  const auto total = static_cast<std::size_t>(reqs.size());
+  stats.latency.reserve(total);
   std::size_t next = 0, done = 0;
-  Progress progress("bench append", reqs.size(), [&] {
+  Progress progress("bench append", total, [&] {
     MutexLock lk(mu);
     return static_cast<std::uint64_t>(done);
   });
 
   for (std::size_t s = 0; s < slots.size(); ++s) ready.push_back(s);
-  const bool segmented = static_cast<std::int64_t>(reqs.size()) >= 2 * kSegment;
+  const bool segmented = reqs.size() >= 2 * kSegment;
   Segment segment;
   auto start = Clock::now();
   auto segment_start = start;
   const double cpu_start = process_cpu_ns();
+  double segment_cpu_start = cpu_start;
+  std::optional<sqlite::SqliteEventStore::AppendLookups> segment_lookups_start;
+  if (lookups) segment_lookups_start = lookups();
   std::vector<std::size_t> batch;
-  while (done < reqs.size()) {
+  while (done < total) {
     {
       MutexLock lk(mu);
       cv.wait(mu, [&]() REQUIRES(mu) { return !ready.empty() || failure; });
@@ -100,12 +112,12 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
     for (auto s : batch) {
       auto& slot = slots[s];
       if (!slot.retry) {
-        if (next == reqs.size()) continue;
-        slot.request = next++;
+        if (next == total) continue;
+        slot.request = reqs.at(static_cast<std::int64_t>(next++));
         slot.started = Clock::now();
       }
       slot.retry = false;
-      auto req = exact ? reqs[slot.request] : std::move(reqs[slot.request]);
+      auto req = exact ? slot.request : std::move(slot.request);
       if (exact)
         req.expected = slot.expected == es::kNoStream ? es::ExpectedVersion::no_stream()
                                                       : es::ExpectedVersion::exact(slot.expected);
@@ -122,9 +134,18 @@ Result<RunStats> run_appends(es::EventStore& store, std::vector<es::AppendReques
             if (static_cast<std::int64_t>(done) % kSegment == 0) {
               segment.through = static_cast<std::int64_t>(done);
               segment.seconds = std::chrono::duration<double>(now - segment_start).count();
+              const double cpu_now = process_cpu_ns();
+              segment.cpu_ns = cpu_now - segment_cpu_start;
+              if (lookups) {
+                const auto now_lookups = lookups();
+                segment.lookups = {now_lookups.event_ids - segment_lookups_start->event_ids,
+                                   now_lookups.versions - segment_lookups_start->versions};
+                segment_lookups_start = now_lookups;
+              }
               stats.segments.push_back(std::move(segment));
               segment = Segment{};
               segment_start = now;
+              segment_cpu_start = cpu_now;
             }
           }
         } else if (r.error().code == Errc::version_conflict && exact) {
@@ -152,13 +173,14 @@ std::string scratch_file(const AppendBenchOptions& o, const std::string& run) {
 
 void remove_scratch(const AppendBenchOptions& o, const std::string& run) {
   if (is_postgres_url(o.store)) return drop_postgres_scratch(o.store, run);
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(scratch_file(o, run) + suffix);
+  for (const char* suffix : {"", "-wal", "-shm", ".lock"}) std::filesystem::remove(scratch_file(o, run) + suffix);
 }
 
 // A fresh store for one run, removed after it.
-Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, std::vector<es::AppendRequest> reqs,
-                           bool exact, bool group_commit) {
+Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, const BenchRequests& reqs, bool exact,
+                           bool group_commit) {
   std::unique_ptr<es::EventStore> store;
+  LookupCounter lookups;
   if (is_postgres_url(o.store)) {
     OF_ASSIGN_OR_RETURN(auto opened, open_postgres_scratch(o.store, run, group_commit));
     store = std::move(opened);
@@ -167,9 +189,10 @@ Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, 
     options.path = scratch_file(o, run);
     options.pipeline.group_commit = group_commit;
     OF_ASSIGN_OR_RETURN(auto opened, sqlite::SqliteEventStore::open(options));
+    lookups = [sqlite_store = opened.get()] { return sqlite_store->append_lookups(); };
     store = std::move(opened);
   }
-  auto stats = run_appends(*store, std::move(reqs), o.writers, exact);
+  auto stats = run_appends(*store, reqs, o.writers, exact, lookups);
   store.reset();
   remove_scratch(o, run);
   return stats;
@@ -179,8 +202,7 @@ Result<RunStats> run_store(const AppendBenchOptions& o, const std::string& run, 
 // into an events table indexed as an event store needs it: by event id and by
 // (stream, version). `stream_index` false: without the second index (the store keeps
 // it apart and fills it behind the events; printed to show what that is worth).
-Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<es::AppendRequest>& reqs,
-                                     bool stream_index) {
+Result<double> raw_sqlite_rows_per_s(const std::string& path, const BenchRequests& reqs, bool stream_index) {
   OF_ASSIGN_OR_RETURN(auto db, sqlite::Database::open(path));
   OF_RETURN_IF_ERROR(
       db.exec(std::string("CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -192,10 +214,10 @@ Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<
   std::unordered_map<es::StreamId, es::StreamVersion> versions;
   auto start = Clock::now();
   std::int64_t position = 0;
-  for (std::size_t i = 0; i < reqs.size(); i += 1000) {
+  for (std::int64_t i = 0; i < reqs.size(); i += 1000) {
     OF_RETURN_IF_ERROR(db.exec("BEGIN"));
-    for (std::size_t j = i; j < std::min(reqs.size(), i + 1000); ++j) {
-      const auto& req = reqs[j];
+    for (std::int64_t j = i; j < std::min(reqs.size(), i + 1000); ++j) {
+      const auto req = reqs.at(j);
       const auto& e = req.events[0];
       ++position;
       OF_RETURN_IF_ERROR(insert.bind(1, position)
@@ -214,8 +236,7 @@ Result<double> raw_sqlite_rows_per_s(const std::string& path, const std::vector<
   return static_cast<double>(reqs.size()) / std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-Result<double> raw_rows_per_s(const AppendBenchOptions& o, const std::vector<es::AppendRequest>& reqs,
-                              bool stream_index = true) {
+Result<double> raw_rows_per_s(const AppendBenchOptions& o, const BenchRequests& reqs, bool stream_index = true) {
   auto raw = is_postgres_url(o.store) ? raw_postgres_rows_per_s(o.store, "raw", reqs)
                                       : raw_sqlite_rows_per_s(scratch_file(o, "raw"), reqs, stream_index);
   remove_scratch(o, "raw");
@@ -233,7 +254,7 @@ int bench_append(const AppendBenchOptions& o) {
   const bool exact = o.streams == 1;
   const std::string prefix = "bench" + uuid_v7().substr(0, 8);
 
-  auto reqs = make_requests(o.events, o.streams, o.payload_bytes, prefix);
+  const BenchRequests reqs(o.events, o.streams, o.payload_bytes, prefix);
   auto raw = raw_rows_per_s(o, reqs);
   if (!raw) return runtime_failure(raw.error().message);
   std::optional<double> raw_unindexed;
@@ -252,8 +273,7 @@ int bench_append(const AppendBenchOptions& o) {
   std::optional<RunStats> baseline;
   if (!o.no_group_commit) {
     auto n = std::clamp<std::int64_t>(o.events / 50, 500, 4000);
-    auto few = make_requests(n, o.streams, o.payload_bytes, prefix + "b");
-    auto b = run_store(o, "baseline", std::move(few), exact, false);
+    auto b = run_store(o, "baseline", BenchRequests(n, o.streams, o.payload_bytes, prefix + "b"), exact, false);
     if (!b) return runtime_failure(b.error().message);
     baseline = std::move(*b);
   }
@@ -279,17 +299,25 @@ int bench_append(const AppendBenchOptions& o) {
   std::string per_million;
   for (auto& seg : m.segments) {
     const auto p99_seg = seg.latency.percentile_us(0.99);
-    fmt::print("  {:<34} {:>12.0f} events/s   p99 {:>6} us\n",
+    std::string looked_up, looked_up_json;
+    if (seg.lookups) {
+      looked_up = fmt::format("   lookups: {} event ids, {} versions", seg.lookups->event_ids, seg.lookups->versions);
+      looked_up_json = fmt::format(R"(,"event_id_lookups":{},"version_lookups":{})", seg.lookups->event_ids,
+                                   seg.lookups->versions);
+    }
+    fmt::print("  {:<34} {:>12.0f} events/s   p99 {:>6} us   {:.0f} ns CPU/event{}\n",
                fmt::format("events {}M-{}M", (seg.through - kSegment) / kSegment, seg.through / kSegment), seg.per_s(),
-               p99_seg);
-    per_million += fmt::format(R"({}{{"through":{},"events_per_s":{:.0f},"p99_us":{}}})",
-                               per_million.empty() ? "" : ",", seg.through, seg.per_s(), p99_seg);
+               p99_seg, seg.cpu_ns_per_event(), looked_up);
+    per_million += fmt::format(R"({}{{"through":{},"events_per_s":{:.0f},"p99_us":{},"cpu_ns_per_event":{:.0f}{}}})",
+                               per_million.empty() ? "" : ",", seg.through, seg.per_s(), p99_seg, seg.cpu_ns_per_event(),
+                               looked_up_json);
   }
   // The writer hashes every event into the chain and checksums it: its CPU per event, and
   // the share of one core that is at this rate.
-  const auto& e = reqs.front().events.front();
+  const auto sample = reqs.at(0);
+  const auto& e = sample.events.front();
   const auto cost = row_check_cost(
-      es::RecordedEvent{e.event_id, reqs.front().stream_id, e.type, es::StreamVersion{0}, es::Position{1}, e.schema_version, e.data, e.metadata, 0});
+      es::RecordedEvent{e.event_id, sample.stream_id, e.type, es::StreamVersion{0}, es::Position{1}, e.schema_version, e.data, e.metadata, 0});
   fmt::print("  {:<34} {:>12.0f} ns/event   ({:.1f}% of one core at this rate)\n", "hash chain (SHA-256)", cost.hash_ns,
              100 * cost.hash_ns * 1e-9 * m.per_s());
   const bool checksums = !is_postgres_url(o.store);  // PostgreSQL's rows carry none

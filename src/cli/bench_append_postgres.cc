@@ -36,18 +36,17 @@ void drop_postgres_scratch(const std::string& url, const std::string& run) {
 
 // The limit: the same rows, no event-store logic, one multi-row INSERT (the statement the
 // store writes with) of 1000 rows per durable transaction.
-Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run,
-                                       const std::vector<es::AppendRequest>& reqs) {
+Result<double> raw_postgres_rows_per_s(const std::string& url, const std::string& run, const BenchRequests& reqs) {
   OF_ASSIGN_OR_RETURN(auto conn, postgres::Connection::open(url, scratch_schema(run)));
   OF_RETURN_IF_ERROR(postgres::migrate(conn, scratch_schema(run)));
   std::unordered_map<es::StreamId, es::StreamVersion> versions;
   auto start = std::chrono::steady_clock::now();
   std::int64_t position = 0;
-  for (std::size_t i = 0; i < reqs.size(); i += 1000) {
+  for (std::int64_t i = 0; i < reqs.size(); i += 1000) {
     postgres::ArrayLiteral positions, ids, streams, stream_versions, types, schema_versions, data, metadata,
         recorded_at, hashes;
-    for (std::size_t j = i; j < std::min(reqs.size(), i + 1000); ++j) {
-      const auto& req = reqs[j];
+    for (std::int64_t j = i; j < std::min(reqs.size(), i + 1000); ++j) {
+      const auto req = reqs.at(j);
       const auto& e = req.events[0];
       positions.add(++position);
       ids.add(e.event_id);

@@ -26,6 +26,8 @@ namespace orderflow::sqlite {
 class EventIdFilter {
  public:
   static constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+  // The capacity that fills kMaxBytes at 10 bits an id (13.4M ids).
+  static constexpr std::size_t kMaxIds = kMaxBytes * 8 / 10;
 
   // Sized for `capacity` ids at about 10 bits each, up to kMaxBytes.
   explicit EventIdFilter(std::size_t capacity);

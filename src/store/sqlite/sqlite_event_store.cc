@@ -351,12 +351,12 @@ Result<void> SqliteEventStore::init() {
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
 
-  // Sized for twice the events stored now (at least 4M ids, 5 MiB; at most its budget,
-  // 16 MiB): past that it fills and answers "maybe" more often, which costs lookups, never
-  // correctness.
-  auto stored = committed_last_position();
-  if (!stored) return stored.error();
-  ids_ = std::make_unique<EventIdFilter>(std::max<std::size_t>(std::size_t{1} << 22, 2 * static_cast<std::size_t>(stored->value())));
+  // Its whole budget (16 MiB, 13.4M ids at 10 bits) from the start, whatever the log holds
+  // now: it cannot grow once ids are in it. Sized for twice the events at open (at least
+  // 4M), a store opened empty and filled to 10M answered "maybe" for ~30% of fresh ids, each
+  // then an index lookup under the pipeline's lock, so appends slowed as the log grew.
+  // Past 13.4M ids it answers "maybe" more often, which costs lookups, never correctness.
+  ids_ = std::make_unique<EventIdFilter>(EventIdFilter::kMaxIds);
   if (auto r = pipeline_.start(); !r) return r;
   ids_loader_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-load-ids");
@@ -937,8 +937,10 @@ Result<es::StreamVersion> SqliteEventStore::stream_version(const es::StreamId& s
 
 // The stream's version as of position `up_to`: its newest entry in the backlog, or in the
 // table (read after the backlog, see stream_index_backlog.h).
-Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const es::StreamId& stream_id, es::Position up_to) {
+Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const es::StreamId& stream_id, es::Position up_to,
+                                                       std::atomic<std::uint64_t>* table_reads) {
   if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
+  if (table_reads) table_reads->fetch_add(1, std::memory_order_relaxed);
   auto& s = reader.version;
   ResetOnExit reset(s);
   s.bind(1, stream_id.view()).bind(2, up_to.value());
@@ -1077,7 +1079,7 @@ Result<std::optional<es::KeyErasure>> SqliteEventStore::erase_key(const std::str
 // ExclusiveAppendBackend: called under the pipeline's lock, on the probe connection.
 
 Result<es::StreamVersion> SqliteEventStore::committed_version(const es::StreamId& stream_id) {
-  return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()});
+  return version_at(*probe_, stream_id, es::Position{std::numeric_limits<std::int64_t>::max()}, &version_lookups_);
 }
 
 Result<es::Position> SqliteEventStore::committed_last_position() {
@@ -1091,6 +1093,7 @@ Result<es::Position> SqliteEventStore::committed_last_position() {
 Result<std::optional<es::StoredEventRef>> SqliteEventStore::find_event(const std::string& event_id) {
   if (ids_loaded_.load(std::memory_order_acquire) && !ids_->may_contain(event_id))
     return std::optional<es::StoredEventRef>();
+  id_lookups_.fetch_add(1, std::memory_order_relaxed);
   auto& s = probe_->find_event;
   ResetOnExit reset(s);
   s.bind(1, event_id);

@@ -39,6 +39,28 @@ TEST(EventIdFilter, StaysWithinItsBudget) {
   EXPECT_TRUE(filter.may_contain("x"));
 }
 
+// The store allocates kMaxIds, the whole budget, at open. Sized as it used to be for an
+// empty log (4M ids), a store filled to 10M events answered "maybe" for ~30% of fresh ids,
+// each then an index lookup under the append pipeline's lock: the cost of an append grew
+// with the log. At the budget it stays well under 1%.
+TEST(EventIdFilter, AtItsBudgetTenMillionIdsLeaveFewFalsePositives) {
+  EventIdFilter full(EventIdFilter::kMaxIds), sized_for_an_empty_log(std::size_t{1} << 22);
+  EXPECT_EQ(full.bytes(), EventIdFilter::kMaxBytes);
+  for (int i = 0; i < 10'000'000; ++i) {
+    const auto id = "stored-" + std::to_string(i);
+    full.add(id);
+    sized_for_an_empty_log.add(id);
+  }
+  int full_maybe = 0, small_maybe = 0;
+  for (int i = 0; i < 100000; ++i) {
+    const auto id = "fresh-" + std::to_string(i);
+    full_maybe += full.may_contain(id);
+    small_maybe += sized_for_an_empty_log.may_contain(id);
+  }
+  EXPECT_LT(full_maybe, 1000);
+  EXPECT_GT(small_maybe, 20000);
+}
+
 TEST(EventIdFilter, AnEmptyFilterHoldsNothing) {
   EventIdFilter filter(0);
   EXPECT_FALSE(filter.may_contain("a"));
