@@ -4,7 +4,9 @@
 // Consistency: a query answers once its projection has applied `min_position` or, without
 // it, the store's last position when the query arrived (so a client always reads its own
 // acknowledged writes); it waits up to `wait_ms` without holding an io thread, else 503
-// projection_lagging. Time travel and `consistency=strong` fold the event store instead.
+// projection_lagging. In a process whose projections are fed from the bus, what a query
+// waits for is the bus projector's rule (app/bus_projector/bus_projector.h, ReadTarget).
+// Time travel and `consistency=strong` fold the event store instead.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json.hpp>
 
@@ -14,6 +16,7 @@
 #include "api/json_body.h"
 #include "api/metrics.h"
 #include "api/query_params.h"
+#include "app/aggregates.h"
 #include "app/bus_projector/bus_projector.h"
 #include "app/projections/documents.h"
 #include "app/projections/history.h"
@@ -35,13 +38,43 @@ using http::Response;
 
 constexpr std::int64_t kMaxWaitMs = 10000;
 
+// caught_up in a process fed from the bus: what the bus projector says the read waits for.
+asio::awaitable<std::optional<Response>> bus_caught_up(ApiContext& ctx, const std::string& projection,
+                                                       std::optional<es::StreamId> entity, std::int64_t min,
+                                                       std::int64_t wait_ms) {
+  app::bus_projector::ReadTarget target{projection, std::move(entity),
+                                        min < 0 ? std::nullopt : std::optional(es::Position{min})};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  const auto stand = co_await http::await_callback<Result<app::bus_projector::ReadStand>>([&](auto done) {
+    ctx.bus_projector->when_readable(target, deadline, std::move(done));
+  });
+  if (!stand) co_return error_for(stand.error());
+  if (stand->applied) co_return std::nullopt;
+  json::object details{{"projection", projection},
+                       {"position", stand->position.value()},
+                       {"min_position", min < 0 ? json::value(nullptr) : json::value(min)}};
+  std::string message = "projection " + projection + " has not applied ";
+  if (target.stream) {
+    details["stream_id"] = target.stream->str();
+    details["version"] = stand->version.value();
+    details["applied_version"] = stand->applied_version.value();
+    message += "version " + to_string(stand->version) + " of " + target.stream->str() + " within wait_ms";
+  } else {
+    message += "position " + std::to_string(min) + " within wait_ms";
+  }
+  co_return error_for(make_error(Errc::projection_lagging, message), std::move(details));
+}
+
 // nullopt once `projection` has applied what the query asks for; otherwise the answer to give
-// (400 for a bad parameter, 503 projection_lagging).
-asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Request& req, const std::string& projection) {
+// (400 for a bad parameter, 503 projection_lagging). `entity`: the stream of the one entity
+// the query reads, if it reads one.
+asio::awaitable<std::optional<Response>> caught_up(ApiContext& ctx, const Request& req, const std::string& projection,
+                                                   std::optional<es::StreamId> entity = std::nullopt) {
   auto min = int_param(req, "min_position", -1, 0, INT64_MAX);
   if (!min) co_return error_for(min.error());
   auto wait = int_param(req, "wait_ms", 2000, 0, kMaxWaitMs);
   if (!wait) co_return error_for(wait.error());
+  if (ctx.bus_projector) co_return co_await bus_caught_up(ctx, projection, std::move(entity), *min, *wait);
   es::Position target{*min};
   if (target < 0) {
     auto last = ctx.events.last_position();
@@ -147,7 +180,8 @@ asio::awaitable<Response> get_order(ApiContext& ctx, Request& req) {
   }
   if (consistency != "eventual")
     co_return error_for(make_error(Errc::invalid_argument, "consistency must be strong or eventual"));
-  if (auto lagging = co_await caught_up(ctx, req, "orders")) co_return std::move(*lagging);
+  if (auto lagging = co_await caught_up(ctx, req, "orders", app::stream_of<app::Order>(id)))
+    co_return std::move(*lagging);
   co_return revealed(ctx, document_answer(ctx.read->orders().get(id), "order " + id));
 }
 
@@ -164,6 +198,29 @@ json::value sales_json(const app::projections::Sales& s) {
                       {"revenue_cents", s.revenue_cents},
                       {"by_day", std::move(days)},
                       {"top_products", std::move(top)}};
+}
+
+// /api/v1/admin/projections in a process fed from the bus: the bus projector's read models.
+Response bus_projections(ApiContext& ctx) {
+  auto last = ctx.events.last_position();
+  if (!last) return error_for(last.error());
+  const auto s = ctx.bus_projector->status();
+  json::array list;
+  for (const auto& p : ctx.bus_projector->projections()) {
+    json::object o{{"name", p.name},
+                   {"position", p.position.value()},
+                   {"lag", std::max<std::int64_t>(0, last->value() - std::max(p.position, s.position).value())},
+                   {"status", s.state},
+                   {"last_error", s.last_error ? json::value(*s.last_error) : json::value(nullptr)},
+                   {"fed_by", "bus"},
+                   {"backlog", s.backlog ? json::value(*s.backlog) : json::value(nullptr)}};
+    const bool measured = s.lag_window > 0;
+    o["lag_p50_ms"] = measured ? json::value(s.lag_p50_ms) : nullptr;
+    o["lag_p99_ms"] = measured ? json::value(s.lag_p99_ms) : nullptr;
+    o["lag_window"] = s.lag_window;
+    list.push_back(std::move(o));
+  }
+  return http::json_response(200, list);
 }
 
 }  // namespace
@@ -233,7 +290,8 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/api/v1/products/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string id(req.param("id"));
-    if (auto lagging = co_await caught_up(ctx, req, "products")) co_return std::move(*lagging);
+    if (auto lagging = co_await caught_up(ctx, req, "products", app::stream_of<app::Product>(id)))
+      co_return std::move(*lagging);
     co_return document_answer(ctx.read->products().get(id), "product " + id);
   });
 
@@ -246,7 +304,8 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/api/v1/accounts/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string id(req.param("id"));
-    if (auto lagging = co_await caught_up(ctx, req, "accounts")) co_return std::move(*lagging);
+    if (auto lagging = co_await caught_up(ctx, req, "accounts", app::stream_of<app::Account>(id)))
+      co_return std::move(*lagging);
     co_return revealed(ctx, document_answer(ctx.read->accounts().get(id), "account " + id));
   });
 
@@ -257,7 +316,8 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
     if (!limit) co_return error_for(limit.error());
     auto after = int_param(req, "cursor", 0, 0, INT64_MAX);
     if (!after) co_return error_for(make_error(Errc::invalid_argument, "cursor is not one this server gave out"));
-    if (auto lagging = co_await caught_up(ctx, req, "accounts")) co_return std::move(*lagging);
+    if (auto lagging = co_await caught_up(ctx, req, "accounts", app::stream_of<app::Account>(id)))
+      co_return std::move(*lagging);
     auto account = ctx.read->accounts().get(id);
     if (!account) co_return error_for(account.error());
     if (!*account) co_return error_for(make_error(Errc::not_found, "no account " + id));
@@ -288,6 +348,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
   });
 
   router.add(Method::get, "/api/v1/admin/projections", [&ctx](Request&) -> asio::awaitable<Response> {
+    if (ctx.bus_projector) co_return bus_projections(ctx);
     json::array list;
     const auto lags = ctx.read->runner().lags();
     for (const auto& s : ctx.read->runner().status()) {
@@ -297,7 +358,8 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
                      {"position", s.position.value()},
                      {"lag", s.lag},
                      {"status", es::to_string(s.state)},
-                     {"last_error", error}};
+                     {"last_error", error},
+                     {"fed_by", "log"}};
       // Milliseconds from an append to its event being in the live copy, over the last
       // lag_window events applied (null before the first).
       auto lag = std::find_if(lags.begin(), lags.end(), [&](const auto& l) { return l.name == s.name; });
@@ -312,6 +374,13 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::post, "/api/v1/admin/projections/{name}/rebuild", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string name(req.param("name"));
+    if (ctx.bus_projector) {
+      const auto fed = ctx.bus_projector->projections();
+      if (std::none_of(fed.begin(), fed.end(), [&](const auto& p) { return p.name == name; }))
+        co_return error_for(make_error(Errc::not_found, "no projection " + name));
+      co_return error_for(make_error(Errc::invalid_state,
+                                     "projection " + name + " is fed from the bus in this process: it is not rebuilt"));
+    }
     if (auto r = ctx.read->runner().rebuild(name); !r) co_return error_for(r.error());
     co_return http::json_response(202, json::object{{"name", name}, {"status", "rebuilding"}});
   });

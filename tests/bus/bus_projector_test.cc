@@ -216,6 +216,7 @@ class BusProjectorTest : public ::testing::Test {
   void killed_case();
   void backlog_case();
   void redrive_case();
+  void reads_case();
 
  protected:
 
@@ -549,6 +550,94 @@ void BusProjectorTest::backlog_case() {
 }
 
 TEST_F(BusProjectorTest, TheConsumerBacklogIsWhatItHasNotAcknowledged) { backlog_case(); }
+
+// docs/api.md §10 "Reads": a read of one entity waits until its stream's version in the
+// store (at or below min_position) is applied, any other read until an event at or past
+// min_position is; answered by the projector's thread once applied, or at the deadline.
+void BusProjectorTest::reads_case() {
+  using app::bus_projector::ReadStand;
+  using app::bus_projector::ReadTarget;
+  random_workload(200, 21);
+  run<Account>("reader", account::OpenAccount{"reader", "Reader"});
+  run<Account>("reader", account::Deposit{100});
+  relay_all();
+  auto read = open_read_side("bus-fed.db");
+  auto bus = consumer();
+  app::bus_projector::BusProjector projector(*read, *bus, {.bus = bus_->url(), .store = store_.get()});
+  ASSERT_TRUE(projector.start());
+  // Asks, and answers the future once done is called.
+  auto ask = [&](ReadTarget target, std::chrono::milliseconds wait) {
+    auto answer = std::make_shared<std::promise<Result<ReadStand>>>();
+    auto future = answer->get_future();
+    projector.when_readable(std::move(target), std::chrono::steady_clock::now() + wait,
+                            [answer](Result<ReadStand> r) { answer->set_value(std::move(r)); });
+    return future;
+  };
+  const auto reader = app::stream_of<Account>("reader");
+  auto stand = ask({"accounts", reader, std::nullopt}, 60s).get();
+  ASSERT_TRUE(stand) << stand.error().message;
+  EXPECT_TRUE(stand->applied);
+  EXPECT_EQ(stand->version, es::StreamVersion{1});
+  EXPECT_EQ(stand->applied_version, es::StreamVersion{1});
+  auto doc = read->accounts().get("reader");
+  ASSERT_TRUE(doc && *doc);
+  EXPECT_EQ((*doc)->version, es::StreamVersion{1});
+
+  // Nothing of the stream at or below min_position (or at all): nothing to wait for.
+  stand = ask({"accounts", app::stream_of<Account>("nobody"), std::nullopt}, 0ms).get();
+  ASSERT_TRUE(stand);
+  EXPECT_TRUE(stand->applied);
+  EXPECT_EQ(stand->version, es::kNoStream);
+  stand = ask({"accounts", reader, es::Position{0}}, 0ms).get();
+  ASSERT_TRUE(stand && stand->applied);
+  EXPECT_EQ(stand->version, es::kNoStream);
+
+  // A list: an applied event at or past min_position, else answered at the deadline.
+  const auto last = *store_->last_position();
+  ASSERT_TRUE(wait_until([&] { return projector.status().position == last; }, 60s));
+  stand = ask({"accounts", std::nullopt, last}, 0ms).get();
+  ASSERT_TRUE(stand && stand->applied);
+  EXPECT_EQ(stand->position, last);
+  const auto t0 = std::chrono::steady_clock::now();
+  stand = ask({"products", std::nullopt, last + 100}, 300ms).get();
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(stand);
+  EXPECT_FALSE(stand->applied);
+  EXPECT_GE(waited, 300ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_FALSE(ask({"nope", std::nullopt, std::nullopt}, 0ms).get());
+
+  // A write not relayed yet: the read waits for it, and is answered once the bus brings it.
+  run<Account>("reader", account::Deposit{5});
+  stand = ask({"accounts", reader, std::nullopt}, 300ms).get();
+  ASSERT_TRUE(stand);
+  EXPECT_FALSE(stand->applied);
+  EXPECT_EQ(stand->version, es::StreamVersion{2});
+  EXPECT_EQ(stand->applied_version, es::StreamVersion{1});
+  auto pending = ask({"accounts", reader, std::nullopt}, 60s);
+  relay_all();
+  stand = pending.get();
+  ASSERT_TRUE(stand) << stand.error().message;
+  EXPECT_TRUE(stand->applied);
+  EXPECT_EQ(stand->applied_version, es::StreamVersion{2});
+  doc = read->accounts().get("reader");
+  ASSERT_TRUE(doc && *doc);
+  EXPECT_EQ((*doc)->version, es::StreamVersion{2});
+
+  // Stopping answers what is pending.
+  run<Account>("reader", account::Deposit{5});
+  pending = ask({"accounts", reader, std::nullopt}, 60s);
+  projector.stop();
+  stand = pending.get();
+  ASSERT_TRUE(stand);
+  EXPECT_FALSE(stand->applied);
+}
+
+TEST_F(BusProjectorTest, ReadsWaitForTheirEntitysStreamOrAnAppliedPosition) { reads_case(); }
+
+TEST_F(BusProjectorTest, KafkaReadsWaitForTheirEntitysStreamOrAnAppliedPosition) {
+  on_kafka(&BusProjectorTest::reads_case);
+}
 
 TEST_F(BusProjectorTest, TheKafkaConsumerBacklogIsWhatItHasNotAcknowledged) {
   on_kafka(&BusProjectorTest::backlog_case);

@@ -4,7 +4,9 @@ there yet, goes away and comes back; writes never wait for it; the relay's state
 A bad --bus is exit 2 with one sentence. On PostgreSQL, two servers with --bus: one relays (the relay
 lease), and the other takes over when it is killed."""
 
+import glob
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -169,6 +171,23 @@ def started_nats(test):
     test.addCleanup(nats.cleanup)
     nats.start()
     return nats
+
+
+def relayed_store(test, bus, write):
+    """A data dir (cleaned up after `test`) whose log a server with `--bus bus` wrote with write(client) and
+    relayed whole; its read models removed, for a bus-fed process to make its own. Answers (dir, the relay's
+    last position)."""
+    data = tempfile.mkdtemp(prefix="orderflow-e2e-")
+    test.addCleanup(shutil.rmtree, data, True)
+    with Server(data_dir=data, extra_args=["--bus", bus]) as writer:
+        c = writer.client()
+        write(c)
+        wait_until(lambda: c.get(f"{API}/admin/relay").json["lag"] == 0, 60, "everything relayed")
+        last = c.get(f"{API}/admin/relay").json["position"]
+        c.close()
+    for f in glob.glob(os.path.join(data, "readmodels.db*")):
+        os.remove(f)
+    return data, last
 
 
 needs_nats = unittest.skipUnless(shutil.which("nats-server"), "nats-server is not installed (scripts/install-deps.sh)")

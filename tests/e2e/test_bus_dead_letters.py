@@ -6,17 +6,15 @@ a retry while the fault is still there fails and keeps it held; once the fault i
 the stream from the event store and releases it (200), the account is served with every deposit, and a
 second retry is 409. /metrics shows the consumer's lag and held streams throughout."""
 
-import glob
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import unittest
 
 from harness import API, Server, create_account, on_postgres, wait_until
-from test_bus import free_port, needs_nats, started_nats
+from test_bus import free_port, needs_nats, relayed_store, started_nats
 
 
 def labelled_metric(client, name):
@@ -33,25 +31,19 @@ class BusDeadLetters(unittest.TestCase):
     def test_a_held_stream_is_listed_then_redriven_over_http_and_released(self):
         nats = started_nats(self)
         bus = f"nats://127.0.0.1:{nats.port}"
-        data = tempfile.mkdtemp(prefix="orderflow-e2e-")
-        self.addCleanup(shutil.rmtree, data, True)
         held = "held-account"
 
         # A server writes the log and relays it to the bus.
-        with Server(data_dir=data, extra_args=["--bus", bus]) as writer:
-            c = writer.client()
+        def write(c):
             create_account(c, held)
             for cents in (100, 200, 300):
                 self.assertEqual(c.post(f"{API}/accounts/{held}/deposit", {"amount_cents": cents}).status, 200)
             for _ in range(5):
                 create_account(c, balance=50)
-            wait_until(lambda: c.get(f"{API}/admin/relay").json["lag"] == 0, 60, "everything relayed")
-            c.close()
 
+        data, _ = relayed_store(self, bus, write)
         # The bus-fed projector gets read models of its own: made by a first start against a bus that is
         # not there (nothing consumed), then the accounts table refuses the held account.
-        for f in glob.glob(os.path.join(data, "readmodels.db*")):
-            os.remove(f)
         roles = ["--roles", "projector,query,admin"]
         with Server(data_dir=data, extra_args=[*roles, "--bus", f"nats://127.0.0.1:{free_port()}"]):
             pass
@@ -87,8 +79,8 @@ class BusDeadLetters(unittest.TestCase):
             self.assertIn("failed 5 times", letter["reason"])
             self.assertIn("injected fault", letter["reason"])
             self.assertIsNone(letter["retried_at"])
-            # min_position=0: read-your-writes waits follow the log-tailing runner, which a bus-fed
-            # process does not run (docs/api.md §10).
+            # min_position=0: no event of the account at or below it to wait for (docs/api.md §10
+            # "Reads"); without it the read would wait for the held stream.
             unapplied = c.get(f"{API}/accounts/{held}?min_position=0")
             self.assertEqual(unapplied.status, 404, f"nothing of a held stream applied: {unapplied}")
             retry = f"{API}/admin/dead-letters/{letter['dead_letter_id']}/retry"

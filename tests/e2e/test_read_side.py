@@ -103,7 +103,8 @@ class ReadSide(ServerTestCase, unittest.TestCase):
         self.assertEqual(set(states), {"orders", "products", "accounts", "sales"})
         for p in states.values():
             self.assertEqual(set(p), {"name", "position", "lag", "status", "last_error",
-                                      "lag_p50_ms", "lag_p99_ms", "lag_window"})
+                                      "lag_p50_ms", "lag_p99_ms", "lag_window", "fed_by"})
+            self.assertEqual(p["fed_by"], "log")
         self.assertEqual(states["accounts"]["status"], "running")
         self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json, before)
 

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <map>
 #include <unordered_set>
@@ -107,6 +108,14 @@ Result<void> BusProjector::start() {
     if (auto claimed = p->claim(); !claimed || !*claimed)
       return fail(Errc::unavailable, "another process writes the projection " + p->name());
     OF_ASSIGN_OR_RETURN(auto live, p->open_live());
+    // No events: makes its bus_versions, which reads look at before anything came.
+    OF_RETURN_IF_ERROR(p->apply_delivered(*live, {}));
+    OF_ASSIGN_OR_RETURN(auto position, live->position());
+    {
+      MutexLock lk(mu_);
+      positions_.push_back(position);
+    }
+    if (position > acked_position_.load()) acked_position_ = position;
     copies_.emplace_back(p, std::move(live));
   }
   if (auto claimed = read_.db().claim(kDeadLetterTables); !claimed || !*claimed)
@@ -143,6 +152,95 @@ void BusProjector::stop() {
     left.swap(redrives_);
   }
   for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed projector is stopping"));
+  answer_readers(true);
+}
+
+std::vector<BusProjection> BusProjector::projections() const {
+  MutexLock lk(mu_);
+  std::vector<BusProjection> out;
+  for (std::size_t i = 0; i < positions_.size() && i < copies_.size(); ++i)
+    out.push_back({copies_[i].first->name(), positions_[i]});
+  return out;
+}
+
+// The version of `stream`'s last event at or below `position` (kNoStream: none), read
+// backward from its end.
+Result<es::StreamVersion> BusProjector::version_at(const es::StreamId& stream, es::Position position) {
+  constexpr std::size_t kPage = 100;
+  for (es::StreamVersion from{-1};;) {
+    OF_ASSIGN_OR_RETURN(auto page, options_.store->read_stream(stream, from, kPage, es::Direction::backward));
+    for (const auto& e : page)
+      if (e.position <= position) return e.version;
+    if (page.size() < kPage || page.back().version <= es::StreamVersion{0}) return es::kNoStream;
+    from = page.back().version - 1;
+  }
+}
+
+Result<ReadStand> BusProjector::stand(const ReadWaiter& w) {
+  ReadStand s;
+  {
+    MutexLock lk(mu_);
+    s.position = positions_[w.copy];
+  }
+  if (w.stream) {
+    auto& [projection, live] = copies_[w.copy];
+    OF_ASSIGN_OR_RETURN(s.applied_version, projection->delivered_version(*live, *w.stream));
+    s.version = w.version;
+    s.applied = s.applied_version >= w.version;
+  } else {
+    s.applied = s.position >= w.position;
+  }
+  return s;
+}
+
+void BusProjector::when_readable(ReadTarget target, std::chrono::steady_clock::time_point deadline,
+                                 std::function<void(Result<ReadStand>)> done) {
+  ReadWaiter w{copies_.size(), std::move(target.stream), es::kNoStream, es::Position{0}, deadline, std::move(done)};
+  for (std::size_t i = 0; i < copies_.size(); ++i)
+    if (copies_[i].first->name() == target.projection) w.copy = i;
+  if (w.copy == copies_.size()) return w.done(fail(Errc::not_found, "no projection " + target.projection + " fed from the bus"));
+  if (w.stream) {
+    if (!options_.store)
+      return w.done(fail(Errc::unavailable, "this projector has no event store to read " + w.stream->str() + " from"));
+    auto version = target.min_position ? version_at(*w.stream, *target.min_position)
+                                       : options_.store->stream_version(*w.stream);
+    if (!version) return w.done(fail(version.error()));
+    w.version = *version;
+  } else if (target.min_position) {
+    w.position = *target.min_position;
+  }
+  auto now = stand(w);
+  if (!now || now->applied || std::chrono::steady_clock::now() >= deadline) return w.done(std::move(now));
+  {
+    MutexLock lk(mu_);
+    if (running_ && !stopping_) {
+      readers_.push_back(std::move(w));
+      cv_.notify_all();  // its deadline may come before the loop's next look
+      return;
+    }
+  }
+  w.done(std::move(now));
+}
+
+void BusProjector::answer_readers(bool all) {
+  std::vector<ReadWaiter> pending;
+  {
+    MutexLock lk(mu_);
+    pending.swap(readers_);
+  }
+  if (pending.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<ReadWaiter> left;
+  for (auto& w : pending) {
+    auto s = stand(w);
+    if (!s || s->applied || all || now >= w.deadline)
+      w.done(std::move(s));
+    else
+      left.push_back(std::move(w));
+  }
+  if (left.empty()) return;
+  MutexLock lk(mu_);
+  for (auto& w : left) readers_.push_back(std::move(w));
 }
 
 Result<std::vector<BusDeadLetter>> BusProjector::dead_letters() {
@@ -234,6 +332,7 @@ BusProjectorStatus BusProjector::status() const {
   s.applied = applied_;
   s.dead_lettered = dead_lettered_;
   s.held = held_;
+  s.position = acked_position_.load();
   if (const std::int64_t b = backlog_; b >= 0) s.backlog = static_cast<std::uint64_t>(b);
   MutexLock lk(mu_);
   s.last_lag_ms = last_lag_ms_;
@@ -269,9 +368,25 @@ void BusProjector::loop() {
       wait = backoff;
       backoff = std::min(backoff * 2, kMaxBackoff);
     }
-    MutexLock lk(mu_);
-    (void)cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || !redrives_.empty(); });
-    if (stopping_) break;
+    // Until the back-off ends, pending reads are answered at their deadlines.
+    const auto until = std::chrono::steady_clock::now() + wait;
+    bool stop = false;
+    for (;;) {
+      answer_readers(false);
+      MutexLock lk(mu_);
+      if (stopping_) {
+        stop = true;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= until || !redrives_.empty()) break;
+      auto next = until;
+      for (const auto& r : readers_) next = std::min(next, r.deadline);
+      const auto readers = readers_.size();
+      (void)cv_.wait_until(mu_, next, [&]() REQUIRES(mu_) {
+        return stopping_ || !redrives_.empty() || readers_.size() != readers;
+      });
+    }
+    if (stop) break;
   }
 }
 
@@ -279,9 +394,22 @@ void BusProjector::loop() {
 // event of their stream is not applied yet) in any copy.
 Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::RecordedEvent> events) {
   std::set<std::size_t> early;
-  for (auto& [projection, live] : copies_) {
+  for (std::size_t i = 0; i < copies_.size(); ++i) {
+    auto& [projection, live] = copies_[i];
     OF_ASSIGN_OR_RETURN(auto r, projection->apply_delivered(*live, events));
     early.insert(r.begin(), r.end());
+    // As apply_delivered raises the copy's position: the events of its categories applied.
+    const auto& categories = projection->filter().categories;
+    es::Position through{0};
+    for (std::size_t j = 0; j < events.size(); ++j)
+      if (!std::binary_search(r.begin(), r.end(), j) &&
+          (categories.empty() || std::find(categories.begin(), categories.end(), events[j].stream_id.category()) !=
+                                     categories.end()))
+        through = std::max(through, events[j].position);
+    if (through > 0) {
+      MutexLock lk(mu_);
+      positions_[i] = std::max(positions_[i], through);
+    }
   }
   return std::vector<std::size_t>(early.begin(), early.end());
 }
@@ -345,12 +473,14 @@ Result<void> BusProjector::consume() {
     of_event.push_back(&d);
   }
   std::vector<std::uint64_t> done;
+  es::Position through{0};  // the highest position of the events acknowledged
   auto applied = apply(events);
   if (applied) {
     std::unordered_set<std::size_t> early(applied->begin(), applied->end());
     for (std::size_t i = 0; i < events.size(); ++i) {
       if (!early.contains(i)) {
         done.push_back(of_event[i]->tag);
+        through = std::max(through, events[i].position);
         if (!early_since_.empty()) early_since_.erase({events[i].stream_id, events[i].version});
       } else if (auto r = early_event(events[i], *of_event[i]); !r) {
         return r;
@@ -375,6 +505,7 @@ Result<void> BusProjector::consume() {
       auto one = apply(std::span(&e, 1));
       if (one && one->empty()) {
         done.push_back(d.tag);
+        through = std::max(through, e.position);
         if (!early_since_.empty()) early_since_.erase({e.stream_id, e.version});
         if (!failures_.empty()) failures_.erase({e.stream_id, e.version});
         record_lag(std::span(&e, 1));
@@ -395,6 +526,7 @@ Result<void> BusProjector::consume() {
   }
   if (auto r = bus_.ack(done); !r) return r;
   applied_ += done.size();
+  if (through > acked_position_.load()) acked_position_ = through;  // this thread alone writes it
   return {};
 }
 

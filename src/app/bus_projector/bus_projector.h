@@ -94,6 +94,9 @@ struct BusProjectorStatus {
   std::uint64_t applied = 0;        // messages applied (or skipped as repeats) and acknowledged
   std::uint64_t dead_lettered = 0;  // since start
   std::size_t held = 0;             // streams held behind a dead letter now
+  // The highest position of an event acknowledged, of any stream (at start: the highest
+  // any read model applied): what /api/v1/admin/projections counts the lag from.
+  es::Position position{0};
   // Messages the consumer has not acknowledged, as the bus counted them last (none: not
   // asked yet, or the last fetch or count failed).
   std::optional<std::uint64_t> backlog;
@@ -114,6 +117,39 @@ struct Redriven {
   std::optional<es::StreamVersion> version;
   std::size_t events = 0;  // events of the stream read again (the ones already applied skipped)
   std::int64_t retried_at_ms = 0;
+};
+
+// What a read of a read model fed from the bus waits for (docs/api.md §10 "Reads"). The
+// projector applies the streams' events out of position order and sees only what the bus
+// brings, so it cannot tell that every event up to a position is applied; what it can tell
+// is the version each stream reached (bus_versions) and the highest position applied.
+// - A read of one entity (`stream` set) waits until the entity's stream has applied its
+//   last event at or below `min_position`, or, without it, the stream's last event in the
+//   store when the read arrived (read-your-writes for that entity: its read model folds
+//   that stream alone). The version waited for is looked up in the event store.
+// - Any other read (a list, the sales figures) waits, with `min_position`, until the
+//   projection has applied an event at or past it (events of other streams before it may
+//   still be on their way), and without it waits for nothing: it answers what is applied.
+struct ReadTarget {
+  std::string projection;  // orders, products, accounts or sales
+  std::optional<es::StreamId> stream;
+  std::optional<es::Position> min_position;
+};
+
+// Where a read stands, once it could answer or its deadline passed.
+struct ReadStand {
+  bool applied = false;    // what it waits for is applied
+  es::Position position{0};  // the projection's highest position applied
+  // A read of one entity: the stream's version waited for (kNoStream: nothing to wait for)
+  // and the version applied (kNoStream: none).
+  es::StreamVersion version = es::kNoStream;
+  es::StreamVersion applied_version = es::kNoStream;
+};
+
+// A projection fed from the bus as /api/v1/admin/projections shows it.
+struct BusProjection {
+  std::string name;
+  es::Position position{0};  // the highest position applied
 };
 
 // A decoded message: the event, or why it is not one.
@@ -138,6 +174,18 @@ class BusProjector {
   void stop();
 
   BusProjectorStatus status() const;
+  // The read models it feeds, in a fixed order, with the highest position each applied
+  // (any thread; empty before start()).
+  std::vector<BusProjection> projections() const EXCLUDES(mu_);
+
+  // Calls done(stand) once what `target` waits for (see ReadTarget) is applied, at once if
+  // it is, or when `deadline` passes or the projector stops (stand.applied false); done
+  // with an error when the store or the read-model database cannot be read, not_found for
+  // a projection it does not feed. Pending reads are looked at after each fetch (at least
+  // every fetch_wait) and at their deadline; `done` runs on the caller's thread or the
+  // projector's, exactly once, and must not block.
+  void when_readable(ReadTarget target, std::chrono::steady_clock::time_point deadline,
+                     std::function<void(Result<ReadStand>)> done) EXCLUDES(mu_);
   const BusProjectorOptions& options() const { return options_; }
 
   // The dead letters held and retried, oldest first (any thread: read from the database).
@@ -153,6 +201,18 @@ class BusProjector {
     std::string id, actor;
     std::function<void(Result<Redriven>)> done;
   };
+  struct ReadWaiter {
+    std::size_t copy;  // index in copies_
+    std::optional<es::StreamId> stream;
+    es::StreamVersion version = es::kNoStream;  // with `stream`: the version waited for
+    es::Position position{0};                   // without: the position waited for
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(Result<ReadStand>)> done;
+  };
+  Result<ReadStand> stand(const ReadWaiter& w) EXCLUDES(mu_);
+  // Answers the pending reads that are applied, past their deadline, or all (`all`).
+  void answer_readers(bool all) EXCLUDES(mu_);
+  Result<es::StreamVersion> version_at(const es::StreamId& stream, es::Position position);
   Result<Redriven> redrive_now(const RedriveRequest& request);
   void run_redrives() EXCLUDES(mu_);
   void refresh_backlog();
@@ -178,6 +238,7 @@ class BusProjector {
   std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};
   std::atomic<std::size_t> held_{0};
   std::atomic<std::int64_t> backlog_{-1};  // -1: unknown
+  std::atomic<es::Position> acked_position_{es::Position{0}};  // status().position
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
@@ -187,6 +248,8 @@ class BusProjector {
   RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};
   double last_lag_ms_ GUARDED_BY(mu_) = 0;
   std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
+  std::vector<es::Position> positions_ GUARDED_BY(mu_);  // per copies_: the highest position applied
+  std::vector<ReadWaiter> readers_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

@@ -130,6 +130,16 @@ class TableProjection::Copy final : public es::ReadModel {
     return early;
   }
 
+  // The committed version of `stream` in this copy's bus versions, read apart from the
+  // batch in hand (any thread; the cache above is the writer's).
+  Result<es::StreamVersion> delivered_version(const es::StreamId& stream) {
+    es::StreamVersion version = es::kNoStream;
+    const SqlValue params[] = {p_.name_, generation_, stream.view()};
+    OF_RETURN_IF_ERROR(p_.db_.query(p_.sql_->bus_version, params,
+                                    [&](const Row& row) { version = es::StreamVersion{row.int64(0)}; }));
+    return version;
+  }
+
   Result<es::Position> position() override {
     es::Position position{0};
     const SqlValue params[] = {p_.name_, generation_};
@@ -285,6 +295,10 @@ Result<std::unique_ptr<es::ReadModel>> TableProjection::create_copy() {
 Result<std::vector<std::size_t>> TableProjection::apply_delivered(es::ReadModel& live,
                                                                   std::span<const es::RecordedEvent> events) {
   return static_cast<Copy&>(live).apply_delivered(events);
+}
+
+Result<es::StreamVersion> TableProjection::delivered_version(es::ReadModel& live, const es::StreamId& stream) {
+  return static_cast<Copy&>(live).delivered_version(stream);
 }
 
 Result<void> TableProjection::promote(es::ReadModel& copy) {

@@ -60,6 +60,10 @@ class TableProjection : public es::Projection {
   // missing, so it must come again later. The copy's position becomes the highest position
   // it applied (positions of different streams may arrive out of order).
   Result<std::vector<std::size_t>> apply_delivered(es::ReadModel& live, std::span<const es::RecordedEvent> events);
+  // The version of `stream` that `live` (as above) has applied from the bus, as committed
+  // (kNoStream: none); from any thread. bus_versions must exist: an apply_delivered, of no
+  // events too, has made it.
+  Result<es::StreamVersion> delivered_version(es::ReadModel& live, const es::StreamId& stream);
 
  protected:
   // `schema`: CREATE statements in `db`'s dialect, `tables`: the tables they create, both
