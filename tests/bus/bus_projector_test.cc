@@ -574,7 +574,10 @@ void BusProjectorTest::reads_case() {
     return future;
   };
   const auto reader = app::stream_of<Account>("reader");
-  auto stand = ask({"accounts", reader, std::nullopt}, 60s).get();
+  // Long enough for a Kafka group's first assignment on a loaded machine: with two busy
+  // processes beside it the mock cluster's group took ~50 s to assign (about a session
+  // timeout), against ~5 s on a quiet one.
+  auto stand = ask({"accounts", reader, std::nullopt}, 180s).get();
   ASSERT_TRUE(stand) << stand.error().message;
   EXPECT_TRUE(stand->applied);
   EXPECT_EQ(stand->version, es::StreamVersion{1});
