@@ -52,20 +52,20 @@ StreamIndexBacklog::Pick StreamIndexBacklog::pick(std::size_t wanted, es::Positi
   Pick out;
   out.indexed_below = oldest_.empty() ? next : oldest_.begin()->first;
   if (size_ <= target(now) || streams_.empty()) return out;
-  std::unordered_set<es::StreamId> picked;
+  std::unordered_set<std::string_view> picked;  // views of streams_ keys: no copies
   std::size_t taken = 0;
   auto it = streams_.upper_bound(cursor_);
   for (std::size_t visited = 0; visited < streams_.size() && taken < wanted; ++visited, ++it) {
     if (it == streams_.end()) it = streams_.begin();
     if (it->second.empty()) continue;
     out.streams.emplace_back(it->first, it->second);
-    picked.insert(it->first);
+    picked.insert(it->first.view());
     taken += it->second.size();
   }
   if (!out.streams.empty()) cursor_ = out.streams.back().first;
   out.indexed_below = next;
   for (const auto& [position, stream] : oldest_)
-    if (!picked.count(stream)) {
+    if (!picked.count(stream.view())) {
       out.indexed_below = position;
       break;
     }
