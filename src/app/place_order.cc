@@ -24,9 +24,11 @@ Result<std::string> string_at(const boost::json::object& o, std::string_view nam
 Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
   PlaceOrderRequest r;
   OF_ASSIGN_OR_RETURN(auto customer, string_at(body, "customer_id", ""));
+  if (auto bad = domain::check_id("customer_id", customer)) return fail(*bad);
   r.customer_id = std::move(customer);
   if (auto* id = body.if_contains("order_id"); id && !id->is_null()) {
     if (!id->is_string()) return fail(Errc::invalid_argument, "order_id must be a string");
+    if (auto bad = domain::check_uuid("order_id", id->as_string())) return fail(*bad);
     r.order_id = ascii_lower(id->as_string());
   }
   if (auto* addr = body.if_contains("shipping_address"); addr && !addr->is_null()) {
@@ -44,6 +46,7 @@ Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body) {
     if (!arr[i].is_object()) return fail(Errc::invalid_argument, "items[" + std::to_string(i) + "] must be an object");
     const auto& item = arr[i].as_object();
     OF_ASSIGN_OR_RETURN(auto product, string_at(item, "product_id", where));
+    if (auto bad = domain::check_id(where + "product_id", product)) return fail(*bad);
     auto* q = item.if_contains("quantity");
     if (!q) return fail(Errc::invalid_argument, where + "quantity is required");
     if (!q->is_int64()) return fail(Errc::invalid_argument, where + "quantity must be an integer");
@@ -61,8 +64,6 @@ Result<domain::order::PlaceOrder> price_order(CommandHandler& commands, PlaceOrd
   std::map<std::string, std::int64_t> prices;
   for (std::size_t i = 0; i < request.items.size(); ++i) {
     auto& item = request.items[i];
-    if (auto bad = domain::check_id("items[" + std::to_string(i) + "].product_id", item.product_id))
-      return fail(*bad);
     auto known = prices.find(item.product_id);
     if (known == prices.end()) {
       OF_ASSIGN_OR_RETURN(auto product, commands.load_latest<Product>(item.product_id));  // a price never changes

@@ -25,11 +25,13 @@ struct PlaceOrderRequest {
 };
 
 // {customer_id, items:[{product_id, quantity}], order_id?, shipping_address?}: shape
-// errors are invalid_argument naming the field ("items[2].quantity must be an integer").
+// errors are invalid_argument naming the field ("items[2].quantity must be an integer");
+// a malformed id (customer, order, product) or an item count outside 1-100 is
+// validation_failed, before any product is looked up.
 Result<PlaceOrderRequest> parse_place_order(const boost::json::object& body);
 
-// Looks up every line's product: validation_failed for an item count outside 1-100 or
-// a malformed product id, unknown_product for one that does not exist.
+// Looks up every line's product of a parsed request: unknown_product for one that does
+// not exist.
 Result<domain::order::PlaceOrder> price_order(CommandHandler& commands, PlaceOrderRequest request);
 
 }  // namespace orderflow::app

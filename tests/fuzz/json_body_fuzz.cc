@@ -11,6 +11,7 @@
 
 #include "api/json_body.h"
 #include "app/place_order.h"
+#include "domain/validation.h"
 
 using namespace orderflow;
 
@@ -50,7 +51,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::string_view name : {"unit_price_cents", "initial_stock", "quantity", "amount_cents"})
     (void)api::int_field(*body, name);
   if (auto order = app::parse_place_order(*body)) {
-    if (order->items.empty() || order->customer_id.empty()) std::abort();  // accepted without what it needs
+    // Accepted only with what an order needs, every id well-formed.
+    if (order->items.empty() || !domain::is_valid_id(order->customer_id)) std::abort();
+    if (!order->order_id.empty() && !domain::is_uuid(order->order_id)) std::abort();
+    for (const auto& item : order->items)
+      if (!domain::is_valid_id(item.product_id)) std::abort();
   }
   return 0;
 }
