@@ -38,8 +38,10 @@ class AggregateCache {
     return it->second;
   }
 
-  // Entries only move forward: an older version is ignored; the same version may be
-  // marked committed.
+  // Entries only move forward: an older version is ignored. At the same version a
+  // committed state replaces a pending one: on a shared store a pending state may be a
+  // guess the database will refuse (an append decided on a stale state, told its state
+  // as it was accepted), while the committed one is what the store holds.
   void put(const es::StreamId& stream, std::shared_ptr<const State> state, es::StreamVersion version,
            bool committed) {
     MutexLock lk(mu_);
@@ -47,7 +49,7 @@ class AggregateCache {
     if (it != entries_.end()) {
       if (version < it->second.version) return;
       if (version == it->second.version) {
-        it->second.committed = it->second.committed || committed;
+        if (committed && !it->second.committed) it->second = Entry{std::move(state), version, true};
         return;
       }
       it->second = Entry{std::move(state), version, committed};
@@ -61,6 +63,17 @@ class AggregateCache {
   void forget(const es::StreamId& stream, es::StreamVersion version) {
     MutexLock lk(mu_);
     if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
+  }
+
+  // After the store refused an append that had been staged (told its state, pending at
+  // `after`) because it was decided on a stale state at `before`: drops the entry if it
+  // is not newer than `before`, or if it is pending at `after` or past it (that append's
+  // own, or one decided on it, refused with it or soon to be).
+  void forget_refused(const es::StreamId& stream, es::StreamVersion before, es::StreamVersion after) {
+    MutexLock lk(mu_);
+    if (auto it = entries_.find(stream);
+        it != entries_.end() && (it->second.version <= before || (!it->second.committed && it->second.version >= after)))
+      entries_.erase(it);
   }
 
   // Drops the entry if it is the pending one at `version`: the append that staged it

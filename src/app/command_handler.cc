@@ -323,6 +323,7 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
     req.events.push_back({a->meta.event_id ? a->meta.event_id(i) : uuid_v7(a->meta.now_ms), A::type_name(e),
                           codec::kEventSchemaVersion, codec::encode_event(e), metadata});
   }
+  req.decided_on_pending = basis.pending;
   req.idempotency = a->meta.idempotency;
   req.render_response = a->meta.render_response;
   req.fresh_event_ids = !a->meta.event_id;  // new UUIDv7s, made above
@@ -336,13 +337,17 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
   // decide on the state it will have and append right behind it. The store calls this
   // under its lock, so a command that conflicts with this append finds its state here.
   auto shared = std::make_shared<const typename A::State>(std::move(state));
-  req.on_staged = [this, stream, shared](const es::AppendResult& r) { cache<A>().put(stream, shared, r.version, false); };
+  auto told = std::make_shared<std::atomic<bool>>(false);  // on_staged ran
+  req.on_staged = [this, stream, shared, told](const es::AppendResult& r) {
+    told->store(true);
+    cache<A>().put(stream, shared, r.version, false);
+  };
   // A conflict to retry goes on in this loop if the store answered it inside append_async
   // (an exclusive store, on the caller's thread), else on a retry thread: whichever of the
   // answer and append_async's return comes second knows which.
   enum : int { in_call, returned, retry };
   auto handoff = std::make_shared<std::atomic<int>>(in_call);
-  store_.append_async(std::move(req), [this, a, before, after, shared, handoff,
+  store_.append_async(std::move(req), [this, a, before, after, shared, handoff, told,
                                        events = std::move(events)](Result<es::AppendResult> r) mutable {
     // Runs on the store's thread: no reads, no waits. Whatever the outcome, the cache says
     // it by now: commands waiting on this append go on, and only then is this one
@@ -355,9 +360,11 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
     };
     if (!r) {
       if (r.error().code == Errc::version_conflict) {
-        // What we decided on was stale. Forget it; the appender that won has put its
-        // state in the cache.
-        cache<A>().forget(stream, before);
+        // What we decided on was stale. Forget it (and, if the store had staged this
+        // append before refusing it, what was decided on it); the appender that won has
+        // put its state in the cache.
+        if (told->load()) cache<A>().forget_refused(stream, before, after);
+        else cache<A>().forget(stream, before);
         if (a->retry.retry_conflict(r.error().current_version)) {
           settled(stream);
           if (handoff->exchange(retry) == returned) run_later(a);
@@ -373,6 +380,7 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
       // holds what was decided then, not what was decided now, so this state is nobody's.
       // Forget it (on_staged may have cached it) and neither cache nor snapshot it.
       cache<A>().forget(stream, r->version);
+      if (told->load()) cache<A>().forget_pending(stream, after);
       return answer(Handled<A>{nullptr, *r, {}});
     }
     OF_CHECK(r->version == after, "an append that wrote must leave the version it was decided for");

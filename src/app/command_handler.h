@@ -92,8 +92,9 @@ struct CommandHandlerOptions {
   std::size_t cache_limit = 8192;
   // Other processes append to the same store (PostgreSQL): a cached state may be behind
   // it, so load() checks the stream's version in the store before answering from memory.
-  // (The store numbers appends only when it writes them, so commands racing on one
-  // stream go through one batch at a time and lean on the retries above.)
+  // Commands of this process on one stream still decide on each other's pending state and
+  // share the store's batches (es/append_pipeline.h, "chained"); another process's append
+  // is found as a version conflict, and retried as above.
   bool shared_store = false;
   std::int64_t conflict_retry_ms = 30000;
   // Threads that run retries after a conflict and commands that waited for a pending

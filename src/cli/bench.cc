@@ -74,7 +74,7 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
   auto* h = bench->add_subcommand("http", "HTTP load against a running server (own load generator)");
   settings.add(*h, "target", http->target, "Server base URL, http://HOST:PORT");
   settings.add(*h, "scenario", http->scenario,
-               "place-order, place-order-confirmed, flash-sale (one product, one account; to CONFIRMED), deposit, "
+               "place-order, place-order-confirmed, flash-sale (one product, one account; to CONFIRMED), deposit, deposit-one-account (one stream), "
                "get-product, get-order or list-orders");
   settings.add(*h, "connections", http->connections, "Keep-alive connections, one request in flight each");
   settings.add(*h, "duration", http->duration_s, "Seconds measured");

@@ -92,14 +92,17 @@ int bench_http(const HttpBenchOptions& o) {
   const bool flash = o.scenario == "flash-sale";
   const bool confirmed = o.scenario == "place-order-confirmed" || flash;  // placed, then followed to CONFIRMED
   const bool orders = o.scenario == "place-order" || confirmed;
-  const bool deposits = o.scenario == "deposit";
+  // One account's stream written by every connection: the hottest stream a command can
+  // have (each deposit is decided on the state the one before it leaves).
+  const bool one_stream = o.scenario == "deposit-one-account";
+  const bool deposits = o.scenario == "deposit" || one_stream;
   const bool products = o.scenario == "get-product";
   const bool get_order = o.scenario == "get-order";
   const bool list_orders = o.scenario == "list-orders";
   if (!orders && !deposits && !products && !get_order && !list_orders)
     return runtime_failure(
-        "--scenario must be place-order, place-order-confirmed, flash-sale, deposit, get-product, get-order or "
-        "list-orders");
+        "--scenario must be place-order, place-order-confirmed, flash-sale, deposit, deposit-one-account, "
+        "get-product, get-order or list-orders");
 
   auto catalogue = seed_catalogue(*target, orders || deposits || get_order || list_orders, o.personal_data);
   if (!catalogue) return runtime_failure(catalogue.error().message);
@@ -151,7 +154,7 @@ int bench_http(const HttpBenchOptions& o) {
                                  : fmt::format(R"({{"customer_id":"{}","items":[{}]}})", customer(rng()), items);
     } else if (deposits) {
       req.method = http::Method::post;
-      req.target = "/api/v1/accounts/" + customer(rng()) + "/deposit";
+      req.target = "/api/v1/accounts/" + customer(one_stream ? 0 : rng()) + "/deposit";
       req.body = fmt::format(R"({{"amount_cents":{}}})", 1 + rng() % 100);
     } else if (get_order) {
       req.target = "/api/v1/orders/" + order_ids[rng() % order_ids.size()];

@@ -215,13 +215,21 @@ void AppendPipeline::append(AppendRequest req, AppendCallback counted) {
     }
     if (!answer && !exclusive_) {
       auto it = streams_.find(req.stream_id);
-      if (it == streams_.end() || !refutes(it->second, req.expected))
+      if (req.decided_on_pending &&
+          (it == streams_.end() || !it->second.version_known || !req.expected.matches(it->second.version))) {
+        // What it was decided on is gone (refused, or landed): a newer version sends the
+        // caller to the store.
+        const auto decided_on = req.expected.kind() == ExpectedVersion::Kind::exact ? req.expected.version() : kNoStream;
+        const auto named = it != streams_.end() && it->second.version > decided_on ? it->second.version : decided_on + 1;
+        answer = fail(version_conflict(req.stream_id, named, req.expected));
+      } else if (it == streams_.end() || !refutes(it->second, req.expected)) {
         return stage(std::move(req), std::move(done), std::nullopt);
-      if (it->second.unnumbered > 0) {  // see numbered()
+      } else if (it->second.in_flight > 0) {  // see numbered() and settle()
         it->second.parked.emplace_back(std::move(req), std::move(done));
         return;
+      } else {
+        answer = fail(version_conflict(req.stream_id, it->second.version, req.expected));
       }
-      answer = fail(version_conflict(req.stream_id, it->second.version, req.expected));
     }
     if (!answer) {
       auto current = current_version(req);
@@ -242,6 +250,7 @@ void AppendPipeline::append(AppendRequest req, AppendCallback counted) {
 // backend, whose write_batch numbers it.
 void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current) {
   StagedAppend staged;
+  bool agrees = false;
   staged.recorded_at_ms = clock_();
   if (current) {
     auto n = static_cast<std::int64_t>(req.events.size());
@@ -252,6 +261,13 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     entry.version = *current + n;
     ++entry.in_flight;
   } else {
+    // Memory agrees with what it expects: nothing of this process is in flight on the
+    // stream, or it expects the version those appends leave. Behind appends not yet
+    // numbered, it was decided on their state (their on_staged told it): chained.
+    auto it = streams_.find(req.stream_id);
+    const bool tracked = it != streams_.end();
+    agrees = !tracked || (it->second.version_known && req.expected.matches(it->second.version));
+    staged.chained = agrees && tracked && it->second.unnumbered > 0;
     track_in_flight_version(req);
   }
 
@@ -270,6 +286,16 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     auto& key = staged.request.idempotency;
     if (key && staged.request.render_response) key->response = staged.request.render_response(staged.result());
     if (staged.request.on_staged) staged.request.on_staged(staged.result());
+  } else if (const auto& expected = staged.request.expected;
+             agrees && staged.request.on_staged &&
+             (expected.kind() == ExpectedVersion::Kind::exact || expected.kind() == ExpectedVersion::Kind::no_stream)) {
+    // Its version is known now, if it is written: the next command on the stream decides
+    // on its state and joins this batch behind it (chained), instead of waiting a batch.
+    // (Not one memory disagrees with, which the database decides: told early and then
+    // refused, it would make its caller drop the state of this process's appends in flight.)
+    const auto n = static_cast<std::int64_t>(staged.request.events.size());
+    staged.request.on_staged(AppendResult{expected.version() + n, Position{0}});
+    staged.told_staged = true;
   }
   staged.done = std::move(done);
   open_.push_back(std::move(staged));
@@ -322,15 +348,30 @@ void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
 // knows the stream's version), else answered version_conflict, so that the caller's
 // retry decides on the state the conflict names.
 void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) {
-  std::vector<StreamId> ready;
+  std::unordered_map<StreamId, StreamVersion> refused;  // streams with an append not written: the version named
   for (const auto& a : batch) {
     auto it = streams_.find(a.request.stream_id);
     if (it == streams_.end()) continue;
     auto& entry = it->second;
     OF_CHECK(entry.unnumbered > 0, "a batch numbered more appends than were waiting to be");
     --entry.unnumbered;
-    if (!written || a.answer) entry.version_known = false;  // the database disagreed, or may have
-    if (entry.unnumbered == 0 && !entry.parked.empty()) ready.push_back(a.request.stream_id);
+    if (!written || a.answer) {
+      entry.version_known = false;  // the database disagreed, or may have
+      auto named = a.answer && !*a.answer ? a.answer->error().current_version : std::nullopt;
+      refused.try_emplace(a.request.stream_id, named.value_or(entry.version));
+    }
+  }
+  if (!refused.empty()) refuse_chained(refused, answers);
+  // Where the database refused one, memory no longer knows the version: the parked go
+  // on now (to the database). Elsewhere they wait until the appends they conflict with
+  // are answered (settle()), so that their callers decide again on what those left
+  // rather than on a store that does not show it yet.
+  std::vector<StreamId> ready;
+  for (const auto& a : batch) {
+    auto it = streams_.find(a.request.stream_id);
+    if (it != streams_.end() && it->second.unnumbered == 0 && !it->second.version_known &&
+        !it->second.parked.empty())
+      ready.push_back(a.request.stream_id);
   }
   for (const auto& stream_id : ready) {
     auto parked = std::move(streams_[stream_id].parked);
@@ -344,6 +385,33 @@ void AppendPipeline::numbered(const std::vector<StagedAppend>& batch, bool writt
       }
     }
   }
+}
+
+void AppendPipeline::refuse_chained(const std::unordered_map<StreamId, StreamVersion>& streams,
+                                    std::vector<Answer>& answers) {
+  for (auto it = open_.begin(); it != open_.end();) {
+    auto refused = it->chained ? streams.find(it->request.stream_id) : streams.end();
+    if (refused == streams.end()) {
+      ++it;
+      continue;
+    }
+    auto entry = streams_.find(it->request.stream_id);
+    OF_CHECK(entry != streams_.end() && entry->second.unnumbered > 0, "a chained append waiting without its stream");
+    --entry->second.unnumbered;
+    settle(*it, fail(version_conflict(it->request.stream_id, refused->second, it->request.expected)), answers);
+    it = open_.erase(it);
+  }
+}
+
+bool ChainGuard::admits(const StagedAppend& a) const {
+  if (!a.chained) return true;
+  auto it = written_.find(a.request.stream_id);
+  return it == written_.end() ? earlier_batches_stand_ : it->second;
+}
+
+void ChainGuard::decided(const StagedAppend& a) {
+  auto [it, first] = written_.try_emplace(a.request.stream_id, true);
+  it->second = it->second && !a.answer;
 }
 
 void AppendPipeline::check_counts() const {
@@ -382,11 +450,26 @@ void AppendPipeline::settle(StagedAppend& a, const Result<AppendResult>& outcome
       in_flight_keys_.erase(it);
     }
   }
+  std::vector<std::pair<AppendRequest, AppendCallback>> parked;
+  std::optional<StreamVersion> left;  // the version the stream's appends left, if memory knows it
   if (auto it = streams_.find(a.request.stream_id); it != streams_.end()) {
     OF_CHECK(it->second.in_flight > 0, "an append answered twice, or its stream's count lost");
-    if (--it->second.in_flight == 0 && !exclusive_) streams_.erase(it);
+    if (--it->second.in_flight == 0 && !exclusive_) {
+      parked = std::move(it->second.parked);
+      if (it->second.version_known && outcome) left = it->second.version;
+      streams_.erase(it);
+    }
   }
   answers.emplace_back(std::move(a.done), outcome);
+  // Shared backends: appends parked behind the stream's appends, now all answered (after
+  // them, so their callers find what those left). Memory knowing the version it is at,
+  // they are refused naming it; else the database decides.
+  for (auto& [req, done] : parked) {
+    if (left && !req.expected.matches(*left))
+      answers.emplace_back(std::move(done), fail(version_conflict(req.stream_id, *left, req.expected)));
+    else
+      stage(std::move(req), std::move(done), std::nullopt);
+  }
 }
 
 void AppendPipeline::writer_loop() {
@@ -426,7 +509,7 @@ void AppendPipeline::writer_loop() {
         MutexLock lk(mu_);
         if (written)
           for (const auto& a : written_batches.back())
-            if (!a.answer && a.request.on_staged) a.request.on_staged(a.result());
+            if (!a.answer && a.request.on_staged && !a.told_staged) a.request.on_staged(a.result());
         numbered(written_batches.back(), static_cast<bool>(written), answers);
       }
       for (auto& [done, result] : answers) done(std::move(result));

@@ -67,6 +67,12 @@ struct StagedAppend {
   // Set by a shared backend's write_batch for an append it answered without writing:
   // a conflict, a duplicate, or the original result of a retried append.
   std::optional<Result<AppendResult>> answer;
+  // Shared backends: accepted behind this process's appends to its stream that were not
+  // numbered yet, expecting the version they leave: it was decided on their state, so it
+  // may be written only if they are (ChainGuard).
+  bool chained = false;
+  // Shared backends: on_staged was called when it was accepted (its version was known).
+  bool told_staged = false;
 
   AppendResult result() const {
     auto n = static_cast<std::int64_t>(request.events.size());
@@ -83,6 +89,28 @@ std::optional<Result<AppendResult>> match_stored(const AppendRequest& req,
 
 // The version_conflict answer for an append to a stream that is at `current`.
 Error version_conflict(const StreamId& stream_id, StreamVersion current, const ExpectedVersion& expected);
+
+// A shared backend's write_batch asks it, append by append in batch order, whether a
+// chained append (StagedAppend::chained) may be checked against the database at all. It
+// may not when an earlier append of the batch to its stream was not written (it was
+// decided on the state that one would have left; the database's version may still match
+// by chance, another process having appended as many events), nor, if the batches before
+// this one may not all have committed (`earlier_batches_stand` false: the head's last
+// writer is not the one this process expected), when its stream has no earlier append in
+// the batch (what it was decided on was in such a batch). Refused, it is answered
+// version_conflict naming `current`, and its caller decides again.
+class ChainGuard {
+ public:
+  explicit ChainGuard(bool earlier_batches_stand) : earlier_batches_stand_(earlier_batches_stand) {}
+  // Whether `a` may be checked and written.
+  bool admits(const StagedAppend& a) const;
+  // After `a` was decided: written, or answered (a.answer set).
+  void decided(const StagedAppend& a);
+
+ private:
+  bool earlier_batches_stand_;
+  std::unordered_map<StreamId, bool> written_;  // streams of the batch so far: all written?
+};
 
 // What every storage adapter gives the pipeline.
 class AppendBackend {
@@ -206,6 +234,10 @@ class AppendPipeline {
   void track_in_flight_version(const AppendRequest& req) REQUIRES(mu_);
   static bool refutes(const StreamEntry& entry, const ExpectedVersion& expected);
   void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) REQUIRES(mu_);
+  // Shared backends: answers version_conflict to the chained appends still waiting in the
+  // open batch on `streams` (an append they were decided behind was not written).
+  void refuse_chained(const std::unordered_map<StreamId, StreamVersion>& streams, std::vector<Answer>& answers)
+      REQUIRES(mu_);
   void evict_streams() REQUIRES(mu_);
 
   void fail_from(Position first, const Error& error, std::vector<Answer>& answers) REQUIRES(mu_);

@@ -150,8 +150,18 @@ struct AppendRequest {
   // Called once the append is accepted into the store's open batch (validated, not yet
   // durable), with the result it will have when it lands, before any later append to
   // the stream is validated. Runs under the store's lock: it must be quick and must not
-  // call the store. Optional.
+  // call the store. Optional. On a shared store (PostgreSQL) an append expecting an exact
+  // version (or no stream) is told as it is accepted, before the database has checked it,
+  // with its version and position 0 (the database numbers positions); any other append
+  // once the database has numbered it. An append decided on that state and appended right
+  // behind it is then refused unless this one is written (es/append_pipeline.h).
   std::function<void(const AppendResult&)> on_staged;
+  // The caller decided on a state on_staged told it, of appends still in flight. A
+  // shared store accepts it only right behind them (memory knows the stream at exactly
+  // `expected`); otherwise one of them was refused (that state never existed, though the
+  // database may be at its version by another process's append) or has landed: it is
+  // answered version_conflict naming a newer version, so the caller reads the store.
+  bool decided_on_pending = false;
   // The caller made every event id just now from fresh randomness (never sent before),
   // so none can be stored yet: the store skips looking them up. Never set it for ids
   // that came from a client or are derived, which is what idempotent re-append is for.

@@ -422,18 +422,25 @@ class SharedDatabase final : public AppendBackend {
     ++writes_begun_;
     gate_cv_.notify_all();
     gate_cv_.wait(lk, [&] { return !hold_writes_; });
+    batch_sizes_.push_back(batch.size());
+    ChainGuard chain(true);  // nothing here rolls back
     for (auto& a : batch) {
       auto& version = streams_.try_emplace(a.request.stream_id, kNoStream).first->second;
-      if (!a.request.expected.matches(version)) {
+      if (!chain.admits(a) || !a.request.expected.matches(version)) {
         a.answer = fail(version_conflict(a.request.stream_id, version, a.request.expected));
-        continue;
+      } else {
+        a.first_version = version + 1;
+        a.first_position = head_ + 1;
+        version += static_cast<std::int64_t>(a.request.events.size());
+        head_ += static_cast<std::int64_t>(a.request.events.size());
       }
-      a.first_version = version + 1;
-      a.first_position = head_ + 1;
-      version += static_cast<std::int64_t>(a.request.events.size());
-      head_ += static_cast<std::int64_t>(a.request.events.size());
+      chain.decided(a);
     }
     return {};
+  }
+  std::vector<std::size_t> batch_sizes() {
+    std::lock_guard lk(mu_);
+    return batch_sizes_;
   }
   Result<void> sync(std::size_t) override {
     std::unique_lock lk(mu_);
@@ -478,6 +485,7 @@ class SharedDatabase final : public AppendBackend {
   std::condition_variable gate_cv_;
   bool open_ = false, hold_writes_ = false;
   int writes_begun_ = 0, fail_syncs_ = 0;
+  std::vector<std::size_t> batch_sizes_;
   std::map<StreamId, StreamVersion> streams_;
   Position head_{0};
 };
@@ -492,12 +500,10 @@ TEST(AppendPipelineShared, AnAppendExpectingAVersionNewerThanMemoryKnowsGoesToTh
   AppendPipeline pipeline(db, {}, [] { return std::int64_t{0}; });
   ASSERT_TRUE(pipeline.start());
   db.other_writes("s", StreamVersion{5});
-  std::promise<void> numbered;
-  auto first = request("s", ExpectedVersion::exact(StreamVersion{5}), {"ours"});
-  first.on_staged = [&](const AppendResult&) { numbered.set_value(); };
   std::promise<Result<AppendResult>> first_answer, second_answer;
-  pipeline.append(std::move(first), [&](Result<AppendResult> r) { first_answer.set_value(std::move(r)); });
-  numbered.get_future().wait();  // written at version 6; its sync waits at the gate
+  pipeline.append(request("s", ExpectedVersion::exact(StreamVersion{5}), {"ours"}),
+                  [&](Result<AppendResult> r) { first_answer.set_value(std::move(r)); });
+  db.await_writes_begun(1);  // written at version 6 (write_batch has returned); its sync waits at the gate
   db.other_writes("s", StreamVersion{11});      // committed after it, by another process
   pipeline.append(request("s", ExpectedVersion::exact(StreamVersion{11}), {"after-theirs"}),
                   [&](Result<AppendResult> r) { second_answer.set_value(std::move(r)); });
@@ -597,6 +603,96 @@ TEST(AppendPipelineShared, AFailedBatchFailsOnlyItsOwnAppendsAndTheNextIsWritten
   EXPECT_EQ(b->version, 1);
   EXPECT_EQ(pipeline.last_committed(), 2);
   pipeline.stop();
+}
+
+// Commands on one hot stream of a shared store: the pipeline tells an append expecting an
+// exact version its state as it accepts it, so the next command decides on that state and
+// joins the same batch behind it (chained), rather than one command per batch.
+struct ChainBehindAHeldBatch {
+  SharedDatabase db;
+  AppendPipeline pipeline{db, {}, [] { return std::int64_t{0}; }};
+  std::vector<std::promise<Result<AppendResult>>> answers = std::vector<std::promise<Result<AppendResult>>>(8);
+  std::vector<std::optional<StreamVersion>> told = std::vector<std::optional<StreamVersion>>(8);
+  int next = 0;
+
+  ChainBehindAHeldBatch() {
+    db.open_gate();
+    if (!pipeline.start()) throw std::runtime_error("pipeline did not start");
+    db.hold_writes(true);
+  }
+  ~ChainBehindAHeldBatch() { pipeline.stop(); }
+  // Appends to `stream`; its on_staged, if called during append(), is recorded.
+  int append(std::string_view stream, ExpectedVersion expected) {
+    const int i = next++;
+    auto req = request(StreamId(stream), expected, {std::string(stream) + std::to_string(i)});
+    auto appending = std::make_shared<bool>(true);
+    req.on_staged = [this, i, appending](const AppendResult& r) {
+      if (*appending) told[static_cast<std::size_t>(i)] = r.version;
+    };
+    pipeline.append(std::move(req), [this, i](Result<AppendResult> r) { answers[static_cast<std::size_t>(i)].set_value(std::move(r)); });
+    *appending = false;
+    return i;
+  }
+  Result<AppendResult> answer(int i) { return answers[static_cast<std::size_t>(i)].get_future().get(); }
+};
+
+TEST(AppendPipelineShared, CommandsOnOneStreamAreToldTheirStateAtOnceAndShareABatch) {
+  ChainBehindAHeldBatch run;
+  run.append("t", ExpectedVersion::no_stream());  // the writer holds this one's batch
+  run.db.await_writes_begun(1);
+  const int a = run.append("s", ExpectedVersion::no_stream());
+  const int b = run.append("s", ExpectedVersion::exact(StreamVersion{0}));
+  const int c = run.append("s", ExpectedVersion::exact(StreamVersion{1}));
+  EXPECT_EQ(run.told[static_cast<std::size_t>(a)], StreamVersion{0});
+  EXPECT_EQ(run.told[static_cast<std::size_t>(b)], StreamVersion{1});
+  EXPECT_EQ(run.told[static_cast<std::size_t>(c)], StreamVersion{2});
+  run.db.hold_writes(false);
+  for (int i : {a, b, c}) {
+    auto r = run.answer(i);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->version, i - a);
+  }
+  EXPECT_EQ(run.db.batch_sizes(), (std::vector<std::size_t>{1, 3}));
+}
+
+// Another process made the stream first: the first append loses in the database, and the
+// one decided behind it must lose too, though the database's version is the one it
+// expects (it was decided on a state that never existed).
+TEST(AppendPipelineShared, AnAppendDecidedBehindOneRefusedInItsBatchIsRefusedToo) {
+  ChainBehindAHeldBatch run;
+  run.append("t", ExpectedVersion::no_stream());
+  run.db.await_writes_begun(1);
+  run.db.other_writes("s", StreamVersion{0});
+  const int a = run.append("s", ExpectedVersion::no_stream());
+  const int b = run.append("s", ExpectedVersion::exact(StreamVersion{0}));
+  run.db.hold_writes(false);
+  for (int i : {a, b}) {
+    auto r = run.answer(i);
+    ASSERT_FALSE(r) << "append " << i << " written at version " << r->version;
+    EXPECT_EQ(r.error().code, Errc::version_conflict);
+  }
+}
+
+// The same across batches: the first append's batch is being written when the second is
+// decided behind it; refused there, the second is refused before it is written.
+TEST(AppendPipelineShared, AnAppendDecidedBehindOneRefusedInAnEarlierBatchIsRefusedToo) {
+  ChainBehindAHeldBatch run;
+  const int a = run.append("s", ExpectedVersion::no_stream());
+  run.db.await_writes_begun(1);
+  const int b = run.append("s", ExpectedVersion::exact(StreamVersion{0}));
+  EXPECT_EQ(run.told[static_cast<std::size_t>(b)], StreamVersion{1});
+  run.db.other_writes("s", StreamVersion{0});  // before the held write checks a
+  run.db.hold_writes(false);
+  for (int i : {a, b}) {
+    auto r = run.answer(i);
+    ASSERT_FALSE(r) << "append " << i << " written at version " << r->version;
+    EXPECT_EQ(r.error().code, Errc::version_conflict);
+  }
+  // Memory does not guess after that: an append expecting what the database holds is written.
+  const int c = run.append("s", ExpectedVersion::exact(StreamVersion{0}));
+  auto r = run.answer(c);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->version, 1);
 }
 
 }  // namespace

@@ -703,7 +703,7 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
   es::EventHash head_hash = head_hash_;
   auto used_keys = found.used_keys;
   std::vector<Query> tx{{"BEGIN", {}}, {kLockHead, {}}};
-  for (auto& q : decide(batch, head, head_hash, versions, found.stored, used_keys, &head_tag_))
+  for (auto& q : decide(batch, head, head_hash, versions, found.stored, used_keys, &head_tag_, true))
     tx.push_back(std::move(q));
   if (auto sent = conn.send(tx, 2, false); !sent) return sent.error();
   auto locked = conn.receive(2);
@@ -757,7 +757,7 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   es::Position head{lock.int64(0, 0)};
   es::EventHash head_hash{};
   if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
-  auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr);
+  auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr, ours);
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
   head_tag_ = head != es::Position{lock.int64(0, 0)} ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
@@ -772,36 +772,43 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
 // those it rejects or recognises as retries, numbers the others from `head` on,
 // advancing `versions` and `head`. Answers the statements that write them, guarded by
 // the head's xmin if `guard` is set. Each event's hashes chain on from `head_hash`, which
-// advances with `head`.
+// advances with `head`. A chained append is refused as es::ChainGuard says;
+// `earlier_batches_stand`: the head's last writer is the one this process expected.
 std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
                                               es::EventHash& head_hash,
                                               std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                                               const std::unordered_map<std::string, es::StoredEventRef>& stored,
-                                              std::unordered_set<std::string>& used_keys, const std::string* guard) {
+                                              std::unordered_set<std::string>& used_keys, const std::string* guard,
+                                              bool earlier_batches_stand) {
   const es::Position first_head = head;
   ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
   ArrayLiteral prev_hashes, hashes;
   ArrayLiteral key, fingerprint, status, response, created_at;
   bool wrote_keys = false;
-  for (auto& a : batch) {
+  es::ChainGuard chain(earlier_batches_stand);
+  auto decide_one = [&](es::StagedAppend& a) {
     auto& req = a.request;
     a.answer.reset();  // from an attempt on a connection that was lost
+    if (!chain.admits(a)) {
+      a.answer = fail(es::version_conflict(req.stream_id, versions.at(req.stream_id), req.expected));
+      return;
+    }
     if (!req.fresh_event_ids) {
       std::vector<std::optional<es::StoredEventRef>> found;
       for (const auto& e : req.events) {
         auto it = stored.find(e.event_id);
         found.push_back(it == stored.end() ? std::nullopt : std::optional(it->second));
       }
-      if ((a.answer = es::match_stored(req, found))) continue;
+      if ((a.answer = es::match_stored(req, found))) return;
     }
     if (req.idempotency && used_keys.count(req.idempotency->key)) {
       a.answer = fail(Errc::idempotency_key_reused, "idempotency key was already used");
-      continue;
+      return;
     }
     auto& version = versions.at(req.stream_id);
     if (!req.expected.matches(version)) {
       a.answer = fail(es::version_conflict(req.stream_id, version, req.expected));
-      continue;
+      return;
     }
     a.first_version = version + 1;
     a.first_position = head + 1;
@@ -835,6 +842,10 @@ std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& bat
       response.add(k->response);
       created_at.add(k->created_at_ms ? k->created_at_ms : a.recorded_at_ms);
     }
+  };
+  for (auto& a : batch) {
+    decide_one(a);
+    chain.decided(a);
   }
 
   std::vector<Query> writes;

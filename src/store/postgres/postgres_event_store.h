@@ -152,7 +152,8 @@ class PostgresEventStore final : public es::EventStore,
   std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
                             std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                             const std::unordered_map<std::string, es::StoredEventRef>& stored,
-                            std::unordered_set<std::string>& used_keys, const std::string* guard);
+                            std::unordered_set<std::string>& used_keys, const std::string* guard,
+                            bool earlier_batches_stand);
 
   PostgresEventStoreOptions options_;
 
