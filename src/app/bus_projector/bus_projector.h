@@ -177,6 +177,11 @@ class BusProjector {
   // The read models it feeds, in a fixed order, with the highest position each applied
   // (any thread; empty before start()).
   std::vector<BusProjection> projections() const EXCLUDES(mu_);
+  // Per read model it feeds, in the same order: since start, the append-to-commit lag of
+  // each event it applied to that read model (buckets of es::kLagBucketsMs, count, sum), for
+  // /metrics' orderflow_projection_lag_seconds; window and percentiles are status()'s, of
+  // the last kLagWindow events over all read models. Any thread; empty before start().
+  std::vector<es::ProjectionLag> lags() const EXCLUDES(mu_);
 
   // Calls done(stand) once what `target` waits for (see ReadTarget) is applied, at once if
   // it is, or when `deadline` passes or the projector stops (stand.applied false); done
@@ -249,6 +254,7 @@ class BusProjector {
   double last_lag_ms_ GUARDED_BY(mu_) = 0;
   std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
   std::vector<es::Position> positions_ GUARDED_BY(mu_);  // per copies_: the highest position applied
+  std::vector<es::ProjectionLag> lag_totals_ GUARDED_BY(mu_);  // per copies_: see lags()
   std::vector<ReadWaiter> readers_ GUARDED_BY(mu_);
   std::thread thread_;
 };
