@@ -105,6 +105,10 @@ class TableProjection::Copy final : public es::ReadModel {
   std::int64_t generation() const { return generation_; }
 
   Result<std::vector<std::size_t>> apply_delivered(std::span<const es::RecordedEvent> events) {
+    // A cache, not a record: past kMaxCachedVersions streams it is dropped whole and read
+    // again a batch at a time (a bus-fed projector meets a new stream per order placed, so
+    // kept whole it grew by every stream ever applied).
+    if (versions_.size() > kMaxCachedVersions) versions_.clear();
     std::vector<std::size_t> early;
     std::vector<es::RecordedEvent> fresh;
     std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
@@ -260,7 +264,9 @@ class TableProjection::Copy final : public es::ReadModel {
   std::unique_ptr<CopyWriter> writer_;
   std::optional<es::Position> applied_;  // committed position, once read
   bool bus_table_ = false;  // bus_versions exists
-  // Committed bus versions of the streams looked at (cleared when a batch rolls back).
+  // Committed bus versions of the streams looked at (cleared when a batch rolls back, and
+  // past kMaxCachedVersions streams).
+  static constexpr std::size_t kMaxCachedVersions = 65536;
   std::unordered_map<es::StreamId, es::StreamVersion> versions_;
 };
 
