@@ -53,6 +53,14 @@ constexpr auto kLagBoundsSeconds = [] {
   return b;
 }();
 
+// A projection's orderflow_projection_lag_seconds series (its buckets are not cumulative).
+void add_lag_histogram(std::string& out, const es::ProjectionLag& l) {
+  HistogramSnapshot h{kLagBoundsSeconds, std::vector<std::uint64_t>(l.buckets.size()), l.count, l.sum_ms / 1000};
+  std::uint64_t running = 0;
+  for (std::size_t i = 0; i < l.buckets.size(); ++i) h.cumulative[i] = running += l.buckets[i];
+  add_histogram(out, "orderflow_projection_lag_seconds", fmt::format("projection=\"{}\"", l.name), h);
+}
+
 // The process, from /proc (Linux).
 struct ProcessStats {
   double cpu_seconds = 0;
@@ -101,7 +109,9 @@ void Metrics::observe(const http::Observation& o) {
 }
 
 std::string Metrics::render(ApiContext& ctx) {
-  es::ProjectionRunner* runner = ctx.read ? &ctx.read->runner() : nullptr;
+  // A bus-fed process (--roles projector --bus, no relay) never starts the log-tailing
+  // runner: its projection families are the bus-fed projector's (below).
+  es::ProjectionRunner* runner = ctx.read && !ctx.bus_projector ? &ctx.read->runner() : nullptr;
   std::string out;
   auto add = [&out]<class... Args>(fmt::format_string<Args...> f, Args&&... args) {
     fmt::format_to(std::back_inserter(out), f, std::forward<Args>(args)...);
@@ -344,13 +354,7 @@ std::string Metrics::render(ApiContext& ctx) {
           s.lag > 0 ? ctx.events.age_seconds(s.position + 1, now_ms) : 0.0);
     add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
         "# TYPE orderflow_projection_lag_seconds histogram\n");
-    for (const auto& l : runner->lags()) {
-      HistogramSnapshot h{kLagBoundsSeconds, std::vector<std::uint64_t>(l.buckets.size()), l.count,
-                          l.sum_ms / 1000};
-      std::uint64_t running = 0;
-      for (std::size_t i = 0; i < l.buckets.size(); ++i) h.cumulative[i] = running += l.buckets[i];
-      add_histogram(out, "orderflow_projection_lag_seconds", fmt::format("projection=\"{}\"", l.name), h);
-    }
+    for (const auto& l : runner->lags()) add_lag_histogram(out, l);
     add("# HELP orderflow_projection_up 1 while the projection runs, rebuilds or follows another process's, 0 when "
         "failed or stopped.\n"
         "# TYPE orderflow_projection_up gauge\n");
@@ -360,6 +364,34 @@ std::string Metrics::render(ApiContext& ctx) {
                   s.state == es::ProjectionState::following
               ? 1
               : 0);
+  }
+
+  if (ctx.bus_projector) {
+    // The read models it feeds, as /api/v1/admin/projections shows them: the highest position
+    // applied and the events of the store past it (of other streams, events below it may be
+    // on their way). Without the age of the oldest event not applied: the bus does not say
+    // which that is.
+    const auto b = ctx.bus_projector->status();
+    const auto fed = ctx.bus_projector->projections();
+    add("# HELP orderflow_projection_position The position each projection has applied.\n"
+        "# TYPE orderflow_projection_position gauge\n");
+    for (const auto& p : fed)
+      add("orderflow_projection_position{{projection=\"{}\"}} {}\n", p.name, p.position.value());
+    if (last) {
+      add("# HELP orderflow_projection_lag Events the projection is behind the store.\n"
+          "# TYPE orderflow_projection_lag gauge\n");
+      for (const auto& p : fed)
+        add("orderflow_projection_lag{{projection=\"{}\"}} {}\n", p.name,
+            std::max<std::int64_t>(0, last->value() - std::max(p.position, b.position).value()));
+    }
+    add("# HELP orderflow_projection_lag_seconds From an append to its event being in the projection's live copy.\n"
+        "# TYPE orderflow_projection_lag_seconds histogram\n");
+    for (const auto& l : ctx.bus_projector->lags()) add_lag_histogram(out, l);
+    add("# HELP orderflow_projection_up 1 while the projection runs, rebuilds or follows another process's, 0 when "
+        "failed or stopped.\n"
+        "# TYPE orderflow_projection_up gauge\n");
+    for (const auto& p : fed)
+      add("orderflow_projection_up{{projection=\"{}\"}} {}\n", p.name, b.state == "consuming" ? 1 : 0);
   }
 
   if (exporter_) {

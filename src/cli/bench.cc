@@ -86,6 +86,9 @@ void add_bench(CLI::App& root, Settings& settings, Action& action) {
                {.secret = true});
   settings.add(*h, "personal-data", http->personal_data,
                "Accounts with an owner, orders with a shipping address (personal data the server seals)");
+  settings.add(*h, "lag-from", http->lag_from,
+               "After write scenarios, also the projections' lag as this server measured it (http://HOST:PORT, "
+               "e.g. a bus-fed projector process)");
   h->callback([http, &action] { action = [http] { return bench_http(*http); }; });
 
   auto soak = std::make_shared<SoakBenchOptions>();

@@ -100,6 +100,9 @@ struct HttpBenchOptions {
   // Accounts are opened with an owner and orders placed with a shipping address: personal
   // data, sealed by the server (crypto-shredding), so its cost is measured.
   bool personal_data = false;
+  // After write scenarios, the projections' lag is also read from this server (e.g. a
+  // bus-fed projector process, `serve --roles projector,query --bus …`): empty, only the target's.
+  std::string lag_from;
 };
 int bench_http(const HttpBenchOptions& options);
 

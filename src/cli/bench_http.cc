@@ -27,8 +27,8 @@ Result<void> seed(const HttpTarget& t, const std::string& path, const std::strin
 // The projections' lag from append to live read model, as the server measured it over the
 // last events each applied: after write load, the load just run. Waits (up to 10 s) until
 // every projection has caught up, so the last writes are in the figures. Printed and added
-// to `out` as projection_lag_p50_ms / projection_lag_p99_ms, by projection.
-Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out) {
+// to `out` as PREFIXprojection_lag_p50_ms / PREFIXprojection_lag_p99_ms, by projection.
+Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out, const std::string& prefix = "") {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   boost::json::array list;
   for (;;) {
@@ -50,8 +50,8 @@ Result<void> add_projection_lag(const HttpTarget& t, boost::json::object& out) {
     auto shown = [](const boost::json::value& v) { return v.is_null() ? std::string("-") : fmt::format("{:.1f}", v.to_number<double>()); };
     fmt::print("{:<12} {:>14} {:>14}\n", name, shown(p50[name]), shown(p99[name]));
   }
-  out["projection_lag_p50_ms"] = std::move(p50);
-  out["projection_lag_p99_ms"] = std::move(p99);
+  out[prefix + "projection_lag_p50_ms"] = std::move(p50);
+  out[prefix + "projection_lag_p99_ms"] = std::move(p99);
   return {};
 }
 
@@ -173,8 +173,16 @@ int bench_http(const HttpBenchOptions& o) {
                                        measured_from + options.duration.count(), json);
         !r)
       return runtime_failure(r.error().message);
-  if (orders || deposits)
+  if (orders || deposits) {
     if (auto r = add_projection_lag(*target, json); !r) return runtime_failure(r.error().message);
+    if (!o.lag_from.empty()) {
+      auto from = parse_http_target(o.lag_from);
+      if (!from) return runtime_failure(from.error().message);
+      from->token = o.token;
+      fmt::print("as {} measured it:\n", o.lag_from);
+      if (auto r = add_projection_lag(*from, json, "lag_from_"); !r) return runtime_failure(r.error().message);
+    }
+  }
   std::cout << boost::json::serialize(json) << std::endl;
   // 503s are the server saying "later" (admission control, printed as refused_503 and its
   // share); any other failure fails the run.

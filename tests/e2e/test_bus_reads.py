@@ -7,6 +7,8 @@ applied event at or past it. /api/v1/admin/projections describes the bus-fed pro
 409. A server first writes the log and relays it to a real nats-server, then stops; the bus-fed process
 starts with its own empty read models while the nats-server is down, and it is started again later."""
 
+import shutil
+import subprocess
 import time
 import unittest
 
@@ -104,6 +106,23 @@ class BusFedReads(unittest.TestCase):
             self.assertEqual(projections["accounts"]["fed_by"], "bus")
             self.assertIsNone(projections["accounts"]["last_error"])
             self.assertGreater(projections["accounts"]["lag_window"], 0)
+
+            # /metrics shows the bus-fed projector's read models in the projection families (the
+            # log-tailing runner never ran here), and the page stays valid exposition format.
+            page = c.get("/metrics").body.decode()
+            series = {line.split(" ")[0]: float(line.split(" ")[1]) for line in page.splitlines()
+                      if line.startswith("orderflow_projection_")}
+            self.assertEqual(series['orderflow_projection_position{projection="accounts"}'], positions[-1])
+            for name in ("orders", "products", "accounts", "sales"):
+                self.assertEqual(series[f'orderflow_projection_lag{{projection="{name}"}}'], 0)
+                self.assertEqual(series[f'orderflow_projection_up{{projection="{name}"}}'], 1)
+            self.assertGreaterEqual(series['orderflow_projection_lag_seconds_count{projection="accounts"}'], 4,
+                                    "the account's four events, each applied to the accounts read model")
+            self.assertNotIn("orderflow_projection_lag_age_seconds", page, "a bus-fed process cannot tell it")
+            if shutil.which("promtool"):
+                out = subprocess.run(["promtool", "check", "metrics"], input=page.encode(), capture_output=True,
+                                     timeout=60)
+                self.assertIn(out.returncode, (0, 3), out)  # 3: lint advice only
             c.close()
 
 

@@ -114,6 +114,7 @@ Result<void> BusProjector::start() {
     {
       MutexLock lk(mu_);
       positions_.push_back(position);
+      lag_totals_.push_back({.name = p->name()});
     }
     if (position > acked_position_.load()) acked_position_ = position;
     copies_.emplace_back(p, std::move(live));
@@ -153,6 +154,18 @@ void BusProjector::stop() {
   }
   for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed projector is stopping"));
   answer_readers(true);
+}
+
+std::vector<es::ProjectionLag> BusProjector::lags() const {
+  const auto s = status();
+  MutexLock lk(mu_);
+  auto out = lag_totals_;
+  for (auto& l : out) {
+    l.window = s.lag_window;
+    l.p50_ms = s.lag_p50_ms;
+    l.p99_ms = s.lag_p99_ms;
+  }
+  return out;
 }
 
 std::vector<BusProjection> BusProjector::projections() const {
@@ -393,25 +406,61 @@ void BusProjector::loop() {
 // Applies `events` to every copy; answers the indexes of those that came early (an earlier
 // event of their stream is not applied yet) in any copy.
 Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::RecordedEvent> events) {
+  // The read models apply the batch at once, each on a thread of its own and each in the
+  // batch's order (so in order within every stream): each commits by itself (PostgreSQL: on
+  // a connection of its own, so their commits overlap; SQLite's one writer takes them in turn).
+  std::vector<std::optional<Result<std::vector<std::size_t>>>> results(copies_.size());
+  if (copies_.size() < 2 || events.empty()) {
+    for (std::size_t i = 0; i < copies_.size(); ++i) results[i] = apply_copy(i, events);
+  } else {
+    std::vector<std::thread> others;
+    others.reserve(copies_.size() - 1);
+    for (std::size_t i = 1; i < copies_.size(); ++i)
+      others.emplace_back([&, i] {
+        pthread_setname_np(pthread_self(), "of-bus-copy");
+        results[i] = apply_copy(i, events);
+      });
+    results[0] = apply_copy(0, events);
+    for (auto& t : others) t.join();
+  }
   std::set<std::size_t> early;
-  for (std::size_t i = 0; i < copies_.size(); ++i) {
-    auto& [projection, live] = copies_[i];
-    OF_ASSIGN_OR_RETURN(auto r, projection->apply_delivered(*live, events));
-    early.insert(r.begin(), r.end());
-    // As apply_delivered raises the copy's position: the events of its categories applied.
-    const auto& categories = projection->filter().categories;
-    es::Position through{0};
-    for (std::size_t j = 0; j < events.size(); ++j)
-      if (!std::binary_search(r.begin(), r.end(), j) &&
-          (categories.empty() || std::find(categories.begin(), categories.end(), events[j].stream_id.category()) !=
-                                     categories.end()))
-        through = std::max(through, events[j].position);
-    if (through > 0) {
-      MutexLock lk(mu_);
-      positions_[i] = std::max(positions_[i], through);
-    }
+  for (auto& r : results) {
+    if (!*r) return fail(r->error());
+    early.insert((*r)->begin(), (*r)->end());
   }
   return std::vector<std::size_t>(early.begin(), early.end());
+}
+
+// Applies `events` to copies_[i]: the indexes of those that came early there.
+Result<std::vector<std::size_t>> BusProjector::apply_copy(std::size_t i, std::span<const es::RecordedEvent> events) {
+  auto& [projection, live] = copies_[i];
+  OF_ASSIGN_OR_RETURN(auto r, projection->apply_delivered(*live, events));
+  // As apply_delivered raises the copy's position: the events of its categories applied.
+  const auto& categories = projection->filter().categories;
+  const auto committed_ms = now_unix_ms();
+  es::Position through{0};
+  es::ProjectionLag lag;  // of the events just committed to this copy
+  for (std::size_t j = 0; j < events.size(); ++j)
+    if (!std::binary_search(r.begin(), r.end(), j) &&
+        (categories.empty() ||
+         std::find(categories.begin(), categories.end(), events[j].stream_id.category()) != categories.end())) {
+      through = std::max(through, events[j].position);
+      const auto ms = static_cast<double>(std::max<std::int64_t>(0, committed_ms - events[j].recorded_at_ms));
+      std::size_t b = 0;
+      while (b < es::kLagBucketsMs.size() && ms > es::kLagBucketsMs[b]) ++b;
+      if (b < es::kLagBucketsMs.size()) ++lag.buckets[b];
+      ++lag.count;
+      lag.sum_ms += ms;
+    }
+  if (through > 0) {
+    MutexLock lk(mu_);
+    positions_[i] = std::max(positions_[i], through);
+    auto& totals = lag_totals_[i];
+    for (std::size_t b = 0; b < lag.buckets.size(); ++b) totals.buckets[b] += lag.buckets[b];
+    totals.count += lag.count;
+    totals.sum_ms += lag.sum_ms;
+  }
+  return r;
 }
 
 // Holds `e`'s stream behind it: recorded with its reason, so its later events are

@@ -35,7 +35,10 @@
 // The entity projections fold an entity that is not in memory again from the event store
 // (app/projections/entities.h), so this process still reads the store for those.
 //
-// Threads: `of-bus-proj` (fetches and applies); status() from any thread.
+// Threads: `of-bus-proj` (fetches, applies, acknowledges); while a batch is applied, three
+// `of-bus-copy` threads beside it, one a read model, each applying the whole batch in order
+// (their commits overlap on PostgreSQL, where each read model writes on a connection of its
+// own); status() from any thread.
 #pragma once
 
 #include <atomic>
@@ -69,7 +72,7 @@ namespace orderflow::app::bus_projector {
 struct BusProjectorOptions {
   std::string bus;  // the bus URL, as status() shows it
   std::string topic_prefix = "orderflow.events";
-  std::size_t batch_size = 500;
+  std::size_t batch_size = 2000;
   std::chrono::milliseconds fetch_wait{200};
   int max_attempts = 5;  // deliveries of a failing event before it is dead-lettered
   // How long an event waits for its stream's previous version before it is dead-lettered.
@@ -177,6 +180,11 @@ class BusProjector {
   // The read models it feeds, in a fixed order, with the highest position each applied
   // (any thread; empty before start()).
   std::vector<BusProjection> projections() const EXCLUDES(mu_);
+  // Per read model it feeds, in the same order: since start, the append-to-commit lag of
+  // each event it applied to that read model (buckets of es::kLagBucketsMs, count, sum), for
+  // /metrics' orderflow_projection_lag_seconds; window and percentiles are status()'s, of
+  // the last kLagWindow events over all read models. Any thread; empty before start().
+  std::vector<es::ProjectionLag> lags() const EXCLUDES(mu_);
 
   // Calls done(stand) once what `target` waits for (see ReadTarget) is applied, at once if
   // it is, or when `deadline` passes or the projector stops (stand.applied false); done
@@ -219,6 +227,7 @@ class BusProjector {
   void loop();
   Result<void> consume();
   Result<std::vector<std::size_t>> apply(std::span<const es::RecordedEvent> events);
+  Result<std::vector<std::size_t>> apply_copy(std::size_t i, std::span<const es::RecordedEvent> events) EXCLUDES(mu_);
   Result<void> hold(const es::RecordedEvent& e, const std::string& reason);
   void record_lag(std::span<const es::RecordedEvent> events) EXCLUDES(mu_);
   void set_state(const char* state, std::optional<std::string> error) EXCLUDES(mu_);
@@ -249,6 +258,7 @@ class BusProjector {
   double last_lag_ms_ GUARDED_BY(mu_) = 0;
   std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
   std::vector<es::Position> positions_ GUARDED_BY(mu_);  // per copies_: the highest position applied
+  std::vector<es::ProjectionLag> lag_totals_ GUARDED_BY(mu_);  // per copies_: see lags()
   std::vector<ReadWaiter> readers_ GUARDED_BY(mu_);
   std::thread thread_;
 };

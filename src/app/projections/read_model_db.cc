@@ -1,8 +1,11 @@
 #include "app/projections/read_model_db.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 namespace orderflow::app::projections {
 
@@ -28,19 +31,31 @@ struct TableProjection::Sql {
                  " AND generation = " + d.param(2)),
         live("SELECT generation, position FROM read_models WHERE projection = " + d.param(1) + " AND live = 1"),
         unused("SELECT generation FROM read_models WHERE projection = " + d.param(1) + " AND live = 0"),
-        next_generation("SELECT coalesce(max(generation), 0) + 1 FROM read_models WHERE projection = " +
-                        d.param(1)),
-        register_copy("INSERT INTO read_models (projection, generation, position, live) VALUES (" +
-                      d.param(1) + ", " + d.param(2) + ", 0, " + d.param(3) + ")"),
-        unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " +
-                        d.param(2)),
+        next_generation("SELECT coalesce(max(generation), 0) + 1 FROM read_models WHERE projection = " + d.param(1)),
+        register_copy("INSERT INTO read_models (projection, generation, position, live) VALUES (" + d.param(1) + ", " +
+                      d.param(2) + ", 0, " + d.param(3) + ")"),
+        unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " + d.param(2)),
         swap("UPDATE read_models SET live = CASE WHEN generation = " + d.param(1) +
              " THEN 1 ELSE 0 END WHERE projection = " + d.param(2)),
-        bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) + " AND generation = " +
-                    d.param(2) + " AND stream_id = " + d.param(3)),
-        save_bus_version("INSERT INTO bus_versions (projection, generation, stream_id, version) VALUES (" +
-                         d.params(1, 4) + ") ON CONFLICT (projection, generation, stream_id) "
-                         "DO UPDATE SET version = excluded.version") {}
+        bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) +
+                    " AND generation = " + d.param(2) + " AND stream_id = " + d.param(3)) {
+    for (const int n : kBusVersionsAtOnce) {
+      std::string rows;
+      for (int i = 0; i < n; ++i)
+        rows += (i ? ", (" : "(") + d.param(1) + ", " + d.param(2) + ", " + d.param(3 + 2 * i) + ", " +
+                d.param(4 + 2 * i) + ")";
+      save_bus_versions.push_back("INSERT INTO bus_versions (projection, generation, stream_id, version) VALUES " +
+                                  rows +
+                                  " ON CONFLICT (projection, generation, stream_id) "
+                                  "DO UPDATE SET version = excluded.version");
+      bus_versions_of.push_back("SELECT stream_id, version FROM bus_versions WHERE projection = " + d.param(1) +
+                                " AND generation = " + d.param(2) + " AND stream_id IN (" + d.params(3, 2 + n) + ")");
+    }
+  }
+
+  // How many streams' versions one statement of bus_versions_of looks up: a few sizes, so
+  // each connection prepares few statements (a shorter list is padded with its last stream).
+  static constexpr std::array<int, 4> kBusVersionsAtOnce{1, 8, 64, 500};
 
   // A NOT NULL column of either type.
   static std::string text(const es::SqlDialect& d) { return d.text + " NOT NULL"; }
@@ -57,7 +72,12 @@ struct TableProjection::Sql {
   const std::string unregister_copy;  // projection, generation
   const std::string swap;             // generation to make live, projection
   const std::string bus_version;      // projection, generation, stream
-  const std::string save_bus_version; // projection, generation, stream, version
+  // Per kBusVersionsAtOnce: projection, generation, then that many streams; answers their
+  // stream_id and version (none for a stream without one).
+  std::vector<std::string> bus_versions_of;
+  // Per kBusVersionsAtOnce: projection, generation, then that many (stream, version) pairs,
+  // each saved (rows of distinct streams: one statement cannot update a row twice).
+  std::vector<std::string> save_bus_versions;
 };
 
 std::string with_generation(std::string_view sql, std::int64_t generation) {
@@ -85,6 +105,10 @@ class TableProjection::Copy final : public es::ReadModel {
   std::int64_t generation() const { return generation_; }
 
   Result<std::vector<std::size_t>> apply_delivered(std::span<const es::RecordedEvent> events) {
+    // A cache, not a record: past kMaxCachedVersions streams it is dropped whole and read
+    // again a batch at a time (a bus-fed projector meets a new stream per order placed, so
+    // kept whole it grew by every stream ever applied).
+    if (versions_.size() > kMaxCachedVersions) versions_.clear();
     std::vector<std::size_t> early;
     std::vector<es::RecordedEvent> fresh;
     std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
@@ -94,6 +118,7 @@ class TableProjection::Copy final : public es::ReadModel {
         if (auto r = tx.run(p_.sql_->bus_versions_table); !r) return r;
         bus_table_ = true;
       }
+      OF_RETURN_IF_ERROR(load_versions(tx, events));
       for (std::size_t i = 0; i < events.size(); ++i) {
         const auto& e = events[i];
         if (!tracks(e)) continue;
@@ -112,11 +137,10 @@ class TableProjection::Copy final : public es::ReadModel {
         if (p_.filter_.matches(e)) fresh.push_back(e);
       }
       if (auto r = writer_->apply(tx, fresh); !r) return r;
-      for (const auto& [stream, version] : reached) {
-        if (versions_[stream] == version) continue;
-        const SqlValue params[] = {p_.name_, generation_, stream.view(), version.value()};
-        if (auto r = tx.run(p_.sql_->save_bus_version, params); !r) return r;
-      }
+      std::vector<std::pair<std::string_view, std::int64_t>> changed;
+      for (const auto& [stream, version] : reached)
+        if (versions_[stream] != version) changed.emplace_back(stream.view(), version.value());
+      OF_RETURN_IF_ERROR(save_versions(tx, changed));
       if (through == 0) return {};
       const SqlValue params[] = {through.value(), p_.name_, generation_};
       return tx.run(p_.sql_->raise_position, params);
@@ -179,6 +203,52 @@ class TableProjection::Copy final : public es::ReadModel {
   }
 
   // The committed version of `stream` in this copy's bus versions (kNoStream: none).
+  // The committed versions of the streams of `events` not looked at yet, into versions_: a
+  // few statements for a batch rather than one a stream (each a round trip on PostgreSQL,
+  // where a batch of new orders made hundreds).
+  Result<void> load_versions(WriteTransaction& tx, std::span<const es::RecordedEvent> events) {
+    std::vector<std::string_view> missing;
+    std::unordered_set<std::string_view> seen;
+    for (const auto& e : events)
+      if (tracks(e) && !versions_.contains(e.stream_id) && seen.insert(e.stream_id.view()).second)
+        missing.push_back(e.stream_id.view());
+    constexpr auto& kSizes = Sql::kBusVersionsAtOnce;
+    for (std::size_t from = 0; from < missing.size();) {
+      const auto left = missing.size() - from;
+      std::size_t k = 0;  // the smallest size that takes what is left, else the largest
+      while (k + 1 < kSizes.size() && static_cast<std::size_t>(kSizes[k]) < left) ++k;
+      const auto size = static_cast<std::size_t>(kSizes[k]), n = std::min(size, left);
+      std::vector<SqlValue> params{p_.name_, generation_};
+      for (std::size_t i = 0; i < size; ++i) params.emplace_back(missing[from + std::min(i, n - 1)]);
+      for (std::size_t i = 0; i < n; ++i) versions_[es::StreamId(std::string(missing[from + i]))] = es::kNoStream;
+      OF_RETURN_IF_ERROR(tx.query(p_.sql_->bus_versions_of[k], params, [&](const Row& row) {
+        versions_[es::StreamId(std::string(row.text(0)))] = es::StreamVersion{row.int64(1)};
+      }));
+      from += n;
+    }
+    return {};
+  }
+
+  // Saves the versions `changed` reached (distinct streams) in a few statements: as many of
+  // the largest size as fit, then of the smaller ones.
+  Result<void> save_versions(WriteTransaction& tx, std::span<const std::pair<std::string_view, std::int64_t>> changed) {
+    constexpr auto& kSizes = Sql::kBusVersionsAtOnce;
+    for (std::size_t from = 0; from < changed.size();) {
+      std::size_t k = kSizes.size() - 1;
+      while (k > 0 && static_cast<std::size_t>(kSizes[k]) > changed.size() - from) --k;
+      const auto n = static_cast<std::size_t>(kSizes[k]);
+      std::vector<SqlValue> params{p_.name_, generation_};
+      params.reserve(2 + 2 * n);
+      for (std::size_t i = 0; i < n; ++i) {
+        params.emplace_back(changed[from + i].first);
+        params.emplace_back(changed[from + i].second);
+      }
+      OF_RETURN_IF_ERROR(tx.run(p_.sql_->save_bus_versions[k], params));
+      from += n;
+    }
+    return {};
+  }
+
   Result<es::StreamVersion> stored_version(WriteTransaction& tx, const es::StreamId& stream) {
     if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
     es::StreamVersion version = es::kNoStream;
@@ -194,7 +264,9 @@ class TableProjection::Copy final : public es::ReadModel {
   std::unique_ptr<CopyWriter> writer_;
   std::optional<es::Position> applied_;  // committed position, once read
   bool bus_table_ = false;  // bus_versions exists
-  // Committed bus versions of the streams looked at (cleared when a batch rolls back).
+  // Committed bus versions of the streams looked at (cleared when a batch rolls back, and
+  // past kMaxCachedVersions streams).
+  static constexpr std::size_t kMaxCachedVersions = 65536;
   std::unordered_map<es::StreamId, es::StreamVersion> versions_;
 };
 
