@@ -125,7 +125,7 @@ void BusSagaFeed::set_state(const char* state, std::optional<std::string> error)
 
 void BusSagaFeed::publish_progress() {
   const auto gap = buffer_.gap();
-  const auto since = gap_since_;
+  const auto since = gap ? gap_since_ : std::nullopt;
   MutexLock lk(mu_);
   status_.next = buffer_.next();
   status_.buffered = buffer_.size();
@@ -211,21 +211,19 @@ Result<void> BusSagaFeed::fold_ready(std::vector<std::uint64_t>& acks) {
   }
 }
 
-Result<void> BusSagaFeed::fill_gap(std::vector<std::uint64_t>& acks) {
-  const auto until = buffer_.gap();
-  if (!until) return {};
-  // Events from next() through the first held (included: a message without its previous
-  // position is released by the store's order as well), a page at a time.
-  while (buffer_.next() <= *until) {
+Result<void> BusSagaFeed::fill(es::Position until, std::vector<std::uint64_t>& acks) {
+  // The store's events from next() through `until` (included: the first held when a gap is
+  // filled, so a message without its previous position is released by the store's order
+  // as well), a page at a time.
+  const auto from = buffer_.next();
+  while (buffer_.next() <= until) {
     std::vector<es::RecordedEvent> events;
     OF_ASSIGN_OR_RETURN(auto scanned,
                         store_.scan_all(buffer_.next(), options_.store_page, filter_, [&](const es::RecordedEvent& e) {
-                          if (e.position <= *until) events.push_back(e);
+                          if (e.position <= until) events.push_back(e);
                         }));
-    if (scanned <= buffer_.next())
-      return fail(Errc::unavailable, "the store has no event at " + to_string(buffer_.next()) +
-                                         " though the bus delivered one at " + to_string(*until));
-    const auto next = std::min(scanned, *until + 1);
+    if (scanned <= buffer_.next()) break;  // not visible to this process yet: looked at again later
+    const auto next = std::min(scanned, until + 1);
     const auto n = events.size();
     OF_RETURN_IF_ERROR(handler_(events, next));
     auto tags = buffer_.release(next);
@@ -236,6 +234,7 @@ Result<void> BusSagaFeed::fill_gap(std::vector<std::uint64_t>& acks) {
     }
     acks.insert(acks.end(), tags.begin(), tags.end());
   }
+  if (buffer_.next() == from) return {};
   MutexLock lk(mu_);
   ++status_.gaps_filled;
   return {};
@@ -265,7 +264,7 @@ Result<void> BusSagaFeed::consume() {
       return fail(fetched.error());
     }
     set_state("consuming", std::nullopt);
-    std::uint64_t dead = 0, repeats = 0;
+    std::uint64_t dead = 0, repeats = 0, out_of_order = 0;
     for (auto& d : *fetched) {
       auto e = bus_projector::decode(d, options_.topic_prefix);
       std::optional<es::Position> previous;
@@ -286,6 +285,8 @@ Result<void> BusSagaFeed::consume() {
         ++dead;
         continue;
       }
+      if (e->position < highest_delivered_) ++out_of_order;
+      else highest_delivered_ = e->position;
       if (!buffer_.add(std::move(*e), previous, d.tag)) {
         acks.push_back(d.tag);
         ++repeats;
@@ -295,24 +296,29 @@ Result<void> BusSagaFeed::consume() {
       MutexLock lk(mu_);
       status_.dead_lettered += dead;
       status_.repeats += repeats;
+      status_.out_of_order += out_of_order;
     }
     if (folded) folded = fold_ready(acks);
   }
-  // A gap: when it opened (or moved on), and whether it has waited long enough.
-  if (auto gap = buffer_.gap(); !gap) {
-    gap_since_.reset();
-  } else if (!gap_since_ || gap_at_ != buffer_.next()) {
-    gap_since_ = std::chrono::steady_clock::now();
+  // A gap: when it opened (or moved on), and whether it has waited long enough. Without one
+  // (nothing held), the bus bringing nothing while the store has more (a rebalance, a relay
+  // behind) is a gap up to the store's last position: the saga's view of the log is never
+  // much more than gap_wait behind it, which its step deadlines count on.
+  const auto now = std::chrono::steady_clock::now();
+  if (!gap_since_ || gap_at_ != buffer_.next()) {
+    gap_since_ = now;
     gap_at_ = buffer_.next();
   }
-  if (folded && gap_since_ &&
-      (buffer_.size() >= options_.max_buffered ||
-       std::chrono::steady_clock::now() - *gap_since_ >= options_.gap_wait)) {
-    folded = fill_gap(acks);
-    if (folded) {
-      gap_since_.reset();
-      folded = fold_ready(acks);
+  const bool waited = now - *gap_since_ >= options_.gap_wait;
+  if (folded && (waited || buffer_.size() >= options_.max_buffered)) {
+    std::optional<es::Position> until = buffer_.gap();
+    if (!until) {
+      if (auto last = store_.last_position(); !last) folded = fail(last.error());
+      else if (*last >= buffer_.next()) until = *last;
     }
+    if (folded && until) folded = fill(*until, acks);
+    if (folded) folded = fold_ready(acks);
+    gap_since_ = now;  // waits again from here, whether it moved on or not
   }
   auto acked = acknowledge();
   publish_progress();

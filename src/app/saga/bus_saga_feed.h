@@ -14,7 +14,12 @@
 //   that is not an event) is filled from the event store once it has waited `gap_wait`, or
 //   at once when `max_buffered` events wait behind it: the store's events from next() up to
 //   the first one held are folded, in order, and the bus's copies of them acknowledged as
-//   repeats. So the feed never stalls for good and never folds out of order.
+//   repeats. So the feed never stalls for good and never folds out of order. Likewise when
+//   nothing is held and next() has not moved for `gap_wait` while the store has more (the
+//   bus brings nothing: a consumer group rebalancing, a relay behind): the store's events up
+//   to its last position are folded. The saga's view of the log is thus never much more than
+//   `gap_wait` behind the store, which its step deadlines (5 s) count on: a step whose
+//   answer it could not see in time would be retried and, in the end, given up.
 // - A message is acknowledged once the saga folded its event (or it is a repeat of one
 //   folded). What a restart could lose that way it reads from the store: the feed starts by
 //   folding the store from the saga's checkpoint to the store's last position at start (the
@@ -117,8 +122,9 @@ struct BusSagaFeedStatus {
   std::int64_t gap_ms = 0;
   std::uint64_t folded = 0;         // messages folded and acknowledged
   std::uint64_t repeats = 0;        // messages acknowledged as repeats of events folded
+  std::uint64_t out_of_order = 0;   // messages delivered after one of a later position
   std::uint64_t from_store = 0;     // events folded from the store (catch-up and gaps)
-  std::uint64_t gaps_filled = 0;    // gaps filled from the store
+  std::uint64_t gaps_filled = 0;    // gaps filled from the store (a gap, or the bus behind it)
   std::uint64_t dead_lettered = 0;  // since start
   std::optional<std::string> last_error;
 };
@@ -148,8 +154,8 @@ class BusSagaFeed {
   Result<void> consume();
   // Hands the buffer's ready events to the saga and acknowledges their messages.
   Result<void> fold_ready(std::vector<std::uint64_t>& acks);
-  // Folds the store's events from next() up to the first one held.
-  Result<void> fill_gap(std::vector<std::uint64_t>& acks);
+  // Folds the store's events from next() through `until`.
+  Result<void> fill(es::Position until, std::vector<std::uint64_t>& acks);
   Result<void> hand(std::vector<es::RecordedEvent> events, es::Position next);
   bool wanted(const es::RecordedEvent& e) const;
   void set_state(const char* state, std::optional<std::string> error) EXCLUDES(mu_);
@@ -162,9 +168,11 @@ class BusSagaFeed {
   es::EventFilter filter_;
   const es::Position horizon_;
   es::BatchHandler handler_;
-  ReorderBuffer buffer_;                                            // the loop's thread only
-  std::optional<std::chrono::steady_clock::time_point> gap_since_;  // the loop's thread only
-  std::optional<es::Position> gap_at_;                              // next() when it opened
+  ReorderBuffer buffer_;  // the loop's thread only
+  // Since when next() has not moved (the loop's thread only), and next() then.
+  std::optional<std::chrono::steady_clock::time_point> gap_since_;
+  std::optional<es::Position> gap_at_;
+  es::Position highest_delivered_{0};  // of the messages fetched
 
   mutable Mutex mu_;
   CondVar cv_;
