@@ -163,8 +163,7 @@ void Relay::loop() {
       if (!subscription_ && now >= retry_at) {
         // Where the subscription resumes, so the first message names the event before it
         // (see the header comment); a checkpoint that cannot be read fails start() below too.
-        if (auto saved = checkpoints_.load_checkpoint(kCheckpoint))
-          previous_ = std::max(*saved, es::Position{1}) - 1;
+        if (auto saved = checkpoints_.load_checkpoint(kCheckpoint)) previous_ = std::max(*saved, es::Position{0});
         es::SubscriptionOptions so;
         so.name = kCheckpoint;
         so.batch_size = options_.batch_size;

@@ -11,8 +11,8 @@
 // message() below. The relay reads the whole log (no filter), so every message names the
 // event before it in the log (orderflow-previous-position): within a batch the one before
 // it; for a batch's first, the last one the relay published, or at its start the relay's
-// checkpoint - 1 (the subscription's checkpoint is one past the last event it read, and
-// without a filter that is the last event it published).
+// checkpoint (the subscription's checkpoint is the last position it read, and without a
+// filter that is the last event it published).
 //
 // While the bus is down the log keeps growing and the relay's lag with it; it publishes
 // again after a back-off (100 ms doubling to 5 s) until the bus answers, then catches up.
