@@ -333,6 +333,30 @@ TEST_F(BusSagaTest, ASagaFedFromKafkaStoppedBehindAStaleCheckpointResumesAndDoes
   restart_case();
 }
 
+// The bus away when the saga starts: retried and shown (state retrying, its error), never a
+// crash; the store bridges it meanwhile, so orders still end final; once the bus is back the
+// saga consumes from it again.
+TEST_F(BusSagaTest, ABusAwayAtStartIsRetriedAndShownWhileTheStoreBridgesIt) {
+  bus_ = start_nats();
+  start_relay(11);
+  bus_->stop();
+  start_saga(1s);
+  ASSERT_TRUE(wait_until([&] { return saga_->bus_status()->state == "retrying"; }, 60s));
+  EXPECT_TRUE(saga_->bus_status()->last_error);
+  catalogue();
+  place(20, 12);
+  ASSERT_TRUE(wait_until([&] { return final_orders() == orders().size(); }, 120s)) << "the store bridged the bus";
+  EXPECT_EQ(saga_->bus_status()->state, "retrying");
+  bus_->start();
+  ASSERT_TRUE(wait_until([&] { return saga_->bus_status()->state == "consuming"; }, 120s))
+      << saga_->bus_status()->last_error.value_or("");
+  place(10, 13);
+  expect_all_final_and_clean();
+  const auto s = *saga_->bus_status();
+  EXPECT_GT(s.folded + s.repeats, 0u) << "the bus delivered once back";
+  EXPECT_GT(s.gaps_filled, 0u);
+}
+
 TEST_F(BusSagaTest, AnUndecodableMessageOnNatsIsDeadLetteredAndItsGapFilledFromTheStore) {
   bus_ = start_nats();
   poison_case();

@@ -256,16 +256,15 @@ Result<void> BusSagaFeed::consume() {
     (void)acknowledge();
     return folded;
   }
-  // Behind a full buffer nothing more is fetched: the gap is filled from the store below.
+  // Behind a full buffer nothing more is fetched: the gap is filled from the store below. A
+  // bus that does not answer is retried after a back-off, and meanwhile bridged like a gap.
+  Result<void> reached;
   if (buffer_.size() < options_.max_buffered) {
     auto fetched = bus_.fetch(options_.batch_size, options_.fetch_wait);
-    if (!fetched) {
-      (void)acknowledge();
-      return fail(fetched.error());
-    }
-    set_state("consuming", std::nullopt);
+    if (!fetched) reached = fail(fetched.error());
+    if (fetched) set_state("consuming", std::nullopt);
     std::uint64_t dead = 0, repeats = 0, out_of_order = 0;
-    for (auto& d : *fetched) {
+    for (auto& d : fetched ? *fetched : std::vector<es::BusDelivery>{}) {
       auto e = bus_projector::decode(d, options_.topic_prefix);
       std::optional<es::Position> previous;
       std::string reason;
@@ -320,9 +319,10 @@ Result<void> BusSagaFeed::consume() {
     if (folded) folded = fold_ready(acks);
     gap_since_ = now;  // waits again from here, whether it moved on or not
   }
-  auto acked = acknowledge();
+  auto acked = reached ? acknowledge() : Result<void>{};  // no acks to a bus that does not answer
   publish_progress();
   if (!folded) return folded;
+  if (!reached) return reached;
   return acked;
 }
 

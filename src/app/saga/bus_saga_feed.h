@@ -30,8 +30,10 @@
 //   consumer's dead letters with its reason; the feed goes on (its event comes from the
 //   store when its gap is filled).
 // - An unreachable bus (at start or later) or a store that cannot be read is retried after
-//   a back-off (100 ms doubling to 5 s), shown by status(); never a crash. A batch the saga
-//   could not fold (a lookup failed) is handed to it again after the back-off.
+//   a back-off (100 ms doubling to 5 s), shown by status(); never a crash. Meanwhile the
+//   store bridges the bus as above (once next() has not moved for gap_wait), so the sagas
+//   in flight do not time out for it. A batch the saga could not fold (a lookup failed) is
+//   handed to it again after the back-off.
 //
 // Threads: `of-saga-bus` (fetches, reorders, folds, acknowledges); status() from any.
 #pragma once
