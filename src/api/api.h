@@ -50,6 +50,9 @@ struct ApiContext {
   // The projector fed from the bus (serve --roles projector --bus, without relay), shown by
   // /readyz: it is ready while it consumes; null: projections tail the log (ctx.read's runner).
   app::bus_projector::BusProjector* bus_projector = nullptr;
+  // The saga runner when it is fed from the bus (serve --roles saga --bus, without relay),
+  // shown by /readyz: ready while it consumes (or stands by); null: none, or it tails the log.
+  app::saga::SagaRunner* saga_bus = nullptr;
   // Reveals sealed personal data in what reads answer (app/personal_data.h) and erases it
   // (DELETE /api/v1/customers/{id}/personal-data); null: answers are sent as stored and the
   // route answers 404.

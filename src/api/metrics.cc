@@ -336,6 +336,45 @@ std::string Metrics::render(ApiContext& ctx) {
             "# HELP orderflow_saga_dead_letters_retried_total Dead letters retried.\n"
             "# TYPE orderflow_saga_dead_letters_retried_total counter\norderflow_saga_dead_letters_retried_total {}\n",
             letters->recorded, letters->retried);
+    if (auto b = saga_->bus_status()) {
+      const auto& c = b->consumer;
+      add("# HELP orderflow_saga_bus_up 1 while the saga fed from the bus consumes (0: catching up from the store, "
+          "retrying, standby or stopped).\n"
+          "# TYPE orderflow_saga_bus_up gauge\norderflow_saga_bus_up{{consumer=\"{}\"}} {}\n",
+          c, b->state == "consuming" ? 1 : 0);
+      add("# HELP orderflow_saga_bus_buffered Events the saga fed from the bus holds until the log's order reaches "
+          "them.\n"
+          "# TYPE orderflow_saga_bus_buffered gauge\norderflow_saga_bus_buffered{{consumer=\"{}\"}} {}\n",
+          c, b->buffered);
+      add("# HELP orderflow_saga_bus_gap_positions Positions from the next one the saga folds up to the first event "
+          "held behind it (0: no gap).\n"
+          "# TYPE orderflow_saga_bus_gap_positions gauge\norderflow_saga_bus_gap_positions{{consumer=\"{}\"}} {}\n",
+          c, b->gap_until ? *b->gap_until - b->next : 0);
+      add("# HELP orderflow_saga_bus_gap_seconds How long the saga fed from the bus has waited on its gap (0: no "
+          "gap).\n"
+          "# TYPE orderflow_saga_bus_gap_seconds gauge\norderflow_saga_bus_gap_seconds{{consumer=\"{}\"}} {}\n",
+          c, static_cast<double>(b->gap_ms) / 1000.0);
+      add("# HELP orderflow_saga_bus_folded_total Messages the saga fed from the bus folded and acknowledged.\n"
+          "# TYPE orderflow_saga_bus_folded_total counter\norderflow_saga_bus_folded_total{{consumer=\"{}\"}} {}\n",
+          c, b->folded);
+      add("# HELP orderflow_saga_bus_repeats_total Messages acknowledged as repeats of events already folded.\n"
+          "# TYPE orderflow_saga_bus_repeats_total counter\norderflow_saga_bus_repeats_total{{consumer=\"{}\"}} {}\n",
+          c, b->repeats);
+      add("# HELP orderflow_saga_bus_store_events_total Events the saga fed from the bus read from the store (its "
+          "catch-up to the horizon, and gaps filled).\n"
+          "# TYPE orderflow_saga_bus_store_events_total counter\n"
+          "orderflow_saga_bus_store_events_total{{consumer=\"{}\"}} {}\n",
+          c, b->from_store);
+      add("# HELP orderflow_saga_bus_gaps_filled_total Gaps the saga fed from the bus filled from the store.\n"
+          "# TYPE orderflow_saga_bus_gaps_filled_total counter\n"
+          "orderflow_saga_bus_gaps_filled_total{{consumer=\"{}\"}} {}\n",
+          c, b->gaps_filled);
+      add("# HELP orderflow_saga_bus_dead_letters_total Messages the saga fed from the bus sent to the dead "
+          "letters (undecodable).\n"
+          "# TYPE orderflow_saga_bus_dead_letters_total counter\n"
+          "orderflow_saga_bus_dead_letters_total{{consumer=\"{}\"}} {}\n",
+          c, b->dead_lettered);
+    }
   }
 
   if (runner) {

@@ -21,6 +21,7 @@
 #include "app/projections/documents.h"
 #include "app/projections/history.h"
 #include "app/projections/read_side.h"
+#include "app/saga/saga_runner.h"
 #include "core/text.h"
 #include "core/time.h"
 
@@ -227,6 +228,9 @@ Response bus_projections(ApiContext& ctx) {
 
 std::optional<NotReady> not_ready(ApiContext& ctx) {
   if (auto failure = ctx.events.write_failure()) return NotReady{"the event store cannot write", failure->message};
+  if (ctx.saga_bus)
+    if (auto s = ctx.saga_bus->bus_status(); s && s->state != "consuming" && s->state != "standby")
+      return NotReady{"the saga is not consuming from the bus (" + s->state + ")", s->last_error};
   if (ctx.bus_projector) {
     if (auto s = ctx.bus_projector->status(); s.state != "consuming")
       return NotReady{"the projector is not consuming from the bus (" + s.state + ")", s.last_error};
@@ -263,6 +267,20 @@ json::object readiness_checks(ApiContext& ctx) {
     checks["relay"] = json::object{
         {"state", relay->state},
         {"error", relay->last_error ? json::value(*relay->last_error) : json::value(nullptr)}};
+  if (auto b = ctx.saga_bus ? ctx.saga_bus->bus_status() : std::nullopt)
+    checks["saga_bus"] = json::object{
+        {"bus", b->bus},
+        {"consumer", b->consumer},
+        {"state", b->state},
+        {"next_position", b->next.value()},
+        {"buffered", b->buffered},
+        // The gap it waits for: positions from next_position up to the first event held.
+        {"gap_until", b->gap_until ? json::value(b->gap_until->value()) : json::value(nullptr)},
+        {"gap_ms", b->gap_ms},
+        {"folded", b->folded},
+        {"from_store", b->from_store},
+        {"dead_lettered", b->dead_lettered},
+        {"error", b->last_error ? json::value(*b->last_error) : json::value(nullptr)}};
   if (ctx.bus_projector) {
     const auto s = ctx.bus_projector->status();
     checks["bus_projector"] =

@@ -16,6 +16,7 @@ struct BusSpec {
   std::string topic_prefix = "orderflow.events";
   int replicas = 1;  // of the JetStream stream, when the relay creates it
   std::string consumer = "orderflow-projector";  // the JetStream durable consumer / Kafka consumer group of a bus-fed projector
+  std::string saga_consumer = "orderflow-saga";  // the same, of a bus-fed saga
 };
 
 enum class BusKind { nats, kafka };

@@ -187,15 +187,12 @@ int serve(const ServeOptions& o) {
   if (!o.bus.url.empty()) {
     auto parsed = parse_bus_url(o.bus.url);
     if (!parsed) return usage_failure(parsed.error().message);
-    if (!has_role(o.roles, "relay")) {
-      // Without the relay, the bus feeds this process's projections instead of the log.
-      if (!has_role(o.roles, "projector"))
-        return usage_failure("--bus needs the relay or the projector role");
-      if (has_role(o.roles, "saga"))
-        return usage_failure(
-            "--bus without the relay role feeds projectors only: sagas fed from the bus are not supported by this "
-            "build yet");
-    }
+    // Without the relay, the bus feeds this process's projections and saga instead of the log.
+    if (!has_role(o.roles, "relay") && !has_role(o.roles, "projector") && !has_role(o.roles, "saga"))
+      return usage_failure("--bus needs the relay, the projector or the saga role");
+    if (!has_role(o.roles, "relay") && o.bus.consumer == o.bus.saga_consumer && has_role(o.roles, "projector") &&
+        has_role(o.roles, "saga"))
+      return usage_failure("--bus-consumer and --bus-saga-consumer must differ: each reads every message");
     bus_url = std::move(*parsed);
   }
 
@@ -245,8 +242,10 @@ int serve(const ServeOptions& o) {
                                                {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
-  // --roles projector --bus (no relay): the projections are fed from the bus, not the log.
-  const bool bus_fed = bus_url && !has_role(o.roles, "relay");
+  // --roles projector --bus (no relay): the projections are fed from the bus, not the log;
+  // --roles saga --bus (no relay): so is the saga.
+  const bool bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "projector");
+  const bool saga_bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "saga");
   std::unique_ptr<es::BusConsumer> bus_consumer;
   std::optional<app::bus_projector::BusProjector> bus_projector;
   if (bus_fed) {
@@ -284,6 +283,16 @@ int serve(const ServeOptions& o) {
                                 : "the saga lease is lost, standing by");
     };
     saga.emplace(commands, &store->checkpoints(), app::saga::SagaOptions{}, saga_lease.get(), on_lead);
+    if (saga_bus_fed) {
+      // Its own durable consumer / group: it reads every message the relay publishes.
+      auto spec = o.bus;
+      spec.consumer = o.bus.saga_consumer;
+      saga->feed_from_bus({.open_consumer = [url = *bus_url, spec] { return open_bus_consumer(url, spec); },
+                           .options = {.bus = o.bus.url,
+                                       .topic_prefix = o.bus.topic_prefix,
+                                       .consumer = o.bus.saga_consumer}});
+      ctx.saga_bus = &*saga;
+    }
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
   }
   // The saga's admin operations: of the saga running here, else read from its streams.
@@ -322,7 +331,7 @@ int serve(const ServeOptions& o) {
   std::unique_ptr<es::BusPublisher> bus;
   std::optional<app::relay::Relay> relay;
   auto relay_lease = store->leader_lease("relay");
-  if (bus_url && !bus_fed) {
+  if (bus_url && has_role(o.roles, "relay")) {
     bus = open_bus(*bus_url, o.bus);
     auto on_lead = [](bool leading) {
       log::info("relay", leading ? "this process holds the relay lease and relays the log to the bus"
@@ -414,9 +423,12 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   add_store_settings(settings, *cmd, o->store);
   settings.add(*cmd, "bus", o->bus.url,
                "Relay the log to this bus: nats://HOST:PORT[,...] or kafka://HOST:PORT[,...]; without the relay "
-               "role, the projector role is fed from it instead of the log");
+               "role, the projector and saga roles are fed from it instead of the log");
   settings.add(*cmd, "bus-consumer", o->bus.consumer,
                "The JetStream durable consumer / Kafka consumer group a bus-fed projector reads with");
+  settings.add(*cmd, "bus-saga-consumer", o->bus.saga_consumer,
+               "The JetStream durable consumer / Kafka consumer group a bus-fed saga reads with (its own: it "
+               "reads every message, in the log's order)");
   settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));

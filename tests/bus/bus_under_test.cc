@@ -146,8 +146,9 @@ class NatsBus final : public BusUnderTest {
 };
 
 // The categories of the Kafka cluster's topics: the relay's tests write the test
-// categories, the bus-fed projector's the ones it folds.
-constexpr const char* kKafkaCategories[] = {"cart", "invoice", "shipment", "order", "product", "account"};
+// categories, the bus-fed projector's the ones it folds, the bus-fed saga's its own too.
+constexpr const char* kKafkaCategories[] = {"cart",    "invoice", "shipment", "order",
+                                            "product", "account", "saga",     "deadletters"};
 
 // Three brokers; the topics of the categories the tests write, 6 partitions each,
 // replicated 3 times.
@@ -164,6 +165,7 @@ class KafkaBus final : public BusUnderTest {
     for (const char* category : kKafkaCategories)
       rd_kafka_mock_topic_create(cluster_, (std::string("orderflow.events.") + category).c_str(), 6, 3);
     rd_kafka_mock_topic_create(cluster_, "orderflow.dead-letters.orderflow-projector", 1, 3);  // the projector's
+    rd_kafka_mock_topic_create(cluster_, "orderflow.dead-letters.orderflow-saga", 1, 3);       // the saga's
   }
   ~KafkaBus() override {
     rd_kafka_mock_cluster_destroy(cluster_);
@@ -200,7 +202,7 @@ class KafkaBus final : public BusUnderTest {
   }
   std::uint64_t acked(const std::string& group) override {
     Consumer c(bootstraps(), group);  // asks the group's coordinator; joins nothing
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(36);
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(48);
     for (const char* category : kKafkaCategories)
       for (int p = 0; p < 6; ++p)
         rd_kafka_topic_partition_list_add(list, (std::string("orderflow.events.") + category).c_str(), p);

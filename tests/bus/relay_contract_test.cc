@@ -49,12 +49,19 @@ void append_events(es::EventStore& store, int from, int count) {
 
 // What the bus holds, checked against the log: every event there, each stream's in version
 // order once repeats of a (stream, version) already seen are dropped, with the right
-// subject, key, headers and body. Answers how many messages were repeats.
+// subject, key, headers and body; each message (repeats too, across relay restarts) names
+// the event before it in the log. Answers how many messages were repeats.
 std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
   auto log = store.read_all(es::Position{1}, 1'000'000);
   EXPECT_TRUE(log);
   std::map<std::string, es::RecordedEvent> by_id;
-  for (auto& e : *log) by_id[e.event_id] = e;
+  std::map<es::Position, es::Position> previous;
+  es::Position before{0};
+  for (auto& e : *log) {
+    previous[e.position] = before;
+    before = e.position;
+    by_id[e.event_id] = e;
+  }
   std::map<es::StreamId, std::int64_t> next_version;
   std::set<std::string> seen;
   std::size_t repeats = 0;
@@ -66,6 +73,8 @@ std::size_t check_bus_holds_log(BusUnderTest& bus, es::EventStore& store) {
       continue;
     }
     const auto& e = it->second;
+    EXPECT_EQ(r.headers.at("orderflow-previous-position"), to_string(previous[e.position]))
+        << "message of position " << e.position;
     if (!seen.insert(id).second) {
       ++repeats;
       continue;

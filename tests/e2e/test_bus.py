@@ -73,13 +73,15 @@ class BadBusUrl(unittest.TestCase):
                 self.assertIn(url, lines[0])
                 self.assertEqual(out.stdout, "", "nothing served")
 
-    def test_bus_without_the_relay_or_projector_role_or_feeding_a_saga_is_exit_2(self):
-        # --bus without relay feeds the projector role; sagas fed from the bus are planned.
-        for roles, says in (("command,query", "relay or the projector role"),
-                            ("projector,saga", "sagas fed from the bus")):
+    def test_bus_without_a_role_it_feeds_or_one_consumer_for_projector_and_saga_is_exit_2(self):
+        # --bus without relay feeds the projector and saga roles, each with its own consumer.
+        for roles, extra, says in (("command,query", [], "relay, the projector or the saga role"),
+                                   ("projector,saga", ["--bus-saga-consumer", "orderflow-projector"],
+                                    "--bus-consumer and --bus-saga-consumer must differ")):
             with self.subTest(roles=roles), tempfile.TemporaryDirectory() as d:
                 out = subprocess.run([binary(), "serve", "--listen", "127.0.0.1:0", "--data", d, "--roles", roles,
-                                      "--bus", "nats://127.0.0.1:4222"], capture_output=True, text=True, timeout=30)
+                                      "--bus", "nats://127.0.0.1:4222", *extra],
+                                     capture_output=True, text=True, timeout=30)
                 self.assertEqual(out.returncode, 2, out)
                 self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
                 self.assertIn(says, out.stderr)

@@ -27,15 +27,19 @@ DOC = os.path.join(REPO_ROOT, "docs", "api.md")
 
 def not_here():
     """Families this test's server does not show: those of a failure (none happens here), those of the bus
-    relay and of a bus-fed projector (it runs without --bus: tests/e2e/test_bus.py and test_bus_dead_letters.py
-    read them), and on PostgreSQL those only the embedded store has (its data directory's disk and SQLite
-    files)."""
+    relay, of a bus-fed projector and of a bus-fed saga (it runs without --bus: tests/e2e/test_bus.py and
+    test_bus_dead_letters.py read the first two; the saga feed's status they show is checked in
+    tests/bus/bus_saga_test.cc), and on PostgreSQL those only the embedded store has (its data directory's disk
+    and SQLite files)."""
     absent = {"orderflow_background_failures_total", "orderflow_background_failing", "orderflow_relay_running",
               "orderflow_relay_up", "orderflow_relay_position", "orderflow_relay_lag",
               "orderflow_relay_lag_age_seconds", "orderflow_relay_published_total", "orderflow_bus_consumer_up",
               "orderflow_bus_consumer_lag", "orderflow_bus_consumer_applied_lag_seconds",
               "orderflow_bus_consumer_applied_total", "orderflow_bus_consumer_dead_letters_total",
-              "orderflow_bus_consumer_held_streams"}
+              "orderflow_bus_consumer_held_streams", "orderflow_saga_bus_up", "orderflow_saga_bus_buffered",
+              "orderflow_saga_bus_gap_positions", "orderflow_saga_bus_gap_seconds", "orderflow_saga_bus_folded_total",
+              "orderflow_saga_bus_repeats_total", "orderflow_saga_bus_store_events_total",
+              "orderflow_saga_bus_gaps_filled_total", "orderflow_saga_bus_dead_letters_total"}
     sqlite_only = {"orderflow_sqlite_wal_bytes", "orderflow_sqlite_checkpoints_total",
                    "orderflow_sqlite_checkpoint_pages_total", "orderflow_sqlite_checkpoint_duration_seconds",
                    "orderflow_data_disk_free_bytes", "orderflow_data_disk_size_bytes"}

@@ -17,7 +17,8 @@ constexpr auto kFirstBackoff = std::chrono::milliseconds(100);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 }  // namespace
 
-es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_prefix) {
+es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_prefix,
+                       std::optional<es::Position> previous) {
   es::BusMessage m;
   m.topic = topic_prefix + "." + std::string(e.stream_id.category());
   m.key = e.stream_id.str();
@@ -28,6 +29,7 @@ es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_pref
                {"orderflow-version", to_string(e.version)},
                {"orderflow-position", to_string(e.position)},
                {"orderflow-schema-version", std::to_string(e.schema_version)}};
+  if (previous) m.headers.emplace_back(kPreviousPositionHeader, to_string(*previous));
   boost::system::error_code ec;
   auto metadata = boost::json::parse(e.metadata, ec);
   if (!ec && metadata.is_object())
@@ -95,7 +97,11 @@ Result<void> Relay::on_batch(std::span<const es::RecordedEvent> events) {
   if (events.empty()) return {};
   std::vector<es::BusMessage> messages;
   messages.reserve(events.size());
-  for (const auto& e : events) messages.push_back(message(e, options_.topic_prefix));
+  es::Position previous = previous_;
+  for (const auto& e : events) {
+    messages.push_back(message(e, options_.topic_prefix, previous));
+    previous = e.position;
+  }
   Result<void> published;
   if (options_.personal_data)
     for (auto& m : messages)
@@ -112,6 +118,7 @@ Result<void> Relay::on_batch(std::span<const es::RecordedEvent> events) {
   }
   published_ += events.size();
   position_ = events.back().position;
+  previous_ = previous;
   if (failed_.exchange(false)) {
     MutexLock lk(mu_);
     last_error_.reset();
@@ -154,6 +161,9 @@ void Relay::loop() {
         backoff = kFirstBackoff;
       }
       if (!subscription_ && now >= retry_at) {
+        // Where the subscription resumes, so the first message names the event before it
+        // (see the header comment); a checkpoint that cannot be read fails start() below too.
+        if (auto saved = checkpoints_.load_checkpoint(kCheckpoint)) previous_ = std::max(*saved, es::Position{0});
         es::SubscriptionOptions so;
         so.name = kCheckpoint;
         so.batch_size = options_.batch_size;

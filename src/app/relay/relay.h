@@ -8,7 +8,11 @@
 //
 // Every event becomes one message on `<prefix>.<category>` (orderflow.events.order, …),
 // keyed by its stream id, its body the event JSON of docs/api.md §8, with the headers of
-// message() below.
+// message() below. The relay reads the whole log (no filter), so every message names the
+// event before it in the log (orderflow-previous-position): within a batch the one before
+// it; for a batch's first, the last one the relay published, or at its start the relay's
+// checkpoint (the subscription's checkpoint is the last position it read, and without a
+// filter that is the last event it published).
 //
 // While the bus is down the log keeps growing and the relay's lag with it; it publishes
 // again after a back-off (100 ms doubling to 5 s) until the bus answers, then catches up.
@@ -57,8 +61,15 @@ struct RelayStatus {
 // The message of one event: topic `<prefix>.<category>`, key the stream id, id the event
 // id, body the event JSON, headers orderflow-event-id, orderflow-stream-id, orderflow-type,
 // orderflow-version, orderflow-position, orderflow-schema-version and, when the metadata
-// has them, orderflow-correlation-id, orderflow-causation-id and traceparent.
-es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_prefix);
+// has them, orderflow-correlation-id, orderflow-causation-id and traceparent. With
+// `previous`: orderflow-previous-position, the position of the event before it in the log
+// (0: it is the first), so a consumer of every topic can put the log back in order across
+// streams without assuming positions are contiguous (app/saga/bus_saga_feed.h).
+es::BusMessage message(const es::RecordedEvent& e, const std::string& topic_prefix,
+                       std::optional<es::Position> previous = std::nullopt);
+
+// The header that carries the position of the previous event in the log.
+inline constexpr const char* kPreviousPositionHeader = "orderflow-previous-position";
 
 class Relay {
  public:
@@ -97,6 +108,10 @@ class Relay {
   std::atomic<bool> running_{false};  // between start() and stop()
   std::atomic<bool> leading_{false};
   std::atomic<bool> failed_{false};  // the last publish failed
+  // The position of the last event published (0: none before), for the next message's
+  // orderflow-previous-position. Set by the loop before the subscription starts, then by
+  // the subscription's thread alone.
+  std::atomic<es::Position> previous_{es::Position{0}};
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;

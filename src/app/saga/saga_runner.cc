@@ -64,6 +64,7 @@ void SagaRunner::lease_loop() {
       } else {
         report_failure("saga", "start", started.error().message, "tried again at the next lease check");
         subscription_.reset();  // the store failed us: try again at the next check
+        drop_bus_feed();
       }
     } else if (!holds && worker_.joinable()) {
       halt();
@@ -96,16 +97,31 @@ Result<void> SagaRunner::run() {
     MutexLock lk(answers_mu_);
     stopping_ = false;
   }
+  auto handler = [this](std::span<const es::RecordedEvent> events, es::Position next) {
+    return on_batch(events, next);
+  };
+  if (bus_) {
+    // The store up to the horizon, then the bus in the log's order (bus_saga_feed.h).
+    consumer_ = bus_->open_consumer();
+    {
+      MutexLock lk(feed_mu_);
+      bus_feed_ = std::make_unique<BusSagaFeed>(store, *consumer_, bus_->options, saga_categories(), from, horizon,
+                                                handler);
+      bus_feed_->start();
+    }
+    worker_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "of-saga-worker");
+      worker_loop();
+    });
+    return {};
+  }
   es::SubscriptionOptions o;
   o.name = kCheckpoint;
   o.from = from;
   o.filter.categories = saga_categories();
   // The subscription keeps no checkpoint of its own: where to resume is the saga's
   // checkpoint(), which lags behind sagas still running.
-  subscription_ = std::make_unique<es::Subscription>(
-      store, nullptr, o, [this](std::span<const es::RecordedEvent> events, es::Position next) {
-        return on_batch(events, next);
-      });
+  subscription_ = std::make_unique<es::Subscription>(store, nullptr, o, handler);
   if (auto r = subscription_->start(); !r) return r;
   worker_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-saga-worker");
@@ -125,7 +141,11 @@ void SagaRunner::halt() {
   }
   answers_cv_.notify_all();
   worker_.join();
-  subscription_->stop();
+  if (subscription_) subscription_->stop();
+  {
+    MutexLock lk(feed_mu_);
+    if (bus_feed_) bus_feed_->stop();
+  }
   {
     // Their callbacks point at this runner.
     MutexLock lk(answers_mu_);
@@ -133,6 +153,7 @@ void SagaRunner::halt() {
     answers_.clear();  // a later run() starts from the checkpoint, with a new core
   }
   save_checkpoint();
+  drop_bus_feed();
   next_position_ = es::Position{0};
   if (lease_) {  // another process runs the saga now: this view would only go stale
     MutexLock lk(mu_);
@@ -155,7 +176,8 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
   if (!folded)
     report_failure("saga", "fold", "events from position " + to_string(events.empty() ? next : events.front().position) +
                                        ": " + folded.error().message,
-                   "the subscription stops and restarts from there within 1 s");
+                   bus_ ? "the bus feed hands them again after a back-off"
+                        : "the subscription stops and restarts from there within 1 s");
   else
     recovered("saga", "fold");
   if (folded) next_position_ = next;
@@ -229,8 +251,9 @@ void SagaRunner::worker_loop() {
     if (now >= next_checkpoint) {
       next_checkpoint = now + kCheckpointEveryMs;
       save_checkpoint();
-      // A batch that failed (a lookup could not read the store) stopped the subscription.
-      if (!subscription_->running()) {
+      // A batch that failed (a lookup could not read the store) stopped the subscription
+      // (the bus feed hands it again by itself).
+      if (subscription_ && !subscription_->running()) {
         if (auto restarted = subscription_->start(); !restarted)
           report_failure("saga", "subscription restart", restarted.error().message, "tried again in 1 s");
         else
@@ -273,6 +296,27 @@ std::size_t SagaRunner::active() {
 std::map<SagaState, std::size_t> SagaRunner::count_by_state() {
   MutexLock lk(mu_);
   return core_ ? core_->count_by_state() : std::map<SagaState, std::size_t>{};
+}
+
+void SagaRunner::drop_bus_feed() {
+  {
+    MutexLock lk(feed_mu_);
+    bus_feed_.reset();
+  }
+  consumer_.reset();  // leaves the group: a standby's consumer takes its partitions
+}
+
+std::optional<BusSagaFeedStatus> SagaRunner::bus_status() {
+  if (!bus_) return std::nullopt;
+  {
+    MutexLock lk(feed_mu_);
+    if (bus_feed_) return bus_feed_->status();
+  }
+  BusSagaFeedStatus s;
+  s.bus = bus_->options.bus;
+  s.consumer = bus_->options.consumer;
+  s.state = lease_ ? "standby" : "stopped";
+  return s;
 }
 
 std::optional<es::Position> SagaRunner::next_position() {

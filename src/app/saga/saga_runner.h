@@ -1,4 +1,5 @@
-// Runs the fulfilment saga in a server: a subscription feeds it the log, a worker thread
+// Runs the fulfilment saga in a server: a subscription feeds it the log (or, with
+// feed_from_bus(), a BusSagaFeed the relay's messages in the log's order), a worker thread
 // feeds it command answers and the clock, and its commands go through the command
 // handler. The core (FulfilmentSaga) is single-threaded; this class serialises every
 // call into it under one lock, and never holds that lock while issuing commands (their
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "core/mutex.h"
+#include "app/saga/bus_saga_feed.h"
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
 #include "core/metric.h"
@@ -25,6 +27,14 @@
 #include "es/subscription.h"
 
 namespace orderflow::app::saga {
+
+// A saga fed from the bus: how to open its consumer (once each time this process starts
+// running the saga; closed when it stops, so a standby's group takes the partitions over)
+// and the feed's options.
+struct SagaBus {
+  std::function<std::unique_ptr<es::BusConsumer>()> open_consumer;
+  BusSagaFeedOptions options;
+};
 
 // Saga step durations, seconds: from the event that started a step to the one that ended
 // it (10 ms to 2 min: a step waits on the store, the saga's lag and its retries).
@@ -46,6 +56,9 @@ class SagaRunner {
   SagaRunner(const SagaRunner&) = delete;
   SagaRunner& operator=(const SagaRunner&) = delete;
 
+  // The saga is fed from the bus instead of the log (bus_saga_feed.h). Before start().
+  void feed_from_bus(SagaBus bus) { bus_ = std::move(bus); }
+
   // Loads the checkpoint and starts following the log from there; with a lease, starts
   // the thread that does so whenever this process holds it.
   Result<void> start();
@@ -64,6 +77,9 @@ class SagaRunner {
   // process started.
   const StepDurations& step_durations() const { return step_durations_; }
   std::uint64_t deadlines_fired() const { return deadlines_fired_.value(); }
+  // Fed from the bus: the feed's status (state "standby" while this process does not run
+  // the saga); nullopt when the saga tails the log.
+  std::optional<BusSagaFeedStatus> bus_status() EXCLUDES(feed_mu_);
 
  private:
   Result<void> run();   // start() without a lease
@@ -75,6 +91,7 @@ class SagaRunner {
   void report(const std::vector<StepEnded>& steps);
   void worker_loop();
   void save_checkpoint();
+  void drop_bus_feed() EXCLUDES(feed_mu_);
 
   CommandHandler& commands_;
   es::CheckpointStore* checkpoints_;
@@ -84,6 +101,10 @@ class SagaRunner {
   Mutex mu_;  // the core
   std::unique_ptr<FulfilmentSaga> core_ GUARDED_BY(mu_);
   std::unique_ptr<es::Subscription> subscription_;  // the lease thread's (or start()'s)
+  std::optional<SagaBus> bus_;
+  std::unique_ptr<es::BusConsumer> consumer_;  // fed from the bus: of the feed below
+  Mutex feed_mu_;  // the feed's lifetime, against bus_status()
+  std::unique_ptr<BusSagaFeed> bus_feed_ GUARDED_BY(feed_mu_);
   std::atomic<es::Position> next_position_{es::Position{0}};  // 0: not running
   StepDurations step_durations_;
   Counter deadlines_fired_;

@@ -1,0 +1,129 @@
+"""docs/api.md §10 "A saga fed from the bus", as an operator runs it: on one PostgreSQL store, a process with
+the command, query, admin, projector and relay roles, and a saga process fed from the bus (`--roles saga
+--bus`, no relay): NATS JetStream, and Kafka (librdkafka's mock cluster, build/tests/kafka_mock_cluster, its
+topics created on first use). Orders placed reach a final state through it; the saga process killed with SIGKILL
+mid-way (once it folded a share of the messages, on a count) and started again resumes from its
+checkpoint: every order ends final (the declined ones compensated and cancelled), the invariants hold and
+no reserve, release, charge or refund is recorded twice."""
+
+import collections
+import os
+import signal
+import subprocess
+import unittest
+
+from harness import API, REPO_ROOT, Server, create_account, create_product, new_pg_store, on_postgres, place_order, \
+    scan_events, settled_orders, wait_until
+from test_bus import needs_nats, started_nats
+
+
+def saga_bus(c):
+    """checks.saga_bus of the process's /readyz (ready or not)."""
+    r = c.get("/readyz")
+    checks = r.json.get("checks") if r.status == 200 else r.json.get("error", {}).get("details", {}).get("checks")
+    return (checks or {}).get("saga_bus")
+
+
+def started_kafka(test):
+    """The 3-broker mock cluster beside the orderflow binary (tests/bus/kafka_mock_cluster.cc), stopped after
+    `test`: its kafka:// URL."""
+    build = os.path.dirname(os.path.abspath(os.environ.get("ORDERFLOW_BIN") or os.path.join(REPO_ROOT, "build", "x")))
+    path = os.path.join(build, "tests", "kafka_mock_cluster")
+    if not os.path.exists(path):
+        raise unittest.SkipTest(f"{path} is not built")
+    proc = subprocess.Popen([path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def stop():
+        proc.terminate()
+        proc.wait(timeout=20)
+
+    test.addCleanup(stop)
+    return "kafka://" + proc.stdout.readline().strip()
+
+
+@unittest.skipUnless(on_postgres(), "a saga process beside a command process needs PostgreSQL "
+                                    "(ORDERFLOW_E2E_STORE=postgres)")
+class SagaFedFromTheBus(unittest.TestCase):
+    @needs_nats
+    def test_a_saga_process_on_nats_killed_mid_way_resumes_and_every_order_ends_final(self):
+        self.killed_case(f"nats://127.0.0.1:{started_nats(self).port}")
+
+    def test_a_saga_process_on_kafka_killed_mid_way_resumes_and_every_order_ends_final(self):
+        # The mock cluster creates the topics on the relay's first publish and gives a new group member its
+        # partitions slowly (a killed member's only after its 45 s session): the store bridges meanwhile (§10),
+        # so here most or all of what the saga folds may come from the store; what this case proves is the
+        # kill and restart against a Kafka consumer group (orders settle, invariants, no step twice).
+        self.killed_case(started_kafka(self))
+
+    def killed_case(self, url):
+        store = new_pg_store()
+        bus = ["--bus", url]
+        front = Server(store=store, extra_args=["--roles", "command,query,admin,projector,relay", *bus])
+        self.addCleanup(front.cleanup)
+        front.start()
+
+        def saga_process():
+            srv = Server(store=store, extra_args=["--roles", "saga", *bus])
+            self.addCleanup(srv.cleanup)
+            return srv.start()
+
+        saga = saga_process()
+        c, s = front.client(), saga.client()
+        products = [create_product(c, stock=1000) for _ in range(4)]
+        rich = [create_account(c, balance=10_000_000) for _ in range(4)]
+        poor = create_account(c)
+
+        def place(n):
+            return [place_order(c, poor if i % 10 == 9 else rich[i % 4], [(products[i % 4], 1 + i % 2)])
+                    for i in range(n)]
+
+        orders = place(80)
+        # About 9 events an order: killed once it folded a quarter of them (from the bus, or from the store
+        # while a Kafka group waits for its topics and its first assignment).
+        wait_until(lambda: (b := saga_bus(s))["folded"] + b["from_store"] >= 180, 120,
+                   "the saga folded a share of the events")
+        saga.signal(signal.SIGKILL)
+        saga.wait()
+        s.close()
+        final_at_kill = sum(1 for o in orders if c.get(f"{API}/orders/{o}?consistency=strong").json["status"]
+                            in ("CONFIRMED", "CANCELLED"))
+        orders += place(40)  # while no saga runs
+        saga = saga_process()
+        s = saga.client()
+        final = settled_orders(c, orders, timeout=240)
+        # The bus resumes too (Kafka: once the group gave the new member its partitions; the store bridged).
+        wait_until(lambda: saga_bus(s)["state"] == "consuming", 240, "the restarted saga consumes")
+        statuses = collections.Counter(o["status"] for o in final.values())
+        self.assertEqual(set(statuses), {"CONFIRMED", "CANCELLED"}, statuses)
+        self.assertEqual(statuses["CANCELLED"], 12, "every tenth order, declined, compensated")
+        # The invariants hold at a quiet moment: a cancelled order's compensation (its stock released) may
+        # still be on its way when the order reads CANCELLED.
+        def violations():
+            r = c.get(f"{API}/admin/invariants")
+            self.assertEqual(r.status, 200, r)
+            return r.json["violations"]
+
+        try:
+            wait_until(lambda: not violations(), 60, "the invariants hold")
+        except AssertionError:
+            self.assertEqual(violations(), [])
+        steps = collections.Counter()
+        for e in scan_events(c, limit=1000):
+            if e["type"] in ("StockReserved", "StockReleased", "AccountCharged", "AccountRefunded"):
+                steps[(e["type"], e["data"]["order_id"], e["stream_id"])] += 1
+        self.assertTrue(steps)
+        self.assertEqual([k for k, n in steps.items() if n > 1], [], "no step recorded twice")
+        b = saga_bus(s)
+        self.assertEqual(b["state"], "consuming")
+        self.assertGreater(b["from_store"], 0, "the restart folded the store from its checkpoint first")
+        self.assertEqual(b["dead_lettered"], 0)
+        print(f"\n{url.split(':')[0]}: killed with {final_at_kill} of 80 orders final; restarted: {b['from_store']} "
+              f"events from the store, {b['folded']} folded from the bus", flush=True)
+        for cl in (c, s):
+            cl.close()
+        saga.stop()
+        front.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
