@@ -405,13 +405,15 @@ void AppendPipeline::refuse_chained(const std::unordered_map<StreamId, StreamVer
 
 bool ChainGuard::admits(const StagedAppend& a) const {
   if (!a.chained) return true;
-  auto it = written_.find(a.request.stream_id);
-  return it == written_.end() ? earlier_batches_stand_ : it->second;
+  if (unwritten_.count(a.request.stream_id)) return false;
+  return earlier_batches_stand_ || written_.count(a.request.stream_id) > 0;
 }
 
 void ChainGuard::decided(const StagedAppend& a) {
-  auto [it, first] = written_.try_emplace(a.request.stream_id, true);
-  it->second = it->second && !a.answer;
+  if (a.answer)
+    unwritten_.insert(a.request.stream_id);
+  else if (!earlier_batches_stand_)
+    written_.insert(a.request.stream_id);
 }
 
 void AppendPipeline::check_counts() const {

@@ -109,7 +109,10 @@ class ChainGuard {
 
  private:
   bool earlier_batches_stand_;
-  std::unordered_map<StreamId, bool> written_;  // streams of the batch so far: all written?
+  // Streams with an append of the batch not written (rare), and, only while earlier
+  // batches may not stand, streams with one written: nothing is copied per append on the
+  // usual path.
+  std::unordered_set<StreamId> unwritten_, written_;
 };
 
 // What every storage adapter gives the pipeline.
