@@ -60,7 +60,12 @@ Result<RowHashes> load_checked(const PgResult& r, int row, int col, es::Recorded
   return h;
 }
 
-// The filter's conditions on `events`, with their parameters numbered from `param`.
+// The filter's conditions on `events`, with their parameters numbered after `params`.
+// A category is tested on the id's prefix ("order" is the ids starting "order-"), which no
+// index serves, so that a scan follows the position index from where it starts. Written
+// as a range on stream_id, the planner intersected it with the (stream_id, version) index
+// and sorted the whole category on every read: a subscription's poll of the log's tail
+// cost 5.7 ms at 81k events, growing with the log (0.04 ms now).
 std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>& params) {
   std::string sql;
   auto next = [&](std::string value) {
@@ -71,10 +76,9 @@ std::string filter_conditions(const es::EventFilter& f, std::vector<std::string>
   if (!f.categories.empty()) {
     sql += " AND (";
     for (std::size_t i = 0; i < f.categories.size(); ++i) {
-      if (i) sql += " OR ";
-      // stream_id sorts bytewise: "order" is ["order-", "order.").
-      sql += "(stream_id >= " + next(f.categories[i] + "-");
-      sql += " AND stream_id < " + next(f.categories[i] + ".") + ")";
+      auto prefix = f.categories[i] + "-";
+      const auto length = std::to_string(prefix.size());
+      sql += (i ? " OR left(stream_id, " : "left(stream_id, ") + length + ") = " + next(std::move(prefix));
     }
     sql += ")";
   }
@@ -253,35 +257,49 @@ Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const st
 // One statement, so one snapshot: the events from `from_position` on and the log's head
 // as of the same moment, which says how far a scan that found fewer than `max` events
 // has examined the log.
+//
+// A filter that is not one stream's reads the log in windows of positions: the planner,
+// which cannot know how many events a category or type filter passes, would otherwise
+// take every match from `from_position` to the head and sort them, however few are
+// wanted (a reader far behind paid for the whole rest of the log on every read). Each
+// window is read whole (its snapshot holds every event up to its head, since positions
+// become visible in order), and the next one read while fewer than `max` events passed.
 Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, std::size_t max,
                                                   const es::EventFilter& filter,
                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
-  std::vector<std::string> params{to_string(from_position), std::to_string(max)};
-  auto conditions = filter_conditions(filter, params);
-  std::string sql = std::string("SELECT h.position, e.* FROM log_head h LEFT JOIN LATERAL (SELECT ") +
-                    kEventColumns + " FROM events WHERE position >= $1" + conditions +
-                    " ORDER BY position LIMIT $2) e ON true";
-  auto rows = query({sql.c_str(), std::move(params)});
-  if (!rows) return rows.error();
-  es::RecordedEvent e;
+  const bool windowed = filter.stream_id.empty() && !filter.empty();
+  const std::int64_t window = std::max<std::int64_t>(4096, 4 * static_cast<std::int64_t>(max));
+  std::size_t count = 0;
   es::Position next = from_position;
-  int count = 0;
   // Each event is checked against its own hash, and against the one before it when that
   // was read too.
   es::EventHash previous{};
-  for (int i = 0; i < rows->rows() && !rows->is_null(i, 1); ++i, ++count) {
-    auto hashes = load_checked(*rows, i, 1, e);
-    if (!hashes) return hashes.error();
-    if (count > 0 && e.position == next)
-      if (auto r = es::check_chain_link(e, hashes->prev_hash, previous); !r) return r.error();
-    previous = hashes->hash;
-    if (options_.upcasters)
-      if (auto u = options_.upcasters->upcast(e); !u) return u.error();
-    fn(e);
-    next = e.position + 1;
+  es::Position after_previous{0};  // one past the event `previous` is the hash of
+  for (es::Position from = from_position;;) {
+    std::vector<std::string> params{to_string(from), std::to_string(max - count)};
+    if (windowed) params.push_back(to_string(from + window));
+    auto conditions = std::string(windowed ? " AND position < $3" : "") + filter_conditions(filter, params);
+    std::string sql = std::string("SELECT h.position, e.* FROM log_head h LEFT JOIN LATERAL (SELECT ") +
+                      kEventColumns + " FROM events WHERE position >= $1" + conditions +
+                      " ORDER BY position LIMIT $2) e ON true";
+    OF_ASSIGN_OR_RETURN(auto rows, query({sql.c_str(), std::move(params)}));
+    es::RecordedEvent e;
+    for (int i = 0; i < rows.rows() && !rows.is_null(i, 1); ++i, ++count) {
+      OF_ASSIGN_OR_RETURN(auto hashes, load_checked(rows, i, 1, e));
+      if (count > 0 && e.position == after_previous)
+        OF_RETURN_IF_ERROR(es::check_chain_link(e, hashes.prev_hash, previous));
+      previous = hashes.hash;
+      after_previous = e.position + 1;
+      if (options_.upcasters) OF_RETURN_IF_ERROR(options_.upcasters->upcast(e));
+      fn(e);
+      next = e.position + 1;
+    }
+    if (count >= max) return next;
+    const es::Position head{rows.int64(0, 0)};
+    if (!windowed || from + window > head) return std::max(next, head + 1);
+    from = from + window;
+    next = std::max(next, from);
   }
-  if (static_cast<std::size_t>(count) < max) next = std::max(next, es::Position{rows->int64(0, 0)} + 1);
-  return next;
 }
 
 Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position, std::size_t max,
