@@ -296,7 +296,7 @@ Result<Redriven> BusProjector::redrive_now(const RedriveRequest& request) {
                                          " is no longer held");
   if (!options_.store)
     return fail(Errc::unavailable, "this projector has no event store to read " + letter.stream_id.str() + " from");
-  Redriven out{request.id, letter.stream_id, std::nullopt, 0, 0};
+  Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
   // The whole stream: an earlier event than the held one may be missing (a gap), and the
   // ones already applied are skipped by their version.
   for (es::StreamVersion from{0};;) {

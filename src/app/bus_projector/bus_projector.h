@@ -111,17 +111,6 @@ struct BusProjectorStatus {
   double lag_p50_ms = 0, lag_p99_ms = 0;
 };
 
-// A dead letter retried: its held stream's events read again from the store and applied,
-// the stream released.
-struct Redriven {
-  std::string dead_letter_id;
-  es::StreamId stream_id;
-  // The stream's last version, now applied (none: the store has no event of it).
-  std::optional<es::StreamVersion> version;
-  std::size_t events = 0;  // events of the stream read again (the ones already applied skipped)
-  std::int64_t retried_at_ms = 0;
-};
-
 // What a read of a read model fed from the bus waits for (docs/api.md §10 "Reads"). The
 // projector applies the streams' events out of position order and sees only what the bus
 // brings, so it cannot tell that every event up to a position is applied; what it can tell
@@ -158,7 +147,7 @@ struct BusProjection {
 // A decoded message: the event, or why it is not one.
 Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& topic_prefix);
 
-class BusProjector {
+class BusProjector final : public BusDeadLetterSource {
  public:
   static constexpr std::chrono::milliseconds kEarlyRetry{50};  // x the attempt, up to kMaxEarlyRetry
   static constexpr std::chrono::milliseconds kMaxEarlyRetry{1000};
@@ -197,12 +186,12 @@ class BusProjector {
   const BusProjectorOptions& options() const { return options_; }
 
   // The dead letters held and retried, oldest first (any thread: read from the database).
-  Result<std::vector<BusDeadLetter>> dead_letters();
+  Result<std::vector<BusDeadLetter>> dead_letters() override;
   // Retries the dead letter `id` (see the promises above) on the projector's thread, then
   // answers `done` from it: not_found for no such dead letter, invalid_state for one
   // retried already, unavailable while the projector is stopped or without a store, or the
   // error of a read or an apply (the stream then stays held; events applied before it stay).
-  void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_);
+  void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_) override;
 
  private:
   struct RedriveRequest {
