@@ -64,7 +64,7 @@ json::object dead_letter_json(const app::bus_projector::BusDeadLetter& d) {
                       {"source", "bus"},
                       {"consumer", d.consumer},
                       {"stream_id", text_or_null(d.stream_id.view())},
-                      {"version", d.version.value() > 0 ? json::value(d.version.value()) : nullptr},
+                      {"version", d.version.value() >= 0 ? json::value(d.version.value()) : nullptr},
                       {"event_id", text_or_null(d.event_id)},
                       {"position", d.position ? json::value(d.position->value()) : nullptr},
                       {"subject", d.subject},

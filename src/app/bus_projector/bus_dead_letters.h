@@ -49,7 +49,7 @@ inline constexpr BusDeadLetterLayout kSagaDeadLetters{"saga-bus-dead-letters", "
 struct BusDeadLetter {
   std::string dead_letter_id;
   es::StreamId stream_id;        // empty: the message did not name it (the saga's)
-  es::StreamVersion version{0};  // of the event that could not be applied (0: not known)
+  es::StreamVersion version{0};  // of the event that could not be applied (kNoStream: not known)
   std::string event_id;          // empty: not known
   std::string reason;
   std::int64_t at_ms = 0;

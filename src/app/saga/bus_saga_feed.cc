@@ -152,7 +152,7 @@ Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& r
     return fail(Errc::invalid_state,
                 "dead letter " + request.id + " was retried at " + format_rfc3339_ms(*letter.retried_at_ms));
   bus_projector::Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
-  if (letter.version > 0) out.version = letter.version;
+  if (letter.version >= es::StreamVersion{0}) out.version = letter.version;
   // Through its event; a message that named no position may have been any event the store
   // had: through the store's last.
   es::Position until{0};
@@ -215,6 +215,7 @@ Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std
     letter.event_id = decoded->event_id;
     letter.position = decoded->position;
   } else {  // what its headers say, as far as they can be read
+    letter.version = es::kNoStream;
     if (const auto* v = header(d, "orderflow-stream-id")) letter.stream_id = es::StreamId(*v);
     if (const auto* v = header(d, "orderflow-event-id")) letter.event_id = *v;
     if (const auto* v = header(d, "orderflow-version"))
