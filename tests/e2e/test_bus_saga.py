@@ -11,6 +11,7 @@ the same outcome and `orderflow verify` finding the read models equal to the log
 import collections
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -26,6 +27,20 @@ def saga_bus(c):
     r = c.get("/readyz")
     checks = r.json.get("checks") if r.status == 200 else r.json.get("error", {}).get("details", {}).get("checks")
     return (checks or {}).get("saga_bus")
+
+
+def publish_raw(port, subject, headers, body):
+    """One message with `headers` published to `subject` on the nats-server at `port` with the plain NATS
+    protocol (HPUB; answered once the server has it, by a PONG): what a broken producer could put on the
+    relay's subjects."""
+    head = "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rb")
+        f.readline()  # INFO
+        s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\n' +
+                  f"HPUB {subject} {len(head)} {len(head) + len(body)}\r\n{head}{body}\r\nPING\r\n".encode())
+        while not f.readline().startswith(b"PONG"):
+            pass
 
 
 def started_kafka(test):
@@ -137,6 +152,49 @@ class SagaFedFromTheBus(unittest.TestCase):
         for cl in (c, ss):
             cl.close()
         standby.stop()
+        front.stop()
+
+    @needs_nats
+    def test_a_message_the_saga_cannot_decode_is_listed_and_retried_over_http(self):
+        nats = started_nats(self)
+        bus = ["--bus", f"nats://127.0.0.1:{nats.port}"]
+        store = new_pg_store()
+        front = Server(store=store, extra_args=["--roles", "command,query,admin,projector,relay", *bus])
+        self.addCleanup(front.cleanup)
+        front.start()
+        saga = Server(store=store, extra_args=["--roles", "saga,admin", *bus])
+        self.addCleanup(saga.cleanup)
+        saga.start()
+        c, s = front.client(), saga.client()
+        account = create_account(c, balance=1000)
+        wait_until(lambda: c.get(f"{API}/admin/relay").json["lag"] == 0, 60, "the relay published the account")
+        e = c.get(f"{API}/admin/events?from_position=1&limit=1").json["events"][0]
+        # The account's first event again, its body broken: the saga dead-letters it, its event folded already.
+        publish_raw(nats.port, "orderflow.events.account",
+                    {"orderflow-event-id": e["event_id"], "orderflow-stream-id": e["stream_id"],
+                     "orderflow-type": e["type"], "orderflow-version": e["version"],
+                     "orderflow-position": e["position"], "orderflow-previous-position": e["position"] - 1}, "{not json")
+        letters = wait_until(lambda: s.get(f"{API}/admin/dead-letters").json["dead_letters"], 60,
+                             "the dead letter listed")
+        self.assertEqual(len(letters), 1, letters)
+        d = letters[0]
+        self.assertEqual((d["source"], d["consumer"], d["subject"]), ("bus", "orderflow-saga", "orderflow.events.account"))
+        self.assertEqual((d["stream_id"], d["version"], d["event_id"], d["position"]),
+                         (f"account-{account}", e["version"], e["event_id"], e["position"]))
+        self.assertTrue(d["reason"])
+        self.assertIsNone(d["retried_at"])
+        self.assertEqual(c.get(f"{API}/admin/dead-letters").json["dead_letters"], [],
+                         "a process that runs no bus-fed saga lists none of its dead letters")
+        r = s.post(f"{API}/admin/dead-letters/{d['dead_letter_id']}/retry", {})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["source"], r.json["stream_id"], r.json["position"], r.json["events"]),
+                         ("bus", f"account-{account}", e["position"], 0), "folded already: nothing to fold again")
+        r = s.post(f"{API}/admin/dead-letters/{d['dead_letter_id']}/retry", {})
+        self.assertEqual((r.status, r.json["error"]["code"]), (409, "invalid_state"), r)
+        self.assertIsNotNone(s.get(f"{API}/admin/dead-letters").json["dead_letters"][0]["retried_at"])
+        for cl in (c, s):
+            cl.close()
+        saga.stop()
         front.stop()
 
     def clean_steps(self, c):
