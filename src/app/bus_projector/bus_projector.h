@@ -89,7 +89,8 @@ struct BusProjectorOptions {
   std::chrono::milliseconds backlog_every{1000};
 };
 
-// `connecting` (the bus has not answered yet), `consuming`, `retrying` (the last fetch or
+// `standby` (another process folds these read models: see start()), `connecting` (the bus
+// has not answered yet), `consuming`, `retrying` (the last fetch or
 // apply failed: trying again after a back-off), `stopped`.
 struct BusProjectorStatus {
   std::string bus;
@@ -153,6 +154,8 @@ class BusProjector final : public BusDeadLetterSource {
   static constexpr std::chrono::milliseconds kMaxEarlyRetry{1000};
   static constexpr std::chrono::milliseconds kRetryDelay{200};
   static constexpr std::size_t kLagWindow = 65536;
+  // How often a standby looks whether the read models' claims are free.
+  static constexpr std::chrono::milliseconds kStandbyCheck{500};
 
   // `read` and `bus` must outlive the projector.
   BusProjector(projections::ReadSide& read, es::BusConsumer& bus, BusProjectorOptions options);
@@ -160,7 +163,10 @@ class BusProjector final : public BusDeadLetterSource {
   BusProjector(const BusProjector&) = delete;
   BusProjector& operator=(const BusProjector&) = delete;
 
-  // Opens the live copies and the dead-letter table, then consumes on its own thread.
+  // Opens the live copies and the dead-letter table, then consumes on its own thread. If
+  // another process writes these read models (a shared database: it holds their claims),
+  // stands by instead (state "standby": no consumer of the bus, reads unavailable) and takes
+  // over once that process is gone, as a restart would (from what the bus acknowledged).
   Result<void> start();
   // Stops after the batch in hand. Idempotent.
   void stop();
@@ -206,6 +212,9 @@ class BusProjector final : public BusDeadLetterSource {
     std::chrono::steady_clock::time_point deadline;
     std::function<void(Result<ReadStand>)> done;
   };
+  Result<bool> claim_all();
+  Result<void> open_copies() EXCLUDES(mu_);
+  bool stand_by() EXCLUDES(mu_);
   Result<ReadStand> stand(const ReadWaiter& w) EXCLUDES(mu_);
   // Answers the pending reads that are applied, past their deadline, or all (`all`).
   void answer_readers(bool all) EXCLUDES(mu_);
@@ -241,6 +250,7 @@ class BusProjector final : public BusDeadLetterSource {
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
+  bool fed_ GUARDED_BY(mu_) = false;     // copies_ opened (set once; not standing by)
   std::string state_ GUARDED_BY(mu_) = "stopped";
   std::optional<std::string> last_error_ GUARDED_BY(mu_);
   RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};
