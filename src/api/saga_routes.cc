@@ -55,14 +55,18 @@ json::object dead_letter_json(const saga::DeadLetter& d) {
                       {"retried_at", d.retried_at_ms ? json::value(format_rfc3339_ms(*d.retried_at_ms)) : nullptr}};
 }
 
-// A bus-fed projector's dead letter: the event its stream is (or was) held behind.
+json::value text_or_null(std::string_view s) { return s.empty() ? json::value(nullptr) : json::value(s); }
+
+// A bus consumer's dead letter: a bus-fed projector's, the event its stream is (or was) held
+// behind; a bus-fed saga's, a message it could not decode (what its headers named of it).
 json::object dead_letter_json(const app::bus_projector::BusDeadLetter& d) {
   return json::object{{"dead_letter_id", d.dead_letter_id},
                       {"source", "bus"},
                       {"consumer", d.consumer},
-                      {"stream_id", d.stream_id.str()},
-                      {"version", d.version.value()},
-                      {"event_id", d.event_id},
+                      {"stream_id", text_or_null(d.stream_id.view())},
+                      {"version", d.version.value() >= 0 ? json::value(d.version.value()) : nullptr},
+                      {"event_id", text_or_null(d.event_id)},
+                      {"position", d.position ? json::value(d.position->value()) : nullptr},
                       {"subject", d.subject},
                       {"reason", d.reason},
                       {"at", format_rfc3339_ms(d.at_ms)},
@@ -79,8 +83,10 @@ json::object retried_json(const saga::DeadLetterRetryAccepted& r) {
 json::object retried_json(const app::bus_projector::Redriven& r) {
   return json::object{{"dead_letter_id", r.dead_letter_id},
                       {"source", "bus"},
-                      {"stream_id", r.stream_id.str()},
+                      {"consumer", r.consumer},
+                      {"stream_id", text_or_null(r.stream_id.view())},
                       {"version", r.version ? json::value(r.version->value()) : nullptr},
+                      {"position", r.position ? json::value(r.position->value()) : nullptr},
                       {"events", r.events},
                       {"retried_at", format_rfc3339_ms(r.retried_at_ms)}};
 }

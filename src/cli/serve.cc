@@ -290,7 +290,9 @@ int serve(const ServeOptions& o) {
       saga->feed_from_bus({.open_consumer = [url = *bus_url, spec] { return open_bus_consumer(url, spec); },
                            .options = {.bus = o.bus.url,
                                        .topic_prefix = o.bus.topic_prefix,
-                                       .consumer = o.bus.saga_consumer}});
+                                       .consumer = o.bus.saga_consumer,
+                                       // Listed by /api/v1/admin/dead-letters, retried from the store.
+                                       .dead_letter_db = &read->db()}});
       ctx.saga_bus = &*saga;
     }
     if (auto started = saga->start(); !started) return runtime_failure(started.error().message);
@@ -298,7 +300,10 @@ int serve(const ServeOptions& o) {
   // The saga's admin operations: of the saga running here, else read from its streams.
   app::saga::SagaAdmin saga_admin(store->events(), saga ? &*saga : nullptr);
   if (saga) metrics.set_saga(&*saga, &saga_admin);
-  app::DeadLetterAdmin dead_letters(saga_admin, bus_projector ? &*bus_projector : nullptr);
+  std::vector<app::bus_projector::BusDeadLetterSource*> bus_dead_letters;
+  if (bus_projector) bus_dead_letters.push_back(&*bus_projector);
+  if (saga && saga_bus_fed) bus_dead_letters.push_back(&*saga);
+  app::DeadLetterAdmin dead_letters(saga_admin, bus_dead_letters);
   app::InvariantChecks invariants(store->events());
   // Clients' writes wait for nothing: past a bound they are refused (503 overloaded).
   auto& events = store->events();

@@ -46,7 +46,7 @@ std::vector<std::pair<http::Method, std::string>> routes() {
   auto router = make_router(ctx);
   app::saga::SagaAdmin sagas(**store, nullptr);
   app::InvariantChecks invariants(**store);
-  app::DeadLetterAdmin dead_letters(sagas, nullptr);
+  app::DeadLetterAdmin dead_letters(sagas, {});
   add_saga_routes(router, sagas, dead_letters, invariants);
   std::vector<std::pair<http::Method, std::string>> out;
   for (const auto& [method, pattern] : router.routes()) out.emplace_back(method, pattern);

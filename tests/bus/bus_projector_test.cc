@@ -480,7 +480,7 @@ void BusProjectorTest::redrive_case() {
   EXPECT_FALSE(*account) << "an event past a gap was applied";
 
   app::saga::SagaAdmin sagas(*store_, nullptr);
-  app::DeadLetterAdmin admin(sagas, &projector);
+  app::DeadLetterAdmin admin(sagas, {&projector});
   auto listed = admin.list();
   ASSERT_TRUE(listed) << listed.error().message;
   ASSERT_EQ(listed->size(), 1u);

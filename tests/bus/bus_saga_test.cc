@@ -4,7 +4,9 @@
 // commands go through the command handler to the store. Every order placed ends CONFIRMED
 // (or, when a step fails, compensated and CANCELLED) with the invariants of docs/api.md §5
 // holding and no step done twice; the same with the log delivered out of order across
-// streams, and with the saga stopped mid-way behind a stale checkpoint and started again.
+// streams, and with the saga stopped mid-way behind a stale checkpoint and started again. A
+// message it cannot decode is listed with the dead letters of /api/v1/admin/dead-letters
+// (app/dead_letters.h) and its retry folds its event from the store, once.
 #include "app/saga/bus_saga_feed.h"
 
 #include <gtest/gtest.h>
@@ -20,6 +22,7 @@
 #include <boost/json.hpp>
 
 #include "app/command_handler.h"
+#include "app/dead_letters.h"
 #include "app/invariants.h"
 #include "app/relay/relay.h"
 #include "app/saga/saga_runner.h"
@@ -27,6 +30,7 @@
 #include "cli/bus_factory.h"
 #include "codec/domain_codec.h"
 #include "core/uuid.h"
+#include "store/sqlite/sqlite_read_model_db.h"
 #include "support/temp_dir.h"
 
 namespace orderflow::testing {
@@ -102,8 +106,13 @@ class BusSagaTest : public ::testing::Test {
     ASSERT_TRUE(store_);
     handler_ = std::make_unique<app::CommandHandler>(*store_, store_.get());
     checkpoints_ = std::make_unique<FreezableCheckpoints>(*store_);
+    auto db = sqlite::SqliteReadModelDb::open(dir_.file("readmodels.db"));
+    ASSERT_TRUE(db) << db.error().message;
+    read_models_ = std::move(*db);
   }
   void TearDown() override {
+    admin_.reset();
+    admin_sagas_.reset();
     saga_.reset();
     relay_.reset();
   }
@@ -131,7 +140,8 @@ class BusSagaTest : public ::testing::Test {
     saga_->feed_from_bus(
         {.open_consumer =
              [url] { return cli::open_bus_consumer(*cli::parse_bus_url(url), {.consumer = "orderflow-saga"}); },
-         .options = {.bus = url, .consumer = "orderflow-saga", .gap_wait = gap_wait}});
+         .options = {
+             .bus = url, .consumer = "orderflow-saga", .gap_wait = gap_wait, .dead_letter_db = read_models_.get()}});
     ASSERT_TRUE(saga_->start());
   }
 
@@ -299,6 +309,68 @@ class BusSagaTest : public ::testing::Test {
     EXPECT_EQ(s.dead_lettered, 1u);
     EXPECT_GE(s.gaps_filled, 1u);
     EXPECT_GE(s.from_store, 1u);
+    // Listed; its retry finds its event folded already (its gap was filled): nothing more.
+    const auto letter = listed_dead_letter();
+    auto done = retry(letter.dead_letter_id);
+    ASSERT_TRUE(done) << done.error().message;
+    const auto redriven = std::get<app::bus_projector::Redriven>(*done);
+    EXPECT_EQ(redriven.events, 0u) << "its event was folded when its gap was filled";
+    EXPECT_EQ(redriven.position, letter.position);
+    expect_retried(letter, redriven);
+  }
+
+  // The one dead letter of the saga's consumer, as /api/v1/admin/dead-letters lists it:
+  // with its reason, subject, and the event id, stream, version and position of its event.
+  app::bus_projector::BusDeadLetter listed_dead_letter() {
+    admin_sagas_ = std::make_unique<app::saga::SagaAdmin>(*store_, saga_.get());
+    admin_ = std::make_unique<app::DeadLetterAdmin>(*admin_sagas_,
+                                                    std::vector<app::bus_projector::BusDeadLetterSource*>{saga_.get()});
+    auto listed = admin_->list();
+    EXPECT_TRUE(listed) << listed.error().message;
+    EXPECT_EQ(listed->size(), 1u);
+    if (!listed || listed->empty()) return {};
+    const auto letter = std::get<app::bus_projector::BusDeadLetter>(listed->front());
+    EXPECT_EQ(letter.consumer, "orderflow-saga");
+    EXPECT_FALSE(letter.reason.empty());
+    EXPECT_FALSE(letter.retried_at_ms);
+    EXPECT_TRUE(letter.position);
+    if (!letter.position) return letter;
+    // The event the message carried, as the store has it.
+    std::optional<es::RecordedEvent> event;
+    EXPECT_TRUE(store_->scan_all(*letter.position, 1, {}, [&](const es::RecordedEvent& e) { event = e; }));
+    EXPECT_TRUE(event && event->position == *letter.position);
+    if (!event) return letter;
+    EXPECT_EQ(letter.stream_id, event->stream_id);
+    EXPECT_EQ(letter.version, event->version);
+    EXPECT_EQ(letter.event_id, event->event_id);
+    EXPECT_EQ(letter.subject, "orderflow.events." + std::string(event->stream_id.category()));
+    return letter;
+  }
+
+  Result<app::AnyRetry> retry(const std::string& id) {
+    std::promise<Result<app::AnyRetry>> answer;
+    admin_->retry({id, "operator"}, [&](Result<app::AnyRetry> r) { answer.set_value(std::move(r)); });
+    return answer.get_future().get();
+  }
+
+  // `letter` marked retried (listed so, by "operator"); a second retry is invalid_state, and
+  // no step was done twice.
+  void expect_retried(const app::bus_projector::BusDeadLetter& letter, const app::bus_projector::Redriven& redriven) {
+    EXPECT_EQ(redriven.dead_letter_id, letter.dead_letter_id);
+    EXPECT_EQ(redriven.consumer, "orderflow-saga");
+    EXPECT_EQ(redriven.stream_id, letter.stream_id);
+    EXPECT_EQ(redriven.version, letter.version);
+    auto again = retry(letter.dead_letter_id);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Errc::invalid_state) << again.error().message;
+    auto listed = admin_->list();
+    ASSERT_TRUE(listed && listed->size() == 1u);
+    const auto retried = std::get<app::bus_projector::BusDeadLetter>(listed->front());
+    EXPECT_EQ(retried.dead_letter_id, letter.dead_letter_id);
+    EXPECT_EQ(retried.retried_at_ms, redriven.retried_at_ms);
+    EXPECT_EQ(retried.retried_by, "operator");
+    EXPECT_EQ(retried.position, letter.position);
+    expect_all_final_and_clean();
   }
 
   TempDir dir_;
@@ -309,6 +381,9 @@ class BusSagaTest : public ::testing::Test {
   std::unique_ptr<ShufflingPublisher> publisher_;
   std::unique_ptr<app::relay::Relay> relay_;
   std::unique_ptr<app::saga::SagaRunner> saga_;
+  std::unique_ptr<es::ReadModelDb> read_models_;  // the saga's dead letters
+  std::unique_ptr<app::saga::SagaAdmin> admin_sagas_;
+  std::unique_ptr<app::DeadLetterAdmin> admin_;
   std::mutex orders_mu_;
   std::vector<std::string> orders_;  // placed (by the test's thread or a placer)
 };
@@ -365,6 +440,35 @@ TEST_F(BusSagaTest, AnUndecodableMessageOnNatsIsDeadLetteredAndItsGapFilledFromT
 TEST_F(BusSagaTest, AnUndecodableMessageOnKafkaIsDeadLetteredAndItsGapFilledFromTheStore) {
   bus_ = start_kafka();
   poison_case();
+}
+
+// Gaps left to wait for 10 minutes: the saga stalls behind the message it could not decode
+// (every order placed after it stays unfinished) until that dead letter's retry folds its
+// event from the store; then every order ends final, no step done twice.
+TEST_F(BusSagaTest, RetryingASagaBusDeadLetterOnNatsFoldsItsEventFromTheStoreOnce) {
+  bus_ = start_nats();
+  start_relay(9, 30);
+  start_saga();
+  catalogue();
+  place(30, 10);
+  ASSERT_TRUE(wait_until([&] { return saga_->bus_status()->dead_lettered == 1; }, 120s));
+  const auto letter = listed_dead_letter();
+  ASSERT_TRUE(letter.position);
+  // Stalled at its event: nothing past it folded, for a while.
+  ASSERT_TRUE(wait_until([&] { return saga_->bus_status()->gap_until.has_value(); }, 60s));
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(saga_->bus_status()->next, *letter.position) << "the saga waits for the dead letter's event";
+  EXPECT_LT(final_orders(), orders().size());
+  auto done = retry(letter.dead_letter_id);
+  ASSERT_TRUE(done) << done.error().message;
+  const auto redriven = std::get<app::bus_projector::Redriven>(*done);
+  EXPECT_GE(redriven.events, 1u) << "its event folded from the store";
+  EXPECT_EQ(redriven.position, letter.position);
+  EXPECT_GT(saga_->bus_status()->next, *letter.position);
+  expect_retried(letter, redriven);
+  const auto s = *saga_->bus_status();
+  EXPECT_EQ(s.dead_lettered, 1u);
+  EXPECT_EQ(s.gaps_filled, 1u) << "only the retry filled from the store";
 }
 
 }  // namespace

@@ -24,15 +24,7 @@ class BusFedProjectorKilledUnderWrites(unittest.TestCase):
     def test_killed_and_restarted_while_the_writer_appends_then_read_models_equal_the_log(self):
         nats = started_nats(self)
         bus = f"nats://127.0.0.1:{nats.port}"
-        store = new_pg_store()
-        writer = Server(store=store, extra_args=["--roles", "command,query,admin,saga,relay", "--bus", bus])
-        self.addCleanup(writer.cleanup)
-        writer.start()
-
-        def projector():
-            srv = Server(store=store, extra_args=["--roles", "projector,query,admin", "--bus", bus])
-            self.addCleanup(srv.cleanup)
-            return srv.start()
+        writer, projector = writer_and_projectors(self, bus)
 
         first = projector()
         stop = threading.Event()
@@ -86,26 +78,50 @@ class BusFedProjectorKilledUnderWrites(unittest.TestCase):
         writing.join(timeout=60)
         self.assertFalse(failures, failures)
 
-        # Every write relayed, then acknowledged by the projector (what the killed one fetched and never
-        # acknowledged comes again after the consumer's 30 s ack wait).
-        w = writer.client()
-        wait_until(lambda: (r := w.get(f"{API}/admin/relay").json)["lag"] == 0 and r["state"] == "publishing", 60,
-                   "the relay caught up")
-        relayed = w.get(f"{API}/admin/relay").json["position"]
-        wait_until(lambda: all(p["lag"] == 0 for p in c.get(f"{API}/admin/projections").json)
-                   and labelled_metric(c, "orderflow_bus_consumer_lag") == 0, 180,
-                   "the restarted projector acknowledged everything")
-        self.assertEqual(labelled_metric(c, "orderflow_bus_consumer_dead_letters_total"), 0)
-        self.assertEqual(labelled_metric(c, "orderflow_bus_consumer_held_streams"), 0)
-        w.close()
-        c.close()
-        second.stop()
-        writer.stop()
-
-        rc, out = writer.verify()
-        self.assertEqual(rc, 0, out)
-        self.assertIn("no differences", out)
+        # What the killed one fetched and never acknowledged comes again after the consumer's 30 s ack wait.
+        relayed = expect_everything_applied_once(self, writer, second, c)
         print(f"killed after {at_kill} writes; {done['writes']} writes, {relayed} events relayed")
+
+
+def writer_and_projectors(test, bus, writer_args=()):
+    """On a fresh PostgreSQL schema, a writer process (`--roles command,query,admin,saga,relay --bus`, then
+    `writer_args`), started, and a function starting a projector process (`--roles projector,query,admin
+    --bus`) on it."""
+    store = new_pg_store()
+    writer = Server(store=store, extra_args=["--roles", "command,query,admin,saga,relay", "--bus", bus,
+                                             *writer_args])
+    test.addCleanup(writer.cleanup)
+    writer.start()
+
+    def projector():
+        srv = Server(store=store, extra_args=["--roles", "projector,query,admin", "--bus", bus])
+        test.addCleanup(srv.cleanup)
+        return srv.start()
+
+    return writer, projector
+
+
+def expect_everything_applied_once(test, writer, projector, c):
+    """Once the writes stopped: every write relayed, then acknowledged by `projector` (`c` its client, closed
+    here), nothing dead-lettered or held; both processes stopped, `orderflow verify` finds the read models
+    equal to a fold of the log. Answers the position relayed."""
+    w = writer.client()
+    wait_until(lambda: (r := w.get(f"{API}/admin/relay").json)["lag"] == 0 and r["state"] == "publishing", 60,
+               "the relay caught up")
+    relayed = w.get(f"{API}/admin/relay").json["position"]
+    wait_until(lambda: all(p["lag"] == 0 for p in c.get(f"{API}/admin/projections").json)
+               and labelled_metric(c, "orderflow_bus_consumer_lag") == 0, 180,
+               "the projector acknowledged everything")
+    test.assertEqual(labelled_metric(c, "orderflow_bus_consumer_dead_letters_total"), 0)
+    test.assertEqual(labelled_metric(c, "orderflow_bus_consumer_held_streams"), 0)
+    w.close()
+    c.close()
+    projector.stop()
+    writer.stop()
+    rc, out = writer.verify()
+    test.assertEqual(rc, 0, out)
+    test.assertIn("no differences", out)
+    return relayed
 
 
 if __name__ == "__main__":

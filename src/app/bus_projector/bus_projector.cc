@@ -12,6 +12,7 @@
 #include "app/projections/read_side.h"
 #include "app/relay/relay.h"
 #include "codec/domain_codec.h"
+#include "core/log.h"
 #include "core/time.h"
 #include "es/event_store.h"
 
@@ -101,40 +102,84 @@ BusProjector::BusProjector(projections::ReadSide& read, es::BusConsumer& bus, Bu
 
 BusProjector::~BusProjector() { stop(); }
 
-Result<void> BusProjector::start() {
-  if (thread_.joinable()) return {};
+// Whether this process holds the right to write every read model it feeds and the
+// dead-letter tables (always, on a database of its own).
+Result<bool> BusProjector::claim_all() {
   for (projections::TableProjection* p : std::initializer_list<projections::TableProjection*>{
            &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()}) {
-    if (auto claimed = p->claim(); !claimed || !*claimed)
-      return fail(Errc::unavailable, "another process writes the projection " + p->name());
+    OF_ASSIGN_OR_RETURN(auto claimed, p->claim());
+    if (!claimed) return false;
+  }
+  return read_.db().claim(kDeadLetterTables);
+}
+
+// Opens the live copies and the dead-letter tables, once every claim is held.
+Result<void> BusProjector::open_copies() {
+  decltype(copies_) copies;
+  std::vector<es::Position> positions;
+  std::vector<es::ProjectionLag> lags;
+  for (projections::TableProjection* p : std::initializer_list<projections::TableProjection*>{
+           &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()}) {
     OF_ASSIGN_OR_RETURN(auto live, p->open_live());
     // No events: makes its bus_versions, which reads look at before anything came.
     OF_RETURN_IF_ERROR(p->apply_delivered(*live, {}));
     OF_ASSIGN_OR_RETURN(auto position, live->position());
-    {
-      MutexLock lk(mu_);
-      positions_.push_back(position);
-      lag_totals_.push_back({.name = p->name()});
-    }
+    positions.push_back(position);
+    lags.push_back({.name = p->name()});
     if (position > acked_position_.load()) acked_position_ = position;
-    copies_.emplace_back(p, std::move(live));
+    copies.emplace_back(p, std::move(live));
   }
-  if (auto claimed = read_.db().claim(kDeadLetterTables); !claimed || !*claimed)
-    return fail(Errc::unavailable, "another process consumes the bus into these read models");
   OF_RETURN_IF_ERROR(tables_.create());
   OF_ASSIGN_OR_RETURN(held_streams_, tables_.held_streams());
   held_ = held_streams_.size();
+  MutexLock lk(mu_);
+  copies_ = std::move(copies);
+  positions_ = std::move(positions);
+  lag_totals_ = std::move(lags);
+  fed_ = true;
+  return {};
+}
+
+Result<void> BusProjector::start() {
+  if (thread_.joinable()) return {};
+  OF_ASSIGN_OR_RETURN(const bool claimed, claim_all());
+  if (claimed) OF_RETURN_IF_ERROR(open_copies());
   {
     MutexLock lk(mu_);
     stopping_ = false;
     running_ = true;
-    state_ = "connecting";
+    state_ = claimed ? "connecting" : "standby";
   }
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, claimed] {
     pthread_setname_np(pthread_self(), "of-bus-proj");
+    if (!claimed && !stand_by()) return;
     loop();
   });
   return {};
+}
+
+// Another process folds these read models from the bus: stands by, looking every
+// kStandbyCheck, without a consumer of the bus (so it takes no partition of a group), until
+// every claim is free (that process gone); then opens the copies. False: stopped first.
+bool BusProjector::stand_by() {
+  for (;;) {
+    {
+      MutexLock lk(mu_);
+      if (cv_.wait_for(mu_, kStandbyCheck, [&]() REQUIRES(mu_) { return stopping_; })) return false;
+    }
+    auto claimed = claim_all();
+    if (claimed && *claimed) {
+      if (auto opened = open_copies(); !opened) {
+        set_state("standby", opened.error().message);
+        continue;
+      }
+      log::info("bus-projector", "this process now folds the read models from the bus",
+                {{"consumer", options_.consumer}});
+      set_state("connecting", std::nullopt);
+      return true;
+    }
+    set_state("standby", claimed ? std::nullopt : std::optional(claimed.error().message));
+  }
 }
 
 void BusProjector::stop() {
@@ -208,9 +253,15 @@ Result<ReadStand> BusProjector::stand(const ReadWaiter& w) {
 
 void BusProjector::when_readable(ReadTarget target, std::chrono::steady_clock::time_point deadline,
                                  std::function<void(Result<ReadStand>)> done) {
-  ReadWaiter w{copies_.size(), std::move(target.stream), es::kNoStream, es::Position{0}, deadline, std::move(done)};
-  for (std::size_t i = 0; i < copies_.size(); ++i)
-    if (copies_[i].first->name() == target.projection) w.copy = i;
+  ReadWaiter w{0, std::move(target.stream), es::kNoStream, es::Position{0}, deadline, std::move(done)};
+  {
+    MutexLock lk(mu_);
+    if (!fed_)
+      return w.done(fail(Errc::unavailable, "this process stands by: another folds the read models from the bus"));
+    w.copy = copies_.size();  // set once fed_, never changed after
+    for (std::size_t i = 0; i < copies_.size(); ++i)
+      if (copies_[i].first->name() == target.projection) w.copy = i;
+  }
   if (w.copy == copies_.size()) return w.done(fail(Errc::not_found, "no projection " + target.projection + " fed from the bus"));
   if (w.stream) {
     if (!options_.store)
@@ -268,6 +319,10 @@ Result<std::vector<BusDeadLetter>> BusProjector::dead_letters() {
 void BusProjector::redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) {
   {
     MutexLock lk(mu_);
+    if (running_ && !stopping_ && !fed_) {
+      lk.unlock();
+      return done(fail(Errc::unavailable, "this process stands by: retry the dead letter where the read models are folded"));
+    }
     if (running_ && !stopping_) {
       redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
       cv_.notify_all();
@@ -296,7 +351,7 @@ Result<Redriven> BusProjector::redrive_now(const RedriveRequest& request) {
                                          " is no longer held");
   if (!options_.store)
     return fail(Errc::unavailable, "this projector has no event store to read " + letter.stream_id.str() + " from");
-  Redriven out{request.id, letter.stream_id, std::nullopt, 0, 0};
+  Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
   // The whole stream: an earlier event than the held one may be missing (a gap), and the
   // ones already applied are skipped by their version.
   for (es::StreamVersion from{0};;) {

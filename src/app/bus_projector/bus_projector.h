@@ -89,7 +89,8 @@ struct BusProjectorOptions {
   std::chrono::milliseconds backlog_every{1000};
 };
 
-// `connecting` (the bus has not answered yet), `consuming`, `retrying` (the last fetch or
+// `standby` (another process folds these read models: see start()), `connecting` (the bus
+// has not answered yet), `consuming`, `retrying` (the last fetch or
 // apply failed: trying again after a back-off), `stopped`.
 struct BusProjectorStatus {
   std::string bus;
@@ -109,17 +110,6 @@ struct BusProjectorStatus {
   // Append-to-read-model lag (commit time - recorded_at) of the last kLagWindow events.
   std::size_t lag_window = 0;
   double lag_p50_ms = 0, lag_p99_ms = 0;
-};
-
-// A dead letter retried: its held stream's events read again from the store and applied,
-// the stream released.
-struct Redriven {
-  std::string dead_letter_id;
-  es::StreamId stream_id;
-  // The stream's last version, now applied (none: the store has no event of it).
-  std::optional<es::StreamVersion> version;
-  std::size_t events = 0;  // events of the stream read again (the ones already applied skipped)
-  std::int64_t retried_at_ms = 0;
 };
 
 // What a read of a read model fed from the bus waits for (docs/api.md §10 "Reads"). The
@@ -158,12 +148,14 @@ struct BusProjection {
 // A decoded message: the event, or why it is not one.
 Result<es::RecordedEvent> decode(const es::BusDelivery& d, const std::string& topic_prefix);
 
-class BusProjector {
+class BusProjector final : public BusDeadLetterSource {
  public:
   static constexpr std::chrono::milliseconds kEarlyRetry{50};  // x the attempt, up to kMaxEarlyRetry
   static constexpr std::chrono::milliseconds kMaxEarlyRetry{1000};
   static constexpr std::chrono::milliseconds kRetryDelay{200};
   static constexpr std::size_t kLagWindow = 65536;
+  // How often a standby looks whether the read models' claims are free.
+  static constexpr std::chrono::milliseconds kStandbyCheck{500};
 
   // `read` and `bus` must outlive the projector.
   BusProjector(projections::ReadSide& read, es::BusConsumer& bus, BusProjectorOptions options);
@@ -171,7 +163,10 @@ class BusProjector {
   BusProjector(const BusProjector&) = delete;
   BusProjector& operator=(const BusProjector&) = delete;
 
-  // Opens the live copies and the dead-letter table, then consumes on its own thread.
+  // Opens the live copies and the dead-letter table, then consumes on its own thread. If
+  // another process writes these read models (a shared database: it holds their claims),
+  // stands by instead (state "standby": no consumer of the bus, reads unavailable) and takes
+  // over once that process is gone, as a restart would (from what the bus acknowledged).
   Result<void> start();
   // Stops after the batch in hand. Idempotent.
   void stop();
@@ -197,12 +192,12 @@ class BusProjector {
   const BusProjectorOptions& options() const { return options_; }
 
   // The dead letters held and retried, oldest first (any thread: read from the database).
-  Result<std::vector<BusDeadLetter>> dead_letters();
+  Result<std::vector<BusDeadLetter>> dead_letters() override;
   // Retries the dead letter `id` (see the promises above) on the projector's thread, then
   // answers `done` from it: not_found for no such dead letter, invalid_state for one
   // retried already, unavailable while the projector is stopped or without a store, or the
   // error of a read or an apply (the stream then stays held; events applied before it stay).
-  void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_);
+  void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_) override;
 
  private:
   struct RedriveRequest {
@@ -217,6 +212,9 @@ class BusProjector {
     std::chrono::steady_clock::time_point deadline;
     std::function<void(Result<ReadStand>)> done;
   };
+  Result<bool> claim_all();
+  Result<void> open_copies() EXCLUDES(mu_);
+  bool stand_by() EXCLUDES(mu_);
   Result<ReadStand> stand(const ReadWaiter& w) EXCLUDES(mu_);
   // Answers the pending reads that are applied, past their deadline, or all (`all`).
   void answer_readers(bool all) EXCLUDES(mu_);
@@ -252,6 +250,7 @@ class BusProjector {
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
+  bool fed_ GUARDED_BY(mu_) = false;     // copies_ opened (set once; not standing by)
   std::string state_ GUARDED_BY(mu_) = "stopped";
   std::optional<std::string> last_error_ GUARDED_BY(mu_);
   RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};

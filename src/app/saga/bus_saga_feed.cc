@@ -7,6 +7,7 @@
 #include "app/bus_projector/bus_projector.h"
 #include "app/relay/relay.h"
 #include "core/failures.h"
+#include "core/time.h"
 
 namespace orderflow::app::saga {
 
@@ -78,6 +79,7 @@ BusSagaFeed::BusSagaFeed(es::EventStore& store, es::BusConsumer& bus, BusSagaFee
       horizon_(horizon),
       handler_(std::move(handler)),
       buffer_(from) {
+  if (options_.dead_letter_db) tables_.emplace(*options_.dead_letter_db, bus_projector::kSagaDeadLetters);
   filter_.categories = categories_;
   status_.bus = options_.bus;
   status_.consumer = options_.consumer;
@@ -92,6 +94,7 @@ void BusSagaFeed::start() {
   {
     MutexLock lk(mu_);
     stopping_ = false;
+    running_ = true;
     status_.state = "catching up";
   }
   thread_ = std::thread([this] {
@@ -108,8 +111,121 @@ void BusSagaFeed::stop() {
   }
   cv_.notify_all();
   thread_.join();
-  MutexLock lk(mu_);
-  status_.state = "stopped";
+  std::vector<RedriveRequest> left;
+  {
+    MutexLock lk(mu_);
+    status_.state = "stopped";
+    running_ = false;
+    left.swap(redrives_);
+  }
+  for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed saga stopped before retrying " + r.id));
+}
+
+void BusSagaFeed::redrive(std::string id, std::string actor,
+                          std::function<void(Result<bus_projector::Redriven>)> done) {
+  {
+    MutexLock lk(mu_);
+    if (running_ && !stopping_) {
+      redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(fail(Errc::unavailable, "the bus-fed saga is not running"));
+}
+
+void BusSagaFeed::run_redrives() {
+  std::vector<RedriveRequest> requests;
+  {
+    MutexLock lk(mu_);
+    requests.swap(redrives_);
+  }
+  for (auto& r : requests) r.done(redrive_now(r));
+}
+
+Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& request) {
+  if (!tables_) return fail(Errc::unavailable, "this saga records no bus dead letters");
+  OF_ASSIGN_OR_RETURN(auto found, tables_->find(request.id));
+  if (!found) return fail(Errc::not_found, "no dead letter " + request.id);
+  const auto& letter = *found;
+  if (letter.retried_at_ms)
+    return fail(Errc::invalid_state,
+                "dead letter " + request.id + " was retried at " + format_rfc3339_ms(*letter.retried_at_ms));
+  bus_projector::Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
+  if (letter.version >= es::StreamVersion{0}) out.version = letter.version;
+  // Through its event; a message that named no position may have been any event the store
+  // had: through the store's last.
+  es::Position until{0};
+  if (letter.position) {
+    until = *letter.position;
+    // The event as the store has it (its headers may have been what could not be read).
+    auto scanned = store_.scan_all(until, 1, {}, [&](const es::RecordedEvent& e) {
+      if (e.position != until) return;
+      out.stream_id = e.stream_id;
+      out.version = e.version;
+    });
+    if (!scanned) return fail(scanned.error());
+  } else {
+    OF_ASSIGN_OR_RETURN(until, store_.last_position());
+  }
+  std::uint64_t before = 0;
+  {
+    MutexLock lk(mu_);
+    before = status_.from_store;
+  }
+  if (until >= buffer_.next()) {
+    std::vector<std::uint64_t> acks;
+    auto folded = fill(until, acks);
+    if (folded) folded = fold_ready(acks);
+    auto acked = acks.empty() ? Result<void>{} : bus_.ack(acks);  // repeats of events folded: never needed again
+    publish_progress();
+    OF_RETURN_IF_ERROR(folded);
+    OF_RETURN_IF_ERROR(acked);
+    if (buffer_.next() <= until)
+      return fail(Errc::unavailable, "position " + to_string(until) +
+                                         " is not readable in the event store from this process yet: retry later");
+  }
+  {
+    MutexLock lk(mu_);
+    out.events = status_.from_store - before;
+  }
+  out.position = until;
+  out.retried_at_ms = now_unix_ms();
+  OF_RETURN_IF_ERROR(tables_->release(letter, out.retried_at_ms, request.actor));
+  return out;
+}
+
+Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std::string& reason,
+                                             const Result<es::RecordedEvent>& decoded) {
+  if (!tables_) return {};
+  // Claimed each time (no round trip while held): a connection lost since is claimed again.
+  OF_ASSIGN_OR_RETURN(auto claimed, options_.dead_letter_db->claim(bus_projector::kSagaDeadLetters.claim));
+  if (!claimed) return fail(Errc::unavailable, "another process records the bus-fed saga's dead letters");
+  if (!tables_ready_) {
+    OF_RETURN_IF_ERROR(tables_->create());
+    tables_ready_ = true;
+  }
+  bus_projector::BusDeadLetter letter;
+  letter.reason = reason;
+  letter.subject = d.topic;
+  letter.at_ms = now_unix_ms();
+  if (decoded) {
+    letter.stream_id = decoded->stream_id;
+    letter.version = decoded->version;
+    letter.event_id = decoded->event_id;
+    letter.position = decoded->position;
+  } else {  // what its headers say, as far as they can be read
+    letter.version = es::kNoStream;
+    if (const auto* v = header(d, "orderflow-stream-id")) letter.stream_id = es::StreamId(*v);
+    if (const auto* v = header(d, "orderflow-event-id")) letter.event_id = *v;
+    if (const auto* v = header(d, "orderflow-version"))
+      if (auto n = parse_position(*v)) letter.version = es::StreamVersion{n->value()};
+    if (const auto* v = header(d, "orderflow-position"))
+      if (auto p = parse_position(*v); p && *p > 0) letter.position = *p;
+  }
+  auto recorded = tables_->record(std::move(letter));
+  if (!recorded) return fail(recorded.error());
+  return {};
 }
 
 BusSagaFeedStatus BusSagaFeed::status() const {
@@ -149,6 +265,7 @@ void BusSagaFeed::loop() {
   auto backoff = kFirstBackoff;
   bool caught_up = false;
   for (;;) {
+    if (caught_up) run_redrives();
     Result<void> done = caught_up ? consume() : catch_up();
     if (done && !caught_up) {
       caught_up = true;
@@ -168,7 +285,9 @@ void BusSagaFeed::loop() {
     }
     publish_progress();
     MutexLock lk(mu_);
-    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_; })) break;
+    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || (caught_up && !redrives_.empty()); }) &&
+        stopping_)
+      break;
   }
 }
 
@@ -277,7 +396,11 @@ Result<void> BusSagaFeed::consume() {
                    to_string(e->position) + ": " + *p;
       }
       if (!reason.empty()) {
-        if (auto r = bus_.dead_letter(d.tag, reason); !r) {  // delivered again: dead-lettered then
+        // Recorded first: a message dead-lettered on the bus is listed (a record that fails
+        // leaves it to be delivered again).
+        auto r = record_dead_letter(d, reason, e);
+        if (r) r = bus_.dead_letter(d.tag, reason);
+        if (!r) {  // delivered again: dead-lettered then
           folded = r;
           break;
         }

@@ -28,7 +28,14 @@
 //   still holds it for this consumer.
 // - A message that cannot be decoded (or names a malformed previous position) goes to the
 //   consumer's dead letters with its reason; the feed goes on (its event comes from the
-//   store when its gap is filled).
+//   store when its gap is filled). With a `dead_letter_db` it is first recorded there
+//   (table saga_bus_dead_letters, app/bus_projector/bus_dead_letters.h: its reason, subject,
+//   and the event id, stream, version and position its headers name), so
+//   GET /api/v1/admin/dead-letters lists it; redrive() retries it: on the feed's thread,
+//   between two fetches, the store is folded through its event (or, if the message named
+//   no position, through the store's last), unless the saga has folded it already (its gap
+//   filled), and only then is it marked retried. The saga folds an event once, so a retry
+//   never makes it perform a step twice.
 // - An unreachable bus (at start or later) or a store that cannot be read is retried after
 //   a back-off (100 ms doubling to 5 s), shown by status(); never a crash. Meanwhile the
 //   store bridges the bus as above (once next() has not moved for gap_wait), so the sagas
@@ -41,12 +48,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "app/bus_projector/bus_dead_letters.h"
 #include "core/mutex.h"
 #include "es/bus.h"
 #include "es/event_store.h"
@@ -111,6 +120,9 @@ struct BusSagaFeedOptions {
   // event is ~1 KB held, 20000 ~20 MB.
   std::size_t max_buffered = 20000;
   std::size_t store_page = 1000;  // events read from the store at a time
+  // Where its dead letters are recorded and retried from (kSagaDeadLetters); null: only on
+  // the bus's dead-letter subject. Must outlive the feed.
+  es::ReadModelDb* dead_letter_db = nullptr;
 };
 
 // `catching up` (folding the store up to the horizon), `consuming`, `retrying` (the last
@@ -146,11 +158,26 @@ class BusSagaFeed {
   BusSagaFeed& operator=(const BusSagaFeed&) = delete;
 
   void start();
-  // Stops after the batch in hand. Idempotent.
+  // Stops after the batch in hand; a retry not done yet is answered unavailable. Idempotent.
   void stop() EXCLUDES(mu_);
   BusSagaFeedStatus status() const EXCLUDES(mu_);
+  // Retries the dead letter `id` (see above) and answers `done` from the feed's thread once
+  // it is marked retried: not_found, invalid_state for one retried already, unavailable
+  // without a dead_letter_db, while stopped, or while its position is not readable in the
+  // store yet, or the error of a read or a fold.
+  void redrive(std::string id, std::string actor, std::function<void(Result<bus_projector::Redriven>)> done)
+      EXCLUDES(mu_);
 
  private:
+  struct RedriveRequest {
+    std::string id, actor;
+    std::function<void(Result<bus_projector::Redriven>)> done;
+  };
+  Result<bus_projector::Redriven> redrive_now(const RedriveRequest& request);
+  void run_redrives() EXCLUDES(mu_);
+  // Records a message it cannot fold in the dead-letter table, if it has one.
+  Result<void> record_dead_letter(const es::BusDelivery& d, const std::string& reason,
+                                  const Result<es::RecordedEvent>& decoded);
   void loop();
   Result<void> catch_up();
   Result<void> consume();
@@ -175,10 +202,14 @@ class BusSagaFeed {
   std::optional<std::chrono::steady_clock::time_point> gap_since_;
   std::optional<es::Position> gap_at_;
   es::Position highest_delivered_{0};  // of the messages fetched
+  std::optional<bus_projector::BusDeadLetterTables> tables_;
+  bool tables_ready_ = false;  // created (the loop's thread only)
 
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
+  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
+  std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
   BusSagaFeedStatus status_ GUARDED_BY(mu_);
   std::thread thread_;
 };

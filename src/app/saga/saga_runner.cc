@@ -319,6 +319,29 @@ std::optional<BusSagaFeedStatus> SagaRunner::bus_status() {
   return s;
 }
 
+Result<std::vector<bus_projector::BusDeadLetter>> SagaRunner::dead_letters() {
+  if (!bus_ || !bus_->options.dead_letter_db) return std::vector<bus_projector::BusDeadLetter>{};
+  bus_projector::BusDeadLetterTables tables(*bus_->options.dead_letter_db, bus_projector::kSagaDeadLetters);
+  if (!dead_letter_tables_) {
+    OF_RETURN_IF_ERROR(tables.create());
+    dead_letter_tables_ = true;
+  }
+  OF_ASSIGN_OR_RETURN(auto out, tables.list());
+  for (auto& d : out) d.consumer = bus_->options.consumer;
+  return out;
+}
+
+void SagaRunner::redrive(std::string id, std::string actor,
+                         std::function<void(Result<bus_projector::Redriven>)> done) {
+  {
+    MutexLock lk(feed_mu_);
+    if (bus_feed_) return bus_feed_->redrive(std::move(id), std::move(actor), std::move(done));
+  }
+  done(fail(Errc::unavailable, lease_ ? "this process does not run the saga (another holds the saga lease): retry "
+                                        "the dead letter there"
+                                      : "the bus-fed saga is not running"));
+}
+
 std::optional<es::Position> SagaRunner::next_position() {
   auto next = next_position_.load();
   return next != 0 ? std::optional(next) : std::nullopt;

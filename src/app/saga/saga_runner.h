@@ -42,7 +42,10 @@ inline constexpr std::array<double, 12> kStepSecondsBounds{0.01, 0.025, 0.05, 0.
                                                            1,    2.5,   5,    10,  30,   120};
 using StepDurations = Family<std::string_view, Histogram<kStepSecondsBounds>>;
 
-class SagaRunner {
+// Fed from the bus, it is also the source of the bus-fed saga's dead letters
+// (app/dead_letters.h): listed from the read-model database by any process, retried by the
+// one running the saga (BusSagaFeed::redrive).
+class SagaRunner final : public bus_projector::BusDeadLetterSource {
  public:
   // How often a runner with a lease checks that it (still) holds it.
   static constexpr auto kLeaseCheck = std::chrono::milliseconds(500);
@@ -80,6 +83,13 @@ class SagaRunner {
   // Fed from the bus: the feed's status (state "standby" while this process does not run
   // the saga); nullopt when the saga tails the log.
   std::optional<BusSagaFeedStatus> bus_status() EXCLUDES(feed_mu_);
+  // Fed from the bus with a dead_letter_db: its dead letters, held and retried, oldest
+  // first (none otherwise).
+  Result<std::vector<bus_projector::BusDeadLetter>> dead_letters() override;
+  // Retried by the feed (BusSagaFeed::redrive); unavailable while this process does not run
+  // the saga (another holds the lease: retry it there).
+  void redrive(std::string id, std::string actor, std::function<void(Result<bus_projector::Redriven>)> done)
+      EXCLUDES(feed_mu_) override;
 
  private:
   Result<void> run();   // start() without a lease
@@ -105,6 +115,7 @@ class SagaRunner {
   std::unique_ptr<es::BusConsumer> consumer_;  // fed from the bus: of the feed below
   Mutex feed_mu_;  // the feed's lifetime, against bus_status()
   std::unique_ptr<BusSagaFeed> bus_feed_ GUARDED_BY(feed_mu_);
+  std::atomic<bool> dead_letter_tables_{false};  // created (for dead_letters())
   std::atomic<es::Position> next_position_{es::Position{0}};  // 0: not running
   StepDurations step_durations_;
   Counter deadlines_fired_;
