@@ -133,6 +133,27 @@ TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigrati
 // Another process's batch takes position 2 and stays uncommitted while this store
 // appends more. No reader may pass position 2 until it commits: the later appends wait
 // for it, and the subscriber sees 1, 2, 3, … with nothing skipped.
+// Opens a transaction on `held` that takes the log head's lock, as another process's
+// batch would, and (with an event id) appends one event at version 0 of `stream`, chained
+// on as a store would so that readers serve it once it commits. Answers the position the
+// head was at.
+Result<es::Position> hold_head_writing(postgres::Connection& held, const std::string& event_id = "",
+                                       const std::string& stream = "") {
+  OF_RETURN_IF_ERROR(held.exec("BEGIN"));
+  OF_ASSIGN_OR_RETURN(auto head, held.query({"SELECT position, encode(hash, 'hex') FROM log_head FOR UPDATE", {}}));
+  const es::Position at{head.int64(0, 0)};
+  if (event_id.empty()) return at;
+  es::EventHash prev{};
+  if (!es::hash_from_hex(head.text(0, 1), prev)) return fail(Errc::corrupt, "the head's hash is malformed");
+  const auto hash =
+      es::to_hex(es::event_hash(prev, {at + 1, event_id, stream, es::StreamVersion{0}, "Held", 1, "{}", "{}", 0}));
+  OF_RETURN_IF_ERROR(held.exec("INSERT INTO events VALUES (" + to_string(at + 1) + ", '" + event_id + "', '" + stream +
+                               "', 0, 'Held', 1, '{}', '{}', 0, decode('" + es::to_hex(prev) + "', 'hex'), decode('" +
+                               hash + "', 'hex')); UPDATE log_head SET position = " + to_string(at + 1) +
+                               ", hash = decode('" + hash + "', 'hex')"));
+  return at;
+}
+
 TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpen) {
   TestSchema schema;
   auto store = open_store(schema.name());
@@ -149,17 +170,7 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   ASSERT_TRUE(sub.start());
 
   auto held = schema.connect();
-  ASSERT_TRUE(held.exec("BEGIN"));
-  auto head = held.query({"SELECT position, encode(hash, 'hex') FROM log_head FOR UPDATE", {}});
-  ASSERT_TRUE(head);
-  ASSERT_EQ(head->int64(0, 0), 1);
-  // Chained on as a store would, so that readers serve it once it commits.
-  es::EventHash prev{};
-  ASSERT_TRUE(es::hash_from_hex(head->text(0, 1), prev));
-  const auto hash = es::to_hex(es::event_hash(prev, {es::Position{2}, "held-event", "skip-2", es::StreamVersion{0}, "Held", 1, "{}", "{}", 0}));
-  ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0, "
-                        "decode('" + es::to_hex(prev) + "', 'hex'), decode('" + hash + "', 'hex')); "
-                        "UPDATE log_head SET position = 2, hash = decode('" + hash + "', 'hex')"));
+  ASSERT_TRUE(hold_head_writing(held, "held-event", "skip-2"));
 
   constexpr int kLater = 3;
   std::atomic<int> answered{0};
@@ -192,6 +203,68 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   EXPECT_EQ(later_positions, (std::vector{es::Position{3}, es::Position{4}, es::Position{5}}));
   std::lock_guard lk(mu);
   EXPECT_EQ(seen, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}, es::Position{4}, es::Position{5}}));
+}
+
+// While this process wrote the log last, a batch is decided from memory and inserts its
+// rows before it waits for the head's lock, so they go in while the batch before it
+// commits (here a transaction holding that lock stands for it); it commits behind that
+// one, never visible before it. A writer that came between (holding the lock, writing the
+// positions the batch took) makes it start over under the lock.
+TEST_F(PostgresEventStoreTest, ABatchDecidedAheadWritesItsRowsBeforeTheHeadsLockAndCommitsBehindIt) {
+  TestSchema schema;
+  auto store = open_store(schema.name());
+  for (es::StreamVersion v{-1}; v < 3; ++v)  // enough batches for the store to decide ahead
+    ASSERT_TRUE(store->append(make_append("ahead-1", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
+  auto watcher = schema.connect();
+  auto append_one = [&](std::atomic<int>& answered, es::Position& position) {
+    store->append_async(make_append("ahead-1", ExpectedVersion::any()), [&](Result<es::AppendResult> r) {
+      ASSERT_TRUE(r) << r.error().message;
+      position = r->position;
+      ++answered;
+    });
+  };
+
+  auto held = schema.connect();
+  auto at = hold_head_writing(held);
+  ASSERT_TRUE(at);
+  ASSERT_EQ(*at, 4);
+  std::atomic<int> answered{0};
+  es::Position position{0};
+  append_one(answered, position);
+  // A session waiting for a lock while it holds the lock of rows it inserted into events.
+  auto inserted_then_waiting = [&] {
+    auto r = watcher.query({"SELECT count(*) FROM pg_locks w JOIN pg_locks e ON e.pid = w.pid WHERE NOT w.granted "
+                            "AND e.granted AND e.mode = 'RowExclusiveLock' AND e.relation = 'events'::regclass",
+                            {}});
+    return r && r->int64(0, 0) == 1;
+  };
+  eventually(inserted_then_waiting);
+  EXPECT_TRUE(inserted_then_waiting()) << "the batch did not insert before waiting for the head's lock";
+  EXPECT_EQ(answered.load(), 0);
+  EXPECT_EQ(store->read_all(es::Position{1}, 100)->size(), 4u) << "an uncommitted row was read";
+  ASSERT_TRUE(held.exec("COMMIT"));
+  eventually([&] { return answered == 1; });
+  ASSERT_EQ(answered.load(), 1);
+  EXPECT_EQ(position, 5);
+
+  // Another writer takes the lock and writes position 6, which the store's next batch
+  // (deciding ahead) inserts too: that insert waits for the writer, is refused once it
+  // commits, and the batch is decided again under the lock.
+  ASSERT_TRUE(hold_head_writing(held, "other-writer", "ahead-2"));
+  answered = 0;
+  append_one(answered, position);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(answered.load(), 0) << "an append committed past an open lower position";
+  ASSERT_TRUE(held.exec("COMMIT"));
+  eventually([&] { return answered == 1; });
+  ASSERT_EQ(answered.load(), 1);
+  EXPECT_EQ(position, 7);
+  auto all = store->read_all(es::Position{1}, 100);  // each row's hash and each link checked
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->size(), 7u);
+  for (std::size_t i = 0; i < all->size(); ++i) EXPECT_EQ((*all)[i].position, static_cast<es::Position>(i + 1));
+  EXPECT_EQ((*all)[5].event_id, "other-writer");
+  EXPECT_EQ((*all)[6].version, 5);
 }
 
 // Two stores on one database, as two processes would be, race for the same streams with
