@@ -381,6 +381,54 @@ TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult)
   EXPECT_EQ(*b->last_position(), 2);
 }
 
+// A batch decided ahead is decided as if none of its event ids and keys were stored; its
+// inserts check, write nothing when one is, and the batch is decided again under the
+// lock: a retried append gets its original result, a reused id duplicate_event, a reused
+// key idempotency_key_reused, each in one statement's time (no row refused, so no
+// connection lost and opened again), and the batches around them are written.
+TEST_F(PostgresEventStoreTest, StoredIdsAndKeysMetByABatchDecidedAheadAreAnsweredAsUnderTheLock) {
+  TestSchema schema;
+  const std::string app = "of_ahead_" + schema.name().substr(5);
+  auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
+  auto watcher = schema.connect();
+  auto backends = [&] {
+    auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
+                            "FROM pg_stat_activity WHERE application_name = $1",
+                            {app}});
+    return r ? std::string(r->text(0, 0)) : std::string("?");
+  };
+  auto keyed = [](es::AppendRequest req, const std::string& key) {
+    req.idempotency = es::IdempotencyRecord{key, "fingerprint", 201, "{}", 0};
+    return req;
+  };
+  es::AppendRequest first;
+  for (es::StreamVersion v{-1}; v < 3; ++v) {  // enough batches for the store to decide ahead
+    first = keyed(make_append("ahead-3", ExpectedVersion::any()), "key-" + to_string(v));
+    ASSERT_TRUE(store->append(first));
+  }
+  const auto connections = backends();
+
+  auto again = store->append(first);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->position, 4);
+  EXPECT_EQ(again->version, 3);
+  auto clash = make_append("ahead-4", ExpectedVersion::any());
+  clash.events[0].event_id = first.events[0].event_id;
+  auto duplicate = store->append(clash);
+  ASSERT_FALSE(duplicate);
+  EXPECT_EQ(duplicate.error().code, Errc::duplicate_event);
+  auto reused = store->append(keyed(make_append("ahead-4", ExpectedVersion::any()), "key-2"));
+  ASSERT_FALSE(reused);
+  EXPECT_EQ(reused.error().code, Errc::idempotency_key_reused);
+  for (int i = 0; i < 3; ++i) {  // the store finds its own xmin again and decides ahead
+    auto next = store->append(make_append("ahead-3", ExpectedVersion::exact(es::StreamVersion{3 + i})));
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(next->position, 5 + i);
+  }
+  EXPECT_EQ(backends(), connections) << "a connection was lost and opened again";
+  EXPECT_EQ(store->read_all(es::Position{1}, 100)->size(), 7u);
+}
+
 // The server drops every connection of a store while they are idle (as a restart
 // would). The store notices on next use and carries on with new connections: no append
 // or read fails for it.
