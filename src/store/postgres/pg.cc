@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 
 namespace orderflow::postgres {
 
@@ -59,13 +58,6 @@ std::string quote_identifier(std::string_view name) {
   std::string q = "\"";
   for (char c : name) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
-}
-
-std::int64_t PgResult::affected() const {
-  const char* n = PQcmdTuples(r_.get());
-  std::int64_t rows = 0;
-  std::from_chars(n, n + std::strlen(n), rows);
-  return rows;
 }
 
 void ArrayLiteral::add(std::string_view value) {

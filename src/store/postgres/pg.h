@@ -27,8 +27,6 @@ class PgResult {
     return {PQgetvalue(r_.get(), row, col), static_cast<std::size_t>(PQgetlength(r_.get(), row, col))};
   }
   std::int64_t int64(int row, int col) const;
-  // Rows an INSERT, UPDATE or DELETE wrote.
-  std::int64_t affected() const;
   const PGresult* get() const { return r_.get(); }
 
  private:

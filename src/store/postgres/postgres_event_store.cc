@@ -587,27 +587,22 @@ constexpr const char* kStreamVersions =
     "ELSE $1::text[] END) AS id) s";
 
 // The inserts of a batch decided ahead, sent before the head's lock: they write only if
-// the head's last writer is one of those expected (an array: the head as this
-// process's previous batch found it, or as that batch leaves it once it commits), and
-// none of the batch's event ids (idempotency keys) is stored: so a batch decided ahead
-// needs no lookup of its own, and one that meets a stored id or key writes nothing and
-// is decided again under the lock, which answers it. The head's move after the lock is
-// guarded by the head's last writer being the previous batch alone.
+// the head's last writer is one of those expected (the last parameter, an array: the
+// head as this process's previous batch found it, or as that batch leaves it once it
+// commits). The head's move after the lock is guarded by the latter alone.
 const char* const kInsertEventsAhead =
     "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
     "prev_hash, hash) SELECT p, i, s, v, t, sv, d, m, r, decode(ph, 'hex'), decode(h, 'hex') "
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
     "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) AS u(p, i, s, v, t, sv, d, m, r, ph, h) "
-    "WHERE (SELECT xmin FROM log_head) = ANY($12::xid[]) "
-    "AND NOT EXISTS (SELECT 1 FROM events WHERE event_id = ANY($13::text[]))";
+    "WHERE (SELECT xmin FROM log_head) = ANY($12::xid[])";
 constexpr const char* kInsertKeys =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])";
 constexpr const char* kInsertKeysAhead =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[]) "
-    "WHERE (SELECT xmin FROM log_head) = ANY($6::xid[]) "
-    "AND NOT EXISTS (SELECT 1 FROM idempotency WHERE key = ANY($7::text[]))";
+    "WHERE (SELECT xmin FROM log_head) = ANY($6::xid[])";
 constexpr const char* kMoveHead = "UPDATE log_head SET position = $1, hash = decode($2, 'hex')";
 constexpr const char* kMoveHeadIf = "UPDATE log_head SET position = $1, hash = decode($2, 'hex') WHERE xmin = $3::xid";
 
@@ -628,10 +623,10 @@ std::string xid32(std::string_view xid8) {
 // What is kept out of that time:
 //
 // - Event ids and idempotency keys are looked up before the lock is taken (ahead of it
-//   in the same pipeline; a batch decided ahead has its inserts check that none is
-//   stored), but after the previous batch took it (write_batch returns only then): the
-//   only writer that may commit between the lookup and our lock is that batch, whose
-//   ids and keys the pipeline kept apart from ours while both were in flight.
+//   in the same pipeline, or in a round trip of their own for write_ahead), but after
+//   the previous batch took it (write_batch returns only then): the only writer that
+//   may commit between the lookup and our lock is that batch, whose ids and keys the
+//   pipeline kept apart from ours while both were in flight.
 // - Stream versions come from memory (versions_) when this process wrote the log last:
 //   the head row's xmin is then head_tag_, this process's previous batch, or the last
 //   writer that batch saw if it wrote nothing. Any other writer, and a batch of ours
@@ -656,6 +651,7 @@ Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vecto
   auto found = to_look_up(batch);
   std::unordered_map<es::StreamId, es::StreamVersion> versions;
   if (ahead_ && known_versions(batch, versions)) {
+    if (auto r = look_up(conn, found); !r) return r;
     auto ahead = write_ahead(conn, batch, found, versions);
     if (!ahead || *ahead) return ahead ? Result<void>() : Result<void>(ahead.error());
   }
@@ -699,6 +695,7 @@ Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
   std::vector<Query> reads;
   if (found.any_ids) reads.push_back({kFindEvents, {found.ids}});
   if (found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  found.looked_up = true;
   if (reads.empty()) return {};
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
@@ -723,34 +720,21 @@ void PostgresEventStore::Found::load_keys(const PgResult& r) {
 // previous batch's COMMIT is flushed, so holding the lock the batch only moves the head
 // and commits. Its inserts are guarded by the head's xmin being the one before the
 // previous batch or the previous batch's own (nothing else wrote), the head's move by
-// the latter. Its inserts also check that none of its event ids and idempotency keys is
-// stored (it is decided as if none were). true: every row went in and the xmin was the
-// expected one once the lock was held, the writes stand; false: a row did not (a stored
-// id or key, or another writer came between), the transaction was rolled back,
-// check_batch decides (and answers a retried append, a duplicate, a key reused). An error (a row the unique indexes refused: a writer that
+// the latter. true: the xmin was the expected one once the lock was held, the writes
+// stand; false: it was not (another writer came between), the transaction was rolled
+// back, check_batch decides. An error (a row the unique indexes refused: a writer that
 // does not take the appenders' advisory lock) also sends the batch to check_batch.
 Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch,
-                                             Found& found,
+                                             const Found& found,
                                              std::unordered_map<es::StreamId, es::StreamVersion>& versions) {
   es::Position head = head_position_;
   es::EventHash head_hash = head_hash_;
-  std::unordered_set<std::string> used_keys;  // none: the inserts check
+  auto used_keys = found.used_keys;
   ArrayLiteral tags;
   tags.add(prior_tag_);
   tags.add(head_tag_);
   const Guard guard{tags.done(), head_tag_};
-  auto writes = decide(batch, head, head_hash, versions, nullptr, used_keys, &guard, true);
-  if (writes.unsure) {
-    // An append answered without a write (a conflict) may be a retry or a reuse: decided
-    // again on the lookups, a round trip of their own.
-    if (auto r = look_up(conn, found); !r) return r.error();
-    head = head_position_;
-    head_hash = head_hash_;
-    used_keys = found.used_keys;
-    versions.clear();
-    known_versions(batch, versions);
-    writes = decide(batch, head, head_hash, versions, &found.stored, used_keys, &guard, true);
-  }
+  auto writes = decide(batch, head, head_hash, versions, found.stored, used_keys, &guard, true);
   std::vector<Query> tx{{"BEGIN", {}}, {kShareAppending, {}}};
   for (auto& q : writes.inserts) tx.push_back(std::move(q));
   tx.push_back({kLockHead, {}});
@@ -763,9 +747,7 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
     return locked.error();
   }
   const auto& lock = locked->back();
-  bool inserted = true;  // every row: no stored id or key, and nothing else wrote
-  for (std::size_t i = 0; i < writes.rows.size(); ++i) inserted &= (*locked)[2 + i].affected() == writes.rows[i];
-  if (!inserted || lock.text(0, 1) != head_tag_ || es::Position{lock.int64(0, 0)} != head_position_) {
+  if (lock.text(0, 1) != head_tag_ || es::Position{lock.int64(0, 0)} != head_position_) {
     ahead_ = false;
     if (auto sent = conn.send({{"ROLLBACK", {}}}); !sent) return sent.error();
     if (auto rest = conn.receive(); !rest) return rest.error();
@@ -786,10 +768,11 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     streams.add(a.request.stream_id.view());
     if (!versions_.count(a.request.stream_id)) unknown_streams.add(a.request.stream_id.view());
   }
-  // The lookups go before the lock.
+  // The lookups, if write_ahead has not made them, go before the lock.
+  const bool look_now = !found.looked_up;
   std::vector<Query> reads{{"BEGIN", {}}};
-  if (found.any_ids) reads.push_back({kFindEvents, {found.ids}});
-  if (found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  if (look_now && found.any_ids) reads.push_back({kFindEvents, {found.ids}});
+  if (look_now && found.any_keys) reads.push_back({kFindKeys, {found.keys}});
   reads.push_back({kExclusiveAppending, {}});
   reads.push_back({kLockHead, {}});
   reads.push_back({kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}});
@@ -799,8 +782,8 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   if (!read) return read.error();
 
   std::size_t at = 1;
-  if (found.any_ids) found.load_stored((*read)[at++]);
-  if (found.any_keys) found.load_keys((*read)[at++]);
+  if (look_now && found.any_ids) found.load_stored((*read)[at++]);
+  if (look_now && found.any_keys) found.load_keys((*read)[at++]);
   ++at;  // the advisory lock
   const auto& lock = (*read)[at++];
   const auto& fetched = (*read)[at++];
@@ -815,7 +798,7 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   es::Position head{lock.int64(0, 0)};
   es::EventHash head_hash{};
   if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
-  auto writes = decide(batch, head, head_hash, versions_, &found.stored, found.used_keys, nullptr, ours);
+  auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr, ours);
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
   prior_tag_ = std::string(lock.text(0, 1));
@@ -828,46 +811,36 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
 }
 
 // Checks each append against `versions` (of every stream of the batch), the stored
-// event ids (null: not looked up, the inserts check) and the used keys, and the appends
-// before it in the batch: sets `answer` on those it rejects or recognises as retries,
-// numbers the others from `head` on, advancing `versions` and `head`. Answers the
-// statements that write them: the inserts and the head's move, guarded if `guard` is set
-// (write_ahead). Each event's hashes chain on from `head_hash`, which advances with
-// `head`. A chained append is refused as es::ChainGuard says;
+// event ids and the used keys, and the appends before it in the batch: sets `answer` on
+// those it rejects or recognises as retries, numbers the others from `head` on,
+// advancing `versions` and `head`. Answers the statements that write them: the inserts
+// and the head's move, guarded by the head's xmin if `guard` is set (write_ahead). Each event's hashes chain on from `head_hash`, which
+// advances with `head`. A chained append is refused as es::ChainGuard says;
 // `earlier_batches_stand`: the head's last writer is the one this process expected.
 PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
                                               es::EventHash& head_hash,
                                               std::unordered_map<es::StreamId, es::StreamVersion>& versions,
-                                              const std::unordered_map<std::string, es::StoredEventRef>* stored,
+                                              const std::unordered_map<std::string, es::StoredEventRef>& stored,
                                               std::unordered_set<std::string>& used_keys, const Guard* guard,
                                               bool earlier_batches_stand) {
   const es::Position first_head = head;
   ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
   ArrayLiteral prev_hashes, hashes;
   ArrayLiteral key, fingerprint, status, response, created_at;
-  ArrayLiteral checked_ids;  // of the appends written whose ids may be stored
-  Writes writes;
-  // Without the lookups, an append answered without a write might have had another
-  // answer: a retry's original result, duplicate_event, idempotency_key_reused.
-  auto answered = [&](const es::AppendRequest& req) {
-    if (!stored && (!req.fresh_event_ids || req.idempotency)) writes.unsure = true;
-  };
   bool wrote_keys = false;
-  std::int64_t keys_written = 0;
   es::ChainGuard chain(earlier_batches_stand);
   auto decide_one = [&](es::StagedAppend& a) {
     auto& req = a.request;
     a.answer.reset();  // from an attempt on a connection that was lost
     if (!chain.admits(a)) {
       a.answer = fail(es::version_conflict(req.stream_id, versions.at(req.stream_id), req.expected));
-      answered(req);
       return;
     }
-    if (!req.fresh_event_ids && stored) {
+    if (!req.fresh_event_ids) {
       std::vector<std::optional<es::StoredEventRef>> found;
       for (const auto& e : req.events) {
-        auto it = stored->find(e.event_id);
-        found.push_back(it == stored->end() ? std::nullopt : std::optional(it->second));
+        auto it = stored.find(e.event_id);
+        found.push_back(it == stored.end() ? std::nullopt : std::optional(it->second));
       }
       if ((a.answer = es::match_stored(req, found))) return;
     }
@@ -878,7 +851,6 @@ PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppe
     auto& version = versions.at(req.stream_id);
     if (!req.expected.matches(version)) {
       a.answer = fail(es::version_conflict(req.stream_id, version, req.expected));
-      answered(req);
       return;
     }
     a.first_version = version + 1;
@@ -895,7 +867,6 @@ PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppe
       hashes.add(es::to_hex(head_hash));
       positions.add(fields.position.value());
       ids.add(fields.event_id);
-      if (!req.fresh_event_ids) checked_ids.add(fields.event_id);
       stream_ids.add(fields.stream_id);
       stream_versions.add(fields.version.value());
       types.add(fields.type);
@@ -908,7 +879,6 @@ PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppe
       if (req.render_response) k->response = req.render_response(a.result());
       used_keys.insert(k->key);
       wrote_keys = true;
-      ++keys_written;
       key.add(k->key);
       fingerprint.add(k->request_fingerprint);
       status.add(std::int64_t{k->status});
@@ -921,22 +891,20 @@ PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppe
     chain.decided(a);
   }
 
+  Writes writes;
   if (head != first_head) {
     Query insert{guard ? kInsertEventsAhead : kInsertEvents,
                  {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
                   schema_versions.done(), data.done(), metadata.done(), recorded_at.done(), prev_hashes.done(),
                   hashes.done()}};
-    if (guard) insert.params.insert(insert.params.end(), {guard->tags, checked_ids.done()});
+    if (guard) insert.params.push_back(guard->tags);
     writes.inserts.push_back(std::move(insert));
-    writes.rows.push_back(static_cast<std::int64_t>(head - first_head));
   }
   if (wrote_keys) {
-    const auto keys = key.done();
     Query insert{guard ? kInsertKeysAhead : kInsertKeys,
-                 {keys, fingerprint.done(), status.done(), response.done(), created_at.done()}};
-    if (guard) insert.params.insert(insert.params.end(), {guard->tags, keys});
+                 {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}};
+    if (guard) insert.params.push_back(guard->tags);
     writes.inserts.push_back(std::move(insert));
-    writes.rows.push_back(keys_written);
   }
   if (head != first_head) {
     writes.move_head = Query{guard ? kMoveHeadIf : kMoveHead, {to_string(head), es::to_hex(head_hash)}};

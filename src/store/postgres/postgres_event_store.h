@@ -135,6 +135,7 @@ class PostgresEventStore final : public es::EventStore,
   struct Found {
     bool any_ids = false, any_keys = false;
     std::string ids, keys;  // ArrayLiterals
+    bool looked_up = false;
     std::unordered_map<std::string, es::StoredEventRef> stored;
     std::unordered_set<std::string> used_keys;
     void load_stored(const PgResult& r);
@@ -145,7 +146,7 @@ class PostgresEventStore final : public es::EventStore,
                       std::unordered_map<es::StreamId, es::StreamVersion>& versions) const;
   static Found to_look_up(const std::vector<es::StagedAppend>& batch);
   Result<void> look_up(Connection& conn, Found& found);
-  Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found,
+  Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
                            std::unordered_map<es::StreamId, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
   // What a batch decided ahead expects of the head's xmin (see write_ahead): `tags`, an
@@ -153,18 +154,14 @@ class PostgresEventStore final : public es::EventStore,
   struct Guard {
     std::string tags, tag;
   };
-  // A batch's statements: its inserts (and the rows each writes), then (if it wrote
-  // events) the head's move. `unsure`: decided without the lookups, an append was
-  // answered without a write (see decide).
+  // A batch's statements: its inserts, then (if it wrote events) the head's move.
   struct Writes {
     std::vector<Query> inserts;
-    std::vector<std::int64_t> rows;
     std::optional<Query> move_head;
-    bool unsure = false;
   };
   Writes decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
                             std::unordered_map<es::StreamId, es::StreamVersion>& versions,
-                            const std::unordered_map<std::string, es::StoredEventRef>* stored,
+                            const std::unordered_map<std::string, es::StoredEventRef>& stored,
                             std::unordered_set<std::string>& used_keys, const Guard* guard,
                             bool earlier_batches_stand);
 

@@ -381,11 +381,10 @@ TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult)
   EXPECT_EQ(*b->last_position(), 2);
 }
 
-// A batch decided ahead is decided as if none of its event ids and keys were stored; its
-// inserts check, write nothing when one is, and the batch is decided again under the
-// lock: a retried append gets its original result, a reused id duplicate_event, a reused
-// key idempotency_key_reused, each in one statement's time (no row refused, so no
-// connection lost and opened again), and the batches around them are written.
+// A batch decided ahead meets stored event ids and keys (looked up before it inserts): a
+// retried append gets its original result, a reused id duplicate_event, a reused key
+// idempotency_key_reused, as under the lock, with no row refused (so no connection lost
+// and opened again), and the batches around them are written.
 TEST_F(PostgresEventStoreTest, StoredIdsAndKeysMetByABatchDecidedAheadAreAnsweredAsUnderTheLock) {
   TestSchema schema;
   const std::string app = "of_ahead_" + schema.name().substr(5);
