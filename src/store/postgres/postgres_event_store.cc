@@ -22,19 +22,6 @@ constexpr const char* kEventColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
     "encode(prev_hash, 'hex') AS prev_hash_hex, encode(hash, 'hex') AS hash_hex";
 
-// The appenders' advisory lock, keyed by the tables' schema. A batch decided ahead (from
-// memory) holds it shared from its start, as it inserts before it waits for the head's
-// lock; a batch decided under the head's lock (check_batch) holds it exclusively, so it
-// never finds another batch's uncommitted rows at the positions it numbers (waiting on
-// them while holding the lock they wait for would be a deadlock).
-#define OF_APPENDERS_KEY "hashtextextended('orderflow.append.' || coalesce(current_schema(), ''), 0)"
-constexpr const char* kShareAppending = "SELECT pg_advisory_xact_lock_shared(" OF_APPENDERS_KEY ")";
-constexpr const char* kExclusiveAppending = "SELECT pg_advisory_xact_lock(" OF_APPENDERS_KEY ")";
-// Waits for every batch in flight (see find_idempotency_settled).
-constexpr const char* kSettleAppends =
-    "SELECT 1 FROM log_head, (SELECT pg_advisory_xact_lock(" OF_APPENDERS_KEY ")) a FOR SHARE OF log_head";
-#undef OF_APPENDERS_KEY
-
 // How often wait_for_events looks for other processes' appends.
 constexpr std::chrono::milliseconds kPollInterval{50};
 
@@ -338,16 +325,13 @@ Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotenc
       rows->int64(0, 3)});
 }
 
-// Appends of other processes that may carry the key: the batches in flight, the one
-// holding the log head's lock (its COMMIT may be on the way even if its process has died)
-// and those decided ahead that wrote their rows before waiting for it. Taking the
-// appenders' advisory lock waits for every one of them to end, a share of the head's
-// lock for any other writer; the lookup after it, a statement of its own, sees what
-// they committed. An append another process has not sent yet is not waited for.
+// Appends of other processes that may carry the key: the one holding the log head's lock
+// (its COMMIT may be on the way even if its process has died). Waiting for a share of
+// that lock waits for it to end; the lookup after it, a statement of its own, sees what
+// it committed. An append another process has not sent yet is not waited for.
 Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotency_settled(const std::string& key) {
   pipeline_.await_key(key);
-  if (auto fence = query({kSettleAppends, {}}); !fence)
-    return fence.error();
+  if (auto fence = query({"SELECT 1 FROM log_head FOR SHARE", {}}); !fence) return fence.error();
   return find_idempotency(key);
 }
 
@@ -521,15 +505,14 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     if (sent = connect(); !sent) break;
     sent = write_until_commit(*lane.conn, batch);
     // Nothing commits before the COMMIT is sent: a batch whose connection had died
-    // while idle (a server restart), or whose rows written ahead were refused (which
-    // drops the connection too), starts over on a new one, decided under the lock.
+    // while idle (a server restart) starts over on a new one.
     if (sent || lane.conn->healthy()) break;
   }
   if (sent) sent = lane.conn->send({{"COMMIT", {}}});
   if (!sent) {
     // A failed pipeline dropped the connection and its transaction; whatever this
     // batch saw and planned is void.
-    head_tag_ = prior_tag_ = "0";
+    head_tag_ = "0";
     ahead_ = false;
     return sent;
   }
@@ -586,23 +569,22 @@ constexpr const char* kStreamVersions =
     "FROM (SELECT DISTINCT unnest(CASE WHEN (SELECT xmin FROM log_head) = $3::xid THEN $2::text[] "
     "ELSE $1::text[] END) AS id) s";
 
-// The inserts of a batch decided ahead, sent before the head's lock: they write only if
-// the head's last writer is one of those expected (the last parameter, an array: the
-// head as this process's previous batch found it, or as that batch leaves it once it
-// commits). The head's move after the lock is guarded by the latter alone.
-const char* const kInsertEventsAhead =
+// The writes, for a batch decided before it held the lock: they write only if the
+// head's last writer is the one expected (the last parameter). The head moves last, as
+// it changes the xmin they test.
+const char* const kInsertEventsIf =
     "INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
     "prev_hash, hash) SELECT p, i, s, v, t, sv, d, m, r, decode(ph, 'hex'), decode(h, 'hex') "
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::integer[], "
     "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) AS u(p, i, s, v, t, sv, d, m, r, ph, h) "
-    "WHERE (SELECT xmin FROM log_head) = ANY($12::xid[])";
+    "WHERE (SELECT xmin FROM log_head) = $12::xid";
 constexpr const char* kInsertKeys =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[])";
-constexpr const char* kInsertKeysAhead =
+constexpr const char* kInsertKeysIf =
     "INSERT INTO idempotency (key, fingerprint, status, response, created_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[]) "
-    "WHERE (SELECT xmin FROM log_head) = ANY($6::xid[])";
+    "WHERE (SELECT xmin FROM log_head) = $6::xid";
 constexpr const char* kMoveHead = "UPDATE log_head SET position = $1, hash = decode($2, 'hex')";
 constexpr const char* kMoveHeadIf = "UPDATE log_head SET position = $1, hash = decode($2, 'hex') WHERE xmin = $3::xid";
 
@@ -634,16 +616,11 @@ std::string xid32(std::string_view xid8) {
 //   transactions). A batch built on the other lane's uncommitted one relies on it only
 //   if it commits: the lock orders the two, and the xmin check sees which happened.
 // - So while the last batch found the xmin it expected (ahead_), the next one is
-//   decided before it takes the lock and inserts its rows before it waits for the lock,
-//   while the batch before it commits (write_ahead): holding the lock it only moves the
-//   head and commits, so the commits of the two lanes follow each other with little
-//   more than their flushes between them. Its rows stay invisible until it commits,
-//   which is after the batch before it (the head's lock orders the two), so readers
-//   still never pass a position that becomes visible later. Otherwise, or when the
-//   xmin is not the expected one after all, check_batch takes the lock, reads what it
-//   needs (versions and lookups again only where memory is not exact), then decides:
-//   one more round trip under the lock. The appenders' advisory lock (shared by batches
-//   decided ahead, exclusive for check_batch) keeps the two kinds apart.
+//   decided before it takes the lock, and its writes queue right behind the lock,
+//   guarded by that xmin (write_ahead): holding the lock it only writes and commits.
+//   Otherwise, or when the xmin is not the expected one after all, check_batch takes
+//   the lock, reads what it needs (versions and lookups again only where memory is not
+//   exact), then decides: one more round trip under the lock.
 //
 // Sends everything of the batch's transaction but its COMMIT, and returns once the
 // batch holds the lock.
@@ -716,37 +693,22 @@ void PostgresEventStore::Found::load_keys(const PgResult& r) {
 }
 
 // Decides the batch from memory, as the head will be once this process's previous
-// batch commits, and writes it before it waits for the lock: the rows go in while the
-// previous batch's COMMIT is flushed, so holding the lock the batch only moves the head
-// and commits. Its inserts are guarded by the head's xmin being the one before the
-// previous batch or the previous batch's own (nothing else wrote), the head's move by
-// the latter. true: the xmin was the expected one once the lock was held, the writes
-// stand; false: it was not (another writer came between), the transaction was rolled
-// back, check_batch decides. An error (a row the unique indexes refused: a writer that
-// does not take the appenders' advisory lock) also sends the batch to check_batch.
+// batch commits, and sends its writes behind the lock, guarded by the head's xmin.
+// true: the xmin was the expected one, the writes stand; false: it was not (another
+// writer came between), they wrote nothing and were rolled back, check_batch decides.
 Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch,
                                              const Found& found,
                                              std::unordered_map<es::StreamId, es::StreamVersion>& versions) {
   es::Position head = head_position_;
   es::EventHash head_hash = head_hash_;
   auto used_keys = found.used_keys;
-  ArrayLiteral tags;
-  tags.add(prior_tag_);
-  tags.add(head_tag_);
-  const Guard guard{tags.done(), head_tag_};
-  auto writes = decide(batch, head, head_hash, versions, found.stored, used_keys, &guard, true);
-  std::vector<Query> tx{{"BEGIN", {}}, {kShareAppending, {}}};
-  for (auto& q : writes.inserts) tx.push_back(std::move(q));
-  tx.push_back({kLockHead, {}});
-  const std::size_t locked_at = tx.size();
-  if (writes.move_head) tx.push_back(std::move(*writes.move_head));
-  auto sent = conn.send(tx, locked_at, false);
-  auto locked = sent ? conn.receive(locked_at) : Result<std::vector<PgResult>>(sent.error());
-  if (!locked) {
-    ahead_ = false;
-    return locked.error();
-  }
-  const auto& lock = locked->back();
+  std::vector<Query> tx{{"BEGIN", {}}, {kLockHead, {}}};
+  for (auto& q : decide(batch, head, head_hash, versions, found.stored, used_keys, &head_tag_, true))
+    tx.push_back(std::move(q));
+  if (auto sent = conn.send(tx, 2, false); !sent) return sent.error();
+  auto locked = conn.receive(2);
+  if (!locked) return locked.error();
+  const auto& lock = (*locked)[1];
   if (lock.text(0, 1) != head_tag_ || es::Position{lock.int64(0, 0)} != head_position_) {
     ahead_ = false;
     if (auto sent = conn.send({{"ROLLBACK", {}}}); !sent) return sent.error();
@@ -754,7 +716,6 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
     return false;
   }
   for (auto& [stream, version] : versions) versions_[stream] = version;
-  prior_tag_ = head_tag_;
   if (head != head_position_) head_tag_ = xid32(lock.text(0, 2));
   head_position_ = head;
   head_hash_ = head_hash;
@@ -773,7 +734,6 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   std::vector<Query> reads{{"BEGIN", {}}};
   if (look_now && found.any_ids) reads.push_back({kFindEvents, {found.ids}});
   if (look_now && found.any_keys) reads.push_back({kFindKeys, {found.keys}});
-  reads.push_back({kExclusiveAppending, {}});
   reads.push_back({kLockHead, {}});
   reads.push_back({kStreamVersions, {streams.done(), unknown_streams.done(), head_tag_}});
   if (found.any_ids) reads.push_back({kFindEventsAgain, {found.ids, head_tag_}});
@@ -784,7 +744,6 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   std::size_t at = 1;
   if (look_now && found.any_ids) found.load_stored((*read)[at++]);
   if (look_now && found.any_keys) found.load_keys((*read)[at++]);
-  ++at;  // the advisory lock
   const auto& lock = (*read)[at++];
   const auto& fetched = (*read)[at++];
   const bool ours = lock.text(0, 1) == head_tag_;
@@ -801,27 +760,25 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
   auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr, ours);
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
-  prior_tag_ = std::string(lock.text(0, 1));
   head_tag_ = head != es::Position{lock.int64(0, 0)} ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));
   head_position_ = head;
   head_hash_ = head_hash;
   ahead_ = ours;
-  if (writes.move_head) writes.inserts.push_back(std::move(*writes.move_head));
-  return conn.send(writes.inserts, 0, false);
+  return conn.send(writes, 0, false);
 }
 
 // Checks each append against `versions` (of every stream of the batch), the stored
 // event ids and the used keys, and the appends before it in the batch: sets `answer` on
 // those it rejects or recognises as retries, numbers the others from `head` on,
-// advancing `versions` and `head`. Answers the statements that write them: the inserts
-// and the head's move, guarded by the head's xmin if `guard` is set (write_ahead). Each event's hashes chain on from `head_hash`, which
+// advancing `versions` and `head`. Answers the statements that write them, guarded by
+// the head's xmin if `guard` is set. Each event's hashes chain on from `head_hash`, which
 // advances with `head`. A chained append is refused as es::ChainGuard says;
 // `earlier_batches_stand`: the head's last writer is the one this process expected.
-PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
+std::vector<Query> PostgresEventStore::decide(std::vector<es::StagedAppend>& batch, es::Position& head,
                                               es::EventHash& head_hash,
                                               std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                                               const std::unordered_map<std::string, es::StoredEventRef>& stored,
-                                              std::unordered_set<std::string>& used_keys, const Guard* guard,
+                                              std::unordered_set<std::string>& used_keys, const std::string* guard,
                                               bool earlier_batches_stand) {
   const es::Position first_head = head;
   ArrayLiteral positions, ids, stream_ids, stream_versions, types, schema_versions, data, metadata, recorded_at;
@@ -891,24 +848,24 @@ PostgresEventStore::Writes PostgresEventStore::decide(std::vector<es::StagedAppe
     chain.decided(a);
   }
 
-  Writes writes;
+  std::vector<Query> writes;
   if (head != first_head) {
-    Query insert{guard ? kInsertEventsAhead : kInsertEvents,
+    Query insert{guard ? kInsertEventsIf : kInsertEvents,
                  {positions.done(), ids.done(), stream_ids.done(), stream_versions.done(), types.done(),
                   schema_versions.done(), data.done(), metadata.done(), recorded_at.done(), prev_hashes.done(),
                   hashes.done()}};
-    if (guard) insert.params.push_back(guard->tags);
-    writes.inserts.push_back(std::move(insert));
+    if (guard) insert.params.push_back(*guard);
+    writes.push_back(std::move(insert));
   }
   if (wrote_keys) {
-    Query insert{guard ? kInsertKeysAhead : kInsertKeys,
+    Query insert{guard ? kInsertKeysIf : kInsertKeys,
                  {key.done(), fingerprint.done(), status.done(), response.done(), created_at.done()}};
-    if (guard) insert.params.push_back(guard->tags);
-    writes.inserts.push_back(std::move(insert));
+    if (guard) insert.params.push_back(*guard);
+    writes.push_back(std::move(insert));
   }
   if (head != first_head) {
-    writes.move_head = Query{guard ? kMoveHeadIf : kMoveHead, {to_string(head), es::to_hex(head_hash)}};
-    if (guard) writes.move_head->params.push_back(guard->tag);
+    writes.push_back({guard ? kMoveHeadIf : kMoveHead, {to_string(head), es::to_hex(head_hash)}});
+    if (guard) writes.back().params.push_back(*guard);
   }
   return writes;
 }

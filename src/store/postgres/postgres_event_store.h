@@ -149,20 +149,10 @@ class PostgresEventStore final : public es::EventStore,
   Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
                            std::unordered_map<es::StreamId, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);
-  // What a batch decided ahead expects of the head's xmin (see write_ahead): `tags`, an
-  // array of those its inserts accept; `tag`, the one its move of the head requires.
-  struct Guard {
-    std::string tags, tag;
-  };
-  // A batch's statements: its inserts, then (if it wrote events) the head's move.
-  struct Writes {
-    std::vector<Query> inserts;
-    std::optional<Query> move_head;
-  };
-  Writes decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
+  std::vector<Query> decide(std::vector<es::StagedAppend>& batch, es::Position& head, es::EventHash& head_hash,
                             std::unordered_map<es::StreamId, es::StreamVersion>& versions,
                             const std::unordered_map<std::string, es::StoredEventRef>& stored,
-                            std::unordered_set<std::string>& used_keys, const Guard* guard,
+                            std::unordered_set<std::string>& used_keys, const std::string* guard,
                             bool earlier_batches_stand);
 
   PostgresEventStoreOptions options_;
@@ -184,9 +174,6 @@ class PostgresEventStore final : public es::EventStore,
   // xmin it expected, so the next is decided before it takes the lock.
   std::unordered_map<es::StreamId, es::StreamVersion> versions_;
   std::string head_tag_ = "0";
-  // The head's xmin as the last batch found it when it held the lock: the head is there
-  // until that batch commits.
-  std::string prior_tag_ = "0";
   es::Position head_position_{0};
   es::EventHash head_hash_{};  // of the event at head_position_
   bool ahead_ = false;

@@ -205,68 +205,6 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   EXPECT_EQ(seen, (std::vector{es::Position{1}, es::Position{2}, es::Position{3}, es::Position{4}, es::Position{5}}));
 }
 
-// While this process wrote the log last, a batch is decided from memory and inserts its
-// rows before it waits for the head's lock, so they go in while the batch before it
-// commits (here a transaction holding that lock stands for it); it commits behind that
-// one, never visible before it. A writer that came between (holding the lock, writing the
-// positions the batch took) makes it start over under the lock.
-TEST_F(PostgresEventStoreTest, ABatchDecidedAheadWritesItsRowsBeforeTheHeadsLockAndCommitsBehindIt) {
-  TestSchema schema;
-  auto store = open_store(schema.name());
-  for (es::StreamVersion v{-1}; v < 3; ++v)  // enough batches for the store to decide ahead
-    ASSERT_TRUE(store->append(make_append("ahead-1", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
-  auto watcher = schema.connect();
-  auto append_one = [&](std::atomic<int>& answered, es::Position& position) {
-    store->append_async(make_append("ahead-1", ExpectedVersion::any()), [&](Result<es::AppendResult> r) {
-      ASSERT_TRUE(r) << r.error().message;
-      position = r->position;
-      ++answered;
-    });
-  };
-
-  auto held = schema.connect();
-  auto at = hold_head_writing(held);
-  ASSERT_TRUE(at);
-  ASSERT_EQ(*at, 4);
-  std::atomic<int> answered{0};
-  es::Position position{0};
-  append_one(answered, position);
-  // A session waiting for a lock while it holds the lock of rows it inserted into events.
-  auto inserted_then_waiting = [&] {
-    auto r = watcher.query({"SELECT count(*) FROM pg_locks w JOIN pg_locks e ON e.pid = w.pid WHERE NOT w.granted "
-                            "AND e.granted AND e.mode = 'RowExclusiveLock' AND e.relation = 'events'::regclass",
-                            {}});
-    return r && r->int64(0, 0) == 1;
-  };
-  eventually(inserted_then_waiting);
-  EXPECT_TRUE(inserted_then_waiting()) << "the batch did not insert before waiting for the head's lock";
-  EXPECT_EQ(answered.load(), 0);
-  EXPECT_EQ(store->read_all(es::Position{1}, 100)->size(), 4u) << "an uncommitted row was read";
-  ASSERT_TRUE(held.exec("COMMIT"));
-  eventually([&] { return answered == 1; });
-  ASSERT_EQ(answered.load(), 1);
-  EXPECT_EQ(position, 5);
-
-  // Another writer takes the lock and writes position 6, which the store's next batch
-  // (deciding ahead) inserts too: that insert waits for the writer, is refused once it
-  // commits, and the batch is decided again under the lock.
-  ASSERT_TRUE(hold_head_writing(held, "other-writer", "ahead-2"));
-  answered = 0;
-  append_one(answered, position);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(answered.load(), 0) << "an append committed past an open lower position";
-  ASSERT_TRUE(held.exec("COMMIT"));
-  eventually([&] { return answered == 1; });
-  ASSERT_EQ(answered.load(), 1);
-  EXPECT_EQ(position, 7);
-  auto all = store->read_all(es::Position{1}, 100);  // each row's hash and each link checked
-  ASSERT_TRUE(all) << all.error().message;
-  ASSERT_EQ(all->size(), 7u);
-  for (std::size_t i = 0; i < all->size(); ++i) EXPECT_EQ((*all)[i].position, static_cast<es::Position>(i + 1));
-  EXPECT_EQ((*all)[5].event_id, "other-writer");
-  EXPECT_EQ((*all)[6].version, 5);
-}
-
 // Two stores on one database, as two processes would be, race for the same streams with
 // exact expected versions while a reader follows the log through each of them.
 TEST_F(PostgresEventStoreTest, TwoStoresOnOneDatabaseAgreeOnVersionsAndPositions) {
