@@ -16,6 +16,7 @@
 #include "cli/progress.h"
 #include "core/latency.h"
 #include "core/uuid.h"
+#include "es/append_metrics.h"
 #include "cli/store_factory.h"
 #include "store/sqlite/sqlite_event_store.h"
 
@@ -53,7 +54,26 @@ struct Segment {
   double cpu_ns_per_event() const { return cpu_ns / static_cast<double>(kSegment); }
 };
 
+// The pipeline's batches over a run (es/append_metrics.h): how many, and the mean time of a
+// batch's write (up to its COMMIT) and of its sync (the COMMIT's answer, or fsync).
+struct BatchStats {
+  std::uint64_t batches = 0;
+  double appends = 0, write_seconds = 0, sync_seconds = 0;
+  static BatchStats now() {
+    auto& m = es::append_metrics();
+    const auto appended = m.batch_appends.snapshot(), written = m.write_seconds.snapshot(),
+               synced = m.sync_seconds.snapshot();
+    return {appended.count, appended.sum, written.sum, synced.sum};
+  }
+  BatchStats since(const BatchStats& before) const {
+    return {batches - before.batches, appends - before.appends, write_seconds - before.write_seconds,
+            sync_seconds - before.sync_seconds};
+  }
+  double per_batch(double total) const { return batches ? total / static_cast<double>(batches) : 0; }
+};
+
 struct RunStats {
+  BatchStats batches;
   double seconds = 0;
   double cpu_ns = 0;  // the process's CPU time over the run (the store's threads and the clients')
   std::int64_t appends = 0;
@@ -95,6 +115,7 @@ Result<RunStats> run_appends(es::EventStore& store, const BenchRequests& reqs, i
   for (std::size_t s = 0; s < slots.size(); ++s) ready.push_back(s);
   const bool segmented = reqs.size() >= 2 * kSegment;
   Segment segment;
+  const auto batches_before = BatchStats::now();
   auto start = Clock::now();
   auto segment_start = start;
   const double cpu_start = process_cpu_ns();
@@ -164,6 +185,7 @@ Result<RunStats> run_appends(es::EventStore& store, const BenchRequests& reqs, i
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   stats.cpu_ns = process_cpu_ns() - cpu_start;
   stats.appends = static_cast<std::int64_t>(done);
+  stats.batches = BatchStats::now().since(batches_before);
   return stats;
 }
 
@@ -296,6 +318,10 @@ int bench_append(const AppendBenchOptions& o) {
     fmt::print("  {:<34} {:>12.0f} events/s   (group commit is {:.1f}x faster)\n",
                "no group commit (1 txn per append)", baseline->per_s(), m.per_s() / baseline->per_s());
   if (exact) fmt::print("  conflicts answered and retried: {}\n", m.conflicts);
+  const auto& b = m.batches;
+  fmt::print("  {:<34} {:>12} batches    {:.1f} appends each, write {:.0f} us, sync {:.0f} us (means)\n",
+             "batches (transactions)", b.batches, b.per_batch(b.appends), 1e6 * b.per_batch(b.write_seconds),
+             1e6 * b.per_batch(b.sync_seconds));
   std::string per_million;
   for (auto& seg : m.segments) {
     const auto p99_seg = seg.latency.percentile_us(0.99);
@@ -338,6 +364,9 @@ int bench_append(const AppendBenchOptions& o) {
     json += fmt::format(R"(,"no_group_commit_events_per_s":{:.0f},"group_commit_speedup":{:.1f})",
                         baseline->per_s(), m.per_s() / baseline->per_s());
   if (exact) json += fmt::format(R"(,"conflicts":{})", m.conflicts);
+  json += fmt::format(R"(,"batches":{},"appends_per_batch":{:.1f},"batch_write_us":{:.0f},"batch_sync_us":{:.0f})",
+                      b.batches, b.per_batch(b.appends), 1e6 * b.per_batch(b.write_seconds),
+                      1e6 * b.per_batch(b.sync_seconds));
   if (!m.segments.empty()) json += R"(,"per_million":[)" + per_million + "]";
   json += fmt::format(R"(,"hash_ns_per_event":{:.0f})", cost.hash_ns);
   if (checksums) json += fmt::format(R"(,"check_ns_per_event":{:.0f})", cost.checksum_ns);

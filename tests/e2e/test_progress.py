@@ -87,6 +87,8 @@ class Progress(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn(PROGRESS_MARK + "bench append: ", out)
         self.assertIn("/30000 events (", out)
+        # And the pipeline's batches over the timed run (es/append_metrics.h).
+        self.assertRegex(out, r'"batches":[1-9]\d*,"appends_per_batch":[\d.]+,"batch_write_us":\d+,"batch_sync_us":\d+')
 
     def test_rebuild_on_a_terminal_draws_then_clears_its_line(self):
         rc, out = on_terminal(["rebuild", "orders", *self.store])

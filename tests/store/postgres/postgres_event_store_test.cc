@@ -133,6 +133,27 @@ TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigrati
 // Another process's batch takes position 2 and stays uncommitted while this store
 // appends more. No reader may pass position 2 until it commits: the later appends wait
 // for it, and the subscriber sees 1, 2, 3, … with nothing skipped.
+// Opens a transaction on `held` that takes the log head's lock, as another process's
+// batch would, and (with an event id) appends one event at version 0 of `stream`, chained
+// on as a store would so that readers serve it once it commits. Answers the position the
+// head was at.
+Result<es::Position> hold_head_writing(postgres::Connection& held, const std::string& event_id = "",
+                                       const std::string& stream = "") {
+  OF_RETURN_IF_ERROR(held.exec("BEGIN"));
+  OF_ASSIGN_OR_RETURN(auto head, held.query({"SELECT position, encode(hash, 'hex') FROM log_head FOR UPDATE", {}}));
+  const es::Position at{head.int64(0, 0)};
+  if (event_id.empty()) return at;
+  es::EventHash prev{};
+  if (!es::hash_from_hex(head.text(0, 1), prev)) return fail(Errc::corrupt, "the head's hash is malformed");
+  const auto hash =
+      es::to_hex(es::event_hash(prev, {at + 1, event_id, stream, es::StreamVersion{0}, "Held", 1, "{}", "{}", 0}));
+  OF_RETURN_IF_ERROR(held.exec("INSERT INTO events VALUES (" + to_string(at + 1) + ", '" + event_id + "', '" + stream +
+                               "', 0, 'Held', 1, '{}', '{}', 0, decode('" + es::to_hex(prev) + "', 'hex'), decode('" +
+                               hash + "', 'hex')); UPDATE log_head SET position = " + to_string(at + 1) +
+                               ", hash = decode('" + hash + "', 'hex')"));
+  return at;
+}
+
 TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpen) {
   TestSchema schema;
   auto store = open_store(schema.name());
@@ -149,17 +170,7 @@ TEST_F(PostgresEventStoreTest, NoReaderPassesAPositionWhoseTransactionIsStillOpe
   ASSERT_TRUE(sub.start());
 
   auto held = schema.connect();
-  ASSERT_TRUE(held.exec("BEGIN"));
-  auto head = held.query({"SELECT position, encode(hash, 'hex') FROM log_head FOR UPDATE", {}});
-  ASSERT_TRUE(head);
-  ASSERT_EQ(head->int64(0, 0), 1);
-  // Chained on as a store would, so that readers serve it once it commits.
-  es::EventHash prev{};
-  ASSERT_TRUE(es::hash_from_hex(head->text(0, 1), prev));
-  const auto hash = es::to_hex(es::event_hash(prev, {es::Position{2}, "held-event", "skip-2", es::StreamVersion{0}, "Held", 1, "{}", "{}", 0}));
-  ASSERT_TRUE(held.exec("INSERT INTO events VALUES (2, 'held-event', 'skip-2', 0, 'Held', 1, '{}', '{}', 0, "
-                        "decode('" + es::to_hex(prev) + "', 'hex'), decode('" + hash + "', 'hex')); "
-                        "UPDATE log_head SET position = 2, hash = decode('" + hash + "', 'hex')"));
+  ASSERT_TRUE(hold_head_writing(held, "held-event", "skip-2"));
 
   constexpr int kLater = 3;
   std::atomic<int> answered{0};
@@ -306,6 +317,53 @@ TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult)
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->position, first->position);
   EXPECT_EQ(*b->last_position(), 2);
+}
+
+// A batch decided ahead meets stored event ids and keys (looked up before it inserts): a
+// retried append gets its original result, a reused id duplicate_event, a reused key
+// idempotency_key_reused, as under the lock, with no row refused (so no connection lost
+// and opened again), and the batches around them are written.
+TEST_F(PostgresEventStoreTest, StoredIdsAndKeysMetByABatchDecidedAheadAreAnsweredAsUnderTheLock) {
+  TestSchema schema;
+  const std::string app = "of_ahead_" + schema.name().substr(5);
+  auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
+  auto watcher = schema.connect();
+  auto backends = [&] {
+    auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
+                            "FROM pg_stat_activity WHERE application_name = $1",
+                            {app}});
+    return r ? std::string(r->text(0, 0)) : std::string("?");
+  };
+  auto keyed = [](es::AppendRequest req, const std::string& key) {
+    req.idempotency = es::IdempotencyRecord{key, "fingerprint", 201, "{}", 0};
+    return req;
+  };
+  es::AppendRequest first;
+  for (es::StreamVersion v{-1}; v < 3; ++v) {  // enough batches for the store to decide ahead
+    first = keyed(make_append("ahead-3", ExpectedVersion::any()), "key-" + to_string(v));
+    ASSERT_TRUE(store->append(first));
+  }
+  const auto connections = backends();
+
+  auto again = store->append(first);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->position, 4);
+  EXPECT_EQ(again->version, 3);
+  auto clash = make_append("ahead-4", ExpectedVersion::any());
+  clash.events[0].event_id = first.events[0].event_id;
+  auto duplicate = store->append(clash);
+  ASSERT_FALSE(duplicate);
+  EXPECT_EQ(duplicate.error().code, Errc::duplicate_event);
+  auto reused = store->append(keyed(make_append("ahead-4", ExpectedVersion::any()), "key-2"));
+  ASSERT_FALSE(reused);
+  EXPECT_EQ(reused.error().code, Errc::idempotency_key_reused);
+  for (int i = 0; i < 3; ++i) {  // the store finds its own xmin again and decides ahead
+    auto next = store->append(make_append("ahead-3", ExpectedVersion::exact(es::StreamVersion{3 + i})));
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(next->position, 5 + i);
+  }
+  EXPECT_EQ(backends(), connections) << "a connection was lost and opened again";
+  EXPECT_EQ(store->read_all(es::Position{1}, 100)->size(), 7u);
 }
 
 // The server drops every connection of a store while they are idle (as a restart
