@@ -34,6 +34,7 @@ es::AppendRequest BenchRequests::at(std::int64_t i) const {
   r.stream_id = es::StreamId(prefix_ + "-" + std::to_string(i % streams_));
   r.expected = es::ExpectedVersion::any();
   r.events.push_back({uuid_v7(), "BenchEvent", 1, data_, metadata_});
+  r.fresh_event_ids = true;  // made just now, as the server marks the ids it makes
   return r;
 }
 
