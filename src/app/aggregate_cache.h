@@ -28,6 +28,7 @@ class AggregateCache {
     std::shared_ptr<const State> state;
     es::StreamVersion version = es::kNoStream;
     bool committed = false;
+    std::uint64_t mark = 0;  // a pending state's es::AppendResult::pending_mark
   };
 
   // The entry for `stream`; with committed_only, a pending one reads as absent.
@@ -39,24 +40,23 @@ class AggregateCache {
   }
 
   // Entries only move forward: an older version is ignored. At the same version a
-  // committed state replaces a pending one: on a shared store a pending state may be a
-  // guess the database will refuse (an append decided on a stale state, told its state
-  // as it was accepted), while the committed one is what the store holds.
+  // committed state replaces a pending one, and a pending one told later replaces a
+  // pending one: on a shared store a pending state may be a guess the database will
+  // refuse (an append decided on a stale state, told its state as it was accepted), while
+  // the committed one is what the store holds and the one told last is the one this
+  // process's appends in flight lead to.
   void put(const es::StreamId& stream, std::shared_ptr<const State> state, es::StreamVersion version,
-           bool committed) {
+           bool committed, std::uint64_t mark = 0) {
     MutexLock lk(mu_);
     auto it = entries_.find(stream);
     if (it != entries_.end()) {
       if (version < it->second.version) return;
-      if (version == it->second.version) {
-        if (committed && !it->second.committed) it->second = Entry{std::move(state), version, true};
-        return;
-      }
-      it->second = Entry{std::move(state), version, committed};
+      if (version == it->second.version && it->second.committed) return;
+      it->second = Entry{std::move(state), version, committed, committed ? 0 : mark};
       return;
     }
     if (entries_.size() >= limit_) evict();
-    entries_.emplace(stream, Entry{std::move(state), version, committed});
+    entries_.emplace(stream, Entry{std::move(state), version, committed, committed ? 0 : mark});
   }
 
   // Drops the entry if it is not newer than `version` (it is known to be stale).

@@ -191,6 +191,7 @@ struct CommandHandler::Basis {
   Loaded<A> loaded;
   bool from_cache = false;  // a committed entry: stale if another process appended
   bool pending = false;     // an append not yet durable
+  std::uint64_t mark = 0;   // if pending: its es::AppendResult::pending_mark
 };
 
 template <class A>
@@ -249,7 +250,7 @@ Result<CommandHandler::Basis<A>> CommandHandler::load_for(Attempt<A>& a) {
     return Basis<A>{Loaded<A>{A::decider.initial_state(), es::kNoStream}};
   const auto conflict_at = a.retry.conflict_at();
   if (auto hit = cache<A>().get(a.stream, false); hit && (!conflict_at || hit->version >= *conflict_at))
-    return Basis<A>{Loaded<A>{*hit->state, hit->version}, hit->committed, !hit->committed};
+    return Basis<A>{Loaded<A>{*hit->state, hit->version}, hit->committed, !hit->committed, hit->mark};
   return from_store();
 }
 
@@ -323,7 +324,7 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
     req.events.push_back({a->meta.event_id ? a->meta.event_id(i) : uuid_v7(a->meta.now_ms), A::type_name(e),
                           codec::kEventSchemaVersion, codec::encode_event(e), metadata});
   }
-  req.decided_on_pending = basis.pending;
+  req.decided_on_pending = basis.pending ? basis.mark : 0;
   req.idempotency = a->meta.idempotency;
   req.render_response = a->meta.render_response;
   req.fresh_event_ids = !a->meta.event_id;  // new UUIDv7s, made above
@@ -340,7 +341,7 @@ CommandHandler::Next CommandHandler::append(const std::shared_ptr<Attempt<A>>& a
   auto told = std::make_shared<std::atomic<bool>>(false);  // on_staged ran
   req.on_staged = [this, stream, shared, told](const es::AppendResult& r) {
     told->store(true);
-    cache<A>().put(stream, shared, r.version, false);
+    cache<A>().put(stream, shared, r.version, false, r.pending_mark);
   };
   // A conflict to retry goes on in this loop if the store answered it inside append_async
   // (an exclusive store, on the caller's thread), else on a retry thread: whichever of the

@@ -215,8 +215,9 @@ void AppendPipeline::append(AppendRequest req, AppendCallback counted) {
     }
     if (!answer && !exclusive_) {
       auto it = streams_.find(req.stream_id);
-      if (req.decided_on_pending &&
-          (it == streams_.end() || !it->second.version_known || !req.expected.matches(it->second.version))) {
+      if (req.decided_on_pending != 0 &&
+          (it == streams_.end() || !it->second.version_known || !req.expected.matches(it->second.version) ||
+           it->second.mark != req.decided_on_pending)) {
         // What it was decided on is gone (refused, or landed): a newer version sends the
         // caller to the store.
         const auto decided_on = req.expected.kind() == ExpectedVersion::Kind::exact ? req.expected.version() : kNoStream;
@@ -268,7 +269,8 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     const bool tracked = it != streams_.end();
     agrees = !tracked || (it->second.version_known && req.expected.matches(it->second.version));
     staged.chained = agrees && tracked && it->second.unnumbered > 0;
-    track_in_flight_version(req);
+    staged.mark = ++last_mark_;
+    track_in_flight_version(req, staged.mark);
   }
 
   InFlight flight{req.stream_id, {}, {}};
@@ -294,7 +296,9 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     // (Not one memory disagrees with, which the database decides: told early and then
     // refused, it would make its caller drop the state of this process's appends in flight.)
     const auto n = static_cast<std::int64_t>(staged.request.events.size());
-    staged.request.on_staged(AppendResult{expected.version() + n, Position{0}});
+    AppendResult told{expected.version() + n, Position{0}};
+    told.pending_mark = staged.mark;
+    staged.request.on_staged(told);
     staged.told_staged = true;
   }
   staged.done = std::move(done);
@@ -322,11 +326,12 @@ bool AppendPipeline::refutes(const StreamEntry& entry, const ExpectedVersion& ex
 
 // Shared backends: the version a stream will be at if this process's appends to it in
 // flight, the new one last, all succeed.
-void AppendPipeline::track_in_flight_version(const AppendRequest& req) {
+void AppendPipeline::track_in_flight_version(const AppendRequest& req, std::uint64_t mark) {
   auto n = static_cast<std::int64_t>(req.events.size());
   auto [it, first] = streams_.try_emplace(req.stream_id);
   auto& entry = it->second;
   ++entry.in_flight;
+  entry.mark = mark;
   ++entry.unnumbered;
   switch (req.expected.kind()) {
     case ExpectedVersion::Kind::exact:
@@ -511,7 +516,11 @@ void AppendPipeline::writer_loop() {
         MutexLock lk(mu_);
         if (written)
           for (const auto& a : written_batches.back())
-            if (!a.answer && a.request.on_staged && !a.told_staged) a.request.on_staged(a.result());
+            if (!a.answer && a.request.on_staged && !a.told_staged) {
+              auto told = a.result();
+              told.pending_mark = a.mark;
+              a.request.on_staged(told);
+            }
         numbered(written_batches.back(), static_cast<bool>(written), answers);
       }
       for (auto& [done, result] : answers) done(std::move(result));

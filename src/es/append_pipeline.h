@@ -73,6 +73,8 @@ struct StagedAppend {
   bool chained = false;
   // Shared backends: on_staged was called when it was accepted (its version was known).
   bool told_staged = false;
+  // Shared backends: the mark of the state it leaves (AppendResult::pending_mark).
+  std::uint64_t mark = 0;
 
   AppendResult result() const {
     auto n = static_cast<std::int64_t>(request.events.size());
@@ -219,6 +221,7 @@ class AppendPipeline {
     // Shared backends: appends in flight that write_batch has not numbered yet, and
     // appends that conflict with them, parked until they are (see park()).
     std::uint32_t unnumbered = 0;
+    std::uint64_t mark = 0;  // of the latest append staged here, which leaves `version`
     std::vector<std::pair<AppendRequest, AppendCallback>> parked;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
@@ -234,7 +237,7 @@ class AppendPipeline {
   std::optional<Result<AppendResult>> in_flight_duplicate(const AppendRequest& req) const REQUIRES(mu_);
   std::optional<Result<AppendResult>> check_stored(const AppendRequest& req) REQUIRES(mu_);
   void stage(AppendRequest req, AppendCallback done, std::optional<StreamVersion> current) REQUIRES(mu_);
-  void track_in_flight_version(const AppendRequest& req) REQUIRES(mu_);
+  void track_in_flight_version(const AppendRequest& req, std::uint64_t mark) REQUIRES(mu_);
   static bool refutes(const StreamEntry& entry, const ExpectedVersion& expected);
   void numbered(const std::vector<StagedAppend>& batch, bool written, std::vector<Answer>& answers) REQUIRES(mu_);
   // Shared backends: answers version_conflict to the chained appends still waiting in the
@@ -276,6 +279,7 @@ class AppendPipeline {
   // idempotency_key_reused once the first commits, so their record can be read.
   std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_ GUARDED_BY(mu_);
   Position next_position_ GUARDED_BY(mu_){1};
+  std::uint64_t last_mark_ GUARDED_BY(mu_) = 0;  // shared backends: StagedAppend::mark
   Position last_committed_ GUARDED_BY(mu_){0};
   // Exclusive backends, after a failed batch until recover() succeeded: the answer to
   // appends, and the first position of the failed batch (batches before it stand).

@@ -137,6 +137,10 @@ struct AppendResult {
   // place), answered with the original version and position; nothing was written now,
   // so what the caller decided this time is not what the stream holds.
   bool written = true;
+  // Told by on_staged on a shared store: marks the state this append leaves among this
+  // process's appends in flight (0 otherwise). A caller that decides on that state passes
+  // it back as AppendRequest::decided_on_pending.
+  std::uint64_t pending_mark = 0;
 };
 
 struct AppendRequest {
@@ -156,12 +160,16 @@ struct AppendRequest {
   // once the database has numbered it. An append decided on that state and appended right
   // behind it is then refused unless this one is written (es/append_pipeline.h).
   std::function<void(const AppendResult&)> on_staged;
-  // The caller decided on a state on_staged told it, of appends still in flight. A
-  // shared store accepts it only right behind them (memory knows the stream at exactly
-  // `expected`); otherwise one of them was refused (that state never existed, though the
-  // database may be at its version by another process's append) or has landed: it is
-  // answered version_conflict naming a newer version, so the caller reads the store.
-  bool decided_on_pending = false;
+  // The caller decided on a state on_staged told it, of appends still in flight: that
+  // state's AppendResult::pending_mark (0: it decided on a committed state). A shared
+  // store accepts it only right behind the append that left that very state (memory
+  // knows the stream at exactly `expected`, by that append): otherwise one of them was
+  // refused (that state never existed, though the database may be at its version by
+  // another process's append, and memory at it by a later append of this process) or has
+  // landed: it is answered version_conflict naming a newer version, so the caller reads
+  // the store. A version alone does not tell: a guess refused and a later append of this
+  // process can leave the same version with other states.
+  std::uint64_t decided_on_pending = 0;
   // The caller made every event id just now from fresh randomness (never sent before),
   // so none can be stored yet: the store skips looking them up. Never set it for ids
   // that came from a client or are derived, which is what idempotent re-append is for.
