@@ -87,14 +87,26 @@ class PipelinedTransaction final : public WriteTransaction {
   bool begun_ = false;  // BEGIN has been sent
 };
 
+// Advisory locks are per database, not per schema: their keys name the schema the read
+// models live in ($1), or, when none is given, the connection's own (a URL's
+// `options=-c search_path=…`). Keyed by an empty name, deployments in two schemas of one
+// database took each other's locks (a projector in one waited for the other's to stop).
+constexpr const char* kLockCreates =
+    "SELECT pg_advisory_lock(hashtext('orderflow.readmodels.' || coalesce(nullif($1, ''), current_schema(), '')))";
+constexpr const char* kUnlockCreates =
+    "SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || coalesce(nullif($1, ''), current_schema(), '')))";
+constexpr const char* kClaim =
+    "SELECT pg_try_advisory_lock(hashtext('orderflow.readmodel.' || coalesce(nullif($1, ''), current_schema(), '') "
+    "|| '.' || $2))";
+
 // Runs `create` on `conn` holding the advisory lock of `schema`'s read models: PostgreSQL
 // may refuse one of two concurrent CREATEs of one table or schema.
 Result<void> one_at_a_time(Connection& conn, const std::string& schema, const std::function<Result<void>()>& create) {
-  Query lock{"SELECT pg_advisory_lock(hashtext('orderflow.readmodels.' || $1))", {schema}};
+  Query lock{kLockCreates, {schema}};
   OF_RETURN_IF_ERROR(conn.query(lock));
   auto created = create();
   // A lost connection released the lock with its session.
-  Query unlock{"SELECT pg_advisory_unlock(hashtext('orderflow.readmodels.' || $1))", {schema}};
+  Query unlock{kUnlockCreates, {schema}};
   if (auto r = conn.query(unlock); !r && created) return fail(r.error());
   return created;
 }
@@ -146,8 +158,7 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
     OF_RETURN_IF_ERROR(conn.exec("SET plan_cache_mode = force_custom_plan"));
     w.conn = std::move(conn);
   }
-  OF_ASSIGN_OR_RETURN(auto locked, w.conn->query({"SELECT pg_try_advisory_lock(hashtext('orderflow.readmodel.' || $1))",
-                                                  {options_.schema + "." + name}}));
+  OF_ASSIGN_OR_RETURN(auto locked, w.conn->query({kClaim, {options_.schema, name}}));
   w.held = locked.text(0, 0) == "t";
   return w.held;
 }

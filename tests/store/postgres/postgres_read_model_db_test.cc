@@ -47,6 +47,31 @@ Result<void> write_something(es::ReadModelDb& db) {
   });
 }
 
+// Deployments in two schemas of one database, each named by its URL's search_path (no
+// schema option): each holds its own projections. (Advisory locks are per database: keyed
+// without the schema, the second waited for the first to stop.)
+TEST(PostgresReadModelDb, DeploymentsInTwoSchemasNamedByTheirUrlsEachHoldTheirProjections) {
+  if (!test_server()) GTEST_SKIP() << kNoServer;
+  TestSchema a, b;
+  auto open_in = [](const TestSchema& schema) {
+    (void)schema.connect().exec("CREATE SCHEMA IF NOT EXISTS " + postgres::quote_identifier(schema.name()));
+    const std::string url = std::string(test_server()) + "?options=-c%20search_path%3D" + schema.name();
+    auto db = PostgresReadModelDb::open({.conninfo = url});
+    if (!db) throw std::runtime_error(db.error().message);
+    return std::move(*db);
+  };
+  auto in_a = open_in(a), in_b = open_in(b), again_in_a = open_in(a);
+  auto claimed = in_a->claim("orders");
+  ASSERT_TRUE(claimed) << claimed.error().message;
+  EXPECT_TRUE(*claimed);
+  claimed = in_b->claim("orders");
+  ASSERT_TRUE(claimed) << claimed.error().message;
+  EXPECT_TRUE(*claimed) << "schema " << b.name() << " could not hold its own projection";
+  claimed = again_in_a->claim("orders");
+  ASSERT_TRUE(claimed) << claimed.error().message;
+  EXPECT_FALSE(*claimed) << "two writers of one projection in one schema";
+}
+
 TEST(PostgresReadModelDb, ProcessesOpenAtOnceAndOneAtATimeHoldsAProjection) {
   if (!test_server()) GTEST_SKIP() << kNoServer;
   TestSchema schema;
