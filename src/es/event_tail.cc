@@ -31,6 +31,13 @@ void EventTail::push(std::vector<RecordedEvent>&& events) {
   }
 }
 
+void EventTail::cover_until(Position end) {
+  WriterLock lk(mu_);
+  OF_CHECK(end >= end_, "EventTail::cover_until before the last event pushed");
+  end_ = end;
+  if (!covered_from_) covered_from_ = end;
+}
+
 void EventTail::clear() {
   WriterLock lk(mu_);
   events_.clear();

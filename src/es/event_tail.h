@@ -35,7 +35,11 @@ class EventTail {
   // Adds newly durable events, positions ascending and above every held one.
   void push(std::vector<RecordedEvent>&& events) EXCLUDES(mu_);
 
-  // Drops every held event; the covered range starts again at the next push.
+  // Every durable event below `end` has been pushed (a reader of the log found nothing
+  // more): scans from below `end` end there, and a tail holding nothing covers from `end`.
+  void cover_until(Position end) EXCLUDES(mu_);
+
+  // Drops every held event; the covered range starts again at the next push or cover_until.
   void clear() EXCLUDES(mu_);
 
   // EventStore::scan_all over the held events, if from_position >= covered_from():

@@ -125,10 +125,31 @@ TEST(EventTail, ClearCoversAgainOnlyFromTheNextPush) {
   EXPECT_EQ(scan(tail, 8).positions, (std::vector<std::int64_t>{8, 9}));
 }
 
+TEST(EventTail, CoverUntilCoversAnEmptyTailFromThereAndEndsScansThere) {
+  EventTail tail;
+  tail.cover_until(Position{10});
+  EXPECT_EQ(tail.covered_from(), 10);
+  EXPECT_FALSE(scan(tail, 9).next) << "position 9 was never examined";
+  auto s = scan(tail, 10);
+  EXPECT_TRUE(s.positions.empty());
+  EXPECT_EQ(s.next, 10) << "nothing more yet";
+  tail.push(events(10, 11));
+  tail.cover_until(Position{15});  // a reader found nothing more through 14
+  s = scan(tail, 10);
+  EXPECT_EQ(s.positions, (std::vector<std::int64_t>{10, 11}));
+  EXPECT_EQ(s.next, 15);
+  EXPECT_EQ(tail.covered_from(), 10) << "a tail holding events keeps covering from its oldest";
+  tail.clear();
+  tail.cover_until(Position{20});
+  EXPECT_FALSE(scan(tail, 15).next) << "15 to 19 are not held after the clear";
+  EXPECT_EQ(scan(tail, 20).next, 20);
+}
+
 TEST(EventTailDeathTest, RefusesPositionsOutOfOrder) {
   EventTail tail;
   tail.push(events(5, 6));
   EXPECT_DEATH(tail.push(events(3, 3)), "out of position order");
+  EXPECT_DEATH(tail.cover_until(Position{6}), "before the last event pushed");
 }
 
 }  // namespace

@@ -22,8 +22,15 @@ constexpr const char* kEventColumns =
     "position, event_id, stream_id, version, type, schema_version, data, metadata, recorded_at, "
     "encode(prev_hash, 'hex') AS prev_hash_hex, encode(hash, 'hex') AS hash_hex";
 
-// How often wait_for_events looks for other processes' appends.
+// How often the log's follower looks for other processes' appends.
 constexpr std::chrono::milliseconds kPollInterval{50};
+// The follower reads at most this often: under load a read brings the commits of several
+// batches, and live readers fetch at most every 10 ms anyway (es::ProjectionOptions).
+constexpr std::chrono::milliseconds kFollowSpacing{5};
+// How long the follower waits before reading again after a failed read.
+constexpr std::chrono::milliseconds kFollowRetry{200};
+// The most events the follower reads at once.
+constexpr std::size_t kFollowBatch = 2000;
 
 
 void load_event(const PgResult& r, int row, int col, es::RecordedEvent& e) {
@@ -123,7 +130,9 @@ class PostgresEventStore::Lease {
 };
 
 PostgresEventStore::PostgresEventStore(PostgresEventStoreOptions options)
-    : options_(std::move(options)), pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_unix_ms) {}
+    : options_(std::move(options)),
+      pipeline_(static_cast<es::AppendBackend&>(*this), options_.pipeline, &now_unix_ms),
+      tail_(options_.tail) {}
 
 PoolMetrics& pool_metrics() {
   static PoolMetrics m;
@@ -156,6 +165,13 @@ Result<std::unique_ptr<PostgresEventStore>> PostgresEventStore::open(PostgresEve
 void PostgresEventStore::close() {
   closing_ = true;
   pipeline_.stop();
+  std::optional<std::thread> follower;
+  {
+    MutexLock lk(follow_mu_);
+    follower.swap(follower_);
+  }
+  followed_cv_.notify_all();
+  if (follower) follower->join();
 }
 
 std::unique_ptr<es::LeaderLease> PostgresEventStore::leader_lease(std::string name) const {
@@ -267,6 +283,13 @@ Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const st
 Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, std::size_t max,
                                                   const es::EventFilter& filter,
                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
+  if (auto next = tail_.scan(from_position, max, filter, fn)) return *next;
+  return scan_log(from_position, max, filter, fn);
+}
+
+Result<es::Position> PostgresEventStore::scan_log(es::Position from_position, std::size_t max,
+                                                  const es::EventFilter& filter,
+                                                  const std::function<void(const es::RecordedEvent&)>& fn) {
   const bool windowed = filter.stream_id.empty() && !filter.empty();
   const std::int64_t window = std::max<std::int64_t>(4096, 4 * static_cast<std::int64_t>(max));
   std::size_t count = 0;
@@ -354,12 +377,53 @@ Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotenc
 }
 
 bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (pipeline_.wait_for_commit(after, std::clamp(left, std::chrono::milliseconds(0), kPollInterval))) return true;
-    if (auto last = last_position(); last && *last > after) return true;
-    if (closing_ || std::chrono::steady_clock::now() >= deadline) return false;
+  MutexLock lk(follow_mu_);
+  if (!follower_ && !closing_) follower_.emplace([this] { follow_log(); });
+  followed_cv_.wait_for(follow_mu_, timeout,
+                        [&]() REQUIRES(follow_mu_) { return followed_ > after + 1 || closing_; });
+  return followed_ > after + 1;
+}
+
+// From the log's head as it is when following starts (a reader behind it reads the
+// database), every event in position order, each read whole: the tail then holds every
+// durable event from where it covers to `next`, the promise es::EventTail keeps.
+void PostgresEventStore::follow_log() {
+  auto pause = [this](std::chrono::milliseconds d) {
+    MutexLock lk(follow_mu_);
+    followed_cv_.wait_for(follow_mu_, d, [&] { return closing_.load(); });
+  };
+  es::Position next{0};
+  auto last_read = std::chrono::steady_clock::now() - kFollowSpacing;
+  while (!closing_) {
+    if (next == 0) {
+      auto last = last_position();
+      if (!last) {
+        pause(kFollowRetry);
+        continue;
+      }
+      next = *last + 1;
+    }
+    std::this_thread::sleep_until(last_read + kFollowSpacing);
+    last_read = std::chrono::steady_clock::now();
+    std::vector<es::RecordedEvent> events;
+    auto read = scan_log(next, kFollowBatch, {}, [&](const es::RecordedEvent& e) { events.push_back(e); });
+    if (!read) {
+      // Readers read the database, and meet the error there, until a read succeeds.
+      tail_.clear();
+      pause(kFollowRetry);
+      continue;
+    }
+    const bool more = events.size() == kFollowBatch;
+    tail_.cover_until(next);  // after a clear: covered again from here
+    tail_.push(std::move(events));
+    tail_.cover_until(*read);
+    next = *read;
+    {
+      MutexLock lk(follow_mu_);
+      followed_ = next;
+    }
+    followed_cv_.notify_all();
+    if (!more) pipeline_.wait_for_commit(next - 1, kPollInterval);
   }
 }
 

@@ -12,6 +12,12 @@
 // it releases its locks. So once any reader can see position P, every position below
 // P is visible too, and reading by position alone never passes an event that becomes
 // visible later.
+//
+// Live readers share one read of the log: once anything waits for new events
+// (wait_for_events: the projections, the saga, the event feed), one thread follows the
+// log's head (follow_log) into an es::EventTail, and scans at or past its covered range
+// are answered from memory. Each new event is read from the database, checked and decoded
+// once per process, not once per subscriber; a reader further behind reads the database.
 #pragma once
 
 #include <array>
@@ -20,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -28,6 +35,7 @@
 #include "es/append_pipeline.h"
 #include "es/customer_keys.h"
 #include "es/event_store.h"
+#include "es/event_tail.h"
 #include "es/leader_lease.h"
 #include "es/upcaster.h"
 #include "core/metric.h"
@@ -46,6 +54,8 @@ struct PostgresEventStoreOptions {
   // The newest events whose hashes and chain links open() checks (es/event_hash.h), and
   // that the last one's hash is the head row's. Older events are checked when read.
   std::size_t verify_at_open = 4096;
+  // The newest events kept in memory for live readers (see above).
+  es::EventTailLimits tail;
 };
 
 // Writes events from nine arrays (ArrayLiteral), one element per event: position,
@@ -86,8 +96,8 @@ class PostgresEventStore final : public es::EventStore,
   Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override;
-  // Wakes at once for this process's appends, and within a poll interval for other
-  // processes'.
+  // Wakes once the log's follower has read what this process appended, and within a poll
+  // interval for other processes' appends.
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
   std::size_t appends_queued() override { return pipeline_.queued(); }
 
@@ -125,6 +135,12 @@ class PostgresEventStore final : public es::EventStore,
   Result<PgResult> query(const Query& q);
   Result<std::vector<es::RecordedEvent>> events_of(const PgResult& rows);
   Result<void> verify_head();
+  // scan_all from the database.
+  Result<es::Position> scan_log(es::Position from_position, std::size_t max, const es::EventFilter& filter,
+                                const std::function<void(const es::RecordedEvent&)>& fn);
+  // The follower's thread: reads the log from its head on into tail_, as this process
+  // commits appends and every poll interval, until the store closes.
+  void follow_log();
 
   // AppendBackend
   Result<void> write_batch(std::vector<es::StagedAppend>& batch) override;
@@ -184,6 +200,13 @@ class PostgresEventStore final : public es::EventStore,
   std::atomic<bool> closing_{false};
 
   es::AppendPipeline pipeline_;
+
+  // The log's newest events, read by follow_log for every live reader of this process.
+  es::EventTail tail_;
+  Mutex follow_mu_;
+  CondVar followed_cv_;  // the follower read further, or the store closes
+  std::optional<std::thread> follower_ GUARDED_BY(follow_mu_);  // started by the first wait_for_events
+  es::Position followed_ GUARDED_BY(follow_mu_){0};             // one past what tail_ holds; 0: not read yet
 };
 
 }  // namespace orderflow::postgres
