@@ -56,15 +56,18 @@ class FoldWriter final : public CopyWriter {
     es::Position first_position{0};
     bool changed = false;  // by the batch in hand
   };
-  // Writes the entity's row.
-  using Save = std::function<Result<void>(WriteTransaction&, const std::string& id, const Entry&)>;
-  // Extra rows for one event (the account ledger); may be null.
-  using OnEvent = std::function<Result<void>(WriteTransaction&, const std::string& id, const es::RecordedEvent&,
-                                             const typename A::Event&)>;
+  // The entity's row.
+  using RowOf = std::function<std::vector<BatchedRows::Value>(const std::string& id, const Entry&)>;
+  // One event's row in a table beside the entities' (the account ledger), if it has one.
+  using EventRow = std::function<std::optional<std::vector<BatchedRows::Value>>(
+      const std::string& id, const es::RecordedEvent&, const typename A::Event&)>;
 
-  // `table`: the copy's table (its name with the generation suffix), in a database of dialect `d`.
-  FoldWriter(es::EventStore& store, const es::SqlDialect& d, std::string table, Save save, OnEvent on_event = nullptr)
-      : store_(store), dialect_(d), table_(std::move(table)), save_(std::move(save)), on_event_(std::move(on_event)) {}
+  // `table`: the copy's table (its name with the generation suffix), in a database of
+  // dialect `d`; `rows` writes its rows (row_of), `event_rows` those of event_row.
+  FoldWriter(es::EventStore& store, const es::SqlDialect& d, std::string table, BatchedRows rows, RowOf row_of,
+             std::optional<BatchedRows> event_rows = std::nullopt, EventRow event_row = nullptr)
+      : store_(store), dialect_(d), table_(std::move(table)), rows_(std::move(rows)), row_of_(std::move(row_of)),
+        event_rows_(std::move(event_rows)), event_row_(std::move(event_row)) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     const std::size_t prefix = std::string_view(A::category).size() + 1;
@@ -97,14 +100,16 @@ class FoldWriter final : public CopyWriter {
       if (entry.first_position == 0) entry.first_position = e.position;
       if (!entry.changed) changed_.push_back(&*it);
       entry.changed = true;
-      if (on_event_)
-        if (auto r = on_event_(tx, it->first, e, *event); !r) return r;
+      if (event_row_)
+        if (auto row = event_row_(it->first, e, *event)) event_rows_->add(std::move(*row));
     }
     for (auto* changed : changed_) {
-      if (auto r = save_(tx, changed->first, changed->second); !r) return r;
+      rows_.add(row_of_(changed->first, changed->second));
       changed->second.changed = false;
     }
     changed_.clear();
+    OF_RETURN_IF_ERROR(rows_.write(tx));
+    if (event_rows_) OF_RETURN_IF_ERROR(event_rows_->write(tx));
     return {};
   }
 
@@ -183,44 +188,48 @@ class FoldWriter final : public CopyWriter {
   const es::SqlDialect& dialect_;
   const std::string table_;
   std::array<std::string, std::bit_width(kLoadChunk)> load_sql_;  // by log2 of the ids they take
-  Save save_;
-  OnEvent on_event_;
+  BatchedRows rows_;
+  RowOf row_of_;
+  std::optional<BatchedRows> event_rows_;
+  EventRow event_row_;
   std::unordered_map<std::string, Entry> cache_;  // committed states, by id
   std::unordered_map<std::string, Entry> older_;  // the cache_ before, not touched since
   std::vector<std::pair<const std::string, Entry>*> changed_;  // by this batch
 };
 
 // The writer of an entity table: its row is (id, version, doc, first_position) and the
-// `extra` columns, whose values `extra_values` gives.
+// `extra` columns, whose values `extra_values` gives; `event_rows`/`event_row` as FoldWriter's.
 template <class A>
 std::unique_ptr<CopyWriter> fold_writer(
     es::EventStore& store, const es::SqlDialect& d, std::int64_t generation, const std::string& table,
     std::function<std::string(const typename A::State&, es::StreamVersion)> render,
     std::vector<std::string> extra = {},
     std::function<std::vector<std::string>(const typename A::State&)> extra_values = nullptr,
-    typename FoldWriter<A>::OnEvent on_event = nullptr) {
+    std::optional<BatchedRows> event_rows = std::nullopt, typename FoldWriter<A>::EventRow event_row = nullptr) {
   std::string columns = "id, version, doc, first_position",
               updates = "version = excluded.version, doc = excluded.doc, first_position = excluded.first_position";
   for (const auto& column : extra) {
     columns += ", " + column;
     updates += ", " + column + " = excluded." + column;
   }
-  auto save = with_generation("INSERT INTO " + table + "{g} (" + columns + ") VALUES (" +
-                                  d.params(1, 4 + static_cast<int>(extra.size())) +
-                                  ") ON CONFLICT (id) DO UPDATE SET " + updates,
-                              generation);
-  return std::make_unique<FoldWriter<A>>(
-      store, d, with_generation(table + "{g}", generation),
-      [save = std::move(save), render, extra_values](WriteTransaction& tx, const std::string& id,
-                                                      const typename FoldWriter<A>::Entry& e) {
-        const auto doc = render(e.state, e.version);
-        std::vector<SqlValue> params{id, e.version.value(), doc, e.first_position.value()};
-        std::vector<std::string> more;
-        if (extra_values) more = extra_values(e.state);
-        for (const auto& v : more) params.emplace_back(v);
-        return tx.run(save, params);
+  const int width = 4 + static_cast<int>(extra.size());
+  // Each entity once per batch: one statement never updates a row twice.
+  BatchedRows rows(
+      [&d, generation, table, columns, updates, width](int n) {
+        return with_generation("INSERT INTO " + table + "{g} (" + columns + ") VALUES " + values_rows(d, n, width) +
+                                   " ON CONFLICT (id) DO UPDATE SET " + updates,
+                               generation);
       },
-      std::move(on_event));
+      width);
+  return std::make_unique<FoldWriter<A>>(
+      store, d, with_generation(table + "{g}", generation), std::move(rows),
+      [render, extra_values](const std::string& id, const typename FoldWriter<A>::Entry& e) {
+        std::vector<BatchedRows::Value> row{id, e.version.value(), render(e.state, e.version), e.first_position.value()};
+        if (extra_values)
+          for (auto& v : extra_values(e.state)) row.emplace_back(std::move(v));
+        return row;
+      },
+      std::move(event_rows), std::move(event_row));
 }
 
 // A query of the copy of `generation` that answers documents: one or none by id, or every
@@ -360,31 +369,42 @@ AccountsProjection::AccountsProjection(es::ReadModelDb& db, es::EventStore& stor
                        "CREATE INDEX IF NOT EXISTS transactions_by_account{g} ON transactions{g} (account_id, position)"},
                       {"accounts{g}", "transactions{g}"}),
       store_(store), queries_(db.dialect(), "accounts"),
-      ledger_("INSERT INTO transactions{g} (position, account_id, type, amount_cents, order_id, at_ms) VALUES (" +
-              db.dialect().params(1, 6) + ") ON CONFLICT DO NOTHING"),
       page_("SELECT type, amount_cents, order_id, at_ms, position FROM transactions{g} WHERE account_id = " +
             db.dialect().param(1) + " AND position > " + db.dialect().param(2) + " ORDER BY position LIMIT " +
             db.dialect().param(3)) {}
 
 std::unique_ptr<CopyWriter> AccountsProjection::writer(std::int64_t generation) {
-  auto ledger = with_generation(ledger_, generation);
   using namespace domain::account;
+  BatchedRows ledger(
+      [&d = db_.dialect(), generation](int n) {
+        return with_generation(
+            "INSERT INTO transactions{g} (position, account_id, type, amount_cents, order_id, at_ms) VALUES " +
+                values_rows(d, n, 6) + " ON CONFLICT DO NOTHING",
+            generation);
+      },
+      6);
   return fold_writer<Account>(
-      store_, db_.dialect(), generation, "accounts", &account_document, {}, nullptr,
-      [ledger = std::move(ledger)](WriteTransaction& tx, const std::string& id, const es::RecordedEvent& e,
-                                   const Event& event) -> Result<void> {
-        auto row = [&](std::string_view type, std::int64_t amount, std::string_view order_id) {
-          const SqlValue params[] = {e.position.value(), id, type, amount, order_id, e.recorded_at_ms};
-          return tx.run(ledger, params);
+      store_, db_.dialect(), generation, "accounts", &account_document, {}, nullptr, std::move(ledger),
+      [](const std::string& id, const es::RecordedEvent& e,
+         const Event& event) -> std::optional<std::vector<BatchedRows::Value>> {
+        auto row = [&](std::string type, std::int64_t amount, std::string order_id) {
+          return std::vector<BatchedRows::Value>{e.position.value(), id,       std::move(type), amount,
+                                                 std::move(order_id), e.recorded_at_ms};
         };
         return std::visit(domain::overloaded{
-                              [&](const FundsDeposited& d) { return row("deposit", d.amount_cents, ""); },
-                              [&](const FundsWithdrawn& w) { return row("withdrawal", w.amount_cents, ""); },
-                              [&](const AccountCharged& c) { return row("charge", c.amount_cents, c.order_id); },
-                              [&](const AccountRefunded& r) { return row("refund", r.amount_cents, r.order_id); },
+                              [&](const FundsDeposited& d) { return std::optional(row("deposit", d.amount_cents, "")); },
+                              [&](const FundsWithdrawn& w) {
+                                return std::optional(row("withdrawal", w.amount_cents, ""));
+                              },
+                              [&](const AccountCharged& c) {
+                                return std::optional(row("charge", c.amount_cents, c.order_id));
+                              },
+                              [&](const AccountRefunded& r) {
+                                return std::optional(row("refund", r.amount_cents, r.order_id));
+                              },
                               // No money moves: not in the ledger.
-                              [](const AccountOpened&) { return Result<void>(); },
-                              [](const ChargeDeclined&) { return Result<void>(); },
+                              [](const AccountOpened&) { return std::optional<std::vector<BatchedRows::Value>>(); },
+                              [](const ChargeDeclined&) { return std::optional<std::vector<BatchedRows::Value>>(); },
                           },
                           event);
       });

@@ -99,7 +99,6 @@ class AccountsProjection final : public TableProjection {
 
   es::EventStore& store_;
   const EntityQueries queries_;
-  const std::string ledger_;  // a transaction's row
   const std::string page_;    // parameters: account id, after position, limit
 };
 

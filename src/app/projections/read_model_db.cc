@@ -5,7 +5,10 @@
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
+
+#include "core/check.h"
 
 namespace orderflow::app::projections {
 
@@ -94,6 +97,48 @@ std::string with_generation(std::string_view sql, std::int64_t generation) {
       out += sql[i];
     }
   }
+  return out;
+}
+
+BatchedRows::BatchedRows(std::function<std::string(int rows)> sql, int columns)
+    : make_sql_(std::move(sql)), columns_(columns) {}
+
+void BatchedRows::add(std::initializer_list<Value> row) {
+  OF_CHECK(static_cast<int>(row.size()) == columns_, "BatchedRows::add: a row of the wrong width");
+  values_.insert(values_.end(), row);
+}
+
+void BatchedRows::add(std::vector<Value> row) {
+  OF_CHECK(static_cast<int>(row.size()) == columns_, "BatchedRows::add: a row of the wrong width");
+  values_.insert(values_.end(), std::make_move_iterator(row.begin()), std::make_move_iterator(row.end()));
+}
+
+const std::string& BatchedRows::sql(int rows) {
+  auto& sql = sql_[static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(rows)))];
+  if (sql.empty()) sql = make_sql_(rows);
+  return sql;
+}
+
+Result<void> BatchedRows::write(es::WriteTransaction& tx) {
+  const auto values = std::exchange(values_, {});
+  std::vector<SqlValue> params;
+  for (std::size_t from = 0; from < values.size();) {
+    const auto left = static_cast<unsigned>((values.size() - from) / static_cast<std::size_t>(columns_));
+    const int rows = static_cast<int>(std::min(std::bit_floor(left), static_cast<unsigned>(kMostRows)));
+    const auto to = from + static_cast<std::size_t>(rows * columns_);
+    params.clear();
+    for (auto i = from; i < to; ++i)
+      params.push_back(std::visit([](const auto& v) { return SqlValue(v); }, values[i]));
+    OF_RETURN_IF_ERROR(tx.run(sql(rows), params));
+    from = to;
+  }
+  return {};
+}
+
+std::string values_rows(const es::SqlDialect& d, int rows, int columns) {
+  std::string out;
+  for (int r = 0; r < rows; ++r)
+    out += (r ? ", (" : "(") + d.params(r * columns + 1, (r + 1) * columns) + ")";
   return out;
 }
 

@@ -8,13 +8,18 @@
 // copy's writer puts its generation in when the copy is made.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "es/projection.h"
@@ -27,6 +32,38 @@ inline constexpr std::string_view kGeneration = "{g}";
 
 // `sql` with every kGeneration outside its string literals replaced by "_g<generation>".
 std::string with_generation(std::string_view sql, std::int64_t generation);
+
+// Rows for one statement shape, gathered through a batch and written at its end in few
+// statements: n rows go as statements of 2^k rows (n's binary digits, at most kMostRows
+// each), so a connection prepares few shapes, and a batch of 60 orders costs PostgreSQL a
+// handful of statements to parse, plan and run instead of 60.
+class BatchedRows {
+ public:
+  using Value = std::variant<std::int64_t, std::string>;
+  static constexpr int kMostRows = 64;
+
+  // `sql(rows)`: the statement for `rows` rows, its parameters numbered row after row,
+  // `columns` to a row.
+  BatchedRows(std::function<std::string(int rows)> sql, int columns);
+
+  // Adds a row of `columns` values.
+  void add(std::initializer_list<Value> row);
+  void add(std::vector<Value> row);
+  bool empty() const { return values_.empty(); }
+  // Writes every row added and forgets them, written or not.
+  Result<void> write(es::WriteTransaction& tx);
+
+ private:
+  const std::string& sql(int rows);
+
+  std::function<std::string(int)> make_sql_;
+  int columns_;
+  std::vector<Value> values_;
+  std::array<std::string, std::bit_width(static_cast<unsigned>(kMostRows))> sql_;  // by log2 of their rows
+};
+
+// "(?1, ?2), (?3, ?4)": `rows` rows of `columns` parameters, for INSERT … VALUES.
+std::string values_rows(const es::SqlDialect& d, int rows, int columns);
 
 // Applies batches to one copy's tables, inside the batch's open transaction.
 class CopyWriter {

@@ -20,47 +20,55 @@ std::string in_range(const es::SqlDialect& d) {
   return " FROM sales_orders{g} o WHERE o.placed_at_ms >= " + d.param(1) + " AND o.placed_at_ms < " + d.param(2);
 }
 
+// Each batch's rows in a few statements per table, written at its end in an order that
+// needs no other: orders and their lines, then the flags of orders confirmed or cancelled
+// (in this batch too, after they were placed).
 class SalesWriter final : public CopyWriter {
  public:
-  SalesWriter(const SalesStatements& sql, std::int64_t generation)
-      : order_(with_generation(sql.order, generation)), line_(with_generation(sql.line, generation)),
-        confirmed_(with_generation(sql.confirmed, generation)),
-        cancelled_(with_generation(sql.cancelled, generation)) {}
+  SalesWriter(const es::SqlDialect& d, std::int64_t generation)
+      : orders_([&d, generation](int n) { return insert(d, generation, "sales_orders{g} (order_id, placed_at_ms, day, total_cents)", n, 4); }, 4),
+        lines_([&d, generation](int n) {
+          return insert(d, generation, "sales_lines{g} (order_id, line, product_id, quantity, revenue_cents)", n, 5);
+        }, 5),
+        confirmed_([&d, generation](int n) { return flag(d, generation, "confirmed", n); }, 1),
+        cancelled_([&d, generation](int n) { return flag(d, generation, "cancelled", n); }, 1) {}
 
   Result<void> apply(WriteTransaction& tx, std::span<const es::RecordedEvent> events) override {
     for (const auto& e : events) {
-      const SqlValue order_id[] = {e.stream_id.view().substr(sizeof("order-") - 1)};
-      Result<void> r;
+      std::string order_id(e.stream_id.view().substr(sizeof("order-") - 1));
       if (e.type == OrderConfirmed::kType) {
-        r = tx.run(confirmed_, order_id);
+        confirmed_.add({std::move(order_id)});
       } else if (e.type == OrderCancelled::kType) {
-        r = tx.run(cancelled_, order_id);
+        cancelled_.add({std::move(order_id)});
       } else if (e.type == OrderPlaced::kType) {
         auto event = codec::decode_event<Event>(e.type, e.data);
         if (!event)
           return fail(event.error().code,
                       "event at position " + to_string(e.position) + ": " + event.error().message);
-        r = placed(tx, order_id[0], std::get<OrderPlaced>(*event));
+        const auto& p = std::get<OrderPlaced>(*event);
+        for (std::size_t i = 0; i < p.items.size(); ++i) {
+          const auto& l = p.items[i];
+          lines_.add({order_id, static_cast<std::int64_t>(i), l.product_id, l.quantity, l.line_total_cents});
+        }
+        orders_.add({std::move(order_id), p.placed_at_ms, format_rfc3339_ms(p.placed_at_ms).substr(0, 10), p.total_cents});
       }
-      if (!r) return r;
     }
+    for (auto* rows : {&orders_, &lines_, &confirmed_, &cancelled_}) OF_RETURN_IF_ERROR(rows->write(tx));
     return {};
   }
 
  private:
-  Result<void> placed(WriteTransaction& tx, const SqlValue& order_id, const OrderPlaced& p) {
-    const auto day = format_rfc3339_ms(p.placed_at_ms).substr(0, 10);
-    const SqlValue order[] = {order_id, p.placed_at_ms, day, p.total_cents};
-    if (auto r = tx.run(order_, order); !r) return r;
-    for (std::size_t i = 0; i < p.items.size(); ++i) {
-      const auto& l = p.items[i];
-      const SqlValue line[] = {order_id, static_cast<std::int64_t>(i), l.product_id, l.quantity, l.line_total_cents};
-      if (auto r = tx.run(line_, line); !r) return r;
-    }
-    return {};
+  static std::string insert(const es::SqlDialect& d, std::int64_t generation, const std::string& into, int rows,
+                            int columns) {
+    return with_generation("INSERT INTO " + into + " VALUES " + values_rows(d, rows, columns) + " ON CONFLICT DO NOTHING",
+                           generation);
+  }
+  static std::string flag(const es::SqlDialect& d, std::int64_t generation, const std::string& column, int rows) {
+    return with_generation("UPDATE sales_orders{g} SET " + column + " = 1 WHERE order_id IN (" + d.params(1, rows) + ")",
+                           generation);
   }
 
-  const std::string order_, line_, confirmed_, cancelled_;
+  BatchedRows orders_, lines_, confirmed_, cancelled_;
 };
 
 }  // namespace
@@ -73,12 +81,6 @@ SalesStatements::SalesStatements(const es::SqlDialect& d)
       lines_table("CREATE TABLE IF NOT EXISTS sales_lines{g} (order_id " + d.text + " NOT NULL, line " + d.integer +
                   " NOT NULL, product_id " + d.text + " NOT NULL, quantity " + d.integer + " NOT NULL, revenue_cents " +
                   d.integer + " NOT NULL, PRIMARY KEY (order_id, line))" + d.table_options),
-      order("INSERT INTO sales_orders{g} (order_id, placed_at_ms, day, total_cents) VALUES (" + d.params(1, 4) +
-            ") ON CONFLICT DO NOTHING"),
-      line("INSERT INTO sales_lines{g} (order_id, line, product_id, quantity, revenue_cents) VALUES (" +
-           d.params(1, 5) + ") ON CONFLICT DO NOTHING"),
-      confirmed("UPDATE sales_orders{g} SET confirmed = 1 WHERE order_id = " + d.param(1)),
-      cancelled("UPDATE sales_orders{g} SET cancelled = 1 WHERE order_id = " + d.param(1)),
       totals("SELECT count(*), coalesce(sum(o.confirmed), 0), coalesce(sum(o.cancelled), 0), coalesce(sum(" +
              std::string(kCounted) + "), 0)" + in_range(d)),
       days("SELECT o.day, count(*), sum(" + std::string(kCounted) + ")" + in_range(d) + " GROUP BY o.day ORDER BY o.day"),
@@ -99,7 +101,7 @@ SalesProjection::SalesProjection(es::ReadModelDb& db, SalesStatements sql)
       sql_(std::move(sql)) {}
 
 std::unique_ptr<CopyWriter> SalesProjection::writer(std::int64_t generation) {
-  return std::make_unique<SalesWriter>(sql_, generation);
+  return std::make_unique<SalesWriter>(db_.dialect(), generation);
 }
 
 Result<Sales> SalesProjection::sales(std::int64_t from_ms, std::int64_t to_ms) {

@@ -32,7 +32,6 @@ struct Sales {
 struct SalesStatements {
   explicit SalesStatements(const es::SqlDialect& d);
   std::string orders_table, lines_table;
-  std::string order, line, confirmed, cancelled;  // the writer's
   // The queries; parameters: from_ms, to_ms.
   std::string totals, days, top;
 };
