@@ -21,31 +21,10 @@
 #include "core/failures.h"
 #include "core/time.h"
 #include "es/append_metrics.h"
-#include "store/postgres/postgres_event_store.h"
-#include "store/sqlite/sqlite.h"
 
 namespace orderflow::api {
 
 namespace {
-
-// One series of a histogram; `labels` is `name="value",…` (may be empty).
-void add_histogram(std::string& out, std::string_view metric, std::string_view labels, const HistogramSnapshot& h) {
-  auto it = std::back_inserter(out);
-  const std::string_view sep = labels.empty() ? "" : ",";
-  for (std::size_t i = 0; i < h.bounds.size(); ++i)
-    fmt::format_to(it, "{}_bucket{{{}{}le=\"{}\"}} {}\n", metric, labels, sep, h.bounds[i], h.cumulative[i]);
-  fmt::format_to(it, "{}_bucket{{{}{}le=\"+Inf\"}} {}\n", metric, labels, sep, h.count);
-  const auto braced = labels.empty() ? std::string() : fmt::format("{{{}}}", labels);
-  fmt::format_to(it, "{}_sum{} {}\n{}_count{} {}\n", metric, braced, h.sum, metric, braced, h.count);
-}
-
-// Entries of a Family sorted by key, so that the page reads the same from scrape to scrape.
-template <class F>
-auto sorted(const F& family) {
-  auto entries = family.entries();
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  return entries;
-}
 
 constexpr auto kLagBoundsSeconds = [] {
   std::array<double, es::kLagBucketsMs.size()> b{};
@@ -58,7 +37,7 @@ void add_lag_histogram(std::string& out, const es::ProjectionLag& l) {
   HistogramSnapshot h{kLagBoundsSeconds, std::vector<std::uint64_t>(l.buckets.size()), l.count, l.sum_ms / 1000};
   std::uint64_t running = 0;
   for (std::size_t i = 0; i < l.buckets.size(); ++i) h.cumulative[i] = running += l.buckets[i];
-  add_histogram(out, "orderflow_projection_lag_seconds", fmt::format("projection=\"{}\"", l.name), h);
+  append_histogram(out, "orderflow_projection_lag_seconds", fmt::format("projection=\"{}\"", l.name), h);
 }
 
 // The process, from /proc (Linux).
@@ -122,7 +101,7 @@ std::string Metrics::render(ApiContext& ctx) {
 
   add("# HELP orderflow_http_requests_total HTTP requests answered, by route pattern, method and status.\n"
       "# TYPE orderflow_http_requests_total counter\n");
-  for (const auto& [key, n] : sorted(requests_)) {
+  for (const auto& [key, n] : sorted_entries(requests_)) {
     const auto& [route, method, status] = key;
     add("orderflow_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}\n", route_name(route),
         http::method_name(method), status, n->value());
@@ -130,9 +109,9 @@ std::string Metrics::render(ApiContext& ctx) {
   add("# HELP orderflow_http_request_duration_seconds Time from a request's end to its answer being ready, by "
       "route pattern and method.\n"
       "# TYPE orderflow_http_request_duration_seconds histogram\n");
-  for (const auto& [key, h] : sorted(durations_)) {
+  for (const auto& [key, h] : sorted_entries(durations_)) {
     const auto& [route, method] = key;
-    add_histogram(out, "orderflow_http_request_duration_seconds",
+    append_histogram(out, "orderflow_http_request_duration_seconds",
                   fmt::format("route=\"{}\",method=\"{}\"", route_name(route), http::method_name(method)),
                   h->snapshot());
   }
@@ -162,7 +141,7 @@ std::string Metrics::render(ApiContext& ctx) {
   add("# HELP orderflow_commands_total Commands handled, by type and outcome (ok, repeat: a retry of a stored "
       "append, or the error code).\n"
       "# TYPE orderflow_commands_total counter\n");
-  for (const auto& [key, n] : sorted(app::command_counts())) {
+  for (const auto& [key, n] : sorted_entries(app::command_counts())) {
     const auto& [type, outcome] = key;
     add("orderflow_commands_total{{type=\"{}\",outcome=\"{}\"}} {}\n", type, outcome, n->value());
   }
@@ -170,58 +149,22 @@ std::string Metrics::render(ApiContext& ctx) {
   add("# HELP orderflow_appends_total Appends answered by the event store, by outcome (written; repeat: an "
       "idempotent retry answered with the original result; version_conflict, duplicate_event, unavailable, ...).\n"
       "# TYPE orderflow_appends_total counter\n");
-  for (const auto& [outcome, n] : sorted(appends.appends))
+  for (const auto& [outcome, n] : sorted_entries(appends.appends))
     add("orderflow_appends_total{{outcome=\"{}\"}} {}\n", outcome, n->value());
   add("# HELP orderflow_append_batch_size Appends written in one transaction (group commit).\n"
       "# TYPE orderflow_append_batch_size histogram\n");
-  add_histogram(out, "orderflow_append_batch_size", "", appends.batch_appends.snapshot());
+  append_histogram(out, "orderflow_append_batch_size", "", appends.batch_appends.snapshot());
   add("# HELP orderflow_store_write_duration_seconds Time to write one batch of appends (its transaction).\n"
       "# TYPE orderflow_store_write_duration_seconds histogram\n");
-  add_histogram(out, "orderflow_store_write_duration_seconds", "", appends.write_seconds.snapshot());
+  append_histogram(out, "orderflow_store_write_duration_seconds", "", appends.write_seconds.snapshot());
   add("# HELP orderflow_store_sync_duration_seconds Time to make written batches durable (fsync or commit).\n"
       "# TYPE orderflow_store_sync_duration_seconds histogram\n");
-  add_histogram(out, "orderflow_store_sync_duration_seconds", "", appends.sync_seconds.snapshot());
+  append_histogram(out, "orderflow_store_sync_duration_seconds", "", appends.sync_seconds.snapshot());
   if (last)
     add("# HELP orderflow_store_last_position The highest position readers can see.\n"
         "# TYPE orderflow_store_last_position gauge\norderflow_store_last_position {}\n",
         last->value());
-  add("# HELP orderflow_sqlite_wal_bytes Size of a SQLite database's write-ahead log file.\n"
-      "# TYPE orderflow_sqlite_wal_bytes gauge\n");
-  for (const auto& [name, path] : sqlite_files_) {
-    std::error_code ec;
-    auto size = std::filesystem::file_size(path + "-wal", ec);
-    add("orderflow_sqlite_wal_bytes{{database=\"{}\"}} {}\n", name, ec ? 0 : size);
-  }
-
-  auto& checkpoints = sqlite::checkpoint_metrics();
-  if (auto runs = sorted(checkpoints.runs); !runs.empty()) {
-    add("# HELP orderflow_sqlite_checkpoints_total WAL checkpoints run, by database, mode (passive, restart) and "
-        "outcome (done; busy: stopped short for a reader or the writer, tried again; failed).\n"
-        "# TYPE orderflow_sqlite_checkpoints_total counter\n");
-    for (const auto& [key, n] : runs) {
-      const auto& [database, mode, outcome] = key;
-      add("orderflow_sqlite_checkpoints_total{{database=\"{}\",mode=\"{}\",outcome=\"{}\"}} {}\n", database, mode,
-          outcome, n->value());
-    }
-    add("# HELP orderflow_sqlite_checkpoint_pages_total WAL pages copied into the database by checkpoints.\n"
-        "# TYPE orderflow_sqlite_checkpoint_pages_total counter\n");
-    for (const auto& [database, n] : sorted(checkpoints.pages_copied))
-      add("orderflow_sqlite_checkpoint_pages_total{{database=\"{}\"}} {}\n", database, n->value());
-    add("# HELP orderflow_sqlite_checkpoint_duration_seconds Time of one checkpoint round.\n"
-        "# TYPE orderflow_sqlite_checkpoint_duration_seconds histogram\n");
-    for (const auto& [database, h] : sorted(checkpoints.seconds))
-      add_histogram(out, "orderflow_sqlite_checkpoint_duration_seconds", fmt::format("database=\"{}\"", database),
-                    h->snapshot());
-  }
-  if (auto& pool = postgres::pool_metrics(); pool.opened.value() > 0)
-    add("# HELP orderflow_postgres_connections Read connections to PostgreSQL, by state (idle: in the pool; "
-        "leased: running a statement).\n"
-        "# TYPE orderflow_postgres_connections gauge\n"
-        "orderflow_postgres_connections{{state=\"idle\"}} {}\norderflow_postgres_connections{{state=\"leased\"}} {}\n"
-        "# HELP orderflow_postgres_connections_opened_total Read connections opened (the pool was empty, or one was "
-        "lost).\n"
-        "# TYPE orderflow_postgres_connections_opened_total counter\norderflow_postgres_connections_opened_total {}\n",
-        pool.idle.load(), pool.leased.load(), pool.opened.value());
+  for (const auto& section : sections_) section(out);
 
   if (struct statvfs fs{}; !data_dir_.empty() && statvfs(data_dir_.c_str(), &fs) == 0)
     add("# HELP orderflow_data_disk_free_bytes Space this process may still use on the data directory's file "
@@ -323,8 +266,8 @@ std::string Metrics::render(ApiContext& ctx) {
     add("# HELP orderflow_saga_step_duration_seconds Saga steps that ended, from the event that started one to "
         "the event that ended it, by step.\n"
         "# TYPE orderflow_saga_step_duration_seconds histogram\n");
-    for (const auto& [step, h] : sorted(saga_->step_durations()))
-      add_histogram(out, "orderflow_saga_step_duration_seconds", fmt::format("step=\"{}\"", step), h->snapshot());
+    for (const auto& [step, h] : sorted_entries(saga_->step_durations()))
+      append_histogram(out, "orderflow_saga_step_duration_seconds", fmt::format("step=\"{}\"", step), h->snapshot());
     add("# HELP orderflow_saga_deadlines_fired_total Step deadlines that passed with the step's work not done "
         "(each a retry, or giving up on the step).\n"
         "# TYPE orderflow_saga_deadlines_fired_total counter\norderflow_saga_deadlines_fired_total {}\n",

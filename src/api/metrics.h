@@ -21,6 +21,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,12 +68,12 @@ class Metrics {
   }
   // The span exporter whose counts are shown (none: not shown).
   void set_exporter(const OtlpExporter* exporter) { exporter_ = exporter; }
-  // The embedded store: its data directory (whose file system's space is shown) and its
-  // SQLite databases (whose WAL file PATH-wal size is shown), as (name, path).
-  void set_data_dir(std::string dir, std::vector<std::pair<std::string, std::string>> sqlite_files) {
-    data_dir_ = std::move(dir);
-    sqlite_files_ = std::move(sqlite_files);
-  }
+  // The embedded store's data directory, whose file system's space is shown.
+  void set_data_dir(std::string dir) { data_dir_ = std::move(dir); }
+  // Families an adapter renders itself (a store's: SQLite's WAL files and checkpoints,
+  // PostgreSQL's connection pool), appended to the page in the order added.
+  using Section = std::function<void(std::string& out)>;
+  void add_section(Section section) { sections_.push_back(std::move(section)); }
   // The exposition text, of ctx's store and read side and of what was set here.
   std::string render(ApiContext& ctx);
 
@@ -86,7 +87,7 @@ class Metrics {
   app::saga::SagaAdmin* saga_admin_ = nullptr;
   const OtlpExporter* exporter_ = nullptr;
   std::string data_dir_;
-  std::vector<std::pair<std::string, std::string>> sqlite_files_;
+  std::vector<Section> sections_;
 };
 
 }  // namespace orderflow::api

@@ -264,9 +264,14 @@ int serve(const ServeOptions& o) {
   }
   api::Metrics metrics;
   if (exporter) metrics.set_exporter(&*exporter);
-  if (store->sqlite)
-    metrics.set_data_dir(o.store.data_dir,
-                         {{"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}});
+  if (store->sqlite) {
+    metrics.set_data_dir(o.store.data_dir);
+    metrics.add_section([files = std::vector<std::pair<std::string, std::string>>{
+                             {"events", events_db_path(o.store)}, {"readmodels", read_models_db_path(o.store)}}](
+                            std::string& out) { sqlite::render_metrics(out, files); });
+  } else {
+    metrics.add_section(&postgres::render_pool_metrics);
+  }
   app::EventLog event_log(store->events());
   api::ApiContext ctx{commands, event_log, read.get(), &metrics, *ready_position};
   ctx.personal = &personal;

@@ -17,6 +17,8 @@
 #include <deque>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -136,5 +138,17 @@ class Family {
   std::deque<Cell> cells_ GUARDED_BY(mu_);
   std::vector<const Index*> retired_ GUARDED_BY(mu_);
 };
+
+// The Prometheus text format (0.0.4), for whoever renders a family: one histogram series,
+// `labels` being `name="value",…` (may be empty).
+void append_histogram(std::string& out, std::string_view metric, std::string_view labels, const HistogramSnapshot& h);
+
+// A Family's entries sorted by key, so that a page reads the same from scrape to scrape.
+template <class F>
+auto sorted_entries(const F& family) {
+  auto entries = family.entries();
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return entries;
+}
 
 }  // namespace orderflow

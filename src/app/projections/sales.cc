@@ -26,10 +26,17 @@ std::string in_range(const es::SqlDialect& d) {
 class SalesWriter final : public CopyWriter {
  public:
   SalesWriter(const es::SqlDialect& d, std::int64_t generation)
-      : orders_([&d, generation](int n) { return insert(d, generation, "sales_orders{g} (order_id, placed_at_ms, day, total_cents)", n, 4); }, 4),
-        lines_([&d, generation](int n) {
-          return insert(d, generation, "sales_lines{g} (order_id, line, product_id, quantity, revenue_cents)", n, 5);
-        }, 5),
+      : orders_(
+            [&d, generation](int n) {
+              return insert(d, generation, "sales_orders{g} (order_id, placed_at_ms, day, total_cents)", n, 4);
+            },
+            4),
+        lines_(
+            [&d, generation](int n) {
+              return insert(d, generation, "sales_lines{g} (order_id, line, product_id, quantity, revenue_cents)", n,
+                            5);
+            },
+            5),
         confirmed_([&d, generation](int n) { return flag(d, generation, "confirmed", n); }, 1),
         cancelled_([&d, generation](int n) { return flag(d, generation, "cancelled", n); }, 1) {}
 
@@ -43,14 +50,14 @@ class SalesWriter final : public CopyWriter {
       } else if (e.type == OrderPlaced::kType) {
         auto event = codec::decode_event<Event>(e.type, e.data);
         if (!event)
-          return fail(event.error().code,
-                      "event at position " + to_string(e.position) + ": " + event.error().message);
+          return fail(event.error().code, "event at position " + to_string(e.position) + ": " + event.error().message);
         const auto& p = std::get<OrderPlaced>(*event);
         for (std::size_t i = 0; i < p.items.size(); ++i) {
           const auto& l = p.items[i];
           lines_.add({order_id, static_cast<std::int64_t>(i), l.product_id, l.quantity, l.line_total_cents});
         }
-        orders_.add({std::move(order_id), p.placed_at_ms, format_rfc3339_ms(p.placed_at_ms).substr(0, 10), p.total_cents});
+        orders_.add(
+            {std::move(order_id), p.placed_at_ms, format_rfc3339_ms(p.placed_at_ms).substr(0, 10), p.total_cents});
       }
     }
     for (auto* rows : {&orders_, &lines_, &confirmed_, &cancelled_}) OF_RETURN_IF_ERROR(rows->write(tx));
@@ -60,12 +67,12 @@ class SalesWriter final : public CopyWriter {
  private:
   static std::string insert(const es::SqlDialect& d, std::int64_t generation, const std::string& into, int rows,
                             int columns) {
-    return with_generation("INSERT INTO " + into + " VALUES " + values_rows(d, rows, columns) + " ON CONFLICT DO NOTHING",
-                           generation);
+    return with_generation(
+        "INSERT INTO " + into + " VALUES " + values_rows(d, rows, columns) + " ON CONFLICT DO NOTHING", generation);
   }
   static std::string flag(const es::SqlDialect& d, std::int64_t generation, const std::string& column, int rows) {
-    return with_generation("UPDATE sales_orders{g} SET " + column + " = 1 WHERE order_id IN (" + d.params(1, rows) + ")",
-                           generation);
+    return with_generation(
+        "UPDATE sales_orders{g} SET " + column + " = 1 WHERE order_id IN (" + d.params(1, rows) + ")", generation);
   }
 
   BatchedRows orders_, lines_, confirmed_, cancelled_;

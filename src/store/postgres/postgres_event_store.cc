@@ -1,5 +1,7 @@
 #include "store/postgres/postgres_event_store.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <chrono>
 #include <limits>
@@ -137,6 +139,21 @@ PostgresEventStore::PostgresEventStore(PostgresEventStoreOptions options)
 PoolMetrics& pool_metrics() {
   static PoolMetrics m;
   return m;
+}
+
+void render_pool_metrics(std::string& out) {
+  auto it = std::back_inserter(out);
+  if (auto& pool = pool_metrics(); pool.opened.value() > 0)
+    fmt::format_to(
+        it,
+        "# HELP orderflow_postgres_connections Read connections to PostgreSQL, by state (idle: in the pool; "
+        "leased: running a statement).\n"
+        "# TYPE orderflow_postgres_connections gauge\n"
+        "orderflow_postgres_connections{{state=\"idle\"}} {}\norderflow_postgres_connections{{state=\"leased\"}} {}\n"
+        "# HELP orderflow_postgres_connections_opened_total Read connections opened (the pool was empty, or one was "
+        "lost).\n"
+        "# TYPE orderflow_postgres_connections_opened_total counter\norderflow_postgres_connections_opened_total {}\n",
+        pool.idle.load(), pool.leased.load(), pool.opened.value());
 }
 
 PostgresEventStore::~PostgresEventStore() {

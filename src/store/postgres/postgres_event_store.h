@@ -70,6 +70,9 @@ struct PoolMetrics {
   Counter opened;                       // connections opened (the pool was empty, or one was lost)
 };
 PoolMetrics& pool_metrics();
+// Appends, in the Prometheus text format, what pool_metrics() counts (nothing before a
+// store opened a connection).
+void render_pool_metrics(std::string& out);
 
 class PostgresEventStore final : public es::EventStore,
                                  public es::SnapshotStore,

@@ -1,6 +1,9 @@
 #include "store/sqlite/sqlite.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <cstddef>
 #include <thread>
@@ -148,6 +151,43 @@ Result<void> VfsFile::sync() {
 CheckpointMetrics& checkpoint_metrics() {
   static CheckpointMetrics m;
   return m;
+}
+
+void render_metrics(std::string& out, std::span<const std::pair<std::string, std::string>> files) {
+  auto it = std::back_inserter(out);
+  fmt::format_to(it,
+                 "# HELP orderflow_sqlite_wal_bytes Size of a SQLite database's write-ahead log file.\n"
+                 "# TYPE orderflow_sqlite_wal_bytes gauge\n");
+  for (const auto& [name, path] : files) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path + "-wal", ec);
+    fmt::format_to(it, "orderflow_sqlite_wal_bytes{{database=\"{}\"}} {}\n", name, ec ? 0 : size);
+  }
+
+  auto& checkpoints = checkpoint_metrics();
+  if (auto runs = sorted_entries(checkpoints.runs); !runs.empty()) {
+    fmt::format_to(
+        it,
+        "# HELP orderflow_sqlite_checkpoints_total WAL checkpoints run, by database, mode (passive, restart) and "
+        "outcome (done; busy: stopped short for a reader or the writer, tried again; failed).\n"
+        "# TYPE orderflow_sqlite_checkpoints_total counter\n");
+    for (const auto& [key, n] : runs) {
+      const auto& [database, mode, outcome] = key;
+      fmt::format_to(it, "orderflow_sqlite_checkpoints_total{{database=\"{}\",mode=\"{}\",outcome=\"{}\"}} {}\n",
+                     database, mode, outcome, n->value());
+    }
+    fmt::format_to(it,
+                   "# HELP orderflow_sqlite_checkpoint_pages_total WAL pages copied into the database by checkpoints.\n"
+                   "# TYPE orderflow_sqlite_checkpoint_pages_total counter\n");
+    for (const auto& [database, n] : sorted_entries(checkpoints.pages_copied))
+      fmt::format_to(it, "orderflow_sqlite_checkpoint_pages_total{{database=\"{}\"}} {}\n", database, n->value());
+    fmt::format_to(it,
+                   "# HELP orderflow_sqlite_checkpoint_duration_seconds Time of one checkpoint round.\n"
+                   "# TYPE orderflow_sqlite_checkpoint_duration_seconds histogram\n");
+    for (const auto& [database, h] : sorted_entries(checkpoints.seconds))
+      append_histogram(out, "orderflow_sqlite_checkpoint_duration_seconds", fmt::format("database=\"{}\"", database),
+                       h->snapshot());
+  }
 }
 
 Result<void> checkpoint_wal(Database& db, std::int64_t restart_above, std::string_view database) {

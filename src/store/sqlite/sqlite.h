@@ -139,4 +139,8 @@ struct CheckpointMetrics {
 };
 CheckpointMetrics& checkpoint_metrics();
 
+// Appends, in the Prometheus text format, the size of each database's WAL file (`files`:
+// name and path, PATH-wal measured) and what checkpoint_metrics() counted.
+void render_metrics(std::string& out, std::span<const std::pair<std::string, std::string>> files);
+
 }  // namespace orderflow::sqlite
