@@ -223,7 +223,7 @@ Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std
     if (const auto* v = header(d, "orderflow-position"))
       if (auto p = parse_position(*v); p && *p > 0) letter.position = *p;
   }
-  auto recorded = tables_->record(std::move(letter));
+  auto recorded = tables_->record(std::move(letter), d.id);
   if (!recorded) return fail(recorded.error());
   return {};
 }

@@ -30,7 +30,9 @@
 //   consumer's dead letters with its reason; the feed goes on (its event comes from the
 //   store when its gap is filled). With a `dead_letter_db` it is first recorded there
 //   (table saga_bus_dead_letters, app/bus_projector/bus_dead_letters.h: its reason, subject,
-//   and the event id, stream, version and position its headers name), so
+//   and the event id, stream, version and position its headers name; its id derived from
+//   the event they name, else from what the bus names the message by, so a message
+//   delivered again because its dead-letter publish failed is recorded once), so
 //   GET /api/v1/admin/dead-letters lists it; redrive() retries it: on the feed's thread,
 //   between two fetches, the store is folded through its event (or, if the message named
 //   no position, through the store's last), unless the saga has folded it already (its gap
