@@ -111,6 +111,11 @@ void BusSagaFeed::stop() {
   }
   cv_.notify_all();
   thread_.join();
+  // The next process to run the saga records its dead letters (this one may live on, as a
+  // standby, with its connections).
+  if (tables_)
+    if (auto released = options_.dead_letter_db->release(bus_projector::kSagaDeadLetters.claim); !released)
+      report_failure("saga", "bus dead letters", released.error().message, "released with its connection");
   std::vector<RedriveRequest> left;
   {
     MutexLock lk(mu_);
@@ -151,6 +156,7 @@ Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& r
   if (letter.retried_at_ms)
     return fail(Errc::invalid_state,
                 "dead letter " + request.id + " was retried at " + format_rfc3339_ms(*letter.retried_at_ms));
+  OF_RETURN_IF_ERROR(claim_tables());
   bus_projector::Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
   if (letter.version >= es::StreamVersion{0}) out.version = letter.version;
   // Through its event; a message that named no position may have been any event the store
@@ -195,9 +201,7 @@ Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& r
   return out;
 }
 
-Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std::string& reason,
-                                             const Result<es::RecordedEvent>& decoded) {
-  if (!tables_) return {};
+Result<void> BusSagaFeed::claim_tables() {
   // Claimed each time (no round trip while held): a connection lost since is claimed again.
   OF_ASSIGN_OR_RETURN(auto claimed, options_.dead_letter_db->claim(bus_projector::kSagaDeadLetters.claim));
   if (!claimed) return fail(Errc::unavailable, "another process records the bus-fed saga's dead letters");
@@ -205,6 +209,13 @@ Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std
     OF_RETURN_IF_ERROR(tables_->create());
     tables_ready_ = true;
   }
+  return {};
+}
+
+Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std::string& reason,
+                                             const Result<es::RecordedEvent>& decoded) {
+  if (!tables_) return {};
+  OF_RETURN_IF_ERROR(claim_tables());
   bus_projector::BusDeadLetter letter;
   letter.reason = reason;
   letter.subject = d.topic;

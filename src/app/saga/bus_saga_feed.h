@@ -160,7 +160,9 @@ class BusSagaFeed {
   BusSagaFeed& operator=(const BusSagaFeed&) = delete;
 
   void start();
-  // Stops after the batch in hand; a retry not done yet is answered unavailable. Idempotent.
+  // Stops after the batch in hand; a retry not done yet is answered unavailable. Releases
+  // the dead-letter tables' claim: another process running the saga records them (a runner
+  // whose lease moved stops its feed). Idempotent.
   void stop() EXCLUDES(mu_);
   BusSagaFeedStatus status() const EXCLUDES(mu_);
   // Retries the dead letter `id` (see above) and answers `done` from the feed's thread once
@@ -177,6 +179,8 @@ class BusSagaFeed {
   };
   Result<bus_projector::Redriven> redrive_now(const RedriveRequest& request);
   void run_redrives() EXCLUDES(mu_);
+  // Claims the dead-letter tables (each time: cheap while held), created once.
+  Result<void> claim_tables();
   // Records a message it cannot fold in the dead-letter table, if it has one.
   Result<void> record_dead_letter(const es::BusDelivery& d, const std::string& reason,
                                   const Result<es::RecordedEvent>& decoded);

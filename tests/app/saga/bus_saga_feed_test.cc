@@ -2,19 +2,24 @@
 // the bus delivers in (streams interleaved any way, each stream in order, repeats), the
 // events are released in the log's exact order, positions that are not events included.
 // The feed's dead letters, on a bus in memory: a message delivered again after its
-// dead-letter publish failed is recorded once.
+// dead-letter publish failed is recorded once; and the claim on their tables goes with the
+// saga's lease to the process that runs the saga next (on PostgreSQL).
 #include "app/saga/bus_saga_feed.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "app/command_handler.h"
 #include "app/projections/read_model_backends.h"
+#include "app/saga/saga_runner.h"
 #include "app/saga/sim_event_store.h"
 
 namespace orderflow::app::saga {
@@ -295,6 +300,61 @@ TEST_P(BusSagaFeedDeadLetters, AMessageDeliveredAgainAfterItsDeadLetterPublishFa
   EXPECT_EQ(named->event_id, "e1");
   EXPECT_EQ(named->stream_id, es::StreamId("order-1"));
   EXPECT_EQ(named->position, es::Position{1});
+}
+
+// A process's lease moves to another while it lives on (as when its connection to the
+// store was slow): it stops running the saga and gives up the dead-letter tables' claim,
+// so the new holder retries a dead letter the first recorded and records its own. Without
+// the release the first process kept the claim: the other retried for ever.
+TEST_P(BusSagaFeedDeadLetters, TheDeadLetterClaimGoesWithTheSagasLease) {
+  if (GetParam() != testing::ReadModelBackend::postgres) GTEST_SKIP() << "a SQLite database is one process's own";
+  std::atomic<int> holder{1};
+  class Lease final : public es::LeaderLease {
+   public:
+    Lease(std::atomic<int>& holder, int me) : holder_(holder), me_(me) {}
+    Result<bool> hold() override { return holder_ == me_; }
+    void release() override {}
+
+   private:
+    std::atomic<int>& holder_;
+    int me_;
+  };
+  struct Process {
+    std::unique_ptr<es::ReadModelDb> db;
+    std::unique_ptr<CommandHandler> commands;
+    std::unique_ptr<Lease> lease;
+    std::unique_ptr<SagaRunner> saga;
+  };
+  auto process = [&](int me) {
+    Process p{place_.open(), std::make_unique<CommandHandler>(store_, &store_),
+              std::make_unique<Lease>(holder, me), nullptr};
+    p.saga = std::make_unique<SagaRunner>(*p.commands, &store_, SagaOptions{}, p.lease.get());
+    p.saga->feed_from_bus({.open_consumer = [this] { return std::make_unique<MemoryConsumer>(bus_); },
+                           .options = options(*p.db)});
+    EXPECT_TRUE(p.saga->start());
+    return p;
+  };
+  auto first = process(1), second = process(2);
+  bus_.publish(undecodable("S:1", std::nullopt));
+  ASSERT_TRUE(wait_until([&] { return bus_.dead_lettered() == 1; }, std::chrono::seconds(60)))
+      << first.saga->bus_status()->last_error.value_or("");
+  const auto letters = recorded(*first.db);
+  ASSERT_EQ(letters.size(), 1u);
+
+  holder = 2;
+  ASSERT_TRUE(wait_until([&] { return second.saga->bus_status()->state == "consuming"; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(wait_until([&] { return first.saga->bus_status()->state == "standby"; }, std::chrono::seconds(60)));
+  std::promise<Result<bus_projector::Redriven>> retried;
+  second.saga->redrive(letters.front().dead_letter_id, "operator",
+                       [&](Result<bus_projector::Redriven> r) { retried.set_value(std::move(r)); });
+  auto done = retried.get_future().get();
+  EXPECT_TRUE(done) << done.error().message;
+  bus_.publish(undecodable("S:2", std::nullopt));
+  EXPECT_TRUE(wait_until([&] { return bus_.dead_lettered() == 2; }, std::chrono::seconds(30)))
+      << second.saga->bus_status()->last_error.value_or("");
+  EXPECT_EQ(recorded(*second.db).size(), 2u);
+  second.saga->stop();
+  first.saga->stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BusSagaFeedDeadLetters,
