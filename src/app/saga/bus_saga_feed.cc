@@ -94,9 +94,9 @@ void BusSagaFeed::start() {
   {
     MutexLock lk(mu_);
     stopping_ = false;
-    running_ = true;
     status_.state = "catching up";
   }
+  redrives_.open();
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-saga-bus");
     loop();
@@ -116,39 +116,21 @@ void BusSagaFeed::stop() {
   if (tables_)
     if (auto released = options_.dead_letter_db->release(bus_projector::kSagaDeadLetters.claim); !released)
       report_failure("saga", "bus dead letters", released.error().message, "released with its connection");
-  std::vector<RedriveRequest> left;
   {
     MutexLock lk(mu_);
     status_.state = "stopped";
-    running_ = false;
-    left.swap(redrives_);
   }
-  for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed saga stopped before retrying " + r.id));
+  redrives_.close("the bus-fed saga stopped before retrying the dead letter");
 }
 
 void BusSagaFeed::redrive(std::string id, std::string actor,
                           std::function<void(Result<bus_projector::Redriven>)> done) {
-  {
-    MutexLock lk(mu_);
-    if (running_ && !stopping_) {
-      redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
-      cv_.notify_all();
-      return;
-    }
-  }
-  done(fail(Errc::unavailable, "the bus-fed saga is not running"));
+  if (!redrives_.push({std::move(id), std::move(actor), std::move(done)}, "the bus-fed saga is not running")) return;
+  MutexLock lk(mu_);
+  cv_.notify_all();
 }
 
-void BusSagaFeed::run_redrives() {
-  std::vector<RedriveRequest> requests;
-  {
-    MutexLock lk(mu_);
-    requests.swap(redrives_);
-  }
-  for (auto& r : requests) r.done(redrive_now(r));
-}
-
-Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& request) {
+Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const bus_projector::RedriveQueue::Request& request) {
   if (!tables_) return fail(Errc::unavailable, "this saga records no bus dead letters");
   OF_ASSIGN_OR_RETURN(auto found, tables_->find(request.id));
   if (!found) return fail(Errc::not_found, "no dead letter " + request.id);
@@ -276,7 +258,7 @@ void BusSagaFeed::loop() {
   auto backoff = kFirstBackoff;
   bool caught_up = false;
   for (;;) {
-    if (caught_up) run_redrives();
+    if (caught_up) redrives_.run([&](const auto& r) { return redrive_now(r); });
     Result<void> done = caught_up ? consume() : catch_up();
     if (done && !caught_up) {
       caught_up = true;
@@ -296,7 +278,7 @@ void BusSagaFeed::loop() {
     }
     publish_progress();
     MutexLock lk(mu_);
-    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || (caught_up && !redrives_.empty()); }) &&
+    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || (caught_up && redrives_.waiting()); }) &&
         stopping_)
       break;
   }

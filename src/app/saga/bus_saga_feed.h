@@ -58,6 +58,7 @@
 #include <vector>
 
 #include "app/bus_projector/bus_dead_letters.h"
+#include "app/bus_projector/redrive_queue.h"
 #include "core/mutex.h"
 #include "es/bus.h"
 #include "es/event_store.h"
@@ -173,12 +174,7 @@ class BusSagaFeed {
       EXCLUDES(mu_);
 
  private:
-  struct RedriveRequest {
-    std::string id, actor;
-    std::function<void(Result<bus_projector::Redriven>)> done;
-  };
-  Result<bus_projector::Redriven> redrive_now(const RedriveRequest& request);
-  void run_redrives() EXCLUDES(mu_);
+  Result<bus_projector::Redriven> redrive_now(const bus_projector::RedriveQueue::Request& request);
   // Claims the dead-letter tables (each time: cheap while held), created once.
   Result<void> claim_tables();
   // Records a message it cannot fold in the dead-letter table, if it has one.
@@ -214,8 +210,7 @@ class BusSagaFeed {
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
-  std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
+  bus_projector::RedriveQueue redrives_;  // open between start() and stop()
   BusSagaFeedStatus status_ GUARDED_BY(mu_);
   std::thread thread_;
 };
