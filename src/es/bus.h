@@ -42,7 +42,10 @@ struct BusDelivery {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   int attempt = 1;  // how often the bus has delivered it, this time included
-  std::uint64_t tag = 0;  // names it to ack(), retry() and dead_letter()
+  std::uint64_t tag = 0;  // names it to ack(), retry() and dead_letter(): this delivery's
+  // What the bus names the message by, the same on every delivery of it (a tag is not):
+  // JetStream's "STREAM:SEQUENCE", Kafka's "TOPIC/PARTITION@OFFSET".
+  std::string id;
 };
 
 // A durable consumer of the relay's topics (PREFIX.*): what it acknowledged is never

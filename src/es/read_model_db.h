@@ -87,6 +87,10 @@ class ReadModelDb {
   // on a database of its own). Held until the process ends or its writer's connection is
   // lost; then another process may take it. Cheap while held.
   virtual Result<bool> claim(const std::string& name) = 0;
+  // Gives up the claim on `name`, if this process holds it: another process may claim it at
+  // once, and this one writes `name` again only once it has claimed it anew. Nothing on a
+  // database of its own. Idempotent.
+  virtual Result<void> release(const std::string& name) = 0;
   // Runs fn in one transaction of projection `name`, rolled back if fn or the commit fails.
   // unavailable if this process does not hold `name` (any more).
   virtual Result<void> transaction(const std::string& name,

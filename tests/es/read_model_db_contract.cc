@@ -1,5 +1,6 @@
 #include "es/read_model_db_contract.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -104,6 +105,27 @@ TEST_P(ReadModelDbContract, AFailedTransactionLeavesNothing) {
   EXPECT_EQ(ids(db()), std::vector<std::string>{"kept"});
   EXPECT_FALSE(insert(db(), "kept", 3)) << "a statement the database refuses fails its transaction";
   EXPECT_EQ(ids(db()), std::vector<std::string>{"kept"});
+}
+
+// Released, a projection is written again once claimed again (a database shared by other
+// processes refuses its writes until then); releasing what is not held changes nothing.
+TEST_P(ReadModelDbContract, AReleasedProjectionIsWrittenOnceClaimedAgain) {
+  create_notes(db());
+  ASSERT_TRUE(insert(db(), "before", 1));
+  ASSERT_TRUE(db().release("contract"));
+  ASSERT_TRUE(db().release("contract")) << "released twice";
+  ASSERT_TRUE(db().release("never claimed"));
+  if (db().shared()) {
+    auto refused = insert(db(), "between", 2);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, Errc::unavailable);
+  }
+  auto claimed = db().claim("contract");
+  ASSERT_TRUE(claimed && *claimed);
+  ASSERT_TRUE(insert(db(), "after", 3));
+  auto written = ids(db());
+  EXPECT_TRUE(std::find(written.begin(), written.end(), "after") != written.end());
+  EXPECT_TRUE(std::find(written.begin(), written.end(), "before") != written.end());
 }
 
 }  // namespace

@@ -116,13 +116,16 @@ Result<void> BusDeadLetterTables::hold(const es::StreamId& stream_id, es::Stream
   return db_.transaction(layout_.claim, [&](es::WriteTransaction& tx) { return tx.run(sql, params); });
 }
 
-Result<std::string> BusDeadLetterTables::record(BusDeadLetter letter) {
-  if (letter.dead_letter_id.empty())
-    letter.dead_letter_id =
-        uuid_v8_hashed(letter.at_ms, kNamespace,
-                       letter.subject + "\n" + letter.stream_id.str() + "\n" + to_string(letter.version) + "\n" +
-                           letter.event_id + "\n" + std::to_string(letter.position ? letter.position->value() : 0) +
-                           "\n" + letter.reason + "\n" + std::to_string(letter.at_ms));
+Result<std::string> BusDeadLetterTables::record(BusDeadLetter letter, std::string_view message) {
+  // Nothing of this delivery (its time, its tag) goes into the id.
+  std::string identity;
+  if (!letter.event_id.empty())
+    identity = "event\n" + letter.event_id;
+  else if (!letter.stream_id.empty() && letter.version >= es::StreamVersion{0})
+    identity = "stream\n" + letter.stream_id.str() + "\n" + to_string(letter.version);
+  else
+    identity = "message\n" + letter.subject + "\n" + std::string(message);
+  letter.dead_letter_id = uuid_v5(kNamespace, identity);
   const es::SqlValue params[] = {letter.stream_id.view(), letter.version.value(), letter.event_id, letter.reason,
                                  letter.at_ms, letter.dead_letter_id, letter.position ? letter.position->value() : 0,
                                  letter.subject};

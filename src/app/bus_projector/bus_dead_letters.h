@@ -8,8 +8,8 @@
 //   and an id names the same dead letter after a restart.
 // - the bus-fed saga's (kSagaDeadLetters): `saga_bus_dead_letters`, one row per message it
 //   could not decode (nothing is held: the saga fills the gap from the store), with its id
-//   (derived from its fields and time when recorded), the position and subject when known,
-//   and `saga_bus_dead_letters_retried`.
+//   (derived from the message's identity: delivered again, it is the same dead letter), the
+//   position and subject when known, and `saga_bus_dead_letters_retried`.
 // A row moves to the retried table in the transaction that marks it retried.
 //
 // Thread safety: list() and find() from any thread (reader connections); create(),
@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -108,10 +109,12 @@ class BusDeadLetterTables {
   // stream already held keeps its first dead letter.
   Result<void> hold(const es::StreamId& stream_id, es::StreamVersion version, const std::string& event_id,
                     const std::string& reason, std::int64_t at_ms);
-  // One message's dead letter (a per-message layout): `letter` as it came (its id, if empty,
-  // derived here from its fields and time); a second record of the same id adds nothing.
-  // Answers the id.
-  Result<std::string> record(BusDeadLetter letter);
+  // One message's dead letter (a per-message layout): `letter` as it came, its id derived
+  // from the message's identity: its event id, else its stream and version, as its headers
+  // named them, else its subject and `message`, what the bus names it by
+  // (es::BusDelivery::id). So a message delivered again (its dead-letter publish failed) is
+  // recorded once, with the time it was first recorded. Answers the id.
+  Result<std::string> record(BusDeadLetter letter, std::string_view message);
   // Every dead letter, held and retried, oldest first.
   Result<std::vector<BusDeadLetter>> list();
   // The dead letter of `id`, held or retried; nullopt if there is none.

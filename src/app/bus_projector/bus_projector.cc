@@ -150,6 +150,7 @@ Result<void> BusProjector::start() {
     running_ = true;
     state_ = claimed ? "connecting" : "standby";
   }
+  redrives_.open();
   thread_ = std::thread([this, claimed] {
     pthread_setname_np(pthread_self(), "of-bus-proj");
     if (!claimed && !stand_by()) return;
@@ -190,14 +191,12 @@ void BusProjector::stop() {
   }
   cv_.notify_all();
   thread_.join();
-  std::vector<RedriveRequest> left;
   {
     MutexLock lk(mu_);
     state_ = "stopped";
     running_ = false;
-    left.swap(redrives_);
   }
-  for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed projector is stopping"));
+  redrives_.close("the bus-fed projector is stopping");
   answer_readers(true);
 }
 
@@ -323,25 +322,14 @@ void BusProjector::redrive(std::string id, std::string actor, std::function<void
       lk.unlock();
       return done(fail(Errc::unavailable, "this process stands by: retry the dead letter where the read models are folded"));
     }
-    if (running_ && !stopping_) {
-      redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
-      cv_.notify_all();
-      return;
-    }
   }
-  done(fail(Errc::unavailable, "the bus-fed projector is not running"));
+  if (!redrives_.push({std::move(id), std::move(actor), std::move(done)}, "the bus-fed projector is not running"))
+    return;
+  MutexLock lk(mu_);
+  cv_.notify_all();
 }
 
-void BusProjector::run_redrives() {
-  std::vector<RedriveRequest> requests;
-  {
-    MutexLock lk(mu_);
-    requests.swap(redrives_);
-  }
-  for (auto& r : requests) r.done(redrive_now(r));
-}
-
-Result<Redriven> BusProjector::redrive_now(const RedriveRequest& request) {
+Result<Redriven> BusProjector::redrive_now(const RedriveQueue::Request& request) {
   OF_ASSIGN_OR_RETURN(auto found, tables_.find(request.id));
   if (!found) return fail(Errc::not_found, "no dead letter " + request.id);
   const auto& letter = *found;
@@ -422,7 +410,7 @@ void BusProjector::set_state(const char* state, std::optional<std::string> error
 void BusProjector::loop() {
   auto backoff = kFirstBackoff;
   for (;;) {
-    run_redrives();
+    redrives_.run([&](const auto& r) { return redrive_now(r); });
     auto consumed = consume();
     if (consumed)
       refresh_backlog();
@@ -446,12 +434,12 @@ void BusProjector::loop() {
         stop = true;
         break;
       }
-      if (std::chrono::steady_clock::now() >= until || !redrives_.empty()) break;
+      if (std::chrono::steady_clock::now() >= until || redrives_.waiting()) break;
       auto next = until;
       for (const auto& r : readers_) next = std::min(next, r.deadline);
       const auto readers = readers_.size();
       (void)cv_.wait_until(mu_, next, [&]() REQUIRES(mu_) {
-        return stopping_ || !redrives_.empty() || readers_.size() != readers;
+        return stopping_ || redrives_.waiting() || readers_.size() != readers;
       });
     }
     if (stop) break;

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "app/bus_projector/bus_dead_letters.h"
+#include "app/bus_projector/redrive_queue.h"
 #include "core/latency.h"
 #include "core/mutex.h"
 #include "es/bus.h"
@@ -200,10 +201,6 @@ class BusProjector final : public BusDeadLetterSource {
   void redrive(std::string id, std::string actor, std::function<void(Result<Redriven>)> done) EXCLUDES(mu_) override;
 
  private:
-  struct RedriveRequest {
-    std::string id, actor;
-    std::function<void(Result<Redriven>)> done;
-  };
   struct ReadWaiter {
     std::size_t copy;  // index in copies_
     std::optional<es::StreamId> stream;
@@ -219,8 +216,7 @@ class BusProjector final : public BusDeadLetterSource {
   // Answers the pending reads that are applied, past their deadline, or all (`all`).
   void answer_readers(bool all) EXCLUDES(mu_);
   Result<es::StreamVersion> version_at(const es::StreamId& stream, es::Position position);
-  Result<Redriven> redrive_now(const RedriveRequest& request);
-  void run_redrives() EXCLUDES(mu_);
+  Result<Redriven> redrive_now(const RedriveQueue::Request& request);
   void refresh_backlog();
   void loop();
   Result<void> consume();
@@ -249,13 +245,13 @@ class BusProjector final : public BusDeadLetterSource {
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
+  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop()
   bool fed_ GUARDED_BY(mu_) = false;     // copies_ opened (set once; not standing by)
   std::string state_ GUARDED_BY(mu_) = "stopped";
   std::optional<std::string> last_error_ GUARDED_BY(mu_);
   RecentLatencies lag_ GUARDED_BY(mu_){kLagWindow};
   double last_lag_ms_ GUARDED_BY(mu_) = 0;
-  std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
+  RedriveQueue redrives_;  // open between start() and stop()
   std::vector<es::Position> positions_ GUARDED_BY(mu_);  // per copies_: the highest position applied
   std::vector<es::ProjectionLag> lag_totals_ GUARDED_BY(mu_);  // per copies_: see lags()
   std::vector<ReadWaiter> readers_ GUARDED_BY(mu_);

@@ -38,6 +38,8 @@ struct TableProjection::Sql {
         register_copy("INSERT INTO read_models (projection, generation, position, live) VALUES (" + d.param(1) + ", " +
                       d.param(2) + ", 0, " + d.param(3) + ")"),
         unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " + d.param(2)),
+        drop_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) + " AND generation = " +
+                          d.param(2)),
         swap("UPDATE read_models SET live = CASE WHEN generation = " + d.param(1) +
              " THEN 1 ELSE 0 END WHERE projection = " + d.param(2)),
         bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) +
@@ -73,6 +75,7 @@ struct TableProjection::Sql {
   const std::string next_generation;  // projection
   const std::string register_copy;    // projection, generation, live
   const std::string unregister_copy;  // projection, generation
+  const std::string drop_bus_versions;  // projection, generation
   const std::string swap;             // generation to make live, projection
   const std::string bus_version;      // projection, generation, stream
   // Per kBusVersionsAtOnce: projection, generation, then that many streams; answers their
@@ -159,10 +162,6 @@ class TableProjection::Copy final : public es::ReadModel {
     std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
     es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
-      if (!bus_table_) {
-        if (auto r = tx.run(p_.sql_->bus_versions_table); !r) return r;
-        bus_table_ = true;
-      }
       OF_RETURN_IF_ERROR(load_versions(tx, events));
       for (std::size_t i = 0; i < events.size(); ++i) {
         const auto& e = events[i];
@@ -308,7 +307,6 @@ class TableProjection::Copy final : public es::ReadModel {
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
   std::optional<es::Position> applied_;  // committed position, once read
-  bool bus_table_ = false;  // bus_versions exists
   // Committed bus versions of the streams looked at (cleared when a batch rolls back, and
   // past kMaxCachedVersions streams).
   static constexpr std::size_t kMaxCachedVersions = 65536;
@@ -324,7 +322,8 @@ TableProjection::~TableProjection() = default;
 
 Result<void> TableProjection::create_read_models() {
   if (read_models_created_) return {};
-  const std::string tables[] = {sql_->read_models_table};
+  // bus_versions with it: dropping a copy deletes the copy's rows there.
+  const std::string tables[] = {sql_->read_models_table, sql_->bus_versions_table};
   if (auto r = db_.create_tables(tables); !r) return r;
   read_models_created_ = true;
   return {};
@@ -357,6 +356,7 @@ Result<void> TableProjection::drop_unused(WriteTransaction& tx) {
     for (const auto& table : tables_)
       if (auto r = tx.run("DROP TABLE IF EXISTS " + with_generation(table, g)); !r) return r;
     const SqlValue params[] = {name_, g};
+    if (auto r = tx.run(sql_->drop_bus_versions, params); !r) return r;
     if (auto r = tx.run(sql_->unregister_copy, params); !r) return r;
   }
   return {};

@@ -91,15 +91,15 @@ class TableProjection : public es::Projection {
   // For a copy fed from a message bus instead of the log (app/bus_projector/), `live` from
   // open_live(): applies `events` (each stream's in version order, streams interleaved) in
   // one transaction with the version each stream reached, kept per copy in the table
-  // bus_versions for the streams of the projection's categories. An event at or below its
+  // bus_versions for the streams of the projection's categories (one row per stream per
+  // copy; a dropped copy's rows are deleted with its tables). An event at or below its
   // stream's version is skipped (a redelivery changes nothing); one past the next version
   // is not applied and answered (its index in `events`): an earlier event of its stream is
   // missing, so it must come again later. The copy's position becomes the highest position
   // it applied (positions of different streams may arrive out of order).
   Result<std::vector<std::size_t>> apply_delivered(es::ReadModel& live, std::span<const es::RecordedEvent> events);
   // The version of `stream` that `live` (as above) has applied from the bus, as committed
-  // (kNoStream: none); from any thread. bus_versions must exist: an apply_delivered, of no
-  // events too, has made it.
+  // (kNoStream: none); from any thread.
   Result<es::StreamVersion> delivered_version(es::ReadModel& live, const es::StreamId& stream);
 
  protected:

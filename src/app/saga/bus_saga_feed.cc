@@ -94,9 +94,9 @@ void BusSagaFeed::start() {
   {
     MutexLock lk(mu_);
     stopping_ = false;
-    running_ = true;
     status_.state = "catching up";
   }
+  redrives_.open();
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-saga-bus");
     loop();
@@ -111,39 +111,26 @@ void BusSagaFeed::stop() {
   }
   cv_.notify_all();
   thread_.join();
-  std::vector<RedriveRequest> left;
+  // The next process to run the saga records its dead letters (this one may live on, as a
+  // standby, with its connections).
+  if (tables_)
+    if (auto released = options_.dead_letter_db->release(bus_projector::kSagaDeadLetters.claim); !released)
+      report_failure("saga", "bus dead letters", released.error().message, "released with its connection");
   {
     MutexLock lk(mu_);
     status_.state = "stopped";
-    running_ = false;
-    left.swap(redrives_);
   }
-  for (auto& r : left) r.done(fail(Errc::unavailable, "the bus-fed saga stopped before retrying " + r.id));
+  redrives_.close("the bus-fed saga stopped before retrying the dead letter");
 }
 
 void BusSagaFeed::redrive(std::string id, std::string actor,
                           std::function<void(Result<bus_projector::Redriven>)> done) {
-  {
-    MutexLock lk(mu_);
-    if (running_ && !stopping_) {
-      redrives_.push_back({std::move(id), std::move(actor), std::move(done)});
-      cv_.notify_all();
-      return;
-    }
-  }
-  done(fail(Errc::unavailable, "the bus-fed saga is not running"));
+  if (!redrives_.push({std::move(id), std::move(actor), std::move(done)}, "the bus-fed saga is not running")) return;
+  MutexLock lk(mu_);
+  cv_.notify_all();
 }
 
-void BusSagaFeed::run_redrives() {
-  std::vector<RedriveRequest> requests;
-  {
-    MutexLock lk(mu_);
-    requests.swap(redrives_);
-  }
-  for (auto& r : requests) r.done(redrive_now(r));
-}
-
-Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& request) {
+Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const bus_projector::RedriveQueue::Request& request) {
   if (!tables_) return fail(Errc::unavailable, "this saga records no bus dead letters");
   OF_ASSIGN_OR_RETURN(auto found, tables_->find(request.id));
   if (!found) return fail(Errc::not_found, "no dead letter " + request.id);
@@ -151,6 +138,7 @@ Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& r
   if (letter.retried_at_ms)
     return fail(Errc::invalid_state,
                 "dead letter " + request.id + " was retried at " + format_rfc3339_ms(*letter.retried_at_ms));
+  OF_RETURN_IF_ERROR(claim_tables());
   bus_projector::Redriven out{.dead_letter_id = request.id, .consumer = options_.consumer, .stream_id = letter.stream_id};
   if (letter.version >= es::StreamVersion{0}) out.version = letter.version;
   // Through its event; a message that named no position may have been any event the store
@@ -195,9 +183,7 @@ Result<bus_projector::Redriven> BusSagaFeed::redrive_now(const RedriveRequest& r
   return out;
 }
 
-Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std::string& reason,
-                                             const Result<es::RecordedEvent>& decoded) {
-  if (!tables_) return {};
+Result<void> BusSagaFeed::claim_tables() {
   // Claimed each time (no round trip while held): a connection lost since is claimed again.
   OF_ASSIGN_OR_RETURN(auto claimed, options_.dead_letter_db->claim(bus_projector::kSagaDeadLetters.claim));
   if (!claimed) return fail(Errc::unavailable, "another process records the bus-fed saga's dead letters");
@@ -205,6 +191,13 @@ Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std
     OF_RETURN_IF_ERROR(tables_->create());
     tables_ready_ = true;
   }
+  return {};
+}
+
+Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std::string& reason,
+                                             const Result<es::RecordedEvent>& decoded) {
+  if (!tables_) return {};
+  OF_RETURN_IF_ERROR(claim_tables());
   bus_projector::BusDeadLetter letter;
   letter.reason = reason;
   letter.subject = d.topic;
@@ -223,7 +216,7 @@ Result<void> BusSagaFeed::record_dead_letter(const es::BusDelivery& d, const std
     if (const auto* v = header(d, "orderflow-position"))
       if (auto p = parse_position(*v); p && *p > 0) letter.position = *p;
   }
-  auto recorded = tables_->record(std::move(letter));
+  auto recorded = tables_->record(std::move(letter), d.id);
   if (!recorded) return fail(recorded.error());
   return {};
 }
@@ -265,7 +258,7 @@ void BusSagaFeed::loop() {
   auto backoff = kFirstBackoff;
   bool caught_up = false;
   for (;;) {
-    if (caught_up) run_redrives();
+    if (caught_up) redrives_.run([&](const auto& r) { return redrive_now(r); });
     Result<void> done = caught_up ? consume() : catch_up();
     if (done && !caught_up) {
       caught_up = true;
@@ -285,7 +278,7 @@ void BusSagaFeed::loop() {
     }
     publish_progress();
     MutexLock lk(mu_);
-    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || (caught_up && !redrives_.empty()); }) &&
+    if (cv_.wait_for(mu_, wait, [&]() REQUIRES(mu_) { return stopping_ || (caught_up && redrives_.waiting()); }) &&
         stopping_)
       break;
   }

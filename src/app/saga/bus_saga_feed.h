@@ -30,7 +30,9 @@
 //   consumer's dead letters with its reason; the feed goes on (its event comes from the
 //   store when its gap is filled). With a `dead_letter_db` it is first recorded there
 //   (table saga_bus_dead_letters, app/bus_projector/bus_dead_letters.h: its reason, subject,
-//   and the event id, stream, version and position its headers name), so
+//   and the event id, stream, version and position its headers name; its id derived from
+//   the event they name, else from what the bus names the message by, so a message
+//   delivered again because its dead-letter publish failed is recorded once), so
 //   GET /api/v1/admin/dead-letters lists it; redrive() retries it: on the feed's thread,
 //   between two fetches, the store is folded through its event (or, if the message named
 //   no position, through the store's last), unless the saga has folded it already (its gap
@@ -56,6 +58,7 @@
 #include <vector>
 
 #include "app/bus_projector/bus_dead_letters.h"
+#include "app/bus_projector/redrive_queue.h"
 #include "core/mutex.h"
 #include "es/bus.h"
 #include "es/event_store.h"
@@ -158,7 +161,9 @@ class BusSagaFeed {
   BusSagaFeed& operator=(const BusSagaFeed&) = delete;
 
   void start();
-  // Stops after the batch in hand; a retry not done yet is answered unavailable. Idempotent.
+  // Stops after the batch in hand; a retry not done yet is answered unavailable. Releases
+  // the dead-letter tables' claim: another process running the saga records them (a runner
+  // whose lease moved stops its feed). Idempotent.
   void stop() EXCLUDES(mu_);
   BusSagaFeedStatus status() const EXCLUDES(mu_);
   // Retries the dead letter `id` (see above) and answers `done` from the feed's thread once
@@ -169,12 +174,9 @@ class BusSagaFeed {
       EXCLUDES(mu_);
 
  private:
-  struct RedriveRequest {
-    std::string id, actor;
-    std::function<void(Result<bus_projector::Redriven>)> done;
-  };
-  Result<bus_projector::Redriven> redrive_now(const RedriveRequest& request);
-  void run_redrives() EXCLUDES(mu_);
+  Result<bus_projector::Redriven> redrive_now(const bus_projector::RedriveQueue::Request& request);
+  // Claims the dead-letter tables (each time: cheap while held), created once.
+  Result<void> claim_tables();
   // Records a message it cannot fold in the dead-letter table, if it has one.
   Result<void> record_dead_letter(const es::BusDelivery& d, const std::string& reason,
                                   const Result<es::RecordedEvent>& decoded);
@@ -208,8 +210,7 @@ class BusSagaFeed {
   mutable Mutex mu_;
   CondVar cv_;
   bool stopping_ GUARDED_BY(mu_) = false;
-  bool running_ GUARDED_BY(mu_) = false;  // between start() and stop(): redrive() is queued
-  std::vector<RedriveRequest> redrives_ GUARDED_BY(mu_);
+  bus_projector::RedriveQueue redrives_;  // open between start() and stop()
   BusSagaFeedStatus status_ GUARDED_BY(mu_);
   std::thread thread_;
 };

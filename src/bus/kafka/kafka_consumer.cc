@@ -111,6 +111,7 @@ Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::
         d.headers.emplace_back(name, std::string(static_cast<const char*>(value), size));
     }
     d.tag = next_tag_++;
+    d.id = f.topic + "/" + std::to_string(f.partition) + "@" + std::to_string(f.offset);
     auto& progress = progress_[{f.topic, f.partition}];
     progress.outstanding.insert(f.offset);
     progress.next = std::max(progress.next, f.offset + 1);

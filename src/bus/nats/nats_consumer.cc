@@ -100,6 +100,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
       jsMsgMetaData* meta = nullptr;
       if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
         d.attempt = static_cast<int>(meta->NumDelivered);
+        d.id = std::string(meta->Stream ? meta->Stream : "") + ":" + std::to_string(meta->Sequence.Stream);
         jsMsgMetaData_Destroy(meta);
       }
       d.tag = c.next_tag++;

@@ -98,6 +98,9 @@ constexpr const char* kUnlockCreates =
 constexpr const char* kClaim =
     "SELECT pg_try_advisory_lock(hashtext('orderflow.readmodel.' || coalesce(nullif($1, ''), current_schema(), '') "
     "|| '.' || $2))";
+constexpr const char* kRelease =
+    "SELECT pg_advisory_unlock(hashtext('orderflow.readmodel.' || coalesce(nullif($1, ''), current_schema(), '') "
+    "|| '.' || $2))";
 
 // Runs `create` on `conn` holding the advisory lock of `schema`'s read models: PostgreSQL
 // may refuse one of two concurrent CREATEs of one table or schema.
@@ -161,6 +164,16 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
   OF_ASSIGN_OR_RETURN(auto locked, w.conn->query({kClaim, {options_.schema, name}}));
   w.held = locked.text(0, 0) == "t";
   return w.held;
+}
+
+Result<void> PostgresReadModelDb::release(const std::string& name) {
+  auto& w = writer(name);
+  MutexLock lk(w.mu);
+  if (!w.held) return {};
+  w.held = false;
+  if (!w.conn || !w.conn->healthy()) return {};  // the lock went with its session
+  if (auto unlocked = w.conn->query({kRelease, {options_.schema, name}}); !unlocked) w.conn.reset();
+  return {};
 }
 
 Result<void> PostgresReadModelDb::transaction(const std::string& name,

@@ -46,6 +46,8 @@ class PostgresReadModelDb final : public es::ReadModelDb {
   // Under an advisory lock of the schema: several processes may start at once.
   Result<void> create_tables(std::span<const std::string> statements) override;
   Result<bool> claim(const std::string& name) override;
+  // Unlocks on the writer's connection (closes it if that fails: the lock ends with it).
+  Result<void> release(const std::string& name) override;
   Result<void> transaction(const std::string& name,
                            const std::function<Result<void>(es::WriteTransaction&)>& fn) override;
   Result<void> query(const std::string& sql, std::span<const es::SqlValue> params, const es::OnRow& on_row) override;

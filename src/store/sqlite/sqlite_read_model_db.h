@@ -28,6 +28,7 @@ class SqliteReadModelDb final : public es::ReadModelDb {
   bool shared() const override { return false; }
   Result<void> create_tables(std::span<const std::string> statements) override;
   Result<bool> claim(const std::string&) override { return true; }
+  Result<void> release(const std::string&) override { return {}; }
   Result<void> transaction(const std::string& name,
                            const std::function<Result<void>(es::WriteTransaction&)>& fn) override;
   Result<void> query(const std::string& sql, std::span<const es::SqlValue> params, const es::OnRow& on_row) override;

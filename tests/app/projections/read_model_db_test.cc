@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <string>
 #include <vector>
+
+#include "app/projections/read_model_backends.h"
 
 namespace orderflow::app::projections {
 namespace {
@@ -75,6 +78,83 @@ TEST(BatchedRows, WritesRowsInStatementsOfPowersOfTwoRowsInTheOrderAdded) {
   ASSERT_TRUE(rows.write(again));
   EXPECT_TRUE(again.statements.empty());
 }
+
+// A bus-fed projection of orders that keeps nothing but what TableProjection keeps for it:
+// its copies (one empty table each) and their bus versions.
+class VersionsOnly final : public TableProjection {
+ public:
+  VersionsOnly(es::ReadModelDb& db, const std::string& name)
+      : TableProjection(db, name, es::EventFilter{.categories = {"order"}},
+                        {"CREATE TABLE IF NOT EXISTS " + name + "{g} (id " + db.dialect().text + " PRIMARY KEY)" +
+                         db.dialect().table_options},
+                        {name + "{g}"}) {}
+
+ private:
+  class Nothing final : public CopyWriter {
+    Result<void> apply(es::WriteTransaction&, std::span<const es::RecordedEvent>) override { return {}; }
+  };
+  std::unique_ptr<CopyWriter> writer(std::int64_t) override { return std::make_unique<Nothing>(); }
+};
+
+// The first event of each of `streams`, at positions from `first` on.
+std::vector<es::RecordedEvent> first_events(std::initializer_list<const char*> streams, std::int64_t first) {
+  std::vector<es::RecordedEvent> out;
+  for (const auto* s : streams) {
+    es::RecordedEvent e;
+    e.stream_id = es::StreamId(std::string(s));
+    e.version = es::StreamVersion{0};
+    e.position = es::Position{first++};
+    out.push_back(e);
+  }
+  return out;
+}
+
+class BusVersionsTest : public ::testing::TestWithParam<testing::ReadModelBackend> {
+ protected:
+  void SetUp() override {
+    if (auto why = place_.unavailable(); !why.empty()) GTEST_SKIP() << why;
+    db_ = place_.open();
+  }
+  // "projection generation stream" of every row of bus_versions.
+  std::multiset<std::string> rows() {
+    std::multiset<std::string> out;
+    EXPECT_TRUE(db_->query("SELECT projection, generation, stream_id FROM bus_versions", {}, [&](const es::Row& r) {
+      out.insert(std::string(r.text(0)) + " " + std::to_string(r.int64(1)) + " " + std::string(r.text(2)));
+    }));
+    return out;
+  }
+
+  testing::ReadModelPlace place_{GetParam()};
+  std::unique_ptr<es::ReadModelDb> db_;
+};
+
+// A rebuild of a bus-fed read model swaps in a new copy and drops the old one: the old
+// copy's bus versions go with its tables, as do those of a rebuild's copy dropped before it
+// was swapped in; the live copies' stay, another projection's too.
+TEST_P(BusVersionsTest, ADroppedCopysBusVersionsAreDeletedWithItAndTheLiveCopysKept) {
+  ASSERT_TRUE(*db_->claim("a"));
+  ASSERT_TRUE(*db_->claim("b"));
+  VersionsOnly a(*db_, "a"), b(*db_, "b");
+  auto a1 = std::move(*a.open_live());
+  auto b1 = std::move(*b.open_live());
+  ASSERT_TRUE(a.apply_delivered(*a1, first_events({"order-1", "order-2"}, 1)));
+  ASSERT_TRUE(b.apply_delivered(*b1, first_events({"order-1"}, 1)));
+  EXPECT_EQ(rows(), (std::multiset<std::string>{"a 1 order-1", "a 1 order-2", "b 1 order-1"}));
+
+  auto a2 = std::move(*a.create_copy());
+  ASSERT_TRUE(a.apply_delivered(*a2, first_events({"order-3"}, 3)));
+  ASSERT_TRUE(a.promote(*a2));
+  EXPECT_EQ(rows(), (std::multiset<std::string>{"a 2 order-3", "b 1 order-1"})) << "copy 1 of a dropped";
+
+  auto a3 = std::move(*a.create_copy());
+  ASSERT_TRUE(a.apply_delivered(*a3, first_events({"order-4"}, 4)));
+  auto a4 = std::move(*a.create_copy());  // copy 3 unfinished: dropped
+  EXPECT_EQ(rows(), (std::multiset<std::string>{"a 2 order-3", "b 1 order-1"})) << "copy 3 of a dropped";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BusVersionsTest,
+                         ::testing::Values(testing::ReadModelBackend::sqlite, testing::ReadModelBackend::postgres),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace orderflow::app::projections

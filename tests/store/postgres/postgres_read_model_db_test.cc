@@ -1,6 +1,7 @@
 // PostgresReadModelDb runs the ReadModelDb contract suite, and between processes: several
-// open one database and create its tables at once, one at a time holds a projection, and
-// a claim ends with its connection. (Skipped without ORDERFLOW_TEST_PG.)
+// open one database and create its tables at once, one at a time holds a projection, a
+// claim ends with its connection, and one released is taken by another process at once
+// while the first lives on. (Skipped without ORDERFLOW_TEST_PG.)
 #include "store/postgres/postgres_read_model_db.h"
 
 #include <gtest/gtest.h>
@@ -111,6 +112,32 @@ TEST(PostgresReadModelDb, ProcessesOpenAtOnceAndOneAtATimeHoldsAProjection) {
   }
   EXPECT_TRUE(taken);
   EXPECT_TRUE(write_something(*dbs[other]));
+}
+
+// A process that stops writing a projection while it lives on (the saga's dead letters,
+// when its lease moved) releases the claim: another takes it at once, and the first writes
+// again only once it claims it anew.
+TEST(PostgresReadModelDb, AReleasedClaimIsTakenByAnotherProcessWhileTheFirstLivesOn) {
+  if (!test_server()) GTEST_SKIP() << kNoServer;
+  TestSchema schema;
+  auto first = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema.name()});
+  auto second = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema.name()});
+  ASSERT_TRUE(first && second);
+  ASSERT_TRUE((*first)->create_tables(kCreate));
+  ASSERT_TRUE(*(*first)->claim("orders"));
+  ASSERT_TRUE(write_something(**first));
+  EXPECT_FALSE(*(*second)->claim("orders"));
+
+  ASSERT_TRUE((*first)->release("orders"));
+  EXPECT_EQ(write_something(**first).error().code, Errc::unavailable) << "written after its release";
+  auto taken = (*second)->claim("orders");
+  ASSERT_TRUE(taken) << taken.error().message;
+  EXPECT_TRUE(*taken) << "the released claim was still held";
+  EXPECT_TRUE(write_something(**second));
+  EXPECT_FALSE(*(*first)->claim("orders"));
+  ASSERT_TRUE((*second)->release("orders"));
+  EXPECT_TRUE(*(*first)->claim("orders")) << "claimed anew";
+  EXPECT_TRUE(write_something(**first));
 }
 
 }  // namespace
