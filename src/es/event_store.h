@@ -66,6 +66,16 @@ class EventStore {
                                     const EventFilter& filter,
                                     const std::function<void(const RecordedEvent&)>& fn) = 0;
 
+  // scan_all for a reader that follows the head of the log (es::Subscription, between
+  // wait_for_events): the same order and never-skip promise, but it may answer only what
+  // this process has read of the log so far, up to a poll interval behind what is durable
+  // (store/postgres: one read of the log shared by every follower). A one-shot read, which
+  // must see every acknowledged write, uses scan_all. By default scan_all.
+  virtual Result<Position> scan_live(Position from_position, std::size_t max, const EventFilter& filter,
+                                     const std::function<void(const RecordedEvent&)>& fn) {
+    return scan_all(from_position, max, filter, fn);
+  }
+
   // scan_all, collected.
   Result<std::vector<RecordedEvent>> read_all(Position from_position, std::size_t max,
                                               const EventFilter& filter = {});

@@ -60,8 +60,8 @@ struct Fetched {
 void Subscription::run() {
   auto fetch = [this](Position from) {
     Fetched f;
-    f.next = store_.scan_all(from, options_.batch_size, options_.filter,
-                             [&](const RecordedEvent& e) { f.events.push_back(e); });
+    f.next = store_.scan_live(from, options_.batch_size, options_.filter,
+                              [&](const RecordedEvent& e) { f.events.push_back(e); });
     return f;
   };
   // While the handler works on a full batch (catching up), the next one is read on another

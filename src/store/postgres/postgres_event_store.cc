@@ -300,13 +300,6 @@ Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const st
 Result<es::Position> PostgresEventStore::scan_all(es::Position from_position, std::size_t max,
                                                   const es::EventFilter& filter,
                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
-  if (auto next = tail_.scan(from_position, max, filter, fn)) return *next;
-  return scan_log(from_position, max, filter, fn);
-}
-
-Result<es::Position> PostgresEventStore::scan_log(es::Position from_position, std::size_t max,
-                                                  const es::EventFilter& filter,
-                                                  const std::function<void(const es::RecordedEvent&)>& fn) {
   const bool windowed = filter.stream_id.empty() && !filter.empty();
   const std::int64_t window = std::max<std::int64_t>(4096, 4 * static_cast<std::int64_t>(max));
   std::size_t count = 0;
@@ -340,6 +333,13 @@ Result<es::Position> PostgresEventStore::scan_log(es::Position from_position, st
     from = from + window;
     next = std::max(next, from);
   }
+}
+
+Result<es::Position> PostgresEventStore::scan_live(es::Position from_position, std::size_t max,
+                                                   const es::EventFilter& filter,
+                                                   const std::function<void(const es::RecordedEvent&)>& fn) {
+  if (auto next = tail_.scan(from_position, max, filter, fn)) return *next;
+  return scan_all(from_position, max, filter, fn);
 }
 
 Result<es::Position> PostgresEventStore::scan_stored(es::Position from_position, std::size_t max,
@@ -423,7 +423,7 @@ void PostgresEventStore::follow_log() {
     std::this_thread::sleep_until(last_read + kFollowSpacing);
     last_read = std::chrono::steady_clock::now();
     std::vector<es::RecordedEvent> events;
-    auto read = scan_log(next, kFollowBatch, {}, [&](const es::RecordedEvent& e) { events.push_back(e); });
+    auto read = scan_all(next, kFollowBatch, {}, [&](const es::RecordedEvent& e) { events.push_back(e); });
     if (!read) {
       // Readers read the database, and meet the error there, until a read succeeds.
       tail_.clear();

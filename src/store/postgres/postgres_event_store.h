@@ -16,8 +16,9 @@
 // Live readers share one read of the log: once anything waits for new events
 // (wait_for_events: the projections, the saga, the event feed), one thread follows the
 // log's head (follow_log) into an es::EventTail, and scans at or past its covered range
-// are answered from memory. Each new event is read from the database, checked and decoded
-// once per process, not once per subscriber; a reader further behind reads the database.
+// are answered from memory (scan_live). Each new event is read from the database, checked
+// and decoded once per process, not once per subscriber; a reader further behind, and every
+// one-shot read (scan_all: it must see every acknowledged write), reads the database.
 #pragma once
 
 #include <array>
@@ -95,6 +96,9 @@ class PostgresEventStore final : public es::EventStore,
   Result<es::Position> scan_all(es::Position from_position, std::size_t max,
                                 const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override;
+  // From the follower's tail when it covers from_position (see above), else the database.
+  Result<es::Position> scan_live(es::Position from_position, std::size_t max, const es::EventFilter& filter,
+                                 const std::function<void(const es::RecordedEvent&)>& fn) override;
   Result<es::Position> last_position() override;
   Result<es::StreamVersion> stream_version(const es::StreamId& stream_id) override;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override;
@@ -138,9 +142,6 @@ class PostgresEventStore final : public es::EventStore,
   Result<PgResult> query(const Query& q);
   Result<std::vector<es::RecordedEvent>> events_of(const PgResult& rows);
   Result<void> verify_head();
-  // scan_all from the database.
-  Result<es::Position> scan_log(es::Position from_position, std::size_t max, const es::EventFilter& filter,
-                                const std::function<void(const es::RecordedEvent&)>& fn);
   // The follower's thread: reads the log from its head on into tail_, as this process
   // commits appends and every poll interval, until the store closes.
   void follow_log();

@@ -465,6 +465,23 @@ TEST_F(PostgresEventStoreTest, LiveReadersSeeEveryProcessesAppendsInOrderThrough
   }
 }
 
+// A write acknowledged is seen by every read of the log at once, while the log's follower
+// (started by a live reader) may not have read it yet: only live readers read its tail.
+TEST_F(PostgresEventStoreTest, AnAcknowledgedAppendIsReadAtOnceWhileTheFollowerTrailsIt) {
+  TestSchema schema;
+  auto store = open_store(schema.name());
+  ASSERT_TRUE(store->append(make_append("ryw-1", ExpectedVersion::any())));
+  EXPECT_TRUE(store->wait_for_events(es::Position{0}, std::chrono::seconds(5))) << "the follower reads position 1";
+  for (int i = 0; i < 50; ++i) {
+    auto r = store->append(make_append("ryw-1", ExpectedVersion::any()));
+    ASSERT_TRUE(r) << r.error().message;
+    auto read = store->read_all(r->position, 1);
+    ASSERT_TRUE(read) << read.error().message;
+    ASSERT_EQ(read->size(), 1u) << "append " << i << " at position " << r->position << " not read back";
+    EXPECT_EQ(read->front().position, r->position);
+  }
+}
+
 TEST_F(PostgresEventStoreTest, ManyProcessesMayMigrateAtOnce) {
   TestSchema schema;
   std::vector<std::thread> threads;
