@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/evict.h"
 #include "core/mutex.h"
 #include "es/event.h"
 
@@ -35,8 +36,8 @@ class AggregateCache {
   std::optional<Entry> get(const es::StreamId& stream, bool committed_only) const {
     MutexLock lk(mu_);
     auto it = entries_.find(stream);
-    if (it == entries_.end() || (committed_only && !it->second.committed)) return std::nullopt;
-    return it->second;
+    if (it == entries_.end() || (committed_only && !it->second.entry.committed)) return std::nullopt;
+    return it->second.entry;
   }
 
   // Entries only move forward: an older version is ignored. At the same version a
@@ -50,19 +51,21 @@ class AggregateCache {
     MutexLock lk(mu_);
     auto it = entries_.find(stream);
     if (it != entries_.end()) {
-      if (version < it->second.version) return;
-      if (version == it->second.version && it->second.committed) return;
-      it->second = Entry{std::move(state), version, committed, committed ? 0 : mark};
+      auto& e = it->second.entry;
+      if (version < e.version) return;
+      if (version == e.version && e.committed) return;
+      it->second = Slot{Entry{std::move(state), version, committed, committed ? 0 : mark}, ++uses_};
       return;
     }
     if (entries_.size() >= limit_) evict();
-    entries_.emplace(stream, Entry{std::move(state), version, committed, committed ? 0 : mark});
+    entries_.emplace(stream, Slot{Entry{std::move(state), version, committed, committed ? 0 : mark}, ++uses_});
   }
 
   // Drops the entry if it is not newer than `version` (it is known to be stale).
   void forget(const es::StreamId& stream, es::StreamVersion version) {
     MutexLock lk(mu_);
-    if (auto it = entries_.find(stream); it != entries_.end() && it->second.version <= version) entries_.erase(it);
+    if (auto it = entries_.find(stream); it != entries_.end() && it->second.entry.version <= version)
+      entries_.erase(it);
   }
 
   // After the store refused an append that had been staged (told its state, pending at
@@ -71,9 +74,10 @@ class AggregateCache {
   // own, or one decided on it, refused with it or soon to be).
   void forget_refused(const es::StreamId& stream, es::StreamVersion before, es::StreamVersion after) {
     MutexLock lk(mu_);
-    if (auto it = entries_.find(stream);
-        it != entries_.end() && (it->second.version <= before || (!it->second.committed && it->second.version >= after)))
-      entries_.erase(it);
+    if (auto it = entries_.find(stream); it != entries_.end()) {
+      const auto& e = it->second.entry;
+      if (e.version <= before || (!e.committed && e.version >= after)) entries_.erase(it);
+    }
   }
 
   // Drops the entry if it is the pending one at `version`: the append that staged it
@@ -82,7 +86,7 @@ class AggregateCache {
   void forget_pending(const es::StreamId& stream, es::StreamVersion version) {
     MutexLock lk(mu_);
     if (auto it = entries_.find(stream);
-        it != entries_.end() && !it->second.committed && it->second.version == version)
+        it != entries_.end() && !it->second.entry.committed && it->second.entry.version == version)
       entries_.erase(it);
   }
 
@@ -92,16 +96,23 @@ class AggregateCache {
   }
 
  private:
-  // Drops committed entries until half the limit is free; pending ones must stay, or a
-  // command could read an older committed state and conflict with its own process.
+  struct Slot {
+    Entry entry;
+    std::uint64_t used = 0;  // when it was last put
+  };
+
+  // Drops the least recently put committed entries until half the limit is free (an
+  // order's state stays from its placement through its saga's steps); pending ones must
+  // stay, or a command could read an older committed state and conflict with its own process.
   void evict() REQUIRES(mu_) {
-    for (auto it = entries_.begin(); it != entries_.end() && entries_.size() > limit_ / 2;)
-      it = it->second.committed ? entries_.erase(it) : std::next(it);
+    evict_least_recent(
+        entries_, limit_ / 2, [](const Slot& s) { return s.entry.committed; }, [](const Slot& s) { return s.used; });
   }
 
   const std::size_t limit_;
   mutable Mutex mu_;
-  std::unordered_map<es::StreamId, Entry> entries_ GUARDED_BY(mu_);
+  std::unordered_map<es::StreamId, Slot> entries_ GUARDED_BY(mu_);
+  std::uint64_t uses_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace orderflow::app

@@ -1,17 +1,15 @@
 #include "app/command_service.h"
 
-#include <openssl/sha.h>
-
 #include <array>
 #include <boost/json.hpp>
 
+#include "core/digest.h"
 #include "core/encoding.h"
 
 namespace orderflow::app {
 
 IdempotencyKey idempotency_key(std::string key, std::string_view request, std::string_view canonical_body) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest;
-  SHA256(reinterpret_cast<const unsigned char*>(canonical_body.data()), canonical_body.size(), digest.data());
+  const auto digest = sha256({canonical_body});
   const auto hex = hex_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
   std::string named(request);
   named += ' ';

@@ -1,12 +1,12 @@
 #include "core/uuid.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <array>
 #include <chrono>
 #include <random>
 
+#include "core/digest.h"
 #include "core/time.h"
 
 namespace orderflow {
@@ -42,13 +42,8 @@ std::string canonical_text(const std::uint8_t* b) {
 }  // namespace
 
 namespace {
-std::array<unsigned char, SHA_DIGEST_LENGTH> sha1_of(const std::array<unsigned char, 16>& name_space,
-                                                     std::string_view name) {
-  std::string input(name_space.begin(), name_space.end());
-  input.append(name);
-  std::array<unsigned char, SHA_DIGEST_LENGTH> h{};
-  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), h.data());
-  return h;
+std::array<unsigned char, 20> sha1_of(const std::array<unsigned char, 16>& name_space, std::string_view name) {
+  return sha1({std::string_view(reinterpret_cast<const char*>(name_space.data()), name_space.size()), name});
 }
 }  // namespace
 

@@ -1,29 +1,15 @@
 #include "es/event_hash.h"
 
-#include <openssl/evp.h>
 #include <xxhash.h>
 
 #include <bit>
 #include <cstring>
 
+#include "core/digest.h"
+
 namespace orderflow::es {
 
 namespace {
-
-// One digest context per thread, set up once: fetching SHA-256 and allocating a context
-// per event would cost about as much as hashing it.
-struct Sha256 {
-  EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  std::string buffer;
-  Sha256() { OF_CHECK(md && ctx, "OpenSSL has no SHA-256"); }
-  ~Sha256() {
-    EVP_MD_CTX_free(ctx);
-    EVP_MD_free(md);
-  }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-};
 
 // Big-endian, as PostgreSQL's int4send/int8send, so SQL can compute the same hash.
 void put_int(std::string& out, std::uint64_t v, int bytes) {
@@ -73,8 +59,7 @@ HashedFields hashed_fields(const NewEvent& e, std::string_view stream_id, Positi
 }
 
 EventHash event_hash(const EventHash& prev, const HashedFields& e) {
-  thread_local Sha256 sha;
-  auto& b = sha.buffer;
+  thread_local std::string b;  // reused: no allocation per event
   b.clear();
   b.append(hash_bytes(prev));
   put_int(b, static_cast<std::uint64_t>(e.position.value()), 8);
@@ -86,12 +71,7 @@ EventHash event_hash(const EventHash& prev, const HashedFields& e) {
   put_text(b, e.data);
   put_text(b, e.metadata);
   put_int(b, static_cast<std::uint64_t>(e.recorded_at_ms), 8);
-  EventHash out;
-  unsigned int n = 0;
-  bool ok = EVP_DigestInit_ex2(sha.ctx, sha.md, nullptr) == 1 && EVP_DigestUpdate(sha.ctx, b.data(), b.size()) == 1 &&
-            EVP_DigestFinal_ex(sha.ctx, out.data(), &n) == 1;
-  OF_CHECK(ok && n == out.size(), "SHA-256 failed");
-  return out;
+  return sha256({b});
 }
 
 EventChecksum event_checksum(const HashedFields& e) {

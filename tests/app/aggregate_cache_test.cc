@@ -49,5 +49,23 @@ TEST(AggregateCacheTest, ARefusedAppendDropsWhatWasDecidedOnIt) {
   EXPECT_FALSE(cache.get("s-1", false));
 }
 
+// A full cache drops the committed entries put least recently, down to half its limit:
+// an order's state, put at its placement and again at each of its saga's steps, stays
+// while older orders go. Pending entries always stay.
+TEST(AggregateCacheTest, AFullCacheDropsTheLeastRecentlyPutCommittedEntriesFirst) {
+  Cache cache(4);
+  cache.put("s-1", state(1), es::StreamVersion{0}, true);
+  cache.put("s-2", state(2), es::StreamVersion{0}, false, 1);  // pending
+  cache.put("s-3", state(3), es::StreamVersion{0}, true);
+  cache.put("s-4", state(4), es::StreamVersion{0}, true);
+  cache.put("s-1", state(11), es::StreamVersion{1}, true);  // used again
+  cache.put("s-5", state(5), es::StreamVersion{0}, true);   // full: down to 2, then s-5
+  EXPECT_TRUE(cache.get("s-1", true));
+  EXPECT_TRUE(cache.get("s-2", false)) << "a pending entry stays";
+  EXPECT_FALSE(cache.get("s-3", false));
+  EXPECT_FALSE(cache.get("s-4", false));
+  EXPECT_TRUE(cache.get("s-5", true));
+}
+
 }  // namespace
 }  // namespace orderflow::app

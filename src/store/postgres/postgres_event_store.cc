@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "core/encoding.h"
+#include "core/evict.h"
 #include "core/failures.h"
 #include "core/time.h"
 #include "es/event_hash.h"
@@ -598,7 +599,10 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     lane.conn = std::move(*c);
     return {};
   };
-  if (versions_.size() > options_.pipeline.stream_cache_limit) versions_.clear();
+  if (versions_.size() > options_.pipeline.stream_cache_limit)
+    evict_least_recent(
+        versions_, options_.pipeline.stream_cache_limit / 2, [](const KnownVersion&) { return true; },
+        [](const KnownVersion& v) { return v.used; });
   Result<void> sent;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (sent = connect(); !sent) break;
@@ -741,7 +745,7 @@ bool PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& bat
   for (const auto& a : batch) {
     auto it = versions_.find(a.request.stream_id);
     if (it == versions_.end() && !a.request.fresh_stream_id) return false;
-    versions.emplace(a.request.stream_id, it == versions_.end() ? es::kNoStream : it->second);
+    versions.emplace(a.request.stream_id, it == versions_.end() ? es::kNoStream : it->second.version);
   }
   return true;
 }
@@ -814,7 +818,7 @@ Result<bool> PostgresEventStore::write_ahead(Connection& conn, std::vector<es::S
     if (auto rest = conn.receive(); !rest) return rest.error();
     return false;
   }
-  for (auto& [stream, version] : versions) versions_[stream] = version;
+  for (auto& [stream, version] : versions) versions_[stream] = {version, ++version_uses_};
   if (head != head_position_) head_tag_ = xid32(lock.text(0, 2));
   head_position_ = head;
   head_hash_ = head_hash;
@@ -852,11 +856,17 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     if (found.any_ids) found.load_stored((*read)[at]);
     if (found.any_keys) found.load_keys(read->back());
   }
-  for (int i = 0; i < fetched.rows(); ++i) versions_[es::StreamId(fetched.text(i, 0))] = es::StreamVersion{fetched.int64(i, 1)};
+  for (int i = 0; i < fetched.rows(); ++i)
+    versions_[es::StreamId(fetched.text(i, 0))] = {es::StreamVersion{fetched.int64(i, 1)}, ++version_uses_};
   es::Position head{lock.int64(0, 0)};
   es::EventHash head_hash{};
   if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
-  auto writes = decide(batch, head, head_hash, versions_, found.stored, found.used_keys, nullptr, ours);
+  std::unordered_map<es::StreamId, es::StreamVersion> versions;
+  for (const auto& a : batch)
+    if (auto it = versions_.find(a.request.stream_id); it != versions_.end())
+      versions.emplace(a.request.stream_id, it->second.version);
+  auto writes = decide(batch, head, head_hash, versions, found.stored, found.used_keys, nullptr, ours);
+  for (auto& [stream, version] : versions) versions_[stream] = {version, ++version_uses_};
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
   // the xmin stays what it saw.
   head_tag_ = head != es::Position{lock.int64(0, 0)} ? xid32(lock.text(0, 2)) : std::string(lock.text(0, 1));

@@ -191,8 +191,14 @@ class PostgresEventStore final : public es::EventStore,
   // The writer thread's (see write_until_commit): the versions of streams appended to
   // lately, exact while the log head row's xmin is head_tag_ ("0" matches no
   // transaction), when the head is at head_position_; ahead_: the last batch found the
-  // xmin it expected, so the next is decided before it takes the lock.
-  std::unordered_map<es::StreamId, es::StreamVersion> versions_;
+  // xmin it expected, so the next is decided before it takes the lock. Past the pipeline's
+  // stream_cache_limit the least recently written half is dropped (core/evict.h).
+  struct KnownVersion {
+    es::StreamVersion version;
+    std::uint64_t used = 0;  // version_uses_ when last written
+  };
+  std::unordered_map<es::StreamId, KnownVersion> versions_;
+  std::uint64_t version_uses_ = 0;
   std::string head_tag_ = "0";
   es::Position head_position_{0};
   es::EventHash head_hash_{};  // of the event at head_position_
