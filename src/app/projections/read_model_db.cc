@@ -40,6 +40,9 @@ struct TableProjection::Sql {
         unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " + d.param(2)),
         drop_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) + " AND generation = " +
                           d.param(2)),
+        drop_older_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) +
+                                " AND generation < (SELECT coalesce(min(generation), 9223372036854775807) FROM "
+                                "read_models WHERE projection = " + d.param(1) + ")"),
         swap("UPDATE read_models SET live = CASE WHEN generation = " + d.param(1) +
              " THEN 1 ELSE 0 END WHERE projection = " + d.param(2)),
         bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) +
@@ -76,6 +79,9 @@ struct TableProjection::Sql {
   const std::string register_copy;    // projection, generation, live
   const std::string unregister_copy;  // projection, generation
   const std::string drop_bus_versions;  // projection, generation
+  // projection: the rows of copies older than every registered one (left by a dropped copy
+  // before its rows were deleted with it)
+  const std::string drop_older_bus_versions;
   const std::string swap;             // generation to make live, projection
   const std::string bus_version;      // projection, generation, stream
   // Per kBusVersionsAtOnce: projection, generation, then that many streams; answers their
@@ -359,13 +365,17 @@ Result<void> TableProjection::drop_unused(WriteTransaction& tx) {
     if (auto r = tx.run(sql_->drop_bus_versions, params); !r) return r;
     if (auto r = tx.run(sql_->unregister_copy, params); !r) return r;
   }
-  return {};
+  return tx.run(sql_->drop_older_bus_versions, name);
 }
 
 Result<std::int64_t> TableProjection::register_copy(WriteTransaction& tx, bool live) {
   std::int64_t generation = 0;
   const SqlValue params[] = {name_};
   OF_RETURN_IF_ERROR(tx.query(sql_->next_generation, params, [&](const Row& row) { generation = row.int64(0); }));
+  // A generation number comes back once its copy is dropped: rows a dropped copy left in
+  // bus_versions (before they were deleted with it) must not pass for the new copy's.
+  const SqlValue copy[] = {name_, generation};
+  OF_RETURN_IF_ERROR(tx.run(sql_->drop_bus_versions, copy));
   const SqlValue insert[] = {name_, generation, std::int64_t{live ? 1 : 0}};
   OF_RETURN_IF_ERROR(tx.run(sql_->register_copy, insert));
   return generation;

@@ -152,6 +152,29 @@ TEST_P(BusVersionsTest, ADroppedCopysBusVersionsAreDeletedWithItAndTheLiveCopysK
   EXPECT_EQ(rows(), (std::multiset<std::string>{"a 2 order-3", "b 1 order-1"})) << "copy 3 of a dropped";
 }
 
+// Rows a dropped copy left in bus_versions before they were deleted with it (before
+// 4545d49): a new copy that gets the dropped copy's generation number does not take them for
+// its own (it would skip those streams' events as applied), and rows of copies older than
+// every registered one are deleted.
+TEST_P(BusVersionsTest, RowsLeftByAnEarlierDroppedCopyPassForNoNewCopysAndAreDeleted) {
+  ASSERT_TRUE(*db_->claim("a"));
+  VersionsOnly a(*db_, "a");
+  auto a1 = std::move(*a.open_live());  // generation 1
+  ASSERT_TRUE(a.apply_delivered(*a1, first_events({"order-1"}, 1)));
+  ASSERT_TRUE(db_->transaction("a", [](es::WriteTransaction& tx) -> Result<void> {
+    // As an older build left them: a dropped copy 2 (a rebuild's next generation) and a
+    // copy 0 older than every registered one.
+    return tx.run(
+        "INSERT INTO bus_versions (projection, generation, stream_id, version) VALUES ('a', 2, 'order-9', 5), "
+        "('a', 0, 'order-8', 3)");
+  }));
+  auto a2 = std::move(*a.create_copy());
+  auto version = a.delivered_version(*a2, es::StreamId(std::string("order-9")));
+  ASSERT_TRUE(version) << version.error().message;
+  EXPECT_EQ(*version, es::kNoStream) << "the new copy 2 has applied nothing of order-9";
+  EXPECT_EQ(rows(), (std::multiset<std::string>{"a 1 order-1"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BusVersionsTest,
                          ::testing::Values(testing::ReadModelBackend::sqlite, testing::ReadModelBackend::postgres),
                          testing::backend_name);
