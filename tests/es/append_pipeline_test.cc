@@ -417,10 +417,10 @@ TEST(AppendPipelineGroupCommit, WithGroupCommitOffEachAppendIsABatchOfItsOwn) {
   append_while_a_write_is_held(false, std::vector<std::size_t>(21, 1));
 }
 
-// Past stream_cache_limit the pipeline forgets the streams appended to least recently,
-// down to half the limit: a stream appended to again soon (an order's, between its
-// placement and the saga's confirmation) is still known, and costs no read of its version.
-TEST(AppendPipelineStreamCache, PastItsLimitTheLeastRecentlyAppendedStreamsAreForgottenFirst) {
+// Past stream_cache_limit the pipeline forgets the stream appended to least recently, one
+// for each new one: a stream appended to again soon (an order's, between its placement and
+// the saga's confirmation) is still known, and costs no read of its version.
+TEST(AppendPipelineStreamCache, PastItsLimitTheLeastRecentlyAppendedStreamIsForgotten) {
   FailingBackend backend;
   AppendPipeline pipeline(backend, {.stream_cache_limit = 4}, [] { return std::int64_t{0}; });
   ASSERT_TRUE(pipeline.start());
@@ -434,13 +434,15 @@ TEST(AppendPipelineStreamCache, PastItsLimitTheLeastRecentlyAppendedStreamsAreFo
   for (const char* s : {"s-1", "s-2", "s-3", "s-4"}) append(s, ExpectedVersion::no_stream(), std::string(s) + "/a");
   EXPECT_EQ(backend.version_reads(), 4);
   append("s-1", ExpectedVersion::exact(StreamVersion{0}), "s-1/b");  // known: no read
-  append("s-5", ExpectedVersion::no_stream(), "s-5/a");              // 5 streams: down to the 2 latest
+  append("s-5", ExpectedVersion::no_stream(), "s-5/a");              // 5 streams: s-2 goes
   EXPECT_EQ(backend.version_reads(), 5);
+  append("s-4", ExpectedVersion::exact(StreamVersion{0}), "s-4/b");
   append("s-1", ExpectedVersion::exact(StreamVersion{1}), "s-1/c");
   append("s-5", ExpectedVersion::exact(StreamVersion{0}), "s-5/b");
-  EXPECT_EQ(backend.version_reads(), 5) << "the two streams appended to last are still known";
+  append("s-3", ExpectedVersion::exact(StreamVersion{0}), "s-3/b");
+  EXPECT_EQ(backend.version_reads(), 5) << "the four streams appended to last are still known";
   append("s-2", ExpectedVersion::exact(StreamVersion{0}), "s-2/b");
-  EXPECT_EQ(backend.version_reads(), 6) << "an older one is read again";
+  EXPECT_EQ(backend.version_reads(), 6) << "the one appended to least recently is read again";
   pipeline.stop();
 }
 
