@@ -259,7 +259,9 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     staged.first_version = *current + 1;
     staged.first_position = next_position_;
     next_position_ += n;
-    auto& entry = streams_[req.stream_id];
+    auto tracked = streams_.find(req.stream_id);
+    OF_CHECK(tracked != streams_.end(), "an append staged on a stream current_version did not track");
+    auto& entry = tracked->second;
     entry.version = *current + n;
     ++entry.in_flight;
     recency_.splice(recency_.end(), recency_, entry.recency);
