@@ -13,11 +13,9 @@ namespace orderflow {
 // until it holds at most `keep` entries or none evictable is left. `used(value)` is the
 // entry's last use on a counter the map's owner raises at each use, so values are unique.
 // O(n): meant to run once the map grows past a limit, keeping half of it, so each
-// eviction pays for many inserts (a map behind a lock every request takes would rather drop
-// one entry at a time from a recency list, as es::AppendPipeline does). Dropping everything,
-// or arbitrary entries, instead (what the callers did) empties the cache of the entries
-// about to be used again: an order's stream between its placement and its confirmation,
-// read back from the store.
+// eviction pays for many inserts. Dropping everything, or arbitrary entries, instead (what
+// the callers did) empties the cache of the entries about to be used again: an order's
+// state between its placement and its saga's confirmation, read back from the store.
 template <class Map, class Evictable, class Used>
 void evict_least_recent(Map& map, std::size_t keep, Evictable evictable, Used used) {
   if (map.size() <= keep) return;

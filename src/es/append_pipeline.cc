@@ -146,8 +146,7 @@ Result<StreamVersion> AppendPipeline::current_version(const AppendRequest& req) 
   if (auto it = streams_.find(stream_id); it != streams_.end()) return it->second.version;
   auto committed = req.fresh_stream_id ? Result<StreamVersion>(kNoStream) : exclusive_->committed_version(stream_id);
   if (!committed) return committed;
-  auto entry = streams_.emplace(stream_id, StreamEntry{*committed, 0}).first;
-  entry->second.recency = recency_.insert(recency_.end(), &entry->first);
+  streams_.emplace(stream_id, StreamEntry{*committed, 0});
   return committed;
 }
 
@@ -259,12 +258,9 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     staged.first_version = *current + 1;
     staged.first_position = next_position_;
     next_position_ += n;
-    auto tracked = streams_.find(req.stream_id);
-    OF_CHECK(tracked != streams_.end(), "an append staged on a stream current_version did not track");
-    auto& entry = tracked->second;
+    auto& entry = streams_[req.stream_id];
     entry.version = *current + n;
     ++entry.in_flight;
-    recency_.splice(recency_.end(), recency_, entry.recency);
   } else {
     // Memory agrees with what it expects: nothing of this process is in flight on the
     // stream, or it expects the version those appends leave. Behind appends not yet
@@ -429,27 +425,12 @@ void AppendPipeline::check_counts() const {
   OF_CHECK(in_flight_ids_.size() >= in_flight_.size(), "an append in flight without its event ids");
   OF_CHECK(!exclusive_ || last_committed_ < next_position_, "a position committed before it was assigned");
   OF_CHECK(exclusive_ || !failed_, "a shared backend's pipeline in fail-stop");
-  OF_CHECK(!exclusive_ || recency_.size() == streams_.size(), "the recency list and the streams it orders differ");
   OF_CHECK(!failed_ || failed_from_ > last_committed_, "a failed batch at a position already answered durable");
 }
 
 void AppendPipeline::evict_streams() {
   if (streams_.size() <= options_.stream_cache_limit) return;
-  if (!exclusive_) {  // only streams with appends in flight here stay anyway
-    std::erase_if(streams_, [](const auto& kv) { return kv.second.in_flight == 0; });
-    return;
-  }
-  for (std::size_t looked = 0, n = recency_.size(); streams_.size() > options_.stream_cache_limit && looked < n;
-       ++looked) {
-    auto it = streams_.find(*recency_.front());
-    OF_CHECK(it != streams_.end(), "a stream in the recency list without its entry");
-    if (it->second.in_flight > 0) {  // appended to again since: recent enough
-      recency_.splice(recency_.end(), recency_, recency_.begin());
-      continue;
-    }
-    recency_.pop_front();
-    streams_.erase(it);
-  }
+  std::erase_if(streams_, [](const auto& kv) { return kv.second.in_flight == 0; });
 }
 
 // Drops an answered append's in-flight bookkeeping and queues every answer it owes:
@@ -584,7 +565,6 @@ void AppendPipeline::recover() {
         OF_CHECK(in_flight_.empty() && in_flight_keys_.empty(), "appends in flight while the pipeline recovers");
         next_position_ = durable + 1;
         streams_.clear();  // versions counted failed appends
-        recency_.clear();
         failed_.reset();
         return;
       }

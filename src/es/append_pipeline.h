@@ -37,7 +37,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <list>
 #include <optional>
 #include <string>
 #include <thread>
@@ -170,12 +169,11 @@ struct AppendPipelineOptions {
   bool group_commit = true;
   // Most appends written in one transaction.
   std::size_t max_batch = 8192;
-  // Exclusive backends: streams whose versions are kept in memory; past this the least
-  // recently appended to (with nothing in flight) are dropped, one for each new one, and
-  // re-read from the backend when next appended to. Memory budget: ~180 bytes a stream (its
-  // id, its entry, the hash node, its place in the recency list), 50000 ~9 MB. Every order
-  // adds two streams (order-, saga-), so 200000 was ~36 MB; a stream appended to again
-  // within 25000 orders is still here, one older costs one index lookup.
+  // Exclusive backends: streams whose versions are kept in memory; streams with nothing in flight are
+  // dropped past this and re-read from the backend when next appended to. Memory budget: ~150
+  // bytes a stream (its id, its entry, the hash node), 50000 ~7.5 MB. Every order adds two
+  // streams (order-, saga-), so 200000 was ~30 MB; a stream appended to again within
+  // 25000 orders is still here, one older costs one index lookup.
   std::size_t stream_cache_limit = 50000;
 };
 
@@ -224,7 +222,6 @@ class AppendPipeline {
     // appends that conflict with them, parked until they are (see park()).
     std::uint32_t unnumbered = 0;
     std::uint64_t mark = 0;  // of the latest append staged here, which leaves `version`
-    std::list<const StreamId*>::iterator recency{};  // exclusive backends: its place in recency_
     std::vector<std::pair<AppendRequest, AppendCallback>> parked;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
@@ -276,10 +273,6 @@ class AppendPipeline {
   bool syncing_ GUARDED_BY(mu_) = false;  // the sync thread holds batches taken from unsynced_
   bool writer_done_ GUARDED_BY(mu_) = false;
   std::unordered_map<StreamId, StreamEntry> streams_ GUARDED_BY(mu_);
-  // Exclusive backends: the keys of streams_, least recently appended to first. Dropping
-  // one at a time from its front costs no pass over the map under mu_ (a pass over 50000
-  // entries held every appender ~10 ms).
-  std::list<const StreamId*> recency_ GUARDED_BY(mu_);
   std::unordered_map<std::string, InFlight> in_flight_ GUARDED_BY(mu_);  // by first event id
   std::unordered_set<std::string> in_flight_ids_ GUARDED_BY(mu_);       // every event id of in_flight_
   // Idempotency keys in flight, with appends that reused one: answered

@@ -69,7 +69,6 @@ class FailingBackend final : public ExclusiveAppendBackend {
   }
   Result<StreamVersion> committed_version(const es::StreamId& stream_id) override {
     std::lock_guard lk(mu_);
-    ++version_reads_;
     StreamVersion v = kNoStream;
     for (const auto& r : rows_)
       if (r.stream_id == stream_id) v = r.version;
@@ -119,11 +118,6 @@ class FailingBackend final : public ExclusiveAppendBackend {
     std::lock_guard lk(mu_);
     return writes_;
   }
-  // How often the pipeline asked a stream's version (it did not know it).
-  int version_reads() {
-    std::lock_guard lk(mu_);
-    return version_reads_;
-  }
   // The number of appends in each batch written, in order.
   std::vector<std::size_t> batch_sizes() {
     std::lock_guard lk(mu_);
@@ -151,7 +145,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   std::condition_variable cv_;
   std::vector<Row> rows_;
   std::vector<std::size_t> batch_sizes_, sync_calls_;
-  int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0, version_reads_ = 0;
+  int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0;
   bool hold_writes_ = false, hold_syncs_ = false;
 };
 
@@ -415,35 +409,6 @@ TEST(AppendPipelineGroupCommit, AppendsArrivingDuringAWriteAreWrittenAsOneBatch)
 
 TEST(AppendPipelineGroupCommit, WithGroupCommitOffEachAppendIsABatchOfItsOwn) {
   append_while_a_write_is_held(false, std::vector<std::size_t>(21, 1));
-}
-
-// Past stream_cache_limit the pipeline forgets the stream appended to least recently, one
-// for each new one: a stream appended to again soon (an order's, between its placement and
-// the saga's confirmation) is still known, and costs no read of its version.
-TEST(AppendPipelineStreamCache, PastItsLimitTheLeastRecentlyAppendedStreamIsForgotten) {
-  FailingBackend backend;
-  AppendPipeline pipeline(backend, {.stream_cache_limit = 4}, [] { return std::int64_t{0}; });
-  ASSERT_TRUE(pipeline.start());
-  auto append = [&](const char* stream, ExpectedVersion expected, std::string id) {
-    std::promise<Result<AppendResult>> answered;
-    pipeline.append(request(StreamId(std::string(stream)), expected, {std::move(id)}),
-                    [&](Result<AppendResult> r) { answered.set_value(std::move(r)); });
-    auto r = answered.get_future().get();
-    ASSERT_TRUE(r) << r.error().message;
-  };
-  for (const char* s : {"s-1", "s-2", "s-3", "s-4"}) append(s, ExpectedVersion::no_stream(), std::string(s) + "/a");
-  EXPECT_EQ(backend.version_reads(), 4);
-  append("s-1", ExpectedVersion::exact(StreamVersion{0}), "s-1/b");  // known: no read
-  append("s-5", ExpectedVersion::no_stream(), "s-5/a");              // 5 streams: s-2 goes
-  EXPECT_EQ(backend.version_reads(), 5);
-  append("s-4", ExpectedVersion::exact(StreamVersion{0}), "s-4/b");
-  append("s-1", ExpectedVersion::exact(StreamVersion{1}), "s-1/c");
-  append("s-5", ExpectedVersion::exact(StreamVersion{0}), "s-5/b");
-  append("s-3", ExpectedVersion::exact(StreamVersion{0}), "s-3/b");
-  EXPECT_EQ(backend.version_reads(), 5) << "the four streams appended to last are still known";
-  append("s-2", ExpectedVersion::exact(StreamVersion{0}), "s-2/b");
-  EXPECT_EQ(backend.version_reads(), 6) << "the one appended to least recently is read again";
-  pipeline.stop();
 }
 
 // ---- a shared backend (other processes write too)
