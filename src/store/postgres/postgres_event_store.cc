@@ -856,15 +856,17 @@ Result<void> PostgresEventStore::check_batch(Connection& conn, std::vector<es::S
     if (found.any_ids) found.load_stored((*read)[at]);
     if (found.any_keys) found.load_keys(read->back());
   }
-  for (int i = 0; i < fetched.rows(); ++i)
-    versions_[es::StreamId(fetched.text(i, 0))] = {es::StreamVersion{fetched.int64(i, 1)}, ++version_uses_};
-  es::Position head{lock.int64(0, 0)};
-  es::EventHash head_hash{};
-  if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
+  // The batch's streams as memory knows them, then as the database answered; decided on,
+  // and written back to memory once.
   std::unordered_map<es::StreamId, es::StreamVersion> versions;
   for (const auto& a : batch)
     if (auto it = versions_.find(a.request.stream_id); it != versions_.end())
       versions.emplace(a.request.stream_id, it->second.version);
+  for (int i = 0; i < fetched.rows(); ++i)
+    versions[es::StreamId(fetched.text(i, 0))] = es::StreamVersion{fetched.int64(i, 1)};
+  es::Position head{lock.int64(0, 0)};
+  es::EventHash head_hash{};
+  if (!es::hash_from_hex(lock.text(0, 3), head_hash)) return fail(Errc::corrupt, "the log head's hash is malformed");
   auto writes = decide(batch, head, head_hash, versions, found.stored, found.used_keys, nullptr, ours);
   for (auto& [stream, version] : versions) versions_[stream] = {version, ++version_uses_};
   // If this batch commits, the head's xmin is its transaction; if it writes nothing,
