@@ -65,11 +65,11 @@ Response stream_events(ApiContext& ctx, const Request& req, const es::StreamId& 
 void add_event_routes(http::Router& router, ApiContext& ctx) {
   router.add(Method::get, "/api/v1/orders/{id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
     co_return stream_events(ctx, req, es::StreamId("order-" + ascii_lower(req.param("id"))), true);
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/admin/streams/{stream_id}/events", [&ctx](Request& req) -> asio::awaitable<Response> {
     co_return stream_events(ctx, req, es::StreamId(req.param("stream_id")), false);
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/admin/events", [&ctx](Request& req) -> asio::awaitable<Response> {
     auto from = int_param(req, "from_position", 1, 0, INT64_MAX);
@@ -84,7 +84,7 @@ void add_event_routes(http::Router& router, ApiContext& ctx) {
                                 [&](const es::RecordedEvent& e) { return page.add(e); });
     if (!next) co_return error_for(next.error());
     co_return revealed(ctx, page.answer(next->value()));
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/healthz", [](Request&) -> asio::awaitable<Response> {
     co_return http::json_response(200, R"({"status":"ok"})");

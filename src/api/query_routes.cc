@@ -300,11 +300,11 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
 
   router.add(Method::get, "/api/v1/orders", [&ctx](Request& req) {
     return list_orders(ctx, req, text_param(req, "customer_id"));
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/customers/{id}/orders", [&ctx](Request& req) {
     return list_orders(ctx, req, std::string(req.param("id")));
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/products/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string id(req.param("id"));
@@ -318,7 +318,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
     if (!limit) co_return error_for(limit.error());
     if (auto lagging = co_await caught_up(ctx, req, "products")) co_return std::move(*lagging);
     co_return page_answer(ctx.read->products().list(*limit, text_param(req, "cursor")), "products");
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/accounts/{id}", [&ctx](Request& req) -> asio::awaitable<Response> {
     const std::string id(req.param("id"));
@@ -352,7 +352,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
     json::value next = nullptr;
     if (rows->size() == static_cast<std::size_t>(*limit)) next = to_string(rows->back().position);
     co_return http::json_response(200, json::object{{"transactions", std::move(list)}, {"next_cursor", next}});
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/analytics/sales", [&ctx](Request& req) -> asio::awaitable<Response> {
     auto from = time_param(req, "from", INT64_MIN);
@@ -363,7 +363,7 @@ void add_query_routes(http::Router& router, ApiContext& ctx) {
     auto sales = ctx.read->sales().sales(*from, *to);
     if (!sales) co_return error_for(sales.error());
     co_return http::json_response(200, json::serialize(sales_json(*sales)));
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/admin/projections", [&ctx](Request&) -> asio::awaitable<Response> {
     if (ctx.bus_projector) co_return bus_projections(ctx);

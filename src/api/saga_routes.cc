@@ -108,7 +108,7 @@ void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::DeadLett
     json::array sagas;
     for (const auto& v : admin.list(list)) sagas.push_back(saga_json(v));
     co_return http::json_response(200, json::object{{"sagas", std::move(sagas)}});
-  });
+  }, {.blocking = true});
 
   router.add(Method::get, "/api/v1/admin/sagas/{order_id}", [&admin](Request& req) -> asio::awaitable<Response> {
     auto found = admin.find(ascii_lower(req.param("order_id")));
@@ -122,7 +122,7 @@ void add_saga_routes(http::Router& router, saga::SagaAdmin& admin, app::DeadLett
     json::array out;
     for (const auto& d : *letters) out.push_back(std::visit([](const auto& v) { return dead_letter_json(v); }, d));
     co_return http::json_response(200, json::object{{"dead_letters", std::move(out)}});
-  });
+  }, {.blocking = true});
 
   // The saga's: drives the saga again with fresh attempts (whatever compensation is left;
   // the order stays cancelled), which it sees in the log: 202. The bus's: its held stream

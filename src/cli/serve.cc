@@ -123,6 +123,7 @@ struct ServeOptions {
   bool insecure = false;  // serve a non-loopback address without authentication
   std::string allowed_hosts;  // comma-separated; empty: localhost, 127.0.0.1, [::1] and the listen host
   int io_threads = 2;
+  std::optional<int> blocking_threads;
   std::string log_level = "info", log_format = "text";
   bool access_log = false;
   std::string otlp_endpoint;  // empty: spans are not exported
@@ -171,6 +172,11 @@ int serve(const ServeOptions& o) {
     keys = std::move(*loaded);
   }
   const double rate = o.rate_limit.value_or(is_loopback(host) ? 0 : kDefaultRateLimit);
+  // A read of PostgreSQL can wait on others (a lock, the network, a busy server); one of
+  // SQLite's never does (WAL), and there the hop to another thread costs more than it saves
+  // (GET /api/v1/orders at 16 connections: 27k-38k/s on the io threads, 16k-17k/s with 4
+  // blocking threads).
+  const int blocking_threads = o.blocking_threads.value_or(o.store.url.empty() ? 0 : 4);
   const double burst = o.rate_burst > 0 ? o.rate_burst : std::max(1.0, 2 * rate);
   if (rate > 0 && burst < 1) return usage_failure("--rate-burst must be at least 1 (a caller's first request)");
   std::optional<http::TlsFiles> tls;
@@ -206,6 +212,7 @@ int serve(const ServeOptions& o) {
              {"roles", roles},
              {"bus", o.bus.url.empty() ? "none" : o.bus.url},
              {"io_threads", o.io_threads},
+             {"blocking_threads", blocking_threads},
              {"group_commit", o.store.pipeline.group_commit},
              {"max_batch", o.store.pipeline.max_batch},
              {"log_level", o.log_level},
@@ -360,6 +367,7 @@ int serve(const ServeOptions& o) {
   options.host = host;
   options.port = port;
   options.io_threads = o.io_threads;
+  options.blocking_threads = blocking_threads;
   options.max_connections = o.max_connections;
   options.max_connections_per_ip = o.max_connections_per_ip;
   options.tls = tls;
@@ -444,6 +452,10 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
       ->check(CLI::Range(1, 5));
   settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());
   settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
+  settings.add(*cmd, "blocking-threads", o->blocking_threads,
+               "Threads answering listings (reads of many rows), so a slow read holds none of the io threads; 0: "
+               "the io threads answer them (default: 4 on PostgreSQL, 0 on the embedded store)")
+      ->check(CLI::Range(0, 256));
   settings.add(*cmd, "log-level", o->log_level, "debug, info, warn, error or off")->check(log_level());
   settings.add(*cmd, "log-format", o->log_format, "text or json (one JSON object per line)")->check(log_format());
   settings.add(*cmd, "access-log", o->access_log, "Log every answered request (method, route, status, duration, bytes)");

@@ -9,7 +9,7 @@ import time
 import unittest
 import uuid
 
-from harness import API, Server, binary, create_account, create_product, psql
+from harness import API, Client, Server, binary, create_account, create_product, psql, raw_request
 
 PG = os.environ.get("ORDERFLOW_TEST_PG")
 
@@ -43,6 +43,40 @@ class PostgresReadModels(unittest.TestCase):
         with tempfile.TemporaryDirectory() as cwd:
             return subprocess.run([binary(), *args, "--store", self.url], cwd=cwd, capture_output=True, text=True,
                                   timeout=60)
+
+    def test_listings_held_by_a_locked_table_leave_the_io_threads_answering(self):
+        # A lock someone else holds on a read model's table (a migration, an operator's
+        # session) holds every listing of it; those wait on the blocking threads
+        # (--blocking-threads), more of them than there are io threads, and health checks and
+        # commands are still answered at once.
+        server, c = self.serve()
+        aid = create_account(c, balance=0)
+        create_product(c, stock=5)
+        self.wait_statuses(c, "running")
+        tables = psql("SELECT string_agg(tablename, ', ') FROM pg_tables WHERE tablename LIKE 'products%'", self.url)
+        self.assertTrue(tables)
+        locker = subprocess.Popen(["psql", "-X", "-q", "-d", self.url, "-c",
+                                   f"BEGIN; LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(locker.wait)
+        deadline = time.monotonic() + 10
+        while psql("SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation IS NOT NULL",
+                   self.url) == "0" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held = []
+        for _ in range(4):  # twice the io threads
+            s = server.raw_socket(timeout=20)
+            s.sendall(raw_request("GET", f"{API}/products"))
+            held.append(s)
+            self.addCleanup(s.close)
+        time.sleep(0.5)
+        quick = Client(server.port, timeout=2)
+        self.addCleanup(quick.close)
+        self.assertEqual(quick.get("/healthz").status, 200)
+        self.assertEqual(quick.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 5}).status, 200)
+        locker.wait()
+        for s in held:  # and each listing is answered once the lock goes
+            self.assertTrue(s.recv(64).startswith(b"HTTP/1.1 200"))
 
     def test_a_second_process_serves_at_once_and_takes_over(self):
         first, c1 = self.serve()

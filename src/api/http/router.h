@@ -18,7 +18,8 @@
 
 namespace orderflow::http {
 
-// Runs on the connection's io thread; may co_await anything (see await.h for callback
+// Runs on the connection's io thread (or, for a route added with RouteOptions::blocking,
+// on one of the server's blocking threads); may co_await anything (see await.h for callback
 // style back ends). The Request stays valid until the returned awaitable completes.
 // Handlers of one router run concurrently on every io thread: they must be thread-safe.
 // An exception escaping a handler answers 500 `internal`.
@@ -28,6 +29,11 @@ struct RouteOptions {
   // Accept a body of any Content-Type (otherwise POST/PUT/PATCH bodies must be JSON or
   // the server answers 415 `unsupported_media_type` without calling the handler).
   bool any_content_type = false;
+  // The handler may hold its thread for long (a read of many rows: a large page, a slow
+  // database), so it runs on the server's blocking threads (ServerOptions::blocking_threads)
+  // and the io threads go on answering everything else (/healthz, commands). Not for routes
+  // answering a stream.
+  bool blocking = false;
 };
 
 struct Route;

@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -327,8 +328,8 @@ class Connection {
 // One io thread: its io_context and the connections living on it. Everything here is
 // touched on that thread only.
 struct Worker {
-  Worker(const Router& r, const ServerOptions& o, OutputBudget& b, Clock::duration t)
-      : router(r), opts(o), output(b), tick(t) {}
+  Worker(const Router& r, const ServerOptions& o, OutputBudget& b, Clock::duration t, asio::io_context* blocking)
+      : router(r), opts(o), output(b), tick(t), blocking(blocking) {}
   // Destroying ioc below destroys the frames of connections still open (after a forced
   // stop); their sessions must not touch the sweeper, already gone by then.
   ~Worker() { destroying = true; }
@@ -346,6 +347,7 @@ struct Worker {
   const ServerOptions& opts;
   OutputBudget& output;
   const Clock::duration tick;     // how often deadlines are checked
+  asio::io_context* const blocking;  // where RouteOptions::blocking handlers run; null: here
   std::list<Connection*> sessions;  // declared before ioc: outlives the frames it destroys
   asio::io_context ioc{1};
   asio::steady_timer sweeper{ioc};
@@ -603,7 +605,11 @@ asio::awaitable<Response> Session<Socket>::dispatch() {
 
   std::string failure;
   try {
-    Response res = co_await m.route->handler(r);
+    Response res;  // (not a ?: of two co_awaits: g++ 12 miscompiles that)
+    if (m.route->options.blocking && w_.blocking)
+      res = co_await asio::co_spawn(*w_.blocking, m.route->handler(r), asio::use_awaitable);
+    else
+      res = co_await m.route->handler(r);
     if (valid_response(res)) co_return res;
     failure = "invalid status or header field";
   } catch (const std::exception& e) {
@@ -809,15 +815,39 @@ Clock::duration sweep_tick(const ServerOptions& o) {
 
 }  // namespace
 
+// The threads running RouteOptions::blocking handlers (ServerOptions::blocking_threads).
+struct BlockingThreads {
+  void start(int n) {
+    for (int i = 0; i < n; ++i)
+      threads.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "of-http-block");
+        ioc.run();
+      });
+  }
+  // Once nothing can hand them more (the io threads have returned): they finish what they
+  // hold and return.
+  void join() {
+    idle.reset();
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+
+  asio::io_context ioc;
+  asio::executor_work_guard<asio::io_context::executor_type> idle = asio::make_work_guard(ioc);
+  std::vector<std::thread> threads;
+};
+
 struct HttpServer::Impl {
   Impl(Router r, ServerOptions o)
-      : router(std::move(r)), opts(std::move(o)), workers(make_workers(router, opts, output)) {}
+      : router(std::move(r)), opts(std::move(o)), workers(make_workers(router, opts, output, blocking)) {}
 
   static std::vector<std::unique_ptr<Worker>> make_workers(const Router& r, const ServerOptions& o,
-                                                           OutputBudget& b) {
+                                                           OutputBudget& b, BlockingThreads& blocking) {
     OF_CHECK(o.io_threads >= 1, "an HttpServer needs an io thread");
+    OF_CHECK(o.blocking_threads >= 0, "an HttpServer's blocking_threads is negative");
     std::vector<std::unique_ptr<Worker>> out;
-    for (int i = 0; i < o.io_threads; ++i) out.push_back(std::make_unique<Worker>(r, o, b, sweep_tick(o)));
+    for (int i = 0; i < o.io_threads; ++i)
+      out.push_back(std::make_unique<Worker>(r, o, b, sweep_tick(o), o.blocking_threads > 0 ? &blocking.ioc : nullptr));
     return out;
   }
 
@@ -831,6 +861,8 @@ struct HttpServer::Impl {
   // Before the workers, whose sessions give their tickets and shares back to them.
   Admission admission{opts};
   OutputBudget output{opts.max_output_bytes};
+  // Before the workers: joined by join() before their connections' frames go.
+  BlockingThreads blocking;
   std::vector<std::unique_ptr<Worker>> workers;  // before the io objects living on them
   tcp::acceptor acceptor{workers.front()->ioc};
   std::optional<asio::signal_set> signals;
@@ -963,11 +995,13 @@ void HttpServer::start() {
       pthread_setname_np(pthread_self(), "of-http");
       ioc.run();
     });
+  impl_->blocking.start(impl_->opts.blocking_threads);
 }
 
 void HttpServer::join() {
   for (auto& t : impl_->threads)
     if (t.joinable()) t.join();
+  impl_->blocking.join();
 }
 
 void HttpServer::run() {

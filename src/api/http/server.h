@@ -52,6 +52,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";  // an address or a name to resolve
   std::uint16_t port = 0;          // 0: the system picks a free one, see HttpServer::port()
   int io_threads = 2;
+  // Threads running the handlers of routes added with RouteOptions::blocking; 0: those run on
+  // the io threads too.
+  int blocking_threads = 4;
   std::size_t body_limit = 1 << 20;    // larger bodies: 413 `payload_too_large`, then close
   std::size_t header_limit = 16 << 10;  // larger heads: 400 `invalid_request`, then close
   // A connection is closed when a deadline passes (checked a few times per timeout):

@@ -1,6 +1,7 @@
 #include "api/http/server.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -9,8 +10,11 @@
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <condition_variable>
 #include <csignal>
+#include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -97,6 +101,7 @@ class ServerTest : public ::testing::Test {
   Router router_;
   std::optional<HttpServer> server_;
   std::atomic<int> slow_started_{0};
+  std::atomic<pthread_t> io_thread_{};
 };
 
 TEST_F(ServerTest, RoutesWithParamsQueryAndHeaders) {
@@ -320,6 +325,66 @@ TEST_F(ServerTest, SlowClientDoesNotBlockOthers) {
   r = slow.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(json_of(*r).at("x_test"), "late");
+}
+
+// A handler that holds its thread (a read of many rows from a slow database) on a blocking
+// route holds a blocking thread, not the io thread: with one io thread, others are answered.
+TEST_F(ServerTest, ABlockingRouteHoldsABlockingThreadNotTheIoThread) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> held{0};
+  std::atomic<bool> on_io_thread{false};
+  router_.add(Method::get, "/held", [&](Request&) -> asio::awaitable<Response> {
+    on_io_thread = pthread_equal(pthread_self(), io_thread_);
+    ++held;
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+    co_return json_response(200, R"({"held":true})");
+  }, {.blocking = true});
+  router_.add(Method::get, "/held-throws", [](Request&) -> asio::awaitable<Response> {
+    throw std::runtime_error("boom");
+    co_return Response{};
+  }, {.blocking = true});
+  router_.add(Method::get, "/io-thread", [this](Request&) -> asio::awaitable<Response> {
+    io_thread_ = pthread_self();
+    co_return json_response(200, "{}");
+  });
+  auto let_go = [&] {
+    {
+      std::lock_guard lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  };
+  // Let go however the test ends, or the server's join would wait on the held handlers.
+  std::unique_ptr<void, std::function<void(void*)>> let_go_at_end(&held, [&](void*) { let_go(); });
+  start({.io_threads = 1, .blocking_threads = 2});
+  RawClient probe(port());
+  ASSERT_TRUE(probe.send(get("/io-thread")));
+  ASSERT_TRUE(probe.read_response());
+  RawClient a(port()), b(port());
+  ASSERT_TRUE(a.send(get("/held")));
+  ASSERT_TRUE(b.send(get("/held")));
+  for (int i = 0; i < 500 && held < 2; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(held, 2);  // both at once: two blocking threads
+  EXPECT_FALSE(on_io_thread);
+  RawClient other(port());
+  ASSERT_TRUE(other.send(get("/api/v1/orders/2")));
+  auto r = other.read_response(2s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  let_go();
+  for (RawClient* c : {&a, &b}) {
+    auto held_answer = c->read_response();
+    ASSERT_TRUE(held_answer);
+    EXPECT_EQ(json_of(*held_answer).at("held"), true);
+  }
+  RawClient thrower(port());  // what escapes a handler there is a 500, as on an io thread
+  ASSERT_TRUE(thrower.send(get("/held-throws")));
+  r = thrower.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
 }
 
 TEST_F(ServerTest, HeaderAndIdleTimeoutsCloseConnections) {
