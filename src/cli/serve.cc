@@ -233,6 +233,9 @@ int serve(const ServeOptions& o) {
   std::optional<OtlpExporter> exporter;
   if (!o.otlp_endpoint.empty()) exporter.emplace(OtlpOptions{.endpoint = o.otlp_endpoint, .service_version = ORDERFLOW_VERSION});
   configure_tracing(o.trace_sample_ratio, exporter ? &*exporter : nullptr);
+  // A port another process holds ends this one before it opens the store: on a shared store
+  // it would otherwise take the saga's, the relay's or the projections' lease on its way out.
+  if (auto bindable = http::check_listen(host, port); !bindable) return runtime_failure(bindable.error().message);
   auto store = open_store(o.store);
   if (!store) return runtime_failure(store.error().message);
   // Personal data is sealed under per-customer keys kept in the store (crypto-shredding).

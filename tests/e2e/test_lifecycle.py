@@ -2,16 +2,18 @@
 
 import concurrent.futures
 import http.client
+import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 import uuid
 
-from harness import (API, ErrorAsserts, ResponseReader, Server, create_account, create_product, events_caused_by,
+from harness import (API, ErrorAsserts, ResponseReader, Server, binary, create_account, create_product, events_caused_by,
                      new_id, place_order, raw_request, scan_events, stream_events, wait_quiet)
 
 
@@ -38,6 +40,21 @@ class Lifecycle(ErrorAsserts, unittest.TestCase):
         c.close()
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", s.port), timeout=2).close()
+
+    def test_a_port_in_use_ends_serve_before_it_opens_the_store(self):
+        # exit 1 naming the address, and nothing opened: no store files, no lease taken from the
+        # process on the same store (PostgreSQL runs) on its way out.
+        s = self.start()
+        other = tempfile.mkdtemp(prefix="orderflow-e2e-life-")
+        self.addCleanup(shutil.rmtree, other, True)
+        r = subprocess.run([binary(), "serve", "--listen", f"127.0.0.1:{s.port}", "--data", other, *s.store_args()],
+                           capture_output=True, text=True, timeout=60, cwd=other)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"cannot listen on 127.0.0.1:{s.port}", r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertNotIn("lease", r.stderr)
+        self.assertEqual(os.listdir(other), [])
+        self.assertEqual(s.client().get("/healthz").status, 200)
 
     def test_restart_keeps_entities_events_and_idempotency_keys(self):
         s = self.start()

@@ -940,6 +940,36 @@ Result<void> check_tls(const TlsFiles& files) {
   return {};
 }
 
+namespace {
+
+// Binds `a` to host:port (and listens), as HttpServer::listen and check_listen do.
+Result<void> bind_acceptor(tcp::acceptor& a, const std::string& host, std::uint16_t port) {
+  const std::string where = host + ":" + std::to_string(port);
+  error_code ec;
+  tcp::endpoint endpoint(asio::ip::make_address(host, ec), port);
+  if (ec) {
+    tcp::resolver resolver(a.get_executor());
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      return fail(Errc::invalid_argument, "cannot resolve " + where + ": " + ec.message());
+    endpoint = results.begin()->endpoint();
+  }
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail(Errc::unavailable, "cannot listen on " + where + ": " + ec.message());
+  return {};
+}
+
+}  // namespace
+
+Result<void> check_listen(const std::string& host, std::uint16_t port) {
+  asio::io_context ioc;
+  tcp::acceptor a(ioc);
+  return bind_acceptor(a, host, port);
+}
+
 Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(router), std::move(options));
   const auto& o = impl->opts;
@@ -948,23 +978,10 @@ Result<HttpServer> HttpServer::listen(Router router, ServerOptions options) {
     MutexLock lk(impl->tls_mu);  // nothing else uses it yet: for the analysis
     impl->tls = std::move(ctx);
   }
-  const std::string where = o.host + ":" + std::to_string(o.port);
+  OF_RETURN_IF_ERROR(bind_acceptor(impl->acceptor, o.host, o.port));
   error_code ec;
-  tcp::endpoint endpoint(asio::ip::make_address(o.host, ec), o.port);
-  if (ec) {
-    tcp::resolver resolver(impl->workers.front()->ioc);
-    auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
-    if (ec || results.empty())
-      return fail(Errc::invalid_argument, "cannot resolve " + where + ": " + ec.message());
-    endpoint = results.begin()->endpoint();
-  }
-  auto& a = impl->acceptor;
-  a.open(endpoint.protocol(), ec);
-  if (!ec) a.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) a.bind(endpoint, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (!ec) impl->port = a.local_endpoint(ec).port();
-  if (ec) return fail(Errc::unavailable, "cannot listen on " + where + ": " + ec.message());
+  impl->port = impl->acceptor.local_endpoint(ec).port();
+  if (ec) return fail(Errc::unavailable, "cannot listen on " + o.host + ": " + ec.message());
   return HttpServer(std::move(impl));
 }
 

@@ -48,6 +48,11 @@ struct TlsFiles {
 // naming the file at fault.
 Result<void> check_tls(const TlsFiles& files);
 
+// Can this process listen on host:port (a name resolves, the port is free)? Binds a socket
+// and closes it: what listen() would answer, asked before opening anything else.
+// invalid_argument (a name that does not resolve), unavailable (the port is taken).
+Result<void> check_listen(const std::string& host, std::uint16_t port);
+
 struct ServerOptions {
   std::string host = "127.0.0.1";  // an address or a name to resolve
   std::uint16_t port = 0;          // 0: the system picks a free one, see HttpServer::port()
