@@ -357,8 +357,10 @@ TEST_F(ServerTest, ABlockingRouteHoldsABlockingThreadNotTheIoThread) {
     }
     cv.notify_all();
   };
-  // Let go however the test ends, or the server's join would wait on the held handlers.
-  std::unique_ptr<void, std::function<void(void*)>> let_go_at_end(&held, [&](void*) { let_go(); });
+  struct LetGoAtEnd {  // however the test ends, or the server's join would wait on the held handlers
+    std::function<void()> let_go;
+    ~LetGoAtEnd() { let_go(); }
+  } let_go_at_end{let_go};
   start({.io_threads = 1, .blocking_threads = 2});
   RawClient probe(port());
   ASSERT_TRUE(probe.send(get("/io-thread")));
