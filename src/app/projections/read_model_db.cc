@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -58,6 +59,12 @@ struct TableProjection::Sql {
                                   "DO UPDATE SET version = excluded.version");
       bus_versions_of.push_back("SELECT stream_id, version FROM bus_versions WHERE projection = " + d.param(1) +
                                 " AND generation = " + d.param(2) + " AND stream_id IN (" + d.params(3, 2 + n) + ")");
+      std::string opened;
+      for (int i = 0; i < n; ++i)
+        opened += (i ? ", (" : "(") + d.param(1) + ", " + d.param(2) + ", " + d.param(3 + i) + ", 0)";
+      claim_bus_versions.push_back("INSERT INTO bus_versions (projection, generation, stream_id, version) VALUES " +
+                                   opened +
+                                   " ON CONFLICT (projection, generation, stream_id) DO NOTHING RETURNING stream_id");
     }
   }
 
@@ -90,6 +97,9 @@ struct TableProjection::Sql {
   // Per kBusVersionsAtOnce: projection, generation, then that many (stream, version) pairs,
   // each saved (rows of distinct streams: one statement cannot update a row twice).
   std::vector<std::string> save_bus_versions;
+  // Per kBusVersionsAtOnce: projection, generation, then that many streams, each given the
+  // version 0 unless it has a version; answers the streams that had none.
+  std::vector<std::string> claim_bus_versions;
 };
 
 std::string with_generation(std::string_view sql, std::int64_t generation) {
@@ -166,9 +176,11 @@ class TableProjection::Copy final : public es::ReadModel {
     std::vector<std::size_t> early;
     std::vector<es::RecordedEvent> fresh;
     std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
+    std::unordered_set<std::string_view> claimed;  // given version 0 by load_versions
     es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
-      OF_RETURN_IF_ERROR(load_versions(tx, events));
+      claimed.clear();
+      OF_RETURN_IF_ERROR(load_versions(tx, events, claimed));
       for (std::size_t i = 0; i < events.size(); ++i) {
         const auto& e = events[i];
         if (!tracks(e)) continue;
@@ -189,7 +201,8 @@ class TableProjection::Copy final : public es::ReadModel {
       if (auto r = writer_->apply(tx, fresh); !r) return r;
       std::vector<std::pair<std::string_view, std::int64_t>> changed;
       for (const auto& [stream, version] : reached)
-        if (versions_[stream] != version) changed.emplace_back(stream.view(), version.value());
+        if (claimed.contains(stream.view()) ? version != es::StreamVersion{0} : versions_[stream] != version)
+          changed.emplace_back(stream.view(), version.value());
       OF_RETURN_IF_ERROR(save_versions(tx, changed));
       if (through == 0) return {};
       const SqlValue params[] = {through.value(), p_.name_, generation_};
@@ -252,28 +265,55 @@ class TableProjection::Copy final : public es::ReadModel {
            std::find(categories.begin(), categories.end(), e.stream_id.category()) != categories.end();
   }
 
-  // The committed version of `stream` in this copy's bus versions (kNoStream: none).
   // The committed versions of the streams of `events` not looked at yet, into versions_: a
   // few statements for a batch rather than one a stream (each a round trip on PostgreSQL,
-  // where a batch of new orders made hundreds).
-  Result<void> load_versions(WriteTransaction& tx, std::span<const es::RecordedEvent> events) {
-    std::vector<std::string_view> missing;
+  // where a batch of new orders made hundreds). A stream whose first event here is its
+  // first (version 0; a new order's) is claimed instead of looked up: given version 0 in
+  // bus_versions unless it has a version, so a new stream costs one insert and no lookup
+  // (a claimed stream is in `claimed`, its cached version kNoStream: the batch applies its
+  // first event, and its row is saved again only if the batch takes it past 0). One that
+  // had a version (a redelivery) is looked up with the others.
+  Result<void> load_versions(WriteTransaction& tx, std::span<const es::RecordedEvent> events,
+                             std::unordered_set<std::string_view>& claimed) {
+    std::vector<std::string_view> opening, missing;
     std::unordered_set<std::string_view> seen;
     for (const auto& e : events)
       if (tracks(e) && !versions_.contains(e.stream_id) && seen.insert(e.stream_id.view()).second)
-        missing.push_back(e.stream_id.view());
+        (e.version == es::StreamVersion{0} ? opening : missing).push_back(e.stream_id.view());
+    OF_RETURN_IF_ERROR(in_chunks(opening, [&](std::size_t k, std::span<const SqlValue> params) {
+      return tx.query(p_.sql_->claim_bus_versions[k], params, [&](const Row& row) {
+        const auto it = seen.find(row.text(0));
+        if (it == seen.end()) return;  // not asked for: cannot happen
+        claimed.insert(*it);
+        versions_[es::StreamId(std::string(*it))] = es::kNoStream;
+      });
+    }));
+    for (const auto stream : opening)
+      if (!claimed.contains(stream)) missing.push_back(stream);
+    return in_chunks(missing, [&](std::size_t k, std::span<const SqlValue> params) {
+      for (std::size_t i = 2; i < params.size(); ++i)
+        versions_[es::StreamId(std::string(std::get<std::string_view>(params[i])))] = es::kNoStream;
+      return tx.query(p_.sql_->bus_versions_of[k], params, [&](const Row& row) {
+        versions_[es::StreamId(std::string(row.text(0)))] = es::StreamVersion{row.int64(1)};
+      });
+    });
+  }
+
+  // Runs `statement(k, params)` over `streams` in chunks of Sql::kBusVersionsAtOnce[k]
+  // streams (params: projection, generation, the chunk's streams): the smallest size that
+  // takes what is left, else the largest; a shorter chunk is padded with its last stream.
+  Result<void> in_chunks(std::span<const std::string_view> streams,
+                         const std::function<Result<void>(std::size_t, std::span<const SqlValue>)>& statement) {
     constexpr auto& kSizes = Sql::kBusVersionsAtOnce;
-    for (std::size_t from = 0; from < missing.size();) {
-      const auto left = missing.size() - from;
-      std::size_t k = 0;  // the smallest size that takes what is left, else the largest
+    std::vector<SqlValue> params;
+    for (std::size_t from = 0; from < streams.size();) {
+      const auto left = streams.size() - from;
+      std::size_t k = 0;
       while (k + 1 < kSizes.size() && static_cast<std::size_t>(kSizes[k]) < left) ++k;
       const auto size = static_cast<std::size_t>(kSizes[k]), n = std::min(size, left);
-      std::vector<SqlValue> params{p_.name_, generation_};
-      for (std::size_t i = 0; i < size; ++i) params.emplace_back(missing[from + std::min(i, n - 1)]);
-      for (std::size_t i = 0; i < n; ++i) versions_[es::StreamId(std::string(missing[from + i]))] = es::kNoStream;
-      OF_RETURN_IF_ERROR(tx.query(p_.sql_->bus_versions_of[k], params, [&](const Row& row) {
-        versions_[es::StreamId(std::string(row.text(0)))] = es::StreamVersion{row.int64(1)};
-      }));
+      params.assign({p_.name_, generation_});
+      for (std::size_t i = 0; i < size; ++i) params.emplace_back(streams[from + std::min(i, n - 1)]);
+      OF_RETURN_IF_ERROR(statement(k, params));
       from += n;
     }
     return {};
@@ -299,6 +339,7 @@ class TableProjection::Copy final : public es::ReadModel {
     return {};
   }
 
+  // The committed version of `stream` in this copy's bus versions (kNoStream: none).
   Result<es::StreamVersion> stored_version(WriteTransaction& tx, const es::StreamId& stream) {
     if (auto it = versions_.find(stream); it != versions_.end()) return it->second;
     es::StreamVersion version = es::kNoStream;

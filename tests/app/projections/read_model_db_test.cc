@@ -80,21 +80,48 @@ TEST(BatchedRows, WritesRowsInStatementsOfPowersOfTwoRowsInTheOrderAdded) {
 }
 
 // A bus-fed projection of orders that keeps nothing but what TableProjection keeps for it:
-// its copies (one empty table each) and their bus versions.
+// its copies (one empty table each) and their bus versions; with `applied`, each event its
+// copies apply is noted there as "stream@version".
 class VersionsOnly final : public TableProjection {
  public:
-  VersionsOnly(es::ReadModelDb& db, const std::string& name)
+  VersionsOnly(es::ReadModelDb& db, const std::string& name, std::vector<std::string>* applied = nullptr)
       : TableProjection(db, name, es::EventFilter{.categories = {"order"}},
                         {"CREATE TABLE IF NOT EXISTS " + name + "{g} (id " + db.dialect().text + " PRIMARY KEY)" +
                          db.dialect().table_options},
-                        {name + "{g}"}) {}
+                        {name + "{g}"}),
+        applied_(applied) {}
 
  private:
-  class Nothing final : public CopyWriter {
-    Result<void> apply(es::WriteTransaction&, std::span<const es::RecordedEvent>) override { return {}; }
+  class Noting final : public CopyWriter {
+   public:
+    explicit Noting(std::vector<std::string>* applied) : applied_(applied) {}
+    Result<void> apply(es::WriteTransaction&, std::span<const es::RecordedEvent> events) override {
+      if (applied_)
+        for (const auto& e : events) applied_->push_back(e.stream_id.str() + "@" + to_string(e.version));
+      return {};
+    }
+
+   private:
+    std::vector<std::string>* applied_;
   };
-  std::unique_ptr<CopyWriter> writer(std::int64_t) override { return std::make_unique<Nothing>(); }
+  std::unique_ptr<CopyWriter> writer(std::int64_t) override { return std::make_unique<Noting>(applied_); }
+
+  std::vector<std::string>* applied_;
 };
+
+// Events of `stream@version` at positions from `first` on.
+std::vector<es::RecordedEvent> events_of(std::initializer_list<std::pair<const char*, std::int64_t>> of,
+                                         std::int64_t first) {
+  std::vector<es::RecordedEvent> out;
+  for (const auto& [stream, version] : of) {
+    es::RecordedEvent e;
+    e.stream_id = es::StreamId(std::string(stream));
+    e.version = es::StreamVersion{version};
+    e.position = es::Position{first++};
+    out.push_back(e);
+  }
+  return out;
+}
 
 // The first event of each of `streams`, at positions from `first` on.
 std::vector<es::RecordedEvent> first_events(std::initializer_list<const char*> streams, std::int64_t first) {
@@ -173,6 +200,40 @@ TEST_P(BusVersionsTest, RowsLeftByAnEarlierDroppedCopyPassForNoNewCopysAndAreDel
   ASSERT_TRUE(version) << version.error().message;
   EXPECT_EQ(*version, es::kNoStream) << "the new copy 2 has applied nothing of order-9";
   EXPECT_EQ(rows(), (std::multiset<std::string>{"a 1 order-1"}));
+}
+
+// A new stream's first event claims its bus version instead of looking it up (one insert
+// per new order): what a redelivery brings again after a restart (an empty cache) is still
+// skipped as applied, a stream further along keeps its version, and one taken past its
+// first event in the batch that claims it saves the version it reached.
+TEST_P(BusVersionsTest, FirstEventsDeliveredAgainAfterARestartAreNotAppliedTwice) {
+  ASSERT_TRUE(*db_->claim("a"));
+  std::vector<std::string> applied;
+  {
+    VersionsOnly a(*db_, "a", &applied);
+    auto copy = std::move(*a.open_live());
+    auto early = a.apply_delivered(*copy, events_of({{"order-1", 0}, {"order-2", 0}, {"order-2", 1}}, 1));
+    ASSERT_TRUE(early) << early.error().message;
+    EXPECT_TRUE(early->empty());
+  }
+  EXPECT_EQ(applied, (std::vector<std::string>{"order-1@0", "order-2@0", "order-2@1"}));
+  applied.clear();
+  {
+    VersionsOnly a(*db_, "a", &applied);  // as after a restart: nothing cached
+    auto copy = std::move(*a.open_live());
+    auto early = a.apply_delivered(
+        *copy, events_of({{"order-2", 0}, {"order-1", 0}, {"order-3", 0}, {"order-1", 1}, {"order-4", 2}}, 1));
+    ASSERT_TRUE(early) << early.error().message;
+    EXPECT_EQ(*early, (std::vector<std::size_t>{4})) << "order-4@2 came before its first event";
+    for (const char* stream : {"order-1", "order-2", "order-3", "order-4"})
+      ASSERT_TRUE(a.delivered_version(*copy, es::StreamId(std::string(stream))));
+    EXPECT_EQ(*a.delivered_version(*copy, es::StreamId(std::string("order-1"))), es::StreamVersion{1});
+    EXPECT_EQ(*a.delivered_version(*copy, es::StreamId(std::string("order-2"))), es::StreamVersion{1})
+        << "a redelivered first event leaves a stream further along where it was";
+    EXPECT_EQ(*a.delivered_version(*copy, es::StreamId(std::string("order-3"))), es::StreamVersion{0});
+    EXPECT_EQ(*a.delivered_version(*copy, es::StreamId(std::string("order-4"))), es::kNoStream);
+  }
+  EXPECT_EQ(applied, (std::vector<std::string>{"order-3@0", "order-1@1"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BusVersionsTest,
