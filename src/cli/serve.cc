@@ -15,6 +15,7 @@
 #include "app/dead_letters.h"
 #include "app/command_handler.h"
 #include "app/event_log.h"
+#include "app/idempotency_retention.h"
 #include "app/invariants.h"
 #include "app/projections/read_side.h"
 #include "app/relay/relay.h"
@@ -136,6 +137,7 @@ struct ServeOptions {
   double rate_burst = 0;  // 0: twice the rate (at least 1)
   std::string tls_cert, tls_key;  // PEM files; both or neither (plain HTTP)
   app::AdmissionLimits admission;
+  std::int64_t idempotency_retention_s = 24 * 3600;  // 0: the records are kept for ever
 };
 
 // Enough for any one client an operator means to serve, low enough that one client cannot
@@ -282,6 +284,25 @@ int serve(const ServeOptions& o) {
   } else {
     metrics.add_section(&postgres::render_pool_metrics);
   }
+  // The answers stored for Idempotency-Keys are deleted past their retention (docs/api.md
+  // §2), by the processes that store them; within min(retention, 1 min) of expiring.
+  std::optional<app::IdempotencyRetention> idempotency_retention;
+  if (has_role(o.roles, "command") && o.idempotency_retention_s > 0) {
+    const std::chrono::seconds retention(o.idempotency_retention_s);
+    idempotency_retention.emplace(
+        store->idempotency_records(),
+        app::IdempotencyRetentionOptions{
+            .retention = retention,
+            .interval = std::min<std::chrono::milliseconds>(retention, std::chrono::minutes(1))});
+    idempotency_retention->start();
+    metrics.add_section([&retention = *idempotency_retention](std::string& out) {
+      out += fmt::format(
+          "# HELP orderflow_idempotency_expired_total Answers stored for Idempotency-Keys deleted past their "
+          "retention by this process.\n# TYPE orderflow_idempotency_expired_total counter\n"
+          "orderflow_idempotency_expired_total {}\n",
+          retention.expired());
+    });
+  }
   app::EventLog event_log(store->events());
   api::ApiContext ctx{commands, event_log, read.get(), &metrics, *ready_position};
   ctx.personal = &personal;
@@ -416,6 +437,7 @@ int serve(const ServeOptions& o) {
   if (saga) saga->stop();  // answers of its commands in flight come before the store closes
   if (relay) relay->stop();
   if (bus_projector) bus_projector->stop();
+  if (idempotency_retention) idempotency_retention->stop();
   // Pending read-your-writes waits are answered before the server goes; projections stop
   // before the store closes.
   read->runner().stop();
@@ -494,6 +516,10 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
       ->check(zero_or_more());
   settings.add(*cmd, "max-append-queue", o->admission.append_queue,
                "Refuse clients' writes while this many appends wait for the store's writer (0: never)")
+      ->check(zero_or_more());
+  settings.add(*cmd, "idempotency-retention-s", o->idempotency_retention_s,
+               "Delete the answer stored for an Idempotency-Key this many seconds after it was stored (a repeat "
+               "after that is a new request); 0: keep them for ever")
       ->check(zero_or_more());
   settings.add(*cmd, "allowed-hosts", o->allowed_hosts,
                "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "

@@ -62,6 +62,11 @@ es::CustomerKeyStore& OpenStore::customer_keys() {
   return *postgres;
 }
 
+es::IdempotencyRecords& OpenStore::idempotency_records() {
+  if (sqlite) return *sqlite;
+  return *postgres;
+}
+
 app::PersonalDataOptions OpenStore::personal_data_options() const {
   app::PersonalDataOptions o;
   if (postgres) o.cache_ttl = std::chrono::milliseconds(1000);

@@ -45,6 +45,7 @@ struct OpenStore {
   es::CheckpointStore& checkpoints();
   es::StoredLog& stored_log();
   es::CustomerKeyStore& customer_keys();
+  es::IdempotencyRecords& idempotency_records();
   // The personal data's key cache for this store: on PostgreSQL, where other processes may
   // erase a key, a cached key is trusted for 1 s (an erasure there shows here within it).
   app::PersonalDataOptions personal_data_options() const;

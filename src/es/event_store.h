@@ -150,6 +150,16 @@ class SnapshotStore {
   virtual Result<void> for_each_snapshot(const std::function<void(const Snapshot&)>& fn) = 0;
 };
 
+// The answers stored for Idempotency-Keys (docs/api.md §2) are kept for a retention
+// period, then deleted (app/idempotency_retention.h).
+class IdempotencyRecords {
+ public:
+  virtual ~IdempotencyRecords() = default;
+  // Deletes at most `max` of the records stored before `before_ms` (Unix ms), the oldest
+  // first, and answers how many it deleted. A request with a deleted record's key is new.
+  virtual Result<std::size_t> expire_idempotency(std::int64_t before_ms, std::size_t max) = 0;
+};
+
 class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;

@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import threading
+import time
 import unittest
 import uuid
 
@@ -188,6 +189,37 @@ class Idempotency(ServerTestCase, unittest.TestCase):
         self.assertEqual({e["stream_id"] for e in caused if e["stream_id"].startswith("order-")}, {f"order-{oid}"})
         orders_since = {e["stream_id"] for e in scan_events(self.c, from_position=position + 1, type="OrderPlaced")}
         self.assertEqual(orders_since, {f"order-{oid}"})
+
+
+class IdempotencyRetention(ServerTestCase, unittest.TestCase):
+    """docs/api.md §2: a key's answer is kept --idempotency-retention-s seconds, then deleted; a repeat after that
+    is a new request."""
+    server_args = ("--idempotency-retention-s", "2")
+
+    def expired(self):
+        for line in self.c.get("/metrics").body.decode().splitlines():
+            if line.startswith("orderflow_idempotency_expired_total "):
+                return float(line.split()[1])
+        raise AssertionError("orderflow_idempotency_expired_total not in /metrics")
+
+    def test_a_key_past_its_retention_is_new_again(self):
+        aid = create_account(self.c)
+        k = key()
+        first = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 250}, headers={"Idempotency-Key": k})
+        self.assertEqual(first.status, 200, first)
+        again = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 250}, headers={"Idempotency-Key": k})
+        self.assertEqual((again.status, again.body, again.header("Idempotent-Replayed")),
+                         (200, first.body, "true"), "a repeat within the retention is answered from the key")
+        before = self.expired()
+        deadline = time.monotonic() + 20
+        while self.expired() == before:
+            self.assertLess(time.monotonic(), deadline, "no answer was deleted within 20 s of a 2 s retention")
+            time.sleep(0.2)
+        later = self.c.post(f"{API}/accounts/{aid}/deposit", {"amount_cents": 250}, headers={"Idempotency-Key": k})
+        self.assertEqual(later.status, 200, later)
+        self.assertIsNone(later.header("Idempotent-Replayed"))
+        self.assertGreater(later.json["position"], first.json["position"])
+        self.assertEqual(self.c.get(f"{API}/accounts/{aid}").json["balance_cents"], 500)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,43 @@ TEST_P(EventStoreContract, IdempotencyRecordIsStoredWithTheEvents) {
   EXPECT_EQ(*store().stream_version("s-8"), 1);
 }
 
+// Records past their retention are deleted oldest first, a chunk at a time; their keys are
+// new again, and the younger ones stay; the events stay whatever happens to their records.
+TEST_P(EventStoreContract, ExpiredIdempotencyRecordsAreDeletedOldestFirst) {
+  auto* records = harness_->idempotency_records();
+  if (!records) GTEST_SKIP() << "this store keeps its idempotency records for ever";
+  for (int i = 1; i <= 5; ++i) {
+    auto req = make_append("s-expiry", ExpectedVersion::any());
+    req.idempotency = es::IdempotencyRecord{"key-" + std::to_string(i), "POST /x {}", 201, "{}", 1000 * i};
+    ASSERT_TRUE(store().append(req));
+  }
+  auto kept = [&] {
+    std::vector<int> out;
+    for (int i = 1; i <= 5; ++i)
+      if (auto found = store().find_idempotency("key-" + std::to_string(i)); found && found->has_value())
+        out.push_back(i);
+    return out;
+  };
+  auto expired = records->expire_idempotency(4000, 2);  // keys 1-3 are older than 4000
+  ASSERT_TRUE(expired) << expired.error().message;
+  EXPECT_EQ(*expired, 2u);
+  EXPECT_EQ(kept(), (std::vector<int>{3, 4, 5})) << "the oldest go first";
+  expired = records->expire_idempotency(4000, 2);
+  ASSERT_TRUE(expired) << expired.error().message;
+  EXPECT_EQ(*expired, 1u) << "a record created at the bound is kept";
+  EXPECT_EQ(kept(), (std::vector<int>{4, 5}));
+  EXPECT_EQ(*records->expire_idempotency(4000, 2), 0u);
+
+  auto again = make_append("s-expiry", ExpectedVersion::any());
+  again.idempotency = es::IdempotencyRecord{"key-1", "POST /y {}", 201, "{}", 9000};
+  auto r = store().append(again);
+  ASSERT_TRUE(r) << "an expired key is new: " << r.error().message;
+  EXPECT_TRUE(r->written);
+  EXPECT_EQ(*store().stream_version("s-expiry"), 5);
+  harness_->reopen();
+  EXPECT_EQ(kept(), (std::vector<int>{1, 4, 5}));
+}
+
 // ---- reads ----
 
 TEST_P(EventStoreContract, ReadStreamForwardAndBackwardFromAVersion) {

@@ -28,6 +28,8 @@ class StoreHarness {
   virtual es::SnapshotStore& snapshots() = 0;
   virtual es::CheckpointStore& checkpoints() = 0;
   virtual es::StoredLog& log() = 0;
+  // Null: the store keeps its idempotency records for ever (the simulation's).
+  virtual es::IdempotencyRecords* idempotency_records() { return nullptr; }
   // Closes the store and opens the same data again, with these upcasters (may be null).
   virtual void reopen(const es::UpcasterRegistry* upcasters = nullptr) = 0;
   // Closes the store, replaces `original` by `replacement` (as long) in the stored bytes

@@ -100,6 +100,10 @@ CREATE TABLE customer_keys (
   erased_at   bigint            -- the last erasure; NULL: never erased
 );
 )sql"},
+    Migration{5, "idempotency expiry", R"sql(
+-- Records past their retention are deleted oldest first (expire_idempotency).
+CREATE INDEX idempotency_created_at ON idempotency (created_at);
+)sql"},
 };
 
 Result<void> apply_missing(Connection& conn, const std::string& schema) {

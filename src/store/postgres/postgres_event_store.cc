@@ -505,6 +505,16 @@ Result<void> PostgresEventStore::save_checkpoint(const std::string& name, es::Po
   return {};
 }
 
+// Rows another process is deleting are skipped, not waited for.
+Result<std::size_t> PostgresEventStore::expire_idempotency(std::int64_t before_ms, std::size_t max) {
+  auto r = query({"WITH gone AS (DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE "
+                  "created_at < $1 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+                  "SELECT count(*) FROM gone",
+                  {std::to_string(before_ms), std::to_string(max)}});
+  if (!r) return r.error();
+  return static_cast<std::size_t>(r->int64(0, 0));
+}
+
 // CustomerKeyStore. Keys travel as hex (every parameter is text); each statement is its own
 // transaction, committed with synchronous_commit=on.
 

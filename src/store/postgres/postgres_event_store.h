@@ -80,6 +80,7 @@ class PostgresEventStore final : public es::EventStore,
                                  public es::CheckpointStore,
                                  public es::StoredLog,
                                  public es::CustomerKeyStore,
+                                 public es::IdempotencyRecords,
                                  private es::AppendBackend {
  public:
   // Connects, migrates the schema and starts the writer.
@@ -116,6 +117,9 @@ class PostgresEventStore final : public es::EventStore,
   // CheckpointStore
   Result<es::Position> load_checkpoint(const std::string& name) override;
   Result<void> save_checkpoint(const std::string& name, es::Position position) override;
+
+  // IdempotencyRecords
+  Result<std::size_t> expire_idempotency(std::int64_t before_ms, std::size_t max) override;
 
   // StoredLog
   Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;

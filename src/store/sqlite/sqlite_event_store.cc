@@ -75,6 +75,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
   created_at  INTEGER NOT NULL,
   position    INTEGER NOT NULL  -- of the append's last event: visible once that is durable
 ) STRICT;
+-- Records past their retention are deleted oldest first (expire_idempotency).
+CREATE INDEX IF NOT EXISTS idempotency_created_at ON idempotency (created_at);
 -- Per-customer keys of the personal data sealed in events (es/customer_keys.h): erasure
 -- sets key to NULL (crypto-shredding); the events are never rewritten.
 CREATE TABLE IF NOT EXISTS customer_keys (
@@ -326,6 +328,11 @@ Result<void> SqliteEventStore::init() {
         "ON CONFLICT (name) DO UPDATE SET position = max(position, excluded.position)");
     if (!ckpt) return ckpt.error();
     save_checkpoint_ = std::move(*ckpt);
+    auto expire = aux_db_.prepare(
+        "DELETE FROM idempotency WHERE key IN "
+        "(SELECT key FROM idempotency WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)");
+    if (!expire) return expire.error();
+    expire_idempotency_ = std::move(*expire);
     // An erased key's bytes are overwritten in the file, not left in a free page.
     if (auto r = aux_db_.exec("PRAGMA secure_delete=ON"); !r) return r;
     struct {
@@ -1030,6 +1037,14 @@ Result<es::Position> SqliteEventStore::load_checkpoint(const std::string& name) 
 Result<void> SqliteEventStore::save_checkpoint(const std::string& name, es::Position position) {
   MutexLock lk(aux_mu_);
   return save_checkpoint_.bind(1, name).bind(2, position.value()).run();
+}
+
+// On the aux connection, beside the writer's batches (a key being written now is not old);
+// each call is one short transaction.
+Result<std::size_t> SqliteEventStore::expire_idempotency(std::int64_t before_ms, std::size_t max) {
+  MutexLock lk(aux_mu_);
+  OF_RETURN_IF_ERROR(expire_idempotency_.bind(1, before_ms).bind(2, static_cast<std::int64_t>(max)).run());
+  return static_cast<std::size_t>(sqlite3_changes(aux_db_.handle()));
 }
 
 // CustomerKeyStore: on the checkpoints' connection (synchronous=FULL, secure_delete): each

@@ -54,6 +54,7 @@ class SqliteEventStore final : public es::EventStore,
                                public es::CheckpointStore,
                                public es::StoredLog,
                                public es::CustomerKeyStore,
+                               public es::IdempotencyRecords,
                                private es::ExclusiveAppendBackend {
  public:
   // Opens or creates the store and starts its writer. Fails with a clear error if the
@@ -87,6 +88,9 @@ class SqliteEventStore final : public es::EventStore,
   // CheckpointStore
   Result<es::Position> load_checkpoint(const std::string& name) override;
   Result<void> save_checkpoint(const std::string& name, es::Position position) override;
+
+  // IdempotencyRecords
+  Result<std::size_t> expire_idempotency(std::int64_t before_ms, std::size_t max) override;
 
   // StoredLog
   Result<es::Position> scan_stored(es::Position from_position, std::size_t max, const StoredFn& fn) override;
@@ -185,9 +189,9 @@ class SqliteEventStore final : public es::EventStore,
   Mutex first_of_category_mu_;
   std::unordered_map<std::string, es::Position> first_of_category_ GUARDED_BY(first_of_category_mu_);
 
-  Mutex aux_mu_;  // checkpoints and customer keys
+  Mutex aux_mu_;  // checkpoints, customer keys, idempotency expiry
   Database aux_db_ GUARDED_BY(aux_mu_);
-  Statement save_checkpoint_ GUARDED_BY(aux_mu_), load_key_ GUARDED_BY(aux_mu_), create_key_ GUARDED_BY(aux_mu_),
+  Statement save_checkpoint_ GUARDED_BY(aux_mu_), expire_idempotency_ GUARDED_BY(aux_mu_), load_key_ GUARDED_BY(aux_mu_), create_key_ GUARDED_BY(aux_mu_),
       erase_key_ GUARDED_BY(aux_mu_), record_erased_ GUARDED_BY(aux_mu_);
   Result<std::optional<es::CustomerKey>> load_key_locked(const std::string& customer_id) REQUIRES(aux_mu_);
   Mutex snapshot_mu_;

@@ -84,6 +84,7 @@ class SqliteHarness : public StoreHarness {
   es::SnapshotStore& snapshots() override { return *store_; }
   es::CheckpointStore& checkpoints() override { return *store_; }
   es::StoredLog& log() override { return *store_; }
+  es::IdempotencyRecords* idempotency_records() override { return store_.get(); }
   void reopen(const es::UpcasterRegistry* upcasters) override {
     store_.reset();
     store_ = open_store(dir_.file("events.db"), upcasters, backlog_);
