@@ -246,18 +246,20 @@ int serve(const ServeOptions& o) {
   command_options.shared_store = store->postgres != nullptr;  // other processes may append
   command_options.personal_data = &personal;
   app::CommandHandler commands(store->events(), &store->snapshots(), command_options);
+  // --roles projector --bus (no relay): the projections are fed from the bus, not the log;
+  // --roles saga --bus (no relay): so is the saga.
+  const bool bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "projector");
+  const bool saga_bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "saga");
   // Projections start with the server; /readyz waits for them to reach today's last position.
-  auto read_models = open_read_models(o.store);
+  // Fed from a bus, they (and the dead letters) are acknowledged to it after each commit,
+  // so every commit is durable first.
+  auto read_models = open_read_models(o.store, bus_fed || saga_bus_fed);
   if (!read_models) return runtime_failure(read_models.error().message);
   // Without the projector role, read models others write (PostgreSQL) are only followed.
   auto read = app::projections::ReadSide::open(std::move(*read_models), store->events(),
                                                {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
-  // --roles projector --bus (no relay): the projections are fed from the bus, not the log;
-  // --roles saga --bus (no relay): so is the saga.
-  const bool bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "projector");
-  const bool saga_bus_fed = bus_url && !has_role(o.roles, "relay") && has_role(o.roles, "saga");
   std::unique_ptr<es::BusConsumer> bus_consumer;
   std::optional<app::bus_projector::BusProjector> bus_projector;
   if (bus_fed) {

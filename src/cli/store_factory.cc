@@ -107,12 +107,13 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   return OpenStore{std::move(store), nullptr};
 }
 
-Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec) {
+Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec, bool durable_commits) {
   if (is_postgres_url(spec.url)) {
-    OF_ASSIGN_OR_RETURN(auto db, postgres::PostgresReadModelDb::open({.conninfo = spec.url}));
+    OF_ASSIGN_OR_RETURN(auto db,
+                        postgres::PostgresReadModelDb::open({.conninfo = spec.url, .durable_commits = durable_commits}));
     return std::unique_ptr<es::ReadModelDb>(std::move(db));
   }
-  OF_ASSIGN_OR_RETURN(auto db, sqlite::SqliteReadModelDb::open(read_models_db_path(spec)));
+  OF_ASSIGN_OR_RETURN(auto db, sqlite::SqliteReadModelDb::open(read_models_db_path(spec), durable_commits));
   return std::unique_ptr<es::ReadModelDb>(std::move(db));
 }
 

@@ -66,6 +66,9 @@ Result<OpenStore> open_store(const StoreSpec& spec);
 
 // The read-model database beside the store: <data>/readmodels.db with the embedded store,
 // the store's own database (shared by every process on it) with PostgreSQL.
-Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec);
+// `durable_commits`: every commit durable before it returns (the read models of a process
+// fed from a bus, which acknowledges what it committed); else a crash of the database's
+// machine may lose the last batches, which are applied again from the log.
+Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec, bool durable_commits = false);
 
 }  // namespace orderflow::cli

@@ -154,7 +154,7 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
   w.held = false;
   if (!w.conn || !w.conn->healthy()) {
     OF_ASSIGN_OR_RETURN(auto conn, connect());
-    OF_RETURN_IF_ERROR(conn.exec("SET synchronous_commit = off"));
+    if (!options_.durable_commits) OF_RETURN_IF_ERROR(conn.exec("SET synchronous_commit = off"));
     // Every statement planned for its parameters: a prepared statement's generic plan is
     // made while its tables are small and kept as they grow (bus_versions: a sequential scan
     // per lookup, which cost a bus-fed projector most of PostgreSQL's CPU at 5k events/s).

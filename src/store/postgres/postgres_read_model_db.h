@@ -34,6 +34,12 @@ struct PostgresReadModelDbOptions {
   std::string schema;    // where the tables live; empty: the connection's current schema
   // Reader connections kept open between uses; more are opened under load.
   std::size_t idle_connections = 8;
+  // false: writers commit with synchronous_commit=off (the read models are rebuilt from the
+  // log: a server crash may lose their last batches, positions included, which are then
+  // applied again). true: synchronous_commit=on, for a process that tells someone else what
+  // it committed (a bus-fed projector or saga acknowledges its messages after the commit:
+  // a batch lost after that would never be delivered again).
+  bool durable_commits = false;
 };
 
 class PostgresReadModelDb final : public es::ReadModelDb {

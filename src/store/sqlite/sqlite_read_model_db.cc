@@ -87,7 +87,7 @@ static Result<void> check_layout(WriteTransaction& db) {
 // What the WAL keeps when it starts over (journal_size_limit).
 constexpr std::int64_t kWalSizeLimit = 64 << 20;
 
-Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::string& path) {
+Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::string& path, bool durable_commits) {
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
   MutexLock lk(db->writer_mu_);  // nothing else uses it yet: for the analysis
@@ -98,8 +98,8 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   db->checkpointer_ = std::move(checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
-  OF_RETURN_IF_ERROR(db->writer_->db().exec(std::string("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; "
-                                                        "PRAGMA journal_size_limit=") +
+  OF_RETURN_IF_ERROR(db->writer_->db().exec(std::string("PRAGMA synchronous=") + (durable_commits ? "FULL" : "NORMAL") +
+                                            "; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
                                             std::to_string(kWalSizeLimit)));
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
   return db;

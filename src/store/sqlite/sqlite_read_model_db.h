@@ -21,7 +21,11 @@ extern const es::SqlDialect kReadModelDialect;
 
 class SqliteReadModelDb final : public es::ReadModelDb {
  public:
-  static Result<std::unique_ptr<SqliteReadModelDb>> open(const std::string& path);
+  // `durable_commits`: each commit is synced (PRAGMA synchronous=FULL), for a process that
+  // tells someone else what it committed (a bus-fed projector or saga acknowledges its
+  // messages after the commit); else NORMAL: a power cut may lose the last batches,
+  // positions included, which are then applied again from the log.
+  static Result<std::unique_ptr<SqliteReadModelDb>> open(const std::string& path, bool durable_commits = false);
   ~SqliteReadModelDb() override;
 
   const es::SqlDialect& dialect() const override { return kReadModelDialect; }

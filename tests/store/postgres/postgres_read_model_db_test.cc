@@ -140,5 +140,25 @@ TEST(PostgresReadModelDb, AReleasedClaimIsTakenByAnotherProcessWhileTheFirstLive
   EXPECT_TRUE(write_something(**first));
 }
 
+// A process fed from a bus acknowledges each batch after its commit: its writers commit
+// with synchronous_commit=on; the others with off (a lost batch is applied again from the log).
+TEST(PostgresReadModelDb, WritersCommitDurablyOnlyWhenAsked) {
+  if (!test_server()) GTEST_SKIP() << kNoServer;
+  TestSchema schema;
+  for (const bool durable : {false, true}) {
+    auto db = PostgresReadModelDb::open(
+        {.conninfo = test_server(), .schema = schema.name(), .durable_commits = durable});
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE(*(*db)->claim("orders"));
+    std::string setting;
+    ASSERT_TRUE((*db)->transaction("orders", [&](es::WriteTransaction& tx) {
+      return tx.query("SELECT current_setting('synchronous_commit')", {},
+                      [&](const es::Row& row) { setting = std::string(row.text(0)); });
+    }));
+    EXPECT_EQ(setting, durable ? "on" : "off");
+    ASSERT_TRUE((*db)->release("orders"));
+  }
+}
+
 }  // namespace
 }  // namespace orderflow::testing

@@ -29,5 +29,21 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, ReadModelDbContract,
                              [] { return std::unique_ptr<ReadModelDbHarness>(new SqliteHarness()); }}),
                          [](const auto& info) { return info.param.name; });
 
+// A process fed from a bus acknowledges each batch after its commit: each commit is synced
+// (FULL); the others' are not (NORMAL: a power cut may lose the last batches, applied again
+// from the log).
+TEST(SqliteReadModelDb, CommitsAreSyncedOnlyWhenAsked) {
+  for (const bool durable : {false, true}) {
+    TempDir dir;
+    auto db = sqlite::SqliteReadModelDb::open(dir.file("readmodels.db"), durable);
+    ASSERT_TRUE(db) << db.error().message;
+    std::int64_t synchronous = -1;
+    ASSERT_TRUE((*db)->transaction("orders", [&](es::WriteTransaction& tx) {
+      return tx.query("PRAGMA synchronous", {}, [&](const es::Row& row) { synchronous = row.int64(0); });
+    }));
+    EXPECT_EQ(synchronous, durable ? 2 : 1) << "2: FULL, 1: NORMAL";
+  }
+}
+
 }  // namespace
 }  // namespace orderflow::testing
