@@ -260,6 +260,9 @@ int serve(const ServeOptions& o) {
                                                {.claim = has_role(o.roles, "projector")});
   auto ready_position = store->events().last_position();
   if (!ready_position) return runtime_failure(ready_position.error().message);
+  // What the relay reveals before it publishes, and a bus-fed projector's retry of a dead
+  // letter before it applies the events it reads again from the store: null, nothing.
+  app::PersonalData* const bus_personal = o.bus.personal_data == "sealed" ? nullptr : &personal;
   std::unique_ptr<es::BusConsumer> bus_consumer;
   std::optional<app::bus_projector::BusProjector> bus_projector;
   if (bus_fed) {
@@ -271,7 +274,7 @@ int serve(const ServeOptions& o) {
                                                                   .topic_prefix = o.bus.topic_prefix,
                                                                   .consumer = o.bus.consumer,
                                                                   .store = &store->events(),
-                                                                  .personal_data = &personal});
+                                                                  .personal_data = bus_personal});
     if (auto started = bus_projector->start(); !started) return runtime_failure(started.error().message);
   } else if (auto started = read->runner().start(); !started) {
     return runtime_failure(started.error().message);
@@ -382,7 +385,7 @@ int serve(const ServeOptions& o) {
     };
     relay.emplace(store->events(), store->checkpoints(), *bus,
                   app::relay::RelayOptions{.bus = o.bus.url, .topic_prefix = o.bus.topic_prefix,
-                                           .personal_data = &personal},
+                                           .personal_data = bus_personal},
                   relay_lease.get(),
                   on_lead);
     relay->start();
@@ -475,6 +478,10 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
                "The JetStream durable consumer / Kafka consumer group a bus-fed saga reads with (its own: it "
                "reads every message, in the log's order)");
   settings.add(*cmd, "bus-topic-prefix", o->bus.topic_prefix, "Subjects/topics are PREFIX.CATEGORY");
+  settings.add(*cmd, "bus-personal-data", o->bus.personal_data,
+               "What the bus carries of personal data: revealed (plaintext) or sealed (as stored, so an erasure "
+               "reaches it); the same for every process on the bus")
+      ->check(CLI::IsMember({"revealed", "sealed"}));
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));
   settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());

@@ -4,6 +4,7 @@ there yet, goes away and comes back; writes never wait for it; the relay's state
 A bad --bus is exit 2 with one sentence. On PostgreSQL, two servers with --bus: one relays (the relay
 lease), and the other takes over when it is killed."""
 
+import base64
 import glob
 import json
 import os
@@ -58,6 +59,28 @@ class NatsServer:
 
     def messages(self):
         return self.messages_or_none()[1]
+
+    def bodies(self):
+        """The body of every message in ORDERFLOW_EVENTS, in order: JetStream's message get API
+        ($JS.API.STREAM.MSG.GET) over the NATS text protocol, one request per message."""
+        out = []
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            f = s.makefile("rb")
+            f.readline()  # INFO
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nSUB _INBOX.e2e 1\r\n')
+            for seq in range(1, self.messages() + 1):
+                req = json.dumps({"seq": seq}).encode()
+                s.sendall(b"PUB $JS.API.STREAM.MSG.GET.ORDERFLOW_EVENTS _INBOX.e2e %d\r\n%s\r\nPING\r\n"
+                          % (len(req), req))
+                while True:
+                    line = f.readline()
+                    if line.startswith(b"MSG "):
+                        payload = f.read(int(line.split()[-1]) + 2)[:-2]
+                        out.append(base64.b64decode(json.loads(payload)["message"]["data"]).decode())
+                        break
+                    if line.startswith(b"-ERR"):
+                        raise AssertionError(line)
+        return out
 
 
 class BadBusUrl(unittest.TestCase):
@@ -175,13 +198,13 @@ def started_nats(test):
     return nats
 
 
-def relayed_store(test, bus, write):
-    """A data dir (cleaned up after `test`) whose log a server with `--bus bus` wrote with write(client) and
-    relayed whole; its read models removed, for a bus-fed process to make its own. Answers (dir, the relay's
-    last position)."""
+def relayed_store(test, bus, write, extra_args=()):
+    """A data dir (cleaned up after `test`) whose log a server with `--bus bus` (and `extra_args`) wrote with
+    write(client) and relayed whole; its read models removed, for a bus-fed process to make its own. Answers
+    (dir, the relay's last position)."""
     data = tempfile.mkdtemp(prefix="orderflow-e2e-")
     test.addCleanup(shutil.rmtree, data, True)
-    with Server(data_dir=data, extra_args=["--bus", bus]) as writer:
+    with Server(data_dir=data, extra_args=["--bus", bus, *extra_args]) as writer:
         c = writer.client()
         write(c)
         wait_until(lambda: c.get(f"{API}/admin/relay").json["lag"] == 0, 60, "everything relayed")

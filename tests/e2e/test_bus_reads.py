@@ -7,12 +7,13 @@ applied event at or past it. /api/v1/admin/projections describes the bus-fed pro
 409. A server first writes the log and relays it to a real nats-server, then stops; the bus-fed process
 starts with its own empty read models while the nats-server is down, and it is started again later."""
 
+import json
 import shutil
 import subprocess
 import time
 import unittest
 
-from harness import API, Server, create_account, create_product, on_postgres, wait_until
+from harness import API, Server, create_account, create_product, new_id, on_postgres, wait_until
 from test_bus import needs_nats, relayed_store, started_nats
 
 
@@ -124,6 +125,46 @@ class BusFedReads(unittest.TestCase):
                                      timeout=60)
                 self.assertIn(out.returncode, (0, 3), out)  # 3: lint advice only
             c.close()
+
+
+@needs_nats
+@unittest.skipIf(on_postgres(), "the bus-fed process's read models start empty only in the embedded database")
+class BusPersonalData(unittest.TestCase):
+    """docs/api.md §7 and §10: with `--bus-personal-data sealed` the bus carries personal data as stored
+    (sealed), never in plaintext; a bus-fed process shows it revealed as every read does, and once the customer
+    is erased shows "[erased]" there too. With the default (revealed) the bus carries the plaintext."""
+
+    def accounts_on_the_bus(self, nats):
+        return [json.loads(b)["data"] for b in nats.bodies() if json.loads(b)["type"] == "AccountOpened"]
+
+    def test_sealed_on_the_bus_revealed_in_reads_and_erased_everywhere(self):
+        nats = started_nats(self)
+        bus = f"nats://127.0.0.1:{nats.port}"
+        account = "sealed-" + new_id("a")
+        data, _ = relayed_store(self, bus, lambda c: create_account(c, account, owner="Ada Lovelace"),
+                                ["--bus-personal-data", "sealed"])
+        [opened] = self.accounts_on_the_bus(nats)
+        self.assertEqual(opened["account_id"], account)
+        self.assertTrue(opened["owner"].startswith("of:sealed:v1:"), opened)
+        self.assertNotIn("Ada", json.dumps(nats.bodies()))
+
+        # The command role for the erasure (a write of the key table).
+        with Server(data_dir=data, extra_args=["--roles", "projector,query,admin,command", "--bus", bus,
+                                               "--bus-personal-data", "sealed"]) as projector:
+            c = projector.client()
+            read = c.get(f"{API}/accounts/{account}?wait_ms=10000")
+            self.assertEqual((read.status, read.json["owner"]), (200, "Ada Lovelace"), read)
+            erased = c.request("DELETE", f"{API}/customers/{account}/personal-data")
+            self.assertEqual(erased.status, 200, erased)
+            self.assertEqual(c.get(f"{API}/accounts/{account}").json["owner"], "[erased]")
+            c.close()
+
+    def test_revealed_by_default(self):
+        nats = started_nats(self)
+        bus = f"nats://127.0.0.1:{nats.port}"
+        account = "revealed-" + new_id("a")
+        relayed_store(self, bus, lambda c: create_account(c, account, owner="Ada Lovelace"))
+        self.assertEqual([a["owner"] for a in self.accounts_on_the_bus(nats)], ["Ada Lovelace"])
 
 
 if __name__ == "__main__":
