@@ -144,6 +144,9 @@ struct ServeOptions {
 // take the whole server (bench http place-order serves ~25k/s on two cores).
 constexpr double kDefaultRateLimit = 1000;
 
+// 100 years (--idempotency-retention-s): for longer, 0 keeps them for ever; past it, milliseconds could overflow.
+constexpr std::int64_t kMaxRetentionS = std::int64_t{100} * 365 * 24 * 3600;
+
 // One line per answered request, at info level (--access-log).
 void log_access(const http::Observation& o) {
   log::info("http", "request",
@@ -529,7 +532,7 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
   settings.add(*cmd, "idempotency-retention-s", o->idempotency_retention_s,
                "Delete the answer stored for an Idempotency-Key this many seconds after it was stored (a repeat "
                "after that is a new request); 0: keep them for ever")
-      ->check(zero_or_more());
+      ->check(CLI::Range(std::int64_t{0}, kMaxRetentionS));
   settings.add(*cmd, "allowed-hosts", o->allowed_hosts,
                "Without --auth-keys: the Host names served, comma-separated (default: localhost, 127.0.0.1, "
                "[::1] and the --listen host)");
