@@ -303,12 +303,12 @@ int serve(const ServeOptions& o) {
             .retention = retention,
             .interval = std::min<std::chrono::milliseconds>(retention, std::chrono::minutes(1))});
     idempotency_retention->start();
-    metrics.add_section([&retention = *idempotency_retention](std::string& out) {
+    metrics.add_section([&expiry = *idempotency_retention](std::string& out) {
       out += fmt::format(
           "# HELP orderflow_idempotency_expired_total Answers stored for Idempotency-Keys deleted past their "
           "retention by this process.\n# TYPE orderflow_idempotency_expired_total counter\n"
           "orderflow_idempotency_expired_total {}\n",
-          retention.expired());
+          expiry.expired());
     });
   }
   app::EventLog event_log(store->events());
