@@ -11,10 +11,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <thread>
 
 #include "core/metric.h"
-#include "core/mutex.h"
+#include "core/stoppable_thread.h"
 #include "es/event_store.h"
 
 namespace orderflow::app {
@@ -54,10 +53,7 @@ class IdempotencyRetention {
   es::IdempotencyRecords& records_;
   const IdempotencyRetentionOptions options_;
   Counter expired_;
-  Mutex mu_;
-  CondVar cv_;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  StoppableThread thread_;
 };
 
 }  // namespace orderflow::app

@@ -53,24 +53,15 @@ bool Progress::shown() { return ::isatty(STDERR_FILENO) == 1; }
 Progress::Progress(std::string label, std::uint64_t total, std::function<std::uint64_t()> done)
     : label_(std::move(label)), total_(total), done_(std::move(done)) {
   if (!shown()) return;
-  drawer_ = std::thread([this, started = std::chrono::steady_clock::now(), at_start = done_()] {
-    MutexLock lock(mu_);
+  drawer_.start("of-progress", [this, started = std::chrono::steady_clock::now(), at_start = done_()] {
     do draw(at_start, started);
-    while (!stop_cv_.wait_for(mu_, kRedraw, [this]() REQUIRES(mu_) { return stop_; }));
+    while (!drawer_.pause(kRedraw));
     std::fputs("\r\033[K", stderr);  // the line goes: what follows is the result
     std::fflush(stderr);
   });
 }
 
-Progress::~Progress() {
-  if (!drawer_.joinable()) return;
-  {
-    MutexLock lock(mu_);
-    stop_ = true;
-  }
-  stop_cv_.notify_one();
-  drawer_.join();
-}
+Progress::~Progress() { drawer_.stop(); }
 
 void Progress::draw(std::uint64_t done_at_start, std::chrono::steady_clock::time_point started) {
   auto line = progress_line(label_, done_(), total_, done_at_start, std::chrono::steady_clock::now() - started);

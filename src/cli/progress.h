@@ -8,9 +8,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <thread>
 
-#include "core/mutex.h"
+#include "core/stoppable_thread.h"
 
 namespace orderflow::cli {
 
@@ -38,10 +37,7 @@ class Progress {
   std::string label_;
   std::uint64_t total_;
   std::function<std::uint64_t()> done_;
-  Mutex mu_;
-  CondVar stop_cv_;
-  bool stop_ GUARDED_BY(mu_) = false;
-  std::thread drawer_;
+  StoppableThread drawer_;
 };
 
 }  // namespace orderflow::cli

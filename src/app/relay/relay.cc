@@ -1,7 +1,5 @@
 #include "app/relay/relay.h"
 
-#include <pthread.h>
-
 #include <boost/json.hpp>
 
 #include "app/personal_data.h"
@@ -54,37 +52,21 @@ Relay::Relay(es::EventStore& store, es::CheckpointStore& checkpoints, es::BusPub
 Relay::~Relay() { stop(); }
 
 void Relay::start() {
-  if (thread_.joinable()) return;
-  {
-    MutexLock lk(mu_);
-    stopping_ = false;
-  }
-  running_ = true;
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-relay");
-    loop();
-  });
+  thread_.start("of-relay", [this] { loop(); });
 }
 
-void Relay::stop() {
-  if (!thread_.joinable()) return;
-  {
-    MutexLock lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-  running_ = false;
-}
+void Relay::stop() { thread_.stop(); }
 
 RelayStatus Relay::status() const {
   RelayStatus s;
   s.bus = options_.bus;
   s.position = position_;
   s.published = published_;
-  MutexLock lk(mu_);
-  s.last_error = last_error_;
-  if (!running_ || stopping_)
+  {
+    MutexLock lk(mu_);
+    s.last_error = last_error_;
+  }
+  if (!thread_.running())
     s.state = "stopped";
   else if (!leading_)
     s.state = "standby";
@@ -182,8 +164,7 @@ void Relay::loop() {
         }
       }
     }
-    MutexLock lk(mu_);
-    if (cv_.wait_for(mu_, kTick, [&]() REQUIRES(mu_) { return stopping_; })) break;
+    if (thread_.pause(kTick)) break;
   }
   subscription_.reset();
   if (lease_) {

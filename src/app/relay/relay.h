@@ -26,9 +26,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "core/mutex.h"
+#include "core/stoppable_thread.h"
 #include "es/bus.h"
 #include "es/leader_lease.h"
 #include "es/subscription.h"
@@ -105,7 +105,6 @@ class Relay {
   std::unique_ptr<es::Subscription> subscription_;
   std::atomic<es::Position> position_{es::Position{0}};
   std::atomic<std::uint64_t> published_{0};
-  std::atomic<bool> running_{false};  // between start() and stop()
   std::atomic<bool> leading_{false};
   std::atomic<bool> failed_{false};  // the last publish failed
   // The position of the last event published (0: none before), for the next message's
@@ -113,10 +112,8 @@ class Relay {
   // the subscription's thread alone.
   std::atomic<es::Position> previous_{es::Position{0}};
   mutable Mutex mu_;
-  CondVar cv_;
-  bool stopping_ GUARDED_BY(mu_) = false;
   std::optional<std::string> last_error_ GUARDED_BY(mu_);
-  std::thread thread_;
+  StoppableThread thread_;
 };
 
 }  // namespace orderflow::app::relay

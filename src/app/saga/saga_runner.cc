@@ -28,24 +28,13 @@ SagaRunner::~SagaRunner() { stop(); }
 
 Result<void> SagaRunner::start() {
   if (!lease_) return run();
-  if (lease_thread_.joinable()) return {};
-  {
-    MutexLock lk(lease_mu_);
-    lease_stopping_ = false;
-  }
-  lease_thread_ = std::thread([this] { lease_loop(); });
+  lease_thread_.start("of-saga-lease", [this] { lease_loop(); });
   return {};
 }
 
 void SagaRunner::stop() {
   if (!lease_) return halt();
-  if (!lease_thread_.joinable()) return;
-  {
-    MutexLock lk(lease_mu_);
-    lease_stopping_ = true;
-  }
-  lease_cv_.notify_all();
-  lease_thread_.join();
+  lease_thread_.stop();
 }
 
 // Runs the saga while the lease is held. A lease that cannot be confirmed (the database
@@ -70,8 +59,7 @@ void SagaRunner::lease_loop() {
       halt();
       lead(false);
     }
-    MutexLock lk(lease_mu_);
-    if (lease_cv_.wait_for(lease_mu_, kLeaseCheck, [&]() REQUIRES(lease_mu_) { return lease_stopping_; })) break;
+    if (lease_thread_.pause(kLeaseCheck)) break;
   }
   if (worker_.joinable()) {
     halt();

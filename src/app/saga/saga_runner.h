@@ -23,6 +23,7 @@
 #include "app/saga/fulfilment_saga.h"
 #include "app/saga/saga_io.h"
 #include "core/metric.h"
+#include "core/stoppable_thread.h"
 #include "es/leader_lease.h"
 #include "es/subscription.h"
 
@@ -129,10 +130,7 @@ class SagaRunner final : public bus_projector::BusDeadLetterSource {
 
   es::LeaderLease* lease_;
   std::function<void(bool)> on_lead_;
-  Mutex lease_mu_;
-  CondVar lease_cv_;
-  bool lease_stopping_ GUARDED_BY(lease_mu_) = false;
-  std::thread lease_thread_;
+  StoppableThread lease_thread_;
 };
 
 }  // namespace orderflow::app::saga
