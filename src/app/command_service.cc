@@ -29,7 +29,9 @@ Result<CommandResult> CommandService::answer_stored(const IdempotencyKey& key, c
 }
 
 template <class A>
-void CommandService::execute(CommandRequest<A> request, CommandResultCallback done) {
+void CommandService::run(CommandRequest<A> request, CommandResultCallback done, bool again) {
+  std::optional<CommandRequest<A>> retry;
+  if (request.idempotency && again) retry = request;
   CommandMeta meta;
   meta.correlation_id = std::move(request.correlation_id);
   meta.actor = std::move(request.actor);
@@ -52,23 +54,29 @@ void CommandService::execute(CommandRequest<A> request, CommandResultCallback do
   commands_.handle<A>(
       request.id, std::move(request.command), std::move(meta),
       [this, &store, status = request.status, render = std::move(request.render),
-       key = std::move(request.idempotency), done = std::move(done)](Result<Handled<A>> handled) mutable {
+       key = std::move(request.idempotency), retry = std::move(retry),
+       done = std::move(done)](Result<Handled<A>> handled) mutable {
         if (handled) return done(CommandResult{status, render(handled->result), handled->result.version, false});
         if (!key) return done(fail(handled.error()));
         // An earlier request with this key may have been landing while this one was decided
         // (a client's retry racing its first try, perhaps sent to a process that died): if
         // it was stored, it is the key's answer, not this refusal. The look-up may wait for
         // appends in flight: never on the store's thread, which may be this one.
-        commands_.post([&store, key = std::move(*key), error = handled.error(), done = std::move(done)]() mutable {
+        commands_.post([this, &store, key = std::move(*key), error = handled.error(), retry = std::move(retry),
+                        done = std::move(done)]() mutable {
           auto stored = store.find_idempotency_settled(key.key);
           if (stored && *stored) return done(answer_stored(key, **stored));
+          // Refused for a key whose record is gone: it expired after the store saw it.
+          // The key is new again (docs/api.md §2): the request runs as new, once.
+          if (stored && retry && error.code == Errc::idempotency_key_reused)
+            return run<A>(std::move(*retry), std::move(done), false);
           done(fail(std::move(error)));
         });
       });
 }
 
-template void CommandService::execute<Product>(CommandRequest<Product>, CommandResultCallback);
-template void CommandService::execute<Account>(CommandRequest<Account>, CommandResultCallback);
-template void CommandService::execute<Order>(CommandRequest<Order>, CommandResultCallback);
+template void CommandService::run<Product>(CommandRequest<Product>, CommandResultCallback, bool);
+template void CommandService::run<Account>(CommandRequest<Account>, CommandResultCallback, bool);
+template void CommandService::run<Order>(CommandRequest<Order>, CommandResultCallback, bool);
 
 }  // namespace orderflow::app

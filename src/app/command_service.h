@@ -76,9 +76,16 @@ class CommandService {
   // idempotency_key_reused, overloaded (new work refused by admission: nothing written;
   // a replay is never refused), and the store's.
   template <class A>
-  void execute(CommandRequest<A> request, CommandResultCallback done);
+  void execute(CommandRequest<A> request, CommandResultCallback done) {
+    run<A>(std::move(request), std::move(done), true);
+  }
 
  private:
+  // `again`: a request refused because its key was used may run once more, if the key's
+  // record is gone by the time its answer is looked up (it expired in between).
+  template <class A>
+  void run(CommandRequest<A> request, CommandResultCallback done, bool again);
+
   // Answers a request whose key is stored: a replay, or idempotency_key_reused.
   static Result<CommandResult> answer_stored(const IdempotencyKey& key, const es::IdempotencyRecord& stored);
 

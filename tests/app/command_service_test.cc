@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <limits>
 
 #include "codec/domain_codec.h"
 #include "forwarding_event_store.h"
@@ -23,9 +24,20 @@ class LandingStore final : public testing::ForwardingEventStore {
  public:
   using ForwardingEventStore::ForwardingEventStore;
   bool hide = false;
+  // Set: the records expire just before find_idempotency_settled looks, as when a key's
+  // retention ends between the store's check of it and the look-up of its answer.
+  es::IdempotencyRecords* expire_on_settle = nullptr;
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {
     if (hide) return std::optional<es::IdempotencyRecord>();
     return inner_.find_idempotency(key);
+  }
+  Result<std::optional<es::IdempotencyRecord>> find_idempotency_settled(const std::string& key) override {
+    if (expire_on_settle) {
+      auto expired = expire_on_settle->expire_idempotency(std::numeric_limits<std::int64_t>::max(), 1000);
+      if (!expired) return fail(expired.error());
+      expire_on_settle = nullptr;
+    }
+    return inner_.find_idempotency_settled(key);
   }
 };
 
@@ -147,6 +159,28 @@ TEST_F(CommandServiceTest, ARetryRacingItsFirstTryAnswersTheFirstTry) {
   auto unrelated = execute(open_account("ann", "key-2"));
   ASSERT_FALSE(unrelated);
   EXPECT_EQ(unrelated.error().code, Errc::already_exists);
+}
+
+// Refused because its key was used, then the key's record expired before its answer was
+// looked up: the key is new again, so the request runs as new instead of being refused.
+TEST_F(CommandServiceTest, AKeyExpiringBetweenItsCheckAndItsAnswerRunsTheRequestAsNew) {
+  ASSERT_TRUE(execute(open_account("ann", "")));
+  auto deposit = [] {
+    CommandRequest<Account> r{"ann", account::Deposit{5}};
+    r.idempotency = idempotency_key("key-1", "POST /api/v1/accounts/ann/deposit", R"({"amount":5})");
+    r.render = [](const es::AppendResult& a) { return R"({"version":)" + to_string(a.version) + "}"; };
+    return r;
+  };
+  auto first = execute(deposit());
+  ASSERT_TRUE(first) << first.error().message;
+  landing_->hide = true;
+  landing_->expire_on_settle = store_.get();
+  auto again = execute(deposit());
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_FALSE(again->replayed);
+  EXPECT_EQ(again->body, R"({"version":2})") << "a second deposit";
+  EXPECT_EQ(landing_->expire_on_settle, nullptr) << "the key was refused and expired as staged";
+  EXPECT_TRUE(*store_->find_idempotency("key-1")) << "the key is stored again, with the new answer";
 }
 
 TEST_F(CommandServiceTest, ARefusalWritesNothingAndAReplayIsNeverRefused) {
