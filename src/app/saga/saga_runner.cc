@@ -179,11 +179,12 @@ void SagaRunner::issue(std::vector<SagaCommand> commands) {
   }
   for (auto& c : commands)
     dispatch(commands_, std::move(c), [this](Completion done) {  // may run on the store's writer thread
-      {
-        MutexLock lk(answers_mu_);
-        answers_.push_back(std::move(done));
-        --in_flight_;
-      }
+      // Notified under the lock: halt() returns once in_flight_ is 0, and the runner (this
+      // condition variable with it) may be destroyed right after; a notify after the unlock
+      // could touch it then.
+      MutexLock lk(answers_mu_);
+      answers_.push_back(std::move(done));
+      --in_flight_;
       answers_cv_.notify_all();
     });
 }
