@@ -3,7 +3,8 @@
 # check the lock annotations with clang's thread-safety analysis, run the whole test suite,
 # then the unit and contract tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
-# pipeline, subscriptions, HTTP server) under ThreadSanitizer. Everything runs beside a
+# pipeline, subscriptions, the application's threads: saga, relay, projections; HTTP
+# server) under ThreadSanitizer. Everything runs beside a
 # throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
 # Last, the libFuzzer targets (tests/fuzz) for 30 s each (scripts/fuzz.sh).
 #   ORDERFLOW_SOAK=1   also run the long soak tests, and fuzz 600 s per target.
@@ -45,12 +46,12 @@ if [ -z "${ORDERFLOW_NO_SANITIZE:-}" ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ORDERFLOW_SIM_SEEDS=200 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900 -LE 'e2e|bus'
 
-  echo "== build (TSan: the concurrent core and the HTTP server)"
+  echo "== build (TSan: the concurrent core, the application's threads and the HTTP server)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DORDERFLOW_TSAN=ON >/dev/null
-  cmake --build build-tsan --target store_sqlite_tests store_postgres_tests api_tests
+  cmake --build build-tsan --target core_tests es_tests store_sqlite_tests store_postgres_tests app_tests api_tests
   echo "== tests under TSan"
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L 'store_sqlite|store_postgres|api'
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 -L '^(core|es|store_sqlite|store_postgres|app|api)$'
 fi
 
 echo "== fuzzing (clang-14 libFuzzer, ASan + UBSan)"
