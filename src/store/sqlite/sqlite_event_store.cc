@@ -751,11 +751,18 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
 }
 
 Result<std::optional<es::RecordedEvent>> SqliteEventStore::read_event(const std::string& event_id) {
+  // An event this read may show (through `durable`) had its id added to the filter before
+  // last_committed() covered it (on_durable, under the pipeline's lock), so an id the
+  // filter has never seen is not stored: answered without a read of the file (the saga
+  // asks for the ids of steps not taken yet at every charge and commit).
+  const es::Position durable = pipeline_.last_committed();
+  if (ids_loaded_.load(std::memory_order_acquire) && !ids_->may_contain(event_id))
+    return std::optional<es::RecordedEvent>();
   auto reader = lease_reader();
   if (!reader) return reader.error();
   auto& s = (*reader)->by_event_id;
   ResetOnExit reset(s);
-  auto row = s.bind(1, event_id).bind(2, pipeline_.last_committed().value()).step();
+  auto row = s.bind(1, event_id).bind(2, durable.value()).step();
   if (!row) return read_failed(row.error(), "reading event " + event_id);
   if (!*row) return std::optional<es::RecordedEvent>();
   es::RecordedEvent e;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -706,6 +707,32 @@ TEST(SqliteEventStore, AppendLookupsCountTheFileReadsThatCheckingAppendsTook) {
   retry.events.front().event_id = stored_id;
   EXPECT_TRUE(store->append(std::move(retry)));  // a retry of the stored append: answered as it was
   EXPECT_EQ(store->append_lookups().event_ids, appended.event_ids + 1);
+}
+
+// read_event answers an id the event-id filter has never seen without reading the file:
+// every acknowledged event must still be found by its id at once, appends running beside.
+TEST(SqliteEventStore, EveryAcknowledgedEventIsFoundByItsIdAtOnce) {
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the (empty) file's ids loaded
+  std::atomic<int> missing{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w)
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 300; ++i) {
+        auto req = make_append(es::StreamId("order-" + std::to_string(w) + "-" + std::to_string(i)),
+                              es::ExpectedVersion::no_stream(), 1);
+        const auto id = req.events.front().event_id;
+        if (!store->append(std::move(req))) continue;
+        auto found = store->read_event(id);
+        if (!found || !*found || (*found)->event_id != id) ++missing;
+      }
+    });
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(missing, 0);
+  auto never = store->read_event("00000000-0000-4000-8000-000000000000");
+  ASSERT_TRUE(never);
+  EXPECT_FALSE(*never);
 }
 
 TEST(SqliteEventStore, AFileOfANewerFormatIsRefused) {
