@@ -97,20 +97,16 @@ Result<void> SagaRunner::run() {
                                                 handler);
       bus_feed_->start();
     }
-    worker_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "of-saga-worker");
-      worker_loop();
-    });
-    return {};
+  } else {
+    es::SubscriptionOptions o;
+    o.name = kCheckpoint;
+    o.from = from;
+    o.filter.categories = saga_categories();
+    // The subscription keeps no checkpoint of its own: where to resume is the saga's
+    // checkpoint(), which lags behind sagas still running.
+    subscription_ = std::make_unique<es::Subscription>(store, nullptr, o, handler);
+    if (auto r = subscription_->start(); !r) return r;
   }
-  es::SubscriptionOptions o;
-  o.name = kCheckpoint;
-  o.from = from;
-  o.filter.categories = saga_categories();
-  // The subscription keeps no checkpoint of its own: where to resume is the saga's
-  // checkpoint(), which lags behind sagas still running.
-  subscription_ = std::make_unique<es::Subscription>(store, nullptr, o, handler);
-  if (auto r = subscription_->start(); !r) return r;
   worker_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-saga-worker");
     worker_loop();
