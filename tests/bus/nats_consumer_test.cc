@@ -1,0 +1,92 @@
+// The JetStream consumer's fetch on a real nats-server: it waits for its first message
+// (an idle consumer costs neither process a thing) and returns as soon as one comes.
+#include "bus/nats/nats_consumer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "bus/bus_under_test.h"
+#include "cli/bus_factory.h"
+
+namespace orderflow::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+es::BusMessage message(int i) {
+  return {.topic = "orderflow.events.cart",
+          .key = "cart-1",
+          .id = "e-" + std::to_string(i),
+          .headers = {},
+          .body = "{\"i\":" + std::to_string(i) + "}"};
+}
+
+std::unique_ptr<bus::nats::NatsConsumer> consumer_of(const BusUnderTest& bus) {
+  auto url = cli::parse_bus_url(bus.url());
+  EXPECT_TRUE(url) << url.error().message;
+  return std::make_unique<bus::nats::NatsConsumer>(bus::nats::NatsConsumerOptions{.servers = url->servers});
+}
+
+// Every fetch of an idle consumer waits its wait: it once took a late "no messages" answer
+// to its previous pull for its own and came back at once, so an idle projector pulled
+// hundreds of times a second.
+TEST(NatsConsumer, FetchingFromAnIdleConsumerWaitsEveryTime) {
+  auto bus = start_nats();
+  auto consumer = consumer_of(*bus);
+  for (int i = 0; i < 4; ++i) {
+    const auto started = Clock::now();
+    auto fetched = consumer->fetch(100, 300ms);
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    EXPECT_TRUE(fetched->empty());
+    EXPECT_GE(Clock::now() - started, 250ms) << "fetch " << i << " came back without waiting";
+  }
+}
+
+// What is there is taken at once, up to the fetch's max; a message published while a
+// fetch waits ends the wait.
+TEST(NatsConsumer, FetchTakesWhatIsThereAtOnceAndAMessagePublishedMeanwhileEndsItsWait) {
+  auto bus = start_nats();
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));  // creates the durable consumer
+  auto publisher = publisher_for(*bus);
+  std::vector<es::BusMessage> five;
+  for (int i = 0; i < 5; ++i) five.push_back(message(i));
+  ASSERT_TRUE(publisher->publish(five));
+
+  std::vector<std::string> bodies;
+  while (bodies.size() < 5) {
+    auto fetched = consumer->fetch(3, 5s);
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    ASSERT_FALSE(fetched->empty());
+    ASSERT_LE(fetched->size(), 3u);
+    std::vector<std::uint64_t> tags;
+    for (const auto& d : *fetched) {
+      bodies.push_back(d.body);
+      tags.push_back(d.tag);
+    }
+    ASSERT_TRUE(consumer->ack(tags));
+  }
+  EXPECT_EQ(bodies.front(), "{\"i\":0}");
+  EXPECT_EQ(bodies.back(), "{\"i\":4}");
+
+  auto later = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(300ms);
+    const std::vector one{message(5)};
+    return publisher->publish(one);
+  });
+  const auto started = Clock::now();
+  auto fetched = consumer->fetch(100, 20s);
+  const auto waited = Clock::now() - started;
+  ASSERT_TRUE(later.get());
+  ASSERT_TRUE(fetched) << fetched.error().message;
+  ASSERT_EQ(fetched->size(), 1u);
+  EXPECT_EQ(fetched->front().body, "{\"i\":5}");
+  EXPECT_LT(waited, 10s);
+}
+
+}  // namespace
+}  // namespace orderflow::testing
