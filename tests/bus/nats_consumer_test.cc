@@ -1,5 +1,6 @@
 // The JetStream consumer's fetch on a real nats-server: it waits for its first message
-// (an idle consumer costs neither process a thing) and returns as soon as one comes.
+// (an idle consumer costs neither process a thing) and returns as soon as one comes, or
+// with what is waiting, however many it asked for.
 #include "bus/nats/nats_consumer.h"
 
 #include <gtest/gtest.h>
@@ -86,6 +87,32 @@ TEST(NatsConsumer, FetchTakesWhatIsThereAtOnceAndAMessagePublishedMeanwhileEndsI
   ASSERT_EQ(fetched->size(), 1u);
   EXPECT_EQ(fetched->front().body, "{\"i\":5}");
   EXPECT_LT(waited, 10s);
+}
+
+// A durable lets at most max_ack_pending messages (1000 by default) be out unacknowledged: a
+// fetch for more, with more waiting, still comes back at once with what it may have; so
+// does a consumer made anew on the durable (as after a restart).
+TEST(NatsConsumer, AFetchForMoreThanTheDurableLetsOutAtOnceComesBackAtOnce) {
+  auto bus = start_nats();
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));
+  std::vector<es::BusMessage> many;
+  for (int i = 0; i < 2500; ++i) many.push_back(message(i));
+  ASSERT_TRUE(publisher_for(*bus)->publish(many));
+  std::size_t taken = 0;
+  while (taken < many.size()) {
+    const auto started = Clock::now();
+    auto fetched = consumer->fetch(2000, 20s);
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    ASSERT_FALSE(fetched->empty());
+    EXPECT_LT(Clock::now() - started, 10s) << "after " << taken << " messages";
+    std::vector<std::uint64_t> tags;
+    for (const auto& d : *fetched) tags.push_back(d.tag);
+    ASSERT_TRUE(consumer->ack(tags));
+    taken += fetched->size();
+    consumer = consumer_of(*bus);  // and the same from a consumer of the durable made anew
+  }
+  EXPECT_EQ(taken, many.size());
 }
 
 }  // namespace

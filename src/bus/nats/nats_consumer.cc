@@ -14,6 +14,9 @@ struct NatsConsumer::Connection {
   natsSubscription* sub = nullptr;
   std::unordered_map<std::uint64_t, natsMsg*> held;  // fetched, not yet acked/retried/dead-lettered
   std::uint64_t next_tag = 1;
+  // The durable's cap on messages delivered and not acknowledged (<= 0: none). A fetch asks
+  // for no more than it leaves room for: a pull for more waits out its whole wait.
+  std::int64_t max_ack_pending = 0;
 
   ~Connection() {
     for (auto& [tag, msg] : held) natsMsg_Destroy(msg);
@@ -58,6 +61,12 @@ Result<void> NatsConsumer::connect() {
   if (natsStatus s = js_PullSubscribe(&c->sub, c->js, subjects.c_str(), options_.durable.c_str(), nullptr, &so, &err);
       s != NATS_OK)
     return nats_error("subscribing the durable consumer " + options_.durable, s);
+  jsConsumerInfo* ci = nullptr;
+  if (natsStatus s = js_GetConsumerInfo(&ci, c->js, options_.stream.c_str(), options_.durable.c_str(), nullptr, &err);
+      s != NATS_OK)
+    return nats_error("reading the durable consumer " + options_.durable, s);
+  c->max_ack_pending = ci->Config ? ci->Config->MaxAckPending : 0;
+  jsConsumerInfo_Destroy(ci);
   conn_ = std::move(c);
   return {};
 }
@@ -66,14 +75,17 @@ Result<void> NatsConsumer::connect() {
 // and then whatever came with it: a message waits for no batch to fill. The library's
 // fetch does exactly that, telling its own pull requests' answers from those of earlier
 // ones (two pulls of our own, one "no wait" then one that waits, took the first pull's
-// late "no messages" answer for the second's: an idle consumer spun, ~700 pulls a second).
+// late "no messages" answer for the second's: an idle consumer spun, ~700 pulls a second),
+// as long as it asks for no more than the durable's max_ack_pending leaves room for.
 Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {
   if (!conn_) OF_RETURN_IF_ERROR(connect());
   Connection& c = *conn_;
   std::vector<es::BusDelivery> out;
   natsMsgList list{};
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = natsSubscription_Fetch(&list, c.sub, static_cast<int>(std::max<std::size_t>(max, 1)),
+  auto batch = static_cast<std::int64_t>(max);
+  if (c.max_ack_pending > 0) batch = std::min(batch, c.max_ack_pending - static_cast<std::int64_t>(c.held.size()));
+  natsStatus s = natsSubscription_Fetch(&list, c.sub, static_cast<int>(std::max<std::int64_t>(batch, 1)),
                                         std::max<std::int64_t>(wait.count(), 1), &err);
   if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return out;
   if (s != NATS_OK) return nats_error("fetching", s);
