@@ -87,8 +87,11 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
   if (c.max_ack_pending > 0) batch = std::min(batch, c.max_ack_pending - static_cast<std::int64_t>(c.held.size()));
   natsStatus s = natsSubscription_Fetch(&list, c.sub, static_cast<int>(std::max<std::int64_t>(batch, 1)),
                                         std::max<std::int64_t>(wait.count(), 1), &err);
-  if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return out;
-  if (s != NATS_OK) return nats_error("fetching", s);
+  if (s != NATS_OK) {
+    natsMsgList_Destroy(&list);
+    if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND) return out;
+    return nats_error("fetching", s);
+  }
   out.reserve(static_cast<std::size_t>(list.Count));
   for (int i = 0; i < list.Count; ++i) {
     natsMsg* m = list.Msgs[i];
