@@ -11,7 +11,7 @@
 // - In order within a stream: an event whose stream's previous version is not applied yet
 //   is not applied; it is delivered again (after kEarlyRetry x attempt, at most
 //   kMaxEarlyRetry) until its turn comes, or dead-lettered as below once it has waited
-//   `early_timeout` for it.
+//   `early_timeout` for it (of a stream's events waiting so, the lowest version first).
 // - A batch that fails is applied one event at a time: the failing event is delivered again
 //   (after failures x kRetryDelay) with the later events of its stream, and once it has
 //   failed `max_attempts` times (counted in memory: a restart counts afresh) it goes to the
