@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <nats/nats.h>
@@ -73,8 +74,15 @@ class NatsBus final : public BusUnderTest {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (::posix_spawnp(&pid_, "nats-server", nullptr, nullptr, argv.data(), environ) != 0)
-      throw std::runtime_error("cannot start nats-server (apt install nats-server)");
+    // Its output to /dev/null (it logs to `log`): a server outliving a test that crashed must
+    // not hold the test's output open, which keeps ctest waiting until its timeout.
+    posix_spawn_file_actions_t quiet;
+    ::posix_spawn_file_actions_init(&quiet);
+    ::posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&quiet, STDOUT_FILENO, STDERR_FILENO);
+    const int spawned = ::posix_spawnp(&pid_, "nats-server", &quiet, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&quiet);
+    if (spawned != 0) throw std::runtime_error("cannot start nats-server (apt install nats-server)");
     for (int i = 0; i < 500 && !accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   void stop() override {

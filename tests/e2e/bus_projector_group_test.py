@@ -10,7 +10,7 @@ takes over. Once the writes stop and everything is acknowledged, `orderflow veri
 equal to a fold of the log, nothing dead-lettered: nothing lost, nothing applied twice. Accounts are opened
 without an owner (read models fed from the bus hold personal data revealed, a fold of the store sealed).
 About 4 minutes (librdkafka's mock cluster gives a new group member its partitions 40-90 s after it joins):
-not in the e2e discovery; ctest runs it as e2e_bus_projector_group (label bus)."""
+not in the e2e discovery; ctest runs it as e2e_kafka_projector_group (label bus)."""
 
 import signal
 import threading
