@@ -4,7 +4,7 @@
 # then the unit and contract tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the concurrent core (store,
 # pipeline, subscriptions, the application's threads: saga, relay, projections; HTTP
-# server) under ThreadSanitizer. Everything runs beside a
+# server; the NATS bus tests, not Kafka's) under ThreadSanitizer. Everything runs beside a
 # throwaway PostgreSQL server (scripts/pg-test-server.sh), for the PostgreSQL store's tests.
 # Last, the libFuzzer targets (tests/fuzz) for 30 s each (scripts/fuzz.sh).
 #   ORDERFLOW_SOAK=1   also run the long soak tests, and fuzz 600 s per target.
