@@ -453,18 +453,28 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
   // The read models apply the batch at once, each on a thread of its own and each in the
   // batch's order (so in order within every stream): each commits by itself (PostgreSQL: on
   // a connection of its own, so their commits overlap; SQLite's one writer takes them in turn).
-  std::vector<std::optional<Result<std::vector<std::size_t>>>> results(copies_.size());
-  if (copies_.size() < 2 || events.empty()) {
-    for (std::size_t i = 0; i < copies_.size(); ++i) results[i] = apply_copy(i, events);
+  // A copy none of whose categories the batch has applies nothing of it: it is left out (an
+  // empty batch, which makes the copies' bus versions, goes to every copy).
+  std::vector<std::size_t> busy;
+  for (std::size_t i = 0; i < copies_.size(); ++i) {
+    const auto& categories = copies_[i].first->filter().categories;
+    if (events.empty() || categories.empty() || std::any_of(events.begin(), events.end(), [&](const auto& e) {
+          return std::find(categories.begin(), categories.end(), e.stream_id.category()) != categories.end();
+        }))
+      busy.push_back(i);
+  }
+  std::vector<std::optional<Result<std::vector<std::size_t>>>> results(busy.size());
+  if (busy.size() < 2 || events.empty()) {
+    for (std::size_t k = 0; k < busy.size(); ++k) results[k] = apply_copy(busy[k], events);
   } else {
     std::vector<std::thread> others;
-    others.reserve(copies_.size() - 1);
-    for (std::size_t i = 1; i < copies_.size(); ++i)
-      others.emplace_back([&, i] {
+    others.reserve(busy.size() - 1);
+    for (std::size_t k = 1; k < busy.size(); ++k)
+      others.emplace_back([&, k] {
         pthread_setname_np(pthread_self(), "of-bus-copy");
-        results[i] = apply_copy(i, events);
+        results[k] = apply_copy(busy[k], events);
       });
-    results[0] = apply_copy(0, events);
+    results[0] = apply_copy(busy[0], events);
     for (auto& t : others) t.join();
   }
   std::set<std::size_t> early;
