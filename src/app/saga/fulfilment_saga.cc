@@ -523,6 +523,11 @@ std::size_t FulfilmentSaga::on_tick(std::int64_t now_ms) {
   return fired;
 }
 
+std::optional<std::int64_t> FulfilmentSaga::next_deadline() const {
+  if (!caught_up() || deadlines_.empty()) return std::nullopt;
+  return deadlines_.begin()->first;
+}
+
 std::vector<SagaCommand> FulfilmentSaga::take_commands() { return std::exchange(out_, {}); }
 
 std::vector<StepEnded> FulfilmentSaga::take_ended_steps() { return std::exchange(ended_, {}); }

@@ -167,6 +167,9 @@ class FulfilmentSaga {
   // Fires every deadline <= now_ms. Returns how many fired with their step's work not
   // done (each a retry, or giving up on the step).
   std::size_t on_tick(std::int64_t now_ms);
+  // When on_tick has something to fire next (it may find the deadline stale and fire
+  // nothing); nullopt: nothing, or not caught up yet, when it fires nothing.
+  std::optional<std::int64_t> next_deadline() const;
 
   // The commands decided since the last call.
   std::vector<SagaCommand> take_commands();

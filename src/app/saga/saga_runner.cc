@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/failures.h"
 #include "core/time.h"
@@ -11,8 +12,10 @@ namespace orderflow::app::saga {
 
 namespace {
 constexpr const char* kCheckpoint = "saga";
-constexpr auto kTick = std::chrono::milliseconds(20);
 constexpr std::int64_t kCheckpointEveryMs = 1000;
+// The shortest sleep before a deadline: deadlines fire in rounds at most this often (the
+// deadlines of steps that ended are only dropped when they come, one per step under load).
+constexpr std::int64_t kRoundMs = 20;
 }  // namespace
 
 SagaRunner::SagaRunner(CommandHandler& commands, es::CheckpointStore* checkpoints, SagaOptions options,
@@ -149,11 +152,22 @@ Result<void> SagaRunner::on_batch(std::span<const es::RecordedEvent> events, es:
   std::vector<SagaCommand> commands;
   std::vector<StepEnded> ended;
   Result<void> folded;
+  std::optional<std::int64_t> deadline;
   {
     MutexLock lk(mu_);
     folded = core_->on_events(events, next, now_unix_ms());
     commands = core_->take_commands();
     ended = core_->take_ended_steps();
+    deadline = core_->next_deadline();
+  }
+  {
+    // A deadline before the worker's next wake (a saga started or retried, or the replay
+    // caught up): it wakes for it.
+    MutexLock lk(answers_mu_);
+    if (deadline && *deadline < worker_wakes_ms_) {
+      sooner_ = true;
+      answers_cv_.notify_all();
+    }
   }
   issue(std::move(commands));
   report(ended);
@@ -211,11 +225,28 @@ void SagaRunner::worker_loop() {
   auto& store = commands_.store();
   std::int64_t next_checkpoint = now_unix_ms() + kCheckpointEveryMs;
   for (;;) {
+    // Asleep until an answer comes, the next deadline (but not within kRoundMs of the last
+    // round) or checkpoint is due, or on_batch brings a sooner deadline: an idle saga does
+    // not wake (it woke every 20 ms).
+    {
+      MutexLock lk(answers_mu_);
+      worker_wakes_ms_ = std::numeric_limits<std::int64_t>::max();  // any new deadline is sooner
+    }
+    std::optional<std::int64_t> deadline;
+    {
+      MutexLock lk(mu_);
+      deadline = core_->next_deadline();
+    }
     std::vector<Completion> answers;
     {
       MutexLock lk(answers_mu_);
-      answers_cv_.wait_for(answers_mu_, kTick, [&]() REQUIRES(answers_mu_) { return stopping_ || !answers_.empty(); });
+      const auto now = now_unix_ms();
+      worker_wakes_ms_ = std::min(next_checkpoint, std::max(deadline.value_or(next_checkpoint), now + kRoundMs));
+      const auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, worker_wakes_ms_ - now));
+      answers_cv_.wait_for(answers_mu_, wait,
+                           [&]() REQUIRES(answers_mu_) { return stopping_ || !answers_.empty() || sooner_; });
       if (stopping_) return;
+      sooner_ = false;
       answers.swap(answers_);
     }
     for (auto& a : answers)

@@ -122,10 +122,14 @@ class SagaRunner final : public bus_projector::BusDeadLetterSource {
   Counter deadlines_fired_;
 
   Mutex answers_mu_;
-  CondVar answers_cv_;  // an answer came, in_flight_ dropped, or stopping
+  CondVar answers_cv_;  // an answer came, in_flight_ dropped, a deadline came sooner, or stopping
   std::vector<Completion> answers_ GUARDED_BY(answers_mu_);
   std::size_t in_flight_ GUARDED_BY(answers_mu_) = 0;  // commands whose answer has not been queued yet
   bool stopping_ GUARDED_BY(answers_mu_) = false;
+  // When the worker wakes by itself next (unix ms; the largest value while it is looking
+  // for its next deadline), and whether a deadline before it came meanwhile.
+  std::int64_t worker_wakes_ms_ GUARDED_BY(answers_mu_) = 0;
+  bool sooner_ GUARDED_BY(answers_mu_) = false;
   std::thread worker_;
 
   es::LeaderLease* lease_;
