@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "../forwarding_event_store.h"
 #include "app/command_handler.h"
+#include "app/forwarding_event_store.h"
 #include "core/uuid.h"
 #include "store/sqlite/sqlite_event_store.h"
 #include "support/temp_dir.h"
