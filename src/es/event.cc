@@ -14,11 +14,13 @@ std::string ExpectedVersion::describe() const {
   return "?";
 }
 
+bool EventFilter::has_category(std::string_view category) const {
+  return categories.empty() || std::find(categories.begin(), categories.end(), category) != categories.end();
+}
+
 bool EventFilter::matches(const RecordedEvent& e) const {
   if (!stream_id.empty() && e.stream_id != stream_id) return false;
-  if (!categories.empty() &&
-      std::find(categories.begin(), categories.end(), e.stream_id.category()) == categories.end())
-    return false;
+  if (!has_category(e.stream_id.category())) return false;
   if (!types.empty() && std::find(types.begin(), types.end(), e.type) == types.end()) return false;
   return true;
 }

@@ -189,6 +189,8 @@ struct EventFilter {
 
   bool empty() const { return categories.empty() && types.empty() && stream_id.empty(); }
   bool matches(const RecordedEvent& e) const;
+  // Whether events of streams of `category` may pass: it is one of `categories`, or none is given.
+  bool has_category(std::string_view category) const;
 };
 
 // The text, as for a std::string (log lines, test failures).

@@ -457,10 +457,9 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
   // empty batch, which makes the copies' bus versions, goes to every copy).
   std::vector<std::size_t> busy;
   for (std::size_t i = 0; i < copies_.size(); ++i) {
-    const auto& categories = copies_[i].first->filter().categories;
-    if (events.empty() || categories.empty() || std::any_of(events.begin(), events.end(), [&](const auto& e) {
-          return std::find(categories.begin(), categories.end(), e.stream_id.category()) != categories.end();
-        }))
+    const auto filter = copies_[i].first->filter();
+    if (events.empty() ||
+        std::any_of(events.begin(), events.end(), [&](const auto& e) { return filter.has_category(e.stream_id.category()); }))
       busy.push_back(i);
   }
   std::vector<std::optional<Result<std::vector<std::size_t>>>> results(busy.size());
@@ -490,14 +489,12 @@ Result<std::vector<std::size_t>> BusProjector::apply_copy(std::size_t i, std::sp
   auto& [projection, live] = copies_[i];
   OF_ASSIGN_OR_RETURN(auto r, projection->apply_delivered(*live, events));
   // As apply_delivered raises the copy's position: the events of its categories applied.
-  const auto& categories = projection->filter().categories;
+  const auto filter = projection->filter();
   const auto committed_ms = now_unix_ms();
   es::Position through{0};
   es::ProjectionLag lag;  // of the events just committed to this copy
   for (std::size_t j = 0; j < events.size(); ++j)
-    if (!std::binary_search(r.begin(), r.end(), j) &&
-        (categories.empty() ||
-         std::find(categories.begin(), categories.end(), events[j].stream_id.category()) != categories.end())) {
+    if (!std::binary_search(r.begin(), r.end(), j) && filter.has_category(events[j].stream_id.category())) {
       through = std::max(through, events[j].position);
       const auto ms = static_cast<double>(std::max<std::int64_t>(0, committed_ms - events[j].recorded_at_ms));
       std::size_t b = 0;

@@ -259,11 +259,7 @@ class TableProjection::Copy final : public es::ReadModel {
 
  private:
   // Whether the bus versions of `e`'s stream are kept: its category is the projection's.
-  bool tracks(const es::RecordedEvent& e) const {
-    const auto& categories = p_.filter_.categories;
-    return categories.empty() ||
-           std::find(categories.begin(), categories.end(), e.stream_id.category()) != categories.end();
-  }
+  bool tracks(const es::RecordedEvent& e) const { return p_.filter_.has_category(e.stream_id.category()); }
 
   // The committed versions of the streams of `events` not looked at yet, into versions_: a
   // few statements for a batch rather than one a stream (each a round trip on PostgreSQL,
