@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -557,9 +558,17 @@ void BusProjectorTest::backlog_case() {
   if (bus_->dedupes_by_id()) {
     EXPECT_EQ(*before, held) << "fetched, not acknowledged: still pending";
     ASSERT_TRUE(c->ack(tags));
-    auto after = c->backlog();
-    ASSERT_TRUE(after);
-    EXPECT_EQ(*after, held - tags.size());
+    // The server has read the acks (ack flushes), but its consumer counts them a moment
+    // later: a look at once saw 124 of 114 once, at -j2 beside other bus tests.
+    std::optional<std::uint64_t> after;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto b = c->backlog();
+          after = b ? std::optional(*b) : std::nullopt;
+          return after == held - tags.size();
+        },
+        10s))
+        << "backlog " << (after ? std::to_string(*after) : "unknown") << ", expected " << held - tags.size();
   } else {
     // Kafka knows a partition's high watermark once it fetched from it.
     EXPECT_GT(*before, 0u);

@@ -133,8 +133,8 @@ Result<void> NatsConsumer::ack(std::span<const std::uint64_t> tags) {
     if (s != NATS_OK) return nats_error("acknowledging", s);
     sent = true;
   }
-  // One round trip for them all: once the server answers the flush it has read (and, in
-  // order, processed) every ack before it, so a crash after this never redelivers them.
+  // One round trip for them all: once the server answers the flush it has read every ack
+  // before it (its consumer counts them a moment later: backlog() may lag by that much).
   if (sent)
     if (natsStatus s = natsConnection_FlushTimeout(conn_->nc, 5000); s != NATS_OK)
       return nats_error("acknowledging", s);
