@@ -11,6 +11,15 @@ Result<AppendResult> EventStore::append(AppendRequest req) {
   return answer.get();
 }
 
+Result<std::vector<RecordedEvent>> EventStore::read_events(std::span<const std::string> event_ids) {
+  std::vector<RecordedEvent> events;
+  for (const auto& id : event_ids) {
+    OF_ASSIGN_OR_RETURN(auto found, read_event(id));
+    if (found) events.push_back(std::move(*found));
+  }
+  return events;
+}
+
 Result<std::vector<RecordedEvent>> EventStore::read_all(Position from_position, std::size_t max,
                                                        const EventFilter& filter) {
   std::vector<RecordedEvent> events;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,11 @@ class EventStore {
   // event ids, so the application can look up a fact it keyed by a derived event id
   // (an order's charge: app/saga/saga_io.h) instead of keeping it in an aggregate's state.
   virtual Result<std::optional<RecordedEvent>> read_event(const std::string& event_id) = 0;
+
+  // The events stored under any of `event_ids` (as read_event would answer each, in no
+  // particular order; those with none are left out). A store reached over a network answers
+  // them in one round trip; this one asks read_event for each.
+  virtual Result<std::vector<RecordedEvent>> read_events(std::span<const std::string> event_ids);
 
   // Calls `fn` for each of up to `max` events of the global log with position >=
   // from_position that match `filter`, in position order; the event passed is valid

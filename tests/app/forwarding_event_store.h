@@ -24,6 +24,9 @@ class ForwardingEventStore : public es::EventStore {
   Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override {
     return inner_.read_event(event_id);
   }
+  Result<std::vector<es::RecordedEvent>> read_events(std::span<const std::string> event_ids) override {
+    return inner_.read_events(event_ids);
+  }
   Result<es::Position> last_position() override { return inner_.last_position(); }
   Result<es::StreamVersion> stream_version(const es::StreamId& id) override { return inner_.stream_version(id); }
   Result<std::optional<es::IdempotencyRecord>> find_idempotency(const std::string& key) override {

@@ -291,7 +291,8 @@ TEST_P(EventStoreContract, ReadEventFindsAStoredEventByItsIdAndNothingElse) {
   auto req = make_append("order-9", ExpectedVersion::any(), 3);
   req.events[1].schema_version = 3;
   ASSERT_TRUE(store().append(req));
-  ASSERT_TRUE(store().append(make_append("order-10", ExpectedVersion::any(), 2)));
+  auto other = make_append("order-10", ExpectedVersion::any(), 2);
+  ASSERT_TRUE(store().append(other));
   auto check = [&] {
     auto found = store().read_event(req.events[1].event_id);
     ASSERT_TRUE(found) << found.error().message;
@@ -310,6 +311,23 @@ TEST_P(EventStoreContract, ReadEventFindsAStoredEventByItsIdAndNothingElse) {
     auto absent = store().read_event(test_uuid());
     ASSERT_TRUE(absent) << absent.error().message;
     EXPECT_FALSE(absent->has_value());
+    // Several at once: those stored, each as read_event answers it; the absent left out.
+    const std::vector<std::string> ids{other.events[1].event_id, test_uuid(), req.events[1].event_id};
+    auto several = store().read_events(ids);
+    ASSERT_TRUE(several) << several.error().message;
+    ASSERT_EQ(several->size(), 2u);
+    std::map<std::string, es::RecordedEvent> by_id;
+    for (const auto& found_one : *several) by_id.emplace(found_one.event_id, found_one);
+    ASSERT_TRUE(by_id.contains(req.events[1].event_id));
+    EXPECT_EQ(by_id.at(req.events[1].event_id).position, e.position);
+    EXPECT_EQ(by_id.at(req.events[1].event_id).schema_version, 3);
+    EXPECT_EQ(by_id.at(req.events[1].event_id).data, e.data);
+    ASSERT_TRUE(by_id.contains(other.events[1].event_id));
+    EXPECT_EQ(by_id.at(other.events[1].event_id).stream_id, "order-10");
+    EXPECT_EQ(by_id.at(other.events[1].event_id).version, 1);
+    auto none = store().read_events({});
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_TRUE(none->empty());
   };
   check();
   harness_->reopen();
@@ -521,6 +539,7 @@ TEST_P(EventStoreContract, UpcastersApplyOnReadWithoutRewriting) {
   EXPECT_EQ(e.data, R"({"new":1})");
   EXPECT_EQ(store().read_all(es::Position{1}, 1)->at(0).data, R"({"new":1})");
   EXPECT_EQ(store().read_event(req.events[0].event_id)->value().data, R"({"new":1})");
+  EXPECT_EQ(store().read_events(std::vector{req.events[0].event_id})->at(0).data, R"({"new":1})");
   // Appended while open and read back at once (a store may serve it from memory).
   auto fresh = make_append("u-2", ExpectedVersion::any(), 1, "Renamed");
   fresh.events[0].data = R"({"old":2})";
@@ -575,6 +594,9 @@ void expect_only_position_4_refused(StoreHarness& h) {
   auto by_id = h.store().read_event(marked_id);
   ASSERT_FALSE(by_id) << "a changed event was served by its id";
   expect_corrupt_at_4(by_id.error());
+  auto by_ids = h.store().read_events(std::vector{marked_id});
+  ASSERT_FALSE(by_ids) << "a changed event was served by its id among others";
+  expect_corrupt_at_4(by_ids.error());
   EXPECT_TRUE(h.store().read_stream("before-1", es::StreamVersion{0}, 10, Direction::forward));
   EXPECT_TRUE(h.store().read_stream("after-1", es::StreamVersion{0}, 1000, Direction::backward));
   EXPECT_TRUE(h.store().read_all(es::Position{5}, 1000));

@@ -1,5 +1,7 @@
 #include "app/saga/saga_io.h"
 
+#include <array>
+
 #include <boost/json.hpp>
 
 #include "app/aggregates.h"
@@ -60,47 +62,109 @@ void run(CommandHandler& commands, const std::string& id, typename A::Command co
                      });
 }
 
-// The facts a Charge or Refund decides on, from the store.
-Result<void> add_charge_facts(es::EventStore& store, AccountCommand& a) {
-  auto* charge = std::get_if<domain::account::Charge>(&a.command);
-  auto* refund = std::get_if<domain::account::Refund>(&a.command);
-  if (!charge && !refund) return {};
-  return find_charge(store, a.account_id, charge ? charge->order_id : refund->order_id)
+// The steps whose derived event ids an order's charge is stored under (find_charge), and
+// its hold on a product (find_held, in the order it looks at them). Each id is a SHA-1:
+// find_charge and find_held derive one only when they come to it.
+constexpr std::array<std::string_view, 2> kChargeSteps = {"charge", "refund"};
+constexpr std::array<std::string_view, 3> kHoldSteps = {"reserve:", "release:", "commit:"};
+
+std::string hold_id(std::string_view step, const std::string& product_id, const std::string& order_id) {
+  return derived_event_id(order_id, std::string(step) + product_id);
+}
+
+// The order whose charge a Charge or Refund decides on (nullptr: neither).
+const std::string* charged_order(const AccountCommand& a) {
+  if (const auto* charge = std::get_if<domain::account::Charge>(&a.command)) return &charge->order_id;
+  if (const auto* refund = std::get_if<domain::account::Refund>(&a.command)) return &refund->order_id;
+  return nullptr;
+}
+
+// The order whose hold a ReleaseStock or CommitStock decides on (nullptr: neither).
+const std::string* holding_order(const ProductCommand& p) {
+  if (const auto* release = std::get_if<domain::product::ReleaseStock>(&p.command)) return &release->order_id;
+  if (const auto* commit = std::get_if<domain::product::CommitStock>(&p.command)) return &commit->order_id;
+  return nullptr;
+}
+
+// The facts a Charge or Refund decides on, from `known` or the store.
+Result<void> add_charge_facts(es::EventStore& store, AccountCommand& a, const KnownEvents* known) {
+  const std::string* order_id = charged_order(a);
+  if (!order_id) return {};
+  return find_charge(store, a.account_id, *order_id, known)
       .transform([&](const std::optional<domain::account::OrderCharge>& found) {
-        if (charge) charge->earlier = found;
-        else refund->charge = found;
+        if (auto* charge = std::get_if<domain::account::Charge>(&a.command)) charge->earlier = found;
+        else std::get<domain::account::Refund>(a.command).charge = found;
       });
 }
 
-// The fact a ReleaseStock or CommitStock decides on, from the store.
-Result<void> add_held_facts(es::EventStore& store, ProductCommand& p) {
-  auto with_held = [&](auto& c) {
-    return find_held(store, p.product_id, c.order_id).transform([&](std::int64_t held) { c.held = held; });
-  };
-  if (auto* release = std::get_if<domain::product::ReleaseStock>(&p.command)) return with_held(*release);
-  if (auto* commit = std::get_if<domain::product::CommitStock>(&p.command)) return with_held(*commit);
-  return {};
+// The fact a ReleaseStock or CommitStock decides on, from `known` or the store.
+Result<void> add_held_facts(es::EventStore& store, ProductCommand& p, const KnownEvents* known) {
+  const std::string* order_id = holding_order(p);
+  if (!order_id) return {};
+  return find_held(store, p.product_id, *order_id, known).transform([&](std::int64_t held) {
+    if (auto* release = std::get_if<domain::product::ReleaseStock>(&p.command)) release->held = held;
+    else std::get<domain::product::CommitStock>(p.command).held = held;
+  });
 }
 
-// The event of aggregate A's stream `id` stored under `event_id`, if any.
+// The event of aggregate A's stream `id` stored under `event_id`, if any: from `known`
+// where it was looked up there, else from the store.
 template <class A>
 Result<std::optional<typename A::Event>> stored_event(es::EventStore& store, const std::string& id,
-                                                      const std::string& event_id) {
+                                                      const std::string& event_id, const KnownEvents* known) {
   using Found = std::optional<typename A::Event>;
-  OF_ASSIGN_OR_RETURN(auto stored, store.read_event(event_id));
-  if (!stored || stored->stream_id != stream_of<A>(id)) return Found();
-  return codec::decode_event<typename A::Event>(stored->type, stored->data).transform([](auto&& event) {
+  std::optional<es::RecordedEvent> read;
+  const std::optional<es::RecordedEvent>* stored = known ? known->find(event_id) : nullptr;
+  if (!stored) {
+    OF_ASSIGN_OR_RETURN(read, store.read_event(event_id));
+    stored = &read;
+  }
+  if (!*stored || (*stored)->stream_id != stream_of<A>(id)) return Found();
+  return codec::decode_event<typename A::Event>((*stored)->type, (*stored)->data).transform([](auto&& event) {
     return Found(std::forward<decltype(event)>(event));
   });
 }
 
 }  // namespace
 
+Result<KnownEvents> KnownEvents::look_up(es::EventStore& store, std::span<const SagaCommand> commands) {
+  std::unordered_map<std::string_view, int> commands_of;
+  for (const auto& c : commands) ++commands_of[c.order_id];
+  KnownEvents known;
+  std::vector<std::string> ids;
+  for (const auto& c : commands) {
+    if (commands_of[c.order_id] > 1) continue;
+    std::visit(domain::overloaded{
+                   [&](const AccountCommand& a) {
+                     if (const auto* order_id = charged_order(a))
+                       for (auto step : kChargeSteps) ids.push_back(derived_event_id(*order_id, step));
+                   },
+                   [&](const ProductCommand& p) {
+                     if (const auto* order_id = holding_order(p))
+                       for (auto step : kHoldSteps) ids.push_back(hold_id(step, p.product_id, *order_id));
+                   },
+                   [](const auto&) {},
+               },
+               c.action);
+    known.orders_.insert(c.order_id);
+  }
+  OF_ASSIGN_OR_RETURN(auto found, store.read_events(ids));
+  for (auto& id : ids) known.events_.emplace(std::move(id), std::nullopt);
+  for (auto& e : found) known.events_[e.event_id] = std::move(e);
+  return known;
+}
+
+const std::optional<es::RecordedEvent>* KnownEvents::find(const std::string& event_id) const {
+  auto it = events_.find(event_id);
+  return it == events_.end() ? nullptr : &it->second;
+}
+
 Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& store, const std::string& account_id,
-                                                                const std::string& order_id) {
+                                                                const std::string& order_id, const KnownEvents* known) {
   using domain::account::ChargeOutcome;
   using domain::account::OrderCharge;
-  OF_ASSIGN_OR_RETURN(auto charged, stored_event<Account>(store, account_id, derived_event_id(order_id, "charge")));
+  OF_ASSIGN_OR_RETURN(auto charged,
+                      stored_event<Account>(store, account_id, derived_event_id(order_id, kChargeSteps[0]), known));
   std::optional<OrderCharge> out;
   if (charged)
     std::visit(domain::overloaded{
@@ -114,19 +178,20 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                },
                *charged);
   if (!out || out->outcome != ChargeOutcome::charged) return out;
-  OF_ASSIGN_OR_RETURN(auto refunded, stored_event<Account>(store, account_id, derived_event_id(order_id, "refund")));
+  OF_ASSIGN_OR_RETURN(auto refunded,
+                      stored_event<Account>(store, account_id, derived_event_id(order_id, kChargeSteps[1]), known));
   if (refunded)
     if (auto* r = std::get_if<domain::account::AccountRefunded>(&*refunded); r && r->order_id == order_id)
       out->outcome = ChargeOutcome::refunded;
   return out;
 }
 
-Result<std::int64_t> find_held(es::EventStore& store, const std::string& product_id, const std::string& order_id) {
+Result<std::int64_t> find_held(es::EventStore& store, const std::string& product_id, const std::string& order_id,
+                               const KnownEvents* known) {
   using namespace domain::product;
   std::int64_t held = 0;
-  for (std::string step : {"reserve:", "release:", "commit:"}) {
-    OF_ASSIGN_OR_RETURN(auto e,
-                        stored_event<Product>(store, product_id, derived_event_id(order_id, step + product_id)));
+  for (auto step : kHoldSteps) {
+    OF_ASSIGN_OR_RETURN(auto e, stored_event<Product>(store, product_id, hold_id(step, product_id, order_id), known));
     if (e)
       std::visit(domain::overloaded{
                      [&](const StockReserved& r) { held += r.order_id == order_id ? r.quantity : 0; },
@@ -140,15 +205,17 @@ Result<std::int64_t> find_held(es::EventStore& store, const std::string& product
   return held;
 }
 
-void dispatch(CommandHandler& commands, SagaCommand c, std::function<void(Completion)> done) {
+void dispatch(CommandHandler& commands, SagaCommand c, const KnownEvents* known,
+              std::function<void(Completion)> done) {
+  if (known && !known->covers(c.order_id)) known = nullptr;
   std::visit(domain::overloaded{
                  [&](ProductCommand& p) {
-                   if (auto facts = add_held_facts(commands.store(), p); !facts)
+                   if (auto facts = add_held_facts(commands.store(), p, known); !facts)
                      return done(Completion{c.order_id, c.event_id, facts.error(), es::Position{0}});
                    run<Product>(commands, p.product_id, std::move(p.command), c, std::move(done));
                  },
                  [&](AccountCommand& a) {
-                   if (auto facts = add_charge_facts(commands.store(), a); !facts)
+                   if (auto facts = add_charge_facts(commands.store(), a, known); !facts)
                      return done(Completion{c.order_id, c.event_id, facts.error(), es::Position{0}});
                    run<Account>(commands, a.account_id, std::move(a.command), c, std::move(done));
                  },

@@ -187,8 +187,11 @@ void SagaRunner::issue(std::vector<SagaCommand> commands) {
     MutexLock lk(answers_mu_);
     in_flight_ += commands.size();
   }
+  // The facts the commands decide on, in one look-up (if it fails, each reads its own).
+  auto known = KnownEvents::look_up(commands_.store(), commands);
+  const KnownEvents* facts = known ? &*known : nullptr;
   for (auto& c : commands)
-    dispatch(commands_, std::move(c), [this](Completion done) {  // may run on the store's writer thread
+    dispatch(commands_, std::move(c), facts, [this](Completion done) {  // may run on the store's writer thread
       // Notified under the lock: halt() returns once in_flight_ is 0, and the runner (this
       // condition variable with it) may be destroyed right after; a notify after the unlock
       // could touch it then.

@@ -288,6 +288,16 @@ Result<std::optional<es::RecordedEvent>> PostgresEventStore::read_event(const st
   return std::optional(std::move(events->front()));
 }
 
+Result<std::vector<es::RecordedEvent>> PostgresEventStore::read_events(std::span<const std::string> event_ids) {
+  if (event_ids.empty()) return std::vector<es::RecordedEvent>();
+  ArrayLiteral ids;
+  for (const auto& id : event_ids) ids.add(id);
+  const std::string sql = std::string("SELECT ") + kEventColumns + " FROM events WHERE event_id = ANY($1::text[])";
+  auto rows = query({sql.c_str(), {ids.done()}});
+  if (!rows) return rows.error();
+  return events_of(*rows);
+}
+
 // One statement, so one snapshot: the events from `from_position` on and the log's head
 // as of the same moment, which says how far a scan that found fewer than `max` events
 // has examined the log.

@@ -94,6 +94,7 @@ class PostgresEventStore final : public es::EventStore,
                                                      std::size_t max,
                                                      es::Direction direction) override;
   Result<std::optional<es::RecordedEvent>> read_event(const std::string& event_id) override;
+  Result<std::vector<es::RecordedEvent>> read_events(std::span<const std::string> event_ids) override;
   Result<es::Position> scan_all(es::Position from_position, std::size_t max,
                                 const es::EventFilter& filter,
                                 const std::function<void(const es::RecordedEvent&)>& fn) override;

@@ -415,7 +415,10 @@ class World {
   void execute(Process& p, std::size_t i) {
     auto c = std::move(p.queued[i]);
     p.queued.erase(p.queued.begin() + static_cast<std::ptrdiff_t>(i));
-    dispatch(*p.commands, std::move(c), [this, &p, life = p.life](Completion done) {
+    // As the runner does for each list it issues: the facts looked up first (here a list of one).
+    auto known = KnownEvents::look_up(p.commands->store(), std::span(&c, 1));
+    ASSERT_TRUE(known) << known.error().message;
+    dispatch(*p.commands, std::move(c), &*known, [this, &p, life = p.life](Completion done) {
       if (p.life != life) return;
       if (done.error) done.known_by = *store_.last_position();
       p.answers.push_back(std::move(done));
