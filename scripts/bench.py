@@ -6,10 +6,12 @@
 Each benchmark prints a JSON line last; this keeps every run's line and prints, per
 benchmark, the median of the figures that the targets name. Servers for the HTTP runs are
 started here on a free loopback port with a fresh data dir. `postgres` needs
-ORDERFLOW_TEST_PG (scripts/pg-test-server.sh sets it). Benchmarks measure; they assert nothing.
+ORDERFLOW_TEST_PG (scripts/pg-test-server.sh sets it): default servers on a fresh database per
+run, one and then two at once (scale-out). Benchmarks measure; they assert nothing.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -62,6 +65,53 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def fresh_database(pg):
+    """A new database on the server of `pg` (a postgresql:// URL), its URL, dropped after: each
+    run starts from an empty store, not behind what an earlier run left (its saga's backlog)."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", "-qX", pg, "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    try:
+        base, _, query = pg.partition("?")
+        yield base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
+    finally:
+        subprocess.run(["psql", "-qX", pg, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+
+
+def http_on_servers(binary, extra, servers, scenario, connections, duration):
+    """`bench http` against each of `servers` fresh servers at once: requests_per_s and the
+    counts summed over them, latencies the worst of them."""
+    started = []
+    try:
+        for _ in range(servers):
+            started.append(Server(binary, *extra))
+        runs = [subprocess.Popen([binary, "bench", "http", "--target", srv.url, "--scenario", scenario,
+                                  "--connections", str(connections), "--duration", str(duration), "--warmup", "2"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for srv in started]
+        lines = []
+        for run, srv in zip(runs, started):
+            out, err = run.communicate()
+            if run.returncode != 0:
+                raise RuntimeError(f"bench http failed ({run.returncode}) against a server: {err.strip()[-500:]}")
+            line = json.loads(out.strip().splitlines()[-1])
+            # The store's appends by outcome (written, version_conflict, …), set-up included.
+            for series, value in metric_values(srv.url, "orderflow_appends_total{").items():
+                line["appends_" + re.search(r'outcome="([^"]*)"', series).group(1)] = value
+            lines.append(line)
+    finally:
+        for srv in started:
+            srv.stop()
+    if len(lines) == 1:
+        return lines[0]
+    out = {}
+    for key, value in lines[0].items():
+        values = [line.get(key) for line in lines]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        out[key] = max(values) if key.endswith(("_us", "_ms")) else sum(values)
+    return out
 
 
 def metric_values(url, prefix):
@@ -122,17 +172,13 @@ def main():
                    ["events_per_s"] + [f"rebuild_events_per_s.{n}" for n in ("orders", "products", "accounts", "sales")])
         if "http" in only:
             # The command side alone (saga off), then the queries.
-            for scenario, extra in (("place-order", ["--roles", "command,query,admin,projector"]),
-                                    ("get-product", []), ("get-order", []), ("list-orders", [])):
-                lines = []
-                for _ in range(args.runs):
-                    srv = Server(b, *extra)
-                    try:
-                        lines.append(run_json([b, "bench", "http", "--target", srv.url, "--scenario", scenario,
-                                               "--connections", "64", "--duration", str(args.duration), "--warmup", "2"]))
-                    finally:
-                        srv.stop()
+            # The default server (saga on) first, then the command side alone (saga off), then the queries.
+            for scenario, extra in (("place-order", []), ("place-order", ["--roles", "command,query,admin,projector"]),
+                                    ("flash-sale", []), ("get-product", []), ("get-order", []), ("list-orders", [])):
+                lines = [http_on_servers(b, extra, 1, scenario, 64, args.duration) for _ in range(args.runs)]
                 keys = ["requests_per_s", "p50_us", "p99_us", "non_2xx"]
+                if scenario == "flash-sale":
+                    keys += ["confirmed_per_s", "confirm_p99_ms", "refused_share"]
                 if scenario == "place-order":
                     keys += [f"projection_lag_p{q}_ms.{n}" for q in (50, 99) for n in ("orders", "products", "accounts", "sales")]
                 report(f"bench http --scenario {scenario} --connections 64 {' '.join(extra)}", lines, keys)
@@ -206,16 +252,29 @@ def main():
                                    "--store", pg]) for _ in range(args.runs)]
                 report("bench append --store postgres://… --writers 16 --streams 1", lines,
                        ["events_per_s", "p99_us", "conflicts"])
-                lines = []
-                for _ in range(args.runs):
-                    srv = Server(b, "--store", pg)
-                    try:
-                        lines.append(run_json([b, "bench", "http", "--target", srv.url, "--scenario", "place-order-confirmed",
-                                               "--connections", "64", "--duration", str(args.duration), "--warmup", "2"]))
-                    finally:
-                        srv.stop()
-                report("bench http --scenario place-order-confirmed on PostgreSQL", lines,
-                       ["requests_per_s", "p50_us", "p99_us", "confirmed_per_s", "confirm_p99_ms"])
+                # Default servers on the one database. A command is a read and an append of one event
+                # (deposit: many accounts; deposit-one-account: every request on one stream).
+                http_keys = ["requests_per_s", "p50_us", "p99_us", "non_2xx", "transport_errors"]
+                for scenario, connections, keys in (
+                        ("deposit", 64, http_keys), ("deposit", 16, http_keys),
+                        ("deposit-one-account", 16, http_keys + ["appends_written", "appends_version_conflict"]),
+                        ("place-order", 64, http_keys),
+                        ("place-order-confirmed", 64, http_keys + ["confirmed_per_s", "confirm_p99_ms"])):
+                    lines = []
+                    for _ in range(args.runs):
+                        with fresh_database(pg) as db:
+                            lines.append(http_on_servers(b, ["--store", db], 1, scenario, connections, args.duration))
+                    report(f"bench http --scenario {scenario} --connections {connections}, default serve on PostgreSQL",
+                           lines, keys)
+                # Scale-out: two servers on the one database, each under the same load as the one above,
+                # at once; their requests/s summed (p99: the worse of the two).
+                for scenario in ("place-order", "deposit"):
+                    lines = []
+                    for _ in range(args.runs):
+                        with fresh_database(pg) as db:
+                            lines.append(http_on_servers(b, ["--store", db], 2, scenario, 64, args.duration))
+                    report(f"bench http --scenario {scenario} --connections 64 against each of two servers on one "
+                           f"PostgreSQL, at once", lines, http_keys)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -17,11 +18,17 @@ namespace orderflow::cli {
 
 namespace {
 
+// A 503 (the server refuses writes while its saga is behind: another run's load, on a
+// shared database another process's) wrote nothing: asked again for up to a minute.
 Result<void> seed(const HttpTarget& t, const std::string& path, const std::string& body) {
-  OF_ASSIGN_OR_RETURN(auto answer, http_request(t, "POST", path, body));
-  if (answer.status / 100 != 2)
-    return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer.status, answer.body));
-  return {};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  for (;;) {
+    OF_ASSIGN_OR_RETURN(auto answer, http_request(t, "POST", path, body));
+    if (answer.status / 100 == 2) return {};
+    if (answer.status != 503 || std::chrono::steady_clock::now() >= give_up)
+      return fail(Errc::internal, fmt::format("seeding: POST {} answered {} {}", path, answer.status, answer.body));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 // The projections' lag from append to live read model, as the server measured it over the
