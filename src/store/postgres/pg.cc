@@ -101,12 +101,22 @@ Result<void> Connection::exec(const std::string& sql) {
 
 Result<PgResult> Connection::query(const Query& q) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
+  const auto n = static_cast<int>(q.params.size());
+  auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
+  if (fresh) {
+    PgResult prepared(PQprepare(conn_.get(), it->second.c_str(), q.sql, n, nullptr));
+    if (auto e = result_error(conn_.get(), prepared.get(), "PostgreSQL")) {
+      prepared_.erase(it);
+      return fail(std::move(*e));
+    }
+  }
   auto values = param_values(q);
-  PgResult r(PQexecParams(conn_.get(), q.sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                          nullptr, 0));
+  PgResult r(PQexecPrepared(conn_.get(), it->second.c_str(), n, values.data(), nullptr, nullptr, 0));
   if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
   return r;
 }
+
+std::string Connection::statement_name() { return "of" + std::to_string(statements_++); }
 
 Result<std::vector<PgResult>> Connection::pipeline(const std::vector<Query>& queries) {
   if (auto sent = send(queries); !sent) return sent.error();
@@ -134,7 +144,7 @@ Result<void> Connection::send(const std::vector<Query>& queries, std::size_t flu
   }
   for (std::size_t i = 0; i < queries.size(); ++i) {
     const auto& q = queries[i];
-    auto [it, fresh] = prepared_.try_emplace(q.sql, "of" + std::to_string(prepared_.size()));
+    auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
     const auto& name = it->second;
     auto n = static_cast<int>(q.params.size());
     if (fresh && !PQsendPrepare(conn, name.c_str(), q.sql, n, nullptr)) return broken("cannot send to PostgreSQL");

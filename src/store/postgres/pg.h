@@ -50,6 +50,9 @@ class Connection {
   bool healthy() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
   // Runs SQL without parameters (several statements are allowed).
   Result<void> exec(const std::string& sql);
+  // One statement, prepared the first time this connection runs its SQL text, as
+  // pipeline() does: parsed once, and planned once where PostgreSQL's generic plan serves
+  // (its plan_cache_mode), not on every call.
   Result<PgResult> query(const Query& q);
   // Sends every query in one round trip (libpq pipeline mode) and answers their
   // results in order, or the first error. Statements after a failed one are skipped
@@ -68,9 +71,11 @@ class Connection {
 
  private:
   void drop();
+  std::string statement_name();
 
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn_{nullptr, &PQfinish};
   std::unordered_map<std::string, std::string> prepared_;  // SQL text -> statement name
+  std::uint64_t statements_ = 0;  // names given out on this connection
   std::vector<bool> sent_;  // per query of the last send(): was it preceded by its PREPARE?
   std::size_t received_ = 0;  // how many of them receive() has read
   bool open_ = false;         // the last send() did not end its pipeline
