@@ -171,7 +171,6 @@ def main():
             report("bench projection --events 300000", lines,
                    ["events_per_s"] + [f"rebuild_events_per_s.{n}" for n in ("orders", "products", "accounts", "sales")])
         if "http" in only:
-            # The command side alone (saga off), then the queries.
             # The default server (saga on) first, then the command side alone (saga off), then the queries.
             for scenario, extra in (("place-order", []), ("place-order", ["--roles", "command,query,admin,projector"]),
                                     ("flash-sale", []), ("get-product", []), ("get-order", []), ("list-orders", [])):
