@@ -472,11 +472,12 @@ class ThreadWatchingStore final : public testing::ForwardingEventStore {
       ++elsewhere_;
     }
   }
+  // Notified under the lock: the answer it queues may be the last the test waits for, and
+  // the destructor (which takes the lock first) may destroy cv_ right after (TSan saw a
+  // notify after the unlock race the destruction).
   void deliver(es::AppendCallback done, Result<es::AppendResult> r) {
-    {
-      std::lock_guard lk(mu_);
-      queue_.emplace_back(std::move(done), std::move(r));
-    }
+    std::lock_guard lk(mu_);
+    queue_.emplace_back(std::move(done), std::move(r));
     cv_.notify_one();
   }
   void answer_loop() {
