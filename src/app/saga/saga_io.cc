@@ -68,8 +68,14 @@ void run(CommandHandler& commands, const std::string& id, typename A::Command co
 constexpr std::array<std::string_view, 2> kChargeSteps = {"charge", "refund"};
 constexpr std::array<std::string_view, 3> kHoldSteps = {"reserve:", "release:", "commit:"};
 
-std::string hold_id(std::string_view step, const std::string& product_id, const std::string& order_id) {
-  return derived_event_id(order_id, std::string(step) + product_id);
+std::string hold_step(std::string_view step, const std::string& product_id) { return std::string(step) + product_id; }
+
+// The derived event id of the order's `step`: as `known` derived it when it looked it up
+// (a SHA-1 each, on the saga's thread: not twice), else derived now.
+std::string step_id(const std::string& order_id, std::string_view step, const KnownEvents* known) {
+  if (known)
+    if (const auto* id = known->id_of(order_id, step)) return *id;
+  return derived_event_id(order_id, step);
 }
 
 // The order whose charge a Charge or Refund decides on (nullptr: neither).
@@ -132,16 +138,21 @@ Result<KnownEvents> KnownEvents::look_up(es::EventStore& store, std::span<const 
   for (const auto& c : commands) ++commands_of[c.order_id];
   KnownEvents known;
   std::vector<std::string> ids;
+  auto add = [&](const std::string& order_id, std::string_view step) {
+    auto id = derived_event_id(order_id, step);
+    known.ids_.emplace(order_id + "/" + std::string(step), id);
+    ids.push_back(std::move(id));
+  };
   for (const auto& c : commands) {
     if (commands_of[c.order_id] > 1) continue;
     std::visit(domain::overloaded{
                    [&](const AccountCommand& a) {
                      if (const auto* order_id = charged_order(a))
-                       for (auto step : kChargeSteps) ids.push_back(derived_event_id(*order_id, step));
+                       for (auto step : kChargeSteps) add(*order_id, step);
                    },
                    [&](const ProductCommand& p) {
                      if (const auto* order_id = holding_order(p))
-                       for (auto step : kHoldSteps) ids.push_back(hold_id(step, p.product_id, *order_id));
+                       for (auto step : kHoldSteps) add(*order_id, hold_step(step, p.product_id));
                    },
                    [](const auto&) {},
                },
@@ -154,6 +165,11 @@ Result<KnownEvents> KnownEvents::look_up(es::EventStore& store, std::span<const 
   return known;
 }
 
+const std::string* KnownEvents::id_of(const std::string& order_id, std::string_view step) const {
+  auto it = ids_.find(order_id + "/" + std::string(step));
+  return it == ids_.end() ? nullptr : &it->second;
+}
+
 const std::optional<es::RecordedEvent>* KnownEvents::find(const std::string& event_id) const {
   auto it = events_.find(event_id);
   return it == events_.end() ? nullptr : &it->second;
@@ -164,7 +180,7 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
   using domain::account::ChargeOutcome;
   using domain::account::OrderCharge;
   OF_ASSIGN_OR_RETURN(auto charged,
-                      stored_event<Account>(store, account_id, derived_event_id(order_id, kChargeSteps[0]), known));
+                      stored_event<Account>(store, account_id, step_id(order_id, kChargeSteps[0], known), known));
   std::optional<OrderCharge> out;
   if (charged)
     std::visit(domain::overloaded{
@@ -179,7 +195,7 @@ Result<std::optional<domain::account::OrderCharge>> find_charge(es::EventStore& 
                *charged);
   if (!out || out->outcome != ChargeOutcome::charged) return out;
   OF_ASSIGN_OR_RETURN(auto refunded,
-                      stored_event<Account>(store, account_id, derived_event_id(order_id, kChargeSteps[1]), known));
+                      stored_event<Account>(store, account_id, step_id(order_id, kChargeSteps[1], known), known));
   if (refunded)
     if (auto* r = std::get_if<domain::account::AccountRefunded>(&*refunded); r && r->order_id == order_id)
       out->outcome = ChargeOutcome::refunded;
@@ -191,7 +207,8 @@ Result<std::int64_t> find_held(es::EventStore& store, const std::string& product
   using namespace domain::product;
   std::int64_t held = 0;
   for (auto step : kHoldSteps) {
-    OF_ASSIGN_OR_RETURN(auto e, stored_event<Product>(store, product_id, hold_id(step, product_id, order_id), known));
+    OF_ASSIGN_OR_RETURN(
+        auto e, stored_event<Product>(store, product_id, step_id(order_id, hold_step(step, product_id), known), known));
     if (e)
       std::visit(domain::overloaded{
                      [&](const StockReserved& r) { held += r.order_id == order_id ? r.quantity : 0; },

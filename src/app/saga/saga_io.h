@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -27,10 +28,13 @@ class KnownEvents {
   bool covers(const std::string& order_id) const { return orders_.contains(order_id); }
   // The event stored under `event_id`, or none; nullptr if it was not looked up.
   const std::optional<es::RecordedEvent>* find(const std::string& event_id) const;
+  // The derived event id of the order's `step` it looked up; nullptr if it did not.
+  const std::string* id_of(const std::string& order_id, std::string_view step) const;
 
  private:
   std::unordered_set<std::string> orders_;
   std::unordered_map<std::string, std::optional<es::RecordedEvent>> events_;
+  std::unordered_map<std::string, std::string> ids_;  // "order_id/step" -> its derived event id
 };
 
 // Runs one command through the command handler (domain commands) or appends it
