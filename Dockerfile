@@ -9,7 +9,8 @@ FROM debian:12 AS build
 WORKDIR /src
 COPY . .
 RUN scripts/install-deps.sh \
-    && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build build --target orderflow \
+    && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_UNITY_BUILD=ON \
+    && cmake --build build --target orderflow \
     && cd build && cpack -G DEB
 
 FROM debian:12-slim

@@ -16,7 +16,7 @@ if ((${#targets[@]} == 0)); then
 fi
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DORDERFLOW_FUZZ=ON -DORDERFLOW_WERROR=OFF >/dev/null
+  -DORDERFLOW_FUZZ=ON -DORDERFLOW_WERROR=OFF -DCMAKE_UNITY_BUILD="${ORDERFLOW_UNITY:-ON}" >/dev/null
 cmake --build build-fuzz --target "${targets[@]/#/fuzz_}"
 
 mkdir -p build-fuzz/crashes build-fuzz/logs

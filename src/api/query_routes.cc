@@ -109,7 +109,7 @@ Response page_answer(const Result<Page>& page, const char* field) {
     if (i) body += ',';
     body += page->documents[i];
   }
-  body += "],\"next_cursor\":" + (page->next_cursor ? quoted(*page->next_cursor) : std::string("null")) + "}";
+  body += "],\"next_cursor\":" + (page->next_cursor ? api::quoted(*page->next_cursor) : std::string("null")) + "}";
   return http::json_response(200, std::move(body));
 }
 

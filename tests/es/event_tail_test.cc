@@ -8,7 +8,7 @@
 namespace orderflow::es {
 namespace {
 
-RecordedEvent event(std::int64_t position, StreamId stream_id = "order-1", std::string type = "OrderPlaced") {
+RecordedEvent event_at(std::int64_t position, StreamId stream_id = "order-1", std::string type = "OrderPlaced") {
   RecordedEvent e;
   e.event_id = "e" + std::to_string(position);
   e.stream_id = std::move(stream_id);
@@ -21,7 +21,7 @@ RecordedEvent event(std::int64_t position, StreamId stream_id = "order-1", std::
 
 std::vector<RecordedEvent> events(std::int64_t from, std::int64_t to) {
   std::vector<RecordedEvent> out;
-  for (auto p = from; p <= to; ++p) out.push_back(event(p));
+  for (auto p = from; p <= to; ++p) out.push_back(event_at(p));
   return out;
 }
 
@@ -62,8 +62,8 @@ TEST(EventTail, PastTheEndAnswersNothingMoreYet) {
 
 TEST(EventTail, MaxCountsMatchingEventsAndNextIsOnePastTheLastExamined) {
   EventTail tail;
-  tail.push({event(1, "order-1"), event(2, "product-1"), event(3, "order-2"), event(4, "product-2"),
-             event(5, "order-3")});
+  tail.push({event_at(1, "order-1"), event_at(2, "product-1"), event_at(3, "order-2"), event_at(4, "product-2"),
+             event_at(5, "order-3")});
   EventFilter orders;
   orders.categories = {"order"};
   auto s = scan(tail, 1, 2, orders);
@@ -86,8 +86,8 @@ TEST(EventTail, AFilterThatMatchesNothingStillAdvancesToTheEnd) {
 
 TEST(EventTail, PositionsMayHaveGaps) {
   EventTail tail;
-  tail.push({event(2), event(5)});
-  tail.push({event(9)});
+  tail.push({event_at(2), event_at(5)});
+  tail.push({event_at(9)});
   EXPECT_EQ(scan(tail, 3).positions, (std::vector<std::int64_t>{5, 9}));
   EXPECT_EQ(scan(tail, 3).next, 10);
 }
@@ -104,7 +104,7 @@ TEST(EventTail, DropsTheOldestPastTheByteLimit) {
   EventTail tail(EventTailLimits{1000, 4096});
   std::vector<RecordedEvent> big;
   for (std::int64_t p = 1; p <= 8; ++p) {
-    big.push_back(event(p));
+    big.push_back(event_at(p));
     big.back().data.assign(1000, 'x');
   }
   tail.push(std::move(big));

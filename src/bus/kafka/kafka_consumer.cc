@@ -4,15 +4,12 @@
 
 #include <algorithm>
 
+#include "bus/kafka/kafka_error.h"
 #include "core/log.h"
 
 namespace orderflow::bus::kafka {
 
 namespace {
-
-Unexpected kafka_error(const std::string& what, const std::string& detail) {
-  return fail(Errc::unavailable, "Kafka: " + what + ": " + detail);
-}
 
 // `^<prefix>\..*`: the regular expression librdkafka subscribes by.
 std::string topic_pattern(const std::string& prefix) {

@@ -2,17 +2,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bus/kafka/kafka_error.h"
 #include "core/log.h"
 
 namespace orderflow::bus::kafka {
-
-namespace {
-
-Unexpected kafka_error(const std::string& what, const std::string& detail) {
-  return fail(Errc::unavailable, "Kafka: " + what + ": " + detail);
-}
-
-}  // namespace
 
 KafkaPublisher::KafkaPublisher(KafkaOptions options) : options_(std::move(options)) {}
 

@@ -19,9 +19,9 @@ using postgres::PostgresReadModelDb;
 
 const char* const kNoServer = "ORDERFLOW_TEST_PG is not set (scripts/pg-test-server.sh sets it)";
 
-class PostgresHarness final : public ReadModelDbHarness {
+class PostgresReadModelHarness final : public ReadModelDbHarness {
  public:
-  PostgresHarness() {
+  PostgresReadModelHarness() {
     auto db = PostgresReadModelDb::open({.conninfo = test_server(), .schema = schema_.name()});
     if (!db) throw std::runtime_error(db.error().message);
     db_ = std::move(*db);
@@ -36,7 +36,7 @@ class PostgresHarness final : public ReadModelDbHarness {
 INSTANTIATE_TEST_SUITE_P(Postgres, ReadModelDbContract,
                          ::testing::Values(ReadModelDbContractParam{
                              "postgres", [] { return std::string(test_server() ? "" : kNoServer); },
-                             [] { return std::unique_ptr<ReadModelDbHarness>(new PostgresHarness()); }}),
+                             [] { return std::unique_ptr<ReadModelDbHarness>(new PostgresReadModelHarness()); }}),
                          [](const auto& info) { return info.param.name; });
 
 const std::string kCreate[] = {"CREATE TABLE IF NOT EXISTS things (n bigint NOT NULL)"};

@@ -9,9 +9,9 @@
 namespace orderflow::testing {
 namespace {
 
-class SqliteHarness final : public ReadModelDbHarness {
+class SqliteReadModelHarness final : public ReadModelDbHarness {
  public:
-  SqliteHarness() {
+  SqliteReadModelHarness() {
     auto db = sqlite::SqliteReadModelDb::open(dir_.file("readmodels.db"));
     if (!db) throw std::runtime_error(db.error().message);
     db_ = std::move(*db);
@@ -26,7 +26,7 @@ class SqliteHarness final : public ReadModelDbHarness {
 INSTANTIATE_TEST_SUITE_P(Sqlite, ReadModelDbContract,
                          ::testing::Values(ReadModelDbContractParam{
                              "sqlite", [] { return std::string(); },
-                             [] { return std::unique_ptr<ReadModelDbHarness>(new SqliteHarness()); }}),
+                             [] { return std::unique_ptr<ReadModelDbHarness>(new SqliteReadModelHarness()); }}),
                          [](const auto& info) { return info.param.name; });
 
 // A process fed from a bus acknowledges each batch after its commit: each commit is synced
