@@ -14,6 +14,7 @@
 #include "api/metrics.h"
 #include "app/command_service.h"
 #include "app/place_order.h"
+#include "codec/event_json.h"
 #include "core/text.h"
 #include "core/time.h"
 #include "core/trace.h"
@@ -36,8 +37,8 @@ struct Answer {
 };
 
 std::string render(const Answer& a, const es::AppendResult& r) {
-  return "{" + quoted(a.id_field) + ":" + quoted(a.id) + a.extra + ",\"version\":" + to_string(r.version) +
-         ",\"position\":" + to_string(r.position) + "}";
+  return "{" + codec::json_string(a.id_field) + ":" + codec::json_string(a.id) + a.extra +
+         ",\"version\":" + to_string(r.version) + ",\"position\":" + to_string(r.position) + "}";
 }
 
 Response accepted(int status, std::string body, es::StreamVersion version) {

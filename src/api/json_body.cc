@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "codec/event_json.h"
+
 namespace orderflow::api {
 
 namespace {
@@ -75,7 +77,7 @@ std::string canonical_json(const boost::json::value& v) {
       std::string out = "{";
       for (std::size_t i = 0; i < fields.size(); ++i) {
         if (i) out += ',';
-        out += quoted(fields[i]->key());
+        out += codec::json_string(fields[i]->key());
         out += ':';
         out += canonical_json(fields[i]->value());
       }
@@ -95,7 +97,5 @@ std::string canonical_json(const boost::json::value& v) {
       return boost::json::serialize(v);
   }
 }
-
-std::string quoted(std::string_view s) { return boost::json::serialize(boost::json::string_view(s.data(), s.size())); }
 
 }  // namespace orderflow::api

@@ -25,7 +25,4 @@ Result<std::optional<std::string>> optional_string_field(const boost::json::obje
 // equal (idempotency fingerprints).
 std::string canonical_json(const boost::json::value& v);
 
-// A JSON string literal, escaped.
-std::string quoted(std::string_view s);
-
 }  // namespace orderflow::api

@@ -22,6 +22,7 @@
 #include "app/projections/history.h"
 #include "app/projections/read_side.h"
 #include "app/saga/saga_runner.h"
+#include "codec/event_json.h"
 #include "core/text.h"
 #include "core/time.h"
 
@@ -109,7 +110,8 @@ Response page_answer(const Result<Page>& page, const char* field) {
     if (i) body += ',';
     body += page->documents[i];
   }
-  body += "],\"next_cursor\":" + (page->next_cursor ? api::quoted(*page->next_cursor) : std::string("null")) + "}";
+  body += "],\"next_cursor\":" + (page->next_cursor ? codec::json_string(*page->next_cursor) : std::string("null"));
+  body += '}';
   return http::json_response(200, std::move(body));
 }
 

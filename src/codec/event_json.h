@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "es/event.h"
 
@@ -11,5 +12,9 @@ namespace orderflow::codec {
 // `e` as {event_id, stream_id, type, version, position, schema_version, data, metadata,
 // recorded_at}, appended to `out`; data and metadata are stored JSON, copied as they are.
 void append_event_json(std::string& out, const es::RecordedEvent& e);
+
+// `s` as a JSON string literal, quoted and escaped. (Not named `quoted`: for a std::string
+// argument, argument-dependent lookup would find std::quoted too, an exact match.)
+std::string json_string(std::string_view s);
 
 }  // namespace orderflow::codec
