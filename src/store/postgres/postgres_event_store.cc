@@ -619,10 +619,14 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     lane.conn = std::move(*c);
     return {};
   };
-  if (versions_.size() > options_.pipeline.stream_cache_limit)
+  if (versions_.size() > options_.pipeline.stream_cache_limit) {
     evict_least_recent(
         versions_, options_.pipeline.stream_cache_limit / 2, [](const KnownVersion&) { return true; },
         [](const KnownVersion& v) { return v.used; });
+    // A stream of the batch in flight that memory forgot would be looked up before that
+    // batch commits: this batch goes the careful way.
+    ahead_ = false;
+  }
   Result<void> sent;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (sent = connect(); !sent) break;
@@ -685,6 +689,10 @@ constexpr const char* kFindEventsAgain =
     "AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
 constexpr const char* kFindKeysAgain =
     "SELECT key FROM idempotency WHERE key = ANY($1::text[]) AND NOT ((SELECT xmin FROM log_head) = $2::xid)";
+// The versions of these streams, before the lock (write_until_commit).
+constexpr const char* kVersionsOf =
+    "SELECT s.id, coalesce((SELECT max(version) FROM events e WHERE e.stream_id = s.id), -1) "
+    "FROM unnest($1::text[]) AS s(id)";
 // The versions of the streams memory does not know ($2), or of every stream of the
 // batch ($1) when the head's last writer is not the one expected ($3).
 constexpr const char* kStreamVersions =
@@ -738,6 +746,11 @@ std::string xid32(std::string_view xid8) {
 //   that rolled back, leaves another xmin (ids do not repeat within 2^32
 //   transactions). A batch built on the other lane's uncommitted one relies on it only
 //   if it commits: the lock orders the two, and the xmin check sees which happened.
+//   A stream memory does not know (a saga's record opens saga-<order id>, one per
+//   order) is read with the ids, before the lock, by the same argument: if the xmin
+//   then matches, the only batch that can have committed since is this process's
+//   previous one, whose streams memory knows (eviction, which could forget one, sends
+//   the next batch the careful way).
 // - So while the last batch found the xmin it expected (ahead_), the next one is
 //   decided before it takes the lock, and its writes queue right behind the lock,
 //   guarded by that xmin (write_ahead): holding the lock it only writes and commits.
@@ -749,25 +762,27 @@ std::string xid32(std::string_view xid8) {
 // batch holds the lock.
 Result<void> PostgresEventStore::write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch) {
   auto found = to_look_up(batch);
-  std::unordered_map<es::StreamId, es::StreamVersion> versions;
-  if (ahead_ && known_versions(batch, versions)) {
-    if (auto r = look_up(conn, found); !r) return r;
+  if (ahead_) {
+    std::unordered_map<es::StreamId, es::StreamVersion> versions;
+    const auto unknown = known_versions(batch, versions);
+    if (auto r = look_up(conn, found, unknown, versions); !r) return r;
     auto ahead = write_ahead(conn, batch, found, versions);
     if (!ahead || *ahead) return ahead ? Result<void>() : Result<void>(ahead.error());
   }
   return check_batch(conn, batch, found);
 }
 
-// The versions of the batch's streams, if memory knows every one: from versions_, or
-// none yet for a stream its caller has just made up.
-bool PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& batch,
-                                        std::unordered_map<es::StreamId, es::StreamVersion>& versions) const {
+std::string PostgresEventStore::known_versions(const std::vector<es::StagedAppend>& batch,
+                                               std::unordered_map<es::StreamId, es::StreamVersion>& versions) const {
+  ArrayLiteral unknown;
+  std::unordered_set<std::string_view> asked;
   for (const auto& a : batch) {
-    auto it = versions_.find(a.request.stream_id);
-    if (it == versions_.end() && !a.request.fresh_stream_id) return false;
-    versions.emplace(a.request.stream_id, it == versions_.end() ? es::kNoStream : it->second.version);
+    const auto& stream = a.request.stream_id;
+    if (auto it = versions_.find(stream); it != versions_.end()) versions.emplace(stream, it->second.version);
+    else if (a.request.fresh_stream_id) versions.emplace(stream, es::kNoStream);
+    else if (asked.insert(stream.view()).second) unknown.add(stream.view());
   }
-  return true;
+  return asked.empty() ? std::string() : unknown.done();
 }
 
 // The batch's event ids and idempotency keys, to look up.
@@ -791,16 +806,24 @@ PostgresEventStore::Found PostgresEventStore::to_look_up(const std::vector<es::S
 
 // Where the batch's event ids are stored and which of its idempotency keys exist, as of
 // now (see above): a round trip of its own.
-Result<void> PostgresEventStore::look_up(Connection& conn, Found& found) {
+Result<void> PostgresEventStore::look_up(Connection& conn, Found& found, const std::string& unknown_streams,
+                                         std::unordered_map<es::StreamId, es::StreamVersion>& versions) {
   std::vector<Query> reads;
   if (found.any_ids) reads.push_back({kFindEvents, {found.ids}});
   if (found.any_keys) reads.push_back({kFindKeys, {found.keys}});
+  if (!unknown_streams.empty()) reads.push_back({kVersionsOf, {unknown_streams}});
   found.looked_up = true;
   if (reads.empty()) return {};
   auto read = conn.pipeline(reads);
   if (!read) return read.error();
-  if (found.any_ids) found.load_stored(read->front());
-  if (found.any_keys) found.load_keys(read->back());
+  std::size_t at = 0;
+  if (found.any_ids) found.load_stored((*read)[at++]);
+  if (found.any_keys) found.load_keys((*read)[at++]);
+  if (!unknown_streams.empty()) {
+    const auto& fetched = (*read)[at];
+    for (int i = 0; i < fetched.rows(); ++i)
+      versions.emplace(es::StreamId(fetched.text(i, 0)), es::StreamVersion{fetched.int64(i, 1)});
+  }
   return {};
 }
 

@@ -167,10 +167,15 @@ class PostgresEventStore final : public es::EventStore,
     void load_keys(const PgResult& r);
   };
   Result<void> write_until_commit(Connection& conn, std::vector<es::StagedAppend>& batch);
-  bool known_versions(const std::vector<es::StagedAppend>& batch,
-                      std::unordered_map<es::StreamId, es::StreamVersion>& versions) const;
+  // The batch's streams that memory knows (or whose caller has just made them up), with
+  // their versions; answers the others, each once, as an ArrayLiteral ("" if none).
+  std::string known_versions(const std::vector<es::StagedAppend>& batch,
+                             std::unordered_map<es::StreamId, es::StreamVersion>& versions) const;
   static Found to_look_up(const std::vector<es::StagedAppend>& batch);
-  Result<void> look_up(Connection& conn, Found& found);
+  // Where the ids are stored and which keys exist, and the versions of `unknown_streams`
+  // (an ArrayLiteral, "" for none) into `versions`: one round trip, without the lock.
+  Result<void> look_up(Connection& conn, Found& found, const std::string& unknown_streams,
+                       std::unordered_map<es::StreamId, es::StreamVersion>& versions);
   Result<bool> write_ahead(Connection& conn, std::vector<es::StagedAppend>& batch, const Found& found,
                            std::unordered_map<es::StreamId, es::StreamVersion>& versions);
   Result<void> check_batch(Connection& conn, std::vector<es::StagedAppend>& batch, Found& found);

@@ -308,6 +308,43 @@ TEST_F(PostgresEventStoreTest, AStoreNoticesAnotherProcessWroteSinceItsLastBatch
   EXPECT_EQ(again->position, 8);
 }
 
+// A batch decided ahead with streams memory does not know (another process wrote one,
+// nobody the other) reads their versions before it takes the lock: each is numbered on
+// from what is stored, a stale expected version is refused, and no write is refused by the
+// database (which would cost the connection).
+TEST_F(PostgresEventStoreTest, StreamsUnknownToABatchDecidedAheadAreNumberedFromWhatIsStored) {
+  TestSchema schema;
+  const std::string app = "of_unknown_" + schema.name().substr(5);
+  auto a = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
+  auto b = open_store(schema.name());
+  ASSERT_TRUE(b->append(make_append("elsewhere-1", ExpectedVersion::no_stream(), 2)));
+  for (es::StreamVersion v{-1}; v < 3; ++v)  // enough batches for `a` to decide ahead
+    ASSERT_TRUE(a->append(make_append("ahead-5", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
+  auto watcher = schema.connect();
+  auto backends = [&] {
+    auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
+                            "FROM pg_stat_activity WHERE application_name = $1",
+                            {app}});
+    return r ? std::string(r->text(0, 0)) : std::string("?");
+  };
+  const auto connections = backends();
+
+  auto stale = a->append(make_append("elsewhere-1", ExpectedVersion::no_stream()));
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, Errc::version_conflict);
+  EXPECT_EQ(stale.error().current_version, 1);
+  auto any = a->append(make_append("elsewhere-1", ExpectedVersion::any()));
+  ASSERT_TRUE(any) << any.error().message;
+  EXPECT_EQ(any->version, 2);
+  EXPECT_EQ(any->position, 7);
+  auto fresh = a->append(make_append("nobody-1", ExpectedVersion::no_stream()));
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  EXPECT_EQ(fresh->version, 0);
+  EXPECT_EQ(fresh->position, 8);
+  EXPECT_EQ(backends(), connections) << "a connection was lost and opened again";
+  EXPECT_EQ(b->read_stream(es::StreamId("elsewhere-1"), es::StreamVersion{0}, 10, es::Direction::forward)->size(), 3u);
+}
+
 // A retry that reaches the other process finds the append the first one stored.
 TEST_F(PostgresEventStoreTest, ARetryThroughAnotherProcessGetsTheOriginalResult) {
   TestSchema schema;
