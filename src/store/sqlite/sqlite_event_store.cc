@@ -363,7 +363,9 @@ Result<void> SqliteEventStore::init() {
   // 4M), a store opened empty and filled to 10M answered "maybe" for ~30% of fresh ids, each
   // then an index lookup under the pipeline's lock, so appends slowed as the log grew.
   // Past 13.4M ids it answers "maybe" more often, which costs lookups, never correctness.
-  ids_ = std::make_unique<EventIdFilter>(EventIdFilter::kMaxIds);
+  ids_ = std::make_unique<IdFilter>(IdFilter::kMaxIds);
+  // Half the budget: a stream holds several events (an order's and its saga's 2-5).
+  streams_ = std::make_unique<IdFilter>(IdFilter::kMaxIds / 2);
   if (auto r = pipeline_.start(); !r) return r;
   ids_loader_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "of-load-ids");
@@ -599,25 +601,36 @@ Result<void> SqliteEventStore::index_unindexed() {
   return r;
 }
 
-// Adds the id of every event in the file to ids_. Appends made meanwhile are added by
-// on_durable(), so once this has read every row present when it started, ids_ is complete.
+// Adds the id of every event in the file to ids_, then of every stream to streams_ (open
+// moved every event's entry into stream_index before this starts). Appends made meanwhile
+// are added by on_durable(), so once this has read every row present when it started,
+// each filter is complete.
 void SqliteEventStore::load_ids() {
   auto failed = [&](const Error& e) {
-    report_failure("event store", "event-id loader", options_.path + ": " + e.message,
-                   "every appended event id is looked up in the index instead (slower appends, same answers)");
+    report_failure("event store", "id loader", options_.path + ": " + e.message,
+                   "every appended event id, and the version of every stream not in memory, is looked up in the "
+                   "index instead (slower appends, same answers)");
   };
   auto db = Database::open(options_.path, true, options_.vfs);
   if (!db) return failed(db.error());
-  auto scan = db->prepare("SELECT event_id FROM events");
-  if (!scan) return failed(scan.error());
-  for (std::size_t n = 1;; ++n) {
-    auto row = scan->step();
-    if (!row) return failed(row.error());
-    if (!*row) break;
-    ids_->add(scan->text(0));
-    if (n % 65536 == 0 && ids_stop_.load(std::memory_order_relaxed)) return;
-  }
-  ids_loaded_.store(true, std::memory_order_release);
+  auto load = [&](const char* sql, IdFilter& into, std::atomic<bool>& loaded) -> Result<bool> {
+    auto scan = db->prepare(sql);
+    if (!scan) return scan.error();
+    for (std::size_t n = 1;; ++n) {
+      auto row = scan->step();
+      if (!row) return row.error();
+      if (!*row) break;
+      into.add(scan->text(0));
+      if (n % 65536 == 0 && ids_stop_.load(std::memory_order_relaxed)) return false;
+    }
+    loaded.store(true, std::memory_order_release);
+    return true;
+  };
+  auto ids = load("SELECT event_id FROM events", *ids_, ids_loaded_);
+  if (!ids || !*ids) return ids ? void() : failed(ids.error());
+  // The primary key's order: each stream's entries one after the other.
+  auto streams = load("SELECT DISTINCT stream_id FROM stream_index", *streams_, streams_loaded_);
+  if (!streams) failed(streams.error());
 }
 
 void SqliteEventStore::close() {
@@ -953,6 +966,8 @@ Result<es::StreamVersion> SqliteEventStore::stream_version(const es::StreamId& s
 // table (read after the backlog, see stream_index_backlog.h).
 Result<es::StreamVersion> SqliteEventStore::version_at(Reader& reader, const es::StreamId& stream_id, es::Position up_to,
                                                        std::atomic<std::uint64_t>* table_reads) {
+  // A stream's id is in streams_ before last_committed() covers any of its events.
+  if (streams_loaded_.load(std::memory_order_acquire) && !streams_->may_contain(stream_id.view())) return es::kNoStream;
   if (auto newest = backlog_.last(stream_id, up_to)) return newest->version;
   if (table_reads) table_reads->fetch_add(1, std::memory_order_relaxed);
   auto& s = reader.version;
@@ -1278,8 +1293,10 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
 // The batch is durable: its events join the in-memory tail, upcast as a read would see them.
 void SqliteEventStore::on_durable(std::vector<es::StagedAppend>& batch) {
   for (const auto& a : batch)
-    if (!a.answer)
+    if (!a.answer) {
       for (const auto& e : a.request.events) ids_->add(e.event_id);
+      streams_->add(a.request.stream_id.view());
+    }
   std::vector<es::RecordedEvent> events;
   for (auto& a : batch) {
     if (a.answer) continue;  // answered without being written

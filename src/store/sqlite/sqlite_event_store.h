@@ -16,7 +16,7 @@
 #include "es/event_tail.h"
 #include "es/event_store.h"
 #include "es/upcaster.h"
-#include "store/sqlite/event_id_filter.h"
+#include "store/sqlite/id_filter.h"
 #include "store/sqlite/sqlite.h"
 #include "store/sqlite/stream_index_backlog.h"
 
@@ -174,8 +174,13 @@ class SqliteEventStore final : public es::EventStore,
   // is surely new. Filled from the file by a thread of its own at open (until it is done,
   // every id is looked up) and by on_durable() with every event written since, under the
   // pipeline's lock, so an id that leaves the pipeline's in-flight set is in it at once.
-  std::unique_ptr<EventIdFilter> ids_;
+  std::unique_ptr<IdFilter> ids_;
   std::atomic<bool> ids_loaded_{false};
+  // The same for the ids of every stream with a stored event, so version_at() answers a
+  // stream never written (a saga's record opens saga-<order id>, one per order) without a
+  // read; filled by the same thread after the event ids, from stream_index.
+  std::unique_ptr<IdFilter> streams_;
+  std::atomic<bool> streams_loaded_{false};
   std::atomic<std::uint64_t> id_lookups_{0}, version_lookups_{0};  // see append_lookups()
   std::atomic<bool> ids_stop_{false};
   std::thread ids_loader_;

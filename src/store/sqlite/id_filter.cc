@@ -1,4 +1,4 @@
-#include "store/sqlite/event_id_filter.h"
+#include "store/sqlite/id_filter.h"
 
 #include <algorithm>
 #include <functional>
@@ -20,7 +20,7 @@ std::uint64_t mix(std::uint64_t x) {
 
 }  // namespace
 
-EventIdFilter::EventIdFilter(std::size_t capacity)
+IdFilter::IdFilter(std::size_t capacity)
     // 512 bits per block, about 10 bits per id.
     : blocks_(std::clamp<std::size_t>(capacity * 10 / 512 + 1, 1, kMaxBytes / sizeof(Block))),
       table_(new Block[blocks_]) {
@@ -28,8 +28,8 @@ EventIdFilter::EventIdFilter(std::size_t capacity)
     for (auto& w : table_[b].words) w.store(0, std::memory_order_relaxed);
 }
 
-EventIdFilter::Probe EventIdFilter::probe(std::string_view event_id) const {
-  const std::uint64_t h = std::hash<std::string_view>{}(event_id);
+IdFilter::Probe IdFilter::probe(std::string_view id) const {
+  const std::uint64_t h = std::hash<std::string_view>{}(id);
   const std::uint64_t a = mix(h), b = mix(h ^ 0x9e3779b97f4a7c15ULL);
   Probe p;
   // Lemire's multiply-shift maps the top 32 bits of `a` onto [0, blocks_).
@@ -43,14 +43,14 @@ EventIdFilter::Probe EventIdFilter::probe(std::string_view event_id) const {
   return p;
 }
 
-void EventIdFilter::add(std::string_view event_id) {
-  const auto p = probe(event_id);
+void IdFilter::add(std::string_view id) {
+  const auto p = probe(id);
   auto& block = table_[p.block];
   for (int w = 0; w < 8; ++w) block.words[w].fetch_or(p.bits[w], std::memory_order_release);
 }
 
-bool EventIdFilter::may_contain(std::string_view event_id) const {
-  const auto p = probe(event_id);
+bool IdFilter::may_contain(std::string_view id) const {
+  const auto p = probe(id);
   const auto& block = table_[p.block];
   for (int w = 0; w < 8; ++w)
     if ((block.words[w].load(std::memory_order_acquire) & p.bits[w]) == 0) return false;

@@ -1,4 +1,4 @@
-#include "store/sqlite/event_id_filter.h"
+#include "store/sqlite/id_filter.h"
 
 #include <gtest/gtest.h>
 
@@ -12,16 +12,16 @@
 namespace orderflow::sqlite {
 namespace {
 
-TEST(EventIdFilter, EveryAddedIdIsSeen) {
-  EventIdFilter filter(100000);
+TEST(IdFilter, EveryAddedIdIsSeen) {
+  IdFilter filter(100000);
   std::vector<std::string> ids;
   for (int i = 0; i < 200000; ++i) ids.push_back(uuid_v7());  // twice its capacity
   for (const auto& id : ids) filter.add(id);
   for (const auto& id : ids) ASSERT_TRUE(filter.may_contain(id)) << id;
 }
 
-TEST(EventIdFilter, FewIdsNeverAddedLookStoredWithinCapacity) {
-  EventIdFilter filter(100000);
+TEST(IdFilter, FewIdsNeverAddedLookStoredWithinCapacity) {
+  IdFilter filter(100000);
   for (int i = 0; i < 100000; ++i) filter.add(uuid_v7());
   int maybe = 0;
   for (int i = 0; i < 100000; ++i) maybe += filter.may_contain(uuid_v7());
@@ -32,9 +32,9 @@ TEST(EventIdFilter, FewIdsNeverAddedLookStoredWithinCapacity) {
 // takes its budget. (Past the ~13.4M ids that holds at 10 bits each it stays correct, as
 // EveryAddedIdIsSeen shows at twice a capacity, only less selective: 6.0% false positives
 // at 20M ids, measured with this filter.)
-TEST(EventIdFilter, StaysWithinItsBudget) {
-  EventIdFilter filter(100'000'000);
-  EXPECT_LE(filter.bytes(), EventIdFilter::kMaxBytes);
+TEST(IdFilter, StaysWithinItsBudget) {
+  IdFilter filter(100'000'000);
+  EXPECT_LE(filter.bytes(), IdFilter::kMaxBytes);
   filter.add("x");
   EXPECT_TRUE(filter.may_contain("x"));
 }
@@ -43,9 +43,9 @@ TEST(EventIdFilter, StaysWithinItsBudget) {
 // empty log (4M ids), a store filled to 10M events answered "maybe" for ~30% of fresh ids,
 // each then an index lookup under the append pipeline's lock: the cost of an append grew
 // with the log. At the budget it stays well under 1%.
-TEST(EventIdFilter, AtItsBudgetTenMillionIdsLeaveFewFalsePositives) {
-  EventIdFilter full(EventIdFilter::kMaxIds), sized_for_an_empty_log(std::size_t{1} << 22);
-  EXPECT_EQ(full.bytes(), EventIdFilter::kMaxBytes);
+TEST(IdFilter, AtItsBudgetTenMillionIdsLeaveFewFalsePositives) {
+  IdFilter full(IdFilter::kMaxIds), sized_for_an_empty_log(std::size_t{1} << 22);
+  EXPECT_EQ(full.bytes(), IdFilter::kMaxBytes);
   for (int i = 0; i < 10'000'000; ++i) {
     const auto id = "stored-" + std::to_string(i);
     full.add(id);
@@ -61,16 +61,16 @@ TEST(EventIdFilter, AtItsBudgetTenMillionIdsLeaveFewFalsePositives) {
   EXPECT_GT(small_maybe, 20000);
 }
 
-TEST(EventIdFilter, AnEmptyFilterHoldsNothing) {
-  EventIdFilter filter(0);
+TEST(IdFilter, AnEmptyFilterHoldsNothing) {
+  IdFilter filter(0);
   EXPECT_FALSE(filter.may_contain("a"));
   EXPECT_FALSE(filter.may_contain(""));
   filter.add("");
   EXPECT_TRUE(filter.may_contain(""));
 }
 
-TEST(EventIdFilter, ConcurrentAddsAreAllSeen) {
-  EventIdFilter filter(1 << 16);
+TEST(IdFilter, ConcurrentAddsAreAllSeen) {
+  IdFilter filter(1 << 16);
   std::vector<std::vector<std::string>> ids(4);
   for (auto& part : ids)
     for (int i = 0; i < 20000; ++i) part.push_back(uuid_v7());

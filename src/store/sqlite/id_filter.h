@@ -1,5 +1,7 @@
-// EventIdFilter: a Bloom filter over the event ids a store holds, so an append of fresh ids
-// (nearly all of them) learns that they are not stored without an index lookup. It never
+// IdFilter: a Bloom filter over ids a store holds (its event ids; its stream ids), so an
+// append of fresh event ids (nearly all of them) learns that they are not stored, and an
+// append to a stream never written (a saga's record opening saga-<order id>) that it has
+// no events, without an index lookup. It never
 // answers "absent" for an id that was added (no false negatives); it answers "maybe" for
 // about 1 in 100 ids never added while it holds up to `capacity` ids, and more as it fills
 // past that, which only costs lookups.
@@ -23,19 +25,19 @@
 
 namespace orderflow::sqlite {
 
-class EventIdFilter {
+class IdFilter {
  public:
   static constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
   // The capacity that fills kMaxBytes at 10 bits an id (13.4M ids).
   static constexpr std::size_t kMaxIds = kMaxBytes * 8 / 10;
 
   // Sized for `capacity` ids at about 10 bits each, up to kMaxBytes.
-  explicit EventIdFilter(std::size_t capacity);
+  explicit IdFilter(std::size_t capacity);
 
   std::size_t bytes() const { return blocks_ * sizeof(Block); }
 
-  void add(std::string_view event_id);
-  bool may_contain(std::string_view event_id) const;
+  void add(std::string_view id);
+  bool may_contain(std::string_view id) const;
 
  private:
   struct alignas(64) Block {
@@ -45,7 +47,7 @@ class EventIdFilter {
     std::size_t block;
     std::uint64_t bits[8];
   };
-  Probe probe(std::string_view event_id) const;
+  Probe probe(std::string_view id) const;
 
   std::size_t blocks_;
   std::unique_ptr<Block[]> table_;
