@@ -804,8 +804,9 @@ PostgresEventStore::Found PostgresEventStore::to_look_up(const std::vector<es::S
   return found;
 }
 
-// Where the batch's event ids are stored and which of its idempotency keys exist, as of
-// now (see above): a round trip of its own.
+// Where the batch's event ids are stored, which of its idempotency keys exist, and the
+// versions of the streams memory does not know, as of now (see above): a round trip of
+// its own.
 Result<void> PostgresEventStore::look_up(Connection& conn, Found& found, const std::string& unknown_streams,
                                          std::unordered_map<es::StreamId, es::StreamVersion>& versions) {
   std::vector<Query> reads;
