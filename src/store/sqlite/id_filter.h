@@ -1,10 +1,9 @@
 // IdFilter: a Bloom filter over ids a store holds (its event ids; its stream ids), so an
 // append of fresh event ids (nearly all of them) learns that they are not stored, and an
 // append to a stream never written (a saga's record opening saga-<order id>) that it has
-// no events, without an index lookup. It never
-// answers "absent" for an id that was added (no false negatives); it answers "maybe" for
-// about 1 in 100 ids never added while it holds up to `capacity` ids, and more as it fills
-// past that, which only costs lookups.
+// no events, without an index lookup. It never answers "absent" for an id that was added
+// (no false negatives); it answers "maybe" for about 1 in 100 ids never added while it
+// holds up to `capacity` ids, and more as it fills past that, which only costs lookups.
 //
 // Memory budget: 10 bits an id, at most kMaxBytes (16 MiB, 13.4M ids) however large the
 // capacity asked for: the filter must not grow with the log. Past that many ids it still

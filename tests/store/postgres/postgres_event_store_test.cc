@@ -105,6 +105,15 @@ void eventually(F done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
+// The server processes of the connections named `app` (pid and start time): equal before
+// and after, no connection was lost and opened again.
+std::string backends_of(postgres::Connection& watcher, const std::string& app) {
+  auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
+                          "FROM pg_stat_activity WHERE application_name = $1",
+                          {app}});
+  return r ? std::string(r->text(0, 0)) : std::string("?");
+}
+
 // Events stored before migration 2 get the chain computed in SQL at the next open, the same
 // hashes the store computes: every one checks, and appends chain on from the head.
 TEST_F(PostgresEventStoreTest, EventsStoredBeforeTheHashChainGetItFromTheMigration) {
@@ -321,12 +330,7 @@ TEST_F(PostgresEventStoreTest, StreamsUnknownToABatchDecidedAheadAreNumberedFrom
   for (es::StreamVersion v{-1}; v < 3; ++v)  // enough batches for `a` to decide ahead
     ASSERT_TRUE(a->append(make_append("ahead-5", v < 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exact(v))));
   auto watcher = schema.connect();
-  auto backends = [&] {
-    auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
-                            "FROM pg_stat_activity WHERE application_name = $1",
-                            {app}});
-    return r ? std::string(r->text(0, 0)) : std::string("?");
-  };
+  auto backends = [&] { return backends_of(watcher, app); };
   const auto connections = backends();
 
   auto stale = a->append(make_append("elsewhere-1", ExpectedVersion::no_stream()));
@@ -368,12 +372,7 @@ TEST_F(PostgresEventStoreTest, StoredIdsAndKeysMetByABatchDecidedAheadAreAnswere
   const std::string app = "of_ahead_" + schema.name().substr(5);
   auto store = open_store(schema.name(), nullptr, std::string(test_server()) + "?application_name=" + app);
   auto watcher = schema.connect();
-  auto backends = [&] {
-    auto r = watcher.query({"SELECT string_agg(pid::text || '/' || backend_start::text, ',' ORDER BY pid) "
-                            "FROM pg_stat_activity WHERE application_name = $1",
-                            {app}});
-    return r ? std::string(r->text(0, 0)) : std::string("?");
-  };
+  auto backends = [&] { return backends_of(watcher, app); };
   auto keyed = [](es::AppendRequest req, const std::string& key) {
     req.idempotency = es::IdempotencyRecord{key, "fingerprint", 201, "{}", 0};
     return req;
