@@ -98,9 +98,11 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   db->checkpointer_ = std::move(checkpointer);
   // The read models can be rebuilt from the log: a power cut may lose their last batches
   // (positions included, so they are replayed), never corrupt them. A crashed process loses nothing.
+  // Statement journals stay in memory: a projection's multi-row upsert would spill one to a
+  // temporary file, made and deleted in every transaction (README).
   OF_RETURN_IF_ERROR(db->writer_->db().exec(std::string("PRAGMA synchronous=") + (durable_commits ? "FULL" : "NORMAL") +
                                             "; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
-                                            std::to_string(kWalSizeLimit)));
+                                            std::to_string(kWalSizeLimit) + "; PRAGMA temp_store=MEMORY"));
   db->checkpoint_thread_ = std::thread([d = db.get()] { d->checkpoint_loop(); });
   return db;
 }

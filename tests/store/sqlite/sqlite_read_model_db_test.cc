@@ -45,5 +45,20 @@ TEST(SqliteReadModelDb, CommitsAreSyncedOnlyWhenAsked) {
   }
 }
 
+// A multi-row statement inside a projection's transaction keeps a statement journal (the
+// pages it changes, to undo it alone if it fails); past 64 KiB SQLite would spill that to a
+// temporary file, created and deleted again in every such transaction. The writer keeps it
+// in memory (temp_store = MEMORY: 2).
+TEST(SqliteReadModelDb, StatementJournalsStayInMemory) {
+  TempDir dir;
+  auto db = sqlite::SqliteReadModelDb::open(dir.file("readmodels.db"));
+  ASSERT_TRUE(db) << db.error().message;
+  std::int64_t temp_store = -1;
+  ASSERT_TRUE((*db)->transaction("orders", [&](es::WriteTransaction& tx) {
+    return tx.query("PRAGMA temp_store", {}, [&](const es::Row& row) { temp_store = row.int64(0); });
+  }));
+  EXPECT_EQ(temp_store, 2) << "0: the build's default (a file), 1: FILE, 2: MEMORY";
+}
+
 }  // namespace
 }  // namespace orderflow::testing
