@@ -71,7 +71,11 @@ CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapsho
     const auto threads = static_cast<std::size_t>(std::max(1, options_.retry_threads));
     retry_pool_ = std::make_unique<boost::asio::thread_pool>(threads);
   }
-  if (snapshots_ && options_.snapshot_every > 0) snap_thread_ = std::thread([this] { snapshot_loop(); });
+  if (snapshots_ && options_.snapshot_every > 0)
+    snap_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "of-snapshots");
+      snapshot_loop();
+    });
 }
 
 CommandHandler::~CommandHandler() {

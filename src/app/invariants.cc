@@ -1,5 +1,7 @@
 #include "app/invariants.h"
 
+#include <pthread.h>
+
 #include <fmt/core.h>
 
 #include <map>
@@ -172,7 +174,11 @@ void InvariantChecks::check(InvariantsCallback done) {
   {
     MutexLock lk(mu_);
     waiting_.push_back(std::move(done));
-    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    if (!thread_.joinable())
+      thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "of-invariants");
+        run();
+      });
   }
   cv_.notify_one();
 }

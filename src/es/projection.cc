@@ -1,5 +1,7 @@
 #include "es/projection.h"
 
+#include <pthread.h>
+
 #include <atomic>
 
 #include "core/failures.h"
@@ -27,7 +29,10 @@ ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> p
     slot->index = slots_.size();
     slots_.push_back(std::move(slot));
   }
-  expiry_ = std::thread([this] { expire_loop(); });
+  expiry_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "of-proj-expiry");
+    expire_loop();
+  });
 }
 
 ProjectionRunner::~ProjectionRunner() {
@@ -45,7 +50,11 @@ Result<void> ProjectionRunner::start() {
     MutexLock lk(slot->mu);
     if (auto r = claim_or_follow(*slot); !r) return r;
   }
-  if (!watcher_.joinable()) watcher_ = std::thread([this] { watch_loop(); });
+  if (!watcher_.joinable())
+    watcher_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "of-proj-watch");
+      watch_loop();
+    });
   return {};
 }
 
