@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "domain/validation.h"
 #include "core/time.h"
 #include "core/uuid.h"
@@ -72,10 +73,7 @@ CommandHandler::CommandHandler(es::EventStore& store, es::SnapshotStore* snapsho
     retry_pool_ = std::make_unique<boost::asio::thread_pool>(threads);
   }
   if (snapshots_ && options_.snapshot_every > 0)
-    snap_thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "of-snapshots");
-      snapshot_loop();
-    });
+    snap_thread_ = named_thread("of-snapshots", [this] { snapshot_loop(); });
 }
 
 CommandHandler::~CommandHandler() {

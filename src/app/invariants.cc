@@ -1,12 +1,11 @@
 #include "app/invariants.h"
 
-#include <pthread.h>
-
 #include <fmt/core.h>
 
 #include <map>
 
 #include "codec/domain_codec.h"
+#include "core/named_thread.h"
 #include "domain/decider.h"
 
 namespace orderflow::app {
@@ -174,11 +173,7 @@ void InvariantChecks::check(InvariantsCallback done) {
   {
     MutexLock lk(mu_);
     waiting_.push_back(std::move(done));
-    if (!thread_.joinable())
-      thread_ = std::thread([this] {
-        pthread_setname_np(pthread_self(), "of-invariants");
-        run();
-      });
+    if (!thread_.joinable()) thread_ = named_thread("of-invariants", [this] { run(); });
   }
   cv_.notify_one();
 }

@@ -1,12 +1,11 @@
 #include "core/otlp_exporter.h"
 
 #include <curl/curl.h>
-#include <pthread.h>
-
 #include <boost/json.hpp>
 #include <vector>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 
 namespace orderflow {
 
@@ -61,10 +60,7 @@ OtlpExporter::OtlpExporter(OtlpOptions options)
   url_ += "/v1/traces";
   curl_global_init(CURL_GLOBAL_DEFAULT);
   curl_ = curl_easy_init();
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-otlp");
-    loop();
-  });
+  thread_ = named_thread("of-otlp", [this] { loop(); });
 }
 
 OtlpExporter::~OtlpExporter() {

@@ -1,8 +1,6 @@
 #include "core/stoppable_thread.h"
 
-#include <pthread.h>
-
-#include <string>
+#include "core/named_thread.h"
 
 namespace orderflow {
 
@@ -13,10 +11,7 @@ void StoppableThread::start(const char* name, std::function<void()> body) {
     running_ = true;
     stopping_ = false;
   }
-  thread_ = std::thread([name = std::string(name), body = std::move(body)] {
-    pthread_setname_np(pthread_self(), name.c_str());
-    body();
-  });
+  thread_ = named_thread(name, std::move(body));
 }
 
 void StoppableThread::stop() {

@@ -1,11 +1,10 @@
 #include "es/append_pipeline.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <future>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "es/append_metrics.h"
 
 namespace orderflow::es {
@@ -91,14 +90,8 @@ Result<void> AppendPipeline::start() {
     next_position_ = last + 1;
   }
   started_ = true;
-  writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-writer");
-    writer_loop();
-  });
-  syncer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-sync");
-    sync_loop();
-  });
+  writer_ = named_thread("of-writer", [this] { writer_loop(); });
+  syncer_ = named_thread("of-sync", [this] { sync_loop(); });
   return {};
 }
 

@@ -1,10 +1,9 @@
 #include "es/projection.h"
 
-#include <pthread.h>
-
 #include <atomic>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "core/trace.h"
 
 namespace orderflow::es {
@@ -29,10 +28,7 @@ ProjectionRunner::ProjectionRunner(EventStore& store, std::vector<Projection*> p
     slot->index = slots_.size();
     slots_.push_back(std::move(slot));
   }
-  expiry_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-proj-expiry");
-    expire_loop();
-  });
+  expiry_ = named_thread("of-proj-expiry", [this] { expire_loop(); });
 }
 
 ProjectionRunner::~ProjectionRunner() {
@@ -50,11 +46,7 @@ Result<void> ProjectionRunner::start() {
     MutexLock lk(slot->mu);
     if (auto r = claim_or_follow(*slot); !r) return r;
   }
-  if (!watcher_.joinable())
-    watcher_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "of-proj-watch");
-      watch_loop();
-    });
+  if (!watcher_.joinable()) watcher_ = named_thread("of-proj-watch", [this] { watch_loop(); });
   return {};
 }
 

@@ -1,11 +1,10 @@
 #include "es/subscription.h"
 
-#include <pthread.h>
-
 #include <future>
 #include <vector>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 
 namespace orderflow::es {
 
@@ -34,9 +33,7 @@ Result<void> Subscription::start() {
   }
   stop_ = false;
   running_ = true;
-  thread_ = std::thread([this] {
-    // "of-sub-<name>", as `top -H` shows it (at most 15 characters).
-    pthread_setname_np(pthread_self(), ("of-sub-" + options_.name).substr(0, 15).c_str());
+  thread_ = named_thread("of-sub-" + options_.name, [this] {
     run();
   });
   return {};

@@ -1,8 +1,6 @@
 // The only translation unit of the server that sees Beast (its parser) and the sockets.
 #include "api/http/server.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -36,6 +34,7 @@
 #include "core/mutex.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "core/named_thread.h"
 
 namespace orderflow::http {
 
@@ -818,11 +817,7 @@ Clock::duration sweep_tick(const ServerOptions& o) {
 // The threads running RouteOptions::blocking handlers (ServerOptions::blocking_threads).
 struct BlockingThreads {
   void start(int n) {
-    for (int i = 0; i < n; ++i)
-      threads.emplace_back([this] {
-        pthread_setname_np(pthread_self(), "of-http-block");
-        ioc.run();
-      });
+    for (int i = 0; i < n; ++i) threads.push_back(named_thread("of-http-block", [this] { ioc.run(); }));
   }
   // Once nothing can hand them more (the io threads have returned): they finish what they
   // hold and return.
@@ -1007,11 +1002,7 @@ void HttpServer::start() {
       if (!ec) impl->stop();
     });
   if (impl_->reload_signals) asio::co_spawn(impl_->workers.front()->ioc, impl_->reload_on_signals(), asio::detached);
-  for (auto& w : impl_->workers)
-    impl_->threads.emplace_back([&ioc = w->ioc] {
-      pthread_setname_np(pthread_self(), "of-http");
-      ioc.run();
-    });
+  for (auto& w : impl_->workers) impl_->threads.push_back(named_thread("of-http", [&ioc = w->ioc] { ioc.run(); }));
   impl_->blocking.start(impl_->opts.blocking_threads);
 }
 

@@ -1,7 +1,5 @@
 #include "app/bus_projector/bus_projector.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <boost/json.hpp>
 #include <iterator>
@@ -14,6 +12,7 @@
 #include "app/relay/relay.h"
 #include "codec/domain_codec.h"
 #include "core/log.h"
+#include "core/named_thread.h"
 #include "core/time.h"
 #include "es/event_store.h"
 
@@ -152,8 +151,7 @@ Result<void> BusProjector::start() {
     state_ = claimed ? "connecting" : "standby";
   }
   redrives_.open();
-  thread_ = std::thread([this, claimed] {
-    pthread_setname_np(pthread_self(), "of-bus-proj");
+  thread_ = named_thread("of-bus-proj", [this, claimed] {
     if (!claimed && !stand_by()) return;
     loop();
   });
@@ -469,10 +467,7 @@ Result<std::vector<std::size_t>> BusProjector::apply(std::span<const es::Recorde
     std::vector<std::thread> others;
     others.reserve(busy.size() - 1);
     for (std::size_t k = 1; k < busy.size(); ++k)
-      others.emplace_back([&, k] {
-        pthread_setname_np(pthread_self(), "of-bus-copy");
-        results[k] = apply_copy(busy[k], events);
-      });
+      others.push_back(named_thread("of-bus-copy", [&, k] { results[k] = apply_copy(busy[k], events); }));
     results[0] = apply_copy(busy[0], events);
     for (auto& t : others) t.join();
   }

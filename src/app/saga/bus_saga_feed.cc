@@ -1,12 +1,11 @@
 #include "app/saga/bus_saga_feed.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 
 #include "app/bus_projector/bus_projector.h"
 #include "app/relay/relay.h"
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "core/time.h"
 
 namespace orderflow::app::saga {
@@ -97,10 +96,7 @@ void BusSagaFeed::start() {
     status_.state = "catching up";
   }
   redrives_.open();
-  thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-saga-bus");
-    loop();
-  });
+  thread_ = named_thread("of-saga-bus", [this] { loop(); });
 }
 
 void BusSagaFeed::stop() {

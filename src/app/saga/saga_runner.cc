@@ -1,11 +1,10 @@
 #include "app/saga/saga_runner.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <limits>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "core/time.h"
 
 namespace orderflow::app::saga {
@@ -110,10 +109,7 @@ Result<void> SagaRunner::run() {
     subscription_ = std::make_unique<es::Subscription>(store, nullptr, o, handler);
     if (auto r = subscription_->start(); !r) return r;
   }
-  worker_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-saga-worker");
-    worker_loop();
-  });
+  worker_ = named_thread("of-saga-worker", [this] { worker_loop(); });
   return {};
 }
 

@@ -1,7 +1,5 @@
 #include "store/postgres/postgres_event_store.h"
 
-#include <pthread.h>
-
 #include <fmt/format.h>
 
 #include <charconv>
@@ -14,6 +12,7 @@
 #include "core/encoding.h"
 #include "core/evict.h"
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "core/time.h"
 #include "es/event_hash.h"
 #include "store/postgres/leader_lease.h"
@@ -408,11 +407,7 @@ Result<std::optional<es::IdempotencyRecord>> PostgresEventStore::find_idempotenc
 
 bool PostgresEventStore::wait_for_events(es::Position after, std::chrono::milliseconds timeout) {
   MutexLock lk(follow_mu_);
-  if (!follower_ && !closing_)
-    follower_.emplace([this] {
-      pthread_setname_np(pthread_self(), "of-log-tail");  // not its starter's name
-      follow_log();
-    });
+  if (!follower_ && !closing_) follower_.emplace(named_thread("of-log-tail", [this] { follow_log(); }));
   followed_cv_.wait_for(follow_mu_, timeout,
                         [&]() REQUIRES(follow_mu_) { return followed_ > after + 1 || closing_; });
   return followed_ > after + 1;

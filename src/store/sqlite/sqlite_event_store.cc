@@ -1,7 +1,6 @@
 #include "store/sqlite/sqlite_event_store.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <limits>
 
 #include "core/failures.h"
+#include "core/named_thread.h"
 #include "core/time.h"
 #include "es/event_hash.h"
 
@@ -367,14 +367,8 @@ Result<void> SqliteEventStore::init() {
   // Half the budget: a stream holds several events (an order's and its saga's 2-5).
   streams_ = std::make_unique<IdFilter>(IdFilter::kMaxIds / 2);
   if (auto r = pipeline_.start(); !r) return r;
-  ids_loader_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-load-ids");
-    load_ids();
-  });
-  checkpointer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "of-checkpoint");
-    checkpoint_loop();
-  });
+  ids_loader_ = named_thread("of-load-ids", [this] { load_ids(); });
+  checkpointer_ = named_thread("of-checkpoint", [this] { checkpoint_loop(); });
   return {};
 }
 

@@ -1,8 +1,7 @@
 #include "store/sqlite/sqlite_read_model_db.h"
 
-#include <pthread.h>
-
 #include "core/failures.h"
+#include "core/named_thread.h"
 
 namespace orderflow::sqlite {
 
@@ -105,10 +104,7 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   OF_RETURN_IF_ERROR(db->writer_->db().exec(std::string("PRAGMA synchronous=") + (durable_commits ? "FULL" : "NORMAL") +
                                             "; PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
                                             std::to_string(kWalSizeLimit) + "; PRAGMA temp_store=MEMORY"));
-  db->checkpoint_thread_ = std::thread([d = db.get()] {
-    pthread_setname_np(pthread_self(), "of-rm-checkpt");
-    d->checkpoint_loop();
-  });
+  db->checkpoint_thread_ = named_thread("of-rm-checkpt", [d = db.get()] { d->checkpoint_loop(); });
   return db;
 }
 
