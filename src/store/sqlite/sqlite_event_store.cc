@@ -621,7 +621,8 @@ void SqliteEventStore::load_ids() {
     return true;
   };
   auto ids = load("SELECT event_id FROM events", *ids_, ids_loaded_);
-  if (!ids || !*ids) return ids ? void() : failed(ids.error());
+  if (!ids) return failed(ids.error());
+  if (!*ids) return;  // the store is closing
   // The primary key's order: each stream's entries one after the other.
   auto streams = load("SELECT DISTINCT stream_id FROM stream_index", *streams_, streams_loaded_);
   if (!streams) failed(streams.error());
