@@ -80,6 +80,17 @@ ProcessStats process_stats() {
   return p;
 }
 
+// A label value as the text format writes it: backslash, double quote and newline escaped
+// (a thread's name is whatever the code that started it chose).
+std::string label_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string_view("\\n") : std::string_view(&c, 1);
+  }
+  return out;
+}
+
 }  // namespace
 
 void Metrics::observe(const http::Observation& o) {
@@ -401,6 +412,10 @@ std::string Metrics::render(ApiContext& ctx) {
       "# HELP process_start_time_seconds Start of the process since the unix epoch.\n"
       "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {:.2f}\n",
       p.cpu_seconds, p.resident_bytes, p.open_fds, p.max_fds, p.start_time_seconds);
+  add("# HELP orderflow_thread_cpu_seconds_total CPU time (user and system) of this process's threads, by thread "
+      "name.\n# TYPE orderflow_thread_cpu_seconds_total counter\n");
+  for (const auto& [name, seconds] : thread_cpu_.count())
+    add("orderflow_thread_cpu_seconds_total{{thread=\"{}\"}} {:.2f}\n", label_value(name), seconds);
   add("# HELP orderflow_build_info The build: version, git describe, build type and compiler (always 1).\n"
       "# TYPE orderflow_build_info gauge\n"
       "orderflow_build_info{{version=\"{}\",git=\"{}\",build_type=\"{}\",compiler=\"{}\"}} 1\n",

@@ -31,6 +31,7 @@
 #include "api/http/server.h"
 #include "core/metric.h"
 #include "core/otlp_exporter.h"
+#include "core/thread_cpu.h"
 
 namespace orderflow::app::saga {
 class SagaRunner;
@@ -88,6 +89,7 @@ class Metrics {
   const OtlpExporter* exporter_ = nullptr;
   std::string data_dir_;
   std::vector<Section> sections_;
+  ThreadCpu thread_cpu_;
 };
 
 }  // namespace orderflow::api
