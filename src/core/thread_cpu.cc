@@ -15,7 +15,7 @@ namespace {
 
 struct Sample {
   std::string name;
-  double seconds = 0;
+  std::uint64_t ticks = 0;    // CPU time, in clock ticks
   std::uint64_t started = 0;  // clock ticks after boot: tells a thread from a later one with its id
 };
 
@@ -29,13 +29,11 @@ std::optional<Sample> sample(const std::filesystem::path& task) {
   std::istringstream fields(line.substr(close + 2));
   std::string skip;
   for (int field = 3; field < 14; ++field) fields >> skip;  // fields 14 and 15: utime, stime
-  double utime = 0, stime = 0;
-  std::uint64_t started = 0;
+  std::uint64_t utime = 0, stime = 0, started = 0;
   if (!(fields >> utime >> stime)) return std::nullopt;
   for (int field = 16; field < 22; ++field) fields >> skip;  // field 22: starttime
   if (!(fields >> started)) return std::nullopt;
-  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return Sample{line.substr(open + 1, close - open - 1), (utime + stime) / ticks, started};
+  return Sample{line.substr(open + 1, close - open - 1), utime + stime, started};
 }
 
 }  // namespace
@@ -54,23 +52,26 @@ std::map<std::string, double> ThreadCpu::count() {
     auto& seen = it->second;
     const auto found = now.find(it->first);
     if (found == now.end() || found->second.started != seen.started) {  // ended (its id maybe reused)
-      gone_[seen.name] += seen.seconds - seen.before;
+      gone_[seen.name] += seen.ticks - seen.before;
       it = live_.erase(it);
       continue;
     }
     if (found->second.name != seen.name) {  // renamed itself: what it used so far stays with the old name
-      gone_[seen.name] += seen.seconds - seen.before;
-      seen.before = seen.seconds;
+      gone_[seen.name] += seen.ticks - seen.before;
+      seen.before = seen.ticks;
       seen.name = found->second.name;
     }
-    seen.seconds = found->second.seconds;
+    seen.ticks = found->second.ticks;
     ++it;
   }
   for (auto& [tid, s] : now)
-    if (!live_.contains(tid)) live_.emplace(tid, Seen{std::move(s.name), s.seconds, 0, s.started});
-  std::map<std::string, double> by_name = gone_;
-  for (const auto& [tid, seen] : live_) by_name[seen.name] += seen.seconds - seen.before;
-  return by_name;
+    if (!live_.contains(tid)) live_.emplace(tid, Seen{std::move(s.name), s.ticks, 0, s.started});
+  std::map<std::string, std::uint64_t> ticks = gone_;
+  for (const auto& [tid, seen] : live_) ticks[seen.name] += seen.ticks - seen.before;
+  static const double per_second = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::map<std::string, double> seconds;
+  for (const auto& [name, t] : ticks) seconds.emplace(name, static_cast<double>(t) / per_second);
+  return seconds;
 }
 
 }  // namespace orderflow

@@ -26,14 +26,14 @@ class ThreadCpu {
  private:
   struct Seen {
     std::string name;
-    double seconds = 0;  // the thread's whole CPU time when last counted
-    double before = 0;   // of that, what it used under earlier names
+    std::uint64_t ticks = 0;   // the thread's whole CPU time when last counted (clock ticks)
+    std::uint64_t before = 0;  // of that, what it used under earlier names
     std::uint64_t started = 0;
   };
 
   Mutex mu_;
   std::unordered_map<pid_t, Seen> live_ GUARDED_BY(mu_);
-  std::map<std::string, double> gone_ GUARDED_BY(mu_);  // by name: threads ended or renamed
+  std::map<std::string, std::uint64_t> gone_ GUARDED_BY(mu_);  // ticks by name: threads ended or renamed
 };
 
 }  // namespace orderflow
