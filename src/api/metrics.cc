@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "api/api.h"
 #include "app/admission.h"
@@ -61,15 +60,9 @@ ProcessStats process_stats() {
   for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec))
     ++p.open_fds;
   if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) p.max_fds = rl.rlim_cur;
-  // Field 22 of /proc/self/stat: the start in clock ticks after boot; /proc/stat's btime: the boot.
-  std::ifstream stat("/proc/self/stat");
-  std::string line;
-  std::getline(stat, line);
-  std::istringstream fields(line.substr(std::min(line.size(), line.rfind(')') + 2)));  // the name may hold spaces
-  std::string skip;
-  double start_ticks = 0;
-  for (int field = 3; field < 22; ++field) fields >> skip;
-  fields >> start_ticks;
+  // The start in clock ticks after boot (/proc/self/stat); /proc/stat's btime: the boot.
+  const auto self = read_proc_stat("/proc/self/stat");
+  const double start_ticks = self ? static_cast<double>(self->started) : 0;
   std::ifstream boot("/proc/stat");
   for (std::string key; boot >> key;)
     if (key == "btime") {

@@ -6,22 +6,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <sstream>
 
 namespace orderflow {
 
-namespace {
-
-struct Sample {
-  std::string name;
-  std::uint64_t ticks = 0;    // CPU time, in clock ticks
-  std::uint64_t started = 0;  // clock ticks after boot: tells a thread from a later one with its id
-};
-
-// A thread's name and CPU time from /proc/self/task/TID/stat; none once it has ended.
-std::optional<Sample> sample(const std::filesystem::path& task) {
-  std::ifstream in(task / "stat");
+std::optional<ProcStat> read_proc_stat(const std::string& path) {
+  std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
   const auto open = line.find('('), close = line.rfind(')');  // the name may hold spaces and ')'
@@ -33,19 +23,17 @@ std::optional<Sample> sample(const std::filesystem::path& task) {
   if (!(fields >> utime >> stime)) return std::nullopt;
   for (int field = 16; field < 22; ++field) fields >> skip;  // field 22: starttime
   if (!(fields >> started)) return std::nullopt;
-  return Sample{line.substr(open + 1, close - open - 1), utime + stime, started};
+  return ProcStat{line.substr(open + 1, close - open - 1), utime + stime, started};
 }
 
-}  // namespace
-
 std::map<std::string, double> ThreadCpu::count() {
-  std::unordered_map<pid_t, Sample> now;
+  std::unordered_map<pid_t, ProcStat> now;
   std::error_code ec;
   for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end; it.increment(ec)) {
     pid_t tid = 0;
     const auto name = it->path().filename().string();
     if (std::from_chars(name.data(), name.data() + name.size(), tid).ec != std::errc{}) continue;
-    if (auto s = sample(it->path())) now.emplace(tid, std::move(*s));
+    if (auto s = read_proc_stat(it->path() / "stat")) now.emplace(tid, std::move(*s));
   }
   MutexLock lk(mu_);
   for (auto it = live_.begin(); it != live_.end();) {
@@ -61,11 +49,11 @@ std::map<std::string, double> ThreadCpu::count() {
       seen.before = seen.ticks;
       seen.name = found->second.name;
     }
-    seen.ticks = found->second.ticks;
+    seen.ticks = found->second.cpu_ticks;
     ++it;
   }
   for (auto& [tid, s] : now)
-    if (!live_.contains(tid)) live_.emplace(tid, Seen{std::move(s.name), s.ticks, 0, s.started});
+    if (!live_.contains(tid)) live_.emplace(tid, Seen{std::move(s.name), s.cpu_ticks, 0, s.started});
   std::map<std::string, std::uint64_t> ticks = gone_;
   for (const auto& [tid, seen] : live_) ticks[seen.name] += seen.ticks - seen.before;
   static const double per_second = static_cast<double>(sysconf(_SC_CLK_TCK));

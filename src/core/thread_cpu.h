@@ -11,12 +11,22 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "core/mutex.h"
 
 namespace orderflow {
+
+// What /proc/PID/stat or /proc/PID/task/TID/stat says of a process or thread; none if it
+// cannot be read (it has ended).
+struct ProcStat {
+  std::string name;
+  std::uint64_t cpu_ticks = 0;  // user and system CPU time, in clock ticks (sysconf(_SC_CLK_TCK))
+  std::uint64_t started = 0;    // clock ticks after boot
+};
+std::optional<ProcStat> read_proc_stat(const std::string& path);
 
 class ThreadCpu {
  public:
