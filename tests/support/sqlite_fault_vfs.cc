@@ -43,6 +43,7 @@ struct SqliteFaultVfs::State {
   bool cut = false;
   std::uint64_t cut_countdown = 0;
   bool full = false;
+  std::uint64_t failing_syncs = 0;
   std::uint64_t syncs = 0;
   std::atomic<int> open_files{0};
 
@@ -121,6 +122,10 @@ int x_sync(sqlite3_file* f, int flags) {
   std::lock_guard lk(v.mu);
   auto& s = fault(f)->state;
   if (s && v.powered_off()) return SQLITE_IOERR_FSYNC;
+  if (s && v.failing_syncs > 0) {
+    --v.failing_syncs;
+    return SQLITE_IOERR_FSYNC;
+  }
   int rc = real(f)->pMethods->xSync(real(f), flags);
   if (rc != SQLITE_OK || !s) return rc;
   sqlite3_int64 size = 0;
@@ -326,6 +331,11 @@ SqliteFaultVfs::Restored SqliteFaultVfs::restore_power() {
 void SqliteFaultVfs::set_disk_full(bool full) {
   std::lock_guard lk(state_->mu);
   state_->full = full;
+}
+
+void SqliteFaultVfs::fail_syncs(std::uint64_t n) {
+  std::lock_guard lk(state_->mu);
+  state_->failing_syncs = n;
 }
 
 std::uint64_t SqliteFaultVfs::syncs() const {

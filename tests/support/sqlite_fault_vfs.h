@@ -55,6 +55,9 @@ class SqliteFaultVfs {
   // While set, every write fails with SQLITE_FULL and writes nothing, as on a full disk.
   void set_disk_full(bool full);
 
+  // The next `n` syncs fail (SQLITE_IOERR_FSYNC) and make nothing durable; writes go on.
+  void fail_syncs(std::uint64_t n);
+
   // Syncs that reached the disk since the VFS was made.
   std::uint64_t syncs() const;
 

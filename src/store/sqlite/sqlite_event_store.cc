@@ -597,7 +597,7 @@ Result<void> SqliteEventStore::index_unindexed() {
 
 // Adds the id of every event in the file to ids_, then of every stream to streams_ (open
 // moved every event's entry into stream_index before this starts). Appends made meanwhile
-// are added by on_durable(), so once this has read every row present when it started,
+// are added by write_batch(), so once this has read every row present when it started,
 // each filter is complete.
 void SqliteEventStore::load_ids() {
   auto failed = [&](const Error& e) {
@@ -760,7 +760,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(Reader& rea
 
 Result<std::optional<es::RecordedEvent>> SqliteEventStore::read_event(const std::string& event_id) {
   // An event this read may show (through `durable`) had its id added to the filter before
-  // last_committed() covered it (on_durable, under the pipeline's lock), so an id the
+  // last_committed() covered it (write_batch, before the batch's sync), so an id the
   // filter has never seen is not stored: answered without a read of the file (the saga
   // asks for the ids of steps not taken yet at every charge and commit).
   const es::Position durable = pipeline_.last_committed();
@@ -1236,14 +1236,23 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
     }
     backlog_.add(a.request.stream_id, entries);
   }
+  // The filters learn the ids here, on the writer thread, rather than once the batch is
+  // durable: then under the pipeline's lock, two cache misses an append held it (16 MiB
+  // tables) while appends waited to be accepted. An id of a batch that never becomes
+  // durable only costs a lookup.
+  for (const auto& a : batch) {
+    for (const auto& e : a.request.events) ids_->add(e.event_id);
+    streams_->add(a.request.stream_id.view());
+  }
   return r;
 }
 
 // After a failed batch (see ExclusiveAppendBackend::recover). What is past `durable` was
 // never acknowledged: batches that committed before their own or an earlier batch's sync
 // failed. They are deleted, with their idempotency records and the index entries a later
-// batch moved to the table, and forgotten in the backlog. (The tail and the id filter only
-// ever hold durable events; an id the loader read meanwhile costs a lookup, no more.)
+// batch moved to the table, and forgotten in the backlog. (The tail only ever holds durable
+// events; an id the filters learnt from a deleted batch, or the loader read meanwhile,
+// costs a lookup, no more.)
 // Then a TRUNCATE checkpoint on the synchronous=FULL connection copies the log into the
 // database file, syncs it and empties the WAL, so that new batches start a WAL of their
 // own. After a failed fdatasync the kernel may have dropped the WAL's dirty pages, and a
@@ -1287,11 +1296,6 @@ Result<void> SqliteEventStore::recover(es::Position durable) {
 
 // The batch is durable: its events join the in-memory tail, upcast as a read would see them.
 void SqliteEventStore::on_durable(std::vector<es::StagedAppend>& batch) {
-  for (const auto& a : batch)
-    if (!a.answer) {
-      for (const auto& e : a.request.events) ids_->add(e.event_id);
-      streams_->add(a.request.stream_id.view());
-    }
   std::vector<es::RecordedEvent> events;
   for (auto& a : batch) {
     if (a.answer) continue;  // answered without being written

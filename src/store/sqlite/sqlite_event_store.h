@@ -172,8 +172,8 @@ class SqliteEventStore final : public es::EventStore,
 
   // The ids of every stored event, so find_event() skips the index lookup for an id that
   // is surely new. Filled from the file by a thread of its own at open (until it is done,
-  // every id is looked up) and by on_durable() with every event written since, under the
-  // pipeline's lock, so an id that leaves the pipeline's in-flight set is in it at once.
+  // every id is looked up) and by write_batch() with every event it writes, so an id is in
+  // it before it leaves the pipeline's in-flight set (answered once the batch is durable).
   std::unique_ptr<IdFilter> ids_;
   std::atomic<bool> ids_loaded_{false};
   // The same for the ids of every stream with a stored event, so version_at() answers a

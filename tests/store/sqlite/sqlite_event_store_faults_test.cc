@@ -309,5 +309,41 @@ TEST(SqliteEventStoreFaults, AFullDiskAnswersAppendsUnavailable) {
   vfs.set_disk_full(false);
 }
 
+// A batch written but not synced is removed when the store recovers, ids and all: the same
+// append made again is written as new (the id filters, which learn a batch's ids when it is
+// written, only make its ids be looked up), and the log holds it once, after what was durable.
+TEST(SqliteEventStoreFaults, AnAppendWhoseSyncFailedIsWrittenWhenMadeAgain) {
+  SqliteFaultVfs vfs;
+  TempDir dir;
+  auto store = open_store(dir.file("events.db"), vfs);
+  ASSERT_TRUE(store) << store.error().message;
+  auto first = (*store)->append(make_append(es::StreamId("sync-1"), es::ExpectedVersion::no_stream()));
+  ASSERT_TRUE(first) << first.error().message;
+  const auto request = make_append(es::StreamId("sync-2"), es::ExpectedVersion::no_stream());
+  vfs.fail_syncs(1);
+  auto failed = (*store)->append(request);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, Errc::unavailable) << failed.error().message;
+
+  // Refused until the store has recovered (a probe write after 100 ms).
+  Result<es::AppendResult> again = failed;
+  for (int i = 0; i < 100 && !again && again.error().code == Errc::unavailable; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    again = (*store)->append(request);
+  }
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again->written);
+  EXPECT_EQ(again->version, es::StreamVersion{0});  // its first event
+  EXPECT_EQ(again->position, first->position + 1);
+  auto events = (*store)->read_stream(es::StreamId("sync-2"), es::StreamVersion{0}, 10, es::Direction::forward);
+  ASSERT_TRUE(events) << events.error().message;
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->front().event_id, request.events.front().event_id);
+  auto found = (*store)->read_event(request.events.front().event_id);
+  ASSERT_TRUE(found) << found.error().message;
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->position, again->position);
+}
+
 }  // namespace
 }  // namespace orderflow::testing
