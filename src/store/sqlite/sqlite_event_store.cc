@@ -1237,9 +1237,9 @@ Result<void> SqliteEventStore::write_batch(std::vector<es::StagedAppend>& batch)
     backlog_.add(a.request.stream_id, entries);
   }
   // The filters learn the ids here, on the writer thread, rather than once the batch is
-  // durable: then under the pipeline's lock, two cache misses an append held it (16 MiB
-  // tables) while appends waited to be accepted. An id of a batch that never becomes
-  // durable only costs a lookup.
+  // durable: then under the pipeline's lock, two cache misses an append (tables of 16 and
+  // 8 MiB) held it while appends waited to be accepted. An id of a batch that never
+  // becomes durable only costs a lookup.
   for (const auto& a : batch) {
     for (const auto& e : a.request.events) ids_->add(e.event_id);
     streams_->add(a.request.stream_id.view());
