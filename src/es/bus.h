@@ -70,6 +70,12 @@ class BusConsumer {
   // consumer; Kafka's high watermark minus the committed offset, summed over the
   // partitions assigned to it. May ask the bus (one round trip); unavailable if it can't.
   virtual Result<std::uint64_t> backlog() = 0;
+  // The topics of which the bus dropped messages (its retention) before this consumer read
+  // them, found since the last call: those messages' events are to be read again from the
+  // event store. Kafka: a partition whose messages came past the offset expected (the
+  // group's committed offset, 0 for a new group, then one past the last fetched). Empty by
+  // default.
+  virtual std::vector<std::string> dropped() { return {}; }
 };
 
 }  // namespace orderflow::es

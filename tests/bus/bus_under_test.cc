@@ -192,7 +192,7 @@ class KafkaBus final : public BusUnderTest {
   std::size_t count() override {
     Consumer c(bootstraps());
     std::size_t n = 0;
-    for (const auto& [topic, partition, high] : c.partitions()) n += static_cast<std::size_t>(high);
+    for (const auto& p : c.partitions()) n += static_cast<std::size_t>(p.high - p.low);
     return n;
   }
 
@@ -206,7 +206,7 @@ class KafkaBus final : public BusUnderTest {
     std::int64_t low = 0, high = 0;
     if (rd_kafka_query_watermark_offsets(c.rk, topic, 0, &low, &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw std::runtime_error("Kafka: no watermarks for the dead letters");
-    return read(c, {{topic, 0, high}});
+    return read(c, {{topic, 0, low, high}});
   }
   std::uint64_t acked(const std::string& group) override {
     Consumer c(bootstraps(), group);  // asks the group's coordinator; joins nothing
@@ -224,16 +224,21 @@ class KafkaBus final : public BusUnderTest {
 
  private:
   struct Consumer;
+  // A partition of a topic and its watermarks: the first offset it holds and the next.
+  struct Partition {
+    std::string topic;
+    int partition;
+    std::int64_t low, high;
+  };
   // Every message of `partitions` (topic, partition, high watermark), from the beginning.
-  static std::vector<Received> read(Consumer& c,
-                                    const std::vector<std::tuple<std::string, int, std::int64_t>>& partitions) {
+  static std::vector<Received> read(Consumer& c, const std::vector<Partition>& partitions) {
     std::vector<Received> out;
-    for (const auto& [topic, partition, high] : partitions) {
+    for (const auto& [topic, partition, low, high] : partitions) {
       rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
       rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = RD_KAFKA_OFFSET_BEGINNING;
       rd_kafka_assign(c.rk, list);
       rd_kafka_topic_partition_list_destroy(list);
-      for (std::int64_t read = 0; read < high;) {
+      for (std::int64_t read = low; read < high;) {
         rd_kafka_message_t* m = rd_kafka_consumer_poll(c.rk, 5000);
         if (!m) throw std::runtime_error("Kafka: a partition did not deliver its messages");
         if (!m->err) {
@@ -275,16 +280,16 @@ class KafkaBus final : public BusUnderTest {
       rd_kafka_consumer_close(rk);
       rd_kafka_destroy(rk);
     }
-    // (topic, partition, high watermark) of every partition of the tests' topics.
-    std::vector<std::tuple<std::string, int, std::int64_t>> partitions() {
-      std::vector<std::tuple<std::string, int, std::int64_t>> out;
+    // Every partition of the tests' topics.
+    std::vector<Partition> partitions() {
+      std::vector<Partition> out;
       for (const char* category : kKafkaCategories) {
         const std::string topic = std::string("orderflow.events.") + category;
         for (int p = 0; p < 6; ++p) {
           std::int64_t low = 0, high = 0;
           if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
             throw std::runtime_error("Kafka: no watermarks for " + topic);
-          out.emplace_back(topic, p, high);
+          out.push_back({topic, p, low, high});
         }
       }
       return out;

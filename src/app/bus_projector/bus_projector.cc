@@ -345,19 +345,7 @@ Result<Redriven> BusProjector::redrive_now(const RedriveQueue::Request& request)
     OF_ASSIGN_OR_RETURN(auto page,
                         options_.store->read_stream(letter.stream_id, from, kRedrivePage, es::Direction::forward));
     if (page.empty()) break;
-    std::vector<es::RecordedEvent> events;
-    events.reserve(page.size());
-    for (const auto& stored : page) {
-      auto m = relay::message(stored, options_.topic_prefix);
-      if (options_.personal_data) OF_RETURN_IF_ERROR(options_.personal_data->reveal(m.body));
-      OF_ASSIGN_OR_RETURN(
-          auto e, decode(es::BusDelivery{m.topic, std::move(m.headers), std::move(m.body)}, options_.topic_prefix));
-      events.push_back(std::move(e));
-    }
-    OF_ASSIGN_OR_RETURN(auto early, apply(events));
-    if (!early.empty())
-      return fail(Errc::internal, "version " + to_string(events[early.front()].version) + " of " + letter.stream_id.str() +
-                                      " read from the store could not be applied in order");
+    OF_ASSIGN_OR_RETURN(auto events, apply_stored(page));
     out.events += events.size();
     out.version = events.back().version;
     record_lag(events);
@@ -371,6 +359,65 @@ Result<Redriven> BusProjector::redrive_now(const RedriveQueue::Request& request)
   std::erase_if(early_since_, [&](const auto& e) { return e.first.first == letter.stream_id; });
   std::erase_if(failures_, [&](const auto& f) { return f.first.first == letter.stream_id; });
   return out;
+}
+
+// Applies events read from the store (each stream's in version order) as the relay
+// publishes them and decode() reads them back (personal data revealed), and answers them
+// so. One that came early (its stream's previous version neither applied nor among them)
+// is an error.
+Result<std::vector<es::RecordedEvent>> BusProjector::apply_stored(std::span<const es::RecordedEvent> stored) {
+  std::vector<es::RecordedEvent> events;
+  events.reserve(stored.size());
+  for (const auto& e : stored) {
+    auto m = relay::message(e, options_.topic_prefix);
+    if (options_.personal_data) OF_RETURN_IF_ERROR(options_.personal_data->reveal(m.body));
+    OF_ASSIGN_OR_RETURN(auto published, decode(es::BusDelivery{m.topic, std::move(m.headers), std::move(m.body)},
+                                               options_.topic_prefix));
+    events.push_back(std::move(published));
+  }
+  OF_ASSIGN_OR_RETURN(auto early, apply(events));
+  if (!early.empty())
+    return fail(Errc::internal, "version " + to_string(events[early.front()].version) + " of " +
+                                    events[early.front()].stream_id.str() +
+                                    " read from the store could not be applied in order");
+  return events;
+}
+
+// The events of the topics whose messages the bus dropped unread (es::BusConsumer::dropped),
+// read from the store: every event of the topic's category, in the log's order (so each
+// stream's in order), applied as a delivery would be, those applied already skipped by their
+// version and those of held streams left behind their dead letters. A topic stays pending
+// until it is done: after a failure, at the next fetch.
+Result<void> BusProjector::recover_dropped() {
+  while (!dropped_.empty()) {
+    const auto topic = *dropped_.begin();
+    const auto prefix = options_.topic_prefix + ".";
+    if (!topic.starts_with(prefix)) {
+      dropped_.erase(dropped_.begin());
+      continue;
+    }
+    if (!options_.store)
+      return fail(Errc::unavailable,
+                  "the bus dropped messages of " + topic +
+                      " before they were read, and this projector has no event store to read them from");
+    const es::EventFilter filter{.categories = {topic.substr(prefix.size())}};
+    OF_ASSIGN_OR_RETURN(const auto last, options_.store->last_position());
+    std::size_t recovered = 0;
+    for (es::Position from{1}; from <= last;) {
+      std::vector<es::RecordedEvent> stored;
+      OF_ASSIGN_OR_RETURN(const auto next, options_.store->scan_all(from, kRedrivePage, filter, [&](const auto& e) {
+        if (!held_streams_.contains(e.stream_id)) stored.push_back(e);
+      }));
+      OF_ASSIGN_OR_RETURN(auto events, apply_stored(stored));
+      recovered += events.size();
+      if (next <= from) break;
+      from = next;
+    }
+    log::warn("bus-projector", "read from the store the events of a topic whose messages the bus dropped unread",
+              {{"topic", topic}, {"events", std::to_string(recovered)}, {"through", to_string(last)}});
+    dropped_.erase(topic);
+  }
+  return {};
 }
 
 void BusProjector::refresh_backlog() {
@@ -530,6 +577,12 @@ void BusProjector::record_lag(std::span<const es::RecordedEvent> events) {
 // One fetch: decoded, applied, acknowledged.
 Result<void> BusProjector::consume() {
   OF_ASSIGN_OR_RETURN(auto fetched, bus_.fetch(options_.batch_size, options_.fetch_wait));
+  // Before the batch is applied and acknowledged: once it is, the projector counts as caught up.
+  for (auto& topic : bus_.dropped()) dropped_.insert(std::move(topic));
+  if (auto recovered = recover_dropped(); !recovered) {
+    for (const auto& d : fetched) (void)bus_.retry(d.tag, kRetryDelay);  // delivered again after the next try
+    return recovered;
+  }
   set_state("consuming", std::nullopt);
   if (fetched.empty()) return {};
   auto dead_letter = [&](const es::BusDelivery& d, const std::string& reason) -> Result<void> {

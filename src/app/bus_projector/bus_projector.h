@@ -29,6 +29,11 @@
 //   in version order, the ones already applied skipped; only then is the dead letter marked
 //   retried and the stream released, so the bus's later messages of it apply after them
 //   and nothing of it is applied twice or out of order. The bus need not keep the message.
+// - Messages the bus dropped before they were read (its retention; es::BusConsumer::dropped)
+//   are not skipped: before the batch that told of them is applied, every event of their
+//   topic's category is read from the event store and applied (those applied already
+//   skipped by their version); if that fails, the batch is delivered again and it is tried
+//   again at the next fetch.
 // - status().backlog: the consumer's unacknowledged messages as the bus counts them
 //   (es::BusConsumer::backlog), asked at most every `backlog_every`.
 //
@@ -217,6 +222,8 @@ class BusProjector final : public BusDeadLetterSource {
   void answer_readers(bool all) EXCLUDES(mu_);
   Result<es::StreamVersion> version_at(const es::StreamId& stream, es::Position position);
   Result<Redriven> redrive_now(const RedriveQueue::Request& request);
+  Result<std::vector<es::RecordedEvent>> apply_stored(std::span<const es::RecordedEvent> stored);
+  Result<void> recover_dropped();
   void refresh_backlog();
   void loop();
   Result<void> consume();
@@ -232,6 +239,9 @@ class BusProjector final : public BusDeadLetterSource {
   std::vector<std::pair<projections::TableProjection*, std::unique_ptr<es::ReadModel>>> copies_;
   BusDeadLetterTables tables_;
   std::set<es::StreamId> held_streams_;  // streams behind a dead letter (the loop's thread only)
+  // Topics whose messages the bus dropped unread, their events not yet read from the store
+  // (the loop's thread only).
+  std::set<std::string> dropped_;
   std::chrono::steady_clock::time_point backlog_asked_{};  // the loop's thread only
   // Early events (stream, version) and when they were first delivered early (the loop's thread only).
   std::map<std::pair<es::StreamId, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;

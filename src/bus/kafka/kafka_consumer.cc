@@ -46,6 +46,11 @@ Result<void> KafkaConsumer::create() {
         return kafka_error(std::string("setting ") + name, err);
       }
     rd_kafka_conf_set_opaque(conf, this);
+    if (type == RD_KAFKA_CONSUMER)
+      rd_kafka_conf_set_rebalance_cb(conf, [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                              rd_kafka_topic_partition_list_t* partitions, void* self) {
+        static_cast<KafkaConsumer*>(self)->rebalanced(rk, err, partitions);  // called from poll: the caller's thread
+      });
     rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char* facility, const char* text) {
       log::debug("kafka", text, {{"facility", facility}});
     });
@@ -110,6 +115,19 @@ Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::
     d.tag = next_tag_++;
     d.id = f.topic + "/" + std::to_string(f.partition) + "@" + std::to_string(f.offset);
     auto& progress = progress_[{f.topic, f.partition}];
+    if (progress.expected && f.offset > *progress.expected) {
+      // Offsets it has not had: the bus's retention dropped them (librdkafka then starts
+      // from the first offset the partition holds, auto.offset.reset).
+      dropped_.insert(f.topic);
+      log::warn("kafka",
+                "the bus dropped messages this consumer group had not read: their events are read from the store",
+                {{"topic", f.topic},
+                 {"partition", std::to_string(f.partition)},
+                 {"group", options_.group},
+                 {"from_offset", std::to_string(*progress.expected)},
+                 {"to_offset", std::to_string(f.offset)}});
+    }
+    progress.expected = f.offset + 1;
     progress.outstanding.insert(f.offset);
     progress.next = std::max(progress.next, f.offset + 1);
     rd_kafka_message_destroy(m);
@@ -118,6 +136,32 @@ Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::
   }
   // An unreachable cluster answers nothing: say so rather than "no messages".
   if (out.empty() && !last_error_.empty()) return kafka_error("fetching", last_error_);
+  return out;
+}
+
+// librdkafka's default (eager) assignment, knowing where each partition assigned starts: the
+// group's committed offset, or 0 for a partition the group has none of.
+void KafkaConsumer::rebalanced(rd_kafka_t* rk, int err, rd_kafka_topic_partition_list_t* partitions) {
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    const bool known = rd_kafka_committed(rk, partitions, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < partitions->cnt; ++i) {
+      auto& p = partitions->elems[i];
+      auto& expected = progress_[{p.topic, p.partition}].expected;
+      if (known && !p.err) expected = std::max<std::int64_t>(p.offset, 0);
+      else expected.reset();
+      p.offset = RD_KAFKA_OFFSET_INVALID;  // from the committed offset, as without this callback
+    }
+    rd_kafka_assign(rk, partitions);
+  } else {
+    for (int i = 0; i < partitions->cnt; ++i)
+      progress_[{partitions->elems[i].topic, partitions->elems[i].partition}].expected.reset();
+    rd_kafka_assign(rk, nullptr);
+  }
+}
+
+std::vector<std::string> KafkaConsumer::dropped() {
+  std::vector<std::string> out(dropped_.begin(), dropped_.end());
+  dropped_.clear();
   return out;
 }
 
@@ -157,6 +201,7 @@ Result<void> KafkaConsumer::retry(std::uint64_t tag, std::chrono::milliseconds) 
   auto& progress = progress_[p];
   progress.outstanding.erase(progress.outstanding.lower_bound(offset), progress.outstanding.end());
   progress.next = std::min(progress.next, offset);
+  progress.expected = offset;
   std::erase_if(held_, [&](const auto& h) {
     return h.second.topic == p.first && h.second.partition == p.second && h.second.offset >= offset;
   });

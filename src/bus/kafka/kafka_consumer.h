@@ -10,10 +10,16 @@
 // Dead letters are produced to `<dead_letter_prefix>.<group>` (key the original's, its
 // headers plus orderflow-dead-letter-reason and orderflow-dead-letter-topic) and flushed
 // before the original is acknowledged.
+//
+// Messages of a partition the bus dropped (its retention) before the group read them are
+// told by dropped(), for the consumer to read their events from the store: the partition was
+// assigned from the group's committed offset (0 for a new group) and its first message came
+// past it, or a message came past the one after the last fetched.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -22,6 +28,7 @@
 #include "es/bus.h"
 
 typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_topic_partition_list_s rd_kafka_topic_partition_list_t;
 
 namespace orderflow::bus::kafka {
 
@@ -47,6 +54,7 @@ class KafkaConsumer final : public es::BusConsumer {
   // the group's committed offset (asked of the group coordinator; the low watermark for a
   // partition without one). Partitions whose watermark is not known yet count 0.
   Result<std::uint64_t> backlog() override;
+  std::vector<std::string> dropped() override;
 
  private:
   struct Fetched {
@@ -62,14 +70,19 @@ class KafkaConsumer final : public es::BusConsumer {
     std::set<std::int64_t> outstanding;
     std::int64_t next = 0;
     std::int64_t committed = -1;
+    // The offset its next message should have: where it was assigned from, then one past the
+    // last fetched (none: not known). A message past it tells of offsets the bus dropped.
+    std::optional<std::int64_t> expected;
   };
   Result<void> create();
+  void rebalanced(rd_kafka_t* rk, int err, rd_kafka_topic_partition_list_t* partitions);
 
   KafkaConsumerOptions options_;
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_t* producer_ = nullptr;  // of dead letters
   std::unordered_map<std::uint64_t, Fetched> held_;
   std::map<Partition, Progress> progress_;
+  std::set<std::string> dropped_;  // topics, since dropped() was last asked
   std::uint64_t next_tag_ = 1;
   std::string last_error_;  // from librdkafka's error callback, since the last message
 };
