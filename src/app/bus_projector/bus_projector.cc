@@ -392,15 +392,17 @@ Result<void> BusProjector::recover_dropped() {
   while (!dropped_.empty()) {
     const auto topic = *dropped_.begin();
     const auto prefix = options_.topic_prefix + ".";
-    if (!topic.starts_with(prefix)) {
-      dropped_.erase(dropped_.begin());
+    const auto category = topic.starts_with(prefix) ? topic.substr(prefix.size()) : std::string();
+    if (std::none_of(copies_.begin(), copies_.end(),
+                     [&](const auto& c) { return !category.empty() && c.first->filter().has_category(category); })) {
+      dropped_.erase(dropped_.begin());  // not a topic of the read models (the saga's own streams)
       continue;
     }
     if (!options_.store)
       return fail(Errc::unavailable,
                   "the bus dropped messages of " + topic +
                       " before they were read, and this projector has no event store to read them from");
-    const es::EventFilter filter{.categories = {topic.substr(prefix.size())}};
+    const es::EventFilter filter{.categories = {category}};
     OF_ASSIGN_OR_RETURN(const auto last, options_.store->last_position());
     std::size_t recovered = 0;
     for (es::Position from{1}; from <= last;) {
