@@ -67,8 +67,8 @@ class BusConsumer {
   virtual Result<void> dead_letter(std::uint64_t tag, const std::string& reason) = 0;
   // Messages of its topics this consumer has not acknowledged yet (fetched ones included),
   // as the bus counts them now: JetStream's pending plus ack-pending of the durable
-  // consumer; Kafka's high watermark minus the committed offset, summed over the
-  // partitions assigned to it. May ask the bus (one round trip); unavailable if it can't.
+  // consumer; Kafka's high watermark minus the group's committed offset, summed over every
+  // partition of its topics (assigned to it or not). May ask the bus (one round trip); unavailable if it can't.
   virtual Result<std::uint64_t> backlog() = 0;
   // The topics of which the bus dropped messages (its retention) before this consumer read
   // them, found since the last call: those messages' events are to be read again from the

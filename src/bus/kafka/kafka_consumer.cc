@@ -244,20 +244,36 @@ Result<void> KafkaConsumer::dead_letter(std::uint64_t tag, const std::string& re
 
 Result<std::uint64_t> KafkaConsumer::backlog() {
   if (!consumer_) OF_RETURN_IF_ERROR(create());
+  // Every partition of the topics it subscribes to: those not assigned to it yet (a
+  // rebalance in progress, a dead member's until its session times out) count too.
+  const rd_kafka_metadata_t* metadata = nullptr;
+  if (const auto err = rd_kafka_metadata(consumer_, 1, nullptr, &metadata, 5000); err)
+    return kafka_error("reading the topics", rd_kafka_err2str(err));
+  const std::string prefix = options_.topic_prefix + ".";
+  rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(0);
+  for (int t = 0; t < metadata->topic_cnt; ++t)
+    if (std::string_view(metadata->topics[t].topic).starts_with(prefix))
+      for (int p = 0; p < metadata->topics[t].partition_cnt; ++p)
+        rd_kafka_topic_partition_list_add(partitions, metadata->topics[t].topic, metadata->topics[t].partitions[p].id);
+  rd_kafka_metadata_destroy(metadata);
   rd_kafka_topic_partition_list_t* assigned = nullptr;
-  if (const auto err = rd_kafka_assignment(consumer_, &assigned); err)
-    return kafka_error("reading the assignment", rd_kafka_err2str(err));
+  auto err = rd_kafka_assignment(consumer_, &assigned);
+  if (!err && partitions->cnt > 0) err = rd_kafka_committed(consumer_, partitions, 5000);
   std::uint64_t total = 0;
-  auto err = assigned->cnt > 0 ? rd_kafka_committed(consumer_, assigned, 5000) : RD_KAFKA_RESP_ERR_NO_ERROR;
-  for (int i = 0; !err && i < assigned->cnt; ++i) {
-    const auto& p = assigned->elems[i];
+  for (int i = 0; !err && i < partitions->cnt; ++i) {
+    const auto& p = partitions->elems[i];
     std::int64_t low = -1, high = -1;
-    if (rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) || high < 0) continue;
+    // An assigned partition's watermarks as its last fetch saw them; another's asked.
+    const bool fetched = rd_kafka_topic_partition_list_find(assigned, p.topic, p.partition) &&
+                         !rd_kafka_get_watermark_offsets(consumer_, p.topic, p.partition, &low, &high) && high >= 0;
+    if (!fetched) err = rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high, 5000);
+    if (err || high < 0) continue;
     const std::int64_t from = p.offset >= 0 ? p.offset : std::max<std::int64_t>(low, 0);
     total += static_cast<std::uint64_t>(std::max<std::int64_t>(0, high - from));
   }
-  rd_kafka_topic_partition_list_destroy(assigned);
-  if (err) return kafka_error("reading the committed offsets", rd_kafka_err2str(err));
+  if (assigned) rd_kafka_topic_partition_list_destroy(assigned);
+  rd_kafka_topic_partition_list_destroy(partitions);
+  if (err) return kafka_error("counting the messages not acknowledged", rd_kafka_err2str(err));
   return total;
 }
 

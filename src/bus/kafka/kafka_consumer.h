@@ -50,9 +50,10 @@ class KafkaConsumer final : public es::BusConsumer {
   Result<void> ack(std::span<const std::uint64_t> tags) override;
   Result<void> retry(std::uint64_t tag, std::chrono::milliseconds delay) override;
   Result<void> dead_letter(std::uint64_t tag, const std::string& reason) override;
-  // Over the partitions assigned now: the high watermark (as the last fetch saw it) minus
-  // the group's committed offset (asked of the group coordinator; the low watermark for a
-  // partition without one). Partitions whose watermark is not known yet count 0.
+  // Over every partition of its topics, assigned to it now or not: the high watermark (as
+  // the last fetch saw it; asked of the broker for a partition not assigned to it) minus the
+  // group's committed offset (asked of the group coordinator; the low watermark for a
+  // partition without one).
   Result<std::uint64_t> backlog() override;
   std::vector<std::string> dropped() override;
 
