@@ -245,17 +245,26 @@ Result<void> KafkaConsumer::dead_letter(std::uint64_t tag, const std::string& re
 Result<std::uint64_t> KafkaConsumer::backlog() {
   if (!consumer_) OF_RETURN_IF_ERROR(create());
   // Every partition of the topics it subscribes to: those not assigned to it yet (a
-  // rebalance in progress, a dead member's until its session times out) count too.
-  const rd_kafka_metadata_t* metadata = nullptr;
-  if (const auto err = rd_kafka_metadata(consumer_, 1, nullptr, &metadata, 5000); err)
-    return kafka_error("reading the topics", rd_kafka_err2str(err));
-  const std::string prefix = options_.topic_prefix + ".";
-  rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(0);
-  for (int t = 0; t < metadata->topic_cnt; ++t)
-    if (std::string_view(metadata->topics[t].topic).starts_with(prefix))
-      for (int p = 0; p < metadata->topics[t].partition_cnt; ++p)
-        rd_kafka_topic_partition_list_add(partitions, metadata->topics[t].topic, metadata->topics[t].partitions[p].id);
-  rd_kafka_metadata_destroy(metadata);
+  // rebalance in progress, a dead member's until its session times out) count too. The
+  // list is asked of the cluster at most every kTopicsEvery (a round trip on the caller's
+  // thread, the projector's).
+  const auto now = std::chrono::steady_clock::now();
+  if (topics_.empty() || now - topics_asked_ >= kTopicsEvery) {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (const auto err = rd_kafka_metadata(consumer_, 1, nullptr, &metadata, 5000); err)
+      return kafka_error("reading the topics", rd_kafka_err2str(err));
+    const std::string prefix = options_.topic_prefix + ".";
+    topics_.clear();
+    for (int t = 0; t < metadata->topic_cnt; ++t)
+      if (std::string_view(metadata->topics[t].topic).starts_with(prefix))
+        for (int p = 0; p < metadata->topics[t].partition_cnt; ++p)
+          topics_.emplace_back(metadata->topics[t].topic, metadata->topics[t].partitions[p].id);
+    rd_kafka_metadata_destroy(metadata);
+    topics_asked_ = now;
+  }
+  rd_kafka_topic_partition_list_t* partitions = rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
+  for (const auto& [topic, partition] : topics_)
+    rd_kafka_topic_partition_list_add(partitions, topic.c_str(), partition);
   rd_kafka_topic_partition_list_t* assigned = nullptr;
   auto err = rd_kafka_assignment(consumer_, &assigned);
   if (!err && partitions->cnt > 0) err = rd_kafka_committed(consumer_, partitions, 5000);

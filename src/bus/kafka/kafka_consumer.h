@@ -17,6 +17,7 @@
 // past it, or a message came past the one after the last fetched.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,6 +85,10 @@ class KafkaConsumer final : public es::BusConsumer {
   std::unordered_map<std::uint64_t, Fetched> held_;
   std::map<Partition, Progress> progress_;
   std::set<std::string> dropped_;  // topics, since dropped() was last asked
+  // The partitions of its topics, as backlog() last asked the cluster, and when.
+  static constexpr std::chrono::seconds kTopicsEvery{10};
+  std::vector<Partition> topics_;
+  std::chrono::steady_clock::time_point topics_asked_{};
   std::uint64_t next_tag_ = 1;
   std::string last_error_;  // from librdkafka's error callback, since the last message
 };
