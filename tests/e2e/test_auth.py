@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -69,6 +70,7 @@ class Auth(ErrorAsserts, unittest.TestCase):
             cls.server.stop()
         finally:
             cls.server.cleanup()
+            shutil.rmtree(cls.dir, ignore_errors=True)
 
     def customer(self, customer_id):
         c = TokenClient(self.server.port, token("customer", customer_id))
