@@ -71,7 +71,7 @@ Result<void> ProjectionRunner::claim_or_follow(Slot& slot) {
 // store acknowledges an event only once it is durable, and a read model applies only
 // acknowledged events, so no crash leaves a read model ahead of its own log.)
 Result<void> ProjectionRunner::replace_if_ahead(Slot& slot, std::unique_ptr<ReadModel>& live) {
-  OF_ASSIGN_OR_RETURN(auto at, live->position());
+  OF_ASSIGN_OR_RETURN(auto at, live->highest_applied());
   OF_ASSIGN_OR_RETURN(auto last, store_.last_position());
   if (at <= last) return {};
   const auto& name = slot.projection->name();

@@ -45,6 +45,9 @@ class ReadModel {
   virtual ~ReadModel() = default;
   // The position through which this copy has applied the log (0: nothing yet).
   virtual Result<Position> position() = 0;
+  // The highest position of an event it applied: position(), unless it applied events out
+  // of the log's order (a copy fed from a message bus).
+  virtual Result<Position> highest_applied() { return position(); }
   // Applies `events` (position order) and records `through` as this copy's position, in
   // one transaction: on error nothing of the batch is visible.
   virtual Result<void> apply(std::span<const RecordedEvent> events, Position through) = 0;

@@ -255,6 +255,40 @@ TEST_F(BusProjectorTest, FedFromTheBusIntoPostgresReadModelsEqualsAFoldOfTheStor
   EXPECT_EQ(dump(*read), once);
 }
 
+// The read-model database's connection lost (PostgreSQL restarted, the session killed) is
+// not the events' fault: the projector takes its claims again on a new connection and goes
+// on, with nothing dead-lettered (it counted each failure against the event, and the events
+// of the lost read model went to the dead letters, their streams held); the read models end
+// equal to a fold of the store.
+TEST_F(BusProjectorTest, AProjectorThatLosesItsReadModelConnectionClaimsAgainAndGoesOn) {
+  ReadModelPlace place(ReadModelBackend::postgres);
+  if (auto why = place.unavailable(); !why.empty()) GTEST_SKIP() << why;
+  random_workload(150, 21);
+  relay_all();
+  auto read = app::projections::ReadSide::open(place.open(), *store_);
+  auto bus = consumer();
+  app::bus_projector::BusProjector projector(*read, *bus, {.bus = bus_->url()});
+  ASSERT_TRUE(projector.start());
+  NatsClient client(bus_->url());
+  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= bus_->count(); }, 60s));
+  // The orders read model's writer connection, which holds its claim.
+  auto admin = place.connect();
+  auto killed =
+      admin.query({"SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND "
+                   "objid::bigint = (hashtext('orderflow.readmodel.' || $1)::bigint & 4294967295)",
+                   {place.schema() + ".orders"}});
+  ASSERT_TRUE(killed) << killed.error().message;
+  ASSERT_EQ(killed->int64(0, 0), 1);
+  random_workload(150, 22);
+  relay_all();
+  ASSERT_TRUE(wait_until([&] { return client.acked("orderflow-projector") >= bus_->count(); }, 60s))
+      << projector.status().last_error.value_or("");
+  EXPECT_EQ(projector.status().dead_lettered, 0u);
+  EXPECT_EQ(projector.status().held, 0u);
+  projector.stop();
+  expect_matches_store(*read);
+}
+
 // Streams whose events reach the bus last version first, in one batch: the read models apply
 // a batch at once, each on a thread of its own, and each must still apply every stream in
 // version order (the early ones delivered again until their turn): they end equal to a fold

@@ -103,14 +103,22 @@ BusProjector::BusProjector(projections::ReadSide& read, es::BusConsumer& bus, Bu
 BusProjector::~BusProjector() { stop(); }
 
 // Whether this process holds the right to write every read model it feeds and the
-// dead-letter tables (always, on a database of its own).
+// dead-letter tables (always, on a database of its own). If not, it gives back those it
+// took or held: another process needs them all (two processes each holding some would
+// both stand by for ever).
 Result<bool> BusProjector::claim_all() {
+  std::vector<std::string> names;
   for (projections::TableProjection* p : std::initializer_list<projections::TableProjection*>{
-           &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()}) {
-    OF_ASSIGN_OR_RETURN(auto claimed, p->claim());
-    if (!claimed) return false;
+           &read_.orders(), &read_.products(), &read_.accounts(), &read_.sales()})
+    names.push_back(p->name());
+  names.emplace_back(kDeadLetterTables);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    auto claimed = read_.db().claim(names[i]);
+    if (claimed && *claimed) continue;
+    for (std::size_t j = 0; j < i; ++j) (void)read_.db().release(names[j]);
+    return claimed;
   }
-  return read_.db().claim(kDeadLetterTables);
+  return true;
 }
 
 // Opens the live copies and the dead-letter tables, once every claim is held.
@@ -123,7 +131,7 @@ Result<void> BusProjector::open_copies() {
     OF_ASSIGN_OR_RETURN(auto live, p->open_live());
     // No events: makes its bus_versions, which reads look at before anything came.
     OF_RETURN_IF_ERROR(p->apply_delivered(*live, {}));
-    OF_ASSIGN_OR_RETURN(auto position, live->position());
+    OF_ASSIGN_OR_RETURN(auto position, p->prepare_for_bus(*live, options_.store));
     positions.push_back(position);
     lags.push_back({.name = p->name()});
     if (position > acked_position_.load()) acked_position_ = position;
@@ -159,8 +167,12 @@ Result<void> BusProjector::start() {
 }
 
 // Another process folds these read models from the bus: stands by, looking every
-// kStandbyCheck, without a consumer of the bus (so it takes no partition of a group), until
-// every claim is free (that process gone); then opens the copies. False: stopped first.
+// kStandbyCheck, without fetching from the bus, until every claim is free (that process
+// gone); then opens the copies. A process that never consumed has no consumer of the bus
+// then (so it takes no partition of a group); one that lost its claims keeps its consumer
+// without fetching (a Kafka group gives its partitions to the others once librdkafka
+// leaves the group for it, after max.poll.interval.ms, 5 min by default). False: stopped
+// first.
 bool BusProjector::stand_by() {
   for (;;) {
     {
@@ -169,7 +181,13 @@ bool BusProjector::stand_by() {
     }
     auto claimed = claim_all();
     if (claimed && *claimed) {
-      if (auto opened = open_copies(); !opened) {
+      bool fed = false;
+      {
+        MutexLock lk(mu_);
+        fed = fed_;
+      }
+      // A process that stood by after losing its claims has its copies open already.
+      if (auto opened = fed ? resume_copies() : open_copies(); !opened) {
         set_state("standby", opened.error().message);
         continue;
       }
@@ -180,6 +198,41 @@ bool BusProjector::stand_by() {
     }
     set_state("standby", claimed ? std::nullopt : std::optional(claimed.error().message));
   }
+}
+
+// After this process took the claims again (a new connection to the read-model database,
+// or after standing by): what memory holds of the copies is forgotten, since another
+// process may have written them meanwhile (even fed them from the log: they are readied
+// for the bus again), and their positions and the held streams are read again.
+Result<void> BusProjector::resume_copies() {
+  std::vector<es::Position> positions;
+  for (auto& [projection, live] : copies_) {
+    projection->forget(*live);
+    OF_ASSIGN_OR_RETURN(auto position, projection->prepare_for_bus(*live, options_.store));
+    positions.push_back(position);
+    if (position > acked_position_.load()) acked_position_ = position;
+  }
+  OF_ASSIGN_OR_RETURN(held_streams_, tables_.held_streams());
+  held_ = held_streams_.size();
+  early_since_.clear();
+  failures_.clear();
+  MutexLock lk(mu_);
+  for (std::size_t i = 0; i < positions.size(); ++i) positions_[i] = std::max(positions_[i], positions[i]);
+  return {};
+}
+
+// The read-model database did not answer (the connection lost, and the claims with it; the
+// database down or full): not the events' fault, so no attempt is counted against them
+// (counted, they were dead-lettered after a few, their streams held). Every event is
+// delivered again, and the claims are taken again: on a new connection, or, if another
+// process holds one now, this one stands by (loop(), `lost_claims_`).
+Result<void> BusProjector::read_models_unavailable(std::span<const es::BusDelivery* const> deliveries,
+                                                   const Error& error) {
+  for (const auto* d : deliveries) OF_RETURN_IF_ERROR(bus_.retry(d->tag, kRetryDelay));
+  OF_ASSIGN_OR_RETURN(const bool claimed, claim_all());
+  if (claimed) OF_RETURN_IF_ERROR(resume_copies());
+  lost_claims_ = !claimed;
+  return fail(error);
 }
 
 void BusProjector::stop() {
@@ -460,6 +513,14 @@ void BusProjector::loop() {
   for (;;) {
     redrives_.run([&](const auto& r) { return redrive_now(r); });
     auto consumed = consume();
+    if (lost_claims_) {
+      lost_claims_ = false;
+      log::warn("bus-projector", "another process now folds the read models from the bus: this one stands by",
+                {{"consumer", options_.consumer}});
+      set_state("standby", consumed ? std::nullopt : std::optional(consumed.error().message));
+      if (!stand_by()) break;
+      continue;
+    }
     if (consumed)
       refresh_backlog();
     else
@@ -629,6 +690,7 @@ Result<void> BusProjector::consume() {
   std::vector<std::uint64_t> done;
   es::Position through{0};  // the highest position of the events acknowledged
   auto applied = apply(events);
+  if (!applied && applied.error().code == Errc::unavailable) return read_models_unavailable(of_event, applied.error());
   if (applied) {
     std::unordered_set<std::size_t> early(applied->begin(), applied->end());
     for (std::size_t i = 0; i < events.size(); ++i) {

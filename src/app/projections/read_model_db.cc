@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/log.h"
 
 namespace orderflow::app::projections {
 
@@ -39,15 +40,18 @@ struct TableProjection::Sql {
         register_copy("INSERT INTO read_models (projection, generation, position, live) VALUES (" + d.param(1) + ", " +
                       d.param(2) + ", 0, " + d.param(3) + ")"),
         unregister_copy("DELETE FROM read_models WHERE projection = " + d.param(1) + " AND generation = " + d.param(2)),
-        drop_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) + " AND generation = " +
-                          d.param(2)),
+        drop_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) +
+                          " AND generation = " + d.param(2)),
         drop_older_bus_versions("DELETE FROM bus_versions WHERE projection = " + d.param(1) +
                                 " AND generation < (SELECT coalesce(min(generation), 9223372036854775807) FROM "
-                                "read_models WHERE projection = " + d.param(1) + ")"),
+                                "read_models WHERE projection = " +
+                                d.param(1) + ")"),
         swap("UPDATE read_models SET live = CASE WHEN generation = " + d.param(1) +
              " THEN 1 ELSE 0 END WHERE projection = " + d.param(2)),
         bus_version("SELECT version FROM bus_versions WHERE projection = " + d.param(1) +
-                    " AND generation = " + d.param(2) + " AND stream_id = " + d.param(3)) {
+                    " AND generation = " + d.param(2) + " AND stream_id = " + d.param(3)),
+        any_bus_version("SELECT 1 FROM bus_versions WHERE projection = " + d.param(1) +
+                        " AND generation = " + d.param(2) + " LIMIT 1") {
     for (const int n : kBusVersionsAtOnce) {
       std::string rows;
       for (int i = 0; i < n; ++i)
@@ -91,6 +95,7 @@ struct TableProjection::Sql {
   const std::string drop_older_bus_versions;
   const std::string swap;             // generation to make live, projection
   const std::string bus_version;      // projection, generation, stream
+  const std::string any_bus_version;  // projection, generation: a row if the copy has any
   // Per kBusVersionsAtOnce: projection, generation, then that many streams; answers their
   // stream_id and version (none for a stream without one).
   std::vector<std::string> bus_versions_of;
@@ -174,36 +179,9 @@ class TableProjection::Copy final : public es::ReadModel {
     // kept whole it grew by every stream ever applied).
     if (versions_.size() > kMaxCachedVersions) versions_.clear();
     std::vector<std::size_t> early;
-    std::vector<es::RecordedEvent> fresh;
     std::unordered_map<es::StreamId, es::StreamVersion> reached;  // by this batch
-    std::unordered_set<std::string_view> claimed;  // given version 0 by load_versions
-    es::Position through{0};
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
-      claimed.clear();
-      OF_RETURN_IF_ERROR(load_versions(tx, events, claimed));
-      for (std::size_t i = 0; i < events.size(); ++i) {
-        const auto& e = events[i];
-        if (!tracks(e)) continue;
-        auto it = reached.find(e.stream_id);
-        if (it == reached.end()) {
-          OF_ASSIGN_OR_RETURN(auto stored, stored_version(tx, e.stream_id));
-          it = reached.emplace(e.stream_id, stored).first;
-        }
-        if (e.version <= it->second) continue;  // applied before
-        if (e.version > it->second + 1) {
-          early.push_back(i);
-          continue;
-        }
-        it->second = e.version;
-        through = std::max(through, e.position);
-        if (p_.filter_.matches(e)) fresh.push_back(e);
-      }
-      if (auto r = writer_->apply(tx, fresh); !r) return r;
-      std::vector<std::pair<std::string_view, std::int64_t>> changed;
-      for (const auto& [stream, version] : reached)
-        if (claimed.contains(stream.view()) ? version != es::StreamVersion{0} : versions_[stream] != version)
-          changed.emplace_back(stream.view(), version.value());
-      OF_RETURN_IF_ERROR(save_versions(tx, changed));
+      OF_ASSIGN_OR_RETURN(const auto through, apply_by_stream(tx, events, early, reached));
       if (through == 0) return {};
       const SqlValue params[] = {through.value(), p_.name_, generation_};
       return tx.run(p_.sql_->raise_position, params);
@@ -227,7 +205,61 @@ class TableProjection::Copy final : public es::ReadModel {
     return version;
   }
 
+  // Readies the copy to be fed from the bus; answers the highest position it applied. A
+  // copy the log fed (no bus versions, its position a watermark) gets, for each stream
+  // with an event at or below its position, the version it reached there (read from
+  // `store`): the bus's messages of those streams then apply past them, where they would
+  // have waited for versions the log had applied.
+  Result<es::Position> prepare_for_bus(es::EventStore* store) {
+    OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
+    OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
+    if (bus_fed || stored == 0) return stored;
+    if (!store)
+      return fail(Errc::unavailable, "read model " + p_.name_ + " was folded from the log through position " +
+                                         to_string(stored) +
+                                         "; feeding it from the bus needs the event store, to know where each "
+                                         "of its streams stands");
+    std::unordered_map<es::StreamId, std::int64_t> reached;
+    for (es::Position from{1}; from <= stored;) {
+      OF_ASSIGN_OR_RETURN(const auto next, store->scan_all(from, 10000, p_.filter_, [&](const es::RecordedEvent& e) {
+        if (e.position <= stored && tracks(e)) reached[e.stream_id] = e.version.value();
+      }));
+      if (next == from) break;
+      from = next;
+    }
+    std::vector<std::pair<std::string_view, std::int64_t>> versions;
+    versions.reserve(reached.size());
+    for (const auto& [stream, version] : reached) versions.emplace_back(stream.view(), version);
+    OF_RETURN_IF_ERROR(p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) { return save_versions(tx, versions); }));
+    log::info(
+        "read-models", "a read model folded from the log is now fed from the bus",
+        {{"projection", p_.name_}, {"position", to_string(stored)}, {"streams", std::to_string(versions.size())}});
+    return stored;
+  }
+
+  // The position through which the copy has applied the log. A copy the bus fed (it has
+  // bus versions) applied streams apart, as the bus brought them: its stored position is
+  // the highest it applied, and events of other streams below it may be missing. It
+  // answers 0, so the log is applied to it from the start, each stream past the version
+  // the bus applied (apply below), until it passes that highest position: then its bus
+  // versions are deleted and it is a copy the log feeds.
   Result<es::Position> position() override {
+    OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
+    OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
+    return bus_fed ? es::Position{0} : stored;
+  }
+
+  Result<es::Position> highest_applied() override { return stored_position(); }
+
+  void forget() {
+    writer_->rolled_back();
+    versions_.clear();
+    applied_.reset();
+    bus_highest_.reset();
+  }
+
+  // The highest position applied: position() for a copy the log feeds.
+  Result<es::Position> stored_position() {
     es::Position position{0};
     const SqlValue params[] = {p_.name_, generation_};
     OF_RETURN_IF_ERROR(
@@ -239,12 +271,15 @@ class TableProjection::Copy final : public es::ReadModel {
   // its copy has not applied (FoldWriter relies on it for streams' first events).
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
     if (!applied_) {
-      OF_ASSIGN_OR_RETURN(auto stored, position());
-      applied_ = stored;
+      OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
+      OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
+      applied_ = bus_fed ? es::Position{0} : stored;
+      if (bus_fed) bus_highest_ = stored;
     }
     if (through <= *applied_) return {};
     auto fresh = std::find_if(events.begin(), events.end(), [&](const auto& e) { return e.position > *applied_; });
     events = events.subspan(static_cast<std::size_t>(fresh - events.begin()));
+    if (bus_highest_) return apply_after_bus(events, through);
     auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
       if (auto r = writer_->apply(tx, events); !r) return r;
       const SqlValue params[] = {through.value(), p_.name_, generation_};
@@ -258,6 +293,97 @@ class TableProjection::Copy final : public es::ReadModel {
   }
 
  private:
+  // apply() on a copy the bus fed (bus_highest_: the highest position it applied): the
+  // log's events each past its stream's bus version, which they then advance. The batch
+  // that reaches bus_highest_ deletes the bus versions and records its `through` as the
+  // copy's position; before it the stored position stays, so a restart begins from the
+  // log's start again (applying nothing twice).
+  Result<void> apply_after_bus(std::span<const es::RecordedEvent> events, es::Position through) {
+    if (versions_.size() > kMaxCachedVersions) versions_.clear();
+    std::vector<std::size_t> early;
+    std::unordered_map<es::StreamId, es::StreamVersion> reached;
+    const bool done = through >= *bus_highest_;
+    auto r = p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) -> Result<void> {
+      OF_RETURN_IF_ERROR(apply_by_stream(tx, events, early, reached));
+      if (!early.empty()) {
+        const auto& e = events[early.front()];
+        return fail(Errc::corrupt, "event " + to_string(e.version) + " of " + e.stream_id.str() + " at position " +
+                                       to_string(e.position) + " follows a version of its stream that read model " +
+                                       p_.name_ + " has not applied (it was fed from the bus)");
+      }
+      if (!done) return {};
+      const SqlValue copy[] = {p_.name_, generation_};
+      OF_RETURN_IF_ERROR(tx.run(p_.sql_->drop_bus_versions, copy));
+      const SqlValue params[] = {through.value(), p_.name_, generation_};
+      return tx.run(p_.sql_->save_position, params);
+    });
+    if (!r) {
+      writer_->rolled_back();
+      versions_.clear();
+      return r;
+    }
+    applied_ = through;
+    if (done) {
+      bus_highest_.reset();
+      versions_.clear();
+      log::info("read-models",
+                "a read model fed from the bus has applied the log through the highest position "
+                "it applied from the bus: the log feeds it now",
+                {{"projection", p_.name_}, {"position", to_string(through)}});
+    } else {
+      for (const auto& [stream, version] : reached) versions_[stream] = version;
+    }
+    return {};
+  }
+
+  // Inside `tx`: applies each of `events` (each stream's in version order, streams
+  // interleaved) that is its stream's next version past its bus version, and saves the
+  // versions the streams reached (in `reached` too). An event at or below its stream's
+  // version is skipped; one past the next is not applied and its index goes to `early`.
+  // Answers the highest position applied (0: none).
+  Result<es::Position> apply_by_stream(WriteTransaction& tx, std::span<const es::RecordedEvent> events,
+                                       std::vector<std::size_t>& early,
+                                       std::unordered_map<es::StreamId, es::StreamVersion>& reached) {
+    early.clear();
+    reached.clear();
+    std::vector<es::RecordedEvent> fresh;
+    std::unordered_set<std::string_view> claimed;  // given version 0 by load_versions
+    es::Position through{0};
+    OF_RETURN_IF_ERROR(load_versions(tx, events, claimed));
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& e = events[i];
+      if (!tracks(e)) continue;
+      auto it = reached.find(e.stream_id);
+      if (it == reached.end()) {
+        OF_ASSIGN_OR_RETURN(auto stored, stored_version(tx, e.stream_id));
+        it = reached.emplace(e.stream_id, stored).first;
+      }
+      if (e.version <= it->second) continue;  // applied before
+      if (e.version > it->second + 1) {
+        early.push_back(i);
+        continue;
+      }
+      it->second = e.version;
+      through = std::max(through, e.position);
+      if (p_.filter_.matches(e)) fresh.push_back(e);
+    }
+    OF_RETURN_IF_ERROR(writer_->apply(tx, fresh));
+    std::vector<std::pair<std::string_view, std::int64_t>> changed;
+    for (const auto& [stream, version] : reached)
+      if (claimed.contains(stream.view()) ? version != es::StreamVersion{0} : versions_[stream] != version)
+        changed.emplace_back(stream.view(), version.value());
+    OF_RETURN_IF_ERROR(save_versions(tx, changed));
+    return through;
+  }
+
+  // Whether the bus fed this copy: it has bus versions.
+  Result<bool> has_bus_versions() {
+    bool any = false;
+    const SqlValue params[] = {p_.name_, generation_};
+    OF_RETURN_IF_ERROR(p_.db_.query(p_.sql_->any_bus_version, params, [&](const Row&) { any = true; }));
+    return any;
+  }
+
   // Whether the bus versions of `e`'s stream are kept: its category is the projection's.
   bool tracks(const es::RecordedEvent& e) const { return p_.filter_.has_category(e.stream_id.category()); }
 
@@ -356,6 +482,8 @@ class TableProjection::Copy final : public es::ReadModel {
   std::int64_t generation_;
   std::unique_ptr<CopyWriter> writer_;
   std::optional<es::Position> applied_;  // committed position, once read
+  // A copy the bus fed, while the log catches it up: the highest position the bus applied.
+  std::optional<es::Position> bus_highest_;
   // Committed bus versions of the streams looked at (cleared when a batch rolls back, and
   // past kMaxCachedVersions streams).
   static constexpr std::size_t kMaxCachedVersions = 65536;
@@ -470,6 +598,12 @@ Result<std::vector<std::size_t>> TableProjection::apply_delivered(es::ReadModel&
 Result<es::StreamVersion> TableProjection::delivered_version(es::ReadModel& live, const es::StreamId& stream) {
   return static_cast<Copy&>(live).delivered_version(stream);
 }
+
+Result<es::Position> TableProjection::prepare_for_bus(es::ReadModel& live, es::EventStore* store) {
+  return static_cast<Copy&>(live).prepare_for_bus(store);
+}
+
+void TableProjection::forget(es::ReadModel& live) { static_cast<Copy&>(live).forget(); }
 
 Result<void> TableProjection::promote(es::ReadModel& copy) {
   const auto generation = static_cast<Copy&>(copy).generation();

@@ -101,6 +101,20 @@ class TableProjection : public es::Projection {
   // The version of `stream` that `live` (as above) has applied from the bus, as committed
   // (kNoStream: none); from any thread.
   Result<es::StreamVersion> delivered_version(es::ReadModel& live, const es::StreamId& stream);
+  // Readies `live` to be fed from the bus, before apply_delivered; answers the highest
+  // position it applied. A copy the log fed (its position a watermark, no bus versions)
+  // gets the version each of its streams reached at that position, read from `store` (an
+  // error without one): the bus's messages of those streams then apply past it.
+  //
+  // The other way, a copy the bus fed and then tailed from the log (es::ReadModel):
+  // its position() is 0 and the log is applied from the start, each stream past its bus
+  // version, until the copy has passed the highest position the bus applied; then its bus
+  // versions are deleted and its position is a watermark again. (Tailing it from its stored
+  // position would skip the events the bus had not brought below it.)
+  Result<es::Position> prepare_for_bus(es::ReadModel& live, es::EventStore* store);
+  // Forgets what memory holds of `live` (cached versions and states): another process may
+  // have written it since this one last did.
+  void forget(es::ReadModel& live);
 
  protected:
   // `schema`: CREATE statements in `db`'s dialect, `tables`: the tables they create, both
