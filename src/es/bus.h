@@ -76,6 +76,13 @@ class BusConsumer {
   // group's committed offset, 0 for a new group, then one past the last fetched). Empty by
   // default.
   virtual std::vector<std::string> dropped() { return {}; }
+  // Gives up its share of the bus's messages until its next fetch, which connects again
+  // (a consumer whose process stops folding for a while): what it fetched and did not
+  // acknowledge goes to the others. Kafka: leaves the group, whose other members get its
+  // partitions at once (a member that only stops fetching keeps them until
+  // max.poll.interval.ms, 5 min by default). Nothing by default (a JetStream pull consumer
+  // gives nothing to one that does not fetch).
+  virtual void leave() {}
 };
 
 }  // namespace orderflow::es

@@ -115,7 +115,7 @@ Result<bool> BusProjector::claim_all() {
   for (std::size_t i = 0; i < names.size(); ++i) {
     auto claimed = read_.db().claim(names[i]);
     if (claimed && *claimed) continue;
-    for (std::size_t j = 0; j < i; ++j) (void)read_.db().release(names[j]);
+    for (const auto& name : names) (void)read_.db().release(name);  // none it does not hold
     return claimed;
   }
   return true;
@@ -167,12 +167,9 @@ Result<void> BusProjector::start() {
 }
 
 // Another process folds these read models from the bus: stands by, looking every
-// kStandbyCheck, without fetching from the bus, until every claim is free (that process
-// gone); then opens the copies. A process that never consumed has no consumer of the bus
-// then (so it takes no partition of a group); one that lost its claims keeps its consumer
-// without fetching (a Kafka group gives its partitions to the others once librdkafka
-// leaves the group for it, after max.poll.interval.ms, 5 min by default). False: stopped
-// first.
+// kStandbyCheck, without a consumer of the bus (so it takes no partition of a group; one
+// that lost its claims has left: es::BusConsumer::leave), until every claim is free (that
+// process gone); then opens the copies. False: stopped first.
 bool BusProjector::stand_by() {
   for (;;) {
     {
@@ -218,6 +215,26 @@ Result<void> BusProjector::resume_copies() {
   failures_.clear();
   MutexLock lk(mu_);
   for (std::size_t i = 0; i < positions.size(); ++i) positions_[i] = std::max(positions_[i], positions[i]);
+  return {};
+}
+
+// The bus brought nothing: each read model's highest position is raised to the highest
+// position acknowledged, if below it (a batch without its categories leaves it out). So,
+// quiet, its position tells how far the bus has brought it, after a restart and to the
+// processes that follow it too, where it stayed at its own last event: the log's last
+// events may be of a category no read model folds (the saga's), which showed as lag while
+// quiet and kept `orderflow verify` waiting for the position.
+Result<void> BusProjector::raise_positions() {
+  const auto acked = acked_position_.load();
+  for (std::size_t i = 0; i < copies_.size(); ++i) {
+    {
+      MutexLock lk(mu_);
+      if (positions_[i] >= acked) continue;
+    }
+    OF_RETURN_IF_ERROR(copies_[i].first->raise_delivered_position(*copies_[i].second, acked));
+    MutexLock lk(mu_);
+    positions_[i] = std::max(positions_[i], acked);
+  }
   return {};
 }
 
@@ -518,6 +535,7 @@ void BusProjector::loop() {
       log::warn("bus-projector", "another process now folds the read models from the bus: this one stands by",
                 {{"consumer", options_.consumer}});
       set_state("standby", consumed ? std::nullopt : std::optional(consumed.error().message));
+      bus_.leave();  // what it holds goes to the process that folds now
       if (!stand_by()) break;
       continue;
     }
@@ -647,7 +665,11 @@ Result<void> BusProjector::consume() {
     return recovered;
   }
   set_state("consuming", std::nullopt);
-  if (fetched.empty()) return {};
+  if (fetched.empty()) {
+    auto raised = raise_positions();
+    if (!raised && raised.error().code == Errc::unavailable) return read_models_unavailable({}, raised.error());
+    return raised;
+  }
   auto dead_letter = [&](const es::BusDelivery& d, const std::string& reason) -> Result<void> {
     if (auto r = bus_.dead_letter(d.tag, reason); !r) return r;
     ++dead_lettered_;

@@ -217,6 +217,7 @@ class BusProjector final : public BusDeadLetterSource {
   Result<bool> claim_all();
   Result<void> open_copies() EXCLUDES(mu_);
   Result<void> resume_copies() EXCLUDES(mu_);
+  Result<void> raise_positions() EXCLUDES(mu_);
   Result<void> read_models_unavailable(std::span<const es::BusDelivery* const> deliveries, const Error& error);
   bool stand_by() EXCLUDES(mu_);
   Result<ReadStand> stand(const ReadWaiter& w) EXCLUDES(mu_);

@@ -605,6 +605,13 @@ Result<es::Position> TableProjection::prepare_for_bus(es::ReadModel& live, es::E
 
 void TableProjection::forget(es::ReadModel& live) { static_cast<Copy&>(live).forget(); }
 
+Result<void> TableProjection::raise_delivered_position(es::ReadModel& live, es::Position position) {
+  return db_.transaction(name_, [&](WriteTransaction& tx) {
+    const SqlValue params[] = {position.value(), name_, static_cast<Copy&>(live).generation()};
+    return tx.run(sql_->raise_position, params);
+  });
+}
+
 Result<void> TableProjection::promote(es::ReadModel& copy) {
   const auto generation = static_cast<Copy&>(copy).generation();
   if (auto r = db_.transaction(name_, [&](WriteTransaction& tx) { return create_schema(tx, generation, true); }); !r)

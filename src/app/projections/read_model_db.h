@@ -112,6 +112,9 @@ class TableProjection : public es::Projection {
   // versions are deleted and its position is a watermark again. (Tailing it from its stored
   // position would skip the events the bus had not brought below it.)
   Result<es::Position> prepare_for_bus(es::ReadModel& live, es::EventStore* store);
+  // Raises the highest position `live` (fed from the bus) applied to `position`, if below:
+  // the bus has brought nothing of its streams between them.
+  Result<void> raise_delivered_position(es::ReadModel& live, es::Position position);
   // Forgets what memory holds of `live` (cached versions and states): another process may
   // have written it since this one last did.
   void forget(es::ReadModel& live);

@@ -75,16 +75,27 @@ Result<void> KafkaConsumer::create() {
                            "creating the consumer"));
   consumer_ = consumer;
   rd_kafka_poll_set_consumer(consumer_);
-  OF_ASSIGN_OR_RETURN(auto producer,
-                      make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}},
-                           "creating the dead-letter producer"));
-  producer_ = producer;
+  if (!producer_) {
+    OF_ASSIGN_OR_RETURN(auto producer,
+                        make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}},
+                             "creating the dead-letter producer"));
+    producer_ = producer;
+  }
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, topic_pattern(options_.topic_prefix).c_str(), RD_KAFKA_PARTITION_UA);
   const auto subscribed = rd_kafka_subscribe(consumer_, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (subscribed) return kafka_error("subscribing", rd_kafka_err2str(subscribed));
   return {};
+}
+
+void KafkaConsumer::leave() {
+  if (!consumer_) return;
+  rd_kafka_consumer_close(consumer_);  // revokes its partitions (rebalanced) and leaves the group
+  rd_kafka_destroy(consumer_);
+  consumer_ = nullptr;
+  held_.clear();
+  progress_.clear();
 }
 
 Result<std::vector<es::BusDelivery>> KafkaConsumer::fetch(std::size_t max, std::chrono::milliseconds wait) {

@@ -57,6 +57,9 @@ class KafkaConsumer final : public es::BusConsumer {
   // partition without one).
   Result<std::uint64_t> backlog() override;
   std::vector<std::string> dropped() override;
+  // Closes the consumer (it leaves the group) and forgets what it fetched; the next fetch
+  // creates it again.
+  void leave() override;
 
  private:
   struct Fetched {
