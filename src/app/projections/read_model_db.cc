@@ -168,6 +168,10 @@ std::string values_rows(const es::SqlDialect& d, int rows, int columns) {
 
 class TableProjection::Copy final : public es::ReadModel {
  public:
+  // The stream id of the bus_versions row that marks a copy fed from the bus (no stream's id
+  // is empty; its version is kNoStream).
+  static constexpr std::string_view kBusFed = "";
+
   Copy(TableProjection& p, std::int64_t generation, std::unique_ptr<CopyWriter> writer)
       : p_(p), generation_(generation), writer_(std::move(writer)) {}
 
@@ -205,15 +209,23 @@ class TableProjection::Copy final : public es::ReadModel {
     return version;
   }
 
-  // Readies the copy to be fed from the bus; answers the highest position it applied. A
-  // copy the log fed (no bus versions, its position a watermark) gets, for each stream
-  // with an event at or below its position, the version it reached there (read from
-  // `store`): the bus's messages of those streams then apply past them, where they would
-  // have waited for versions the log had applied.
+  // Readies the copy to be fed from the bus; answers the highest position it applied. It
+  // gets the row kBusFed, which marks it bus-fed before it applied anything of its own (its
+  // position may be raised past events of its categories the bus has not brought: it must
+  // not pass for a watermark). A copy the log fed (no bus versions, its position a
+  // watermark) also gets, for each stream with an event at or below its position, the
+  // version it reached there (read from `store`): the bus's messages of those streams then
+  // apply past them, where they would have waited for versions the log had applied.
   Result<es::Position> prepare_for_bus(es::EventStore* store) {
     OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
     OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
-    if (bus_fed || stored == 0) return stored;
+    if (bus_fed) return stored;
+    std::vector<std::pair<std::string_view, std::int64_t>> versions{{kBusFed, es::kNoStream.value()}};
+    if (stored == 0) {
+      OF_RETURN_IF_ERROR(
+          p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) { return save_versions(tx, versions); }));
+      return stored;
+    }
     if (!store)
       return fail(Errc::unavailable, "read model " + p_.name_ + " was folded from the log through position " +
                                          to_string(stored) +
@@ -227,13 +239,10 @@ class TableProjection::Copy final : public es::ReadModel {
       if (next == from) break;
       from = next;
     }
-    std::vector<std::pair<std::string_view, std::int64_t>> versions;
-    versions.reserve(reached.size());
     for (const auto& [stream, version] : reached) versions.emplace_back(stream.view(), version);
     OF_RETURN_IF_ERROR(p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) { return save_versions(tx, versions); }));
-    log::info(
-        "read-models", "a read model folded from the log is now fed from the bus",
-        {{"projection", p_.name_}, {"position", to_string(stored)}, {"streams", std::to_string(versions.size())}});
+    log::info("read-models", "a read model folded from the log is now fed from the bus",
+              {{"projection", p_.name_}, {"position", to_string(stored)}, {"streams", std::to_string(reached.size())}});
     return stored;
   }
 
@@ -376,7 +385,8 @@ class TableProjection::Copy final : public es::ReadModel {
     return through;
   }
 
-  // Whether the bus fed this copy: it has bus versions.
+  // Whether the bus fed this copy: it has bus versions (kBusFed at least, since
+  // prepare_for_bus; a copy of an older build has the versions of the streams it applied).
   Result<bool> has_bus_versions() {
     bool any = false;
     const SqlValue params[] = {p_.name_, generation_};
