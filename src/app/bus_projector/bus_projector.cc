@@ -238,14 +238,14 @@ Result<void> BusProjector::raise_positions() {
   return {};
 }
 
-// The read-model database did not answer (the connection lost, and the claims with it; the
-// database down or full): not the events' fault, so no attempt is counted against them
-// (counted, they were dead-lettered after a few, their streams held). Every event is
-// delivered again, and the claims are taken again: on a new connection, or, if another
-// process holds one now, this one stands by (loop(), `lost_claims_`).
-Result<void> BusProjector::read_models_unavailable(std::span<const es::BusDelivery* const> deliveries,
-                                                   const Error& error) {
-  for (const auto* d : deliveries) OF_RETURN_IF_ERROR(bus_.retry(d->tag, kRetryDelay));
+// After a failure of the read models: if it is `unavailable` (the connection lost, and the
+// claims with it; the database down or full), the claims are taken again: on a new
+// connection, or, if another process holds one now, this one stands by (loop(),
+// `lost_claims_`). Answers `error`. Its callers have had what they fetched delivered again,
+// with no attempt counted against the events: it is not their fault (counted, they were
+// dead-lettered after a few, their streams held).
+Result<void> BusProjector::reclaim_if_unavailable(const Error& error) {
+  if (error.code != Errc::unavailable) return fail(error);
   OF_ASSIGN_OR_RETURN(const bool claimed, claim_all());
   if (claimed) OF_RETURN_IF_ERROR(resume_copies());
   lost_claims_ = !claimed;
@@ -662,13 +662,12 @@ Result<void> BusProjector::consume() {
   for (auto& topic : bus_.dropped()) dropped_.insert(std::move(topic));
   if (auto recovered = recover_dropped(); !recovered) {
     for (const auto& d : fetched) (void)bus_.retry(d.tag, kRetryDelay);  // delivered again after the next try
-    return recovered;
+    return reclaim_if_unavailable(recovered.error());
   }
   set_state("consuming", std::nullopt);
   if (fetched.empty()) {
-    auto raised = raise_positions();
-    if (!raised && raised.error().code == Errc::unavailable) return read_models_unavailable({}, raised.error());
-    return raised;
+    if (auto raised = raise_positions(); !raised) return reclaim_if_unavailable(raised.error());
+    return {};
   }
   auto dead_letter = [&](const es::BusDelivery& d, const std::string& reason) -> Result<void> {
     if (auto r = bus_.dead_letter(d.tag, reason); !r) return r;
@@ -712,7 +711,10 @@ Result<void> BusProjector::consume() {
   std::vector<std::uint64_t> done;
   es::Position through{0};  // the highest position of the events acknowledged
   auto applied = apply(events);
-  if (!applied && applied.error().code == Errc::unavailable) return read_models_unavailable(of_event, applied.error());
+  if (!applied && applied.error().code == Errc::unavailable) {
+    for (const auto* d : of_event) OF_RETURN_IF_ERROR(bus_.retry(d->tag, kRetryDelay));
+    return reclaim_if_unavailable(applied.error());
+  }
   if (applied) {
     std::unordered_set<std::size_t> early(applied->begin(), applied->end());
     for (std::size_t i = 0; i < events.size(); ++i) {

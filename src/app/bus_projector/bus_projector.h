@@ -218,7 +218,7 @@ class BusProjector final : public BusDeadLetterSource {
   Result<void> open_copies() EXCLUDES(mu_);
   Result<void> resume_copies() EXCLUDES(mu_);
   Result<void> raise_positions() EXCLUDES(mu_);
-  Result<void> read_models_unavailable(std::span<const es::BusDelivery* const> deliveries, const Error& error);
+  Result<void> reclaim_if_unavailable(const Error& error);
   bool stand_by() EXCLUDES(mu_);
   Result<ReadStand> stand(const ReadWaiter& w) EXCLUDES(mu_);
   // Answers the pending reads that are applied, past their deadline, or all (`all`).
@@ -250,7 +250,7 @@ class BusProjector final : public BusDeadLetterSource {
   std::map<std::pair<es::StreamId, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
   // Failed applies of events (stream, version) not yet applied nor dead-lettered (the loop's thread only).
   std::map<std::pair<es::StreamId, es::StreamVersion>, int> failures_;
-  // The claims went to another process (read_models_unavailable): the loop stands by.
+  // The claims went to another process (reclaim_if_unavailable): the loop stands by.
   bool lost_claims_ = false;
 
   std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};

@@ -217,9 +217,9 @@ class TableProjection::Copy final : public es::ReadModel {
   // version it reached there (read from `store`): the bus's messages of those streams then
   // apply past them, where they would have waited for versions the log had applied.
   Result<es::Position> prepare_for_bus(es::EventStore* store) {
-    OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
-    OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
-    if (bus_fed) return stored;
+    OF_ASSIGN_OR_RETURN(const auto feed, stored_feed());
+    const auto stored = feed.position;
+    if (feed.bus_fed) return stored;
     std::vector<std::pair<std::string_view, std::int64_t>> versions{{kBusFed, es::kNoStream.value()}};
     if (stored == 0) {
       OF_RETURN_IF_ERROR(
@@ -253,9 +253,8 @@ class TableProjection::Copy final : public es::ReadModel {
   // the bus applied (apply below), until it passes that highest position: then its bus
   // versions are deleted and it is a copy the log feeds.
   Result<es::Position> position() override {
-    OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
-    OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
-    return bus_fed ? es::Position{0} : stored;
+    OF_ASSIGN_OR_RETURN(const auto feed, stored_feed());
+    return feed.bus_fed ? es::Position{0} : feed.position;
   }
 
   Result<es::Position> highest_applied() override { return stored_position(); }
@@ -280,10 +279,9 @@ class TableProjection::Copy final : public es::ReadModel {
   // its copy has not applied (FoldWriter relies on it for streams' first events).
   Result<void> apply(std::span<const es::RecordedEvent> events, es::Position through) override {
     if (!applied_) {
-      OF_ASSIGN_OR_RETURN(const auto stored, stored_position());
-      OF_ASSIGN_OR_RETURN(const bool bus_fed, has_bus_versions());
-      applied_ = bus_fed ? es::Position{0} : stored;
-      if (bus_fed) bus_highest_ = stored;
+      OF_ASSIGN_OR_RETURN(const auto feed, stored_feed());
+      applied_ = feed.bus_fed ? es::Position{0} : feed.position;
+      if (feed.bus_fed) bus_highest_ = feed.position;
     }
     if (through <= *applied_) return {};
     auto fresh = std::find_if(events.begin(), events.end(), [&](const auto& e) { return e.position > *applied_; });
@@ -385,13 +383,19 @@ class TableProjection::Copy final : public es::ReadModel {
     return through;
   }
 
-  // Whether the bus fed this copy: it has bus versions (kBusFed at least, since
-  // prepare_for_bus; a copy of an older build has the versions of the streams it applied).
-  Result<bool> has_bus_versions() {
-    bool any = false;
+  // The stored position, and whether the bus fed this copy (then that position is only the
+  // highest it applied): it has bus versions (kBusFed at least, since prepare_for_bus; a
+  // copy of an older build has the versions of the streams it applied).
+  struct StoredFeed {
+    es::Position position;
+    bool bus_fed = false;
+  };
+  Result<StoredFeed> stored_feed() {
+    StoredFeed feed;
+    OF_ASSIGN_OR_RETURN(feed.position, stored_position());
     const SqlValue params[] = {p_.name_, generation_};
-    OF_RETURN_IF_ERROR(p_.db_.query(p_.sql_->any_bus_version, params, [&](const Row&) { any = true; }));
-    return any;
+    OF_RETURN_IF_ERROR(p_.db_.query(p_.sql_->any_bus_version, params, [&](const Row&) { feed.bus_fed = true; }));
+    return feed;
   }
 
   // Whether the bus versions of `e`'s stream are kept: its category is the projection's.
