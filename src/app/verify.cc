@@ -1,7 +1,7 @@
 #include "app/verify.h"
 
+#include <algorithm>
 #include <map>
-#include <set>
 
 #include "app/invariants.h"
 #include "app/projections/documents.h"
@@ -10,19 +10,21 @@ namespace orderflow::app {
 
 namespace {
 
-// The ids of every stream of `category` in the store.
-Result<std::set<std::string>> stream_ids(es::EventStore& store, const char* category) {
-  std::set<std::string> ids;
+// The version each stream of `category` had at `through`: streams begun later are not there.
+Result<std::map<std::string, es::StreamVersion>> stream_versions(es::EventStore& store, const char* category,
+                                                                 es::Position through) {
+  std::map<std::string, es::StreamVersion> versions;
   es::EventFilter filter;
   filter.categories.emplace_back(category);
   const std::size_t prefix = std::string_view(category).size() + 1;
-  for (es::Position from{1};;) {
+  for (es::Position from{1}; from <= through;) {
     OF_ASSIGN_OR_RETURN(auto next, store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
-      if (e.version == 0) ids.insert(e.stream_id.str().substr(prefix));
+      if (e.position <= through) versions[e.stream_id.str().substr(prefix)] = e.version;
     }));
-    if (next == from) return ids;
+    if (next == from) break;
     from = next;
   }
+  return versions;
 }
 
 // The stream's events folded from the start, snapshots not used: what verify compares
@@ -32,22 +34,53 @@ Result<Loaded<A>> fold_all(es::EventStore& store, const std::string& id, es::Str
   return fold_stream<A>(store, id, Loaded<A>{A::decider.initial_state(), es::kNoStream}, until);
 }
 
-// Compares each stream's fold, rendered by `render`, with the read model's document.
-template <class A, class Projection, class Render>
-Result<void> compare(VerifyContext& ctx, Projection& projection, const char* what, Render render, Differences& out) {
-  OF_ASSIGN_OR_RETURN(auto ids, stream_ids(ctx.store, A::category));
-  for (const auto& id : ids) {
-    OF_ASSIGN_OR_RETURN(auto loaded, fold_all<A>(ctx.store, id));
-    OF_ASSIGN_OR_RETURN(auto doc, projection.get(id));
-    const auto expected = render(loaded.state, loaded.version);
-    if (!doc)
-      out.push_back(std::string(what) + " " + id + ": missing from the read model; the store has " + expected);
-    else if (doc->json != expected)
-      out.push_back(std::string(what) + " " + id + ": read model has " + doc->json + "; the store has " + expected);
+// One document against its stream: at least at `at_through` (the stream's version when the read
+// models were caught up), and equal to the fold through the version it shows.
+template <class A, class Render>
+Result<void> compare_document(VerifyContext& ctx, const std::string& what, const std::string& id,
+                              const projections::Document& doc, es::StreamVersion at_through, Render render,
+                              Differences& out) {
+  const auto name = what + " " + id;
+  if (doc.version < at_through) {
+    out.push_back(name + ": read model at version " + to_string(doc.version) + "; the stream was at version " +
+                  to_string(at_through) + " by position " + std::to_string(ctx.through.value()));
+    return {};
   }
-  return projection.for_each([&](const std::string& id, const std::string&) {
-    if (!ids.count(id)) out.push_back(std::string(what) + " " + id + ": in the read model but not in the store");
-  });
+  OF_ASSIGN_OR_RETURN(auto folded, fold_all<A>(ctx.store, id, std::max(doc.version, es::StreamVersion{0})));
+  if (folded.version == es::kNoStream) out.push_back(name + ": in the read model but not in the store");
+  else if (folded.version < doc.version)
+    out.push_back(name + ": read model has " + doc.json + "; the stream ends at version " + to_string(folded.version));
+  else if (const auto expected = render(folded.state, folded.version); doc.json != expected)
+    out.push_back(name + ": read model has " + doc.json + "; the store has " + expected);
+  return {};
+}
+
+// Compares the read model's documents with their streams (compare_document), and names every
+// stream of the log through ctx.through that has none.
+template <class A, class Projection, class Render>
+Result<void> compare(VerifyContext& ctx, Projection& projection, const std::string& what, Render render,
+                     Differences& out) {
+  OF_ASSIGN_OR_RETURN(auto versions, stream_versions(ctx.store, A::category, ctx.through));
+  for (const auto& [id, at_through] : versions) {
+    OF_ASSIGN_OR_RETURN(auto doc, projection.get(id));
+    if (doc) {
+      OF_RETURN_IF_ERROR(compare_document<A>(ctx, what, id, *doc, at_through, render, out));
+      continue;
+    }
+    OF_ASSIGN_OR_RETURN(auto folded, fold_all<A>(ctx.store, id));
+    out.push_back(what + " " + id + ": missing from the read model; the store has " +
+                  render(folded.state, folded.version));
+  }
+  // Documents of streams begun past ctx.through (writers went on), or of none.
+  std::vector<std::string> others;
+  OF_RETURN_IF_ERROR(projection.for_each([&](const std::string& id, const std::string&) {
+    if (!versions.count(id)) others.push_back(id);
+  }));
+  for (const auto& id : others) {
+    OF_ASSIGN_OR_RETURN(auto doc, projection.get(id));
+    if (doc) OF_RETURN_IF_ERROR(compare_document<A>(ctx, what, id, *doc, es::kNoStream, render, out));
+  }
+  return {};
 }
 
 }  // namespace

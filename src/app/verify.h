@@ -3,6 +3,7 @@
 // more entry in verify_checks().
 #pragma once
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -15,11 +16,16 @@ struct VerifyContext {
   es::EventStore& store;
   es::SnapshotStore& snapshots;
   projections::ReadSide& read;
+  // The read models have applied the log through here. Writers may go on meanwhile (servers on
+  // PostgreSQL): a document must stand at least where its stream stood here, and equal the fold
+  // of its stream through the version it shows.
+  es::Position through = std::numeric_limits<es::Position>::max();
 };
 
 using Differences = std::vector<std::string>;
 
-// Every order, product and account read model equals the fold of its stream, and the read
+// Every order, product and account read model equals the fold of its stream through the version
+// the document shows, no document stands below its stream's version at `through`, and the read
 // models hold nothing the store does not.
 Result<void> check_orders(VerifyContext& ctx, Differences& out);
 Result<void> check_products(VerifyContext& ctx, Differences& out);

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <thread>
 
@@ -30,26 +31,62 @@ struct ScannedLog : es::StoredLog {
   std::atomic<es::Position> position{es::Position{0}};
 };
 
-// Waits until every projection has applied `position`; an error if one has failed.
-Result<void> catch_up(es::ProjectionRunner& runner, es::Position position) {
+struct VerifyOptions {
+  StoreSpec store;
+  int wait_s = 60;  // --wait: how long the read models may stand still, short of the log's last position
+};
+
+// "orders at position 12 (following: another process folds it)" for each read model short of
+// `position`.
+std::string behind(const std::vector<es::ProjectionStatus>& statuses, es::Position position) {
+  std::string out;
+  for (const auto& s : statuses) {
+    if (s.position >= position) continue;
+    if (!out.empty()) out += ", ";
+    out += fmt::format("{} at position {} ({}", s.name, s.position.value(), es::to_string(s.state));
+    if (s.state == es::ProjectionState::following) out += ": another process folds it";
+    if (s.state == es::ProjectionState::rebuilding) out += fmt::format(": its new copy at {}", s.rebuilt.value());
+    out += ")";
+  }
+  return out;
+}
+
+// Waits until every projection has applied `position`. An error if one has failed, or if none
+// has moved for `wait` while some are short of it: a projector process stopped, or standing on
+// a held stream, would keep verify waiting for ever.
+Result<void> catch_up(es::ProjectionRunner& runner, es::Position position, std::chrono::seconds wait) {
   Progress progress("read models", static_cast<std::uint64_t>(position.value()), [&runner] {
     es::Position least = std::numeric_limits<es::Position>::max();
     for (const auto& s : runner.status()) least = std::min(least, s.position);
     return static_cast<std::uint64_t>(least.value());
   });
+  std::vector<std::pair<es::Position, es::Position>> seen;
+  auto moved_at = std::chrono::steady_clock::now();
   for (;;) {
-    bool behind = false;
-    for (const auto& s : runner.status()) {
+    const auto statuses = runner.status();
+    bool short_of = false;
+    std::vector<std::pair<es::Position, es::Position>> now;
+    for (const auto& s : statuses) {
       if (s.state == es::ProjectionState::failed)
         return fail(Errc::internal, "projection " + s.name + " failed: " + s.last_error.value_or(""));
-      behind = behind || s.position < position;
+      short_of = short_of || s.position < position;
+      now.emplace_back(s.position, s.rebuilt);
     }
-    if (!behind) return {};
+    if (!short_of) return {};
+    if (now != seen) {
+      seen = std::move(now);
+      moved_at = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - moved_at >= wait) {
+      return fail(Errc::unavailable,
+                  fmt::format("the read models stood still for {} s short of the log's position {}: {}", wait.count(),
+                              position.value(), behind(statuses, position)));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
-int verify(const StoreSpec& spec) {
+int verify(const VerifyOptions& options) {
+  const auto& spec = options.store;
   auto store = open_store(spec);
   if (!store) return runtime_failure(store.error().message);
   // The log first: every other check reads it, and stops at its first corrupt event.
@@ -73,10 +110,11 @@ int verify(const StoreSpec& spec) {
   auto last = store->events().last_position();
   if (!last) return runtime_failure(last.error().message);
   if (auto r = read->runner().start(); !r) return runtime_failure(r.error().message);
-  if (auto r = catch_up(read->runner(), *last); !r) return runtime_failure(r.error().message);
+  if (auto r = catch_up(read->runner(), *last, std::chrono::seconds(options.wait_s)); !r)
+    return runtime_failure(r.error().message);
   read->runner().stop();
 
-  app::VerifyContext ctx{store->events(), store->snapshots(), *read};
+  app::VerifyContext ctx{store->events(), store->snapshots(), *read, *last};
   std::size_t total = 0;
   for (const auto& check : app::verify_checks()) {
     app::Differences found;
@@ -93,10 +131,14 @@ int verify(const StoreSpec& spec) {
 }  // namespace
 
 void add_verify(CLI::App& root, Settings& settings, Action& action) {
-  auto spec = std::make_shared<StoreSpec>();
+  auto options = std::make_shared<VerifyOptions>();
   auto* cmd = root.add_subcommand("verify", "Check the event log's hash chain, then compare the read models with a fold of the event store (exit 1 on a break or a difference)");
-  add_store_settings(settings, *cmd, *spec);
-  cmd->callback([spec, &action] { action = [spec] { return verify(*spec); }; });
+  add_store_settings(settings, *cmd, options->store);
+  settings
+      .add(*cmd, "wait", options->wait_s,
+           "Seconds the read models may stand still short of the log's last position before verify gives up (exit 1)")
+      ->check(above_zero());
+  cmd->callback([options, &action] { action = [options] { return verify(*options); }; });
 }
 
 }  // namespace orderflow::cli
