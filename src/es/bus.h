@@ -73,7 +73,9 @@ class BusConsumer {
   // The topics of which the bus dropped messages (its retention) before this consumer read
   // them, found since the last call: those messages' events are to be read again from the
   // event store. Kafka: a partition whose messages came past the offset expected (the
-  // group's committed offset, 0 for a new group, then one past the last fetched). Empty by
+  // group's committed offset, 0 for a new group, then one past the last fetched).
+  // JetStream: the wildcard PREFIX.> (one stream holds every topic; its first message past
+  // the durable's ack floor, or a skipped sequence the stream no longer holds). Empty by
   // default.
   virtual std::vector<std::string> dropped() { return {}; }
   // Gives up its share of the bus's messages until its next fetch, which connects again

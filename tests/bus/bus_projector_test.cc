@@ -814,6 +814,28 @@ TEST_F(BusProjectorTest, EventsWhoseKafkaMessagesWereDroppedUnreadAreReadFromThe
   expect_matches_store(*read);
 }
 
+// The relay's stream was made beforehand with a limit, and removed messages before the
+// projector's durable read them: the projector reads their events from the store (which
+// categories the removed messages held, a gap in the one stream does not say), and its read
+// models equal a fold of the store.
+TEST_F(BusProjectorTest, EventsWhoseNatsMessagesTheStreamsLimitRemovedUnreadAreReadFromTheStore) {
+  make_nats_stream(*bus_, {"orderflow.events.>"}, 40);
+  random_workload(300, 11);
+  relay_all();
+  const auto last = *store_->last_position();
+  ASSERT_GT(last, es::Position{40}) << "the stream removed no message: nothing to test";
+  auto read = open_read_side("bus-fed.db");
+  auto bus = consumer();
+  app::bus_projector::BusProjector projector(*read, *bus, {.bus = bus_->url(), .store = store_.get()});
+  ASSERT_TRUE(projector.start());
+  ASSERT_TRUE(wait_until([&] { return projector.status().position == last && projector.status().backlog == 0u; }, 60s))
+      << "at " << to_string(projector.status().position) << " of " << to_string(last) << "; "
+      << projector.status().last_error.value_or("");
+  EXPECT_EQ(projector.status().dead_lettered, 0u);
+  projector.stop();
+  expect_matches_store(*read);
+}
+
 // A Kafka consumer whose process stops folding (its claims went to another process) leaves
 // the group: the other member gets the partitions, with what the first fetched and did not
 // acknowledge, at the group's next rebalance. With librdkafka's mock cluster that came 42 s

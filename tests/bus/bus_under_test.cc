@@ -330,6 +330,28 @@ int spawn_serve(const std::string& data_dir, const std::string& roles, const std
 }
 
 std::unique_ptr<BusUnderTest> start_nats() { return std::make_unique<NatsBus>(); }
+
+void make_nats_stream(const BusUnderTest& nats, const std::vector<std::string>& subjects, std::int64_t max_messages) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  check(natsConnection_ConnectTo(&nc, nats.url().c_str()), "connecting to nats-server");
+  check(natsConnection_JetStream(&js, nc, nullptr), "JetStream");
+  std::vector<const char*> list;
+  for (const auto& s : subjects) list.push_back(s.c_str());
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = "ORDERFLOW_EVENTS";
+  cfg.Subjects = list.data();
+  cfg.SubjectsLen = static_cast<int>(list.size());
+  cfg.Storage = js_FileStorage;
+  cfg.MaxMsgs = max_messages;
+  jsStreamInfo* info = nullptr;
+  const natsStatus made = js_AddStream(&info, js, &cfg, nullptr, nullptr);
+  jsStreamInfo_Destroy(info);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  check(made, "making the stream ORDERFLOW_EVENTS");
+}
 std::unique_ptr<BusUnderTest> start_kafka() { return std::make_unique<KafkaBus>(); }
 
 std::unique_ptr<es::BusPublisher> publisher_for(const BusUnderTest& bus) {

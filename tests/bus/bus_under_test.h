@@ -54,6 +54,11 @@ class BusUnderTest {
 std::unique_ptr<BusUnderTest> start_nats();
 std::unique_ptr<BusUnderTest> start_kafka();
 
+// Makes the relay's JetStream stream (ORDERFLOW_EVENTS) beforehand, as an operator might:
+// holding `subjects`, and at most `max_messages` of them (-1: no limit; past it the oldest
+// are removed, read or not).
+void make_nats_stream(const BusUnderTest& nats, const std::vector<std::string>& subjects, std::int64_t max_messages);
+
 // Whether `done` came true within `limit` (looked at every 20 ms).
 bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit);
 

@@ -4,6 +4,7 @@
 #include "bus/nats/nats_consumer.h"
 
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 
 #include <chrono>
 #include <future>
@@ -113,6 +114,82 @@ TEST(NatsConsumer, AFetchForMoreThanTheDurableLetsOutAtOnceComesBackAtOnce) {
     consumer = consumer_of(*bus);  // and the same from a consumer of the durable made anew
   }
   EXPECT_EQ(taken, many.size());
+}
+
+// Publishes messages first..last (message(i)) and fetches and acknowledges everything there is.
+std::vector<std::string> publish_and_take(const BusUnderTest& bus, es::BusConsumer& consumer, int first, int last) {
+  std::vector<es::BusMessage> messages;
+  for (int i = first; i <= last; ++i) messages.push_back(message(i));
+  EXPECT_TRUE(publisher_for(bus)->publish(messages));
+  std::vector<std::string> bodies;
+  for (;;) {
+    auto fetched = consumer.fetch(100, 300ms);
+    EXPECT_TRUE(fetched) << fetched.error().message;
+    if (!fetched || fetched->empty()) return bodies;
+    std::vector<std::uint64_t> tags;
+    for (const auto& d : *fetched) {
+      bodies.push_back(d.body);
+      tags.push_back(d.tag);
+    }
+    EXPECT_TRUE(consumer.ack(tags));
+  }
+}
+
+// A stream made beforehand with a limit removes its oldest messages, read or not: the
+// consumer tells of those it never had, whether they went while it was fetching, before it
+// connected again, or before its durable was made (their events are then read from the store).
+TEST(NatsConsumer, MessagesTheStreamsLimitRemovedBeforeTheConsumerHadThemAreToldOf) {
+  auto bus = start_nats();
+  make_nats_stream(*bus, {"orderflow.events.>"}, 5);
+  const std::vector<std::string> all{"orderflow.events.>"};
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));  // creates the durable consumer
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 1, 3).size(), 3u);
+  EXPECT_TRUE(consumer->dropped().empty());
+
+  // 4..13 published, 4..8 removed before the fetch.
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 4, 13).front(), "{\"i\":9}");
+  EXPECT_EQ(consumer->dropped(), all);
+  EXPECT_TRUE(consumer->dropped().empty()) << "told once";
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 14, 15).size(), 2u);
+  EXPECT_TRUE(consumer->dropped().empty());
+
+  // The durable's process stops; 16..25 published, 16..20 removed before it connects again.
+  consumer.reset();
+  std::vector<es::BusMessage> later;
+  for (int i = 16; i <= 25; ++i) later.push_back(message(i));
+  ASSERT_TRUE(publisher_for(*bus)->publish(later));
+  consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(100, 300ms));
+  EXPECT_EQ(consumer->dropped(), all);
+
+  // A durable made now: the stream removed 1..20 before it.
+  auto fresh = std::make_unique<bus::nats::NatsConsumer>(
+      bus::nats::NatsConsumerOptions{.servers = cli::parse_bus_url(bus->url())->servers, .durable = "late"});
+  ASSERT_TRUE(fresh->fetch(100, 300ms));
+  EXPECT_EQ(fresh->dropped(), all);
+}
+
+// A stream the operator made wider than the relay's subjects holds other messages between
+// the consumer's: the sequences they take are no messages removed.
+TEST(NatsConsumer, OtherSubjectsOfAWiderStreamAreNoMessagesRemoved) {
+  auto bus = start_nats();
+  make_nats_stream(*bus, {"orderflow.events.>", "other.>"}, -1);
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, bus->url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  std::size_t taken = 0;
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < 3; ++k) ASSERT_EQ(js_Publish(nullptr, js, "other.x", "{}", 2, nullptr, nullptr), NATS_OK);
+    taken += publish_and_take(*bus, *consumer, 10 * i, 10 * i + 2).size();
+    EXPECT_TRUE(consumer->dropped().empty()) << "round " << i;
+  }
+  EXPECT_EQ(taken, 12u);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
 }
 
 }  // namespace

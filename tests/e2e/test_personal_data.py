@@ -7,6 +7,7 @@ import base64
 import glob
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -56,6 +57,7 @@ class Shredding(ErrorAsserts, unittest.TestCase):
             cls.server.stop()
         finally:
             cls.server.cleanup()
+            shutil.rmtree(cls.dir, ignore_errors=True)
 
     def client(self, bearer):
         c = TokenClient(self.server.port, bearer)

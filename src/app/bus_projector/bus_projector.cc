@@ -453,31 +453,52 @@ Result<std::vector<es::RecordedEvent>> BusProjector::apply_stored(std::span<cons
   return events;
 }
 
+// The events a topic whose messages the bus dropped held: its category's, or, for the bus's
+// wildcard `PREFIX.>` (JetStream's one stream: a gap in it does not say whose messages it
+// held), those of every category a read model folds. nullopt: no read model folds them (the
+// saga's own streams).
+std::optional<es::EventFilter> BusProjector::dropped_events(const std::string& topic) const {
+  const auto prefix = options_.topic_prefix + ".";
+  const auto category = topic.starts_with(prefix) ? topic.substr(prefix.size()) : std::string();
+  if (category == ">") {
+    es::EventFilter every;
+    for (const auto& [projection, copy] : copies_) {
+      const auto& folded = projection->filter().categories;
+      if (folded.empty()) return es::EventFilter{};  // every category
+      for (const auto& c : folded)
+        if (std::find(every.categories.begin(), every.categories.end(), c) == every.categories.end())
+          every.categories.push_back(c);
+    }
+    return every;
+  }
+  if (category.empty() || std::none_of(copies_.begin(), copies_.end(),
+                                       [&](const auto& c) { return c.first->filter().has_category(category); }))
+    return std::nullopt;
+  return es::EventFilter{.categories = {category}};
+}
+
 // The events of the topics whose messages the bus dropped unread (es::BusConsumer::dropped),
-// read from the store: every event of the topic's category, in the log's order (so each
-// stream's in order), applied as a delivery would be, those applied already skipped by their
-// version and those of held streams left behind their dead letters. A topic stays pending
-// until it is done: after a failure, at the next fetch.
+// read from the store: every event of the topic's categories (dropped_events), in the log's
+// order (so each stream's in order), applied as a delivery would be, those applied already
+// skipped by their version and those of held streams left behind their dead letters. A topic
+// stays pending until it is done: after a failure, at the next fetch.
 Result<void> BusProjector::recover_dropped() {
   while (!dropped_.empty()) {
     const auto topic = *dropped_.begin();
-    const auto prefix = options_.topic_prefix + ".";
-    const auto category = topic.starts_with(prefix) ? topic.substr(prefix.size()) : std::string();
-    if (std::none_of(copies_.begin(), copies_.end(),
-                     [&](const auto& c) { return !category.empty() && c.first->filter().has_category(category); })) {
-      dropped_.erase(dropped_.begin());  // not a topic of the read models (the saga's own streams)
+    const auto filter = dropped_events(topic);
+    if (!filter) {
+      dropped_.erase(dropped_.begin());
       continue;
     }
     if (!options_.store)
       return fail(Errc::unavailable,
                   "the bus dropped messages of " + topic +
                       " before they were read, and this projector has no event store to read them from");
-    const es::EventFilter filter{.categories = {category}};
     OF_ASSIGN_OR_RETURN(const auto last, options_.store->last_position());
     std::size_t recovered = 0;
     for (es::Position from{1}; from <= last;) {
       std::vector<es::RecordedEvent> stored;
-      OF_ASSIGN_OR_RETURN(const auto next, options_.store->scan_all(from, kRedrivePage, filter, [&](const auto& e) {
+      OF_ASSIGN_OR_RETURN(const auto next, options_.store->scan_all(from, kRedrivePage, *filter, [&](const auto& e) {
         if (!held_streams_.contains(e.stream_id)) stored.push_back(e);
       }));
       OF_ASSIGN_OR_RETURN(auto events, apply_stored(stored));

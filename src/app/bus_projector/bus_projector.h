@@ -31,7 +31,8 @@
 //   and nothing of it is applied twice or out of order. The bus need not keep the message.
 // - Messages the bus dropped before they were read (its retention; es::BusConsumer::dropped)
 //   are not skipped: before the batch that told of them is applied, every event of their
-//   topic's category is read from the event store and applied (those applied already
+//   topic's category (JetStream's wildcard: of every category the read models fold) is read
+//   from the event store and applied (those applied already
 //   skipped by their version); if that fails, the batch is delivered again and it is tried
 //   again at the next fetch.
 // - status().backlog: the consumer's unacknowledged messages as the bus counts them
@@ -226,6 +227,7 @@ class BusProjector final : public BusDeadLetterSource {
   Result<es::StreamVersion> version_at(const es::StreamId& stream, es::Position position);
   Result<Redriven> redrive_now(const RedriveQueue::Request& request);
   Result<std::vector<es::RecordedEvent>> apply_stored(std::span<const es::RecordedEvent> stored);
+  std::optional<es::EventFilter> dropped_events(const std::string& topic) const;
   Result<void> recover_dropped();
   void refresh_backlog();
   void loop();

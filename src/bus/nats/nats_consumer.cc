@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "bus/nats/nats_common.h"
+#include "core/log.h"
 
 namespace orderflow::bus::nats {
 
@@ -17,6 +18,9 @@ struct NatsConsumer::Connection {
   // The durable's cap on messages delivered and not acknowledged (<= 0: none). A fetch asks
   // for no more than it leaves room for: a pull for more waits out its whole wait.
   std::int64_t max_ack_pending = 0;
+  // The stream sequence of the first message not yet delivered to this consumer: a message
+  // past it tells of messages removed before they were delivered, or of another subject's.
+  std::uint64_t next_sequence = 1;
 
   ~Connection() {
     for (auto& [tag, msg] : held) natsMsg_Destroy(msg);
@@ -33,6 +37,22 @@ struct NatsConsumer::Connection {
     return m;
   }
 };
+
+namespace {
+
+// The sequence of the first message the stream holds (past its last when it holds none; 0
+// when it never held one).
+Result<std::uint64_t> first_sequence(jsCtx* js, const std::string& stream) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &err); s != NATS_OK)
+    return nats_error("reading the stream " + stream, s);
+  const auto first = info->State.FirstSeq;
+  jsStreamInfo_Destroy(info);
+  return first;
+}
+
+}  // namespace
 
 NatsConsumer::NatsConsumer(NatsConsumerOptions options) : options_(std::move(options)) {}
 
@@ -66,7 +86,14 @@ Result<void> NatsConsumer::connect() {
       s != NATS_OK)
     return nats_error("reading the durable consumer " + options_.durable, s);
   c->max_ack_pending = ci->Config ? ci->Config->MaxAckPending : 0;
+  // Everything past the ack floor is to be delivered (again); a new durable starts at the
+  // stream's sequence 1 (JetStream starts it at the first message the stream still holds).
+  const std::uint64_t unacked = ci->Delivered.Consumer == 0 ? 1 : ci->AckFloor.Stream + 1;
+  const std::uint64_t delivered = ci->Delivered.Stream;
   jsConsumerInfo_Destroy(ci);
+  OF_ASSIGN_OR_RETURN(const auto first, first_sequence(c->js, options_.stream));
+  if (first > unacked) note_removed(unacked, std::to_string(first));
+  c->next_sequence = std::max(delivered + 1, first);
   conn_ = std::move(c);
   return {};
 }
@@ -93,6 +120,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
     return nats_error("fetching", s);
   }
   out.reserve(static_cast<std::size_t>(list.Count));
+  std::uint64_t gap_from = 0;  // the first sequence skipped, if any
   for (int i = 0; i < list.Count; ++i) {
     natsMsg* m = list.Msgs[i];
     list.Msgs[i] = nullptr;  // ours now
@@ -111,7 +139,10 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
     jsMsgMetaData* meta = nullptr;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
       d.attempt = static_cast<int>(meta->NumDelivered);
-      d.id = std::string(meta->Stream ? meta->Stream : "") + ":" + std::to_string(meta->Sequence.Stream);
+      const std::uint64_t sequence = meta->Sequence.Stream;
+      d.id = std::string(meta->Stream ? meta->Stream : "") + ":" + std::to_string(sequence);
+      if (sequence > c.next_sequence && gap_from == 0) gap_from = c.next_sequence;
+      c.next_sequence = std::max(c.next_sequence, sequence + 1);
       jsMsgMetaData_Destroy(meta);
     }
     d.tag = c.next_tag++;
@@ -119,6 +150,15 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
     out.push_back(std::move(d));
   }
   natsMsgList_Destroy(&list);
+  // Skipped sequences are another subject's messages (a stream the operator made wider) or
+  // messages removed unread. The stream's limits remove the oldest: if its first message is
+  // past the gap's start, the gap's messages are gone. Not knowing (the server did not
+  // answer) counts as gone: reading the store again costs time, skipping events loses them.
+  if (gap_from != 0) {
+    const auto first = first_sequence(c.js, options_.stream);
+    if (!first) note_removed(gap_from, "unknown (" + first.error().message + ")");
+    else if (*first > gap_from) note_removed(gap_from, std::to_string(*first));
+  }
   return out;
 }
 
@@ -180,6 +220,21 @@ Result<void> NatsConsumer::dead_letter(std::uint64_t tag, const std::string& rea
   if (s != NATS_OK) return nats_error("publishing a dead letter to " + subject, s);
   const std::uint64_t tags[] = {tag};
   return ack(tags);
+}
+
+void NatsConsumer::note_removed(std::uint64_t from, const std::string& first) {
+  dropped_ = true;
+  log::warn("nats", "the stream removed messages this consumer had not had: their events are read from the store",
+            {{"stream", options_.stream},
+             {"durable", options_.durable},
+             {"from_sequence", std::to_string(from)},
+             {"first_held", first}});
+}
+
+std::vector<std::string> NatsConsumer::dropped() {
+  if (!dropped_) return {};
+  dropped_ = false;
+  return {options_.subject_prefix + ".>"};
 }
 
 Result<std::uint64_t> NatsConsumer::backlog() {

@@ -42,13 +42,22 @@ class NatsConsumer final : public es::BusConsumer {
   Result<void> dead_letter(std::uint64_t tag, const std::string& reason) override;
   // The durable consumer's NumPending + NumAckPending (one request to the server).
   Result<std::uint64_t> backlog() override;
+  // `<subject_prefix>.>` once messages of the stream were removed (its limits: max messages,
+  // bytes or age) before this consumer had them: one stream holds every subject, and a gap in
+  // its sequence does not say whose messages it held. Found when it connects (the stream's
+  // first message past the durable's ack floor) and when a fetch skips sequences (the
+  // stream's first message past the first skipped).
+  std::vector<std::string> dropped() override;
 
  private:
   struct Connection;
   Result<void> connect();
+  // Messages from sequence `from` on were removed before this consumer had them (dropped()).
+  void note_removed(std::uint64_t from, const std::string& first);
 
   NatsConsumerOptions options_;
   std::unique_ptr<Connection> conn_;
+  bool dropped_ = false;  // since dropped() was last asked
 };
 
 }  // namespace orderflow::bus::nats
