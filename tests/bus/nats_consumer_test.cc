@@ -170,6 +170,31 @@ TEST(NatsConsumer, MessagesTheStreamsLimitRemovedBeforeTheConsumerHadThemAreTold
   EXPECT_EQ(fresh->dropped(), all);
 }
 
+// A message given back for a later delivery (retry) that the stream's limit removes meanwhile
+// never comes back, and leaves no gap among the messages that do: it is told of too.
+TEST(NatsConsumer, ARetriedMessageTheStreamsLimitRemovedBeforeItCameBackIsToldOf) {
+  auto bus = start_nats();
+  make_nats_stream(*bus, {"orderflow.events.>"}, 3);
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));
+  std::vector<es::BusMessage> three{message(1), message(2), message(3)};
+  ASSERT_TRUE(publisher_for(*bus)->publish(three));
+  std::vector<es::BusDelivery> delivered;
+  while (delivered.size() < 3) {
+    auto fetched = consumer->fetch(10, 1s);
+    ASSERT_TRUE(fetched) << fetched.error().message;
+    delivered.insert(delivered.end(), fetched->begin(), fetched->end());
+  }
+  const std::uint64_t acked[] = {delivered[0].tag, delivered[1].tag};
+  ASSERT_TRUE(consumer->ack(acked));
+  ASSERT_TRUE(consumer->retry(delivered[2].tag, 3s));
+  // 4..6 published: the stream keeps them and removes 3, which was to come back in 3 s.
+  const auto bodies = publish_and_take(*bus, *consumer, 4, 6);
+  ASSERT_EQ(bodies.size(), 3u);
+  EXPECT_EQ(bodies.front(), "{\"i\":4}");
+  EXPECT_EQ(consumer->dropped(), std::vector<std::string>{"orderflow.events.>"});
+}
+
 // A stream the operator made wider than the relay's subjects holds other messages between
 // the consumer's: the sequences they take are no messages removed.
 TEST(NatsConsumer, OtherSubjectsOfAWiderStreamAreNoMessagesRemoved) {

@@ -1,6 +1,7 @@
 #include "bus/nats/nats_consumer.h"
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "bus/nats/nats_common.h"
@@ -21,6 +22,10 @@ struct NatsConsumer::Connection {
   // The stream sequence of the first message not yet delivered to this consumer: a message
   // past it tells of messages removed before they were delivered, or of another subject's.
   std::uint64_t next_sequence = 1;
+  // Sequences given back by retry() and not delivered again yet: the stream's limits may
+  // remove them before they come back. Looked at by a fetch at most every kRetriedCheck.
+  std::set<std::uint64_t> retried;
+  std::chrono::steady_clock::time_point retried_checked{};
 
   ~Connection() {
     for (auto& [tag, msg] : held) natsMsg_Destroy(msg);
@@ -39,6 +44,17 @@ struct NatsConsumer::Connection {
 };
 
 namespace {
+
+constexpr std::chrono::milliseconds kRetriedCheck{250};
+
+// The stream sequence of a message delivered by JetStream (0 if its metadata cannot be read).
+std::uint64_t sequence_of(natsMsg* m) {
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, m) != NATS_OK) return 0;
+  const std::uint64_t sequence = meta->Sequence.Stream;
+  jsMsgMetaData_Destroy(meta);
+  return sequence;
+}
 
 // The sequence of the first message the stream holds (past its last when it holds none; 0
 // when it never held one).
@@ -143,6 +159,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
       d.id = std::string(meta->Stream ? meta->Stream : "") + ":" + std::to_string(sequence);
       if (sequence > c.next_sequence && gap_from == 0) gap_from = c.next_sequence;
       c.next_sequence = std::max(c.next_sequence, sequence + 1);
+      c.retried.erase(sequence);
       jsMsgMetaData_Destroy(meta);
     }
     d.tag = c.next_tag++;
@@ -154,10 +171,24 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
   // messages removed unread. The stream's limits remove the oldest: if its first message is
   // past the gap's start, the gap's messages are gone. Not knowing (the server did not
   // answer) counts as gone: reading the store again costs time, skipping events loses them.
-  if (gap_from != 0) {
+  // Retried messages not delivered again are looked for the same way, less often (a retry
+  // comes back after its delay; one removed meanwhile never does). They stay looked for until
+  // they come back, so a stream that cannot be read now counts against a gap only, which a
+  // later fetch cannot see again.
+  std::uint64_t from = gap_from;
+  if (const auto now = std::chrono::steady_clock::now();
+      !c.retried.empty() && now - c.retried_checked >= kRetriedCheck) {
+    c.retried_checked = now;
+    from = from ? std::min(from, *c.retried.begin()) : *c.retried.begin();
+  }
+  if (from != 0) {
     const auto first = first_sequence(c.js, options_.stream);
-    if (!first) note_removed(gap_from, "unknown (" + first.error().message + ")");
-    else if (*first > gap_from) note_removed(gap_from, std::to_string(*first));
+    if (!first) {
+      if (gap_from != 0) note_removed(gap_from, "unknown (" + first.error().message + ")");
+    } else if (*first > from) {
+      note_removed(from, std::to_string(*first));
+      c.retried.erase(c.retried.begin(), c.retried.lower_bound(*first));  // gone: read from the store
+    }
   }
   return out;
 }
@@ -185,6 +216,7 @@ Result<void> NatsConsumer::retry(std::uint64_t tag, std::chrono::milliseconds de
   if (!conn_) return fail(Errc::unavailable, "NATS: not connected");
   natsMsg* m = conn_->take(tag);
   if (!m) return {};
+  if (const auto sequence = sequence_of(m)) conn_->retried.insert(sequence);
   natsStatus s = natsMsg_NakWithDelay(m, delay.count(), nullptr);
   natsMsg_Destroy(m);
   if (s != NATS_OK) return nats_error("asking for redelivery", s);

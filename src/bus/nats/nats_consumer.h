@@ -45,8 +45,9 @@ class NatsConsumer final : public es::BusConsumer {
   // `<subject_prefix>.>` once messages of the stream were removed (its limits: max messages,
   // bytes or age) before this consumer had them: one stream holds every subject, and a gap in
   // its sequence does not say whose messages it held. Found when it connects (the stream's
-  // first message past the durable's ack floor) and when a fetch skips sequences (the
-  // stream's first message past the first skipped).
+  // first message past the durable's ack floor), when a fetch skips sequences (the stream's
+  // first message past the first skipped), and for messages given back by retry() that have
+  // not come back (the stream's first message past them; looked at every 250 ms at most).
   std::vector<std::string> dropped() override;
 
  private:
