@@ -10,20 +10,13 @@ namespace orderflow::app {
 
 namespace {
 
-// The version each stream of `category` had at `through`: streams begun later are not there.
+// The version each stream of `category` had at `through`, by id: streams begun later are not there.
 Result<std::map<std::string, es::StreamVersion>> stream_versions(es::EventStore& store, const char* category,
                                                                  es::Position through) {
-  std::map<std::string, es::StreamVersion> versions;
-  es::EventFilter filter;
-  filter.categories.emplace_back(category);
+  OF_ASSIGN_OR_RETURN(const auto at, es::stream_versions_at(store, es::EventFilter{.categories = {category}}, through));
   const std::size_t prefix = std::string_view(category).size() + 1;
-  for (es::Position from{1}; from <= through;) {
-    OF_ASSIGN_OR_RETURN(auto next, store.scan_all(from, 10000, filter, [&](const es::RecordedEvent& e) {
-      if (e.position <= through) versions[e.stream_id.str().substr(prefix)] = e.version;
-    }));
-    if (next == from) break;
-    from = next;
-  }
+  std::map<std::string, es::StreamVersion> versions;
+  for (const auto& [stream, version] : at) versions.emplace(stream.str().substr(prefix), version);
   return versions;
 }
 

@@ -78,4 +78,17 @@ void check_chain(StoredLog& log, std::vector<std::string>& breaks) {
   }
 }
 
+Result<std::unordered_map<StreamId, StreamVersion>> stream_versions_at(EventStore& store, const EventFilter& filter,
+                                                                       Position through) {
+  std::unordered_map<StreamId, StreamVersion> versions;
+  for (Position from{1}; from <= through;) {
+    OF_ASSIGN_OR_RETURN(const auto next, store.scan_all(from, 10000, filter, [&](const RecordedEvent& e) {
+      if (e.position <= through) versions[e.stream_id] = e.version;
+    }));
+    if (next == from) break;
+    from = next;
+  }
+  return versions;
+}
+
 }  // namespace orderflow::es

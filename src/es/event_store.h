@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -129,6 +130,11 @@ class StoredLog {
   // none). An error names the position it could not read past.
   virtual Result<Position> scan_stored(Position from_position, std::size_t max, const StoredFn& fn) = 0;
 };
+
+// The version each stream that `filter` passes had at `through`: its last event at or below
+// it (one scan of the log from its start; streams begun later are not there).
+Result<std::unordered_map<StreamId, StreamVersion>> stream_versions_at(EventStore& store, const EventFilter& filter,
+                                                                       Position through);
 
 // Recomputes the chain from position 1 on and checks it against every hash stored, every
 // checksum and every stored link: appends one line per break to `breaks`, naming the

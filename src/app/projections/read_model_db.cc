@@ -231,15 +231,8 @@ class TableProjection::Copy final : public es::ReadModel {
                                          to_string(stored) +
                                          "; feeding it from the bus needs the event store, to know where each "
                                          "of its streams stands");
-    std::unordered_map<es::StreamId, std::int64_t> reached;
-    for (es::Position from{1}; from <= stored;) {
-      OF_ASSIGN_OR_RETURN(const auto next, store->scan_all(from, 10000, p_.filter_, [&](const es::RecordedEvent& e) {
-        if (e.position <= stored && tracks(e)) reached[e.stream_id] = e.version.value();
-      }));
-      if (next == from) break;
-      from = next;
-    }
-    for (const auto& [stream, version] : reached) versions.emplace_back(stream.view(), version);
+    OF_ASSIGN_OR_RETURN(const auto reached, es::stream_versions_at(*store, p_.filter_, stored));
+    for (const auto& [stream, version] : reached) versions.emplace_back(stream.view(), version.value());
     OF_RETURN_IF_ERROR(p_.db_.transaction(p_.name_, [&](WriteTransaction& tx) { return save_versions(tx, versions); }));
     log::info("read-models", "a read model folded from the log is now fed from the bus",
               {{"projection", p_.name_}, {"position", to_string(stored)}, {"streams", std::to_string(reached.size())}});
