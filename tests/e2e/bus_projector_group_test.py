@@ -9,7 +9,7 @@ claims go with its sessions; the group gives its partitions away after the sessi
 takes over. Once the writes stop and everything is acknowledged, `orderflow verify` finds the read models
 equal to a fold of the log, nothing dead-lettered: nothing lost, nothing applied twice. Accounts are opened
 without an owner (read models fed from the bus hold personal data revealed, a fold of the store sealed).
-About 4 minutes (librdkafka's mock cluster gives a new group member its partitions 40-90 s after it joins):
+About a minute (librdkafka's mock cluster waits out each rebalance, the 10 s session timeout less 1 s):
 not in the e2e discovery; ctest runs it as e2e_kafka_projector_group (label bus)."""
 
 import signal

@@ -69,7 +69,7 @@ class SagaFedFromTheBus(unittest.TestCase):
 
     def test_a_saga_process_on_kafka_killed_mid_way_resumes_and_every_order_ends_final(self):
         # The mock cluster creates the topics on the relay's first publish and gives a new group member its
-        # partitions slowly (a killed member's only after its 45 s session): the store bridges meanwhile (§10),
+        # partitions slowly (a killed member's only after its 10 s session): the store bridges meanwhile (§10),
         # so here most or all of what the saga folds may come from the store; what this case proves is the
         # kill and restart against a Kafka consumer group (orders settle, invariants, no step twice).
         self.killed_case(started_kafka(self))

@@ -70,6 +70,7 @@ Result<void> KafkaConsumer::create() {
                             {"group.id", options_.group},
                             {"enable.auto.commit", "false"},
                             {"auto.offset.reset", "earliest"},
+                            {"session.timeout.ms", std::to_string(options_.session_timeout.count())},
                             {"topic.metadata.refresh.interval.ms", "1000"},  // new topics of the pattern soon
                             {"fetch.wait.max.ms", "10"}},  // the broker answers a fetch at once (500 ms by default)
                            "creating the consumer"));

@@ -38,6 +38,10 @@ struct KafkaConsumerOptions {
   std::string topic_prefix = "orderflow.events";
   std::string group = "orderflow-projector";
   std::string dead_letter_prefix = "orderflow.dead-letters";
+  // How long the group waits for a member that stopped heartbeating (a killed process)
+  // before its partitions go to the others (librdkafka's heartbeats run on its own thread,
+  // every 3 s, so a busy member is not taken for dead). librdkafka's default is 45 s.
+  std::chrono::milliseconds session_timeout = std::chrono::seconds(10);
 };
 
 class KafkaConsumer final : public es::BusConsumer {
