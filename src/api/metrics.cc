@@ -240,6 +240,11 @@ std::string Metrics::render(ApiContext& ctx) {
         "# TYPE orderflow_bus_consumer_dead_letters_total counter\n"
         "orderflow_bus_consumer_dead_letters_total{{consumer=\"{}\"}} {}\n",
         consumer, b.dead_lettered);
+    add("# HELP orderflow_bus_consumer_store_events_total Events the bus-fed projector read from the event store for "
+        "messages the bus dropped unread (its retention or limits).\n"
+        "# TYPE orderflow_bus_consumer_store_events_total counter\n"
+        "orderflow_bus_consumer_store_events_total{{consumer=\"{}\"}} {}\n",
+        consumer, b.from_store);
     add("# HELP orderflow_bus_consumer_held_streams Streams held behind a dead letter until it is retried.\n"
         "# TYPE orderflow_bus_consumer_held_streams gauge\norderflow_bus_consumer_held_streams{{consumer=\"{}\"}} {}\n",
         consumer, b.held);

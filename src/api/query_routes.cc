@@ -285,12 +285,12 @@ json::object readiness_checks(ApiContext& ctx) {
         {"error", b->last_error ? json::value(*b->last_error) : json::value(nullptr)}};
   if (ctx.bus_projector) {
     const auto s = ctx.bus_projector->status();
-    checks["bus_projector"] =
-        json::object{{"bus", s.bus},
-                     {"state", s.state},
-                     {"applied", s.applied},
-                     {"dead_lettered", s.dead_lettered},
-                     {"error", s.last_error ? json::value(*s.last_error) : json::value(nullptr)}};
+    checks["bus_projector"] = json::object{{"bus", s.bus},
+                                           {"state", s.state},
+                                           {"applied", s.applied},
+                                           {"dead_lettered", s.dead_lettered},
+                                           {"from_store", s.from_store},
+                                           {"error", s.last_error ? json::value(*s.last_error) : json::value(nullptr)}};
   }
   return checks;
 }

@@ -36,6 +36,7 @@ def not_here():
               "orderflow_relay_lag_age_seconds", "orderflow_relay_published_total", "orderflow_bus_consumer_up",
               "orderflow_bus_consumer_lag", "orderflow_bus_consumer_applied_lag_seconds",
               "orderflow_bus_consumer_applied_total", "orderflow_bus_consumer_dead_letters_total",
+              "orderflow_bus_consumer_store_events_total",
               "orderflow_bus_consumer_held_streams", "orderflow_saga_bus_up", "orderflow_saga_bus_buffered",
               "orderflow_saga_bus_gap_positions", "orderflow_saga_bus_gap_seconds", "orderflow_saga_bus_folded_total",
               "orderflow_saga_bus_repeats_total", "orderflow_saga_bus_store_events_total",

@@ -140,6 +140,7 @@ Result<void> BusProjector::open_copies() {
   OF_RETURN_IF_ERROR(tables_.create());
   OF_ASSIGN_OR_RETURN(held_streams_, tables_.held_streams());
   held_ = held_streams_.size();
+  recovered_through_.clear();
   MutexLock lk(mu_);
   copies_ = std::move(copies);
   positions_ = std::move(positions);
@@ -213,6 +214,7 @@ Result<void> BusProjector::resume_copies() {
   held_ = held_streams_.size();
   early_since_.clear();
   failures_.clear();
+  recovered_through_.clear();
   MutexLock lk(mu_);
   for (std::size_t i = 0; i < positions.size(); ++i) positions_[i] = std::max(positions_[i], positions[i]);
   return {};
@@ -480,8 +482,11 @@ std::optional<es::EventFilter> BusProjector::dropped_events(const std::string& t
 // The events of the topics whose messages the bus dropped unread (es::BusConsumer::dropped),
 // read from the store: every event of the topic's categories (dropped_events), in the log's
 // order (so each stream's in order), applied as a delivery would be, those applied already
-// skipped by their version and those of held streams left behind their dead letters. A topic
-// stays pending until it is done: after a failure, at the next fetch.
+// skipped by their version and those of held streams left behind their dead letters. The
+// read starts past the last position an earlier read of all those categories went through
+// (recovered_through_): a bus that keeps dropping (a stream's limits smaller than a burst)
+// costs each time the events since, not the whole log. A topic stays pending until it is
+// done: after a failure, at the next fetch.
 Result<void> BusProjector::recover_dropped() {
   while (!dropped_.empty()) {
     const auto topic = *dropped_.begin();
@@ -495,8 +500,21 @@ Result<void> BusProjector::recover_dropped() {
                   "the bus dropped messages of " + topic +
                       " before they were read, and this projector has no event store to read them from");
     OF_ASSIGN_OR_RETURN(const auto last, options_.store->last_position());
+    // Positions of the log are committed in order (every event at or below `last` is
+    // readable now), so what a read through `last` applied needs no second read.
+    const auto through = [&](const std::string& category) {
+      auto at = [&](const std::string& key) {
+        auto it = recovered_through_.find(key);
+        return it == recovered_through_.end() ? es::Position{0} : it->second;
+      };
+      return std::max(at(category), at(""));
+    };
+    es::Position start{last.value() + 1};
+    if (filter->categories.empty()) start = std::min(start, es::Position{through("").value() + 1});
+    for (const auto& category : filter->categories)
+      start = std::min(start, es::Position{through(category).value() + 1});
     std::size_t recovered = 0;
-    for (es::Position from{1}; from <= last;) {
+    for (es::Position from = start; from <= last;) {
       std::vector<es::RecordedEvent> stored;
       OF_ASSIGN_OR_RETURN(const auto next, options_.store->scan_all(from, kRedrivePage, *filter, [&](const auto& e) {
         if (!held_streams_.contains(e.stream_id)) stored.push_back(e);
@@ -507,7 +525,13 @@ Result<void> BusProjector::recover_dropped() {
       from = next;
     }
     log::warn("bus-projector", "read from the store the events of a topic whose messages the bus dropped unread",
-              {{"topic", topic}, {"events", std::to_string(recovered)}, {"through", to_string(last)}});
+              {{"topic", topic},
+               {"events", std::to_string(recovered)},
+               {"from", to_string(start)},
+               {"through", to_string(last)}});
+    from_store_ += recovered;
+    if (filter->categories.empty()) recovered_through_[""] = std::max(through(""), last);
+    for (const auto& category : filter->categories) recovered_through_[category] = std::max(through(category), last);
     dropped_.erase(topic);
   }
   return {};
@@ -525,6 +549,7 @@ BusProjectorStatus BusProjector::status() const {
   BusProjectorStatus s;
   s.bus = options_.bus;
   s.applied = applied_;
+  s.from_store = from_store_;
   s.dead_lettered = dead_lettered_;
   s.held = held_;
   s.position = acked_position_.load();

@@ -104,7 +104,9 @@ struct BusProjectorStatus {
   std::string state;
   std::uint64_t applied = 0;        // messages applied (or skipped as repeats) and acknowledged
   std::uint64_t dead_lettered = 0;  // since start
-  std::size_t held = 0;             // streams held behind a dead letter now
+  // Events read from the store for messages the bus dropped unread (recover_dropped), since start.
+  std::uint64_t from_store = 0;
+  std::size_t held = 0;  // streams held behind a dead letter now
   // The highest position of an event acknowledged, of any stream (at start: the highest
   // any read model applied): what /api/v1/admin/projections counts the lag from.
   es::Position position{0};
@@ -247,6 +249,12 @@ class BusProjector final : public BusDeadLetterSource {
   // Topics whose messages the bus dropped unread, their events not yet read from the store
   // (the loop's thread only).
   std::set<std::string> dropped_;
+  // Per category ("": every one), the last position of a read from the store for dropped
+  // messages: every event of it at or below was applied then (or is held, and its stream will
+  // be applied from the store when released), so the next read for it starts past it.
+  // Forgotten when the copies are opened or resumed (another process may have written them).
+  // The loop's thread only, but for open_copies, which runs before it.
+  std::map<std::string, es::Position> recovered_through_;
   std::chrono::steady_clock::time_point backlog_asked_{};  // the loop's thread only
   // Early events (stream, version) and when they were first delivered early (the loop's thread only).
   std::map<std::pair<es::StreamId, es::StreamVersion>, std::chrono::steady_clock::time_point> early_since_;
@@ -255,7 +263,7 @@ class BusProjector final : public BusDeadLetterSource {
   // The claims went to another process (reclaim_if_unavailable): the loop stands by.
   bool lost_claims_ = false;
 
-  std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0};
+  std::atomic<std::uint64_t> applied_{0}, dead_lettered_{0}, from_store_{0};
   std::atomic<std::size_t> held_{0};
   std::atomic<std::int64_t> backlog_{-1};  // -1: unknown
   std::atomic<es::Position> acked_position_{es::Position{0}};  // status().position
