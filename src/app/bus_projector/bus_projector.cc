@@ -500,8 +500,9 @@ Result<void> BusProjector::recover_dropped() {
                   "the bus dropped messages of " + topic +
                       " before they were read, and this projector has no event store to read them from");
     OF_ASSIGN_OR_RETURN(const auto last, options_.store->last_position());
-    // Positions of the log are committed in order (every event at or below `last` is
-    // readable now), so what a read through `last` applied needs no second read.
+    // scan_all passes no event while one below it may still become visible, so every event
+    // of these categories below where the read ended was applied by it (or is held).
+    const auto categories = filter->categories.empty() ? std::vector<std::string>{""} : filter->categories;
     const auto through = [&](const std::string& category) {
       auto at = [&](const std::string& key) {
         auto it = recovered_through_.find(key);
@@ -509,12 +510,12 @@ Result<void> BusProjector::recover_dropped() {
       };
       return std::max(at(category), at(""));
     };
-    es::Position start{last.value() + 1};
-    if (filter->categories.empty()) start = std::min(start, es::Position{through("").value() + 1});
-    for (const auto& category : filter->categories)
-      start = std::min(start, es::Position{through(category).value() + 1});
+    es::Position done = last;
+    for (const auto& category : categories) done = std::min(done, through(category));
+    const es::Position start{done.value() + 1};
     std::size_t recovered = 0;
-    for (es::Position from = start; from <= last;) {
+    es::Position from = start;
+    while (from <= last) {
       std::vector<es::RecordedEvent> stored;
       OF_ASSIGN_OR_RETURN(const auto next, options_.store->scan_all(from, kRedrivePage, *filter, [&](const auto& e) {
         if (!held_streams_.contains(e.stream_id)) stored.push_back(e);
@@ -530,8 +531,8 @@ Result<void> BusProjector::recover_dropped() {
                {"from", to_string(start)},
                {"through", to_string(last)}});
     from_store_ += recovered;
-    if (filter->categories.empty()) recovered_through_[""] = std::max(through(""), last);
-    for (const auto& category : filter->categories) recovered_through_[category] = std::max(through(category), last);
+    const es::Position ended{from.value() - 1};
+    for (const auto& category : categories) recovered_through_[category] = std::max(through(category), ended);
     dropped_.erase(topic);
   }
   return {};
