@@ -68,8 +68,11 @@ std::unique_ptr<es::BusConsumer> open_bus_consumer(const BusUrl& url, const BusS
           .servers = url.servers, .subject_prefix = spec.topic_prefix, .durable = spec.consumer,
           .replicas = spec.replicas});
     case BusKind::kafka:
-      return std::make_unique<bus::kafka::KafkaConsumer>(bus::kafka::KafkaConsumerOptions{
-          .brokers = url.servers, .topic_prefix = spec.topic_prefix, .group = spec.consumer});
+      return std::make_unique<bus::kafka::KafkaConsumer>(
+          bus::kafka::KafkaConsumerOptions{.brokers = url.servers,
+                                           .topic_prefix = spec.topic_prefix,
+                                           .group = spec.consumer,
+                                           .session_timeout = std::chrono::seconds(spec.session_timeout_s)});
   }
   return nullptr;
 }

@@ -17,6 +17,9 @@ struct BusSpec {
   int replicas = 1;  // of the JetStream stream, when the relay creates it
   std::string consumer = "orderflow-projector";  // the JetStream durable consumer / Kafka consumer group of a bus-fed projector
   std::string saga_consumer = "orderflow-saga";  // the same, of a bus-fed saga
+  // Kafka consumer groups: seconds a member that stopped heartbeating (a killed process)
+  // keeps its partitions before the others get them.
+  int session_timeout_s = 10;
   // What the bus carries of personal data (docs/api.md §7): "revealed" (plaintext, as reads
   // show it) or "sealed" (as stored: an erasure reaches every copy on the bus, and the read
   // models fed from it, which show it revealed as every read model does).

@@ -487,6 +487,11 @@ void add_serve(CLI::App& root, Settings& settings, Action& action) {
       ->check(CLI::IsMember({"revealed", "sealed"}));
   settings.add(*cmd, "bus-replicas", o->bus.replicas, "Replicas of the JetStream stream the relay creates")
       ->check(CLI::Range(1, 5));
+  settings
+      .add(*cmd, "bus-session-timeout", o->bus.session_timeout_s,
+           "Kafka consumer groups: seconds a member that stopped heartbeating (a killed process) keeps its "
+           "partitions before the others get them (6 to 1800, a broker's default bounds)")
+      ->check(CLI::Range(6, 1800));
   settings.add(*cmd, "roles", o->roles, "command,query,admin,projector,saga,relay (default: all)")->check(role_list());
   settings.add(*cmd, "io-threads", o->io_threads, "HTTP io threads")->check(above_zero());
   settings.add(*cmd, "blocking-threads", o->blocking_threads,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "bus/kafka/kafka_consumer.h"
+
 namespace orderflow::cli {
 namespace {
 
@@ -26,6 +28,16 @@ TEST(BusUrl, MalformedOrUnknownIsOneSentenceNamingIt) {
     EXPECT_NE(parsed.error().message.find(bad), std::string::npos) << parsed.error().message;
     EXPECT_EQ(parsed.error().message.find('\n'), std::string::npos);
   }
+}
+
+TEST(BusConsumer, AKafkaGroupsSessionTimeoutIsTheOneGiven) {
+  const auto url = parse_bus_url("kafka://127.0.0.1:9");
+  ASSERT_TRUE(url);
+  auto consumer = open_bus_consumer(*url, {.consumer = "group", .session_timeout_s = 7});
+  auto* kafka = dynamic_cast<bus::kafka::KafkaConsumer*>(consumer.get());
+  ASSERT_NE(kafka, nullptr);
+  EXPECT_EQ(kafka->options().session_timeout, std::chrono::seconds(7));
+  EXPECT_EQ(kafka->options().group, "group");
 }
 
 }  // namespace

@@ -139,6 +139,11 @@ class BadConfiguration(unittest.TestCase):
         err = self.serve(None, None, "--io-threads", "two")
         self.assertIn("--io-threads", err)
 
+    def test_a_kafka_session_timeout_a_broker_refuses_is_refused_naming_it(self):
+        for seconds in ("5", "1801", "ten"):
+            err = self.serve(None, None, "--bus-session-timeout", seconds)
+            self.assertIn("--bus-session-timeout", err)
+
     def test_a_file_that_is_not_toml_is_named_with_its_line(self):
         err = self.serve('[serve]\nlisten = "127.0.0.1:0\n')
         self.assertIn("orderflow.toml line 2:", err)

@@ -65,6 +65,8 @@ class KafkaConsumer final : public es::BusConsumer {
   // creates it again.
   void leave() override;
 
+  const KafkaConsumerOptions& options() const { return options_; }
+
  private:
   struct Fetched {
     std::string topic;
