@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bus/kafka/kafka_consumer.h"
 #include "core/result.h"
 #include "es/bus.h"
 
@@ -19,7 +20,7 @@ struct BusSpec {
   std::string saga_consumer = "orderflow-saga";  // the same, of a bus-fed saga
   // Kafka consumer groups: seconds a member that stopped heartbeating (a killed process)
   // keeps its partitions before the others get them.
-  int session_timeout_s = 10;
+  int session_timeout_s = static_cast<int>(bus::kafka::kDefaultSessionTimeout.count());
   // What the bus carries of personal data (docs/api.md §7): "revealed" (plaintext, as reads
   // show it) or "sealed" (as stored: an erasure reaches every copy on the bus, and the read
   // models fed from it, which show it revealed as every read model does).

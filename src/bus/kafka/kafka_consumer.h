@@ -33,15 +33,17 @@ typedef struct rd_kafka_topic_partition_list_s rd_kafka_topic_partition_list_t;
 
 namespace orderflow::bus::kafka {
 
+// How long a group waits for a member that stopped heartbeating (a killed process) before
+// its partitions go to the others (librdkafka's heartbeats run on its own thread, every 3 s,
+// so a busy member is not taken for dead). librdkafka's default is 45 s.
+inline constexpr std::chrono::seconds kDefaultSessionTimeout{10};
+
 struct KafkaConsumerOptions {
   std::vector<std::string> brokers;  // "HOST:PORT", the bootstrap servers
   std::string topic_prefix = "orderflow.events";
   std::string group = "orderflow-projector";
   std::string dead_letter_prefix = "orderflow.dead-letters";
-  // How long the group waits for a member that stopped heartbeating (a killed process)
-  // before its partitions go to the others (librdkafka's heartbeats run on its own thread,
-  // every 3 s, so a busy member is not taken for dead). librdkafka's default is 45 s.
-  std::chrono::milliseconds session_timeout = std::chrono::seconds(10);
+  std::chrono::milliseconds session_timeout = kDefaultSessionTimeout;
 };
 
 class KafkaConsumer final : public es::BusConsumer {
