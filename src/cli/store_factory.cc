@@ -88,6 +88,7 @@ std::string OpenStore::describe(const StoreSpec& spec) const {
 
 Result<OpenStore> open_store(const StoreSpec& spec) {
   if (is_postgres_url(spec.url)) {
+    if (spec.read_only) return fail(Errc::invalid_argument, "a PostgreSQL store is not opened read-only");
     postgres::PostgresEventStoreOptions options;
     options.conninfo = spec.url;
     options.pipeline = spec.pipeline;
@@ -97,10 +98,11 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   if (!spec.url.empty() && spec.url.rfind("sqlite:", 0) != 0)
     return fail(Errc::invalid_argument, "--store " + spec.url + " is not supported by this build");
   std::error_code ec;
-  std::filesystem::create_directories(spec.data_dir, ec);
+  if (!spec.read_only) std::filesystem::create_directories(spec.data_dir, ec);
   if (ec) return fail(Errc::unavailable, "cannot create data directory " + spec.data_dir + ": " + ec.message());
   sqlite::SqliteEventStoreOptions options;
   options.path = events_db_path(spec);
+  options.read_only = spec.read_only;
   options.pipeline = spec.pipeline;
   options.migration_progress = spec.migration_progress;
   OF_ASSIGN_OR_RETURN(auto store, sqlite::SqliteEventStore::open(options));
@@ -113,7 +115,9 @@ Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec,
                         postgres::PostgresReadModelDb::open({.conninfo = spec.url, .durable_commits = durable_commits}));
     return std::unique_ptr<es::ReadModelDb>(std::move(db));
   }
-  OF_ASSIGN_OR_RETURN(auto db, sqlite::SqliteReadModelDb::open(read_models_db_path(spec), durable_commits));
+  OF_ASSIGN_OR_RETURN(auto db, spec.read_only
+                                   ? sqlite::SqliteReadModelDb::open_read_only(read_models_db_path(spec))
+                                   : sqlite::SqliteReadModelDb::open(read_models_db_path(spec), durable_commits));
   return std::unique_ptr<es::ReadModelDb>(std::move(db));
 }
 

@@ -22,6 +22,9 @@ struct StoreSpec {
   es::AppendPipelineOptions pipeline;
   // The embedded store: told how far an older file's migration has come (SqliteEventStoreOptions).
   std::function<void(es::Position migrated, es::Position last)> migration_progress;
+  // The embedded store and its read models opened read-only (SqliteEventStoreOptions::read_only):
+  // nothing written, in the data directory or beside it. Not for PostgreSQL.
+  bool read_only = false;
 };
 
 // Declares --data and --store on `command`: the shared settings `data` and `store`, the same

@@ -1,7 +1,9 @@
 // orderflow verify: checks the log's hash chain, then folds every stream of the store (the
 // embedded one while no server holds it; a PostgreSQL store at any time) and compares the
 // result with the read models, after letting the projections catch up. Prints each
-// difference; exit 1 if there is any.
+// difference; exit 1 if there is any. An embedded store that cannot be written (a full or
+// read-only disk), or one given --read-only, is verified without writing anything: the read
+// models are compared where they stand.
 #include <fmt/core.h>
 
 #include <atomic>
@@ -35,6 +37,34 @@ struct VerifyOptions {
   StoreSpec store;
   int wait_s = 60;  // --wait: how long the read models may stand still, short of the log's last position
 };
+
+// The store as the options ask; an embedded store that cannot be opened for writing (its disk
+// is full or read-only), opened read-only instead, saying so. Sets spec.read_only then.
+Result<OpenStore> open_verified_store(StoreSpec& spec) {
+  auto store = open_store(spec);
+  if (store || spec.read_only || is_postgres_url(spec.url) || store.error().code != Errc::unavailable) return store;
+  StoreSpec reading = spec;
+  reading.read_only = true;
+  auto read = open_store(reading);
+  if (!read) return store;  // the first error: the read-only one is of no more help (a lock held, no file)
+  fmt::print("{:<10} the store cannot be written ({}): verified read-only, the read models where they stand\n",
+             "read-only", store.error().message);
+  spec.read_only = true;
+  return read;
+}
+
+// The read models where they stand (read-only: nothing may catch them up): the least position
+// any of them has applied, which every document is at least at. Prints each one's.
+es::Position standing(es::ProjectionRunner& runner) {
+  es::Position least = std::numeric_limits<es::Position>::max();
+  std::string at;
+  for (const auto& s : runner.status()) {
+    least = std::min(least, s.position);
+    at += fmt::format("{}{} at {}", at.empty() ? "" : ", ", s.name, s.position.value());
+  }
+  fmt::print("{:<10} compared where they stand: {}\n", "read models", at);
+  return least == std::numeric_limits<es::Position>::max() ? es::Position{0} : least;
+}
 
 // "orders at position 12 (following: another process folds it)" for each read model short of
 // `position`.
@@ -86,8 +116,10 @@ Result<void> catch_up(es::ProjectionRunner& runner, es::Position position, std::
 }
 
 int verify(const VerifyOptions& options) {
-  const auto& spec = options.store;
-  auto store = open_store(spec);
+  auto spec = options.store;
+  if (spec.read_only && is_postgres_url(spec.url))
+    return usage_failure("--read-only is for the embedded store: a PostgreSQL store is verified beside its writers");
+  auto store = open_verified_store(spec);
   if (!store) return runtime_failure(store.error().message);
   // The log first: every other check reads it, and stops at its first corrupt event.
   app::Differences breaks;
@@ -110,11 +142,18 @@ int verify(const VerifyOptions& options) {
   auto last = store->events().last_position();
   if (!last) return runtime_failure(last.error().message);
   if (auto r = read->runner().start(); !r) return runtime_failure(r.error().message);
-  if (auto r = catch_up(read->runner(), *last, std::chrono::seconds(options.wait_s)); !r)
-    return runtime_failure(r.error().message);
+  es::Position through = *last;
+  if (spec.read_only) {
+    through = standing(read->runner());
+  } else if (auto r = catch_up(read->runner(), *last, std::chrono::seconds(options.wait_s)); !r) {
+    auto message = r.error().message;
+    if (!is_postgres_url(spec.url))
+      message += " (`orderflow verify --read-only` compares the read models where they stand, writing nothing)";
+    return runtime_failure(message);
+  }
   read->runner().stop();
 
-  app::VerifyContext ctx{store->events(), store->snapshots(), *read, *last};
+  app::VerifyContext ctx{store->events(), store->snapshots(), *read, through};
   std::size_t total = 0;
   for (const auto& check : app::verify_checks()) {
     app::Differences found;
@@ -134,6 +173,9 @@ void add_verify(CLI::App& root, Settings& settings, Action& action) {
   auto options = std::make_shared<VerifyOptions>();
   auto* cmd = root.add_subcommand("verify", "Check the event log's hash chain, then compare the read models with a fold of the event store (exit 1 on a break or a difference)");
   add_store_settings(settings, *cmd, options->store);
+  settings.add(*cmd, "read-only", options->store.read_only,
+               "The embedded store: write nothing (no catching up of the read models, which are compared where they "
+               "stand; no migration), e.g. for a backup; a store whose disk cannot be written is verified so anyway");
   settings
       .add(*cmd, "wait", options->wait_s,
            "Seconds the read models may stand still short of the log's last position before verify gives up (exit 1)")

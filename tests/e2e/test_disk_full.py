@@ -2,7 +2,8 @@
 
 While the disk is full, writes answer 503 unavailable and /readyz 503 with the reason; once space is
 freed, writes, projections and /readyz come back by themselves within a few seconds, stderr tells the
-failure and the recovery, nothing acknowledged is lost, and `orderflow verify` passes after a SIGTERM.
+failure and the recovery, nothing acknowledged is lost, and `orderflow verify` passes after a SIGTERM;
+on a disk still full it passes too, read-only, writing nothing.
 A server started on a full disk either serves reads (writes 503) or exits 1 with a sentence saying
 why; either way the store stays consistent.
 
@@ -170,6 +171,41 @@ class DiskFull(unittest.TestCase):
         self.assertEqual((again["level"], again["count"], again["suppressed"]), ("info", failures, failures - 1),
                          again)
         self.assertIn("write works again", again["message"])
+
+    def test_verify_on_a_full_disk_checks_the_store_without_writing(self):
+        """A server stopped while the disk is full leaves a store verify cannot write to (not even
+        the header's format): verify says so, checks it read-only (the read models where they
+        stand) and changes no byte of the databases or their WALs."""
+        srv, c = self.start_with_deposits()
+        fill(self.filler)
+        self.write_until_refused(c)
+        srv.stop()
+
+        def contents():
+            out = {}
+            for name in ("events.db", "events.db-wal", "readmodels.db", "readmodels.db-wal"):
+                path = os.path.join(self.data, name)
+                if os.path.exists(path):
+                    with open(path, "rb") as f:
+                        out[name] = f.read()
+            return out
+        before = contents()
+        rc, out = srv.verify()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("the store cannot be written", out)
+        self.assertIn("verified read-only, the read models where they stand", out)
+        self.assertRegex(out, r"read models compared where they stand: orders at \d+")
+        self.assertRegex(out, r"chain +ok")
+        self.assertRegex(out, r"accounts +ok")
+        self.assertTrue(before == contents(), "verify on a full disk changed the store's files")
+
+        os.remove(self.filler)
+        again = self.start()
+        self.assert_balance(self.client(again))
+        again.stop()
+        rc, out = again.verify()
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("read-only", out)
 
     def test_restart_on_a_full_disk_stays_consistent(self):
         srv, _ = self.start_with_deposits()

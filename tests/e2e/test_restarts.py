@@ -6,12 +6,13 @@ snapshot stays the fold of its stream's events, and `orderflow verify` exits 0 a
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
 
-from harness import (API, Server, create_account, create_product, last_position, on_postgres, place_order,
-                     section5_problems, settled_orders, wait_caught_up)
+from harness import (API, Server, binary, create_account, create_product, last_position, on_postgres,
+                     place_order, section5_problems, settled_orders, wait_caught_up)
 
 
 class QuietRestarts(unittest.TestCase):
@@ -131,6 +132,40 @@ class RestoredBackup(unittest.TestCase):
         self.assertEqual(s.stop(), 0)
         rc, out = s.verify()
         self.assertEqual(rc, 0, out)
+
+    def test_a_backup_verified_read_only_is_left_byte_for_byte(self):
+        """`verify --read-only` on a copy of a stopped server's directory: no migration, no catching up, no file
+        made beside the databases; the read models are compared where they stand."""
+        data_dir = tempfile.mkdtemp(prefix="orderflow-e2e-verify-ro-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        s = Server(data_dir=data_dir).start()
+        self.addCleanup(s.cleanup)
+        c = s.client()
+        for _ in range(4):
+            create_account(c, balance=100)
+        wait_caught_up(c)
+        c.close()
+        self.assertEqual(s.stop(), 0)
+
+        def files():
+            out = {}
+            for name in sorted(os.listdir(data_dir)):
+                with open(os.path.join(data_dir, name), "rb") as f:
+                    out[name] = f.read()
+            return out
+        before = files()
+        out = subprocess.run([binary(), "verify", "--data", data_dir, "--read-only"], capture_output=True,
+                             text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertRegex(out.stdout, r"read models compared where they stand: orders at \d+, products at \d+")
+        self.assertRegex(out.stdout, r"accounts +ok")
+        self.assertNotIn("the store cannot be written", out.stdout)  # asked for, not fallen back to
+        self.assertTrue(files() == before, "verify --read-only changed the directory")
+
+        pg = subprocess.run([binary(), "verify", "--store", "postgres://nobody@127.0.0.1:1/none", "--read-only"],
+                            capture_output=True, text=True, timeout=60)
+        self.assertEqual(pg.returncode, 2, pg.stderr)
+        self.assertIn("--read-only is for the embedded store", pg.stderr)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,27 @@ Result<Database> Database::open(const std::string& path, bool read_only, const s
   return d;
 }
 
+Result<Database> Database::open_at_rest(const std::string& path, const std::string& vfs) {
+  std::error_code ec;
+  const auto wal_bytes = std::filesystem::file_size(path + "-wal", ec);
+  if (!ec && wal_bytes > 0) return open(path, true, vfs);
+  // A URI: its path's '%', '?' and '#' escaped.
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else uri += c;
+  }
+  uri += "?immutable=1";
+  Database d;
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(uri.c_str(), &raw, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                           vfs.empty() ? nullptr : vfs.c_str());
+  d.db_.reset(raw);
+  if (rc != SQLITE_OK) return to_error(raw, rc, "cannot open " + path);
+  sqlite3_extended_result_codes(raw, 1);
+  return d;
+}
+
 Result<void> Database::exec(const std::string& sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);

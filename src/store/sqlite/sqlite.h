@@ -83,6 +83,12 @@ class Database {
   // Opens (creating if needed) in WAL mode with synchronous=FULL and a busy timeout,
   // through the SQLite VFS named `vfs` (empty: the default).
   static Result<Database> open(const std::string& path, bool read_only = false, const std::string& vfs = {});
+  // Opens read-only a database that nothing writes while it is open (its writers are held
+  // off by the caller), writing nothing beside it, so that it opens on a full or read-only
+  // disk: a WAL-mode database whose WAL is empty or absent is opened immutable (SQLite would
+  // make a WAL and its -shm index for it), one whose WAL holds frames through the -shm that
+  // exists beside them.
+  static Result<Database> open_at_rest(const std::string& path, const std::string& vfs = {});
 
   sqlite3* handle() const { return db_.get(); }
   Result<void> exec(const std::string& sql);

@@ -176,9 +176,9 @@ struct SqliteEventStore::Reader {
   Database db;
   Statement forward, backward, at_position, by_event_id, scan, last_position, version, find_event, find_idempotency, idempotency_exists, load_snapshot, load_checkpoint, begin, commit;
 
-  static Result<std::unique_ptr<Reader>> open(const std::string& path, const std::string& vfs) {
+  static Result<std::unique_ptr<Reader>> open(const std::string& path, const std::string& vfs, bool read_only) {
     auto r = std::make_unique<Reader>();
-    auto db = Database::open(path, false, vfs);
+    auto db = read_only ? Database::open_at_rest(path, vfs) : Database::open(path, false, vfs);
     if (!db) return db.error();
     r->db = std::move(*db);
     struct {
@@ -255,26 +255,44 @@ Result<std::unique_ptr<SqliteEventStore>> SqliteEventStore::open(SqliteEventStor
 
 Result<void> SqliteEventStore::init() {
   // One writing process per file: the pipeline assigns positions in memory.
-  lock_fd_ = ::open((options_.path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) return fail(Errc::unavailable, "cannot open " + options_.path + ".lock: " + std::strerror(errno));
+  const auto lock = options_.path + ".lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Read-only on a disk that cannot make the file: one that exists is enough to lock.
+  if (lock_fd_ < 0 && options_.read_only) lock_fd_ = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock_fd_ < 0) return fail(Errc::unavailable, "cannot open " + lock + ": " + std::strerror(errno));
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     return fail(Errc::unavailable, options_.path + " is in use by another orderflow process");
-  auto db = Database::open(options_.path, false, options_.vfs);
+  auto open_db = [&] {
+    return options_.read_only ? Database::open_at_rest(options_.path, options_.vfs)
+                              : Database::open(options_.path, false, options_.vfs);
+  };
+  auto db = open_db();
   if (!db) return db.error();
   writer_db_ = std::move(*db);
+  // A store that cannot be written now (a full or read-only disk) is not a broken one.
   auto unusable = [&](const Error& e) {
-    return fail(e.code, options_.path + " is not a usable event store (" + e.message + ")");
+    return fail(e.code,
+                options_.path +
+                    (e.code == Errc::unavailable ? " cannot be opened now (" : " is not a usable event store (") +
+                    e.message + ")");
   };
-  if (auto r = create_or_migrate(); !r) return unusable(r.error());
-  // Checkpoints run on their own thread so a commit never waits for one.
-  // The writer keeps the indexes' hot pages cached rather than re-reading them per batch.
-  // The writer does not sync: sync() does, on its own thread (see there).
-  if (auto r = writer_db_.exec("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" +
-                               std::to_string(options_.wal_size_limit) + "; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
-      !r)
-    return unusable(r.error());
-  if (auto r = index_unindexed(); !r) return unusable(r.error());
+  if (options_.read_only) {
+    if (auto r = check_format(); !r) return unusable(r.error());
+    if (auto r = backlog_unindexed(); !r) return unusable(r.error());
+  } else {
+    if (auto r = create_or_migrate(); !r) return unusable(r.error());
+    // Checkpoints run on their own thread so a commit never waits for one.
+    // The writer keeps the indexes' hot pages cached rather than re-reading them per batch.
+    // The writer does not sync: sync() does, on its own thread (see there).
+    if (auto r = writer_db_.exec(
+            "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=" + std::to_string(options_.wal_size_limit) +
+            "; PRAGMA cache_size=-32768; PRAGMA synchronous=OFF;");
+        !r)
+      return unusable(r.error());
+    if (auto r = index_unindexed(); !r) return unusable(r.error());
+  }
   if (auto r = verify_head(); !r) return unusable(r.error());
+  read_only_last_ = head_position_;
   struct {
     Statement* stmt;
     const char* sql;
@@ -305,7 +323,7 @@ Result<void> SqliteEventStore::init() {
   // writer's next batch waits for (at 5k orders/s ~150 snapshots/s, each an fsync). The
   // writer's next sync of the WAL makes them durable with its batch.
   auto open_aux = [&](Database& db, const char* synchronous) -> Result<void> {
-    auto opened = Database::open(options_.path, false, options_.vfs);
+    auto opened = open_db();
     if (!opened) return opened.error();
     db = std::move(*opened);
     return db.exec(std::string("PRAGMA wal_autocheckpoint=0; PRAGMA synchronous=") + synchronous +
@@ -354,9 +372,10 @@ Result<void> SqliteEventStore::init() {
     }
   }
 
-  auto probe = Reader::open(options_.path, options_.vfs);
+  auto probe = Reader::open(options_.path, options_.vfs, options_.read_only);
   if (!probe) return probe.error();
   probe_ = std::move(*probe);
+  if (options_.read_only) return {};  // no writer, nothing to look up for one
 
   // Its whole budget (16 MiB, 13.4M ids at 10 bits) from the start, whatever the log holds
   // now: it cannot grow once ids are in it. Sized for twice the events at open (at least
@@ -595,6 +614,34 @@ Result<void> SqliteEventStore::index_unindexed() {
   return r;
 }
 
+Result<void> SqliteEventStore::check_format() {
+  auto q = writer_db_.prepare(
+      "SELECT (SELECT user_version FROM pragma_user_version), "
+      "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')");
+  if (!q) return q.error();
+  auto row = q->step();
+  if (!row) return row.error();
+  const auto format = q->int64(0);
+  if (!q->int64(1)) return fail(Errc::not_found, "it holds no event log");
+  if (format != kFormat)
+    return fail(Errc::invalid_state, "its format is " + std::to_string(format) + ", this orderflow's " +
+                                         std::to_string(kFormat) + ": `orderflow migrate` brings it to this one");
+  return {};
+}
+
+Result<void> SqliteEventStore::backlog_unindexed() {
+  auto q = writer_db_.prepare(
+      "SELECT stream_id, version, position FROM events "
+      "WHERE position > (SELECT indexed_through FROM stream_index_state) ORDER BY position");
+  if (!q) return q.error();
+  for (;;) {
+    auto row = q->step();
+    if (!row) return read_failed(row.error(), "reading the events past the stream index");
+    if (!*row) return {};
+    backlog_.add(es::StreamId(q->text(0)), {{es::StreamVersion{q->int64(1)}, es::Position{q->int64(2)}}});
+  }
+}
+
 // Adds the id of every event in the file to ids_, then of every stream to streams_ (open
 // moved every event's entry into stream_index before this starts). Appends made meanwhile
 // are added by write_batch(), so once this has read every row present when it started,
@@ -640,7 +687,7 @@ void SqliteEventStore::close() {
     MutexLock lk(snapshot_mu_);
     if (snapshot_db_.handle()) (void)snapshot_db_.exec("PRAGMA synchronous=FULL");
   }
-  if (writer_db_.handle()) (void)index_unindexed();  // what fails here, the next open does
+  if (writer_db_.handle() && !options_.read_only) (void)index_unindexed();  // what fails here, the next open does
   {
     MutexLock lk(checkpointer_mu_);
     closing_ = true;
@@ -680,12 +727,13 @@ Result<SqliteEventStore::ReaderLease> SqliteEventStore::lease_reader() {
       return ReaderLease(*this, std::move(r));
     }
   }
-  auto r = Reader::open(options_.path, options_.vfs);
+  auto r = Reader::open(options_.path, options_.vfs, options_.read_only);
   if (!r) return r.error();
   return ReaderLease(*this, std::move(*r));
 }
 
 void SqliteEventStore::append_async(es::AppendRequest req, es::AppendCallback done) {
+  if (options_.read_only) return done(fail(Errc::unavailable, options_.path + " is open read-only"));
   pipeline_.append(std::move(req), std::move(done));
 }
 
@@ -695,7 +743,7 @@ Result<std::vector<es::RecordedEvent>> SqliteEventStore::read_stream(const es::S
                                                                      es::Direction direction) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  return read_stream(**reader, stream_id, from_version, max, direction, pipeline_.last_committed(), es::Position{0});
+  return read_stream(**reader, stream_id, from_version, max, direction, visible_through(), es::Position{0});
 }
 
 // The stream's events at positions [min_position, durable]: its newest ones from the
@@ -763,7 +811,7 @@ Result<std::optional<es::RecordedEvent>> SqliteEventStore::read_event(const std:
   // last_committed() covered it (write_batch, before the batch's sync), so an id the
   // filter has never seen is not stored: answered without a read of the file (the saga
   // asks for the ids of steps not taken yet at every charge and commit).
-  const es::Position durable = pipeline_.last_committed();
+  const es::Position durable = visible_through();
   if (ids_loaded_.load(std::memory_order_acquire) && !ids_->may_contain(event_id))
     return std::optional<es::RecordedEvent>();
   auto reader = lease_reader();
@@ -795,7 +843,7 @@ Result<es::Position> SqliteEventStore::scan_all(es::Position from_position, std:
     Reader* r;
     ~EndRead() { (void)r->commit.run(); }
   } end_read{&*(*reader)};
-  const es::Position durable = pipeline_.last_committed();
+  const es::Position durable = visible_through();
   if (!filter.categories.empty()) {
     auto skipped = skip_to_categories(**reader, from_position, filter.categories, durable);
     if (!skipped) return skipped.error();
@@ -906,7 +954,7 @@ Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, s
                                  "LEFT JOIN chain_head h ON h.position = e.position "
                                  "WHERE e.position >= ?1 AND e.position <= ?3 ORDER BY e.position LIMIT ?2");
   if (!s) return s.error();
-  s->bind(1, from_position.value()).bind(2, static_cast<std::int64_t>(max)).bind(3, pipeline_.last_committed().value());
+  s->bind(1, from_position.value()).bind(2, static_cast<std::int64_t>(max)).bind(3, visible_through().value());
   es::RecordedEvent e;
   es::Position next = from_position;
   for (;;) {
@@ -926,7 +974,7 @@ Result<es::Position> SqliteEventStore::scan_stored(es::Position from_position, s
 Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position from_position, std::size_t max,
                                                    const es::EventFilter& filter,
                                                    const std::function<void(const es::RecordedEvent&)>& fn) {
-  const es::Position durable = pipeline_.last_committed();
+  const es::Position durable = visible_through();
   bool in_category = filter.categories.empty();
   for (const auto& c : filter.categories) in_category = in_category || filter.stream_id.view().starts_with(c + "-");
   if (!in_category) return std::max(from_position, durable + 1);
@@ -949,12 +997,12 @@ Result<es::Position> SqliteEventStore::scan_stream(Reader& reader, es::Position 
   }
 }
 
-Result<es::Position> SqliteEventStore::last_position() { return pipeline_.last_committed(); }
+Result<es::Position> SqliteEventStore::last_position() { return visible_through(); }
 
 Result<es::StreamVersion> SqliteEventStore::stream_version(const es::StreamId& stream_id) {
   auto reader = lease_reader();
   if (!reader) return reader.error();
-  return version_at(**reader, stream_id, pipeline_.last_committed());
+  return version_at(**reader, stream_id, visible_through());
 }
 
 // The stream's version as of position `up_to`: its newest entry in the backlog, or in the
@@ -978,7 +1026,7 @@ Result<std::optional<es::IdempotencyRecord>> SqliteEventStore::find_idempotency(
   if (!reader) return reader.error();
   auto& s = (*reader)->find_idempotency;
   ResetOnExit reset(s);
-  s.bind(1, key).bind(2, pipeline_.last_committed().value());
+  s.bind(1, key).bind(2, visible_through().value());
   auto row = s.step();
   if (!row) return row.error();
   if (!*row) return std::optional<es::IdempotencyRecord>();

@@ -47,6 +47,11 @@ struct SqliteEventStoreOptions {
   // The SQLite VFS every file is opened through, by name; empty: the default. For tests
   // (support/sqlite_fault_vfs.h drops what was not synced).
   std::string vfs;
+  // Reads the file as it is and writes nothing, in it or beside it (no migration, no
+  // writer, stream-index entries missing from the file kept in memory), so that it opens
+  // on a full or read-only disk and leaves a backup as it found it. Appends and every other
+  // write answer unavailable. The lock is taken as for writing: no server writes meanwhile.
+  bool read_only = false;
 };
 
 class SqliteEventStore final : public es::EventStore,
@@ -127,6 +132,13 @@ class SqliteEventStore final : public es::EventStore,
   void checkpoint_loop();
   Result<void> create_or_migrate();
   Result<void> index_unindexed();
+  // Read-only: what index_unindexed() would put in stream_index goes to backlog_ instead.
+  Result<void> backlog_unindexed();
+  // Read-only: the file is of this orderflow's format.
+  Result<void> check_format();
+  // The last position readers may see: the pipeline's last committed one, or read-only
+  // the log's last.
+  es::Position visible_through() const { return options_.read_only ? read_only_last_ : pipeline_.last_committed(); }
   Result<void> add_chain(std::int64_t format);
   Result<void> verify_head(bool rewrite_head = false);
   Result<std::vector<es::RecordedEvent>> read_stream(Reader& reader, const es::StreamId& stream_id,
@@ -163,6 +175,7 @@ class SqliteEventStore final : public es::EventStore,
   // The last event written and its hash, which the next one's covers: set at open, then
   // moved by the writer.
   es::Position head_position_{0};
+  es::Position read_only_last_{0};  // read_only: the log's last position, set by init()
   es::EventHash head_hash_{};
   // The stream index's newest entries; written and moved to the file by the writer.
   StreamIndexBacklog backlog_;

@@ -108,6 +108,26 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open(const std::st
   return db;
 }
 
+Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open_read_only(const std::string& path) {
+  std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
+  db->path_ = path;
+  db->read_only_ = true;
+  OF_ASSIGN_OR_RETURN(auto reader, db->open_connection());
+  Connection connection(std::move(reader));
+  std::int64_t layout = 0;
+  OF_RETURN_IF_ERROR(connection.query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }));
+  if (layout != kLayout)
+    return fail(Errc::invalid_state, path + " holds read models of another layout (" + std::to_string(layout) +
+                                         ", this orderflow's " + std::to_string(kLayout) +
+                                         "): a server opening it builds them again from the log");
+  db->give_back(std::make_unique<Connection>(std::move(connection.db())));
+  return db;
+}
+
+Result<Database> SqliteReadModelDb::open_connection() const {
+  return read_only_ ? Database::open_at_rest(path_) : Database::open(path_);
+}
+
 SqliteReadModelDb::~SqliteReadModelDb() {
   {
     MutexLock lk(checkpoint_mu_);
@@ -133,6 +153,15 @@ void SqliteReadModelDb::checkpoint_loop() {
 
 // One process's own file: its writer lock is all the exclusion there is to have.
 Result<void> SqliteReadModelDb::create_tables(std::span<const std::string> statements) {
+  // Read-only, the tables are there already (CREATE … IF NOT EXISTS then writes nothing),
+  // or the read models are not: that statement's error says so.
+  if (read_only_) {
+    auto reader = lease();
+    Result<void> created;
+    for (auto it = statements.begin(); created && it != statements.end(); ++it) created = reader->run(*it, {});
+    give_back(std::move(reader));
+    return created;
+  }
   return transaction("", [&](WriteTransaction& tx) -> Result<void> {
     for (const auto& create : statements)
       if (auto r = tx.run(create); !r) return r;
@@ -142,6 +171,7 @@ Result<void> SqliteReadModelDb::create_tables(std::span<const std::string> state
 
 Result<void> SqliteReadModelDb::transaction(const std::string&,
                                             const std::function<Result<void>(WriteTransaction&)>& fn) {
+  if (read_only_) return fail(Errc::unavailable, path_ + " is open read-only");
   MutexLock lk(writer_mu_);
   auto& db = writer_->db();
   if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return r;
@@ -167,7 +197,7 @@ std::unique_ptr<SqliteReadModelDb::Connection> SqliteReadModelDb::lease() {
       return r;
     }
   }
-  auto db = Database::open(path_);
+  auto db = open_connection();
   OF_CHECK(db.has_value(), "cannot open a reader on the read-model database");
   return std::make_unique<Connection>(std::move(*db));
 }

@@ -26,12 +26,17 @@ class SqliteReadModelDb final : public es::ReadModelDb {
   // messages after the commit); else NORMAL: a power cut may lose the last batches,
   // positions included, which are then applied again from the log.
   static Result<std::unique_ptr<SqliteReadModelDb>> open(const std::string& path, bool durable_commits = false);
+  // Reads the read models as they are and writes nothing, in the file or beside it
+  // (Database::open_at_rest: nothing may write it meanwhile), so that it opens on a full or
+  // read-only disk: claim() answers false, so a ProjectionRunner follows every projection
+  // where it stands; transactions answer unavailable.
+  static Result<std::unique_ptr<SqliteReadModelDb>> open_read_only(const std::string& path);
   ~SqliteReadModelDb() override;
 
   const es::SqlDialect& dialect() const override { return kReadModelDialect; }
   bool shared() const override { return false; }
   Result<void> create_tables(std::span<const std::string> statements) override;
-  Result<bool> claim(const std::string&) override { return true; }
+  Result<bool> claim(const std::string&) override { return !read_only_; }
   Result<void> release(const std::string&) override { return {}; }
   Result<void> transaction(const std::string& name,
                            const std::function<Result<void>(es::WriteTransaction&)>& fn) override;
@@ -43,10 +48,12 @@ class SqliteReadModelDb final : public es::ReadModelDb {
 
   SqliteReadModelDb() = default;
   std::unique_ptr<Connection> lease();
+  Result<Database> open_connection() const;
   void give_back(std::unique_ptr<Connection> reader);
   void checkpoint_loop();
 
   std::string path_;
+  bool read_only_ = false;
   Mutex writer_mu_;
   std::unique_ptr<Connection> writer_ GUARDED_BY(writer_mu_);
   Mutex readers_mu_;

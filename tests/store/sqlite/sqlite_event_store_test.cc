@@ -784,5 +784,75 @@ TEST(SqliteEventStore, AFileOfANewerFormatIsRefused) {
   EXPECT_NE(store.error().message.find("newer"), std::string::npos) << store.error().message;
 }
 
+// Read-only (verify on a full or read-only disk, or on a backup) the store serves the file as
+// it is, the stream-index entries it lacks included (those of a store stopped before it moved
+// them there), and writes nothing: neither those entries nor an append, nor a WAL beside it.
+const es::StreamId kReadOnlyStreams[] = {"order-a", "order-b", "order-c"};
+
+TEST(SqliteEventStore, AReadOnlyOpenServesTheFileAsItIsAndWritesNothing) {
+  TempDir dir;
+  const auto path = dir.file("events.db");
+  {
+    auto store = open_store(path, nullptr, 0);
+    for (const auto& stream : kReadOnlyStreams)
+      ASSERT_TRUE(store->append(make_append(stream, es::ExpectedVersion::no_stream(), 2)));
+  }
+  // As a store stopped before it moved its newest entries: the table ends at position 2.
+  run_sql(path, "DELETE FROM stream_index WHERE position > 2");
+  run_sql(path, "UPDATE stream_index_state SET indexed_through = 2");
+  const auto before = read_file(path);
+
+  sqlite::SqliteEventStoreOptions options;
+  options.path = path;
+  options.read_only = true;
+  auto store = sqlite::SqliteEventStore::open(options);
+  ASSERT_TRUE(store) << store.error().message;
+  EXPECT_EQ((*store)->last_position().value_or(es::Position{0}), es::Position{6});
+  for (const auto& stream : kReadOnlyStreams) {
+    for (const auto direction : {es::Direction::forward, es::Direction::backward}) {
+      auto read =
+          (*store)->read_stream(stream, es::StreamVersion{direction == es::Direction::forward ? 0 : -1}, 10, direction);
+      ASSERT_TRUE(read) << read.error().message;
+      EXPECT_EQ(read->size(), 2u) << stream;
+    }
+    auto version = (*store)->stream_version(stream);
+    ASSERT_TRUE(version);
+    EXPECT_EQ(*version, es::StreamVersion{1}) << stream;
+  }
+  auto appended = (*store)->append(make_append("order-d", es::ExpectedVersion::no_stream(), 1));
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().code, Errc::unavailable);
+  EXPECT_NE(appended.error().message.find("read-only"), std::string::npos) << appended.error().message;
+  store->reset();
+  EXPECT_EQ(read_file(path), before) << "a read-only open wrote to the file";
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
+}
+
+// What a read-only open cannot do, it refuses in a sentence: a file of an older format
+// (only `orderflow migrate` would read it), one that is no event store.
+TEST(SqliteEventStore, AReadOnlyOpenRefusesAFileItWouldHaveToChange) {
+  TempDir dir;
+  sqlite::SqliteEventStoreOptions options;
+  options.path = dir.file("events.db");
+  options.read_only = true;
+  {
+    auto db = sqlite::Database::open(options.path);
+    ASSERT_TRUE(db && db->exec("CREATE TABLE events (x); PRAGMA user_version = 5;"));
+  }
+  auto old = sqlite::SqliteEventStore::open(options);
+  ASSERT_FALSE(old);
+  EXPECT_NE(old.error().message.find("orderflow migrate"), std::string::npos) << old.error().message;
+  EXPECT_EQ(file_format(options.path), 5);
+  options.path = dir.file("other.db");
+  {
+    auto db = sqlite::Database::open(options.path);
+    ASSERT_TRUE(db && db->exec("CREATE TABLE t (x)"));
+  }
+  auto other = sqlite::SqliteEventStore::open(options);
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message.find("holds no event log"), std::string::npos) << other.error().message;
+}
+
 }  // namespace
 }  // namespace orderflow::testing

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "es/read_model_db_contract.h"
 #include "support/temp_dir.h"
 
@@ -58,6 +60,40 @@ TEST(SqliteReadModelDb, StatementJournalsStayInMemory) {
     return tx.query("PRAGMA temp_store", {}, [&](const es::Row& row) { temp_store = row.int64(0); });
   }));
   EXPECT_EQ(temp_store, 2) << "0: the build's default (a file), 1: FILE, 2: MEMORY";
+}
+
+// Read-only (verify on a full or read-only disk): queries answer from the file as it is, no
+// projection is claimed (a runner follows each where it stands), a transaction is refused,
+// and nothing is written, in the file or beside it.
+TEST(SqliteReadModelDb, AReadOnlyOpenAnswersQueriesAndWritesNothing) {
+  TempDir dir;
+  const auto path = dir.file("readmodels.db");
+  {
+    auto db = sqlite::SqliteReadModelDb::open(path);
+    ASSERT_TRUE(db) << db.error().message;
+    const std::string create[] = {"CREATE TABLE IF NOT EXISTS t (x INTEGER) STRICT"};
+    ASSERT_TRUE((*db)->create_tables(create));
+    ASSERT_TRUE((*db)->transaction("t", [](es::WriteTransaction& tx) { return tx.run("INSERT INTO t VALUES (7)"); }));
+  }
+  ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
+  auto db = sqlite::SqliteReadModelDb::open_read_only(path);
+  ASSERT_TRUE(db) << db.error().message;
+  const std::string create[] = {"CREATE TABLE IF NOT EXISTS t (x INTEGER) STRICT"};
+  EXPECT_TRUE((*db)->create_tables(create)) << "the tables are there: nothing to write";
+  std::int64_t x = 0;
+  ASSERT_TRUE((*db)->query("SELECT x FROM t", {}, [&](const es::Row& row) { x = row.int64(0); }));
+  EXPECT_EQ(x, 7);
+  auto claimed = (*db)->claim("t");
+  ASSERT_TRUE(claimed);
+  EXPECT_FALSE(*claimed);
+  auto written = (*db)->transaction("t", [](es::WriteTransaction& tx) { return tx.run("INSERT INTO t VALUES (8)"); });
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, Errc::unavailable);
+  const std::string missing[] = {"CREATE TABLE IF NOT EXISTS u (x INTEGER) STRICT"};
+  EXPECT_FALSE((*db)->create_tables(missing));
+  db->reset();
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
 }
 
 }  // namespace
