@@ -9,7 +9,7 @@
 #include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +20,6 @@
 
 #include "cli/bus_factory.h"
 #include "support/temp_dir.h"
-
-extern char** environ;
 
 namespace orderflow::testing {
 
@@ -51,6 +49,45 @@ bool accepts(int port) {
   return ok;
 }
 
+// Starts `args` (args[0] looked up in PATH) as a child that is killed when this process dies:
+// a test process that aborts (an ASan report, a crash) runs no destructor to stop the servers
+// it started, which then outlived it with their temp dirs. The signal follows the thread that
+// forked, the test's own. `quiet`: its output to /dev/null (a server outliving its test must
+// not hold the test's output open, which keeps ctest waiting until its timeout).
+pid_t spawn_tied(std::vector<std::string> args, bool quiet) {
+  std::string path = args.front();
+  if (path.find('/') == std::string::npos) {
+    const std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+    for (std::size_t at = 0; at <= dirs.size();) {
+      const auto end = std::min(dirs.find(':', at), dirs.size());
+      if (auto candidate = dirs.substr(at, end - at) + "/" + args.front(); ::access(candidate.c_str(), X_OK) == 0) {
+        path = candidate;
+        break;
+      }
+      at = end + 1;
+    }
+  }
+  if (::access(path.c_str(), X_OK) != 0) throw std::runtime_error("cannot run " + args.front());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {  // only async-signal-safe calls from here
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // it died before the line above
+    if (quiet) {
+      const int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDOUT_FILENO);
+      ::dup2(null, STDERR_FILENO);
+    }
+    ::execv(path.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 void check(natsStatus s, const char* what) {
   if (s != NATS_OK) throw std::runtime_error(std::string(what) + ": " + natsStatus_GetText(s));
 }
@@ -70,19 +107,11 @@ class NatsBus final : public BusUnderTest {
 
   void start() override {
     const std::string port = std::to_string(port_), store = dir_.file("js"), log = dir_.file("nats.log");
-    std::vector<std::string> args = {"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", store, "-l", log};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Its output to /dev/null (it logs to `log`): a server outliving a test that crashed must
-    // not hold the test's output open, which keeps ctest waiting until its timeout.
-    posix_spawn_file_actions_t quiet;
-    ::posix_spawn_file_actions_init(&quiet);
-    ::posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&quiet, STDOUT_FILENO, STDERR_FILENO);
-    const int spawned = ::posix_spawnp(&pid_, "nats-server", &quiet, nullptr, argv.data(), environ);
-    ::posix_spawn_file_actions_destroy(&quiet);
-    if (spawned != 0) throw std::runtime_error("cannot start nats-server (apt install nats-server)");
+    try {  // it logs to `log`
+      pid_ = spawn_tied({"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", store, "-l", log}, true);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string(e.what()) + " (apt install nats-server)");
+    }
     for (int i = 0; i < 500 && !accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   void stop() override {
@@ -319,14 +348,9 @@ std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& p
 }
 
 int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url) {
-  std::vector<std::string> args = {ORDERFLOW_BIN, "serve", "--data", data_dir, "--listen", "127.0.0.1:0",
-                                   "--roles", roles, "--bus", bus_url, "--log-level", "warn"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  EXPECT_EQ(::posix_spawn(&pid, ORDERFLOW_BIN, nullptr, nullptr, argv.data(), environ), 0);
-  return pid;
+  return spawn_tied({ORDERFLOW_BIN, "serve", "--data", data_dir, "--listen", "127.0.0.1:0", "--roles", roles, "--bus",
+                     bus_url, "--log-level", "warn"},
+                    false);
 }
 
 std::unique_ptr<BusUnderTest> start_nats() { return std::make_unique<NatsBus>(); }

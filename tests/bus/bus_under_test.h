@@ -67,7 +67,7 @@ bool wait_until(const std::function<bool()>& done, std::chrono::seconds limit);
 std::unique_ptr<sqlite::SqliteEventStore> open_sqlite_store(const std::string& path);
 
 // Starts `orderflow serve` (ORDERFLOW_BIN) on the store in `data_dir`, on any free port,
-// with `roles` and `--bus bus_url`; answers its pid.
+// with `roles` and `--bus bus_url`; answers its pid. Killed if the test process dies.
 int spawn_serve(const std::string& data_dir, const std::string& roles, const std::string& bus_url);
 
 // A publisher for the bus's URL, made as `serve --bus` makes it.
