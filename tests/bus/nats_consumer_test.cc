@@ -195,6 +195,49 @@ TEST(NatsConsumer, ARetriedMessageTheStreamsLimitRemovedBeforeItCameBackIsToldOf
   EXPECT_EQ(consumer->dropped(), std::vector<std::string>{"orderflow.events.>"});
 }
 
+// Messages removed from between others (by hand, `nats stream rmm`, or by a limit per subject)
+// leave the stream's first message where it was: the consumer tells of them too, whether it
+// skipped them in a fetch or had one to retry. The other messages come as ever.
+TEST(NatsConsumer, MessagesRemovedFromBetweenOthersBeforeTheConsumerHadThemAreToldOf) {
+  auto bus = start_nats();
+  make_nats_stream(*bus, {"orderflow.events.>"}, -1);
+  const std::vector<std::string> all{"orderflow.events.>"};
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, bus->url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  auto remove = [&](std::uint64_t sequence) {
+    ASSERT_EQ(js_DeleteMsg(js, "ORDERFLOW_EVENTS", sequence, nullptr, nullptr), NATS_OK) << sequence;
+  };
+  auto consumer = consumer_of(*bus);
+  ASSERT_TRUE(consumer->fetch(10, 10ms));
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 1, 3).size(), 3u);
+  EXPECT_TRUE(consumer->dropped().empty());
+
+  // Skipped in a fetch: 4..8 published (sequences 4..8), 6 removed.
+  std::vector<es::BusMessage> five;
+  for (int i = 4; i <= 8; ++i) five.push_back(message(i));
+  ASSERT_TRUE(publisher_for(*bus)->publish(five));
+  remove(6);
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 9, 9),
+            (std::vector<std::string>{"{\"i\":4}", "{\"i\":5}", "{\"i\":7}", "{\"i\":8}", "{\"i\":9}"}));
+  EXPECT_EQ(consumer->dropped(), all);
+  EXPECT_TRUE(consumer->dropped().empty()) << "told once";
+
+  // To be retried: 10 given back for a delivery in 3 s, removed meanwhile.
+  const std::vector<es::BusMessage> ten{message(10)};
+  ASSERT_TRUE(publisher_for(*bus)->publish(ten));
+  auto fetched = consumer->fetch(10, 1s);
+  ASSERT_TRUE(fetched && fetched->size() == 1u);
+  ASSERT_TRUE(consumer->retry(fetched->front().tag, 3s));
+  remove(10);
+  EXPECT_EQ(publish_and_take(*bus, *consumer, 11, 11).size(), 1u);  // its fetches take > 250 ms
+  EXPECT_EQ(consumer->dropped(), all);
+
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
 // A stream the operator made wider than the relay's subjects holds other messages between
 // the consumer's: the sequences they take are no messages removed.
 TEST(NatsConsumer, OtherSubjectsOfAWiderStreamAreNoMessagesRemoved) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "bus/nats/nats_common.h"
 #include "core/log.h"
@@ -56,16 +58,34 @@ std::uint64_t sequence_of(natsMsg* m) {
   return sequence;
 }
 
-// The sequence of the first message the stream holds (past its last when it holds none; 0
-// when it never held one).
-Result<std::uint64_t> first_sequence(jsCtx* js, const std::string& stream) {
+// What the stream holds: from its first message's sequence (past its last when it holds
+// none; 0 when it never held one), less the messages removed from between (by hand, or by a
+// limit per subject), ascending.
+struct Held {
+  std::uint64_t first = 0;
+  std::vector<std::uint64_t> removed;
+
+  // Is a message of [from, to) removed from between?
+  bool removed_within(std::uint64_t from, std::uint64_t to) const {
+    const auto it = std::lower_bound(removed.begin(), removed.end(), from);
+    return it != removed.end() && *it < to;
+  }
+};
+
+Result<Held> held_by(jsCtx* js, const std::string& stream) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Stream.Info.DeletedDetails = true;
   jsStreamInfo* info = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), nullptr, &err); s != NATS_OK)
+  if (natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), &o, &err); s != NATS_OK)
     return nats_error("reading the stream " + stream, s);
-  const auto first = info->State.FirstSeq;
+  Held held{.first = info->State.FirstSeq, .removed = {}};
+  if (info->State.Deleted)
+    held.removed.assign(info->State.Deleted, info->State.Deleted + std::max(info->State.DeletedLen, 0));
   jsStreamInfo_Destroy(info);
-  return first;
+  std::sort(held.removed.begin(), held.removed.end());
+  return held;
 }
 
 }  // namespace
@@ -107,9 +127,13 @@ Result<void> NatsConsumer::connect() {
   const std::uint64_t unacked = ci->Delivered.Consumer == 0 ? 1 : ci->AckFloor.Stream + 1;
   const std::uint64_t delivered = ci->Delivered.Stream;
   jsConsumerInfo_Destroy(ci);
-  OF_ASSIGN_OR_RETURN(const auto first, first_sequence(c->js, options_.stream));
-  if (first > unacked) note_removed(unacked, std::to_string(first));
-  c->next_sequence = std::max(delivered + 1, first);
+  // (A message delivered and not acknowledged that is removed from between others before this
+  // connects is not seen here: the server drops it from the durable's pending ones and moves
+  // the ack floor past it. A later event of its stream then waits for it and is dead-lettered,
+  // and the retry of that dead letter applies the stream from the store.)
+  OF_ASSIGN_OR_RETURN(const auto held, held_by(c->js, options_.stream));
+  if (held.first > unacked) note_removed(unacked, std::to_string(held.first));
+  c->next_sequence = std::max(delivered + 1, held.first);
   conn_ = std::move(c);
   return {};
 }
@@ -136,7 +160,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
     return nats_error("fetching", s);
   }
   out.reserve(static_cast<std::size_t>(list.Count));
-  std::uint64_t gap_from = 0;  // the first sequence skipped, if any
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> gaps;  // the sequences skipped, [from, to)
   for (int i = 0; i < list.Count; ++i) {
     natsMsg* m = list.Msgs[i];
     list.Msgs[i] = nullptr;  // ours now
@@ -157,7 +181,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
       d.attempt = static_cast<int>(meta->NumDelivered);
       const std::uint64_t sequence = meta->Sequence.Stream;
       d.id = std::string(meta->Stream ? meta->Stream : "") + ":" + std::to_string(sequence);
-      if (sequence > c.next_sequence && gap_from == 0) gap_from = c.next_sequence;
+      if (sequence > c.next_sequence) gaps.emplace_back(c.next_sequence, sequence);
       c.next_sequence = std::max(c.next_sequence, sequence + 1);
       c.retried.erase(sequence);
       jsMsgMetaData_Destroy(meta);
@@ -168,28 +192,38 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
   }
   natsMsgList_Destroy(&list);
   // Skipped sequences are another subject's messages (a stream the operator made wider) or
-  // messages removed unread. The stream's limits remove the oldest: if its first message is
-  // past the gap's start, the gap's messages are gone. Not knowing (the server did not
-  // answer) counts as gone: reading the store again costs time, skipping events loses them.
-  // Retried messages not delivered again are looked for the same way, less often (a retry
-  // comes back after its delay; one removed meanwhile never does). They stay looked for until
-  // they come back, so a stream that cannot be read now counts against a gap only, which a
-  // later fetch cannot see again.
-  std::uint64_t from = gap_from;
-  if (const auto now = std::chrono::steady_clock::now();
-      !c.retried.empty() && now - c.retried_checked >= kRetriedCheck) {
-    c.retried_checked = now;
-    from = from ? std::min(from, *c.retried.begin()) : *c.retried.begin();
+  // messages removed unread: the oldest, by the stream's limits (its first message is past
+  // the gap's start), or from between (by hand, or a limit per subject: the stream lists
+  // them). Not knowing (the server did not answer) counts as gone: reading the store again
+  // costs time, skipping events loses them. Retried messages not delivered again are looked
+  // for the same way, less often (a retry comes back after its delay; one removed meanwhile
+  // never does). They stay looked for until they come back, so a stream that cannot be read
+  // now counts against a gap only, which a later fetch cannot see again.
+  const bool retried_due = !c.retried.empty() && std::chrono::steady_clock::now() - c.retried_checked >= kRetriedCheck;
+  if (retried_due) c.retried_checked = std::chrono::steady_clock::now();
+  if (gaps.empty() && !retried_due) return out;
+  const std::uint64_t from = gaps.empty()  ? *c.retried.begin()
+                             : retried_due ? std::min(gaps.front().first, *c.retried.begin())
+                                           : gaps.front().first;
+  const auto held = held_by(c.js, options_.stream);
+  if (!held) {
+    if (!gaps.empty()) note_removed(gaps.front().first, "unknown (" + held.error().message + ")");
+    return out;
   }
-  if (from != 0) {
-    const auto first = first_sequence(c.js, options_.stream);
-    if (!first) {
-      if (gap_from != 0) note_removed(gap_from, "unknown (" + first.error().message + ")");
-    } else if (*first > from) {
-      note_removed(from, std::to_string(*first));
-      c.retried.erase(c.retried.begin(), c.retried.lower_bound(*first));  // gone: read from the store
-    }
+  if (held->first > from) {
+    note_removed(from, std::to_string(held->first));
+    c.retried.erase(c.retried.begin(), c.retried.lower_bound(held->first));  // gone: read from the store
+    return out;
   }
+  bool removed =
+      std::any_of(gaps.begin(), gaps.end(), [&](const auto& g) { return held->removed_within(g.first, g.second); });
+  if (retried_due)
+    std::erase_if(c.retried, [&](std::uint64_t sequence) {
+      const bool gone = held->removed_within(sequence, sequence + 1);
+      removed = removed || gone;
+      return gone;
+    });
+  if (removed) note_removed(from, std::to_string(held->first));
   return out;
 }
 

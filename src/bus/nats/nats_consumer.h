@@ -43,11 +43,12 @@ class NatsConsumer final : public es::BusConsumer {
   // The durable consumer's NumPending + NumAckPending (one request to the server).
   Result<std::uint64_t> backlog() override;
   // `<subject_prefix>.>` once messages of the stream were removed (its limits: max messages,
-  // bytes or age) before this consumer had them: one stream holds every subject, and a gap in
-  // its sequence does not say whose messages it held. Found when it connects (the stream's
-  // first message past the durable's ack floor), when a fetch skips sequences (the stream's
-  // first message past the first skipped), and for messages given back by retry() that have
-  // not come back (the stream's first message past them; looked at every 250 ms at most).
+  // bytes or age; by hand or a limit per subject, from between others) before this consumer
+  // had them: one stream holds every subject, and a gap in its sequence does not say whose
+  // messages it held. Found when it connects (the stream's first message past the durable's
+  // ack floor), when a fetch skips sequences (the stream's first message past the first
+  // skipped, or a skipped one listed as removed from between), and for messages given back by
+  // retry() that have not come back (the same, for them; looked at every 250 ms at most).
   std::vector<std::string> dropped() override;
 
  private:
