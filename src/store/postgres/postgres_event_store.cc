@@ -642,12 +642,38 @@ Result<void> PostgresEventStore::write_batch(std::vector<es::StagedAppend>& batc
     // batch saw and planned is void.
     head_tag_ = "0";
     ahead_ = false;
+    write_failed(sent.error());
     return sent;
   }
   MutexLock lk(lanes_mu_);
   lane.committing = true;
   committing_.push_back(&lane);
   return {};
+}
+
+void PostgresEventStore::write_failed(const Error& e) {
+  {
+    MutexLock lk(write_failure_mu_);
+    write_failure_ = e;
+    write_failed_at_ = std::chrono::steady_clock::now();
+  }
+  report_failure("event store", "write", e.message,
+                 "its appends answer 503 unavailable; every later append tries again");
+}
+
+void PostgresEventStore::write_committed() {
+  {
+    MutexLock lk(write_failure_mu_);
+    if (!write_failure_) return;
+    write_failure_.reset();
+  }
+  recovered("event store", "write", "appends commit again");
+}
+
+std::optional<Error> PostgresEventStore::write_failure() {
+  MutexLock lk(write_failure_mu_);
+  if (write_failure_ && std::chrono::steady_clock::now() - write_failed_at_ >= kWriteFailureShown) return std::nullopt;
+  return write_failure_;
 }
 
 // Reads the outcome of the oldest `batches` COMMITs sent: their appends are durable if
@@ -663,6 +689,8 @@ Result<void> PostgresEventStore::sync(std::size_t batches) {
     }
     auto committed = lane->conn->receive();
     if (!committed && outcome) outcome = committed.error();
+    if (committed) write_committed();
+    else write_failed(committed.error());
     {
       MutexLock lk(lanes_mu_);
       committing_.pop_front();

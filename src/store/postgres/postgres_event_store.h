@@ -22,6 +22,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -109,6 +110,12 @@ class PostgresEventStore final : public es::EventStore,
   // interval for other processes' appends.
   bool wait_for_events(es::Position after, std::chrono::milliseconds timeout) override;
   std::size_t appends_queued() override { return pipeline_.queued(); }
+  // The last failed write of a batch (the database's disk full, read-only, unreachable), for
+  // kWriteFailureShown after it unless a batch has committed since: a process that takes no
+  // writes meanwhile (taken out of rotation for it) is ready again then, and the next write
+  // tells anew.
+  std::optional<Error> write_failure() override EXCLUDES(write_failure_mu_);
+  static constexpr std::chrono::seconds kWriteFailureShown{2};
 
   // SnapshotStore
   Result<void> save_snapshot(const es::Snapshot& snapshot) override;
@@ -194,6 +201,13 @@ class PostgresEventStore final : public es::EventStore,
   };
   std::array<Lane, 2> lanes_;
   std::size_t next_lane_ = 0;  // the writer thread's
+  // A batch failed to write (logged once until one commits again) / one committed.
+  void write_failed(const Error& e) EXCLUDES(write_failure_mu_);
+  void write_committed() EXCLUDES(write_failure_mu_);
+  Mutex write_failure_mu_;
+  std::optional<Error> write_failure_ GUARDED_BY(write_failure_mu_);
+  std::chrono::steady_clock::time_point write_failed_at_ GUARDED_BY(write_failure_mu_){};
+
   Mutex lanes_mu_;
   CondVar lanes_cv_;  // a lane's batch was synced
   std::deque<Lane*> committing_ GUARDED_BY(lanes_mu_);      // lanes with a COMMIT sent, oldest first

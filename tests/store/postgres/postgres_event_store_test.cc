@@ -537,5 +537,39 @@ TEST_F(PostgresEventStoreTest, ManyProcessesMayMigrateAtOnce) {
   EXPECT_EQ(applied->int64(0, 1), 5);
 }
 
+// A batch the database cannot write (its disk full: SQLSTATE 53100, raised here by a trigger)
+// answers its appends unavailable and is told of: write_failure() names it (/readyz answers 503)
+// for kWriteFailureShown after the last such batch, unless one commits meanwhile. Once the
+// database writes again, the next append commits and nothing is told.
+TEST(PostgresEventStore, ABatchTheDatabaseCannotWriteIsToldOfUntilOneCommits) {
+  TestSchema schema;
+  auto store = open_store(schema.name());
+  ASSERT_TRUE(store->append(make_append("full-1", ExpectedVersion::no_stream(), 1)));
+  EXPECT_FALSE(store->write_failure());
+  auto c = schema.connect();
+  ASSERT_TRUE(
+      c.exec("CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; "
+             "END $$; CREATE TRIGGER disk_full BEFORE INSERT ON events EXECUTE FUNCTION disk_full()"));
+  auto refused = store->append(make_append("full-2", ExpectedVersion::no_stream(), 1));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::unavailable);
+  auto failure = store->write_failure();
+  ASSERT_TRUE(failure);
+  EXPECT_NE(failure->message.find("No space left on device"), std::string::npos) << failure->message;
+
+  std::this_thread::sleep_for(PostgresEventStore::kWriteFailureShown + std::chrono::milliseconds(100));
+  EXPECT_FALSE(store->write_failure()) << "no write for a while: ready again, to be tried";
+  ASSERT_FALSE(store->append(make_append("full-3", ExpectedVersion::no_stream(), 1)));
+  EXPECT_TRUE(store->write_failure());
+
+  ASSERT_TRUE(c.exec("DROP TRIGGER disk_full ON events"));
+  ASSERT_TRUE(store->append(make_append("full-4", ExpectedVersion::no_stream(), 1)));
+  EXPECT_FALSE(store->write_failure());
+  auto read = store->read_stream("full-2", es::StreamVersion{0}, 10, es::Direction::forward);
+  ASSERT_TRUE(read);
+  EXPECT_TRUE(read->empty()) << "an append answered unavailable was written";
+}
+
 }  // namespace
 }  // namespace orderflow::testing
