@@ -292,7 +292,7 @@ Result<void> SqliteEventStore::init() {
     if (auto r = index_unindexed(); !r) return unusable(r.error());
   }
   if (auto r = verify_head(); !r) return unusable(r.error());
-  read_only_last_ = head_position_;
+  if (options_.read_only) read_only_last_ = head_position_;
   struct {
     Statement* stmt;
     const char* sql;

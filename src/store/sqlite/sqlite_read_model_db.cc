@@ -112,15 +112,15 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open_read_only(con
   std::unique_ptr<SqliteReadModelDb> db(new SqliteReadModelDb());
   db->path_ = path;
   db->read_only_ = true;
-  OF_ASSIGN_OR_RETURN(auto reader, db->open_connection());
-  Connection connection(std::move(reader));
+  OF_ASSIGN_OR_RETURN(auto opened, db->open_connection());
+  auto connection = std::make_unique<Connection>(std::move(opened));
   std::int64_t layout = 0;
-  OF_RETURN_IF_ERROR(connection.query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }));
+  OF_RETURN_IF_ERROR(connection->query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }));
   if (layout != kLayout)
     return fail(Errc::invalid_state, path + " holds read models of another layout (" + std::to_string(layout) +
                                          ", this orderflow's " + std::to_string(kLayout) +
                                          "): a server opening it builds them again from the log");
-  db->give_back(std::make_unique<Connection>(std::move(connection.db())));
+  db->give_back(std::move(connection));
   return db;
 }
 
