@@ -72,10 +72,11 @@ struct Held {
   }
 };
 
-Result<Held> held_by(jsCtx* js, const std::string& stream) {
+// `removed`: with the list of messages removed from between (else left empty).
+Result<Held> held_by(jsCtx* js, const std::string& stream, bool removed) {
   jsOptions o;
   jsOptions_Init(&o);
-  o.Stream.Info.DeletedDetails = true;
+  o.Stream.Info.DeletedDetails = removed;
   jsStreamInfo* info = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   if (natsStatus s = js_GetStreamInfo(&info, js, stream.c_str(), &o, &err); s != NATS_OK)
@@ -131,7 +132,7 @@ Result<void> NatsConsumer::connect() {
   // connects is not seen here: the server drops it from the durable's pending ones and moves
   // the ack floor past it. A later event of its stream then waits for it and is dead-lettered,
   // and the retry of that dead letter applies the stream from the store.)
-  OF_ASSIGN_OR_RETURN(const auto held, held_by(c->js, options_.stream));
+  OF_ASSIGN_OR_RETURN(const auto held, held_by(c->js, options_.stream, false));
   if (held.first > unacked) note_removed(unacked, std::to_string(held.first));
   c->next_sequence = std::max(delivered + 1, held.first);
   conn_ = std::move(c);
@@ -205,7 +206,7 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
   const std::uint64_t from = gaps.empty()  ? *c.retried.begin()
                              : retried_due ? std::min(gaps.front().first, *c.retried.begin())
                                            : gaps.front().first;
-  const auto held = held_by(c.js, options_.stream);
+  const auto held = held_by(c.js, options_.stream, true);
   if (!held) {
     if (!gaps.empty()) note_removed(gaps.front().first, "unknown (" + held.error().message + ")");
     return out;

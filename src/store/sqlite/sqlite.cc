@@ -69,16 +69,22 @@ static int wait_when_busy(void*, int tries) {
   return 1;
 }
 
-Result<Database> Database::open(const std::string& path, bool read_only, const std::string& vfs) {
+// `name` (a path or a file: URI) opened with `flags`, the busy handler and extended result codes.
+Result<Database> Database::connect(const std::string& name, const std::string& path, int flags,
+                                   const std::string& vfs) {
   Database d;
   sqlite3* raw = nullptr;
-  int flags = SQLITE_OPEN_NOMUTEX | (read_only ? SQLITE_OPEN_READONLY
-                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
+  int rc = sqlite3_open_v2(name.c_str(), &raw, SQLITE_OPEN_NOMUTEX | flags, vfs.empty() ? nullptr : vfs.c_str());
   d.db_.reset(raw);
   if (rc != SQLITE_OK) return to_error(raw, rc, "cannot open " + path);
   sqlite3_busy_handler(raw, &wait_when_busy, nullptr);
   sqlite3_extended_result_codes(raw, 1);
+  return d;
+}
+
+Result<Database> Database::open(const std::string& path, bool read_only, const std::string& vfs) {
+  OF_ASSIGN_OR_RETURN(
+      auto d, connect(path, path, read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs));
   auto setup = d.exec(read_only ? "PRAGMA synchronous=FULL"
                                 : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
   if (!setup) {
@@ -99,15 +105,7 @@ Result<Database> Database::open_at_rest(const std::string& path, const std::stri
     if (c == '%' || c == '?' || c == '#') uri += fmt::format("%{:02X}", static_cast<unsigned char>(c));
     else uri += c;
   }
-  uri += "?immutable=1";
-  Database d;
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(uri.c_str(), &raw, SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
-                           vfs.empty() ? nullptr : vfs.c_str());
-  d.db_.reset(raw);
-  if (rc != SQLITE_OK) return to_error(raw, rc, "cannot open " + path);
-  sqlite3_extended_result_codes(raw, 1);
-  return d;
+  return connect(uri + "?immutable=1", path, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, vfs);
 }
 
 Result<void> Database::exec(const std::string& sql) {

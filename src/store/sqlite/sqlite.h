@@ -95,6 +95,8 @@ class Database {
   Result<Statement> prepare(std::string_view sql);
 
  private:
+  static Result<Database> connect(const std::string& name, const std::string& path, int flags, const std::string& vfs);
+
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db_{nullptr, &sqlite3_close_v2};
 };
 
