@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <future>
 
+#include "core/evict.h"
 #include "core/failures.h"
 #include "core/named_thread.h"
 #include "es/append_metrics.h"
@@ -253,6 +254,7 @@ void AppendPipeline::stage(AppendRequest req, AppendCallback done, std::optional
     next_position_ += n;
     auto& entry = streams_[req.stream_id];
     entry.version = *current + n;
+    entry.mark = ++last_mark_;
     ++entry.in_flight;
   } else {
     // Memory agrees with what it expects: nothing of this process is in flight on the
@@ -423,7 +425,9 @@ void AppendPipeline::check_counts() const {
 
 void AppendPipeline::evict_streams() {
   if (streams_.size() <= options_.stream_cache_limit) return;
-  std::erase_if(streams_, [](const auto& kv) { return kv.second.in_flight == 0; });
+  evict_least_recent(
+      streams_, options_.stream_cache_limit / 2, [](const StreamEntry& e) { return e.in_flight == 0; },
+      [](const StreamEntry& e) { return e.mark; });
 }
 
 // Drops an answered append's in-flight bookkeeping and queues every answer it owes:

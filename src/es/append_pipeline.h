@@ -169,12 +169,13 @@ struct AppendPipelineOptions {
   bool group_commit = true;
   // Most appends written in one transaction.
   std::size_t max_batch = 8192;
-  // Exclusive backends: streams whose versions are kept in memory; streams with nothing in flight are
-  // dropped past this and re-read from the backend when next appended to. Memory budget: ~150
-  // bytes a stream (its id, its entry, the hash node), 50000 ~7.5 MB. Every order adds two
-  // streams (order-, saga-), so 200000 was ~30 MB; a stream appended to again within
-  // 25000 orders is still here, one older costs one index lookup.
-  std::size_t stream_cache_limit = 50000;
+  // Exclusive backends: streams whose versions are kept in memory. Past this many, the least
+  // recently appended half of those with nothing in flight is dropped (core/evict.h), each
+  // re-read from the backend when next appended to (an index lookup under the pipeline's
+  // lock). Memory: ~150 bytes a stream (its id, its entry, the hash node), so 11-22 MB
+  // held. Every order adds two streams (order-, saga-): an order appended to again
+  // within 37,500 orders is here; 100,000 streams appended to round robin all stay.
+  std::size_t stream_cache_limit = 150000;
 };
 
 class AppendPipeline {
@@ -221,7 +222,7 @@ class AppendPipeline {
     // Shared backends: appends in flight that write_batch has not numbered yet, and
     // appends that conflict with them, parked until they are (see park()).
     std::uint32_t unnumbered = 0;
-    std::uint64_t mark = 0;  // of the latest append staged here, which leaves `version`
+    std::uint64_t mark = 0;  // of the latest append staged here, which leaves `version` (last_mark_)
     std::vector<std::pair<AppendRequest, AppendCallback>> parked;
   };
   // An accepted append's place, for recognising a retry while it is still in flight.
@@ -279,7 +280,9 @@ class AppendPipeline {
   // idempotency_key_reused once the first commits, so their record can be read.
   std::unordered_map<std::string, std::vector<AppendCallback>> in_flight_keys_ GUARDED_BY(mu_);
   Position next_position_ GUARDED_BY(mu_){1};
-  std::uint64_t last_mark_ GUARDED_BY(mu_) = 0;  // shared backends: StagedAppend::mark
+  // Raised by every append staged: StagedAppend::mark (shared backends), and a stream's
+  // last use, which evict_streams() keeps the latest of.
+  std::uint64_t last_mark_ GUARDED_BY(mu_) = 0;
   Position last_committed_ GUARDED_BY(mu_){0};
   // Exclusive backends, after a failed batch until recover() succeeded: the answer to
   // appends, and the first position of the failed batch (batches before it stand).

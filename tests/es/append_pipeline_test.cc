@@ -69,6 +69,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   }
   Result<StreamVersion> committed_version(const es::StreamId& stream_id) override {
     std::lock_guard lk(mu_);
+    ++version_reads_;
     StreamVersion v = kNoStream;
     for (const auto& r : rows_)
       if (r.stream_id == stream_id) v = r.version;
@@ -118,6 +119,11 @@ class FailingBackend final : public ExclusiveAppendBackend {
     std::lock_guard lk(mu_);
     return writes_;
   }
+  // committed_version calls: the streams whose version the pipeline did not know.
+  int version_reads() {
+    std::lock_guard lk(mu_);
+    return version_reads_;
+  }
   // The number of appends in each batch written, in order.
   std::vector<std::size_t> batch_sizes() {
     std::lock_guard lk(mu_);
@@ -145,7 +151,7 @@ class FailingBackend final : public ExclusiveAppendBackend {
   std::condition_variable cv_;
   std::vector<Row> rows_;
   std::vector<std::size_t> batch_sizes_, sync_calls_;
-  int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0;
+  int fail_writes_ = 0, fail_syncs_ = 0, fail_recovers_ = 0, recovers_ = 0, version_reads_ = 0;
   bool hold_writes_ = false, hold_syncs_ = false;
 };
 
@@ -409,6 +415,40 @@ TEST(AppendPipelineGroupCommit, AppendsArrivingDuringAWriteAreWrittenAsOneBatch)
 
 TEST(AppendPipelineGroupCommit, WithGroupCommitOffEachAppendIsABatchOfItsOwn) {
   append_while_a_write_is_held(false, std::vector<std::size_t>(21, 1));
+}
+
+// The versions kept in memory (stream_cache_limit): past the limit the least recently
+// appended half is dropped, so streams in use are not read back from the store.
+TEST(AppendPipelineStreamCache, KeepsTheMostRecentlyAppendedStreamsWhenFull) {
+  FailingBackend backend;
+  AppendPipelineOptions options;
+  options.stream_cache_limit = 4;
+  AppendPipeline pipeline(backend, options, [] { return std::int64_t{0}; });
+  ASSERT_TRUE(pipeline.start());
+  auto append = [&](const std::string& stream, ExpectedVersion expected, const std::string& id) {
+    std::promise<Result<AppendResult>> promise;
+    auto answer = promise.get_future();
+    pipeline.append(request(StreamId(stream), expected, {id}),
+                    [&promise](Result<AppendResult> r) { promise.set_value(std::move(r)); });
+    auto r = answer.get();
+    ASSERT_TRUE(r) << r.error().message;
+  };
+  for (int i = 0; i < 4; ++i) append("s" + std::to_string(i), ExpectedVersion::no_stream(), "a" + std::to_string(i));
+  EXPECT_EQ(backend.version_reads(), 4);  // each new stream asked once
+  append("s0", ExpectedVersion::exact(StreamVersion{0}), "b0");
+  append("s1", ExpectedVersion::exact(StreamVersion{0}), "b1");
+  EXPECT_EQ(backend.version_reads(), 4);  // known
+  // A fifth stream: five kept, over the limit; the two appended last stay.
+  append("s4", ExpectedVersion::no_stream(), "a4");
+  EXPECT_EQ(backend.version_reads(), 5);
+  append("s1", ExpectedVersion::exact(StreamVersion{1}), "c1");
+  append("s4", ExpectedVersion::exact(StreamVersion{0}), "b4");
+  EXPECT_EQ(backend.version_reads(), 5);
+  // The others were dropped: read again, and right.
+  append("s0", ExpectedVersion::exact(StreamVersion{1}), "c0");
+  append("s2", ExpectedVersion::exact(StreamVersion{0}), "b2");
+  EXPECT_EQ(backend.version_reads(), 7);
+  pipeline.stop();
 }
 
 // ---- a shared backend (other processes write too)
