@@ -241,7 +241,9 @@ int serve(const ServeOptions& o) {
   // A port another process holds ends this one before it opens the store: on a shared store
   // it would otherwise take the saga's, the relay's or the projections' lease on its way out.
   if (auto bindable = http::check_listen(host, port); !bindable) return runtime_failure(bindable.error().message);
-  auto store = open_store(o.store);
+  auto waited = open_store_waiting(o.store);
+  if (waited.stopped) return 0;
+  auto& store = waited.store;
   if (!store) return runtime_failure(store.error().message);
   // Personal data is sealed under per-customer keys kept in the store (crypto-shredding).
   app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());

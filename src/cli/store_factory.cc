@@ -1,7 +1,13 @@
 #include "cli/store_factory.h"
 
 #include <boost/url.hpp>
+#include <atomic>
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <thread>
+
+#include "core/log.h"
 
 #include "store/postgres/postgres_read_model_db.h"
 #include "store/sqlite/sqlite_read_model_db.h"
@@ -107,6 +113,70 @@ Result<OpenStore> open_store(const StoreSpec& spec) {
   options.migration_progress = spec.migration_progress;
   OF_ASSIGN_OR_RETURN(auto store, sqlite::SqliteEventStore::open(options));
   return OpenStore{std::move(store), nullptr};
+}
+
+namespace {
+
+std::atomic<bool> stop_waiting{false};
+static_assert(std::atomic<bool>::is_always_lock_free);  // set in a signal handler
+
+extern "C" void stop_waiting_for_store(int) { stop_waiting.store(true); }
+
+// SIGINT and SIGTERM end the wait while it lasts: the server's own handling starts later.
+class StopSignals {
+ public:
+  StopSignals() {
+    struct sigaction on_stop {};
+    on_stop.sa_handler = &stop_waiting_for_store;
+    sigemptyset(&on_stop.sa_mask);
+    sigaction(SIGINT, &on_stop, &old_int_);
+    sigaction(SIGTERM, &on_stop, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+}  // namespace
+
+WaitedStore open_store_waiting(const StoreSpec& spec) {
+  using namespace std::chrono_literals;
+  using Clock = std::chrono::steady_clock;
+  auto store = open_store(spec);
+  if (store || !is_postgres_url(spec.url) || !postgres::Connection::reachable_later(store.error()))
+    return {std::move(store)};
+  const StopSignals signals;
+  stop_waiting.store(false);
+  const auto since = Clock::now();
+  auto next_log = since;
+  auto pause = std::chrono::milliseconds(250);
+  auto waited_s = [&] { return std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - since).count(); };
+  while (!store && postgres::Connection::reachable_later(store.error())) {
+    if (Clock::now() >= next_log) {
+      log::warn("event store", "PostgreSQL cannot be reached yet: trying again until it answers",
+                {{"error", store.error().message}, {"waited_s", std::to_string(waited_s())}});
+      next_log = Clock::now() + 30s;
+    }
+    for (const auto until = Clock::now() + pause; Clock::now() < until;) {
+      if (stop_waiting.load()) {
+        log::info("event store", "stopped before PostgreSQL could be reached",
+                  {{"waited_s", std::to_string(waited_s())}});
+        return {fail(Errc::unavailable, store.error().message), true};
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    pause = std::min<std::chrono::milliseconds>(pause * 2, 5s);
+    store = open_store(spec);
+  }
+  if (store) log::info("event store", "PostgreSQL reached", {{"waited_s", std::to_string(waited_s())}});
+  return {std::move(store)};
 }
 
 Result<std::unique_ptr<es::ReadModelDb>> open_read_models(const StoreSpec& spec, bool durable_commits) {

@@ -67,6 +67,16 @@ std::string redacted_store_url(const std::string& url);
 // Opens the store; a PostgreSQL store's schema is migrated first.
 Result<OpenStore> open_store(const StoreSpec& spec);
 
+// open_store for `serve`: a PostgreSQL server that cannot be reached yet (a deployment may
+// start orderflow before its database) is tried again, 0.25 s after the first try and then
+// up to every 5 s, logging why every 30 s, until it answers or SIGINT/SIGTERM comes
+// (`stopped`, nothing opened). Any other failure is returned at once.
+struct WaitedStore {
+  Result<OpenStore> store;
+  bool stopped = false;
+};
+WaitedStore open_store_waiting(const StoreSpec& spec);
+
 // The read-model database beside the store: <data>/readmodels.db with the embedded store,
 // the store's own database (shared by every process on it) with PostgreSQL.
 // `durable_commits`: every commit durable before it returns (the read models of a process

@@ -1,4 +1,5 @@
-"""PostgreSQL stopped and started again under load (docs/api.md §3 `503 unavailable`, §5 invariants).
+"""PostgreSQL stopped and started again under load (docs/api.md §3 `503 unavailable`, §5 invariants), and
+`serve` started while PostgreSQL is down (docs/api.md §1: it waits for the database).
 
 It stops the whole PostgreSQL server, so it runs on a server of its own: ctest's `e2e_postgres_restart`
 starts one with scripts/pg-test-server.sh (which sets ORDERFLOW_TEST_PG and ORDERFLOW_TEST_PG_DATA), and the
@@ -9,15 +10,18 @@ discovery of test_*.py files does not pick it up. By hand:
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 import uuid
 
-from harness import (API, Server, create_account, create_product, new_pg_store, scan_events, section5_problems,
-                     settled_orders, stream_events, wait_caught_up, wait_until)
+from harness import (API, Server, binary, create_account, create_product, new_pg_store, pg_base_url, place_order,
+                     scan_events, section5_problems, settled_orders, stream_events, wait_caught_up, wait_until)
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 DOWN_SECONDS = 2.5
@@ -47,6 +51,15 @@ def postmaster_options():
         out.append(argv[i])
         i += 1
     return shlex.join(out)
+
+
+def pg_stop():
+    pg_ctl("stop", "-m", "fast", "-w")
+
+
+def pg_start():
+    pg_ctl("start", "-w", "-t", "60", "-l", os.path.join(os.path.dirname(os.environ["ORDERFLOW_TEST_PG_DATA"]),
+                                                     "server.log"), "-o", postmaster_options())
 
 
 @unittest.skipUnless(os.environ.get("ORDERFLOW_TEST_PG_DATA") and os.environ.get("ORDERFLOW_TEST_PG"),
@@ -96,12 +109,11 @@ class PostgresRestartUnderLoad(unittest.TestCase):
             t.start()
         try:
             time.sleep(1.0)
-            pg_ctl("stop", "-m", "fast", "-w")
+            pg_stop()
             down_from = time.monotonic()
             time.sleep(DOWN_SECONDS)
             down_to = time.monotonic()
-            pg_ctl("start", "-w", "-t", "60", "-l", os.path.join(os.path.dirname(os.environ["ORDERFLOW_TEST_PG_DATA"]),
-                                                             "server.log"), "-o", postmaster_options())
+            pg_start()
             up_at = time.monotonic()
             # The server recovers by itself: new writes are accepted again.
             wait_until(lambda: any(a[0] > up_at and a[4] in (200, 202) for a in list(answers)), 20,
@@ -157,6 +169,85 @@ class PostgresRestartUnderLoad(unittest.TestCase):
         rc, out = srv.verify()
         self.assertEqual(rc, 0, out)
         self.assertTrue(srv.runs_saga(), srv.stderr())  # it lost the saga lease with its session, and took it back
+
+
+WAITING = "PostgreSQL cannot be reached yet"
+
+
+@unittest.skipUnless(os.environ.get("ORDERFLOW_TEST_PG_DATA") and os.environ.get("ORDERFLOW_TEST_PG"),
+                     "needs a PostgreSQL server of its own (scripts/pg-test-server.sh)")
+class ServeStartedBeforePostgres(unittest.TestCase):
+    def test_serve_waits_for_postgresql_and_then_serves(self):
+        store = new_pg_store()
+        srv = Server(store=store)
+        self.addCleanup(srv.cleanup)
+        pg_stop()
+        seen = {}
+
+        def start_postgres_later():
+            try:
+                time.sleep(3.0)
+                seen["alive"] = srv.proc is not None and srv.proc.poll() is None
+                seen["stderr"] = srv.stderr(tail=None)
+            finally:
+                pg_start()
+
+        later = threading.Thread(target=start_postgres_later)
+        later.start()
+        try:
+            srv.start()  # the serving line comes once PostgreSQL answers
+        finally:
+            later.join()
+        self.assertTrue(seen["alive"], "serve ended while PostgreSQL was down")
+        self.assertIn(WAITING, seen["stderr"])
+        self.assertIn("Connection refused", seen["stderr"])
+        self.assertIn("PostgreSQL reached", srv.stderr(tail=None))
+        c = srv.client()
+        product = create_product(c, price=100, stock=10)
+        customer = create_account(c, balance=1000)
+        orders = settled_orders(c, [place_order(c, customer, [(product, 1)])], timeout=30)
+        self.assertEqual([o["status"] for o in orders.values()], ["CONFIRMED"])
+        c.close()
+        srv.stop()
+        rc, out = srv.verify()
+        self.assertEqual(rc, 0, out)
+
+    def test_serve_stopped_while_it_waits_exits_0(self):
+        store = new_pg_store()
+        pg_stop()
+        self.addCleanup(pg_start)
+        with tempfile.TemporaryDirectory(prefix="orderflow-e2e-") as data, \
+                tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen([binary(), "serve", "--listen", "127.0.0.1:0", "--data", data, "--store", store],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+            try:
+                def stderr():
+                    err.seek(0)
+                    return err.read().decode(errors="replace")
+                wait_until(lambda: WAITING in stderr(), 10, "the waiting line")
+                self.assertIsNone(proc.poll())
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=5), 0, stderr())
+                self.assertIn("stopped before PostgreSQL could be reached", stderr())
+                self.assertEqual(proc.stdout.read(), b"")  # never served
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.stdout.close()
+
+    def test_a_database_postgresql_refuses_ends_serve_at_once(self):
+        base = urllib.parse.urlsplit(pg_base_url())
+        for url, says in [(base._replace(path="/no_such_database").geturl(), "does not exist"),
+                          (base._replace(netloc="no_such_role@" + base.netloc.split("@")[-1]).geturl(),
+                           "does not exist")]:
+            with tempfile.TemporaryDirectory(prefix="orderflow-e2e-") as data:
+                started = time.monotonic()
+                out = subprocess.run([binary(), "serve", "--listen", "127.0.0.1:0", "--data", data, "--store", url],
+                                     stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+                self.assertEqual(out.returncode, 1, out.stderr)
+                self.assertLess(time.monotonic() - started, 5)
+                self.assertIn(says, out.stderr)
+                self.assertNotIn(WAITING, out.stderr)
 
 
 if __name__ == "__main__":

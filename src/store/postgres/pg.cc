@@ -92,6 +92,18 @@ Result<Connection> Connection::open(const std::string& conninfo, const std::stri
   return c;
 }
 
+bool Connection::reachable_later(const Error& open_error) {
+  if (open_error.code != Errc::unavailable) return false;
+  for (std::string_view passing :
+       {"Connection refused", "No such file or directory" /* no socket yet */, "timeout expired",
+        "Connection timed out", "No route to host", "Network is unreachable", "Connection reset by peer",
+        "server closed the connection unexpectedly", "could not translate host name", "is starting up",
+        "is shutting down", "is in recovery mode", "not yet accepting connections", "too many clients already",
+        "connection slots are reserved"})
+    if (open_error.message.find(passing) != std::string::npos) return true;
+  return false;
+}
+
 Result<void> Connection::exec(const std::string& sql) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   PgResult r(PQexec(conn_.get(), sql.c_str()));

@@ -46,6 +46,12 @@ class Connection {
   // committed, and a bound on idle transactions, so a stuck client cannot hold the
   // log's lock for long.
   static Result<Connection> open(const std::string& conninfo, const std::string& schema);
+  // Whether a failed open() may succeed later with nothing changed by anyone: the server
+  // down or not listening yet, starting up, shutting down, in recovery, out of connection
+  // slots, or not reachable over the network. Not: a login the server refuses (password,
+  // pg_hba.conf, no such role or database), a malformed URL, TLS set up wrong. libpq gives a
+  // failed connection no SQLSTATE, so its message tells.
+  static bool reachable_later(const Error& open_error);
 
   bool healthy() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
   // Runs SQL without parameters (several statements are allowed).
