@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "core/log.h"
-
 #include "store/postgres/postgres_read_model_db.h"
 #include "store/sqlite/sqlite_read_model_db.h"
 
@@ -140,8 +139,8 @@ class StopSignals {
   StopSignals& operator=(const StopSignals&) = delete;
 
  private:
-  struct sigaction old_int_ {
-  }, old_term_{};
+  struct sigaction old_int_ = {};
+  struct sigaction old_term_ = {};
 };
 
 }  // namespace
@@ -152,8 +151,8 @@ WaitedStore open_store_waiting(const StoreSpec& spec) {
   auto store = open_store(spec);
   if (store || !is_postgres_url(spec.url) || !postgres::Connection::reachable_later(store.error()))
     return {std::move(store)};
+  stop_waiting.store(false);  // before the handlers: a signal from here on is seen
   const StopSignals signals;
-  stop_waiting.store(false);
   const auto since = Clock::now();
   auto next_log = since;
   auto pause = std::chrono::milliseconds(250);

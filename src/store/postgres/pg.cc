@@ -95,7 +95,7 @@ Result<Connection> Connection::open(const std::string& conninfo, const std::stri
 bool Connection::reachable_later(const Error& open_error) {
   if (open_error.code != Errc::unavailable) return false;
   for (std::string_view passing :
-       {"Connection refused", "No such file or directory" /* no socket yet */, "timeout expired",
+       {"Connection refused", "failed: No such file or directory" /* no socket yet */, "timeout expired",
         "Connection timed out", "No route to host", "Network is unreachable", "Connection reset by peer",
         "server closed the connection unexpectedly", "could not translate host name", "is starting up",
         "is shutting down", "is in recovery mode", "not yet accepting connections", "too many clients already",
