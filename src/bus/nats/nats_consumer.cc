@@ -1,6 +1,7 @@
 #include "bus/nats/nats_consumer.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -200,12 +201,12 @@ Result<std::vector<es::BusDelivery>> NatsConsumer::fetch(std::size_t max, std::c
   // for the same way, less often (a retry comes back after its delay; one removed meanwhile
   // never does). They stay looked for until they come back, so a stream that cannot be read
   // now counts against a gap only, which a later fetch cannot see again.
-  const bool retried_due = !c.retried.empty() && std::chrono::steady_clock::now() - c.retried_checked >= kRetriedCheck;
-  if (retried_due) c.retried_checked = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  const bool retried_due = !c.retried.empty() && now - c.retried_checked >= kRetriedCheck;
+  if (retried_due) c.retried_checked = now;
   if (gaps.empty() && !retried_due) return out;
-  const std::uint64_t from = gaps.empty()  ? *c.retried.begin()
-                             : retried_due ? std::min(gaps.front().first, *c.retried.begin())
-                                           : gaps.front().first;
+  std::uint64_t from = gaps.empty() ? std::numeric_limits<std::uint64_t>::max() : gaps.front().first;
+  if (retried_due) from = std::min(from, *c.retried.begin());
   const auto held = held_by(c.js, options_.stream, true);
   if (!held) {
     if (!gaps.empty()) note_removed(gaps.front().first, "unknown (" + held.error().message + ")");

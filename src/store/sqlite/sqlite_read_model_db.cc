@@ -69,11 +69,17 @@ class SqliteReadModelDb::Connection final : public WriteTransaction {
   std::unordered_map<std::string, Statement> cache_;
 };
 
+// The file's layout (PRAGMA user_version; 0 for a new file).
+static Result<std::int64_t> layout_of(WriteTransaction& db) {
+  std::int64_t layout = 0;
+  OF_RETURN_IF_ERROR(db.query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }));
+  return layout;
+}
+
 // A file of another layout is emptied rather than misread: read models derive from the
 // log, so every projection then builds again from position 1.
 static Result<void> check_layout(WriteTransaction& db) {
-  std::int64_t layout = 0;
-  if (auto r = db.query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }); !r) return r;
+  OF_ASSIGN_OR_RETURN(const auto layout, layout_of(db));
   if (layout == kLayout) return {};
   std::vector<std::string> names;
   if (auto r = db.query("SELECT name FROM sqlite_schema WHERE type = 'table'", {},
@@ -114,8 +120,7 @@ Result<std::unique_ptr<SqliteReadModelDb>> SqliteReadModelDb::open_read_only(con
   db->read_only_ = true;
   OF_ASSIGN_OR_RETURN(auto opened, db->open_connection());
   auto connection = std::make_unique<Connection>(std::move(opened));
-  std::int64_t layout = 0;
-  OF_RETURN_IF_ERROR(connection->query("PRAGMA user_version", {}, [&](const Row& row) { layout = row.int64(0); }));
+  OF_ASSIGN_OR_RETURN(const auto layout, layout_of(*connection));
   if (layout != kLayout)
     return fail(Errc::invalid_state, path + " holds read models of another layout (" + std::to_string(layout) +
                                          ", this orderflow's " + std::to_string(kLayout) +
