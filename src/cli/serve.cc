@@ -24,6 +24,7 @@
 #include "cli/bus_factory.h"
 #include "cli/commands.h"
 #include "cli/store_factory.h"
+#include "cli/waiting_server.h"
 #include "core/log.h"
 #include "core/otlp_exporter.h"
 #include "core/time.h"
@@ -241,10 +242,28 @@ int serve(const ServeOptions& o) {
   // A port another process holds ends this one before it opens the store: on a shared store
   // it would otherwise take the saga's, the relay's or the projections' lease on its way out.
   if (auto bindable = http::check_listen(host, port); !bindable) return runtime_failure(bindable.error().message);
-  auto waited = open_store_waiting(o.store);
+  http::ServerOptions options;
+  options.host = host;
+  options.port = port;
+  options.io_threads = o.io_threads;
+  options.blocking_threads = blocking_threads;
+  options.max_connections = o.max_connections;
+  options.max_connections_per_ip = o.max_connections_per_ip;
+  options.tls = tls;
+  // Without authentication, only requests for this server's own names: a page a browser
+  // loaded from elsewhere cannot reach it by rebinding a name to its address.
+  if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
+  // While it waits for a PostgreSQL not reachable yet, and until the server below takes the
+  // port, /healthz answers 200 and everything else 503 (docs/api.md §1).
+  std::unique_ptr<WaitingServer> waiting;
+  auto waited = open_store_waiting(o.store, [&](const Error& error) {
+    if (!waiting && (waiting = WaitingServer::start(options)) && options.port == 0) options.port = waiting->port();
+    if (waiting) waiting->waiting_for_store(error);
+  });
   if (waited.stopped) return 0;
   auto& store = waited.store;
   if (!store) return runtime_failure(store.error().message);
+  if (waiting) waiting->store_opened();
   // Personal data is sealed under per-customer keys kept in the store (crypto-shredding).
   app::PersonalData personal(store->customer_keys(), store->events(), store->personal_data_options());
   app::CommandHandlerOptions command_options;
@@ -397,17 +416,6 @@ int serve(const ServeOptions& o) {
     ctx.relay = &*relay;
   }
 
-  http::ServerOptions options;
-  options.host = host;
-  options.port = port;
-  options.io_threads = o.io_threads;
-  options.blocking_threads = blocking_threads;
-  options.max_connections = o.max_connections;
-  options.max_connections_per_ip = o.max_connections_per_ip;
-  options.tls = tls;
-  // Without authentication, only requests for this server's own names: a page a browser
-  // loaded from elsewhere cannot reach it by rebinding a name to its address.
-  if (!keys) options.allowed_hosts = allowed_hosts(o.allowed_hosts, host);
   if (o.access_log) {
     options.observe = [&metrics](const http::Observation& ob) {
       metrics.observe(ob);
@@ -433,6 +441,7 @@ int serve(const ServeOptions& o) {
   } else if (limits) {
     api::limit_rates_by_address(router, *limits);
   }
+  waiting.reset();  // the port is free again
   auto server = http::HttpServer::listen(std::move(router), options);
   if (!server) return runtime_failure(server.error().message);
   server->stop_on_signals({SIGINT, SIGTERM});

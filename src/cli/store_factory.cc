@@ -145,7 +145,7 @@ class StopSignals {
 
 }  // namespace
 
-WaitedStore open_store_waiting(const StoreSpec& spec) {
+WaitedStore open_store_waiting(const StoreSpec& spec, const std::function<void(const Error&)>& waiting) {
   using namespace std::chrono_literals;
   using Clock = std::chrono::steady_clock;
   auto store = open_store(spec);
@@ -158,6 +158,7 @@ WaitedStore open_store_waiting(const StoreSpec& spec) {
   auto pause = std::chrono::milliseconds(250);
   auto waited_s = [&] { return std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - since).count(); };
   while (!store && postgres::Connection::reachable_later(store.error())) {
+    if (waiting) waiting(store.error());
     if (Clock::now() >= next_log) {
       log::warn("event store", "PostgreSQL cannot be reached yet: trying again until it answers",
                 {{"error", store.error().message}, {"waited_s", std::to_string(waited_s())}});

@@ -70,12 +70,13 @@ Result<OpenStore> open_store(const StoreSpec& spec);
 // open_store for `serve`: a PostgreSQL server that cannot be reached yet (a deployment may
 // start orderflow before its database) is tried again, 0.25 s after the first try and then
 // up to every 5 s, logging why every 30 s, until it answers or SIGINT/SIGTERM comes
-// (`stopped`, nothing opened). Any other failure is returned at once.
+// (`stopped`, nothing opened). Any other failure is returned at once. `waiting`, if set, is
+// told of each failed attempt that will be tried again, before the pause.
 struct WaitedStore {
   Result<OpenStore> store;
   bool stopped = false;
 };
-WaitedStore open_store_waiting(const StoreSpec& spec);
+WaitedStore open_store_waiting(const StoreSpec& spec, const std::function<void(const Error&)>& waiting = {});
 
 // The read-model database beside the store: <data>/readmodels.db with the embedded store,
 // the store's own database (shared by every process on it) with PostgreSQL.

@@ -8,7 +8,10 @@ discovery of test_*.py files does not pick it up. By hand:
     scripts/pg-test-server.sh python3 tests/e2e/restart_postgres_test.py -v
 """
 
+import http.client
+import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -176,6 +179,26 @@ WAITING = "PostgreSQL cannot be reached yet"
 
 @unittest.skipUnless(os.environ.get("ORDERFLOW_TEST_PG_DATA") and os.environ.get("ORDERFLOW_TEST_PG"),
                      "needs a PostgreSQL server of its own (scripts/pg-test-server.sh)")
+def answers_while_waiting(stderr):
+    """The port `serve` answers on while it waits (from its log line), and its answers there to
+    GET /healthz, GET /readyz and POST /api/v1/orders: (status, headers, JSON body) each."""
+    m = re.search(r"answering /healthz .* url=http://127\.0\.0\.1:(\d+)", stderr)
+    if not m:
+        raise AssertionError(f"no line saying where serve answers while it waits: {stderr}")
+    port = int(m.group(1))
+    answers = []
+    for method, path, body in (("GET", "/healthz", None), ("GET", "/readyz", None),
+                               ("POST", API + "/orders", b'{"customer_id":"c","lines":[]}')):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            answers.append((r.status, dict(r.getheaders()), json.loads(r.read())))
+        finally:
+            conn.close()
+    return port, answers
+
+
 class ServeStartedBeforePostgres(unittest.TestCase):
     def test_serve_waits_for_postgresql_and_then_serves(self):
         store = new_pg_store()
@@ -189,6 +212,7 @@ class ServeStartedBeforePostgres(unittest.TestCase):
                 time.sleep(3.0)
                 seen["alive"] = srv.proc is not None and srv.proc.poll() is None
                 seen["stderr"] = srv.stderr(tail=None)
+                seen["answers"] = answers_while_waiting(seen["stderr"])
             finally:
                 pg_start()
 
@@ -201,6 +225,20 @@ class ServeStartedBeforePostgres(unittest.TestCase):
         self.assertTrue(seen["alive"], "serve ended while PostgreSQL was down")
         self.assertIn(WAITING, seen["stderr"])
         self.assertIn("Connection refused", seen["stderr"])
+        # Meanwhile: alive for a liveness probe, not ready, and every other request 503 with Retry-After.
+        port, answers = seen["answers"]
+        health, ready, order = answers
+        self.assertEqual(health[0], 200, health)
+        self.assertEqual(health[2], {"status": "ok"})
+        for status, headers, body in (ready, order):
+            self.assertEqual(status, 503, body)
+            self.assertEqual(headers.get("Retry-After"), "1")
+            self.assertEqual(body["error"]["code"], "unavailable")
+            self.assertIn("PostgreSQL cannot be reached yet", body["error"]["message"])
+        store_check = ready[2]["error"]["details"]["checks"]["store"]
+        self.assertFalse(store_check["readable"])
+        self.assertIn("Connection refused", store_check["error"])
+        self.assertEqual(srv.port, port, "the server took another port than the one answered on while waiting")
         self.assertIn("PostgreSQL reached", srv.stderr(tail=None))
         c = srv.client()
         product = create_product(c, price=100, stock=10)

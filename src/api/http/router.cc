@@ -83,7 +83,17 @@ Router& Router::add(Method method, std::string_view pattern, Handler handler, Ro
   return *this;
 }
 
+void Router::otherwise(Handler handler) {
+  otherwise_ = std::make_unique<Route>(Route{.handler = std::move(handler), .options = {.any_content_type = true}});
+}
+
 Router::Match Router::match(Method method, std::string_view path, Params& params) const {
+  auto m = match_route(method, path, params);
+  if (m.outcome != Outcome::found && otherwise_) return Match{Outcome::found, otherwise_.get(), {}};
+  return m;
+}
+
+Router::Match Router::match_route(Method method, std::string_view path, Params& params) const {
   // Depth-first, literals before parameters, stopping at the first route for `method`.
   struct Search {
     Method method;

@@ -61,6 +61,11 @@ class Router {
   // kMaxParams parameters, and (method, pattern) was not added before.
   Router& add(Method method, std::string_view pattern, Handler handler, RouteOptions options = {});
 
+  // Answers every request that no route matches, whatever its method (instead of 404
+  // `not_found` or 405 `method_not_allowed`); any Content-Type is accepted. Its Route's
+  // pattern is "".
+  void otherwise(Handler handler);
+
   // Every matched request passes the guards first, in the order added, until one refuses it
   // (none by default: every route is open).
   void add_guard(Guard guard) { guards_.push_back(std::move(guard)); }
@@ -85,7 +90,10 @@ class Router {
 
  private:
   struct Node;
+  Match match_route(Method method, std::string_view path, Params& params) const;
+
   std::unique_ptr<Node> root_;
+  std::unique_ptr<Route> otherwise_;
   std::vector<Guard> guards_;
 };
 

@@ -46,6 +46,24 @@ TEST(Router, UnknownPathIsNotFoundAndWrongMethodListsAllowed) {
   EXPECT_EQ(m.allow, "GET, DELETE");
 }
 
+TEST(Router, OtherwiseAnswersWhatNoRouteMatches) {
+  Router r;
+  r.add(Method::get, "/healthz", tagged("health"));
+  r.otherwise(tagged("otherwise"));
+  Params p;
+  const auto health = r.match(Method::get, "/healthz", p);
+  ASSERT_TRUE(route_of(health));
+  EXPECT_EQ(health.route->pattern, "/healthz");
+  for (const auto& [method, path] : {std::pair{Method::post, "/healthz"}, std::pair{Method::get, "/api/v1/orders/1"},
+                                     std::pair{Method::delete_, "/"}, std::pair{Method::get, "relative"}}) {
+    const auto m = r.match(method, path, p);
+    ASSERT_TRUE(route_of(m)) << path;
+    EXPECT_EQ(m.route->pattern, "") << path;
+    EXPECT_TRUE(m.route->options.any_content_type);
+  }
+  EXPECT_EQ(p.size(), 0u);
+}
+
 TEST(Router, RoutesListsTheTableSorted) {
   using Table = std::vector<std::pair<Method, std::string>>;
   const Table added{{Method::post, "/api/v1/orders/{id}/cancel"},
