@@ -114,6 +114,12 @@ Result<void> Connection::exec(const std::string& sql) {
 Result<PgResult> Connection::query(const Query& q) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   const auto n = static_cast<int>(q.params.size());
+  if (q.planned_each_time) {
+    auto values = param_values(q);
+    PgResult r(PQexecParams(conn_.get(), q.sql, n, nullptr, values.data(), nullptr, nullptr, 0));
+    if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
+    return r;
+  }
   auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
   if (fresh) {
     PgResult prepared(PQprepare(conn_.get(), it->second.c_str(), q.sql, n, nullptr));
@@ -156,14 +162,20 @@ Result<void> Connection::send(const std::vector<Query>& queries, std::size_t flu
   }
   for (std::size_t i = 0; i < queries.size(); ++i) {
     const auto& q = queries[i];
-    auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
-    const auto& name = it->second;
     auto n = static_cast<int>(q.params.size());
-    if (fresh && !PQsendPrepare(conn, name.c_str(), q.sql, n, nullptr)) return broken("cannot send to PostgreSQL");
-    sent_.push_back(fresh);
     auto values = param_values(q);
-    if (!PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0))
-      return broken("cannot send to PostgreSQL");
+    if (q.planned_each_time) {
+      sent_.push_back(false);
+      if (!PQsendQueryParams(conn, q.sql, n, nullptr, values.data(), nullptr, nullptr, 0))
+        return broken("cannot send to PostgreSQL");
+    } else {
+      auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
+      const auto& name = it->second;
+      if (fresh && !PQsendPrepare(conn, name.c_str(), q.sql, n, nullptr)) return broken("cannot send to PostgreSQL");
+      sent_.push_back(fresh);
+      if (!PQsendQueryPrepared(conn, name.c_str(), n, values.data(), nullptr, nullptr, 0))
+        return broken("cannot send to PostgreSQL");
+    }
     if (i + 1 == flush_after && !PQsendFlushRequest(conn)) return broken("cannot send to PostgreSQL");
   }
   open_ = !end;

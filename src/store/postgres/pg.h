@@ -37,6 +37,10 @@ class PgResult {
 struct Query {
   const char* sql;
   std::vector<std::string> params;
+  // Sent unprepared (the unnamed statement): parsed and planned for its parameters at each
+  // call, for a statement whose best plan depends on how big its tables are now. Otherwise
+  // prepared once per connection, and planned once where PostgreSQL's generic plan serves.
+  bool planned_each_time = false;
 };
 
 class Connection {
@@ -58,7 +62,7 @@ class Connection {
   Result<void> exec(const std::string& sql);
   // One statement, prepared the first time this connection runs its SQL text, as
   // pipeline() does: parsed once, and planned once where PostgreSQL's generic plan serves
-  // (its plan_cache_mode), not on every call.
+  // (its plan_cache_mode), not on every call; unless Query::planned_each_time.
   Result<PgResult> query(const Query& q);
   // Sends every query in one round trip (libpq pipeline mode) and answers their
   // results in order, or the first error. Statements after a failed one are skipped

@@ -44,6 +44,17 @@ std::vector<std::string> texts(std::span<const SqlValue> params) {
   return out;
 }
 
+// An INSERT … VALUES plans the same whatever its table holds, so its generic plan, made once
+// per connection, serves: a multi-row INSERT of a batch is not planned again at every call.
+// Every other statement (lookups, updates, deletes) is planned for its parameters at each
+// call: a generic plan made while the tables are small would be kept as they grow
+// (bus_versions: a sequential scan per lookup, which cost a bus-fed projector most of
+// PostgreSQL's CPU at 5k events/s).
+Query statement(const std::string& sql, std::vector<std::string> params) {
+  const bool insert_values = sql.starts_with("INSERT INTO ") && sql.find("SELECT") == std::string::npos;
+  return {sql.c_str(), std::move(params), !insert_values};
+}
+
 // Statements queue until a query or the commit sends them, in one pipeline.
 class PipelinedTransaction final : public WriteTransaction {
  public:
@@ -75,7 +86,7 @@ class PipelinedTransaction final : public WriteTransaction {
     std::vector<Query> queries;
     queries.reserve(pending_.size() + 1);
     if (!begun_) queries.push_back({"BEGIN", {}});
-    for (auto& [sql, params] : pending_) queries.push_back({sql.c_str(), std::move(params)});
+    for (auto& [sql, params] : pending_) queries.push_back(statement(sql, std::move(params)));
     begun_ = true;
     auto results = conn_.pipeline(queries);
     pending_.clear();
@@ -155,10 +166,6 @@ Result<bool> PostgresReadModelDb::claim(const std::string& name) {
   if (!w.conn || !w.conn->healthy()) {
     OF_ASSIGN_OR_RETURN(auto conn, connect());
     if (!options_.durable_commits) OF_RETURN_IF_ERROR(conn.exec("SET synchronous_commit = off"));
-    // Every statement planned for its parameters: a prepared statement's generic plan is
-    // made while its tables are small and kept as they grow (bus_versions: a sequential scan
-    // per lookup, which cost a bus-fed projector most of PostgreSQL's CPU at 5k events/s).
-    OF_RETURN_IF_ERROR(conn.exec("SET plan_cache_mode = force_custom_plan"));
     w.conn = std::move(conn);
   }
   OF_ASSIGN_OR_RETURN(auto locked, w.conn->query({kClaim, {options_.schema, name}}));
