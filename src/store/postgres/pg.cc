@@ -114,22 +114,21 @@ Result<void> Connection::exec(const std::string& sql) {
 Result<PgResult> Connection::query(const Query& q) {
   if (!healthy()) return fail(Errc::unavailable, "the connection to PostgreSQL is lost");
   const auto n = static_cast<int>(q.params.size());
-  if (q.planned_each_time) {
-    auto values = param_values(q);
-    PgResult r(PQexecParams(conn_.get(), q.sql, n, nullptr, values.data(), nullptr, nullptr, 0));
-    if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
-    return r;
-  }
-  auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
-  if (fresh) {
-    PgResult prepared(PQprepare(conn_.get(), it->second.c_str(), q.sql, n, nullptr));
-    if (auto e = result_error(conn_.get(), prepared.get(), "PostgreSQL")) {
-      prepared_.erase(it);
-      return fail(std::move(*e));
+  const char* name = nullptr;  // none: the unnamed statement (Query::planned_each_time)
+  if (!q.planned_each_time) {
+    auto [it, fresh] = prepared_.try_emplace(q.sql, statement_name());
+    if (fresh) {
+      PgResult prepared(PQprepare(conn_.get(), it->second.c_str(), q.sql, n, nullptr));
+      if (auto e = result_error(conn_.get(), prepared.get(), "PostgreSQL")) {
+        prepared_.erase(it);
+        return fail(std::move(*e));
+      }
     }
+    name = it->second.c_str();
   }
   auto values = param_values(q);
-  PgResult r(PQexecPrepared(conn_.get(), it->second.c_str(), n, values.data(), nullptr, nullptr, 0));
+  PgResult r(name ? PQexecPrepared(conn_.get(), name, n, values.data(), nullptr, nullptr, 0)
+                  : PQexecParams(conn_.get(), q.sql, n, nullptr, values.data(), nullptr, nullptr, 0));
   if (auto e = result_error(conn_.get(), r.get(), "PostgreSQL")) return fail(std::move(*e));
   return r;
 }
